@@ -1,0 +1,142 @@
+//! The declarative configuration document, exactly as an operator writes it.
+//!
+//! One document describes the whole gateway: its own address and receive mode, the real
+//! servers (peers) whose replies it accepts, and the plugin chain of every VIP. It is read
+//! from TOML (`tungate run --config FILE`) and served and replaced as JSON by the admin API;
+//! both go through these types, so a key unknown to one is unknown to the other. This module
+//! only describes shapes; [`super::validate`] checks the meaning.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// The gateway itself (LD-OUT).
+    pub gateway: Gateway,
+    /// The real servers whose IPIP-encapsulated replies are accepted.
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+    /// The VIPs with their plugin chains. A VIP served by a peer but not listed here has an
+    /// empty chain; a VIP listed here but served by no peer is kept but carries no traffic.
+    #[serde(default)]
+    pub vips: Vec<Vip>,
+}
+
+/// How the gateway receives and decapsulates the replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecapMode {
+    /// tungate reads the outer IPIP packets itself on the ingress interface and checks the
+    /// outer addresses; no kernel tunnel is needed (works on kernels without `ipip`).
+    #[default]
+    Userspace,
+    /// The kernel decapsulates through one ipip tunnel per peer that tungate builds; tungate
+    /// reads the inner packets from the tunnel devices.
+    Kernel,
+}
+
+impl DecapMode {
+    /// The lowercase name used in the document, the API and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecapMode::Userspace => "userspace",
+            DecapMode::Kernel => "kernel",
+        }
+    }
+}
+
+/// The `[gateway]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    /// The gateway's own address (GIP): the outer destination of every reply tunnel.
+    pub address: Ipv4Addr,
+    /// Receive and decapsulation mode.
+    #[serde(default)]
+    pub decap: DecapMode,
+    /// Number of data-path worker threads (1 to 64).
+    #[serde(default = "default_workers")]
+    pub workers: u32,
+    /// Interface the decapsulated replies leave by, towards the clients. Default: chosen per
+    /// destination from the kernel's route table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_interface: Option<String>,
+    /// Interface the encapsulated replies arrive on (`userspace` mode). Default: the
+    /// interface that holds the gateway address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_interface: Option<String>,
+}
+
+/// The default worker count: one, which leaves the other cores to the kernel and the admin.
+pub fn default_workers() -> u32 {
+    1
+}
+
+/// One real server (`[[peers]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Short unique name (1–12 of `A-Z a-z 0-9 _ -`); the kernel tunnel is `tg-<name>`.
+    pub name: String,
+    /// The real server's address (RIP): the outer source of its reply tunnel.
+    pub address: Ipv4Addr,
+    /// The VIPs this real server answers for; replies from other sources are dropped.
+    #[serde(default)]
+    pub vips: Vec<Ipv4Addr>,
+}
+
+/// One VIP and its plugin chain (`[[vips]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vip {
+    /// The virtual address clients talk to: the inner source of the replies.
+    pub address: Ipv4Addr,
+    /// Plugins run on every reply from this VIP, in order; the first drop wins.
+    #[serde(default)]
+    pub plugins: Vec<Binding>,
+}
+
+/// What the gateway does with a packet when a plugin fails (trap, deadline, bad verdict).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Fail open: the packet goes on to the next plugin (availability first).
+    #[default]
+    Pass,
+    /// Fail closed: the packet is dropped (policy first).
+    Drop,
+}
+
+impl OnError {
+    /// The lowercase name used in the document, the API and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnError::Pass => "pass",
+            OnError::Drop => "drop",
+        }
+    }
+}
+
+/// A plugin bound to a VIP, with its own configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// Name of an uploaded plugin.
+    pub plugin: String,
+    /// Pins the module: the binding refuses any other content than this sha256 (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The plugin's own configuration, handed to its `configure` export as JSON.
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+    /// Fail-open (`pass`, the default) or fail-closed (`drop`).
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}

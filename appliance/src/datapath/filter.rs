@@ -1,0 +1,118 @@
+//! The seam between the data path and whatever judges packets (the Wasm plugin chains).
+//!
+//! A worker owns one [`BatchFilter`] per VIP that has a chain. The control side builds a
+//! complete [`WorkerFilters`] set per worker off the data path and hands it over through
+//! [`FilterSlots`]; a worker picks its new set up between two batches, so every packet is
+//! judged by exactly one generation of filters. Nothing here knows about Wasm.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What a filter decided for one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Decision {
+    /// Forward the packet (or hand it to the next filter).
+    Pass = 0,
+    /// A plugin dropped it on purpose.
+    DropByPlugin = 1,
+    /// A plugin failed (trap, deadline, bad verdict) and its binding fails closed.
+    DropOnError = 2,
+}
+
+/// Judges batches of inner IPv4 packets for one VIP on one worker.
+pub trait BatchFilter: Send {
+    /// `packets[i]` is a whole inner IPv4 packet, header first, as it will be forwarded
+    /// (before the TTL decrement). Write one decision per packet into `decisions[i]`
+    /// (`decisions.len() == packets.len()`, all preset to [`Decision::Pass`]).
+    fn filter(&mut self, packets: &[&[u8]], decisions: &mut [Decision]);
+}
+
+/// One worker's filters, by VIP. A VIP absent from the map forwards everything.
+#[derive(Default)]
+pub struct WorkerFilters {
+    /// The chain of each VIP that has plugins.
+    pub by_vip: HashMap<Ipv4Addr, Box<dyn BatchFilter>>,
+}
+
+/// Hands new filter sets from the control side to the workers.
+pub struct FilterSlots {
+    generation: AtomicU64,
+    slots: Vec<Mutex<Option<(u64, WorkerFilters)>>>,
+}
+
+impl FilterSlots {
+    /// Slots for `workers` workers, all empty (generation 0 = no filters).
+    pub fn new(workers: usize) -> Self {
+        Self {
+            generation: AtomicU64::new(0),
+            slots: (0..workers).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// Number of workers served.
+    pub fn workers(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Publishes one set per worker (`sets.len()` must equal [`Self::workers`]) and returns
+    /// the new generation. Sets not yet taken by a worker are replaced.
+    pub fn publish(&self, sets: Vec<WorkerFilters>) -> u64 {
+        assert_eq!(sets.len(), self.slots.len(), "one filter set per worker");
+        let generation = self.generation.load(Ordering::Acquire) + 1;
+        for (slot, set) in self.slots.iter().zip(sets) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, set));
+        }
+        self.generation.store(generation, Ordering::Release);
+        generation
+    }
+
+    /// The newest published generation (cheap: one atomic load).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Takes worker `index`'s new set if one is waiting; called between batches.
+    pub fn take(&self, index: usize) -> Option<(u64, WorkerFilters)> {
+        self.slots[index]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct DropAll;
+    impl BatchFilter for DropAll {
+        fn filter(&mut self, _: &[&[u8]], d: &mut [Decision]) {
+            d.fill(Decision::DropByPlugin);
+        }
+    }
+
+    #[test]
+    fn each_worker_takes_its_set_once() {
+        let slots = FilterSlots::new(2);
+        assert_eq!(slots.generation(), 0);
+        assert!(slots.take(0).is_none());
+        let mut a = WorkerFilters::default();
+        a.by_vip
+            .insert(Ipv4Addr::new(192, 0, 2, 1), Box::new(DropAll));
+        let g = slots.publish(vec![a, WorkerFilters::default()]);
+        assert_eq!(g, 1);
+        let (gen0, mut set0) = slots.take(0).unwrap();
+        assert_eq!(gen0, 1);
+        let mut d = [Decision::Pass; 2];
+        set0.by_vip
+            .get_mut(&Ipv4Addr::new(192, 0, 2, 1))
+            .unwrap()
+            .filter(&[&[], &[]], &mut d);
+        assert_eq!(d, [Decision::DropByPlugin; 2]);
+        assert!(slots.take(0).is_none());
+        assert!(slots.take(1).unwrap().1.by_vip.is_empty());
+    }
+}

@@ -1,0 +1,14 @@
+//! tungate: the reply gateway (LD-OUT) of an LVS tunnelling cluster.
+//!
+//! Real servers send their replies (inner VIP->CIP) through IPIP tunnels (outer RIP->GIP)
+//! to this gateway, which checks and decapsulates them, runs the VIP's Wasm plugins and
+//! forwards the accepted inner packets to the clients. The modules:
+//! - [`config`]: the declarative document and its validation;
+//! - [`cli`]: the command line, which dispatches to the modules below.
+
+pub mod cli;
+pub mod config;
+pub mod datapath;
+
+/// The exit status for a configuration or usage error.
+pub const EXIT_BAD_CONFIG: i32 = 2;

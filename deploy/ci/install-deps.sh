@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything tungate needs to build and test on a fresh Debian 12 host (as root).
+# Safe to run again: each step is skipped when its result is already there.
+set -euo pipefail
+
+APT_PACKAGES=(
+  build-essential pkg-config      # C toolchain for -sys crates
+  libnftnl-dev libmnl-dev         # nftables over netlink (nftnl, mnl crates)
+  iproute2 iputils-ping           # test topologies (the product itself never runs `ip`)
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo ">> apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The toolchain, its components and the wasm32 target come from rust-toolchain.toml.
+cd "$(dirname "$0")/../.."
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
