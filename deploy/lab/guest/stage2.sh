@@ -45,6 +45,10 @@ prepare_guest() {
   mount -t tmpfs -o mode=1777 tmpfs /dev/shm 2>/dev/null || true
   mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null || true
   ip link set lo up
+  # The lab is IPv4 only: new namespaces inherit IPv6 switched off, so no router
+  # solicitations or MLD reports wander through the topology (or into its counters).
+  sysctl -qw net.core.devconf_inherit_init_net=1 net.ipv6.conf.all.disable_ipv6=1 \
+    net.ipv6.conf.default.disable_ipv6=1
   install_modprobe_wrapper
   modprobe -d "$LAB_MODULES_DIR" -a "${LAB_MODULES[@]}" || {
     say "cannot load the modules ${LAB_MODULES[*]} from $LAB_MODULES_DIR"

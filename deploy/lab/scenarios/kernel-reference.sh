@@ -50,3 +50,15 @@ expect "with rs1's replies dropped, one of two requests fails" "$ok" -eq 1
 expect "the request that succeeds was served by rs2" "$served" == rs2
 in_ns ldout sysctl -qw net.ipv4.conf.ref-rs1.forwarding=1
 check_round_robin 2
+
+step "the LD-OUT state dump (restart scenario) notices a change"
+ldout_net_dump >"$WORK/ldout-with-tunnels.txt"
+nsip ldout link delete ref-rs2
+ldout_net_dump >"$WORK/ldout-one-tunnel.txt"
+covered=0
+for pattern in '^ref-rs1@' " inet $GIP/24" "^local $GIP " '^0:' '^/proc/sys/net/ipv4/conf/ref-rs1/forwarding:1$'; do
+  if grep -Eq "$pattern" "$WORK/ldout-with-tunnels.txt"; then covered=$((covered + 1)); fi
+done
+expect "the dump covers links, addresses, routes, rules and sysctls" "$covered" -eq 5
+check_fails "the dump differs once a tunnel is gone" \
+  diff -q "$WORK/ldout-with-tunnels.txt" "$WORK/ldout-one-tunnel.txt"

@@ -64,6 +64,9 @@ lab_init() {
   WORK=/tmp/$LAB_ID
   mkdir -p "$WORK"
   LAB_DETAIL=$LAB_RESULTS/${LAB_SCENARIO:-scenario}.detail.log
+  : >>"$LAB_DETAIL"
+  # The transcript is fd 3: verdicts reach it even from inside a redirected command.
+  exec 3>&1
   CHECKS_PASSED=0
   CHECKS_FAILED=0
   trap 'lab_abort $LINENO "$BASH_COMMAND"' ERR
@@ -71,14 +74,16 @@ lab_init() {
 }
 
 # Transcript lines: `say` plain, `step` a section header.
-say() { printf '%s\n' "$*"; }
-step() { printf -- '-- %s (at %s s)\n' "$*" "$(elapsed_since "$LAB_STARTED")"; }
+say() { printf '%s\n' "$*" >&3; }
+step() { say "-- $* (at $(elapsed_since "$LAB_STARTED") s)"; }
 elapsed_since() { awk -v s="$1" -v e="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", e - s }'; }
 
 # Any failing command outside a check ends the scenario: say where, then the EXIT trap runs.
 lab_abort() {
+  # In a subshell ($(...), a pipeline): just fail it; the main shell decides what follows.
+  [[ $BASHPID == "$$" ]] || exit 1
   say "  FAIL  aborted at ${BASH_SOURCE[1]##*/}:$1: $2"
-  tail -n 5 "$LAB_DETAIL" 2>/dev/null | sed 's/^/        | /'
+  tail -n 5 "$LAB_DETAIL" 2>/dev/null | sed 's/^/        | /' >&3
   CHECKS_FAILED=$((CHECKS_FAILED + 1))
   exit 1
 }
@@ -108,14 +113,27 @@ fail() {
 check() {
   local desc=$1 mark
   shift
-  mark=$(wc -l <"$LAB_DETAIL" 2>/dev/null || echo 0)
+  mark=$(wc -l <"$LAB_DETAIL")
   echo "## $desc: $*" >>"$LAB_DETAIL"
   if "$@" >>"$LAB_DETAIL" 2>&1; then
     pass "$desc"
   else
     fail "$desc"
-    tail -n +"$((mark + 2))" "$LAB_DETAIL" | tail -n 6 | sed 's/^/        | /'
+    tail -n +"$((mark + 2))" "$LAB_DETAIL" | tail -n 6 | sed 's/^/        | /' >&3
   fi
+}
+
+# require DESC CMD...: a check the rest of the scenario depends on; ends it when CMD fails.
+require() {
+  local failed_before=$CHECKS_FAILED
+  check "$@"
+  ((CHECKS_FAILED == failed_before)) || abort "cannot go on without: $1"
+}
+
+# abort MESSAGE: ends the scenario as failed (the EXIT trap tears the topology down).
+abort() {
+  fail "$1"
+  exit 1
 }
 
 # check_fails DESC CMD...: passes when CMD fails.
@@ -142,15 +160,22 @@ expect() {
   fi
 }
 
-# wait_until SECONDS DESC CMD...: polls CMD every 0.2 s; fails the scenario after SECONDS.
+# wait_until SECONDS DESC [--alive PID] CMD...: polls CMD every 0.2 s; ends the scenario
+# after SECONDS, or at once when the process PID (the one expected to answer) has exited.
 wait_until() {
-  local limit=$1 desc=$2 started
+  local limit=$1 desc=$2 alive="" started
   shift 2
+  if [[ $1 == --alive ]]; then
+    alive=$2
+    shift 2
+  fi
   started=$(cut -d' ' -f1 /proc/uptime)
   until "$@" >>"$LAB_DETAIL" 2>&1; do
+    if [[ -n $alive ]] && ! kill -0 "$alive" 2>/dev/null; then
+      abort "$desc: the process exited"
+    fi
     if awk -v s="$started" -v e="$(cut -d' ' -f1 /proc/uptime)" -v l="$limit" 'BEGIN { exit !(e - s > l) }'; then
-      fail "$desc: not within $limit s"
-      return 1
+      abort "$desc: not within $limit s"
     fi
     sleep 0.2
   done
@@ -164,6 +189,28 @@ in_ns() {
   local role=$1
   shift
   ip netns exec "$LAB_ID-$role" "$@"
+}
+
+# nsip ROLE ARGS...: ip(8) inside the role's namespace (`ip -n`, cheaper than `ip netns exec`).
+nsip() {
+  local role=$1
+  shift
+  ip -n "$LAB_ID-$role" "$@"
+}
+
+# link_matches ROLE DEV REGEX: the device's details (`ip -d link show`) match REGEX.
+link_matches() {
+  nsip "$1" -d link show "$2" | grep -Eq "$3"
+}
+
+# spawn ROLE LOG CMD...: starts CMD in the background inside the role's namespace, output to
+# LOG; sets SPAWNED_PID to CMD's own pid (`ip netns exec` execs it, no shell in between, so
+# signals reach CMD itself).
+spawn() {
+  local role=$1 log=$2
+  shift 2
+  ip netns exec "$LAB_ID-$role" "$@" >>"$log" 2>&1 &
+  SPAWNED_PID=$!
 }
 
 # ns_batch ROLE: runs ip(8) commands from stdin inside the role's namespace, in one process
@@ -222,6 +269,7 @@ topo_up() {
 # Kills what runs in the lab's namespaces and deletes them (safe to call twice).
 topo_down() {
   local role
+  disown -a # the servers are killed below; no "Killed" job notices in the transcript
   for role in "${NODE_ROLES[@]}" sw; do
     ip netns pids "$(ns_name "$role")" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns delete "$(ns_name "$role")" 2>/dev/null
@@ -239,13 +287,13 @@ topo_show() {
   local role
   step "topology as built (lab id $LAB_ID)"
   for role in "${NODE_ROLES[@]}"; do
-    printf '   %-7s %s\n' "$role" "$(in_ns "$role" ip -br -4 addr show |
+    printf '   %-7s %s\n' "$role" "$(nsip "$role" -br -4 addr show |
       awk '{ for (i = 3; i <= NF; i++) if ($i != "127.0.0.1/8") { sub(/@.*/, "", $1); printf "%s %s  ", $1, $i } }')"
   done
   for role in "${RS_ROLES[@]}"; do
     printf '   %-7s reply path: %s; table 1: %s\n' "$role" \
-      "$(in_ns "$role" ip rule show | grep -F "from $VIP" | head -n 1 | sed 's/^[0-9]*:\s*//')" \
-      "$(in_ns "$role" ip route show table 1 | head -n 1)"
+      "$(nsip "$role" rule show | grep -F "from $VIP" | head -n 1 | sed 's/^[0-9]*:\s*//')" \
+      "$(nsip "$role" route show table 1 | head -n 1)"
   done
 }
 
@@ -272,12 +320,16 @@ EOF
 rs_start_http() {
   local role started
   started=$(cut -d' ' -f1 /proc/uptime)
+  local -A pid
   for role in "${RS_ROLES[@]}"; do
-    in_ns "$role" "$PYTHON" -m http.server --bind "$VIP" --directory "$WORK/www-$role" 80 \
-      >"$WORK/http-$role.log" 2>&1 &
+    # -S: the standard library is all it needs, and skipping site-packages saves ~0.5 s here.
+    spawn "$role" "$WORK/http-$role.log" \
+      "$PYTHON" -S -m http.server --bind "$VIP" --directory "$WORK/www-$role" 80
+    pid[$role]=$SPAWNED_PID
   done
   for role in "${RS_ROLES[@]}"; do
-    wait_until 60 "HTTP server on $role" in_ns "$role" busybox wget -q -O /dev/null "http://$VIP/"
+    wait_until 60 "HTTP server on $role" --alive "${pid[$role]}" \
+      in_ns "$role" busybox wget -q -O /dev/null "http://$VIP/"
   done
   say "   HTTP servers answering on VIP:80 in every RS after $(elapsed_since "$started") s"
 }
@@ -287,10 +339,10 @@ check_rs_reply_routes() {
   local role dev
   for role in "${RS_ROLES[@]}"; do
     check_fails "$role has no route to the client (CIP) from its own address" \
-      in_ns "$role" ip route get "$CIP"
-    dev=$(in_ns "$role" ip route get "$CIP" from "$VIP" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1)
+      nsip "$role" route get "$CIP"
+    dev=$(nsip "$role" route get "$CIP" from "$VIP" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1) || true
     check "$role routes replies from the VIP into ipip tunnel '${dev:-none}' towards GIP" \
-      bash -c "ip netns exec '$(ns_name "$role")' ip -d link show '${dev:-none}' | grep -Eq 'ipip .*remote $GIP'"
+      link_matches "$role" "${dev:-none}" "ipip .*remote $GIP"
   done
 }
 
@@ -409,16 +461,15 @@ EOF
 # and waits until it is ready. Sets TG_PID. UNSETTLED: the state-directory flag name.
 tg_start() {
   TG_STATE_DIR=$WORK/tungate-state
-  in_ns ldout "$LAB_TUNGATE" run --config "$TG_CONFIG" --state-dir "$TG_STATE_DIR" \
-    >>"$WORK/tungate.log" 2>&1 &
-  TG_PID=$!
-  wait_until 60 "tungate run is ready" tg_ready
+  spawn ldout "$WORK/tungate.log" "$LAB_TUNGATE" run --config "$TG_CONFIG" --state-dir "$TG_STATE_DIR"
+  TG_PID=$SPAWNED_PID
+  wait_until 60 "tungate run is ready" --alive "$TG_PID" tg_ready
 }
 
 # Ready = the data path runs with the current configuration. UNSETTLED: /readyz is the
 # admin API's (issue 5); before it exists, this could poll for the tunnels or the nft table.
 tg_ready() {
-  kill -0 "$TG_PID" && in_ns ldout curl -sf -o /dev/null "$TG_API/readyz"
+  in_ns ldout curl -sf -o /dev/null "$TG_API/readyz"
 }
 
 # Stops tungate cleanly (SIGTERM) and waits for it to exit.
@@ -496,7 +547,7 @@ tg_cidr_filter_deny() {
 rs_by_tungate() {
   local role
   for role in "${RS_ROLES[@]}"; do
-    check "tungate rs apply builds $role's VIP and reply tunnel" tg_rs_apply "$role"
+    require "tungate rs apply builds $role's VIP and reply tunnel" tg_rs_apply "$role"
   done
   rs_start_http
 }
@@ -518,13 +569,13 @@ tungate_decap_scenario() {
     local role
     for role in "${RS_ROLES[@]}"; do
       check "tungate built tunnel tg-$role (ipip $GIP <- ${RIP_OF[$role]})" \
-        bash -c "ip netns exec '$(ns_name ldout)' ip -d link show tg-$role | grep -Eq 'ipip .*remote ${RIP_OF[$role]} local $GIP'"
+        link_matches ldout "tg-$role" "ipip .*remote ${RIP_OF[$role]} local $GIP"
       expect "the kernel does not forward what arrives on tg-$role (forwarding=0)" \
         "$(in_ns ldout cat "/proc/sys/net/ipv4/conf/tg-$role/forwarding")" -eq 0
     done
   else
     expect "LD-OUT has no ipip tunnel but the fallback tunl0" \
-      "$(in_ns ldout ip -o link show type ipip | awk -F': ' '{print $2}' | sed 's/@.*//' | tr '\n' ' ')" == "tunl0 "
+      "$(nsip ldout -o link show type ipip | awk -F': ' '{print $2}' | sed 's/@.*//' | tr '\n' ' ')" == "tunl0 "
   fi
 
   step "traffic through tungate"
@@ -549,16 +600,14 @@ tungate_decap_scenario() {
   expect "LD-OUT sent no ICMP unreachable towards the real servers" "$((icmp1 - icmp0))" -eq 0
 }
 
-# A comparable dump of LD-OUT's networking: links, addresses, routes, rules, IPv4 sysctls and
-# nftables (link counters and other volatile fields left out).
+# A comparable dump of LD-OUT's IPv4 networking (tungate is IPv4-only): links, addresses,
+# routes, rules, sysctls and nftables, without counters or other volatile fields.
 ldout_net_dump() {
   in_ns ldout bash -c '
     ip -o link show | sed "s/^[0-9]*: //"
-    ip -o addr show | sed "s/^[0-9]*: //; s/valid_lft.*//"
-    ip route show table all
-    ip -6 route show table all
-    ip rule show
-    ip -6 rule show
-    sysctl -a 2>/dev/null | grep -E "^net\.ipv4\.(ip_forward|conf\.)"
+    ip -4 -o addr show | sed "s/^[0-9]*: //; s/valid_lft.*//"
+    ip -4 route show table all
+    ip -4 rule show
+    grep -r . /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf 2>/dev/null | sort
     nft list ruleset'
 }
