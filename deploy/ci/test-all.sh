@@ -17,5 +17,8 @@ cargo clippy --release --workspace --all-targets --locked -- -D warnings
 stage "unit and netns integration tests"
 cargo test --release --workspace --locked
 
+stage "QEMU lab: the LVS-TUN topology on a Debian kernel with ipip and IPVS"
+deploy/lab/run.sh
+
 echo
 echo "all tests passed"

@@ -251,7 +251,7 @@ boot_and_wait() {
   log "booting $KVER under QEMU TCG (-smp $SMP, ${MEM} MiB; host-side limit ${timeout} s; console: ${RUN_DIR#"$REPO_ROOT"/}/console.log)"
   started=$(date +%s.%N)
   timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
-    -accel tcg -cpu "${LAB_CPU:-max}" -smp "$SMP" -m "$MEM" \
+    -accel tcg -cpu max -smp "$SMP" -m "$MEM" \
     -nographic -nodefaults -no-user-config -no-reboot \
     -serial "file:$RUN_DIR/console.log" -monitor none \
     -kernel "$KERNEL_DIR/boot/vmlinuz-$KVER" -initrd "$INITRAMFS" \

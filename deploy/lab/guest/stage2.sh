@@ -43,7 +43,8 @@ install_modprobe_wrapper() {
 
 prepare_guest() {
   mount -t tmpfs -o mode=1777 tmpfs /dev/shm 2>/dev/null || true
-  mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null || true
+  mkdir -p /dev/pts
+  mount -t devpts devpts /dev/pts 2>/dev/null || true
   ip link set lo up
   # The lab is IPv4 only: new namespaces inherit IPv6 switched off, so no router
   # solicitations or MLD reports wander through the topology (or into its counters).

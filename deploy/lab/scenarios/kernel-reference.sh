@@ -39,15 +39,9 @@ step "negative control: a reply path that drops silently is caught"
 # forwarding=0 on the tunnel drops rs1's replies without ICMP (ICMP errors would put rs1's
 # tunnel into an error state for ~30 s and disturb what follows).
 in_ns ldout sysctl -qw net.ipv4.conf.ref-rs1.forwarding=0
-ok=0 served=""
-for attempt in 1 2; do
-  if http_get / "$WORK/page" 4 >>"$LAB_DETAIL" 2>&1; then
-    ok=$((ok + 1))
-    served=$(sed -n 's/^served by //p' "$WORK/page")
-  fi
-done
-expect "with rs1's replies dropped, one of two requests fails" "$ok" -eq 1
-expect "the request that succeeds was served by rs2" "$served" == rs2
+http_attempts 2 4
+expect "with rs1's replies dropped, one of two requests fails and rs2 answers the other" \
+  "$(served_set)" == "(failed) rs2 "
 in_ns ldout sysctl -qw net.ipv4.conf.ref-rs1.forwarding=1
 check_round_robin 2
 

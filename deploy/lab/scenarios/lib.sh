@@ -355,21 +355,31 @@ http_get() {
   in_ns client timeout "${3:-15}" busybox wget -q -O "$2" "http://$VIP$1"
 }
 
-# check_round_robin N: N requests succeed and are answered by both real servers in turn.
-check_round_robin() {
-  local n=$1 i ok=0 served=()
+# http_attempts N [SECONDS]: N requests from the client, each limited to SECONDS; sets
+# HTTP_OK (how many succeeded) and HTTP_SERVED (who answered each; "(failed)" for failures).
+http_attempts() {
+  local n=$1 limit=${2:-15} i
+  HTTP_OK=0
+  HTTP_SERVED=()
   for ((i = 1; i <= n; i++)); do
-    if http_get / "$WORK/page" >>"$LAB_DETAIL" 2>&1; then
-      ok=$((ok + 1))
-      served+=("$(sed -n 's/^served by //p' "$WORK/page")")
+    if http_get / "$WORK/page" "$limit" >>"$LAB_DETAIL" 2>&1; then
+      HTTP_OK=$((HTTP_OK + 1))
+      HTTP_SERVED+=("$(sed -n 's/^served by //p' "$WORK/page")")
     else
-      served+=("(failed)")
+      HTTP_SERVED+=("(failed)")
     fi
   done
-  say "   $n requests to http://$VIP/ answered by: ${served[*]}"
-  expect "$n of $n HTTP requests to the VIP succeed" "$ok" -eq "$n"
-  expect "both real servers answer (IPVS round robin)" \
-    "$(printf '%s\n' "${served[@]}" | grep -x 'rs[0-9]' | sort -u | tr '\n' ' ')" == "rs1 rs2 "
+}
+
+# The HTTP_SERVED set, sorted, on one line (e.g. "(failed) rs2 ").
+served_set() { printf '%s\n' "${HTTP_SERVED[@]}" | sort -u | tr '\n' ' '; }
+
+# check_round_robin N: N requests succeed and both real servers answer.
+check_round_robin() {
+  http_attempts "$1"
+  say "   $1 requests to http://$VIP/ answered by: ${HTTP_SERVED[*]}"
+  expect "$1 of $1 HTTP requests to the VIP succeed" "$HTTP_OK" -eq "$1"
+  expect "both real servers answer (IPVS round robin)" "$(served_set)" == "rs1 rs2 "
 }
 
 # check_bulk_intact N: the 200 KB file arrives N times byte for byte (sha256 of the source).
@@ -389,6 +399,7 @@ check_bulk_intact() {
 
 # snmp ROLE PROTO FIELD: a counter of /proc/net/snmp in the role's namespace (Ip ForwDatagrams).
 snmp() {
+  # shellcheck disable=SC2016 # an awk program, not a shell string
   in_ns "$1" awk -v proto="$2:" -v field="$3" '
     $1 == proto && !col { for (i = 2; i <= NF; i++) if ($i == field) col = i; next }
     $1 == proto && col { print $col; exit }' /proc/net/snmp

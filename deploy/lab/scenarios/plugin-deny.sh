@@ -31,14 +31,11 @@ step "cidr-filter denying the client"
 dropped0=$(tg_vip_dropped "$VIP" plugin)
 verdicts0=$(tg_binding_drops "$VIP")
 require "bind it to the VIP denying $CIP/32" tg_vip_set_plugins "$VIP" "[$(tg_cidr_filter_deny "$CIP/32")]"
-ok=0
-for attempt in 1 2; do
-  if http_get / "$WORK/page" 4 >>"$LAB_DETAIL" 2>&1; then ok=$((ok + 1)); fi
-done
+http_attempts 2 4
 dropped1=$(tg_vip_dropped "$VIP" plugin)
 verdicts1=$(tg_binding_drops "$VIP")
 say "   VIP drops (plugin): +$((dropped1 - dropped0)); binding drop verdicts: +$((verdicts1 - verdicts0))"
-expect "no request succeeds while the client is denied" "$ok" -eq 0
+expect "no request succeeds while the client is denied" "$HTTP_OK" -eq 0
 expect "the VIP's plugin drop counter rose" "$((dropped1 - dropped0))" -gt 0
 expect "the binding counted drop verdicts" "$((verdicts1 - verdicts0))" -gt 0
 
