@@ -284,7 +284,8 @@ verdict() {
   if [[ $rc != 1 ]]; then
     log "FAIL: $rc"
     log "last lines of the guest console:"
-    tail -n 25 "$RUN_DIR/console.log" >&2 || true
+    # (without the terminal escapes the firmware prints)
+    tail -n 25 "$RUN_DIR/console.log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' >&2 || true
   else
     log "FAIL (results and logs: ${RUN_DIR#"$REPO_ROOT"/})"
   fi

@@ -137,6 +137,9 @@ abort() {
 }
 
 # check_fails DESC CMD...: passes when CMD fails.
+# not CMD...: succeeds when CMD fails (for wait_until and check).
+not() { ! "$@"; }
+
 check_fails() {
   local desc=$1
   shift
@@ -160,6 +163,14 @@ expect() {
   fi
 }
 
+# alive PID: the process runs (a zombie, exited but not yet reaped, counts as gone).
+alive() {
+  local status
+  [[ -r /proc/$1/status ]] || return 1
+  status=$(<"/proc/$1/status") || return 1
+  [[ $status != *$'State:\tZ'* ]]
+}
+
 # wait_until SECONDS DESC [--alive PID] CMD...: polls CMD every 0.2 s; ends the scenario
 # after SECONDS, or at once when the process PID (the one expected to answer) has exited.
 wait_until() {
@@ -171,7 +182,7 @@ wait_until() {
   fi
   started=$(cut -d' ' -f1 /proc/uptime)
   until "$@" >>"$LAB_DETAIL" 2>&1; do
-    if [[ -n $alive ]] && ! kill -0 "$alive" 2>/dev/null; then
+    if [[ -n $alive ]] && ! alive "$alive"; then
       abort "$desc: the process exited"
     fi
     if awk -v s="$started" -v e="$(cut -d' ' -f1 /proc/uptime)" -v l="$limit" 'BEGIN { exit !(e - s > l) }'; then
@@ -486,7 +497,7 @@ tg_ready() {
 # Stops tungate cleanly (SIGTERM) and waits for it to exit.
 tg_stop() {
   kill -TERM "$TG_PID"
-  wait_until 30 "tungate exits after SIGTERM" bash -c "! kill -0 $TG_PID 2>/dev/null"
+  wait_until 30 "tungate exits after SIGTERM" not alive "$TG_PID"
   wait "$TG_PID" 2>/dev/null || true
 }
 
