@@ -111,22 +111,26 @@ ensure_host_tools() {
 
 # --- kernel ----------------------------------------------------------------------------
 
-# Prints the generic kernel package apt offers now (e.g. linux-image-6.1.0-56-amd64).
+# Prints the generic kernel package apt offers now (e.g. linux-image-6.1.0-56-amd64),
+# refreshing the package lists once if apt does not know it yet.
 current_kernel_package() {
-  local pkg
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[^ ]*-amd64\)$/\1/p' | head -n 1)
-  if [[ -z $pkg ]]; then
+  kernel_dependency || {
     apt-get update -q >/dev/null 2>&1 || true
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[^ ]*-amd64\)$/\1/p' | head -n 1)
-  fi
-  echo "$pkg"
+    kernel_dependency
+  }
+}
+
+# Prints the package the metapackage linux-image-amd64 depends on; fails when apt cannot say.
+kernel_dependency() {
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-image-[^ ]*-amd64\)$/\1/p' | head -n 1 | grep .
 }
 
 # Makes sure $CACHE/kernel/$KVER holds the extracted kernel with its module index; sets
 # KVER and KERNEL_DIR.
 ensure_kernel() {
   local pkg=${LAB_KERNEL_PACKAGE:-}
-  [[ -n $pkg ]] || pkg=$(current_kernel_package)
+  [[ -n $pkg ]] || pkg=$(current_kernel_package) || pkg=""
   if [[ -z $pkg ]]; then
     # apt cannot answer (no package lists, no registry): fall back to the newest cached kernel.
     local cached
