@@ -16,7 +16,7 @@
 # Environment (all optional):
 #   LAB_CACHE             cache of the extracted kernel and the initramfs (deploy/lab/.cache)
 #   LAB_KERNEL_PACKAGE    kernel package to use (default: what linux-image-amd64 depends on)
-#   LAB_SMP, LAB_MEM      guest CPUs (2) and memory in MiB (1536)
+#   LAB_SMP, LAB_MEM      guest CPUs (1) and memory in MiB (1536)
 #   LAB_SCENARIO_TIMEOUT  guest-side limit per scenario in seconds (240)
 #   LAB_TIMEOUT           host-side limit for the whole boot in seconds (derived from the above)
 #
@@ -28,7 +28,7 @@ LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$LAB_DIR/../.." && pwd)
 SCENARIO_DIR=$LAB_DIR/scenarios
 CACHE=${LAB_CACHE:-$LAB_DIR/.cache}
-SMP=${LAB_SMP:-2}
+SMP=${LAB_SMP:-1}
 MEM=${LAB_MEM:-1536}
 SCENARIO_TIMEOUT=${LAB_SCENARIO_TIMEOUT:-240}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}

@@ -15,6 +15,7 @@ rs_start_http
 ldout_kernel_tunnels
 topo_show
 check_rs_reply_routes
+rs_wait_http
 
 step "traffic through LD-IN (IPVS) and LD-OUT (kernel ipip)"
 fwd0=$(snmp ldout Ip ForwDatagrams)

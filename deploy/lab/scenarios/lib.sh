@@ -327,22 +327,28 @@ EOF
     net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.tunl0.rp_filter=0
 }
 
-# Starts the HTTP server on VIP:80 in every RS and waits until each answers locally.
+# Starts the HTTP server on VIP:80 in every RS (the VIP must be there); rs_wait_http waits
+# for them. Python takes seconds to start under emulation: do other setup in between.
 rs_start_http() {
-  local role started
-  started=$(cut -d' ' -f1 /proc/uptime)
-  local -A pid
+  local role
+  HTTP_STARTED=$(cut -d' ' -f1 /proc/uptime)
+  declare -gA HTTP_PID
   for role in "${RS_ROLES[@]}"; do
-    # -S: the standard library is all it needs, and skipping site-packages saves ~0.5 s here.
+    # -S: the standard library is all it needs; skipping site-packages saves time here.
     spawn "$role" "$WORK/http-$role.log" \
       "$PYTHON" -S -m http.server --bind "$VIP" --directory "$WORK/www-$role" 80
-    pid[$role]=$SPAWNED_PID
+    HTTP_PID[$role]=$SPAWNED_PID
   done
+}
+
+# Waits until every RS's HTTP server answers on VIP:80 (asked from inside the RS).
+rs_wait_http() {
+  local role
   for role in "${RS_ROLES[@]}"; do
-    wait_until 60 "HTTP server on $role" --alive "${pid[$role]}" \
+    wait_until 60 "HTTP server on $role" --alive "${HTTP_PID[$role]}" \
       in_ns "$role" busybox wget -q -O /dev/null "http://$VIP/"
   done
-  say "   HTTP servers answering on VIP:80 in every RS after $(elapsed_since "$started") s"
+  say "   HTTP servers answering on VIP:80 in every RS, $(elapsed_since "$HTTP_STARTED") s after their start"
 }
 
 # The RS may reach the client only through its reply tunnel (an ipip tunnel to GIP).
@@ -566,7 +572,7 @@ tg_cidr_filter_deny() {
 
 # --- tungate scenarios: shared flows -----------------------------------------------------
 
-# The RS side by `tungate rs apply` on every RS, then the HTTP servers.
+# The RS side by `tungate rs apply` on every RS, then the HTTP servers start (rs_wait_http).
 rs_by_tungate() {
   local role
   for role in "${RS_ROLES[@]}"; do
@@ -601,6 +607,7 @@ tungate_decap_scenario() {
       "$(nsip ldout -o link show type ipip | awk -F': ' '{print $2}' | sed 's/@.*//' | tr '\n' ' ')" == "tunl0 "
   fi
 
+  rs_wait_http
   step "traffic through tungate"
   fwd0=$(snmp ldout Ip ForwDatagrams)
   icmp0=$(snmp ldout Icmp OutDestUnreachs)

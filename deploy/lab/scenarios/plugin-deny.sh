@@ -16,6 +16,7 @@ rs_by_tungate
 tg_write_config userspace
 tg_start
 topo_show
+rs_wait_http
 check_rs_reply_routes
 
 step "baseline: no plugin"

@@ -20,6 +20,7 @@ ldout_net_dump >"$WORK/ldout-before.txt"
 tg_write_config kernel
 tg_start
 topo_show
+rs_wait_http
 
 step "service, then a change through the admin API"
 check_round_robin 2
