@@ -61,6 +61,8 @@ impl fmt::Display for Change {
             Change::Update { from, to } => write!(f, "~ {to} (was: {from})"),
             Change::Delete { item, .. } => match item {
                 Item::Sysctl(_) | Item::LinkState(_) => write!(f, "- {item} (restore original)"),
+                // The name is what identifies a link to delete (it may not even be ipip).
+                Item::Tunnel(t) => write!(f, "- link {}", t.name),
                 _ => write!(f, "- {item}"),
             },
         }
