@@ -143,6 +143,8 @@ pub async fn delete(handle: &Handle, spec: &RuleSpec) -> Result<(), NetError> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     #[test]
