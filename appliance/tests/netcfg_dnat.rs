@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use netns::Netns;
+use netns::{Netns, RS_STANDIN_FLAGS};
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, recv, setsockopt, socket, sockopt,
 };
@@ -90,7 +90,7 @@ fn a_containers_reply_leaves_through_the_reply_device_as_the_vip() {
     let g0_mac = g0[0]["address"].as_str().unwrap().to_owned();
 
     let state = rs.path("state.json").display().to_string();
-    let apply = rs.tungate(&[
+    let mut args = vec![
         "rs",
         "apply",
         "--gateway",
@@ -99,18 +99,13 @@ fn a_containers_reply_leaves_through_the_reply_device_as_the_vip() {
         "10.2.0.1",
         "--vip",
         "192.0.2.10",
-        "--vip-device",
-        "lo",
-        "--ingress-device",
-        "vin",
-        "--reply-tunnel",
-        "vgw",
-        "--existing-reply-device",
         "--dnat",
         "192.0.2.10:80=10.88.0.2:8080",
         "--state-file",
         &state,
-    ]);
+    ];
+    args.extend(RS_STANDIN_FLAGS);
+    let apply = rs.tungate(&args);
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     rs.ip(&[
         "neigh",

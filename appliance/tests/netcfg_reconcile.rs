@@ -7,7 +7,7 @@ mod netns;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use netns::Netns;
+use netns::{Netns, RS_STANDIN_FLAGS};
 
 /// Polls `check` until it holds or `limit` passes (a liveness bound, not a speed claim).
 fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
@@ -23,15 +23,9 @@ fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn watch_mode_heals_hand_made_drift_and_stops_on_sigterm() {
-    let ns = Netns::new("rec");
-    ns.ip(&[
-        "link", "add", "vin", "type", "veth", "peer", "name", "vin-p",
-    ]);
-    ns.ip(&[
-        "link", "add", "vgw", "type", "veth", "peer", "name", "vgw-p",
-    ]);
+    let ns = Netns::with_rs_devices("rec");
     let state = ns.path("state.json").display().to_string();
-    let mut child = ns.spawn_tungate(&[
+    let mut args = vec![
         "rs",
         "apply",
         "--watch",
@@ -43,17 +37,11 @@ fn watch_mode_heals_hand_made_drift_and_stops_on_sigterm() {
         "10.0.1.2",
         "--vip",
         "192.0.2.10",
-        "--vip-device",
-        "lo",
-        "--ingress-device",
-        "vin",
-        "--reply-tunnel",
-        "vgw",
-        "--existing-reply-device",
         "--state-file",
         &state,
-    ]);
-    // (`ip route show table 1` fails while the table does not exist yet.)
+    ];
+    args.extend(RS_STANDIN_FLAGS);
+    let mut child = ns.spawn_tungate(&args);
     let route_present = || {
         ns.run("ip", &["route", "show", "table", "1"])
             .stdout

@@ -9,18 +9,10 @@
 
 mod netns;
 
-use netns::Netns;
+use netns::{Netns, RS_STANDIN_FLAGS};
 
-/// A namespace with `vin` (requests arrive here) and `vgw` (replies leave here) veths.
 fn rs_namespace() -> Netns {
-    let ns = Netns::new("rs");
-    ns.ip(&[
-        "link", "add", "vin", "type", "veth", "peer", "name", "vin-p",
-    ]);
-    ns.ip(&[
-        "link", "add", "vgw", "type", "veth", "peer", "name", "vgw-p",
-    ]);
-    ns
+    Netns::with_rs_devices("rs")
 }
 
 fn rs_args(ns: &Netns) -> Vec<String> {
@@ -33,18 +25,12 @@ fn rs_args(ns: &Netns) -> Vec<String> {
         "192.0.2.10",
         "--vip",
         "192.0.2.11",
-        "--vip-device",
-        "lo",
-        "--ingress-device",
-        "vin",
-        "--reply-tunnel",
-        "vgw",
-        "--existing-reply-device",
         "--table",
         "7",
-        "--state-file",
     ]
     .iter()
+    .chain(RS_STANDIN_FLAGS.iter())
+    .chain(["--state-file"].iter())
     .map(|s| s.to_string())
     .chain([ns.path("state.json").display().to_string()])
     .collect()

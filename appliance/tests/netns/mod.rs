@@ -143,6 +143,32 @@ impl Netns {
     }
 }
 
+/// `tungate rs` flags that make veths stand in for the ipip devices (this kernel has none):
+/// VIPs on `lo`, requests arriving on `vin`, replies leaving by the existing `vgw`.
+pub const RS_STANDIN_FLAGS: [&str; 7] = [
+    "--vip-device",
+    "lo",
+    "--ingress-device",
+    "vin",
+    "--reply-tunnel",
+    "vgw",
+    "--existing-reply-device",
+];
+
+impl Netns {
+    /// A namespace for the RS role with the `vin` and `vgw` veths of [`RS_STANDIN_FLAGS`].
+    pub fn with_rs_devices(tag: &str) -> Self {
+        let ns = Netns::new(tag);
+        ns.ip(&[
+            "link", "add", "vin", "type", "veth", "peer", "name", "vin-p",
+        ]);
+        ns.ip(&[
+            "link", "add", "vgw", "type", "veth", "peer", "name", "vgw-p",
+        ]);
+        ns
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")

@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use netlink_packet_route::link::{
     InfoData, InfoIpTunnel, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
-use rtnetlink::{Handle, LinkIpIp, LinkUnspec};
+use rtnetlink::{Handle, LinkIpIp, LinkMessageBuilder, LinkUnspec};
 
 use crate::netcfg::error::NetError;
 use crate::netcfg::model::TunnelSpec;
@@ -144,44 +144,39 @@ pub async fn create_tunnel(
     Ok(())
 }
 
-/// Sets the alias of link `name`.
-pub async fn set_alias(handle: &Handle, name: &str, alias: &str) -> Result<(), NetError> {
-    let action = format!("marking link {name} with alias {alias:?}");
+/// Sends one change of link `name`, built by `build` from a message that names the link.
+async fn change_link(
+    handle: &Handle,
+    name: &str,
+    action: String,
+    build: impl FnOnce(LinkMessageBuilder<LinkUnspec>) -> LinkMessageBuilder<LinkUnspec>,
+) -> Result<(), NetError> {
     let index = require_index(name, &action)?;
-    let msg = LinkUnspec::new_with_index(index).alias(alias).build();
+    let msg = build(LinkUnspec::new_with_index(index)).build();
     handle
         .link()
         .set(msg)
         .execute()
         .await
         .map_err(|e| NetError::from_rtnetlink(action, e, Some(name)))
+}
+
+/// Sets the alias of link `name`.
+pub async fn set_alias(handle: &Handle, name: &str, alias: &str) -> Result<(), NetError> {
+    let action = format!("marking link {name} with alias {alias:?}");
+    change_link(handle, name, action, |b| b.alias(alias)).await
 }
 
 /// Sets link `name` up or down.
 pub async fn set_up(handle: &Handle, name: &str, up: bool) -> Result<(), NetError> {
     let action = format!("setting link {name} {}", if up { "up" } else { "down" });
-    let index = require_index(name, &action)?;
-    let builder = LinkUnspec::new_with_index(index);
-    let msg = if up { builder.up() } else { builder.down() }.build();
-    handle
-        .link()
-        .set(msg)
-        .execute()
-        .await
-        .map_err(|e| NetError::from_rtnetlink(action, e, Some(name)))
+    change_link(handle, name, action, |b| if up { b.up() } else { b.down() }).await
 }
 
 /// Sets the MTU of link `name`.
 pub async fn set_mtu(handle: &Handle, name: &str, mtu: u32) -> Result<(), NetError> {
     let action = format!("setting the MTU of link {name} to {mtu}");
-    let index = require_index(name, &action)?;
-    let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
-    handle
-        .link()
-        .set(msg)
-        .execute()
-        .await
-        .map_err(|e| NetError::from_rtnetlink(action, e, Some(name)))
+    change_link(handle, name, action, |b| b.mtu(mtu)).await
 }
 
 /// Deletes link `name`; a link that is already gone is not an error.
