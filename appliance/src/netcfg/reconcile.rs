@@ -1,6 +1,8 @@
 //! Keeping the kernel reconciled: re-plan and apply every few seconds, whenever a link,
-//! address, route or rule changes (netlink notifications), and whenever the configuration
-//! changes — so that a tunnel deleted by hand comes back.
+//! address, route or rule changes, whenever a device's IPv4 `forwarding` or `rp_filter`
+//! changes (netlink notifications; writing `ip_forward` resets every device's `forwarding`,
+//! and a gateway tunnel must get its `forwarding=0` back at once), and whenever the
+//! configuration changes — so that a tunnel deleted by hand comes back.
 //!
 //! The daemon spawns a [`Reconciler`] on its control-side tokio runtime (never on a data-path
 //! thread) and hands it the configuration through a `watch` channel; it reads progress from
@@ -25,6 +27,18 @@ use crate::netcfg::{apply_changes, gateway};
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long to wait after a kernel notification for the burst to end before a pass.
 const SETTLE: Duration = Duration::from_millis(200);
+/// The rtnetlink group of IPv4 per-device configuration changes (`RTNLGRP_IPV4_NETCONF`).
+const RTNLGRP_IPV4_NETCONF: u32 = 24;
+
+/// A socket that receives the kernel's IPv4 netconf notifications (netlink-packet-route does
+/// not decode them, so they are read raw: any datagram means "look again").
+fn netconf_socket() -> std::io::Result<rtnetlink::sys::TokioSocket> {
+    use rtnetlink::sys::AsyncSocket;
+    let mut socket = rtnetlink::sys::TokioSocket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
+    socket.socket_mut().bind_auto()?;
+    socket.socket_mut().add_membership(RTNLGRP_IPV4_NETCONF)?;
+    Ok(socket)
+}
 
 /// What to reconcile: one role's configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,11 +105,12 @@ impl Reconciler {
             MulticastGroup::Ipv4Rule,
         ])
         .map_err(netlink_error)?;
+        let netconf = netconf_socket().map_err(netlink_error)?;
         let (status_tx, status) = watch::channel(ReconcileStatus::default());
         let task = tokio::spawn(async move {
             let connection = tokio::spawn(connection);
             let events_connection = tokio::spawn(events_connection);
-            run(handle, target, options, events, status_tx).await;
+            run(handle, target, options, events, netconf, status_tx).await;
             connection.abort();
             events_connection.abort();
         });
@@ -127,8 +142,10 @@ async fn run(
         rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
         rtnetlink::sys::SocketAddr,
     )>,
+    netconf: rtnetlink::sys::TokioSocket,
     status: watch::Sender<ReconcileStatus>,
 ) {
+    use rtnetlink::sys::AsyncSocketExt;
     loop {
         let current = target.borrow_and_update().clone();
         let outcome = match current.desired(&handle).await {
@@ -162,6 +179,13 @@ async fn run(
                 } else {
                     tokio::time::sleep(SETTLE).await;
                     while events.try_recv().is_ok() {}
+                }
+            }
+            notice = netconf.recv_from_full() => {
+                if notice.is_err() {
+                    tokio::time::sleep(options.interval).await;
+                } else {
+                    tokio::time::sleep(SETTLE).await;
                 }
             }
             changed = target.changed() => {
