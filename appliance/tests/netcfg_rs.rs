@@ -338,6 +338,14 @@ fn a_missing_vip_device_is_named() {
     args[at] = "nosuch0".into();
     let out = tungate(&ns, &["rs", "apply"], &args);
     assert_eq!(out.code, 1, "{}", out.stderr);
+    // What was done before the failure is shown.
+    assert_eq!(
+        lines(&out.stdout),
+        [
+            "~ link vgw up (was: link vgw down)",
+            "~ link vin up (was: link vin down)",
+        ]
+    );
     assert!(
         out.stderr.contains(
             "setting link nosuch0 up: no interface named \"nosuch0\" in this network namespace"

@@ -32,12 +32,14 @@ async fn link_is_up(handle: &Handle, name: &str) -> Result<Option<bool>, NetErro
         .map(|l| l.up))
 }
 
-/// Executes `plan` for `desired`, keeping `state` (and its file) up to date.
+/// Executes `plan` for `desired`, keeping `state` (and its file) up to date; `on_done` hears
+/// of each change once it is made (so a failure part-way still shows what was done).
 pub async fn execute(
     handle: &Handle,
     plan: &Plan,
     desired: &DesiredState,
     state: &mut StateFile,
+    on_done: &mut (dyn FnMut(&Change) + Send),
 ) -> Result<(), NetError> {
     let own_links = desired.tunnel_names();
     let alias = desired.role.link_alias();
@@ -197,6 +199,7 @@ pub async fn execute(
                 });
             }
         }
+        on_done(change);
     }
     for name in to_bring_up {
         links::set_up(handle, &name, true).await?;

@@ -137,8 +137,10 @@ async fn once(
     state_file: &Path,
 ) -> Result<Plan, NetError> {
     let handle = connect()?;
+    // Changes are printed as they are made, so a failure part-way shows what was done.
+    let mut print = |change: &crate::netcfg::Change| println!("{change}");
     match (action, target) {
-        (Action::Down, _) => down(&handle, role, state_file).await,
+        (Action::Down, _) => down(&handle, role, state_file, &mut print).await,
         (_, None) => Ok(Plan::default()),
         (Action::Plan, Some(target)) => {
             let desired = target.desired(&handle).await?;
@@ -146,13 +148,15 @@ async fn once(
         }
         (Action::Apply, Some(target)) => {
             let desired = target.desired(&handle).await?;
-            apply_changes(&handle, &desired, state_file).await
+            apply_changes(&handle, &desired, state_file, &mut print).await
         }
     }
 }
 
 fn report(action: Action, plan: &Plan) -> i32 {
-    print!("{plan}");
+    if action == Action::Plan {
+        print!("{plan}");
+    }
     match (action, plan.is_empty()) {
         (_, true) => {
             eprintln!("tungate: nothing to change");

@@ -64,26 +64,29 @@ pub async fn plan_changes(
 }
 
 /// Makes the kernel match `desired`; returns the changes made (empty when nothing was to do).
+/// `on_done` hears of each change as soon as it is made.
 pub async fn apply_changes(
     handle: &rtnetlink::Handle,
     desired: &DesiredState,
     state_path: &Path,
+    on_done: &mut (dyn FnMut(&Change) + Send),
 ) -> Result<Plan, NetError> {
     let mut state = StateFile::load(state_path)?;
     let plan = plan_with(handle, desired, &state).await?;
-    apply::execute(handle, &plan, desired, &mut state).await?;
+    apply::execute(handle, &plan, desired, &mut state, on_done).await?;
     forget_vanished_settings(&mut state)?;
     Ok(plan)
 }
 
 /// Removes everything of `role` that tungate created and restores what it changed; returns
-/// the changes made.
+/// the changes made (`on_done` hears of each as it is made).
 pub async fn down(
     handle: &rtnetlink::Handle,
     role: Role,
     state_path: &Path,
+    on_done: &mut (dyn FnMut(&Change) + Send),
 ) -> Result<Plan, NetError> {
-    apply_changes(handle, &DesiredState::empty(role), state_path).await
+    apply_changes(handle, &DesiredState::empty(role), state_path, on_done).await
 }
 
 /// Drops remembered settings whose object no longer exists (a device that went away takes

@@ -149,7 +149,12 @@ async fn run(
     loop {
         let current = target.borrow_and_update().clone();
         let outcome = match current.desired(&handle).await {
-            Ok(desired) => apply_changes(&handle, &desired, &options.state_file).await,
+            Ok(desired) => {
+                let mut log = |change: &crate::netcfg::Change| {
+                    tracing::info!(target: "tungate::netcfg", "reconciled: {change}");
+                };
+                apply_changes(&handle, &desired, &options.state_file, &mut log).await
+            }
             Err(e) => Err(e),
         };
         status.send_modify(|s| {
@@ -162,13 +167,8 @@ async fn run(
                 Err(e) => s.last_error = Some(e.to_string()),
             }
         });
-        match &outcome {
-            Ok(plan) => {
-                for change in &plan.changes {
-                    tracing::info!(target: "tungate::netcfg", "reconciled: {change}");
-                }
-            }
-            Err(e) => tracing::warn!(target: "tungate::netcfg", "reconciling failed: {e}"),
+        if let Err(e) = &outcome {
+            tracing::warn!(target: "tungate::netcfg", "reconciling failed: {e}");
         }
         tokio::select! {
             _ = tokio::time::sleep(options.interval) => {}
