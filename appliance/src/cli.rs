@@ -138,7 +138,7 @@ pub struct RsArgs {
     /// Firewall mark of DNAT'd replies, decimal or 0x-hex [default: 0x7467].
     #[arg(long, value_parser = parse_mark)]
     pub reply_mark: Option<u32>,
-    /// DNAT VIP:PORT=ADDRESS[:PORT][/tcp|/udp] (repeat for several).
+    /// DNAT `VIP:PORT=ADDRESS[:PORT][/tcp|/udp]` (repeat for several).
     #[arg(long = "dnat")]
     pub dnat: Vec<DnatEntry>,
     /// Where original values of changed settings are kept

@@ -9,6 +9,10 @@
 //! [`OWNER_PROTOCOL`] (116), the nftables table `ip tungate_rs` — and restores the sysctls and
 //! link states remembered in the [`state_file`].
 //!
+//! For the daemon: [`Reconciler::spawn`] on the control runtime with a `watch` channel of
+//! [`Target::Gateway`] applies at once and keeps the kernel reconciled; [`connect`] plus
+//! [`apply_changes`] or [`down`] are the one-shot forms the CLI uses.
+//!
 //! This module never runs `ip`, `sysctl`, `iptables` or `nft`, never changes
 //! `net.ipv4.ip_forward` on the gateway, and never touches the data path's own nftables
 //! table. Every function acts on the network namespace of the calling thread.
@@ -30,7 +34,7 @@ use std::path::{Path, PathBuf};
 pub use error::NetError;
 pub use model::{DesiredState, Item, OWNER_PROTOCOL, Role};
 pub use plan::{Change, Plan};
-pub use reconcile::{ReconcileStatus, Reconciler};
+pub use reconcile::{ReconcileOptions, ReconcileStatus, Reconciler, Target};
 use state_file::StateFile;
 
 /// Opens an rtnetlink connection on the current tokio runtime.
