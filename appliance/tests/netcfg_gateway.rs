@@ -145,3 +145,32 @@ fn a_bad_or_missing_configuration_exits_2() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("gateway.workers"), "{}", out.stderr);
 }
+
+#[test]
+fn without_cap_net_admin_the_refusal_says_what_and_how_to_fix_it() {
+    let ns = gateway_namespace();
+    let config = write_config(&ns, "kernel");
+    let state = ns.path("state.json").display().to_string();
+    // Still uid 0, but with every capability dropped (setpriv is in util-linux).
+    let out = ns.run(
+        "setpriv",
+        &[
+            "--bounding-set",
+            "-all",
+            "--inh-caps",
+            "-all",
+            env!("CARGO_BIN_EXE_tungate"),
+            "net",
+            "apply",
+            "--config",
+            &config,
+            "--state-file",
+            &state,
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "tungate: creating tunnel tg-rs1: permission denied (run as root or with CAP_NET_ADMIN)"
+    );
+}
