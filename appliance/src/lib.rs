@@ -4,11 +4,14 @@
 //! to this gateway, which checks and decapsulates them, runs the VIP's Wasm plugins and
 //! forwards the accepted inner packets to the clients. The modules:
 //! - [`config`]: the declarative document and its validation;
+//! - [`netcfg`]: tunnels, routes, rules, sysctls and nftables over netlink (gateway and RS);
+//! - [`store`]: the state directory (accepted config, plugin modules, admin token);
 //! - [`cli`]: the command line, which dispatches to the modules below.
 
 pub mod cli;
 pub mod config;
 pub mod datapath;
+pub mod netcfg;
 pub mod store;
 
 /// The exit status for a configuration or usage error.
