@@ -1,0 +1,114 @@
+// A live line chart (uPlot) of one SeriesWindow: one line per key, y from zero, values and
+// axis in the caller's units. Owns the uPlot instance's life (create, resize, recreate when
+// the set of lines changes, destroy); never computes the data it draws.
+
+import { useEffect, useRef } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import type { AlignedSeries } from '../lib/series';
+
+/** Line colours, distinguishable and readable on white; assigned by key order. */
+export const SERIES_COLOURS = [
+  '#1f5fbf',
+  '#c2410c',
+  '#067647',
+  '#7a2bb5',
+  '#b42318',
+  '#0e7490',
+  '#a16207',
+  '#4b5563',
+] as const;
+
+const HEIGHT = 200;
+
+/** The colour of the n-th line. */
+export function seriesColour(index: number): string {
+  return SERIES_COLOURS[index % SERIES_COLOURS.length] ?? '#1f5fbf';
+}
+
+/** A chart of `series`; `format` renders values on the axis and in the legend. */
+export function LiveChart(props: {
+  title: string;
+  series: AlignedSeries;
+  format: (value: number) => string;
+  testId: string;
+}) {
+  const holder = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const plotKeys = useRef<string>('');
+  const formatRef = useRef(props.format);
+  formatRef.current = props.format;
+
+  // (Re)creates the chart when the set of lines changes, otherwise just feeds new data.
+  useEffect(() => {
+    const element = holder.current;
+    if (!element) return;
+    const keysId = props.series.keys.join('|');
+    if (plot.current && plotKeys.current === keysId) {
+      plot.current.setData(props.series.data as uPlot.AlignedData);
+      return;
+    }
+    plot.current?.destroy();
+    const format = (value: number | null | undefined) =>
+      value === null || value === undefined ? '—' : formatRef.current(value);
+    const options: uPlot.Options = {
+      width: Math.max(200, element.clientWidth),
+      height: HEIGHT,
+      pxAlign: 0,
+      cursor: { drag: { x: false, y: false } },
+      scales: {
+        x: { time: true },
+        y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+      },
+      axes: [
+        { stroke: '#4b5563', grid: { stroke: '#e5e8ee' }, ticks: { stroke: '#d6dbe3' } },
+        {
+          stroke: '#4b5563',
+          size: 84,
+          grid: { stroke: '#e5e8ee' },
+          ticks: { stroke: '#d6dbe3' },
+          values: (_u, splits) => splits.map((v) => format(v)),
+        },
+      ],
+      series: [
+        { label: 'time' },
+        ...props.series.keys.map((key, i) => ({
+          label: key,
+          stroke: seriesColour(i),
+          width: 2,
+          spanGaps: false,
+          value: (_u: uPlot, v: number | null) => format(v),
+        })),
+      ],
+      legend: { live: true },
+    };
+    plot.current = new uPlot(options, props.series.data as uPlot.AlignedData, element);
+    plotKeys.current = keysId;
+  }, [props.series]);
+
+  // Follows the container's width (window resize, sidebar, zoom).
+  useEffect(() => {
+    const element = holder.current;
+    if (!element || typeof ResizeObserver === 'undefined') return;
+    const observer = new ResizeObserver(() => {
+      plot.current?.setSize({ width: Math.max(200, element.clientWidth), height: HEIGHT });
+    });
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, []);
+
+  useEffect(
+    () => () => {
+      plot.current?.destroy();
+      plot.current = null;
+    },
+    [],
+  );
+
+  return (
+    <figure class="chart" data-testid={props.testId} data-points={props.series.data[0].length}>
+      <figcaption>{props.title}</figcaption>
+      <div class="chart-canvas" ref={holder} role="img" aria-label={`${props.title}, per VIP, last 2 minutes`} />
+    </figure>
+  );
+}

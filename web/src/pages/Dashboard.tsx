@@ -1,0 +1,348 @@
+// The dashboard: gateway status, live per-VIP packets/s, bits/s and drops/s charts, the
+// per-VIP counters, drops by reason and the plugin bindings (quarantined ones highlighted).
+// Read-only: it never changes configuration. Every moving number carries a `data-testid`
+// and its raw value (components/Value) for the browser tests.
+
+import { ApiError } from '../api/client';
+import type { Status } from '../api/types';
+import { Hash } from '../components/Hash';
+import { LiveChart } from '../components/LiveChart';
+import { EmptyState, ErrorState, Loading } from '../components/States';
+import { Value } from '../components/Value';
+import { useServices } from '../context';
+import {
+  UNKNOWN,
+  formatBitRate,
+  formatCount,
+  formatDuration,
+  formatInteger,
+  formatPps,
+  humanize,
+} from '../lib/format';
+import type { BindingRates, DropRates, RateSnapshot, VipRates } from '../lib/rates';
+import { ROUTE_HASH } from '../router';
+import { useLiveStats } from './useLiveStats';
+
+/** `#/`: the live overview. */
+export function DashboardPage() {
+  const { api } = useServices();
+  const live = useLiveStats(api);
+  const { snapshot } = live;
+  const statsError = live.statsError;
+  const unauthorized = statsError instanceof ApiError && statsError.kind === 'unauthorized';
+
+  return (
+    <section class="page" aria-labelledby="dashboard-title">
+      <div class="page-head">
+        <h1 id="dashboard-title">Dashboard</h1>
+        <p class="page-meta" data-testid="last-update">
+          {live.lastUpdate
+            ? `Live, every second · last update ${new Date(live.lastUpdate).toLocaleTimeString()}`
+            : live.loading
+              ? 'Connecting…'
+              : 'No data yet'}
+        </p>
+      </div>
+
+      <StatusPanel status={live.status} snapshot={snapshot} error={live.statusError} />
+
+      {statsError && !snapshot ? (
+        <ErrorState error={statsError} what="the traffic statistics" testId="stats-error" />
+      ) : null}
+      {statsError && snapshot && !unauthorized ? (
+        <p class="alert alert-warn" role="status" data-testid="stats-stale">
+          The numbers below are from the last successful update; the latest request failed.
+        </p>
+      ) : null}
+      {live.loading && !snapshot ? <Loading what="statistics" /> : null}
+
+      {snapshot ? <Traffic snapshot={snapshot} charts={live.charts} /> : null}
+    </section>
+  );
+}
+
+function StatusPanel(props: { status: Status | null; snapshot: RateSnapshot | null; error: unknown }) {
+  const { status, snapshot } = props;
+  const totals = snapshot?.totals;
+  return (
+    <div class="status-grid" data-testid="status-panel">
+      <div class="stat-card">
+        <span class="stat-label">State</span>
+        {status ? (
+          <span
+            class={status.ready ? 'badge badge-ok' : 'badge badge-warn'}
+            data-testid="status-ready"
+            data-value={String(status.ready)}
+          >
+            {status.ready ? 'Ready' : 'Not ready'}
+          </span>
+        ) : (
+          <span class="badge badge-muted" data-testid="status-ready" data-value="">
+            {props.error ? 'Unknown' : '…'}
+          </span>
+        )}
+        <span class="stat-sub" data-testid="status-version">
+          {status ? `tungate ${status.version}` : UNKNOWN}
+        </span>
+      </div>
+      <div class="stat-card">
+        <span class="stat-label">Decapsulation</span>
+        <span class="stat-value" data-testid="status-decap-mode" data-value={status?.decap_mode ?? ''}>
+          {status?.decap_mode ?? UNKNOWN}
+        </span>
+        <span class="stat-sub">
+          <Value value={status?.workers} format={(v) => (v == null ? UNKNOWN : `${v} worker${v === 1 ? '' : 's'}`)} testId="status-workers" />
+        </span>
+      </div>
+      <div class="stat-card">
+        <span class="stat-label">Uptime</span>
+        <Value
+          class="stat-value"
+          value={status?.uptime_seconds}
+          format={formatDuration}
+          testId="status-uptime"
+          title={status ? `${Math.floor(status.uptime_seconds)} seconds` : 'not known yet'}
+        />
+        <span class="stat-sub" data-testid="status-gateway" data-value={status?.gateway_address ?? ''}>
+          {status ? `gateway ${status.gateway_address}` : UNKNOWN}
+        </span>
+      </div>
+      <div class="stat-card">
+        <span class="stat-label">Configured</span>
+        <span class="stat-value">
+          <Value value={status?.peers} format={(v) => (v == null ? UNKNOWN : String(v))} testId="status-peers" />{' '}
+          <small>peers</small> ·{' '}
+          <Value value={status?.vips} format={(v) => (v == null ? UNKNOWN : String(v))} testId="status-vips" />{' '}
+          <small>VIPs</small>
+        </span>
+      </div>
+      <div class="stat-card stat-card-accent">
+        <span class="stat-label">Forwarded</span>
+        <Value class="stat-value" value={totals?.pps} format={formatPps} testId="total-pps" />
+        <span class="stat-sub">
+          <Value value={totals?.bps} format={formatBitRate} testId="total-bps" /> ·{' '}
+          <Value value={totals?.forwardedPackets} format={formatCount} testId="total-forwarded-packets" /> packets
+        </span>
+      </div>
+      <div class="stat-card">
+        <span class="stat-label">Dropped</span>
+        <Value class="stat-value" value={totals?.dropPps} format={formatPps} testId="total-drop-pps" />
+        <span class="stat-sub">
+          <Value value={totals?.droppedPackets} format={formatCount} testId="total-dropped-packets" /> packets ·{' '}
+          <Value value={totals?.receivedPackets} format={formatCount} testId="total-received-packets" /> received
+        </span>
+      </div>
+    </div>
+  );
+}
+
+function Traffic(props: { snapshot: RateSnapshot; charts: ReturnType<typeof useLiveStats>['charts'] }) {
+  const { snapshot, charts } = props;
+  if (snapshot.vips.length === 0) {
+    return (
+      <EmptyState title="No VIPs yet" testId="empty-vips">
+        <p>
+          tungate forwards replies for the VIPs its peers serve. Add a peer and its VIPs on the{' '}
+          <a href={ROUTE_HASH.config}>Peers &amp; VIPs</a> page; traffic shows up here within a second.
+        </p>
+      </EmptyState>
+    );
+  }
+  const noTraffic =
+    snapshot.vips.every((v) => v.forwardedPackets === 0 && v.droppedPackets === 0) &&
+    snapshot.drops.every((d) => d.total === 0);
+  return (
+    <>
+      {noTraffic ? (
+        <p class="alert alert-info" role="status" data-testid="no-traffic">
+          No traffic yet: no reply has been forwarded or dropped. The charts fill in as soon as real
+          servers send replies through their tunnels to this gateway.
+        </p>
+      ) : null}
+      <div class="charts">
+        <LiveChart title="Forwarded packets/s" series={charts.pps} format={formatPps} testId="chart-pps" />
+        <LiveChart title="Forwarded bits/s" series={charts.bps} format={formatBitRate} testId="chart-bps" />
+        <LiveChart title="Dropped packets/s" series={charts.dropPps} format={formatPps} testId="chart-drops" />
+      </div>
+      <VipTable vips={snapshot.vips} />
+      <div class="two-col">
+        <DropsTable drops={snapshot.drops} />
+        <BindingsTable bindings={snapshot.bindings} />
+      </div>
+    </>
+  );
+}
+
+function VipTable(props: { vips: VipRates[] }) {
+  return (
+    <div class="card">
+      <h2>VIPs</h2>
+      <div class="table-scroll">
+        <table class="table" data-testid="vip-table">
+          <thead>
+            <tr>
+              <th scope="col">VIP</th>
+              <th scope="col">Peer</th>
+              <th scope="col" class="n">Packets/s</th>
+              <th scope="col" class="n">Bits/s</th>
+              <th scope="col" class="n">Forwarded</th>
+              <th scope="col" class="n">Drops/s</th>
+              <th scope="col" class="n">Dropped</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.vips.map((vip) => (
+              <tr key={vip.address} data-testid={`vip-row-${vip.address}`}>
+                <th scope="row" class="mono">{vip.address}</th>
+                <td>{vip.peer ?? <span class="muted">—</span>}</td>
+                <td class="n"><Value value={vip.pps} format={formatPps} testId={`vip-pps-${vip.address}`} /></td>
+                <td class="n"><Value value={vip.bps} format={formatBitRate} testId={`vip-bps-${vip.address}`} /></td>
+                <td class="n">
+                  <Value value={vip.forwardedPackets} format={formatCount} testId={`vip-forwarded-packets-${vip.address}`} />
+                  <span class="muted small"> pkts · </span>
+                  <Value value={vip.forwardedBytes} format={(v) => `${formatCount(v)}B`} testId={`vip-forwarded-bytes-${vip.address}`} />
+                </td>
+                <td class="n"><Value value={vip.dropPps} format={formatPps} testId={`vip-drop-pps-${vip.address}`} /></td>
+                <td class="n">
+                  <Value
+                    class={vip.droppedPackets > 0 ? 'text-danger' : ''}
+                    value={vip.droppedPackets}
+                    format={formatCount}
+                    testId={`vip-dropped-packets-${vip.address}`}
+                  />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  );
+}
+
+function DropsTable(props: { drops: DropRates[] }) {
+  return (
+    <div class="card">
+      <h2>Drops by reason</h2>
+      {props.drops.length === 0 || props.drops.every((d) => d.total === 0) ? (
+        <p class="muted" data-testid="no-drops">No packet has been dropped.</p>
+      ) : (
+        <table class="table" data-testid="drops-table">
+          <thead>
+            <tr>
+              <th scope="col">Reason</th>
+              <th scope="col" class="n">Per second</th>
+              <th scope="col" class="n">Total</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.drops.map((drop) => (
+              <tr key={drop.reason} data-testid={`drop-row-${drop.reason}`}>
+                <th scope="row">
+                  {humanize(drop.reason)} <code class="muted small">{drop.reason}</code>
+                </th>
+                <td class="n"><Value value={drop.perSecond} format={formatPps} testId={`drop-pps-${drop.reason}`} /></td>
+                <td class="n"><Value value={drop.total} format={formatCount} testId={`drop-total-${drop.reason}`} /></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
+function BindingsTable(props: { bindings: BindingRates[] }) {
+  const quarantined = props.bindings.filter((b) => b.stats.quarantined).length;
+  return (
+    <div class="card">
+      <h2>
+        Plugin bindings{' '}
+        {quarantined > 0 ? (
+          <span class="badge badge-danger" data-testid="quarantined-count" data-value={String(quarantined)}>
+            {quarantined} quarantined
+          </span>
+        ) : null}
+      </h2>
+      {props.bindings.length === 0 ? (
+        <p class="muted" data-testid="no-bindings">
+          No plugin is bound to a VIP. Bind one on the <a href={ROUTE_HASH.plugins}>Plugins</a> page.
+        </p>
+      ) : (
+        <div class="table-scroll">
+          <table class="table" data-testid="bindings-table">
+            <thead>
+              <tr>
+                <th scope="col">VIP · pos.</th>
+                <th scope="col">Plugin</th>
+                <th scope="col" class="n">Pass/s</th>
+                <th scope="col" class="n">Drop/s</th>
+                <th scope="col" class="n">Passed</th>
+                <th scope="col" class="n">Dropped</th>
+                <th scope="col" class="n">Errors</th>
+                <th scope="col">State</th>
+              </tr>
+            </thead>
+            <tbody>
+              {props.bindings.map((b) => {
+                const id = `${b.stats.vip}-${b.stats.position}`;
+                const errorsTitle = Object.entries(b.stats.errors ?? {})
+                  .map(([kind, n]) => `${humanize(kind)}: ${formatInteger(n)}`)
+                  .join('\n');
+                const counters = Object.entries(b.stats.counters ?? {});
+                return (
+                  <tr
+                    key={b.key}
+                    class={b.stats.quarantined ? 'row-quarantined' : undefined}
+                    data-testid={`binding-row-${id}`}
+                    data-quarantined={String(b.stats.quarantined)}
+                  >
+                    <th scope="row" class="mono">
+                      {b.stats.vip} <span class="muted">#{b.stats.position}</span>
+                    </th>
+                    <td>
+                      <span class="plugin-name">{b.stats.plugin}</span>
+                      {b.stats.sha256 ? <Hash sha256={b.stats.sha256} /> : null}
+                      {b.stats.on_error ? <span class="muted small"> on error: {b.stats.on_error}</span> : null}
+                      {counters.length ? (
+                        <div class="counters small" data-testid={`binding-counters-${id}`}>
+                          {counters.map(([name, value]) => (
+                            <span key={name} class="counter">
+                              {name} <Value value={value} format={formatCount} testId={`binding-counter-${id}-${name}`} />
+                            </span>
+                          ))}
+                        </div>
+                      ) : null}
+                    </td>
+                    <td class="n"><Value value={b.passPerSecond} format={formatPps} testId={`binding-pass-pps-${id}`} /></td>
+                    <td class="n"><Value value={b.dropPerSecond} format={formatPps} testId={`binding-drop-pps-${id}`} /></td>
+                    <td class="n"><Value value={b.stats.verdicts.pass ?? 0} format={formatCount} testId={`binding-pass-${id}`} /></td>
+                    <td class="n"><Value value={b.stats.verdicts.drop ?? 0} format={formatCount} testId={`binding-drop-${id}`} /></td>
+                    <td class="n">
+                      <Value
+                        class={b.errorsTotal > 0 ? 'text-danger' : ''}
+                        value={b.errorsTotal}
+                        format={formatCount}
+                        testId={`binding-errors-${id}`}
+                        title={errorsTitle || 'no errors'}
+                      />
+                    </td>
+                    <td>
+                      {b.stats.quarantined ? (
+                        <span class="badge badge-danger" title="The plugin kept failing; its on_error policy applies to every packet until it is replaced or rebound.">
+                          Quarantined
+                        </span>
+                      ) : (
+                        <span class="badge badge-ok">Active</span>
+                      )}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </div>
+  );
+}
