@@ -29,7 +29,8 @@ interface PendingSignIn {
 const SIGN_IN_REASONS: Record<string, string> = {
   'needs-token:write': 'Changes need the admin token. Sign in, and the change goes through.',
   'needs-token:read': 'This tungate listener needs the admin token even to show its state.',
-  'token-refused:write': 'tungate refused the stored token (it may have been rotated). Sign in again to finish the change.',
+  'token-refused:write':
+    'tungate refused the stored token (it may have been rotated). Sign in again to finish the change.',
   'token-refused:read': 'tungate refused the stored token (it may have been rotated). Sign in again.',
 };
 
@@ -110,7 +111,15 @@ export function App() {
 
   return (
     <ServicesContext.Provider value={services}>
-      <a class="skip-link" href="#main">
+      <a
+        class="skip-link"
+        href="#main"
+        onClick={(event) => {
+          // The URL fragment is the router's: move focus without touching it.
+          event.preventDefault();
+          document.getElementById('main')?.focus();
+        }}
+      >
         Skip to content
       </a>
       <header class="topbar">
@@ -138,8 +147,8 @@ export function App() {
       </header>
       {connection.state === 'unreachable' ? (
         <div class="banner banner-error" role="alert" data-testid="api-unreachable">
-          <strong>The tungate API is not answering.</strong> {connection.message} The page keeps
-          trying; what it shows may be out of date.
+          <strong>The tungate API is not answering.</strong> {connection.message} The page keeps trying; what
+          it shows may be out of date.
         </div>
       ) : null}
       <main id="main" tabIndex={-1} data-route={route}>
@@ -159,11 +168,7 @@ export function App() {
               {SIGN_IN_REASONS[`${prompt.request.reason}:${prompt.request.forWrite ? 'write' : 'read'}`]}
             </p>
           ) : null}
-          <LoginForm
-            autoFocus
-            onSignedIn={() => finishSignIn(true)}
-            onCancel={() => finishSignIn(false)}
-          />
+          <LoginForm autoFocus onSignedIn={() => finishSignIn(true)} onCancel={() => finishSignIn(false)} />
         </Dialog>
       ) : null}
     </ServicesContext.Provider>
@@ -208,8 +213,7 @@ function NavLink(props: { route: Exclude<Route, 'not-found'>; current: Route; la
 
 function ConnectionBadge(props: { connection: Connection }) {
   const { state, message } = props.connection;
-  const label =
-    state === 'ok' ? 'Connected' : state === 'unreachable' ? 'API unreachable' : 'Connecting…';
+  const label = state === 'ok' ? 'Connected' : state === 'unreachable' ? 'API unreachable' : 'Connecting…';
   return (
     <span
       class={`conn conn-${state}`}

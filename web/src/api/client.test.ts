@@ -65,7 +65,9 @@ async function failure(promise: Promise<unknown>): Promise<ApiError> {
 
 describe('ApiClient requests', () => {
   it('reads JSON from relative /api/v1 URLs, with the bearer token in a header only', async () => {
-    const { api, calls } = client([() => json(200, [{ name: 'rs1', address: '10.0.1.11' }])], { token: 's3cret' });
+    const { api, calls } = client([() => json(200, [{ name: 'rs1', address: '10.0.1.11' }])], {
+      token: 's3cret',
+    });
     expect(await api.peers()).toEqual([{ name: 'rs1', address: '10.0.1.11' }]);
     expect(calls[0]?.url).toBe('/api/v1/peers');
     expect(calls[0]?.headers.Authorization).toBe('Bearer s3cret');
@@ -84,7 +86,10 @@ describe('ApiClient requests', () => {
     expect(calls[0]?.method).toBe('PUT');
     expect(calls[0]?.url).toBe('/api/v1/vips/192.0.2.10');
     expect(calls[0]?.headers['Content-Type']).toBe('application/json');
-    expect(JSON.parse(String(calls[0]?.body))).toEqual({ address: '192.0.2.10', plugins: [{ plugin: 'a', on_error: 'drop' }] });
+    expect(JSON.parse(String(calls[0]?.body))).toEqual({
+      address: '192.0.2.10',
+      plugins: [{ plugin: 'a', on_error: 'drop' }],
+    });
 
     const second = client([() => new Response(null, { status: 204 })], { token: 't' });
     await second.api.deletePeer('a/b?c');

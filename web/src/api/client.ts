@@ -3,17 +3,7 @@
 // and telling "the API refused this" apart from "no API answered". It must never put the
 // token in a URL, and never retry a write except once after a fresh sign-in.
 
-import type {
-  ErrorBody,
-  ErrorDetail,
-  Peer,
-  PeerBody,
-  Plugin,
-  Stats,
-  Status,
-  Vip,
-  VipBody,
-} from './types';
+import type { ErrorBody, ErrorDetail, Peer, PeerBody, Plugin, Stats, Status, Vip, VipBody } from './types';
 import type { TokenStore } from './token';
 
 /** Why a request failed, which decides how the UI reacts. */
@@ -72,8 +62,7 @@ export interface ApiClientOptions {
 type Method = 'GET' | 'PUT' | 'DELETE';
 
 type RequestBody =
-  | { kind: 'json'; value: unknown }
-  | { kind: 'bytes'; value: Blob | ArrayBuffer; contentType: string };
+  { kind: 'json'; value: unknown } | { kind: 'bytes'; value: Blob | ArrayBuffer; contentType: string };
 
 /** Typed access to every `/api/v1` resource the UI uses. */
 export class ApiClient {
@@ -253,12 +242,7 @@ export class ApiClient {
 }
 
 /** Turns a response into the value, or an ApiError classified by the contract's rules. */
-export function interpret<T>(
-  method: string,
-  path: string,
-  response: Response,
-  text: string,
-): T | ApiError {
+export function interpret<T>(method: string, path: string, response: Response, text: string): T | ApiError {
   const where = `${method} ${path}`;
   const parsed = parseJson(text);
   const contentType = response.headers.get('content-type') ?? '';

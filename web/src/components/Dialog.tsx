@@ -59,6 +59,8 @@ export function ConfirmDialog(props: {
   children: ComponentChildren;
   confirmLabel: string;
   danger?: boolean;
+  /** When set, the action cannot be confirmed (the text says why). */
+  blocked?: boolean;
   busy: boolean;
   error: string | null;
   onConfirm: () => void;
@@ -79,7 +81,7 @@ export function ConfirmDialog(props: {
         <button
           type="button"
           class={props.danger ? 'btn btn-danger' : 'btn btn-primary'}
-          disabled={props.busy}
+          disabled={props.busy || props.blocked === true}
           onClick={props.onConfirm}
         >
           {props.busy ? 'Working…' : props.confirmLabel}

@@ -27,7 +27,28 @@ export function Hash(props: { sha256: string; testId?: string }) {
         aria-label={`Copy the full sha256 ${props.sha256}`}
         title="Copy the full sha256"
       >
-        {copied === 'yes' ? '✓' : '⧉'}
+        {copied === 'yes' ? (
+          '✓'
+        ) : (
+          <svg width="14" height="14" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
+            <rect
+              x="5"
+              y="5"
+              width="9"
+              height="9"
+              rx="1.5"
+              fill="none"
+              stroke="currentColor"
+              stroke-width="1.5"
+            />
+            <path
+              d="M11 3.5V3a1 1 0 0 0-1-1H3a1 1 0 0 0-1 1v7a1 1 0 0 0 1 1h.5"
+              fill="none"
+              stroke="currentColor"
+              stroke-width="1.5"
+            />
+          </svg>
+        )}
       </button>
       {copied === 'failed' ? (
         <input

@@ -21,18 +21,31 @@ export const SERIES_COLOURS = [
 
 const HEIGHT = 200;
 
+/** While the pointer is not over the chart, the legend shows the newest values. */
+function showLatestInLegend(plot: uPlot): void {
+  const last = plot.data[0].length - 1;
+  if (last >= 0 && plot.cursor.idx == null) plot.setLegend({ idx: last });
+}
+
 /** The colour of the n-th line. */
 export function seriesColour(index: number): string {
   return SERIES_COLOURS[index % SERIES_COLOURS.length] ?? '#1f5fbf';
 }
 
-/** A chart of `series`; `format` renders values on the axis and in the legend. */
+/**
+ * A chart of `series`; `format` renders values on the axis and in the legend, `colourOf`
+ * gives each line its colour (shared with the tables, so a VIP has one colour everywhere).
+ */
 export function LiveChart(props: {
   title: string;
   series: AlignedSeries;
   format: (value: number) => string;
+  colourOf: (key: string) => string;
+  /** Seconds of history the x axis spans. */
+  windowSeconds: number;
   testId: string;
 }) {
+  const windowSeconds = props.windowSeconds;
   const holder = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const plotKeys = useRef<string>('');
@@ -43,9 +56,10 @@ export function LiveChart(props: {
   useEffect(() => {
     const element = holder.current;
     if (!element) return;
-    const keysId = props.series.keys.join('|');
+    const keysId = props.series.keys.map((k) => `${k}=${props.colourOf(k)}`).join('|');
     if (plot.current && plotKeys.current === keysId) {
       plot.current.setData(props.series.data as uPlot.AlignedData);
+      showLatestInLegend(plot.current);
       return;
     }
     plot.current?.destroy();
@@ -57,7 +71,8 @@ export function LiveChart(props: {
       pxAlign: 0,
       cursor: { drag: { x: false, y: false } },
       scales: {
-        x: { time: true },
+        // Always the whole window, so the time axis scrolls steadily from the first sample.
+        x: { time: true, range: (_u, _min, max) => [max - windowSeconds, max] },
         y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
       },
       axes: [
@@ -71,10 +86,13 @@ export function LiveChart(props: {
         },
       ],
       series: [
-        { label: 'time' },
-        ...props.series.keys.map((key, i) => ({
+        {
+          label: 'time',
+          value: (_u: uPlot, v: number | null) => (v == null ? '' : new Date(v * 1000).toLocaleTimeString()),
+        },
+        ...props.series.keys.map((key) => ({
           label: key,
-          stroke: seriesColour(i),
+          stroke: props.colourOf(key),
           width: 2,
           spanGaps: false,
           value: (_u: uPlot, v: number | null) => format(v),
@@ -84,7 +102,8 @@ export function LiveChart(props: {
     };
     plot.current = new uPlot(options, props.series.data as uPlot.AlignedData, element);
     plotKeys.current = keysId;
-  }, [props.series]);
+    showLatestInLegend(plot.current);
+  }, [props.series, props.colourOf]);
 
   // Follows the container's width (window resize, sidebar, zoom).
   useEffect(() => {
@@ -108,7 +127,12 @@ export function LiveChart(props: {
   return (
     <figure class="chart" data-testid={props.testId} data-points={props.series.data[0].length}>
       <figcaption>{props.title}</figcaption>
-      <div class="chart-canvas" ref={holder} role="img" aria-label={`${props.title}, per VIP, last 2 minutes`} />
+      <div
+        class="chart-canvas"
+        ref={holder}
+        role="img"
+        aria-label={`${props.title}, per VIP, last ${Math.round(props.windowSeconds / 60)} minutes`}
+      />
     </figure>
   );
 }

@@ -12,11 +12,7 @@ export const TOKEN_HINT =
   '(e.g. /var/lib/tungate/admin-token), unless it was started with --token-file.';
 
 /** Token field and sign-in button; `onSignedIn` runs once the API accepted the token. */
-export function LoginForm(props: {
-  onSignedIn: () => void;
-  onCancel?: () => void;
-  autoFocus?: boolean;
-}) {
+export function LoginForm(props: { onSignedIn: () => void; onCancel?: () => void; autoFocus?: boolean }) {
   const { api, tokens } = useServices();
   const [token, setToken] = useState('');
   const [busy, setBusy] = useState(false);

@@ -18,11 +18,7 @@ export function describeError(error: unknown): string {
 }
 
 /** A "nothing here yet" panel with an optional action. */
-export function EmptyState(props: {
-  title: string;
-  children?: ComponentChildren;
-  testId?: string;
-}) {
+export function EmptyState(props: { title: string; children?: ComponentChildren; testId?: string }) {
   return (
     <div class="empty" data-testid={props.testId}>
       <p class="empty-title">{props.title}</p>
@@ -32,12 +28,7 @@ export function EmptyState(props: {
 }
 
 /** A failed load: what went wrong, and a retry button when the caller can retry. */
-export function ErrorState(props: {
-  error: unknown;
-  what: string;
-  onRetry?: () => void;
-  testId?: string;
-}) {
+export function ErrorState(props: { error: unknown; what: string; onRetry?: () => void; testId?: string }) {
   const { error } = props;
   const unreachable = error instanceof ApiError && error.kind === 'unreachable';
   const unauthorized = error instanceof ApiError && error.kind === 'unauthorized';

@@ -58,13 +58,21 @@ describe('draftToBinding', () => {
       on_error: 'drop',
     });
     expect(
-      draftToBinding({ plugin: 'cidr-filter', sha256: 'ab', onError: 'pass', configText: '{"deny":["10.0.0.0/8"]}' }),
+      draftToBinding({
+        plugin: 'cidr-filter',
+        sha256: 'ab',
+        onError: 'pass',
+        configText: '{"deny":["10.0.0.0/8"]}',
+      }),
     ).toEqual({ plugin: 'cidr-filter', sha256: 'ab', on_error: 'pass', config: { deny: ['10.0.0.0/8'] } });
   });
 
   it('keeps falsy JSON configs (0, false, null) as configs', () => {
     expect(draftToBinding({ plugin: 'p', onError: 'pass', configText: 'false' }).config).toBe(false);
-    expect(draftToBinding({ plugin: 'p', onError: 'pass', configText: 'null' })).toHaveProperty('config', null);
+    expect(draftToBinding({ plugin: 'p', onError: 'pass', configText: 'null' })).toHaveProperty(
+      'config',
+      null,
+    );
   });
 
   it('refuses config text that is not JSON', () => {

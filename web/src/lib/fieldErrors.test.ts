@@ -87,12 +87,15 @@ describe('mapFieldErrors', () => {
     expect(mapped.fields.address).toHaveLength(1);
   });
 
-  it('claims a binding field only at the bind form\'s own position', () => {
+  it("claims a binding field only at the bind form's own position", () => {
     const bindScope = {
       prefixes: [['vips', '*', 'plugins', 2], ['plugins', 2], []] as const,
       fields: { config: Infinity, on_error: 0, plugin: 0 },
     };
-    const ours = mapFieldErrors({ message: 'deny: not a CIDR', field: 'vips[0].plugins[2].config' }, bindScope);
+    const ours = mapFieldErrors(
+      { message: 'deny: not a CIDR', field: 'vips[0].plugins[2].config' },
+      bindScope,
+    );
     expect(ours.fields.config).toEqual([{ message: 'deny: not a CIDR', rest: [] }]);
     const bodyPath = mapFieldErrors({ message: 'unknown plugin', field: 'plugins[2].plugin' }, bindScope);
     expect(bodyPath.fields.plugin).toEqual([{ message: 'unknown plugin', rest: [] }]);

@@ -116,7 +116,12 @@ function claim(
     const rest = segments.slice(prefix.length);
     const head = rest[0];
     const depth = typeof head === 'string' ? scope.fields[head] : undefined;
-    if (typeof head === 'string' && depth !== undefined && Object.hasOwn(scope.fields, head) && rest.length - 1 <= depth) {
+    if (
+      typeof head === 'string' &&
+      depth !== undefined &&
+      Object.hasOwn(scope.fields, head) &&
+      rest.length - 1 <= depth
+    ) {
       return { field: head, rest: rest.slice(1) };
     }
   }

@@ -7,6 +7,7 @@ import {
   formatDateTime,
   formatDuration,
   formatInteger,
+  formatPercent,
   formatPps,
   humanize,
   shortHash,
@@ -119,8 +120,21 @@ describe('dates and words', () => {
     expect(shortHash('abc')).toBe('abc');
   });
 
-  it('turns reason codes into words', () => {
+  it('turns reason codes into words, abbreviations in capitals', () => {
     expect(humanize('bad_checksum')).toBe('Bad checksum');
-    expect(humanize('ttl-expired')).toBe('Ttl expired');
+    expect(humanize('ttl-expired')).toBe('TTL expired');
+    expect(humanize('not_a_vip')).toBe('Not a VIP');
+    expect(humanize('unknown_vips')).toBe('Unknown VIPs');
+    expect(humanize('inner_ipip')).toBe('Inner IPIP');
+  });
+
+  it('formats shares as percentages', () => {
+    expect(formatPercent(1, 2500)).toBe('0.04 %');
+    expect(formatPercent(125, 1000)).toBe('12.5 %');
+    expect(formatPercent(0, 10)).toBe('0 %');
+    expect(formatPercent(1, 3)).toBe('33.3 %');
+    expect(formatPercent(1, 300)).toBe('0.33 %');
+    expect(formatPercent(5, 0)).toBe('—');
+    expect(formatPercent(null, 10)).toBe('—');
   });
 });

@@ -18,9 +18,7 @@ function scale(value: number, base: number, maxIndex: number): { text: string; i
   const sign = value < 0 ? '-' : '';
   let magnitude = Math.abs(value);
   if (magnitude < base) {
-    const text = Number.isInteger(magnitude)
-      ? String(magnitude)
-      : String(Number(magnitude.toPrecision(3)));
+    const text = Number.isInteger(magnitude) ? String(magnitude) : String(Number(magnitude.toPrecision(3)));
     // Rounding 999.95 to 3 digits gives 1000: fall through to the scaled form then.
     if (Number(text) < base) return { text: sign + text, index: 0 };
   }
@@ -117,8 +115,47 @@ export function shortHash(sha256: string): string {
   return sha256.length > 12 ? sha256.slice(0, 12) : sha256;
 }
 
-/** Turns a machine word (`bad_checksum`, `not-a-vip`) into words for a label. */
+/** Abbreviations written in capitals when a machine word becomes a label. */
+const ACRONYMS: Record<string, string> = Object.fromEntries(
+  [
+    'vip',
+    'ttl',
+    'ip',
+    'ipip',
+    'gre',
+    'icmp',
+    'tcp',
+    'udp',
+    'cidr',
+    'abi',
+    'gso',
+    'mtu',
+    'rs',
+    'gip',
+    'rip',
+  ].flatMap((word) => [
+    [word, word.toUpperCase()],
+    [`${word}s`, `${word.toUpperCase()}s`],
+  ]),
+);
+
+/** Turns a machine word (`bad_checksum`, `not-a-vip`) into words for a label: `Not a VIP`. */
 export function humanize(key: string): string {
-  const words = key.replace(/[_-]+/g, ' ').trim();
-  return words.charAt(0).toUpperCase() + words.slice(1);
+  const words = key
+    .replace(/[_-]+/g, ' ')
+    .trim()
+    .split(/\s+/)
+    .map((word) => ACRONYMS[word.toLowerCase()] ?? word);
+  const text = words.join(' ');
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** A share as a percentage with two significant decimals: `0.04 %`, `12.5 %`; unknown `—`. */
+export function formatPercent(part: number | null | undefined, whole: number | null | undefined): string {
+  if (part == null || whole == null || !Number.isFinite(part) || !Number.isFinite(whole) || whole <= 0) {
+    return UNKNOWN;
+  }
+  const percent = (100 * part) / whole;
+  if (percent === 0) return '0 %';
+  return `${percent >= 10 ? percent.toFixed(1) : Number(percent.toPrecision(2))} %`;
 }

@@ -32,7 +32,10 @@ describe('describeJsonError', () => {
       'Not valid JSON (line 2, column 14): Unexpected token ]',
     );
     expect(
-      describeJsonError(text, "Expected double-quoted property name in JSON at position 15 (line 2 column 14)"),
+      describeJsonError(
+        text,
+        'Expected double-quoted property name in JSON at position 15 (line 2 column 14)',
+      ),
     ).toBe('Not valid JSON (line 2, column 14): Expected double-quoted property name');
   });
 

@@ -3,9 +3,7 @@
 // the content (the API answers `plugin_refused_config`).
 
 /** The editor's text, understood. */
-export type ConfigParse =
-  | { ok: true; value: unknown; empty: boolean }
-  | { ok: false; message: string };
+export type ConfigParse = { ok: true; value: unknown; empty: boolean } | { ok: false; message: string };
 
 /** Parses the config editor's text; the error names the line and column. */
 export function parseConfigText(text: string): ConfigParse {
@@ -13,7 +11,10 @@ export function parseConfigText(text: string): ConfigParse {
   try {
     return { ok: true, value: JSON.parse(text) as unknown, empty: false };
   } catch (error) {
-    return { ok: false, message: describeJsonError(text, error instanceof Error ? error.message : String(error)) };
+    return {
+      ok: false,
+      message: describeJsonError(text, error instanceof Error ? error.message : String(error)),
+    };
   }
 }
 

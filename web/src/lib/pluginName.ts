@@ -16,6 +16,9 @@ export function isValidPluginName(name: string): boolean {
 export function defaultPluginName(fileName: string): string {
   const base = fileName.split(/[\\/]/).pop() ?? '';
   const stem = base.replace(/\.wasm$/i, '');
-  const cleaned = stem.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^\./, '_').slice(0, 64);
+  const cleaned = stem
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^\./, '_')
+    .slice(0, 64);
   return cleaned === '' ? 'plugin' : cleaned;
 }

@@ -2,11 +2,18 @@ import { describe, expect, it } from 'vitest';
 import type { BindingStats, Stats, VipStats } from '../api/types';
 import { computeRates, counterDelta, type CounterSample } from './rates';
 
-function vip(address: string, packets: number, bytes: number, dropped: Record<string, number> = {}): VipStats {
+function vip(
+  address: string,
+  packets: number,
+  bytes: number,
+  dropped: Record<string, number> = {},
+): VipStats {
   return { address, peer: 'rs1', forwarded_packets: packets, forwarded_bytes: bytes, dropped };
 }
 
-function binding(partial: Partial<BindingStats> & Pick<BindingStats, 'vip' | 'position' | 'plugin'>): BindingStats {
+function binding(
+  partial: Partial<BindingStats> & Pick<BindingStats, 'vip' | 'position' | 'plugin'>,
+): BindingStats {
   return { verdicts: {}, errors: {}, quarantined: false, ...partial };
 }
 
@@ -108,9 +115,24 @@ describe('computeRates for drops, bindings and totals', () => {
   });
 
   it('rates verdicts and errors per binding, keyed by VIP, position, plugin and hash', () => {
-    const before = binding({ vip: '192.0.2.10', position: 0, plugin: 'cidr-filter', sha256: 'aa', verdicts: { pass: 100, drop: 10 }, errors: { trap: 1 } });
-    const after = binding({ vip: '192.0.2.10', position: 0, plugin: 'cidr-filter', sha256: 'aa', verdicts: { pass: 300, drop: 50 }, errors: { trap: 3, deadline: 2 } });
-    const rates = computeRates(sample(0, { bindings: [before] }), sample(2000, { bindings: [after] })).bindings[0];
+    const before = binding({
+      vip: '192.0.2.10',
+      position: 0,
+      plugin: 'cidr-filter',
+      sha256: 'aa',
+      verdicts: { pass: 100, drop: 10 },
+      errors: { trap: 1 },
+    });
+    const after = binding({
+      vip: '192.0.2.10',
+      position: 0,
+      plugin: 'cidr-filter',
+      sha256: 'aa',
+      verdicts: { pass: 300, drop: 50 },
+      errors: { trap: 3, deadline: 2 },
+    });
+    const rates = computeRates(sample(0, { bindings: [before] }), sample(2000, { bindings: [after] }))
+      .bindings[0];
     expect(rates?.passPerSecond).toBe(100);
     expect(rates?.dropPerSecond).toBe(20);
     expect(rates?.errorsTotal).toBe(5);
@@ -118,16 +140,33 @@ describe('computeRates for drops, bindings and totals', () => {
   });
 
   it('treats a hot-swapped module at the same position as a new binding', () => {
-    const old = binding({ vip: '192.0.2.10', position: 0, plugin: 'cidr-filter', sha256: 'aa', verdicts: { pass: 100 } });
-    const swapped = binding({ vip: '192.0.2.10', position: 0, plugin: 'cidr-filter', sha256: 'bb', verdicts: { pass: 150 } });
-    const rates = computeRates(sample(0, { bindings: [old] }), sample(1000, { bindings: [swapped] })).bindings[0];
+    const old = binding({
+      vip: '192.0.2.10',
+      position: 0,
+      plugin: 'cidr-filter',
+      sha256: 'aa',
+      verdicts: { pass: 100 },
+    });
+    const swapped = binding({
+      vip: '192.0.2.10',
+      position: 0,
+      plugin: 'cidr-filter',
+      sha256: 'bb',
+      verdicts: { pass: 150 },
+    });
+    const rates = computeRates(sample(0, { bindings: [old] }), sample(1000, { bindings: [swapped] }))
+      .bindings[0];
     expect(rates?.passPerSecond).toBeNull();
     expect(rates?.errorsPerSecond).toBeNull();
   });
 
   it('rates the totals when the API gives them', () => {
-    const a = sample(0, { totals: { forwarded_packets: 10, forwarded_bytes: 1000, dropped_packets: 1, received_packets: 11 } });
-    const b = sample(1000, { totals: { forwarded_packets: 30, forwarded_bytes: 3000, dropped_packets: 4, received_packets: 34 } });
+    const a = sample(0, {
+      totals: { forwarded_packets: 10, forwarded_bytes: 1000, dropped_packets: 1, received_packets: 11 },
+    });
+    const b = sample(1000, {
+      totals: { forwarded_packets: 30, forwarded_bytes: 3000, dropped_packets: 4, received_packets: 34 },
+    });
     expect(computeRates(a, b).totals).toEqual({
       forwardedPackets: 30,
       forwardedBytes: 3000,

@@ -82,10 +82,7 @@ function perSecond(delta: number | null, intervalSeconds: number | null): number
  * Growth of a set of counters keyed by reason, summed. When the owner existed before, a
  * reason missing from the previous sample counted from zero (a first drop of that kind).
  */
-function mapDelta(
-  previous: Record<string, number> | undefined,
-  next: Record<string, number>,
-): number | null {
+function mapDelta(previous: Record<string, number> | undefined, next: Record<string, number>): number | null {
   if (previous === undefined) return null;
   let sum = 0;
   for (const [reason, value] of Object.entries(next)) {
@@ -121,10 +118,7 @@ export function computeRates(previous: CounterSample | null, next: CounterSample
       forwardedBytes: vip.forwarded_bytes,
       droppedPackets: sum(vip.dropped),
       pps: perSecond(counterDelta(old?.forwarded_packets, vip.forwarded_packets), interval),
-      bps: perSecond(
-        scaleDelta(counterDelta(old?.forwarded_bytes, vip.forwarded_bytes), 8),
-        interval,
-      ),
+      bps: perSecond(scaleDelta(counterDelta(old?.forwarded_bytes, vip.forwarded_bytes), 8), interval),
       dropPps: perSecond(mapDelta(old?.dropped, vip.dropped ?? {}), interval),
     };
   });
@@ -133,9 +127,7 @@ export function computeRates(previous: CounterSample | null, next: CounterSample
     .map(([reason, total]) => ({
       reason,
       total,
-      perSecond: before
-        ? perSecond(counterDelta(before.drops?.[reason] ?? 0, total), interval)
-        : null,
+      perSecond: before ? perSecond(counterDelta(before.drops?.[reason] ?? 0, total), interval) : null,
     }))
     .sort((a, b) => b.total - a.total || a.reason.localeCompare(b.reason));
 

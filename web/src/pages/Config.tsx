@@ -53,8 +53,8 @@ export function ConfigPage() {
       <div class="page-head">
         <h1 id="config-title">Peers &amp; VIPs</h1>
         <p class="page-meta">
-          Peers are the real servers whose tunnelled replies tungate accepts; each serves some VIPs.
-          A VIP's plugin chain runs on every reply it sends.
+          Peers are the real servers whose tunnelled replies tungate accepts; each serves some VIPs. A VIP's
+          plugin chain runs on every reply it sends.
         </p>
       </div>
       {data.error ? (
@@ -99,8 +99,8 @@ export function ConfigPage() {
           onDone={closeAndReload}
         >
           <p>
-            tungate will stop accepting tunnelled replies from <code>{editing.peer.address}</code>:
-            replies it sends are dropped from then on.
+            tungate will stop accepting tunnelled replies from <code>{editing.peer.address}</code>: replies it
+            sends are dropped from then on.
           </p>
         </DeleteDialog>
       ) : null}
@@ -235,7 +235,7 @@ function VipsCard(props: {
                       <ol class="chain-summary">
                         {vip.plugins.map((b, i) => (
                           <li key={i}>
-                            {b.plugin}
+                            <span class="chain-pos">#{i}</span> {b.plugin}
                             {b.on_error === 'drop' ? <span class="muted small"> (fail closed)</span> : null}
                           </li>
                         ))}
@@ -291,7 +291,9 @@ function PeerDialog(props: { peer: Peer | null; onClose: () => void; onSaved: ()
       notify(`Peer ${name.trim()} saved.`);
       props.onSaved();
     } catch (failure) {
-      setErrors(formErrors(failure, { prefixes: [['peers', '*'], []], fields: { name: 0, address: 0, vips: 1 } }));
+      setErrors(
+        formErrors(failure, { prefixes: [['peers', '*'], []], fields: { name: 0, address: 0, vips: 1 } }),
+      );
     } finally {
       setBusy(false);
     }
@@ -299,12 +301,20 @@ function PeerDialog(props: { peer: Peer | null; onClose: () => void; onSaved: ()
 
   const vipEntries = splitList(vipsText);
   return (
-    <Dialog title={editing ? `Edit peer ${props.peer?.name}` : 'Add a peer'} onClose={props.onClose} testId="peer-dialog">
+    <Dialog
+      title={editing ? `Edit peer ${props.peer?.name}` : 'Add a peer'}
+      onClose={props.onClose}
+      testId="peer-dialog"
+    >
       <form onSubmit={(e) => void submit(e)} noValidate>
         <Field
           id="peer-name"
           label="Name"
-          hint={editing ? 'The name identifies the peer; to rename, add a new peer and delete this one.' : 'Up to 12 letters, digits, - or _.'}
+          hint={
+            editing
+              ? 'The name identifies the peer; to rename, add a new peer and delete this one.'
+              : 'Up to 12 letters, digits, - or _.'
+          }
           errors={errors.fields.name}
         >
           {(control) => (
@@ -320,7 +330,12 @@ function PeerDialog(props: { peer: Peer | null; onClose: () => void; onSaved: ()
             />
           )}
         </Field>
-        <Field id="peer-address" label="Address (RIP)" hint="The real server's tunnel source address, e.g. 10.0.1.11." errors={errors.fields.address}>
+        <Field
+          id="peer-address"
+          label="Address (RIP)"
+          hint="The real server's tunnel source address, e.g. 10.0.1.11."
+          errors={errors.fields.address}
+        >
           {(control) => (
             <input
               {...control}
@@ -340,7 +355,9 @@ function PeerDialog(props: { peer: Peer | null; onClose: () => void; onSaved: ()
           hint="Addresses separated by commas or spaces. Replies from other sources are dropped."
           errors={errors.fields.vips}
           describeRest={(rest) =>
-            typeof rest[0] === 'number' ? `VIP ${vipEntries[rest[0]] ?? `#${rest[0] + 1}`}` : String(rest.join('.'))
+            typeof rest[0] === 'number'
+              ? `VIP ${vipEntries[rest[0]] ?? `#${rest[0] + 1}`}`
+              : String(rest.join('.'))
           }
         >
           {(control) => (
@@ -396,7 +413,10 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
   const submit = async (event: Event) => {
     event.preventDefault();
     if (!rows.every(draftIsValid)) {
-      setErrors({ fields: {}, general: ['Fix the plugin configuration marked below: it is not valid JSON.'] });
+      setErrors({
+        fields: {},
+        general: ['Fix the plugin configuration marked below: it is not valid JSON.'],
+      });
       return;
     }
     setBusy(true);
@@ -407,25 +427,44 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
       notify(`VIP ${target} saved.`);
       props.onSaved();
     } catch (failure) {
-      setErrors(formErrors(failure, { prefixes: [['vips', '*'], []], fields: { address: 0, plugins: Infinity } }));
+      setErrors(
+        formErrors(failure, { prefixes: [['vips', '*'], []], fields: { address: 0, plugins: Infinity } }),
+      );
     } finally {
       setBusy(false);
     }
   };
 
   const chainErrors = errors.fields.plugins ?? [];
+  // Messages about binding #i: `plugins[i].config…` goes to its config field (the path below
+  // the field kept), a bare `plugins[i]` to the binding as a whole.
   const rowErrors = (i: number, field: string) =>
-    chainErrors.filter((e) => e.rest[0] === i && (e.rest[1] === field || (field === 'plugin' && e.rest.length === 1)));
-  const otherChainErrors = chainErrors.filter((e) => typeof e.rest[0] !== 'number' || !['config', 'on_error', 'plugin', 'sha256', undefined].includes(e.rest[1] as string | undefined));
+    chainErrors
+      .filter((e) => e.rest[0] === i && (e.rest[1] === field || (field === 'plugin' && e.rest.length === 1)))
+      .map((e) => ({ message: e.message, rest: e.rest.slice(2) }));
+  const otherChainErrors = chainErrors.filter(
+    (e) =>
+      typeof e.rest[0] !== 'number' ||
+      !['config', 'on_error', 'plugin', 'sha256', undefined].includes(e.rest[1] as string | undefined),
+  );
   const knownPlugins = props.plugins.map((p) => p.name);
 
   return (
-    <Dialog title={editing ? `Edit VIP ${props.vip?.address}` : 'Add a VIP'} onClose={props.onClose} wide testId="vip-dialog">
+    <Dialog
+      title={editing ? `Edit VIP ${props.vip?.address}` : 'Add a VIP'}
+      onClose={props.onClose}
+      wide
+      testId="vip-dialog"
+    >
       <form onSubmit={(e) => void submit(e)} noValidate>
         <Field
           id="vip-address"
           label="VIP address"
-          hint={editing ? 'The address identifies the VIP; to change it, add a new VIP and delete this one.' : 'The virtual IP clients connect to, e.g. 192.0.2.10.'}
+          hint={
+            editing
+              ? 'The address identifies the VIP; to change it, add a new VIP and delete this one.'
+              : 'The virtual IP clients connect to, e.g. 192.0.2.10.'
+          }
           errors={errors.fields.address}
         >
           {(control) => (
@@ -444,13 +483,17 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
         </Field>
         <fieldset class="chain-editor" data-testid="chain-editor">
           <legend>Plugin chain (runs in this order on every reply)</legend>
-          {rows.length === 0 ? <p class="muted">No plugins: replies are forwarded after the built-in checks only.</p> : null}
+          {rows.length === 0 ? (
+            <p class="muted">No plugins: replies are forwarded after the built-in checks only.</p>
+          ) : null}
           <ol class="chain-rows">
             {rows.map((row, i) => (
               <li key={`${i}-${row.plugin}`} class="chain-row" data-testid={`chain-row-${i}`}>
                 <div class="chain-row-head">
                   <span class="chain-pos">#{i}</span>
-                  <label class="sr-only" for={`chain-${i}-plugin`}>Plugin at position {i}</label>
+                  <label class="sr-only" for={`chain-${i}-plugin`}>
+                    Plugin at position {i}
+                  </label>
                   <select
                     id={`chain-${i}-plugin`}
                     value={row.plugin}
@@ -463,20 +506,45 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
                       </option>
                     ))}
                   </select>
-                  {row.sha256 ? <span class="muted small" title={row.sha256}>pinned to {row.sha256.slice(0, 12)}</span> : null}
+                  {row.sha256 ? (
+                    <span class="muted small" title={row.sha256}>
+                      pinned to {row.sha256.slice(0, 12)}
+                    </span>
+                  ) : null}
                   <span class="spacer" />
-                  <button type="button" class="btn btn-small" disabled={i === 0} onClick={() => move(i, i - 1)} aria-label={`Move ${row.plugin} up`}>
+                  <button
+                    type="button"
+                    class="btn btn-small"
+                    disabled={i === 0}
+                    onClick={() => move(i, i - 1)}
+                    aria-label={`Move ${row.plugin} up`}
+                  >
                     ↑
                   </button>
-                  <button type="button" class="btn btn-small" disabled={i === rows.length - 1} onClick={() => move(i, i + 1)} aria-label={`Move ${row.plugin} down`}>
+                  <button
+                    type="button"
+                    class="btn btn-small"
+                    disabled={i === rows.length - 1}
+                    onClick={() => move(i, i + 1)}
+                    aria-label={`Move ${row.plugin} down`}
+                  >
                     ↓
                   </button>
-                  <button type="button" class="btn btn-small btn-danger-ghost" onClick={() => remove(i)} aria-label={`Remove ${row.plugin} from the chain`}>
+                  <button
+                    type="button"
+                    class="btn btn-small btn-danger-ghost"
+                    onClick={() => remove(i)}
+                    aria-label={`Remove ${row.plugin} from the chain`}
+                  >
                     Remove
                   </button>
                 </div>
                 {rowErrors(i, 'plugin').length ? (
-                  <ul class="field-errors">{rowErrors(i, 'plugin').map((e, k) => <li key={k}>{e.message}</li>)}</ul>
+                  <ul class="field-errors">
+                    {rowErrors(i, 'plugin').map((e, k) => (
+                      <li key={k}>{e.message}</li>
+                    ))}
+                  </ul>
                 ) : null}
                 <BindingFields
                   idPrefix={`chain-${i}`}
@@ -491,7 +559,12 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
             <button
               type="button"
               class="btn"
-              onClick={() => setRows([...rows, { plugin: knownPlugins[0] ?? '', sha256: undefined, onError: 'pass', configText: '' }])}
+              onClick={() =>
+                setRows([
+                  ...rows,
+                  { plugin: knownPlugins[0] ?? '', sha256: undefined, onError: 'pass', configText: '' },
+                ])
+              }
               data-testid="chain-add"
             >
               Add a plugin to the chain
@@ -502,7 +575,14 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
             </p>
           )}
           {otherChainErrors.length ? (
-            <ul class="field-errors">{otherChainErrors.map((e, k) => <li key={k}>{e.rest.length ? `#${String(e.rest[0])}: ` : ''}{e.message}</li>)}</ul>
+            <ul class="field-errors">
+              {otherChainErrors.map((e, k) => (
+                <li key={k}>
+                  {e.rest.length ? `#${String(e.rest[0])}: ` : ''}
+                  {e.message}
+                </li>
+              ))}
+            </ul>
           ) : null}
         </fieldset>
         <GeneralErrors messages={errors.general} />

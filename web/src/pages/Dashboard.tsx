@@ -3,10 +3,11 @@
 // Read-only: it never changes configuration. Every moving number carries a `data-testid`
 // and its raw value (components/Value) for the browser tests.
 
+import { useMemo } from 'preact/hooks';
 import { ApiError } from '../api/client';
 import type { Status } from '../api/types';
 import { Hash } from '../components/Hash';
-import { LiveChart } from '../components/LiveChart';
+import { LiveChart, seriesColour } from '../components/LiveChart';
 import { EmptyState, ErrorState, Loading } from '../components/States';
 import { Value } from '../components/Value';
 import { useServices } from '../context';
@@ -16,12 +17,38 @@ import {
   formatCount,
   formatDuration,
   formatInteger,
+  formatPercent,
   formatPps,
   humanize,
 } from '../lib/format';
 import type { BindingRates, DropRates, RateSnapshot, VipRates } from '../lib/rates';
+import { compareKeys } from '../lib/series';
 import { ROUTE_HASH } from '../router';
-import { useLiveStats } from './useLiveStats';
+import { POLL_INTERVAL_MS, WINDOW_SAMPLES, useLiveStats, type ChartData } from './useLiveStats';
+
+/** The time the charts span. */
+const CHART_WINDOW_SECONDS = (WINDOW_SAMPLES * POLL_INTERVAL_MS) / 1000;
+
+/**
+ * One colour per VIP for charts and table alike: by the VIP's place among every address
+ * shown now (current VIPs and those still visible in the charts), in address order.
+ */
+function useVipColours(snapshot: RateSnapshot | null, charts: ChartData): (key: string) => string {
+  const keys = [
+    ...new Set([
+      ...(snapshot?.vips.map((v) => v.address) ?? []),
+      ...charts.pps.keys,
+      ...charts.bps.keys,
+      ...charts.dropPps.keys,
+    ]),
+  ].sort(compareKeys);
+  const id = keys.join('|');
+  return useMemo(() => {
+    const index = new Map(keys.map((key, i) => [key, i]));
+    return (key: string) => seriesColour(index.get(key) ?? 0);
+    // `id` stands for `keys`' content: the function changes only when the set of VIPs does.
+  }, [id]);
+}
 
 /** `#/`: the live overview. */
 export function DashboardPage() {
@@ -56,7 +83,9 @@ export function DashboardPage() {
       ) : null}
       {live.loading && !snapshot ? <Loading what="statistics" /> : null}
 
-      {snapshot ? <Traffic snapshot={snapshot} charts={live.charts} /> : null}
+      {snapshot ? (
+        <Traffic snapshot={snapshot} charts={live.charts} configuredVips={live.status?.vips ?? null} />
+      ) : null}
     </section>
   );
 }
@@ -91,7 +120,11 @@ function StatusPanel(props: { status: Status | null; snapshot: RateSnapshot | nu
           {status?.decap_mode ?? UNKNOWN}
         </span>
         <span class="stat-sub">
-          <Value value={status?.workers} format={(v) => (v == null ? UNKNOWN : `${v} worker${v === 1 ? '' : 's'}`)} testId="status-workers" />
+          <Value
+            value={status?.workers}
+            format={(v) => (v == null ? UNKNOWN : `${v} worker${v === 1 ? '' : 's'}`)}
+            testId="status-workers"
+          />
         </span>
       </div>
       <div class="stat-card">
@@ -110,9 +143,17 @@ function StatusPanel(props: { status: Status | null; snapshot: RateSnapshot | nu
       <div class="stat-card">
         <span class="stat-label">Configured</span>
         <span class="stat-value">
-          <Value value={status?.peers} format={(v) => (v == null ? UNKNOWN : String(v))} testId="status-peers" />{' '}
+          <Value
+            value={status?.peers}
+            format={(v) => (v == null ? UNKNOWN : String(v))}
+            testId="status-peers"
+          />{' '}
           <small>peers</small> ·{' '}
-          <Value value={status?.vips} format={(v) => (v == null ? UNKNOWN : String(v))} testId="status-vips" />{' '}
+          <Value
+            value={status?.vips}
+            format={(v) => (v == null ? UNKNOWN : String(v))}
+            testId="status-vips"
+          />{' '}
           <small>VIPs</small>
         </span>
       </div>
@@ -121,23 +162,42 @@ function StatusPanel(props: { status: Status | null; snapshot: RateSnapshot | nu
         <Value class="stat-value" value={totals?.pps} format={formatPps} testId="total-pps" />
         <span class="stat-sub">
           <Value value={totals?.bps} format={formatBitRate} testId="total-bps" /> ·{' '}
-          <Value value={totals?.forwardedPackets} format={formatCount} testId="total-forwarded-packets" /> packets
+          <Value value={totals?.forwardedPackets} format={formatCount} testId="total-forwarded-packets" />{' '}
+          packets
         </span>
       </div>
       <div class="stat-card">
         <span class="stat-label">Dropped</span>
         <Value class="stat-value" value={totals?.dropPps} format={formatPps} testId="total-drop-pps" />
         <span class="stat-sub">
-          <Value value={totals?.droppedPackets} format={formatCount} testId="total-dropped-packets" /> packets ·{' '}
-          <Value value={totals?.receivedPackets} format={formatCount} testId="total-received-packets" /> received
+          <Value value={totals?.droppedPackets} format={formatCount} testId="total-dropped-packets" /> packets
+          ·{' '}
+          <span
+            title={`of ${formatInteger(totals?.receivedPackets)} packets received`}
+            data-testid="total-drop-share"
+          >
+            {formatPercent(totals?.droppedPackets, totals?.receivedPackets)} of received
+          </span>
         </span>
       </div>
     </div>
   );
 }
 
-function Traffic(props: { snapshot: RateSnapshot; charts: ReturnType<typeof useLiveStats>['charts'] }) {
+function Traffic(props: { snapshot: RateSnapshot; charts: ChartData; configuredVips: number | null }) {
   const { snapshot, charts } = props;
+  const colourOf = useVipColours(snapshot, charts);
+  if (snapshot.vips.length === 0 && props.configuredVips) {
+    return (
+      <EmptyState title="No traffic counters yet" testId="no-vip-counters">
+        <p>
+          {props.configuredVips} VIP{props.configuredVips === 1 ? ' is' : 's are'} configured, but tungate
+          reports no counters for them yet. They appear here once the data path runs with the current
+          configuration.
+        </p>
+      </EmptyState>
+    );
+  }
   if (snapshot.vips.length === 0) {
     return (
       <EmptyState title="No VIPs yet" testId="empty-vips">
@@ -155,16 +215,37 @@ function Traffic(props: { snapshot: RateSnapshot; charts: ReturnType<typeof useL
     <>
       {noTraffic ? (
         <p class="alert alert-info" role="status" data-testid="no-traffic">
-          No traffic yet: no reply has been forwarded or dropped. The charts fill in as soon as real
-          servers send replies through their tunnels to this gateway.
+          No traffic yet: no reply has been forwarded or dropped. The charts fill in as soon as real servers
+          send replies through their tunnels to this gateway.
         </p>
       ) : null}
       <div class="charts">
-        <LiveChart title="Forwarded packets/s" series={charts.pps} format={formatPps} testId="chart-pps" />
-        <LiveChart title="Forwarded bits/s" series={charts.bps} format={formatBitRate} testId="chart-bps" />
-        <LiveChart title="Dropped packets/s" series={charts.dropPps} format={formatPps} testId="chart-drops" />
+        <LiveChart
+          title="Forwarded packets/s"
+          series={charts.pps}
+          format={formatPps}
+          colourOf={colourOf}
+          windowSeconds={CHART_WINDOW_SECONDS}
+          testId="chart-pps"
+        />
+        <LiveChart
+          title="Forwarded bits/s"
+          series={charts.bps}
+          format={formatBitRate}
+          colourOf={colourOf}
+          windowSeconds={CHART_WINDOW_SECONDS}
+          testId="chart-bps"
+        />
+        <LiveChart
+          title="Dropped packets/s"
+          series={charts.dropPps}
+          format={formatPps}
+          colourOf={colourOf}
+          windowSeconds={CHART_WINDOW_SECONDS}
+          testId="chart-drops"
+        />
       </div>
-      <VipTable vips={snapshot.vips} />
+      <VipTable vips={snapshot.vips} colourOf={colourOf} />
       <div class="two-col">
         <DropsTable drops={snapshot.drops} />
         <BindingsTable bindings={snapshot.bindings} />
@@ -173,7 +254,7 @@ function Traffic(props: { snapshot: RateSnapshot; charts: ReturnType<typeof useL
   );
 }
 
-function VipTable(props: { vips: VipRates[] }) {
+function VipTable(props: { vips: VipRates[]; colourOf: (key: string) => string }) {
   return (
     <div class="card">
       <h2>VIPs</h2>
@@ -183,26 +264,57 @@ function VipTable(props: { vips: VipRates[] }) {
             <tr>
               <th scope="col">VIP</th>
               <th scope="col">Peer</th>
-              <th scope="col" class="n">Packets/s</th>
-              <th scope="col" class="n">Bits/s</th>
-              <th scope="col" class="n">Forwarded</th>
-              <th scope="col" class="n">Drops/s</th>
-              <th scope="col" class="n">Dropped</th>
+              <th scope="col" class="n">
+                Packets/s
+              </th>
+              <th scope="col" class="n">
+                Bits/s
+              </th>
+              <th scope="col" class="n">
+                Forwarded
+              </th>
+              <th scope="col" class="n">
+                Drops/s
+              </th>
+              <th scope="col" class="n">
+                Dropped
+              </th>
             </tr>
           </thead>
           <tbody>
             {props.vips.map((vip) => (
               <tr key={vip.address} data-testid={`vip-row-${vip.address}`}>
-                <th scope="row" class="mono">{vip.address}</th>
+                <th scope="row" class="mono">
+                  <span
+                    class="swatch"
+                    style={{ background: props.colourOf(vip.address) }}
+                    aria-hidden="true"
+                  />
+                  {vip.address}
+                </th>
                 <td>{vip.peer ?? <span class="muted">—</span>}</td>
-                <td class="n"><Value value={vip.pps} format={formatPps} testId={`vip-pps-${vip.address}`} /></td>
-                <td class="n"><Value value={vip.bps} format={formatBitRate} testId={`vip-bps-${vip.address}`} /></td>
                 <td class="n">
-                  <Value value={vip.forwardedPackets} format={formatCount} testId={`vip-forwarded-packets-${vip.address}`} />
-                  <span class="muted small"> pkts · </span>
-                  <Value value={vip.forwardedBytes} format={(v) => `${formatCount(v)}B`} testId={`vip-forwarded-bytes-${vip.address}`} />
+                  <Value value={vip.pps} format={formatPps} testId={`vip-pps-${vip.address}`} />
                 </td>
-                <td class="n"><Value value={vip.dropPps} format={formatPps} testId={`vip-drop-pps-${vip.address}`} /></td>
+                <td class="n">
+                  <Value value={vip.bps} format={formatBitRate} testId={`vip-bps-${vip.address}`} />
+                </td>
+                <td class="n">
+                  <Value
+                    value={vip.forwardedPackets}
+                    format={formatCount}
+                    testId={`vip-forwarded-packets-${vip.address}`}
+                  />
+                  <span class="muted small"> pkts · </span>
+                  <Value
+                    value={vip.forwardedBytes}
+                    format={(v) => `${formatCount(v)}B`}
+                    testId={`vip-forwarded-bytes-${vip.address}`}
+                  />
+                </td>
+                <td class="n">
+                  <Value value={vip.dropPps} format={formatPps} testId={`vip-drop-pps-${vip.address}`} />
+                </td>
                 <td class="n">
                   <Value
                     class={vip.droppedPackets > 0 ? 'text-danger' : ''}
@@ -225,14 +337,20 @@ function DropsTable(props: { drops: DropRates[] }) {
     <div class="card">
       <h2>Drops by reason</h2>
       {props.drops.length === 0 || props.drops.every((d) => d.total === 0) ? (
-        <p class="muted" data-testid="no-drops">No packet has been dropped.</p>
+        <p class="muted" data-testid="no-drops">
+          No packet has been dropped.
+        </p>
       ) : (
         <table class="table" data-testid="drops-table">
           <thead>
             <tr>
               <th scope="col">Reason</th>
-              <th scope="col" class="n">Per second</th>
-              <th scope="col" class="n">Total</th>
+              <th scope="col" class="n">
+                Per second
+              </th>
+              <th scope="col" class="n">
+                Total
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -241,8 +359,12 @@ function DropsTable(props: { drops: DropRates[] }) {
                 <th scope="row">
                   {humanize(drop.reason)} <code class="muted small">{drop.reason}</code>
                 </th>
-                <td class="n"><Value value={drop.perSecond} format={formatPps} testId={`drop-pps-${drop.reason}`} /></td>
-                <td class="n"><Value value={drop.total} format={formatCount} testId={`drop-total-${drop.reason}`} /></td>
+                <td class="n">
+                  <Value value={drop.perSecond} format={formatPps} testId={`drop-pps-${drop.reason}`} />
+                </td>
+                <td class="n">
+                  <Value value={drop.total} format={formatCount} testId={`drop-total-${drop.reason}`} />
+                </td>
               </tr>
             ))}
           </tbody>
@@ -275,11 +397,21 @@ function BindingsTable(props: { bindings: BindingRates[] }) {
               <tr>
                 <th scope="col">VIP · pos.</th>
                 <th scope="col">Plugin</th>
-                <th scope="col" class="n">Pass/s</th>
-                <th scope="col" class="n">Drop/s</th>
-                <th scope="col" class="n">Passed</th>
-                <th scope="col" class="n">Dropped</th>
-                <th scope="col" class="n">Errors</th>
+                <th scope="col" class="n">
+                  Pass/s
+                </th>
+                <th scope="col" class="n">
+                  Drop/s
+                </th>
+                <th scope="col" class="n">
+                  Passed
+                </th>
+                <th scope="col" class="n">
+                  Dropped
+                </th>
+                <th scope="col" class="n">
+                  Errors
+                </th>
                 <th scope="col">State</th>
               </tr>
             </thead>
@@ -303,21 +435,40 @@ function BindingsTable(props: { bindings: BindingRates[] }) {
                     <td>
                       <span class="plugin-name">{b.stats.plugin}</span>
                       {b.stats.sha256 ? <Hash sha256={b.stats.sha256} /> : null}
-                      {b.stats.on_error ? <span class="muted small"> on error: {b.stats.on_error}</span> : null}
-                      {counters.length ? (
-                        <div class="counters small" data-testid={`binding-counters-${id}`}>
-                          {counters.map(([name, value]) => (
-                            <span key={name} class="counter">
-                              {name} <Value value={value} format={formatCount} testId={`binding-counter-${id}-${name}`} />
-                            </span>
-                          ))}
-                        </div>
-                      ) : null}
+                      <div class="counters small" data-testid={`binding-counters-${id}`}>
+                        {b.stats.on_error ? <span>on error: {b.stats.on_error}</span> : null}
+                        {counters.map(([name, value]) => (
+                          <span key={name} class="counter">
+                            {name}{' '}
+                            <Value
+                              value={value}
+                              format={formatCount}
+                              testId={`binding-counter-${id}-${name}`}
+                            />
+                          </span>
+                        ))}
+                      </div>
                     </td>
-                    <td class="n"><Value value={b.passPerSecond} format={formatPps} testId={`binding-pass-pps-${id}`} /></td>
-                    <td class="n"><Value value={b.dropPerSecond} format={formatPps} testId={`binding-drop-pps-${id}`} /></td>
-                    <td class="n"><Value value={b.stats.verdicts.pass ?? 0} format={formatCount} testId={`binding-pass-${id}`} /></td>
-                    <td class="n"><Value value={b.stats.verdicts.drop ?? 0} format={formatCount} testId={`binding-drop-${id}`} /></td>
+                    <td class="n">
+                      <Value value={b.passPerSecond} format={formatPps} testId={`binding-pass-pps-${id}`} />
+                    </td>
+                    <td class="n">
+                      <Value value={b.dropPerSecond} format={formatPps} testId={`binding-drop-pps-${id}`} />
+                    </td>
+                    <td class="n">
+                      <Value
+                        value={b.stats.verdicts.pass ?? 0}
+                        format={formatCount}
+                        testId={`binding-pass-${id}`}
+                      />
+                    </td>
+                    <td class="n">
+                      <Value
+                        value={b.stats.verdicts.drop ?? 0}
+                        format={formatCount}
+                        testId={`binding-drop-${id}`}
+                      />
+                    </td>
                     <td class="n">
                       <Value
                         class={b.errorsTotal > 0 ? 'text-danger' : ''}
@@ -329,7 +480,10 @@ function BindingsTable(props: { bindings: BindingRates[] }) {
                     </td>
                     <td>
                       {b.stats.quarantined ? (
-                        <span class="badge badge-danger" title="The plugin kept failing; its on_error policy applies to every packet until it is replaced or rebound.">
+                        <span
+                          class="badge badge-danger"
+                          title="tungate quarantined this binding because its plugin kept failing (traps or time-outs)."
+                        >
                           Quarantined
                         </span>
                       ) : (

@@ -15,8 +15,8 @@ export function LoginPage(props: { onSignedIn: () => void }) {
       <div class="card login-card">
         <h1 id="login-title">Sign in</h1>
         <p class="lead">
-          The admin token lets you change peers, VIPs and plugins. On a loopback listener you can
-          look around without it; tungate asks for it before the first change.
+          The admin token lets you change peers, VIPs and plugins. On a loopback listener you can look around
+          without it; tungate asks for it before the first change.
         </p>
         {signedIn ? (
           <p class="alert alert-ok" data-testid="login-state">

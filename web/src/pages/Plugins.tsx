@@ -54,8 +54,8 @@ export function PluginsPage() {
       <div class="page-head">
         <h1 id="plugins-title">Plugins</h1>
         <p class="page-meta">
-          Sandboxed WebAssembly modules that inspect each reply of a VIP and pass or drop it. tungate
-          checks every upload before storing it.
+          Sandboxed WebAssembly modules that inspect each reply of a VIP and pass or drop it. tungate checks
+          every upload before storing it.
         </p>
       </div>
       <UploadPanel existing={plugins} vips={vips} onUploaded={() => void data.reload()} />
@@ -63,19 +63,30 @@ export function PluginsPage() {
         <ErrorState error={data.error} what="the plugins" onRetry={() => void data.reload()} />
       ) : null}
       {data.loading && !data.data ? <Loading what="plugins" /> : null}
-      {data.data ? (
-        <PluginList plugins={plugins} vips={vips} onAction={setAction} />
-      ) : null}
+      {data.data ? <PluginList plugins={plugins} vips={vips} onAction={setAction} /> : null}
 
       {action?.kind === 'bind' ? (
         <BindDialog plugin={action.plugin} vips={vips} onClose={close} onDone={done} />
       ) : null}
-      {action?.kind === 'unbind' ? <UnbindDialog use={action.use} vips={vips} onClose={close} onDone={done} /> : null}
+      {action?.kind === 'unbind' ? (
+        <UnbindDialog use={action.use} vips={vips} onClose={close} onDone={done} />
+      ) : null}
       {action?.kind === 'replace' ? (
-        <ReplaceDialog plugin={action.plugin} file={action.file} uses={usesOf(action.plugin.name, vips)} onClose={close} onDone={done} />
+        <ReplaceDialog
+          plugin={action.plugin}
+          file={action.file}
+          uses={usesOf(action.plugin.name, vips)}
+          onClose={close}
+          onDone={done}
+        />
       ) : null}
       {action?.kind === 'delete' ? (
-        <DeletePluginDialog plugin={action.plugin} uses={usesOf(action.plugin.name, vips)} onClose={close} onDone={done} />
+        <DeletePluginDialog
+          plugin={action.plugin}
+          uses={usesOf(action.plugin.name, vips)}
+          onClose={close}
+          onDone={done}
+        />
       ) : null}
     </section>
   );
@@ -117,7 +128,11 @@ function UploadPanel(props: { existing: Plugin[]; vips: Vip[]; onUploaded: () =>
       setStored(plugin);
       setFile(null);
       if (input.current) input.current.value = '';
-      notify(replacing ? `Plugin ${plugin.name} replaced; its bindings now run the new module.` : `Plugin ${plugin.name} uploaded.`);
+      notify(
+        replacing
+          ? `Plugin ${plugin.name} replaced; its bindings now run the new module.`
+          : `Plugin ${plugin.name} uploaded.`,
+      );
       props.onUploaded();
     } catch (failure) {
       setRefusal({
@@ -145,7 +160,12 @@ function UploadPanel(props: { existing: Plugin[]; vips: Vip[]; onUploaded: () =>
       >
         <p>
           <strong>Drop a .wasm file here</strong> or{' '}
-          <button type="button" class="btn btn-small" onClick={() => input.current?.click()} data-testid="choose-file">
+          <button
+            type="button"
+            class="btn btn-small"
+            onClick={() => input.current?.click()}
+            data-testid="choose-file"
+          >
             choose a file…
           </button>
         </p>
@@ -159,7 +179,9 @@ function UploadPanel(props: { existing: Plugin[]; vips: Vip[]; onUploaded: () =>
           onChange={(e) => choose(e.currentTarget.files?.[0])}
           data-testid="file-input"
         />
-        <p class="muted small">Uploading a module under an existing name replaces it everywhere it is bound (hot swap).</p>
+        <p class="muted small">
+          Uploading a module under an existing name replaces it everywhere it is bound (hot swap).
+        </p>
       </div>
       {file ? (
         <form class="upload-form" onSubmit={(e) => void upload(e)} noValidate data-testid="upload-form">
@@ -170,10 +192,20 @@ function UploadPanel(props: { existing: Plugin[]; vips: Vip[]; onUploaded: () =>
             id="upload-name"
             label="Plugin name"
             hint="Defaults to the file name. Letters, digits, ., _ and -; up to 64."
-            errors={nameOk ? [] : [{ message: 'Use 1–64 letters, digits, ., _ or - (not starting with .).', rest: [] }]}
+            errors={
+              nameOk
+                ? []
+                : [{ message: 'Use 1–64 letters, digits, ., _ or - (not starting with .).', rest: [] }]
+            }
           >
             {(control) => (
-              <input {...control} class="mono" value={name} onInput={(e) => setName(e.currentTarget.value)} data-testid="upload-name" />
+              <input
+                {...control}
+                class="mono"
+                value={name}
+                onInput={(e) => setName(e.currentTarget.value)}
+                data-testid="upload-name"
+              />
             )}
           </Field>
           {replacing ? (
@@ -196,7 +228,12 @@ function UploadPanel(props: { existing: Plugin[]; vips: Vip[]; onUploaded: () =>
             >
               Cancel
             </button>
-            <button type="submit" class="btn btn-primary" disabled={busy || !nameOk} data-testid="upload-submit">
+            <button
+              type="submit"
+              class="btn btn-primary"
+              disabled={busy || !nameOk}
+              data-testid="upload-submit"
+            >
               {busy ? 'Uploading…' : replacing ? `Replace ${replacing.name}` : 'Upload'}
             </button>
           </div>
@@ -210,7 +247,8 @@ function UploadPanel(props: { existing: Plugin[]; vips: Vip[]; onUploaded: () =>
       ) : null}
       {stored ? (
         <p class="alert alert-ok" role="status" data-testid="upload-result">
-          Stored <strong>{stored.name}</strong> ({formatBytes(stored.size)}), sha256 <Hash sha256={stored.sha256} />
+          Stored <strong>{stored.name}</strong> ({formatBytes(stored.size)}), sha256{' '}
+          <Hash sha256={stored.sha256} />
         </p>
       ) : null}
     </div>
@@ -254,7 +292,9 @@ function PluginList(props: { plugins: Plugin[]; vips: Vip[]; onAction: (action: 
             <tr>
               <th scope="col">Name</th>
               <th scope="col">sha256</th>
-              <th scope="col" class="n">Size</th>
+              <th scope="col" class="n">
+                Size
+              </th>
               <th scope="col">Uploaded</th>
               <th scope="col">Bound to</th>
               <th scope="col">
@@ -277,7 +317,9 @@ function PluginList(props: { plugins: Plugin[]; vips: Vip[]; onAction: (action: 
                           {Object.entries(plugin.info).map(([key, value]) => (
                             <div key={key}>
                               <dt>{key}</dt>
-                              <dd class="mono">{typeof value === 'string' ? value : JSON.stringify(value)}</dd>
+                              <dd class="mono">
+                                {typeof value === 'string' ? value : JSON.stringify(value)}
+                              </dd>
                             </div>
                           ))}
                         </dl>
@@ -291,7 +333,8 @@ function PluginList(props: { plugins: Plugin[]; vips: Vip[]; onAction: (action: 
                     {formatBytes(plugin.size)}
                   </td>
                   <td title={uploaded.toString()}>
-                    {formatDateTime(uploaded)} <span class="muted small">({formatAgo(uploaded.getTime(), now)})</span>
+                    {formatDateTime(uploaded)}{' '}
+                    <span class="muted small">({formatAgo(uploaded.getTime(), now)})</span>
                   </td>
                   <td>
                     {uses.length === 0 ? (
@@ -301,7 +344,9 @@ function PluginList(props: { plugins: Plugin[]; vips: Vip[]; onAction: (action: 
                         {uses.map((use) => (
                           <li key={`${use.vip}#${use.position}`} class="chip">
                             <span class="mono">{use.vip}</span> <span class="muted">#{use.position}</span>
-                            {use.binding.on_error === 'drop' ? <span class="muted small"> fail closed</span> : null}
+                            {use.binding.on_error === 'drop' ? (
+                              <span class="muted small"> fail closed</span>
+                            ) : null}
                             <button
                               type="button"
                               class="btn-icon"
@@ -318,7 +363,12 @@ function PluginList(props: { plugins: Plugin[]; vips: Vip[]; onAction: (action: 
                     )}
                   </td>
                   <td class="actions">
-                    <button type="button" class="btn btn-small btn-primary" onClick={() => props.onAction({ kind: 'bind', plugin })} data-testid={`bind-${plugin.name}`}>
+                    <button
+                      type="button"
+                      class="btn btn-small btn-primary"
+                      onClick={() => props.onAction({ kind: 'bind', plugin })}
+                      data-testid={`bind-${plugin.name}`}
+                    >
                       Bind…
                     </button>
                     <button
@@ -426,7 +476,12 @@ function BindDialog(props: { plugin: Plugin; vips: Vip[]; onClose: () => void; o
           </Field>
           <Field id="bind-position" label="Position in the chain" errors={errors.fields.plugin}>
             {(control) => (
-              <select {...control} value={String(at)} onChange={(e) => setPosition(Number(e.currentTarget.value))} data-testid="bind-position">
+              <select
+                {...control}
+                value={String(at)}
+                onChange={(e) => setPosition(Number(e.currentTarget.value))}
+                data-testid="bind-position"
+              >
                 {Array.from({ length: chain.length + 1 }, (_, i) => (
                   <option key={i} value={String(i)}>
                     #{i} —{' '}
@@ -455,13 +510,23 @@ function BindDialog(props: { plugin: Plugin; vips: Vip[]; onClose: () => void; o
             </li>
           ))}
         </ol>
-        <BindingFields idPrefix="bind" draft={draft} onChange={setDraft} errors={{ config: errors.fields.config, on_error: errors.fields.on_error }} />
+        <BindingFields
+          idPrefix="bind"
+          draft={draft}
+          onChange={setDraft}
+          errors={{ config: errors.fields.config, on_error: errors.fields.on_error }}
+        />
         <GeneralErrors messages={errors.general} testId="bind-errors" />
         <div class="form-actions">
           <button type="button" class="btn" onClick={props.onClose}>
             Cancel
           </button>
-          <button type="submit" class="btn btn-primary" disabled={busy || !draftIsValid(draft)} data-testid="bind-submit">
+          <button
+            type="submit"
+            class="btn btn-primary"
+            disabled={busy || !draftIsValid(draft)}
+            data-testid="bind-submit"
+          >
             {busy ? 'Binding…' : `Bind to ${vipAddress}`}
           </button>
         </div>
@@ -487,14 +552,20 @@ function UnbindDialog(props: { use: PluginUse; vips: Vip[]; onClose: () => void;
       onDone={props.onDone}
     >
       <p>
-        Removes position #{use.position} of the chain of <code>{use.vip}</code>. Replies of this VIP
-        no longer pass through <strong>{use.binding.plugin}</strong> there.
+        Removes position #{use.position} of the chain of <code>{use.vip}</code>. Replies of this VIP no longer
+        pass through <strong>{use.binding.plugin}</strong> there.
       </p>
     </ActionDialog>
   );
 }
 
-function ReplaceDialog(props: { plugin: Plugin; file: File; uses: PluginUse[]; onClose: () => void; onDone: () => void }) {
+function ReplaceDialog(props: {
+  plugin: Plugin;
+  file: File;
+  uses: PluginUse[];
+  onClose: () => void;
+  onDone: () => void;
+}) {
   const { api, notify } = useServices();
   return (
     <ActionDialog
@@ -502,14 +573,16 @@ function ReplaceDialog(props: { plugin: Plugin; file: File; uses: PluginUse[]; o
       confirmLabel="Upload and replace"
       action={async () => {
         const stored = await api.putPlugin(props.plugin.name, props.file);
-        notify(`${stored.name} replaced (sha256 ${stored.sha256.slice(0, 12)}); its bindings run the new module.`);
+        notify(
+          `${stored.name} replaced (sha256 ${stored.sha256.slice(0, 12)}); its bindings run the new module.`,
+        );
       }}
       onClose={props.onClose}
       onDone={props.onDone}
     >
       <p>
-        Upload <span class="mono">{props.file.name}</span> ({formatBytes(props.file.size)}) as the new module of{' '}
-        <strong>{props.plugin.name}</strong>.
+        Upload <span class="mono">{props.file.name}</span> ({formatBytes(props.file.size)}) as the new module
+        of <strong>{props.plugin.name}</strong>.
       </p>
       <p>
         {props.uses.length
@@ -520,13 +593,19 @@ function ReplaceDialog(props: { plugin: Plugin; file: File; uses: PluginUse[]; o
   );
 }
 
-function DeletePluginDialog(props: { plugin: Plugin; uses: PluginUse[]; onClose: () => void; onDone: () => void }) {
+function DeletePluginDialog(props: {
+  plugin: Plugin;
+  uses: PluginUse[];
+  onClose: () => void;
+  onDone: () => void;
+}) {
   const { api, notify } = useServices();
   return (
     <ActionDialog
       title={`Delete ${props.plugin.name}?`}
       confirmLabel="Delete"
       danger
+      blocked={props.uses.length > 0}
       action={async () => {
         await api.deletePlugin(props.plugin.name);
         notify(`Plugin ${props.plugin.name} deleted.`);
@@ -536,8 +615,8 @@ function DeletePluginDialog(props: { plugin: Plugin; uses: PluginUse[]; onClose:
     >
       {props.uses.length ? (
         <p class="alert alert-warn">
-          It is still bound ({props.uses.map((u) => `${u.vip} #${u.position}`).join(', ')}); tungate refuses to delete
-          a bound plugin. Unbind it first.
+          It is still bound ({props.uses.map((u) => `${u.vip} #${u.position}`).join(', ')}), and tungate does
+          not delete a bound plugin. Unbind it first (the × next to each binding).
         </p>
       ) : (
         <p>The module is removed from tungate's store.</p>
@@ -551,6 +630,7 @@ function ActionDialog(props: {
   title: string;
   confirmLabel: string;
   danger?: boolean;
+  blocked?: boolean;
   action: () => Promise<void>;
   onClose: () => void;
   onDone: () => void;
@@ -575,6 +655,7 @@ function ActionDialog(props: {
       title={props.title}
       confirmLabel={props.confirmLabel}
       danger={props.danger ?? false}
+      blocked={props.blocked ?? false}
       busy={busy}
       error={error}
       onConfirm={() => void confirm()}

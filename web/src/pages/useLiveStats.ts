@@ -65,7 +65,10 @@ export function useLiveStats(api: ApiClient): LiveStats {
       previous.current = sample;
       w.pps.push(nowSeconds, new Map<string, number | null>(snapshot.vips.map((v) => [v.address, v.pps])));
       w.bps.push(nowSeconds, new Map<string, number | null>(snapshot.vips.map((v) => [v.address, v.bps])));
-      w.dropPps.push(nowSeconds, new Map<string, number | null>(snapshot.vips.map((v) => [v.address, v.dropPps])));
+      w.dropPps.push(
+        nowSeconds,
+        new Map<string, number | null>(snapshot.vips.map((v) => [v.address, v.dropPps])),
+      );
     } else {
       // A gap in every line: the chart must not pretend traffic was steady meanwhile.
       for (const window of [w.pps, w.bps, w.dropPps]) window.push(nowSeconds, new Map());
