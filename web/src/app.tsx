@@ -54,7 +54,16 @@ export function App() {
   const readPromptDeclined = useRef(false);
   const toastId = useRef(0);
 
-  useEffect(() => tokens.subscribe(() => setSignedIn(tokens.get() !== null)), [tokens]);
+  useEffect(
+    () =>
+      tokens.subscribe(() => {
+        const hasToken = tokens.get() !== null;
+        setSignedIn(hasToken);
+        // A fresh sign-in (dialog or login page) re-allows the prompt on a later 401.
+        if (hasToken) readPromptDeclined.current = false;
+      }),
+    [tokens],
+  );
 
   const openSignIn = useCallback((request: SignInRequest | null): Promise<boolean> => {
     if (request && !request.forWrite && readPromptDeclined.current) return Promise.resolve(false);

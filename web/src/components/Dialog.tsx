@@ -3,7 +3,9 @@
 // (forms, confirmations) belongs to the caller.
 
 import type { ComponentChildren } from 'preact';
-import { useEffect, useId, useRef } from 'preact/hooks';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
+import { FormActions } from './Field';
+import { describeError } from './States';
 
 /** An open modal; render it only while it should be open. */
 export function Dialog(props: {
@@ -74,19 +76,57 @@ export function ConfirmDialog(props: {
           {props.error}
         </p>
       ) : null}
-      <div class="form-actions">
-        <button type="button" class="btn" onClick={props.onClose}>
-          Cancel
-        </button>
-        <button
-          type="button"
-          class={props.danger ? 'btn btn-danger' : 'btn btn-primary'}
-          disabled={props.busy || props.blocked === true}
-          onClick={props.onConfirm}
-        >
-          {props.busy ? 'Working…' : props.confirmLabel}
-        </button>
-      </div>
+      <FormActions
+        submitLabel={props.confirmLabel}
+        busyLabel="Working…"
+        busy={props.busy}
+        disabled={props.blocked === true}
+        danger={props.danger === true}
+        onCancel={props.onClose}
+        onSubmit={props.onConfirm}
+        testId="confirm-submit"
+      />
     </Dialog>
+  );
+}
+
+/** A confirmation that runs `action` and shows its failure in place; `onDone` after success. */
+export function ActionDialog(props: {
+  title: string;
+  confirmLabel: string;
+  danger?: boolean;
+  blocked?: boolean;
+  action: () => Promise<void>;
+  onClose: () => void;
+  onDone: () => void;
+  children: ComponentChildren;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const confirm = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await props.action();
+      props.onDone();
+    } catch (failure) {
+      setError(describeError(failure));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <ConfirmDialog
+      title={props.title}
+      confirmLabel={props.confirmLabel}
+      danger={props.danger ?? false}
+      blocked={props.blocked ?? false}
+      busy={busy}
+      error={error}
+      onConfirm={() => void confirm()}
+      onClose={props.onClose}
+    >
+      {props.children}
+    </ConfirmDialog>
   );
 }

@@ -2,7 +2,15 @@
 // aria-describedby wired), so a 422 lands next to what it is about. Owns layout only.
 
 import type { ComponentChildren } from 'preact';
-import { formatFieldPath, type FieldMessage } from '../lib/fieldErrors';
+import { ApiError } from '../api/client';
+import {
+  formatFieldPath,
+  mapFieldErrors,
+  type FieldMessage,
+  type FormScope,
+  type MappedErrors,
+} from '../lib/fieldErrors';
+import { describeError } from './States';
 
 /** Props every field control receives to link itself to label and errors. */
 export interface FieldControlProps {
@@ -71,4 +79,42 @@ export function GeneralErrors(props: { messages: readonly string[]; testId?: str
       )}
     </div>
   );
+}
+
+/** A form's Cancel and submit buttons (the submit one says what it is doing while busy). */
+export function FormActions(props: {
+  submitLabel: string;
+  busyLabel: string;
+  busy: boolean;
+  disabled?: boolean;
+  onCancel?: (() => void) | undefined;
+  danger?: boolean;
+  /** A plain button calling this instead of a form submit button. */
+  onSubmit?: () => void;
+  testId?: string;
+}) {
+  return (
+    <div class="form-actions">
+      {props.onCancel ? (
+        <button type="button" class="btn" onClick={props.onCancel}>
+          Cancel
+        </button>
+      ) : null}
+      <button
+        type={props.onSubmit ? 'button' : 'submit'}
+        class={props.danger ? 'btn btn-danger' : 'btn btn-primary'}
+        disabled={props.busy || props.disabled === true}
+        onClick={props.onSubmit}
+        data-testid={props.testId}
+      >
+        {props.busy ? props.busyLabel : props.submitLabel}
+      </button>
+    </div>
+  );
+}
+
+/** A failed save, sorted onto a form: API errors by field path, anything else as general. */
+export function toFormErrors(failure: unknown, scope: FormScope): MappedErrors {
+  if (failure instanceof ApiError && failure.kind === 'api') return mapFieldErrors(failure, scope);
+  return { fields: {}, general: [describeError(failure)] };
 }

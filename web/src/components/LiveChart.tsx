@@ -21,6 +21,13 @@ export const SERIES_COLOURS = [
 
 const HEIGHT = 200;
 
+/** `14:05:30`: wall-clock time of a sample (seconds since the epoch), 24-hour. */
+function clockTime(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
 /** While the pointer is not over the chart, the legend shows the newest values. */
 function showLatestInLegend(plot: uPlot): void {
   const last = plot.data[0].length - 1;
@@ -76,7 +83,13 @@ export function LiveChart(props: {
         y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
       },
       axes: [
-        { stroke: '#4b5563', grid: { stroke: '#e5e8ee' }, ticks: { stroke: '#d6dbe3' } },
+        {
+          stroke: '#4b5563',
+          grid: { stroke: '#e5e8ee' },
+          ticks: { stroke: '#d6dbe3' },
+          space: 70,
+          values: (_u, splits) => splits.map((t) => clockTime(t)),
+        },
         {
           stroke: '#4b5563',
           size: 84,
@@ -88,7 +101,7 @@ export function LiveChart(props: {
       series: [
         {
           label: 'time',
-          value: (_u: uPlot, v: number | null) => (v == null ? '' : new Date(v * 1000).toLocaleTimeString()),
+          value: (_u: uPlot, v: number | null) => (v == null ? '' : clockTime(v)),
         },
         ...props.series.keys.map((key) => ({
           label: key,

@@ -5,6 +5,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError } from '../api/client';
 import { useServices } from '../context';
+import { FormActions } from './Field';
 
 /** Where the operator finds the token; shown under the field. */
 export const TOKEN_HINT =
@@ -84,16 +85,13 @@ export function LoginForm(props: { onSignedIn: () => void; onCancel?: () => void
           {error.text}
         </p>
       ) : null}
-      <div class="form-actions">
-        {props.onCancel ? (
-          <button type="button" class="btn" onClick={props.onCancel}>
-            Cancel
-          </button>
-        ) : null}
-        <button type="submit" class="btn btn-primary" disabled={busy} data-testid="login-submit">
-          {busy ? 'Checking…' : 'Sign in'}
-        </button>
-      </div>
+      <FormActions
+        submitLabel="Sign in"
+        busyLabel="Checking…"
+        busy={busy}
+        onCancel={props.onCancel}
+        testId="login-submit"
+      />
     </form>
   );
 }

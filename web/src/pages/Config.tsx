@@ -3,19 +3,18 @@
 // `/api/v1/vips/{address}`, and shows the API's validation errors next to the field they
 // name. It never validates addresses itself: tungate's answer is the authority.
 
-import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { ApiError } from '../api/client';
 import type { Binding, Peer, Plugin, Vip } from '../api/types';
 import { BindingFields, draftIsValid, type BindingDraft } from '../components/BindingFields';
-import { ConfirmDialog, Dialog } from '../components/Dialog';
-import { Field, GeneralErrors } from '../components/Field';
-import { EmptyState, ErrorState, Loading, describeError } from '../components/States';
+import { ActionDialog, Dialog } from '../components/Dialog';
+import { Field, FormActions, GeneralErrors, toFormErrors } from '../components/Field';
+import { EmptyState, ErrorState, Loading } from '../components/States';
+import { RowActions, TableHead } from '../components/Table';
 import { useServices } from '../context';
 import { useResource } from '../hooks';
 import { draftToBinding, moveBinding, removeBinding } from '../lib/chain';
 import { splitList } from '../lib/addressList';
-import { mapFieldErrors, type MappedErrors } from '../lib/fieldErrors';
+import type { MappedErrors } from '../lib/fieldErrors';
 import { configToText } from '../lib/jsonConfig';
 import { compareKeys } from '../lib/series';
 import { ROUTE_HASH } from '../router';
@@ -36,7 +35,7 @@ const NO_ERRORS: MappedErrors = { fields: {}, general: [] };
 
 /** `#/peers-vips`. */
 export function ConfigPage() {
-  const { api } = useServices();
+  const { api, notify } = useServices();
   const data = useResource<ConfigData>(async () => {
     const [peers, vips, plugins] = await Promise.all([api.peers(), api.vips(), api.plugins()]);
     return { peers, vips, plugins };
@@ -91,10 +90,14 @@ export function ConfigPage() {
         />
       ) : null}
       {editing?.kind === 'delete-peer' ? (
-        <DeleteDialog
+        <ActionDialog
           title={`Delete peer ${editing.peer.name}?`}
-          what={`Peer ${editing.peer.name}`}
-          action={() => api.deletePeer(editing.peer.name)}
+          confirmLabel="Delete"
+          danger
+          action={async () => {
+            await api.deletePeer(editing.peer.name);
+            notify(`Peer ${editing.peer.name} deleted.`);
+          }}
           onClose={close}
           onDone={closeAndReload}
         >
@@ -102,13 +105,17 @@ export function ConfigPage() {
             tungate will stop accepting tunnelled replies from <code>{editing.peer.address}</code>: replies it
             sends are dropped from then on.
           </p>
-        </DeleteDialog>
+        </ActionDialog>
       ) : null}
       {editing?.kind === 'delete-vip' ? (
-        <DeleteDialog
+        <ActionDialog
           title={`Delete VIP ${editing.vip.address}?`}
-          what={`VIP ${editing.vip.address}`}
-          action={() => api.deleteVip(editing.vip.address)}
+          confirmLabel="Delete"
+          danger
+          action={async () => {
+            await api.deleteVip(editing.vip.address);
+            notify(`VIP ${editing.vip.address} deleted.`);
+          }}
           onClose={close}
           onDone={closeAndReload}
         >
@@ -116,7 +123,7 @@ export function ConfigPage() {
             This removes the VIP's entry and its plugin chain
             {editing.vip.plugins?.length ? ` (${editing.vip.plugins.length} binding(s))` : ''}.
           </p>
-        </DeleteDialog>
+        </ActionDialog>
       ) : null}
     </section>
   );
@@ -142,16 +149,14 @@ function PeersCard(props: {
         </EmptyState>
       ) : (
         <table class="table" data-testid="peers-table">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Address (RIP)</th>
-              <th scope="col">Serves VIPs</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              { label: 'Name' },
+              { label: 'Address (RIP)' },
+              { label: 'Serves VIPs' },
+              { label: 'Actions', hidden: true },
+            ]}
+          />
           <tbody>
             {props.peers.map((peer) => (
               <tr key={peer.name} data-testid={`peer-row-${peer.name}`}>
@@ -160,24 +165,11 @@ function PeersCard(props: {
                 <td class="mono">
                   {peer.vips?.length ? peer.vips.join(', ') : <span class="muted">none</span>}
                 </td>
-                <td class="actions">
-                  <button
-                    type="button"
-                    class="btn btn-small"
-                    onClick={() => props.onEdit(peer)}
-                    aria-label={`Edit peer ${peer.name}`}
-                  >
-                    Edit
-                  </button>
-                  <button
-                    type="button"
-                    class="btn btn-small btn-danger-ghost"
-                    onClick={() => props.onDelete(peer)}
-                    aria-label={`Delete peer ${peer.name}`}
-                  >
-                    Delete
-                  </button>
-                </td>
+                <RowActions
+                  what={`peer ${peer.name}`}
+                  onEdit={() => props.onEdit(peer)}
+                  onDelete={() => props.onDelete(peer)}
+                />
               </tr>
             ))}
           </tbody>
@@ -211,16 +203,14 @@ function VipsCard(props: {
         </EmptyState>
       ) : (
         <table class="table" data-testid="vips-table">
-          <thead>
-            <tr>
-              <th scope="col">VIP</th>
-              <th scope="col">Served by</th>
-              <th scope="col">Plugin chain</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              { label: 'VIP' },
+              { label: 'Served by' },
+              { label: 'Plugin chain' },
+              { label: 'Actions', hidden: true },
+            ]}
+          />
           <tbody>
             {vips.map((vip) => {
               const peers = servedBy(vip.address);
@@ -244,24 +234,11 @@ function VipsCard(props: {
                       <span class="muted">no plugins</span>
                     )}
                   </td>
-                  <td class="actions">
-                    <button
-                      type="button"
-                      class="btn btn-small"
-                      onClick={() => props.onEdit(vip)}
-                      aria-label={`Edit VIP ${vip.address}`}
-                    >
-                      Edit
-                    </button>
-                    <button
-                      type="button"
-                      class="btn btn-small btn-danger-ghost"
-                      onClick={() => props.onDelete(vip)}
-                      aria-label={`Delete VIP ${vip.address}`}
-                    >
-                      Delete
-                    </button>
-                  </td>
+                  <RowActions
+                    what={`VIP ${vip.address}`}
+                    onEdit={() => props.onEdit(vip)}
+                    onDelete={() => props.onDelete(vip)}
+                  />
                 </tr>
               );
             })}
@@ -292,7 +269,7 @@ function PeerDialog(props: { peer: Peer | null; onClose: () => void; onSaved: ()
       props.onSaved();
     } catch (failure) {
       setErrors(
-        formErrors(failure, { prefixes: [['peers', '*'], []], fields: { name: 0, address: 0, vips: 1 } }),
+        toFormErrors(failure, { prefixes: [['peers', '*'], []], fields: { name: 0, address: 0, vips: 1 } }),
       );
     } finally {
       setBusy(false);
@@ -371,14 +348,13 @@ function PeerDialog(props: { peer: Peer | null; onClose: () => void; onSaved: ()
           )}
         </Field>
         <GeneralErrors messages={errors.general} />
-        <div class="form-actions">
-          <button type="button" class="btn" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="btn btn-primary" disabled={busy} data-testid="peer-save">
-            {busy ? 'Saving…' : editing ? 'Save peer' : 'Add peer'}
-          </button>
-        </div>
+        <FormActions
+          submitLabel={editing ? 'Save peer' : 'Add peer'}
+          busyLabel="Saving…"
+          busy={busy}
+          onCancel={props.onClose}
+          testId="peer-save"
+        />
       </form>
     </Dialog>
   );
@@ -428,7 +404,7 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
       props.onSaved();
     } catch (failure) {
       setErrors(
-        formErrors(failure, { prefixes: [['vips', '*'], []], fields: { address: 0, plugins: Infinity } }),
+        toFormErrors(failure, { prefixes: [['vips', '*'], []], fields: { address: 0, plugins: Infinity } }),
       );
     } finally {
       setBusy(false);
@@ -586,60 +562,14 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
           ) : null}
         </fieldset>
         <GeneralErrors messages={errors.general} />
-        <div class="form-actions">
-          <button type="button" class="btn" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="btn btn-primary" disabled={busy} data-testid="vip-save">
-            {busy ? 'Saving…' : editing ? 'Save VIP' : 'Add VIP'}
-          </button>
-        </div>
+        <FormActions
+          submitLabel={editing ? 'Save VIP' : 'Add VIP'}
+          busyLabel="Saving…"
+          busy={busy}
+          onCancel={props.onClose}
+          testId="vip-save"
+        />
       </form>
     </Dialog>
   );
-}
-
-function DeleteDialog(props: {
-  title: string;
-  what: string;
-  action: () => Promise<void>;
-  onClose: () => void;
-  onDone: () => void;
-  children: ComponentChildren;
-}) {
-  const { notify } = useServices();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const confirm = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await props.action();
-      notify(`${props.what} deleted.`);
-      props.onDone();
-    } catch (failure) {
-      setError(describeError(failure));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <ConfirmDialog
-      title={props.title}
-      confirmLabel="Delete"
-      danger
-      busy={busy}
-      error={error}
-      onConfirm={() => void confirm()}
-      onClose={props.onClose}
-    >
-      {props.children}
-    </ConfirmDialog>
-  );
-}
-
-/** Maps a failed save onto the form; non-API failures (unreachable, cancelled) go to general. */
-function formErrors(failure: unknown, scope: Parameters<typeof mapFieldErrors>[1]): MappedErrors {
-  if (failure instanceof ApiError && failure.kind === 'api') return mapFieldErrors(failure, scope);
-  return { fields: {}, general: [describeError(failure)] };
 }

@@ -9,6 +9,7 @@ import type { Status } from '../api/types';
 import { Hash } from '../components/Hash';
 import { LiveChart, seriesColour } from '../components/LiveChart';
 import { EmptyState, ErrorState, Loading } from '../components/States';
+import { TableHead } from '../components/Table';
 import { Value } from '../components/Value';
 import { useServices } from '../context';
 import {
@@ -25,6 +26,18 @@ import type { BindingRates, DropRates, RateSnapshot, VipRates } from '../lib/rat
 import { compareKeys } from '../lib/series';
 import { ROUTE_HASH } from '../router';
 import { POLL_INTERVAL_MS, WINDOW_SAMPLES, useLiveStats, type ChartData } from './useLiveStats';
+
+/** The live charts, left to right: what they draw, in which unit, and their test id. */
+const CHARTS: readonly {
+  title: string;
+  series: keyof ChartData;
+  format: (v: number) => string;
+  testId: string;
+}[] = [
+  { title: 'Forwarded packets/s', series: 'pps', format: formatPps, testId: 'chart-pps' },
+  { title: 'Forwarded bits/s', series: 'bps', format: formatBitRate, testId: 'chart-bps' },
+  { title: 'Dropped packets/s', series: 'dropPps', format: formatPps, testId: 'chart-drops' },
+];
 
 /** The time the charts span. */
 const CHART_WINDOW_SECONDS = (WINDOW_SAMPLES * POLL_INTERVAL_MS) / 1000;
@@ -220,30 +233,17 @@ function Traffic(props: { snapshot: RateSnapshot; charts: ChartData; configuredV
         </p>
       ) : null}
       <div class="charts">
-        <LiveChart
-          title="Forwarded packets/s"
-          series={charts.pps}
-          format={formatPps}
-          colourOf={colourOf}
-          windowSeconds={CHART_WINDOW_SECONDS}
-          testId="chart-pps"
-        />
-        <LiveChart
-          title="Forwarded bits/s"
-          series={charts.bps}
-          format={formatBitRate}
-          colourOf={colourOf}
-          windowSeconds={CHART_WINDOW_SECONDS}
-          testId="chart-bps"
-        />
-        <LiveChart
-          title="Dropped packets/s"
-          series={charts.dropPps}
-          format={formatPps}
-          colourOf={colourOf}
-          windowSeconds={CHART_WINDOW_SECONDS}
-          testId="chart-drops"
-        />
+        {CHARTS.map((chart) => (
+          <LiveChart
+            key={chart.testId}
+            title={chart.title}
+            series={charts[chart.series]}
+            format={chart.format}
+            colourOf={colourOf}
+            windowSeconds={CHART_WINDOW_SECONDS}
+            testId={chart.testId}
+          />
+        ))}
       </div>
       <VipTable vips={snapshot.vips} colourOf={colourOf} />
       <div class="two-col">
@@ -260,27 +260,17 @@ function VipTable(props: { vips: VipRates[]; colourOf: (key: string) => string }
       <h2>VIPs</h2>
       <div class="table-scroll">
         <table class="table" data-testid="vip-table">
-          <thead>
-            <tr>
-              <th scope="col">VIP</th>
-              <th scope="col">Peer</th>
-              <th scope="col" class="n">
-                Packets/s
-              </th>
-              <th scope="col" class="n">
-                Bits/s
-              </th>
-              <th scope="col" class="n">
-                Forwarded
-              </th>
-              <th scope="col" class="n">
-                Drops/s
-              </th>
-              <th scope="col" class="n">
-                Dropped
-              </th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              { label: 'VIP' },
+              { label: 'Peer' },
+              { label: 'Packets/s', numeric: true },
+              { label: 'Bits/s', numeric: true },
+              { label: 'Forwarded', numeric: true },
+              { label: 'Drops/s', numeric: true },
+              { label: 'Dropped', numeric: true },
+            ]}
+          />
           <tbody>
             {props.vips.map((vip) => (
               <tr key={vip.address} data-testid={`vip-row-${vip.address}`}>
@@ -342,17 +332,13 @@ function DropsTable(props: { drops: DropRates[] }) {
         </p>
       ) : (
         <table class="table" data-testid="drops-table">
-          <thead>
-            <tr>
-              <th scope="col">Reason</th>
-              <th scope="col" class="n">
-                Per second
-              </th>
-              <th scope="col" class="n">
-                Total
-              </th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              { label: 'Reason' },
+              { label: 'Per second', numeric: true },
+              { label: 'Total', numeric: true },
+            ]}
+          />
           <tbody>
             {props.drops.map((drop) => (
               <tr key={drop.reason} data-testid={`drop-row-${drop.reason}`}>
@@ -393,28 +379,18 @@ function BindingsTable(props: { bindings: BindingRates[] }) {
       ) : (
         <div class="table-scroll">
           <table class="table" data-testid="bindings-table">
-            <thead>
-              <tr>
-                <th scope="col">VIP · pos.</th>
-                <th scope="col">Plugin</th>
-                <th scope="col" class="n">
-                  Pass/s
-                </th>
-                <th scope="col" class="n">
-                  Drop/s
-                </th>
-                <th scope="col" class="n">
-                  Passed
-                </th>
-                <th scope="col" class="n">
-                  Dropped
-                </th>
-                <th scope="col" class="n">
-                  Errors
-                </th>
-                <th scope="col">State</th>
-              </tr>
-            </thead>
+            <TableHead
+              columns={[
+                { label: 'VIP · pos.' },
+                { label: 'Plugin' },
+                { label: 'Pass/s', numeric: true },
+                { label: 'Drop/s', numeric: true },
+                { label: 'Passed', numeric: true },
+                { label: 'Dropped', numeric: true },
+                { label: 'Errors', numeric: true },
+                { label: 'State' },
+              ]}
+            />
             <tbody>
               {props.bindings.map((b) => {
                 const id = `${b.stats.vip}-${b.stats.position}`;

@@ -4,19 +4,19 @@
 // `on_error` choice (`PUT /api/v1/vips/{address}` with the new chain), unbind, replace a
 // module (hot swap) and delete. It never judges a module itself: tungate's validator does.
 
-import type { ComponentChildren } from 'preact';
 import { useRef, useState } from 'preact/hooks';
 import { ApiError } from '../api/client';
 import type { Plugin, Vip } from '../api/types';
 import { BindingFields, draftIsValid, type BindingDraft } from '../components/BindingFields';
-import { ConfirmDialog, Dialog } from '../components/Dialog';
-import { Field, GeneralErrors } from '../components/Field';
+import { ActionDialog, Dialog } from '../components/Dialog';
+import { Field, FormActions, GeneralErrors, toFormErrors } from '../components/Field';
 import { Hash } from '../components/Hash';
+import { TableHead } from '../components/Table';
 import { EmptyState, ErrorState, Loading, describeError } from '../components/States';
 import { useServices } from '../context';
 import { useResource } from '../hooks';
 import { draftToBinding, insertBinding, removeBinding, usesOf, type PluginUse } from '../lib/chain';
-import { mapFieldErrors, type MappedErrors } from '../lib/fieldErrors';
+import type { MappedErrors } from '../lib/fieldErrors';
 import { formatAgo, formatBytes, formatDateTime } from '../lib/format';
 import { defaultPluginName, isValidPluginName } from '../lib/pluginName';
 import { compareKeys } from '../lib/series';
@@ -217,26 +217,17 @@ function UploadPanel(props: { existing: Plugin[]; vips: Vip[]; onUploaded: () =>
               . Uploading replaces its module: every binding switches to the new one.
             </p>
           ) : null}
-          <div class="form-actions">
-            <button
-              type="button"
-              class="btn"
-              onClick={() => {
-                setFile(null);
-                if (input.current) input.current.value = '';
-              }}
-            >
-              Cancel
-            </button>
-            <button
-              type="submit"
-              class="btn btn-primary"
-              disabled={busy || !nameOk}
-              data-testid="upload-submit"
-            >
-              {busy ? 'Uploading…' : replacing ? `Replace ${replacing.name}` : 'Upload'}
-            </button>
-          </div>
+          <FormActions
+            submitLabel={replacing ? `Replace ${replacing.name}` : 'Upload'}
+            busyLabel="Uploading…"
+            busy={busy}
+            disabled={!nameOk}
+            onCancel={() => {
+              setFile(null);
+              if (input.current) input.current.value = '';
+            }}
+            testId="upload-submit"
+          />
         </form>
       ) : null}
       {refusal ? (
@@ -288,20 +279,16 @@ function PluginList(props: { plugins: Plugin[]; vips: Vip[]; onAction: (action: 
       />
       <div class="table-scroll">
         <table class="table" data-testid="plugins-table">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">sha256</th>
-              <th scope="col" class="n">
-                Size
-              </th>
-              <th scope="col">Uploaded</th>
-              <th scope="col">Bound to</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              { label: 'Name' },
+              { label: 'sha256' },
+              { label: 'Size', numeric: true },
+              { label: 'Uploaded' },
+              { label: 'Bound to' },
+              { label: 'Actions', hidden: true },
+            ]}
+          />
           <tbody>
             {props.plugins.map((plugin) => {
               const uses = usesOf(plugin.name, props.vips);
@@ -438,12 +425,10 @@ function BindDialog(props: { plugin: Plugin; vips: Vip[]; onClose: () => void; o
       props.onDone();
     } catch (failure) {
       setErrors(
-        failure instanceof ApiError && failure.kind === 'api'
-          ? mapFieldErrors(failure, {
-              prefixes: [['vips', '*', 'plugins', at], ['plugins', at], []],
-              fields: { config: Infinity, on_error: 0, plugin: 0 },
-            })
-          : { fields: {}, general: [describeError(failure)] },
+        toFormErrors(failure, {
+          prefixes: [['vips', '*', 'plugins', at], ['plugins', at], []],
+          fields: { config: Infinity, on_error: 0, plugin: 0 },
+        }),
       );
     } finally {
       setBusy(false);
@@ -517,19 +502,14 @@ function BindDialog(props: { plugin: Plugin; vips: Vip[]; onClose: () => void; o
           errors={{ config: errors.fields.config, on_error: errors.fields.on_error }}
         />
         <GeneralErrors messages={errors.general} testId="bind-errors" />
-        <div class="form-actions">
-          <button type="button" class="btn" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button
-            type="submit"
-            class="btn btn-primary"
-            disabled={busy || !draftIsValid(draft)}
-            data-testid="bind-submit"
-          >
-            {busy ? 'Binding…' : `Bind to ${vipAddress}`}
-          </button>
-        </div>
+        <FormActions
+          submitLabel={`Bind to ${vipAddress}`}
+          busyLabel="Binding…"
+          busy={busy}
+          disabled={!draftIsValid(draft)}
+          onCancel={props.onClose}
+          testId="bind-submit"
+        />
       </form>
     </Dialog>
   );
@@ -622,46 +602,5 @@ function DeletePluginDialog(props: {
         <p>The module is removed from tungate's store.</p>
       )}
     </ActionDialog>
-  );
-}
-
-/** A confirmation whose action's failure is shown in the dialog. */
-function ActionDialog(props: {
-  title: string;
-  confirmLabel: string;
-  danger?: boolean;
-  blocked?: boolean;
-  action: () => Promise<void>;
-  onClose: () => void;
-  onDone: () => void;
-  children: ComponentChildren;
-}) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const confirm = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await props.action();
-      props.onDone();
-    } catch (failure) {
-      setError(describeError(failure));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <ConfirmDialog
-      title={props.title}
-      confirmLabel={props.confirmLabel}
-      danger={props.danger ?? false}
-      blocked={props.blocked ?? false}
-      busy={busy}
-      error={error}
-      onConfirm={() => void confirm()}
-      onClose={props.onClose}
-    >
-      {props.children}
-    </ConfirmDialog>
   );
 }
