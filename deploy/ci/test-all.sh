@@ -10,6 +10,18 @@ stage() { printf '\n==== %s (%s)\n' "$1" "$(date +%T)"; }
 stage "install dependencies"
 deploy/ci/install-deps.sh
 
+stage "web UI: npm ci, format, typecheck, unit tests, build, browser run with no API"
+# Before the Rust stages: tungate embeds web/dist at build time.
+(
+  cd web
+  npm ci --no-audit --no-fund --prefer-offline
+  npm run format:check
+  npm run typecheck
+  npm test
+  npm run build
+  npm run e2e:no-api
+)
+
 stage "format and lints"
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
