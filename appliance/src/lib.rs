@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod datapath;
+pub mod packet;
 
 /// The exit status for a configuration or usage error.
 pub const EXIT_BAD_CONFIG: i32 = 2;
