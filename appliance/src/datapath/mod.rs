@@ -3,4 +3,6 @@
 //! It never runs tokio or axum code; the control side reaches it only through immutable
 //! snapshots and [`filter::FilterSlots`], and reads its counters.
 
+pub mod counters;
 pub mod filter;
+pub mod tables;

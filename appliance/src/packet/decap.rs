@@ -195,7 +195,7 @@ mod tests {
 
     fn inner_with(protocol: u8, src: [u8; 4], options: &[u8]) -> Vec<u8> {
         let mut h = Ipv4Header::new(8, 64, IpNumber(protocol), src, CIP).unwrap();
-        h.set_options(options).unwrap();
+        h.options = options.try_into().unwrap();
         h.total_len = (h.header_len() + 8) as u16;
         h.header_checksum = h.calc_header_checksum();
         let mut out = h.to_bytes().to_vec();
