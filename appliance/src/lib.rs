@@ -4,10 +4,14 @@
 //! to this gateway, which checks and decapsulates them, runs the VIP's Wasm plugins and
 //! forwards the accepted inner packets to the clients. The modules:
 //! - [`config`]: the declarative document and its validation;
-//! - [`cli`]: the command line, which dispatches to the modules below.
+//! - [`cli`]: the command line, which dispatches to the modules below;
+//! - [`packet`]: pure header checks and decapsulation;
+//! - [`datapath`]: the io_uring workers, sockets, tables and counters;
+//! - [`daemon`]: `tungate run`.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod datapath;
 pub mod packet;
 

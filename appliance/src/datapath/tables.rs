@@ -58,6 +58,7 @@ pub struct Tables {
     /// The served VIPs, by [`VipId`].
     pub vips: Vec<VipEntry>,
     peer_by_address: HashMap<Ipv4Addr, PeerId, FxBuildHasher>,
+    peer_by_device: HashMap<String, PeerId, FxBuildHasher>,
     vip_by_address: HashMap<Ipv4Addr, VipId, FxBuildHasher>,
 }
 
@@ -71,6 +72,7 @@ impl Tables {
             peers: Vec::with_capacity(doc.peers.len()),
             vips: Vec::new(),
             peer_by_address: HashMap::default(),
+            peer_by_device: HashMap::default(),
             vip_by_address: HashMap::default(),
         };
         for (i, peer) in doc.peers.iter().enumerate() {
@@ -81,6 +83,8 @@ impl Tables {
                 device: format!("{TUNNEL_PREFIX}{}", peer.name),
             });
             t.peer_by_address.insert(peer.address, id);
+            t.peer_by_device
+                .insert(format!("{TUNNEL_PREFIX}{}", peer.name), id);
             for vip in &peer.vips {
                 let vid = VipId::try_from(t.vips.len()).unwrap_or(VipId::MAX);
                 t.vip_by_address.entry(*vip).or_insert(vid);
@@ -92,6 +96,11 @@ impl Tables {
             }
         }
         t
+    }
+
+    /// The peer whose tunnel device (`kernel` decap mode) is `device`.
+    pub fn peer_by_device(&self, device: &str) -> Option<PeerId> {
+        self.peer_by_device.get(device).copied()
     }
 
     /// The VIP entry with this address, if any peer serves it.
@@ -149,6 +158,8 @@ mod tests {
         let a = t.peer_by_address("10.0.1.2".parse().unwrap()).unwrap();
         let b = t.peer_by_address("10.0.1.3".parse().unwrap()).unwrap();
         assert_eq!(t.peers[b as usize].device, "tg-b");
+        assert_eq!(t.peer_by_device("tg-b"), Some(b));
+        assert_eq!(t.peer_by_device("tg-x"), None);
         assert!(t.peer_by_address("10.0.1.4".parse().unwrap()).is_none());
         let v = t.vip_served_by(b, "192.0.2.12".parse().unwrap()).unwrap();
         assert_eq!(t.vips[v as usize].address, Ipv4Addr::new(192, 0, 2, 12));
