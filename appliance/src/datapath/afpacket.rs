@@ -7,7 +7,6 @@
 //! socket option or interface involved.
 
 use std::io;
-use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// A socket could not be set up.
@@ -94,29 +93,25 @@ pub fn ifindex(name: &str) -> Result<u32, SocketError> {
     })
 }
 
-/// A classic BPF program that accepts only IPv4 frames carrying IPIP (protocol 4) to `gip`
-/// (offsets are from the Ethernet header).
-pub fn ipip_to_gateway_filter(gip: Ipv4Addr) -> [libc::sock_filter; 8] {
+/// A classic BPF program that accepts only IPv4 frames carrying IPIP (protocol 4), offsets
+/// from the Ethernet header. The outer destination is checked in user space, so IPIP that a
+/// misconfigured real server sends to another address of this host is counted as
+/// `wrong_gateway` instead of vanishing unseen; the nftables rule still drops only IPIP to
+/// the gateway address.
+pub fn ipip_filter() -> [libc::sock_filter; 6] {
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
         jt,
         jf,
         k,
     };
-    let (ld_h, ld_b, ld_w) = (
-        libc::BPF_LD | libc::BPF_H | libc::BPF_ABS,
-        libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
-        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
-    );
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let ret = libc::BPF_RET | libc::BPF_K;
     [
-        op(ld_h, 0, 0, 12),                 // EtherType
-        op(jeq, 0, 5, u32::from(ETH_P_IP)), // not IPv4: drop
-        op(ld_b, 0, 0, 14 + 9),             // outer protocol
-        op(jeq, 0, 3, libc::IPPROTO_IPIP as u32),
-        op(ld_w, 0, 0, 14 + 16), // outer destination
-        op(jeq, 0, 1, u32::from(gip)),
+        op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 12), // EtherType
+        op(jeq, 0, 3, u32::from(ETH_P_IP)),
+        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 14 + 9), // outer protocol
+        op(jeq, 0, 1, libc::IPPROTO_IPIP as u32),
         op(ret, 0, 0, u32::MAX), // accept the whole frame
         op(ret, 0, 0, 0),        // drop
     ]
@@ -276,17 +271,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filter_checks_ethertype_protocol_and_gateway() {
-        let f = ipip_to_gateway_filter(Ipv4Addr::new(10, 0, 0, 1));
+    fn filter_checks_ethertype_and_protocol() {
+        let f = ipip_filter();
         assert_eq!(f[1].k, 0x0800);
         assert_eq!(f[3].k, 4);
-        assert_eq!(f[5].k, 0x0a00_0001);
         // Every false branch lands on the final "drop".
-        for (i, jf) in [(1usize, 5u8), (3, 3), (5, 1)] {
+        for (i, jf) in [(1usize, 3u8), (3, 1)] {
             assert_eq!(i + 1 + usize::from(jf), f.len() - 1);
             assert_eq!(f[i].jf, jf);
         }
-        assert_eq!(f[7].k, 0);
+        assert_eq!(f[5].k, 0);
     }
 
     #[test]

@@ -190,7 +190,7 @@ impl Datapath {
                     None => interface_with_address(doc.gateway.address)
                         .ok_or(StartError::NoIngress(doc.gateway.address))?,
                 };
-                let filter = afpacket::ipip_to_gateway_filter(doc.gateway.address);
+                let filter = afpacket::ipip_filter();
                 let sockets = afpacket::open_receive_group(&ingress, workers, Some(&filter))?;
                 for (w, fd) in sockets.into_iter().enumerate() {
                     per_worker[w].push((fd, Source::Ingress));
