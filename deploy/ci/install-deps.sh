@@ -7,6 +7,7 @@ APT_PACKAGES=(
   build-essential pkg-config      # C toolchain for -sys crates
   libnftnl-dev libmnl-dev         # nftables over netlink (nftnl, mnl crates)
   iproute2 iputils-ping           # test topologies (the product itself never runs `ip`)
+  nftables                        # tests inspect tungate's table with `nft` (tungate uses netlink)
 )
 
 missing=()

@@ -168,6 +168,13 @@ impl Drop for Resolver {
     }
 }
 
+/// What `ip route get` said.
+struct RouteFound {
+    ifindex: u32,
+    gateway: Option<Ipv4Addr>,
+    mtu: Option<u32>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct LinkInfo {
     mtu: u32,
@@ -364,7 +371,12 @@ impl State {
     }
 
     fn resolve(&mut self, destination: Ipv4Addr) -> RouteAnswer {
-        let Ok(Some((ifindex, gateway, route_mtu))) = self.route_get(destination) else {
+        let Ok(Some(RouteFound {
+            ifindex,
+            gateway,
+            mtu: route_mtu,
+        })) = self.route_get(destination)
+        else {
             return RouteAnswer::Unreachable;
         };
         let address = gateway.unwrap_or(destination);
@@ -420,12 +432,9 @@ impl State {
         None
     }
 
-    /// `ip route get DESTINATION [oif EGRESS]`: (interface, gateway, route MTU), or `None`
+    /// `ip route get DESTINATION [oif EGRESS]`, or `None`
     /// when the kernel has no unicast route.
-    fn route_get(
-        &mut self,
-        destination: Ipv4Addr,
-    ) -> io::Result<Option<(u32, Option<Ipv4Addr>, Option<u32>)>> {
+    fn route_get(&mut self, destination: Ipv4Addr) -> io::Result<Option<RouteFound>> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = AddressFamily::Inet;
         msg.header.destination_prefix_length = 32;
@@ -459,7 +468,11 @@ impl State {
                     _ => {}
                 }
             }
-            return Ok(oif.map(|o| (o, gateway, mtu)));
+            return Ok(oif.map(|ifindex| RouteFound {
+                ifindex,
+                gateway,
+                mtu,
+            }));
         }
         Ok(None)
     }

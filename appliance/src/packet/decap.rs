@@ -434,7 +434,8 @@ mod tests {
     fn kernel_decap_table() {
         use DropReason::*;
         let good = inner_udp(VIP, 64, 1400);
-        let cases: Vec<(&str, u8, Vec<u8>, Result<usize, DropReason>)> = vec![
+        type Case = (&'static str, u8, Vec<u8>, Result<usize, DropReason>);
+        let cases: Vec<Case> = vec![
             ("good", 1, good.clone(), Ok(1428)),
             ("other peer's vip", 2, good.clone(), Err(VipNotServed)),
             (

@@ -272,7 +272,7 @@ impl FrameSocket {
                     &raw mut len,
                 )
             };
-            if n > 0 && sll.sll_pkttype != libc::PACKET_OUTGOING as u8 && keep(&buf[..n as usize]) {
+            if n > 0 && sll.sll_pkttype != libc::PACKET_OUTGOING && keep(&buf[..n as usize]) {
                 got.push(buf[..n as usize].to_vec());
                 deadline = Instant::now() + quiet;
             }
