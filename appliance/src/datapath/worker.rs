@@ -459,8 +459,9 @@ impl Worker {
         }
         self.run_filters(&tables);
         let accepted = std::mem::take(&mut self.accepted);
+        let hops = self.hops.load().clone();
         for a in &accepted {
-            self.forward(a);
+            self.forward(a, &hops);
         }
         self.accepted = accepted;
     }
@@ -569,7 +570,7 @@ impl Worker {
         self.decisions = decisions;
     }
 
-    fn forward(&mut self, a: &Accepted) {
+    fn forward(&mut self, a: &Accepted, hops: &NextHops) {
         let buf = self.bufs.buffer(a.bid);
         ipv4::decrement_ttl(&mut buf[a.inner..a.inner + a.inner_len]);
         let route = match self.routes.get(&a.destination) {
@@ -589,7 +590,6 @@ impl Worker {
                 None
             }
         };
-        let hops = self.hops.load().clone();
         let hop = route.and_then(|id| hops.hops.get(id as usize));
         match hop {
             Some(hop) if hop.ethernet.is_some() => {

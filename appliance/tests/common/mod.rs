@@ -12,5 +12,6 @@ pub mod net;
 pub mod packets;
 pub mod process;
 
+#[allow(unused_imports)]
 pub use net::{FrameSocket, Netns, Topology};
 pub use process::Tungate;

@@ -17,9 +17,15 @@ pub struct Tungate {
     pub config: PathBuf,
 }
 
-/// The path of the binary under test.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_tungate")
+/// The path of the binary under test: Cargo's for integration tests; for examples (which
+/// share these helpers) the `tungate` next to the `examples/` folder they run from.
+pub fn binary() -> String {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_tungate") {
+        return path.to_owned();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
+    profile_dir.join("tungate").display().to_string()
 }
 
 impl Tungate {
@@ -29,7 +35,7 @@ impl Tungate {
         let path = dir.path().join("tungate.toml");
         std::fs::write(&path, config).unwrap();
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, binary(), "run", "--config"])
+            .args(["netns", "exec", &ns.name, &binary(), "run", "--config"])
             .arg(&path)
             .args(["--counters-format", "json"])
             .stdout(Stdio::piped())
@@ -109,7 +115,7 @@ impl Drop for Tungate {
 
 /// Runs `tungate ARGS` in `ns` to completion: (status, stdout, stderr).
 pub fn run_to_end(ns: &Netns, args: &[&str]) -> (i32, String, String) {
-    let out = ns.exec(binary(), args);
+    let out = ns.exec(&binary(), args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
