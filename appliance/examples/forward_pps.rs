@@ -49,7 +49,13 @@ fn load_socket(t: &Topology) -> OwnedFd {
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_ifindex = nix::net::if_::if_nametoindex("r0").unwrap() as i32;
         // SAFETY: sll is valid for the size passed.
-        let rc = unsafe { libc::bind(fd.as_raw_fd(), (&raw const sll).cast(), size_of::<libc::sockaddr_ll>() as u32) };
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const sll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
         assert_eq!(rc, 0);
         fd
     })
@@ -83,7 +89,8 @@ fn main() {
             })
             .collect();
         // SAFETY: mmsghdr is plain data; all-zero is valid before the fields are set.
-        let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut msgs: Vec<libc::mmsghdr> =
+            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
         for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
             m.msg_hdr.msg_iov = v;
             m.msg_hdr.msg_iovlen = 1;
@@ -107,13 +114,26 @@ fn main() {
     let offered = sent.load(Ordering::Relaxed);
     let rate = |n: u64| n as f64 / elapsed;
     println!("forward_pps: {seconds} s, {workers} worker(s), 64-byte UDP replies in IPIP, veth");
-    println!("  offered by the load generator: {:>10.0} pps", rate(offered));
-    println!("  received by tungate:           {:>10.0} pps", rate(delta("rx_packets")));
-    println!("  forwarded by tungate:          {:>10.0} pps", rate(delta("tx_packets")));
-    println!("  received by the client (c0):   {:>10.0} pps", rate(after_client - before_client));
+    println!(
+        "  offered by the load generator: {:>10.0} pps",
+        rate(offered)
+    );
+    println!(
+        "  received by tungate:           {:>10.0} pps",
+        rate(delta("rx_packets"))
+    );
+    println!(
+        "  forwarded by tungate:          {:>10.0} pps",
+        rate(delta("tx_packets"))
+    );
+    println!(
+        "  received by the client (c0):   {:>10.0} pps",
+        rate(after_client - before_client)
+    );
     println!(
         "  kernel drops before tungate (rx_overflow): {}",
-        after_tg["drops"]["rx_overflow"].as_u64().unwrap() - before_tg["drops"]["rx_overflow"].as_u64().unwrap()
+        after_tg["drops"]["rx_overflow"].as_u64().unwrap()
+            - before_tg["drops"]["rx_overflow"].as_u64().unwrap()
     );
     assert_eq!(tg.stop().0, 0);
 }

@@ -656,8 +656,9 @@ impl Worker {
 
     fn send_fallback(&mut self, a: &Accepted) {
         if a.vnet.is_gso() {
-            // The raw socket cannot segment: such a packet waits for a resolved neighbour.
-            self.drop_packet(a.bid, DropReason::TooBig, Some(a.vip));
+            // The raw socket cannot segment, so a super-packet has no usable next hop until
+            // the neighbour is resolved (a connection's first, small packets resolve it).
+            self.drop_packet(a.bid, DropReason::NoRoute, Some(a.vip));
             return;
         }
         let buf = self.bufs.buffer(a.bid);

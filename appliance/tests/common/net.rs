@@ -225,6 +225,11 @@ impl FrameSocket {
         FrameSocket { fd }
     }
 
+    /// The raw socket, for setting extra options.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Sends one frame as it is.
     pub fn send(&self, frame: &[u8]) {
         // SAFETY: frame is a valid buffer of the given length.
