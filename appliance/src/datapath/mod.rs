@@ -135,9 +135,9 @@ impl Datapath {
             self.doc = doc.clone();
             self.tables
                 .store(Arc::new(Tables::build(doc, &self.counters)));
-            if self.filters.workers() != doc.gateway.workers as usize {
-                self.filters = Arc::new(FilterSlots::new(doc.gateway.workers as usize));
-            }
+            // New workers start empty: sets taken by the old ones are gone with them, so the
+            // plugin host publishes to the new slots (see `filter_slots`).
+            self.filters = Arc::new(FilterSlots::new(doc.gateway.workers as usize));
             self.running = Some(self.launch()?);
             return Ok(true);
         }
