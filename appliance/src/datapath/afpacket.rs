@@ -84,6 +84,28 @@ fn bind(fd: &OwnedFd, ifindex: u32, protocol: u16) -> io::Result<()> {
     })
 }
 
+/// Sets `SO_RCVTIMEO` on any socket, so a reply that never comes cannot hang a caller.
+pub fn set_receive_timeout(
+    fd: std::os::fd::BorrowedFd<'_>,
+    timeout: std::time::Duration,
+) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
+    };
+    // SAFETY: fd is an open socket for the duration of the call; tv is a valid timeval
+    // whose size is passed.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })
+}
+
 /// The interface index of `name`.
 pub fn ifindex(name: &str) -> Result<u32, SocketError> {
     nix::net::if_::if_nametoindex(name).map_err(|e| SocketError {

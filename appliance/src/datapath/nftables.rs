@@ -103,7 +103,11 @@ pub fn remove_table() -> Result<(), NftError> {
 /// Sends a batch and waits for the kernel's acknowledgement of each message.
 fn send(batch: &FinalizedBatch) -> io::Result<()> {
     let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
-    set_receive_timeout(&socket)?;
+    // A reply that never comes must not hang start-up or shutdown.
+    // SAFETY: the fd belongs to `socket`, which outlives this borrow.
+    let fd =
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&socket)) };
+    super::afpacket::set_receive_timeout(fd, std::time::Duration::from_secs(5))?;
     let portid = socket.portid();
     socket.send_all(batch)?;
     let mut buffer = vec![0; nftnl::nft_nlmsg_maxsize() as usize];
@@ -118,29 +122,4 @@ fn send(batch: &FinalizedBatch) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A reply that never comes must not hang start-up or shutdown.
-fn set_receive_timeout(socket: &mnl::Socket) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let tv = libc::timeval {
-        tv_sec: 5,
-        tv_usec: 0,
-    };
-    // SAFETY: the fd is the open netlink socket owned by `socket`; `tv` is a valid timeval
-    // whose size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const tv).cast(),
-            size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }

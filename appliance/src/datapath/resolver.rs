@@ -207,7 +207,11 @@ fn netlink_socket(what: &'static str) -> Result<Socket, ResolverError> {
 impl State {
     fn open(egress: Option<u32>) -> Result<State, ResolverError> {
         let query = netlink_socket("query socket")?;
-        set_timeout(&query, Duration::from_secs(2)).map_err(|source| ResolverError {
+        super::afpacket::set_receive_timeout(
+            std::os::fd::AsFd::as_fd(&query),
+            Duration::from_secs(2),
+        )
+        .map_err(|source| ResolverError {
             what: "query socket timeout",
             source,
         })?;
@@ -594,29 +598,6 @@ fn parse_all(mut data: &[u8]) -> Vec<RouteNetlinkMessage> {
         data = &data[len..];
     }
     out
-}
-
-fn set_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let tv = libc::timeval {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: the fd is the open netlink socket; tv is a valid timeval whose size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const tv).cast(),
-            size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 #[cfg(test)]
