@@ -390,5 +390,14 @@ fn table_changes_drop_nothing_and_vip_counters_survive() {
     let c = tg.counters();
     assert_eq!(vip_counters(&c, VIP)["packets"], 2001);
     assert_eq!(vip_counters(&c, vip2)["packets"], 1);
+    // A changed [gateway] restarts the workers cleanly; forwarding and counts go on.
+    tg.reload(&with_vip2.replace("[gateway]\n", "[gateway]\nworkers = 2\n"));
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..10 {
+        rs.send(&from_rs(&ipip(RIP, GIP, &udp(VIP, CIP, 64, 32))));
+    }
+    assert_eq!(client.receive_for(QUIET, to_client).len(), 10);
+    let c = tg.counters();
+    assert_eq!(vip_counters(&c, VIP)["packets"], 2011);
     assert_eq!(tg.stop().0, 0);
 }

@@ -117,7 +117,7 @@ fn kernel_decap_reads_the_tunnel_devices_through_the_same_checks() {
     let vip2 = Ipv4Addr::new(192, 0, 2, 11);
     let config = format!(
         "{}[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\nvips = [\"{vip2}\"]\n",
-        t.config("decap = \"kernel\"\nworkers = 2")
+        t.config("decap = \"kernel\"\nworkers = 2\negress_interface = \"g1\"")
     );
     let mut tg = Tungate::start(&t.gw, &config);
     // Userspace mode's nftables table is not used in kernel mode.
