@@ -32,6 +32,17 @@ pub enum Command {
     /// Work with configuration documents without running anything.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the gateway: receive, check, decapsulate, filter and forward the replies.
+    ///
+    /// SIGUSR1 prints the counters, SIGHUP reloads the file, SIGINT/SIGTERM stop cleanly.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// How the counters are printed (on SIGUSR1 and on exit).
+        #[arg(long, value_enum, default_value_t)]
+        counters_format: crate::daemon::CountersFormat,
+    },
     /// Plan, apply or remove the gateway's kernel networking (kernel-decap tunnels and their
     /// sysctls). `plan` exits 3 when changes are pending.
     #[command(subcommand)]
@@ -210,6 +221,10 @@ pub fn main() -> i32 {
     init_logging();
     match cli.command {
         Command::Config(ConfigCommand::Check { file, host }) => config_check(&file, host),
+        Command::Run {
+            config,
+            counters_format,
+        } => crate::daemon::run(&config, counters_format),
         Command::Net(cmd) => {
             let (action, args, watch) = match &cmd {
                 NetCommand::Plan(a) => (Action::Plan, a, None),

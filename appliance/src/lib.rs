@@ -6,12 +6,17 @@
 //! - [`config`]: the declarative document and its validation;
 //! - [`netcfg`]: tunnels, routes, rules, sysctls and nftables over netlink (gateway and RS);
 //! - [`store`]: the state directory (accepted config, plugin modules, admin token);
+//! - [`packet`]: pure header checks and decapsulation;
+//! - [`datapath`]: the io_uring workers, sockets, tables and counters;
+//! - [`daemon`]: `tungate run`;
 //! - [`cli`]: the command line, which dispatches to the modules below.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod datapath;
 pub mod netcfg;
+pub mod packet;
 pub mod store;
 
 /// The exit status for a configuration or usage error.
