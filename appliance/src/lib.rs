@@ -4,11 +4,13 @@
 //! to this gateway, which checks and decapsulates them, runs the VIP's Wasm plugins and
 //! forwards the accepted inner packets to the clients. The modules:
 //! - [`config`]: the declarative document and its validation;
+//! - [`plugin_host`]: the sandboxed Wasm plugins that judge each VIP's replies;
 //! - [`cli`]: the command line, which dispatches to the modules below.
 
 pub mod cli;
 pub mod config;
 pub mod datapath;
+pub mod plugin_host;
 
 /// The exit status for a configuration or usage error.
 pub const EXIT_BAD_CONFIG: i32 = 2;

@@ -267,6 +267,14 @@ impl PacketDesc {
         // is initialised and the reference lives as long as `self`.
         unsafe { &*(self as *const PacketDesc).cast::<[u8; DESC_SIZE]>() }
     }
+
+    /// Consecutive descriptors as the bytes the host copies into guest memory.
+    pub fn slice_as_bytes(descs: &[PacketDesc]) -> &[u8] {
+        // SAFETY: as in `as_bytes`: `repr(C)` integers without padding, and an array of them
+        // has no padding between elements (size is a multiple of the alignment), so the
+        // `len * DESC_SIZE` bytes are initialised and borrowed for as long as `descs`.
+        unsafe { core::slice::from_raw_parts(descs.as_ptr().cast::<u8>(), descs.len() * DESC_SIZE) }
+    }
 }
 
 /// The guest's batch area, at the address `tungate_batch_area` returns: the host writes the
@@ -385,6 +393,10 @@ mod tests {
         assert_eq!(&b[26..28], &40u16.to_le_bytes());
         assert_eq!(&b[32..72], &p[..]);
         assert!(b[72..].iter().all(|&x| x == 0));
+        let two = PacketDesc::slice_as_bytes(&[d, PacketDesc::ZERO]);
+        assert_eq!(two.len(), 2 * DESC_SIZE);
+        assert_eq!(&two[..DESC_SIZE], &b[..]);
+        assert!(two[DESC_SIZE..].iter().all(|&x| x == 0));
     }
 
     #[test]
