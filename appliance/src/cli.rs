@@ -30,6 +30,19 @@ pub enum Command {
     /// Work with configuration documents without running anything.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Work with Wasm plugin modules without running anything.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `tungate plugin ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Check a module exactly as an upload is checked; exit 0 if accepted, 1 if refused.
+    Check {
+        /// The `.wasm` file.
+        file: PathBuf,
+    },
 }
 
 /// `tungate config ...`
@@ -61,6 +74,7 @@ pub fn main() -> i32 {
     init_logging();
     match cli.command {
         Command::Config(ConfigCommand::Check { file, host }) => config_check(&file, host),
+        Command::Plugin(PluginCommand::Check { file }) => crate::plugin_host::check_file(&file),
     }
 }
 

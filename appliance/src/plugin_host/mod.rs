@@ -114,6 +114,39 @@ pub enum CheckError {
     Refused(#[from] Refusal),
 }
 
+/// `tungate plugin check FILE`: checks the file, prints what it found or why it is refused,
+/// and returns the exit status (0 accepted, 1 refused or unreadable).
+pub fn check_file(path: &std::path::Path) -> i32 {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("tungate: cannot read {}: {e}", path.display());
+            return 1;
+        }
+    };
+    match check_offline(&bytes) {
+        Ok(info) => {
+            let name = match (&info.name, &info.version) {
+                (Some(n), Some(v)) => format!("{n} {v}"),
+                (Some(n), None) => n.clone(),
+                _ => "(no tungate.plugin metadata section)".into(),
+            };
+            println!("{}: accepted", path.display());
+            println!("  name:    {name}");
+            println!("  sha256:  {}", info.sha256);
+            println!("  size:    {} bytes", info.size);
+            println!("  abi:     v{}", info.abi_version);
+            println!("  exports: {}", info.exports.join(", "));
+            println!("  imports: {}", info.imports.join(", "));
+            0
+        }
+        Err(e) => {
+            eprintln!("{}: refused: {e}", path.display());
+            1
+        }
+    }
+}
+
 /// Checks module bytes offline exactly as an upload is checked (`tungate plugin check`).
 pub fn check_offline(bytes: &[u8]) -> Result<ModuleInfo, CheckError> {
     let engine = PluginEngine::new(Limits {
