@@ -278,7 +278,8 @@ fn builder_refusals_name_the_binding_and_publish_nothing() {
                 plugin = "accounting"
                 config = { prefixes = ["0.0.0.0/0"] }
 "#;
-    let cases: Vec<(String, Box<dyn Fn(&BuildError) -> bool>, String)> = vec![
+    type Case = (String, Box<dyn Fn(&BuildError) -> bool>, String);
+    let cases: Vec<Case> = vec![
         (
             format!("{ok}[[vips.plugins]]\nplugin = \"no-such-plugin\""),
             Box::new(|e| matches!(e, BuildError::MissingPlugin { .. })),

@@ -393,7 +393,8 @@ mod tests {
         assert_eq!(&b[26..28], &40u16.to_le_bytes());
         assert_eq!(&b[32..72], &p[..]);
         assert!(b[72..].iter().all(|&x| x == 0));
-        let two = PacketDesc::slice_as_bytes(&[d, PacketDesc::ZERO]);
+        let pair = [d, PacketDesc::ZERO];
+        let two = PacketDesc::slice_as_bytes(&pair);
         assert_eq!(two.len(), 2 * DESC_SIZE);
         assert_eq!(&two[..DESC_SIZE], &b[..]);
         assert!(two[DESC_SIZE..].iter().all(|&x| x == 0));

@@ -52,7 +52,7 @@ impl Ipv4Prefix {
     }
 
     /// The prefix length in bits.
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -185,7 +185,7 @@ mod tests {
     fn parse_and_display() {
         assert_eq!(p("10.0.0.0/8").to_string(), "10.0.0.0/8");
         assert_eq!(p("192.0.2.7").to_string(), "192.0.2.7/32");
-        assert_eq!(p("0.0.0.0/0").len(), 0);
+        assert_eq!(p("0.0.0.0/0").prefix_len(), 0);
         assert!(p("0.0.0.0/0").is_default());
         let errs = [
             ("10.0.0.1/8", "host bits set; did you mean 10.0.0.0/8?"),

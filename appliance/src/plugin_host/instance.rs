@@ -402,7 +402,7 @@ impl PluginInstance {
 
         let addr = batch_area.call(&mut store, ()).map_err(fail)?;
         let area = addr as u32 as usize;
-        if area % BATCH_AREA_ALIGN != 0 {
+        if !area.is_multiple_of(BATCH_AREA_ALIGN) {
             return Err(InstanceError::BadBatchArea {
                 addr: addr.into(),
                 why: "not 8-byte aligned",

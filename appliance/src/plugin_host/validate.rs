@@ -475,7 +475,8 @@ mod tests {
     #[test]
     fn each_abi_violation_has_its_refusal() {
         use test_wat::with;
-        let cases: Vec<(Vec<u8>, Box<dyn Fn(&Refusal) -> bool>, &str)> = vec![
+        type Case = (Vec<u8>, Box<dyn Fn(&Refusal) -> bool>, &'static str);
+        let cases: Vec<Case> = vec![
             (
                 with("", "(start $noop) (func $noop)"),
                 Box::new(|r| *r == Refusal::StartFunction),
