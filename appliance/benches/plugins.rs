@@ -75,8 +75,7 @@ fn wasm_chain(host: &PluginHost, plugins: &[(&str, &str)]) -> Box<dyn BatchFilte
             })
             .collect(),
     });
-    let modules = |name: &str| Some(plugin_wasm::plugin_wasm(name));
-    let mut generation = host.build(&doc, &modules, 1).unwrap();
+    let mut generation = host.build(&doc, &plugin_wasm::example_module, 1).unwrap();
     generation.filters[0].by_vip.remove(&VIP).unwrap()
 }
 

@@ -26,13 +26,6 @@ fn host() -> PluginHost {
     .unwrap()
 }
 
-/// Every example plugin, by the name it is uploaded under (its package name).
-fn modules(name: &str) -> Option<Vec<u8>> {
-    plugin_wasm::EXAMPLES
-        .contains(&name)
-        .then(|| plugin_wasm(name))
-}
-
 /// A document with one VIP whose chain is `bindings` (TOML `[[vips.plugins]]` tables).
 fn doc(workers: u32, bindings: &str) -> Document {
     parse_toml(&format!(
@@ -72,7 +65,8 @@ fn tcp_syn_ack(client: [u8; 4], sport: u16) -> Vec<u8> {
 /// Publishes `doc` and returns each worker's taken filter set.
 fn publish(host: &PluginHost, doc: &Document) -> Vec<WorkerFilters> {
     let slots = FilterSlots::new(doc.gateway.workers as usize);
-    host.publish(&slots, doc, &modules).unwrap();
+    host.publish(&slots, doc, &plugin_wasm::example_module)
+        .unwrap();
     (0..slots.workers())
         .map(|w| slots.take(w).expect("a set per worker").1)
         .collect()
@@ -309,7 +303,7 @@ fn builder_refusals_name_the_binding_and_publish_nothing() {
     ];
     for (bindings, is_expected, text) in cases {
         let err = host
-            .publish(&slots, &doc(2, &bindings), &modules)
+            .publish(&slots, &doc(2, &bindings), &plugin_wasm::example_module)
             .err()
             .unwrap();
         assert!(is_expected(&err), "{err:?}");
@@ -325,7 +319,11 @@ fn builder_refusals_name_the_binding_and_publish_nothing() {
         "[[vips.plugins]]\nplugin = \"cidr-filter\"\nsha256 = \"{}\"\nconfig = {{ deny = [\"10.0.0.0/8\"] }}",
         cidr_sha.to_uppercase()
     );
-    assert_eq!(host.publish(&slots, &doc(2, &pinned), &modules).unwrap(), 1);
+    assert_eq!(
+        host.publish(&slots, &doc(2, &pinned), &plugin_wasm::example_module)
+            .unwrap(),
+        1
+    );
     // A module that does not pass the upload checks is refused at build time too.
     let bad = |name: &str| (name == "junk").then(|| b"not wasm".to_vec());
     let err = host

@@ -21,12 +21,6 @@ const BATCH: usize = 16;
 /// Batches each worker runs on the new generation before it stops.
 const AFTER_SWAP: u64 = 200;
 
-fn modules(name: &str) -> Option<Vec<u8>> {
-    plugin_wasm::EXAMPLES
-        .contains(&name)
-        .then(|| plugin_wasm::plugin_wasm(name))
-}
-
 /// Accounting, then cidr-filter with `cidr_config`.
 fn doc(cidr_config: &str) -> Document {
     parse_toml(&format!(
@@ -111,7 +105,11 @@ fn a_swap_under_traffic_judges_every_number_once_old_then_new() {
     let slots = Arc::new(FilterSlots::new(WORKERS));
     let deny = doc(r#"{ deny = ["198.51.100.0/24"] }"#);
     let allow = doc(r#"{ allow = ["198.51.100.0/24"] }"#);
-    assert_eq!(host.publish(&slots, &deny, &modules).unwrap(), 1);
+    assert_eq!(
+        host.publish(&slots, &deny, &plugin_wasm::example_module)
+            .unwrap(),
+        1
+    );
     let old_stats = host.stats_table();
 
     let progress: Vec<Arc<AtomicU64>> = (0..WORKERS).map(|_| Arc::default()).collect();
@@ -125,7 +123,11 @@ fn a_swap_under_traffic_judges_every_number_once_old_then_new() {
     while progress.iter().any(|p| p.load(Ordering::Acquire) < 100) {
         std::thread::yield_now();
     }
-    assert_eq!(host.publish(&slots, &allow, &modules).unwrap(), 2);
+    assert_eq!(
+        host.publish(&slots, &allow, &plugin_wasm::example_module)
+            .unwrap(),
+        2
+    );
     let new_stats = host.stats_table();
 
     let mut total = 0;

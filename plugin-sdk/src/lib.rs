@@ -143,6 +143,22 @@ pub mod native {
         HOST.with_borrow_mut(|h| core::mem::take(&mut h.logs))
     }
 
+    /// Asserts that each configuration (JSON) is refused with a reason containing the
+    /// given text: the table-driven test every plugin wants for its bad configurations.
+    #[track_caller]
+    pub fn assert_refusals<P: crate::Plugin>(cases: &[(&[u8], &str)]) {
+        for (json, want) in cases {
+            let shown = String::from_utf8_lossy(json);
+            match crate::configure_from_json::<P>(json) {
+                Ok(_) => panic!("{shown}: accepted, expected a refusal containing {want:?}"),
+                Err(e) => assert!(
+                    e.contains(want),
+                    "{shown}: refused with {e:?}, expected {want:?} in it"
+                ),
+            }
+        }
+    }
+
     /// Forgets every counter and log line of this thread.
     pub fn reset() {
         HOST.with_borrow_mut(|h| *h = Default::default());

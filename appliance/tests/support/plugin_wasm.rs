@@ -67,3 +67,9 @@ pub fn plugin_wasm(package: &str) -> Vec<u8> {
     let file = dir.join(format!("{}.wasm", package.replace('-', "_")));
     std::fs::read(&file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()))
 }
+
+/// Looks up an example plugin's module by the name it is uploaded under (its package name),
+/// as the builder's module lookup wants it.
+pub fn example_module(name: &str) -> Option<Vec<u8>> {
+    EXAMPLES.contains(&name).then(|| plugin_wasm(name))
+}

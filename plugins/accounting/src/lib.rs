@@ -156,9 +156,6 @@ mod tests {
             (br#"{"prefix":["10.0.0.0/8"]}"#, "unknown field `prefix`"),
             (many.as_bytes(), "at most 127"),
         ];
-        for (json, want) in cases {
-            let e = configure_from_json::<Accounting>(json).err().unwrap();
-            assert!(e.contains(want), "{}: {e}", String::from_utf8_lossy(json));
-        }
+        native::assert_refusals::<Accounting>(&cases);
     }
 }

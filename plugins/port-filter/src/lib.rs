@@ -356,9 +356,6 @@ mod tests {
                 "`ports` is empty",
             ),
         ];
-        for (json, want) in cases {
-            let e = configure_from_json::<PortFilter>(json).err().unwrap();
-            assert!(e.contains(want), "{}: {e}", String::from_utf8_lossy(json));
-        }
+        native::assert_refusals::<PortFilter>(cases);
     }
 }
