@@ -368,3 +368,48 @@ fn plugin_check_cli_accepts_a_plugin_and_refuses_junk() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_exhausted_instance_pool_is_a_build_error_naming_the_binding() {
+    let host = PluginHost::new(Limits {
+        max_instances: 2,
+        ..Limits::default()
+    })
+    .unwrap();
+    let slots = FilterSlots::new(3);
+    let doc = doc(
+        3,
+        r#"[[vips.plugins]]
+           plugin = "accounting"
+           config = { prefixes = ["0.0.0.0/0"] }"#,
+    );
+    let err = host
+        .publish(&slots, &doc, &plugin_wasm::example_module)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            BuildError::Instance {
+                worker: 2,
+                error: InstanceError::Instantiate(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with(
+            "vips[0].plugins[0]: plugin \"accounting\" on worker 2: cannot instantiate the module"
+        ),
+        "{err}"
+    );
+    assert_eq!(slots.generation(), 0);
+    // The instances of the failed build were released: a smaller build fits.
+    let one = FilterSlots::new(2);
+    assert_eq!(
+        host.publish(&one, &doc, &plugin_wasm::example_module)
+            .unwrap(),
+        1
+    );
+}

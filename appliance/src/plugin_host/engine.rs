@@ -48,7 +48,7 @@ pub struct Limits {
     pub configure_deadline: Duration,
     /// Consecutive failing calls before quarantine (at least 1).
     pub quarantine_after: u32,
-    /// Sustained log lines per second per instance.
+    /// Sustained log lines per second per instance (0: only the burst, ever).
     pub log_lines_per_second: u32,
     /// Log line burst per instance.
     pub log_burst: u32,

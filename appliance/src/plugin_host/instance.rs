@@ -574,4 +574,77 @@ mod tests {
             4
         );
     }
+
+    #[test]
+    fn imports_log_rate_limited_clock_shared_counters_only_while_configuring() {
+        use crate::config::OnError;
+        use crate::plugin_host::stats::{BindingKey, BindingStats};
+        let e = PluginEngine::new(Limits {
+            max_instances: 2,
+            log_burst: 3,
+            log_lines_per_second: 0,
+            ..Limits::default()
+        })
+        .unwrap();
+        let wat = test_wat::module(
+            r#"(import "tungate" "log" (func $log (param i32 i32 i32)))
+               (import "tungate" "now_ns" (func $now (result i64)))"#,
+            // Packet 0: drop if the import's clock is behind the batch time (it must not be).
+            // Packet 1: drop if counter_define works outside configure (it must not).
+            "(call $log (i32.const 2) (i32.const 600) (i32.const 4))
+             (call $verdict (i32.const 0) (i64.lt_s (call $now) (i64.load (i32.const 8192))))
+             (call $verdict (i32.const 1)
+               (i32.ne (call $define (i32.const 600) (i32.const 4) (i32.const 0) (i32.const 0))
+                       (i32.const -1)))",
+            "",
+        );
+        let module = check_module(&e, &wat).unwrap().module;
+        let prepared = Prepared::new(&e, &module).unwrap();
+        let stats = Arc::new(WorkerStats::default());
+        let mut inst = PluginInstance::new(&e, &prepared, b"{}", labels(), stats.clone()).unwrap();
+        let descs = [PacketDesc::ZERO; 2];
+        for _ in 0..10 {
+            let mut verdicts = [0xAAu8; 2];
+            inst.call(monotonic_ns(), &descs, &mut verdicts).unwrap();
+            assert_eq!(verdicts, [0, 0]);
+        }
+        let table = BindingStats {
+            key: BindingKey {
+                vip: Ipv4Addr::new(192, 0, 2, 1),
+                position: 0,
+                plugin: "t".into(),
+            },
+            sha256: String::new(),
+            on_error: OnError::Pass,
+            workers: vec![stats],
+        };
+        let s = table.snapshot();
+        assert_eq!(
+            (s.log_lines, s.log_suppressed),
+            (3, 7),
+            "the burst, then nothing"
+        );
+        assert_eq!(s.counters.len(), 1, "no counter defined after configure");
+        assert_eq!(s.counters[0].value, 20);
+    }
+
+    #[test]
+    fn a_host_call_with_a_bad_pointer_traps_the_call() {
+        let e = engine();
+        let wat = test_wat::module(
+            r#"(import "tungate" "log" (func $log (param i32 i32 i32)))"#,
+            "(call $log (i32.const 2) (i32.const 65530) (i32.const 100))",
+            "",
+        );
+        let mut inst = build(&e, &wat, b"{}").unwrap();
+        let failure = inst
+            .call(0, &[PacketDesc::ZERO], &mut [0u8; 1])
+            .unwrap_err();
+        assert_eq!(failure.kind, ErrorKind::Trap);
+        assert!(
+            failure.message.contains("outside the plugin's memory"),
+            "{}",
+            failure.message
+        );
+    }
 }
