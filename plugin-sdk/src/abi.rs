@@ -214,8 +214,17 @@ impl PacketDesc {
     pub fn parse(bytes: &[u8]) -> PacketDesc {
         let mut d = PacketDesc::ZERO;
         d.len = u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le();
-        let captured = bytes.len().min(HEADER_BYTES);
-        d.header[..captured].copy_from_slice(&bytes[..captured]);
+        let captured = match bytes.first_chunk::<HEADER_BYTES>() {
+            // The common case, as one fixed-size copy.
+            Some(head) => {
+                d.header = *head;
+                HEADER_BYTES
+            }
+            None => {
+                d.header[..bytes.len()].copy_from_slice(bytes);
+                bytes.len()
+            }
+        };
         d.captured = (captured as u16).to_le();
         let Some(ip) = bytes.get(..20) else {
             return d;

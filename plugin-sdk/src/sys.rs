@@ -38,46 +38,43 @@ mod wasm {
         fn tg_refuse_config(ptr: *const u8, len: usize);
     }
 
-    /// Counter additions not yet handed to the host, and which ids have some.
-    struct Pending {
-        values: Vec<u64>,
-        dirty: Vec<u32>,
-    }
-
-    static PENDING: GuestCell<Pending> = GuestCell::new(Pending {
-        values: Vec::new(),
-        dirty: Vec::new(),
-    });
+    /// Counter additions not yet handed to the host, by counter id (ids are dense: the
+    /// host numbers counters 0, 1, 2, … in definition order).
+    static PENDING: GuestCell<Vec<u64>> = GuestCell::new(Vec::new());
 
     pub(crate) fn define_counter(name: &str, label: &str) -> Option<u32> {
         // SAFETY: the pointers and lengths describe live `&str`s for the whole call; the
         // host only reads them.
         let id =
             unsafe { tg_counter_define(name.as_ptr(), name.len(), label.as_ptr(), label.len()) };
-        u32::try_from(id).ok()
+        let id = u32::try_from(id).ok()?;
+        PENDING.with(|p| {
+            if p.len() <= id as usize {
+                p.resize(id as usize + 1, 0);
+            }
+        });
+        Some(id)
     }
 
+    #[inline]
     pub(crate) fn counter_add(id: u32, delta: u64) {
         PENDING.with(|p| {
-            let i = id as usize;
-            if p.values.len() <= i {
-                p.values.resize(i + 1, 0);
+            if let Some(v) = p.get_mut(id as usize) {
+                *v = v.wrapping_add(delta);
             }
-            if p.values[i] == 0 {
-                p.dirty.push(id);
-            }
-            p.values[i] = p.values[i].wrapping_add(delta);
         });
     }
 
+    /// Hands the additions to the host: one call per counter that changed (a plugin has
+    /// at most 256 counters, so the scan is cheap next to a batch).
     pub(crate) fn flush_counters() {
         PENDING.with(|p| {
-            for &id in &p.dirty {
-                let value = core::mem::take(&mut p.values[id as usize]);
-                // SAFETY: a plain host call with two integers.
-                unsafe { tg_counter_add(id as i32, value as i64) };
+            for (id, v) in p.iter_mut().enumerate() {
+                if *v != 0 {
+                    // SAFETY: a plain host call with two integers.
+                    unsafe { tg_counter_add(id as i32, core::mem::take(v) as i64) };
+                }
             }
-            p.dirty.clear();
         });
     }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tungate_plugin_sdk::abi::{BATCH_MAX, PacketDesc, Verdict};
 
-use super::engine::monotonic_ns;
+use super::engine::monotonic_ns_at;
 use super::instance::{CallFailure, PluginInstance};
 use super::stats::{ErrorKind, WorkerStats};
 use crate::config::OnError;
@@ -80,7 +80,9 @@ impl VipChain {
         self.live.clear();
         self.live
             .extend((0..packets.len()).filter(|&i| decisions[i] == Decision::Pass));
-        let now = monotonic_ns();
+        // One clock read per batch plus one per call: the batch time and each call's duration.
+        let mut clock = Instant::now();
+        let now = monotonic_ns_at(clock);
         for link in &mut self.links {
             if self.live.is_empty() {
                 break;
@@ -99,10 +101,12 @@ impl VipChain {
                     .extend(self.live.iter().map(|&i| self.descs[i]));
                 &self.selected
             };
-            let started = Instant::now();
             let result = link.instance.call(now, batch, &mut self.verdicts);
+            let returned = Instant::now();
+            let took = returned.saturating_duration_since(clock).as_nanos();
+            clock = returned;
             link.stats
-                .record_call(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+                .record_call(u64::try_from(took).unwrap_or(u64::MAX));
             let result = result.and_then(|()| check_verdicts(&self.verdicts[..self.live.len()]));
             match result {
                 Ok(()) => {

@@ -83,6 +83,8 @@ pub struct RateLimit {
     unit: Unit,
     rate: u64,
     capacity: u64,
+    /// Nanoseconds to fill an empty bucket: longer gaps refill no more.
+    fill_ns: u64,
     mask: u32,
     slots: Vec<Slot>,
     shift: u32,
@@ -129,6 +131,7 @@ impl Plugin for RateLimit {
             unit: c.unit,
             rate: c.rate,
             capacity: burst * NANO,
+            fill_ns: (burst * NANO).div_ceil(c.rate),
             mask: mask(c.client_prefix_len),
             slots: vec![Slot::default(); size],
             shift: 32 - size.trailing_zeros(),
@@ -141,14 +144,16 @@ impl Plugin for RateLimit {
     fn on_packet(&mut self, packet: &Packet<'_>) -> Verdict {
         let cost = match self.unit {
             Unit::Packets => NANO,
-            Unit::Bytes => u64::from(packet.len()).saturating_mul(NANO),
+            // At most 2^32 × 10^9 < 2^64: cannot wrap (a checked 64-bit multiply is slow in wasm).
+            Unit::Bytes => u64::from(packet.len()).wrapping_mul(NANO),
         };
         let now = packet.now_ns();
-        let (rate, capacity) = (self.rate, self.capacity);
+        let (rate, capacity, fill_ns) = (self.rate, self.capacity, self.fill_ns);
         let slot = self.slot_for(packet.client_u32() & self.mask, now);
         let elapsed = now.saturating_sub(slot.last_ns);
         slot.last_ns = now.max(slot.last_ns);
-        let refill = elapsed.saturating_mul(rate);
+        // Never more than a full bucket's worth: fill_ns × rate <= capacity + rate < 2^64.
+        let refill = elapsed.min(fill_ns).wrapping_mul(rate);
         slot.nanotokens = slot.nanotokens.saturating_add(refill).min(capacity);
         if slot.nanotokens >= cost {
             slot.nanotokens -= cost;
