@@ -38,7 +38,8 @@ fn build_all() -> Result<PathBuf, String> {
             "wasm32-unknown-unknown",
         ])
         .env("CARGO_TARGET_DIR", workspace().join("target/wasm-plugins"))
-        .env_remove("CARGO_INCREMENTAL")
+        // Whatever the caller uses: the plugin profile is never incremental (as in CI).
+        .env("CARGO_INCREMENTAL", "0")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     for p in EXAMPLES {
