@@ -51,6 +51,9 @@ pub enum Command {
     /// ARP sysctls, optional DNAT). `plan` exits 3 when changes are pending.
     #[command(subcommand)]
     Rs(RsCommand),
+    /// Work with Wasm plugin modules without running anything.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
 }
 
 /// `tungate net ...`
@@ -192,6 +195,16 @@ fn run_options(state_file: &Option<PathBuf>, watch: Option<&WatchArgs>) -> RunOp
     }
 }
 
+/// `tungate plugin ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Check a module exactly as an upload is checked; exit 0 if accepted, 1 if refused.
+    Check {
+        /// The `.wasm` file.
+        file: PathBuf,
+    },
+}
+
 /// `tungate config ...`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -248,6 +261,7 @@ pub fn main() -> i32 {
                 &options,
             )
         }
+        Command::Plugin(PluginCommand::Check { file }) => crate::plugin_host::check_file(&file),
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`packet`]: pure header checks and decapsulation;
 //! - [`datapath`]: the io_uring workers, sockets, tables and counters;
 //! - [`daemon`]: `tungate run`;
+//! - [`plugin_host`]: the sandboxed Wasm plugins that judge each VIP's replies;
 //! - [`cli`]: the command line, which dispatches to the modules below.
 
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod netcfg;
 pub mod packet;
+pub mod plugin_host;
 pub mod store;
 
 /// The exit status for a configuration or usage error.

@@ -26,6 +26,17 @@ stage "format and lints"
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 
+stage "example Wasm plugins (wasm32-unknown-unknown, plugin profile)"
+# The same command and target directory as appliance/tests/support/plugin_wasm.rs, so the
+# integration tests find the modules built and only check that they are up to date.
+CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo build --locked --profile plugin \
+  --target wasm32-unknown-unknown -p cidr-filter -p rate-limit -p port-filter -p accounting
+ls -l target/wasm-plugins/wasm32-unknown-unknown/plugin/*.wasm
+# Lint the wasm-only code (guest runtime, export macro) as built for wasm32.
+CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo clippy --locked --profile plugin \
+  --target wasm32-unknown-unknown -p tungate-plugin-sdk -p cidr-filter -p rate-limit \
+  -p port-filter -p accounting -- -D warnings
+
 stage "unit and netns integration tests"
 cargo test --release --workspace --locked
 
