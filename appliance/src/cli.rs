@@ -2,14 +2,16 @@
 //!
 //! Each subcommand's work lives in the module that owns it; this module only parses, sets up
 //! logging and maps results to exit statuses (0 success, 1 failure, 2 bad configuration or
-//! usage).
+//! usage, 3 `plan` found changes).
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::EXIT_BAD_CONFIG;
 use crate::config;
+use crate::netcfg::command::{Action, RunOptions};
+use crate::netcfg::rs::{DnatEntry, RsSettings};
 
 /// tungate — the reply gateway of an LVS tunnelling (LVS-TUN) cluster.
 ///
@@ -30,6 +32,177 @@ pub enum Command {
     /// Work with configuration documents without running anything.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the gateway: receive, check, decapsulate, filter and forward the replies.
+    ///
+    /// SIGUSR1 prints the counters, SIGHUP reloads the file, SIGINT/SIGTERM stop cleanly.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// How the counters are printed (on SIGUSR1 and on exit).
+        #[arg(long, value_enum, default_value_t)]
+        counters_format: crate::daemon::CountersFormat,
+    },
+    /// Plan, apply or remove the gateway's kernel networking (kernel-decap tunnels and their
+    /// sysctls). `plan` exits 3 when changes are pending.
+    #[command(subcommand)]
+    Net(NetCommand),
+    /// Plan, apply or remove a real server's networking (reply tunnel, table, rules, VIPs,
+    /// ARP sysctls, optional DNAT). `plan` exits 3 when changes are pending.
+    #[command(subcommand)]
+    Rs(RsCommand),
+    /// Work with Wasm plugin modules without running anything.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `tungate net ...`
+#[derive(Debug, Subcommand)]
+pub enum NetCommand {
+    /// Print the changes `apply` would make (exit 0: none, 3: some).
+    Plan(NetArgs),
+    /// Make the changes.
+    Apply {
+        /// What to apply.
+        #[command(flatten)]
+        args: NetArgs,
+        /// Whether to keep reconciling.
+        #[command(flatten)]
+        watch: WatchArgs,
+    },
+    /// Remove what tungate created and restore the settings it changed.
+    Down(NetArgs),
+}
+
+/// Arguments of `tungate net`.
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// The configuration file (not needed for `down`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where original values of changed settings are kept
+    /// [default: /var/lib/tungate/netcfg-gateway.json].
+    #[arg(long)]
+    pub state_file: Option<PathBuf>,
+}
+
+/// Keep reconciling after `apply`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// After applying, keep the state reconciled (periodically and on netlink events) until
+    /// SIGINT or SIGTERM.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between two reconciling passes in --watch mode.
+    #[arg(long, default_value_t = 5)]
+    pub interval: u64,
+}
+
+/// `tungate rs ...`
+#[derive(Debug, Subcommand)]
+pub enum RsCommand {
+    /// Print the changes `apply` would make (exit 0: none, 3: some).
+    Plan(RsArgs),
+    /// Make the changes.
+    Apply {
+        /// What to apply.
+        #[command(flatten)]
+        args: RsArgs,
+        /// Whether to keep reconciling.
+        #[command(flatten)]
+        watch: WatchArgs,
+    },
+    /// Remove what tungate created and restore the settings it changed.
+    Down(RsArgs),
+}
+
+/// Arguments of `tungate rs` (each flag overrides the same key of --config).
+#[derive(Debug, Args)]
+pub struct RsArgs {
+    /// A TOML file with the same keys as the flags (gateway, address, vips, table, ...).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The gateway's address (GIP), the reply tunnel's remote end.
+    #[arg(long)]
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// This real server's address (RIP), the reply tunnel's local end.
+    #[arg(long)]
+    pub address: Option<std::net::Ipv4Addr>,
+    /// A VIP this server answers for (repeat for several).
+    #[arg(long = "vip")]
+    pub vips: Vec<std::net::Ipv4Addr>,
+    /// Routing table of the replies [default: 1].
+    #[arg(long)]
+    pub table: Option<u32>,
+    /// Priority of the rules [default: 1000].
+    #[arg(long)]
+    pub rule_priority: Option<u32>,
+    /// Device the VIPs go on [default: tunl0; lo also works].
+    #[arg(long)]
+    pub vip_device: Option<String>,
+    /// Device the tunnelled requests arrive on [default: tunl0].
+    #[arg(long)]
+    pub ingress_device: Option<String>,
+    /// Name of the reply tunnel [default: tunl1].
+    #[arg(long)]
+    pub reply_tunnel: Option<String>,
+    /// The reply device exists already (not created or deleted by tungate).
+    #[arg(long)]
+    pub existing_reply_device: bool,
+    /// Firewall mark of DNAT'd replies, decimal or 0x-hex [default: 0x7467].
+    #[arg(long, value_parser = parse_mark)]
+    pub reply_mark: Option<u32>,
+    /// DNAT `VIP:PORT=ADDRESS[:PORT][/tcp|/udp]` (repeat for several).
+    #[arg(long = "dnat")]
+    pub dnat: Vec<DnatEntry>,
+    /// Where original values of changed settings are kept
+    /// [default: /var/lib/tungate/netcfg-rs.json].
+    #[arg(long)]
+    pub state_file: Option<PathBuf>,
+}
+
+impl RsArgs {
+    fn settings(&self) -> RsSettings {
+        RsSettings {
+            gateway: self.gateway,
+            address: self.address,
+            vips: (!self.vips.is_empty()).then(|| self.vips.clone()),
+            table: self.table,
+            rule_priority: self.rule_priority,
+            vip_device: self.vip_device.clone(),
+            ingress_device: self.ingress_device.clone(),
+            reply_tunnel: self.reply_tunnel.clone(),
+            create_reply_tunnel: self.existing_reply_device.then_some(false),
+            reply_mark: self.reply_mark,
+            dnat: (!self.dnat.is_empty()).then(|| self.dnat.clone()),
+        }
+    }
+}
+
+fn parse_mark(text: &str) -> Result<u32, String> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|e| format!("{text:?} is not a mark: {e}"))
+}
+
+fn run_options(state_file: &Option<PathBuf>, watch: Option<&WatchArgs>) -> RunOptions {
+    RunOptions {
+        state_file: state_file.clone(),
+        watch: watch.is_some_and(|w| w.watch),
+        interval: std::time::Duration::from_secs(watch.map_or(5, |w| w.interval.max(1))),
+    }
+}
+
+/// `tungate plugin ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Check a module exactly as an upload is checked; exit 0 if accepted, 1 if refused.
+    Check {
+        /// The `.wasm` file.
+        file: PathBuf,
+    },
 }
 
 /// `tungate config ...`
@@ -61,6 +234,34 @@ pub fn main() -> i32 {
     init_logging();
     match cli.command {
         Command::Config(ConfigCommand::Check { file, host }) => config_check(&file, host),
+        Command::Run {
+            config,
+            counters_format,
+        } => crate::daemon::run(&config, counters_format),
+        Command::Net(cmd) => {
+            let (action, args, watch) = match &cmd {
+                NetCommand::Plan(a) => (Action::Plan, a, None),
+                NetCommand::Apply { args, watch } => (Action::Apply, args, Some(watch)),
+                NetCommand::Down(a) => (Action::Down, a, None),
+            };
+            let options = run_options(&args.state_file, watch);
+            crate::netcfg::command::run_net(action, args.config.as_deref(), &options)
+        }
+        Command::Rs(cmd) => {
+            let (action, args, watch) = match &cmd {
+                RsCommand::Plan(a) => (Action::Plan, a, None),
+                RsCommand::Apply { args, watch } => (Action::Apply, args, Some(watch)),
+                RsCommand::Down(a) => (Action::Down, a, None),
+            };
+            let options = run_options(&args.state_file, watch);
+            crate::netcfg::command::run_rs(
+                action,
+                args.config.as_deref(),
+                args.settings(),
+                &options,
+            )
+        }
+        Command::Plugin(PluginCommand::Check { file }) => crate::plugin_host::check_file(&file),
     }
 }
 

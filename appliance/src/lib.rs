@@ -4,11 +4,22 @@
 //! to this gateway, which checks and decapsulates them, runs the VIP's Wasm plugins and
 //! forwards the accepted inner packets to the clients. The modules:
 //! - [`config`]: the declarative document and its validation;
+//! - [`netcfg`]: tunnels, routes, rules, sysctls and nftables over netlink (gateway and RS);
+//! - [`store`]: the state directory (accepted config, plugin modules, admin token);
+//! - [`packet`]: pure header checks and decapsulation;
+//! - [`datapath`]: the io_uring workers, sockets, tables and counters;
+//! - [`daemon`]: `tungate run`;
+//! - [`plugin_host`]: the sandboxed Wasm plugins that judge each VIP's replies;
 //! - [`cli`]: the command line, which dispatches to the modules below.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod datapath;
+pub mod netcfg;
+pub mod packet;
+pub mod plugin_host;
+pub mod store;
 
 /// The exit status for a configuration or usage error.
 pub const EXIT_BAD_CONFIG: i32 = 2;

@@ -7,6 +7,8 @@ APT_PACKAGES=(
   build-essential pkg-config      # C toolchain for -sys crates
   libnftnl-dev libmnl-dev         # nftables over netlink (nftnl, mnl crates)
   iproute2 iputils-ping           # test topologies (the product itself never runs `ip`)
+  nftables                        # tests read tungate's nftables table back (the product never runs `nft`)
+  chromium                        # headless browser for the web UI tests (web/e2e)
 )
 
 missing=()
@@ -24,3 +26,8 @@ fi
 cd "$(dirname "$0")/../.."
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+# The web UI builds with the machine's Node.js (Vite 8 needs Node >= 20.19); npm ci installs
+# its packages from web/package-lock.json in the web stage of test-all.sh.
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+  || { echo "Node.js >= 20.19 is needed for the web UI (found $(node --version 2>/dev/null || echo none))" >&2; exit 1; }

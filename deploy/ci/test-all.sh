@@ -10,12 +10,42 @@ stage() { printf '\n==== %s (%s)\n' "$1" "$(date +%T)"; }
 stage "install dependencies"
 deploy/ci/install-deps.sh
 
+stage "web UI: npm ci, format, typecheck, unit tests, build, browser run with no API"
+# Before the Rust stages: tungate embeds web/dist at build time.
+(
+  cd web
+  npm ci --no-audit --no-fund --prefer-offline
+  npm run format:check
+  npm run typecheck
+  npm test
+  npm run build
+  npm run e2e:no-api
+)
+
 stage "format and lints"
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 
+stage "example Wasm plugins (wasm32-unknown-unknown, plugin profile)"
+# The same command and target directory as appliance/tests/support/plugin_wasm.rs, so the
+# integration tests find the modules built and only check that they are up to date.
+CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo build --locked --profile plugin \
+  --target wasm32-unknown-unknown -p cidr-filter -p rate-limit -p port-filter -p accounting
+ls -l target/wasm-plugins/wasm32-unknown-unknown/plugin/*.wasm
+# Lint the wasm-only code (guest runtime, export macro) as built for wasm32.
+CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo clippy --locked --profile plugin \
+  --target wasm32-unknown-unknown -p tungate-plugin-sdk -p cidr-filter -p rate-limit \
+  -p port-filter -p accounting -- -D warnings
+
 stage "unit and netns integration tests"
 cargo test --release --workspace --locked
+
+stage "data path: no leftover test namespaces"
+# The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
+if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp)-' ; then
+  echo "leftover test namespaces (listed above)" >&2
+  exit 1
+fi
 
 stage "QEMU lab: the LVS-TUN topology on a Debian kernel with ipip and IPVS"
 deploy/lab/run.sh

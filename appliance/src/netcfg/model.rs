@@ -1,0 +1,524 @@
+//! The object model of what tungate manages in the kernel: tunnels, link states, addresses,
+//! routes, rules, sysctls and nftables objects, and the ownership marks that tell tungate's
+//! objects from everyone else's.
+//!
+//! A [`DesiredState`] is a plain list of [`Item`]s built from a configuration (the gateway or
+//! the RS role); it never reads or changes the kernel. Every item has a key (its identity:
+//! two items with the same key are the same kernel object) and a one-line description.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// The protocol number tungate puts on its routes, rules and addresses (`proto 116` in `ip`
+/// output; unassigned in the kernel's `rtnetlink.h`). `down` removes exactly those.
+pub const OWNER_PROTOCOL: u8 = 116;
+
+/// The nftables table tungate owns on a real server (family `ip`).
+pub const NFT_TABLE: &str = "tungate_rs";
+
+/// Which side of the topology a desired state is for. Each role marks its links with its
+/// own alias, so the two roles never remove each other's objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The reply gateway (LD-OUT): `tungate net`.
+    Gateway,
+    /// A real server: `tungate rs`.
+    RealServer,
+}
+
+impl Role {
+    /// The link alias (`ip link` shows it as `alias`) that marks links this role created.
+    pub fn link_alias(self) -> &'static str {
+        match self {
+            Role::Gateway => "tungate",
+            Role::RealServer => "tungate-rs",
+        }
+    }
+
+    /// The short name used in messages and file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::RealServer => "rs",
+        }
+    }
+}
+
+/// An ipip tunnel that tungate creates and owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelSpec {
+    /// Device name (at most 15 bytes).
+    pub name: String,
+    /// Outer source address of what it sends, outer destination of what it accepts.
+    pub local: Ipv4Addr,
+    /// The other end.
+    pub remote: Ipv4Addr,
+    /// The MTU to set, if tungate decides it (else the kernel's choice is kept).
+    pub mtu: Option<u32>,
+    /// Whether the device is up.
+    pub up: bool,
+}
+
+/// The administrative state of a link tungate does not own (e.g. the ipip fallback device
+/// `tunl0`); the original state is remembered in the state file and restored on `down`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStateSpec {
+    /// Device name.
+    pub name: String,
+    /// Whether it is up.
+    pub up: bool,
+}
+
+/// An IPv4 address on a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressSpec {
+    /// Device name.
+    pub device: String,
+    /// The address.
+    pub address: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+/// A device route (`DEST/PREFIX dev DEVICE table TABLE`, scope link, metric 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Routing table number.
+    pub table: u32,
+    /// Destination network.
+    pub destination: Ipv4Addr,
+    /// Destination prefix length (0 for the default route).
+    pub prefix: u8,
+    /// Output device.
+    pub device: String,
+}
+
+/// What a policy routing rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleSelector {
+    /// `from ADDRESS/32`.
+    From(Ipv4Addr),
+    /// `fwmark MARK`.
+    FwMark(u32),
+}
+
+/// A policy routing rule (`pref PRIORITY SELECTOR lookup TABLE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    /// Rule priority (`pref`).
+    pub priority: u32,
+    /// What it matches.
+    pub selector: RuleSelector,
+    /// The table it looks up.
+    pub table: u32,
+}
+
+/// A value under `/proc/sys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysctlSpec {
+    /// Path relative to `/proc/sys`, e.g. `net/ipv4/conf/tunl0/rp_filter`.
+    pub path: String,
+    /// The value, as written to the file.
+    pub value: String,
+}
+
+impl SysctlSpec {
+    /// A per-interface IPv4 setting: `net.ipv4.conf.<device>.<name>`.
+    pub fn ipv4_conf(device: &str, name: &str, value: impl Into<String>) -> Self {
+        Self {
+            path: format!("net/ipv4/conf/{device}/{name}"),
+            value: value.into(),
+        }
+    }
+
+    /// The dotted name `sysctl(8)` uses (dots inside a device name shown as `/`).
+    pub fn dotted(&self) -> String {
+        self.path
+            .chars()
+            .map(|c| match c {
+                '/' => '.',
+                '.' => '/',
+                other => other,
+            })
+            .collect()
+    }
+}
+
+/// Layer 4 protocol of a DNAT entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum L4Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl L4Protocol {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            L4Protocol::Tcp => "tcp",
+            L4Protocol::Udp => "udp",
+        }
+    }
+
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            L4Protocol::Tcp => libc::IPPROTO_TCP as u8,
+            L4Protocol::Udp => libc::IPPROTO_UDP as u8,
+        }
+    }
+}
+
+/// The chains of tungate's nftables table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NftChain {
+    /// `type nat hook prerouting priority dstnat`: VIP:port → container.
+    Dnat,
+    /// `type filter hook prerouting priority mangle`: marks the container's replies so that
+    /// policy routing sends them into the reply tunnel.
+    MarkReplies,
+}
+
+impl NftChain {
+    /// Every chain, in creation order.
+    pub const ALL: [NftChain; 2] = [NftChain::Dnat, NftChain::MarkReplies];
+
+    /// The chain's name in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            NftChain::Dnat => "dnat",
+            NftChain::MarkReplies => "mark_replies",
+        }
+    }
+}
+
+/// One nftables rule in tungate's table. Its identity is its comment, which spells out all
+/// that it does, so a changed rule is a different rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NftRuleSpec {
+    /// `ip daddr VIP PROTO dport PORT dnat to TO:TO_PORT`.
+    Dnat {
+        /// The VIP.
+        vip: Ipv4Addr,
+        /// The VIP's port.
+        port: u16,
+        /// TCP or UDP.
+        protocol: L4Protocol,
+        /// The container's address.
+        to: Ipv4Addr,
+        /// The container's port.
+        to_port: u16,
+    },
+    /// `ip saddr TO PROTO sport TO_PORT ct status dnat meta mark set MARK`.
+    MarkReply {
+        /// The container's address.
+        from: Ipv4Addr,
+        /// The container's port.
+        from_port: u16,
+        /// TCP or UDP.
+        protocol: L4Protocol,
+        /// The firewall mark the `fwmark` rule routes by.
+        mark: u32,
+    },
+}
+
+impl NftRuleSpec {
+    /// The chain the rule lives in.
+    pub fn chain(&self) -> NftChain {
+        match self {
+            NftRuleSpec::Dnat { .. } => NftChain::Dnat,
+            NftRuleSpec::MarkReply { .. } => NftChain::MarkReplies,
+        }
+    }
+
+    /// The rule's comment: `tungate: ` and what it does (also its identity).
+    pub fn comment(&self) -> String {
+        match self {
+            NftRuleSpec::Dnat {
+                vip,
+                port,
+                protocol,
+                to,
+                to_port,
+            } => format!(
+                "tungate: dnat {} {vip}:{port} to {to}:{to_port}",
+                protocol.as_str()
+            ),
+            NftRuleSpec::MarkReply {
+                from,
+                from_port,
+                protocol,
+                mark,
+            } => format!(
+                "tungate: mark {} replies from {from}:{from_port} with {mark:#x}",
+                protocol.as_str()
+            ),
+        }
+    }
+}
+
+/// One object tungate manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// An ipip tunnel tungate owns.
+    Tunnel(TunnelSpec),
+    /// The up/down state of a link tungate does not own.
+    LinkState(LinkStateSpec),
+    /// An address.
+    Address(AddressSpec),
+    /// A route.
+    Route(RouteSpec),
+    /// A rule.
+    Rule(RuleSpec),
+    /// A sysctl value.
+    Sysctl(SysctlSpec),
+    /// tungate's nftables table with its chains (`chains` lists those present).
+    NftTable {
+        /// Chains present (all of [`NftChain::ALL`] when desired).
+        chains: Vec<String>,
+    },
+    /// A rule in tungate's nftables table (identified by its comment).
+    NftRule {
+        /// The rule's comment.
+        comment: String,
+        /// The chain it is in.
+        chain: String,
+        /// What the rule does (absent when read back from the kernel).
+        spec: Option<NftRuleSpec>,
+    },
+}
+
+impl Item {
+    /// tungate's nftables table with all its chains, as desired.
+    pub fn nft_table() -> Item {
+        Item::NftTable {
+            chains: NftChain::ALL.iter().map(|c| c.name().to_owned()).collect(),
+        }
+    }
+
+    /// A desired nftables rule.
+    pub fn nft_rule(spec: NftRuleSpec) -> Item {
+        Item::NftRule {
+            comment: spec.comment(),
+            chain: spec.chain().name().to_owned(),
+            spec: Some(spec),
+        }
+    }
+
+    /// The identity of the kernel object: items with equal keys are the same object.
+    pub fn key(&self) -> String {
+        match self {
+            Item::Tunnel(t) => format!("link {}", t.name),
+            Item::LinkState(l) => format!("link-state {}", l.name),
+            Item::Address(a) => format!("address {}/{} dev {}", a.address, a.prefix, a.device),
+            Item::Route(r) => format!("route {}/{} table {}", r.destination, r.prefix, r.table),
+            Item::Rule(r) => format!("rule pref {} {}", r.priority, selector_text(r.selector)),
+            Item::Sysctl(s) => format!("sysctl {}", s.dotted()),
+            Item::NftTable { .. } => format!("nft table ip {NFT_TABLE}"),
+            Item::NftRule { comment, .. } => format!("nft rule \"{comment}\""),
+        }
+    }
+
+    /// The order in which creations run (deletions run in the reverse order): links before
+    /// what lives on them, the table before its rules.
+    pub fn stage(&self) -> u8 {
+        match self {
+            Item::Tunnel(_) => 0,
+            Item::LinkState(_) => 1,
+            Item::Sysctl(_) => 2,
+            Item::Address(_) => 3,
+            Item::Route(_) => 4,
+            Item::Rule(_) => 5,
+            Item::NftTable { .. } => 6,
+            Item::NftRule { .. } => 7,
+        }
+    }
+
+    /// Whether two items with the same key mean the same thing.
+    pub fn same_content(&self, other: &Item) -> bool {
+        match (self, other) {
+            (Item::Tunnel(a), Item::Tunnel(b)) => {
+                a.name == b.name
+                    && a.local == b.local
+                    && a.remote == b.remote
+                    && a.up == b.up
+                    && (a.mtu.is_none() || b.mtu.is_none() || a.mtu == b.mtu)
+            }
+            (Item::NftRule { comment: a, .. }, Item::NftRule { comment: b, .. }) => a == b,
+            (Item::NftTable { chains: a }, Item::NftTable { chains: b }) => {
+                let mut a = a.clone();
+                let mut b = b.clone();
+                a.sort_unstable();
+                b.sort_unstable();
+                a == b
+            }
+            (a, b) => a == b,
+        }
+    }
+}
+
+fn selector_text(selector: RuleSelector) -> String {
+    match selector {
+        RuleSelector::From(addr) => format!("from {addr}"),
+        RuleSelector::FwMark(mark) => format!("fwmark {mark:#x}"),
+    }
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::Tunnel(t) => {
+                write!(
+                    f,
+                    "link {} ipip local {} remote {}",
+                    t.name, t.local, t.remote
+                )?;
+                if let Some(mtu) = t.mtu {
+                    write!(f, " mtu {mtu}")?;
+                }
+                f.write_str(if t.up { " up" } else { " down" })
+            }
+            Item::LinkState(l) => {
+                write!(f, "link {} {}", l.name, if l.up { "up" } else { "down" })
+            }
+            Item::Address(a) => write!(f, "address {}/{} dev {}", a.address, a.prefix, a.device),
+            Item::Route(r) => write!(
+                f,
+                "route {}/{} dev {} table {}",
+                r.destination, r.prefix, r.device, r.table
+            ),
+            Item::Rule(r) => write!(
+                f,
+                "rule pref {} {} lookup {}",
+                r.priority,
+                selector_text(r.selector),
+                r.table
+            ),
+            Item::Sysctl(s) => write!(f, "sysctl {} = {}", s.dotted(), s.value),
+            Item::NftTable { chains } => {
+                write!(f, "nft table ip {NFT_TABLE} chains {}", chains.join(","))
+            }
+            Item::NftRule { comment, .. } => write!(f, "nft rule \"{comment}\""),
+        }
+    }
+}
+
+/// Everything one role wants in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredState {
+    /// The role the objects belong to (decides the link alias).
+    pub role: Role,
+    /// The objects.
+    pub items: Vec<Item>,
+}
+
+impl DesiredState {
+    /// Nothing at all: planning against it lists what `down` removes.
+    pub fn empty(role: Role) -> Self {
+        Self {
+            role,
+            items: Vec::new(),
+        }
+    }
+
+    /// Names of the links this state creates (their per-device sysctls need no restoring).
+    pub fn tunnel_names(&self) -> Vec<&str> {
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Tunnel(t) => Some(t.name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_lines_read_like_ip_commands() {
+        let route = Item::Route(RouteSpec {
+            table: 1,
+            destination: Ipv4Addr::UNSPECIFIED,
+            prefix: 0,
+            device: "tunl1".into(),
+        });
+        assert_eq!(route.key(), "route 0.0.0.0/0 table 1");
+        assert_eq!(route.to_string(), "route 0.0.0.0/0 dev tunl1 table 1");
+        let rule = Item::Rule(RuleSpec {
+            priority: 1000,
+            selector: RuleSelector::From(Ipv4Addr::new(192, 0, 2, 10)),
+            table: 1,
+        });
+        assert_eq!(rule.to_string(), "rule pref 1000 from 192.0.2.10 lookup 1");
+        let mark = Item::Rule(RuleSpec {
+            priority: 1000,
+            selector: RuleSelector::FwMark(0x7467),
+            table: 1,
+        });
+        assert_eq!(mark.key(), "rule pref 1000 fwmark 0x7467");
+        let sysctl = Item::Sysctl(SysctlSpec::ipv4_conf("eth0.100", "rp_filter", "2"));
+        assert_eq!(
+            sysctl.to_string(),
+            "sysctl net.ipv4.conf.eth0/100.rp_filter = 2"
+        );
+        let tunnel = Item::Tunnel(TunnelSpec {
+            name: "tg-rs1".into(),
+            local: Ipv4Addr::new(10, 0, 0, 1),
+            remote: Ipv4Addr::new(10, 0, 1, 2),
+            mtu: Some(1480),
+            up: true,
+        });
+        assert_eq!(
+            tunnel.to_string(),
+            "link tg-rs1 ipip local 10.0.0.1 remote 10.0.1.2 mtu 1480 up"
+        );
+    }
+
+    #[test]
+    fn tunnel_mtu_is_compared_only_when_both_sides_know_it() {
+        let a = TunnelSpec {
+            name: "t".into(),
+            local: Ipv4Addr::new(10, 0, 0, 1),
+            remote: Ipv4Addr::new(10, 0, 1, 2),
+            mtu: Some(1480),
+            up: true,
+        };
+        let unknown = TunnelSpec {
+            mtu: None,
+            ..a.clone()
+        };
+        let other = TunnelSpec {
+            mtu: Some(1400),
+            ..a.clone()
+        };
+        assert!(Item::Tunnel(a.clone()).same_content(&Item::Tunnel(unknown)));
+        assert!(!Item::Tunnel(a.clone()).same_content(&Item::Tunnel(other)));
+        let down = TunnelSpec {
+            up: false,
+            ..a.clone()
+        };
+        assert!(!Item::Tunnel(a).same_content(&Item::Tunnel(down)));
+    }
+
+    #[test]
+    fn nft_comments_spell_out_the_rule() {
+        let dnat = NftRuleSpec::Dnat {
+            vip: Ipv4Addr::new(192, 0, 2, 10),
+            port: 80,
+            protocol: L4Protocol::Tcp,
+            to: Ipv4Addr::new(10, 88, 0, 2),
+            to_port: 8080,
+        };
+        assert_eq!(
+            dnat.comment(),
+            "tungate: dnat tcp 192.0.2.10:80 to 10.88.0.2:8080"
+        );
+        assert_eq!(dnat.chain().name(), "dnat");
+    }
+}

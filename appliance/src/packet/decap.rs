@@ -1,0 +1,483 @@
+//! The checks every received frame passes before any plugin sees it, and decapsulation.
+//!
+//! [`classify`] takes one received frame and either accepts it — naming the VIP whose reply
+//! it is and where the inner IPv4 packet lies in the frame — or gives the [`DropReason`].
+//! The order of the checks is part of the contract (the first failing check names the
+//! reason): link type, outer header (well formed, checksum, not a fragment, IPIP, addressed
+//! to GIP, from a known peer), then the inner header (well formed and exactly the outer
+//! payload, checksum, not a tunnel itself, source a VIP of that peer, no source route, TTL
+//! above 1). Inner fragments pass. Who the peers and VIPs are comes from a [`Directory`];
+//! this module never allocates, never does I/O and never panics on any input.
+
+use std::net::Ipv4Addr;
+
+use super::DropReason;
+use super::ipv4::{self, HeaderProblem, PROTO_GRE, PROTO_IPIP, PROTO_IPV6};
+
+/// Length of an Ethernet II header.
+pub const ETHERNET_LEN: usize = 14;
+const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+
+/// Who the gateway, the peers and their VIPs are (the data path's runtime tables).
+pub trait Directory {
+    /// How the caller names a peer.
+    type Peer: Copy;
+    /// How the caller names a VIP.
+    type Vip: Copy;
+    /// The gateway address (GIP).
+    fn gateway(&self) -> Ipv4Addr;
+    /// The peer whose RS address (RIP) is `address`.
+    fn peer_by_address(&self, address: Ipv4Addr) -> Option<Self::Peer>;
+    /// The VIP `inner_source` if `peer` serves it.
+    fn vip_served_by(&self, peer: Self::Peer, inner_source: Ipv4Addr) -> Option<Self::Vip>;
+}
+
+/// What a received frame looks like, by receive mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkLayer<P> {
+    /// `userspace` decap: Ethernet, outer IPv4 (IPIP) and the inner packet.
+    EthernetIpip,
+    /// `kernel` decap: the inner IPv4 packet alone, read from the tunnel device of this peer.
+    Decapsulated(P),
+}
+
+/// A frame that passed every check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted<V> {
+    /// The VIP whose reply this is.
+    pub vip: V,
+    /// Where the inner IPv4 header starts in the frame.
+    pub inner_offset: usize,
+    /// The inner packet's length (its total length field).
+    pub inner_len: usize,
+    /// The inner header's fields.
+    pub inner: ipv4::Header,
+}
+
+/// A frame that failed a check, with its VIP when the failure came after the VIP was known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected<V> {
+    /// Why it is dropped.
+    pub reason: DropReason,
+    /// The VIP it belonged to, for per-VIP drop counters.
+    pub vip: Option<V>,
+}
+
+impl<V> From<DropReason> for Rejected<V> {
+    fn from(reason: DropReason) -> Self {
+        Rejected { reason, vip: None }
+    }
+}
+
+/// Checks one received frame and finds the inner packet in it.
+pub fn classify<D: Directory>(
+    frame: &[u8],
+    link: LinkLayer<D::Peer>,
+    directory: &D,
+) -> Result<Accepted<D::Vip>, Rejected<D::Vip>> {
+    let (peer, inner_offset, inner_end) = match link {
+        LinkLayer::EthernetIpip => check_outer(frame, directory)?,
+        LinkLayer::Decapsulated(peer) => (peer, 0, frame.len()),
+    };
+    let inner_bytes = &frame[inner_offset..inner_end];
+    let inner = match ipv4::check_header(inner_bytes) {
+        Ok(h) if h.total_len == inner_bytes.len() => h,
+        Ok(_) | Err(HeaderProblem::Malformed | HeaderProblem::NotIpv4) => {
+            return Err(DropReason::MalformedInner.into());
+        }
+        Err(HeaderProblem::BadChecksum) => return Err(DropReason::BadInnerChecksum.into()),
+    };
+    if matches!(inner.protocol, PROTO_IPIP | PROTO_IPV6 | PROTO_GRE) {
+        return Err(DropReason::NestedTunnel.into());
+    }
+    let vip = directory
+        .vip_served_by(peer, inner.source)
+        .ok_or(DropReason::VipNotServed)?;
+    let drop = |reason| Rejected {
+        reason,
+        vip: Some(vip),
+    };
+    match ipv4::has_source_route(&inner_bytes[..inner.header_len]) {
+        Ok(false) => {}
+        Ok(true) => return Err(drop(DropReason::SourceRoute)),
+        Err(_) => return Err(drop(DropReason::MalformedInner)),
+    }
+    if inner.ttl <= 1 {
+        return Err(drop(DropReason::TtlExpired));
+    }
+    Ok(Accepted {
+        vip,
+        inner_offset,
+        inner_len: inner.total_len,
+        inner,
+    })
+}
+
+/// The outer checks of `userspace` decap: returns the peer and the inner packet's range.
+fn check_outer<D: Directory>(
+    frame: &[u8],
+    directory: &D,
+) -> Result<(D::Peer, usize, usize), Rejected<D::Vip>> {
+    if frame.get(12..14) != Some(&ETHERTYPE_IPV4[..]) {
+        return Err(DropReason::NotIpv4.into());
+    }
+    let outer = match ipv4::check_header(&frame[ETHERNET_LEN..]) {
+        Ok(h) => h,
+        Err(HeaderProblem::NotIpv4) => return Err(DropReason::NotIpv4.into()),
+        Err(HeaderProblem::Malformed) => return Err(DropReason::MalformedOuter.into()),
+        Err(HeaderProblem::BadChecksum) => return Err(DropReason::BadOuterChecksum.into()),
+    };
+    if outer.is_fragment {
+        return Err(DropReason::OuterFragment.into());
+    }
+    if outer.protocol != PROTO_IPIP {
+        return Err(DropReason::NotIpip.into());
+    }
+    if outer.destination != directory.gateway() {
+        return Err(DropReason::WrongGateway.into());
+    }
+    let peer = directory
+        .peer_by_address(outer.source)
+        .ok_or(DropReason::UnknownPeer)?;
+    Ok((
+        peer,
+        ETHERNET_LEN + outer.header_len,
+        ETHERNET_LEN + outer.total_len,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder};
+
+    const GIP: [u8; 4] = [10, 0, 0, 1];
+    const RIP: [u8; 4] = [10, 0, 1, 2];
+    const OTHER_RIP: [u8; 4] = [10, 0, 1, 3];
+    const VIP: [u8; 4] = [192, 0, 2, 10];
+    const OTHER_VIP: [u8; 4] = [192, 0, 2, 11];
+    const CIP: [u8; 4] = [198, 51, 100, 7];
+
+    /// Peer 1 (RIP) serves VIP (id 10); peer 2 (OTHER_RIP) serves OTHER_VIP (id 11).
+    struct Fixed;
+    impl Directory for Fixed {
+        type Peer = u8;
+        type Vip = u8;
+        fn gateway(&self) -> Ipv4Addr {
+            GIP.into()
+        }
+        fn peer_by_address(&self, a: Ipv4Addr) -> Option<u8> {
+            match a.octets() {
+                RIP => Some(1),
+                OTHER_RIP => Some(2),
+                _ => None,
+            }
+        }
+        fn vip_served_by(&self, peer: u8, s: Ipv4Addr) -> Option<u8> {
+            match (peer, s.octets()) {
+                (1, VIP) => Some(10),
+                (2, OTHER_VIP) => Some(11),
+                _ => None,
+            }
+        }
+    }
+
+    /// An inner UDP reply built by etherparse (independently of the code under test).
+    fn inner_udp(src: [u8; 4], ttl: u8, payload_len: usize) -> Vec<u8> {
+        let payload: Vec<u8> = (0..payload_len).map(|i| i as u8).collect();
+        let mut out = Vec::new();
+        PacketBuilder::ipv4(src, CIP, ttl)
+            .udp(80, 40000)
+            .write(&mut out, &payload)
+            .unwrap();
+        out
+    }
+
+    fn inner_with(protocol: u8, src: [u8; 4], options: &[u8]) -> Vec<u8> {
+        let mut h = Ipv4Header::new(8, 64, IpNumber(protocol), src, CIP).unwrap();
+        h.options = options.try_into().unwrap();
+        h.total_len = (h.header_len() + 8) as u16;
+        h.header_checksum = h.calc_header_checksum();
+        let mut out = h.to_bytes().to_vec();
+        out.extend_from_slice(&[0; 8]);
+        out
+    }
+
+    fn outer_header(src: [u8; 4], dst: [u8; 4], protocol: u8, inner_len: usize) -> Vec<u8> {
+        let mut h = Ipv4Header::new(inner_len as u16, 63, IpNumber(protocol), src, dst).unwrap();
+        h.header_checksum = h.calc_header_checksum();
+        h.to_bytes().to_vec()
+    }
+
+    fn frame_from(outer: &[u8], inner: &[u8]) -> Vec<u8> {
+        let eth = Ethernet2Header {
+            source: [2, 0, 0, 0, 0, 1],
+            destination: [2, 0, 0, 0, 0, 2],
+            ether_type: etherparse::EtherType::IPV4,
+        };
+        let mut f = eth.to_bytes().to_vec();
+        f.extend_from_slice(outer);
+        f.extend_from_slice(inner);
+        f
+    }
+
+    fn tunnelled(inner: &[u8]) -> Vec<u8> {
+        frame_from(&outer_header(RIP, GIP, 4, inner.len()), inner)
+    }
+
+    /// Re-checksums the outer header after a test changed it on purpose.
+    fn fix_outer_checksum(f: &mut [u8]) {
+        let ihl = usize::from(f[14] & 0xf) * 4;
+        f[24..26].fill(0);
+        let c = ipv4::checksum(&f[14..14 + ihl.min(f.len() - 14)]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+    }
+
+    fn edited(mut f: Vec<u8>, at: usize, value: u8, fix: bool) -> Vec<u8> {
+        f[at] = value;
+        if fix {
+            fix_outer_checksum(&mut f);
+        }
+        f
+    }
+
+    #[test]
+    fn userspace_table() {
+        use DropReason::*;
+        let good = tunnelled(&inner_udp(VIP, 64, 64));
+        let mut padded = tunnelled(&inner_udp(VIP, 64, 0));
+        padded.extend_from_slice(&[0; 4]); // trailer bytes after the outer packet
+        let mut long_outer = good.clone();
+        long_outer[14 + 3] += 1; // outer total length claims one byte more than present
+        fix_outer_checksum(&mut long_outer);
+        let mut inner_lies = good.clone();
+        inner_lies[34 + 3] -= 1; // inner total length one short of the outer payload
+        let c = {
+            inner_lies[34 + 10..34 + 12].fill(0);
+            ipv4::checksum(&inner_lies[34..54])
+        };
+        inner_lies[44..46].copy_from_slice(&c.to_be_bytes());
+        let mut inner_bad_sum = good.clone();
+        inner_bad_sum[34 + 11] ^= 0x55;
+        let mut inner_frag = inner_udp(VIP, 64, 64);
+        inner_frag[6] = 0x20; // more fragments
+        inner_frag[10..12].fill(0);
+        let c = ipv4::checksum(&inner_frag[..20]);
+        inner_frag[10..12].copy_from_slice(&c.to_be_bytes());
+
+        type Case = (
+            &'static str,
+            Vec<u8>,
+            Result<(usize, usize, u8), (DropReason, Option<u8>)>,
+        );
+        let cases: Vec<Case> = vec![
+            ("good udp", good.clone(), Ok((34, 92, 10))),
+            ("ethernet padding", padded, Ok((34, 28, 10))),
+            (
+                "inner fragment passes",
+                tunnelled(&inner_frag),
+                Ok((34, 92, 10)),
+            ),
+            (
+                "ipv6 ethertype",
+                edited(good.clone(), 12, 0x86, false),
+                Err((NotIpv4, None)),
+            ),
+            (
+                "outer version 6",
+                edited(good.clone(), 14, 0x65, false),
+                Err((NotIpv4, None)),
+            ),
+            ("empty", vec![], Err((NotIpv4, None))),
+            (
+                "ethernet only",
+                good[..14].to_vec(),
+                Err((MalformedOuter, None)),
+            ),
+            (
+                "outer ihl 3",
+                edited(good.clone(), 14, 0x43, true),
+                Err((MalformedOuter, None)),
+            ),
+            (
+                "outer ihl past end",
+                edited(good[..40].to_vec(), 14, 0x4f, false),
+                Err((MalformedOuter, None)),
+            ),
+            (
+                "outer length past end",
+                long_outer,
+                Err((MalformedOuter, None)),
+            ),
+            (
+                "outer checksum",
+                edited(good.clone(), 25, good[25] ^ 1, false),
+                Err((BadOuterChecksum, None)),
+            ),
+            (
+                "outer more fragments",
+                edited(good.clone(), 20, 0x20, true),
+                Err((OuterFragment, None)),
+            ),
+            (
+                "outer fragment offset",
+                edited(good.clone(), 21, 0x08, true),
+                Err((OuterFragment, None)),
+            ),
+            (
+                "outer udp",
+                edited(good.clone(), 23, 17, true),
+                Err((NotIpip, None)),
+            ),
+            (
+                "wrong gateway",
+                frame_from(
+                    &outer_header(RIP, [10, 0, 0, 9], 4, 92),
+                    &inner_udp(VIP, 64, 64),
+                ),
+                Err((WrongGateway, None)),
+            ),
+            (
+                "unknown peer",
+                frame_from(
+                    &outer_header([10, 9, 9, 9], GIP, 4, 92),
+                    &inner_udp(VIP, 64, 64),
+                ),
+                Err((UnknownPeer, None)),
+            ),
+            (
+                "inner truncated",
+                tunnelled(&inner_udp(VIP, 64, 64)[..19]),
+                Err((MalformedInner, None)),
+            ),
+            (
+                "inner version 6",
+                edited(good.clone(), 34, 0x65, false),
+                Err((MalformedInner, None)),
+            ),
+            ("inner length lies", inner_lies, Err((MalformedInner, None))),
+            (
+                "inner checksum",
+                inner_bad_sum,
+                Err((BadInnerChecksum, None)),
+            ),
+            (
+                "nested ipip",
+                tunnelled(&inner_with(4, VIP, &[])),
+                Err((NestedTunnel, None)),
+            ),
+            (
+                "nested ipv6",
+                tunnelled(&inner_with(41, VIP, &[])),
+                Err((NestedTunnel, None)),
+            ),
+            (
+                "nested gre",
+                tunnelled(&inner_with(47, VIP, &[])),
+                Err((NestedTunnel, None)),
+            ),
+            (
+                "vip of another peer",
+                tunnelled(&inner_udp(OTHER_VIP, 64, 8)),
+                Err((VipNotServed, None)),
+            ),
+            (
+                "not a vip",
+                tunnelled(&inner_udp(CIP, 64, 8)),
+                Err((VipNotServed, None)),
+            ),
+            (
+                "lsrr",
+                tunnelled(&inner_with(17, VIP, &[1, 0x83, 7, 4, 1, 2, 3, 4])),
+                Err((SourceRoute, Some(10))),
+            ),
+            (
+                "ssrr",
+                tunnelled(&inner_with(17, VIP, &[0x89, 7, 4, 1, 2, 3, 4, 0])),
+                Err((SourceRoute, Some(10))),
+            ),
+            (
+                "record route passes",
+                tunnelled(&inner_with(17, VIP, &[7, 7, 4, 0, 0, 0, 0, 0])),
+                Ok((34, 36, 10)),
+            ),
+            (
+                "bad option length",
+                tunnelled(&inner_with(17, VIP, &[0x44, 9, 0, 0])),
+                Err((MalformedInner, Some(10))),
+            ),
+            (
+                "ttl 1",
+                tunnelled(&inner_udp(VIP, 1, 8)),
+                Err((TtlExpired, Some(10))),
+            ),
+            (
+                "ttl 0",
+                tunnelled(&inner_udp(VIP, 0, 8)),
+                Err((TtlExpired, Some(10))),
+            ),
+            (
+                "ttl 2 passes",
+                tunnelled(&inner_udp(VIP, 2, 8)),
+                Ok((34, 36, 10)),
+            ),
+        ];
+        for (name, frame, want) in cases {
+            let got = classify(&frame, LinkLayer::EthernetIpip, &Fixed)
+                .map(|a| (a.inner_offset, a.inner_len, a.vip))
+                .map_err(|r| (r.reason, r.vip));
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn kernel_decap_table() {
+        use DropReason::*;
+        let good = inner_udp(VIP, 64, 1400);
+        type Case = (&'static str, u8, Vec<u8>, Result<usize, DropReason>);
+        let cases: Vec<Case> = vec![
+            ("good", 1, good.clone(), Ok(1428)),
+            ("other peer's vip", 2, good.clone(), Err(VipNotServed)),
+            (
+                "trailing byte",
+                1,
+                [&good[..], &[0]].concat(),
+                Err(MalformedInner),
+            ),
+            ("truncated", 1, good[..100].to_vec(), Err(MalformedInner)),
+            ("nested", 1, inner_with(4, VIP, &[]), Err(NestedTunnel)),
+            ("ttl 1", 1, inner_udp(VIP, 1, 8), Err(TtlExpired)),
+        ];
+        for (name, peer, frame, want) in cases {
+            let got = classify(&frame, LinkLayer::Decapsulated(peer), &Fixed)
+                .map(|a| a.inner_len)
+                .map_err(|r| r.reason);
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn accepted_inner_after_ttl_decrement_equals_an_independently_built_packet() {
+        let frame = tunnelled(&inner_udp(VIP, 64, 1400));
+        let a = classify(&frame, LinkLayer::EthernetIpip, &Fixed).unwrap();
+        let mut inner = frame[a.inner_offset..a.inner_offset + a.inner_len].to_vec();
+        ipv4::decrement_ttl(&mut inner);
+        assert_eq!(inner, inner_udp(VIP, 63, 1400));
+    }
+
+    #[test]
+    fn every_prefix_and_every_single_byte_change_is_handled_without_panic() {
+        let frame = tunnelled(&inner_with(17, VIP, &[7, 7, 4, 0, 0, 0, 0, 0]));
+        for end in 0..frame.len() {
+            let _ = classify(&frame[..end], LinkLayer::EthernetIpip, &Fixed);
+            let _ = classify(&frame[..end], LinkLayer::Decapsulated(1), &Fixed);
+        }
+        for i in 0..frame.len() {
+            for v in [0u8, 1, 0x0f, 0x45, 0x80, 0xff] {
+                let mut f = frame.clone();
+                f[i] = v;
+                let _ = classify(&f, LinkLayer::EthernetIpip, &Fixed);
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Why a packet was not forwarded: the closed list of drop reasons.
+//!
+//! The names are part of the product: they are metric labels and API keys, so a name never
+//! changes once released. This module only names reasons; it never counts them.
+
+/// Why the data path dropped a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum DropReason {
+    /// The frame is not IPv4 (another EtherType, or an IP version other than 4).
+    NotIpv4,
+    /// The outer IPv4 header is malformed (IHL, total length, truncated header).
+    MalformedOuter,
+    /// The outer IPv4 header checksum is wrong.
+    BadOuterChecksum,
+    /// The outer packet is a fragment: outer fragments are dropped, never reassembled.
+    OuterFragment,
+    /// The outer packet does not carry IPIP (protocol 4).
+    NotIpip,
+    /// The outer destination is not the gateway address (GIP).
+    WrongGateway,
+    /// The outer source is not a configured peer (real server).
+    UnknownPeer,
+    /// The inner IPv4 header is malformed, or its length disagrees with the outer one.
+    MalformedInner,
+    /// The inner IPv4 header checksum is wrong.
+    BadInnerChecksum,
+    /// The inner packet is itself a tunnel (IPIP, IPv6-in-IPv4 or GRE): never decapsulated twice.
+    NestedTunnel,
+    /// The inner source is not a VIP that the sending peer serves.
+    VipNotServed,
+    /// The inner header carries a loose or strict source route option.
+    SourceRoute,
+    /// The inner TTL is 1 or 0: forwarding would expire it.
+    TtlExpired,
+    /// Larger than the egress MTU and not a GSO super-packet the kernel can segment.
+    TooBig,
+    /// A plugin dropped the packet on purpose.
+    Plugin,
+    /// A plugin failed and its binding fails closed.
+    PluginError,
+    /// No route or no usable next hop towards the inner destination.
+    NoRoute,
+    /// The transmit itself failed.
+    TxError,
+    /// The frame was larger than the receive buffer.
+    Truncated,
+    /// The kernel dropped the frame because the receive socket was full.
+    RxOverflow,
+}
+
+impl DropReason {
+    /// Every reason, in a stable order (the order of the counters).
+    pub const ALL: [DropReason; 20] = [
+        DropReason::NotIpv4,
+        DropReason::MalformedOuter,
+        DropReason::BadOuterChecksum,
+        DropReason::OuterFragment,
+        DropReason::NotIpip,
+        DropReason::WrongGateway,
+        DropReason::UnknownPeer,
+        DropReason::MalformedInner,
+        DropReason::BadInnerChecksum,
+        DropReason::NestedTunnel,
+        DropReason::VipNotServed,
+        DropReason::SourceRoute,
+        DropReason::TtlExpired,
+        DropReason::TooBig,
+        DropReason::Plugin,
+        DropReason::PluginError,
+        DropReason::NoRoute,
+        DropReason::TxError,
+        DropReason::Truncated,
+        DropReason::RxOverflow,
+    ];
+
+    /// How many reasons there are.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The reason's position in [`Self::ALL`] (a counter index).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The stable snake_case name used in metrics, logs and the API.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NotIpv4 => "not_ipv4",
+            DropReason::MalformedOuter => "malformed_outer",
+            DropReason::BadOuterChecksum => "bad_outer_checksum",
+            DropReason::OuterFragment => "outer_fragment",
+            DropReason::NotIpip => "not_ipip",
+            DropReason::WrongGateway => "wrong_gateway",
+            DropReason::UnknownPeer => "unknown_peer",
+            DropReason::MalformedInner => "malformed_inner",
+            DropReason::BadInnerChecksum => "bad_inner_checksum",
+            DropReason::NestedTunnel => "nested_tunnel",
+            DropReason::VipNotServed => "vip_not_served",
+            DropReason::SourceRoute => "source_route",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::TooBig => "too_big",
+            DropReason::Plugin => "plugin",
+            DropReason::PluginError => "plugin_error",
+            DropReason::NoRoute => "no_route",
+            DropReason::TxError => "tx_error",
+            DropReason::Truncated => "truncated",
+            DropReason::RxOverflow => "rx_overflow",
+        }
+    }
+
+    /// The reason with this name, if any.
+    pub fn from_name(name: &str) -> Option<DropReason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_follow_all_and_names_are_unique_snake_case() {
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+            let name = r.as_str();
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
+            assert!(names.insert(name), "duplicate {name}");
+            assert_eq!(DropReason::from_name(name), Some(r));
+        }
+        assert_eq!(DropReason::from_name("nope"), None);
+        assert_eq!(DropReason::TtlExpired.to_string(), "ttl_expired");
+    }
+}

@@ -1,0 +1,219 @@
+//! The virtio-net header (`struct virtio_net_hdr`, 10 bytes) that AF_PACKET sockets with
+//! `PACKET_VNET_HDR` put in front of every received frame and expect in front of every sent
+//! one. It tells whether the transport checksum is still to be computed
+//! (`NEEDS_CSUM`, with `csum_start`/`csum_offset`) and whether the frame is a GSO
+//! super-packet (`gso_type`/`gso_size`) that the kernel or NIC segments on transmit.
+//!
+//! This module reads and rewrites that header and can finish a partial checksum in software;
+//! it never does I/O and never panics on any input. Fields are in host byte order (the
+//! kernel uses the legacy virtio byte order, which is the CPU's).
+
+/// Size of `struct virtio_net_hdr`.
+pub const LEN: usize = 10;
+/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum from `csum_start` on is still to be computed.
+pub const F_NEEDS_CSUM: u8 = 1;
+/// `VIRTIO_NET_HDR_F_DATA_VALID`: the checksum was already verified (receive only).
+pub const F_DATA_VALID: u8 = 2;
+/// `VIRTIO_NET_HDR_GSO_NONE`.
+pub const GSO_NONE: u8 = 0;
+/// `VIRTIO_NET_HDR_GSO_TCPV4`.
+pub const GSO_TCPV4: u8 = 1;
+/// `VIRTIO_NET_HDR_GSO_UDP_L4`.
+pub const GSO_UDP_L4: u8 = 5;
+/// `VIRTIO_NET_HDR_GSO_ECN` (a flag on `gso_type`).
+pub const GSO_ECN: u8 = 0x80;
+
+/// A parsed virtio-net header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VnetHeader {
+    /// `F_NEEDS_CSUM` and/or `F_DATA_VALID`.
+    pub flags: u8,
+    /// `GSO_*`, possibly with `GSO_ECN`.
+    pub gso_type: u8,
+    /// Length of the headers (a hint for the linear part of the buffer).
+    pub hdr_len: u16,
+    /// Payload bytes per segment of a GSO super-packet.
+    pub gso_size: u16,
+    /// Where the checksummed range starts, from the start of the frame.
+    pub csum_start: u16,
+    /// Where the checksum field is, from `csum_start`.
+    pub csum_offset: u16,
+}
+
+impl VnetHeader {
+    /// Reads the header at the start of `bytes` (`None` if shorter than [`LEN`]).
+    pub fn parse(bytes: &[u8]) -> Option<VnetHeader> {
+        let b: &[u8; LEN] = bytes.get(..LEN)?.try_into().ok()?;
+        let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        Some(VnetHeader {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u16_at(2),
+            gso_size: u16_at(4),
+            csum_start: u16_at(6),
+            csum_offset: u16_at(8),
+        })
+    }
+
+    /// Writes the header into the first [`LEN`] bytes of `out` (nothing if shorter).
+    pub fn write(&self, out: &mut [u8]) {
+        let Some(b) = out.get_mut(..LEN) else {
+            return;
+        };
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+    }
+
+    /// Whether this is a GSO super-packet that is segmented on transmit.
+    pub fn is_gso(&self) -> bool {
+        self.gso_type & !GSO_ECN != GSO_NONE
+    }
+
+    /// Whether the transport checksum is still to be computed.
+    pub fn needs_csum(&self) -> bool {
+        self.flags & F_NEEDS_CSUM != 0
+    }
+
+    /// The header for transmitting the same packet after the bytes before its IP header
+    /// changed from `old_l3_offset` to `new_l3_offset` bytes (for example: an Ethernet and an
+    /// outer IP header replaced by a new Ethernet header). `packet_len` is the new frame
+    /// length. `None` when the offload fields do not fit the packet (they are the kernel's,
+    /// so this means a malformed frame).
+    pub fn for_transmit(
+        &self,
+        old_l3_offset: usize,
+        new_l3_offset: usize,
+        packet_len: usize,
+    ) -> Option<VnetHeader> {
+        let moved = |v: u16| -> Option<u16> {
+            let from_l3 = usize::from(v).checked_sub(old_l3_offset)?;
+            u16::try_from(from_l3 + new_l3_offset).ok()
+        };
+        let mut out = VnetHeader {
+            flags: self.flags & F_NEEDS_CSUM,
+            gso_type: self.gso_type,
+            gso_size: self.gso_size,
+            ..VnetHeader::default()
+        };
+        if self.needs_csum() {
+            out.csum_start = moved(self.csum_start)?;
+            out.csum_offset = self.csum_offset;
+            let field_end = usize::from(out.csum_start) + usize::from(out.csum_offset) + 2;
+            if field_end > packet_len {
+                return None;
+            }
+        }
+        if self.is_gso() {
+            if !self.needs_csum() {
+                return None;
+            }
+            let hdr = moved(self.hdr_len)
+                .unwrap_or(0)
+                .max(out.csum_start + out.csum_offset + 2);
+            out.hdr_len = hdr.min(u16::try_from(packet_len).unwrap_or(u16::MAX));
+        }
+        Some(out)
+    }
+}
+
+/// Finishes a partial transport checksum in software (what the NIC would do for
+/// `NEEDS_CSUM`): sums `frame[csum_start..]`, whose checksum field already holds the
+/// pseudo-header sum, and stores the complement at `csum_start + csum_offset`. Returns
+/// `false` (and changes nothing) when the offsets do not fit the frame.
+pub fn finish_checksum(frame: &mut [u8], csum_start: usize, csum_offset: usize) -> bool {
+    let field = csum_start + csum_offset;
+    if field + 2 > frame.len() {
+        return false;
+    }
+    let sum = super::ipv4::fold(super::ipv4::sum_words(&frame[csum_start..], 0));
+    let mut value = !sum;
+    // A UDP checksum of zero means "none": send the equivalent all-ones form.
+    if value == 0 {
+        value = 0xffff;
+    }
+    frame[field..field + 2].copy_from_slice(&value.to_be_bytes());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_write_round_trip_and_short_input() {
+        let h = VnetHeader {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 74,
+            gso_size: 1448,
+            csum_start: 54,
+            csum_offset: 16,
+        };
+        let mut b = [0u8; LEN];
+        h.write(&mut b);
+        assert_eq!(VnetHeader::parse(&b), Some(h));
+        assert_eq!(VnetHeader::parse(&b[..9]), None);
+        assert!(h.is_gso() && h.needs_csum());
+        assert!(!VnetHeader::default().is_gso());
+    }
+
+    #[test]
+    fn transmit_header_moves_offsets_by_the_removed_outer_header() {
+        // Received: Ethernet (14) + outer IP (20) + inner IP (20) + TCP.
+        let rx = VnetHeader {
+            flags: F_NEEDS_CSUM | F_DATA_VALID,
+            gso_type: GSO_TCPV4,
+            hdr_len: 86,
+            gso_size: 1448,
+            csum_start: 54,
+            csum_offset: 16,
+        };
+        let tx = rx.for_transmit(34, 14, 3000).unwrap();
+        assert_eq!(tx.flags, F_NEEDS_CSUM);
+        assert_eq!((tx.csum_start, tx.csum_offset), (34, 16));
+        assert_eq!(tx.hdr_len, 66);
+        assert_eq!((tx.gso_type, tx.gso_size), (GSO_TCPV4, 1448));
+        // Kernel decap: the frame starts at the inner IP header; Ethernet is added.
+        let l3 = VnetHeader {
+            flags: F_NEEDS_CSUM,
+            csum_start: 20,
+            csum_offset: 6,
+            ..VnetHeader::default()
+        };
+        let tx = l3.for_transmit(0, 14, 42).unwrap();
+        assert_eq!((tx.csum_start, tx.csum_offset, tx.hdr_len), (34, 6, 0));
+        // Offsets that point before the IP header or past the end are refused.
+        let bad = VnetHeader {
+            flags: F_NEEDS_CSUM,
+            csum_start: 10,
+            csum_offset: 6,
+            ..VnetHeader::default()
+        };
+        assert_eq!(bad.for_transmit(34, 14, 100), None);
+        assert_eq!(l3.for_transmit(0, 14, 41), None);
+        // GSO without a partial checksum cannot be segmented by the kernel.
+        let gso_only = VnetHeader {
+            gso_type: GSO_TCPV4,
+            ..VnetHeader::default()
+        };
+        assert_eq!(gso_only.for_transmit(34, 14, 3000), None);
+    }
+
+    #[test]
+    fn finish_checksum_yields_a_verifying_udp_datagram() {
+        // UDP 10.0.0.1:1000 -> 10.0.0.2:2000, payload "hi!", checksum field = pseudo sum.
+        let mut seg = vec![0x03, 0xe8, 0x07, 0xd0, 0, 11, 0, 0, b'h', b'i', b'!'];
+        let pseudo = super::super::ipv4::sum_words(&[10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0, 11], 0);
+        let partial = super::super::ipv4::fold(pseudo);
+        seg[6..8].copy_from_slice(&partial.to_be_bytes());
+        assert!(finish_checksum(&mut seg, 0, 6));
+        let mut all = vec![10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0, 11];
+        all.extend_from_slice(&seg);
+        assert_eq!(super::super::ipv4::checksum(&all), 0);
+        assert!(!finish_checksum(&mut seg, 5, 6));
+    }
+}

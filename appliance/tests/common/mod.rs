@@ -1,0 +1,17 @@
+//! Shared helpers for tungate's integration tests (need root): network namespaces with
+//! unique names that are removed also when a test fails, veth links, running code inside a
+//! namespace on a dedicated thread (`setns`), raw frame sockets, packet crafting with
+//! `etherparse` (independent of the code under test), and a `tungate` process started from
+//! the real binary.
+//!
+//! Everything a test creates lives in namespaces it created; nothing here touches the
+//! host's own interfaces, routes or nftables. Not every test uses every helper.
+#![allow(dead_code)]
+
+pub mod net;
+pub mod packets;
+pub mod process;
+
+#[allow(unused_imports)]
+pub use net::{FrameSocket, Netns, Topology};
+pub use process::Tungate;

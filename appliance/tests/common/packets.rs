@@ -1,0 +1,103 @@
+//! Packet crafting with `etherparse`: inner replies (UDP, TCP), IPIP encapsulation and
+//! Ethernet framing, built independently of tungate's own code.
+
+use std::net::Ipv4Addr;
+
+use etherparse::{Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, TcpHeader};
+
+/// Deterministic payload bytes.
+pub fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+/// An inner UDP reply `src:80 -> dst:40000` with `payload_len` bytes.
+pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, payload_len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(src.octets(), dst.octets(), ttl)
+        .udp(80, 40000)
+        .write(&mut out, &payload(payload_len))
+        .unwrap();
+    out
+}
+
+/// An inner TCP segment `src:443 -> dst:40001` (ACK|PSH) with `payload_len` bytes.
+pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, payload_len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut h = TcpHeader::new(443, 40001, 1000, 65535);
+    h.ack = true;
+    h.psh = true;
+    h.acknowledgment_number = 77;
+    PacketBuilder::ipv4(src.octets(), dst.octets(), ttl)
+        .tcp_header(h)
+        .write(&mut out, &payload(payload_len))
+        .unwrap();
+    out
+}
+
+/// An inner packet of any protocol with an 8-byte zero payload.
+pub fn raw_inner(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, options: &[u8]) -> Vec<u8> {
+    let mut h = Ipv4Header::new(8, 64, IpNumber(protocol), src.octets(), dst.octets()).unwrap();
+    h.options = options.try_into().unwrap();
+    h.total_len = (h.header_len() + 8) as u16;
+    h.header_checksum = h.calc_header_checksum();
+    let mut out = h.to_bytes().to_vec();
+    out.extend_from_slice(&[0; 8]);
+    out
+}
+
+/// The same packet with its TTL lowered by one and the header checksum recomputed.
+pub fn with_ttl_decremented(packet: &[u8]) -> Vec<u8> {
+    let (mut h, rest) = Ipv4Header::from_slice(packet).unwrap();
+    h.time_to_live -= 1;
+    h.header_checksum = h.calc_header_checksum();
+    let mut out = h.to_bytes().to_vec();
+    out.extend_from_slice(rest);
+    out
+}
+
+/// An outer IPv4 header (IPIP unless `protocol` says otherwise) around `inner`.
+pub fn ipip(src: Ipv4Addr, dst: Ipv4Addr, inner: &[u8]) -> Vec<u8> {
+    outer(src, dst, 4, inner)
+}
+
+/// An outer IPv4 header with any protocol around `payload`.
+pub fn outer(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = Ipv4Header::new(
+        payload.len() as u16,
+        64,
+        IpNumber(protocol),
+        src.octets(),
+        dst.octets(),
+    )
+    .unwrap();
+    h.header_checksum = h.calc_header_checksum();
+    let mut out = h.to_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An Ethernet II frame carrying an IPv4 packet.
+pub fn ethernet(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
+    let eth = Ethernet2Header {
+        source: src,
+        destination: dst,
+        ether_type: etherparse::EtherType::IPV4,
+    };
+    let mut out = eth.to_bytes().to_vec();
+    out.extend_from_slice(ip);
+    out
+}
+
+/// Recomputes the IPv4 header checksum of `packet` in place (after a deliberate edit).
+pub fn fix_ip_checksum(packet: &mut [u8]) {
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    packet[10..12].fill(0);
+    let mut sum: u32 = packet[..ihl.min(packet.len())]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    packet[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}

@@ -1,0 +1,124 @@
+//! The `tungate` binary under test, started inside a namespace with a config file and
+//! `--counters-format json`; killed on drop if a test fails before stopping it.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use super::net::Netns;
+
+/// A running `tungate run`.
+pub struct Tungate {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    _dir: tempfile::TempDir,
+    /// The configuration file (rewrite it and call [`Tungate::reload`]).
+    pub config: PathBuf,
+}
+
+/// The path of the binary under test: Cargo's for integration tests; for examples (which
+/// share these helpers) the `tungate` next to the `examples/` folder they run from.
+pub fn binary() -> String {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_tungate") {
+        return path.to_owned();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
+    profile_dir.join("tungate").display().to_string()
+}
+
+impl Tungate {
+    /// Starts `tungate run` in `ns` with `config` and waits until it forwards (or exits).
+    pub fn start(ns: &Netns, config: &str) -> Tungate {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tungate.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, &binary(), "run", "--config"])
+            .arg(&path)
+            .args(["--counters-format", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tungate");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        // Wait for the "forwarding" log line on stderr (or for the process to end).
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            eprint!("tungate: {line}");
+            if line.contains("forwarding") {
+                break;
+            }
+        }
+        // Keep draining stderr into the test log so tungate never blocks on it.
+        std::thread::spawn(move || {
+            for l in stderr.lines().map_while(Result::ok) {
+                eprintln!("tungate: {l}");
+            }
+        });
+        Tungate {
+            child,
+            stdout,
+            _dir: dir,
+            config: path,
+        }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        // `ip netns exec` execs the binary, so the child's pid is tungate's.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
+            .expect("signal tungate");
+    }
+
+    /// Asks for the counters (SIGUSR1) and returns them.
+    pub fn counters(&mut self) -> serde_json::Value {
+        self.signal(nix::sys::signal::Signal::SIGUSR1);
+        self.read_counters()
+    }
+
+    fn read_counters(&mut self) -> serde_json::Value {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read counters");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("counters {line:?}: {e}"))
+    }
+
+    /// Rewrites the configuration and reloads it (SIGHUP); waits a moment for it to apply.
+    pub fn reload(&mut self, config: &str) {
+        std::fs::write(&self.config, config).unwrap();
+        self.signal(nix::sys::signal::Signal::SIGHUP);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    /// Stops it (SIGTERM) and returns its exit status and final counters.
+    pub fn stop(mut self) -> (i32, serde_json::Value) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let counters = self.read_counters();
+        let status = self.child.wait().unwrap().code().unwrap_or(-1);
+        (status, counters)
+    }
+}
+
+impl Drop for Tungate {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `tungate ARGS` in `ns` to completion: (status, stdout, stderr).
+pub fn run_to_end(ns: &Netns, args: &[&str]) -> (i32, String, String) {
+    let out = ns.exec(&binary(), args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

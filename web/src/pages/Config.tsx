@@ -1,0 +1,575 @@
+// The "Peers & VIPs" page: lists, adds, edits and deletes peers (real servers) and VIPs
+// with their plugin chains, through `PUT`/`DELETE /api/v1/peers/{name}` and
+// `/api/v1/vips/{address}`, and shows the API's validation errors next to the field they
+// name. It never validates addresses itself: tungate's answer is the authority.
+
+import { useState } from 'preact/hooks';
+import type { Binding, Peer, Plugin, Vip } from '../api/types';
+import { BindingFields, draftIsValid, type BindingDraft } from '../components/BindingFields';
+import { ActionDialog, Dialog } from '../components/Dialog';
+import { Field, FormActions, GeneralErrors, toFormErrors } from '../components/Field';
+import { EmptyState, ErrorState, Loading } from '../components/States';
+import { RowActions, TableHead } from '../components/Table';
+import { useServices } from '../context';
+import { useResource } from '../hooks';
+import { draftToBinding, moveBinding, removeBinding } from '../lib/chain';
+import { splitList } from '../lib/addressList';
+import type { MappedErrors } from '../lib/fieldErrors';
+import { configToText } from '../lib/jsonConfig';
+import { compareKeys } from '../lib/series';
+import { ROUTE_HASH } from '../router';
+
+interface ConfigData {
+  peers: Peer[];
+  vips: Vip[];
+  plugins: Plugin[];
+}
+
+type Editing =
+  | { kind: 'peer'; peer: Peer | null }
+  | { kind: 'vip'; vip: Vip | null }
+  | { kind: 'delete-peer'; peer: Peer }
+  | { kind: 'delete-vip'; vip: Vip };
+
+const NO_ERRORS: MappedErrors = { fields: {}, general: [] };
+
+/** `#/peers-vips`. */
+export function ConfigPage() {
+  const { api, notify } = useServices();
+  const data = useResource<ConfigData>(async () => {
+    const [peers, vips, plugins] = await Promise.all([api.peers(), api.vips(), api.plugins()]);
+    return { peers, vips, plugins };
+  });
+  const [editing, setEditing] = useState<Editing | null>(null);
+  const close = () => setEditing(null);
+  const closeAndReload = () => {
+    setEditing(null);
+    void data.reload();
+  };
+
+  return (
+    <section class="page" aria-labelledby="config-title">
+      <div class="page-head">
+        <h1 id="config-title">Peers &amp; VIPs</h1>
+        <p class="page-meta">
+          Peers are the real servers whose tunnelled replies tungate accepts; each serves some VIPs. A VIP's
+          plugin chain runs on every reply it sends.
+        </p>
+      </div>
+      {data.error ? (
+        <ErrorState error={data.error} what="peers and VIPs" onRetry={() => void data.reload()} />
+      ) : null}
+      {data.loading && !data.data ? <Loading what="peers and VIPs" /> : null}
+      {data.data ? (
+        <div class="two-col two-col-even">
+          <PeersCard
+            peers={data.data.peers}
+            onAdd={() => setEditing({ kind: 'peer', peer: null })}
+            onEdit={(peer) => setEditing({ kind: 'peer', peer })}
+            onDelete={(peer) => setEditing({ kind: 'delete-peer', peer })}
+          />
+          <VipsCard
+            vips={data.data.vips}
+            peers={data.data.peers}
+            onAdd={() => setEditing({ kind: 'vip', vip: null })}
+            onEdit={(vip) => setEditing({ kind: 'vip', vip })}
+            onDelete={(vip) => setEditing({ kind: 'delete-vip', vip })}
+          />
+        </div>
+      ) : null}
+
+      {editing?.kind === 'peer' ? (
+        <PeerDialog peer={editing.peer} onClose={close} onSaved={closeAndReload} />
+      ) : null}
+      {editing?.kind === 'vip' ? (
+        <VipDialog
+          vip={editing.vip}
+          plugins={data.data?.plugins ?? []}
+          onClose={close}
+          onSaved={closeAndReload}
+        />
+      ) : null}
+      {editing?.kind === 'delete-peer' ? (
+        <ActionDialog
+          title={`Delete peer ${editing.peer.name}?`}
+          confirmLabel="Delete"
+          danger
+          action={async () => {
+            await api.deletePeer(editing.peer.name);
+            notify(`Peer ${editing.peer.name} deleted.`);
+          }}
+          onClose={close}
+          onDone={closeAndReload}
+        >
+          <p>
+            tungate will stop accepting tunnelled replies from <code>{editing.peer.address}</code>: replies it
+            sends are dropped from then on.
+          </p>
+        </ActionDialog>
+      ) : null}
+      {editing?.kind === 'delete-vip' ? (
+        <ActionDialog
+          title={`Delete VIP ${editing.vip.address}?`}
+          confirmLabel="Delete"
+          danger
+          action={async () => {
+            await api.deleteVip(editing.vip.address);
+            notify(`VIP ${editing.vip.address} deleted.`);
+          }}
+          onClose={close}
+          onDone={closeAndReload}
+        >
+          <p>
+            This removes the VIP's entry and its plugin chain
+            {editing.vip.plugins?.length ? ` (${editing.vip.plugins.length} binding(s))` : ''}.
+          </p>
+        </ActionDialog>
+      ) : null}
+    </section>
+  );
+}
+
+function PeersCard(props: {
+  peers: Peer[];
+  onAdd: () => void;
+  onEdit: (peer: Peer) => void;
+  onDelete: (peer: Peer) => void;
+}) {
+  return (
+    <div class="card" data-testid="peers-card">
+      <div class="card-head">
+        <h2>Peers</h2>
+        <button type="button" class="btn btn-primary" onClick={props.onAdd} data-testid="add-peer">
+          Add peer
+        </button>
+      </div>
+      {props.peers.length === 0 ? (
+        <EmptyState title="No peers yet" testId="empty-peers">
+          <p>Add a real server (its tunnel source address, the RIP) and the VIPs it answers for.</p>
+        </EmptyState>
+      ) : (
+        <table class="table" data-testid="peers-table">
+          <TableHead
+            columns={[
+              { label: 'Name' },
+              { label: 'Address (RIP)' },
+              { label: 'Serves VIPs' },
+              { label: 'Actions', hidden: true },
+            ]}
+          />
+          <tbody>
+            {props.peers.map((peer) => (
+              <tr key={peer.name} data-testid={`peer-row-${peer.name}`}>
+                <th scope="row">{peer.name}</th>
+                <td class="mono">{peer.address}</td>
+                <td class="mono">
+                  {peer.vips?.length ? peer.vips.join(', ') : <span class="muted">none</span>}
+                </td>
+                <RowActions
+                  what={`peer ${peer.name}`}
+                  onEdit={() => props.onEdit(peer)}
+                  onDelete={() => props.onDelete(peer)}
+                />
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
+function VipsCard(props: {
+  vips: Vip[];
+  peers: Peer[];
+  onAdd: () => void;
+  onEdit: (vip: Vip) => void;
+  onDelete: (vip: Vip) => void;
+}) {
+  const servedBy = (address: string) =>
+    props.peers.filter((p) => p.vips?.includes(address)).map((p) => p.name);
+  const vips = [...props.vips].sort((a, b) => compareKeys(a.address, b.address));
+  return (
+    <div class="card" data-testid="vips-card">
+      <div class="card-head">
+        <h2>VIPs</h2>
+        <button type="button" class="btn btn-primary" onClick={props.onAdd} data-testid="add-vip">
+          Add VIP
+        </button>
+      </div>
+      {vips.length === 0 ? (
+        <EmptyState title="No VIPs yet" testId="empty-vips">
+          <p>Add a VIP to give it a plugin chain. Peers list the VIPs they serve.</p>
+        </EmptyState>
+      ) : (
+        <table class="table" data-testid="vips-table">
+          <TableHead
+            columns={[
+              { label: 'VIP' },
+              { label: 'Served by' },
+              { label: 'Plugin chain' },
+              { label: 'Actions', hidden: true },
+            ]}
+          />
+          <tbody>
+            {vips.map((vip) => {
+              const peers = servedBy(vip.address);
+              return (
+                <tr key={vip.address} data-testid={`vip-config-row-${vip.address}`}>
+                  <th scope="row" class="mono">
+                    {vip.address}
+                  </th>
+                  <td>{peers.length ? peers.join(', ') : <span class="muted">no peer</span>}</td>
+                  <td>
+                    {vip.plugins?.length ? (
+                      <ol class="chain-summary">
+                        {vip.plugins.map((b, i) => (
+                          <li key={i}>
+                            <span class="chain-pos">#{i}</span> {b.plugin}
+                            {b.on_error === 'drop' ? <span class="muted small"> (fail closed)</span> : null}
+                          </li>
+                        ))}
+                      </ol>
+                    ) : (
+                      <span class="muted">no plugins</span>
+                    )}
+                  </td>
+                  <RowActions
+                    what={`VIP ${vip.address}`}
+                    onEdit={() => props.onEdit(vip)}
+                    onDelete={() => props.onDelete(vip)}
+                  />
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
+function PeerDialog(props: { peer: Peer | null; onClose: () => void; onSaved: () => void }) {
+  const { api, notify } = useServices();
+  const editing = props.peer !== null;
+  const [name, setName] = useState(props.peer?.name ?? '');
+  const [address, setAddress] = useState(props.peer?.address ?? '');
+  const [vipsText, setVipsText] = useState((props.peer?.vips ?? []).join(', '));
+  const [busy, setBusy] = useState(false);
+  const [errors, setErrors] = useState<MappedErrors>(NO_ERRORS);
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setBusy(true);
+    setErrors(NO_ERRORS);
+    const vips = splitList(vipsText);
+    try {
+      await api.putPeer(name.trim(), { name: name.trim(), address: address.trim(), vips });
+      notify(`Peer ${name.trim()} saved.`);
+      props.onSaved();
+    } catch (failure) {
+      setErrors(
+        toFormErrors(failure, { prefixes: [['peers', '*'], []], fields: { name: 0, address: 0, vips: 1 } }),
+      );
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const vipEntries = splitList(vipsText);
+  return (
+    <Dialog
+      title={editing ? `Edit peer ${props.peer?.name}` : 'Add a peer'}
+      onClose={props.onClose}
+      testId="peer-dialog"
+    >
+      <form onSubmit={(e) => void submit(e)} noValidate>
+        <Field
+          id="peer-name"
+          label="Name"
+          hint={
+            editing
+              ? 'The name identifies the peer; to rename, add a new peer and delete this one.'
+              : 'Up to 12 letters, digits, - or _.'
+          }
+          errors={errors.fields.name}
+        >
+          {(control) => (
+            <input
+              {...control}
+              value={name}
+              required
+              disabled={editing}
+              maxLength={12}
+              autoFocus={!editing}
+              onInput={(e) => setName(e.currentTarget.value)}
+              data-testid="peer-name"
+            />
+          )}
+        </Field>
+        <Field
+          id="peer-address"
+          label="Address (RIP)"
+          hint="The real server's tunnel source address, e.g. 10.0.1.11."
+          errors={errors.fields.address}
+        >
+          {(control) => (
+            <input
+              {...control}
+              class="mono"
+              value={address}
+              required
+              inputMode="decimal"
+              autoFocus={editing}
+              onInput={(e) => setAddress(e.currentTarget.value)}
+              data-testid="peer-address"
+            />
+          )}
+        </Field>
+        <Field
+          id="peer-vips"
+          label="VIPs it serves"
+          hint="Addresses separated by commas or spaces. Replies from other sources are dropped."
+          errors={errors.fields.vips}
+          describeRest={(rest) =>
+            typeof rest[0] === 'number'
+              ? `VIP ${vipEntries[rest[0]] ?? `#${rest[0] + 1}`}`
+              : String(rest.join('.'))
+          }
+        >
+          {(control) => (
+            <input
+              {...control}
+              class="mono"
+              value={vipsText}
+              onInput={(e) => setVipsText(e.currentTarget.value)}
+              data-testid="peer-vips"
+            />
+          )}
+        </Field>
+        <GeneralErrors messages={errors.general} />
+        <FormActions
+          submitLabel={editing ? 'Save peer' : 'Add peer'}
+          busyLabel="Saving…"
+          busy={busy}
+          onCancel={props.onClose}
+          testId="peer-save"
+        />
+      </form>
+    </Dialog>
+  );
+}
+
+interface ChainRow extends BindingDraft {
+  plugin: string;
+  sha256: string | undefined;
+}
+
+function toRow(binding: Binding): ChainRow {
+  return {
+    plugin: binding.plugin,
+    sha256: binding.sha256,
+    onError: binding.on_error ?? 'pass',
+    configText: configToText(binding.config),
+  };
+}
+
+function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => void; onSaved: () => void }) {
+  const { api, notify } = useServices();
+  const editing = props.vip !== null;
+  const [address, setAddress] = useState(props.vip?.address ?? '');
+  const [rows, setRows] = useState<ChainRow[]>(() => (props.vip?.plugins ?? []).map(toRow));
+  const [busy, setBusy] = useState(false);
+  const [errors, setErrors] = useState<MappedErrors>(NO_ERRORS);
+
+  const move = (from: number, to: number) => setRows(moveBinding(rows, from, to));
+  const remove = (at: number) => setRows(removeBinding(rows, at));
+  const update = (at: number, row: ChainRow) => setRows(rows.map((r, i) => (i === at ? row : r)));
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    if (!rows.every(draftIsValid)) {
+      setErrors({
+        fields: {},
+        general: ['Fix the plugin configuration marked below: it is not valid JSON.'],
+      });
+      return;
+    }
+    setBusy(true);
+    setErrors(NO_ERRORS);
+    const target = address.trim();
+    try {
+      await api.putVip(target, { address: target, plugins: rows.map(draftToBinding) });
+      notify(`VIP ${target} saved.`);
+      props.onSaved();
+    } catch (failure) {
+      setErrors(
+        toFormErrors(failure, { prefixes: [['vips', '*'], []], fields: { address: 0, plugins: Infinity } }),
+      );
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const chainErrors = errors.fields.plugins ?? [];
+  // Messages about binding #i: `plugins[i].config…` goes to its config field (the path below
+  // the field kept), a bare `plugins[i]` to the binding as a whole.
+  const rowErrors = (i: number, field: string) =>
+    chainErrors
+      .filter((e) => e.rest[0] === i && (e.rest[1] === field || (field === 'plugin' && e.rest.length === 1)))
+      .map((e) => ({ message: e.message, rest: e.rest.slice(2) }));
+  const otherChainErrors = chainErrors.filter(
+    (e) =>
+      typeof e.rest[0] !== 'number' ||
+      !['config', 'on_error', 'plugin', 'sha256', undefined].includes(e.rest[1] as string | undefined),
+  );
+  const knownPlugins = props.plugins.map((p) => p.name);
+
+  return (
+    <Dialog
+      title={editing ? `Edit VIP ${props.vip?.address}` : 'Add a VIP'}
+      onClose={props.onClose}
+      wide
+      testId="vip-dialog"
+    >
+      <form onSubmit={(e) => void submit(e)} noValidate>
+        <Field
+          id="vip-address"
+          label="VIP address"
+          hint={
+            editing
+              ? 'The address identifies the VIP; to change it, add a new VIP and delete this one.'
+              : 'The virtual IP clients connect to, e.g. 192.0.2.10.'
+          }
+          errors={errors.fields.address}
+        >
+          {(control) => (
+            <input
+              {...control}
+              class="mono"
+              value={address}
+              required
+              disabled={editing}
+              inputMode="decimal"
+              autoFocus={!editing}
+              onInput={(e) => setAddress(e.currentTarget.value)}
+              data-testid="vip-address"
+            />
+          )}
+        </Field>
+        <fieldset class="chain-editor" data-testid="chain-editor">
+          <legend>Plugin chain (runs in this order on every reply)</legend>
+          {rows.length === 0 ? (
+            <p class="muted">No plugins: replies are forwarded after the built-in checks only.</p>
+          ) : null}
+          <ol class="chain-rows">
+            {rows.map((row, i) => (
+              <li key={`${i}-${row.plugin}`} class="chain-row" data-testid={`chain-row-${i}`}>
+                <div class="chain-row-head">
+                  <span class="chain-pos">#{i}</span>
+                  <label class="sr-only" for={`chain-${i}-plugin`}>
+                    Plugin at position {i}
+                  </label>
+                  <select
+                    id={`chain-${i}-plugin`}
+                    value={row.plugin}
+                    onChange={(e) => update(i, { ...row, plugin: e.currentTarget.value, sha256: undefined })}
+                  >
+                    {[...new Set([row.plugin, ...knownPlugins])].map((name) => (
+                      <option key={name} value={name}>
+                        {name}
+                        {knownPlugins.includes(name) ? '' : ' (not uploaded)'}
+                      </option>
+                    ))}
+                  </select>
+                  {row.sha256 ? (
+                    <span class="muted small" title={row.sha256}>
+                      pinned to {row.sha256.slice(0, 12)}
+                    </span>
+                  ) : null}
+                  <span class="spacer" />
+                  <button
+                    type="button"
+                    class="btn btn-small"
+                    disabled={i === 0}
+                    onClick={() => move(i, i - 1)}
+                    aria-label={`Move ${row.plugin} up`}
+                  >
+                    ↑
+                  </button>
+                  <button
+                    type="button"
+                    class="btn btn-small"
+                    disabled={i === rows.length - 1}
+                    onClick={() => move(i, i + 1)}
+                    aria-label={`Move ${row.plugin} down`}
+                  >
+                    ↓
+                  </button>
+                  <button
+                    type="button"
+                    class="btn btn-small btn-danger-ghost"
+                    onClick={() => remove(i)}
+                    aria-label={`Remove ${row.plugin} from the chain`}
+                  >
+                    Remove
+                  </button>
+                </div>
+                {rowErrors(i, 'plugin').length ? (
+                  <ul class="field-errors">
+                    {rowErrors(i, 'plugin').map((e, k) => (
+                      <li key={k}>{e.message}</li>
+                    ))}
+                  </ul>
+                ) : null}
+                <BindingFields
+                  idPrefix={`chain-${i}`}
+                  draft={row}
+                  onChange={(draft) => update(i, { ...row, ...draft })}
+                  errors={{ config: rowErrors(i, 'config'), on_error: rowErrors(i, 'on_error') }}
+                />
+              </li>
+            ))}
+          </ol>
+          {knownPlugins.length ? (
+            <button
+              type="button"
+              class="btn"
+              onClick={() =>
+                setRows([
+                  ...rows,
+                  { plugin: knownPlugins[0] ?? '', sha256: undefined, onError: 'pass', configText: '' },
+                ])
+              }
+              data-testid="chain-add"
+            >
+              Add a plugin to the chain
+            </button>
+          ) : (
+            <p class="muted">
+              No plugin uploaded yet: upload one on the <a href={ROUTE_HASH.plugins}>Plugins</a> page.
+            </p>
+          )}
+          {otherChainErrors.length ? (
+            <ul class="field-errors">
+              {otherChainErrors.map((e, k) => (
+                <li key={k}>
+                  {e.rest.length ? `#${String(e.rest[0])}: ` : ''}
+                  {e.message}
+                </li>
+              ))}
+            </ul>
+          ) : null}
+        </fieldset>
+        <GeneralErrors messages={errors.general} />
+        <FormActions
+          submitLabel={editing ? 'Save VIP' : 'Add VIP'}
+          busyLabel="Saving…"
+          busy={busy}
+          onCancel={props.onClose}
+          testId="vip-save"
+        />
+      </form>
+    </Dialog>
+  );
+}
