@@ -215,8 +215,10 @@ ensure_needs() {
         (cd "$REPO_ROOT" && cargo build --release --locked -q -p tungate) || die "tungate does not build"
         ;;
       cidr-filter-wasm)
-        log "building the cidr-filter plugin (wasm32-unknown-unknown)"
-        (cd "$REPO_ROOT" && cargo build --release --locked -q -p cidr-filter --target wasm32-unknown-unknown) ||
+        # The same command and target directory as CI's plugin stage: a no-op after it.
+        log "building the cidr-filter plugin (wasm32-unknown-unknown, plugin profile)"
+        (cd "$REPO_ROOT" && CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo build --locked -q \
+          --profile plugin --target wasm32-unknown-unknown -p cidr-filter) ||
           die "the cidr-filter plugin does not build"
         ;;
       *) die "unknown lab-needs entry '$need'" ;;
@@ -243,7 +245,7 @@ prepare_run_dir() {
     printf 'LAB_SCENARIOS=%q\n' "$*"
     printf 'LAB_SCENARIO_TIMEOUT=%q\n' "$SCENARIO_TIMEOUT"
     printf 'LAB_TUNGATE=%q\n' "$TARGET_DIR/release/tungate"
-    printf 'LAB_TARGET_DIR=%q\n' "$TARGET_DIR"
+    printf 'LAB_PLUGIN_DIR=%q\n' "$REPO_ROOT/target/wasm-plugins/wasm32-unknown-unknown/plugin"
   } >"$RUN_DIR/plan.env"
   echo "no result: the guest crashed, panicked or timed out before reporting (see console.log)" >"$RUN_DIR/rc"
   : >"$RUN_DIR/transcript.txt"

@@ -14,7 +14,7 @@ RESULTS=/run/lab/results
 source "$RESULTS/plan.env"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8 LC_ALL=C.UTF-8
-export LAB_REPO LAB_DIR LAB_MODULES_DIR LAB_KVER LAB_TUNGATE LAB_TARGET_DIR
+export LAB_REPO LAB_DIR LAB_MODULES_DIR LAB_KVER LAB_TUNGATE LAB_PLUGIN_DIR
 export LAB_RESULTS=$RESULTS LAB_TRANSCRIPT=$RESULTS/transcript.txt
 
 # Modules the scenarios use; the kernel loads others on demand through the wrapper below.

@@ -451,16 +451,20 @@ ldout_kernel_tunnels() {
 }
 
 # --- tungate: the one place to adjust as its interfaces settle ---------------------------
-# Everything the scenarios ask of tungate goes through these functions. The CLI flags come
-# from the briefs of issues 4 and 2; the admin API paths and JSON shapes from
-# appliance/src/admin/openapi.yaml. Where an interface is not built yet, the function says so.
+# Everything the scenarios ask of tungate goes through these functions. Settled (on main):
+# `tungate rs apply|down`, `tungate net apply|down`, `tungate run --config FILE
+# --counters-format json` (counters as one JSON line on stdout per SIGUSR1). Not built yet:
+# the admin API (issue 5); its functions follow appliance/src/admin/openapi.yaml and are
+# marked UNSETTLED. When the daemon gets the admin API and a state directory, tg_start,
+# tg_ready and the counter readers are where to switch over.
 
 TG_API=http://127.0.0.1:9080 # the admin listener inside LD-OUT (openapi.yaml `servers`)
 
-# The RS role: VIP on tunl0, ARP sysctls, the reply tunnel to GIP, its rule and route.
-# UNSETTLED: the flags (issue 4's brief); compare with `tungate rs --help`.
+# The RS role: VIP on tunl0, ARP sysctls, the reply tunnel to GIP, its rule and route. Each
+# RS keeps its own state file (the guest's /var is shared by all namespaces).
 tg_rs_apply() {
-  in_ns "$1" "$LAB_TUNGATE" rs apply --gateway "$GIP" --address "${RIP_OF[$1]}" --vip "$VIP"
+  in_ns "$1" "$LAB_TUNGATE" rs apply --gateway "$GIP" --address "${RIP_OF[$1]}" --vip "$VIP" \
+    --state-file "$WORK/netcfg-rs-$1.json"
 }
 
 # Writes LD-OUT's configuration for decap mode $1 (kernel | userspace) to $TG_CONFIG.
@@ -486,19 +490,67 @@ address = "$VIP"
 EOF
 }
 
-# Starts `tungate run` in LD-OUT (config from tg_write_config, state in $WORK/tungate-state)
-# and waits until it is ready. Sets TG_PID. UNSETTLED: the state-directory flag name.
+# LD-OUT's networking from the configuration (in kernel mode the tg-<peer> tunnels).
+tg_net_apply() {
+  in_ns ldout "$LAB_TUNGATE" net apply --config "$TG_CONFIG" --state-file "$WORK/netcfg-gateway.json"
+}
+
+# Removes what tungate configured on LD-OUT and restores the settings it changed.
+tg_net_down() {
+  in_ns ldout "$LAB_TUNGATE" net down --config "$TG_CONFIG" --state-file "$WORK/netcfg-gateway.json"
+}
+
+# Applies LD-OUT's networking, starts `tungate run` there and waits until it forwards. Sets
+# TG_PID; its counters go to $TG_OUT. UNSETTLED: once the daemon applies the networking
+# itself and has a state directory, drop tg_net_apply here and add that flag.
 tg_start() {
-  TG_STATE_DIR=$WORK/tungate-state
-  spawn ldout "$WORK/tungate.log" "$LAB_TUNGATE" run --config "$TG_CONFIG" --state-dir "$TG_STATE_DIR"
-  TG_PID=$SPAWNED_PID
+  require "tungate net apply builds LD-OUT's side" tg_net_apply
+  TG_OUT=$WORK/tungate.out
+  : >>"$TG_OUT"
+  ip netns exec "$(ns_name ldout)" "$LAB_TUNGATE" run --config "$TG_CONFIG" --counters-format json \
+    >>"$TG_OUT" 2>>"$WORK/tungate.log" &
+  TG_PID=$!
   wait_until 60 "tungate run is ready" --alive "$TG_PID" tg_ready
 }
 
-# Ready = the data path runs with the current configuration. UNSETTLED: /readyz is the
-# admin API's (issue 5); before it exists, this could poll for the tunnels or the nft table.
+# Ready = the daemon answers SIGUSR1 with counters, which it does only once the data path
+# runs. UNSETTLED: GET /readyz when the admin API exists.
 tg_ready() {
-  in_ns ldout curl -sf -o /dev/null "$TG_API/readyz"
+  tg_counters >/dev/null
+}
+
+# Prints tungate's counters as JSON: SIGUSR1, then the line it prints. UNSETTLED: GET
+# /api/v1/stats when the admin API exists (other field names: see openapi.yaml `Stats`).
+tg_counters() {
+  local lines tries=0
+  lines=$(wc -l <"$TG_OUT")
+  kill -USR1 "$TG_PID" || return 1
+  until (($(wc -l <"$TG_OUT") > lines)); do
+    ((tries++ < 100)) || return 1
+    sleep 0.1
+  done
+  tail -n 1 "$TG_OUT"
+}
+
+# json_eval EXPR [ARG]: evaluates a Python expression over the JSON on stdin (`d`; `arg`).
+json_eval() {
+  "$PYTHON" -S -c 'import json, sys; d = json.load(sys.stdin); arg = sys.argv[2] if len(sys.argv) > 2 else None; print(eval(sys.argv[1]))' "$@"
+}
+
+# tg_vip_forwarded VIP: packets tungate forwarded for that VIP.
+tg_vip_forwarded() {
+  tg_counters | json_eval 'sum(v["packets"] for v in d["vips"] if v["vip"] == arg)' "$1"
+}
+
+# tg_vip_dropped VIP REASON: packets of that VIP dropped for REASON (e.g. plugin).
+tg_vip_dropped() {
+  tg_counters |
+    json_eval 'sum(v["drops"].get(arg.split()[1], 0) for v in d["vips"] if v["vip"] == arg.split()[0])' "$1 $2"
+}
+
+# Prints the one-line summary of tungate's counters for the transcript.
+tg_counters_summary() {
+  tg_counters | json_eval '"rx %d, tx %d (%d by fallback), drops %s; " % (d["rx_packets"], d["tx_packets"], d["tx_fallback_packets"], {k: n for k, n in d["drops"].items() if n} or "none") + "; ".join("vip %s: %d packets, %d bytes" % (v["vip"], v["packets"], v["bytes"]) for v in d["vips"])'
 }
 
 # Stops tungate cleanly (SIGTERM) and waits for it to exit.
@@ -514,36 +566,16 @@ tg_kill9() {
   wait "$TG_PID" 2>/dev/null || true
 }
 
-# Removes what tungate configured on LD-OUT (tunnels, sysctls, ...), as `tungate net down`.
-tg_net_down() {
-  in_ns ldout "$LAB_TUNGATE" net down --config "$TG_CONFIG"
-}
-
-# tg_api METHOD PATH [CURL ARGS...]: an admin API call with the generated bearer token.
+# tg_api METHOD PATH [CURL ARGS...]: an admin API call with the bearer token.
+# UNSETTLED: the admin API (issue 5), its listener and where its token file lives.
 tg_api() {
   local method=$1 path=$2
   shift 2
-  in_ns ldout curl -sS -f -X "$method" -H "Authorization: Bearer $(cat "$TG_STATE_DIR/admin-token")" \
+  in_ns ldout curl -sS -f -X "$method" -H "Authorization: Bearer $(cat "$WORK/tungate-state/admin-token")" \
     "$TG_API$path" "$@"
 }
 
-# json_eval EXPR [ARG]: evaluates a Python expression over the JSON on stdin (`d`; `arg`).
-json_eval() {
-  "$PYTHON" -c 'import json, sys; d = json.load(sys.stdin); arg = sys.argv[2] if len(sys.argv) > 2 else None; print(eval(sys.argv[1]))' "$@"
-}
-
-# tg_vip_forwarded VIP: packets tungate forwarded for that VIP (GET /api/v1/stats).
-tg_vip_forwarded() {
-  tg_api GET /api/v1/stats | json_eval 'sum(v["forwarded_packets"] for v in d["vips"] if v["address"] == arg)' "$1"
-}
-
-# tg_vip_dropped VIP REASON: packets of that VIP dropped for REASON (e.g. plugin).
-tg_vip_dropped() {
-  tg_api GET /api/v1/stats |
-    json_eval 'sum(v["dropped"].get(arg.split()[1], 0) for v in d["vips"] if v["address"] == arg.split()[0])' "$1 $2"
-}
-
-# tg_binding_drops VIP: drop verdicts of the VIP's plugin bindings.
+# tg_binding_drops VIP: drop verdicts of the VIP's plugin bindings (GET /api/v1/stats).
 tg_binding_drops() {
   tg_api GET /api/v1/stats | json_eval 'sum(b["verdicts"]["drop"] for b in d["bindings"] if b["vip"] == arg)' "$1"
 }
@@ -563,9 +595,9 @@ tg_vip_set_plugins() {
   tg_api PUT "/api/v1/vips/$1" -H 'Content-Type: application/json' --data "{\"plugins\": $2}" -o /dev/null
 }
 
-# The cidr-filter module and a binding of it that drops replies to CIDR. UNSETTLED: the
-# plugin's config keys (issue 3's plugins/cidr-filter README).
-tg_cidr_filter_wasm() { echo "$LAB_TARGET_DIR/wasm32-unknown-unknown/release/cidr_filter.wasm"; }
+# The cidr-filter module (built by run.sh as CI builds the plugins) and a binding of it that
+# drops replies to CIDR (config keys from plugins/cidr-filter/src/lib.rs).
+tg_cidr_filter_wasm() { echo "$LAB_PLUGIN_DIR/cidr_filter.wasm"; }
 tg_cidr_filter_deny() {
   printf '{"plugin": "cidr-filter", "on_error": "drop", "config": {"deny": ["%s"]}}' "$1"
 }
@@ -623,6 +655,7 @@ tungate_decap_scenario() {
   step "counters"
   say "   tungate forwarded for $VIP: +$((tg1 - tg0)) packets; client received +$((rx1 - rx0)) IP packets"
   say "   LD-OUT kernel: IpForwDatagrams +$((fwd1 - fwd0)), IcmpOutDestUnreachs +$((icmp1 - icmp0))"
+  say "   tungate: $(tg_counters_summary)"
   show_ipvs
   # The client receives only what LD-OUT sends it (IPv6 is off, LD-IN never answers in
   # tunnelling mode), one IP packet per packet tungate transmits: a GSO super-packet stays
