@@ -93,6 +93,10 @@ lab_exit() {
   trap - ERR
   set +e
   topo_down
+  if ((CHECKS_FAILED > 0 || status != 0)) && [[ -s ${TG_LOG:-} ]]; then
+    say "   tungate's log (${TG_LOG##*/}), last lines:"
+    tail -n 8 "$TG_LOG" | sed 's/^/        | /' >&3
+  fi
   say "   checks: $CHECKS_PASSED passed, $CHECKS_FAILED failed"
   ((CHECKS_FAILED == 0 && status == 0)) || exit 1
   exit 0
@@ -507,8 +511,9 @@ tg_start() {
   require "tungate net apply builds LD-OUT's side" tg_net_apply
   TG_OUT=$WORK/tungate.out
   : >>"$TG_OUT"
+  TG_LOG=$LAB_RESULTS/${LAB_SCENARIO:-scenario}.tungate.log
   ip netns exec "$(ns_name ldout)" "$LAB_TUNGATE" run --config "$TG_CONFIG" --counters-format json \
-    >>"$TG_OUT" 2>>"$WORK/tungate.log" &
+    >>"$TG_OUT" 2>>"$TG_LOG" &
   TG_PID=$!
   wait_until 60 "tungate run is ready" --alive "$TG_PID" tg_ready
 }
