@@ -95,7 +95,7 @@ lab_exit() {
   topo_down
   if ((CHECKS_FAILED > 0 || status != 0)) && [[ -s ${TG_LOG:-} ]]; then
     say "   tungate's log (${TG_LOG##*/}), last lines:"
-    tail -n 8 "$TG_LOG" | sed 's/^/        | /' >&3
+    tail -n 8 "$TG_LOG" | sed 's/\x1b\[[0-9;]*m//g; s/^/        | /' >&3
   fi
   say "   checks: $CHECKS_PASSED passed, $CHECKS_FAILED failed"
   ((CHECKS_FAILED == 0 && status == 0)) || exit 1
@@ -512,7 +512,7 @@ tg_start() {
   TG_OUT=$WORK/tungate.out
   : >>"$TG_OUT"
   TG_LOG=$LAB_RESULTS/${LAB_SCENARIO:-scenario}.tungate.log
-  ip netns exec "$(ns_name ldout)" "$LAB_TUNGATE" run --config "$TG_CONFIG" --counters-format json \
+  NO_COLOR=1 ip netns exec "$(ns_name ldout)" "$LAB_TUNGATE" run --config "$TG_CONFIG" --counters-format json \
     >>"$TG_OUT" 2>>"$TG_LOG" &
   TG_PID=$!
   wait_until 60 "tungate run is ready" --alive "$TG_PID" tg_ready
@@ -528,6 +528,8 @@ tg_ready() {
 # /api/v1/stats when the admin API exists (other field names: see openapi.yaml `Stats`).
 tg_counters() {
   local lines tries=0
+  # Until tungate blocks SIGUSR1 (first thing `run` does), the signal would kill it.
+  tg_blocks_sigusr1 || return 1
   lines=$(wc -l <"$TG_OUT")
   kill -USR1 "$TG_PID" || return 1
   until (($(wc -l <"$TG_OUT") > lines)); do
@@ -535,6 +537,13 @@ tg_counters() {
     sleep 0.1
   done
   tail -n 1 "$TG_OUT"
+}
+
+# Whether tungate's main thread blocks SIGUSR1 (signal 10: bit 9 of SigBlk in /proc).
+tg_blocks_sigusr1() {
+  local line
+  line=$(grep '^SigBlk:' "/proc/$TG_PID/status" 2>/dev/null) || return 1
+  (((16#${line##*[[:space:]]} >> 9) & 1))
 }
 
 # json_eval EXPR [ARG]: evaluates a Python expression over the JSON on stdin (`d`; `arg`).
