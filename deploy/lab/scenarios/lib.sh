@@ -512,24 +512,26 @@ tg_start() {
   TG_OUT=$WORK/tungate.out
   : >>"$TG_OUT"
   TG_LOG=$LAB_RESULTS/${LAB_SCENARIO:-scenario}.tungate.log
+  TG_LOG_MARK=$(wc -l <"$TG_LOG" 2>/dev/null || echo 0)
   NO_COLOR=1 ip netns exec "$(ns_name ldout)" "$LAB_TUNGATE" run --config "$TG_CONFIG" --counters-format json \
     >>"$TG_OUT" 2>>"$TG_LOG" &
   TG_PID=$!
   wait_until 60 "tungate run is ready" --alive "$TG_PID" tg_ready
 }
 
-# Ready = the daemon answers SIGUSR1 with counters, which it does only once the data path
-# runs. UNSETTLED: GET /readyz when the admin API exists.
+# Ready = this run of tungate logged that it forwards, and answers SIGUSR1 with counters.
+# Never signal it earlier: an unblocked SIGUSR1 terminates a process that is still starting
+# (and /proc's SigBlk cannot tell, as sigwait unblocks the signals it waits for).
+# UNSETTLED: GET /readyz when the admin API exists.
 tg_ready() {
-  tg_counters >/dev/null
+  tail -n +"$((TG_LOG_MARK + 1))" "$TG_LOG" | grep -q 'forwarding; SIGUSR1 prints counters' &&
+    tg_counters >/dev/null
 }
 
 # Prints tungate's counters as JSON: SIGUSR1, then the line it prints. UNSETTLED: GET
 # /api/v1/stats when the admin API exists (other field names: see openapi.yaml `Stats`).
 tg_counters() {
   local lines tries=0
-  # Until tungate blocks SIGUSR1 (first thing `run` does), the signal would kill it.
-  tg_blocks_sigusr1 || return 1
   lines=$(wc -l <"$TG_OUT")
   kill -USR1 "$TG_PID" || return 1
   until (($(wc -l <"$TG_OUT") > lines)); do
@@ -537,13 +539,6 @@ tg_counters() {
     sleep 0.1
   done
   tail -n 1 "$TG_OUT"
-}
-
-# Whether tungate's main thread blocks SIGUSR1 (signal 10: bit 9 of SigBlk in /proc).
-tg_blocks_sigusr1() {
-  local line
-  line=$(grep '^SigBlk:' "/proc/$TG_PID/status" 2>/dev/null) || return 1
-  (((16#${line##*[[:space:]]} >> 9) & 1))
 }
 
 # json_eval EXPR [ARG]: evaluates a Python expression over the JSON on stdin (`d`; `arg`).
