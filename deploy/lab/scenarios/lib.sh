@@ -512,7 +512,8 @@ tg_start() {
   TG_OUT=$WORK/tungate.out
   : >>"$TG_OUT"
   TG_LOG=$LAB_RESULTS/${LAB_SCENARIO:-scenario}.tungate.log
-  TG_LOG_MARK=$(wc -l <"$TG_LOG" 2>/dev/null || echo 0)
+  : >>"$TG_LOG"
+  TG_LOG_MARK=$(wc -l <"$TG_LOG")
   NO_COLOR=1 ip netns exec "$(ns_name ldout)" "$LAB_TUNGATE" run --config "$TG_CONFIG" --counters-format json \
     >>"$TG_OUT" 2>>"$TG_LOG" &
   TG_PID=$!
