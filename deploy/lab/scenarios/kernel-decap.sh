@@ -8,7 +8,7 @@
 # and forwards the decapsulated replies itself. Checks: HTTP through both RS, the 200 KB file
 # intact, tungate's VIP counter accounts for every packet the client received, LD-OUT's
 # kernel forwarded nothing (IpForwDatagrams, with ip_forward=1) and sent no ICMP to the RS.
-# Pending until `tungate run` (issue 2) and the tunnels of `tungate net` (issue 4) land.
+# Pending until the config accepts one VIP served by two RS (config/validate.rs refuses it).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init
 tungate_decap_scenario kernel

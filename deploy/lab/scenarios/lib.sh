@@ -499,6 +499,11 @@ tg_net_apply() {
   in_ns ldout "$LAB_TUNGATE" net apply --config "$TG_CONFIG" --state-file "$WORK/netcfg-gateway.json"
 }
 
+# Succeeds when LD-OUT needs no change (`tungate net plan` exits 0; 3 means changes pending).
+tg_net_plan() {
+  in_ns ldout "$LAB_TUNGATE" net plan --config "$TG_CONFIG" --state-file "$WORK/netcfg-gateway.json"
+}
+
 # Removes what tungate configured on LD-OUT and restores the settings it changed.
 tg_net_down() {
   in_ns ldout "$LAB_TUNGATE" net down --config "$TG_CONFIG" --state-file "$WORK/netcfg-gateway.json"

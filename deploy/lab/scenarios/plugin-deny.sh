@@ -6,8 +6,9 @@
 # Issue 6, scenario 3, in userspace decap mode. The plugin is uploaded and bound to the VIP
 # through the admin API while tungate runs: a binding that denies another prefix changes
 # nothing (the plugin is selective), one that denies the client stops the replies and the
-# drop counters rise, and unbinding restores service in the same tungate process.
-# Pending until the plugin host (issue 3) and the admin API (issue 5) land.
+# drop counters rise; the binding survives kill -9 and a restart (the state directory is
+# crash-safe); unbinding restores service in the same tungate process.
+# Pending until the admin API (issue 5) lands and the config accepts one VIP on two RS.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init
 
@@ -40,8 +41,14 @@ expect "no request succeeds while the client is denied" "$HTTP_OK" -eq 0
 expect "the VIP's plugin drop counter rose" "$((dropped1 - dropped0))" -gt 0
 expect "the binding counted drop verdicts" "$((verdicts1 - verdicts0))" -gt 0
 
+step "kill -9 and restart: the binding survives"
+tg_kill9
+tg_start
+http_attempts 1 4
+expect "after the restart the client is still denied" "$HTTP_OK" -eq 0
+
 step "unbind"
 require "unbind (PUT the VIP with no plugins)" tg_vip_set_plugins "$VIP" "[]"
 check_round_robin 2
 check_bulk_intact 1
-check "the same tungate process served throughout (no restart)" alive "$TG_PID"
+check "unbinding took effect without another restart (same process)" alive "$TG_PID"
