@@ -47,5 +47,8 @@ if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp)-' ; then
   exit 1
 fi
 
+stage "QEMU lab: the LVS-TUN topology on a Debian kernel with ipip and IPVS"
+deploy/lab/run.sh
+
 echo
 echo "all tests passed"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# lab-status: pending
+# lab-summary: tungate run with decap = "userspace": no tunnel at LD-OUT, tungate decapsulates
+# lab-needs: tungate
+#
+# Issue 6, scenario 2: as kernel-decap, but LD-OUT has no ipip tunnel at all (only the
+# module's fallback tunl0, down): tungate reads the outer IPIP packets on eth1 and its
+# nftables rule keeps the kernel from answering them with ICMP (checked: no
+# IcmpOutDestUnreachs at LD-OUT). Pending until the config accepts one VIP served by two RS.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lab_init
+tungate_decap_scenario userspace
