@@ -67,6 +67,7 @@ fn wasm_chain(host: &PluginHost, plugins: &[(&str, &str)]) -> Box<dyn BatchFilte
     let mut doc = parse_toml("[gateway]\naddress = \"10.0.0.1\"").unwrap();
     doc.vips.push(Vip {
         address: VIP,
+        shared: false,
         plugins: plugins
             .iter()
             .map(|(name, config)| Binding {

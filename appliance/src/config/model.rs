@@ -21,6 +21,7 @@ pub struct Document {
     pub peers: Vec<Peer>,
     /// The VIPs with their plugin chains. A VIP served by a peer but not listed here has an
     /// empty chain; a VIP listed here but served by no peer is kept but carries no traffic.
+    /// A VIP served by several peers must be listed here with `shared = true`.
     #[serde(default)]
     pub vips: Vec<Vip>,
 }
@@ -94,6 +95,10 @@ pub struct Peer {
 pub struct Vip {
     /// The virtual address clients talk to: the inner source of the replies.
     pub address: Ipv4Addr,
+    /// Several peers serve this VIP (LVS balances it over several real servers). Without
+    /// it, a VIP listed under two peers is refused as a likely mistake.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
     /// Plugins run on every reply from this VIP, in order; the first drop wins.
     #[serde(default)]
     pub plugins: Vec<Binding>,

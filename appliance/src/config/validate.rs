@@ -142,6 +142,12 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
         }
     }
 
+    let shared: HashSet<Ipv4Addr> = doc
+        .vips
+        .iter()
+        .filter(|v| v.shared)
+        .map(|v| v.address)
+        .collect();
     let mut peer_names: HashMap<&str, usize> = HashMap::new();
     let mut peer_addrs: HashMap<Ipv4Addr, usize> = HashMap::new();
     let mut vip_owner: HashMap<Ipv4Addr, usize> = HashMap::new();
@@ -187,12 +193,14 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
                 p.add(vat, format!("{vip} {why}"));
             } else if !own.insert(*vip) {
                 p.add(vat, format!("VIP {vip} is listed twice for this peer"));
-            } else if let Some(&other) = vip_owner.get(vip) {
+            } else if let Some(&other) = vip_owner.get(vip)
+                && !shared.contains(vip)
+            {
                 p.add(
                     vat,
                     format!(
-                        "VIP {vip} is served by two peers, {:?} and {:?}: a VIP's replies come \
-                         from one real server",
+                        "VIP {vip} is served by two peers, {:?} and {:?}; if LVS balances it \
+                         over several real servers, declare it under [[vips]] with shared = true",
                         doc.peers[other].name, peer.name
                     ),
                 );
@@ -278,6 +286,12 @@ mod tests {
                 "peers[1].vips[0]: VIP 192.0.2.10 is served by two peers, \"rs1\" and \"rs2\"",
             ),
             (
+                "[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\nvips = [\"192.0.2.10\"]\n\
+                 [[vips]]\naddress = \"192.0.2.10\"\nshared = true\n\
+                 [[vips]]\naddress = \"192.0.2.10\"",
+                "vips[1].address: duplicate VIP 192.0.2.10 (also vips[0])",
+            ),
+            (
                 "[[peers]]\nname = \"rs1\"\naddress = \"10.0.1.3\"",
                 "peers[1].name: duplicate peer name \"rs1\" (also peers[0])",
             ),
@@ -317,6 +331,13 @@ mod tests {
                 "for {extra:?} expected a problem starting {expected:?}, got {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_shared_vip_may_be_served_by_several_peers() {
+        let extra = "[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\nvips = [\"192.0.2.10\"]\n\
+                     [[vips]]\naddress = \"192.0.2.10\"\nshared = true";
+        assert_eq!(problems(extra), Vec::<String>::new());
     }
 
     #[test]

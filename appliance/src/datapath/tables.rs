@@ -37,12 +37,12 @@ pub struct PeerEntry {
     pub device: String,
 }
 
-/// One VIP served by a peer.
+/// One VIP and the peers that serve it.
 pub struct VipEntry {
     /// The VIP address.
     pub address: Ipv4Addr,
-    /// The peer that serves it.
-    pub peer: PeerId,
+    /// The peers that serve it (several when LVS balances it over several real servers).
+    pub peers: Vec<PeerId>,
     /// Its counters (shared with every earlier and later table generation).
     pub counters: Arc<VipCounters>,
 }
@@ -60,6 +60,14 @@ pub struct Tables {
     peer_by_address: HashMap<Ipv4Addr, PeerId, FxBuildHasher>,
     peer_by_device: HashMap<String, PeerId, FxBuildHasher>,
     vip_by_address: HashMap<Ipv4Addr, VipId, FxBuildHasher>,
+    /// (VIP, peer) pairs that are allowed, keyed by [`served_key`].
+    served: HashMap<u64, VipId, FxBuildHasher>,
+}
+
+/// The key of a (VIP, peer) pair in [`Tables`]' served map: one hash lookup per packet.
+#[inline]
+fn served_key(vip: Ipv4Addr, peer: PeerId) -> u64 {
+    (u64::from(u32::from(vip)) << 16) | u64::from(peer)
 }
 
 impl Tables {
@@ -74,6 +82,7 @@ impl Tables {
             peer_by_address: HashMap::default(),
             peer_by_device: HashMap::default(),
             vip_by_address: HashMap::default(),
+            served: HashMap::default(),
         };
         for (i, peer) in doc.peers.iter().enumerate() {
             let id = PeerId::try_from(i).unwrap_or(PeerId::MAX);
@@ -86,13 +95,21 @@ impl Tables {
             t.peer_by_device
                 .insert(format!("{TUNNEL_PREFIX}{}", peer.name), id);
             for vip in &peer.vips {
-                let vid = VipId::try_from(t.vips.len()).unwrap_or(VipId::MAX);
-                t.vip_by_address.entry(*vip).or_insert(vid);
-                t.vips.push(VipEntry {
-                    address: *vip,
-                    peer: id,
-                    counters: counters.vip(*vip),
-                });
+                let vid = match t.vip_by_address.get(vip) {
+                    Some(&vid) => vid,
+                    None => {
+                        let vid = VipId::try_from(t.vips.len()).unwrap_or(VipId::MAX);
+                        t.vip_by_address.insert(*vip, vid);
+                        t.vips.push(VipEntry {
+                            address: *vip,
+                            peers: Vec::new(),
+                            counters: counters.vip(*vip),
+                        });
+                        vid
+                    }
+                };
+                t.vips[vid as usize].peers.push(id);
+                t.served.insert(served_key(*vip, id), vid);
             }
         }
         t
@@ -126,8 +143,7 @@ impl Directory for Tables {
 
     #[inline]
     fn vip_served_by(&self, peer: PeerId, inner_source: Ipv4Addr) -> Option<VipId> {
-        let id = *self.vip_by_address.get(&inner_source)?;
-        (self.vips[id as usize].peer == peer).then_some(id)
+        self.served.get(&served_key(inner_source, peer)).copied()
     }
 }
 
@@ -169,6 +185,21 @@ mod tests {
         let t2 = Tables::build(&doc, &counters);
         let v2 = t2.vip_by_address("192.0.2.12".parse().unwrap()).unwrap();
         assert_eq!(v2.counters.worker(0).packets.get(), 9);
+
+        // A VIP balanced over two real servers is served by both, counted once.
+        let shared = parse_toml(
+            "[gateway]\naddress = \"10.0.0.1\"\n\
+             [[peers]]\nname = \"a\"\naddress = \"10.0.1.2\"\nvips = [\"192.0.2.10\"]\n\
+             [[peers]]\nname = \"b\"\naddress = \"10.0.1.3\"\nvips = [\"192.0.2.10\"]\n\
+             [[vips]]\naddress = \"192.0.2.10\"\nshared = true",
+        )
+        .unwrap();
+        let t3 = Tables::build(&shared, &counters);
+        let vip = "192.0.2.10".parse().unwrap();
+        assert_eq!(t3.vips.len(), 1);
+        assert_eq!(t3.vip_served_by(0, vip), t3.vip_served_by(1, vip));
+        assert!(t3.vip_served_by(0, vip).is_some());
+        assert_eq!(t3.vips[0].peers, vec![0, 1]);
 
         let mut moved = doc.clone();
         moved.peers[0].vips.clear();

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lab-status: pending
+# lab-status: enabled
 # lab-summary: tungate run with decap = "kernel": tungate builds the tunnels and forwards the replies
 # lab-needs: tungate
 #

@@ -491,6 +491,7 @@ vips = ["$VIP"]
 
 [[vips]]
 address = "$VIP"
+shared = true # LVS balances it over both real servers
 EOF
 }
 

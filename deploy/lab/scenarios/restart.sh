@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lab-status: pending
+# lab-status: enabled
 # lab-summary: kill -9 and restart: the kernel never takes over, service resumes, net down restores LD-OUT
 # lab-needs: tungate
 #

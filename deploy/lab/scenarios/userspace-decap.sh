@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lab-status: pending
+# lab-status: enabled
 # lab-summary: tungate run with decap = "userspace": no tunnel at LD-OUT, tungate decapsulates
 # lab-needs: tungate
 #
