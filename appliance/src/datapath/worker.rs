@@ -414,12 +414,13 @@ impl Worker {
                 c.bytes.add(u64::from(f.len));
             }
         } else {
-            let reason =
-                if f.fallback && (result == -libc::ENETUNREACH || result == -libc::EHOSTUNREACH) {
-                    DropReason::NoRoute
-                } else {
-                    DropReason::TxError
-                };
+            let reason = match -result {
+                libc::ENETUNREACH | libc::EHOSTUNREACH if f.fallback => DropReason::NoRoute,
+                // The raw fallback refuses a packet larger than the route's MTU (the fast
+                // path checks the MTU before sending): the same drop as on the fast path.
+                libc::EMSGSIZE => DropReason::TooBig,
+                _ => DropReason::TxError,
+            };
             tracing::debug!(
                 "worker {}: send failed: {}",
                 self.index,
