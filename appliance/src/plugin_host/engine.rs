@@ -34,6 +34,10 @@ pub const LOG_LINES_PER_SECOND: u32 = 5;
 pub const LOG_BURST: u32 = 20;
 /// Default largest module accepted (bytes of the `.wasm` file).
 pub const MAX_MODULE_BYTES: usize = 8 << 20;
+/// Default most functions a module may define (imports not counted). Compilation time and
+/// memory grow with the number of functions, and an 8 MiB module could define two million;
+/// real plugins built with the SDK define about 200–250.
+pub const MAX_FUNCTIONS: u32 = 10_000;
 
 /// The sandbox limits; [`Limits::default`] gives the documented constants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +58,8 @@ pub struct Limits {
     pub log_burst: u32,
     /// Largest module accepted, in bytes.
     pub max_module_bytes: usize,
+    /// Most functions a module may define.
+    pub max_functions: u32,
 }
 
 impl Default for Limits {
@@ -67,6 +73,7 @@ impl Default for Limits {
             log_lines_per_second: LOG_LINES_PER_SECOND,
             log_burst: LOG_BURST,
             max_module_bytes: MAX_MODULE_BYTES,
+            max_functions: MAX_FUNCTIONS,
         }
     }
 }

@@ -9,10 +9,12 @@
 #![allow(dead_code)]
 
 pub mod flood;
+pub mod inproc;
 pub mod net;
 pub mod packets;
 pub mod process;
 
 #[allow(unused_imports)]
 pub use net::{FrameSocket, Netns, Topology};
+#[allow(unused_imports)]
 pub use process::Tungate;

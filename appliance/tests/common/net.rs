@@ -64,7 +64,12 @@ impl Netns {
     /// Runs `f` on a new thread that has entered this namespace, and returns its result.
     /// Sockets created there stay in the namespace when used from other threads.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
+        Netns::enter_and(&self.name, f)
+    }
+
+    /// Runs `f` on a new thread that has entered the namespace called `name`.
+    pub fn enter_and<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{name}");
         std::thread::spawn(move || {
             let file = std::fs::File::open(&path).expect("open netns");
             nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
