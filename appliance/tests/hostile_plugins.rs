@@ -156,8 +156,10 @@ fn vip_b_keeps_forwarding_while_each_hostile_plugin_is_bound_to_vip_a() {
         assert_eq!(s.errors.bad_verdict, 0, "{name}");
         match kind {
             Hostile::Deadline => {
-                assert!(s.quarantined, "{name}: quarantined");
+                // One deadline hit exhausts the binding's time budget, so it is called at
+                // most once per budget window (and quarantined after five such windows).
                 assert!(s.errors.deadline >= 1, "{name}");
+                assert_eq!(s.calls, s.errors.deadline, "{name}: every call failed");
                 assert_eq!(failures, s.errors.deadline, "{name}: deadline only");
                 assert!(a.is_empty(), "{name}: fails closed");
             }
@@ -181,10 +183,13 @@ fn vip_b_keeps_forwarding_while_each_hostile_plugin_is_bound_to_vip_a() {
                     s.log_lines
                 );
                 assert!(s.log_lines >= 1, "{name}: some lines logged");
-                assert_eq!(
-                    s.log_lines + s.log_suppressed,
-                    1000 * (s.calls - failures),
-                    "{name}: each completed call asked 1000 lines"
+                // Each call that ran to its end asked 1000 lines (one over the time budget
+                // also ran to its end, and counts as a deadline failure).
+                let asked = s.log_lines + s.log_suppressed;
+                assert!(
+                    asked >= 1000 * (s.calls - failures) && asked <= 1000 * s.calls,
+                    "{name}: {asked} lines asked in {} calls",
+                    s.calls
                 );
             }
             Hostile::SlowUnderDeadline | Hostile::ManyFunctions(_) => {
