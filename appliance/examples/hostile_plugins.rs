@@ -130,16 +130,7 @@ fn main() {
     for kind in Hostile::ALL {
         let name = kind.name();
         let bytes = kind.module();
-        let doc = InProcessGateway::document(
-            &[VIP_A, VIP_B],
-            1,
-            &format!(
-                "[[vips]]\naddress = \"{VIP_A}\"\n[[vips.plugins]]\nplugin = \"{name}\"\n\
-                 on_error = \"drop\"\n"
-            ),
-        );
-        gw.publish(&doc, &|n| (n == name).then(|| bytes.clone()));
-        std::thread::sleep(Duration::from_millis(300));
+        gw.bind_one(&[VIP_A, VIP_B], VIP_A, &name, &bytes);
         let r = measure(&t, &gw, seconds);
         let s = gw.plugin_stats();
         let s = s.iter().find(|s| s.key.vip == VIP_A).expect("binding");

@@ -104,17 +104,7 @@ fn vip_b_keeps_forwarding_while_each_hostile_plugin_is_bound_to_vip_a() {
             .check(&bytes)
             .unwrap_or_else(|r| panic!("{name} refused: {r}"));
         let check_time = started.elapsed();
-        let doc = InProcessGateway::document(
-            &[VIP_A, VIP_B],
-            1,
-            &format!(
-                "[[vips]]\naddress = \"{VIP_A}\"\n[[vips.plugins]]\nplugin = \"{name}\"\n\
-                 on_error = \"drop\"\n"
-            ),
-        );
-        gw.publish(&doc, &|n| (n == name).then(|| bytes.clone()));
-        // The worker takes the new chain between two batches (it wakes at least every 100 ms).
-        std::thread::sleep(Duration::from_millis(250));
+        gw.bind_one(&[VIP_A, VIP_B], VIP_A, &name, &bytes);
         let before = gw.counters();
         let sent_at = Instant::now();
         let (a, b) = exchange(&rs, &client);

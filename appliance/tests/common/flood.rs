@@ -2,10 +2,10 @@
 //! bypasses the qdisc layer and sends up to 64 frames per `sendmmsg`, either as fast as the
 //! kernel takes them or paced to a rate. Every send loop is bounded in count and time.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::net::Netns;
+use super::net::{Netns, packet_socket};
 
 /// Frames per `sendmmsg` call.
 const BATCH: usize = 64;
@@ -20,12 +20,7 @@ impl BulkSender {
     pub fn open(ns: &Netns, interface: &str) -> BulkSender {
         let interface = interface.to_owned();
         let fd = ns.run(move || {
-            // SAFETY: plain socket(2) call.
-            let fd =
-                unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            // SAFETY: fd is fresh and owned here.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let fd = packet_socket(&interface, 0);
             let one: libc::c_int = 1;
             // SAFETY: a valid c_int option value of the size passed.
             let rc = unsafe {
@@ -38,20 +33,6 @@ impl BulkSender {
                 )
             };
             assert_eq!(rc, 0, "PACKET_QDISC_BYPASS");
-            // SAFETY: an all-zero sockaddr_ll is valid; fields set below.
-            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_ifindex =
-                nix::net::if_::if_nametoindex(interface.as_str()).expect("interface") as i32;
-            // SAFETY: sll is valid for the size passed.
-            let rc = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&raw const sll).cast(),
-                    size_of::<libc::sockaddr_ll>() as u32,
-                )
-            };
-            assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
             fd
         });
         BulkSender { fd }

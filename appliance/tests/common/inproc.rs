@@ -19,6 +19,7 @@ use super::net::{GIP, Netns, RIP, Topology};
 pub struct InProcessGateway {
     gw: String,
     datapath: Option<Datapath>,
+    workers: u32,
     counters: Arc<Counters>,
     /// The plugin host (publishes to this data path's filter slots).
     pub host: PluginHost,
@@ -37,6 +38,7 @@ impl InProcessGateway {
         InProcessGateway {
             gw: t.gw.name.clone(),
             datapath: Some(datapath),
+            workers,
             counters,
             host: PluginHost::new(limits).expect("plugin host"),
         }
@@ -61,6 +63,28 @@ impl InProcessGateway {
         self.host
             .publish(&slots, doc, modules)
             .unwrap_or_else(|e| panic!("publish: {e}"));
+    }
+
+    /// Publishes a configuration for `vips` in which `vip` has one binding: plugin `name`
+    /// (module `module`) with `on_error = "drop"`, and waits for the workers to take it
+    /// (they switch between batches and wake at least every 100 ms).
+    pub fn bind_one(
+        &self,
+        vips: &[std::net::Ipv4Addr],
+        vip: std::net::Ipv4Addr,
+        name: &str,
+        module: &[u8],
+    ) {
+        let doc = Self::document(
+            vips,
+            self.workers,
+            &format!(
+                "[[vips]]\naddress = \"{vip}\"\n[[vips.plugins]]\nplugin = \"{name}\"\n\
+                 on_error = \"drop\"\n"
+            ),
+        );
+        self.publish(&doc, &|n| (n == name).then(|| module.to_vec()));
+        std::thread::sleep(std::time::Duration::from_millis(300));
     }
 
     /// The data path's counters.
