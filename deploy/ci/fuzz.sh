@@ -12,7 +12,11 @@ seconds=${FUZZ_SECONDS:-20}
 # One build for all targets: release with 16 codegen units (a much shorter build than the
 # default single unit), no sanitizer (tungate's own code is safe Rust; overflow checks are
 # on in the fuzz profile), and without cfg(fuzzing), so wasmtime is the production build.
-flags=(-O -s none --no-cfg-fuzzing --codegen-units 16)
+# The build lives outside the checkout (FUZZ_TARGET_DIR), like cargo's registry cache: a cold
+# build compiles wasmtime with coverage instrumentation (about 15 CPU-minutes); later runs on
+# the same machine, from any checkout, rebuild only tungate and the targets.
+target_dir=${FUZZ_TARGET_DIR:-/var/tmp/tungate-fuzz-target}
+flags=(-O -s none --no-cfg-fuzzing --codegen-units 16 --target-dir "$target_dir")
 cargo +nightly fuzz build "${flags[@]}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
