@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # A short fuzzing run of every tungate fuzz target (appliance/fuzz), failing on the first
 # crash. Each target starts from its committed seeds (appliance/fuzz/seeds/TARGET) with a
-# fresh working corpus, for FUZZ_SECONDS seconds (default 20). A crash leaves its input in
+# fresh working corpus, for FUZZ_SECONDS seconds (default 15). A crash leaves its input in
 # appliance/fuzz/artifacts/TARGET/; reproduce it with
 #   cd appliance && cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/crash-...
 # and turn it into a unit test next to the code it broke.
 # Needs the nightly toolchain and cargo-fuzz (deploy/ci/install-deps.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/../../appliance"
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-15}
 # One build for all targets: release with 16 codegen units (a much shorter build than the
 # default single unit), no sanitizer (tungate's own code is safe Rust; overflow checks are
 # on in the fuzz profile), and without cfg(fuzzing), so wasmtime is the production build.
