@@ -27,6 +27,12 @@ cd "$(dirname "$0")/../.."
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
+# Fuzzing (deploy/ci/fuzz.sh): cargo-fuzz from crates.io, run with the nightly toolchain that
+# this machine kind ships (rustup cannot fetch toolchains here).
+rustup toolchain list | grep -q '^nightly' \
+  || { echo "the fuzz stage needs the nightly toolchain (rustup toolchain list shows none)" >&2; exit 1; }
+command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --version 0.13.2 --locked
+
 # The web UI builds with the machine's Node.js (Vite 8 needs Node >= 20.19); npm ci installs
 # its packages from web/package-lock.json in the web stage of test-all.sh.
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \

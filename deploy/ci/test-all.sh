@@ -40,6 +40,9 @@ CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo clippy --locked -
 stage "unit and netns integration tests"
 cargo test --release --workspace --locked
 
+stage "fuzzing: a short run of every target (deploy/ci/fuzz.sh)"
+deploy/ci/fuzz.sh
+
 stage "data path: no leftover test namespaces"
 # The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
 if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp)-' ; then

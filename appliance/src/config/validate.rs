@@ -108,6 +108,33 @@ fn not_unicast(addr: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
+/// The first value inside a plugin's configuration that TOML cannot hold, with its path
+/// (`.deny[2]`) and why: a JSON `null`, or an integer above `i64::MAX`. The document is one
+/// document whether it arrived as TOML or JSON, so it must survive both.
+fn not_expressible_in_toml(value: &serde_json::Value) -> Option<(String, String)> {
+    use serde_json::Value;
+    match value {
+        Value::Null => Some((
+            String::new(),
+            "null is not allowed (TOML has no null): leave the key out".into(),
+        )),
+        Value::Number(n) if n.is_u64() && n.as_i64().is_none() => Some((
+            String::new(),
+            format!(
+                "{n} is larger than the largest integer a configuration holds ({})",
+                i64::MAX
+            ),
+        )),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            not_expressible_in_toml(v).map(|(path, why)| (format!("[{i}]{path}"), why))
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            not_expressible_in_toml(v).map(|(path, why)| (format!(".{k}{path}"), why))
+        }),
+        _ => None,
+    }
+}
+
 /// Checks the meaning of a document; `Ok` means it can be run.
 pub fn validate(doc: &Document) -> Result<(), Invalid> {
     let mut p = Problems(Vec::new());
@@ -233,6 +260,9 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
                     ),
                 );
             }
+            if let Some((path, why)) = not_expressible_in_toml(&binding.config) {
+                p.add(format!("{bat}.config{path}"), why);
+            }
             if let Some(sha) = &binding.sha256
                 && !(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
             {
@@ -331,6 +361,46 @@ mod tests {
                 "for {extra:?} expected a problem starting {expected:?}, got {got:?}"
             );
         }
+    }
+
+    /// The round-trip property of the `config_parse` fuzz target: a JSON document whose
+    /// plugin configuration held a `null` (or an integer above i64::MAX) validated, then
+    /// could not be rendered as TOML (`to_toml` panicked, or dropped the key silently).
+    #[test]
+    fn plugin_configs_that_toml_cannot_hold_are_refused() {
+        use crate::config::{parse_json, to_toml};
+        let doc = |config: &str| {
+            parse_json(
+                format!(
+                    r#"{{"gateway":{{"address":"10.0.0.1"}},"vips":[{{"address":"192.0.2.10",
+                    "plugins":[{{"plugin":"p","config":{config}}}]}}]}}"#
+                )
+                .as_bytes(),
+            )
+            .expect("parses")
+        };
+        let cases = [
+            ("null", "vips[0].plugins[0].config: null is not allowed"),
+            (
+                r#"{"a":null}"#,
+                "vips[0].plugins[0].config.a: null is not allowed",
+            ),
+            (
+                r#"{"n":[1,2.5,null,true]}"#,
+                "vips[0].plugins[0].config.n[2]: null",
+            ),
+            (
+                r#"{"big":18446744073709551615}"#,
+                "vips[0].plugins[0].config.big: 18446744073709551615 is larger",
+            ),
+        ];
+        for (config, expected) in cases {
+            let msg = validate(&doc(config)).unwrap_err().to_string();
+            assert!(msg.starts_with(expected), "{config}: {msg}");
+        }
+        let fine = doc(r#"{"big":9223372036854775807,"neg":-1,"f":1.5e300,"e":[],"o":{}}"#);
+        validate(&fine).unwrap();
+        assert_eq!(crate::config::parse_toml(&to_toml(&fine)).unwrap(), fine);
     }
 
     #[test]

@@ -120,6 +120,8 @@ struct Accepted {
     inner_in_frame: usize,
     vnet: VnetHeader,
     destination: Ipv4Addr,
+    /// Arrival order in the batch: grouping by VIP keeps each VIP's packets in this order.
+    seq: u16,
 }
 
 /// Runs a worker until `stop` is set. The outcome of its set-up (io_uring, buffers,
@@ -414,12 +416,13 @@ impl Worker {
                 c.bytes.add(u64::from(f.len));
             }
         } else {
-            let reason =
-                if f.fallback && (result == -libc::ENETUNREACH || result == -libc::EHOSTUNREACH) {
-                    DropReason::NoRoute
-                } else {
-                    DropReason::TxError
-                };
+            let reason = match -result {
+                libc::ENETUNREACH | libc::EHOSTUNREACH if f.fallback => DropReason::NoRoute,
+                // The raw fallback refuses a packet larger than the route's MTU (the fast
+                // path checks the MTU before sending): the same drop as on the fast path.
+                libc::EMSGSIZE => DropReason::TooBig,
+                _ => DropReason::TxError,
+            };
             tracing::debug!(
                 "worker {}: send failed: {}",
                 self.index,
@@ -516,6 +519,7 @@ impl Worker {
                 inner_in_frame: a.inner_offset,
                 vnet: vnet_header,
                 destination: a.inner.destination,
+                seq: self.accepted.len() as u16,
             }),
             Err(r) => self.drop_packet(bid, r.reason, r.vip),
         }
@@ -526,7 +530,9 @@ impl Worker {
         if self.filters.by_vip.is_empty() {
             return;
         }
-        self.accepted.sort_unstable_by_key(|a| a.vip);
+        // Grouped by VIP without reordering any VIP's packets (an unstable sort by VIP alone
+        // reordered the packets of a flow whenever a batch was large).
+        self.accepted.sort_unstable_by_key(|a| (a.vip, a.seq));
         let mut accepted = std::mem::take(&mut self.accepted);
         let mut decisions = std::mem::take(&mut self.decisions);
         decisions.clear();

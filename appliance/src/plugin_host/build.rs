@@ -188,6 +188,7 @@ pub fn build_generation(
     let mut filters: Vec<WorkerFilters> = (0..workers).map(|_| WorkerFilters::default()).collect();
     let mut table = StatsTable::default();
     let quarantine_after = engine.limits().quarantine_after;
+    let time_budget = engine.limits().filter_time_budget;
     for (vip, chain) in resolved {
         if chain.is_empty() {
             continue;
@@ -223,6 +224,7 @@ pub fn build_generation(
                     binding.on_error,
                     stats[worker].clone(),
                     quarantine_after,
+                    time_budget,
                 ));
             }
             table.bindings.push(BindingStats {

@@ -1,17 +1,19 @@
 //! A VIP's plugin chain on one worker: the [`BatchFilter`] the data path calls.
 //!
 //! Describes each packet once per batch, then calls each plugin once with the packets still
-//! passing (first drop wins), applies each binding's `on_error` to failed calls, and
-//! quarantines a binding after too many failures in a row. It must never stop forwarding or
+//! passing (first drop wins), applies each binding's `on_error` to failed calls, holds each
+//! binding to its time budget (a call that takes it over the budget fails, and the binding is
+//! skipped until the window ends), and quarantines a binding after too many failures in a
+//! row. It must never stop forwarding or
 //! panic because of what a plugin does; every outcome is counted in [`super::stats`].
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tungate_plugin_sdk::abi::{BATCH_MAX, PacketDesc, Verdict};
 
-use super::engine::monotonic_ns_at;
+use super::engine::{TIME_BUDGET_WINDOW, monotonic_ns_at};
 use super::instance::{CallFailure, PluginInstance};
 use super::stats::{ErrorKind, WorkerStats};
 use crate::config::OnError;
@@ -26,16 +28,59 @@ pub struct Link {
     failures_in_a_row: u32,
     quarantine_after: u32,
     quarantined: bool,
+    budget: TimeBudget,
+}
+
+/// A binding's plugin time in the current [`TIME_BUDGET_WINDOW`] on this worker.
+struct TimeBudget {
+    limit_ns: u64,
+    window_start: Instant,
+    used_ns: u64,
+    exhausted: bool,
+}
+
+impl TimeBudget {
+    /// Starts a new window if the current one is over; whether calls are allowed now.
+    fn allows(&mut self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.window_start) >= TIME_BUDGET_WINDOW {
+            self.window_start = now;
+            self.used_ns = 0;
+            self.exhausted = false;
+        }
+        !self.exhausted
+    }
+
+    /// Adds a call's time; the failure to report if it took the binding over its budget.
+    fn spend(&mut self, ns: u64) -> Option<CallFailure> {
+        self.used_ns = self.used_ns.saturating_add(ns);
+        if self.used_ns <= self.limit_ns {
+            return None;
+        }
+        self.exhausted = true;
+        let ms = |ns: u64| ns as f64 / 1e6;
+        Some(CallFailure {
+            kind: ErrorKind::Deadline,
+            message: format!(
+                "over its time budget: {:.2} ms of plugin time in {} ms on this worker, more \
+                 than the {:.2} ms allowed; skipped until the window ends",
+                ms(self.used_ns),
+                TIME_BUDGET_WINDOW.as_millis(),
+                ms(self.limit_ns)
+            ),
+        })
+    }
 }
 
 impl Link {
-    /// A link for a configured instance.
+    /// A link for a configured instance, allowed `time_budget` of plugin time per
+    /// [`TIME_BUDGET_WINDOW`].
     pub fn new(
         instance: PluginInstance,
         plugin: Arc<str>,
         on_error: OnError,
         stats: Arc<WorkerStats>,
         quarantine_after: u32,
+        time_budget: Duration,
     ) -> Link {
         Link {
             instance,
@@ -45,6 +90,12 @@ impl Link {
             failures_in_a_row: 0,
             quarantine_after,
             quarantined: false,
+            budget: TimeBudget {
+                limit_ns: u64::try_from(time_budget.as_nanos()).unwrap_or(u64::MAX),
+                window_start: Instant::now(),
+                used_ns: 0,
+                exhausted: false,
+            },
         }
     }
 }
@@ -88,7 +139,7 @@ impl VipChain {
                 break;
             }
             let n = self.live.len() as u64;
-            if link.quarantined {
+            if link.quarantined || !link.budget.allows(clock) {
                 link.stats.record_skipped(n, link.on_error);
                 apply_on_error(link.on_error, &mut self.live, decisions);
                 continue;
@@ -105,9 +156,12 @@ impl VipChain {
             let returned = Instant::now();
             let took = returned.saturating_duration_since(clock).as_nanos();
             clock = returned;
-            link.stats
-                .record_call(u64::try_from(took).unwrap_or(u64::MAX));
-            let result = result.and_then(|()| check_verdicts(&self.verdicts[..self.live.len()]));
+            let took = u64::try_from(took).unwrap_or(u64::MAX);
+            link.stats.record_call(took);
+            let over_budget = link.budget.spend(took);
+            let result = result
+                .and_then(|()| check_verdicts(&self.verdicts[..self.live.len()]))
+                .and_then(|()| over_budget.map_or(Ok(()), Err));
             match result {
                 Ok(()) => {
                     link.failures_in_a_row = 0;
@@ -220,6 +274,15 @@ mod tests {
 
     /// A chain of (filter body, on_error) links and each link's stats.
     fn chain(engine: &PluginEngine, links: &[(&str, OnError)]) -> (VipChain, Vec<BindingStats>) {
+        chain_with_budget(engine, links, Duration::from_secs(1))
+    }
+
+    /// The same, each link allowed `budget` of plugin time per window.
+    fn chain_with_budget(
+        engine: &PluginEngine,
+        links: &[(&str, OnError)],
+        budget: Duration,
+    ) -> (VipChain, Vec<BindingStats>) {
         let mut built = Vec::new();
         let mut stats = Vec::new();
         for (position, (body, on_error)) in links.iter().enumerate() {
@@ -240,6 +303,7 @@ mod tests {
                 *on_error,
                 worker.clone(),
                 3,
+                budget,
             ));
             stats.push(BindingStats {
                 key: BindingKey {
@@ -317,6 +381,44 @@ mod tests {
         assert_eq!(d, want);
         let s = stats[0].snapshot();
         assert_eq!((s.calls, counter(&s, "seen")), (3, 150));
+    }
+
+    /// A binding that goes over its time budget fails that call (its `on_error` applies) and
+    /// is skipped until the window ends; then it is called again.
+    #[test]
+    fn a_binding_over_its_time_budget_fails_then_is_skipped_until_the_window_ends() {
+        let e = engine();
+        // No time at all: every call takes the binding over its budget.
+        let (mut c, stats) =
+            chain_with_budget(&e, &[(test_wat::PASS_ALL, OnError::Drop)], Duration::ZERO);
+        assert_eq!(
+            run(&mut c, &[0, 0]),
+            [E, E],
+            "the call over budget fails closed"
+        );
+        let s = stats[0].snapshot();
+        assert_eq!((s.calls, s.errors.deadline, s.error_dropped), (1, 1, 2));
+        let last = s.last_error.unwrap_or_default();
+        assert!(last.contains("over its time budget"), "{last}");
+        assert_eq!(run(&mut c, &[0, 0, 0]), [E, E, E]);
+        let s = stats[0].snapshot();
+        assert_eq!((s.calls, s.skipped_dropped), (1, 3), "skipped, not called");
+        std::thread::sleep(TIME_BUDGET_WINDOW + Duration::from_millis(10));
+        run(&mut c, &[0]);
+        let s = stats[0].snapshot();
+        assert_eq!(
+            (s.calls, s.errors.deadline),
+            (2, 2),
+            "called again in a new window"
+        );
+        // A budget that is not reached changes nothing.
+        let (mut c, stats) = chain_with_budget(
+            &e,
+            &[(test_wat::PASS_ALL, OnError::Drop)],
+            Duration::from_secs(1),
+        );
+        assert_eq!(run(&mut c, &[0, 0]), [P, P]);
+        assert_eq!(stats[0].snapshot().errors.deadline, 0);
     }
 
     /// Each hostile body fails every call with its kind; forwarding goes on under

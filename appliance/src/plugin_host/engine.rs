@@ -1,8 +1,8 @@
 //! The one wasmtime [`Engine`] of the gateway, its sandbox limits, and the epoch ticker.
 //!
 //! Owns every knob that bounds a plugin: memory per instance, instance pool size, the
-//! deadline of each call (epoch interruption driven by a ticker thread), stack size,
-//! quarantine threshold and log rate. The defaults are the constants below. It must never
+//! deadline of each call (epoch interruption driven by a ticker thread), the time budget of
+//! a binding, stack size, quarantine threshold and log rate. The defaults are the constants below. It must never
 //! run guest code itself: instances live in [`super::instance`].
 
 use std::sync::{Arc, OnceLock, Weak};
@@ -26,6 +26,14 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 pub const FILTER_DEADLINE: Duration = Duration::from_millis(5);
 /// Default deadline of instantiation plus `tungate_configure`.
 pub const CONFIGURE_DEADLINE: Duration = Duration::from_secs(1);
+/// The window over which a binding's plugin time is measured against its budget.
+pub const TIME_BUDGET_WINDOW: Duration = Duration::from_millis(100);
+/// Default plugin time a binding may use per worker in each [`TIME_BUDGET_WINDOW`] (5 % of
+/// the worker). A plugin that stays under the deadline on every call but is slow would
+/// otherwise take its worker's time from every other VIP; at the 5–10 ns per packet a
+/// batched plugin normally costs, the budget covers hundreds of thousands of packets per
+/// second.
+pub const FILTER_TIME_BUDGET: Duration = Duration::from_millis(5);
 /// Default number of consecutive failing calls after which a binding is quarantined.
 pub const QUARANTINE_AFTER: u32 = 5;
 /// Default log lines a plugin instance may emit per second (sustained).
@@ -34,6 +42,10 @@ pub const LOG_LINES_PER_SECOND: u32 = 5;
 pub const LOG_BURST: u32 = 20;
 /// Default largest module accepted (bytes of the `.wasm` file).
 pub const MAX_MODULE_BYTES: usize = 8 << 20;
+/// Default most functions a module may define (imports not counted). Compilation time and
+/// memory grow with the number of functions, and an 8 MiB module could define two million;
+/// real plugins built with the SDK define about 200–250.
+pub const MAX_FUNCTIONS: u32 = 10_000;
 
 /// The sandbox limits; [`Limits::default`] gives the documented constants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +58,8 @@ pub struct Limits {
     pub filter_deadline: Duration,
     /// Deadline of instantiation plus configure.
     pub configure_deadline: Duration,
+    /// Plugin time one binding may use on one worker per [`TIME_BUDGET_WINDOW`].
+    pub filter_time_budget: Duration,
     /// Consecutive failing calls before quarantine (at least 1).
     pub quarantine_after: u32,
     /// Sustained log lines per second per instance (0: only the burst, ever).
@@ -54,6 +68,8 @@ pub struct Limits {
     pub log_burst: u32,
     /// Largest module accepted, in bytes.
     pub max_module_bytes: usize,
+    /// Most functions a module may define.
+    pub max_functions: u32,
 }
 
 impl Default for Limits {
@@ -63,10 +79,12 @@ impl Default for Limits {
             max_instances: MAX_INSTANCES,
             filter_deadline: FILTER_DEADLINE,
             configure_deadline: CONFIGURE_DEADLINE,
+            filter_time_budget: FILTER_TIME_BUDGET,
             quarantine_after: QUARANTINE_AFTER,
             log_lines_per_second: LOG_LINES_PER_SECOND,
             log_burst: LOG_BURST,
             max_module_bytes: MAX_MODULE_BYTES,
+            max_functions: MAX_FUNCTIONS,
         }
     }
 }

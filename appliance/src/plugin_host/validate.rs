@@ -13,7 +13,7 @@ use tungate_plugin_sdk::abi;
 use wasmparser::{Encoding, Parser, Payload};
 use wasmtime::{ExternType, FuncType, Module, ValType};
 
-use super::engine::PluginEngine;
+use super::engine::{Limits, PluginEngine};
 
 /// The custom section in which the SDK records the plugin's crate name and version.
 pub const METADATA_SECTION: &str = "tungate.plugin";
@@ -30,6 +30,17 @@ pub enum Refusal {
         size: usize,
         /// The limit.
         max: usize,
+    },
+    /// Defines more functions than the limit.
+    #[error(
+        "the module defines {count} functions, more than the limit of {max}: compiling it would \
+         take too long; plugins built with the SDK define a few hundred"
+    )]
+    TooManyFunctions {
+        /// How many it defines.
+        count: u32,
+        /// The limit.
+        max: u32,
     },
     /// Does not start with `\0asm`.
     #[error("not a WebAssembly module: the file does not start with the wasm magic bytes \\0asm")]
@@ -242,7 +253,7 @@ pub fn check_module(engine: &PluginEngine, bytes: &[u8]) -> Result<CheckedModule
     if !bytes.starts_with(b"\0asm") {
         return Err(Refusal::NotWasm);
     }
-    let metadata = scan_structure(bytes, engine.limits().memory_cap_bytes)?;
+    let metadata = scan_structure(bytes, engine.limits())?;
     let module = Module::new(engine.engine(), bytes)
         .map_err(|e| Refusal::DoesNotCompile(format!("{e:#}")))?;
 
@@ -267,9 +278,11 @@ pub fn check_module(engine: &PluginEngine, bytes: &[u8]) -> Result<CheckedModule
     Ok(CheckedModule { module, info })
 }
 
-/// Walks the sections: the binary kind, the start section, the memories (before compiling,
-/// which would refuse an oversized memory less clearly), the metadata section.
-fn scan_structure(bytes: &[u8], memory_cap: usize) -> Result<Option<String>, Refusal> {
+/// Walks the sections before compiling (which would refuse an oversized memory less clearly,
+/// and would spend its time on too many functions): the binary kind, the start section, the
+/// number of functions, the memories, the metadata section.
+fn scan_structure(bytes: &[u8], limits: &Limits) -> Result<Option<String>, Refusal> {
+    let memory_cap = limits.memory_cap_bytes;
     let mut metadata = None;
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| Refusal::DoesNotCompile(e.to_string()))?;
@@ -284,6 +297,12 @@ fn scan_structure(bytes: &[u8], memory_cap: usize) -> Result<Option<String>, Ref
                 Encoding::Component => return Err(Refusal::NotCoreModule("component".into())),
             },
             Payload::StartSection { .. } => return Err(Refusal::StartFunction),
+            Payload::FunctionSection(reader) if reader.count() > limits.max_functions => {
+                return Err(Refusal::TooManyFunctions {
+                    count: reader.count(),
+                    max: limits.max_functions,
+                });
+            }
             Payload::MemorySection(reader) => {
                 for memory in reader {
                     let m = memory.map_err(|e| Refusal::DoesNotCompile(e.to_string()))?;
@@ -400,7 +419,6 @@ fn check_exports(module: &Module) -> Result<Vec<String>, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin_host::engine::Limits;
     use crate::plugin_host::test_wat;
 
     fn engine() -> PluginEngine {
@@ -447,6 +465,51 @@ mod tests {
                 "tungate.counter_define",
                 "tungate.counter_add"
             ]
+        );
+    }
+
+    #[test]
+    fn too_many_functions_are_refused_before_compiling() {
+        let functions = |n: usize| -> String {
+            (0..n)
+                .map(|k| format!("(func (result i32) (i32.const {k}))"))
+                .collect()
+        };
+        // The template itself defines 7 functions.
+        let limited = |max_functions| {
+            PluginEngine::new(Limits {
+                max_instances: 2,
+                max_functions,
+                ..Limits::default()
+            })
+            .unwrap()
+        };
+        let base = test_wat::with("", "");
+        assert!(check_module(&limited(7), &base).is_ok());
+        let one_more = test_wat::with("", &functions(1));
+        assert_eq!(
+            check_module(&limited(7), &one_more).err(),
+            Some(Refusal::TooManyFunctions { count: 8, max: 7 })
+        );
+        // At the default limit, a module with thousands of functions more is refused from
+        // its function section, without compiling any of them.
+        let many = test_wat::with(
+            "",
+            &functions(crate::plugin_host::engine::MAX_FUNCTIONS as usize),
+        );
+        let r = check_module(&limited(crate::plugin_host::engine::MAX_FUNCTIONS), &many)
+            .err()
+            .expect("refused");
+        assert_eq!(
+            r,
+            Refusal::TooManyFunctions {
+                count: crate::plugin_host::engine::MAX_FUNCTIONS + 7,
+                max: crate::plugin_host::engine::MAX_FUNCTIONS
+            }
+        );
+        assert!(
+            r.to_string().contains("more than the limit of 10000"),
+            "{r}"
         );
     }
 

@@ -8,10 +8,13 @@
 //! host's own interfaces, routes or nftables. Not every test uses every helper.
 #![allow(dead_code)]
 
+pub mod flood;
+pub mod inproc;
 pub mod net;
 pub mod packets;
 pub mod process;
 
 #[allow(unused_imports)]
 pub use net::{FrameSocket, Netns, Topology};
+#[allow(unused_imports)]
 pub use process::Tungate;

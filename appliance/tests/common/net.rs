@@ -64,7 +64,12 @@ impl Netns {
     /// Runs `f` on a new thread that has entered this namespace, and returns its result.
     /// Sockets created there stay in the namespace when used from other threads.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
+        Netns::enter_and(&self.name, f)
+    }
+
+    /// Runs `f` on a new thread that has entered the namespace called `name`.
+    pub fn enter_and<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{name}");
         std::thread::spawn(move || {
             let file = std::fs::File::open(&path).expect("open netns");
             nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
@@ -171,6 +176,38 @@ impl Topology {
     }
 }
 
+/// An AF_PACKET socket bound to `interface` of the calling thread's namespace, receiving
+/// frames of EtherType `protocol` (0: none, a socket that only sends).
+pub fn packet_socket(interface: &str, protocol: u16) -> OwnedFd {
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(protocol.to_be()),
+        )
+    };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: fd was just created and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let index = nix::net::if_::if_nametoindex(interface).expect("interface");
+    // SAFETY: all-zero sockaddr_ll is valid; fields set below.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol.to_be();
+    sll.sll_ifindex = index as i32;
+    // SAFETY: sll is a valid sockaddr_ll of the size passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const sll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    fd
+}
+
 /// An AF_PACKET socket bound to one interface of a namespace: sends and receives whole
 /// Ethernet frames (or L3 packets on L3 devices).
 pub struct FrameSocket {
@@ -182,17 +219,7 @@ impl FrameSocket {
     pub fn open(ns: &Netns, interface: &str) -> FrameSocket {
         let interface = interface.to_owned();
         let fd = ns.run(move || {
-            // SAFETY: plain socket(2) call.
-            let fd = unsafe {
-                libc::socket(
-                    libc::AF_PACKET,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    i32::from(0x0800u16.to_be()),
-                )
-            };
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            // SAFETY: fd was just created and is owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let fd = packet_socket(&interface, 0x0800);
             // Room for a few thousand frames, so a test may read after sending.
             let size: libc::c_int = 16 << 20;
             // SAFETY: fd is open; the value is a c_int whose size is passed.
@@ -205,21 +232,6 @@ impl FrameSocket {
                     size_of::<libc::c_int>() as u32,
                 )
             };
-            let index = nix::net::if_::if_nametoindex(interface.as_str()).expect("interface");
-            // SAFETY: all-zero sockaddr_ll is valid; fields set below.
-            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = 0x0800u16.to_be();
-            sll.sll_ifindex = index as i32;
-            // SAFETY: sll is a valid sockaddr_ll of the size passed.
-            let rc = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&raw const sll).cast(),
-                    size_of::<libc::sockaddr_ll>() as u32,
-                )
-            };
-            assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
             fd
         });
         FrameSocket { fd }

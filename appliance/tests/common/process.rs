@@ -70,6 +70,22 @@ impl Tungate {
         }
     }
 
+    /// The process id of tungate itself (`ip netns exec` execs the binary).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// tungate's resident set size in KiB (`VmRSS` from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status of tungate");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
     fn signal(&self, signal: nix::sys::signal::Signal) {
         // `ip netns exec` execs the binary, so the child's pid is tungate's.
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)

@@ -1,0 +1,587 @@
+//! Shared pieces of tungate's fuzz targets: a fixed peer/VIP [`Directory`], the invariants
+//! every accepted frame must satisfy, and a structured frame generator ([`FrameSpec`]) that
+//! builds mostly well-formed IPIP frames with at most one injected [`Fault`], together with
+//! the verdict the documented check order gives for it.
+//!
+//! The generator writes headers by hand and checksums them with `etherparse`, so the expected
+//! verdicts come from the specification (the order of checks in `packet::decap`), not from
+//! the code under test. Nothing here is compiled into tungate.
+
+use std::net::Ipv4Addr;
+
+use arbitrary::Arbitrary;
+use tungate::packet::decap::{Accepted, Directory, LinkLayer, classify};
+use tungate::packet::{DropReason, ipv4};
+
+/// The gateway address of the fixed directory.
+pub const GIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+/// Peer 1's address; it serves [`VIP1`].
+pub const RIP1: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
+/// Peer 2's address; it serves [`VIP2`].
+pub const RIP2: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 3);
+/// The VIP of peer 1 (VIP id 10).
+pub const VIP1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+/// The VIP of peer 2 (VIP id 11).
+pub const VIP2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+
+/// Two peers, one VIP each.
+pub struct Fixed;
+
+impl Directory for Fixed {
+    type Peer = u8;
+    type Vip = u8;
+    fn gateway(&self) -> Ipv4Addr {
+        GIP
+    }
+    fn peer_by_address(&self, a: Ipv4Addr) -> Option<u8> {
+        if a == RIP1 {
+            Some(1)
+        } else if a == RIP2 {
+            Some(2)
+        } else {
+            None
+        }
+    }
+    fn vip_served_by(&self, peer: u8, s: Ipv4Addr) -> Option<u8> {
+        match (peer, s) {
+            (1, s) if s == VIP1 => Some(10),
+            (2, s) if s == VIP2 => Some(11),
+            _ => None,
+        }
+    }
+}
+
+/// What every accepted frame must satisfy, whatever the input: the inner packet lies inside
+/// the frame, its header verifies, it is what the header fields say, and it may be forwarded.
+pub fn assert_accepted_invariants(frame: &[u8], link: LinkLayer<u8>, a: &Accepted<u8>) {
+    let end = a.inner_offset + a.inner_len;
+    assert!(end <= frame.len(), "inner packet past the frame");
+    let inner = &frame[a.inner_offset..end];
+    let header = etherparse::Ipv4HeaderSlice::from_slice(inner).expect("accepted inner parses");
+    assert_eq!(usize::from(header.total_len()), a.inner_len);
+    assert_eq!(usize::from(header.ihl()) * 4, a.inner.header_len);
+    assert_eq!(ipv4::checksum(&inner[..a.inner.header_len]), 0);
+    assert!(a.inner.ttl > 1, "TTL {} accepted", a.inner.ttl);
+    assert!(!matches!(a.inner.protocol, 4 | 41 | 47), "tunnel accepted");
+    let peer = match link {
+        LinkLayer::Decapsulated(p) => p,
+        LinkLayer::EthernetIpip => {
+            assert!(a.inner_offset >= 14 + 20);
+            let outer = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).expect("outer");
+            assert_eq!(outer.destination_addr(), GIP);
+            assert!(!outer.is_fragmenting_payload(), "outer fragment accepted");
+            assert_eq!(outer.protocol().0, 4);
+            assert_eq!(14 + usize::from(outer.total_len()), end);
+            Fixed
+                .peer_by_address(outer.source_addr())
+                .expect("known peer")
+        }
+    };
+    assert_eq!(Fixed.vip_served_by(peer, a.inner.source), Some(a.vip));
+    // No loose or strict source route among the options.
+    let mut options = &inner[20..a.inner.header_len];
+    while let Some(&kind) = options.first() {
+        match kind {
+            0 => break,
+            1 => options = &options[1..],
+            _ => {
+                assert!(kind != 0x83 && kind != 0x89, "source route accepted");
+                let len = usize::from(options[1]);
+                options = &options[len..];
+            }
+        }
+    }
+}
+
+/// Runs [`classify`] in both modes on `bytes` and checks the invariants of what it accepts.
+pub fn classify_both_modes(bytes: &[u8]) {
+    for link in [
+        LinkLayer::EthernetIpip,
+        LinkLayer::Decapsulated(1),
+        LinkLayer::Decapsulated(2),
+    ] {
+        if let Ok(a) = classify(bytes, link, &Fixed) {
+            assert_accepted_invariants(bytes, link, &a);
+        }
+    }
+}
+
+/// Who sent the outer packet.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub enum OuterSource {
+    /// Peer 1.
+    Peer1,
+    /// Peer 2.
+    Peer2,
+    /// Anyone else.
+    Other([u8; 4]),
+}
+
+/// Where the outer packet goes.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub enum OuterDestination {
+    /// The gateway.
+    Gateway,
+    /// Any address.
+    Other([u8; 4]),
+}
+
+/// The inner source address.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub enum InnerSource {
+    /// Peer 1's VIP.
+    Vip1,
+    /// Peer 2's VIP.
+    Vip2,
+    /// Any address.
+    Other([u8; 4]),
+}
+
+/// One well-formed IPv4 option.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub enum IpOption {
+    /// End of options list (kind 0): what follows is not read.
+    End,
+    /// No operation (kind 1).
+    Nop,
+    /// Record route (kind 7) with room for `1 + n % 8` addresses.
+    RecordRoute(u8),
+    /// Timestamp (kind 0x44) with `n % 8` timestamps.
+    Timestamp(u8),
+    /// Loose source route (kind 0x83) through `1 + n % 8` addresses.
+    Lsrr(u8),
+    /// Strict source route (kind 0x89) through `1 + n % 8` addresses.
+    Ssrr(u8),
+    /// Router alert (kind 0x94).
+    RouterAlert,
+}
+
+impl IpOption {
+    fn encode(self, out: &mut Vec<u8>) {
+        let with_len = |out: &mut Vec<u8>, kind: u8, body: usize| {
+            out.push(kind);
+            out.push((2 + body) as u8);
+            out.extend(std::iter::repeat_n(0u8, body));
+        };
+        match self {
+            IpOption::End => out.push(0),
+            IpOption::Nop => out.push(1),
+            IpOption::RecordRoute(n) => with_len(out, 7, 1 + 4 * (1 + usize::from(n % 8))),
+            IpOption::Timestamp(n) => with_len(out, 0x44, 2 + 4 * usize::from(n % 8)),
+            IpOption::Lsrr(n) => with_len(out, 0x83, 1 + 4 * (1 + usize::from(n % 8))),
+            IpOption::Ssrr(n) => with_len(out, 0x89, 1 + 4 * (1 + usize::from(n % 8))),
+            IpOption::RouterAlert => with_len(out, 0x94, 2),
+        }
+    }
+}
+
+/// At most one thing made wrong on purpose.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub enum Fault {
+    /// Another EtherType (made different from IPv4).
+    EtherType(u16),
+    /// Another outer IP version (made different from 4).
+    OuterVersion(u8),
+    /// An outer IHL below 5 (checksum fixed).
+    OuterIhlBelowFive(u8),
+    /// An outer total length past the bytes present.
+    OuterLengthPastEnd(u16),
+    /// An outer total length below the header length.
+    OuterLengthBelowHeader(u8),
+    /// A broken outer checksum (the xor is made non-zero).
+    OuterChecksum(u16),
+    /// Another outer protocol than IPIP (made different from 4).
+    OuterProtocol(u8),
+    /// Another inner IP version (made different from 4).
+    InnerVersion(u8),
+    /// An inner IHL below 5 (checksum fixed).
+    InnerIhlBelowFive(u8),
+    /// An inner total length that disagrees with the outer payload (non-zero delta).
+    InnerLengthDelta(i16),
+    /// A broken inner checksum.
+    InnerChecksum(u16),
+    /// An inner option whose length runs past the header (or is below 2).
+    InnerOptionLength(bool),
+    /// The frame cut short at this many bytes (taken modulo its length).
+    Truncate(u16),
+}
+
+/// A frame to build: every header field the checks look at, plus at most one fault.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct FrameSpec {
+    /// `kernel` decap (the frame is the inner packet alone, read from this peer's tunnel:
+    /// `Some(false)` peer 1, `Some(true)` peer 2) or `userspace` decap (`None`).
+    pub kernel_peer: Option<bool>,
+    /// Outer source.
+    pub outer_source: OuterSource,
+    /// Outer destination.
+    pub outer_destination: OuterDestination,
+    /// Outer options (raw bytes, never parsed by tungate; up to 40).
+    pub outer_options: Vec<u8>,
+    /// Outer more-fragments flag.
+    pub outer_more_fragments: bool,
+    /// Outer fragment offset (13 bits).
+    pub outer_fragment_offset: u16,
+    /// Outer TTL, TOS, identification, DF (not judged).
+    pub outer_misc: (u8, u8, u16, bool),
+    /// Inner source.
+    pub inner_source: InnerSource,
+    /// Inner destination.
+    pub inner_destination: [u8; 4],
+    /// Inner protocol.
+    pub inner_protocol: u8,
+    /// Inner TTL.
+    pub inner_ttl: u8,
+    /// Inner options (well formed; cut to 40 bytes).
+    pub inner_options: Vec<IpOption>,
+    /// Inner more-fragments flag and fragment offset (inner fragments are forwarded).
+    pub inner_fragment: (bool, u16),
+    /// Inner payload length (up to 1500).
+    pub payload_len: u16,
+    /// Bytes after the outer packet (Ethernet padding), up to 63.
+    pub trailer: u8,
+    /// What is made wrong.
+    pub fault: Option<Fault>,
+}
+
+/// A built frame and the verdict the documented check order gives for it.
+pub struct Built {
+    /// The frame (userspace: Ethernet + outer + inner; kernel: inner only).
+    pub frame: Vec<u8>,
+    /// How it is received.
+    pub link: LinkLayer<u8>,
+    /// `Ok((inner_offset, inner_len, vip))` or `Err((reason, vip known))`.
+    pub expected: Result<(usize, usize, u8), (DropReason, Option<u8>)>,
+}
+
+fn set_checksum(header: &mut [u8]) {
+    header[10..12].fill(0);
+    let sum = etherparse_checksum(header);
+    header[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// The RFC 1071 checksum, computed through etherparse's independent implementation.
+fn etherparse_checksum(header: &[u8]) -> u16 {
+    let mut sum = etherparse::checksum::Sum16BitWords::new();
+    sum = sum.add_slice(header);
+    sum.ones_complement().to_be()
+}
+
+fn ipv4_header(
+    ihl_words: usize,
+    total_len: usize,
+    (tos, id, df): (u8, u16, bool),
+    fragment: (bool, u16),
+    ttl: u8,
+    protocol: u8,
+    source: [u8; 4],
+    destination: [u8; 4],
+    options: &[u8],
+) -> Vec<u8> {
+    let mut h = vec![0u8; 20];
+    h[0] = 0x40 | (ihl_words as u8 & 0x0f);
+    h[1] = tos;
+    h[2..4].copy_from_slice(&(total_len as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    let flags = (u16::from(df) << 14) | (u16::from(fragment.0) << 13) | (fragment.1 & 0x1fff);
+    h[6..8].copy_from_slice(&flags.to_be_bytes());
+    h[8] = ttl;
+    h[9] = protocol;
+    h[12..16].copy_from_slice(&source);
+    h[16..20].copy_from_slice(&destination);
+    h.extend_from_slice(options);
+    h
+}
+
+/// Pads option bytes with End to a multiple of 4, at most 40 bytes.
+fn padded_options(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.truncate(40);
+    while bytes.len() % 4 != 0 {
+        bytes.push(0);
+    }
+    bytes
+}
+
+impl FrameSpec {
+    /// Builds the frame and its expected verdict.
+    pub fn build(&self) -> Built {
+        let fault = self.fault;
+        // The inner packet.
+        let mut opts = Vec::new();
+        let mut source_route = false;
+        let mut ended = false;
+        for o in &self.inner_options {
+            let before = opts.len();
+            o.encode(&mut opts);
+            if opts.len() > 40 {
+                opts.truncate(before);
+                break;
+            }
+            if !ended && matches!(o, IpOption::Lsrr(_) | IpOption::Ssrr(_)) {
+                source_route = true;
+            }
+            if matches!(o, IpOption::End) {
+                ended = true;
+            }
+        }
+        let mut bad_option = false;
+        if let Some(Fault::InnerOptionLength(below_two)) = fault {
+            // A timestamp option whose length runs past the header (or is below 2), placed
+            // first so nothing before it ends the scan.
+            let len = if below_two { 1 } else { 44 };
+            opts.splice(0..0, [0x44, len, 0, 0]);
+            opts.truncate(40);
+            bad_option = true;
+            source_route = false;
+        }
+        let inner_opts = padded_options(opts);
+        let inner_hl = 20 + inner_opts.len();
+        let payload_len = usize::from(self.payload_len % 1501);
+        let inner_total = inner_hl + payload_len;
+        let inner_src = match self.inner_source {
+            InnerSource::Vip1 => VIP1.octets(),
+            InnerSource::Vip2 => VIP2.octets(),
+            InnerSource::Other(a) => a,
+        };
+        let mut inner = ipv4_header(
+            inner_hl / 4,
+            inner_total,
+            (0, 0x1234, false),
+            self.inner_fragment,
+            self.inner_ttl,
+            self.inner_protocol,
+            inner_src,
+            self.inner_destination,
+            &inner_opts,
+        );
+        inner.extend((0..payload_len).map(|i| (i * 13 + 5) as u8));
+        let mut inner_fault = None;
+        match fault {
+            Some(Fault::InnerVersion(v)) => {
+                let v = if v & 0x0f == 4 { 5 } else { v & 0x0f };
+                inner[0] = (v << 4) | (inner[0] & 0x0f);
+                inner_fault = Some(DropReason::MalformedInner);
+            }
+            Some(Fault::InnerIhlBelowFive(i)) => {
+                inner[0] = 0x40 | (i % 5);
+                inner_fault = Some(DropReason::MalformedInner);
+            }
+            Some(Fault::InnerLengthDelta(d)) if d != 0 => {
+                let t = (inner_total as i64 + i64::from(d)).clamp(0, 0xffff);
+                if t as usize != inner_total {
+                    inner[2..4].copy_from_slice(&(t as u16).to_be_bytes());
+                    inner_fault = Some(DropReason::MalformedInner);
+                }
+            }
+            _ => {}
+        }
+        set_checksum(&mut inner[..inner_hl]);
+        if let Some(Fault::InnerChecksum(x)) = fault {
+            let x = if x == 0 { 1 } else { x };
+            let c = u16::from_be_bytes([inner[10], inner[11]]) ^ x;
+            inner[10..12].copy_from_slice(&c.to_be_bytes());
+            // Flipping the checksum can only keep it valid if it swaps 0x0000 and 0xffff,
+            // the two encodings of zero; the xor here never maps one onto the other unless
+            // x == 0xffff and the checksum is one of them.
+            let still_valid = x == 0xffff && (c == 0 || c == 0xffff);
+            if !still_valid {
+                inner_fault = Some(DropReason::BadInnerChecksum);
+            }
+        }
+
+        let inner_ok_vip = |peer: u8| -> Option<u8> {
+            let src = Ipv4Addr::from(inner_src);
+            Fixed.vip_served_by(peer, src)
+        };
+        // The inner checks, in the documented order.
+        let judge_inner =
+            |peer: u8, inner_len_matches: bool| -> Result<u8, (DropReason, Option<u8>)> {
+                if let Some(r) = inner_fault {
+                    return Err((r, None));
+                }
+                if !inner_len_matches {
+                    return Err((DropReason::MalformedInner, None));
+                }
+                if matches!(self.inner_protocol, 4 | 41 | 47) {
+                    return Err((DropReason::NestedTunnel, None));
+                }
+                let vip = inner_ok_vip(peer).ok_or((DropReason::VipNotServed, None))?;
+                if bad_option {
+                    return Err((DropReason::MalformedInner, Some(vip)));
+                }
+                if source_route {
+                    return Err((DropReason::SourceRoute, Some(vip)));
+                }
+                if self.inner_ttl <= 1 {
+                    return Err((DropReason::TtlExpired, Some(vip)));
+                }
+                Ok(vip)
+            };
+
+        if let Some(second) = self.kernel_peer {
+            let peer = if second { 2 } else { 1 };
+            let mut frame = inner;
+            // A trailing byte with a length field one too long would make a valid packet
+            // again: no trailer when the length is the fault.
+            let trailer = match fault {
+                Some(Fault::InnerLengthDelta(_)) => 0,
+                _ => usize::from(self.trailer % 2),
+            };
+            frame.extend(std::iter::repeat_n(0u8, trailer));
+            let mut expected = judge_inner(peer, trailer == 0).map(|vip| (0, inner_total, vip));
+            if let Some(Fault::Truncate(at)) = fault {
+                // Cut inside the packet (Truncate is the only fault, so nothing else is
+                // wrong): the header or the total length no longer fits the bytes present.
+                frame.truncate(usize::from(at) % inner_total);
+                expected = Err((DropReason::MalformedInner, None));
+            }
+            return Built {
+                frame,
+                link: LinkLayer::Decapsulated(peer),
+                expected,
+            };
+        }
+
+        // The outer header and the Ethernet frame.
+        let outer_opts = padded_options(self.outer_options.clone());
+        let outer_hl = 20 + outer_opts.len();
+        let outer_total = outer_hl + inner.len();
+        let (outer_ttl, tos, id, df) = self.outer_misc;
+        let outer_src = match self.outer_source {
+            OuterSource::Peer1 => RIP1.octets(),
+            OuterSource::Peer2 => RIP2.octets(),
+            OuterSource::Other(a) => a,
+        };
+        let outer_dst = match self.outer_destination {
+            OuterDestination::Gateway => GIP.octets(),
+            OuterDestination::Other(a) => a,
+        };
+        let mut protocol = 4;
+        if let Some(Fault::OuterProtocol(p)) = fault {
+            protocol = if p == 4 { 5 } else { p };
+        }
+        let mut outer = ipv4_header(
+            outer_hl / 4,
+            outer_total,
+            (tos, id, df),
+            (
+                self.outer_more_fragments,
+                self.outer_fragment_offset & 0x1fff,
+            ),
+            outer_ttl,
+            protocol,
+            outer_src,
+            outer_dst,
+            &outer_opts,
+        );
+        let trailer = usize::from(self.trailer % 64);
+        let mut outer_fault = None;
+        match fault {
+            Some(Fault::OuterVersion(v)) => {
+                let v = if v & 0x0f == 4 { 6 } else { v & 0x0f };
+                outer[0] = (v << 4) | (outer[0] & 0x0f);
+                outer_fault = Some(DropReason::NotIpv4);
+            }
+            Some(Fault::OuterIhlBelowFive(i)) => {
+                outer[0] = 0x40 | (i % 5);
+                outer_fault = Some(DropReason::MalformedOuter);
+            }
+            Some(Fault::OuterLengthPastEnd(extra)) => {
+                let t = (outer_total + trailer + 1 + usize::from(extra)).min(0xffff);
+                if t > outer_total + trailer {
+                    outer[2..4].copy_from_slice(&(t as u16).to_be_bytes());
+                    outer_fault = Some(DropReason::MalformedOuter);
+                }
+            }
+            Some(Fault::OuterLengthBelowHeader(t)) => {
+                let t = usize::from(t) % outer_hl;
+                outer[2..4].copy_from_slice(&(t as u16).to_be_bytes());
+                outer_fault = Some(DropReason::MalformedOuter);
+            }
+            _ => {}
+        }
+        set_checksum(&mut outer[..outer_hl]);
+        if let Some(Fault::OuterChecksum(x)) = fault {
+            let x = if x == 0 { 1 } else { x };
+            let c = u16::from_be_bytes([outer[10], outer[11]]) ^ x;
+            outer[10..12].copy_from_slice(&c.to_be_bytes());
+            if !(x == 0xffff && (c == 0 || c == 0xffff)) {
+                outer_fault = Some(DropReason::BadOuterChecksum);
+            }
+        }
+        let mut ethertype = [0x08, 0x00];
+        if let Some(Fault::EtherType(t)) = fault {
+            let t = if t == 0x0800 { 0x86dd } else { t };
+            ethertype = t.to_be_bytes();
+            outer_fault = Some(DropReason::NotIpv4);
+        }
+        let mut frame = vec![
+            2,
+            0,
+            0,
+            0,
+            0,
+            2,
+            2,
+            0,
+            0,
+            0,
+            0,
+            1,
+            ethertype[0],
+            ethertype[1],
+        ];
+        frame.extend_from_slice(&outer);
+        frame.extend_from_slice(&inner);
+        frame.extend(std::iter::repeat_n(0u8, trailer));
+
+        let outer_fragment = self.outer_more_fragments || self.outer_fragment_offset & 0x1fff != 0;
+        let expected = (|| {
+            if let Some(r) = outer_fault {
+                return Err((r, None));
+            }
+            if outer_fragment {
+                return Err((DropReason::OuterFragment, None));
+            }
+            if protocol != 4 {
+                return Err((DropReason::NotIpip, None));
+            }
+            if outer_dst != GIP.octets() {
+                return Err((DropReason::WrongGateway, None));
+            }
+            let peer = Fixed
+                .peer_by_address(Ipv4Addr::from(outer_src))
+                .ok_or((DropReason::UnknownPeer, None))?;
+            judge_inner(peer, true).map(|vip| (14 + outer_hl, inner_total, vip))
+        })();
+        let mut expected = expected;
+        if let Some(Fault::Truncate(at)) = fault {
+            let at = usize::from(at) % frame.len();
+            frame.truncate(at);
+            if at < 14 {
+                expected = Err((DropReason::NotIpv4, None));
+            } else if at < 14 + outer_total {
+                expected = Err((DropReason::MalformedOuter, None));
+            }
+        }
+        Built {
+            frame,
+            link: LinkLayer::EthernetIpip,
+            expected,
+        }
+    }
+
+    /// Builds the frame, classifies it and checks the verdict against the expected one and
+    /// the invariants of an accepted frame.
+    pub fn check(&self) {
+        let built = self.build();
+        let got = classify(&built.frame, built.link, &Fixed);
+        if let Ok(a) = &got {
+            assert_accepted_invariants(&built.frame, built.link, a);
+        }
+        let got = got
+            .map(|a| (a.inner_offset, a.inner_len, a.vip))
+            .map_err(|r| (r.reason, r.vip));
+        assert_eq!(got, built.expected, "{self:?}");
+    }
+}
