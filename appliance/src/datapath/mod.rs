@@ -160,7 +160,9 @@ impl Datapath {
                 .iter()
                 .map(|p| &p.name)
                 .ne(self.doc.peers.iter().map(|p| &p.name));
-        if tables::needs_restart(&self.doc, doc) || kernel_devices_changed {
+        // Workers that a failed restart left stopped start again with whatever comes next.
+        let stopped = self.running.is_none();
+        if stopped || tables::needs_restart(&self.doc, doc) || kernel_devices_changed {
             self.halt();
             self.doc = doc.clone();
             self.tables
