@@ -8,6 +8,7 @@
 //! host's own interfaces, routes or nftables. Not every test uses every helper.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod net;
 pub mod packets;
 pub mod process;

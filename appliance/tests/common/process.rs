@@ -15,6 +15,8 @@ pub struct Tungate {
     _dir: tempfile::TempDir,
     /// The configuration file (rewrite it and call [`Tungate::reload`]).
     pub config: PathBuf,
+    /// Its state directory (inside the test's temporary directory).
+    pub state_dir: PathBuf,
 }
 
 /// The path of the binary under test: Cargo's for integration tests; for examples (which
@@ -31,12 +33,46 @@ pub fn binary() -> String {
 impl Tungate {
     /// Starts `tungate run` in `ns` with `config` and waits until it forwards (or exits).
     pub fn start(ns: &Netns, config: &str) -> Tungate {
+        Self::start_with(ns, config, &[])
+    }
+
+    /// Like [`Tungate::start`], with extra `tungate run` arguments (e.g. `--plugin F`). The
+    /// state directory is private to this run.
+    pub fn start_with(ns: &Netns, config: &str, extra: &[&str]) -> Tungate {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tungate.toml");
         std::fs::write(&path, config).unwrap();
+        let state_dir = dir.path().join("state");
+        Self::spawn(ns, dir, path, state_dir, extra)
+    }
+
+    /// Starts `tungate run` on an existing state directory (kept by the caller across runs)
+    /// with `config` written next to it.
+    pub fn start_in(
+        ns: &Netns,
+        state_dir: &std::path::Path,
+        config: &str,
+        extra: &[&str],
+    ) -> Tungate {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tungate.toml");
+        std::fs::write(&path, config).unwrap();
+        Self::spawn(ns, dir, path, state_dir.to_owned(), extra)
+    }
+
+    fn spawn(
+        ns: &Netns,
+        dir: tempfile::TempDir,
+        path: PathBuf,
+        state_dir: PathBuf,
+        extra: &[&str],
+    ) -> Tungate {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &ns.name, &binary(), "run", "--config"])
             .arg(&path)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(extra)
             .args(["--counters-format", "json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -67,7 +103,27 @@ impl Tungate {
             stdout,
             _dir: dir,
             config: path,
+            state_dir,
         }
+    }
+
+    /// The admin token generated into the state directory.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("admin-token"))
+            .expect("admin token file")
+            .trim()
+            .to_owned()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills it with SIGKILL (no cleanup at all) and waits for it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn signal(&self, signal: nix::sys::signal::Signal) {
