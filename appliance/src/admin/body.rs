@@ -84,7 +84,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let error = ApiError::new(ErrorCode::InvalidJson, inner.to_string());
-        if path.is_empty() || path == "." {
+        if path.is_empty() || path == "." || path == "?" {
             error
         } else {
             error.at(path)

@@ -266,3 +266,48 @@ impl Drop for AdminServer {
         self.halt();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The router's routes are exactly the operations of openapi.yaml.
+    #[test]
+    fn every_route_is_in_the_contract_and_every_operation_is_routed() {
+        let doc: serde_json::Value = serde_yaml_ng::from_str(OPENAPI_YAML).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                if ["get", "put", "post", "delete", "patch", "head", "options"]
+                    .contains(&method.as_str())
+                {
+                    documented.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let routed: BTreeSet<(String, String)> = endpoints()
+            .iter()
+            .map(|e| (e.method.to_string(), e.path.to_owned()))
+            .collect();
+        assert_eq!(routed, documented);
+    }
+
+    /// The contract's error codes are exactly the control plane's.
+    #[test]
+    fn error_codes_match_the_contract() {
+        let doc: serde_json::Value = serde_yaml_ng::from_str(OPENAPI_YAML).unwrap();
+        let listed: BTreeSet<String> = doc["components"]["schemas"]["Error"]["properties"]["error"]
+            ["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        let ours: BTreeSet<String> = ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        assert_eq!(listed, ours);
+    }
+}
