@@ -40,9 +40,13 @@ CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo clippy --locked -
 stage "unit and netns integration tests"
 cargo test --release --workspace --locked
 
+stage "admin API fuzzed from its OpenAPI document (schemathesis, bounded examples)"
+# Against the tungate binary the tests above built; no 5xx, responses match the contract.
+deploy/ci/schemathesis.sh 50
+
 stage "data path: no leftover test namespaces"
 # The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
-if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp)-' ; then
+if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp|st)-' ; then
   echo "leftover test namespaces (listed above)" >&2
   exit 1
 fi
