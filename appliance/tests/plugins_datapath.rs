@@ -35,6 +35,10 @@ fn topology() -> Topology {
     t
 }
 
+/// One test at a time: the plugins' per-call deadline is wall time, and these tests check
+/// exact verdicts, so they do not compete with each other for the two cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Starts tungate with every example plugin stored (by `--plugin`), no chain bound.
 fn start(t: &Topology, dir: &std::path::Path) -> (Tungate, Api) {
     let mut args = Vec::new();
@@ -107,6 +111,27 @@ fn warm_up(t: &Topology) {
     assert_eq!(got.len(), 2, "warm-up packets reach both clients");
 }
 
+/// What each test works with; the guard comes first so it is released last.
+type Setup = (
+    std::sync::MutexGuard<'static, ()>,
+    Topology,
+    tempfile::TempDir,
+    Tungate,
+    Api,
+);
+
+/// The topology, tungate with every example plugin, warmed-up neighbours, and `chain`
+/// bound to the VIP.
+fn setup(chain: Value) -> Setup {
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let t = topology();
+    let dir = tempfile::tempdir().unwrap();
+    let (tg, api) = start(&t, dir.path());
+    warm_up(&t);
+    bind(&api, chain);
+    (serial, t, dir, tg, api)
+}
+
 /// The binding at `position` in `/api/v1/stats`.
 fn binding(api: &Api, position: usize) -> Value {
     let stats = api.get("/api/v1/stats").json();
@@ -155,14 +180,8 @@ fn vip_forwarded(api: &Api) -> u64 {
 
 #[test]
 fn cidr_filter_denies_one_client_prefix_and_the_other_gets_everything() {
-    let t = topology();
-    let dir = tempfile::tempdir().unwrap();
-    let (tg, api) = start(&t, dir.path());
-    warm_up(&t);
-    bind(
-        &api,
-        json!([{"plugin": "cidr-filter", "config": {"deny": ["203.0.113.0/24"]}}]),
-    );
+    let (_serial, t, _dir, tg, api) =
+        setup(json!([{"plugin": "cidr-filter", "config": {"deny": ["203.0.113.0/24"]}}]));
     let packets: Vec<_> = (1..=40u64)
         .map(|n| (if n % 2 == 0 { CIP } else { CLIENT_B }, 53, n, 10))
         .collect();
@@ -216,12 +235,7 @@ fn cidr_filter_denies_one_client_prefix_and_the_other_gets_everything() {
 
 #[test]
 fn port_filter_passes_only_the_allowed_source_ports() {
-    let t = topology();
-    let dir = tempfile::tempdir().unwrap();
-    let (tg, api) = start(&t, dir.path());
-    warm_up(&t);
-    bind(
-        &api,
+    let (_serial, t, _dir, tg, api) = setup(
         json!([{"plugin": "port-filter", "config": {"allow": [{"protocol": "udp", "ports": [53]}]}}]),
     );
     let packets: Vec<_> = (1..=30u64)
@@ -238,12 +252,7 @@ fn port_filter_passes_only_the_allowed_source_ports() {
 
 #[test]
 fn rate_limit_caps_each_client_at_its_burst() {
-    let t = topology();
-    let dir = tempfile::tempdir().unwrap();
-    let (tg, api) = start(&t, dir.path());
-    warm_up(&t);
-    bind(
-        &api,
+    let (_serial, t, _dir, tg, api) = setup(
         json!([{"plugin": "rate-limit", "config": {"unit": "packets", "rate": 1, "burst": 10}}]),
     );
     let mut packets: Vec<_> = (1..=40u64).map(|n| (CIP, 53, n, 0)).collect();
@@ -265,14 +274,8 @@ fn rate_limit_caps_each_client_at_its_burst() {
 
 #[test]
 fn accounting_counts_packets_and_bytes_per_configured_prefix() {
-    let t = topology();
-    let dir = tempfile::tempdir().unwrap();
-    let (tg, api) = start(&t, dir.path());
-    warm_up(&t);
-    bind(
-        &api,
-        json!([{"plugin": "accounting", "config": {"prefixes": ["198.51.100.0/24"]}}]),
-    );
+    let (_serial, t, _dir, tg, api) =
+        setup(json!([{"plugin": "accounting", "config": {"prefixes": ["198.51.100.0/24"]}}]));
     let mut packets: Vec<_> = (1..=5u64).map(|n| (CIP, 53, n, 100)).collect();
     packets.extend((6..=8u64).map(|n| (CLIENT_B, 53, n, 300)));
     let got = exchange(&t, &packets);
@@ -315,18 +318,11 @@ fn assert_monotonic(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) {
 #[test]
 fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once() {
     const N: u64 = 20_000;
-    let t = topology();
-    let dir = tempfile::tempdir().unwrap();
-    let (tg, api) = start(&t, dir.path());
-    warm_up(&t);
     // Even numbers go to client A, odd ones to client B; first B's prefix is denied.
-    bind(
-        &api,
-        json!([
-            {"plugin": "accounting", "config": {"prefixes": ["0.0.0.0/0"]}},
-            {"plugin": "cidr-filter", "config": {"deny": ["203.0.113.0/24"]}}
-        ]),
-    );
+    let (_serial, t, _dir, tg, api) = setup(json!([
+        {"plugin": "accounting", "config": {"prefixes": ["0.0.0.0/0"]}},
+        {"plugin": "cidr-filter", "config": {"deny": ["203.0.113.0/24"]}}
+    ]));
     let before = binding(&api, 1);
     let forwarded_before = vip_forwarded(&api);
     let first_scrape = scrape(&api);

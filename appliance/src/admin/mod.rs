@@ -98,6 +98,17 @@ pub fn unexpected(reply: Reply) -> ApiError {
     )))
 }
 
+/// The answer to a DELETE: 204 once the control plane removed the resource.
+pub async fn deleted(
+    control: &ControlHandle,
+    action: crate::control::Action,
+) -> Result<axum::http::StatusCode, ApiError> {
+    match control.call(action).await? {
+        Reply::Deleted => Ok(axum::http::StatusCode::NO_CONTENT),
+        other => Err(unexpected(other)),
+    }
+}
+
 /// One API route: method, path (as in openapi.yaml) and its handler.
 pub struct Endpoint {
     /// The method.

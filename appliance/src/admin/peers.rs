@@ -95,9 +95,5 @@ pub async fn delete(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let name = name_param(path)?;
-    match state.control().call(Action::DeletePeer(name)).await? {
-        Reply::Deleted => Ok(StatusCode::NO_CONTENT),
-        other => Err(unexpected(other)),
-    }
+    super::deleted(state.control(), Action::DeletePeer(name_param(path)?)).await
 }

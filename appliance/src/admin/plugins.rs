@@ -104,9 +104,5 @@ pub async fn delete(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let name = name_param(path)?;
-    match state.control().call(Action::DeletePlugin(name)).await? {
-        Reply::Deleted => Ok(StatusCode::NO_CONTENT),
-        other => Err(unexpected(other)),
-    }
+    super::deleted(state.control(), Action::DeletePlugin(name_param(path)?)).await
 }

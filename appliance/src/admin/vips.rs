@@ -90,9 +90,5 @@ pub async fn delete(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let address = address_param(path)?;
-    match state.control().call(Action::DeleteVip(address)).await? {
-        Reply::Deleted => Ok(StatusCode::NO_CONTENT),
-        other => Err(unexpected(other)),
-    }
+    super::deleted(state.control(), Action::DeleteVip(address_param(path)?)).await
 }
