@@ -17,6 +17,7 @@ pub struct Tungate {
     pub config: PathBuf,
     /// Its state directory (inside the test's temporary directory).
     pub state_dir: PathBuf,
+    ns: String,
 }
 
 /// The path of the binary under test: Cargo's for integration tests; for examples (which
@@ -104,6 +105,7 @@ impl Tungate {
             _dir: dir,
             config: path,
             state_dir,
+            ns: ns.name.clone(),
         }
     }
 
@@ -144,11 +146,27 @@ impl Tungate {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("counters {line:?}: {e}"))
     }
 
-    /// Rewrites the configuration and reloads it (SIGHUP); waits a moment for it to apply.
+    /// The configuration generation its admin API reports (0 if it does not answer).
+    pub fn generation(&self) -> u64 {
+        let request = b"GET /api/v1/status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        let r = super::http::raw_in(&self.ns, "127.0.0.1:9080", request.to_vec());
+        serde_json::from_slice::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v["config_generation"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Rewrites the configuration and reloads it (SIGHUP); waits until the new document is
+    /// in force (the generation moves on; the stored state is written first, which can take
+    /// a while on a busy disk), or at most 10 s for a file it refuses or finds unchanged.
     pub fn reload(&mut self, config: &str) {
+        let before = self.generation();
         std::fs::write(&self.config, config).unwrap();
         self.signal(nix::sys::signal::Signal::SIGHUP);
-        std::thread::sleep(Duration::from_millis(200));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.generation() <= before && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops it (SIGTERM) and returns its exit status and final counters.
