@@ -44,9 +44,15 @@ stage "admin API fuzzed from its OpenAPI document (schemathesis, bounded example
 # Against the tungate binary the tests above built; no 5xx, responses match the contract.
 deploy/ci/schemathesis.sh 50
 
+stage "web UI in chromium against a live tungate (its real API)"
+SHOTS=$(mktemp -d)
+deploy/ci/live-tungate.sh sh -c "cd web && node e2e/.build/run.js --base-url \"\$TUNGATE_URL\" \
+  --token-file \"\$TUNGATE_TOKEN_FILE\" --screenshots $SHOTS"
+rm -rf "$SHOTS"
+
 stage "data path: no leftover test namespaces"
 # The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
-if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp|st)-' ; then
+if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp|lv)-' ; then
   echo "leftover test namespaces (listed above)" >&2
   exit 1
 fi
