@@ -198,6 +198,7 @@ fn kill_9_during_writes_and_uploads_always_leaves_an_accepted_state() {
         interrupted += i;
         check_state(&state_dir, &sent, &modules);
     }
+    eprintln!("{ITERATIONS} kills: {accepted} writes accepted, {interrupted} cut short");
     assert!(
         accepted > ITERATIONS,
         "writes were accepted between the kills ({accepted})"
