@@ -35,14 +35,8 @@ pub enum Command {
     /// Run the gateway: receive, check, decapsulate, filter and forward the replies.
     ///
     /// SIGUSR1 prints the counters, SIGHUP reloads the file, SIGINT/SIGTERM stop cleanly.
-    Run {
-        /// The configuration file (TOML).
-        #[arg(long)]
-        config: PathBuf,
-        /// How the counters are printed (on SIGUSR1 and on exit).
-        #[arg(long, value_enum, default_value_t)]
-        counters_format: crate::daemon::CountersFormat,
-    },
+    /// The admin API (and web UI) listens on --admin-listen.
+    Run(RunArgs),
     /// Plan, apply or remove the gateway's kernel networking (kernel-decap tunnels and their
     /// sysctls). `plan` exits 3 when changes are pending.
     #[command(subcommand)]
@@ -54,6 +48,32 @@ pub enum Command {
     /// Work with Wasm plugin modules without running anything.
     #[command(subcommand)]
     Plugin(PluginCommand),
+}
+
+/// Arguments of `tungate run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (TOML). It seeds the state directory: an edited file replaces
+    /// the stored configuration, the same file again keeps it (with its API changes).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The state directory (stored configuration, plugins, admin token).
+    #[arg(long, default_value = crate::store::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Address of the admin API and web UI. On a non-loopback address every API request
+    /// needs the token.
+    #[arg(long, default_value = crate::daemon::DEFAULT_ADMIN_LISTEN)]
+    pub admin_listen: std::net::SocketAddr,
+    /// A file holding the admin bearer token [default: generated into the state directory].
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// A plugin module to store under its file stem before the configuration is applied
+    /// (repeat for several), so the configuration file may bind it on first start.
+    #[arg(long = "plugin", value_name = "PATH.wasm")]
+    pub plugins: Vec<PathBuf>,
+    /// How the counters are printed (on SIGUSR1 and on exit).
+    #[arg(long, value_enum, default_value_t)]
+    pub counters_format: crate::daemon::CountersFormat,
 }
 
 /// `tungate net ...`
@@ -234,10 +254,14 @@ pub fn main() -> i32 {
     init_logging();
     match cli.command {
         Command::Config(ConfigCommand::Check { file, host }) => config_check(&file, host),
-        Command::Run {
-            config,
-            counters_format,
-        } => crate::daemon::run(&config, counters_format),
+        Command::Run(args) => crate::daemon::run(crate::daemon::RunOptions {
+            config: args.config,
+            state_dir: args.state_dir,
+            admin_listen: args.admin_listen,
+            token_file: args.token_file,
+            plugins: args.plugins,
+            counters_format: args.counters_format,
+        }),
         Command::Net(cmd) => {
             let (action, args, watch) = match &cmd {
                 NetCommand::Plan(a) => (Action::Plan, a, None),

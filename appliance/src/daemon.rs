@@ -1,21 +1,35 @@
-//! `tungate run`: load and check the configuration, start the data path, and serve signals
+//! `tungate run`: open the state directory, seed it, start the control plane (which starts
+//! the tunnels, the data path and the filters) and the admin server, then serve signals
 //! until told to stop.
 //!
-//! SIGUSR1 prints the counters, SIGHUP reloads the configuration file (a bad file is
-//! reported and the running configuration kept), SIGINT and SIGTERM stop the data path
+//! SIGUSR1 prints the counters, SIGHUP seeds again from the config file (an edited file
+//! replaces the document; an unchanged one keeps the stored state with its API changes),
+//! SIGINT and SIGTERM stop the admin server, drain the control plane and stop the data path
 //! cleanly — no nftables table, socket or thread left behind — and print the counters a
-//! last time. This module only orchestrates; it never touches packets.
+//! last time. Exit status 2 for a bad configuration, flag or plugin file (the field or file
+//! named), 1 for a failure of this host. This module only orchestrates.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::EXIT_BAD_CONFIG;
-use crate::config::{self, Document};
-use crate::datapath::Datapath;
-use crate::datapath::counters::{Counters, Snapshot};
+use crate::admin::{AdminServer, AdminState, Shared};
+use crate::config;
+use crate::control::plane::ConfigFile;
+use crate::control::{Action, Control, ControlPlane, Reply, Startup, StartupError};
+use crate::datapath::counters::Snapshot;
+use crate::plugin_host::Limits;
+use crate::store::StateDir;
+
+/// The default admin listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9080";
+/// Shortest bearer token accepted from `--token-file`.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 /// How `tungate run` prints its counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -27,12 +41,21 @@ pub enum CountersFormat {
     Json,
 }
 
-/// Loads a file and checks it, also against this host.
-fn load_checked(file: &Path) -> Result<Document, String> {
-    let doc = config::load_file(file).map_err(|e| format!("invalid configuration: {e}"))?;
-    config::host::check_host(&doc)
-        .map_err(|e| format!("configuration does not fit this host: {e}"))?;
-    Ok(doc)
+/// The flags of `tungate run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The configuration file (seeds the state; see the README's seeding rule).
+    pub config: Option<PathBuf>,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Where the admin API listens.
+    pub admin_listen: SocketAddr,
+    /// A file holding the admin bearer token (instead of the generated one).
+    pub token_file: Option<PathBuf>,
+    /// Plugin modules to store under their file stem before the document is built.
+    pub plugins: Vec<PathBuf>,
+    /// How counters are printed.
+    pub counters_format: CountersFormat,
 }
 
 fn print_counters(snapshot: &Snapshot, format: CountersFormat) {
@@ -48,8 +71,35 @@ fn print_counters(snapshot: &Snapshot, format: CountersFormat) {
     let _ = out.flush();
 }
 
+/// Reads and checks the `--config` file (shape and meaning; the host is checked later).
+fn read_config(path: &Path) -> Result<ConfigFile, String> {
+    let text = std::fs::read(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let doc = config::load_file(path).map_err(|e| format!("invalid configuration: {e}"))?;
+    Ok(ConfigFile {
+        path: path.to_owned(),
+        text,
+        doc,
+    })
+}
+
+/// Reads the token of `--token-file`.
+fn read_token_file(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--token-file {}: cannot read: {e}", path.display()))?;
+    let token = text.trim().to_owned();
+    if token.len() < MIN_TOKEN_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "--token-file {}: the token must be at least {MIN_TOKEN_LEN} characters without \
+             spaces (e.g. `openssl rand -hex 32`)",
+            path.display()
+        ));
+    }
+    Ok(token)
+}
+
 /// Runs the gateway; returns the process exit status.
-pub fn run(file: &Path, format: CountersFormat) -> i32 {
+pub fn run(options: RunOptions) -> i32 {
     // Block the signals before any thread exists, so every thread inherits the mask and
     // only `wait` below ever sees them.
     let mut signals = SigSet::empty();
@@ -65,41 +115,116 @@ pub fn run(file: &Path, format: CountersFormat) -> i32 {
         eprintln!("tungate: cannot block signals: {e}");
         return 1;
     }
-    let doc = match load_checked(file) {
-        Ok(doc) => doc,
+    let bad = |e: String| {
+        eprintln!("tungate: {e}");
+        EXIT_BAD_CONFIG
+    };
+    let config = match options.config.as_deref().map(read_config).transpose() {
+        Ok(c) => c,
+        Err(e) => return bad(e),
+    };
+    let explicit_token = match options
+        .token_file
+        .as_deref()
+        .map(read_token_file)
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => return bad(e),
+    };
+    let state = match StateDir::open(&options.state_dir) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("tungate: {e}");
-            return EXIT_BAD_CONFIG;
-        }
-    };
-    let counters = Arc::new(Counters::new(doc.gateway.workers as usize));
-    let mut datapath = match Datapath::start(&doc, counters.clone()) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("tungate: cannot start the data path: {e}");
             return 1;
         }
     };
-    tracing::info!("forwarding; SIGUSR1 prints counters, SIGHUP reloads, SIGTERM stops");
+    let (token, token_hint) = match explicit_token {
+        Some(t) => (t, options.token_file.clone().unwrap_or_default()),
+        None => match state.admin_token() {
+            Ok(t) => (t, state.admin_token_path()),
+            Err(e) => {
+                eprintln!("tungate: {e}");
+                return 1;
+            }
+        },
+    };
+    let limits = Limits::default();
+    let max_module_bytes = limits.max_module_bytes;
+    let plane = match ControlPlane::start(Startup {
+        state,
+        config,
+        plugin_files: options.plugins.clone(),
+        limits,
+    }) {
+        Ok(p) => p,
+        Err(StartupError::BadConfig(e)) => return bad(e),
+        Err(StartupError::Failed(e)) => {
+            eprintln!("tungate: {e}");
+            return 1;
+        }
+    };
+    let counters = plane.counters();
+    let control = match Control::spawn(plane) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tungate: cannot start the control thread: {e}");
+            return 1;
+        }
+    };
+    let listener = match std::net::TcpListener::bind(options.admin_listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "tungate: cannot listen on {} for the admin API: {e}; give another \
+                 --admin-listen",
+                options.admin_listen
+            );
+            let _ = control.stop();
+            return 1;
+        }
+    };
+    let loopback = options.admin_listen.ip().is_loopback();
+    let state = AdminState(Arc::new(Shared {
+        control: control.handle(),
+        view: control.view(),
+        counters: counters.clone(),
+        token,
+        token_hint: token_hint.display().to_string(),
+        loopback,
+        started: Instant::now(),
+        max_module_bytes,
+    }));
+    let admin = match AdminServer::start(listener, state) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tungate: cannot start the admin server: {e}");
+            let _ = control.stop();
+            return 1;
+        }
+    };
+    tracing::info!(
+        "forwarding; admin API on http://{} (token {}); SIGUSR1 prints counters, SIGHUP \
+         reloads the config file, SIGTERM stops",
+        admin.address(),
+        if loopback {
+            "needed for writes"
+        } else {
+            "needed for every API request"
+        }
+    );
+    let handle = control.handle();
     loop {
         match signals.wait() {
-            Ok(Signal::SIGUSR1) => print_counters(&counters.snapshot(), format),
-            Ok(Signal::SIGHUP) => match load_checked(file) {
-                Ok(new) => match datapath.apply(&new) {
-                    Ok(restarted) => tracing::info!(
-                        "configuration reloaded{}",
-                        if restarted {
-                            " (workers restarted)"
-                        } else {
-                            ""
-                        }
-                    ),
-                    Err(e) => {
-                        eprintln!("tungate: reload failed, data path stopped: {e}");
-                        print_counters(&counters.snapshot(), format);
-                        return 1;
-                    }
-                },
+            Ok(Signal::SIGUSR1) => print_counters(&counters.snapshot(), options.counters_format),
+            Ok(Signal::SIGHUP) => match handle.call_blocking(Action::Reseed) {
+                Ok(Reply::Reseeded { replaced: true }) => {
+                    tracing::info!("configuration reloaded from the file")
+                }
+                Ok(_) => tracing::info!(
+                    "the configuration file is unchanged since it seeded the state: nothing \
+                     to reload"
+                ),
                 Err(e) => eprintln!("tungate: reload refused, keeping the running one: {e}"),
             },
             Ok(_) => break,
@@ -109,13 +234,15 @@ pub fn run(file: &Path, format: CountersFormat) -> i32 {
             }
         }
     }
-    let status = match datapath.stop() {
+    admin.stop();
+    drop(handle);
+    let status = match control.stop() {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("tungate: unclean shutdown: {e}");
             1
         }
     };
-    print_counters(&counters.snapshot(), format);
+    print_counters(&counters.snapshot(), options.counters_format);
     status
 }

@@ -9,17 +9,23 @@
 //! - [`packet`]: pure header checks and decapsulation;
 //! - [`datapath`]: the io_uring workers, sockets, tables and counters;
 //! - [`daemon`]: `tungate run`;
+//! - [`control`]: the control plane, the one writer of state (documents, plugins, filters);
+//! - [`admin`]: the admin HTTP API, auth, `/metrics` and the embedded web UI;
+//! - [`telemetry`]: every Prometheus metric, rendered at scrape time;
 //! - [`plugin_host`]: the sandboxed Wasm plugins that judge each VIP's replies;
 //! - [`cli`]: the command line, which dispatches to the modules below.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod netcfg;
 pub mod packet;
 pub mod plugin_host;
 pub mod store;
+pub mod telemetry;
 
 /// The exit status for a configuration or usage error.
 pub const EXIT_BAD_CONFIG: i32 = 2;

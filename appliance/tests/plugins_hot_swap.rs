@@ -1,7 +1,8 @@
 //! Hot swap under traffic: while worker threads filter a numbered stream through their
 //! chains, the control side publishes a new configuration. Every number must be judged
 //! exactly once, by the old chain then (from one batch on) by the new one, and the
-//! plugins' own counters, old generation plus new, must add up to the stream exactly.
+//! plugins' own counters, cumulative per binding across the swap, must add up to the
+//! stream exactly (and the old generation's view never exceeds the new one's).
 
 #[path = "support/plugin_wasm.rs"]
 mod plugin_wasm;
@@ -97,8 +98,11 @@ fn packets_counted(stats: &[BindingSnapshot]) -> u64 {
 
 #[test]
 fn a_swap_under_traffic_judges_every_number_once_old_then_new() {
+    // A generous deadline: on a loaded CI machine a preempted call must not trap (a trap
+    // is no verdict and no count, which is not what this test is about).
     let host = PluginHost::new(Limits {
         max_instances: 16,
+        filter_deadline: std::time::Duration::from_secs(2),
         ..Limits::default()
     })
     .unwrap();
@@ -161,12 +165,20 @@ fn a_swap_under_traffic_judges_every_number_once_old_then_new() {
     }
 
     let (old, new) = (old_stats.snapshot(), new_stats.snapshot());
+    for b in &new {
+        assert_eq!(b.last_error, None, "no call failed");
+    }
     assert_eq!(
-        packets_counted(&old) + packets_counted(&new),
+        packets_counted(&new),
         total,
-        "the plugins counted every packet exactly once across the swap"
+        "the binding counted every packet exactly once across the swap (cumulative)"
     );
-    assert_eq!(old[1].dropped, packets_counted(&old));
-    assert_eq!(new[1].passed, packets_counted(&new));
-    assert_eq!(new[1].dropped, 0);
+    assert_eq!(old, new, "both generations read the same cumulative cells");
+    let dropped_before: usize = 100 * BATCH * WORKERS;
+    assert!(
+        new[1].dropped >= dropped_before as u64,
+        "the old verdicts are kept in the cumulative count"
+    );
+    assert_eq!(new[1].passed + new[1].dropped, total);
+    assert_eq!(new[0].passed, total, "accounting passes everything");
 }

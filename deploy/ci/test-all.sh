@@ -40,12 +40,22 @@ CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo clippy --locked -
 stage "unit and netns integration tests"
 cargo test --release --workspace --locked
 
+stage "admin API fuzzed from its OpenAPI document (schemathesis, bounded examples)"
+# Against the tungate binary the tests above built; no 5xx, responses match the contract.
+deploy/ci/schemathesis.sh 50
+
+stage "web UI in chromium against a live tungate (its real API)"
+SHOTS=$(mktemp -d)
+deploy/ci/live-tungate.sh sh -c "cd web && node e2e/.build/run.js --base-url \"\$TUNGATE_URL\" \
+  --token-file \"\$TUNGATE_TOKEN_FILE\" --screenshots $SHOTS"
+rm -rf "$SHOTS"
+
 stage "fuzzing: a short run of every target (deploy/ci/fuzz.sh)"
 deploy/ci/fuzz.sh
 
 stage "data path: no leftover test namespaces"
 # The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
-if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp)-' ; then
+if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp|lv)-' ; then
   echo "leftover test namespaces (listed above)" >&2
   exit 1
 fi

@@ -25,7 +25,7 @@ use arc_swap::ArcSwap;
 use crate::config::{DecapMode, Document};
 use afpacket::SocketError;
 use counters::Counters;
-use filter::FilterSlots;
+use filter::{FilterSlots, WorkerFilters};
 use nftables::{DropRule, NftError};
 use resolver::{Resolver, ResolverError};
 use tables::Tables;
@@ -90,8 +90,22 @@ pub fn interface_with_address(address: Ipv4Addr) -> Option<String> {
 impl Datapath {
     /// Starts the data path for a validated document. `counters` outlive restarts.
     pub fn start(doc: &Document, counters: Arc<Counters>) -> Result<Datapath, StartError> {
+        Self::start_with_filters(doc, counters, None)
+    }
+
+    /// Like [`Self::start`], with one filter set per worker (`sets.len()` = the document's
+    /// workers) published before the first packet is read, so no packet of a VIP with
+    /// plugins escapes them at start.
+    pub fn start_with_filters(
+        doc: &Document,
+        counters: Arc<Counters>,
+        sets: Option<Vec<WorkerFilters>>,
+    ) -> Result<Datapath, StartError> {
         let tables = Arc::new(ArcSwap::from_pointee(Tables::build(doc, &counters)));
         let filters = Arc::new(FilterSlots::new(doc.gateway.workers as usize));
+        if let Some(sets) = sets {
+            filters.publish(sets);
+        }
         let mut dp = Datapath {
             doc: doc.clone(),
             counters,
@@ -119,18 +133,36 @@ impl Datapath {
         &self.doc
     }
 
+    /// Whether the workers are running (false after a failed restart).
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
     /// Applies a new validated document: peers and VIPs by swapping the tables (the workers
     /// go on without dropping anything); a changed `[gateway]`, or changed peers in
     /// `kernel` mode (other tunnel devices to read), by restarting the workers. Returns
     /// whether the workers were restarted.
     pub fn apply(&mut self, doc: &Document) -> Result<bool, StartError> {
+        self.apply_with_filters(doc, None)
+    }
+
+    /// Like [`Self::apply`], with one filter set per worker of `doc` published with the new
+    /// tables: before the new workers read their first packet when they restart, otherwise
+    /// just before the tables swap (each worker takes its set between two batches).
+    pub fn apply_with_filters(
+        &mut self,
+        doc: &Document,
+        sets: Option<Vec<WorkerFilters>>,
+    ) -> Result<bool, StartError> {
         let kernel_devices_changed = doc.gateway.decap == DecapMode::Kernel
             && doc
                 .peers
                 .iter()
                 .map(|p| &p.name)
                 .ne(self.doc.peers.iter().map(|p| &p.name));
-        if tables::needs_restart(&self.doc, doc) || kernel_devices_changed {
+        // Workers that a failed restart left stopped start again with whatever comes next.
+        let stopped = self.running.is_none();
+        if stopped || tables::needs_restart(&self.doc, doc) || kernel_devices_changed {
             self.halt();
             self.doc = doc.clone();
             self.tables
@@ -138,8 +170,14 @@ impl Datapath {
             // New workers start empty: sets taken by the old ones are gone with them, so the
             // plugin host publishes to the new slots (see `filter_slots`).
             self.filters = Arc::new(FilterSlots::new(doc.gateway.workers as usize));
+            if let Some(sets) = sets {
+                self.filters.publish(sets);
+            }
             self.running = Some(self.launch()?);
             return Ok(true);
+        }
+        if let Some(sets) = sets {
+            self.filters.publish(sets);
         }
         self.doc = doc.clone();
         self.tables

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use super::chain::{Link, VipChain};
 use super::engine::PluginEngine;
 use super::instance::{InstanceError, InstanceLabels, PluginInstance, Prepared};
-use super::stats::{BindingKey, BindingStats, StatsTable, WorkerStats};
+use super::stats::{BindingKey, BindingStats, StatsRegistry, StatsTable};
 use super::validate::{ModuleInfo, Refusal, check_module, sha256_hex};
 use crate::config::{self, Document};
 use crate::datapath::filter::WorkerFilters;
@@ -136,10 +136,12 @@ pub struct Generation {
 }
 
 /// Builds a generation for `workers` workers. `modules` returns a plugin's module bytes by
-/// name (`None` if no such plugin is uploaded).
+/// name (`None` if no such plugin is uploaded). Each binding's statistics blocks come from
+/// `registry` (those of the same binding key in earlier generations, so counts carry on).
 pub fn build_generation(
     engine: &PluginEngine,
     cache: &ModuleCache,
+    registry: &StatsRegistry,
     doc: &Document,
     modules: &dyn Fn(&str) -> Option<Vec<u8>>,
     workers: usize,
@@ -198,7 +200,12 @@ pub fn build_generation(
             let config =
                 serde_json::to_vec(&binding.config).expect("a JSON value always serialises");
             let plugin: Arc<str> = binding.plugin.as_str().into();
-            let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
+            let key = BindingKey {
+                vip,
+                position,
+                plugin: binding.plugin.clone(),
+            };
+            let stats = registry.cells(&key, workers);
             for (worker, links) in per_worker.iter_mut().enumerate() {
                 let labels = InstanceLabels {
                     vip,
@@ -228,11 +235,7 @@ pub fn build_generation(
                 ));
             }
             table.bindings.push(BindingStats {
-                key: BindingKey {
-                    vip,
-                    position,
-                    plugin: binding.plugin.clone(),
-                },
+                key,
                 sha256: compiled.info.sha256.clone(),
                 on_error: binding.on_error,
                 workers: stats,

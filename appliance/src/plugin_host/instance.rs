@@ -7,7 +7,6 @@
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use tungate_plugin_sdk::abi::{
@@ -230,12 +229,8 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
             if state.counters.len() >= MAX_COUNTERS {
                 return Ok(-1);
             }
-            let counter = Arc::new(PluginCounter {
-                name,
-                label,
-                value: AtomicU64::new(0),
-            });
-            state.stats.add_counter(counter.clone());
+            // The binding's counter cell outlives this instance: a rebuilt binding counts on.
+            let counter = state.stats.counter(&name, &label);
             state.counters.push(counter);
             Ok(state.counters.len() as i32 - 1)
         },

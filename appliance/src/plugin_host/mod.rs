@@ -27,7 +27,7 @@ use arc_swap::ArcSwap;
 
 pub use build::{BuildError, Generation};
 pub use engine::{EngineError, Limits, PluginEngine};
-pub use stats::{BindingSnapshot, StatsTable};
+pub use stats::{BindingSnapshot, StatsRegistry, StatsTable};
 pub use validate::{ModuleInfo, Refusal};
 
 use crate::config::Document;
@@ -37,6 +37,7 @@ use crate::datapath::filter::FilterSlots;
 pub struct PluginHost {
     engine: PluginEngine,
     cache: build::ModuleCache,
+    registry: StatsRegistry,
     current: ArcSwap<StatsTable>,
 }
 
@@ -46,6 +47,7 @@ impl PluginHost {
         Ok(PluginHost {
             engine: PluginEngine::new(limits)?,
             cache: build::ModuleCache::default(),
+            registry: StatsRegistry::default(),
             current: ArcSwap::from_pointee(StatsTable::default()),
         })
     }
@@ -68,7 +70,23 @@ impl PluginHost {
         modules: &dyn Fn(&str) -> Option<Vec<u8>>,
         workers: usize,
     ) -> Result<Generation, BuildError> {
-        build::build_generation(&self.engine, &self.cache, doc, modules, workers)
+        build::build_generation(
+            &self.engine,
+            &self.cache,
+            &self.registry,
+            doc,
+            modules,
+            workers,
+        )
+    }
+
+    /// Records that a built generation's filters were handed to the workers: its statistics
+    /// become the current ones (bindings no longer present are forgotten) and compiled
+    /// modules it does not use are released.
+    pub fn commit(&self, stats: Arc<StatsTable>, modules: &std::collections::HashSet<String>) {
+        self.registry.adopt(&stats);
+        self.current.store(stats);
+        self.cache.retain(modules);
     }
 
     /// Builds a generation for every worker of `slots` and publishes it (hot swap: each
@@ -81,9 +99,8 @@ impl PluginHost {
         modules: &dyn Fn(&str) -> Option<Vec<u8>>,
     ) -> Result<u64, BuildError> {
         let generation = self.build(doc, modules, slots.workers())?;
-        self.current.store(generation.stats);
         let number = slots.publish(generation.filters);
-        self.cache.retain(&generation.modules);
+        self.commit(generation.stats, &generation.modules);
         Ok(number)
     }
 

@@ -2,9 +2,13 @@
 //! from any thread (the admin API, metrics, tests).
 //!
 //! One [`WorkerStats`] block per (binding, worker) so workers never share a cache line;
-//! [`StatsTable::snapshot`] sums them per binding, keyed by (VIP, position, plugin). It owns
-//! no policy: the chain decides what to count.
+//! [`StatsTable::snapshot`] sums them per binding, keyed by (VIP, position, plugin). The
+//! blocks of a key live in the [`StatsRegistry`] across generations: a hot swap or an
+//! unrelated configuration change hands the same blocks to the new instances, so every count
+//! is cumulative per binding key and never goes backwards (Prometheus counters), and a key
+//! whose binding is removed is dropped. It owns no policy: the chain decides what to count.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -144,12 +148,73 @@ impl WorkerStats {
         .fetch_add(1, Relaxed);
     }
 
-    /// Registers a counter the plugin defined.
-    pub fn add_counter(&self, counter: Arc<PluginCounter>) {
-        self.counters
+    /// The counter `name`/`label` the plugin defines: the one an earlier generation of
+    /// this binding defined (so its count goes on), or a new one at zero.
+    pub fn counter(&self, name: &str, label: &str) -> Arc<PluginCounter> {
+        let mut all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = all.iter().find(|c| c.name == name && c.label == label) {
+            return c.clone();
+        }
+        let c = Arc::new(PluginCounter {
+            name: name.to_owned(),
+            label: label.to_owned(),
+            value: AtomicU64::new(0),
+        });
+        all.push(c.clone());
+        c
+    }
+
+    /// Lifts the quarantine (a rebuilt binding starts afresh).
+    pub fn clear_quarantine(&self) {
+        self.quarantined.store(false, Relaxed);
+    }
+}
+
+/// The statistics blocks of every binding key, kept across generations.
+#[derive(Debug, Default)]
+pub struct StatsRegistry {
+    by_key: Mutex<HashMap<BindingKey, Vec<Arc<WorkerStats>>>>,
+}
+
+impl StatsRegistry {
+    /// The blocks of `key` for at least `workers` workers: those of earlier generations (so
+    /// counts carry on), plus new ones where there were fewer workers. Blocks of workers
+    /// that no longer exist are kept too, so their counts stay in the sums.
+    pub fn cells(&self, key: &BindingKey, workers: usize) -> Vec<Arc<WorkerStats>> {
+        let mut cells = self
+            .by_key
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(counter);
+            .get(key)
+            .cloned()
+            .unwrap_or_default();
+        while cells.len() < workers {
+            cells.push(Arc::default());
+        }
+        cells
+    }
+
+    /// Makes `table` the current one: its keys keep their blocks (quarantine lifted), every
+    /// other key is forgotten.
+    pub fn adopt(&self, table: &StatsTable) {
+        let mut by_key = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        by_key.clear();
+        for b in &table.bindings {
+            for w in &b.workers {
+                w.clear_quarantine();
+            }
+            by_key.insert(b.key.clone(), b.workers.clone());
+        }
+    }
+
+    /// Number of binding keys kept.
+    pub fn len(&self) -> usize {
+        self.by_key.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no key is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -350,11 +415,9 @@ mod tests {
             Arc::new(WorkerStats::default()),
         );
         for (w, v) in [(&a, 3), (&b, 4)] {
-            w.add_counter(Arc::new(PluginCounter {
-                name: "packets".into(),
-                label: "10.0.0.0/8".into(),
-                value: AtomicU64::new(v),
-            }));
+            w.counter("packets", "10.0.0.0/8")
+                .value
+                .fetch_add(v, Relaxed);
         }
         a.record_call(100);
         a.record_call(129);
@@ -411,5 +474,59 @@ mod tests {
         assert_eq!(json["vip"], "192.0.2.1");
         assert_eq!(json["plugin"], "accounting");
         assert_eq!(json["on_error"], "drop");
+    }
+
+    #[test]
+    fn the_registry_carries_blocks_and_counters_across_generations_and_drops_removed_keys() {
+        let registry = StatsRegistry::default();
+        let key = |position| BindingKey {
+            vip: Ipv4Addr::new(192, 0, 2, 1),
+            position,
+            plugin: "accounting".into(),
+        };
+        let table = |keys: &[usize], workers: usize| StatsTable {
+            bindings: keys
+                .iter()
+                .map(|&p| BindingStats {
+                    key: key(p),
+                    sha256: String::new(),
+                    on_error: OnError::Pass,
+                    workers: registry.cells(&key(p), workers),
+                })
+                .collect(),
+        };
+        let first = table(&[0, 1], 1);
+        registry.adopt(&first);
+        first.bindings[0].workers[0].record_verdicts(5, 2);
+        first.bindings[0].workers[0]
+            .counter("packets", "all")
+            .value
+            .fetch_add(7, Relaxed);
+        first.bindings[0].workers[0].set_quarantined();
+        // The next generation (two workers now, binding 1 removed) goes on from there.
+        let second = table(&[0], 2);
+        assert_eq!(second.bindings[0].workers.len(), 2);
+        assert!(Arc::ptr_eq(
+            &first.bindings[0].workers[0],
+            &second.bindings[0].workers[0]
+        ));
+        registry.adopt(&second);
+        assert_eq!(registry.len(), 1, "the removed binding's key is dropped");
+        let again = second.bindings[0].workers[1].counter("packets", "all");
+        again.value.fetch_add(1, Relaxed);
+        second.bindings[0].workers[1].record_verdicts(1, 0);
+        let s = second.bindings[0].snapshot();
+        assert_eq!((s.passed, s.dropped), (6, 2));
+        assert_eq!(s.counters[0].value, 8);
+        assert!(!s.quarantined, "rebuilding lifts the quarantine");
+        let same = first.bindings[0].workers[0].counter("packets", "all");
+        assert_eq!(
+            same.value.load(Relaxed),
+            7,
+            "a redefined counter is the same cell"
+        );
+        // A key that comes back after removal starts from zero.
+        let third = table(&[0, 1], 1);
+        assert_eq!(third.bindings[1].snapshot().passed, 0);
     }
 }

@@ -203,6 +203,25 @@ impl StateDir {
         Ok(outcome)
     }
 
+    /// Whether `file_text` is the content of the config file that last seeded the state
+    /// (so the stored document, with its API changes, wins over it).
+    pub fn seeded_by(&self, file_text: &[u8]) -> Result<bool, StoreError> {
+        let seed_path = self.root.join(SEED_FILE);
+        match fs::read_to_string(&seed_path) {
+            Ok(s) => Ok(s.trim() == sha256_hex(file_text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(&seed_path)(e)),
+        }
+    }
+
+    /// Records `file_text` as the content that seeded the stored document (call it after
+    /// the file's document was stored with [`Self::save_config`]).
+    pub fn record_seed(&self, file_text: &[u8]) -> Result<(), StoreError> {
+        let seed_path = self.root.join(SEED_FILE);
+        let digest = sha256_hex(file_text);
+        write_atomic(&seed_path, format!("{digest}\n").as_bytes(), 0o600).map_err(io(&seed_path))
+    }
+
     /// The admin token stored in the state directory, generated (32 random bytes, hex, file
     /// mode 0600) on first use.
     pub fn admin_token(&self) -> Result<String, StoreError> {
@@ -353,12 +372,17 @@ mod tests {
             Seeded::Unchanged
         );
         assert_eq!(state.config().unwrap(), Some(doc("10.0.0.2")));
+        assert!(state.seeded_by(b"file one").unwrap());
+        assert!(!state.seeded_by(b"file two").unwrap());
         // ...and an edited file replaces it.
         assert_eq!(
             state.seed(b"file two", &doc("10.0.0.3")).unwrap(),
             Seeded::Replaced
         );
         assert_eq!(state.config().unwrap(), Some(doc("10.0.0.3")));
+        state.record_seed(b"file three").unwrap();
+        assert!(state.seeded_by(b"file three").unwrap());
+        assert!(!state.seeded_by(b"file two").unwrap());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod flood;
+pub mod http;
 pub mod inproc;
 pub mod net;
 pub mod packets;

@@ -15,6 +15,9 @@ pub struct Tungate {
     _dir: tempfile::TempDir,
     /// The configuration file (rewrite it and call [`Tungate::reload`]).
     pub config: PathBuf,
+    /// Its state directory (inside the test's temporary directory).
+    pub state_dir: PathBuf,
+    ns: String,
 }
 
 /// The path of the binary under test: Cargo's for integration tests; for examples (which
@@ -31,12 +34,46 @@ pub fn binary() -> String {
 impl Tungate {
     /// Starts `tungate run` in `ns` with `config` and waits until it forwards (or exits).
     pub fn start(ns: &Netns, config: &str) -> Tungate {
+        Self::start_with(ns, config, &[])
+    }
+
+    /// Like [`Tungate::start`], with extra `tungate run` arguments (e.g. `--plugin F`). The
+    /// state directory is private to this run.
+    pub fn start_with(ns: &Netns, config: &str, extra: &[&str]) -> Tungate {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tungate.toml");
         std::fs::write(&path, config).unwrap();
+        let state_dir = dir.path().join("state");
+        Self::spawn(ns, dir, path, state_dir, extra)
+    }
+
+    /// Starts `tungate run` on an existing state directory (kept by the caller across runs)
+    /// with `config` written next to it.
+    pub fn start_in(
+        ns: &Netns,
+        state_dir: &std::path::Path,
+        config: &str,
+        extra: &[&str],
+    ) -> Tungate {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tungate.toml");
+        std::fs::write(&path, config).unwrap();
+        Self::spawn(ns, dir, path, state_dir.to_owned(), extra)
+    }
+
+    fn spawn(
+        ns: &Netns,
+        dir: tempfile::TempDir,
+        path: PathBuf,
+        state_dir: PathBuf,
+        extra: &[&str],
+    ) -> Tungate {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &ns.name, &binary(), "run", "--config"])
             .arg(&path)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(extra)
             .args(["--counters-format", "json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -67,6 +104,8 @@ impl Tungate {
             stdout,
             _dir: dir,
             config: path,
+            state_dir,
+            ns: ns.name.clone(),
         }
     }
 
@@ -84,6 +123,25 @@ impl Tungate {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// The admin token generated into the state directory.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("admin-token"))
+            .expect("admin token file")
+            .trim()
+            .to_owned()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills it with SIGKILL (no cleanup at all) and waits for it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn signal(&self, signal: nix::sys::signal::Signal) {
@@ -104,11 +162,27 @@ impl Tungate {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("counters {line:?}: {e}"))
     }
 
-    /// Rewrites the configuration and reloads it (SIGHUP); waits a moment for it to apply.
+    /// The configuration generation its admin API reports (0 if it does not answer).
+    pub fn generation(&self) -> u64 {
+        let request = b"GET /api/v1/status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        let r = super::http::raw_in(&self.ns, "127.0.0.1:9080", request.to_vec());
+        serde_json::from_slice::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v["config_generation"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Rewrites the configuration and reloads it (SIGHUP); waits until the new document is
+    /// in force (the generation moves on; the stored state is written first, which can take
+    /// a while on a busy disk), or at most 10 s for a file it refuses or finds unchanged.
     pub fn reload(&mut self, config: &str) {
+        let before = self.generation();
         std::fs::write(&self.config, config).unwrap();
         self.signal(nix::sys::signal::Signal::SIGHUP);
-        std::thread::sleep(Duration::from_millis(200));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.generation() <= before && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops it (SIGTERM) and returns its exit status and final counters.

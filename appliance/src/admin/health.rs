@@ -1,0 +1,67 @@
+//! The probes and documents: `/healthz` (the process answers), `/readyz` (the data path
+//! runs with the configuration in force), `/metrics` (Prometheus text), the API contract,
+//! and `/api/v1/auth` (the token check; the auth layer did the work).
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use super::AdminState;
+use crate::telemetry;
+
+/// `GET /healthz`.
+pub async fn healthz() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "ok\n",
+    )
+}
+
+/// `GET /readyz`.
+pub async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    let view = state.view();
+    let text = |t: &'static str| ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t);
+    if view.ready {
+        (StatusCode::OK, text("ready\n"))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            text("not ready: the data path is not running with the configuration in force\n"),
+        )
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    let view = state.view();
+    let counters = state.0.counters.snapshot();
+    let bindings = view.bindings.snapshot();
+    let text = telemetry::render(&telemetry::Sources {
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: state.0.started.elapsed().as_secs_f64(),
+        generation: view.generation,
+        ready: view.ready,
+        counters: &counters,
+        bindings: &bindings,
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+/// `GET /api/v1/openapi.yaml`.
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/yaml")],
+        super::OPENAPI_YAML,
+    )
+}
+
+/// `GET /api/v1/auth`: reached only with a valid token.
+pub async fn auth() -> StatusCode {
+    StatusCode::NO_CONTENT
+}

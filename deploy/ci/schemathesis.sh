@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Fuzzes the admin API of a live tungate (deploy/ci/live-tungate.sh) from its own OpenAPI
+# document with schemathesis (PyPI, installed into a venv under target/): no 5xx, and every
+# response matches the documented status codes, content types and schemas.
+# Usage (root): deploy/ci/schemathesis.sh [MAX_EXAMPLES]   (needs target/release/tungate)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MAX_EXAMPLES=${1:-25}
+VENV=$PWD/target/schemathesis-venv
+SCHEMATHESIS_VERSION=4.32.5
+
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+REPORT=$(mktemp -d)
+trap 'rm -rf "$REPORT"' EXIT
+
+deploy/ci/live-tungate.sh sh -c '
+  exec "$0" run "$TUNGATE_URL/api/v1/openapi.yaml" \
+    --url "$TUNGATE_URL" \
+    --header "Authorization: Bearer $(cat "$TUNGATE_TOKEN_FILE")" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --phases examples,coverage,fuzzing \
+    --max-examples "$1" \
+    --seed 1 \
+    --generation-database none \
+    --request-timeout 30 \
+    --report-dir "$2"' "$VENV/bin/st" "$MAX_EXAMPLES" "$REPORT"
