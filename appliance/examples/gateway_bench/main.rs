@@ -10,6 +10,8 @@
 //! plugins, and writes BENCHMARKS.md.
 //!
 //! `gateway_bench run [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]`
+//! `gateway_bench soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400]`
+//! holds one variant under full load and prints its rate every second (for `perf`).
 //! `gateway_bench gateway ...` is the gateway process the run starts in `gw` (internal).
 
 #[path = "../../tests/common/mod.rs"]
@@ -87,6 +89,35 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
+/// `soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400]`
+fn soak(args: &[String]) -> i32 {
+    let seconds = args.first().and_then(|a| a.parse().ok()).unwrap_or(20);
+    let what = args.get(1).map_or("none", String::as_str);
+    let workers = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
+    let size = match args.get(3).map(String::as_str) {
+        Some("1400") => phases::SIZES[1],
+        _ => phases::SIZES[0],
+    };
+    let variant = if what == "kernel" {
+        phases::Variant::Kernel { cores: workers }
+    } else {
+        let (name, timed) = match what.strip_suffix("-timed") {
+            Some(n) => (n, true),
+            None => (what, false),
+        };
+        let Some(chain) = gateway::Chain::parse(name) else {
+            eprintln!("gateway_bench soak: no variant {what}");
+            return 2;
+        };
+        phases::Variant::Tungate {
+            workers,
+            chain,
+            timed,
+        }
+    };
+    phases::soak(seconds, variant, size)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -97,6 +128,7 @@ fn main() {
                 .init();
             std::process::exit(gateway::child_main(&args[1..]));
         }
+        Some("soak") => std::process::exit(soak(&args[1..])),
         Some("run") => match parse(&args[1..]) {
             Ok(options) => std::process::exit(phases::run(&options)),
             Err(e) => {

@@ -689,3 +689,47 @@ pub fn run(options: &Options) -> i32 {
     );
     0
 }
+
+/// `gateway_bench soak`: the topology and one variant under full load for `seconds`,
+/// printing the delivered rate every second (for profiling with `perf record -C 1`).
+pub fn soak(seconds: u64, variant: Variant, size: Size) -> i32 {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("gateway_bench: needs root");
+        return 2;
+    }
+    pin_current_thread(&[GENERATOR_CPU]);
+    let options = Options {
+        quick: true,
+        repeats: 1,
+        window: Duration::from_secs(1),
+        out: PathBuf::new(),
+        samples: PathBuf::new(),
+    };
+    let t = Topology::new();
+    let generator = Generator::open(&t.rs);
+    let bench = Bench {
+        options: &options,
+        t,
+        generator,
+        plugins: plugin_dir(),
+    };
+    bench.prepare();
+    bench.steer(&variant.cpus());
+    let (encap, mut gw) = match variant {
+        Variant::Kernel { .. } => (Encap::Plain, None),
+        Variant::Tungate { workers, chain, timed } => {
+            let mut g = bench.start_gateway(workers, 1);
+            g.command(&format!("chain {}{}", chain.name(), if timed { " timed" } else { "" }));
+            (Encap::Ipip, Some(g))
+        }
+    };
+    let frames = build_frames(encap, size.payload, FLOWS, &[VIP]);
+    for _ in 0..seconds {
+        let s = bench.measure(&frames, variant, gw.as_mut(), Duration::from_millis(500));
+        eprintln!("{}", report::sample_line(&s));
+    }
+    if let Some(g) = gw {
+        g.quit();
+    }
+    0
+}
