@@ -519,6 +519,14 @@ impl Worker {
         };
         let len = vnet::LEN + frame_len;
         if len <= TX_CAPACITY {
+            let mut tx_vnet = tx_vnet;
+            if !tx_vnet.is_gso() {
+                // The whole frame is "header": the kernel copies it into the skb's linear
+                // part. Otherwise the skb would point into the ring's pages, and the first
+                // hop that orphans user pages (veth, any local delivery) would allocate a
+                // page and copy it again (skb_copy_ubufs).
+                tx_vnet.hdr_len = frame_len as u16;
+            }
             // SAFETY: the worker holds the packet's frame; nothing else refers to it now.
             let inner = unsafe { a.bytes_mut() };
             let pushed = socket.ring.push(len, |out| {
