@@ -436,7 +436,11 @@ fn rings_wrap_around_and_every_packet_arrives_once_in_order() {
         .iter()
         .map(|f| u32::from_be_bytes(f[42..46].try_into().unwrap()))
         .collect();
-    assert_eq!(numbers, (0..COUNT).collect::<Vec<_>>(), "every number once, in order");
+    assert_eq!(
+        numbers,
+        (0..COUNT).collect::<Vec<_>>(),
+        "every number once, in order"
+    );
     let expected = with_ttl_decremented(&numbered(COUNT - 1));
     assert_eq!(&got[got.len() - 1][14..], &expected[..], "byte for byte");
     let c = tg.counters();

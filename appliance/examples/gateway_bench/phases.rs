@@ -717,9 +717,17 @@ pub fn soak(seconds: u64, variant: Variant, size: Size) -> i32 {
     bench.steer(&variant.cpus());
     let (encap, mut gw) = match variant {
         Variant::Kernel { .. } => (Encap::Plain, None),
-        Variant::Tungate { workers, chain, timed } => {
+        Variant::Tungate {
+            workers,
+            chain,
+            timed,
+        } => {
             let mut g = bench.start_gateway(workers, 1);
-            g.command(&format!("chain {}{}", chain.name(), if timed { " timed" } else { "" }));
+            g.command(&format!(
+                "chain {}{}",
+                chain.name(),
+                if timed { " timed" } else { "" }
+            ));
             (Encap::Ipip, Some(g))
         }
     };

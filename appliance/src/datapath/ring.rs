@@ -244,8 +244,8 @@ impl TxRing {
             tracing::debug!("transmit ring send: {}", io::Error::last_os_error());
         }
         for (position, &index) in self.pending.iter().enumerate() {
-            let taken =
-                self.map.status(index as usize).load(Ordering::Acquire) != libc::TP_STATUS_SEND_REQUEST;
+            let taken = self.map.status(index as usize).load(Ordering::Acquire)
+                != libc::TP_STATUS_SEND_REQUEST;
             if !taken {
                 set_tx_len(self.map.frame(index as usize), 0);
             }
