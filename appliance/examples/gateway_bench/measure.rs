@@ -1,9 +1,13 @@
 //! What the bench reads from the kernel around a measurement window: per-core CPU time
-//! (`/proc/stat`), a process's CPU time (`/proc/PID/task/*/schedstat`), the client
-//! interface's receive counter (`ip -s link`), the load average; and the statistics the
-//! report needs (medians, percentiles).
+//! (`/proc/stat`), a process's CPU time (`/proc/PID/task/*/schedstat`), who used the
+//! gateway's core (`perf record` samples, attributed), the client interface's receive
+//! counter (`ip -s link`), the load average; and the statistics the report needs (medians,
+//! percentiles).
 
-use std::process::Command;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use crate::common::Netns;
 
@@ -85,6 +89,132 @@ pub fn process_cpu_ns(pid: u32) -> u64 {
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// Sampling rate of the attribution (per second of the core's wall time).
+const PERF_HZ: u32 = 997;
+
+/// The gateway core's time over a window, attributed by `perf record` samples (wall-clock
+/// `cpu-clock` samples on that core, with kernel call chains): softirq work (in any task's
+/// context, or ksoftirqd), the gateway's own threads outside softirq, other tasks, idle.
+/// Unlike `/proc/stat` on this kernel (tick-sampled, no IRQ time accounting), this splits
+/// the softirq work that lands on other tasks' stacks from the tasks themselves, so the
+/// gateway's CPU is measured even while compile jobs share its core.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attribution {
+    /// Seconds in softirq or hard-irq context.
+    pub interrupts: f64,
+    /// Seconds in the gateway's threads outside interrupts.
+    pub gateway_threads: f64,
+    /// Seconds in other tasks outside interrupts.
+    pub others: f64,
+    /// Seconds idle.
+    pub idle: f64,
+}
+
+impl Attribution {
+    /// The gateway's CPU time: its threads plus every interrupt on its core (the network
+    /// receive and transmit work, whoever's stack it ran on).
+    pub fn gateway(&self) -> f64 {
+        self.interrupts + self.gateway_threads
+    }
+}
+
+/// A `perf record` of one core for one window.
+pub struct PerfRecording {
+    child: Child,
+    file: PathBuf,
+}
+
+impl PerfRecording {
+    /// Starts recording core `cpu` for `window`; `None` if `perf` is not there.
+    pub fn start(cpu: usize, window: Duration, tag: &str) -> Option<PerfRecording> {
+        let file = std::env::temp_dir().join(format!(
+            "gateway-bench-{}-{tag}.perf",
+            std::process::id()
+        ));
+        let child = Command::new("perf")
+            .args(["record", "-q", "-e", "cpu-clock", "-g", "-C", &cpu.to_string()])
+            .args(["-F", &PERF_HZ.to_string(), "-o"])
+            .arg(&file)
+            .args(["--", "sleep", &format!("{:.3}", window.as_secs_f64())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        Some(PerfRecording { child, file })
+    }
+
+    /// Waits for the recording and attributes its samples; `ours` are the gateway's
+    /// thread ids.
+    pub fn finish(mut self, ours: &HashSet<u32>) -> Option<Attribution> {
+        let ok = self.child.wait().ok()?.success();
+        let result = ok.then(|| attribute(&self.file, ours)).flatten();
+        let _ = std::fs::remove_file(&self.file);
+        result
+    }
+}
+
+/// Frames that mean "this sample ran in interrupt context".
+fn is_interrupt_frame(symbol: &str) -> bool {
+    matches!(
+        symbol,
+        "handle_softirqs" | "__do_softirq" | "do_softirq" | "net_rx_action" | "run_ksoftirqd"
+    ) || symbol.starts_with("sysvec_")
+        || symbol.starts_with("__sysvec_")
+        || symbol.starts_with("asm_sysvec_")
+        || symbol.starts_with("common_interrupt")
+}
+
+fn attribute(file: &Path, ours: &HashSet<u32>) -> Option<Attribution> {
+    let out = Command::new("perf")
+        .args(["script", "-F", "comm,tid,ip,sym", "-i"])
+        .arg(file)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let seconds = 1.0 / f64::from(PERF_HZ);
+    let mut a = Attribution::default();
+    let mut samples = 0u64;
+    for block in text.split("\n\n") {
+        let mut lines = block.lines().filter(|l| !l.trim().is_empty());
+        let Some(header) = lines.next() else {
+            continue;
+        };
+        let mut words = header.split_whitespace().rev();
+        let tid: u32 = words.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+        let comm: Vec<&str> = words.rev().collect();
+        let comm = comm.join(" ");
+        let interrupt = comm.starts_with("ksoftirqd/")
+            || lines.any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|sym| is_interrupt_frame(sym.split('+').next().unwrap_or(sym)))
+            });
+        samples += 1;
+        if interrupt {
+            a.interrupts += seconds;
+        } else if ours.contains(&tid) {
+            a.gateway_threads += seconds;
+        } else if comm.starts_with("swapper") || tid == 0 {
+            a.idle += seconds;
+        } else {
+            a.others += seconds;
+        }
+    }
+    (samples > 0).then_some(a)
+}
+
+/// The thread ids of process `pid`.
+pub fn thread_ids(pid: u32) -> HashSet<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Packets received by `interface` of `ns` so far.
