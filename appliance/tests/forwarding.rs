@@ -289,7 +289,7 @@ fn icmp_errors(s: &std::net::UdpSocket) -> usize {
 fn no_icmp_goes_back_and_shutdown_removes_the_nftables_table() {
     let t = Topology::new();
     let tg = Tungate::start(&t.gw, &t.config(""));
-    let listed = t.gw.exec("nft", &["list", "table", "ip", "tungate"]);
+    let listed = t.gw.exec("nft", &["list", "table", "netdev", "tungate"]);
     let rules = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.status.success() && rules.contains("drop"), "{rules}");
     let icmp = icmp_listener(&t.rs);
@@ -324,26 +324,29 @@ fn no_icmp_goes_back_and_shutdown_removes_the_nftables_table() {
 #[test]
 fn a_stale_table_from_a_crashed_run_is_replaced() {
     let t = Topology::new();
-    let add = t.gw.exec("nft", &["add", "table", "ip", "tungate"]);
+    let add = t.gw.exec("nft", &["add", "table", "netdev", "tungate"]);
     assert!(add.status.success());
     let chain = t.gw.exec(
         "nft",
         &[
             "add",
             "chain",
-            "ip",
+            "netdev",
             "tungate",
             "stale",
-            "{ type filter hook input priority 0 ; }",
+            "{ type filter hook ingress device \"g0\" priority 0 ; }",
         ],
     );
     assert!(chain.status.success());
     let tg = Tungate::start(&t.gw, &t.config(""));
-    let listed =
-        String::from_utf8_lossy(&t.gw.exec("nft", &["list", "table", "ip", "tungate"]).stdout)
-            .into_owned();
+    let listed = String::from_utf8_lossy(
+        &t.gw
+            .exec("nft", &["list", "table", "netdev", "tungate"])
+            .stdout,
+    )
+    .into_owned();
     assert!(
-        !listed.contains("stale") && listed.contains("prerouting"),
+        !listed.contains("stale") && listed.contains("hook ingress") && listed.contains("drop"),
         "{listed}"
     );
     assert_eq!(tg.stop().0, 0);

@@ -94,9 +94,10 @@ pub fn process_cpu_ns(pid: u32) -> u64 {
 /// Sampling rate of the attribution (per second of the core's wall time).
 const PERF_HZ: u32 = 997;
 
-/// The gateway core's time over a window, attributed by `perf record` samples (wall-clock
-/// `cpu-clock` samples on that core, with kernel call chains): softirq work (in any task's
-/// context, or ksoftirqd), the gateway's own threads outside softirq, other tasks, idle.
+/// The gateway core's busy time over a window, attributed by `perf record` samples
+/// (`cpu-clock` samples on that core, which is not sampled while idle, with kernel call
+/// chains): softirq work (in any task's context, or ksoftirqd), the gateway's own threads
+/// outside softirq, other tasks. The shares apply to the core's busy time from `/proc/stat`.
 /// Unlike `/proc/stat` on this kernel (tick-sampled, no IRQ time accounting), this splits
 /// the softirq work that lands on other tasks' stacks from the tasks themselves, so the
 /// gateway's CPU is measured even while compile jobs share its core.
@@ -108,7 +109,7 @@ pub struct Attribution {
     pub gateway_threads: f64,
     /// Seconds in other tasks outside interrupts.
     pub others: f64,
-    /// Seconds idle.
+    /// Seconds in the idle task (hardly ever sampled).
     pub idle: f64,
 }
 
@@ -117,6 +118,20 @@ impl Attribution {
     /// receive and transmit work, whoever's stack it ran on).
     pub fn gateway(&self) -> f64 {
         self.interrupts + self.gateway_threads
+    }
+
+    fn total(&self) -> f64 {
+        (self.interrupts + self.gateway_threads + self.others + self.idle).max(1e-9)
+    }
+
+    /// The gateway's share of the core's time.
+    pub fn gateway_share(&self) -> f64 {
+        self.gateway() / self.total()
+    }
+
+    /// Other tasks' share of the core's time.
+    pub fn others_share(&self) -> f64 {
+        self.others / self.total()
     }
 }
 
@@ -129,12 +144,18 @@ pub struct PerfRecording {
 impl PerfRecording {
     /// Starts recording core `cpu` for `window`; `None` if `perf` is not there.
     pub fn start(cpu: usize, window: Duration, tag: &str) -> Option<PerfRecording> {
-        let file = std::env::temp_dir().join(format!(
-            "gateway-bench-{}-{tag}.perf",
-            std::process::id()
-        ));
+        let file =
+            std::env::temp_dir().join(format!("gateway-bench-{}-{tag}.perf", std::process::id()));
         let child = Command::new("perf")
-            .args(["record", "-q", "-e", "cpu-clock", "-g", "-C", &cpu.to_string()])
+            .args([
+                "record",
+                "-q",
+                "-e",
+                "cpu-clock",
+                "-g",
+                "-C",
+                &cpu.to_string(),
+            ])
             .args(["-F", &PERF_HZ.to_string(), "-o"])
             .arg(&file)
             .args(["--", "sleep", &format!("{:.3}", window.as_secs_f64())])

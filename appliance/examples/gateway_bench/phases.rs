@@ -118,6 +118,8 @@ pub struct Sample {
     pub filter_ns: Option<f64>,
     /// Frames the kernel dropped in front of tungate's sockets (socket full), per second.
     pub rx_overflow_pps: Option<f64>,
+    /// Frames tungate received per second.
+    pub gateway_rx_pps: Option<f64>,
     /// `/proc/loadavg` at the start of the window.
     pub load: String,
 }
@@ -284,7 +286,6 @@ impl Bench<'_> {
                 self.generator.flood(frames, &stop, &sent);
             });
             std::thread::sleep(WARM_UP);
-            let counters_before = gw.as_mut().map(|g| g.command("counters"));
             if let Some(g) = gw.as_mut() {
                 g.command("timing");
             }
@@ -294,6 +295,7 @@ impl Bench<'_> {
             let sent0 = sent.load(Ordering::Relaxed);
             let cores0 = measure::cores();
             let proc0 = gw.as_ref().map(|g| measure::process_cpu_ns(g.pid()));
+            let counters_before = gw.as_mut().map(|g| g.command("counters"));
             let t0 = Instant::now();
             let recording = (cpus.len() == 1)
                 .then(|| measure::PerfRecording::start(cpus[0], window, "window"))
@@ -305,13 +307,13 @@ impl Bench<'_> {
             let cores1 = measure::cores();
             let proc1 = gw.as_ref().map(|g| measure::process_cpu_ns(g.pid()));
             let t1 = Instant::now();
+            let counters_after = gw.as_mut().map(|g| g.command("counters"));
+            let timing = gw.as_mut().map(|g| g.command("timing"));
             let ours = gw
                 .as_ref()
                 .map(|g| measure::thread_ids(g.pid()))
                 .unwrap_or_default();
             let attribution = recording.and_then(|r| r.finish(&ours));
-            let timing = gw.as_mut().map(|g| g.command("timing"));
-            let counters_after = gw.as_mut().map(|g| g.command("counters"));
             stop.store(true, Ordering::Relaxed);
 
             let rx_elapsed = (rx_t1 - rx_t0).as_secs_f64();
@@ -323,6 +325,14 @@ impl Bench<'_> {
                 (Variant::Tungate { timed: true, .. }, Some(t)) => {
                     t["median_ns_per_packet"].as_f64()
                 }
+                _ => None,
+            };
+            let gateway_rx_pps = match (&counters_before, &counters_after) {
+                (Some(a), Some(b)) => Some(
+                    (b["rx_packets"].as_f64().unwrap_or(0.0)
+                        - a["rx_packets"].as_f64().unwrap_or(0.0))
+                        / elapsed,
+                ),
                 _ => None,
             };
             let rx_overflow_pps = match (&counters_before, &counters_after) {
@@ -342,12 +352,15 @@ impl Bench<'_> {
                 busy_ns: core.busy() as f64 / packets,
                 irq_ns: core.interrupts as f64 / packets,
                 process_ns: proc0.zip(proc1).map(|(a, b)| (b - a) as f64 / packets),
-                attributed_ns: attribution.map(|a| a.gateway() * 1e9 / (delivered_pps * window.as_secs_f64()).max(1.0)),
-                others_share: attribution.map(|a| {
-                    a.others / (a.interrupts + a.gateway_threads + a.others + a.idle).max(1e-9)
-                }),
+                // The samples' shares (perf samples only a busy core) applied to the core's
+                // busy time over the window as timed here.
+                attributed_ns: attribution
+                    .map(|a| a.gateway_share() * core.busy() as f64 / packets),
+                others_share: attribution
+                    .map(|a| a.others_share() * core.busy() as f64 / (elapsed * 1e9)),
                 filter_ns,
                 rx_overflow_pps,
+                gateway_rx_pps,
                 load,
             }
         })
@@ -769,7 +782,8 @@ pub fn soak(seconds: u64, variant: Variant, size: Size) -> i32 {
         let s = bench.measure(&frames, variant, gw.as_mut(), Duration::from_millis(500));
         eprintln!("{}", report::sample_line(&s));
     }
-    if let Some(g) = gw {
+    if let Some(mut g) = gw {
+        eprintln!("gateway counters: {}", g.command("counters"));
         g.quit();
     }
     0

@@ -83,13 +83,17 @@ pub fn sample_line(s: &Sample) -> String {
             .unwrap_or_default(),
         s.attributed_ns
             .zip(s.others_share)
-            .map(|(p, o)| format!(", gateway CPU {p:.0} ns/pkt (others {:.0}% of the core)", o * 100.0))
+            .map(|(p, o)| format!(
+                ", gateway CPU {p:.0} ns/pkt (others {:.0}% of the core)",
+                o * 100.0
+            ))
             .unwrap_or_default(),
         s.filter_ns
             .map(|p| format!(", chain {p:.1} ns/pkt"))
             .unwrap_or_default(),
         s.rx_overflow_pps
-            .map(|p| format!(", rx_overflow {p:.0}/s"))
+            .zip(s.gateway_rx_pps)
+            .map(|(p, r)| format!(", tungate rx {r:.0}/s, rx_overflow {p:.0}/s"))
             .unwrap_or_default(),
     )
 }
@@ -251,7 +255,9 @@ pub fn write(r: &Report<'_>, out: &Path, samples_csv: &Path) -> std::io::Result<
             s.offered_pps,
             s.delivered_pps,
             opt(s.attributed_ns),
-            s.others_share.map(|o| format!("{o:.3}")).unwrap_or_default(),
+            s.others_share
+                .map(|o| format!("{o:.3}"))
+                .unwrap_or_default(),
             s.busy_ns,
             s.irq_ns,
             opt(s.process_ns),
@@ -299,20 +305,38 @@ fn targets(md: &mut String, r: &Report<'_>) {
             median_delivered(s, size, k1),
             met(rate >= 0.6)
         );
-        let cpu = paired(s, size, c, k1, |a, b| Some(b.attributed_ns? / a.attributed_ns?));
+        let cpu = paired(s, size, c, k1, |a, b| {
+            Some(b.attributed_ns? / a.attributed_ns?)
+        });
         let _ = writeln!(
             md,
             "| aim: (c) ≥ 1.0× the kernel's packets per CPU-second, {} | {}× (gateway CPU {} vs {} ns/packet) | {} |",
             size.label,
             fmt_opt(cpu, 2),
-            fmt_opt(median(&of(s, size, c).filter_map(|x| x.attributed_ns).collect::<Vec<_>>()), 0),
-            fmt_opt(median(&of(s, size, k1).filter_map(|x| x.attributed_ns).collect::<Vec<_>>()), 0),
+            fmt_opt(
+                median(
+                    &of(s, size, c)
+                        .filter_map(|x| x.attributed_ns)
+                        .collect::<Vec<_>>()
+                ),
+                0
+            ),
+            fmt_opt(
+                median(
+                    &of(s, size, k1)
+                        .filter_map(|x| x.attributed_ns)
+                        .collect::<Vec<_>>()
+                ),
+                0
+            ),
             met(cpu >= 1.0)
         );
     }
     let b = tungate(1, Chain::None, false);
     let c = tungate(1, Chain::Cidr, false);
-    let overhead = paired(s, SIZES[0], c, b, |a, b| Some(a.attributed_ns? - b.attributed_ns?));
+    let overhead = paired(s, SIZES[0], c, b, |a, b| {
+        Some(a.attributed_ns? - b.attributed_ns?)
+    });
     let timed: Vec<f64> = of(s, SIZES[0], tungate(1, Chain::Cidr, true))
         .filter_map(|x| x.filter_ns)
         .collect();

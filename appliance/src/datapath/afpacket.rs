@@ -169,13 +169,26 @@ pub struct RxSocket {
     pub ring: RxRing,
 }
 
-/// Opens the `count` receive sockets of one interface, one per worker, all in one hash
-/// fanout group: AF_PACKET, offload header on, own transmissions ignored, optionally a BPF
-/// filter attached, and a receive ring, all before the socket is bound (so nothing
-/// unfiltered, or outside the ring, is ever queued).
+/// Which frames a receive socket is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tap {
+    /// IPv4 frames, delivered after the device's ingress hooks (a tunnel device).
+    Ipv4,
+    /// Every frame, delivered before the device's ingress hooks (tc, nftables `netdev`), so
+    /// that an ingress rule can drop what tungate takes without the kernel's IP layer ever
+    /// seeing it. Use with a BPF filter.
+    All,
+}
+
+/// Opens the `count` receive sockets of one interface, one per worker (several: in one hash
+/// fanout group; one alone: no fanout, which would only hash every packet for nothing):
+/// AF_PACKET, offload header on, own transmissions ignored, optionally a BPF filter
+/// attached, and a receive ring, all before the socket is bound (so nothing unfiltered, or
+/// outside the ring, is ever queued).
 pub fn open_receive_group(
     interface: &str,
     count: usize,
+    tap: Tap,
     filter: Option<&[libc::sock_filter]>,
 ) -> Result<Vec<RxSocket>, SocketError> {
     let index = ifindex(interface)?;
@@ -203,7 +216,15 @@ pub fn open_receive_group(
             attach_filter(&fd, filter).map_err(fail("SO_ATTACH_FILTER"))?;
         }
         let ring = RxRing::create(&fd, vnet::LEN).map_err(fail("PACKET_RX_RING"))?;
-        bind(&fd, index, ETH_P_IP).map_err(fail("bind(AF_PACKET)"))?;
+        let protocol = match tap {
+            Tap::Ipv4 => ETH_P_IP,
+            Tap::All => libc::ETH_P_ALL as u16,
+        };
+        bind(&fd, index, protocol).map_err(fail("bind(AF_PACKET)"))?;
+        if count == 1 {
+            sockets.push(RxSocket { fd, ring });
+            break;
+        }
         // PACKET_FANOUT takes the group id in the low 16 bits and type and flags above. The
         // first socket asks the kernel for an unused group id; the others join that group.
         let arg = match group_id {
@@ -346,7 +367,7 @@ mod tests {
 
     #[test]
     fn a_missing_interface_is_named() {
-        let Err(err) = open_receive_group("tg-nonexist0", 1, None) else {
+        let Err(err) = open_receive_group("tg-nonexist0", 1, Tap::Ipv4, None) else {
             panic!("a missing interface was accepted");
         };
         assert!(err.to_string().contains("tg-nonexist0"), "{err}");

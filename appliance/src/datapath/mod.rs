@@ -192,11 +192,16 @@ impl Datapath {
                         .ok_or(StartError::NoIngress(doc.gateway.address))?,
                 };
                 let filter = afpacket::ipip_filter();
-                let sockets = afpacket::open_receive_group(&ingress, workers, Some(&filter))?;
+                let sockets = afpacket::open_receive_group(
+                    &ingress,
+                    workers,
+                    afpacket::Tap::All,
+                    Some(&filter),
+                )?;
                 for (w, fd) in sockets.into_iter().enumerate() {
                     per_worker[w].push((fd, Source::Ingress));
                 }
-                nft = Some(DropRule::install(doc.gateway.address)?);
+                nft = Some(DropRule::install(doc.gateway.address, &ingress)?);
                 tracing::info!(
                     "userspace decap on {ingress} for {} with {workers} worker(s)",
                     doc.gateway.address
@@ -206,7 +211,8 @@ impl Datapath {
                 let mut found = 0;
                 for peer in &doc.peers {
                     let device = format!("{}{}", tables::TUNNEL_PREFIX, peer.name);
-                    match afpacket::open_receive_group(&device, workers, None) {
+                    match afpacket::open_receive_group(&device, workers, afpacket::Tap::Ipv4, None)
+                    {
                         Ok(sockets) => {
                             found += 1;
                             for (w, fd) in sockets.into_iter().enumerate() {
