@@ -9,6 +9,7 @@ APT_PACKAGES=(
   iproute2 iputils-ping           # test topologies (the product itself never runs `ip`)
   nftables                        # tests read tungate's nftables table back (the product never runs `nft`)
   chromium                        # headless browser for the web UI tests (web/e2e)
+  linux-perf                      # the benchmark attributes the gateway core's time with perf samples
 )
 
 missing=()

@@ -40,6 +40,12 @@ CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo clippy --locked -
 stage "unit and netns integration tests"
 cargo test --release --workspace --locked
 
+stage "benchmark, quick mode (no thresholds: it only has to run through)"
+# `cargo test` built the example above; the full run is deploy/bench/run.sh (BENCHMARKS.md).
+target/release/examples/gateway_bench run --quick --out /tmp/tungate-bench-quick.md \
+  --samples /tmp/tungate-bench-quick.csv
+grep -q "Where the targets stand" /tmp/tungate-bench-quick.md
+
 stage "data path: no leftover test namespaces"
 # The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
 if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp)-' ; then

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::Options;
 use crate::common::Topology;
-use crate::common::net::{CIP, CLIENT_MAC, VIP};
+use crate::common::net::{CIP, VIP};
 use crate::gateway::{self, Chain, GatewayProcess};
 use crate::measure::{self, CoreTimes};
 use crate::plugin_wasm;
@@ -30,6 +30,9 @@ pub const GATEWAY_CPU: usize = 1;
 const FLOWS: usize = 64;
 /// Offset of the UDP payload in the frames the client receives (Ethernet, IPv4, UDP).
 const CLIENT_PAYLOAD_OFFSET: usize = 14 + 20 + 8;
+/// The MAC the gateway sends the client's packets to: not the client's own, so that the
+/// client drops them first thing (see `Bench::prepare`).
+const SINK_MAC: [u8; 6] = [0x02, 0, 0, 0, 2, 0x99];
 /// Frames sent before each window opens.
 const WARM_UP: Duration = Duration::from_millis(500);
 
@@ -164,6 +167,19 @@ pub struct SwapRun {
     pub gateway_drops: Vec<(String, u64)>,
 }
 
+/// The highest loss-free rate of one variant (1 worker).
+#[derive(Debug, Clone)]
+pub struct Capacity {
+    /// The packet size.
+    pub size: Size,
+    /// The chain.
+    pub chain: Chain,
+    /// The highest delivered rate with under 1% lost.
+    pub lossless_pps: f64,
+    /// The gateway core's busy time per packet at that rate, ns.
+    pub busy_ns: f64,
+}
+
 /// Resident memory of one gateway configuration.
 #[derive(Debug, Clone)]
 pub struct Memory {
@@ -197,9 +213,10 @@ fn sh(args: &[&str]) {
 }
 
 impl Bench<'_> {
-    /// Forwarding on in `gw`, a permanent neighbour entry for the client, and a cheap sink:
-    /// the client drops everything at its nftables ingress hook (its interface still counts it, and an
-    /// AF_PACKET socket still sees it first).
+    /// Forwarding on in `gw`, and a permanent neighbour entry for the client with a MAC that
+    /// is not the client's: the client's interface counts every frame, then its IP layer
+    /// discards it at once as addressed to another host (the cheapest sink there is, the
+    /// same for every variant; an AF_PACKET socket on it still sees every frame).
     fn prepare(&self) {
         let gw = &self.t.gw.name;
         for setting in [
@@ -209,7 +226,7 @@ impl Bench<'_> {
         ] {
             sh(&["ip", "netns", "exec", gw, "sysctl", "-q", "-w", setting]);
         }
-        let mac = CLIENT_MAC
+        let mac = SINK_MAC
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<Vec<_>>()
@@ -224,23 +241,6 @@ impl Bench<'_> {
             "g1",
             "nud",
             "permanent",
-        ]);
-        let cl = &self.t.client.name;
-        sh(&[
-            "ip", "netns", "exec", cl, "nft", "add", "table", "netdev", "sink",
-        ]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            cl,
-            "nft",
-            "add",
-            "chain",
-            "netdev",
-            "sink",
-            "ingress",
-            "{ type filter hook ingress device \"c0\" priority 0 ; policy drop ; }",
         ]);
     }
 
@@ -269,13 +269,15 @@ impl Bench<'_> {
         GatewayProcess::start(&self.t.gw, workers, &cpus, vips, &self.plugins)
     }
 
-    /// Floods `frames` and measures one window.
+    /// Floods `frames` (flat out, or at `rate`) and measures one window; the CPU
+    /// attribution (perf) only when flat out.
     fn measure(
         &self,
         frames: &Frames,
         variant: Variant,
         mut gw: Option<&mut GatewayProcess>,
         window: Duration,
+        rate: Option<f64>,
     ) -> Sample {
         let cpus = variant.cpus();
         let stop = AtomicBool::new(false);
@@ -283,7 +285,7 @@ impl Bench<'_> {
         std::thread::scope(|s| {
             s.spawn(|| {
                 pin_current_thread(&[GENERATOR_CPU]);
-                self.generator.flood(frames, &stop, &sent);
+                self.generator.flood(frames, &stop, &sent, rate);
             });
             std::thread::sleep(WARM_UP);
             if let Some(g) = gw.as_mut() {
@@ -297,7 +299,7 @@ impl Bench<'_> {
             let proc0 = gw.as_ref().map(|g| measure::process_cpu_ns(g.pid()));
             let counters_before = gw.as_mut().map(|g| g.command("counters"));
             let t0 = Instant::now();
-            let recording = (cpus.len() == 1)
+            let recording = (cpus.len() == 1 && rate.is_none())
                 .then(|| measure::PerfRecording::start(cpus[0], window, "window"))
                 .flatten();
             std::thread::sleep(window);
@@ -392,7 +394,7 @@ impl Bench<'_> {
             let tungate_first = repeat % 2 == 1;
             let run_kernel = |push: &mut dyn FnMut(Sample)| {
                 self.steer(&kernel.cpus());
-                push(self.measure(&plain, kernel, None, window));
+                push(self.measure(&plain, kernel, None, window, None));
             };
             if !tungate_first {
                 run_kernel(&mut push);
@@ -411,7 +413,7 @@ impl Bench<'_> {
                     chain,
                     timed: false,
                 };
-                push(self.measure(&ipip, v, Some(&mut gw), window));
+                push(self.measure(&ipip, v, Some(&mut gw), window, None));
             }
             if n == 1 {
                 for chain in [Chain::Cidr, Chain::Four] {
@@ -421,7 +423,7 @@ impl Bench<'_> {
                         chain,
                         timed: true,
                     };
-                    push(self.measure(&ipip, v, Some(&mut gw), window));
+                    push(self.measure(&ipip, v, Some(&mut gw), window, None));
                 }
             }
             gw.quit();
@@ -573,6 +575,64 @@ impl Bench<'_> {
         runs
     }
 
+    /// The highest rate each 1-worker tungate variant forwards without loss: offered rates
+    /// from 100 k pps up by 15% until more than 2% is lost (or the generator tops out).
+    fn capacity_phase(&self) -> Vec<Capacity> {
+        let sizes: Vec<Size> = if self.options.quick {
+            vec![SIZES[0]]
+        } else {
+            SIZES.to_vec()
+        };
+        let window = if self.options.quick {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(1)
+        };
+        let mut out = Vec::new();
+        self.steer(&[GATEWAY_CPU]);
+        for size in sizes {
+            let frames = build_frames(Encap::Ipip, size.payload, FLOWS, &[VIP]);
+            let mut gw = self.start_gateway(1, 1);
+            for chain in [Chain::None, Chain::Cidr, Chain::Four] {
+                gw.command(&format!("chain {}", chain.name()));
+                let v = Variant::Tungate {
+                    workers: 1,
+                    chain,
+                    timed: false,
+                };
+                let mut best: Option<Sample> = None;
+                let mut rate = 100_000.0;
+                loop {
+                    let s = self.measure(&frames, v, Some(&mut gw), window, Some(rate));
+                    let lossless = s.delivered_pps >= 0.98 * s.offered_pps;
+                    let topped_out = s.offered_pps < 0.95 * rate;
+                    eprintln!(
+                        "  capacity {} {}: {}",
+                        size.label,
+                        chain.name(),
+                        report::sample_line(&s)
+                    );
+                    if !lossless {
+                        break;
+                    }
+                    best = Some(s);
+                    if topped_out {
+                        break;
+                    }
+                    rate *= 1.15;
+                }
+                out.push(Capacity {
+                    size,
+                    chain,
+                    lossless_pps: best.as_ref().map_or(0.0, |s| s.delivered_pps),
+                    busy_ns: best.as_ref().map_or(f64::NAN, |s| s.busy_ns),
+                });
+            }
+            gw.quit();
+        }
+        out
+    }
+
     fn memory_phase(&self) -> Vec<Memory> {
         let mut out = Vec::new();
         self.steer(&[GATEWAY_CPU]);
@@ -595,7 +655,7 @@ impl Bench<'_> {
                 chain,
                 timed: false,
             };
-            let s = self.measure(&frames, v, Some(&mut gw), window);
+            let s = self.measure(&frames, v, Some(&mut gw), window, None);
             let rss = gw.command("rss");
             eprintln!(
                 "  memory: {vips} VIPs × {plugins} plugins: {rss} ({:.0} pps)",
@@ -711,6 +771,8 @@ pub fn run(options: &Options) -> i32 {
     let latency = bench.latency_phase(half);
     eprintln!("hot swap at {half:.0} pps");
     let swaps = bench.swap_phase(half);
+    eprintln!("capacity");
+    let capacity = bench.capacity_phase();
     eprintln!("memory");
     let memory = bench.memory_phase();
     let r = Report {
@@ -718,6 +780,7 @@ pub fn run(options: &Options) -> i32 {
         samples,
         latency,
         swaps,
+        capacity,
         memory,
         load_before,
         load_after: measure::loadavg(),
@@ -779,7 +842,14 @@ pub fn soak(seconds: u64, variant: Variant, size: Size) -> i32 {
     };
     let frames = build_frames(encap, size.payload, FLOWS, &[VIP]);
     for _ in 0..seconds {
-        let s = bench.measure(&frames, variant, gw.as_mut(), Duration::from_millis(500));
+        let mut s = bench.measure(
+            &frames,
+            variant,
+            gw.as_mut(),
+            Duration::from_millis(500),
+            None,
+        );
+        s.size = size;
         eprintln!("{}", report::sample_line(&s));
     }
     if let Some(mut g) = gw {

@@ -24,6 +24,8 @@ pub const SERVICE_PORT: u16 = 443;
 const CLIENT_PORT_BASE: u16 = 40000;
 /// Frames per `sendmmsg` when sending flat out.
 const FLOOD_BATCH: usize = 64;
+/// Frames per `sendmmsg` when flooding at a set rate.
+const PACED_FLOOD_BATCH: usize = 16;
 /// Frames per `sendmmsg` when paced (the largest burst a paced run sends at once).
 const PACED_BATCH: usize = 8;
 
@@ -180,7 +182,8 @@ impl Generator {
 
     /// Sends `frames` round robin as fast as it can until `stop` is set, adding what it sent
     /// to `sent` after every batch.
-    pub fn flood(&self, frames: &Frames, stop: &AtomicBool, sent: &AtomicU64) {
+    /// With a `rate`, it sends bursts of 16 at that rate instead.
+    pub fn flood(&self, frames: &Frames, stop: &AtomicBool, sent: &AtomicU64, rate: Option<f64>) {
         let refs: Vec<&[u8]> = frames
             .frames
             .iter()
@@ -188,12 +191,26 @@ impl Generator {
             .take(FLOOD_BATCH * frames.frames.len().div_ceil(FLOOD_BATCH).max(1))
             .map(|f| f.as_slice())
             .collect();
+        let burst = if rate.is_some() {
+            PACED_FLOOD_BATCH
+        } else {
+            FLOOD_BATCH
+        };
+        let started = Instant::now();
+        let mut total = 0u64;
         let mut at = 0;
         while !stop.load(Ordering::Relaxed) {
-            let batch = &refs[at..at + FLOOD_BATCH];
+            if let Some(rate) = rate {
+                let due = started + Duration::from_secs_f64(total as f64 / rate);
+                while Instant::now() < due && !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            }
+            let batch = &refs[at..at + burst];
             let n = self.sendmmsg(batch);
+            total += n as u64;
             sent.fetch_add(n as u64, Ordering::Relaxed);
-            at = (at + FLOOD_BATCH) % refs.len();
+            at = (at + burst) % refs.len();
         }
     }
 

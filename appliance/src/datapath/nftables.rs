@@ -2,7 +2,7 @@
 //! `mnl`, no `nft` binary).
 //!
 //! `table netdev tungate { chain ingress { type filter hook ingress device INGRESS priority
-//! 0; meta protocol ip ip protocol 4 ip daddr GIP counter drop } }`: the AF_PACKET tap (bound
+//! 0; meta protocol ip ip protocol 4 ip daddr GIP drop } }`: the AF_PACKET tap (bound
 //! to every protocol, so it runs before the ingress hook) has already handed tungate its
 //! copy of each IPIP packet to GIP, so the kernel must neither answer it with ICMP toward
 //! the real server nor handle it a second time; dropping at ingress also spares the kernel's
@@ -75,7 +75,6 @@ impl DropRule {
         rule.add_expr(&nftnl::nft_expr!(cmp == libc::IPPROTO_IPIP as u8));
         rule.add_expr(&nftnl::nft_expr!(payload ipv4 daddr));
         rule.add_expr(&nftnl::nft_expr!(cmp == gip));
-        rule.add_expr(&nftnl::nft_expr!(counter));
         rule.add_expr(&nftnl::nft_expr!(verdict drop));
         batch.add(&rule, MsgType::Add);
         send(&batch.finalize()).map_err(|source| NftError::Netlink {
