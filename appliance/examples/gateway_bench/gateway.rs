@@ -61,7 +61,7 @@ impl Chain {
 
     fn bindings(self) -> String {
         let cidr =
-            format!(r#"{{ plugin = "cidr-filter", config = {{ allow = ["198.51.100.0/24"] }} }}"#);
+            r#"{ plugin = "cidr-filter", config = { allow = ["198.51.100.0/24"] } }"#.to_owned();
         match self {
             Chain::None => String::new(),
             Chain::Cidr => cidr,
@@ -229,6 +229,9 @@ impl GatewayState {
     }
 }
 
+/// A running hot-swap thread: its stop flag, and its (swaps, failed swaps) when joined.
+type Swapper = (Arc<AtomicBool>, std::thread::JoinHandle<(u64, u64)>);
+
 /// Resident and peak resident memory of process `pid`, in KiB.
 pub fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -294,7 +297,7 @@ pub fn child_main(args: &[String]) -> i32 {
         out.flush().expect("stdout");
     };
     reply(json!({ "ready": true }));
-    let mut swapper: Option<(Arc<AtomicBool>, std::thread::JoinHandle<(u64, u64)>)> = None;
+    let mut swapper: Option<Swapper> = None;
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("stdin");
         let words: Vec<&str> = line.split_whitespace().collect();

@@ -5,7 +5,7 @@
 //! This module owns the mappings and the frame-status handshake with the kernel (an
 //! acquire load before a frame is read, a release store when it is handed back); it never
 //! interprets the packet bytes. A receive frame is either the kernel's or held by the worker
-//! between [`RxRing::next`] and [`RxRing::release`]; a transmit frame is either free, filled
+//! between [`RxRing::take_filled`] and [`RxRing::release`]; a transmit frame is either free, filled
 //! by the worker and requested, or being sent by the kernel (whose skb may still reference
 //! it until it is freed, so a frame is reused only once the kernel marked it available).
 
@@ -150,7 +150,7 @@ impl RxRing {
 
     /// The next frame the kernel has filled, if any; the worker holds it until
     /// [`Self::release`]. Frames come in ring order.
-    pub fn next(&mut self) -> Option<RxFrame> {
+    pub fn take_filled(&mut self) -> Option<RxFrame> {
         let index = self.head;
         let status = self.map.status(index).load(Ordering::Acquire);
         if status & libc::TP_STATUS_USER == 0 {
@@ -262,19 +262,11 @@ fn set_tx_len(frame: *mut u8, len: u32) {
     unsafe { frame.add(4).cast::<u32>().write(len) };
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frame_geometry_fits_an_mtu_packet() {
-        // Receive: header, sockaddr_ll, padding to 16, offload header, Ethernet + 1500.
-        let rx_mac = (libc::TPACKET2_HDRLEN + 16).next_multiple_of(16) + 10 - 14;
-        assert!(rx_mac + 14 + 1500 <= FRAME_SIZE);
-        // Transmit: offload header + Ethernet + 1500 bytes of IP.
-        assert!(10 + 14 + 1500 <= TX_CAPACITY);
-        assert_eq!(BLOCK_SIZE % FRAME_SIZE, 0);
-        assert_eq!(RX_FRAMES * FRAME_SIZE % BLOCK_SIZE, 0);
-        assert_eq!(TX_FRAMES * FRAME_SIZE % BLOCK_SIZE, 0);
-    }
-}
+// The geometry, checked at compile time: a receive frame (header, sockaddr_ll, padding to
+// 16, offload header, then Ethernet) and a transmit frame (offload header, Ethernet) each
+// hold a 1500-byte IP packet; blocks hold whole frames and rings whole blocks.
+const _: () = assert!((libc::TPACKET2_HDRLEN + 16).next_multiple_of(16) + 10 + 1500 <= FRAME_SIZE);
+const _: () = assert!(10 + 14 + 1500 <= TX_CAPACITY);
+const _: () = assert!(BLOCK_SIZE.is_multiple_of(FRAME_SIZE));
+const _: () = assert!((RX_FRAMES * FRAME_SIZE).is_multiple_of(BLOCK_SIZE));
+const _: () = assert!((TX_FRAMES * FRAME_SIZE).is_multiple_of(BLOCK_SIZE));
