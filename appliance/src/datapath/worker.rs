@@ -416,16 +416,7 @@ impl Worker {
 
     /// Filters, forwards and transmits the batch, then gives its frames back.
     fn finish_batch(&mut self) {
-        if !self.accepted.is_empty() {
-            self.run_filters();
-            let accepted = std::mem::take(&mut self.accepted);
-            let hops = self.hops.load().clone();
-            for a in &accepted {
-                self.forward(a, &hops);
-            }
-            self.accepted = accepted;
-            self.flush_transmit();
-        }
+        self.filter_and_send();
         for &(slot, index) in &self.held {
             self.sockets[usize::from(slot)].0.ring.release(index);
         }
@@ -750,6 +741,11 @@ impl Worker {
         };
         self.accepted.clear();
         self.receive_frame(slot_usize, frame);
+        self.filter_and_send();
+    }
+
+    /// Runs the filters on the accepted packets, forwards what passes and transmits.
+    fn filter_and_send(&mut self) {
         if self.accepted.is_empty() {
             return;
         }
