@@ -374,8 +374,9 @@ fn targets(md: &mut String, r: &Report<'_>) {
     if let Some(run) = r.swaps.iter().find(|w| w.swaps > 0) {
         let _ = writeln!(
             md,
-            "| 0 lost / duplicated across hot swaps | {} swaps every 100 ms: {} lost, {} duplicated of {} | {} |",
+            "| 0 lost / duplicated across hot swaps | {} swaps in {:.1} s (one asked for every 100 ms, each after the previous build finished): {} lost, {} duplicated of {} | {} |",
             run.swaps,
+            run.sent as f64 / run.rate,
             run.lost,
             run.duplicated,
             run.sent,
@@ -626,7 +627,7 @@ fn swaps(md: &mut String, r: &Report<'_>) {
     );
     let _ = writeln!(
         md,
-        "| run | swaps | offered pps | sent | lost | duplicated | receiver socket drops | gateway drops |\n|---|---:|---:|---:|---:|---:|---:|---|"
+        "| run | swaps done | offered pps | sent | lost | duplicated | receiver socket drops | gateway drops |\n|---|---:|---:|---:|---:|---:|---:|---|"
     );
     for w in &r.swaps {
         let drops = if w.gateway_drops.is_empty() {
