@@ -326,7 +326,8 @@ impl Worker {
             && let Some((generation, set)) = self.filter_slots.take(self.index)
         {
             self.filter_generation = generation;
-            self.filters = set;
+            let old = std::mem::replace(&mut self.filters, set);
+            self.filter_slots.retire(old);
         }
     }
 
