@@ -78,8 +78,8 @@ impl Chain {
     }
 }
 
-/// Nice value of the hot-swap thread (the control plane), below the workers'.
-const CONTROL_NICE: libc::c_int = 10;
+/// The core of the hot-swap thread (the control plane): not the 1-worker gateway's core.
+const CONTROL_CPU: usize = 0;
 
 /// The rate-limit plugin's client table in the 4-plugin chain. Its default (65,536 clients)
 /// makes a 3 MiB table per instance, touched at configure time: 300 MiB for 100 VIPs on one
@@ -320,9 +320,9 @@ pub fn child_main(args: &[String]) -> i32 {
                 let stop = Arc::new(AtomicBool::new(false));
                 let (c, s) = (child.clone(), stop.clone());
                 let handle = std::thread::spawn(move || {
-                    // Control-plane work yields to the data path, as a gateway would run it.
-                    // SAFETY: plain setpriority(2) on the calling thread (who = 0).
-                    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, CONTROL_NICE) };
+                    // The control plane runs beside the data path, not on its core (as the
+                    // daemon's control runtime would); here that is the generator's core.
+                    pin_current_thread(&[CONTROL_CPU]);
                     let order = [Chain::Four, Chain::CidrHalves, Chain::Cidr];
                     let (mut swaps, mut errors) = (0u64, 0u64);
                     let mut next = Instant::now() + period;

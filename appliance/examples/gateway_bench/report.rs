@@ -623,7 +623,7 @@ fn swaps(md: &mut String, r: &Report<'_>) {
         "Numbered frames at half of (c)'s maximum rate; the gateway publishes a new plugin \
          generation every 100 ms (cycling: the 4-plugin chain, cidr-filter with another \
          configuration, cidr-filter) through `PluginHost::publish` from a control thread on \
-         the gateway core at nice 10 (below the worker), every generation passing all \
+         core 0 (beside the gateway's core, as a control plane would run), every generation passing all \
          traffic; the worker hands each replaced set back to be freed by the control side. The control run is the same without swaps.\n"
     );
     let _ = writeln!(

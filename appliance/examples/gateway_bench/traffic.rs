@@ -24,6 +24,9 @@ pub const SERVICE_PORT: u16 = 443;
 const CLIENT_PORT_BASE: u16 = 40000;
 /// Frames per `sendmmsg` when sending flat out.
 const FLOOD_BATCH: usize = 64;
+/// How far a rate-limited sender may fall behind before it gives up the lost time instead
+/// of catching up in a burst.
+const MAX_LAG: Duration = Duration::from_micros(500);
 /// Frames per `sendmmsg` when flooding at a set rate.
 const PACED_FLOOD_BATCH: usize = 16;
 /// Frames per `sendmmsg` when paced (the largest burst a paced run sends at once).
@@ -196,12 +199,17 @@ impl Generator {
         } else {
             FLOOD_BATCH
         };
-        let started = Instant::now();
+        let mut started = Instant::now();
         let mut total = 0u64;
         let mut at = 0;
         while !stop.load(Ordering::Relaxed) {
             if let Some(rate) = rate {
-                let due = started + Duration::from_secs_f64(total as f64 / rate);
+                let mut due = started + Duration::from_secs_f64(total as f64 / rate);
+                let now = Instant::now();
+                if now > due + MAX_LAG {
+                    started += now - due; // no catch-up burst (see `paced`)
+                    due = now;
+                }
                 while Instant::now() < due && !stop.load(Ordering::Relaxed) {
                     std::hint::spin_loop();
                 }
@@ -228,12 +236,19 @@ impl Generator {
         let mut batch: Vec<Vec<u8>> = (0..PACED_BATCH)
             .map(|i| frames.frames[i % frames.frames.len()].clone())
             .collect();
-        let started = Instant::now();
+        let mut started = Instant::now();
         let mut seq = first;
         let mut sent = 0u64;
         let mut flow = 0usize;
         while sent < count && !stop.load(Ordering::Relaxed) {
-            let due = started + Duration::from_secs_f64(sent as f64 / rate);
+            let mut due = started + Duration::from_secs_f64(sent as f64 / rate);
+            let now = Instant::now();
+            if now > due + MAX_LAG {
+                // The generator was held up (its core is shared): go on from now rather
+                // than catch up in a burst far above the rate asked for.
+                started += now - due;
+                due = now;
+            }
             while Instant::now() < due {
                 std::hint::spin_loop();
             }
