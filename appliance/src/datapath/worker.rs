@@ -338,6 +338,10 @@ impl Worker {
         self.held.clear();
         self.accepted.clear();
         let n = self.sockets.len();
+        if n == 0 {
+            // No source yet (`kernel` decap with no peer): nothing to take.
+            return None;
+        }
         let mut idle = 0;
         let mut slot = self.next_socket;
         while self.held.len() < BATCH && idle < n {
