@@ -12,6 +12,7 @@ APT_PACKAGES=(
   curl python3-venv               # the schemathesis stage: readiness probe, venv for the PyPI package
   systemd                         # systemd-analyze verify of deploy/systemd/tungate.service
   podman debootstrap              # the appliance image (deploy/image/build.sh): build, local Debian base
+  linux-perf                      # the benchmark attributes the gateway core's time with perf samples
 )
 
 missing=()
