@@ -15,6 +15,7 @@ mod plugin_wasm;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::Netns;
@@ -34,6 +35,15 @@ fn run(program: &str, args: &[&str]) -> Output {
 
 fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Held by each test that compares the host before and after a demo: two demos at once
+/// would each see the other's namespaces come and go.
+static HOST: Mutex<()> = Mutex::new(());
+
+/// Takes [`HOST`], also after another test failed while holding it.
+fn host_lock() -> MutexGuard<'static, ()> {
+    HOST.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What the demo could leave behind in the host's namespace: links, rules, routes,
@@ -240,6 +250,7 @@ fn free_port() -> u16 {
 #[test]
 fn the_demo_serves_counts_filters_and_leaves_the_host_clean() {
     plugin_wasm::plugin_wasm("accounting"); // builds the example plugins if needed
+    let _host = host_lock();
     let before = host_snapshot();
     let port = free_port();
     let mut demo = Demo::start(port, 50);
@@ -387,6 +398,74 @@ fn the_demo_serves_counts_filters_and_leaves_the_host_clean() {
     let after = host_snapshot();
     assert_eq!(before, after, "the host changed across the demo");
     assert!(!text(&run("ip", &["netns", "list"])).contains(&format!("tgdemo-{pid}-")));
+}
+
+#[test]
+fn a_demo_that_fails_half_way_removes_what_it_made() {
+    plugin_wasm::plugin_wasm("accounting");
+    // rate-limit is not a Wasm module: its upload, after the namespaces, the tunnel and the
+    // gateway exist, is refused.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(plugin_wasm::wasm_dir())
+        .unwrap()
+        .flatten()
+    {
+        if entry.path().extension().is_some_and(|e| e == "wasm") {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("rate_limit.wasm"), b"not wasm at all").unwrap();
+    let _host = host_lock();
+    let before = host_snapshot();
+    let out = run(
+        &binary(),
+        &[
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--plugin-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let (stdout, stderr) = (text(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("[4/7]"),
+        "it got as far as the gateway:\n{stdout}"
+    );
+    assert!(
+        stderr.contains("/api/v1/plugins/rate-limit: HTTP 422"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("removed namespace"), "{stdout}");
+    assert_eq!(
+        before,
+        host_snapshot(),
+        "the host changed across the failed demo"
+    );
+
+    // Refused before anything is made: a busy --listen, no plugins, a bad --rate.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let empty = tempfile::tempdir().unwrap();
+    let empty = empty.path().to_str().unwrap();
+    for (args, status, says) in [
+        (vec!["--listen", busy.as_str()], 1, "cannot listen on"),
+        (vec!["--plugin-dir", empty], 1, "the four example plugins"),
+        (vec!["--rate", "0"], 2, "--rate 0 is not a request rate"),
+    ] {
+        let mut all = vec!["demo"];
+        all.extend(args.iter().copied());
+        if !args.contains(&"--plugin-dir") {
+            all.extend(["--plugin-dir", dir.path().to_str().unwrap()]);
+        }
+        let out = run(&binary(), &all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{all:?}: {stderr}");
+        assert!(stderr.contains(says), "{all:?}: {stderr}");
+        assert!(!text(&out).contains("[1/7]"), "{all:?} made nothing");
+    }
+    assert_eq!(before, host_snapshot());
 }
 
 #[test]

@@ -40,6 +40,8 @@ use crate::status::StatsView;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
 /// The default request rate, requests per second over all clients.
 pub const DEFAULT_RATE: f64 = 20.0;
+/// The highest `--rate` accepted (the clients are one thread).
+pub const MAX_RATE: f64 = 10_000.0;
 /// How often progress is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Steps of the set-up, for the `[n/N]` progress lines.
@@ -172,6 +174,13 @@ fn detail(text: &str) {
 
 /// Runs the demo; returns the process exit status.
 pub fn run(options: DemoOptions) -> i32 {
+    if !(options.rate > 0.0 && options.rate <= MAX_RATE) {
+        eprintln!(
+            "tungate demo: --rate {} is not a request rate: give more than 0 and at most {MAX_RATE}",
+            options.rate
+        );
+        return crate::EXIT_BAD_CONFIG;
+    }
     if !nix::unistd::geteuid().is_root() {
         eprintln!("tungate demo: {}", DemoError::NotRoot);
         return 1;
