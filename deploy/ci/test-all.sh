@@ -41,8 +41,9 @@ CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo clippy --locked -
 stage "unit and netns integration tests"
 cargo test --release --workspace --locked
 
-stage "systemd unit: systemd-analyze verify (any complaint fails)"
+stage "systemd unit: systemd-analyze verify (any complaint fails), its syscall filter vs a running gateway"
 deploy/systemd/verify.sh target/release/tungate
+deploy/systemd/syscalls.sh target/release/tungate
 
 stage "appliance image: package the CI binary, run it from the exported root filesystem"
 # The prebuilt target of deploy/image/Containerfile on a Debian 12 base made with debootstrap
