@@ -469,6 +469,62 @@ fn a_demo_that_fails_half_way_removes_what_it_made() {
 }
 
 #[test]
+fn a_demo_killed_with_sigkill_is_cleaned_up_by_the_next() {
+    plugin_wasm::plugin_wasm("accounting");
+    let _host = host_lock();
+    let before = host_snapshot();
+    let mut killed = Demo::start(free_port(), 600);
+    let pid = killed.child.id();
+    killed.wait_line(Duration::from_secs(120), |l| {
+        l.trim_start().starts_with("web UI")
+    });
+    killed.child.kill().unwrap(); // SIGKILL: its cleanup guard never runs
+    killed.child.wait().unwrap();
+    let gw = format!("tgdemo-{pid}-gw");
+    assert!(
+        text(&run("ip", &["netns", "list"])).contains(&gw),
+        "the killed demo left its namespaces"
+    );
+    // Its gateway (tungate run, a child process) stops with it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text(&run("ip", &["netns", "pids", &gw])).trim().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "tungate run outlived the killed demo"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let next = run(
+        &binary(),
+        &[
+            "demo",
+            "--duration",
+            "1",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--plugin-dir",
+            &plugin_wasm::wasm_dir().display().to_string(),
+        ],
+    );
+    let (stdout, stderr) = (text(&next), String::from_utf8_lossy(&next.stderr));
+    assert!(next.status.success(), "{stdout}{stderr}");
+    let leftovers = stdout
+        .lines()
+        .find(|l| l.contains("removed leftovers of a killed demo"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    for made in [
+        format!("tgdemo-{pid}-client"),
+        format!("tgdemo-{pid}-rs"),
+        gw,
+        format!("tungate-demo-{pid}"),
+    ] {
+        assert!(leftovers.contains(&made), "{made} in: {leftovers}");
+    }
+    assert_eq!(before, host_snapshot(), "the host is as before both demos");
+}
+
+#[test]
 fn status_summarises_a_running_appliance_and_fails_clearly_on_nothing() {
     // Nothing listening: a clear error, exit 1.
     let nothing = run(

@@ -42,6 +42,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
 pub const DEFAULT_RATE: f64 = 20.0;
 /// The highest `--rate` accepted (the clients are one thread).
 pub const MAX_RATE: f64 = 10_000.0;
+/// The name of a demo's temporary directory, before its process id.
+const WORK_DIR_PREFIX: &str = "tungate-demo-";
 /// How often progress is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Steps of the set-up, for the `[n/N]` progress lines.
@@ -172,6 +174,37 @@ fn detail(text: &str) {
     let _ = std::io::stdout().flush();
 }
 
+/// The temporary directory (configuration, state, logs) of the demo with process id `pid`.
+fn work_dir(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("{WORK_DIR_PREFIX}{pid}"))
+}
+
+/// Deletes the temporary directories of earlier demos whose process is gone (killed with
+/// SIGKILL, so their guard never ran); returns their paths.
+fn remove_stale_work_dirs() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORK_DIR_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed.push(entry.path().display().to_string());
+        }
+    }
+    removed
+}
+
 /// Runs the demo; returns the process exit status.
 pub fn run(options: DemoOptions) -> i32 {
     if !(options.rate > 0.0 && options.rate <= MAX_RATE) {
@@ -243,7 +276,8 @@ async fn demo(
         })?;
     let pid = std::process::id();
     let names = Names::for_pid(pid);
-    let stale = topology::remove_stale()?;
+    let mut stale = topology::remove_stale()?;
+    stale.extend(remove_stale_work_dirs());
     println!("tungate demo: a client, a real server and a gateway in three network namespaces");
     if !stale.is_empty() {
         detail(&format!(
@@ -309,7 +343,7 @@ async fn demo(
     ));
 
     step(4, "gateway: tungate run in the gateway's namespace");
-    let work = std::env::temp_dir().join(format!("tungate-demo-{pid}"));
+    let work = work_dir(pid);
     let _ = std::fs::remove_dir_all(&work);
     std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
         .create(&work)
