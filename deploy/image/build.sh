@@ -27,7 +27,7 @@ WORK=$(mktemp -d)
 NS=tgimg-$$-0
 cleanup() {
   ip netns del "$NS" 2>/dev/null || true
-  [ -n "${CONTAINER:-}" ] && "${PODMAN[@]}" rm -f "$CONTAINER" >/dev/null 2>&1 || true
+  if [ -n "${CONTAINER:-}" ]; then "${PODMAN[@]}" rm -f "$CONTAINER" >/dev/null 2>&1 || true; fi
   if [ "${KEEP_IMAGE:-0}" != 1 ]; then "${PODMAN[@]}" rmi -f "$TAG" >/dev/null 2>&1 || true; fi
   rm -rf "$WORK"
 }
@@ -87,6 +87,7 @@ mkdir -p "$ROOTFS"
 
 # Runs a command inside the namespace, chrooted into the image (with /proc and /dev).
 in_image() {
+  # shellcheck disable=SC2016 # $0 and $@ are the inner shell's: the rootfs and the command
   ip netns exec "$NS" unshare --mount sh -c '
     mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && exec chroot "$0" "$@"' \
     "$ROOTFS" "$@"
