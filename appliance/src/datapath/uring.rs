@@ -244,4 +244,30 @@ mod tests {
         u.kick(&[r.as_raw_fd(), r.as_raw_fd()]);
         assert_eq!(u.kicks_in_flight, 0);
     }
+
+    #[test]
+    fn the_syscall_fallback_wakes_and_times_out_the_same_way() {
+        let (r, w) = pipe();
+        let mut calls = LoopCalls::Syscalls(vec![libc::pollfd {
+            fd: r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }]);
+        let started = Instant::now();
+        calls.wait(Duration::from_millis(30));
+        assert!(
+            started.elapsed() >= Duration::from_millis(25),
+            "quiet: it slept"
+        );
+        // SAFETY: writes one byte from a valid buffer.
+        let written = unsafe { libc::write(w.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+        assert_eq!(written, 1);
+        let started = Instant::now();
+        calls.wait(Duration::from_secs(10));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the write woke it"
+        );
+        calls.kick(&[r.as_raw_fd()]);
+    }
 }
