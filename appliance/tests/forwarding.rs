@@ -452,3 +452,36 @@ fn rings_wrap_around_and_every_packet_arrives_once_in_order() {
     assert_eq!(c["drops"]["rx_overflow"], 0, "{c}");
     assert_eq!(tg.stop().0, 0);
 }
+
+/// io_uring instances open in a process (`anon_inode:[io_uring]` entries of /proc/PID/fd).
+fn io_urings_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list tungate's descriptors")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy() == "anon_inode:[io_uring]")
+        .count()
+}
+
+#[test]
+fn each_worker_runs_its_loop_on_its_own_io_uring() {
+    let t = Topology::new();
+    let mut tg = Tungate::start(&t.gw, &t.config("workers = 2"));
+    assert_eq!(io_urings_of(tg.pid()), 2, "one io_uring per worker");
+    // Packets after an idle spell: the sleeping workers are woken by their ring's poll and
+    // the replies leave through the kicked transmit ring (the second round's fast path).
+    let rs = FrameSocket::open(&t.rs, "r0");
+    let client = FrameSocket::open(&t.client, "c0");
+    let mut got = 0;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..20 {
+            rs.send(&from_rs(&ipip(RIP, GIP, &udp(VIP, CIP, 64, 64))));
+        }
+        got += client.receive_for(QUIET, to_client).len();
+    }
+    assert_eq!(got, 60);
+    let c = tg.counters();
+    assert!(c["tx_fallback_packets"].as_u64().unwrap() < 60, "{c}");
+    let (status, _) = tg.stop();
+    assert_eq!(status, 0);
+}

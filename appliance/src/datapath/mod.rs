@@ -1,5 +1,5 @@
-//! The data path: workers that receive (AF_PACKET rings), check, decapsulate, filter and
-//! forward.
+//! The data path: workers that receive (AF_PACKET rings, their system calls on io_uring),
+//! check, decapsulate, filter and forward.
 //!
 //! [`Datapath`] starts and stops everything the workers need — receive sockets, the
 //! nftables drop table (`userspace` mode), the next-hop resolver — and publishes new
@@ -14,6 +14,7 @@ pub mod nftables;
 pub mod resolver;
 pub mod ring;
 pub mod tables;
+pub mod uring;
 pub mod worker;
 
 use std::net::Ipv4Addr;

@@ -230,19 +230,17 @@ impl TxRing {
         Some(())
     }
 
-    /// Asks the kernel to send every requested frame (one `send()`) and calls `outcome`
-    /// for each, in request order, with whether the kernel took it. A frame it did not take
-    /// (the send failed) is cancelled: its length is zeroed so that the next send skips it
-    /// as malformed (withdrawing it would stop the kernel's ring head on it).
-    pub fn flush(&mut self, fd: &OwnedFd, mut outcome: impl FnMut(usize, bool)) {
-        if self.pending.is_empty() {
-            return;
-        }
-        // SAFETY: a zero-length send with no buffer; the kernel reads the ring.
-        let rc = unsafe { libc::send(fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT) };
-        if rc < 0 {
-            tracing::debug!("transmit ring send: {}", io::Error::last_os_error());
-        }
+    /// Whether frames were requested since the last [`TxRing::settle`].
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// After the kick (a zero-length send on the ring's socket) that asked the kernel to
+    /// send every requested frame: calls `outcome` for each, in request order, with whether
+    /// the kernel took it. A frame it did not take (the send failed) is cancelled: its
+    /// length is zeroed so that the next send skips it as malformed (withdrawing it would
+    /// stop the kernel's ring head on it).
+    pub fn settle(&mut self, mut outcome: impl FnMut(usize, bool)) {
         for (position, &index) in self.pending.iter().enumerate() {
             let taken = self.map.status(index as usize).load(Ordering::Acquire)
                 != libc::TP_STATUS_SEND_REQUEST;

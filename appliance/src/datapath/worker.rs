@@ -1,6 +1,6 @@
 //! One data-path worker: a thread with its share of the receive sockets (PACKET_FANOUT
 //! spreads the packets), each with a mapped receive ring, its transmit rings (one per egress
-//! interface, opened on first use) and its filters.
+//! interface, opened on first use), its io_uring and its filters.
 //!
 //! Per batch (up to [`BATCH`] frames taken from the receive rings, which the kernel fills
 //! from softirq context) it checks and decapsulates every frame ([`crate::packet`]), groups
@@ -8,7 +8,9 @@
 //! packet behind a new offload and Ethernet header into the transmit ring of its egress
 //! interface with the TTL decremented; then one `send()` per transmit ring hands the whole
 //! batch to the kernel and every receive frame goes back to the kernel. No system call per
-//! packet in the common case; it sleeps in `poll` only when every ring is empty.
+//! packet in the common case. The loop's system calls go through the worker's io_uring
+//! ([`super::uring`]): the sleep when every receive ring is empty (one-shot polls, armed only
+//! then) and the transmit kicks of a batch (one `io_uring_enter` for every egress ring).
 //!
 //! A packet too large for a ring frame (a GSO super-packet) arrives truncated in the ring
 //! with the whole packet on the socket's queue: the batch before it is finished first (so
@@ -33,6 +35,7 @@ use super::filter::{Decision, FilterSlots, WorkerFilters};
 use super::resolver::{NextHops, ResolverLink, RouteAnswer};
 use super::ring::{RxFrame, TX_CAPACITY};
 use super::tables::{PeerId, Tables, VipId};
+use super::uring::LoopCalls;
 use crate::packet::vnet::{self, VnetHeader};
 use crate::packet::{DropReason, LinkLayer, classify, ipv4};
 
@@ -43,8 +46,8 @@ const BATCH: usize = 256;
 /// the gap between packets at moderate rates, so a short spin saves CPU per packet there and
 /// latency everywhere; with no traffic the worker sleeps.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
-/// Longest sleep in `poll` before the worker looks at `stop` and its snapshots again.
-const POLL_TIMEOUT_MS: libc::c_int = 100;
+/// Longest sleep before the worker looks at `stop` and its snapshots again.
+const SLEEP_TIMEOUT: Duration = Duration::from_millis(100);
 /// Bytes of the buffer for packets too large for a ring frame: a 64 KB GSO super-packet with
 /// its offload, Ethernet and outer IPv4 headers.
 const BIG_BUFFER: usize = 68 * 1024;
@@ -187,7 +190,10 @@ struct Worker {
     accepted: Vec<Accepted>,
     decisions: Vec<Decision>,
     views: Vec<&'static [u8]>,
-    poll_fds: Vec<libc::pollfd>,
+    /// The loop's system calls (sleep, transmit kicks).
+    calls: LoopCalls,
+    /// Transmit ring sockets to kick after a batch (reused).
+    kick_fds: Vec<std::os::fd::RawFd>,
     /// For packets too large for a ring frame (allocated on first use).
     big: Vec<u8>,
     next_socket: usize,
@@ -209,15 +215,12 @@ impl Worker {
         let mut tables = Cache::new(setup.tables);
         let current = tables.load().clone();
         let hops = Cache::new(setup.resolver.hops.clone());
-        let poll_fds = setup
+        let receive_fds: Vec<_> = setup
             .sockets
             .iter()
-            .map(|(s, _)| libc::pollfd {
-                fd: s.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .map(|(s, _)| s.fd.as_raw_fd())
             .collect();
+        let calls = LoopCalls::new(setup.index, &receive_fds);
         let mut w = Worker {
             index: setup.index,
             sockets: setup.sockets,
@@ -239,7 +242,8 @@ impl Worker {
             accepted: Vec::with_capacity(BATCH),
             decisions: Vec::with_capacity(BATCH),
             views: Vec::with_capacity(BATCH),
-            poll_fds,
+            calls,
+            kick_fds: Vec::new(),
             big: Vec::new(),
             next_socket: 0,
             last_stats: Instant::now(),
@@ -289,14 +293,7 @@ impl Worker {
 
     /// Sleeps until a receive socket has something (or the timeout passes).
     fn wait(&mut self) {
-        // SAFETY: poll_fds is a valid array of pollfd of the length passed.
-        unsafe {
-            libc::poll(
-                self.poll_fds.as_mut_ptr(),
-                self.poll_fds.len() as libc::nfds_t,
-                POLL_TIMEOUT_MS,
-            )
-        };
+        self.calls.wait(SLEEP_TIMEOUT);
     }
 
     /// Between batches: new tables, next hops, filters and resolver answers.
@@ -599,9 +596,21 @@ impl Worker {
         Some(self.egress.len() - 1)
     }
 
-    /// One `send()` per transmit ring with requested frames; counts each packet as sent
-    /// or failed.
+    /// Kicks every transmit ring with requested frames (one `io_uring_enter` for all),
+    /// then counts each packet as sent or failed.
     fn flush_transmit(&mut self) {
+        self.kick_fds.clear();
+        for e in &self.egress {
+            if let Some(socket) = &e.socket
+                && socket.ring.has_pending()
+            {
+                self.kick_fds.push(socket.ring_fd.as_raw_fd());
+            }
+        }
+        if self.kick_fds.is_empty() {
+            return;
+        }
+        self.calls.kick(&self.kick_fds);
         let mut egress = std::mem::take(&mut self.egress);
         for e in &mut egress {
             if e.pending.is_empty() {
@@ -609,7 +618,7 @@ impl Worker {
             }
             if let Some(socket) = e.socket.as_mut() {
                 let pending = &e.pending;
-                socket.ring.flush(&socket.ring_fd, |position, taken| {
+                socket.ring.settle(|position, taken| {
                     let p = pending[position];
                     self.count_sent(p.vip, p.len, taken, false);
                 });
