@@ -7,9 +7,12 @@
 #
 # Usage (repository root or anywhere, as root):
 #   deploy/image/build.sh --prebuilt   package target/release/tungate and the example plugins
-#                                      built by deploy/ci/test-all.sh (fast; CI)
+#                                      built by deploy/ci/test-all.sh (CI; measured on the
+#                                      2-core CI machine kind: 2.5 min cold, of which 2 min
+#                                      make the Debian base; 30-50 s once the base exists)
 #   deploy/image/build.sh              the full multi-stage build (Containerfile, pulls the
-#                                      rust, node and debian base images)
+#                                      rust, node and debian base images from docker.io, then
+#                                      compiles everything from scratch: far slower)
 # Environment: RUNTIME_IMAGE (default: docker.io/library/debian:12-slim for the full build;
 # for --prebuilt a local Debian 12 base made once with debootstrap, since that needs only
 # Debian's package archive), TAG (default localhost/tungate:latest), KEEP_IMAGE=1 to keep it.
