@@ -23,6 +23,7 @@ import {
   waitForTestIdNumber,
   type E2EContext,
 } from './harness.js';
+import type { Page } from 'playwright-core';
 import type { Step } from './steps.js';
 
 const run = promisify(execFile);
@@ -155,6 +156,12 @@ async function deniedWhileKeptFlows(ctx: E2EContext, atLeast: number): Promise<n
   }
 }
 
+/**
+ * A second tab that keeps the dashboard open from the first traffic step to the last, so
+ * its charts tell the whole story (traffic, the plugin's drops, the unbind) in one picture.
+ */
+let watcher: Page | null = null;
+
 function vipId(ctx: E2EContext, what: string): string {
   return `${what}-${traffic(ctx).vip}`;
 }
@@ -190,7 +197,17 @@ export const trafficMovesDashboard: Step = {
       undefined,
       { timeout: TRAFFIC_TIMEOUT_MS },
     );
-    await screenshot(ctx, 'dashboard');
+    await screenshot(ctx, 'dashboard-traffic');
+    watcher = await ctx.page.context().newPage();
+    watcher.on('pageerror', (error) => ctx.pageErrors.push(`dashboard tab: ${String(error)}`));
+    // Signed in like an operator (a tab's token lives in that tab only).
+    await watcher.goto(`${ctx.baseUrl}/#/login`);
+    await watcher.getByTestId('login-token').fill(ctx.token);
+    await watcher.getByTestId('login-submit').click();
+    await watcher.waitForSelector('main[data-route="dashboard"]', { timeout: TRAFFIC_TIMEOUT_MS });
+    await watcher
+      .getByTestId(vipId(ctx, 'vip-row'))
+      .waitFor({ state: 'visible', timeout: TRAFFIC_TIMEOUT_MS });
   },
 };
 
@@ -440,6 +457,32 @@ export const markVipShared: Step = {
   },
 };
 
+/** The dashboard tab open since the first step: its charts show the whole run. */
+export const dashboardStory: Step = {
+  name: 'dashboard: the charts of the whole run (traffic, plugin drops, unbind)',
+  run: async (ctx) => {
+    const tab = watcher;
+    check(tab, 'the dashboard tab was not opened (the first traffic step failed)');
+    try {
+      // It saw the drops: its VIP drop counter matches the API's plugin drops.
+      const shown = Number(
+        await tab.getByTestId(vipId(ctx, 'vip-dropped-packets')).getAttribute('data-value'),
+      );
+      const api = await apiVipCounters(ctx);
+      check(
+        shown === api.pluginDrops && shown > 0,
+        `the dashboard tab shows ${shown} drops for ${traffic(ctx).vip}, GET /api/v1/stats ${api.pluginDrops}`,
+      );
+      await tab.bringToFront();
+      const path = join(ctx.screenshotsDir, 'dashboard.png');
+      await tab.screenshot({ path, fullPage: true, animations: 'disabled' });
+    } finally {
+      await tab.close();
+      watcher = null;
+    }
+  },
+};
+
 /** The traffic steps, in the order they depend on each other. */
 export const TRAFFIC_STEPS: readonly Step[] = [
   trafficMovesDashboard,
@@ -449,6 +492,7 @@ export const TRAFFIC_STEPS: readonly Step[] = [
   badModuleRefused,
   unbindStopsDrops,
   markVipShared,
+  dashboardStory,
 ];
 
 /** The traffic setup from live-tungate.sh's environment, or null when it ran without. */
