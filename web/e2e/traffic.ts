@@ -162,6 +162,39 @@ async function deniedWhileKeptFlows(ctx: E2EContext, atLeast: number): Promise<n
  */
 let watcher: Page | null = null;
 
+/** Picks `path` in the Plugins page's file picker, as an operator does. */
+async function chooseFile(ctx: E2EContext, path: string): Promise<void> {
+  const [chooser] = await Promise.all([
+    ctx.page.waitForEvent('filechooser'),
+    ctx.page.getByTestId('choose-file').click(),
+  ]);
+  await chooser.setFiles(path);
+}
+
+/**
+ * Waits until the number at `testId` is known and positive, then until it rose by `by`;
+ * returns both values.
+ */
+async function waitForRise(
+  ctx: E2EContext,
+  testId: string,
+  by: number,
+): Promise<{ from: number; to: number }> {
+  const from = await waitForTestIdNumber(ctx, testId, (v) => v > 0, TRAFFIC_TIMEOUT_MS);
+  const to = await waitForTestIdNumber(ctx, testId, (v) => v >= from + by, TRAFFIC_TIMEOUT_MS);
+  return { from, to };
+}
+
+/** Waits until the chart `testId` holds `points` samples (one a second). */
+async function waitForChartPoints(ctx: E2EContext, testId: string, points: number): Promise<void> {
+  await ctx.page.waitForFunction(
+    ([id, n]) =>
+      Number(document.querySelector(`[data-testid="${id}"]`)?.getAttribute('data-points') ?? 0) >= n,
+    [testId, points] as const,
+    { timeout: TRAFFIC_TIMEOUT_MS },
+  );
+}
+
 function vipId(ctx: E2EContext, what: string): string {
   return `${what}-${traffic(ctx).vip}`;
 }
@@ -172,18 +205,7 @@ export const trafficMovesDashboard: Step = {
   run: async (ctx) => {
     await openPage(ctx, 'dashboard');
     await waitForTestId(ctx, vipId(ctx, 'vip-row'), TRAFFIC_TIMEOUT_MS);
-    const first = await waitForTestIdNumber(
-      ctx,
-      vipId(ctx, 'vip-forwarded-packets'),
-      (v) => v > 0,
-      TRAFFIC_TIMEOUT_MS,
-    );
-    await waitForTestIdNumber(
-      ctx,
-      vipId(ctx, 'vip-forwarded-packets'),
-      (v) => v > first + 100,
-      TRAFFIC_TIMEOUT_MS,
-    );
+    const { from: first } = await waitForRise(ctx, vipId(ctx, 'vip-forwarded-packets'), 100);
     await waitForTestIdNumber(ctx, vipId(ctx, 'vip-pps'), (v) => v > 50, TRAFFIC_TIMEOUT_MS);
     const api = await apiVipCounters(ctx);
     check(
@@ -191,12 +213,7 @@ export const trafficMovesDashboard: Step = {
       `GET /api/v1/stats shows ${api.forwarded} forwarded, the dashboard showed ${first} before`,
     );
     // The chart draws one point per sample: wait for several before the picture.
-    await ctx.page.waitForFunction(
-      () =>
-        Number(document.querySelector('[data-testid="chart-pps"]')?.getAttribute('data-points') ?? 0) >= 6,
-      undefined,
-      { timeout: TRAFFIC_TIMEOUT_MS },
-    );
+    await waitForChartPoints(ctx, 'chart-pps', 6);
     await screenshot(ctx, 'dashboard-traffic');
     watcher = await ctx.page.context().newPage();
     watcher.on('pageerror', (error) => ctx.pageErrors.push(`dashboard tab: ${String(error)}`));
@@ -220,11 +237,7 @@ export const uploadCidrFilter: Step = {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     await openPage(ctx, 'plugins');
     await waitForTestId(ctx, 'upload-card');
-    const [chooser] = await Promise.all([
-      ctx.page.waitForEvent('filechooser'),
-      ctx.page.getByTestId('choose-file').click(),
-    ]);
-    await chooser.setFiles(pluginWasm);
+    await chooseFile(ctx, pluginWasm);
     await ctx.page.getByTestId('upload-name').fill(PLUGIN_NAME);
     await ctx.page.getByTestId('upload-submit').click();
     await waitForTestId(ctx, 'upload-result', TRAFFIC_TIMEOUT_MS);
@@ -277,18 +290,7 @@ export const deniedPrefixDrops: Step = {
     await waitForTestId(ctx, `binding-row-${vip}-0`, TRAFFIC_TIMEOUT_MS);
     const before = await apiVipCounters(ctx);
     // The dashboard: the VIP's drops and the plugin's drop verdicts rise...
-    const drops = await waitForTestIdNumber(
-      ctx,
-      vipId(ctx, 'vip-dropped-packets'),
-      (v) => v > 0,
-      TRAFFIC_TIMEOUT_MS,
-    );
-    await waitForTestIdNumber(
-      ctx,
-      vipId(ctx, 'vip-dropped-packets'),
-      (v) => v > drops + 100,
-      TRAFFIC_TIMEOUT_MS,
-    );
+    await waitForRise(ctx, vipId(ctx, 'vip-dropped-packets'), 100);
     await waitForTestIdNumber(ctx, `binding-drop-${vip}-0`, (v) => v > 100, TRAFFIC_TIMEOUT_MS);
     await waitForTestIdNumber(ctx, 'drop-total-plugin', (v) => v > 100, TRAFFIC_TIMEOUT_MS);
     // ...and so does GET /api/v1/stats, while forwarding goes on for the other prefix.
@@ -297,13 +299,7 @@ export const deniedPrefixDrops: Step = {
       (c) => c.pluginDrops > before.pluginDrops + 100 && c.forwarded > before.forwarded + 100,
       'plugin drops and forwarded packets both rising by 100',
     );
-    const forwarded = await readTestIdNumber(ctx, vipId(ctx, 'vip-forwarded-packets'));
-    await waitForTestIdNumber(
-      ctx,
-      vipId(ctx, 'vip-forwarded-packets'),
-      (v) => v > forwarded + 100,
-      TRAFFIC_TIMEOUT_MS,
-    );
+    await waitForRise(ctx, vipId(ctx, 'vip-forwarded-packets'), 100);
     const stats = await apiGet<StatsBody>(ctx, '/stats');
     const binding = stats.bindings.find((b) => b.vip === vip && b.plugin === PLUGIN_NAME);
     check((binding?.verdicts.drop ?? 0) > 0, `the binding has no drop verdicts: ${JSON.stringify(binding)}`);
@@ -317,12 +313,7 @@ export const deniedPrefixDrops: Step = {
       leaked === null || leaked === 0,
       `${leaked} packets to the denied ${denyPrefix} still reached the client`,
     );
-    await ctx.page.waitForFunction(
-      () =>
-        Number(document.querySelector('[data-testid="chart-drops"]')?.getAttribute('data-points') ?? 0) >= 6,
-      undefined,
-      { timeout: TRAFFIC_TIMEOUT_MS },
-    );
+    await waitForChartPoints(ctx, 'chart-drops', 6);
     await screenshot(ctx, 'dashboard-plugin-drops');
     console.log(
       `     API: plugin drops ${before.pluginDrops} -> ${after.pluginDrops}, forwarded ${before.forwarded} -> ${after.forwarded}`,
@@ -339,11 +330,7 @@ export const badModuleRefused: Step = {
     try {
       await writeFile(bad, randomBytes(4096));
       await openPage(ctx, 'plugins');
-      const [chooser] = await Promise.all([
-        ctx.page.waitForEvent('filechooser'),
-        ctx.page.getByTestId('choose-file').click(),
-      ]);
-      await chooser.setFiles(bad);
+      await chooseFile(ctx, bad);
       await ctx.page.getByTestId('upload-submit').click();
       await waitForTestId(ctx, 'upload-error', TRAFFIC_TIMEOUT_MS);
       const text = (await ctx.page.getByTestId('upload-error').innerText()).trim();
@@ -401,13 +388,7 @@ export const unbindStopsDrops: Step = {
       (v) => v > 0,
       TRAFFIC_TIMEOUT_MS,
     );
-    const forwarded = await readTestIdNumber(ctx, vipId(ctx, 'vip-forwarded-packets'));
-    await waitForTestIdNumber(
-      ctx,
-      vipId(ctx, 'vip-forwarded-packets'),
-      (v) => v > forwarded + 300,
-      TRAFFIC_TIMEOUT_MS,
-    );
+    await waitForRise(ctx, vipId(ctx, 'vip-forwarded-packets'), 300);
     const droppedLater = await readTestIdNumber(ctx, vipId(ctx, 'vip-dropped-packets'));
     check(
       droppedLater === dropped,
