@@ -600,6 +600,8 @@ impl Worker {
         match hop {
             Some(hop) if hop.ethernet.is_some() => {
                 if a.inner_len > hop.mtu as usize && !a.vnet.is_gso() {
+                    let packet = &self.bufs.buffer(a.bid)[a.inner..a.inner + a.inner_len];
+                    super::frag_needed::answer_too_big(packet, hop.mtu, &self.counters[self.index]);
                     self.drop_packet(a.bid, DropReason::TooBig, Some(a.vip));
                     return;
                 }
