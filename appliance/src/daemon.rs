@@ -98,8 +98,22 @@ fn read_token_file(path: &Path) -> Result<String, String> {
     Ok(token)
 }
 
+/// Makes a panic on any thread end the whole process (after the usual message): a gateway
+/// with a dead worker or control thread would keep answering its health checks while
+/// forwarding nothing; ended, it is restarted by its supervisor (systemd's
+/// `Restart=on-failure`) with its stored state.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        eprintln!("tungate: a thread panicked; ending the process so that it is restarted");
+        std::process::abort();
+    }));
+}
+
 /// Runs the gateway; returns the process exit status.
 pub fn run(options: RunOptions) -> i32 {
+    abort_on_panic();
     // Block the signals before any thread exists, so every thread inherits the mask and
     // only `wait` below ever sees them.
     let mut signals = SigSet::empty();

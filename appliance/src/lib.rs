@@ -7,7 +7,7 @@
 //! - [`netcfg`]: tunnels, routes, rules, sysctls and nftables over netlink (gateway and RS);
 //! - [`store`]: the state directory (accepted config, plugin modules, admin token);
 //! - [`packet`]: pure header checks and decapsulation;
-//! - [`datapath`]: the io_uring workers, sockets, tables and counters;
+//! - [`datapath`]: the workers (AF_PACKET rings), sockets, tables and counters;
 //! - [`daemon`]: `tungate run`;
 //! - [`control`]: the control plane, the one writer of state (documents, plugins, filters);
 //! - [`admin`]: the admin HTTP API, auth, `/metrics` and the embedded web UI;

@@ -323,3 +323,20 @@ fn gso_super_packets_with_partial_checksums_are_finished_by_the_kernel() {
     assert_eq!(c["vips"][0]["packets"], 2, "{c}");
     assert_eq!(tg.stop().0, 0);
 }
+
+/// A worker with no receive socket (`kernel` decap before any peer is configured) idles
+/// instead of dying; regression for a remainder by zero found by the API fuzzer in CI.
+#[test]
+fn kernel_decap_with_no_peer_keeps_running() {
+    let t = Topology::new();
+    let config = format!(
+        "[gateway]\naddress = \"{GIP}\"\ndecap = \"kernel\"\nworkers = 2\negress_interface = \"g1\"\n"
+    );
+    let mut tg = Tungate::start(&t.gw, &config);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(tg.is_running(), "tungate ended with no peer in kernel mode");
+    let c = tg.counters();
+    assert_eq!(c["rx_packets"], 0, "{c}");
+    let (status, _) = tg.stop();
+    assert_eq!(status, 0);
+}

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   nftables                        # tests read tungate's nftables table back (the product never runs `nft`)
   chromium                        # headless browser for the web UI tests (web/e2e)
   curl python3-venv               # the schemathesis stage: readiness probe, venv for the PyPI package
+  linux-perf                      # the benchmark attributes the gateway core's time with perf samples
 )
 
 missing=()

@@ -53,6 +53,12 @@ rm -rf "$SHOTS"
 stage "fuzzing: a short run of every target (deploy/ci/fuzz.sh)"
 deploy/ci/fuzz.sh
 
+stage "benchmark, quick mode (no thresholds: it only has to run through)"
+# `cargo test` built the example above; the full run is deploy/bench/run.sh (BENCHMARKS.md).
+target/release/examples/gateway_bench run --quick --out /tmp/tungate-bench-quick.md \
+  --samples /tmp/tungate-bench-quick.csv
+grep -q "Where the targets stand" /tmp/tungate-bench-quick.md
+
 stage "data path: no leftover test namespaces"
 # The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
 if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp|lv|ld)-' ; then

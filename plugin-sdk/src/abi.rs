@@ -213,28 +213,50 @@ impl PacketDesc {
     /// well-formed IPv4 header give a descriptor with only `len` and the header bytes set.
     pub fn parse(bytes: &[u8]) -> PacketDesc {
         let mut d = PacketDesc::ZERO;
-        d.len = u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le();
+        d.parse_into(bytes);
+        d
+    }
+
+    /// Describes `bytes` into `self`, overwriting every field: the same descriptor as
+    /// [`PacketDesc::parse`], written in place (the host writes straight into guest memory).
+    #[inline]
+    pub fn parse_into(&mut self, bytes: &[u8]) {
         let captured = match bytes.first_chunk::<HEADER_BYTES>() {
             // The common case, as one fixed-size copy.
             Some(head) => {
-                d.header = *head;
+                self.header = *head;
                 HEADER_BYTES
             }
             None => {
-                d.header[..bytes.len()].copy_from_slice(bytes);
+                self.header = [0; HEADER_BYTES];
+                self.header[..bytes.len()].copy_from_slice(bytes);
                 bytes.len()
             }
         };
-        d.captured = (captured as u16).to_le();
-        let Some(ip) = bytes.get(..20) else {
-            return d;
+        self.len = u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le();
+        self.captured = (captured as u16).to_le();
+        self.reserved = 0;
+        self.src = [0; 4];
+        self.dst = [0; 4];
+        self.src_port = 0;
+        self.dst_port = 0;
+        self.protocol = 0;
+        self.ttl = 0;
+        self.tcp_flags = 0;
+        self.flags = 0;
+        self.ip_header_len = 0;
+        self.tos = 0;
+        self.fragment_offset = 0;
+        self.ip_id = 0;
+        let Some(ip) = bytes.first_chunk::<20>() else {
+            return;
         };
         let ihl = usize::from(ip[0] & 0x0f) * 4;
         if ip[0] >> 4 != 4 || ihl < 20 || ihl > bytes.len() {
-            return d;
+            return;
         }
         let frag = u16::from_be_bytes([ip[6], ip[7]]);
-        let offset = (frag & 0x1fff) * 8;
+        let offset = (frag & 0x1fff) << 3;
         let mut flags = FLAG_IPV4;
         if frag & 0x4000 != 0 {
             flags |= FLAG_DONT_FRAGMENT;
@@ -245,28 +267,29 @@ impl PacketDesc {
         if offset != 0 {
             flags |= FLAG_LATER_FRAGMENT;
         }
-        d.tos = ip[1];
-        d.ip_id = u16::from_be_bytes([ip[4], ip[5]]).to_le();
-        d.fragment_offset = offset.to_le();
-        d.ttl = ip[8];
-        d.protocol = ip[9];
-        d.src.copy_from_slice(&ip[12..16]);
-        d.dst.copy_from_slice(&ip[16..20]);
-        d.ip_header_len = ihl as u8;
+        self.tos = ip[1];
+        self.ip_id = u16::from_be_bytes([ip[4], ip[5]]).to_le();
+        self.fragment_offset = offset.to_le();
+        self.ttl = ip[8];
+        self.protocol = ip[9];
+        self.src = [ip[12], ip[13], ip[14], ip[15]];
+        self.dst = [ip[16], ip[17], ip[18], ip[19]];
+        self.ip_header_len = ihl as u8;
         if offset == 0 {
             let l4 = &bytes[ihl..];
-            if protocol::has_ports(d.protocol) && l4.len() >= 4 {
-                d.src_port = u16::from_be_bytes([l4[0], l4[1]]).to_le();
-                d.dst_port = u16::from_be_bytes([l4[2], l4[3]]).to_le();
+            if protocol::has_ports(self.protocol)
+                && let Some(p) = l4.first_chunk::<4>()
+            {
+                self.src_port = u16::from_be_bytes([p[0], p[1]]).to_le();
+                self.dst_port = u16::from_be_bytes([p[2], p[3]]).to_le();
                 flags |= FLAG_PORTS;
             }
-            if d.protocol == protocol::TCP && l4.len() >= 14 {
-                d.tcp_flags = l4[13];
+            if self.protocol == protocol::TCP && l4.len() >= 14 {
+                self.tcp_flags = l4[13];
                 flags |= FLAG_TCP_FLAGS;
             }
         }
-        d.flags = flags;
-        d
+        self.flags = flags;
     }
 
     /// The descriptor's 96 bytes exactly as they lie in guest memory.
@@ -275,6 +298,26 @@ impl PacketDesc {
         // padding (its fields add up to DESC_SIZE), and made only of integers, so every byte
         // is initialised and the reference lives as long as `self`.
         unsafe { &*(self as *const PacketDesc).cast::<[u8; DESC_SIZE]>() }
+    }
+
+    /// Guest memory (`bytes`, at least 4-byte aligned, a whole number of descriptors long)
+    /// seen as descriptors, for the host to write them in place; `None` if misaligned or of
+    /// the wrong length.
+    pub fn slice_from_bytes_mut(bytes: &mut [u8]) -> Option<&mut [PacketDesc]> {
+        if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<PacketDesc>())
+            || !bytes.len().is_multiple_of(DESC_SIZE)
+        {
+            return None;
+        }
+        // SAFETY: aligned (checked) and `len / DESC_SIZE` whole descriptors long (checked);
+        // `PacketDesc` is `repr(C)` integers without padding, so every byte pattern is a
+        // valid value, and the result borrows `bytes` exclusively for its lifetime.
+        Some(unsafe {
+            core::slice::from_raw_parts_mut(
+                bytes.as_mut_ptr().cast::<PacketDesc>(),
+                bytes.len() / DESC_SIZE,
+            )
+        })
     }
 
     /// Consecutive descriptors as the bytes the host copies into guest memory.
@@ -378,6 +421,29 @@ mod tests {
         assert!(EXPORT_ABI_MARKER.starts_with(ABI_MARKER_PREFIX));
         assert_eq!(&EXPORT_ABI_MARKER[ABI_MARKER_PREFIX.len()..], "1");
         assert_eq!(ABI_VERSION, 1);
+    }
+
+    #[test]
+    fn parse_into_overwrites_every_field_of_a_used_descriptor() {
+        let mut d = PacketDesc::parse(&syn_ack());
+        for other in [&[0x60u8, 0, 0, 0][..], &[], &syn_ack()[..30]] {
+            d.parse_into(other);
+            assert_eq!(d, PacketDesc::parse(other), "{other:?}");
+            d = PacketDesc::parse(&syn_ack());
+        }
+        let mut area = [0xffu8; 2 * DESC_SIZE + 8];
+        let aligned = area.as_ptr().align_offset(8);
+        let descs =
+            PacketDesc::slice_from_bytes_mut(&mut area[aligned..aligned + 2 * DESC_SIZE]).unwrap();
+        descs[1].parse_into(&syn_ack());
+        assert_eq!(descs[1], PacketDesc::parse(&syn_ack()));
+        assert!(
+            PacketDesc::slice_from_bytes_mut(&mut area[aligned + 1..aligned + 1 + DESC_SIZE])
+                .is_none()
+        );
+        assert!(
+            PacketDesc::slice_from_bytes_mut(&mut area[aligned..aligned + DESC_SIZE - 4]).is_none()
+        );
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! The sockets of the data path: AF_PACKET receive sockets (with the offload header, a
-//! classic BPF filter and PACKET_FANOUT across workers), AF_PACKET transmit sockets (own
-//! Ethernet header, offload header, qdisc bypass) and the raw `IP_HDRINCL` fallback socket.
+//! classic BPF filter, a mapped receive ring and PACKET_FANOUT across workers), AF_PACKET
+//! transmit sockets (own Ethernet header, offload header, qdisc bypass; one with a mapped
+//! transmit ring, one for packets too large for its frames) and the raw `IP_HDRINCL`
+//! fallback socket.
 //!
-//! This module only creates and configures sockets and reads their statistics; it never
-//! receives or sends packets (the workers do, through io_uring). Every error names the
+//! This module only creates and configures sockets (rings included) and reads their
+//! statistics; it never receives or sends packets (the workers do). Every error names the
 //! socket option or interface involved.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::ring::{RxRing, TxRing};
+use crate::packet::vnet;
 
 /// A socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -156,14 +161,36 @@ fn attach_filter(fd: &OwnedFd, filter: &[libc::sock_filter]) -> io::Result<()> {
     })
 }
 
-/// Opens the `count` receive sockets of one interface, one per worker, all in one hash
-/// fanout group: AF_PACKET, offload header on, own transmissions ignored, optionally a BPF
-/// filter attached before the socket is bound (so nothing unfiltered is ever queued).
+/// A receive socket and its mapped ring.
+pub struct RxSocket {
+    /// The socket (for `poll`, statistics, and the packets too large for a ring frame).
+    pub fd: OwnedFd,
+    /// Its receive ring.
+    pub ring: RxRing,
+}
+
+/// Which frames a receive socket is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tap {
+    /// IPv4 frames, delivered after the device's ingress hooks (a tunnel device).
+    Ipv4,
+    /// Every frame, delivered before the device's ingress hooks (tc, nftables `netdev`), so
+    /// that an ingress rule can drop what tungate takes without the kernel's IP layer ever
+    /// seeing it. Use with a BPF filter.
+    All,
+}
+
+/// Opens the `count` receive sockets of one interface, one per worker (several: in one hash
+/// fanout group; one alone: no fanout, which would only hash every packet for nothing):
+/// AF_PACKET, offload header on, own transmissions ignored, optionally a BPF filter
+/// attached, and a receive ring, all before the socket is bound (so nothing unfiltered, or
+/// outside the ring, is ever queued).
 pub fn open_receive_group(
     interface: &str,
     count: usize,
+    tap: Tap,
     filter: Option<&[libc::sock_filter]>,
-) -> Result<Vec<OwnedFd>, SocketError> {
+) -> Result<Vec<RxSocket>, SocketError> {
     let index = ifindex(interface)?;
     let fail = |what: &'static str| {
         let interface = interface.to_owned();
@@ -188,7 +215,16 @@ pub fn open_receive_group(
         if let Some(filter) = filter {
             attach_filter(&fd, filter).map_err(fail("SO_ATTACH_FILTER"))?;
         }
-        bind(&fd, index, ETH_P_IP).map_err(fail("bind(AF_PACKET)"))?;
+        let ring = RxRing::create(&fd, vnet::LEN).map_err(fail("PACKET_RX_RING"))?;
+        let protocol = match tap {
+            Tap::Ipv4 => ETH_P_IP,
+            Tap::All => libc::ETH_P_ALL as u16,
+        };
+        bind(&fd, index, protocol).map_err(fail("bind(AF_PACKET)"))?;
+        if count == 1 {
+            sockets.push(RxSocket { fd, ring });
+            break;
+        }
         // PACKET_FANOUT takes the group id in the low 16 bits and type and flags above. The
         // first socket asks the kernel for an unused group id; the others join that group.
         let arg = match group_id {
@@ -205,7 +241,7 @@ pub fn open_receive_group(
         if group_id.is_none() {
             group_id = Some(fanout_id(&fd).map_err(fail("getsockopt(PACKET_FANOUT)"))?);
         }
-        sockets.push(fd);
+        sockets.push(RxSocket { fd, ring });
     }
     Ok(sockets)
 }
@@ -226,10 +262,19 @@ fn fanout_id(fd: &OwnedFd) -> io::Result<u32> {
     Ok(value as u32 & 0xffff)
 }
 
-/// Opens a transmit socket on interface `ifindex`: AF_PACKET, frames carry tungate's own
-/// Ethernet header behind the offload header, and bypass the qdisc layer. It is bound with
-/// protocol 0, so it never receives anything.
-pub fn open_transmit(ifindex: u32) -> Result<OwnedFd, SocketError> {
+/// The transmit sockets of one egress interface.
+pub struct TxSocket {
+    /// The socket whose ring carries every packet that fits a ring frame.
+    pub ring_fd: OwnedFd,
+    /// Its transmit ring.
+    pub ring: TxRing,
+    /// A ring-less socket for larger packets (GSO super-packets), sent one `send()` each.
+    pub plain: OwnedFd,
+}
+
+/// One AF_PACKET transmit socket on `ifindex`: tungate's own Ethernet header behind the
+/// offload header, no qdisc; bound with protocol 0, so it never receives anything.
+fn open_transmit_socket(ifindex: u32) -> Result<OwnedFd, SocketError> {
     let fail = |what: &'static str| {
         move |source| SocketError {
             what,
@@ -243,6 +288,21 @@ pub fn open_transmit(ifindex: u32) -> Result<OwnedFd, SocketError> {
         .map_err(fail("PACKET_QDISC_BYPASS"))?;
     bind(&fd, ifindex, 0).map_err(fail("bind(AF_PACKET)"))?;
     Ok(fd)
+}
+
+/// Opens the transmit sockets of interface `ifindex` (see [`TxSocket`]).
+pub fn open_transmit(ifindex: u32) -> Result<TxSocket, SocketError> {
+    let ring_fd = open_transmit_socket(ifindex)?;
+    let ring = TxRing::create(&ring_fd).map_err(|source| SocketError {
+        what: "PACKET_TX_RING",
+        interface: format!("#{ifindex}"),
+        source,
+    })?;
+    Ok(TxSocket {
+        ring_fd,
+        ring,
+        plain: open_transmit_socket(ifindex)?,
+    })
 }
 
 /// Opens the raw fallback socket (`IPPROTO_RAW`, which implies `IP_HDRINCL`): the kernel
@@ -307,7 +367,9 @@ mod tests {
 
     #[test]
     fn a_missing_interface_is_named() {
-        let err = open_receive_group("tg-nonexist0", 1, None).unwrap_err();
+        let Err(err) = open_receive_group("tg-nonexist0", 1, Tap::Ipv4, None) else {
+            panic!("a missing interface was accepted");
+        };
         assert!(err.to_string().contains("tg-nonexist0"), "{err}");
     }
 }

@@ -37,10 +37,14 @@ pub struct WorkerFilters {
     pub by_vip: HashMap<Ipv4Addr, Box<dyn BatchFilter>>,
 }
 
-/// Hands new filter sets from the control side to the workers.
+/// Hands new filter sets from the control side to the workers, and takes the replaced ones
+/// back: a set is dropped on the control side (at the next publish, or with the slots), never
+/// on a worker, because freeing plugin instances (returning their memory to the pool) takes
+/// far longer than a batch.
 pub struct FilterSlots {
     generation: AtomicU64,
     slots: Vec<Mutex<Option<(u64, WorkerFilters)>>>,
+    retired: Mutex<Vec<WorkerFilters>>,
 }
 
 impl FilterSlots {
@@ -49,6 +53,7 @@ impl FilterSlots {
         Self {
             generation: AtomicU64::new(0),
             slots: (0..workers).map(|_| Mutex::new(None)).collect(),
+            retired: Mutex::new(Vec::new()),
         }
     }
 
@@ -61,6 +66,9 @@ impl FilterSlots {
     /// the new generation. Sets not yet taken by a worker are replaced.
     pub fn publish(&self, sets: Vec<WorkerFilters>) -> u64 {
         assert_eq!(sets.len(), self.slots.len(), "one filter set per worker");
+        // Free what the workers replaced since the last publish (here, not on a worker).
+        let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(retired);
         let generation = self.generation.load(Ordering::Acquire) + 1;
         for (slot, set) in self.slots.iter().zip(sets) {
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, set));
@@ -72,6 +80,19 @@ impl FilterSlots {
     /// The newest published generation (cheap: one atomic load).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Takes back a set a worker replaced, to be dropped on the control side.
+    pub fn retire(&self, set: WorkerFilters) {
+        self.retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(set);
+    }
+
+    /// Sets replaced by workers and not yet freed.
+    pub fn retired(&self) -> usize {
+        self.retired.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Takes worker `index`'s new set if one is waiting; called between batches.
@@ -114,5 +135,9 @@ mod tests {
         assert_eq!(d, [Decision::DropByPlugin; 2]);
         assert!(slots.take(0).is_none());
         assert!(slots.take(1).unwrap().1.by_vip.is_empty());
+        slots.retire(set0);
+        assert_eq!(slots.retired(), 1);
+        slots.publish(vec![WorkerFilters::default(), WorkerFilters::default()]);
+        assert_eq!(slots.retired(), 0, "freed by the next publish");
     }
 }

@@ -1,4 +1,5 @@
-//! The data path: io_uring workers that receive, check, decapsulate, filter and forward.
+//! The data path: workers that receive (AF_PACKET rings, their system calls on io_uring),
+//! check, decapsulate, filter and forward.
 //!
 //! [`Datapath`] starts and stops everything the workers need — receive sockets, the
 //! nftables drop table (`userspace` mode), the next-hop resolver — and publishes new
@@ -7,13 +8,14 @@
 //! counters.
 
 pub mod afpacket;
-pub mod bufring;
 pub mod counters;
 pub mod filter;
 pub mod frag_needed;
 pub mod nftables;
 pub mod resolver;
+pub mod ring;
 pub mod tables;
+pub mod uring;
 pub mod worker;
 
 use std::net::Ipv4Addr;
@@ -24,7 +26,7 @@ use std::thread::JoinHandle;
 use arc_swap::ArcSwap;
 
 use crate::config::{DecapMode, Document};
-use afpacket::SocketError;
+use afpacket::{RxSocket, SocketError};
 use counters::Counters;
 use filter::{FilterSlots, WorkerFilters};
 use nftables::{DropRule, NftError};
@@ -44,7 +46,7 @@ pub enum StartError {
     /// The next-hop resolver could not start.
     #[error("{0}")]
     Resolver(#[from] ResolverError),
-    /// A worker could not set up its io_uring or buffers.
+    /// A worker could not set up its sockets.
     #[error("{0}")]
     Worker(#[from] WorkerError),
     /// `userspace` mode without an ingress interface.
@@ -219,7 +221,7 @@ impl Datapath {
         // Rebuild the tables so their VIP counters are the resized ones.
         self.tables
             .store(Arc::new(Tables::build(doc, &self.counters)));
-        let mut per_worker: Vec<Vec<(std::os::fd::OwnedFd, Source)>> =
+        let mut per_worker: Vec<Vec<(RxSocket, Source)>> =
             (0..workers).map(|_| Vec::new()).collect();
         let mut nft = None;
         match doc.gateway.decap {
@@ -230,11 +232,16 @@ impl Datapath {
                         .ok_or(StartError::NoIngress(doc.gateway.address))?,
                 };
                 let filter = afpacket::ipip_filter();
-                let sockets = afpacket::open_receive_group(&ingress, workers, Some(&filter))?;
+                let sockets = afpacket::open_receive_group(
+                    &ingress,
+                    workers,
+                    afpacket::Tap::All,
+                    Some(&filter),
+                )?;
                 for (w, fd) in sockets.into_iter().enumerate() {
                     per_worker[w].push((fd, Source::Ingress));
                 }
-                nft = Some(DropRule::install(doc.gateway.address)?);
+                nft = Some(DropRule::install(doc.gateway.address, &ingress)?);
                 tracing::info!(
                     "userspace decap on {ingress} for {} with {workers} worker(s)",
                     doc.gateway.address
@@ -244,7 +251,8 @@ impl Datapath {
                 let mut found = 0;
                 for peer in &doc.peers {
                     let device = format!("{}{}", tables::TUNNEL_PREFIX, peer.name);
-                    match afpacket::open_receive_group(&device, workers, None) {
+                    match afpacket::open_receive_group(&device, workers, afpacket::Tap::Ipv4, None)
+                    {
                         Ok(sockets) => {
                             found += 1;
                             for (w, fd) in sockets.into_iter().enumerate() {

@@ -1,13 +1,24 @@
-//! One data-path worker: a thread with its own io_uring, its share of the receive sockets
-//! (PACKET_FANOUT spreads the packets), a provided-buffer ring, its transmit sockets and its
-//! filters.
+//! One data-path worker: a thread with its share of the receive sockets (PACKET_FANOUT
+//! spreads the packets), each with a mapped receive ring, its transmit rings (one per egress
+//! interface, opened on first use), its io_uring and its filters.
 //!
-//! Per batch of completions it checks and decapsulates every frame ([`crate::packet`]),
-//! groups the accepted packets by VIP, runs each VIP's [`BatchFilter`], decrements the TTL
-//! and transmits each packet from its receive buffer (a new Ethernet and offload header are
-//! written in place in front of the inner packet), then recycles the buffers of the batch
-//! at once. It does no netlink I/O, takes no lock per packet and allocates nothing per
-//! packet; it only reads snapshots (tables, next hops) and writes its own counter cells.
+//! Per batch (up to [`BATCH`] frames taken from the receive rings, which the kernel fills
+//! from softirq context) it checks and decapsulates every frame ([`crate::packet`]), groups
+//! the accepted packets by VIP, runs each VIP's [`BatchFilter`], and copies each accepted
+//! packet behind a new offload and Ethernet header into the transmit ring of its egress
+//! interface with the TTL decremented; then one `send()` per transmit ring hands the whole
+//! batch to the kernel and every receive frame goes back to the kernel. No system call per
+//! packet in the common case. The loop's system calls go through the worker's io_uring
+//! ([`super::uring`]): the sleep when every receive ring is empty (one-shot polls, armed only
+//! then) and the transmit kicks of a batch (one `io_uring_enter` for every egress ring).
+//!
+//! A packet too large for a ring frame (a GSO super-packet) arrives truncated in the ring
+//! with the whole packet on the socket's queue: the batch before it is finished first (so
+//! the order within a flow holds), then it is read and sent on its own. Packets whose next
+//! hop is not resolved yet go through the raw fallback socket.
+//!
+//! It does no netlink I/O, takes no lock per packet and allocates nothing per packet; it
+//! only reads snapshots (tables, next hops) and writes its own counter cells.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -16,42 +27,40 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Cache};
-use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use rustc_hash::FxHashMap;
 
-use super::afpacket;
-use super::bufring::BufRing;
+use super::afpacket::{self, RxSocket, TxSocket};
 use super::counters::{GlobalCells, Padded};
 use super::filter::{Decision, FilterSlots, WorkerFilters};
 use super::resolver::{NextHops, ResolverLink, RouteAnswer};
+use super::ring::{RxFrame, TX_CAPACITY};
 use super::tables::{PeerId, Tables, VipId};
+use super::uring::LoopCalls;
 use crate::packet::vnet::{self, VnetHeader};
 use crate::packet::{DropReason, LinkLayer, classify, ipv4};
 
-/// Buffers per worker (a power of two).
-const BUFFERS: u16 = 256;
-/// Bytes per buffer: the recvmsg header, the offload header and a 64 KB GSO super-packet
-/// with its Ethernet and outer IPv4 headers.
-const BUFFER_SIZE: usize = 68 * 1024;
-/// Size of `struct io_uring_recvmsg_out`, which starts every received buffer.
-const RECVMSG_OUT_LEN: usize = 16;
+/// Most frames taken from the receive rings per batch.
+const BATCH: usize = 256;
+/// How long an idle worker keeps looking at its rings before it sleeps: a wakeup (a
+/// context switch, and on a virtual machine an exit from the halted vCPU) costs far more than
+/// the gap between packets at moderate rates, so a short spin saves CPU per packet there and
+/// latency everywhere; with no traffic the worker sleeps.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+/// Longest sleep before the worker looks at `stop` and its snapshots again.
+const SLEEP_TIMEOUT: Duration = Duration::from_millis(100);
+/// Bytes of the buffer for packets too large for a ring frame: a 64 KB GSO super-packet with
+/// its offload, Ethernet and outer IPv4 headers.
+const BIG_BUFFER: usize = 68 * 1024;
+/// Room in front of the large-packet buffer for a new offload and Ethernet header.
+const BIG_HEADROOM: usize = 64;
 /// Bytes written in front of the inner packet for transmit: offload header and Ethernet.
 const TX_PREFIX: usize = vnet::LEN + 14;
-const RING_ENTRIES: u32 = 1024;
-const BUFFER_GROUP: u16 = 0;
 /// How long a route request may stay unanswered before it is asked again.
 const ASK_AGAIN: Duration = Duration::from_millis(500);
 /// Largest local route cache before it is cleared.
 const ROUTE_CACHE_MAX: usize = 1 << 16;
 /// How often the receive sockets' kernel drop counts are read.
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
-
-const KIND_RECV: u64 = 1;
-const KIND_SEND: u64 = 2;
-
-fn user_data(kind: u64, slot: u16, bid: u16) -> u64 {
-    (kind << 32) | (u64::from(slot) << 16) | u64::from(bid)
-}
 
 /// Where a receive socket's frames come from.
 #[derive(Debug, Clone)]
@@ -70,7 +79,7 @@ pub struct WorkerSetup {
     /// The worker's index (its counter cells and filter slot).
     pub index: usize,
     /// Its receive sockets (one per source), with where they read from.
-    pub sockets: Vec<(OwnedFd, Source)>,
+    pub sockets: Vec<(RxSocket, Source)>,
     /// The runtime tables.
     pub tables: Arc<ArcSwap<Tables>>,
     /// Its end of the next-hop resolver.
@@ -99,94 +108,73 @@ enum Route {
     Pending(Instant),
 }
 
-/// A send in flight: what to count when it completes.
-#[derive(Clone, Copy, Default)]
-struct InFlight {
-    vip: VipId,
-    epoch: u64,
-    len: u32,
-    fallback: bool,
-}
-
 /// One accepted packet of the current batch.
 #[derive(Clone, Copy)]
 struct Accepted {
-    bid: u16,
-    vip: VipId,
-    /// Offset of the inner IPv4 header in the buffer.
-    inner: usize,
+    /// The inner IPv4 packet, in a held receive frame or the large-packet buffer.
+    data: *mut u8,
     inner_len: usize,
     /// Offset of the inner header in the received frame (for the offload fields).
     inner_in_frame: usize,
     vnet: VnetHeader,
+    vip: VipId,
     destination: Ipv4Addr,
-    /// Arrival order in the batch: grouping by VIP keeps each VIP's packets in this order.
-    seq: u16,
 }
 
-/// Runs a worker until `stop` is set. The outcome of its set-up (io_uring, buffers,
-/// fallback socket) goes to `ready` before it starts receiving.
+impl Accepted {
+    /// The packet's bytes.
+    ///
+    /// # Safety
+    /// The frame or buffer it lies in must still be held by the worker, with no other
+    /// reference to these bytes alive.
+    unsafe fn bytes_mut<'a>(self) -> &'a mut [u8] {
+        // SAFETY: per the caller's promise, `data..data + inner_len` is held memory.
+        unsafe { std::slice::from_raw_parts_mut(self.data, self.inner_len) }
+    }
+}
+
+/// A packet requested in a transmit ring, counted once the kernel took it.
+#[derive(Clone, Copy)]
+struct PendingTx {
+    vip: VipId,
+    len: u32,
+}
+
+/// An egress interface's sockets (`None`: they could not be opened; use the fallback).
+struct Egress {
+    ifindex: u32,
+    socket: Option<TxSocket>,
+    pending: Vec<PendingTx>,
+}
+
+/// Runs a worker until `stop` is set. The outcome of its set-up (the fallback socket) goes
+/// to `ready` before it starts receiving.
 pub fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<(), WorkerError>>) {
-    match set_up(setup) {
-        Ok(mut w) => {
+    let index = setup.index;
+    match afpacket::open_raw_fallback() {
+        Ok(raw) => {
+            let mut w = Worker::new(setup, raw);
             let _ = ready.send(Ok(()));
-            for slot in 0..w.sockets.len() {
-                w.arm(slot);
-            }
             w.main_loop();
         }
         Err(e) => {
-            let _ = ready.send(Err(e));
+            let _ = ready.send(Err(WorkerError {
+                index,
+                what: "open the raw fallback socket",
+                source: e.source,
+            }));
         }
     }
 }
 
-fn set_up(setup: WorkerSetup) -> Result<Worker, WorkerError> {
-    let index = setup.index;
-    let fail = |what: &'static str| {
-        move |source| WorkerError {
-            index,
-            what,
-            source,
-        }
-    };
-    let uring = build_ring().map_err(fail("create an io_uring"))?;
-    let bufs = BufRing::register(&uring, BUFFER_GROUP, BUFFERS, BUFFER_SIZE)
-        .map_err(fail("register the receive buffers"))?;
-    let raw = afpacket::open_raw_fallback().map_err(|e| WorkerError {
-        index,
-        what: "open the raw fallback socket",
-        source: e.source,
-    })?;
-    Ok(Worker::new(setup, uring, bufs, raw))
-}
-
-fn build_ring() -> std::io::Result<IoUring> {
-    // Single issuer + deferred task run: completions are processed only when this thread
-    // asks, in batches. Older kernels refuse the flags: fall back to a plain ring.
-    IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_coop_taskrun()
-        .build(RING_ENTRIES)
-        .or_else(|_| IoUring::new(RING_ENTRIES))
-}
-
 struct Worker {
-    // Field order is drop order: the ring goes before the buffers it may write.
-    uring: IoUring,
-    bufs: BufRing,
     index: usize,
-    sockets: Vec<(OwnedFd, Source)>,
+    sockets: Vec<(RxSocket, Source)>,
     socket_peers: Vec<Option<PeerId>>,
-    needs_arm: Vec<bool>,
     raw: OwnedFd,
-    tx_sockets: Vec<(u32, Option<OwnedFd>)>,
-    msghdr: Box<libc::msghdr>,
+    egress: Vec<Egress>,
     tables: Cache<Arc<ArcSwap<Tables>>, Arc<Tables>>,
-    /// Table generations that sends in flight still refer to, newest last.
-    epochs: Vec<(u64, Arc<Tables>)>,
-    epoch: u64,
+    current: Arc<Tables>,
     resolver: ResolverLink,
     hops: Cache<Arc<ArcSwap<NextHops>>, Arc<NextHops>>,
     hop_generation: u64,
@@ -196,15 +184,19 @@ struct Worker {
     filters: WorkerFilters,
     counters: Arc<[Padded<GlobalCells>]>,
     stop: Arc<AtomicBool>,
-    in_flight: Vec<InFlight>,
-    in_flight_count: usize,
-    destinations: Vec<libc::sockaddr_in>,
     // Reused per batch (no per-packet allocation).
-    received: Vec<(u16, u16, i32)>,
-    sends: Vec<(u16, i32)>,
+    /// Receive frames of the batch, by (socket, frame index), released after it.
+    held: Vec<(u16, u32)>,
     accepted: Vec<Accepted>,
     decisions: Vec<Decision>,
     views: Vec<&'static [u8]>,
+    /// The loop's system calls (sleep, transmit kicks).
+    calls: LoopCalls,
+    /// Transmit ring sockets to kick after a batch (reused).
+    kick_fds: Vec<std::os::fd::RawFd>,
+    /// For packets too large for a ring frame (allocated on first use).
+    big: Vec<u8>,
+    next_socket: usize,
     last_stats: Instant,
 }
 
@@ -218,26 +210,25 @@ fn relifetime<'a, 'b>(mut v: Vec<&'a [u8]>) -> Vec<&'b [u8]> {
 }
 
 impl Worker {
-    fn new(setup: WorkerSetup, uring: IoUring, bufs: BufRing, raw: OwnedFd) -> Worker {
+    fn new(setup: WorkerSetup, raw: OwnedFd) -> Worker {
         let n = setup.sockets.len();
-        // SAFETY: an all-zero msghdr (no name, no control, no iovec) is valid for
-        // multishot recvmsg, which takes only the name and control lengths from it.
-        let msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
-        let tables = Cache::new(setup.tables);
+        let mut tables = Cache::new(setup.tables);
+        let current = tables.load().clone();
         let hops = Cache::new(setup.resolver.hops.clone());
-        Worker {
-            uring,
-            bufs,
+        let receive_fds: Vec<_> = setup
+            .sockets
+            .iter()
+            .map(|(s, _)| s.fd.as_raw_fd())
+            .collect();
+        let calls = LoopCalls::new(setup.index, &receive_fds);
+        let mut w = Worker {
             index: setup.index,
             sockets: setup.sockets,
             socket_peers: vec![None; n],
-            needs_arm: vec![false; n],
             raw,
-            tx_sockets: Vec::new(),
-            msghdr,
+            egress: Vec::new(),
             tables,
-            epochs: Vec::new(),
-            epoch: 0,
+            current,
             resolver: setup.resolver,
             hops,
             hop_generation: u64::MAX,
@@ -247,65 +238,51 @@ impl Worker {
             filters: WorkerFilters::default(),
             counters: setup.counters,
             stop: setup.stop,
-            in_flight: vec![InFlight::default(); usize::from(BUFFERS)],
-            in_flight_count: 0,
-            // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
-            destinations: vec![unsafe { std::mem::zeroed() }; usize::from(BUFFERS)],
-            received: Vec::with_capacity(usize::from(BUFFERS)),
-            sends: Vec::with_capacity(usize::from(BUFFERS)),
-            accepted: Vec::with_capacity(usize::from(BUFFERS)),
-            decisions: Vec::with_capacity(usize::from(BUFFERS)),
-            views: Vec::with_capacity(usize::from(BUFFERS)),
+            held: Vec::with_capacity(BATCH),
+            accepted: Vec::with_capacity(BATCH),
+            decisions: Vec::with_capacity(BATCH),
+            views: Vec::with_capacity(BATCH),
+            calls,
+            kick_fds: Vec::new(),
+            big: Vec::new(),
+            next_socket: 0,
             last_stats: Instant::now(),
-        }
+        };
+        w.map_sockets_to_peers();
+        w
     }
 
     fn cells(&self) -> &GlobalCells {
         &self.counters[self.index]
     }
 
-    fn push_sqe(&mut self, entry: squeue::Entry) {
-        // SAFETY: every entry points at memory the worker keeps alive until its completion:
-        // the msghdr (boxed, lives as long as the worker), receive buffers (held, not
-        // recycled, until the send completes) and `destinations[bid]` (same).
-        while unsafe { self.uring.submission().push(&entry) }.is_err() {
-            if let Err(e) = self.uring.submit() {
-                tracing::warn!("worker {}: submit: {e}", self.index);
-            }
+    fn map_sockets_to_peers(&mut self) {
+        for (slot, (_, source)) in self.sockets.iter().enumerate() {
+            self.socket_peers[slot] = match source {
+                Source::Ingress => None,
+                Source::Tunnel { device } => self.current.peer_by_device(device),
+            };
         }
     }
 
-    fn arm(&mut self, slot: usize) {
-        let fd = self.sockets[slot].0.as_raw_fd();
-        let entry = opcode::RecvMsgMulti::new(types::Fd(fd), &raw const *self.msghdr, BUFFER_GROUP)
-            .flags(libc::MSG_TRUNC as u32)
-            .build()
-            .user_data(user_data(KIND_RECV, slot as u16, 0));
-        self.push_sqe(entry);
-        self.needs_arm[slot] = false;
-    }
-
     fn main_loop(&mut self) {
-        let timeout = types::Timespec::new().nsec(100_000_000);
-        let args = types::SubmitArgs::new().timespec(&timeout);
+        let mut idle_since: Option<Instant> = None;
         while !self.stop.load(Ordering::Relaxed) {
-            match self.uring.submitter().submit_with_args(1, &args) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-                Err(e) => {
-                    tracing::error!("worker {}: io_uring wait failed: {e}", self.index);
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
             self.refresh_snapshots();
-            self.collect_completions();
-            self.process_batch();
-            self.bufs.publish();
-            for slot in 0..self.needs_arm.len() {
-                if self.needs_arm[slot] {
-                    self.arm(slot);
+            let copied = self.gather();
+            if self.held.is_empty() && copied.is_none() {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= SPIN_BEFORE_SLEEP {
+                    self.wait();
+                    idle_since = None;
+                } else {
+                    std::hint::spin_loop();
+                }
+            } else {
+                idle_since = None;
+                self.finish_batch();
+                if let Some((slot, index)) = copied {
+                    self.receive_copied(slot, index);
                 }
             }
             if self.last_stats.elapsed() >= STATS_INTERVAL {
@@ -314,25 +291,17 @@ impl Worker {
         }
     }
 
+    /// Sleeps until a receive socket has something (or the timeout passes).
+    fn wait(&mut self) {
+        self.calls.wait(SLEEP_TIMEOUT);
+    }
+
     /// Between batches: new tables, next hops, filters and resolver answers.
     fn refresh_snapshots(&mut self) {
-        let tables = self.tables.load().clone();
-        if self
-            .epochs
-            .last()
-            .is_none_or(|(_, t)| !Arc::ptr_eq(t, &tables))
-        {
-            self.epoch += 1;
-            for (slot, (_, source)) in self.sockets.iter().enumerate() {
-                self.socket_peers[slot] = match source {
-                    Source::Ingress => None,
-                    Source::Tunnel { device } => tables.peer_by_device(device),
-                };
-            }
-            self.epochs.push((self.epoch, tables));
-        }
-        if self.in_flight_count == 0 && self.epochs.len() > 1 {
-            self.epochs.drain(..self.epochs.len() - 1);
+        let tables = self.tables.load();
+        if !Arc::ptr_eq(tables, &self.current) {
+            self.current = tables.clone();
+            self.map_sockets_to_peers();
         }
         let generation = self.hops.load().generation;
         if generation != self.hop_generation {
@@ -354,185 +323,114 @@ impl Worker {
             && let Some((generation, set)) = self.filter_slots.take(self.index)
         {
             self.filter_generation = generation;
-            self.filters = set;
+            let old = std::mem::replace(&mut self.filters, set);
+            self.filter_slots.retire(old);
         }
     }
 
-    fn collect_completions(&mut self) {
-        self.received.clear();
-        let mut sends = std::mem::take(&mut self.sends);
-        sends.clear();
-        for cqe in self.uring.completion() {
-            let data = cqe.user_data();
-            let kind = data >> 32;
-            let slot = ((data >> 16) & 0xffff) as u16;
-            let bid = (data & 0xffff) as u16;
-            match kind {
-                KIND_RECV => {
-                    if !cqueue::more(cqe.flags()) {
-                        self.needs_arm[usize::from(slot)] = true;
-                    }
-                    match cqueue::buffer_select(cqe.flags()) {
-                        Some(bid) => self.received.push((bid, slot, cqe.result())),
-                        None if cqe.result() < 0 && cqe.result() != -libc::ENOBUFS => {
-                            tracing::debug!(
-                                "worker {}: receive on socket {slot}: {}",
-                                self.index,
-                                std::io::Error::from_raw_os_error(-cqe.result())
-                            );
-                        }
-                        None => {}
-                    }
-                }
-                KIND_SEND => sends.push((bid, cqe.result())),
-                _ => {}
-            }
-        }
-        for &(bid, result) in &sends {
-            self.send_completed(bid, result);
-        }
-        self.sends = sends;
-    }
-
-    fn send_completed(&mut self, bid: u16, result: i32) {
-        let f = self.in_flight[usize::from(bid)];
-        self.in_flight_count -= 1;
-        let vip = self
-            .epochs
-            .iter()
-            .find(|(e, _)| *e == f.epoch)
-            .and_then(|(_, t)| t.vips.get(f.vip as usize))
-            .map(|v| v.counters.clone());
-        let cells = &self.counters[self.index];
-        if result >= 0 {
-            cells.tx_packets.add(1);
-            cells.tx_bytes.add(u64::from(f.len));
-            if f.fallback {
-                cells.tx_fallback_packets.add(1);
-            }
-            if let Some(v) = vip {
-                let c = v.worker(self.index);
-                c.packets.add(1);
-                c.bytes.add(u64::from(f.len));
-            }
-        } else {
-            let reason = match -result {
-                libc::ENETUNREACH | libc::EHOSTUNREACH if f.fallback => DropReason::NoRoute,
-                // The raw fallback refuses a packet larger than the route's MTU (the fast
-                // path checks the MTU before sending): the same drop as on the fast path.
-                libc::EMSGSIZE => DropReason::TooBig,
-                _ => DropReason::TxError,
-            };
-            tracing::debug!(
-                "worker {}: send failed: {}",
-                self.index,
-                std::io::Error::from_raw_os_error(-result)
-            );
-            cells.drop(reason);
-            if let Some(v) = vip {
-                v.worker(self.index).drops[reason.index()].add(1);
-            }
-        }
-        self.bufs.recycle(bid);
-    }
-
-    fn drop_packet(&mut self, bid: u16, reason: DropReason, vip: Option<VipId>) {
-        self.cells().drop(reason);
-        if let Some(vip) = vip
-            && let Some((_, t)) = self.epochs.last()
-            && let Some(v) = t.vips.get(vip as usize)
-        {
-            v.counters.worker(self.index).drops[reason.index()].add(1);
-        }
-        self.bufs.recycle(bid);
-    }
-
-    fn process_batch(&mut self) {
-        let Some((_, tables)) = self.epochs.last().cloned() else {
-            return;
-        };
+    /// Takes up to [`BATCH`] frames from the receive rings, round robin, checking each.
+    /// Stops early at a frame whose packet did not fit (returned, still held: its batch is
+    /// finished first so that order within a flow holds).
+    fn gather(&mut self) -> Option<(u16, u32)> {
+        self.held.clear();
         self.accepted.clear();
-        let received = std::mem::take(&mut self.received);
-        for &(bid, slot, result) in &received {
-            self.receive_one(&tables, bid, usize::from(slot), result);
+        let n = self.sockets.len();
+        if n == 0 {
+            // No source yet (`kernel` decap with no peer): nothing to take.
+            return None;
         }
-        self.received = received;
-        if self.accepted.is_empty() {
-            return;
+        let mut idle = 0;
+        let mut slot = self.next_socket;
+        while self.held.len() < BATCH && idle < n {
+            let Some(frame) = self.sockets[slot].0.ring.take_filled() else {
+                idle += 1;
+                slot = (slot + 1) % n;
+                continue;
+            };
+            idle = 0;
+            if frame.status & libc::TP_STATUS_COPY != 0 {
+                self.next_socket = (slot + 1) % n;
+                return Some((slot as u16, frame.index));
+            }
+            self.held.push((slot as u16, frame.index));
+            self.receive_frame(slot, frame);
+            // Take a run from one socket, then move on (fairness without a syscall).
+            if self.held.len().is_multiple_of(32) {
+                slot = (slot + 1) % n;
+            }
         }
-        self.run_filters(&tables);
-        let accepted = std::mem::take(&mut self.accepted);
-        let hops = self.hops.load().clone();
-        for a in &accepted {
-            self.forward(a, &hops);
-        }
-        self.accepted = accepted;
+        self.next_socket = (slot + 1) % n;
+        None
     }
 
-    fn receive_one(&mut self, tables: &Tables, bid: u16, slot: usize, result: i32) {
-        if result < 0 {
-            self.bufs.recycle(bid);
-            return;
-        }
-        let buffer_size = self.bufs.buffer_size();
-        let buf = self.bufs.buffer(bid);
-        let Ok(out) =
-            types::RecvMsgOut::parse(&buf[..(result as usize).min(buffer_size)], &self.msghdr)
-        else {
-            self.drop_packet(bid, DropReason::Truncated, None);
-            return;
-        };
-        let payload_len = out.payload_data().len();
-        let truncated =
-            out.is_payload_truncated() || out.incoming_payload_len() as usize > payload_len;
+    /// Checks one frame (offload header + frame, `len` bytes captured of `wire_len`) and
+    /// queues the packet in it, or counts why it is dropped.
+    fn receive_frame(&mut self, slot: usize, frame: RxFrame) {
         let cells = &self.counters[self.index];
         cells.rx_packets.add(1);
         cells
             .rx_bytes
-            .add(payload_len.saturating_sub(vnet::LEN) as u64);
-        if truncated {
-            self.drop_packet(bid, DropReason::Truncated, None);
+            .add(frame.wire_len.saturating_sub(vnet::LEN) as u64);
+        if frame.wire_len > frame.len {
+            self.drop_packet(DropReason::Truncated, None);
             return;
         }
-        let Some(vnet_header) = VnetHeader::parse(out.payload_data()) else {
-            self.drop_packet(bid, DropReason::MalformedOuter, None);
+        // SAFETY: the frame is held by the worker (taken from the ring, not yet released,
+        // or the large-packet buffer); `data..data + len` lies inside it.
+        let bytes = unsafe { std::slice::from_raw_parts(frame.data, frame.len) };
+        let Some(vnet_header) = VnetHeader::parse(bytes) else {
+            self.drop_packet(DropReason::MalformedOuter, None);
             return;
         };
-        let frame_start = RECVMSG_OUT_LEN + vnet::LEN;
-        let frame = &buf[frame_start..RECVMSG_OUT_LEN + payload_len];
+        let packet = &bytes[vnet::LEN..];
         let link = match self.socket_peers.get(slot) {
             Some(Some(peer)) => LinkLayer::Decapsulated(*peer),
             Some(None) if matches!(self.sockets[slot].1, Source::Ingress) => {
                 LinkLayer::EthernetIpip
             }
             _ => {
-                self.drop_packet(bid, DropReason::UnknownPeer, None);
+                self.drop_packet(DropReason::UnknownPeer, None);
                 return;
             }
         };
-        match classify(frame, link, tables) {
+        match classify(packet, link, &*self.current) {
             Ok(a) => self.accepted.push(Accepted {
-                bid,
-                vip: a.vip,
-                inner: frame_start + a.inner_offset,
+                // SAFETY: inner_offset lies inside the checked frame.
+                data: unsafe { frame.data.add(vnet::LEN + a.inner_offset) },
                 inner_len: a.inner_len,
                 inner_in_frame: a.inner_offset,
                 vnet: vnet_header,
+                vip: a.vip,
                 destination: a.inner.destination,
-                seq: self.accepted.len() as u16,
             }),
-            Err(r) => self.drop_packet(bid, r.reason, r.vip),
+            Err(r) => self.drop_packet(r.reason, r.vip),
         }
     }
 
+    fn drop_packet(&self, reason: DropReason, vip: Option<VipId>) {
+        self.cells().drop(reason);
+        if let Some(vip) = vip
+            && let Some(v) = self.current.vips.get(vip as usize)
+        {
+            v.counters.worker(self.index).drops[reason.index()].add(1);
+        }
+    }
+
+    /// Filters, forwards and transmits the batch, then gives its frames back.
+    fn finish_batch(&mut self) {
+        self.filter_and_send();
+        for &(slot, index) in &self.held {
+            self.sockets[usize::from(slot)].0.ring.release(index);
+        }
+        self.held.clear();
+    }
+
     /// Runs each VIP's filter on that VIP's packets of the batch; drops what they reject.
-    fn run_filters(&mut self, tables: &Tables) {
+    fn run_filters(&mut self) {
         if self.filters.by_vip.is_empty() {
             return;
         }
-        // Grouped by VIP without reordering any VIP's packets (an unstable sort by VIP alone
-        // reordered the packets of a flow whenever a batch was large).
-        self.accepted.sort_unstable_by_key(|a| (a.vip, a.seq));
+        self.accepted.sort_by_key(|a| a.vip);
         let mut accepted = std::mem::take(&mut self.accepted);
         let mut decisions = std::mem::take(&mut self.decisions);
         decisions.clear();
@@ -545,15 +443,13 @@ impl Worker {
                     .iter()
                     .take_while(|a| a.vip == vip)
                     .count();
-            let address = tables.vips[vip as usize].address;
+            let address = self.current.vips[vip as usize].address;
             if let Some(filter) = self.filters.by_vip.get_mut(&address) {
                 let mut views = relifetime(std::mem::take(&mut self.views));
                 for a in &accepted[start..end] {
-                    let ptr = self.bufs.buffer_ptr(a.bid);
-                    // SAFETY: the worker holds buffer `a.bid` (received, not recycled); the
-                    // range lies inside it, and no mutable view exists during the call.
-                    views
-                        .push(unsafe { std::slice::from_raw_parts(ptr.add(a.inner), a.inner_len) });
+                    // SAFETY: the worker holds the packet's frame; no mutable view of it
+                    // exists during the call.
+                    views.push(unsafe { a.bytes_mut() });
                 }
                 filter.filter(&views, &mut decisions[start..end]);
                 self.views = relifetime(views);
@@ -563,11 +459,11 @@ impl Worker {
         let mut verdicts = decisions.iter();
         accepted.retain(|a| match verdicts.next() {
             Some(Decision::DropByPlugin) => {
-                self.drop_packet(a.bid, DropReason::Plugin, Some(a.vip));
+                self.drop_packet(DropReason::Plugin, Some(a.vip));
                 false
             }
             Some(Decision::DropOnError) => {
-                self.drop_packet(a.bid, DropReason::PluginError, Some(a.vip));
+                self.drop_packet(DropReason::PluginError, Some(a.vip));
                 false
             }
             Some(Decision::Pass) | None => true,
@@ -576,40 +472,187 @@ impl Worker {
         self.decisions = decisions;
     }
 
-    fn forward(&mut self, a: &Accepted, hops: &NextHops) {
-        let buf = self.bufs.buffer(a.bid);
-        ipv4::decrement_ttl(&mut buf[a.inner..a.inner + a.inner_len]);
-        let route = match self.routes.get(&a.destination) {
-            Some(Route::Hop(id)) => Some(*id),
+    fn route(&mut self, destination: Ipv4Addr, vip: VipId) -> Option<Option<u32>> {
+        match self.routes.get(&destination) {
+            Some(Route::Hop(id)) => Some(Some(*id)),
             Some(Route::Unreachable) => {
-                self.drop_packet(a.bid, DropReason::NoRoute, Some(a.vip));
-                return;
+                self.drop_packet(DropReason::NoRoute, Some(vip));
+                None
             }
             Some(Route::Pending(since)) => {
                 if since.elapsed() > ASK_AGAIN {
-                    self.ask(a.destination);
+                    self.ask(destination);
                 }
-                None
+                Some(None)
             }
             None => {
-                self.ask(a.destination);
+                self.ask(destination);
+                Some(None)
+            }
+        }
+    }
+
+    /// Sends one accepted packet on its way: into its egress transmit ring, or with a
+    /// `send()` of its own when it is too large for a ring frame, or through the raw
+    /// fallback when its next hop is not resolved yet. `big`: it lies in the large-packet
+    /// buffer, with [`BIG_HEADROOM`] bytes free in front of its frame.
+    fn forward(&mut self, a: &Accepted, hops: &NextHops) {
+        let Some(route) = self.route(a.destination, a.vip) else {
+            return;
+        };
+        let hop = route.and_then(|id| hops.hops.get(id as usize));
+        let (ethernet, ifindex) = match hop {
+            Some(h) if h.ethernet.is_some() => {
+                if a.inner_len > h.mtu as usize && !a.vnet.is_gso() {
+                    // SAFETY: the worker holds the packet's frame; nothing else refers to it now.
+                    let packet = unsafe { a.bytes_mut() };
+                    super::frag_needed::answer_too_big(packet, h.mtu, self.cells());
+                    self.drop_packet(DropReason::TooBig, Some(a.vip));
+                    return;
+                }
+                (h.ethernet.unwrap_or_default(), h.ifindex)
+            }
+            _ => return self.send_fallback(a),
+        };
+        let frame_len = 14 + a.inner_len;
+        let Some(tx_vnet) = a.vnet.for_transmit(a.inner_in_frame, 14, frame_len) else {
+            self.drop_packet(DropReason::MalformedInner, Some(a.vip));
+            return;
+        };
+        let Some(e) = self.egress_for(ifindex) else {
+            return self.send_fallback(a);
+        };
+        let egress = &mut self.egress[e];
+        let Some(socket) = egress.socket.as_mut() else {
+            return self.send_fallback(a);
+        };
+        let len = vnet::LEN + frame_len;
+        if len <= TX_CAPACITY {
+            let mut tx_vnet = tx_vnet;
+            if !tx_vnet.is_gso() {
+                // The whole frame is "header": the kernel copies it into the skb's linear
+                // part. Otherwise the skb would point into the ring's pages, and the first
+                // hop that orphans user pages (veth, any local delivery) would allocate a
+                // page and copy it again (skb_copy_ubufs).
+                tx_vnet.hdr_len = frame_len as u16;
+            }
+            // SAFETY: the worker holds the packet's frame; nothing else refers to it now.
+            let inner = unsafe { a.bytes_mut() };
+            let pushed = socket.ring.push(len, |out| {
+                tx_vnet.write(&mut out[..vnet::LEN]);
+                out[vnet::LEN..TX_PREFIX].copy_from_slice(&ethernet);
+                let packet = &mut out[TX_PREFIX..];
+                packet.copy_from_slice(inner);
+                ipv4::decrement_ttl(packet);
+            });
+            match pushed {
+                Some(()) => egress.pending.push(PendingTx {
+                    vip: a.vip,
+                    len: a.inner_len as u32,
+                }),
+                // Every frame still in flight: the interface is slower than the input.
+                None => self.drop_packet(DropReason::TxError, Some(a.vip)),
+            }
+            return;
+        }
+        // Only a packet from the large-packet buffer is larger than a ring frame. Whatever
+        // the ring holds goes first, so the order within a flow holds.
+        let fd = socket.plain.as_raw_fd();
+        self.flush_transmit();
+        // SAFETY: the packet lies in the large-packet buffer at least BIG_HEADROOM bytes
+        // after its start (TX_PREFIX < BIG_HEADROOM), and the worker holds that buffer.
+        let start = unsafe { a.data.sub(TX_PREFIX) };
+        // SAFETY: as above; `start..start + len` covers the prefix and the packet.
+        let out = unsafe { std::slice::from_raw_parts_mut(start, len) };
+        tx_vnet.write(&mut out[..vnet::LEN]);
+        out[vnet::LEN..TX_PREFIX].copy_from_slice(&ethernet);
+        ipv4::decrement_ttl(&mut out[TX_PREFIX..]);
+        // SAFETY: out is valid for reads of its length.
+        let rc = unsafe { libc::send(fd, out.as_ptr().cast(), out.len(), libc::MSG_DONTWAIT) };
+        self.count_sent(a.vip, a.inner_len as u32, rc >= 0, false);
+        if rc < 0 {
+            tracing::debug!(
+                "worker {}: send failed: {}",
+                self.index,
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+
+    /// The index of `ifindex`'s egress entry, opening its sockets on first use.
+    fn egress_for(&mut self, ifindex: u32) -> Option<usize> {
+        if let Some(i) = self.egress.iter().position(|e| e.ifindex == ifindex) {
+            return Some(i);
+        }
+        let socket = match afpacket::open_transmit(ifindex) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("worker {}: {e}; using the raw fallback", self.index);
                 None
             }
         };
-        let hop = route.and_then(|id| hops.hops.get(id as usize));
-        match hop {
-            Some(hop) if hop.ethernet.is_some() => {
-                if a.inner_len > hop.mtu as usize && !a.vnet.is_gso() {
-                    let packet = &self.bufs.buffer(a.bid)[a.inner..a.inner + a.inner_len];
-                    super::frag_needed::answer_too_big(packet, hop.mtu, &self.counters[self.index]);
-                    self.drop_packet(a.bid, DropReason::TooBig, Some(a.vip));
-                    return;
-                }
-                let ethernet = hop.ethernet.unwrap_or_default();
-                let ifindex = hop.ifindex;
-                self.send_fast(a, ethernet, ifindex);
+        self.egress.push(Egress {
+            ifindex,
+            socket,
+            pending: Vec::with_capacity(BATCH),
+        });
+        Some(self.egress.len() - 1)
+    }
+
+    /// Kicks every transmit ring with requested frames (one `io_uring_enter` for all),
+    /// then counts each packet as sent or failed.
+    fn flush_transmit(&mut self) {
+        self.kick_fds.clear();
+        for e in &self.egress {
+            if let Some(socket) = &e.socket
+                && socket.ring.has_pending()
+            {
+                self.kick_fds.push(socket.ring_fd.as_raw_fd());
             }
-            _ => self.send_fallback(a),
+        }
+        if self.kick_fds.is_empty() {
+            return;
+        }
+        self.calls.kick(&self.kick_fds);
+        let mut egress = std::mem::take(&mut self.egress);
+        for e in &mut egress {
+            if e.pending.is_empty() {
+                continue;
+            }
+            if let Some(socket) = e.socket.as_mut() {
+                let pending = &e.pending;
+                socket.ring.settle(|position, taken| {
+                    let p = pending[position];
+                    self.count_sent(p.vip, p.len, taken, false);
+                });
+            }
+            e.pending.clear();
+        }
+        self.egress = egress;
+    }
+
+    fn count_sent(&self, vip: VipId, len: u32, ok: bool, fallback: bool) {
+        if !ok {
+            self.drop_packet(
+                if fallback {
+                    DropReason::NoRoute
+                } else {
+                    DropReason::TxError
+                },
+                Some(vip),
+            );
+            return;
+        }
+        let cells = self.cells();
+        cells.tx_packets.add(1);
+        cells.tx_bytes.add(u64::from(len));
+        if fallback {
+            cells.tx_fallback_packets.add(1);
+        }
+        if let Some(v) = self.current.vips.get(vip as usize) {
+            let c = v.counters.worker(self.index);
+            c.packets.add(1);
+            c.bytes.add(u64::from(len));
         }
     }
 
@@ -623,94 +666,117 @@ impl Worker {
         }
     }
 
-    fn tx_socket(&mut self, ifindex: u32) -> Option<i32> {
-        if let Some((_, fd)) = self.tx_sockets.iter().find(|(i, _)| *i == ifindex) {
-            return fd.as_ref().map(|f| f.as_raw_fd());
-        }
-        let fd = match afpacket::open_transmit(ifindex) {
-            Ok(fd) => Some(fd),
-            Err(e) => {
-                tracing::warn!("worker {}: {e}; using the raw fallback", self.index);
-                None
-            }
-        };
-        let raw = fd.as_ref().map(|f| f.as_raw_fd());
-        self.tx_sockets.push((ifindex, fd));
-        raw
-    }
-
-    fn send_fast(&mut self, a: &Accepted, ethernet: [u8; 14], ifindex: u32) {
-        let Some(fd) = self.tx_socket(ifindex) else {
-            self.send_fallback(a);
-            return;
-        };
-        let frame_len = 14 + a.inner_len;
-        let Some(tx_vnet) = a.vnet.for_transmit(a.inner_in_frame, 14, frame_len) else {
-            self.drop_packet(a.bid, DropReason::MalformedInner, Some(a.vip));
-            return;
-        };
-        let start = a.inner - TX_PREFIX;
-        let buf = self.bufs.buffer(a.bid);
-        tx_vnet.write(&mut buf[start..start + vnet::LEN]);
-        buf[start + vnet::LEN..a.inner].copy_from_slice(&ethernet);
-        let ptr = self.bufs.buffer_ptr(a.bid);
-        // SAFETY: `start + vnet::LEN + frame_len` lies inside the held buffer.
-        let data = unsafe { ptr.add(start) };
-        let entry = opcode::Send::new(types::Fd(fd), data, (vnet::LEN + frame_len) as u32)
-            .build()
-            .user_data(user_data(KIND_SEND, 0, a.bid));
-        self.submit_send(a, entry, false);
-    }
-
+    /// Sends through the raw socket (the kernel routes it and resolves the neighbour).
     fn send_fallback(&mut self, a: &Accepted) {
         if a.vnet.is_gso() {
             // The raw socket cannot segment, so a super-packet has no usable next hop until
             // the neighbour is resolved (a connection's first, small packets resolve it).
-            self.drop_packet(a.bid, DropReason::NoRoute, Some(a.vip));
+            self.drop_packet(DropReason::NoRoute, Some(a.vip));
             return;
         }
-        let buf = self.bufs.buffer(a.bid);
+        // SAFETY: the worker holds the packet's frame; nothing else refers to it now.
+        let packet = unsafe { a.bytes_mut() };
         if a.vnet.needs_csum() {
             let start = usize::from(a.vnet.csum_start).wrapping_sub(a.inner_in_frame);
-            let packet = &mut buf[a.inner..a.inner + a.inner_len];
             if start >= packet.len()
                 || !vnet::finish_checksum(packet, start, usize::from(a.vnet.csum_offset))
             {
-                self.drop_packet(a.bid, DropReason::MalformedInner, Some(a.vip));
+                self.drop_packet(DropReason::MalformedInner, Some(a.vip));
                 return;
             }
         }
-        let dest = &mut self.destinations[usize::from(a.bid)];
+        ipv4::decrement_ttl(packet);
+        // SAFETY: an all-zero sockaddr_in is valid; the fields are set below.
+        let mut dest: libc::sockaddr_in = unsafe { std::mem::zeroed() };
         dest.sin_family = libc::AF_INET as libc::sa_family_t;
         dest.sin_addr.s_addr = u32::from(a.destination).to_be();
-        let dest_ptr = (&raw const *dest).cast::<libc::sockaddr>();
-        let ptr = self.bufs.buffer_ptr(a.bid);
-        // SAFETY: `a.inner + a.inner_len` lies inside the held buffer.
-        let data = unsafe { ptr.add(a.inner) };
-        let entry = opcode::Send::new(types::Fd(self.raw.as_raw_fd()), data, a.inner_len as u32)
-            .dest_addr(dest_ptr)
-            .dest_addr_len(size_of::<libc::sockaddr_in>() as libc::socklen_t)
-            .build()
-            .user_data(user_data(KIND_SEND, 1, a.bid));
-        self.submit_send(a, entry, true);
+        // SAFETY: packet and dest are valid for reads of the lengths passed.
+        let rc = unsafe {
+            libc::sendto(
+                self.raw.as_raw_fd(),
+                packet.as_ptr().cast(),
+                packet.len(),
+                libc::MSG_DONTWAIT,
+                (&raw const dest).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            tracing::debug!("worker {}: fallback send failed: {e}", self.index);
+            // The raw socket refuses a packet larger than the route's MTU (the fast path
+            // checks the MTU before sending): the same drop as on the fast path.
+            let reason = match e.raw_os_error() {
+                Some(libc::ENETUNREACH | libc::EHOSTUNREACH) => DropReason::NoRoute,
+                Some(libc::EMSGSIZE) => DropReason::TooBig,
+                _ => DropReason::TxError,
+            };
+            self.drop_packet(reason, Some(a.vip));
+            return;
+        }
+        self.count_sent(a.vip, a.inner_len as u32, true, true);
     }
 
-    fn submit_send(&mut self, a: &Accepted, entry: squeue::Entry, fallback: bool) {
-        self.in_flight[usize::from(a.bid)] = InFlight {
-            vip: a.vip,
-            epoch: self.epoch,
-            len: a.inner_len as u32,
-            fallback,
+    /// A packet too large for its ring frame: read it whole from the socket's queue into
+    /// the large-packet buffer and send it on its own, then give the frame back.
+    fn receive_copied(&mut self, slot: u16, index: u32) {
+        let slot_usize = usize::from(slot);
+        if self.big.is_empty() {
+            self.big = vec![0; BIG_HEADROOM + BIG_BUFFER];
+        }
+        let fd = self.sockets[slot_usize].0.fd.as_raw_fd();
+        let buf = &mut self.big[BIG_HEADROOM..];
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
         };
-        self.in_flight_count += 1;
-        self.push_sqe(entry);
+        self.sockets[slot_usize].0.ring.release(index);
+        if n < 0 {
+            // The copy went missing (cannot happen while the ring hands out frames in
+            // order): count the frame as truncated.
+            self.cells().rx_packets.add(1);
+            self.drop_packet(DropReason::Truncated, None);
+            return;
+        }
+        let wire_len = n as usize;
+        let frame = RxFrame {
+            index,
+            status: 0,
+            // SAFETY: BIG_HEADROOM < self.big.len().
+            data: unsafe { self.big.as_mut_ptr().add(BIG_HEADROOM) },
+            len: wire_len.min(BIG_BUFFER),
+            wire_len,
+        };
+        self.accepted.clear();
+        self.receive_frame(slot_usize, frame);
+        self.filter_and_send();
+    }
+
+    /// Runs the filters on the accepted packets, forwards what passes and transmits.
+    fn filter_and_send(&mut self) {
+        if self.accepted.is_empty() {
+            return;
+        }
+        self.run_filters();
+        let accepted = std::mem::take(&mut self.accepted);
+        let hops = self.hops.load().clone();
+        for a in &accepted {
+            self.forward(a, &hops);
+        }
+        self.accepted = accepted;
+        self.flush_transmit();
     }
 
     fn read_socket_statistics(&mut self) {
         self.last_stats = Instant::now();
         let mut drops = 0u64;
-        for (fd, _) in &self.sockets {
-            if let Ok((_, d)) = afpacket::take_statistics(fd) {
+        for (s, _) in &self.sockets {
+            if let Ok((_, d)) = afpacket::take_statistics(&s.fd) {
                 drops += u64::from(d);
             }
         }

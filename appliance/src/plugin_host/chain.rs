@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tungate_plugin_sdk::abi::{BATCH_MAX, PacketDesc, Verdict};
+use tungate_plugin_sdk::abi::{BATCH_MAX, Verdict};
 
 use super::engine::{TIME_BUDGET_WINDOW, monotonic_ns_at};
 use super::instance::{CallFailure, PluginInstance};
@@ -104,8 +104,6 @@ impl Link {
 pub struct VipChain {
     vip: Ipv4Addr,
     links: Vec<Link>,
-    descs: Vec<PacketDesc>,
-    selected: Vec<PacketDesc>,
     live: Vec<usize>,
     verdicts: [u8; BATCH_MAX],
 }
@@ -116,18 +114,14 @@ impl VipChain {
         VipChain {
             vip,
             links,
-            descs: Vec::with_capacity(BATCH_MAX),
-            selected: Vec::with_capacity(BATCH_MAX),
             live: Vec::with_capacity(BATCH_MAX),
             verdicts: [0; BATCH_MAX],
         }
     }
 
-    /// Judges up to [`BATCH_MAX`] packets.
+    /// Judges up to [`BATCH_MAX`] packets. Each plugin gets the descriptors of the packets
+    /// still passing, written straight into its memory.
     fn filter_batch(&mut self, packets: &[&[u8]], decisions: &mut [Decision]) {
-        self.descs.clear();
-        self.descs
-            .extend(packets.iter().map(|p| PacketDesc::parse(p)));
         self.live.clear();
         self.live
             .extend((0..packets.len()).filter(|&i| decisions[i] == Decision::Pass));
@@ -144,15 +138,17 @@ impl VipChain {
                 apply_on_error(link.on_error, &mut self.live, decisions);
                 continue;
             }
-            let batch: &[PacketDesc] = if self.live.len() == self.descs.len() {
-                &self.descs
-            } else {
-                self.selected.clear();
-                self.selected
-                    .extend(self.live.iter().map(|&i| self.descs[i]));
-                &self.selected
-            };
-            let result = link.instance.call(now, batch, &mut self.verdicts);
+            let live = &self.live;
+            let result = link.instance.call_with(
+                now,
+                live.len(),
+                |descs| {
+                    for (d, &i) in descs.iter_mut().zip(live) {
+                        d.parse_into(packets[i]);
+                    }
+                },
+                &mut self.verdicts,
+            );
             let returned = Instant::now();
             let took = returned.saturating_duration_since(clock).as_nanos();
             clock = returned;

@@ -427,12 +427,40 @@ impl PluginInstance {
         verdicts: &mut [u8],
     ) -> Result<(), CallFailure> {
         let n = packets.len().min(BATCH_MAX);
+        self.call_with(
+            now_ns,
+            n,
+            |descs| descs.copy_from_slice(&packets[..n]),
+            verdicts,
+        )
+    }
+
+    /// Like [`Self::call`] for `count` packets (at most [`BATCH_MAX`]) whose descriptors
+    /// `describe` writes straight into the guest's batch area (no copy on the host side).
+    pub fn call_with(
+        &mut self,
+        now_ns: u64,
+        count: usize,
+        describe: impl FnOnce(&mut [PacketDesc]),
+        verdicts: &mut [u8],
+    ) -> Result<(), CallFailure> {
+        let n = count.min(BATCH_MAX);
         let data = self.memory.data_mut(&mut self.store);
         // Memory never shrinks, so the area checked at configure time is still inside.
         let area = &mut data[self.area..self.area + BATCH_AREA_SIZE];
         area[..8].copy_from_slice(&now_ns.to_le_bytes());
-        area[AREA_PACKETS_OFFSET..AREA_PACKETS_OFFSET + n * abi::DESC_SIZE]
-            .copy_from_slice(PacketDesc::slice_as_bytes(&packets[..n]));
+        let descs = &mut area[AREA_PACKETS_OFFSET..AREA_PACKETS_OFFSET + n * abi::DESC_SIZE];
+        // The area is BATCH_AREA_ALIGN-aligned in guest memory (checked at configure time)
+        // and guest memory is page-aligned on the host, so this never fails.
+        match PacketDesc::slice_from_bytes_mut(descs) {
+            Some(descs) => describe(descs),
+            None => {
+                return Err(CallFailure {
+                    kind: ErrorKind::Trap,
+                    message: "the batch area is not aligned in host memory".into(),
+                });
+            }
+        }
         area[AREA_VERDICTS_OFFSET..AREA_VERDICTS_OFFSET + n].fill(VERDICT_UNSET);
 
         self.store.data_mut().limits.cap_hit = false;

@@ -1,0 +1,460 @@
+//! The gateway under test, run as its own process in `gw` (so its CPU time and resident
+//! memory are its own): tungate's data path and plugin host in-process, driven by one-line
+//! commands on stdin, each answered by one JSON line on stdout.
+//!
+//! Commands: `chain none|cidr|four [timed]` publishes that chain on every VIP (hot swap);
+//! `swap-start MS` publishes alternating chains every MS ms from a thread, `swap-stop`
+//! ends that; `counters`; `timing` (and reset) of the timed chains; `rss`; `quit`. The
+//! parent side is [`GatewayProcess`].
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tungate::config::{self, Document};
+use tungate::datapath::Datapath;
+use tungate::datapath::counters::Counters;
+use tungate::datapath::filter::{BatchFilter, Decision, FilterSlots};
+use tungate::plugin_host::{Limits, PluginHost};
+
+use crate::common::Netns;
+use crate::common::net::{GIP, RIP};
+use crate::traffic::{SERVICE_PORT, pin_current_thread};
+
+/// The plugin chain every VIP runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Chain {
+    /// No plugin (variant b).
+    None,
+    /// One `cidr-filter` allowing the client's prefix (variant c).
+    Cidr,
+    /// `cidr-filter`, `port-filter`, `rate-limit`, `accounting`, all passing (variant d).
+    Four,
+    /// `cidr-filter` allowing the client's prefix as two halves (the same verdicts as
+    /// `Cidr`, a different configuration: what a hot swap alternates with).
+    CidrHalves,
+}
+
+impl Chain {
+    /// The command word.
+    pub fn name(self) -> &'static str {
+        match self {
+            Chain::None => "none",
+            Chain::Cidr => "cidr",
+            Chain::Four => "four",
+            Chain::CidrHalves => "cidr-halves",
+        }
+    }
+
+    /// The chain a command word names.
+    pub fn parse(word: &str) -> Option<Chain> {
+        [Chain::None, Chain::Cidr, Chain::Four, Chain::CidrHalves]
+            .into_iter()
+            .find(|c| c.name() == word)
+    }
+
+    fn bindings(self) -> String {
+        let cidr =
+            r#"{ plugin = "cidr-filter", config = { allow = ["198.51.100.0/24"] } }"#.to_owned();
+        match self {
+            Chain::None => String::new(),
+            Chain::Cidr => cidr,
+            Chain::CidrHalves => {
+                r#"{ plugin = "cidr-filter", config = { allow = ["198.51.100.0/25", "198.51.100.128/25"] } }"#.into()
+            }
+            Chain::Four => format!(
+                r#"{cidr},
+                {{ plugin = "port-filter", config = {{ allow = [{{ protocol = "udp", ports = [{SERVICE_PORT}] }}, {{ protocol = "tcp", ports = [80, 443] }}] }} }},
+                {{ plugin = "rate-limit", config = {{ unit = "packets", rate = 10000000000, max_clients = {RATE_LIMIT_CLIENTS} }} }},
+                {{ plugin = "accounting", config = {{ prefixes = ["198.51.100.0/24", "0.0.0.0/0"] }} }}"#
+            ),
+        }
+    }
+}
+
+/// The core of the hot-swap thread (the control plane): not the 1-worker gateway's core.
+const CONTROL_CPU: usize = 0;
+
+/// The rate-limit plugin's client table in the 4-plugin chain. Its default (65,536 clients)
+/// makes a 3 MiB table per instance, touched at configure time: 300 MiB for 100 VIPs on one
+/// worker, whatever the gateway does. The bench uses a /22's worth of clients instead and
+/// reports the default's cost separately.
+pub const RATE_LIMIT_CLIENTS: usize = 1024;
+
+/// The VIPs of a run: 192.0.2.10, .11, ...
+pub fn vips(count: usize) -> Vec<Ipv4Addr> {
+    (0..count)
+        .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(192, 0, 2, 10)) + i as u32))
+        .collect()
+}
+
+/// The gateway's configuration: peer `rs1` serving `vips`, each with `chain`.
+pub fn document(workers: usize, vips: &[Ipv4Addr], chain: Chain) -> Document {
+    let list: Vec<String> = vips.iter().map(|v| format!("\"{v}\"")).collect();
+    let mut text = format!(
+        "[gateway]\naddress = \"{GIP}\"\nworkers = {workers}\n\
+         [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\nvips = [{}]\n",
+        list.join(", ")
+    );
+    for v in vips {
+        text += &format!(
+            "[[vips]]\naddress = \"{v}\"\nplugins = [{}]\n",
+            chain.bindings()
+        );
+    }
+    let doc = config::parse_toml(&text).expect("bench configuration parses");
+    config::validate(&doc).expect("bench configuration is valid");
+    doc
+}
+
+/// Calls of at least this many packets go into the per-call histogram.
+const HISTOGRAM_MIN_PACKETS: usize = 16;
+/// Histogram buckets: 0.5 ns per packet each.
+const HISTOGRAM_BUCKETS: usize = 2048;
+
+/// Time spent in timed filters, and packets judged, shared by every timed chain; and a
+/// histogram of each call's ns per packet. Interrupts that land during a call (the
+/// gateway's own receive and transmit work, on this kernel charged to whoever runs) inflate
+/// some calls: the median call shows the chain's own cost.
+struct Timing {
+    ns: AtomicU64,
+    packets: AtomicU64,
+    calls: AtomicU64,
+    per_call: Vec<AtomicU64>,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            ns: AtomicU64::new(0),
+            packets: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            per_call: (0..HISTOGRAM_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl Timing {
+    /// The `q` quantile of the per-call ns per packet (and resets the histogram).
+    fn take_quantiles(&self, qs: &[f64]) -> Vec<f64> {
+        let counts: Vec<u64> = self
+            .per_call
+            .iter()
+            .map(|c| c.swap(0, Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        qs.iter()
+            .map(|q| {
+                if total == 0 {
+                    return f64::NAN;
+                }
+                let rank = ((q * total as f64).ceil() as u64).max(1);
+                let mut seen = 0;
+                for (i, c) in counts.iter().enumerate() {
+                    seen += c;
+                    if seen >= rank {
+                        return (i as f64 + 0.5) * 0.5;
+                    }
+                }
+                f64::NAN
+            })
+            .collect()
+    }
+}
+
+/// A chain with a clock around each call (two clock reads per VIP batch).
+struct Timed {
+    inner: Box<dyn BatchFilter>,
+    timing: Arc<Timing>,
+}
+
+impl BatchFilter for Timed {
+    fn filter(&mut self, packets: &[&[u8]], decisions: &mut [Decision]) {
+        let start = Instant::now();
+        self.inner.filter(packets, decisions);
+        let took = start.elapsed().as_nanos() as u64;
+        self.timing.ns.fetch_add(took, Ordering::Relaxed);
+        if packets.len() >= HISTOGRAM_MIN_PACKETS {
+            let bucket = (2 * took / packets.len() as u64).min(HISTOGRAM_BUCKETS as u64 - 1);
+            self.timing.per_call[bucket as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        self.timing
+            .packets
+            .fetch_add(packets.len() as u64, Ordering::Relaxed);
+        self.timing.calls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+struct GatewayState {
+    workers: usize,
+    vips: Vec<Ipv4Addr>,
+    host: Arc<PluginHost>,
+    slots: Arc<FilterSlots>,
+    modules: Arc<HashMap<String, Vec<u8>>>,
+    timing: Arc<Timing>,
+}
+
+impl GatewayState {
+    fn publish(&self, chain: Chain, timed: bool) -> Result<u64, String> {
+        let doc = document(self.workers, &self.vips, chain);
+        let modules = self.modules.clone();
+        let lookup = move |name: &str| modules.get(name).cloned();
+        if !timed {
+            return self
+                .host
+                .publish(&self.slots, &doc, &lookup)
+                .map_err(|e| e.to_string());
+        }
+        let mut generation = self
+            .host
+            .build(&doc, &lookup, self.workers)
+            .map_err(|e| e.to_string())?;
+        for set in &mut generation.filters {
+            let wrapped = std::mem::take(&mut set.by_vip)
+                .into_iter()
+                .map(|(vip, inner)| {
+                    let timed: Box<dyn BatchFilter> = Box::new(Timed {
+                        inner,
+                        timing: self.timing.clone(),
+                    });
+                    (vip, timed)
+                })
+                .collect();
+            set.by_vip = wrapped;
+        }
+        Ok(self.slots.publish(generation.filters))
+    }
+}
+
+/// A running hot-swap thread: its stop flag, and its (swaps, failed swaps) when joined.
+type Swapper = (Arc<AtomicBool>, std::thread::JoinHandle<(u64, u64)>);
+
+/// Resident and peak resident memory of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The child's `main`: `gateway WORKERS CPUS VIPS PLUGIN_DIR` (CPUS like `1` or `0,1`).
+pub fn child_main(args: &[String]) -> i32 {
+    let [workers, cpus, vip_count, dir] = args else {
+        eprintln!("usage: gateway_bench gateway WORKERS CPUS VIPS PLUGIN_DIR");
+        return 2;
+    };
+    let workers: usize = workers.parse().expect("workers");
+    let cpus: Vec<usize> = cpus.split(',').map(|c| c.parse().expect("cpu")).collect();
+    let vips = vips(vip_count.parse().expect("vips"));
+    // Every thread started from here on (workers, resolver, epoch ticker) inherits this.
+    pin_current_thread(&cpus);
+    let modules: HashMap<String, Vec<u8>> =
+        ["cidr-filter", "port-filter", "rate-limit", "accounting"]
+            .into_iter()
+            .map(|name| {
+                let file = Path::new(dir).join(format!("{}.wasm", name.replace('-', "_")));
+                let bytes = std::fs::read(&file)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+                (name.to_owned(), bytes)
+            })
+            .collect();
+    let doc = document(workers, &vips, Chain::None);
+    let counters = Arc::new(Counters::new(workers));
+    let datapath = match Datapath::start(&doc, counters.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("gateway: cannot start the data path: {e}");
+            return 1;
+        }
+    };
+    // Room for two generations of every binding of every worker (a hot swap holds both).
+    let bindings = vips.len() as u32 * 4 * workers as u32;
+    let host = PluginHost::new(Limits {
+        max_instances: Limits::default().max_instances.max(2 * bindings),
+        ..Limits::default()
+    })
+    .expect("plugin engine");
+    let child = Arc::new(GatewayState {
+        workers,
+        vips,
+        host: Arc::new(host),
+        slots: datapath.filter_slots(),
+        modules: Arc::new(modules),
+        timing: Arc::default(),
+    });
+    let mut out = std::io::stdout().lock();
+    let mut reply = |v: Value| {
+        writeln!(out, "{v}").expect("stdout");
+        out.flush().expect("stdout");
+    };
+    reply(json!({ "ready": true }));
+    let mut swapper: Option<Swapper> = None;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["chain", name, rest @ ..] => {
+                let Some(chain) = Chain::parse(name) else {
+                    reply(json!({ "error": format!("no chain {name}") }));
+                    continue;
+                };
+                match child.publish(chain, rest == ["timed"]) {
+                    Ok(g) => reply(json!({ "generation": g })),
+                    Err(e) => reply(json!({ "error": e })),
+                }
+            }
+            ["swap-start", ms] => {
+                let period = Duration::from_millis(ms.parse().expect("ms"));
+                let stop = Arc::new(AtomicBool::new(false));
+                let (c, s) = (child.clone(), stop.clone());
+                let handle = std::thread::spawn(move || {
+                    // The control plane runs beside the data path, not on its core (as the
+                    // daemon's control runtime would); here that is the generator's core.
+                    pin_current_thread(&[CONTROL_CPU]);
+                    let order = [Chain::Four, Chain::CidrHalves, Chain::Cidr];
+                    let (mut swaps, mut errors) = (0u64, 0u64);
+                    let mut next = Instant::now() + period;
+                    while !s.load(Ordering::Relaxed) {
+                        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                        next += period;
+                        match c.publish(order[swaps as usize % order.len()], false) {
+                            Ok(_) => swaps += 1,
+                            Err(e) => {
+                                eprintln!("gateway: swap failed: {e}");
+                                errors += 1;
+                            }
+                        }
+                    }
+                    (swaps, errors)
+                });
+                swapper = Some((stop, handle));
+                reply(json!({ "ok": true }));
+            }
+            ["swap-stop"] => match swapper.take() {
+                Some((stop, handle)) => {
+                    stop.store(true, Ordering::Relaxed);
+                    let (swaps, errors) = handle.join().expect("swapper");
+                    reply(json!({ "swaps": swaps, "errors": errors }));
+                }
+                None => reply(json!({ "error": "no swap running" })),
+            },
+            ["counters"] => reply(serde_json::to_value(counters.snapshot()).expect("json")),
+            ["timing"] => {
+                let t = &child.timing;
+                let q = t.take_quantiles(&[0.1, 0.5]);
+                reply(json!({
+                    "p10_ns_per_packet": q[0],
+                    "median_ns_per_packet": q[1],
+                    "ns": t.ns.swap(0, Ordering::Relaxed),
+                    "packets": t.packets.swap(0, Ordering::Relaxed),
+                    "calls": t.calls.swap(0, Ordering::Relaxed),
+                }));
+            }
+            ["rss"] => {
+                let (rss, hwm) = rss_kib(std::process::id());
+                reply(json!({ "rss_kib": rss, "hwm_kib": hwm }));
+            }
+            ["quit"] => break,
+            _ => reply(json!({ "error": format!("unknown command {line:?}") })),
+        }
+    }
+    let status = match datapath.stop() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("gateway: unclean stop: {e}");
+            1
+        }
+    };
+    reply(json!({ "stopped": status == 0 }));
+    status
+}
+
+/// The parent's handle on a gateway process (killed on drop).
+pub struct GatewayProcess {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl GatewayProcess {
+    /// Starts a gateway in `gw` with `workers` workers pinned to `cpus`, serving `vips`
+    /// VIPs, and waits until it forwards.
+    pub fn start(gw: &Netns, workers: usize, cpus: &[usize], vips: usize, plugins: &Path) -> Self {
+        let exe: PathBuf = std::env::current_exe().expect("own executable");
+        let cpus: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &gw.name])
+            .arg(exe)
+            .args([
+                "gateway",
+                &workers.to_string(),
+                &cpus.join(","),
+                &vips.to_string(),
+            ])
+            .arg(plugins)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the gateway process");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut g = GatewayProcess {
+            child,
+            stdin,
+            stdout,
+        };
+        let ready = g.read();
+        assert_eq!(ready["ready"], true, "gateway did not start: {ready}");
+        g
+    }
+
+    fn read(&mut self) -> Value {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("gateway reply");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("gateway reply {line:?}: {e}"))
+    }
+
+    /// Sends one command and returns its reply; panics on an `error` reply.
+    pub fn command(&mut self, line: &str) -> Value {
+        writeln!(self.stdin, "{line}").expect("gateway stdin");
+        self.stdin.flush().expect("gateway stdin");
+        let v = self.read();
+        assert!(v.get("error").is_none(), "gateway {line:?}: {v}");
+        v
+    }
+
+    /// Its process id (`ip netns exec` execs it, so this is the gateway's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops it and waits for it to exit.
+    pub fn quit(mut self) {
+        let v = self.command("quit");
+        assert_eq!(v["stopped"], true, "gateway stop: {v}");
+        let status = self.child.wait().expect("wait for the gateway");
+        assert!(status.success(), "gateway exit: {status}");
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

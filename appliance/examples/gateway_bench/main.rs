@@ -1,0 +1,146 @@
+//! tungate's forwarding benchmark against the kernel (needs root; see deploy/bench/README.md).
+//!
+//! One run, on one machine: builds the `rs` → `gw` → `client` namespaces on veth, then
+//! alternates, repeat after repeat, (a) the kernel forwarding the same inner packets in
+//! `gw` and tungate with userspace decap with (b) no plugin, (c) one `cidr-filter`, (d) a
+//! chain of four plugins, for 64 B and 1400 B payload packets, with 1 worker (and the kernel
+//! on 1 core) and with 2 (2 cores, one shared with the load generator). Then it measures
+//! one-way latency at half of tungate's maximum rate, a hot swap every 100 ms under load
+//! (lost and duplicated packets by sequence number), and resident memory with 100 VIPs × 4
+//! plugins, and writes BENCHMARKS.md.
+//!
+//! `gateway_bench run [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]`
+//! `gateway_bench soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400]`
+//! holds one variant under full load and prints its rate every second (for `perf`).
+//! `gateway_bench gateway ...` is the gateway process the run starts in `gw` (internal).
+
+#[path = "../../tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod common;
+#[path = "../../tests/support/plugin_wasm.rs"]
+#[allow(dead_code)]
+mod plugin_wasm;
+
+mod gateway;
+mod measure;
+mod phases;
+mod report;
+mod traffic;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to run, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A few seconds in all: one repeat, short windows, 64 B only, 1 worker.
+    pub quick: bool,
+    /// Repeats of the throughput matrix.
+    pub repeats: usize,
+    /// Measurement window of each throughput sample.
+    pub window: Duration,
+    /// The report to write.
+    pub out: PathBuf,
+    /// Every throughput sample, as CSV.
+    pub samples: PathBuf,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let root = plugin_wasm::workspace();
+    let mut o = Options {
+        quick: false,
+        repeats: 5,
+        window: Duration::from_millis(2500),
+        out: root.join("BENCHMARKS.md"),
+        samples: root.join("deploy/bench/results/samples.csv"),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--repeats" => {
+                o.repeats = value("--repeats")?
+                    .parse()
+                    .map_err(|e| format!("--repeats: {e}"))?
+            }
+            "--seconds" => {
+                let s: f64 = value("--seconds")?
+                    .parse()
+                    .map_err(|e| format!("--seconds: {e}"))?;
+                o.window = Duration::from_secs_f64(s);
+            }
+            "--out" => o.out = value("--out")?.into(),
+            "--samples" => o.samples = value("--samples")?.into(),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if o.quick {
+        o.repeats = 1;
+        o.window = Duration::from_millis(700);
+    }
+    if o.repeats == 0 {
+        return Err("--repeats must be at least 1".into());
+    }
+    Ok(o)
+}
+
+/// `soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400]`
+fn soak(args: &[String]) -> i32 {
+    let seconds = args.first().and_then(|a| a.parse().ok()).unwrap_or(20);
+    let what = args.get(1).map_or("none", String::as_str);
+    let workers = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
+    let size = match args.get(3).map(String::as_str) {
+        Some("1400") => phases::SIZES[1],
+        _ => phases::SIZES[0],
+    };
+    let variant = if what == "kernel" {
+        phases::Variant::Kernel { cores: workers }
+    } else {
+        let (name, timed) = match what.strip_suffix("-timed") {
+            Some(n) => (n, true),
+            None => (what, false),
+        };
+        let Some(chain) = gateway::Chain::parse(name) else {
+            eprintln!("gateway_bench soak: no variant {what}");
+            return 2;
+        };
+        phases::Variant::Tungate {
+            workers,
+            chain,
+            timed,
+        }
+    };
+    phases::soak(seconds, variant, size)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("gateway") => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .init();
+            std::process::exit(gateway::child_main(&args[1..]));
+        }
+        Some("soak") => std::process::exit(soak(&args[1..])),
+        Some("run") => match parse(&args[1..]) {
+            Ok(options) => std::process::exit(phases::run(&options)),
+            Err(e) => {
+                eprintln!("gateway_bench: {e}");
+                std::process::exit(2);
+            }
+        },
+        _ => {
+            eprintln!(
+                "usage: gateway_bench run [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]"
+            );
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! What the bench reads from the kernel around a measurement window: per-core CPU time
+//! (`/proc/stat`), a process's CPU time (`/proc/PID/task/*/schedstat`), who used the
+//! gateway's core (`perf record` samples, attributed), the client interface's receive
+//! counter (`ip -s link`), the load average; and the statistics the report needs (medians,
+//! percentiles).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::common::Netns;
+
+/// USER_HZ: the unit of `/proc/stat`.
+const TICK_NS: u64 = 10_000_000;
+
+/// One core's CPU time, in ns, by kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CoreTimes {
+    /// user + nice + system: processes (on this kernel, without IRQ time accounting, also
+    /// the softirqs that ran on their stack when a tick caught them).
+    pub process: u64,
+    /// Hard and soft interrupts, ksoftirqd included.
+    pub interrupts: u64,
+    /// Idle + iowait (precise: NO_HZ idle accounting).
+    pub idle: u64,
+    /// Time the hypervisor gave to other guests.
+    pub steal: u64,
+}
+
+impl CoreTimes {
+    /// Everything but idle and steal.
+    pub fn busy(&self) -> u64 {
+        self.process + self.interrupts
+    }
+
+    fn minus(&self, before: &CoreTimes) -> CoreTimes {
+        CoreTimes {
+            process: self.process - before.process,
+            interrupts: self.interrupts - before.interrupts,
+            idle: self.idle - before.idle,
+            steal: self.steal - before.steal,
+        }
+    }
+}
+
+/// Every core's times, by core index.
+pub fn cores() -> Vec<CoreTimes> {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .map(|v| v.parse::<u64>().unwrap_or(0) * TICK_NS)
+                .collect();
+            CoreTimes {
+                process: f[0] + f[1] + f[2],
+                idle: f[3] + f[4],
+                interrupts: f[5] + f[6],
+                steal: f[7],
+            }
+        })
+        .collect()
+}
+
+/// The sum over `cpus` of `after - before`.
+pub fn cores_delta(before: &[CoreTimes], after: &[CoreTimes], cpus: &[usize]) -> CoreTimes {
+    let mut sum = CoreTimes::default();
+    for &c in cpus {
+        let d = after[c].minus(&before[c]);
+        sum.process += d.process;
+        sum.interrupts += d.interrupts;
+        sum.idle += d.idle;
+        sum.steal += d.steal;
+    }
+    sum
+}
+
+/// CPU time of every thread of process `pid` so far, in ns (the scheduler's precise run
+/// time; it includes interrupts served while the threads ran).
+pub fn process_cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Sampling rate of the attribution (per second of the core's wall time).
+const PERF_HZ: u32 = 997;
+
+/// The gateway core's busy time over a window, attributed by `perf record` samples
+/// (`cpu-clock` samples on that core, which is not sampled while idle, with kernel call
+/// chains): softirq work (in any task's context, or ksoftirqd), the gateway's own threads
+/// outside softirq, other tasks. The shares apply to the core's busy time from `/proc/stat`.
+/// Unlike `/proc/stat` on this kernel (tick-sampled, no IRQ time accounting), this splits
+/// the softirq work that lands on other tasks' stacks from the tasks themselves, so the
+/// gateway's CPU is measured even while compile jobs share its core.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attribution {
+    /// Seconds in softirq or hard-irq context.
+    pub interrupts: f64,
+    /// Seconds in the gateway's threads outside interrupts.
+    pub gateway_threads: f64,
+    /// Seconds in other tasks outside interrupts.
+    pub others: f64,
+    /// Seconds in the idle task (hardly ever sampled).
+    pub idle: f64,
+}
+
+impl Attribution {
+    /// The gateway's CPU time: its threads plus every interrupt on its core (the network
+    /// receive and transmit work, whoever's stack it ran on).
+    pub fn gateway(&self) -> f64 {
+        self.interrupts + self.gateway_threads
+    }
+
+    fn total(&self) -> f64 {
+        (self.interrupts + self.gateway_threads + self.others + self.idle).max(1e-9)
+    }
+
+    /// The gateway's share of the core's time.
+    pub fn gateway_share(&self) -> f64 {
+        self.gateway() / self.total()
+    }
+
+    /// Other tasks' share of the core's time.
+    pub fn others_share(&self) -> f64 {
+        self.others / self.total()
+    }
+}
+
+/// A `perf record` of one core for one window.
+pub struct PerfRecording {
+    child: Child,
+    file: PathBuf,
+}
+
+impl PerfRecording {
+    /// Starts recording core `cpu` for `window`; `None` if `perf` is not there.
+    pub fn start(cpu: usize, window: Duration, tag: &str) -> Option<PerfRecording> {
+        let file =
+            std::env::temp_dir().join(format!("gateway-bench-{}-{tag}.perf", std::process::id()));
+        let child = Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-e",
+                "cpu-clock",
+                "-g",
+                "-C",
+                &cpu.to_string(),
+            ])
+            .args(["-F", &PERF_HZ.to_string(), "-o"])
+            .arg(&file)
+            .args(["--", "sleep", &format!("{:.3}", window.as_secs_f64())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        Some(PerfRecording { child, file })
+    }
+
+    /// Waits for the recording and attributes its samples; `ours` are the gateway's
+    /// thread ids.
+    pub fn finish(mut self, ours: &HashSet<u32>) -> Option<Attribution> {
+        let ok = self.child.wait().ok()?.success();
+        let result = ok.then(|| attribute(&self.file, ours)).flatten();
+        let _ = std::fs::remove_file(&self.file);
+        result
+    }
+}
+
+/// Frames that mean "this sample ran in interrupt context".
+fn is_interrupt_frame(symbol: &str) -> bool {
+    matches!(
+        symbol,
+        "handle_softirqs" | "__do_softirq" | "do_softirq" | "net_rx_action" | "run_ksoftirqd"
+    ) || symbol.starts_with("sysvec_")
+        || symbol.starts_with("__sysvec_")
+        || symbol.starts_with("asm_sysvec_")
+        || symbol.starts_with("common_interrupt")
+}
+
+fn attribute(file: &Path, ours: &HashSet<u32>) -> Option<Attribution> {
+    let out = Command::new("perf")
+        .args(["script", "-F", "comm,tid,ip,sym", "-i"])
+        .arg(file)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let seconds = 1.0 / f64::from(PERF_HZ);
+    let mut a = Attribution::default();
+    let mut samples = 0u64;
+    for block in text.split("\n\n") {
+        let mut lines = block.lines().filter(|l| !l.trim().is_empty());
+        let Some(header) = lines.next() else {
+            continue;
+        };
+        let mut words = header.split_whitespace().rev();
+        let tid: u32 = words.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+        let comm: Vec<&str> = words.rev().collect();
+        let comm = comm.join(" ");
+        let interrupt = comm.starts_with("ksoftirqd/")
+            || lines.any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|sym| is_interrupt_frame(sym.split('+').next().unwrap_or(sym)))
+            });
+        samples += 1;
+        if interrupt {
+            a.interrupts += seconds;
+        } else if ours.contains(&tid) {
+            a.gateway_threads += seconds;
+        } else if comm.starts_with("swapper") || tid == 0 {
+            a.idle += seconds;
+        } else {
+            a.others += seconds;
+        }
+    }
+    (samples > 0).then_some(a)
+}
+
+/// The thread ids of process `pid`.
+pub fn thread_ids(pid: u32) -> HashSet<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Packets received by `interface` of `ns` so far.
+pub fn rx_packets(ns: &Netns, interface: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["-n", &ns.name, "-j", "-s", "link", "show", interface])
+        .output()
+        .expect("run ip");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+    v[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .expect("rx packets")
+}
+
+/// The first three fields of `/proc/loadavg`.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The median of `v` (NaN if empty).
+pub fn median(v: &[f64]) -> f64 {
+    percentile(v, 0.5)
+}
+
+/// The `q` quantile of `v` (nearest rank; NaN if empty).
+pub fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    s[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert!(median(&[]).is_nan());
+    }
+}

@@ -1,0 +1,860 @@
+//! The bench's phases, in order: the throughput matrix (variants alternating, repeated),
+//! latency at half of tungate's maximum rate, hot swaps under load, resident memory; then
+//! the report.
+//!
+//! Cores: the load generator (and the bench's own bookkeeping) runs on core 0; the gateway
+//! — tungate's process, or the kernel's forwarding, steered there by RPS on `g0` — on core 1.
+//! The 2-worker variants use both cores, one of them shared with the generator.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::Options;
+use crate::common::Topology;
+use crate::common::net::{CIP, VIP};
+use crate::gateway::{self, Chain, GatewayProcess};
+use crate::measure::{self, CoreTimes};
+use crate::plugin_wasm;
+use crate::report::{self, Report};
+use crate::traffic::{
+    Encap, Frames, Generator, Received, Receiver, build_frames, pin_current_thread,
+};
+
+/// The generator's core.
+pub const GENERATOR_CPU: usize = 0;
+/// The gateway's core (1 worker; the kernel reference on one core).
+pub const GATEWAY_CPU: usize = 1;
+/// Flows (client ports) the generator cycles through.
+const FLOWS: usize = 64;
+/// Offset of the UDP payload in the frames the client receives (Ethernet, IPv4, UDP).
+const CLIENT_PAYLOAD_OFFSET: usize = 14 + 20 + 8;
+/// The MAC the gateway sends the client's packets to: not the client's own, so that the
+/// client drops them first thing (see `Bench::prepare`).
+const SINK_MAC: [u8; 6] = [0x02, 0, 0, 0, 2, 0x99];
+/// Frames sent before each window opens.
+const WARM_UP: Duration = Duration::from_millis(500);
+
+/// A packet size of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    /// How the report names it.
+    pub label: &'static str,
+    /// UDP payload bytes.
+    pub payload: usize,
+}
+
+/// 64-byte frames at the client (22 bytes of UDP payload), and 1400 bytes of UDP payload.
+pub const SIZES: [Size; 2] = [
+    Size {
+        label: "64 B",
+        payload: 22,
+    },
+    Size {
+        label: "1400 B",
+        payload: 1400,
+    },
+];
+
+/// One variant of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// (a) The kernel forwards the inner packets, on `cores` cores (RPS).
+    Kernel {
+        /// Cores given to the kernel's forwarding.
+        cores: usize,
+    },
+    /// (b)–(d) tungate, userspace decap.
+    Tungate {
+        /// Workers (pinned to as many cores).
+        workers: usize,
+        /// The plugin chain of the VIP.
+        chain: Chain,
+        /// Whether each chain call is timed (the stage-timing samples; two clock reads
+        /// per call, so not mixed with the untimed throughput samples).
+        timed: bool,
+    },
+}
+
+impl Variant {
+    /// Cores the gateway runs on.
+    pub fn cpus(self) -> Vec<usize> {
+        let n = match self {
+            Variant::Kernel { cores } => cores,
+            Variant::Tungate { workers, .. } => workers,
+        };
+        if n == 1 {
+            vec![GATEWAY_CPU]
+        } else {
+            vec![GENERATOR_CPU, GATEWAY_CPU]
+        }
+    }
+}
+
+/// One throughput sample.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Which repeat.
+    pub repeat: usize,
+    /// The packet size.
+    pub size: Size,
+    /// The variant.
+    pub variant: Variant,
+    /// Frames the generator sent per second.
+    pub offered_pps: f64,
+    /// Frames the client's interface received per second.
+    pub delivered_pps: f64,
+    /// Busy time (everything but idle and steal) of the gateway's cores per delivered
+    /// packet, ns.
+    pub busy_ns: f64,
+    /// Interrupt time (hard + soft, ksoftirqd included) of those cores per packet, ns.
+    pub irq_ns: f64,
+    /// The tungate process's CPU time per packet, ns.
+    pub process_ns: Option<f64>,
+    /// The gateway's CPU time per packet from `perf` samples of its core (interrupt work
+    /// in any context, plus its own threads), ns; 1-core variants only.
+    pub attributed_ns: Option<f64>,
+    /// Share of the gateway core's time that other tasks (compile jobs...) took.
+    pub others_share: Option<f64>,
+    /// Time in the plugin chain per packet, ns (timed variants).
+    pub filter_ns: Option<f64>,
+    /// Frames the kernel dropped in front of tungate's sockets (socket full), per second.
+    pub rx_overflow_pps: Option<f64>,
+    /// Frames tungate received per second.
+    pub gateway_rx_pps: Option<f64>,
+    /// `/proc/loadavg` at the start of the window.
+    pub load: String,
+}
+
+/// Latencies of one variant.
+#[derive(Debug, Clone)]
+pub struct Latency {
+    /// The variant.
+    pub variant: Variant,
+    /// Offered rate, packets per second.
+    pub rate: f64,
+    /// Frames sent and received.
+    pub sent: u64,
+    /// Frames received.
+    pub received: u64,
+    /// One-way latency percentiles, µs: p50, p99, p99.9.
+    pub p50_us: f64,
+    /// p99.
+    pub p99_us: f64,
+    /// p99.9.
+    pub p999_us: f64,
+}
+
+/// A hot-swap (or control) run.
+#[derive(Debug, Clone)]
+pub struct SwapRun {
+    /// Swaps done (0: the control run).
+    pub swaps: u64,
+    /// Swaps that failed to build.
+    pub swap_errors: u64,
+    /// Offered rate.
+    pub rate: f64,
+    /// Numbered frames sent.
+    pub sent: u64,
+    /// Numbers never received.
+    pub lost: u64,
+    /// Numbers received more than once (extra copies).
+    pub duplicated: u64,
+    /// Frames the client's receiver socket dropped (its own overflow, not the gateway's).
+    pub receiver_drops: u64,
+    /// tungate's drops during the run, by reason (non-zero only).
+    pub gateway_drops: Vec<(String, u64)>,
+}
+
+/// The highest loss-free rate of one variant (1 worker).
+#[derive(Debug, Clone)]
+pub struct Capacity {
+    /// The packet size.
+    pub size: Size,
+    /// The chain.
+    pub chain: Chain,
+    /// The highest delivered rate with under 1% lost.
+    pub lossless_pps: f64,
+    /// The gateway core's busy time per packet at that rate, ns.
+    pub busy_ns: f64,
+}
+
+/// Resident memory of one gateway configuration.
+#[derive(Debug, Clone)]
+pub struct Memory {
+    /// VIPs configured.
+    pub vips: usize,
+    /// Plugins per VIP.
+    pub plugins: usize,
+    /// Resident set after traffic through every VIP, KiB.
+    pub rss_kib: u64,
+    /// Peak resident set, KiB.
+    pub hwm_kib: u64,
+}
+
+struct Bench<'a> {
+    options: &'a Options,
+    t: Topology,
+    generator: Generator,
+    plugins: PathBuf,
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Bench<'_> {
+    /// Forwarding on in `gw`, and a permanent neighbour entry for the client with a MAC that
+    /// is not the client's: the client's interface counts every frame, then its IP layer
+    /// discards it at once as addressed to another host (the cheapest sink there is, the
+    /// same for every variant; an AF_PACKET socket on it still sees every frame).
+    fn prepare(&self) {
+        let gw = &self.t.gw.name;
+        for setting in [
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.g0.rp_filter=0",
+        ] {
+            sh(&["ip", "netns", "exec", gw, "sysctl", "-q", "-w", setting]);
+        }
+        let mac = SINK_MAC
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        self.t.gw.ip(&[
+            "neigh",
+            "replace",
+            &CIP.to_string(),
+            "lladdr",
+            &mac,
+            "dev",
+            "g1",
+            "nud",
+            "permanent",
+        ]);
+    }
+
+    /// Steers `g0`'s receive processing to `cpus` (RPS), so the gateway's share of the
+    /// kernel's work runs on the gateway's cores and not on the generator's.
+    fn steer(&self, cpus: &[usize]) {
+        let mask: u32 = cpus.iter().map(|c| 1u32 << c).sum();
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.t.gw.name,
+            "sh",
+            "-c",
+            &format!("echo {mask:x} > /sys/class/net/g0/queues/rx-0/rps_cpus"),
+        ]);
+    }
+
+    fn start_gateway(&self, workers: usize, vips: usize) -> GatewayProcess {
+        let cpus = Variant::Tungate {
+            workers,
+            chain: Chain::None,
+            timed: false,
+        }
+        .cpus();
+        GatewayProcess::start(&self.t.gw, workers, &cpus, vips, &self.plugins)
+    }
+
+    /// Floods `frames` (flat out, or at `rate`) and measures one window; the CPU
+    /// attribution (perf) only when flat out.
+    fn measure(
+        &self,
+        frames: &Frames,
+        variant: Variant,
+        mut gw: Option<&mut GatewayProcess>,
+        window: Duration,
+        rate: Option<f64>,
+    ) -> Sample {
+        let cpus = variant.cpus();
+        let stop = AtomicBool::new(false);
+        let sent = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                pin_current_thread(&[GENERATOR_CPU]);
+                self.generator.flood(frames, &stop, &sent, rate);
+            });
+            std::thread::sleep(WARM_UP);
+            if let Some(g) = gw.as_mut() {
+                g.command("timing");
+            }
+            let load = measure::loadavg();
+            let rx0 = measure::rx_packets(&self.t.client, "c0");
+            let rx_t0 = Instant::now();
+            let sent0 = sent.load(Ordering::Relaxed);
+            let cores0 = measure::cores();
+            let proc0 = gw.as_ref().map(|g| measure::process_cpu_ns(g.pid()));
+            let counters_before = gw.as_mut().map(|g| g.command("counters"));
+            let t0 = Instant::now();
+            let recording = (cpus.len() == 1 && rate.is_none())
+                .then(|| measure::PerfRecording::start(cpus[0], window, "window"))
+                .flatten();
+            std::thread::sleep(window);
+            let rx1 = measure::rx_packets(&self.t.client, "c0");
+            let rx_t1 = Instant::now();
+            let sent1 = sent.load(Ordering::Relaxed);
+            let cores1 = measure::cores();
+            let proc1 = gw.as_ref().map(|g| measure::process_cpu_ns(g.pid()));
+            let t1 = Instant::now();
+            let counters_after = gw.as_mut().map(|g| g.command("counters"));
+            let timing = gw.as_mut().map(|g| g.command("timing"));
+            let ours = gw
+                .as_ref()
+                .map(|g| measure::thread_ids(g.pid()))
+                .unwrap_or_default();
+            let attribution = recording.and_then(|r| r.finish(&ours));
+            stop.store(true, Ordering::Relaxed);
+
+            let rx_elapsed = (rx_t1 - rx_t0).as_secs_f64();
+            let elapsed = (t1 - t0).as_secs_f64();
+            let delivered_pps = (rx1 - rx0) as f64 / rx_elapsed;
+            let packets = (delivered_pps * elapsed).max(1.0);
+            let core: CoreTimes = measure::cores_delta(&cores0, &cores1, &cpus);
+            let filter_ns = match (variant, &timing) {
+                (Variant::Tungate { timed: true, .. }, Some(t)) => {
+                    t["median_ns_per_packet"].as_f64()
+                }
+                _ => None,
+            };
+            let gateway_rx_pps = match (&counters_before, &counters_after) {
+                (Some(a), Some(b)) => Some(
+                    (b["rx_packets"].as_f64().unwrap_or(0.0)
+                        - a["rx_packets"].as_f64().unwrap_or(0.0))
+                        / elapsed,
+                ),
+                _ => None,
+            };
+            let rx_overflow_pps = match (&counters_before, &counters_after) {
+                (Some(a), Some(b)) => Some(
+                    (b["drops"]["rx_overflow"].as_f64().unwrap_or(0.0)
+                        - a["drops"]["rx_overflow"].as_f64().unwrap_or(0.0))
+                        / elapsed,
+                ),
+                _ => None,
+            };
+            Sample {
+                repeat: 0,
+                size: SIZES[0],
+                variant,
+                offered_pps: (sent1 - sent0) as f64 / elapsed,
+                delivered_pps,
+                busy_ns: core.busy() as f64 / packets,
+                irq_ns: core.interrupts as f64 / packets,
+                process_ns: proc0.zip(proc1).map(|(a, b)| (b - a) as f64 / packets),
+                // The samples' shares (perf samples only a busy core) applied to the core's
+                // busy time over the window as timed here.
+                attributed_ns: attribution
+                    .map(|a| a.gateway_share() * core.busy() as f64 / packets),
+                others_share: attribution
+                    .map(|a| a.others_share() * core.busy() as f64 / (elapsed * 1e9)),
+                filter_ns,
+                rx_overflow_pps,
+                gateway_rx_pps,
+                load,
+            }
+        })
+    }
+
+    /// One repeat of the throughput matrix for one size.
+    fn matrix_block(&self, repeat: usize, size: Size, out: &mut Vec<Sample>) {
+        let ipip = build_frames(Encap::Ipip, size.payload, FLOWS, &[VIP]);
+        let plain = build_frames(Encap::Plain, size.payload, FLOWS, &[VIP]);
+        let window = self.options.window;
+        let mut workers: Vec<usize> = if self.options.quick {
+            vec![1]
+        } else {
+            vec![1, 2]
+        };
+        let mut chains = vec![Chain::None, Chain::Cidr, Chain::Four];
+        if repeat % 2 == 1 {
+            workers.reverse();
+            chains.reverse();
+        }
+        let mut push = |mut s: Sample| {
+            s.repeat = repeat;
+            s.size = size;
+            eprintln!("  {}", report::sample_line(&s));
+            out.push(s);
+        };
+        for &n in &workers {
+            let kernel = Variant::Kernel { cores: n };
+            let tungate_first = repeat % 2 == 1;
+            let run_kernel = |push: &mut dyn FnMut(Sample)| {
+                self.steer(&kernel.cpus());
+                push(self.measure(&plain, kernel, None, window, None));
+            };
+            if !tungate_first {
+                run_kernel(&mut push);
+            }
+            let any = Variant::Tungate {
+                workers: n,
+                chain: Chain::None,
+                timed: false,
+            };
+            self.steer(&any.cpus());
+            let mut gw = self.start_gateway(n, 1);
+            for &chain in &chains {
+                gw.command(&format!("chain {}", chain.name()));
+                let v = Variant::Tungate {
+                    workers: n,
+                    chain,
+                    timed: false,
+                };
+                push(self.measure(&ipip, v, Some(&mut gw), window, None));
+            }
+            if n == 1 {
+                for chain in [Chain::Cidr, Chain::Four] {
+                    gw.command(&format!("chain {} timed", chain.name()));
+                    let v = Variant::Tungate {
+                        workers: n,
+                        chain,
+                        timed: true,
+                    };
+                    push(self.measure(&ipip, v, Some(&mut gw), window, None));
+                }
+            }
+            gw.quit();
+            if tungate_first {
+                run_kernel(&mut push);
+            }
+        }
+    }
+
+    /// Sends `count` numbered frames at `rate` and returns what the client received.
+    fn paced(&self, frames: &Frames, rate: f64, count: u64) -> (u64, Received) {
+        let receiver = Receiver::open(&self.t.client, CLIENT_PAYLOAD_OFFSET);
+        let stop_receiver = AtomicBool::new(false);
+        let never = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let r = s.spawn(|| {
+                pin_current_thread(&[GENERATOR_CPU]);
+                receiver.collect(&stop_receiver)
+            });
+            let g = s.spawn(|| {
+                pin_current_thread(&[GENERATOR_CPU]);
+                self.generator.paced(frames, rate, count, 0, &never)
+            });
+            let sent = g.join().expect("generator");
+            std::thread::sleep(Duration::from_millis(300));
+            stop_receiver.store(true, Ordering::Relaxed);
+            (sent, r.join().expect("receiver"))
+        })
+    }
+
+    fn latency_phase(&self, rate: f64) -> Vec<Latency> {
+        let frames = build_frames(Encap::Ipip, SIZES[0].payload, FLOWS, &[VIP]);
+        let plain = build_frames(Encap::Plain, SIZES[0].payload, FLOWS, &[VIP]);
+        let seconds = if self.options.quick { 0.5 } else { 2.0 };
+        let rounds = if self.options.quick { 1 } else { 3 };
+        let count = (rate * seconds) as u64;
+        let chains = [Chain::None, Chain::Cidr, Chain::Four];
+        let kernel = Variant::Kernel { cores: 1 };
+        let mut all: Vec<(Variant, Vec<f64>, u64, u64)> = Vec::new();
+        let mut record = |v: Variant, sent: u64, r: Received| {
+            let lat: Vec<f64> = r
+                .arrivals
+                .iter()
+                .map(|a| a.latency_ns as f64 / 1000.0)
+                .collect();
+            let received = lat.len() as u64;
+            match all.iter_mut().find(|e| e.0 == v) {
+                Some(e) => {
+                    e.1.extend(lat);
+                    e.2 += sent;
+                    e.3 += received;
+                }
+                None => all.push((v, lat, sent, received)),
+            }
+        };
+        for round in 0..rounds {
+            let kernel_first = round % 2 == 0;
+            let run_kernel = |record: &mut dyn FnMut(Variant, u64, Received)| {
+                self.steer(&kernel.cpus());
+                let (sent, r) = self.paced(&plain, rate, count);
+                record(kernel, sent, r);
+            };
+            if kernel_first {
+                run_kernel(&mut record);
+            }
+            self.steer(&[GATEWAY_CPU]);
+            let mut gw = self.start_gateway(1, 1);
+            for chain in chains {
+                gw.command(&format!("chain {}", chain.name()));
+                let (sent, r) = self.paced(&frames, rate, count);
+                record(
+                    Variant::Tungate {
+                        workers: 1,
+                        chain,
+                        timed: false,
+                    },
+                    sent,
+                    r,
+                );
+            }
+            gw.quit();
+            if !kernel_first {
+                run_kernel(&mut record);
+            }
+        }
+        all.into_iter()
+            .map(|(variant, lat, sent, received)| Latency {
+                variant,
+                rate,
+                sent,
+                received,
+                p50_us: measure::percentile(&lat, 0.5),
+                p99_us: measure::percentile(&lat, 0.99),
+                p999_us: measure::percentile(&lat, 0.999),
+            })
+            .collect()
+    }
+
+    fn swap_phase(&self, rate: f64) -> Vec<SwapRun> {
+        let frames = build_frames(Encap::Ipip, SIZES[0].payload, FLOWS, &[VIP]);
+        let seconds = if self.options.quick { 1.0 } else { 5.0 };
+        let count = (rate * seconds) as u64;
+        self.steer(&[GATEWAY_CPU]);
+        let mut gw = self.start_gateway(1, 1);
+        gw.command("chain cidr");
+        let mut runs = Vec::new();
+        for swapping in [false, true] {
+            let before = gw.command("counters");
+            if swapping {
+                gw.command("swap-start 100");
+            }
+            let (sent, received) = self.paced(&frames, rate, count);
+            let (swaps, swap_errors) = if swapping {
+                let v = gw.command("swap-stop");
+                (
+                    v["swaps"].as_u64().unwrap_or(0),
+                    v["errors"].as_u64().unwrap_or(0),
+                )
+            } else {
+                (0, 0)
+            };
+            let after = gw.command("counters");
+            let (lost, duplicated) = count_sequence(sent, &received);
+            let gateway_drops = after["drops"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            let d =
+                                v.as_u64().unwrap_or(0) - before["drops"][k].as_u64().unwrap_or(0);
+                            (k.clone(), d)
+                        })
+                        .filter(|(_, d)| *d > 0)
+                        .collect()
+                })
+                .unwrap_or_default();
+            runs.push(SwapRun {
+                swaps,
+                swap_errors,
+                rate,
+                sent,
+                lost,
+                duplicated,
+                receiver_drops: received.socket_drops,
+                gateway_drops,
+            });
+        }
+        gw.quit();
+        runs
+    }
+
+    /// The highest rate each 1-worker tungate variant forwards without loss: offered rates
+    /// from 100 k pps up by 15% until more than 2% is lost (or the generator tops out).
+    fn capacity_phase(&self) -> Vec<Capacity> {
+        let sizes: Vec<Size> = if self.options.quick {
+            vec![SIZES[0]]
+        } else {
+            SIZES.to_vec()
+        };
+        let window = if self.options.quick {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(1)
+        };
+        let mut out = Vec::new();
+        self.steer(&[GATEWAY_CPU]);
+        for size in sizes {
+            let frames = build_frames(Encap::Ipip, size.payload, FLOWS, &[VIP]);
+            let mut gw = self.start_gateway(1, 1);
+            for chain in [Chain::None, Chain::Cidr, Chain::Four] {
+                gw.command(&format!("chain {}", chain.name()));
+                let v = Variant::Tungate {
+                    workers: 1,
+                    chain,
+                    timed: false,
+                };
+                let mut best: Option<Sample> = None;
+                let mut rate = 100_000.0;
+                loop {
+                    let s = self.measure(&frames, v, Some(&mut gw), window, Some(rate));
+                    let lossless = s.delivered_pps >= 0.98 * s.offered_pps;
+                    let topped_out = s.offered_pps < 0.95 * rate;
+                    eprintln!(
+                        "  capacity {} {}: {}",
+                        size.label,
+                        chain.name(),
+                        report::sample_line(&s)
+                    );
+                    if !lossless {
+                        break;
+                    }
+                    best = Some(s);
+                    if topped_out {
+                        break;
+                    }
+                    rate *= 1.15;
+                }
+                out.push(Capacity {
+                    size,
+                    chain,
+                    lossless_pps: best.as_ref().map_or(0.0, |s| s.delivered_pps),
+                    busy_ns: best.as_ref().map_or(f64::NAN, |s| s.busy_ns),
+                });
+            }
+            gw.quit();
+        }
+        out
+    }
+
+    fn memory_phase(&self) -> Vec<Memory> {
+        let mut out = Vec::new();
+        self.steer(&[GATEWAY_CPU]);
+        for (vips, chain, plugins) in [
+            (1, Chain::None, 0),
+            (100, Chain::None, 0),
+            (100, Chain::Four, 4),
+        ] {
+            let list = gateway::vips(vips);
+            let frames = build_frames(Encap::Ipip, SIZES[0].payload, vips.max(FLOWS), &list);
+            let mut gw = self.start_gateway(1, vips);
+            gw.command(&format!("chain {}", chain.name()));
+            let window = if self.options.quick {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_secs(2)
+            };
+            let v = Variant::Tungate {
+                workers: 1,
+                chain,
+                timed: false,
+            };
+            let s = self.measure(&frames, v, Some(&mut gw), window, None);
+            let rss = gw.command("rss");
+            eprintln!(
+                "  memory: {vips} VIPs × {plugins} plugins: {rss} ({:.0} pps)",
+                s.delivered_pps
+            );
+            out.push(Memory {
+                vips,
+                plugins,
+                rss_kib: rss["rss_kib"].as_u64().unwrap_or(0),
+                hwm_kib: rss["hwm_kib"].as_u64().unwrap_or(0),
+            });
+            gw.quit();
+        }
+        out
+    }
+}
+
+/// Nice −10 for this thread and everything it starts (the generator, the gateway process
+/// and its threads): on a machine shared with compile jobs, the generator and tungate's
+/// worker then get most of their cores, as on a dedicated gateway. The kernel's forwarding
+/// runs in softirq context, ahead of every process, so it needs no such help.
+pub const NICE: libc::c_int = -10;
+
+fn raise_priority() {
+    // SAFETY: plain setpriority(2) on the calling thread (who = 0).
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, NICE) } != 0 {
+        eprintln!(
+            "gateway_bench: cannot raise priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// (lost, duplicated) of the numbers `0..sent` among the frames received.
+pub fn count_sequence(sent: u64, received: &Received) -> (u64, u64) {
+    let mut seen = vec![false; sent as usize];
+    let mut duplicated = 0;
+    for a in &received.arrivals {
+        match seen.get_mut(a.seq as usize) {
+            Some(s) if *s => duplicated += 1,
+            Some(s) => *s = true,
+            None => duplicated += 1, // a number never sent counts against us too
+        }
+    }
+    let lost = seen.iter().filter(|s| !**s).count() as u64;
+    (lost, duplicated)
+}
+
+fn plugin_dir() -> PathBuf {
+    for p in plugin_wasm::EXAMPLES {
+        plugin_wasm::plugin_wasm(p);
+    }
+    plugin_wasm::wasm_dir()
+}
+
+/// Runs every phase and writes the report; returns the exit status.
+pub fn run(options: &Options) -> i32 {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("gateway_bench: needs root (network namespaces, AF_PACKET, nftables)");
+        return 2;
+    }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("gateway_bench: needs 2 cores (one for the generator, one for the gateway)");
+        return 2;
+    }
+    // Bookkeeping (and every process it starts) stays off the gateway's core.
+    pin_current_thread(&[GENERATOR_CPU]);
+    raise_priority();
+    let started = Instant::now();
+    let load_before = measure::loadavg();
+    let plugins = plugin_dir();
+    let t = Topology::new();
+    let generator = Generator::open(&t.rs);
+    let bench = Bench {
+        options,
+        t,
+        generator,
+        plugins,
+    };
+    bench.prepare();
+    let sizes: Vec<Size> = if options.quick {
+        vec![SIZES[0]]
+    } else {
+        SIZES.to_vec()
+    };
+    let mut samples = Vec::new();
+    for repeat in 0..options.repeats {
+        eprintln!(
+            "repeat {} of {} (load {})",
+            repeat + 1,
+            options.repeats,
+            measure::loadavg()
+        );
+        let mut order = sizes.clone();
+        if repeat % 2 == 1 {
+            order.reverse();
+        }
+        for size in order {
+            bench.matrix_block(repeat, size, &mut samples);
+        }
+    }
+    let c_rate = report::median_delivered(
+        &samples,
+        SIZES[0],
+        Variant::Tungate {
+            workers: 1,
+            chain: Chain::Cidr,
+            timed: false,
+        },
+    );
+    let half = (c_rate / 2.0).max(1000.0);
+    eprintln!("latency at {half:.0} pps");
+    let latency = bench.latency_phase(half);
+    eprintln!("hot swap at {half:.0} pps");
+    let swaps = bench.swap_phase(half);
+    eprintln!("capacity");
+    let capacity = bench.capacity_phase();
+    eprintln!("memory");
+    let memory = bench.memory_phase();
+    let r = Report {
+        options,
+        samples,
+        latency,
+        swaps,
+        capacity,
+        memory,
+        load_before,
+        load_after: measure::loadavg(),
+        duration: started.elapsed(),
+    };
+    if let Err(e) = report::write(&r, &options.out, &options.samples) {
+        eprintln!("gateway_bench: cannot write the report: {e}");
+        return 1;
+    }
+    eprintln!(
+        "wrote {} and {}",
+        options.out.display(),
+        options.samples.display()
+    );
+    0
+}
+
+/// `gateway_bench soak`: the topology and one variant under full load for `seconds`,
+/// printing the delivered rate every second (for profiling with `perf record -C 1`).
+pub fn soak(seconds: u64, variant: Variant, size: Size) -> i32 {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("gateway_bench: needs root");
+        return 2;
+    }
+    pin_current_thread(&[GENERATOR_CPU]);
+    raise_priority();
+    let options = Options {
+        quick: true,
+        repeats: 1,
+        window: Duration::from_secs(1),
+        out: PathBuf::new(),
+        samples: PathBuf::new(),
+    };
+    let t = Topology::new();
+    let generator = Generator::open(&t.rs);
+    let bench = Bench {
+        options: &options,
+        t,
+        generator,
+        plugins: plugin_dir(),
+    };
+    bench.prepare();
+    bench.steer(&variant.cpus());
+    let (encap, mut gw) = match variant {
+        Variant::Kernel { .. } => (Encap::Plain, None),
+        Variant::Tungate {
+            workers,
+            chain,
+            timed,
+        } => {
+            let mut g = bench.start_gateway(workers, 1);
+            g.command(&format!(
+                "chain {}{}",
+                chain.name(),
+                if timed { " timed" } else { "" }
+            ));
+            (Encap::Ipip, Some(g))
+        }
+    };
+    let frames = build_frames(encap, size.payload, FLOWS, &[VIP]);
+    for _ in 0..seconds {
+        let mut s = bench.measure(
+            &frames,
+            variant,
+            gw.as_mut(),
+            Duration::from_millis(500),
+            None,
+        );
+        s.size = size;
+        eprintln!("{}", report::sample_line(&s));
+    }
+    if let Some(mut g) = gw {
+        eprintln!("gateway counters: {}", g.command("counters"));
+        g.quit();
+    }
+    0
+}
