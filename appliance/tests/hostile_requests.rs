@@ -74,6 +74,9 @@ fn start(t: &Topology, dir: &Path) -> Tungate {
     tg
 }
 
+/// A request body: its content type and bytes.
+type Body<'a> = (&'a str, Vec<u8>);
+
 /// Standard base64 (RFC 4648) of `bytes`, for Basic credentials.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -229,7 +232,7 @@ fn unauthenticated_writes_on_every_write_path_in_every_form_are_refused_and_chan
     changed["peers"][0]["vips"] = json!([]);
     changed["vips"] = json!([]);
     let module = pass_all_module("smuggled");
-    let writes: Vec<(&str, String, Option<(&str, Vec<u8>)>)> = vec![
+    let writes: Vec<(&str, String, Option<Body>)> = vec![
         (
             "PUT",
             "api/v1/config".into(),

@@ -107,7 +107,7 @@ pub fn burst_request(thread: usize, i: usize, token: &str) -> (Kind, Vec<u8>, &'
             (Kind::Write, request("PUT", &peer, &h, &b), &[200])
         }
         12 => (Kind::Write, request("DELETE", &peer, &auth, b""), &[204]),
-        13 if (i / 20) % 2 == 0 => {
+        13 if (i / 20).is_multiple_of(2) => {
             let mut h = auth.to_vec();
             h.push("Content-Type: application/wasm".into());
             let module = pass_all_module(&format!("{thread}-{i}"));
