@@ -439,7 +439,8 @@ fn every_hostile_case_is_dropped_under_its_reason_and_what_is_allowed_arrives_in
 }
 
 #[test]
-fn too_big_replies_are_dropped_and_counted_without_icmp_from_the_first_packet_on() {
+fn too_big_replies_are_dropped_and_counted_with_no_icmp_to_the_real_server_from_the_first_packet_on()
+ {
     let t = Topology::new();
     // The client side's MTU is smaller than the real server's tunnel MTU.
     t.gw.ip(&["link", "set", "g1", "mtu", "1280"]);
