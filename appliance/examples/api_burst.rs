@@ -11,7 +11,9 @@
 //! second, the same per second of the worker thread's CPU time (what the worker achieves
 //! when it runs, which holds still on a shared machine), and API requests answered.
 //!
-//! `cargo build --release -p tungate --example api_burst && target/release/examples/api_burst [SECONDS] [ROUNDS]`
+//! `cargo build --release -p tungate --bin tungate --example api_burst && target/release/examples/api_burst [SECONDS] [ROUNDS]`
+//!
+//! Results: `deploy/bench/api-burst.md`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
