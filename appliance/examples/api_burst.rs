@@ -28,25 +28,9 @@ use std::time::{Duration, Instant};
 use common::flood::BulkSender;
 use common::net::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP};
 use common::packets::{ethernet, ipip, udp};
+use common::process::thread_cpu_ns;
 use common::requests::burst;
 use common::{FrameSocket, Topology, Tungate};
-
-/// Nanoseconds tungate's worker thread `tg-worker-0` has run (its schedstat).
-fn worker_cpu_ns(pid: u32) -> u64 {
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tungate's tasks") {
-        let dir = task.expect("task").path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() == "tg-worker-0" {
-            let stat = std::fs::read_to_string(dir.join("schedstat")).expect("schedstat");
-            return stat
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .expect("schedstat run time");
-        }
-    }
-    panic!("no tg-worker-0 thread in tungate {pid}")
-}
 
 struct Round {
     burst: bool,
@@ -61,7 +45,7 @@ fn round(t: &Topology, tg: &mut Tungate, token: &str, seconds: u64, with_burst: 
     let frame = ethernet(GW_RS_MAC, RS_MAC, &ipip(RIP, GIP, &udp(VIP, CIP, 64, 22)));
     let sender = BulkSender::open(&t.rs, "r0");
     let before = tg.counters();
-    let cpu_before = worker_cpu_ns(tg.pid());
+    let cpu_before = thread_cpu_ns(&tg.pid().to_string(), "tg-worker-0");
     let started = Instant::now();
     let stop_at = started + Duration::from_secs(seconds);
     let load = std::thread::spawn(move || {
@@ -78,7 +62,7 @@ fn round(t: &Topology, tg: &mut Tungate, token: &str, seconds: u64, with_burst: 
     });
     load.join().expect("load generator");
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = (worker_cpu_ns(tg.pid()) - cpu_before) as f64 / 1e9;
+    let cpu = (thread_cpu_ns(&tg.pid().to_string(), "tg-worker-0") - cpu_before) as f64 / 1e9;
     let after = tg.counters();
     stop.store(true, Ordering::Relaxed);
     let outcome = api.map(|h| h.join().expect("burst")).unwrap_or_default();
