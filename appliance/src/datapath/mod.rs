@@ -10,6 +10,7 @@
 pub mod afpacket;
 pub mod counters;
 pub mod filter;
+pub mod frag_needed;
 pub mod nftables;
 pub mod resolver;
 pub mod ring;

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'conflict'
   | 'unauthorized'
   | 'payload_too_large'
+  | 'request_timeout'
   | 'unsupported_media_type'
   | 'plugin_rejected'
   | 'plugin_refused_config'
