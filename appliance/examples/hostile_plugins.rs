@@ -24,6 +24,7 @@ use common::flood::BulkSender;
 use common::inproc::{InProcessGateway, own_rss_kib};
 use common::net::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC};
 use common::packets::{ethernet, ipip, udp};
+use common::process::thread_cpu_ns;
 use common::{FrameSocket, Topology};
 use hostile::Hostile;
 use tungate::plugin_host::Limits;
@@ -45,30 +46,12 @@ struct Rates {
     a_dropped: u64,
 }
 
-/// Nanoseconds the data-path worker thread (`tg-worker-0`) of this process has run on a CPU
-/// (the first field of its schedstat).
-fn worker_cpu_ns() -> u64 {
-    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
-        let dir = task.expect("task").path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() == "tg-worker-0" {
-            let stat = std::fs::read_to_string(dir.join("schedstat")).expect("schedstat");
-            return stat
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .expect("schedstat run time");
-        }
-    }
-    panic!("no tg-worker-0 thread in this process")
-}
-
 fn measure(t: &Topology, gw: &InProcessGateway, seconds: u64) -> Rates {
     let frames = vec![frame(VIP_B), frame(VIP_A)];
     let order: Vec<usize> = (0..16).map(|i| usize::from(i == 15)).collect();
     let sender = BulkSender::open(&t.rs, "r0");
     let before = gw.counters();
-    let cpu_before = worker_cpu_ns();
+    let cpu_before = thread_cpu_ns("self", "tg-worker-0");
     let started = Instant::now();
     let stop_at = started + Duration::from_secs(seconds);
     let thread = std::thread::spawn(move || {
@@ -83,7 +66,7 @@ fn measure(t: &Topology, gw: &InProcessGateway, seconds: u64) -> Rates {
     let elapsed = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(300));
     let after = gw.counters();
-    let cpu = (worker_cpu_ns() - cpu_before) as f64 / 1e9;
+    let cpu = (thread_cpu_ns("self", "tg-worker-0") - cpu_before) as f64 / 1e9;
     let vip = |s: &tungate::datapath::counters::Snapshot, v| *s.vip(v).expect("VIP");
     let (a0, a1) = (vip(&before, VIP_A), vip(&after, VIP_A));
     let (b0, b1) = (vip(&before, VIP_B), vip(&after, VIP_B));

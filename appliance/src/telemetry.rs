@@ -37,6 +37,9 @@ pub const TX_PACKETS: &str = "tungate_transmitted_packets_total";
 pub const TX_BYTES: &str = "tungate_transmitted_bytes_total";
 /// `tungate_transmitted_fallback_packets_total` (counter).
 pub const TX_FALLBACK: &str = "tungate_transmitted_fallback_packets_total";
+/// `tungate_icmp_frag_needed_total` (counter; label `outcome`: `sent`, `rate_limited`,
+/// `failed`).
+pub const ICMP_FRAG_NEEDED: &str = "tungate_icmp_frag_needed_total";
 /// `tungate_dropped_packets_total` (counter; label `reason`).
 pub const DROPPED: &str = "tungate_dropped_packets_total";
 /// `tungate_vip_forwarded_packets_total` (counter; label `vip`).
@@ -100,6 +103,10 @@ fn describe() {
         TX_FALLBACK,
         "Forwarded packets sent by the raw-socket fallback (next hop not yet resolved)."
     );
+    describe_counter!(
+        ICMP_FRAG_NEEDED,
+        "ICMP fragmentation-needed messages to VIPs about too-big DF packets, by outcome."
+    );
     describe_counter!(DROPPED, "Packets dropped, by reason.");
     describe_counter!(VIP_PACKETS, "Packets forwarded, per VIP.");
     describe_counter!(VIP_BYTES, Unit::Bytes, "Bytes forwarded, per VIP.");
@@ -157,6 +164,13 @@ fn record(s: &Sources<'_>) {
     counter!(TX_PACKETS).absolute(c.tx_packets);
     counter!(TX_BYTES).absolute(c.tx_bytes);
     counter!(TX_FALLBACK).absolute(c.tx_fallback_packets);
+    for (outcome, n) in [
+        ("sent", c.icmp_sent),
+        ("rate_limited", c.icmp_rate_limited),
+        ("failed", c.icmp_failed),
+    ] {
+        counter!(ICMP_FRAG_NEEDED, "outcome" => outcome).absolute(n);
+    }
     for reason in DropReason::ALL {
         counter!(DROPPED, "reason" => reason.as_str()).absolute(c.drops.get(reason));
     }
@@ -320,6 +334,9 @@ mod tests {
             tx_packets: 40,
             tx_bytes: 4000,
             tx_fallback_packets: 1,
+            icmp_sent: 7,
+            icmp_rate_limited: 2,
+            icmp_failed: 0,
             drops,
             vips: vec![VipSnapshot {
                 vip: "192.0.2.10".parse().unwrap(),
@@ -345,6 +362,8 @@ mod tests {
             "tungate_received_packets_total 50".into(),
             "tungate_transmitted_bytes_total 4000".into(),
             "tungate_dropped_packets_total{reason=\"plugin\"} 2".into(),
+            "tungate_icmp_frag_needed_total{outcome=\"sent\"} 7".into(),
+            "tungate_icmp_frag_needed_total{outcome=\"rate_limited\"} 2".into(),
             "tungate_dropped_packets_total{reason=\"ttl_expired\"} 0".into(),
             "tungate_vip_forwarded_packets_total{vip=\"192.0.2.10\"} 40".into(),
             "tungate_vip_dropped_packets_total{vip=\"192.0.2.10\",reason=\"plugin\"} 2".into(),

@@ -6,8 +6,9 @@
 //!
 //! Each bad frame must be dropped and counted under the reason its construction gives
 //! (independently of tungate's code), never delivered; good replies must all arrive when the
-//! offered rate is below capacity; tungate must send no ICMP at all (to the real server or
-//! anyone else); and its memory must stay bounded.
+//! offered rate is below capacity; tungate must send no ICMP to the real server or the
+//! client (fragmentation-needed goes to VIPs only: `tests/frag_needed.rs`); and its memory
+//! must stay bounded.
 
 mod common;
 
@@ -16,6 +17,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use common::flood::BulkSender;
+use common::icmp::IcmpWatch;
 use common::net::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP};
 use common::packets::{self, ethernet, ipip, udp, with_ttl_decremented};
 use common::{FrameSocket, Netns, Topology, Tungate};
@@ -65,47 +67,6 @@ fn counter(c: &serde_json::Value, name: &str) -> u64 {
     c[name]
         .as_u64()
         .unwrap_or_else(|| panic!("no counter {name} in {c}"))
-}
-
-/// A raw ICMP socket in `ns` that sees every ICMP message arriving there.
-struct IcmpWatch {
-    fd: std::net::UdpSocket,
-}
-
-impl IcmpWatch {
-    fn open(ns: &Netns) -> IcmpWatch {
-        use std::os::fd::FromRawFd;
-        let fd = ns.run(|| {
-            // SAFETY: plain socket(2) call.
-            unsafe {
-                libc::socket(
-                    libc::AF_INET,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    libc::IPPROTO_ICMP,
-                )
-            }
-        });
-        assert!(fd >= 0, "raw ICMP socket");
-        // SAFETY: a fresh socket owned by nobody else; UdpSocket is used only for recv.
-        let fd = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
-        fd.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        IcmpWatch { fd }
-    }
-
-    /// The ICMP messages received so far, as (type, code, source).
-    fn messages(&self) -> Vec<(u8, u8, Ipv4Addr)> {
-        let mut buf = [0u8; 2048];
-        let mut got = Vec::new();
-        while let Ok(len) = self.fd.recv(&mut buf) {
-            let ihl = usize::from(buf[0] & 0xf) * 4;
-            if len > ihl + 1 {
-                let src = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
-                got.push((buf[ihl], buf[ihl + 1], src));
-            }
-        }
-        got
-    }
 }
 
 /// An inner packet with `options`, fragment field `frag` (flags and offset) and payload.
@@ -478,7 +439,8 @@ fn every_hostile_case_is_dropped_under_its_reason_and_what_is_allowed_arrives_in
 }
 
 #[test]
-fn too_big_replies_are_dropped_and_counted_without_icmp_from_the_first_packet_on() {
+fn too_big_replies_are_dropped_and_counted_with_no_icmp_to_the_real_server_from_the_first_packet_on()
+ {
     let t = Topology::new();
     // The client side's MTU is smaller than the real server's tunnel MTU.
     t.gw.ip(&["link", "set", "g1", "mtu", "1280"]);
@@ -803,14 +765,16 @@ fn a_garbage_flood_is_dropped_and_counted_while_good_replies_flow_in_bounded_mem
     drop(warm);
     let rss_start = tg.rss_kib();
 
-    // Below capacity (about 20 000 frames per second): every frame accounted for exactly.
+    // Well below capacity (5 000 frames per second, so the 2048-frame receive ring holds
+    // 400 ms: a loaded CI machine may stall the worker that long without a loss): every
+    // frame accounted for exactly.
     let paced = flood(
         &t,
         &mut tg,
         &garbage,
         5,
         16,
-        Some(20_000),
+        Some(5_000),
         Duration::from_secs(30),
     );
     let total: u64 = paced.sent.values().sum();

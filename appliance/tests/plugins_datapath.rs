@@ -12,6 +12,8 @@ mod plugin_wasm;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::http::Api;
@@ -317,7 +319,11 @@ fn assert_monotonic(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) {
 
 #[test]
 fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once() {
-    const N: u64 = 20_000;
+    // Numbers sent after the last swap returned: the stream goes on well past it.
+    const AFTER_LAST_SWAP: u64 = 5_000;
+    // Numbers sent before each swap starts (the swaps happen mid-stream by construction,
+    // whatever the machine's load, instead of at fixed times).
+    const BETWEEN_SWAPS: u64 = 4_000;
     // Even numbers go to client A, odd ones to client B; first B's prefix is denied.
     let (_serial, t, _dir, tg, api) = setup(json!([
         {"plugin": "accounting", "config": {"prefixes": ["0.0.0.0/0"]}},
@@ -330,20 +336,41 @@ fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once() {
     let client = FrameSocket::open(&t.client, "c0");
     let receiver =
         std::thread::spawn(move || client.receive_for(Duration::from_secs(2), to_clients));
-    let sender = std::thread::spawn(move || {
-        let start = Instant::now();
-        for n in 1..=N {
-            let dst = if n % 2 == 0 { CIP } else { CLIENT_B };
-            rs.send(&frame(&reply(dst, 53, n, 0)));
-            // About 10 000 packets per second, steadily.
-            let due = start + Duration::from_micros(100 * n);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
+    let sent = Arc::new(AtomicU64::new(0));
+    let swapped = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (sent, swapped) = (sent.clone(), swapped.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut last = u64::MAX;
+            let mut n = 0;
+            while n < last {
+                n += 1;
+                let dst = if n % 2 == 0 { CIP } else { CLIENT_B };
+                rs.send(&frame(&reply(dst, 53, n, 0)));
+                sent.store(n, Ordering::Relaxed);
+                if last == u64::MAX && swapped.load(Ordering::Relaxed) {
+                    last = n + AFTER_LAST_SWAP;
+                }
+                // About 10 000 packets per second, steadily.
+                let due = start + Duration::from_micros(100 * n);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
             }
+            n
+        })
+    };
+    let wait_for_more = |from: u64| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while sent.load(Ordering::Relaxed) < from + BETWEEN_SWAPS {
+            assert!(Instant::now() < deadline, "the sender stalled");
+            std::thread::sleep(Duration::from_millis(10));
         }
-    });
+        sent.load(Ordering::Relaxed)
+    };
     let mut scrapes = vec![first_scrape];
-    std::thread::sleep(Duration::from_millis(400));
+    let at_module_swap = wait_for_more(0);
     // 1: the module is replaced (new bytes, same code): every binding of it is rebuilt.
     let r = api.put_wasm(
         "/api/v1/plugins/cidr-filter",
@@ -352,7 +379,7 @@ fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once() {
     assert_eq!(r.status, 200, "{}", r.text());
     let new_sha = r.json()["sha256"].as_str().unwrap().to_owned();
     scrapes.push(scrape(&api));
-    std::thread::sleep(Duration::from_millis(500));
+    let at_config_change = wait_for_more(sent.load(Ordering::Relaxed));
     // 2: the binding's configuration changes: now A's prefix is denied.
     bind(
         &api,
@@ -361,8 +388,9 @@ fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once() {
             {"plugin": "cidr-filter", "config": {"deny": ["198.51.100.0/24"]}}
         ]),
     );
+    swapped.store(true, Ordering::Relaxed);
     scrapes.push(scrape(&api));
-    sender.join().unwrap();
+    let total = sender.join().unwrap();
     let frames = receiver.join().unwrap();
     scrapes.push(scrape(&api));
 
@@ -391,7 +419,7 @@ fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once() {
         .max()
         .expect("old verdicts seen");
     let want = |s: u64| -> HashSet<u64> {
-        (1..=N)
+        (1..=total)
             .filter(|&n| if n < s { n % 2 == 0 } else { n % 2 == 1 })
             .collect()
     };
@@ -405,8 +433,10 @@ fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once() {
         );
     };
     assert!(
-        switch > 2000 && switch < N - 2000,
-        "the switch happened mid-stream (at {switch})"
+        switch > at_config_change && switch < total - AFTER_LAST_SWAP / 2,
+        "the new verdicts start with the configuration change (sent up to \
+         {at_config_change} before it, {total} in all; module swap at {at_module_swap}), \
+         not at {switch}"
     );
 
     // Counters add up: no loss, no double count, cumulative across both swaps.
@@ -414,7 +444,7 @@ fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once() {
     let cidr = binding(&api, 1);
     assert_eq!(cidr["sha256"], new_sha, "the replaced module is in force");
     assert_ne!(before["sha256"], new_sha);
-    let judged = N + before["verdicts"]["pass"].as_u64().unwrap();
+    let judged = total + before["verdicts"]["pass"].as_u64().unwrap();
     assert_eq!(
         plugin_counter(&accounting, "packets", "0.0.0.0/0"),
         judged,

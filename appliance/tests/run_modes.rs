@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::net::{CIP, GIP, RIP, VIP};
 use common::packets::{self, udp, with_ttl_decremented};
@@ -163,6 +163,46 @@ fn kernel_decap_reads_the_tunnel_devices_through_the_same_checks() {
     ] {
         assert_eq!(c["drops"][reason], n, "{reason}: {c}");
     }
+    assert_eq!(tg.stop().0, 0);
+}
+
+/// `kernel` decap: a tunnel device deleted and built again (what the netcfg reconciler does
+/// after an operator's `ip link del`; found in the QEMU lab) is read again — the workers
+/// restart onto the new device, whose packets the old sockets would never see.
+#[test]
+fn kernel_decap_follows_a_tunnel_device_built_again() {
+    let t = Topology::new();
+    let tun = tun_device(&t.gw, "tg-rs1");
+    let mut tg = Tungate::start(
+        &t.gw,
+        &t.config("decap = \"kernel\"\nworkers = 2\negress_interface = \"g1\""),
+    );
+    let client = FrameSocket::open(&t.client, "c0");
+    let packet = udp(VIP, CIP, 64, 64);
+    write_packet(&tun, &packet);
+    assert_eq!(client.receive_for(QUIET, to_client).len(), 1, "before");
+    // A TUN device that is not persistent goes away with its last descriptor.
+    drop(tun);
+    let tun = tun_device(&t.gw, "tg-rs1");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut sent = 0;
+    loop {
+        write_packet(&tun, &packet);
+        sent += 1;
+        if !client
+            .receive_for(Duration::from_millis(300), to_client)
+            .is_empty()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing written to the new tg-rs1 reached the client ({sent} packets)"
+        );
+    }
+    assert!(tg.is_running());
+    let c = tg.counters();
+    assert!(c["vips"][0]["packets"].as_u64().unwrap() >= 2, "{c}");
     assert_eq!(tg.stop().0, 0);
 }
 

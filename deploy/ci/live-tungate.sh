@@ -3,37 +3,97 @@
 # target/release/tungate in it with a small configuration and a temporary state directory,
 # waits until /readyz answers, then runs the command inside the namespace with
 # TUNGATE_URL and TUNGATE_TOKEN_FILE set. Fails if tungate dies or logs an error meanwhile.
-# Usage (root): deploy/ci/live-tungate.sh COMMAND [ARGS...]
+#
+# With --traffic, the gateway namespace gets neighbours: an RS namespace that sends real
+# IPIP-encapsulated replies (outer RIP->GIP, inner VIP->client, built and paced by
+# target/release/examples/ipip_source over AF_PACKET) for two client prefixes into the
+# gateway's ingress g0, and a client namespace behind g1 where tungate forwards them
+# (nftables counters there count what arrives, per prefix). The command then also gets
+# TUNGATE_TRAFFIC_VIP, TUNGATE_TRAFFIC_PREFIXES (the two client prefixes, space separated),
+# TUNGATE_CLIENT_NS and TUNGATE_CLIENT_COUNTERS (the nftables table with one named counter
+# per prefix: prefix_a, prefix_b).
+# Usage (root): deploy/ci/live-tungate.sh [--traffic] [--rate PPS] COMMAND [ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$PWD/target/release/tungate
+SOURCE=$PWD/target/release/examples/ipip_source
+TRAFFIC=0
+RATE=600
+while (($#)); do
+  case "$1" in
+    --traffic) TRAFFIC=1; shift ;;
+    --rate) RATE=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
+(($#)) || { echo "usage: $0 [--traffic] [--rate PPS] COMMAND [ARGS...]" >&2; exit 2; }
 [ -x "$BIN" ] || { echo "build tungate first: cargo build --release -p tungate" >&2; exit 1; }
+if ((TRAFFIC)) && [ ! -x "$SOURCE" ]; then
+  echo "build the traffic source first: cargo build --release -p tungate --example ipip_source" >&2
+  exit 1
+fi
 
 NS=tglv-$$-0
+RS_NS=tglv-$$-rs
+CLIENT_NS=tglv-$$-cl
+GIP=10.200.0.1
+RIP=10.200.0.2
+VIP=192.0.2.10
+PREFIX_A=198.51.100.0/24 CLIENT_A=198.51.100.7 GW_A=198.51.100.1
+PREFIX_B=203.0.113.0/24 CLIENT_B=203.0.113.7 GW_B=203.0.113.1
 WORK=$(mktemp -d)
 PID=
+SOURCE_PID=
 cleanup() {
-  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-    kill -TERM "$PID"; wait "$PID" || true
-  fi
-  ip netns del "$NS" 2>/dev/null || true
+  for p in $SOURCE_PID $PID; do
+    if kill -0 "$p" 2>/dev/null; then kill -TERM "$p"; wait "$p" || true; fi
+  done
+  for ns in "$NS" "$RS_NS" "$CLIENT_NS"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 ip netns add "$NS"
 ip -n "$NS" link set lo up
-ip -n "$NS" link add g0 type veth peer name r0
+if ((TRAFFIC)); then
+  # rs (r0: RIP) --veth-- gw (g0: GIP) | gw (g1: both client gateways) --veth-- client (c0)
+  ip netns add "$RS_NS"
+  ip netns add "$CLIENT_NS"
+  ip -n "$NS" link add g0 address 02:00:00:00:01:01 type veth peer name r0 netns "$RS_NS"
+  ip -n "$NS" link add g1 address 02:00:00:00:02:01 type veth peer name c0 netns "$CLIENT_NS"
+  ip -n "$NS" link set g1 up
+  ip -n "$NS" addr add "$GW_A/24" dev g1
+  ip -n "$NS" addr add "$GW_B/24" dev g1
+  ip -n "$RS_NS" link set r0 up
+  ip -n "$RS_NS" addr add "$RIP/24" dev r0
+  ip -n "$CLIENT_NS" link set lo up
+  ip -n "$CLIENT_NS" link set c0 up
+  ip -n "$CLIENT_NS" addr add "$CLIENT_A/24" dev c0
+  ip -n "$CLIENT_NS" addr add "$CLIENT_B/24" dev c0
+  ip netns exec "$CLIENT_NS" nft -f - <<NFT
+table inet tglive {
+  counter prefix_a {}
+  counter prefix_b {}
+  chain arrive {
+    type filter hook prerouting priority 0; policy accept;
+    ip saddr $VIP ip daddr $PREFIX_A counter name prefix_a
+    ip saddr $VIP ip daddr $PREFIX_B counter name prefix_b
+  }
+}
+NFT
+else
+  ip -n "$NS" link add g0 type veth peer name r0
+  ip -n "$NS" link set r0 up
+fi
 ip -n "$NS" link set g0 up
-ip -n "$NS" link set r0 up
-ip -n "$NS" addr add 10.200.0.1/24 dev g0
+ip -n "$NS" addr add "$GIP/24" dev g0
 cat > "$WORK/tungate.toml" <<TOML
 [gateway]
-address = "10.200.0.1"
+address = "$GIP"
 [[peers]]
 name = "rs1"
-address = "10.200.0.2"
-vips = ["192.0.2.10"]
+address = "$RIP"
+vips = ["$VIP"]
 TOML
 ip netns exec "$NS" "$BIN" run --config "$WORK/tungate.toml" --state-dir "$WORK/state" \
   >"$WORK/stdout" 2>"$WORK/stderr" &
@@ -44,9 +104,26 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 
+traffic_env=()
+if ((TRAFFIC)); then
+  ip netns exec "$RS_NS" "$SOURCE" --interface r0 --gateway-mac 02:00:00:00:01:01 \
+    --rip "$RIP" --gip "$GIP" --vip "$VIP" --client "$CLIENT_A" --client "$CLIENT_B" \
+    --rate "$RATE" 2>"$WORK/source.log" &
+  SOURCE_PID=$!
+  traffic_env=(TUNGATE_TRAFFIC_VIP="$VIP" TUNGATE_TRAFFIC_PREFIXES="$PREFIX_A $PREFIX_B"
+    TUNGATE_CLIENT_NS="$CLIENT_NS" TUNGATE_CLIENT_COUNTERS="inet tglive")
+fi
+
 status=0
 ip netns exec "$NS" env TUNGATE_URL=http://127.0.0.1:9080 \
-  TUNGATE_TOKEN_FILE="$WORK/state/admin-token" "$@" || status=$?
+  TUNGATE_TOKEN_FILE="$WORK/state/admin-token" "${traffic_env[@]}" "$@" || status=$?
+if ((TRAFFIC)); then
+  if ! kill -0 "$SOURCE_PID" 2>/dev/null; then
+    echo "the traffic source died during the run:" >&2; cat "$WORK/source.log" >&2; exit 1
+  fi
+  echo "client side, what arrived from $VIP:"
+  ip netns exec "$CLIENT_NS" nft list counters table inet tglive | grep -E 'counter|packets'
+fi
 if ! kill -0 "$PID" 2>/dev/null; then
   echo "tungate died during the run:" >&2; cat "$WORK/stderr" >&2; exit 1
 fi

@@ -54,9 +54,12 @@ stage "admin API fuzzed from its OpenAPI document (schemathesis, bounded example
 # Against the tungate binary the tests above built; no 5xx, responses match the contract.
 deploy/ci/schemathesis.sh 50
 
-stage "web UI in chromium against a live tungate (its real API)"
+stage "web UI in chromium against a live tungate with real IPIP traffic (its real API)"
+# live-tungate.sh --traffic: an RS namespace sends IPIP replies for two client prefixes
+# (target/release/examples/ipip_source, built by `cargo test` above); the run uploads
+# cidr-filter.wasm (the plugin stage's build), denies one prefix and watches it drop.
 SHOTS=$(mktemp -d)
-deploy/ci/live-tungate.sh sh -c "cd web && node e2e/.build/run.js --base-url \"\$TUNGATE_URL\" \
+deploy/ci/live-tungate.sh --traffic sh -c "cd web && node e2e/.build/run.js --base-url \"\$TUNGATE_URL\" \
   --token-file \"\$TUNGATE_TOKEN_FILE\" --screenshots $SHOTS"
 rm -rf "$SHOTS"
 
@@ -71,7 +74,7 @@ grep -q "Where the targets stand" /tmp/tungate-bench-quick.md
 
 stage "data path: no leftover test namespaces"
 # The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
-if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp|lv|st|img|demo)-' ; then
+if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp|lv|ld|st|img|demo)-' ; then
   echo "leftover test namespaces (listed above)" >&2
   exit 1
 fi

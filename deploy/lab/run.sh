@@ -16,6 +16,7 @@
 # Environment (all optional):
 #   LAB_CACHE             cache of the extracted kernel and the initramfs (deploy/lab/.cache)
 #   LAB_KERNEL_PACKAGE    kernel package to use (default: what linux-image-amd64 depends on)
+#   LAB_DOWNLOAD_ATTEMPTS tries of the kernel download before giving up (3)
 #   LAB_SMP, LAB_MEM      guest CPUs (1) and memory in MiB (1536)
 #   LAB_SCENARIO_TIMEOUT  guest-side limit per scenario in seconds (240)
 #   LAB_TIMEOUT           host-side limit for the whole boot in seconds (derived from the above)
@@ -126,34 +127,63 @@ kernel_dependency() {
     sed -n 's/^ *Depends: \(linux-image-[^ ]*-amd64\)$/\1/p' | head -n 1 | grep .
 }
 
-# Makes sure $CACHE/kernel/$KVER holds the extracted kernel with its module index; sets
-# KVER and KERNEL_DIR.
-ensure_kernel() {
-  local pkg=${LAB_KERNEL_PACKAGE:-}
-  [[ -n $pkg ]] || pkg=$(current_kernel_package) || pkg=""
-  if [[ -z $pkg ]]; then
-    # apt cannot answer (no package lists, no registry): fall back to the newest cached kernel.
-    local cached
-    cached=$(find "$CACHE/kernel" -mindepth 2 -maxdepth 2 -name .complete -printf '%h\n' 2>/dev/null | sort -V | tail -n 1)
-    [[ -n $cached ]] || die "cannot find the kernel package linux-image-amd64 depends on (apt-get update failed?) and none is cached in $CACHE/kernel"
-    pkg=linux-image-$(basename "$cached")
-    log "apt offers no kernel package; using the cached $pkg"
-  fi
-  KVER=${pkg#linux-image-}
-  KERNEL_DIR=$CACHE/kernel/$KVER
-  if [[ -e $KERNEL_DIR/.complete ]]; then
-    log "kernel $KVER (cached in ${KERNEL_DIR#"$REPO_ROOT"/})"
+# Prints the kernel package to use: LAB_KERNEL_PACKAGE, else the one apt offers now, else
+# (apt cannot answer: no package lists, no registry) the newest cached kernel's; fails when
+# there is none of these.
+choose_kernel_package() {
+  if [[ -n ${LAB_KERNEL_PACKAGE:-} ]]; then
+    echo "$LAB_KERNEL_PACKAGE"
     return
   fi
-  local tmp
-  tmp=$(mktemp -d "$CACHE/download.XXXXXX")
-  log "downloading kernel package $pkg (apt-get download, ~70 MB)"
-  (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null) ||
-    die "apt-get download $pkg failed"
+  current_kernel_package && return
+  local cached
+  cached=$(find "$CACHE/kernel" -mindepth 2 -maxdepth 2 -name .complete -printf '%h\n' 2>/dev/null | sort -V | tail -n 1)
+  [[ -n $cached ]] || return 1
+  log "apt offers no kernel package; using the cached linux-image-$(basename "$cached")"
+  echo "linux-image-$(basename "$cached")"
+}
+
+# The first lines apt printed as errors in the log $1, on one line (for messages).
+apt_errors() {
+  grep -E '^(E|Err|W):' "$1" 2>/dev/null | head -n 2 | tr '\n' ' ' | sed 's/ *$//'
+}
+
+# Makes sure $CACHE/kernel/$KVER holds the extracted kernel with its module index; sets
+# KVER and KERNEL_DIR. The download (~70 MB, on every fresh CI machine) is tried
+# LAB_DOWNLOAD_ATTEMPTS times; between attempts apt's package lists are refreshed (a
+# superseded kernel package is no longer on the mirror, and the metapackage then names its
+# successor) and the wait grows (10 s, 30 s, ...).
+ensure_kernel() {
+  local pkg attempt attempts=${LAB_DOWNLOAD_ATTEMPTS:-3} wait=10 tmp errors=""
+  for ((attempt = 1; ; attempt++)); do
+    pkg=$(choose_kernel_package) ||
+      die "cannot find the kernel package linux-image-amd64 depends on (apt-get update failed?) and none is cached in $CACHE/kernel; set LAB_KERNEL_PACKAGE to one that apt-cache policy lists"
+    KVER=${pkg#linux-image-}
+    KERNEL_DIR=$CACHE/kernel/$KVER
+    if [[ -e $KERNEL_DIR/.complete ]]; then
+      log "kernel $KVER (cached in ${KERNEL_DIR#"$REPO_ROOT"/})"
+      return
+    fi
+    tmp=$(mktemp -d "$CACHE/download.XXXXXX")
+    log "downloading kernel package $pkg (apt-get download, ~70 MB; attempt $attempt of $attempts)"
+    if (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg") >"$tmp/apt.log" 2>&1 &&
+      compgen -G "$tmp/*.deb" >/dev/null; then
+      break
+    fi
+    errors=$(apt_errors "$tmp/apt.log")
+    rm -rf "$tmp"
+    ((attempt < attempts)) ||
+      die "could not download the kernel package $pkg ($attempts attempts; apt said: ${errors:-nothing}). The lab needs a Debian kernel with ipip, IPVS and 9p: check this machine's network and apt sources (try: apt-get update && apt-get download $pkg), or set LAB_KERNEL_PACKAGE to a package apt can fetch"
+    log "download failed (apt said: ${errors:-nothing}); refreshing the package lists, next attempt in $wait s"
+    apt-get update -q >/dev/null 2>&1 || log "apt-get update failed too"
+    sleep "$wait"
+    wait=$((wait * 3))
+  done
   log "extracting $pkg"
   rm -rf "$KERNEL_DIR"
   mkdir -p "$KERNEL_DIR"
-  dpkg-deb -x "$tmp"/*.deb "$KERNEL_DIR"
+  dpkg-deb -x "$tmp"/*.deb "$KERNEL_DIR" ||
+    die "cannot extract $(basename "$tmp"/*.deb) into $KERNEL_DIR (disk full? a damaged download?); it is deleted, run again"
   rm -rf "$tmp"
   [[ -f $KERNEL_DIR/boot/vmlinuz-$KVER ]] || die "$pkg has no boot/vmlinuz-$KVER"
   # The .deb ships no modules.dep; `modprobe -d` needs it.

@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page, type Request } from 'playwright-core';
+import type { TrafficSetup } from './traffic.js';
 
 /** Flags for Debian's chromium in a container/VM without a GPU or a user namespace sandbox. */
 export const CHROMIUM_ARGS = [
@@ -38,6 +39,8 @@ export interface E2EContext {
   requests: Request[];
   /** Uncaught exceptions in the page. */
   pageErrors: string[];
+  /** The real traffic beside tungate (live-tungate.sh --traffic), if any. */
+  traffic?: TrafficSetup | undefined;
 }
 
 /** A browser with its fresh profile, closed and removed by `close()`. */
@@ -69,6 +72,8 @@ export async function launchBrowser(executablePath: string): Promise<BrowserSess
       `could not start chromium at ${executablePath} (install Debian's chromium package, or pass --chromium PATH): ${String(error)}`,
     );
   }
+  // A step that waits for something that never comes fails in 15 s, not playwright's 30.
+  context.setDefaultTimeout(15_000);
   const page = context.pages()[0] ?? (await context.newPage());
   const requests: Request[] = [];
   const pageErrors: string[] = [];

@@ -4,17 +4,37 @@
 //
 //   node e2e/.build/run.js --base-url http://127.0.0.1:9080 --token-file /var/lib/tungate/admin-token
 //   options: --token T | --token-file F, --expect-api live|unreachable, --screenshots DIR,
-//            --chromium PATH (default $CHROMIUM or /usr/bin/chromium)
+//            --chromium PATH (default $CHROMIUM or /usr/bin/chromium),
+//            --plugin-wasm FILE (cidr-filter's module for the traffic steps; default: where
+//            CI's plugin stage builds it)
+//
+// Beside real traffic (deploy/ci/live-tungate.sh --traffic sets TUNGATE_TRAFFIC_VIP and
+// friends) it runs the traffic steps of traffic.ts between logging in and the page tour.
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { launchBrowser, screenshot, type ApiExpectation, type E2EContext } from './harness.js';
-import { PAGE_TOUR, type Step } from './steps.js';
+import { PAGE_TOUR, visitDashboard, type Step } from './steps.js';
+import { TRAFFIC_STEPS, trafficFromEnv, type TrafficSetup } from './traffic.js';
 
 /** Where screenshots go unless told otherwise: web/e2e/screenshots. */
 export const DEFAULT_SCREENSHOTS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
+
+/** Where CI's plugin stage leaves cidr-filter's module (from web/e2e/.build). */
+export const DEFAULT_PLUGIN_WASM = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '../../../target/wasm-plugins/wasm32-unknown-unknown/plugin/cidr_filter.wasm',
+);
+
+/** The steps of a live run: with traffic, the traffic steps replace the plain dashboard visit. */
+export function liveSteps(traffic: TrafficSetup | null): readonly Step[] {
+  if (!traffic) return PAGE_TOUR;
+  const [loadUi, logIn, ...rest] = PAGE_TOUR;
+  if (!loadUi || !logIn) throw new Error('the page tour starts with loading the UI and logging in');
+  return [loadUi, logIn, ...TRAFFIC_STEPS, ...rest.filter((step) => step !== visitDashboard)];
+}
 
 /** What one run needs. */
 export interface RunOptions {
@@ -24,6 +44,7 @@ export interface RunOptions {
   screenshotsDir: string;
   chromium: string;
   steps: readonly Step[];
+  traffic?: TrafficSetup | null;
 }
 
 /** Counts of one run. */
@@ -43,6 +64,7 @@ export async function runE2E(options: RunOptions): Promise<RunResult> {
     screenshotsDir: options.screenshotsDir,
     requests: browser.requests,
     pageErrors: browser.pageErrors,
+    traffic: options.traffic ?? undefined,
   };
   const result: RunResult = { passed: 0, failed: 0 };
   try {
@@ -89,6 +111,7 @@ async function main(): Promise<number> {
       'expect-api': { type: 'string', default: 'live' },
       screenshots: { type: 'string', default: DEFAULT_SCREENSHOTS },
       chromium: { type: 'string', default: process.env.CHROMIUM ?? '/usr/bin/chromium' },
+      'plugin-wasm': { type: 'string', default: DEFAULT_PLUGIN_WASM },
     },
   });
   const baseUrl = values['base-url'];
@@ -100,13 +123,20 @@ async function main(): Promise<number> {
   if (expectApi !== 'live' && expectApi !== 'unreachable') {
     throw new Error(`--expect-api must be "live" or "unreachable", not "${expectApi}"`);
   }
+  const traffic = trafficFromEnv(process.env, resolve(values['plugin-wasm'] ?? DEFAULT_PLUGIN_WASM));
+  if (traffic) {
+    console.log(
+      `e2e: traffic for ${traffic.vip} to ${traffic.denyPrefix} (to be denied) and ${traffic.keepPrefix}`,
+    );
+  }
   const result = await runE2E({
     baseUrl,
     token,
     expectApi,
     screenshotsDir: resolve(values.screenshots ?? DEFAULT_SCREENSHOTS),
     chromium: values.chromium ?? '/usr/bin/chromium',
-    steps: PAGE_TOUR,
+    steps: liveSteps(traffic),
+    traffic,
   });
   return report(result);
 }

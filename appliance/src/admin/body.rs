@@ -1,16 +1,83 @@
 //! Request bodies: the content type each resource takes (415 otherwise), size limits
-//! (413, checked on `Content-Length` first and while reading), and JSON parsing whose
-//! errors name the field path (`peers[0].address`). Owns no resource logic.
+//! (413, checked on `Content-Length` first and while reading), a deadline for the whole
+//! body (408), a bound on the memory all bodies being read may hold at once, and JSON
+//! parsing whose errors name the field path (`peers[0].address`). Owns no resource logic.
+
+use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 
+use super::AdminState;
 use super::error::ApiError;
 use crate::control::ErrorCode;
 
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 1 << 20;
+
+/// Time a whole body has to arrive, from the moment its handler starts reading it: a
+/// client dripping a body slowly is cut off (408). Waiting for [`BODY_MEMORY_BYTES`] has
+/// the same deadline.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Memory that requests with a body may hold at once, from reading the body until their
+/// answer: a request reserves its declared length (or the largest upload, when it declares
+/// none) before its handler runs, and others wait their turn within [`BODY_READ_TIMEOUT`].
+/// At least one upload of the largest size always fits.
+pub const BODY_MEMORY_BYTES: usize = 64 << 20;
+
+/// The unit of [`BODY_BUDGET`]'s permits.
+const BUDGET_UNIT: usize = 1024;
+
+/// Reservations against [`BODY_MEMORY_BYTES`], in [`BUDGET_UNIT`]s.
+static BODY_BUDGET: Semaphore = Semaphore::const_new(BODY_MEMORY_BYTES / BUDGET_UNIT);
+
+/// Middleware (after authentication): a request that may carry a body holds a reservation
+/// of [`BODY_MEMORY_BYTES`] while it is handled; requests without one (GET, HEAD, DELETE
+/// without `Content-Length` or chunked encoding) pass straight through.
+pub async fn reserve_memory(
+    State(state): State<AdminState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    let largest = state.0.max_module_bytes.max(MAX_JSON_BYTES);
+    let bytes = match declared {
+        Some(0) | None if !chunked => return next.run(request).await,
+        // Over the largest limit: the handler refuses it (413) without reading it.
+        Some(n) => (n as usize).min(largest),
+        None => largest,
+    };
+    let units = bytes
+        .div_ceil(BUDGET_UNIT)
+        .min(BODY_MEMORY_BYTES / BUDGET_UNIT) as u32;
+    match tokio::time::timeout(BODY_READ_TIMEOUT, BODY_BUDGET.acquire_many(units)).await {
+        Ok(Ok(_reserved)) => next.run(request).await,
+        Ok(Err(_)) => {
+            ApiError::new(ErrorCode::Internal, "the body memory budget is closed").into_response()
+        }
+        Err(_) => ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!(
+                "other requests held the memory for request bodies ({} MiB) for {} s; retry \
+                 when the admin API is less busy",
+                BODY_MEMORY_BYTES >> 20,
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
 
 /// The media type of the request (lowercase, without parameters).
 fn media_type(headers: &HeaderMap) -> Option<String> {
@@ -47,7 +114,18 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// Reads the whole body, refusing more than `limit` bytes.
+fn too_slow() -> ApiError {
+    ApiError::new(
+        ErrorCode::RequestTimeout,
+        format!(
+            "the body did not arrive within {} s; send it faster",
+            BODY_READ_TIMEOUT.as_secs()
+        ),
+    )
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (413) or a body slower than
+/// [`BODY_READ_TIMEOUT`] (408).
 pub async fn read_limited(
     headers: &HeaderMap,
     body: Body,
@@ -60,6 +138,12 @@ pub async fn read_limited(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
+    tokio::time::timeout(BODY_READ_TIMEOUT, read_to_limit(body, limit))
+        .await
+        .unwrap_or_else(|_| Err(too_slow()))
+}
+
+async fn read_to_limit(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes.to_vec()),
         Err(e) => {

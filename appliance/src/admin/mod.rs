@@ -13,6 +13,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod listener;
 pub mod peers;
 pub mod plugins;
 pub mod stats;
@@ -188,6 +189,10 @@ pub fn router(state: AdminState) -> Router {
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            body::reserve_memory,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             auth::require_token,
         ))
         .with_state(state)
@@ -202,7 +207,7 @@ pub struct AdminServer {
 
 impl AdminServer {
     /// Serves `router(state)` on `listener` from a new thread (`tg-admin`) with its own
-    /// single-threaded tokio runtime.
+    /// single-threaded tokio runtime, with the connection limits of [`listener`].
     pub fn start(
         listener: std::net::TcpListener,
         state: AdminState,
@@ -225,21 +230,14 @@ impl AdminServer {
                         }
                     };
                     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-                    let server = axum::serve(listener, router(state)).with_graceful_shutdown({
-                        let mut stop_rx = stop_rx.clone();
-                        async move {
-                            let _ = stop_rx.wait_for(|s| *s).await;
-                        }
-                    });
+                    let server = listener::serve(listener, router(state), stop_rx);
                     let grace = async move {
                         let _ = stopped.await;
                         let _ = stop_tx.send(true);
                         tokio::time::sleep(SHUTDOWN_GRACE).await;
                     };
                     tokio::select! {
-                        result = server => if let Err(e) = result {
-                            tracing::error!("admin server: {e}");
-                        },
+                        () = server => {}
                         () = grace => tracing::warn!("admin requests still open after {SHUTDOWN_GRACE:?}; closing"),
                     }
                 });

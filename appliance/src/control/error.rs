@@ -28,6 +28,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// The body is over the size limit.
     PayloadTooLarge,
+    /// The body did not arrive within the admin API's body deadline.
+    RequestTimeout,
     /// The body's content type is not the one the resource takes.
     UnsupportedMediaType,
     /// A plugin module was refused (ABI, imports, exports, size, compilation).
@@ -40,7 +42,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, as listed in openapi.yaml.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidConfig,
@@ -48,6 +50,7 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::Unauthorized,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::RequestTimeout,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::PluginRejected,
         ErrorCode::PluginRefusedConfig,
@@ -64,6 +67,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::PluginRejected => "plugin_rejected",
             ErrorCode::PluginRefusedConfig => "plugin_refused_config",

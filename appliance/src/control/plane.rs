@@ -6,14 +6,17 @@
 //! build every binding off the data path (modules compiled once, instances configured) →
 //! persist atomically → publish (kernel tunnels, tables and filters; a changed `[gateway]`
 //! restarts the workers) → swap the read [`View`]. A failure before persisting changes
-//! nothing; a failure after it restores the previous document (and module). It never
-//! parses HTTP and never touches a packet.
+//! nothing; a failure after it restores the previous document (and module). Between
+//! requests it restarts the workers when a kernel tunnel device they read was built again.
+//! It never parses HTTP and never touches a packet.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use crossbeam_channel::RecvTimeoutError;
 
 use super::edit;
 use super::error::{ControlError, ErrorCode};
@@ -27,6 +30,10 @@ use crate::store::{StateDir, StoreError};
 
 /// The netcfg state file inside the state directory.
 pub const NETCFG_STATE_FILE: &str = "netcfg-gateway.json";
+
+/// How often, between requests, the control thread checks whether a kernel tunnel device
+/// was replaced.
+pub const DEVICE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A configuration file given with `--config`, already read and checked.
 pub struct ConfigFile {
@@ -248,18 +255,59 @@ impl ControlPlane {
 
     /// Serves requests until every sender is gone, then stops the data path and the
     /// reconciler. Returns an error message if the data path did not stop cleanly.
+    /// Between requests it checks every [`DEVICE_CHECK_INTERVAL`] whether a kernel tunnel
+    /// device was replaced (see [`Self::follow_tunnel_devices`]).
     pub fn run(mut self, requests: crossbeam_channel::Receiver<Request>) -> Result<(), String> {
-        while let Ok(Request { action, reply }) = requests.recv() {
-            let outcome = self.handle(action);
-            if let Err(e) = &outcome {
-                tracing::info!("refused: {e}");
+        let mut next_check = Instant::now() + DEVICE_CHECK_INTERVAL;
+        loop {
+            match requests.recv_deadline(next_check) {
+                Ok(Request { action, reply }) => {
+                    let outcome = self.handle(action);
+                    if let Err(e) = &outcome {
+                        tracing::info!("refused: {e}");
+                    }
+                    let _ = reply.send(outcome);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-            let _ = reply.send(outcome);
+            // Also under a steady stream of requests.
+            if Instant::now() >= next_check {
+                self.follow_tunnel_devices();
+                next_check = Instant::now() + DEVICE_CHECK_INTERVAL;
+            }
         }
         if let Some(k) = self.kernel.take() {
             k.stop();
         }
         self.datapath.stop().map_err(|e| e.to_string())
+    }
+
+    /// `kernel` mode: when a tunnel device the workers read was replaced (deleted by hand
+    /// and built again by the reconciler) or appeared after they started, restarts them on
+    /// the document in force, with its filters built afresh, so that they read the new
+    /// device; their old sockets stay bound to the vanished one and would never see a
+    /// packet again. Returns whether the workers were restarted.
+    pub fn follow_tunnel_devices(&mut self) -> bool {
+        if !self.datapath.tunnel_devices_replaced() {
+            return false;
+        }
+        let doc = self.doc.clone();
+        let outcome = self.build(&doc, None).and_then(|generation| {
+            self.datapath
+                .restart_with_filters(generation.filters)
+                .map_err(start_failure)?;
+            self.host.commit(generation.stats, &generation.modules);
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => tracing::info!(
+                "a tunnel device was built again: workers restarted to read the new one"
+            ),
+            Err(e) => tracing::error!("a tunnel device was built again, but {e}"),
+        }
+        self.refresh_view();
+        true
     }
 
     /// Carries out one action.

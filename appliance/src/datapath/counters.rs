@@ -62,6 +62,12 @@ pub struct GlobalCells {
     pub tx_bytes: Cell,
     /// Of the transmitted packets, those sent by the raw-socket fallback.
     pub tx_fallback_packets: Cell,
+    /// ICMP fragmentation-needed messages sent (see [`super::frag_needed`]).
+    pub icmp_sent: Cell,
+    /// Fragmentation-needed messages not sent: over the rate limits.
+    pub icmp_rate_limited: Cell,
+    /// Fragmentation-needed messages not sent: no ICMP socket, or the send failed.
+    pub icmp_failed: Cell,
     /// Drops by reason (all drops, whether or not attributed to a VIP).
     pub drops: [Cell; DropReason::COUNT],
 }
@@ -148,6 +154,12 @@ pub struct Snapshot {
     pub tx_bytes: u64,
     /// Packets transmitted by the raw-socket fallback (neighbour not yet resolved).
     pub tx_fallback_packets: u64,
+    /// ICMP fragmentation-needed messages sent.
+    pub icmp_sent: u64,
+    /// Fragmentation-needed messages over the rate limits (not sent).
+    pub icmp_rate_limited: u64,
+    /// Fragmentation-needed messages that could not be sent.
+    pub icmp_failed: u64,
     /// All drops by reason.
     pub drops: DropCounts,
     /// Per VIP, ordered by address.
@@ -175,6 +187,13 @@ impl Snapshot {
         );
         for (name, n) in self.drops.nonzero() {
             let _ = writeln!(out, "  drop {name}: {n}");
+        }
+        if self.icmp_sent + self.icmp_rate_limited + self.icmp_failed > 0 {
+            let _ = writeln!(
+                out,
+                "  icmp fragmentation-needed: {} sent, {} rate-limited, {} failed",
+                self.icmp_sent, self.icmp_rate_limited, self.icmp_failed
+            );
         }
         for v in &self.vips {
             let _ = write!(
@@ -307,6 +326,9 @@ impl Counters {
             s.tx_packets += w.tx_packets.get();
             s.tx_bytes += w.tx_bytes.get();
             s.tx_fallback_packets += w.tx_fallback_packets.get();
+            s.icmp_sent += w.icmp_sent.get();
+            s.icmp_rate_limited += w.icmp_rate_limited.get();
+            s.icmp_failed += w.icmp_failed.get();
             s.drops.add_cells(&w.drops);
         }
         s.vips = g.vips.values().map(|v| v.snapshot()).collect();

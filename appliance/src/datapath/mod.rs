@@ -10,6 +10,7 @@
 pub mod afpacket;
 pub mod counters;
 pub mod filter;
+pub mod frag_needed;
 pub mod nftables;
 pub mod resolver;
 pub mod ring;
@@ -79,6 +80,9 @@ struct Running {
     workers: Vec<JoinHandle<()>>,
     resolver: Option<Resolver>,
     nft: Option<DropRule>,
+    /// `kernel` mode: each peer's tunnel device and the interface index its sockets were
+    /// bound to (`None`: the device did not exist at launch).
+    tunnels: Vec<(String, Option<u32>)>,
 }
 
 /// The name of the interface that holds `address` in this network namespace.
@@ -165,17 +169,8 @@ impl Datapath {
         // Workers that a failed restart left stopped start again with whatever comes next.
         let stopped = self.running.is_none();
         if stopped || tables::needs_restart(&self.doc, doc) || kernel_devices_changed {
-            self.halt();
             self.doc = doc.clone();
-            self.tables
-                .store(Arc::new(Tables::build(doc, &self.counters)));
-            // New workers start empty: sets taken by the old ones are gone with them, so the
-            // plugin host publishes to the new slots (see `filter_slots`).
-            self.filters = Arc::new(FilterSlots::new(doc.gateway.workers as usize));
-            if let Some(sets) = sets {
-                self.filters.publish(sets);
-            }
-            self.running = Some(self.launch()?);
+            self.restart(sets)?;
             return Ok(true);
         }
         if let Some(sets) = sets {
@@ -185,6 +180,41 @@ impl Datapath {
         self.tables
             .store(Arc::new(Tables::build(doc, &self.counters)));
         Ok(false)
+    }
+
+    /// Restarts the workers on the document in force with new receive sockets; `sets`
+    /// (one per worker, as for [`Self::apply_with_filters`]) are published before they read
+    /// their first packet.
+    pub fn restart_with_filters(&mut self, sets: Vec<WorkerFilters>) -> Result<(), StartError> {
+        self.restart(Some(sets))
+    }
+
+    fn restart(&mut self, sets: Option<Vec<WorkerFilters>>) -> Result<(), StartError> {
+        self.halt();
+        // New workers start empty: sets taken by the old ones are gone with them, so the
+        // plugin host publishes to the new slots (see `filter_slots`).
+        self.filters = Arc::new(FilterSlots::new(self.doc.gateway.workers as usize));
+        if let Some(sets) = sets {
+            self.filters.publish(sets);
+        }
+        self.running = Some(self.launch()?);
+        Ok(())
+    }
+
+    /// `kernel` mode: whether a peer's tunnel device now exists under another interface
+    /// index than the one the workers' sockets were bound to (deleted and built again, e.g.
+    /// by the netcfg reconciler, or missing at launch and there now). Such sockets stay
+    /// bound to the vanished device and never see a packet again: restart the workers
+    /// ([`Self::restart_with_filters`]). A device that is gone right now does not count (the
+    /// reconciler is expected to build it again).
+    pub fn tunnel_devices_replaced(&self) -> bool {
+        self.running.as_ref().is_some_and(|r| {
+            r.tunnels.iter().any(|(device, bound)| {
+                afpacket::ifindex(device)
+                    .ok()
+                    .is_some_and(|now| Some(now) != *bound)
+            })
+        })
     }
 
     /// Stops the workers and removes the nftables table and every socket.
@@ -223,6 +253,7 @@ impl Datapath {
         let mut per_worker: Vec<Vec<(RxSocket, Source)>> =
             (0..workers).map(|_| Vec::new()).collect();
         let mut nft = None;
+        let mut tunnels = Vec::new();
         match doc.gateway.decap {
             DecapMode::Userspace => {
                 let ingress = match &doc.gateway.ingress_interface {
@@ -250,6 +281,8 @@ impl Datapath {
                 let mut found = 0;
                 for peer in &doc.peers {
                     let device = format!("{}{}", tables::TUNNEL_PREFIX, peer.name);
+                    // Read before opening: a device replaced in between shows as replaced.
+                    tunnels.push((device.clone(), afpacket::ifindex(&device).ok()));
                     match afpacket::open_receive_group(&device, workers, afpacket::Tap::Ipv4, None)
                     {
                         Ok(sockets) => {
@@ -288,6 +321,7 @@ impl Datapath {
             workers: Vec::with_capacity(workers),
             resolver: Some(resolver),
             nft,
+            tunnels,
         };
         let cells = self.counters.global_cells();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(workers);

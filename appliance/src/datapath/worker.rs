@@ -504,6 +504,9 @@ impl Worker {
         let (ethernet, ifindex) = match hop {
             Some(h) if h.ethernet.is_some() => {
                 if a.inner_len > h.mtu as usize && !a.vnet.is_gso() {
+                    // SAFETY: the worker holds the packet's frame; nothing else refers to it now.
+                    let packet = unsafe { a.bytes_mut() };
+                    super::frag_needed::answer_too_big(packet, h.mtu, self.cells());
                     self.drop_packet(DropReason::TooBig, Some(a.vip));
                     return;
                 }

@@ -13,8 +13,11 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllo
 /// Default cap on one plugin instance's linear memory.
 pub const MEMORY_CAP_BYTES: usize = 16 << 20;
 /// Default number of instances the pool holds. One (binding, worker) pair takes one, and a
-/// hot swap holds the old and the new generation at once, so a generation may use half.
-pub const MAX_INSTANCES: u32 = 512;
+/// hot swap holds the old and the new generation at once, so a generation may use half:
+/// 100 VIPs with 4 plugins each on 4 workers fit, swapping. The pool reserves address space
+/// only (about 0.5 GiB per slot, 2 TiB in all, `PROT_NONE`): resident memory grows with the
+/// instances in use, not with this number.
+pub const MAX_INSTANCES: u32 = 4096;
 /// Most elements of a plugin's table (function pointers of indirect calls).
 pub const TABLE_ELEMENTS_CAP: usize = 20_000;
 /// Largest wasm stack a call may use.

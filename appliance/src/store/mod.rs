@@ -125,7 +125,9 @@ fn now_secs() -> u64 {
 
 impl StateDir {
     /// Opens (creating with mode 0700 if needed) and locks the state directory, and removes
-    /// temporaries left by interrupted writes.
+    /// what interrupted writes left: temporaries, and module files that no index entry names
+    /// (a crash between storing a module and the index that would name it). A corrupt
+    /// index is left for [`Self::plugins`] to report.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let plugins = root.join(PLUGIN_DIR);
         fs::DirBuilder::new()
@@ -145,10 +147,14 @@ impl StateDir {
             .map_err(|_| StoreError::Locked(root.to_owned()))?;
         remove_stale_temporaries(root).map_err(io(root))?;
         remove_stale_temporaries(&plugins).map_err(io(&plugins))?;
-        Ok(Self {
+        let state = Self {
             root: root.to_owned(),
             _lock: lock,
-        })
+        };
+        if let Ok(index) = state.plugins() {
+            state.remove_unreferenced_modules(&index)?;
+        }
+        Ok(state)
     }
 
     /// The directory's path.
@@ -383,6 +389,29 @@ mod tests {
         state.record_seed(b"file three").unwrap();
         assert!(state.seeded_by(b"file three").unwrap());
         assert!(!state.seeded_by(b"file two").unwrap());
+    }
+
+    #[test]
+    fn opening_removes_modules_no_index_entry_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = {
+            let state = StateDir::open(dir.path()).unwrap();
+            state
+                .put_plugin("f", b"module-a", serde_json::Value::Null)
+                .unwrap()
+        };
+        // What a crash after writing a module but before the index leaves behind.
+        let orphan = dir
+            .path()
+            .join("plugins")
+            .join(format!("{}.wasm", sha256_hex(b"module-b")));
+        fs::write(&orphan, b"module-b").unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        assert!(!orphan.exists());
+        assert_eq!(
+            state.plugin_bytes("f").unwrap(),
+            (kept, b"module-a".to_vec())
+        );
     }
 
     #[test]

@@ -10,10 +10,14 @@
 
 pub mod flood;
 pub mod http;
+pub mod icmp;
 pub mod inproc;
 pub mod net;
 pub mod packets;
 pub mod process;
+pub mod requests;
+pub mod stream;
+pub mod wasm;
 
 #[allow(unused_imports)]
 pub use net::{FrameSocket, Netns, Topology};

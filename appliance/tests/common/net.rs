@@ -254,6 +254,20 @@ impl FrameSocket {
         );
     }
 
+    /// Waits at most `limit` for an incoming frame that `wanted` accepts (others are
+    /// skipped); true as soon as one arrives.
+    pub fn wait_for(&self, limit: Duration, wanted: impl Fn(&[u8]) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut found = false;
+        let mut remaining = limit;
+        while !found && !remaining.is_zero() {
+            let got = self.receive_for(remaining.min(Duration::from_millis(20)), |f| wanted(f));
+            found = !got.is_empty();
+            remaining = deadline.saturating_duration_since(Instant::now());
+        }
+        found
+    }
+
     /// Receives frames until `deadline` passes with nothing more, keeping those `keep`
     /// accepts (incoming only; the socket also sees its own host's outgoing frames).
     pub fn receive_for(&self, quiet: Duration, keep: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {

@@ -31,6 +31,25 @@ pub fn binary() -> String {
     profile_dir.join("tungate").display().to_string()
 }
 
+/// Nanoseconds the thread named `thread` of `process` (a pid, or `self`) has run, from its
+/// schedstat; panics if there is no such thread.
+pub fn thread_cpu_ns(process: &str, thread: &str) -> u64 {
+    let tasks = format!("/proc/{process}/task");
+    for task in std::fs::read_dir(&tasks).unwrap_or_else(|e| panic!("{tasks}: {e}")) {
+        let dir = task.expect("task").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == thread {
+            let stat = std::fs::read_to_string(dir.join("schedstat")).expect("schedstat");
+            return stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("schedstat run time");
+        }
+    }
+    panic!("no thread {thread} in process {process}")
+}
+
 impl Tungate {
     /// Starts `tungate run` in `ns` with `config` and waits until it forwards (or exits).
     pub fn start(ns: &Netns, config: &str) -> Tungate {

@@ -3,7 +3,7 @@
 #
 # Owns: the LVS-TUN topology in network namespaces inside the lab guest (build, show, tear
 # down), the HTTP traffic and its checks, kernel counters, the transcript format, and — in one
-# marked section at the end — every call to tungate whose interface is not settled yet.
+# marked section at the end — every call to tungate (CLI and admin API).
 # Never: runs outside the lab guest (lab_init refuses), or leaves a namespace or process
 # behind (the EXIT trap tears the topology down, also when a check or command fails).
 #
@@ -454,15 +454,15 @@ ldout_kernel_tunnels() {
   done | ns_batch ldout
 }
 
-# --- tungate: the one place to adjust as its interfaces settle ---------------------------
-# Everything the scenarios ask of tungate goes through these functions. Settled (on main):
-# `tungate rs apply|down`, `tungate net apply|down`, `tungate run --config FILE
-# --counters-format json` (counters as one JSON line on stdout per SIGUSR1). Not built yet:
-# the admin API (issue 5); its functions follow appliance/src/admin/openapi.yaml and are
-# marked UNSETTLED. When the daemon gets the admin API and a state directory, tg_start,
-# tg_ready and the counter readers are where to switch over.
+# --- tungate: every call the scenarios make to it -----------------------------------------
+# Everything the scenarios ask of tungate goes through these functions, so an interface
+# change is adjusted here once: `tungate rs apply` on the RS; on LD-OUT `tungate run` with a
+# state directory (it builds and heals LD-OUT's networking itself: the netcfg reconciler),
+# `tungate net plan|down` on that reconciler's state file, and the admin API
+# (appliance/src/admin/openapi.yaml) for readiness, counters, plugins and bindings, with the
+# bearer token tungate generated into the state directory.
 
-TG_API=http://127.0.0.1:9080 # the admin listener inside LD-OUT (openapi.yaml `servers`)
+TG_API=http://127.0.0.1:9080 # the admin listener inside LD-OUT (`tungate run`'s default)
 
 # The RS role: VIP on tunl0, ARP sysctls, the reply tunnel to GIP, its rule and route. Each
 # RS keeps its own state file (the guest's /var is shared by all namespaces).
@@ -471,9 +471,12 @@ tg_rs_apply() {
     --state-file "$WORK/netcfg-rs-$1.json"
 }
 
-# Writes LD-OUT's configuration for decap mode $1 (kernel | userspace) to $TG_CONFIG.
+# Writes LD-OUT's configuration for decap mode $1 (kernel | userspace) to $TG_CONFIG and
+# names the scenario's state directory $TG_STATE: one per scenario, so every start of
+# tungate in it (after a kill -9 too) finds the state the previous one left.
 tg_write_config() {
   TG_CONFIG=$WORK/tungate.toml
+  TG_STATE=$WORK/tungate-state
   cat >"$TG_CONFIG" <<EOF
 [gateway]
 address = "$GIP"
@@ -495,78 +498,35 @@ shared = true # LVS balances it over both real servers
 EOF
 }
 
-# LD-OUT's networking from the configuration (in kernel mode the tg-<peer> tunnels).
-tg_net_apply() {
-  in_ns ldout "$LAB_TUNGATE" net apply --config "$TG_CONFIG" --state-file "$WORK/netcfg-gateway.json"
-}
-
-# Succeeds when LD-OUT needs no change (`tungate net plan` exits 0; 3 means changes pending).
+# Succeeds when LD-OUT needs no change (`tungate net plan` exits 0; 3 means changes
+# pending), judged with the state file the daemon's reconciler keeps.
 tg_net_plan() {
-  in_ns ldout "$LAB_TUNGATE" net plan --config "$TG_CONFIG" --state-file "$WORK/netcfg-gateway.json"
+  in_ns ldout "$LAB_TUNGATE" net plan --config "$TG_CONFIG" --state-file "$TG_STATE/netcfg-gateway.json"
 }
 
 # Removes what tungate configured on LD-OUT and restores the settings it changed.
 tg_net_down() {
-  in_ns ldout "$LAB_TUNGATE" net down --config "$TG_CONFIG" --state-file "$WORK/netcfg-gateway.json"
+  in_ns ldout "$LAB_TUNGATE" net down --config "$TG_CONFIG" --state-file "$TG_STATE/netcfg-gateway.json"
 }
 
-# Applies LD-OUT's networking, starts `tungate run` there and waits until it forwards. Sets
-# TG_PID; its counters go to $TG_OUT. UNSETTLED: once the daemon applies the networking
-# itself and has a state directory, drop tg_net_apply here and add that flag.
+# Starts `tungate run` on LD-OUT with the scenario's configuration and state directory (no
+# `tungate net apply` first: it builds LD-OUT's networking itself) and waits until GET
+# /readyz says it forwards. Sets TG_PID; its output goes to <scenario>.tungate.log.
 tg_start() {
-  require "tungate net apply builds LD-OUT's side" tg_net_apply
-  TG_OUT=$WORK/tungate.out
-  : >>"$TG_OUT"
+  local started
+  started=$(cut -d' ' -f1 /proc/uptime)
   TG_LOG=$LAB_RESULTS/${LAB_SCENARIO:-scenario}.tungate.log
-  : >>"$TG_LOG"
-  TG_LOG_MARK=$(wc -l <"$TG_LOG")
-  NO_COLOR=1 ip netns exec "$(ns_name ldout)" "$LAB_TUNGATE" run --config "$TG_CONFIG" --counters-format json \
-    >>"$TG_OUT" 2>>"$TG_LOG" &
+  echo "=== tungate run --state-dir ${TG_STATE#"$WORK"/} (at $started s)" >>"$TG_LOG"
+  NO_COLOR=1 ip netns exec "$(ns_name ldout)" "$LAB_TUNGATE" run --config "$TG_CONFIG" \
+    --state-dir "$TG_STATE" >>"$TG_LOG" 2>&1 &
   TG_PID=$!
-  wait_until 60 "tungate run is ready" --alive "$TG_PID" tg_ready
+  wait_until 60 "tungate run is ready (GET /readyz)" --alive "$TG_PID" tg_ready
+  say "   tungate run (pid $TG_PID) ready in $(elapsed_since "$started") s"
 }
 
-# Ready = this run of tungate logged that it forwards, and answers SIGUSR1 with counters.
-# Never signal it earlier: an unblocked SIGUSR1 terminates a process that is still starting
-# (and /proc's SigBlk cannot tell, as sigwait unblocks the signals it waits for).
-# UNSETTLED: GET /readyz when the admin API exists.
+# Ready = GET /readyz answers 200: the data path runs with the configuration in force.
 tg_ready() {
-  tail -n +"$((TG_LOG_MARK + 1))" "$TG_LOG" | grep -q 'forwarding; SIGUSR1 prints counters' &&
-    tg_counters >/dev/null
-}
-
-# Prints tungate's counters as JSON: SIGUSR1, then the line it prints. UNSETTLED: GET
-# /api/v1/stats when the admin API exists (other field names: see openapi.yaml `Stats`).
-tg_counters() {
-  local lines tries=0
-  lines=$(wc -l <"$TG_OUT")
-  kill -USR1 "$TG_PID" || return 1
-  until (($(wc -l <"$TG_OUT") > lines)); do
-    ((tries++ < 100)) || return 1
-    sleep 0.1
-  done
-  tail -n 1 "$TG_OUT"
-}
-
-# json_eval EXPR [ARG]: evaluates a Python expression over the JSON on stdin (`d`; `arg`).
-json_eval() {
-  "$PYTHON" -S -c 'import json, sys; d = json.load(sys.stdin); arg = sys.argv[2] if len(sys.argv) > 2 else None; print(eval(sys.argv[1]))' "$@"
-}
-
-# tg_vip_forwarded VIP: packets tungate forwarded for that VIP.
-tg_vip_forwarded() {
-  tg_counters | json_eval 'sum(v["packets"] for v in d["vips"] if v["vip"] == arg)' "$1"
-}
-
-# tg_vip_dropped VIP REASON: packets of that VIP dropped for REASON (e.g. plugin).
-tg_vip_dropped() {
-  tg_counters |
-    json_eval 'sum(v["drops"].get(arg.split()[1], 0) for v in d["vips"] if v["vip"] == arg.split()[0])' "$1 $2"
-}
-
-# Prints the one-line summary of tungate's counters for the transcript.
-tg_counters_summary() {
-  tg_counters | json_eval '"rx %d, tx %d (%d by fallback), drops %s; " % (d["rx_packets"], d["tx_packets"], d["tx_fallback_packets"], {k: n for k, n in d["drops"].items() if n} or "none") + "; ".join("vip %s: %d packets, %d bytes" % (v["vip"], v["packets"], v["bytes"]) for v in d["vips"])'
+  in_ns ldout curl -s -f -o /dev/null --max-time 5 "$TG_API/readyz"
 }
 
 # Stops tungate cleanly (SIGTERM) and waits for it to exit.
@@ -582,18 +542,54 @@ tg_kill9() {
   wait "$TG_PID" 2>/dev/null || true
 }
 
-# tg_api METHOD PATH [CURL ARGS...]: an admin API call with the bearer token.
-# UNSETTLED: the admin API (issue 5), its listener and where its token file lives.
+# tg_api METHOD PATH [CURL ARGS...]: an admin API call with the bearer token from the state
+# directory; fails on an error status (printing the body: the API's error message).
 tg_api() {
   local method=$1 path=$2
   shift 2
-  in_ns ldout curl -sS -f -X "$method" -H "Authorization: Bearer $(cat "$WORK/tungate-state/admin-token")" \
-    "$TG_API$path" "$@"
+  in_ns ldout curl -sS --fail-with-body --max-time 20 -X "$method" \
+    -H "Authorization: Bearer $(cat "$TG_STATE/admin-token")" "$TG_API$path" "$@"
 }
 
-# tg_binding_drops VIP: drop verdicts of the VIP's plugin bindings (GET /api/v1/stats).
+# json_eval EXPR [ARG]: evaluates a Python expression over the JSON on stdin (`d`; `arg`).
+json_eval() {
+  "$PYTHON" -S -c 'import json, sys; d = json.load(sys.stdin); arg = sys.argv[2] if len(sys.argv) > 2 else None; print(eval(sys.argv[1]))' "$@"
+}
+
+# Prints GET /api/v1/stats (JSON): totals, drops by reason, per VIP, per plugin binding.
+tg_counters() {
+  tg_api GET /api/v1/stats
+}
+
+# tg_vip_forwarded VIP: packets tungate forwarded for that VIP.
+tg_vip_forwarded() {
+  tg_counters | json_eval 'sum(v["forwarded_packets"] for v in d["vips"] if v["address"] == arg)' "$1"
+}
+
+# tg_vip_dropped VIP REASON: packets of that VIP dropped for REASON (e.g. plugin).
+tg_vip_dropped() {
+  tg_counters |
+    json_eval 'sum(v["dropped"].get(arg.split()[1], 0) for v in d["vips"] if v["address"] == arg.split()[0])' "$1 $2"
+}
+
+# tg_binding_drops VIP: drop verdicts of the VIP's plugin bindings.
 tg_binding_drops() {
-  tg_api GET /api/v1/stats | json_eval 'sum(b["verdicts"]["drop"] for b in d["bindings"] if b["vip"] == arg)' "$1"
+  tg_counters | json_eval 'sum(b["verdicts"].get("drop", 0) for b in d["bindings"] if b["vip"] == arg)' "$1"
+}
+
+# tg_bindings VIP: the plugins bound to the VIP in the running data path, in chain order.
+tg_bindings() {
+  tg_counters | json_eval '" ".join(b["plugin"] for b in sorted(d["bindings"], key=lambda b: b["position"]) if b["vip"] == arg)' "$1"
+}
+
+# Prints the one-line summary of tungate's counters for the transcript.
+tg_counters_summary() {
+  tg_counters | json_eval '"received %d, forwarded %d, drops %s; " % (d["totals"]["received_packets"], d["totals"]["forwarded_packets"], {k: n for k, n in d["drops"].items() if n} or "none") + "; ".join("vip %s: %d packets, %d bytes, drops %s" % (v["address"], v["forwarded_packets"], v["forwarded_bytes"], {k: n for k, n in v["dropped"].items() if n} or "none") for v in d["vips"]) + "".join("; binding %s#%d %s: pass %d, drop %d, errors %s%s" % (b["vip"], b["position"], b["plugin"], b["verdicts"].get("pass", 0), b["verdicts"].get("drop", 0), {k: n for k, n in b["errors"].items() if n} or "none", " (last: %s)" % b["last_error"] if b.get("last_error") else "") for b in d["bindings"])'
+}
+
+# tg_status FIELD: a field of GET /api/v1/status (config_generation, ready, ...).
+tg_status() {
+  tg_api GET /api/v1/status | json_eval 'd[arg]' "$1"
 }
 
 # The configuration document tungate holds now, normalised (sorted keys) for comparison.
@@ -601,14 +597,19 @@ tg_config_json() {
   tg_api GET /api/v1/config | json_eval 'json.dumps(d, sort_keys=True)'
 }
 
-# Uploads a plugin module: tg_plugin_upload NAME FILE.
-tg_plugin_upload() {
-  tg_api PUT "/api/v1/plugins/$1" -H 'Content-Type: application/wasm' --data-binary "@$2" -o /dev/null
+# tg_plugin_sha256 NAME: the sha256 of the stored module NAME.
+tg_plugin_sha256() {
+  tg_api GET "/api/v1/plugins/$1" | json_eval 'd["sha256"]'
 }
 
-# Replaces a VIP's plugin chain: tg_vip_set_plugins VIP JSON-ARRAY.
+# Uploads a plugin module: tg_plugin_upload NAME FILE.
+tg_plugin_upload() {
+  tg_api PUT "/api/v1/plugins/$1" -H 'Content-Type: application/wasm' --data-binary "@$2"
+}
+
+# Replaces a VIP's plugin chain: tg_vip_set_plugins VIP JSON-ARRAY (the VIP keeps `shared`).
 tg_vip_set_plugins() {
-  tg_api PUT "/api/v1/vips/$1" -H 'Content-Type: application/json' --data "{\"plugins\": $2}" -o /dev/null
+  tg_api PUT "/api/v1/vips/$1" -H 'Content-Type: application/json' --data "{\"plugins\": $2}"
 }
 
 # The cidr-filter module (built by run.sh as CI builds the plugins) and a binding of it that
@@ -638,6 +639,9 @@ tungate_decap_scenario() {
   # ip_forward=1 makes the "kernel forwarded nothing" check mean something: the kernel could.
   in_ns ldout sysctl -qw net.ipv4.ip_forward=1
   tg_write_config "$mode"
+  if [[ $mode == kernel ]]; then
+    check_fails "before tungate run, LD-OUT has no tunnel of tungate's (tg-rs1)" nsip ldout link show tg-rs1
+  fi
   tg_start
   topo_show
   check_rs_reply_routes
@@ -645,11 +649,12 @@ tungate_decap_scenario() {
   if [[ $mode == kernel ]]; then
     local role
     for role in "${RS_ROLES[@]}"; do
-      check "tungate built tunnel tg-$role (ipip $GIP <- ${RIP_OF[$role]})" \
+      check "tungate run built tunnel tg-$role itself (ipip $GIP <- ${RIP_OF[$role]})" \
         link_matches ldout "tg-$role" "ipip .*remote ${RIP_OF[$role]} local $GIP"
       expect "the kernel does not forward what arrives on tg-$role (forwarding=0)" \
         "$(in_ns ldout cat "/proc/sys/net/ipv4/conf/tg-$role/forwarding")" -eq 0
     done
+    check "LD-OUT is as the configuration wants it (tungate net plan: nothing to change)" tg_net_plan
   else
     expect "LD-OUT has no ipip tunnel but the fallback tunl0" \
       "$(nsip ldout -o link show type ipip | awk -F': ' '{print $2}' | sed 's/@.*//' | tr '\n' ' ')" == "tunl0 "
@@ -681,6 +686,12 @@ tungate_decap_scenario() {
   expect "tungate forwarded the replies (its VIP counter rose)" "$((tg1 - tg0))" -gt 0
   expect "LD-OUT's kernel forwarded nothing (IpForwDatagrams unchanged)" "$((fwd1 - fwd0))" -eq 0
   expect "LD-OUT sent no ICMP unreachable towards the real servers" "$((icmp1 - icmp0))" -eq 0
+
+  step "stop, then tungate net down"
+  tg_stop
+  check "tungate net down" tg_net_down
+  expect "no tunnel of tungate's is left on LD-OUT" \
+    "$(nsip ldout -o link show | awk -F': ' '$2 ~ /^tg-/ { print $2 }' | sed 's/@.*//' | tr '\n' ' ')" == ""
 }
 
 # A comparable dump of LD-OUT's IPv4 networking (tungate is IPv4-only): links, addresses,

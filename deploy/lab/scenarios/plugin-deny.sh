@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lab-status: pending
+# lab-status: enabled
 # lab-summary: a cidr-filter bound through the admin API denies the client; unbinding restores
 # lab-needs: tungate cidr-filter-wasm
 #
@@ -7,8 +7,8 @@
 # through the admin API while tungate runs: a binding that denies another prefix changes
 # nothing (the plugin is selective), one that denies the client stops the replies and the
 # drop counters rise; the binding survives kill -9 and a restart (the state directory is
-# crash-safe); unbinding restores service in the same tungate process.
-# Pending until the admin API (issue 5) lands and the config accepts one VIP on two RS.
+# crash-safe; tungate restarts on the same one); unbinding restores service in the same
+# tungate process. A denied request is dropped silently: the client times out (4 s here).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init
 
@@ -37,6 +37,7 @@ http_attempts 2 4
 dropped1=$(tg_vip_dropped "$VIP" plugin)
 verdicts1=$(tg_binding_drops "$VIP")
 say "   VIP drops (plugin): +$((dropped1 - dropped0)); binding drop verdicts: +$((verdicts1 - verdicts0))"
+say "   tungate: $(tg_counters_summary)"
 expect "no request succeeds while the client is denied" "$HTTP_OK" -eq 0
 expect "the VIP's plugin drop counter rose" "$((dropped1 - dropped0))" -gt 0
 expect "the binding counted drop verdicts" "$((verdicts1 - verdicts0))" -gt 0
@@ -44,11 +45,14 @@ expect "the binding counted drop verdicts" "$((verdicts1 - verdicts0))" -gt 0
 step "kill -9 and restart: the binding survives"
 tg_kill9
 tg_start
+expect "the binding runs in the data path of the new process (GET /api/v1/stats)" "$(tg_bindings "$VIP")" == "cidr-filter"
 http_attempts 1 4
 expect "after the restart the client is still denied" "$HTTP_OK" -eq 0
+expect "the new process counts the drops" "$(tg_vip_dropped "$VIP" plugin)" -gt 0
 
 step "unbind"
 require "unbind (PUT the VIP with no plugins)" tg_vip_set_plugins "$VIP" "[]"
 check_round_robin 2
 check_bulk_intact 1
 check "unbinding took effect without another restart (same process)" alive "$TG_PID"
+expect "no binding is left on the VIP" "$(tg_bindings "$VIP")" == ""

@@ -6,7 +6,7 @@
 # Issue 6, scenario 2: as kernel-decap, but LD-OUT has no ipip tunnel at all (only the
 # module's fallback tunl0, down): tungate reads the outer IPIP packets on eth1 and its
 # nftables rule keeps the kernel from answering them with ICMP (checked: no
-# IcmpOutDestUnreachs at LD-OUT). Pending until the config accepts one VIP served by two RS.
+# IcmpOutDestUnreachs at LD-OUT).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init
 tungate_decap_scenario userspace

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'conflict'
   | 'unauthorized'
   | 'payload_too_large'
+  | 'request_timeout'
   | 'unsupported_media_type'
   | 'plugin_rejected'
   | 'plugin_refused_config'
@@ -63,12 +64,16 @@ export interface Binding {
 /** A VIP and its plugin chain, in order. */
 export interface Vip {
   address: string;
+  /** Served by several peers (declared so; otherwise a VIP under two peers is refused). */
+  shared?: boolean;
   plugins?: Binding[];
 }
 
 /** `PUT /api/v1/vips/{address}` body. */
 export interface VipBody {
   address?: string;
+  /** Left out: an existing VIP keeps its flag, a new one is not shared. */
+  shared?: boolean;
   plugins?: Binding[];
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Binding, Vip } from '../api/types';
-import { draftToBinding, insertBinding, moveBinding, removeBinding, usesOf } from './chain';
+import { bindableVips, draftToBinding, insertBinding, moveBinding, removeBinding, usesOf } from './chain';
 
 const a: Binding = { plugin: 'a' };
 const b: Binding = { plugin: 'b' };
@@ -77,5 +77,22 @@ describe('draftToBinding', () => {
 
   it('refuses config text that is not JSON', () => {
     expect(() => draftToBinding({ plugin: 'p', onError: 'pass', configText: '{deny:' })).toThrow(RangeError);
+  });
+});
+
+describe('bindableVips', () => {
+  it('adds the VIPs peers serve without an entry, once each, after the entries', () => {
+    const entries: Vip[] = [{ address: '192.0.2.10', shared: true, plugins: [a] }];
+    const peers = [
+      { name: 'rs1', address: '10.0.1.2', vips: ['192.0.2.10', '192.0.2.11'] },
+      { name: 'rs2', address: '10.0.1.3', vips: ['192.0.2.11', '192.0.2.12'] },
+      { name: 'rs3', address: '10.0.1.4' },
+    ];
+    expect(bindableVips(entries, peers)).toEqual([
+      { address: '192.0.2.10', shared: true, plugins: [a] },
+      { address: '192.0.2.11', plugins: [] },
+      { address: '192.0.2.12', plugins: [] },
+    ]);
+    expect(bindableVips([], [])).toEqual([]);
   });
 });

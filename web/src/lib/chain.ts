@@ -1,8 +1,8 @@
 // Edits of a VIP's plugin chain as pure functions: insert a binding at a position, remove
-// one, move one, and find where a plugin is bound. The UI sends the result as the VIP's new
+// one, move one, find where a plugin is bound, and list the VIPs a plugin can be bound to. The UI sends the result as the VIP's new
 // chain (`PUT /api/v1/vips/{address}`). Never mutates its input, never talks to the API.
 
-import type { Binding, OnError, Vip } from '../api/types';
+import type { Binding, OnError, Peer, Vip } from '../api/types';
 import { parseConfigText } from './jsonConfig';
 
 /** Returns a copy of `chain` with `binding` inserted at `position` (clamped to the ends). */
@@ -43,6 +43,21 @@ export function usesOf(plugin: string, vips: readonly Vip[]): PluginUse[] {
     });
   }
   return uses;
+}
+
+/**
+ * The VIPs a plugin can be bound to: every VIP entry, plus every VIP a peer serves that has
+ * no entry yet (with an empty chain: `PUT /api/v1/vips/{address}` creates the entry).
+ */
+export function bindableVips(vips: readonly Vip[], peers: readonly Peer[]): Vip[] {
+  const known = new Set(vips.map((v) => v.address));
+  const served: Vip[] = [];
+  for (const address of peers.flatMap((p) => p.vips ?? [])) {
+    if (known.has(address)) continue;
+    known.add(address);
+    served.push({ address, plugins: [] });
+  }
+  return [...vips, ...served];
 }
 
 /** A binding as a form holds it: the config still as the editor's text. */

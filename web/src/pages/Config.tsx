@@ -17,6 +17,7 @@ import { splitList } from '../lib/addressList';
 import type { MappedErrors } from '../lib/fieldErrors';
 import { configToText } from '../lib/jsonConfig';
 import { compareKeys } from '../lib/series';
+import { sharedNotice, vipBody } from '../lib/vipShared';
 import { ROUTE_HASH } from '../router';
 
 interface ConfigData {
@@ -85,6 +86,7 @@ export function ConfigPage() {
         <VipDialog
           vip={editing.vip}
           plugins={data.data?.plugins ?? []}
+          peers={data.data?.peers ?? []}
           onClose={close}
           onSaved={closeAndReload}
         />
@@ -218,6 +220,14 @@ function VipsCard(props: {
                 <tr key={vip.address} data-testid={`vip-config-row-${vip.address}`}>
                   <th scope="row" class="mono">
                     {vip.address}
+                    {vip.shared ? (
+                      <>
+                        {' '}
+                        <span class="badge badge-muted" data-testid={`vip-shared-${vip.address}`}>
+                          shared
+                        </span>
+                      </>
+                    ) : null}
                   </th>
                   <td>{peers.length ? peers.join(', ') : <span class="muted">no peer</span>}</td>
                   <td>
@@ -374,10 +384,17 @@ function toRow(binding: Binding): ChainRow {
   };
 }
 
-function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => void; onSaved: () => void }) {
+function VipDialog(props: {
+  vip: Vip | null;
+  plugins: Plugin[];
+  peers: Peer[];
+  onClose: () => void;
+  onSaved: () => void;
+}) {
   const { api, notify } = useServices();
   const editing = props.vip !== null;
   const [address, setAddress] = useState(props.vip?.address ?? '');
+  const [shared, setShared] = useState(props.vip?.shared ?? false);
   const [rows, setRows] = useState<ChainRow[]>(() => (props.vip?.plugins ?? []).map(toRow));
   const [busy, setBusy] = useState(false);
   const [errors, setErrors] = useState<MappedErrors>(NO_ERRORS);
@@ -399,12 +416,15 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
     setErrors(NO_ERRORS);
     const target = address.trim();
     try {
-      await api.putVip(target, { address: target, plugins: rows.map(draftToBinding) });
+      await api.putVip(target, vipBody(target, shared, rows.map(draftToBinding)));
       notify(`VIP ${target} saved.`);
       props.onSaved();
     } catch (failure) {
       setErrors(
-        toFormErrors(failure, { prefixes: [['vips', '*'], []], fields: { address: 0, plugins: Infinity } }),
+        toFormErrors(failure, {
+          prefixes: [['vips', '*'], []],
+          fields: { address: 0, shared: 0, plugins: Infinity },
+        }),
       );
     } finally {
       setBusy(false);
@@ -424,6 +444,8 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
       !['config', 'on_error', 'plugin', 'sha256', undefined].includes(e.rest[1] as string | undefined),
   );
   const knownPlugins = props.plugins.map((p) => p.name);
+  const servedBy = props.peers.filter((p) => p.vips?.includes(address.trim())).map((p) => p.name);
+  const notice = sharedNotice(servedBy, shared);
 
   return (
     <Dialog
@@ -457,6 +479,38 @@ function VipDialog(props: { vip: Vip | null; plugins: Plugin[]; onClose: () => v
             />
           )}
         </Field>
+        <fieldset class="field" aria-describedby="vip-shared-hint">
+          <legend>Real servers</legend>
+          <label class="radio">
+            <input
+              type="checkbox"
+              checked={shared}
+              onChange={(e) => setShared(e.currentTarget.checked)}
+              data-testid="vip-shared"
+            />
+            Shared: served by several peers
+          </label>
+          <p class="field-hint" id="vip-shared-hint">
+            Sent as <code>shared</code>. Tick it when LVS balances this VIP over several real servers (several
+            peers list it); tungate refuses a VIP under two peers otherwise.
+          </p>
+          {notice ? (
+            <p
+              class={notice.level === 'warn' ? 'alert alert-warn' : 'muted small'}
+              data-testid="vip-shared-notice"
+              data-level={notice.level}
+            >
+              {notice.text}
+            </p>
+          ) : null}
+          {errors.fields.shared?.length ? (
+            <ul class="field-errors">
+              {errors.fields.shared.map((e, k) => (
+                <li key={k}>{e.message}</li>
+              ))}
+            </ul>
+          ) : null}
+        </fieldset>
         <fieldset class="chain-editor" data-testid="chain-editor">
           <legend>Plugin chain (runs in this order on every reply)</legend>
           {rows.length === 0 ? (

@@ -15,7 +15,14 @@ import { TableHead } from '../components/Table';
 import { EmptyState, ErrorState, Loading, describeError } from '../components/States';
 import { useServices } from '../context';
 import { useResource } from '../hooks';
-import { draftToBinding, insertBinding, removeBinding, usesOf, type PluginUse } from '../lib/chain';
+import {
+  bindableVips,
+  draftToBinding,
+  insertBinding,
+  removeBinding,
+  usesOf,
+  type PluginUse,
+} from '../lib/chain';
 import type { MappedErrors } from '../lib/fieldErrors';
 import { formatAgo, formatBytes, formatDateTime } from '../lib/format';
 import { defaultPluginName, isValidPluginName } from '../lib/pluginName';
@@ -37,8 +44,9 @@ type Action =
 export function PluginsPage() {
   const { api } = useServices();
   const data = useResource<PluginsData>(async () => {
-    const [plugins, vips] = await Promise.all([api.plugins(), api.vips()]);
-    return { plugins, vips };
+    const [plugins, vips, peers] = await Promise.all([api.plugins(), api.vips(), api.peers()]);
+    // A VIP that peers serve but that has no entry yet can be bound too (the PUT creates it).
+    return { plugins, vips: bindableVips(vips, peers) };
   });
   const [action, setAction] = useState<Action | null>(null);
   const close = () => setAction(null);
