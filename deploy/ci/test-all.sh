@@ -74,7 +74,8 @@ grep -q "Where the targets stand" /tmp/tungate-bench-quick.md
 
 stage "data path: no leftover test namespaces"
 # The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
-if ip netns list | grep -E '^tg(rs|gw|cl|cf|pp|lv|ld|st|img|demo)-' ; then
+# (the demo's are tgdemo-PID-client/rs/gw)
+if ip netns list | grep -E '^tg[a-z]+-[0-9]+-([0-9]+|client|rs|gw)' ; then
   echo "leftover test namespaces (listed above)" >&2
   exit 1
 fi

@@ -71,6 +71,11 @@ impl LoopCalls {
                         timeout.as_millis().min(i32::MAX as u128) as libc::c_int,
                     )
                 };
+                for p in fds.iter() {
+                    if p.revents & libc::POLLERR != 0 {
+                        clear_socket_error(p.fd);
+                    }
+                }
             }
         }
     }
@@ -90,6 +95,30 @@ impl LoopCalls {
                 }
             }
         }
+    }
+}
+
+/// Reads (and so clears) a socket's pending error: a receive socket whose device went away
+/// or down reports `ENETDOWN` once, and until it is read every poll would return at once and
+/// the worker would spin instead of sleeping.
+fn clear_socket_error(fd: RawFd) {
+    let mut error: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: error and len are valid for writes of the sizes passed.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut error).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 && error != 0 {
+        tracing::debug!(
+            "receive socket error: {}",
+            io::Error::from_raw_os_error(error)
+        );
     }
 }
 
@@ -190,6 +219,9 @@ impl WorkerUring {
                 }
             } else if let Some(armed) = self.armed.get_mut(cqe.user_data() as usize) {
                 *armed = false;
+                if cqe.result() > 0 && cqe.result() & i32::from(libc::POLLERR) != 0 {
+                    clear_socket_error(self.receive_fds[cqe.user_data() as usize]);
+                }
             }
         }
     }
