@@ -19,7 +19,21 @@ use crate::netcfg::rs::{DnatEntry, RsSettings};
 /// decapsulates them, runs each VIP's Wasm plugins and forwards the accepted replies to the
 /// clients.
 #[derive(Debug, Parser)]
-#[command(name = "tungate", version, about, long_about)]
+#[command(
+    name = "tungate",
+    version,
+    about,
+    long_about,
+    after_long_help = "\
+Examples:
+  sudo tungate demo                      # the whole reply path in namespaces, web UI on :9180
+  tungate config check tungate.toml      # validate a configuration offline
+  sudo tungate run --config /etc/tungate/tungate.toml
+  tungate status --token-file /var/lib/tungate/admin-token
+  tungate plugin check my_plugin.wasm    # validate a plugin exactly as an upload would
+
+Each subcommand has its own --help. Guides: README.md, deploy/INSTALL.md, plugin-sdk/GUIDE.md."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -29,25 +43,113 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Try tungate on this host: a client, a real server and a gateway in network
+    /// namespaces, with real traffic (root).
+    ///
+    /// Builds three network namespaces joined by veth links, runs an HTTP and a UDP echo
+    /// server on a VIP in the real server, sends their replies through an IPIP tunnel (a
+    /// userspace encapsulator, so no `ipip` module is needed) to `tungate run` in the
+    /// gateway's namespace, uploads the four example plugins and binds `accounting`, and
+    /// sends a steady mix of client requests from two prefixes. It prints the web UI's URL
+    /// and the admin token, and progress every 5 s, until Ctrl-C or SIGTERM; then it removes
+    /// every namespace, link and file it made. The host's own network is never changed.
+    #[command(after_help = "\
+Examples:
+  sudo tungate demo
+  sudo tungate demo --listen 127.0.0.1:8080 --rate 100
+  sudo tungate demo --duration 60 --plugin-dir /usr/share/tungate/plugins")]
+    Demo(DemoArgs),
+    /// Summarise a running appliance through its admin API.
+    ///
+    /// Shows version, uptime, decap mode, workers, readiness, per-VIP forwarded and dropped
+    /// packets, and every plugin binding with its verdicts, errors and quarantine flag.
+    /// Exits 0 when ready, 3 when it answers but is not ready, 1 when it cannot be reached or
+    /// refuses the request (a non-loopback listener needs the token for every request).
+    #[command(after_help = "\
+Examples:
+  tungate status
+  tungate status --url http://10.0.0.1:9080 --token-file /var/lib/tungate/admin-token")]
+    Status(StatusArgs),
     /// Work with configuration documents without running anything.
+    ///
+    /// `check` validates a TOML file exactly as `run` and the API would (and, with --host,
+    /// that its addresses and interfaces exist here).
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Run the gateway: receive, check, decapsulate, filter and forward the replies.
     ///
-    /// SIGUSR1 prints the counters, SIGHUP reloads the file, SIGINT/SIGTERM stop cleanly.
-    /// The admin API (and web UI) listens on --admin-listen.
+    /// Opens (and locks) the state directory, seeds it from --config, starts the data path
+    /// and the plugins, then the admin API and web UI on --admin-listen. SIGUSR1 prints the
+    /// counters, SIGHUP reloads the file, SIGINT/SIGTERM stop cleanly. Needs CAP_NET_ADMIN
+    /// and CAP_NET_RAW (root, or the systemd unit in deploy/systemd). Exits 2 for a bad
+    /// configuration, flag or plugin file, 1 for a failure of the host.
+    #[command(after_help = "\
+Examples:
+  sudo tungate run --config /etc/tungate/tungate.toml
+  sudo tungate run --config gw.toml --state-dir /tmp/tg --admin-listen 10.0.0.1:9080 \\
+      --token-file /etc/tungate/admin-token --plugin cidr-filter.wasm")]
     Run(RunArgs),
     /// Plan, apply or remove the gateway's kernel networking (kernel-decap tunnels and their
-    /// sysctls). `plan` exits 3 when changes are pending.
+    /// sysctls).
+    ///
+    /// Desired state from the configuration file, compared with the kernel over netlink:
+    /// `plan` prints the changes (exit 3 when some are pending), `apply` makes them (and
+    /// with --watch keeps them), `down` removes what tungate made and restores the settings
+    /// it changed. `run` does the same itself; this is for checking and for hosts where the
+    /// tunnels should exist before the daemon starts.
     #[command(subcommand)]
     Net(NetCommand),
     /// Plan, apply or remove a real server's networking (reply tunnel, table, rules, VIPs,
-    /// ARP sysctls, optional DNAT). `plan` exits 3 when changes are pending.
-    #[command(subcommand)]
+    /// ARP sysctls, optional DNAT).
+    ///
+    /// Run on each real server: it builds the reply tunnel to the gateway, the routing
+    /// table and rules that send the VIPs' replies into it, the VIPs on tunl0 and the ARP
+    /// settings LVS-TUN needs. `plan` exits 3 when changes are pending.
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  sudo tungate rs plan  --gateway 10.0.0.1 --address 10.0.0.21 --vip 192.0.2.10
+  sudo tungate rs apply --gateway 10.0.0.1 --address 10.0.0.21 --vip 192.0.2.10 --watch
+  sudo tungate rs down"
+    )]
     Rs(RsCommand),
     /// Work with Wasm plugin modules without running anything.
+    ///
+    /// `check` validates a module offline exactly as an upload would (ABI version, imports,
+    /// exports, limits) and prints its name, sha256 and ABI.
     #[command(subcommand)]
     Plugin(PluginCommand),
+}
+
+/// Arguments of `tungate demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the web UI and admin API are reachable from this host (a relay into the
+    /// gateway's namespace). A non-loopback address makes every API request need the token.
+    #[arg(long, default_value = crate::demo::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// Client requests per second, over all client addresses (HTTP and UDP in turn).
+    #[arg(long, default_value_t = crate::demo::DEFAULT_RATE)]
+    pub rate: f64,
+    /// Stop after this many seconds [default: run until Ctrl-C or SIGTERM].
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<u64>,
+    /// Where the example plugins' .wasm files are [default: /usr/share/tungate/plugins,
+    /// then target/wasm-plugins/wasm32-unknown-unknown/plugin].
+    #[arg(long, value_name = "DIR")]
+    pub plugin_dir: Option<PathBuf>,
+}
+
+/// Arguments of `tungate status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The admin API's URL (the `--admin-listen` of `tungate run`).
+    #[arg(long, default_value = crate::status::DEFAULT_URL, env = "TUNGATE_URL")]
+    pub url: String,
+    /// A file holding the admin token (needed on a non-loopback listener).
+    #[arg(long, env = "TUNGATE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// Arguments of `tungate run`.
@@ -253,6 +355,13 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
+        Command::Demo(args) => crate::demo::run(crate::demo::DemoOptions {
+            listen: args.listen,
+            rate: args.rate,
+            duration: args.duration.map(std::time::Duration::from_secs),
+            plugin_dir: args.plugin_dir,
+        }),
+        Command::Status(args) => crate::status::run(&args.url, args.token_file.as_ref()),
         Command::Config(ConfigCommand::Check { file, host }) => config_check(&file, host),
         Command::Run(args) => crate::daemon::run(crate::daemon::RunOptions {
             config: args.config,

@@ -13,17 +13,23 @@
 //! - [`admin`]: the admin HTTP API, auth, `/metrics` and the embedded web UI;
 //! - [`telemetry`]: every Prometheus metric, rendered at scrape time;
 //! - [`plugin_host`]: the sandboxed Wasm plugins that judge each VIP's replies;
+//! - [`api_client`]: a client of the admin API (for `status` and `demo`);
+//! - [`status`]: `tungate status`, a summary of a running appliance;
+//! - [`demo`]: `tungate demo`, the whole reply path in network namespaces on one host;
 //! - [`cli`]: the command line, which dispatches to the modules below.
 
 pub mod admin;
+pub mod api_client;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod datapath;
+pub mod demo;
 pub mod netcfg;
 pub mod packet;
 pub mod plugin_host;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 

@@ -10,6 +10,8 @@ APT_PACKAGES=(
   nftables                        # tests read tungate's nftables table back (the product never runs `nft`)
   chromium                        # headless browser for the web UI tests (web/e2e)
   curl python3-venv               # the schemathesis stage: readiness probe, venv for the PyPI package
+  systemd strace                  # the unit: systemd-analyze verify, its syscall filter vs a traced run
+  podman debootstrap              # the appliance image (deploy/image/build.sh): build, local Debian base
   linux-perf                      # the benchmark attributes the gateway core's time with perf samples
 )
 

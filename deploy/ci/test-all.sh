@@ -30,15 +30,25 @@ stage "example Wasm plugins (wasm32-unknown-unknown, plugin profile)"
 # The same command and target directory as appliance/tests/support/plugin_wasm.rs, so the
 # integration tests find the modules built and only check that they are up to date.
 CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo build --locked --profile plugin \
-  --target wasm32-unknown-unknown -p cidr-filter -p rate-limit -p port-filter -p accounting
+  --target wasm32-unknown-unknown -p cidr-filter -p rate-limit -p port-filter -p accounting \
+  -p plugin-template
 ls -l target/wasm-plugins/wasm32-unknown-unknown/plugin/*.wasm
 # Lint the wasm-only code (guest runtime, export macro) as built for wasm32.
 CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo clippy --locked --profile plugin \
   --target wasm32-unknown-unknown -p tungate-plugin-sdk -p cidr-filter -p rate-limit \
-  -p port-filter -p accounting -- -D warnings
+  -p port-filter -p accounting -p plugin-template -- -D warnings
 
 stage "unit and netns integration tests"
 cargo test --release --workspace --locked
+
+stage "systemd unit: systemd-analyze verify (any complaint fails), its syscall filter vs a running gateway"
+deploy/systemd/verify.sh target/release/tungate
+deploy/systemd/syscalls.sh target/release/tungate
+
+stage "appliance image: package the CI binary, run it from the exported root filesystem"
+# The prebuilt target of deploy/image/Containerfile on a Debian 12 base made with debootstrap
+# (no container registry is needed); the full multi-stage build is `deploy/image/build.sh`.
+deploy/image/build.sh --prebuilt
 
 stage "admin API fuzzed from its OpenAPI document (schemathesis, bounded examples)"
 # Against the tungate binary the tests above built; no 5xx, responses match the contract.
@@ -64,7 +74,8 @@ grep -q "Where the targets stand" /tmp/tungate-bench-quick.md
 
 stage "data path: no leftover test namespaces"
 # The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
-if ip netns list | grep -E '^tg[a-z]+-[0-9]+-[0-9]+' ; then
+# (the demo's are tgdemo-PID-client/rs/gw)
+if ip netns list | grep -E '^tg[a-z]+-[0-9]+-([0-9]+|client|rs|gw)' ; then
   echo "leftover test namespaces (listed above)" >&2
   exit 1
 fi

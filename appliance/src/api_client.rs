@@ -1,0 +1,315 @@
+//! A small HTTP/1.1 client of tungate's own admin API, for `tungate status` and `tungate
+//! demo`: one connection per request (hyper), a deadline on every request, the bearer token
+//! when one is given, and the API's JSON error bodies turned into readable errors.
+//!
+//! It owns nothing but the request and its response; it never retries, never keeps
+//! connections open and never prints (callers decide what a person sees).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+/// How long one request may take, connecting included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a request to the admin API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not `http://HOST:PORT`.
+    #[error("{url:?} is not an admin URL like http://127.0.0.1:9080 ({reason})")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing answered at the address.
+    #[error(
+        "cannot reach the admin API at {url}: {source} (is tungate running, and is that its \
+         --admin-listen address?)"
+    )]
+    Unreachable {
+        /// The base URL.
+        url: String,
+        /// The connection error.
+        source: std::io::Error,
+    },
+    /// The request took longer than [`REQUEST_TIMEOUT`].
+    #[error("the admin API at {url} did not answer {path} within {REQUEST_TIMEOUT:?}")]
+    Timeout {
+        /// The base URL.
+        url: String,
+        /// The request path.
+        path: String,
+    },
+    /// The HTTP exchange itself failed.
+    #[error("HTTP exchange with {url} for {path} failed: {source}")]
+    Http {
+        /// The base URL.
+        url: String,
+        /// The request path.
+        path: String,
+        /// hyper's error.
+        source: hyper::Error,
+    },
+    /// The API answered with an error status.
+    #[error("{method} {path}: HTTP {status}: {message}{hint}")]
+    Status {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+        /// The API's error message (or the body).
+        message: String,
+        /// What to do about it, when known.
+        hint: &'static str,
+    },
+    /// The body was not the JSON expected.
+    #[error("{path}: unexpected response body: {source}")]
+    BadBody {
+        /// The request path.
+        path: String,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+}
+
+/// One answer of the API.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// A client of one tungate admin API.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    url: String,
+    authority: String,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    /// A client of the API at `url` (`http://HOST:PORT`, a trailing `/` allowed), sending
+    /// `token` as a bearer token when given.
+    pub fn new(url: &str, token: Option<String>) -> Result<ApiClient, ClientError> {
+        let bad = |reason: &str| ClientError::BadUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: hyper::Uri = url.parse().map_err(|_| bad("cannot parse it"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(bad("only http:// is served"));
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(bad("give no path: the API paths are added to it"));
+        }
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        let port = authority.port_u16().unwrap_or(80);
+        let authority = format!("{}:{port}", authority.host());
+        Ok(ApiClient {
+            url: format!("http://{authority}"),
+            authority,
+            token,
+        })
+    }
+
+    /// The base URL, `http://HOST:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn connect(&self) -> Result<tokio::net::TcpStream, ClientError> {
+        let unreachable = |source| ClientError::Unreachable {
+            url: self.url.clone(),
+            source,
+        };
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host(&self.authority)
+            .await
+            .map_err(unreachable)?
+            .collect();
+        let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+        for address in addresses {
+            match tokio::net::TcpStream::connect(address).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = e,
+            }
+        }
+        Err(unreachable(last))
+    }
+
+    /// Sends one request and returns the answer, whatever its status.
+    pub async fn send(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<ApiResponse, ClientError> {
+        let exchange = async {
+            let stream = self.connect().await?;
+            let http = |source| ClientError::Http {
+                url: self.url.clone(),
+                path: path.to_owned(),
+                source,
+            };
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(http)?;
+            tokio::spawn(connection);
+            let mut request = hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .header(hyper::header::HOST, &self.authority);
+            if let Some(token) = &self.token {
+                request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            if let Some(content_type) = content_type {
+                request = request.header(hyper::header::CONTENT_TYPE, content_type);
+            }
+            let request = request
+                .body(Full::new(Bytes::from(body)))
+                .expect("method, path and headers are valid");
+            let response = sender.send_request(request).await.map_err(http)?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.map_err(http)?;
+            Ok(ApiResponse {
+                status,
+                body: body.to_bytes(),
+            })
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: self.url.clone(),
+                path: path.to_owned(),
+            })?
+    }
+
+    /// Sends a request and returns the body of a 2xx answer; any other status is an error
+    /// carrying the API's message.
+    pub async fn expect_success(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Bytes, ClientError> {
+        let response = self.send(method.clone(), path, content_type, body).await?;
+        if (200..300).contains(&response.status) {
+            return Ok(response.body);
+        }
+        Err(ClientError::Status {
+            method: method.to_string(),
+            path: path.to_owned(),
+            status: response.status,
+            message: error_message(&response.body),
+            hint: match response.status {
+                401 => " (give the admin token: --token-file FILE)",
+                _ => "",
+            },
+        })
+    }
+
+    /// GETs `path` and decodes its JSON body.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let body = self
+            .expect_success(hyper::Method::GET, path, None, Vec::new())
+            .await?;
+        decode(path, &body)
+    }
+
+    /// PUTs a JSON body to `path` and decodes the JSON answer.
+    pub async fn put_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        value: &serde_json::Value,
+    ) -> Result<T, ClientError> {
+        let body = self
+            .expect_success(
+                hyper::Method::PUT,
+                path,
+                Some("application/json"),
+                value.to_string().into_bytes(),
+            )
+            .await?;
+        decode(path, &body)
+    }
+
+    /// PUTs a Wasm module to `path` and decodes the JSON answer.
+    pub async fn put_wasm<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        module: Vec<u8>,
+    ) -> Result<T, ClientError> {
+        let body = self
+            .expect_success(hyper::Method::PUT, path, Some("application/wasm"), module)
+            .await?;
+        decode(path, &body)
+    }
+}
+
+fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|source| ClientError::BadBody {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The message of an API error body (`{"error": {"message": ...}}`), else the body as text.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        let ok = ApiClient::new("http://127.0.0.1:9080/", None).unwrap();
+        assert_eq!(ok.url(), "http://127.0.0.1:9080");
+        assert_eq!(
+            ApiClient::new("http://localhost", None).unwrap().url(),
+            "http://localhost:80"
+        );
+        for bad in ["https://127.0.0.1:9080", "http://127.0.0.1:9080/api", "::"] {
+            let e = ApiClient::new(bad, None).unwrap_err();
+            assert!(matches!(e, ClientError::BadUrl { .. }), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn api_error_bodies_become_messages() {
+        assert_eq!(
+            error_message(br#"{"error":{"code":"not_found","message":"no VIP 1.2.3.4"}}"#),
+            "no VIP 1.2.3.4"
+        );
+        assert_eq!(error_message(b"plain text\n"), "plain text");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_closed_port_is_unreachable() {
+        // A port that was free a moment ago: bind, note it, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = ApiClient::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let e = client.get_json::<serde_json::Value>("/healthz").await;
+        assert!(matches!(e, Err(ClientError::Unreachable { .. })), "{e:?}");
+    }
+}
