@@ -10,8 +10,8 @@ say() { printf '\n==> %s (%s)\n' "$1" "$(date +%T)"; }
 
 [ "$(id -u)" = 0 ] || { echo "run as root: the demo makes network namespaces (sudo ./deploy/demo.sh)" >&2; exit 1; }
 
-say "installing what the build needs (deploy/ci/install-deps.sh; quick when done before)"
-deploy/ci/install-deps.sh
+say "installing what the build needs (deploy/ci/install-deps.sh --build-only; quick when done before)"
+deploy/ci/install-deps.sh --build-only
 
 say "building the web UI (npm ci, vite build)"
 (cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)

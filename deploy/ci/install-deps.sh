@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs everything tungate needs to build and test on a fresh Debian 12 host (as root).
 # Safe to run again: each step is skipped when its result is already there.
+# Usage: deploy/ci/install-deps.sh [--build-only]
+#   --build-only: only what building tungate and running `tungate demo` need (deploy/demo.sh);
+#   no browser, image, perf or fuzzing tools.
 set -euo pipefail
+build_only=false
+[ "${1:-}" = --build-only ] && build_only=true
 
 APT_PACKAGES=(
   build-essential pkg-config      # C toolchain for -sys crates
   libnftnl-dev libmnl-dev         # nftables over netlink (nftnl, mnl crates)
-  iproute2 iputils-ping           # test topologies (the product itself never runs `ip`)
+  iproute2 iputils-ping           # test topologies and the demo's namespaces (tungate's own networking never runs `ip`)
+)
+$build_only || APT_PACKAGES+=(
   nftables                        # tests read tungate's nftables table back (the product never runs `nft`)
   chromium                        # headless browser for the web UI tests (web/e2e)
   curl python3-venv               # the schemathesis stage: readiness probe, venv for the PyPI package
@@ -31,11 +38,13 @@ cd "$(dirname "$0")/../.."
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
+$build_only || {
 # Fuzzing (deploy/ci/fuzz.sh): cargo-fuzz from crates.io, run with the nightly toolchain that
 # this machine kind ships (rustup cannot fetch toolchains here).
 rustup toolchain list | grep -q '^nightly' \
   || { echo "the fuzz stage needs the nightly toolchain (rustup toolchain list shows none)" >&2; exit 1; }
 command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --version 0.13.2 --locked
+}
 
 # The web UI builds with the machine's Node.js (Vite 8 needs Node >= 20.19); npm ci installs
 # its packages from web/package-lock.json in the web stage of test-all.sh.
