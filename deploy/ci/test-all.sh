@@ -56,8 +56,10 @@ deploy/ci/schemathesis.sh 50
 
 stage "web UI in chromium against a live tungate with real IPIP traffic (its real API)"
 # live-tungate.sh --traffic: an RS namespace sends IPIP replies for two client prefixes
-# (target/release/examples/ipip_source, built by `cargo test` above); the run uploads
-# cidr-filter.wasm (the plugin stage's build), denies one prefix and watches it drop.
+# (target/release/examples/ipip_source: `cargo test` builds that example only as a test
+# harness, so it is built here); the run uploads cidr-filter.wasm (the plugin stage's
+# build), denies one prefix and watches it drop.
+cargo build --release --locked -p tungate --example ipip_source
 SHOTS=$(mktemp -d)
 deploy/ci/live-tungate.sh --traffic sh -c "cd web && node e2e/.build/run.js --base-url \"\$TUNGATE_URL\" \
   --token-file \"\$TUNGATE_TOKEN_FILE\" --screenshots $SHOTS"
