@@ -137,6 +137,11 @@ fn every_resource_and_every_error_path() {
         (Some(true), Some(1))
     );
     assert_eq!(s["config_generation"], 1);
+    // The VIP is only listed under its peer (no [[vips]] entry): it still counts.
+    assert_eq!(
+        (s["peers"].as_u64(), s["vips"].as_u64()),
+        (Some(1), Some(1))
+    );
     let config = open.get("/api/v1/config").json();
     assert_eq!(config["peers"][0]["name"], "rs1");
     assert_eq!(config["peers"][0]["address"], RIP.to_string());

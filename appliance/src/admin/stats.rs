@@ -52,7 +52,7 @@ pub struct Status {
     pub ready: bool,
     /// Configured peers.
     pub peers: usize,
-    /// VIP entries (with chains).
+    /// Distinct VIPs: `[[vips]]` entries and the VIPs peers serve.
     pub vips: usize,
     /// Configuration changes applied since start.
     pub config_generation: u64,
@@ -73,7 +73,13 @@ pub async fn status(State(state): State<AdminState>) -> Json<Status> {
         gateway_address: doc.gateway.address.to_string(),
         ready: view.ready,
         peers: doc.peers.len(),
-        vips: doc.vips.len(),
+        vips: doc
+            .vips
+            .iter()
+            .map(|v| v.address)
+            .chain(doc.peers.iter().flat_map(|p| p.vips.iter().copied()))
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
         config_generation: view.generation,
         totals: Totals::of(&counters),
     })
