@@ -8,6 +8,7 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use common::icmp::IcmpWatch;
 use common::net::{CIP, CLIENT_MAC, GIP, GW_CLIENT_MAC, GW_RS_MAC, RIP, RS_MAC, VIP};
 use common::packets::{self, ethernet, ipip, tcp, udp, with_ttl_decremented};
 use common::{FrameSocket, Topology, Tungate};
@@ -250,39 +251,12 @@ fn every_bad_case_is_dropped_counted_and_never_delivered() {
     assert_eq!(status, 0);
 }
 
-/// Opens a raw ICMP socket in `ns` that reports protocol-unreachable errors.
-fn icmp_listener(ns: &common::Netns) -> std::net::UdpSocket {
-    // A raw socket wrapped in UdpSocket only for its blocking recv with timeout.
-    use std::os::fd::FromRawFd;
-    let fd = ns.run(|| {
-        // SAFETY: plain socket(2) call.
-        unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ICMP,
-            )
-        }
-    });
-    assert!(fd >= 0);
-    // SAFETY: fd is a fresh socket owned by nobody else; UdpSocket only calls recv on it.
-    let s = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
-    s.set_read_timeout(Some(Duration::from_millis(600)))
-        .unwrap();
-    s
-}
-
-fn icmp_errors(s: &std::net::UdpSocket) -> usize {
-    let mut buf = [0u8; 2048];
-    let mut n = 0;
-    while let Ok(len) = s.recv(&mut buf) {
-        // IPv4 header, then ICMP type 3 (destination unreachable).
-        let ihl = usize::from(buf[0] & 0xf) * 4;
-        if len > ihl && buf[ihl] == 3 {
-            n += 1;
-        }
-    }
-    n
+/// Destination-unreachable messages (ICMP type 3) that `icmp` has seen since last asked.
+fn icmp_errors(icmp: &IcmpWatch) -> usize {
+    icmp.messages()
+        .iter()
+        .filter(|(kind, _, _)| *kind == 3)
+        .count()
 }
 
 #[test]
@@ -292,7 +266,7 @@ fn no_icmp_goes_back_and_shutdown_removes_the_nftables_table() {
     let listed = t.gw.exec("nft", &["list", "table", "netdev", "tungate"]);
     let rules = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.status.success() && rules.contains("drop"), "{rules}");
-    let icmp = icmp_listener(&t.rs);
+    let icmp = IcmpWatch::open(&t.rs);
     let rs = FrameSocket::open(&t.rs, "r0");
     let probe = from_rs(&ipip(
         RIP,
