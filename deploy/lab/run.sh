@@ -372,7 +372,8 @@ main() {
   ensure_initramfs
   ensure_needs "${selected[@]}"
   prepare_run_dir "${selected[@]}"
-  boot_and_wait "${LAB_TIMEOUT:-$((120 + (SCENARIO_TIMEOUT + 15) * ${#selected[@]}))}"
+  # Boot time, then each scenario's limit, plus one more for the retry of an interrupted one.
+  boot_and_wait "${LAB_TIMEOUT:-$((120 + (SCENARIO_TIMEOUT + 15) * (${#selected[@]} + 1)))}"
   verdict
 }
 

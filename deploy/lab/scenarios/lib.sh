@@ -88,16 +88,29 @@ lab_abort() {
   exit 1
 }
 
+# A scenario's exit status when it was interrupted outside any check (a signal, or a shell
+# error such as an unset variable): stage2.sh runs such a scenario once more.
+LAB_EXIT_INTERRUPTED=3
+
 lab_exit() {
-  local status=$?
+  local status=$? last=$BASH_COMMAND interrupted=""
   trap - ERR
   set +e
+  if ((status != 0 && CHECKS_FAILED == 0)); then
+    # No check failed and no abort was reported: name what ended it, or the transcript
+    # would show only a bare status.
+    interrupted="status $status"
+    if ((status > 128)); then interrupted="signal SIG$(kill -l "$((status - 128))" 2>/dev/null)"; fi
+    say "  FAIL  interrupted outside any check ($interrupted) during: $last"
+    tail -n 5 "$LAB_DETAIL" 2>/dev/null | sed 's/^/        | /' >&3
+  fi
   topo_down
   if ((CHECKS_FAILED > 0 || status != 0)) && [[ -s ${TG_LOG:-} ]]; then
     say "   tungate's log (${TG_LOG##*/}), last lines:"
     tail -n 8 "$TG_LOG" | sed 's/\x1b\[[0-9;]*m//g; s/^/        | /' >&3
   fi
   say "   checks: $CHECKS_PASSED passed, $CHECKS_FAILED failed"
+  if [[ -n $interrupted ]]; then exit "$LAB_EXIT_INTERRUPTED"; fi
   ((CHECKS_FAILED == 0 && status == 0)) || exit 1
   exit 0
 }
