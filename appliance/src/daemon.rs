@@ -208,6 +208,7 @@ pub fn run(options: RunOptions) -> i32 {
         loopback,
         started: Instant::now(),
         max_module_bytes,
+        network: control.network(),
     }));
     let admin = match AdminServer::start(listener, state) {
         Ok(a) => a,

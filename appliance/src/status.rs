@@ -5,7 +5,8 @@
 //!
 //! It only reads: it never changes the appliance. Exit status 0 when the appliance answers
 //! and is ready, 1 when it cannot be reached or answers with an error, 3 when it answers but
-//! is not ready.
+//! is not ready or its networking is not as configured (the netcfg reconciler's last pass
+//! failed: a tunnel that cannot be built, say).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,7 +18,8 @@ use crate::api_client::{ApiClient, ClientError};
 
 /// The default admin URL (the default `--admin-listen` of `tungate run`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9080";
-/// The exit status when the appliance answers but is not ready.
+/// The exit status when the appliance answers but is not ready or its networking is not as
+/// configured.
 pub const EXIT_NOT_READY: i32 = 3;
 
 /// The part of `GET /api/v1/status` shown.
@@ -39,8 +41,44 @@ pub struct StatusView {
     pub peers: usize,
     /// Configuration changes applied since start.
     pub config_generation: u64,
+    /// What the netcfg reconciler last found (absent or null when it does not run).
+    #[serde(default)]
+    pub network: Option<NetworkView>,
     /// Packet totals.
     pub totals: TotalsView,
+}
+
+/// The part of `status.network` shown.
+#[derive(Debug, Deserialize)]
+pub struct NetworkView {
+    /// The last pass succeeded.
+    pub in_sync: bool,
+    /// Passes done.
+    pub passes: u64,
+    /// Changes made since start.
+    pub changes_applied: u64,
+    /// The last pass's error.
+    pub last_error: Option<String>,
+}
+
+impl StatusView {
+    /// The problem that makes `tungate status` exit with [`EXIT_NOT_READY`], if any.
+    pub fn problem(&self) -> Option<String> {
+        if !self.ready {
+            return Some(
+                "the appliance answers but is NOT ready (its data path does not run with the \
+                 configuration in force; see its log)"
+                    .into(),
+            );
+        }
+        match &self.network {
+            Some(n) if !n.in_sync => Some(format!(
+                "the appliance forwards, but its networking is NOT as configured: {}",
+                n.last_error.as_deref().unwrap_or("no reconciling pass yet")
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Packet totals.
@@ -146,14 +184,12 @@ pub fn run(url: &str, token_file: Option<&PathBuf>) -> i32 {
     match runtime.block_on(fetch(&client)) {
         Ok((status, stats)) => {
             print!("{}", render(client.url(), &status, &stats));
-            if status.ready {
-                0
-            } else {
-                eprintln!(
-                    "tungate status: the appliance answers but is NOT ready (its data path does \
-                     not run with the configuration in force; see its log)"
-                );
-                EXIT_NOT_READY
+            match status.problem() {
+                None => 0,
+                Some(problem) => {
+                    eprintln!("tungate status: {problem}");
+                    EXIT_NOT_READY
+                }
             }
         }
         Err(e) => {
@@ -258,6 +294,17 @@ pub fn render(url: &str, status: &StatusView, stats: &StatsView) -> String {
         if status.peers == 1 { "" } else { "s" },
         status.config_generation
     );
+    if let Some(n) = &status.network {
+        let _ = match (&n.last_error, n.in_sync) {
+            (_, true) => writeln!(
+                out,
+                "  network: as configured ({} passes, {} changes since start)",
+                n.passes, n.changes_applied
+            ),
+            (Some(e), false) => writeln!(out, "  network: NOT as configured: {e}"),
+            (None, false) => writeln!(out, "  network: no reconciling pass yet"),
+        };
+    }
     let _ = writeln!(
         out,
         "  received {} · forwarded {} ({}) · dropped {}\n",
@@ -397,5 +444,34 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("dropped{denied} 2"), "{text}");
+        assert!(!text.contains("network:"), "no reconciler, no line: {text}");
+        assert_eq!(status.problem(), None);
+    }
+
+    #[test]
+    fn networking_not_as_configured_is_a_problem() {
+        let mut status: StatusView = serde_json::from_value(serde_json::json!({
+            "version": "9.9.9", "uptime_seconds": 1.0, "decap_mode": "kernel",
+            "workers": 1, "gateway_address": "10.0.0.1", "ready": true, "peers": 1,
+            "config_generation": 1,
+            "network": {"in_sync": false, "passes": 3, "changes_applied": 0,
+                        "last_error": "cannot create tunnel tg-rs1"},
+            "totals": {"received_packets": 0, "forwarded_packets": 0,
+                       "forwarded_bytes": 0, "dropped_packets": 0}
+        }))
+        .unwrap();
+        let stats = StatsView {
+            vips: vec![],
+            bindings: vec![],
+        };
+        let text = render("http://x:1", &status, &stats);
+        assert!(
+            text.contains("network: NOT as configured: cannot create tunnel tg-rs1"),
+            "{text}"
+        );
+        let problem = status.problem().expect("a problem");
+        assert!(problem.contains("cannot create tunnel tg-rs1"), "{problem}");
+        status.ready = false;
+        assert!(status.problem().unwrap().contains("NOT ready"));
     }
 }

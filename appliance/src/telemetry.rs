@@ -27,6 +27,8 @@ pub const UPTIME: &str = "tungate_uptime_seconds";
 pub const CONFIG_GENERATION: &str = "tungate_config_generation";
 /// `tungate_ready` (gauge, 0 or 1).
 pub const READY: &str = "tungate_ready";
+/// `tungate_network_in_sync` (gauge, 0 or 1; absent when no reconciler runs).
+pub const NETWORK_IN_SYNC: &str = "tungate_network_in_sync";
 /// `tungate_received_packets_total` (counter).
 pub const RX_PACKETS: &str = "tungate_received_packets_total";
 /// `tungate_received_bytes_total` (counter).
@@ -75,6 +77,8 @@ pub struct Sources<'a> {
     pub generation: u64,
     /// Whether the data path runs with the configuration in force.
     pub ready: bool,
+    /// Whether the last netcfg reconciling pass succeeded (`None`: no reconciler).
+    pub network_in_sync: Option<bool>,
     /// The data path's counters.
     pub counters: &'a Snapshot,
     /// The bindings' statistics.
@@ -94,6 +98,10 @@ fn describe() {
     describe_gauge!(
         READY,
         "1 when the data path runs with the configuration in force."
+    );
+    describe_gauge!(
+        NETWORK_IN_SYNC,
+        "1 when the last netcfg pass found the tunnels, rules and sysctls as configured."
     );
     describe_counter!(RX_PACKETS, "Frames received by the data path.");
     describe_counter!(RX_BYTES, Unit::Bytes, "Bytes of the frames received.");
@@ -158,6 +166,9 @@ fn record(s: &Sources<'_>) {
     gauge!(UPTIME).set(s.uptime_seconds);
     gauge!(CONFIG_GENERATION).set(s.generation as f64);
     gauge!(READY).set(if s.ready { 1.0 } else { 0.0 });
+    if let Some(in_sync) = s.network_in_sync {
+        gauge!(NETWORK_IN_SYNC).set(if in_sync { 1.0 } else { 0.0 });
+    }
     let c = s.counters;
     counter!(RX_PACKETS).absolute(c.rx_packets);
     counter!(RX_BYTES).absolute(c.rx_bytes);
@@ -351,6 +362,7 @@ mod tests {
             uptime_seconds: 12.5,
             generation: 3,
             ready: true,
+            network_in_sync: Some(false),
             counters: &counters,
             bindings: &bindings,
         });
@@ -359,6 +371,7 @@ mod tests {
             "tungate_build_info{version=\"9.9.9\"} 1".to_owned(),
             "tungate_config_generation 3".into(),
             "tungate_ready 1".into(),
+            "tungate_network_in_sync 0".into(),
             "tungate_received_packets_total 50".into(),
             "tungate_transmitted_bytes_total 4000".into(),
             "tungate_dropped_packets_total{reason=\"plugin\"} 2".into(),

@@ -380,3 +380,61 @@ fn kernel_decap_with_no_peer_keeps_running() {
     let (status, _) = tg.stop();
     assert_eq!(status, 0);
 }
+
+/// `tungate status` and `GET /api/v1/status` say when LD-OUT's networking is not as the
+/// configuration wants it (the netcfg reconciler's last pass failed), with the reconciler's
+/// own words, and exit 3 while tungate goes on forwarding: here a `tg-rs1` that tungate did
+/// not build (a TUN device), then, once it is gone, a tunnel this kernel cannot build.
+#[test]
+fn status_says_when_the_networking_is_not_as_configured() {
+    let t = Topology::new();
+    let tun = tun_device(&t.gw, "tg-rs1");
+    let mut tg = Tungate::start(
+        &t.gw,
+        &t.config("decap = \"kernel\"\nworkers = 1\negress_interface = \"g1\""),
+    );
+    let binary = common::process::binary();
+    let status = || {
+        let out =
+            t.gw.exec(&binary, &["status", "--url", "http://127.0.0.1:9080"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = status();
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains(
+            "network: NOT as configured: link tg-rs1 exists but was not created by tungate"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(": ready"), "the data path runs: {text}");
+    let api = common::http::Api::new(&t.gw, "127.0.0.1:9080", None);
+    let network = &api.get("/api/v1/status").json()["network"];
+    assert_eq!(network["in_sync"], false, "{network}");
+    assert!(network["passes"].as_u64().unwrap() >= 1, "{network}");
+
+    drop(tun);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let (code, text) = status();
+        assert_eq!(code, Some(3), "{text}");
+        if text.contains("no ipip support") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        text.contains("network: NOT as configured: cannot create tunnel tg-rs1"),
+        "{text}"
+    );
+    let metrics = api.get("/metrics").text();
+    assert!(metrics.contains("tungate_network_in_sync 0"), "{metrics}");
+    assert!(tg.is_running(), "tungate keeps running");
+    assert_eq!(tg.stop().0, 0);
+}

@@ -41,6 +41,7 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         uptime_seconds: state.0.started.elapsed().as_secs_f64(),
         generation: view.generation,
         ready: view.ready,
+        network_in_sync: state.network().map(|n| n.in_sync),
         counters: &counters,
         bindings: &bindings,
     });

@@ -59,6 +59,8 @@ pub struct Shared {
     pub started: Instant,
     /// Largest plugin upload accepted (the plugin host's module cap).
     pub max_module_bytes: usize,
+    /// The netcfg reconciler's progress (none when it does not run).
+    pub network: Option<crate::control::NetworkStatus>,
 }
 
 /// The handlers' state (cheap to clone).
@@ -69,6 +71,14 @@ impl AdminState {
     /// The current view.
     pub fn view(&self) -> Arc<View> {
         self.0.view.load_full()
+    }
+
+    /// What the netcfg reconciler last found (none when it does not run).
+    pub fn network(&self) -> Option<stats::Network> {
+        self.0
+            .network
+            .as_ref()
+            .map(|n| stats::Network::from(&*n.borrow()))
     }
 
     /// The control handle.

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::AdminState;
 use crate::datapath::counters::Snapshot;
+use crate::netcfg::ReconcileStatus;
 use crate::plugin_host::BindingSnapshot;
 
 /// Packet totals of the whole gateway.
@@ -56,8 +57,34 @@ pub struct Status {
     pub vips: usize,
     /// Configuration changes applied since start.
     pub config_generation: u64,
+    /// Whether LD-OUT's networking is as configured (null when no reconciler runs).
+    pub network: Option<Network>,
     /// Packet totals.
     pub totals: Totals,
+}
+
+/// The netcfg reconciler's view of LD-OUT's networking (tunnels, rules, sysctls).
+#[derive(Debug, Clone, Serialize)]
+pub struct Network {
+    /// The last pass succeeded: everything is as the configuration wants it.
+    pub in_sync: bool,
+    /// Passes done (one on each change and every few seconds).
+    pub passes: u64,
+    /// Changes made since start (including what was built again after a hand deletion).
+    pub changes_applied: u64,
+    /// The last pass's error, when it failed.
+    pub last_error: Option<String>,
+}
+
+impl From<&ReconcileStatus> for Network {
+    fn from(s: &ReconcileStatus) -> Network {
+        Network {
+            in_sync: s.passes > 0 && s.last_error.is_none(),
+            passes: s.passes,
+            changes_applied: s.changes_applied,
+            last_error: s.last_error.clone(),
+        }
+    }
 }
 
 /// `GET /api/v1/status`.
@@ -81,6 +108,7 @@ pub async fn status(State(state): State<AdminState>) -> Json<Status> {
             .collect::<std::collections::HashSet<_>>()
             .len(),
         config_generation: view.generation,
+        network: state.network(),
         totals: Totals::of(&counters),
     })
 }

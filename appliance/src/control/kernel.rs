@@ -92,6 +92,11 @@ impl KernelFollower {
         }
     }
 
+    /// A receiver of the reconciler's progress (for the admin API's status).
+    pub fn subscribe(&self) -> watch::Receiver<ReconcileStatus> {
+        self.status.clone()
+    }
+
     /// The reconciler's progress.
     pub fn status(&self) -> ReconcileStatus {
         self.status.borrow().clone()

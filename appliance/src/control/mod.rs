@@ -28,6 +28,9 @@ use crate::store::PluginRecord;
 pub use error::{ControlError, ErrorCode};
 pub use plane::{ControlPlane, Startup, StartupError};
 
+/// Follows the netcfg reconciler's progress (passes, changes, the last pass's error).
+pub type NetworkStatus = tokio::sync::watch::Receiver<crate::netcfg::reconcile::ReconcileStatus>;
+
 /// What the control plane is asked to do.
 #[derive(Debug)]
 pub enum Action {
@@ -134,6 +137,7 @@ impl ControlHandle {
 pub struct Control {
     handle: ControlHandle,
     view: SharedView,
+    network: Option<NetworkStatus>,
     thread: JoinHandle<Result<(), String>>,
 }
 
@@ -142,12 +146,14 @@ impl Control {
     pub fn spawn(plane: ControlPlane) -> std::io::Result<Control> {
         let (sender, receiver) = crossbeam_channel::unbounded::<Request>();
         let view = plane.view();
+        let network = plane.network();
         let thread = std::thread::Builder::new()
             .name("tg-control".into())
             .spawn(move || plane.run(receiver))?;
         Ok(Control {
             handle: ControlHandle { sender },
             view,
+            network,
             thread,
         })
     }
@@ -160,6 +166,11 @@ impl Control {
     /// Where readers find the current view.
     pub fn view(&self) -> SharedView {
         self.view.clone()
+    }
+
+    /// Where readers follow the netcfg reconciler (none when it is not running).
+    pub fn network(&self) -> Option<NetworkStatus> {
+        self.network.clone()
     }
 
     /// Stops the control plane once every handle is dropped: the pending actions finish,

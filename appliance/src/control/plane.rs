@@ -21,7 +21,7 @@ use crossbeam_channel::RecvTimeoutError;
 use super::edit;
 use super::error::{ControlError, ErrorCode};
 use super::kernel::KernelFollower;
-use super::{Action, Reply, Request, SharedView, View};
+use super::{Action, NetworkStatus, Reply, Request, SharedView, View};
 use crate::config::{self, Document};
 use crate::datapath::counters::Counters;
 use crate::datapath::{Datapath, StartError};
@@ -241,6 +241,11 @@ impl ControlPlane {
     /// Where readers find the current view.
     pub fn view(&self) -> SharedView {
         self.view.clone()
+    }
+
+    /// The netcfg reconciler's progress: whether LD-OUT's networking is as configured.
+    pub fn network(&self) -> Option<NetworkStatus> {
+        self.kernel.as_ref().map(KernelFollower::subscribe)
     }
 
     /// The data path's counters (they outlive worker restarts).

@@ -672,6 +672,8 @@ tungate_decap_scenario() {
     expect "LD-OUT has no ipip tunnel but the fallback tunl0" \
       "$(nsip ldout -o link show type ipip | awk -F': ' '{print $2}' | sed 's/@.*//' | tr '\n' ' ')" == "tunl0 "
   fi
+  check "tungate status: ready, and LD-OUT's networking as configured (exit 0)" \
+    in_ns ldout "$LAB_TUNGATE" status --url "$TG_API"
 
   rs_wait_http
   step "traffic through tungate"
