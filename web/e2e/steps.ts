@@ -64,6 +64,20 @@ export const logIn: Step = {
   },
 };
 
+/** The dashboard's networking line says what GET /api/v1/status says of the reconciler. */
+export async function checkNetworkLine(ctx: E2EContext): Promise<void> {
+  const response = await fetch(`${ctx.baseUrl}/api/v1/status`, {
+    headers: { authorization: `Bearer ${ctx.token}` },
+  });
+  const status = (await response.json()) as { network?: { in_sync: boolean } | null };
+  check(status.network != null, 'GET /api/v1/status has no network object while tungate reconciles');
+  const shown = await attribute(ctx, 'status-network', 'data-value');
+  check(
+    shown === String(status.network.in_sync),
+    `the dashboard shows networking in sync = ${shown}; the API says ${status.network.in_sync}`,
+  );
+}
+
 /** The dashboard: live status and charts, or the unreachable state. */
 export const visitDashboard: Step = {
   name: 'dashboard',
@@ -75,6 +89,7 @@ export const visitDashboard: Step = {
         () => document.querySelector('[data-testid="status-ready"]')?.getAttribute('data-value') !== '',
       );
       await ctx.page.waitForSelector('[data-testid="chart-pps"], [data-testid="empty-vips"]');
+      await checkNetworkLine(ctx);
       // Let a few one-second samples reach the charts before the picture.
       await ctx.page.waitForTimeout(3500);
     } else {

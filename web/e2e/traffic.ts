@@ -24,7 +24,7 @@ import {
   type E2EContext,
 } from './harness.js';
 import type { Page } from 'playwright-core';
-import type { Step } from './steps.js';
+import { checkNetworkLine, type Step } from './steps.js';
 
 const run = promisify(execFile);
 
@@ -214,6 +214,7 @@ export const trafficMovesDashboard: Step = {
     );
     // The chart draws one point per sample: wait for several before the picture.
     await waitForChartPoints(ctx, 'chart-pps', 6);
+    await checkNetworkLine(ctx);
     await screenshot(ctx, 'dashboard-traffic');
     watcher = await ctx.page.context().newPage();
     watcher.on('pageerror', (error) => ctx.pageErrors.push(`dashboard tab: ${String(error)}`));

@@ -108,7 +108,17 @@ export interface Status {
   ready: boolean;
   peers?: number;
   vips?: number;
+  /** What the netcfg reconciler last found on the gateway; null when it does not run. */
+  network?: NetworkStatus | null;
   totals: Totals;
+}
+
+/** `status.network`: whether the gateway's tunnels, rules and sysctls are as configured. */
+export interface NetworkStatus {
+  in_sync: boolean;
+  passes: number;
+  changes_applied: number;
+  last_error: string | null;
 }
 
 /** Per-VIP counters in `GET /api/v1/stats`. */

@@ -5,7 +5,7 @@
 
 import { useMemo } from 'preact/hooks';
 import { ApiError } from '../api/client';
-import type { Status } from '../api/types';
+import type { NetworkStatus, Status } from '../api/types';
 import { Hash } from '../components/Hash';
 import { LiveChart, seriesColour } from '../components/LiveChart';
 import { EmptyState, ErrorState, Loading } from '../components/States';
@@ -103,6 +103,29 @@ export function DashboardPage() {
   );
 }
 
+/** Whether the gateway's networking is as configured; the reconciler's error when not. */
+function NetworkLine(props: { network: NetworkStatus | null | undefined }) {
+  const { network } = props;
+  if (!network) return null;
+  if (network.in_sync) {
+    return (
+      <span class="stat-sub" data-testid="status-network" data-value="true">
+        networking as configured
+      </span>
+    );
+  }
+  return (
+    <span
+      class="stat-sub stat-warn"
+      data-testid="status-network"
+      data-value="false"
+      title={network.last_error ?? 'no reconciling pass yet'}
+    >
+      networking NOT as configured: {network.last_error ?? 'no reconciling pass yet'}
+    </span>
+  );
+}
+
 function StatusPanel(props: { status: Status | null; snapshot: RateSnapshot | null; error: unknown }) {
   const { status, snapshot } = props;
   const totals = snapshot?.totals;
@@ -126,6 +149,7 @@ function StatusPanel(props: { status: Status | null; snapshot: RateSnapshot | nu
         <span class="stat-sub" data-testid="status-version">
           {status ? `tungate ${status.version}` : UNKNOWN}
         </span>
+        <NetworkLine network={status?.network} />
       </div>
       <div class="stat-card">
         <span class="stat-label">Decapsulation</span>
