@@ -71,13 +71,10 @@ impl StatusView {
                     .into(),
             );
         }
-        match &self.network {
-            Some(n) if !n.in_sync => Some(format!(
-                "the appliance forwards, but its networking is NOT as configured: {}",
-                n.last_error.as_deref().unwrap_or("no reconciling pass yet")
-            )),
-            _ => None,
-        }
+        let error = self.network.as_ref()?.last_error.as_ref()?;
+        Some(format!(
+            "the appliance forwards, but its networking is NOT as configured: {error}"
+        ))
     }
 }
 
@@ -471,6 +468,12 @@ mod tests {
         );
         let problem = status.problem().expect("a problem");
         assert!(problem.contains("cannot create tunnel tg-rs1"), "{problem}");
+        // Before the first pass nothing is known to be wrong: shown, not a problem.
+        let network = status.network.as_mut().unwrap();
+        network.passes = 0;
+        network.last_error = None;
+        assert!(render("http://x:1", &status, &stats).contains("network: no reconciling pass yet"));
+        assert_eq!(status.problem(), None);
         status.ready = false;
         assert!(status.problem().unwrap().contains("NOT ready"));
     }

@@ -570,6 +570,8 @@ fn status_summarises_a_running_appliance_and_fails_clearly_on_nothing() {
         shown.contains("decap userspace · 1 worker · gateway 10.202.0.1"),
         "{shown}"
     );
+    // The start waits for the first netcfg pass: known from the first request.
+    assert!(shown.contains("  network: as configured ("), "{shown}");
     let vip_row = shown
         .lines()
         .find(|l| l.starts_with("192.0.2.10 "))

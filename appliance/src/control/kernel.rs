@@ -2,8 +2,9 @@
 //! [`Reconciler`] runs on the control side's own small tokio runtime (never on a data-path
 //! thread) and is handed every new document through a `watch` channel.
 //!
-//! In `kernel` decap mode the tunnels must exist before the data path reads them, so a
-//! change waits (bounded) for the reconciler's next pass. A failed pass is logged and
+//! The start waits (bounded) for the first pass in either mode, so that the status says from
+//! the first request whether the networking is as configured. In `kernel` decap mode the
+//! tunnels must exist before the data path reads them, so a change waits (bounded) too. A failed pass is logged and
 //! retried by the reconciler; it never stops the gateway. This module decides nothing about
 //! what the tunnels are: `netcfg::gateway` does.
 
@@ -27,8 +28,8 @@ pub struct KernelFollower {
 }
 
 impl KernelFollower {
-    /// Starts reconciling `doc` with the state file `state_file`; in `kernel` mode, waits
-    /// for the first pass.
+    /// Starts reconciling `doc` with the state file `state_file`, and waits (bounded) for the
+    /// first pass.
     pub fn start(doc: &Document, state_file: PathBuf) -> Result<KernelFollower, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -55,9 +56,7 @@ impl KernelFollower {
             status,
             reconciler: Some(reconciler),
         };
-        if doc.gateway.decap == DecapMode::Kernel {
-            follower.wait_for_pass(0);
-        }
+        follower.wait_for_pass(0);
         Ok(follower)
     }
 
@@ -87,7 +86,7 @@ impl KernelFollower {
         });
         match outcome {
             Some(None) => {}
-            Some(Some(e)) => tracing::warn!("tunnels for kernel decap not in place: {e}"),
+            Some(Some(e)) => tracing::warn!("the networking is not as configured: {e}"),
             None => tracing::warn!("no reconciling pass within {PASS_WAIT:?}; going on"),
         }
     }
