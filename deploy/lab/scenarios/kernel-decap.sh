@@ -6,7 +6,8 @@
 # Issue 6, scenario 1. The RS side is built by `tungate rs apply`; LD-OUT runs `tungate run`
 # (no `tungate net apply` before it), which builds one ipip tunnel per RS itself (forwarding=0,
 # so the kernel drops what arrives there; `tungate net plan` then has nothing to change) and
-# forwards the decapsulated replies. Checks: HTTP through both RS, the 200 KB file intact,
+# forwards the decapsulated replies. Checks: `tungate status` exits 0 (ready, LD-OUT's
+# networking as configured), HTTP through both RS, the 200 KB file intact,
 # tungate's VIP counter (GET /api/v1/stats) accounts for every packet the client received,
 # LD-OUT's kernel forwarded nothing (IpForwDatagrams, with ip_forward=1) and sent no ICMP to
 # the RS; after a stop, `tungate net down` removes the tunnels.
