@@ -593,23 +593,7 @@ fn status_summarises_a_running_appliance_and_fails_clearly_on_nothing() {
 
 #[test]
 fn the_template_plugin_builds_and_passes_plugin_check() {
-    let workspace = plugin_wasm::workspace();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .current_dir(&workspace)
-        .args([
-            "build",
-            "--profile",
-            "plugin",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            "plugin-template",
-        ])
-        .env("CARGO_TARGET_DIR", workspace.join("target/wasm-plugins"))
-        .env("CARGO_INCREMENTAL", "0")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    let built = plugin_wasm::plugin_build(&["plugin-template"])
         .output()
         .unwrap();
     assert!(

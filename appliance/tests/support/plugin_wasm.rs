@@ -26,7 +26,9 @@ pub fn wasm_dir() -> PathBuf {
     workspace().join("target/wasm-plugins/wasm32-unknown-unknown/plugin")
 }
 
-fn build_all() -> Result<PathBuf, String> {
+/// `cargo build --profile plugin --target wasm32-unknown-unknown -p P…` for `packages`, into
+/// `target/wasm-plugins` (the `.wasm` files land in [`wasm_dir`]).
+pub fn plugin_build(packages: &[&str]) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(workspace())
@@ -42,12 +44,17 @@ fn build_all() -> Result<PathBuf, String> {
         .env("CARGO_INCREMENTAL", "0")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    for p in EXAMPLES {
+    for p in packages {
         cmd.args(["-p", p]);
     }
+    cmd
+}
+
+fn build_all() -> Result<PathBuf, String> {
+    let mut cmd = plugin_build(&EXAMPLES);
     let out = cmd
         .output()
-        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "building the example plugins for wasm32 failed (is the wasm32-unknown-unknown target installed? \
