@@ -15,11 +15,11 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use etherparse::PacketBuilder;
-use tungate::config::{Binding, OnError, Vip, parse_toml};
-use tungate::datapath::filter::{BatchFilter, Decision};
-use tungate::plugin_host::chain::VipChain;
-use tungate::plugin_host::engine::monotonic_ns;
-use tungate::plugin_host::{Limits, PluginHost};
+use tungate_config::{Binding, OnError, Vip, parse_toml};
+use tungate_datapath::filter::{BatchFilter, Decision};
+use tungate_plugin_host::chain::VipChain;
+use tungate_plugin_host::engine::monotonic_ns;
+use tungate_plugin_host::{Limits, PluginHost};
 use tungate_plugin_sdk::{Packet, PacketDesc, Plugin, Verdict, configure_from_json};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);

@@ -27,7 +27,7 @@ use common::packets::{ethernet, ipip, udp};
 use common::process::thread_cpu_ns;
 use common::{FrameSocket, Topology};
 use hostile::Hostile;
-use tungate::plugin_host::Limits;
+use tungate_plugin_host::Limits;
 
 const VIP_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const VIP_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
@@ -67,7 +67,7 @@ fn measure(t: &Topology, gw: &InProcessGateway, seconds: u64) -> Rates {
     std::thread::sleep(Duration::from_millis(300));
     let after = gw.counters();
     let cpu = (thread_cpu_ns("self", "tg-worker-0") - cpu_before) as f64 / 1e9;
-    let vip = |s: &tungate::datapath::counters::Snapshot, v| *s.vip(v).expect("VIP");
+    let vip = |s: &tungate_datapath::counters::Snapshot, v| *s.vip(v).expect("VIP");
     let (a0, a1) = (vip(&before, VIP_A), vip(&after, VIP_A));
     let (b0, b1) = (vip(&before, VIP_B), vip(&after, VIP_B));
     Rates {

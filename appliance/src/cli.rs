@@ -8,10 +8,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::EXIT_BAD_CONFIG;
-use crate::config;
-use crate::netcfg::command::{Action, RunOptions};
-use crate::netcfg::rs::{DnatEntry, RsSettings};
+use tungate_config::EXIT_BAD_CONFIG;
+use tungate_config as config;
+use tungate_netcfg::command::{Action, RunOptions};
+use tungate_netcfg::rs::{DnatEntry, RsSettings};
 
 /// tungate — the reply gateway of an LVS tunnelling (LVS-TUN) cluster.
 ///
@@ -127,10 +127,10 @@ Examples:
 pub struct DemoArgs {
     /// Where the web UI and admin API are reachable from this host (a relay into the
     /// gateway's namespace). A non-loopback address makes every API request need the token.
-    #[arg(long, default_value = crate::demo::DEFAULT_LISTEN)]
+    #[arg(long, default_value = tungate_demo::DEFAULT_LISTEN)]
     pub listen: std::net::SocketAddr,
     /// Client requests per second, over all client addresses (HTTP and UDP in turn).
-    #[arg(long, default_value_t = crate::demo::DEFAULT_RATE)]
+    #[arg(long, default_value_t = tungate_demo::DEFAULT_RATE)]
     pub rate: f64,
     /// Stop after this many seconds [default: run until Ctrl-C or SIGTERM].
     #[arg(long, value_name = "SECONDS")]
@@ -145,7 +145,7 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The admin API's URL (the `--admin-listen` of `tungate run`).
-    #[arg(long, default_value = crate::status::DEFAULT_URL, env = "TUNGATE_URL")]
+    #[arg(long, default_value = tungate_api::status::DEFAULT_URL, env = "TUNGATE_URL")]
     pub url: String,
     /// A file holding the admin token (needed on a non-loopback listener).
     #[arg(long, env = "TUNGATE_TOKEN_FILE")]
@@ -160,7 +160,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The state directory (stored configuration, plugins, admin token).
-    #[arg(long, default_value = crate::store::DEFAULT_STATE_DIR)]
+    #[arg(long, default_value = tungate_control::store::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// Address of the admin API and web UI. On a non-loopback address every API request
     /// needs the token.
@@ -355,13 +355,13 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Demo(args) => crate::demo::run(crate::demo::DemoOptions {
+        Command::Demo(args) => tungate_demo::run(tungate_demo::DemoOptions {
             listen: args.listen,
             rate: args.rate,
             duration: args.duration.map(std::time::Duration::from_secs),
             plugin_dir: args.plugin_dir,
         }),
-        Command::Status(args) => crate::status::run(&args.url, args.token_file.as_ref()),
+        Command::Status(args) => tungate_api::status::run(&args.url, args.token_file.as_ref()),
         Command::Config(ConfigCommand::Check { file, host }) => config_check(&file, host),
         Command::Run(args) => crate::daemon::run(crate::daemon::RunOptions {
             config: args.config,
@@ -378,7 +378,7 @@ pub fn main() -> i32 {
                 NetCommand::Down(a) => (Action::Down, a, None),
             };
             let options = run_options(&args.state_file, watch);
-            crate::netcfg::command::run_net(action, args.config.as_deref(), &options)
+            tungate_netcfg::command::run_net(action, args.config.as_deref(), &options)
         }
         Command::Rs(cmd) => {
             let (action, args, watch) = match &cmd {
@@ -387,14 +387,14 @@ pub fn main() -> i32 {
                 RsCommand::Down(a) => (Action::Down, a, None),
             };
             let options = run_options(&args.state_file, watch);
-            crate::netcfg::command::run_rs(
+            tungate_netcfg::command::run_rs(
                 action,
                 args.config.as_deref(),
                 args.settings(),
                 &options,
             )
         }
-        Command::Plugin(PluginCommand::Check { file }) => crate::plugin_host::check_file(&file),
+        Command::Plugin(PluginCommand::Check { file }) => tungate_plugin_host::check_file(&file),
     }
 }
 

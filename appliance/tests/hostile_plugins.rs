@@ -23,11 +23,11 @@ use common::net::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC};
 use common::packets::{ethernet, ipip, udp};
 use common::{FrameSocket, Topology};
 use hostile::Hostile;
-use tungate::packet::DropReason;
-use tungate::plugin_host::engine::{
+use tungate_packet::DropReason;
+use tungate_plugin_host::engine::{
     LOG_BURST, LOG_LINES_PER_SECOND, MAX_FUNCTIONS, MEMORY_CAP_BYTES,
 };
-use tungate::plugin_host::{BindingSnapshot, Limits, Refusal};
+use tungate_plugin_host::{BindingSnapshot, Limits, Refusal};
 
 const VIP_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const VIP_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
@@ -112,7 +112,7 @@ fn vip_b_keeps_forwarding_while_each_hostile_plugin_is_bound_to_vip_a() {
         let after = gw.counters();
         let stats = gw.plugin_stats();
         let s = binding_a(&stats);
-        let vip = |snapshot: &tungate::datapath::counters::Snapshot, v| {
+        let vip = |snapshot: &tungate_datapath::counters::Snapshot, v| {
             *snapshot.vip(v).expect("VIP counters")
         };
         let (a_before, a_after) = (vip(&before, VIP_A), vip(&after, VIP_A));

@@ -1,4 +1,4 @@
-//! The worker loop's system calls ([`tungate::datapath::uring`]) against real AF_PACKET
+//! The worker loop's system calls ([`tungate_datapath::uring`]) against real AF_PACKET
 //! sockets in a namespace (needs root): a receive socket whose device goes down reports an
 //! error once, and the loop must clear it and sleep again rather than spin on it.
 
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::net::veth;
 use common::{FrameSocket, Netns};
-use tungate::datapath::uring::{LoopCalls, WorkerUring};
+use tungate_datapath::uring::{LoopCalls, WorkerUring};
 
 /// How long `wait` sleeps with nothing to read, measured.
 fn sleep_of(calls: &mut LoopCalls, timeout: Duration) -> Duration {

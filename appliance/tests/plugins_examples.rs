@@ -10,11 +10,11 @@ use std::net::Ipv4Addr;
 
 use etherparse::PacketBuilder;
 use plugin_wasm::plugin_wasm;
-use tungate::config::{Document, parse_toml};
-use tungate::datapath::filter::{Decision, FilterSlots, WorkerFilters};
-use tungate::plugin_host::build::BuildError;
-use tungate::plugin_host::instance::InstanceError;
-use tungate::plugin_host::{BindingSnapshot, Limits, PluginHost};
+use tungate_config::{Document, parse_toml};
+use tungate_datapath::filter::{Decision, FilterSlots, WorkerFilters};
+use tungate_plugin_host::build::BuildError;
+use tungate_plugin_host::instance::InstanceError;
+use tungate_plugin_host::{BindingSnapshot, Limits, PluginHost};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use etherparse::PacketBuilder;
-use tungate::config::{Document, parse_toml};
-use tungate::datapath::filter::{Decision, FilterSlots, WorkerFilters};
-use tungate::plugin_host::{BindingSnapshot, Limits, PluginHost};
+use tungate_config::{Document, parse_toml};
+use tungate_datapath::filter::{Decision, FilterSlots, WorkerFilters};
+use tungate_plugin_host::{BindingSnapshot, Limits, PluginHost};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const WORKERS: usize = 2;

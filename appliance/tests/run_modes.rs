@@ -15,10 +15,10 @@ use common::net::{CIP, GIP, RIP, VIP};
 use common::packets::{self, udp, with_ttl_decremented};
 use common::process::run_to_end;
 use common::{FrameSocket, Netns, Topology, Tungate};
-use tungate::datapath::Datapath;
-use tungate::datapath::counters::Counters;
-use tungate::datapath::filter::{BatchFilter, Decision, WorkerFilters};
-use tungate::packet::DropReason;
+use tungate_datapath::Datapath;
+use tungate_datapath::counters::Counters;
+use tungate_datapath::filter::{BatchFilter, Decision, WorkerFilters};
+use tungate_packet::DropReason;
 
 const QUIET: Duration = Duration::from_millis(400);
 
@@ -225,7 +225,7 @@ impl BatchFilter for DropOddLength {
 #[test]
 fn each_vips_batch_filter_judges_its_packets() {
     let t = Topology::new();
-    let doc = tungate::config::parse_toml(&t.config("")).unwrap();
+    let doc = tungate_config::parse_toml(&t.config("")).unwrap();
     let counters = Arc::new(Counters::new(1));
     let path = format!("/run/netns/{}", t.gw.name);
     let c2 = counters.clone();

@@ -25,8 +25,8 @@ use common::stream::{number_of, numbered};
 use common::wasm::pass_all_module;
 use common::{FrameSocket, Topology, Tungate};
 use rand::Rng;
-use tungate::config::{Document, validate};
-use tungate::store::StateDir;
+use tungate_config::{Document, validate};
+use tungate_control::store::StateDir;
 
 const ITERATIONS: usize = 120;
 /// Writes queued per iteration (more than fit before the latest kill).
@@ -38,14 +38,14 @@ const ADMIN: &str = "127.0.0.1:9080";
 /// Configuration variant `k`: the VIP's chain binds `acc` with a configuration of its own.
 fn variant(base: &Document, k: usize) -> Document {
     let mut doc = base.clone();
-    doc.vips = vec![tungate::config::Vip {
+    doc.vips = vec![tungate_config::Vip {
         address: VIP,
         shared: false,
-        plugins: vec![tungate::config::Binding {
+        plugins: vec![tungate_config::Binding {
             plugin: "acc".into(),
             sha256: None,
             config: serde_json::json!({ "variant": k }),
-            on_error: tungate::config::OnError::Pass,
+            on_error: tungate_config::OnError::Pass,
         }],
     }];
     doc
@@ -171,7 +171,7 @@ fn check_state(dir: &Path, sent: &[Document], modules: &BTreeSet<String>) -> Doc
             "module {} of {name} was one uploaded",
             record.sha256
         );
-        assert_eq!(tungate::store::sha256_hex(&bytes), record.sha256);
+        assert_eq!(tungate_control::store::sha256_hex(&bytes), record.sha256);
     }
     doc
 }
@@ -193,7 +193,7 @@ fn kill_9_during_config_writes_uploads_and_deletes_always_leaves_an_accepted_sta
     let acc = dir.path().join("acc.wasm");
     std::fs::write(&acc, module(0)).unwrap();
     let base_text = t.config("");
-    let base = tungate::config::parse_toml(&base_text).unwrap();
+    let base = tungate_config::parse_toml(&base_text).unwrap();
     let file_text = format!(
         "{base_text}[[vips]]\naddress = \"{VIP}\"\n[[vips.plugins]]\nplugin = \"acc\"\n\
          config = {{ variant = 0 }}\n"
@@ -201,7 +201,7 @@ fn kill_9_during_config_writes_uploads_and_deletes_always_leaves_an_accepted_sta
     let rs = FrameSocket::open(&t.rs, "r0");
     let client = FrameSocket::open(&t.client, "c0");
     let mut sent = vec![variant(&base, 0)];
-    let mut modules: BTreeSet<String> = [tungate::store::sha256_hex(&module(0))].into();
+    let mut modules: BTreeSet<String> = [tungate_control::store::sha256_hex(&module(0))].into();
     let mut rng = rand::rng();
     let mut k = 1;
     let mut accepted: BTreeMap<Op, usize> = BTreeMap::new();
@@ -237,7 +237,7 @@ fn kill_9_during_config_writes_uploads_and_deletes_always_leaves_an_accepted_sta
             match Op::of(j) {
                 Op::Config => sent.push(variant(&base, j)),
                 Op::UploadBound | Op::UploadSpare => {
-                    modules.insert(tungate::store::sha256_hex(&module(j)));
+                    modules.insert(tungate_control::store::sha256_hex(&module(j)));
                 }
                 Op::Delete => {}
             }

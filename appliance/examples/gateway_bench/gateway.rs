@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tungate::config::{self, Document};
-use tungate::datapath::Datapath;
-use tungate::datapath::counters::Counters;
-use tungate::datapath::filter::{BatchFilter, Decision, FilterSlots};
-use tungate::plugin_host::{Limits, PluginHost};
+use tungate_config::{self as config, Document};
+use tungate_datapath::Datapath;
+use tungate_datapath::counters::Counters;
+use tungate_datapath::filter::{BatchFilter, Decision, FilterSlots};
+use tungate_plugin_host::{Limits, PluginHost};
 
 use crate::common::Netns;
 use crate::common::net::{GIP, RIP};

@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tungate::plugin_host::validate::check_module;
-use tungate::plugin_host::{Limits, PluginEngine};
+use tungate_plugin_host::validate::check_module;
+use tungate_plugin_host::{Limits, PluginEngine};
 
 fn engine() -> &'static PluginEngine {
     static ENGINE: OnceLock<PluginEngine> = OnceLock::new();

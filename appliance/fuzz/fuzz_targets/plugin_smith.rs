@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use tungate::config::parse_toml;
-use tungate::datapath::filter::Decision;
-use tungate::plugin_host::{Limits, PluginHost};
+use tungate_config::parse_toml;
+use tungate_datapath::filter::Decision;
+use tungate_plugin_host::{Limits, PluginHost};
 use tungate_plugin_sdk::abi;
 use wasm_encoder::{
     CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection, ImportSection,

@@ -5,7 +5,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tungate::packet::{ipv4, vnet};
+use tungate_packet::{ipv4, vnet};
 
 #[derive(Debug, Arbitrary)]
 struct Input {

@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use tungate::config::{Document, parse_toml};
-use tungate::datapath::Datapath;
-use tungate::datapath::counters::{Counters, Snapshot};
-use tungate::plugin_host::{BindingSnapshot, Limits, PluginHost};
+use tungate_config::{Document, parse_toml};
+use tungate_datapath::Datapath;
+use tungate_datapath::counters::{Counters, Snapshot};
+use tungate_plugin_host::{BindingSnapshot, Limits, PluginHost};
 
 use super::net::{GIP, Netns, RIP, Topology};
 

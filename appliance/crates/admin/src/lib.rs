@@ -1,0 +1,333 @@
+//! The admin HTTP server (axum, on its own thread with its own tokio runtime): the
+//! `/api/v1` resources of `openapi.yaml`, bearer auth, `/healthz`, `/readyz`, `/metrics`,
+//! and the embedded web UI at `/`.
+//!
+//! Handlers read the control plane's immutable [`View`](tungate_control::View) and the data
+//! path's counters, and turn every change into a [`tungate_control::Action`] sent to the
+//! control thread; they never touch the state directory, the data path or the plugin host
+//! themselves. One file per resource; [`endpoints`] is the one list of API routes (the
+//! router is built from it and a test compares it with `openapi.yaml`).
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod listener;
+pub mod peers;
+pub mod plugins;
+pub mod stats;
+pub mod telemetry;
+pub mod ui;
+pub mod vips;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::response::IntoResponse;
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+use tungate_control::{ControlError, ControlHandle, ErrorCode, Reply, SharedView, View};
+use tungate_datapath::counters::Counters;
+use error::ApiError;
+
+/// The committed API contract, served at `/api/v1/openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("openapi.yaml");
+
+/// How long a stopping server waits for requests in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the handlers share.
+pub struct Shared {
+    /// Sends actions to the control plane.
+    pub control: ControlHandle,
+    /// The control plane's current view.
+    pub view: SharedView,
+    /// The data path's counters.
+    pub counters: Arc<Counters>,
+    /// The bearer token.
+    pub token: String,
+    /// Where the token is (for error messages; never the token itself).
+    pub token_hint: String,
+    /// Whether the listener is on a loopback address (reads need no token then).
+    pub loopback: bool,
+    /// When tungate started.
+    pub started: Instant,
+    /// Largest plugin upload accepted (the plugin host's module cap).
+    pub max_module_bytes: usize,
+    /// The netcfg reconciler's progress (none when it does not run).
+    pub network: Option<tungate_control::NetworkStatus>,
+}
+
+/// The handlers' state (cheap to clone).
+#[derive(Clone)]
+pub struct AdminState(pub Arc<Shared>);
+
+impl AdminState {
+    /// The current view.
+    pub fn view(&self) -> Arc<View> {
+        self.0.view.load_full()
+    }
+
+    /// What the netcfg reconciler last found (none when it does not run).
+    pub fn network(&self) -> Option<stats::Network> {
+        self.0
+            .network
+            .as_ref()
+            .map(|n| stats::Network::from(&*n.borrow()))
+    }
+
+    /// The control handle.
+    pub fn control(&self) -> &ControlHandle {
+        &self.0.control
+    }
+
+    /// Whether the listener is loopback.
+    pub fn loopback(&self) -> bool {
+        self.0.loopback
+    }
+
+    /// The bearer token.
+    pub fn token(&self) -> &str {
+        &self.0.token
+    }
+
+    /// Where the token is kept.
+    pub fn token_hint(&self) -> &str {
+        &self.0.token_hint
+    }
+}
+
+/// An answer the control plane should not have given for this action.
+pub fn unexpected(reply: Reply) -> ApiError {
+    ApiError(ControlError::internal(format!(
+        "unexpected reply from the control plane: {reply:?}"
+    )))
+}
+
+/// The answer to a DELETE: 204 once the control plane removed the resource.
+pub async fn deleted(
+    control: &ControlHandle,
+    action: tungate_control::Action,
+) -> Result<axum::http::StatusCode, ApiError> {
+    match control.call(action).await? {
+        Reply::Deleted => Ok(axum::http::StatusCode::NO_CONTENT),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// One API route: method, path (as in openapi.yaml) and its handler.
+pub struct Endpoint {
+    /// The method.
+    pub method: Method,
+    /// The path, with `{param}` segments.
+    pub path: &'static str,
+    router: MethodRouter<AdminState>,
+}
+
+fn endpoint<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
+where
+    H: Handler<T, AdminState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+    Endpoint {
+        method,
+        path,
+        router: on(filter, handler),
+    }
+}
+
+/// Every API route.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        endpoint(M::GET, "/healthz", health::healthz),
+        endpoint(M::GET, "/readyz", health::readyz),
+        endpoint(M::GET, "/metrics", health::metrics),
+        endpoint(M::GET, "/api/v1/openapi.yaml", health::openapi),
+        endpoint(M::GET, "/api/v1/auth", health::auth),
+        endpoint(M::GET, "/api/v1/status", stats::status),
+        endpoint(M::GET, "/api/v1/stats", stats::stats),
+        endpoint(M::GET, "/api/v1/config", config::get),
+        endpoint(M::PUT, "/api/v1/config", config::put),
+        endpoint(M::GET, "/api/v1/peers", peers::list),
+        endpoint(M::GET, "/api/v1/peers/{name}", peers::get),
+        endpoint(M::PUT, "/api/v1/peers/{name}", peers::put),
+        endpoint(M::DELETE, "/api/v1/peers/{name}", peers::delete),
+        endpoint(M::GET, "/api/v1/vips", vips::list),
+        endpoint(M::GET, "/api/v1/vips/{address}", vips::get),
+        endpoint(M::PUT, "/api/v1/vips/{address}", vips::put),
+        endpoint(M::DELETE, "/api/v1/vips/{address}", vips::delete),
+        endpoint(M::GET, "/api/v1/plugins", plugins::list),
+        endpoint(M::GET, "/api/v1/plugins/{name}", plugins::get),
+        endpoint(M::PUT, "/api/v1/plugins/{name}", plugins::put),
+        endpoint(M::DELETE, "/api/v1/plugins/{name}", plugins::delete),
+    ]
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        ErrorCode::BadRequest,
+        format!("{method} is not allowed on this path; see /api/v1/openapi.yaml"),
+    )
+}
+
+/// The whole application: API routes, auth, and the UI as the fallback.
+pub fn router(state: AdminState) -> Router {
+    let mut by_path: Vec<(&'static str, MethodRouter<AdminState>)> = Vec::new();
+    for e in endpoints() {
+        match by_path.iter_mut().find(|(p, _)| *p == e.path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(e.router),
+            None => by_path.push((e.path, e.router)),
+        }
+    }
+    let mut router = Router::new();
+    for (path, methods) in by_path {
+        router = router.route(path, methods);
+    }
+    router
+        .fallback(ui::serve)
+        .method_not_allowed_fallback(|m: Method| async move {
+            let mut r = method_not_allowed(m).await.into_response();
+            *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+            r
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::reserve_memory,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .with_state(state)
+}
+
+/// The running admin server.
+pub struct AdminServer {
+    address: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AdminServer {
+    /// Serves `router(state)` on `listener` from a new thread (`tg-admin`) with its own
+    /// single-threaded tokio runtime, with the connection limits of [`listener`].
+    pub fn start(
+        listener: std::net::TcpListener,
+        state: AdminState,
+    ) -> std::io::Result<AdminServer> {
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tg-admin".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!("admin listener: {e}");
+                            return;
+                        }
+                    };
+                    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                    let server = listener::serve(listener, router(state), stop_rx);
+                    let grace = async move {
+                        let _ = stopped.await;
+                        let _ = stop_tx.send(true);
+                        tokio::time::sleep(SHUTDOWN_GRACE).await;
+                    };
+                    tokio::select! {
+                        () = server => {}
+                        () = grace => tracing::warn!("admin requests still open after {SHUTDOWN_GRACE:?}; closing"),
+                    }
+                });
+            })?;
+        Ok(AdminServer {
+            address,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops accepting, lets requests in flight finish (at most [`SHUTDOWN_GRACE`]) and
+    /// joins the thread.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The router's routes are exactly the operations of openapi.yaml.
+    #[test]
+    fn every_route_is_in_the_contract_and_every_operation_is_routed() {
+        let doc: serde_json::Value = serde_yaml_ng::from_str(OPENAPI_YAML).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                if ["get", "put", "post", "delete", "patch", "head", "options"]
+                    .contains(&method.as_str())
+                {
+                    documented.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let routed: BTreeSet<(String, String)> = endpoints()
+            .iter()
+            .map(|e| (e.method.to_string(), e.path.to_owned()))
+            .collect();
+        assert_eq!(routed, documented);
+    }
+
+    /// The contract's error codes are exactly the control plane's.
+    #[test]
+    fn error_codes_match_the_contract() {
+        let doc: serde_json::Value = serde_yaml_ng::from_str(OPENAPI_YAML).unwrap();
+        let listed: BTreeSet<String> = doc["components"]["schemas"]["Error"]["properties"]["error"]
+            ["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        let ours: BTreeSet<String> = ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        assert_eq!(listed, ours);
+    }
+}

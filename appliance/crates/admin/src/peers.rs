@@ -1,0 +1,99 @@
+//! `/api/v1/peers` and `/api/v1/peers/{name}`: the real servers, one at a time.
+
+use std::net::Ipv4Addr;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::{AdminState, body, unexpected};
+use tungate_config::Peer;
+use tungate_config::validate::is_valid_peer_name;
+use tungate_control::{Action, ErrorCode, Reply, edit};
+
+/// The body of `PUT /api/v1/peers/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerBody {
+    /// Must equal the path's name when given.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The real server's address (RIP).
+    pub address: Ipv4Addr,
+    /// The VIPs it serves.
+    #[serde(default)]
+    pub vips: Vec<Ipv4Addr>,
+}
+
+/// The path's peer name, checked.
+pub fn name_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(name) =
+        path.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()).at("name"))?;
+    if !is_valid_peer_name(&name) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{name:?} is not a valid peer name: use 1 to 12 of A-Z a-z 0-9 _ -"),
+        )
+        .at("name"));
+    }
+    Ok(name)
+}
+
+/// `GET /api/v1/peers`.
+pub async fn list(State(state): State<AdminState>) -> Json<Vec<Peer>> {
+    Json(state.view().document.peers.clone())
+}
+
+/// `GET /api/v1/peers/{name}`.
+pub async fn get(
+    State(state): State<AdminState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Peer>, ApiError> {
+    let name = name_param(path)?;
+    let view = state.view();
+    let peer = view.document.peers.iter().find(|p| p.name == name);
+    peer.cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError(edit::no_peer(&name)))
+}
+
+/// `PUT /api/v1/peers/{name}`.
+pub async fn put(
+    State(state): State<AdminState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Json<Peer>, ApiError> {
+    let name = name_param(path)?;
+    let b: PeerBody = body::json(&headers, request).await?;
+    if let Some(given) = &b.name
+        && *given != name
+    {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the body names peer {given:?} but the path names {name:?}"),
+        )
+        .at("name"));
+    }
+    let peer = Peer {
+        name,
+        address: b.address,
+        vips: b.vips,
+    };
+    match state.control().call(Action::PutPeer(peer)).await? {
+        Reply::Peer(p) => Ok(Json(p)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `DELETE /api/v1/peers/{name}`.
+pub async fn delete(
+    State(state): State<AdminState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    super::deleted(state.control(), Action::DeletePeer(name_param(path)?)).await
+}

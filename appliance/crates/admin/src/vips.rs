@@ -1,0 +1,106 @@
+//! `/api/v1/vips` and `/api/v1/vips/{address}`: the VIPs and their plugin chains.
+
+use std::net::Ipv4Addr;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::{AdminState, body, unexpected};
+use tungate_config::{Binding, Vip};
+use tungate_control::{Action, ErrorCode, Reply, edit};
+
+/// The body of `PUT /api/v1/vips/{address}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VipBody {
+    /// Must equal the path's address when given.
+    #[serde(default)]
+    pub address: Option<Ipv4Addr>,
+    /// Served by several peers; when left out, an existing VIP keeps its current value
+    /// (so binding plugins never needs to repeat it) and a new one is not shared.
+    #[serde(default)]
+    pub shared: Option<bool>,
+    /// The chain, in order.
+    #[serde(default)]
+    pub plugins: Vec<Binding>,
+}
+
+/// The path's VIP address, checked (dotted-quad IPv4 only).
+pub fn address_param(path: Result<Path<String>, PathRejection>) -> Result<Ipv4Addr, ApiError> {
+    let Path(text) =
+        path.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()).at("address"))?;
+    text.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{text:?} is not an IPv4 address (dotted quad, e.g. 192.0.2.10)"),
+        )
+        .at("address")
+    })
+}
+
+/// `GET /api/v1/vips`.
+pub async fn list(State(state): State<AdminState>) -> Json<Vec<Vip>> {
+    Json(state.view().document.vips.clone())
+}
+
+/// `GET /api/v1/vips/{address}`.
+pub async fn get(
+    State(state): State<AdminState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Vip>, ApiError> {
+    let address = address_param(path)?;
+    let view = state.view();
+    let vip = view.document.vips.iter().find(|v| v.address == address);
+    vip.cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError(edit::no_vip(address)))
+}
+
+/// `PUT /api/v1/vips/{address}`.
+pub async fn put(
+    State(state): State<AdminState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Json<Vip>, ApiError> {
+    let address = address_param(path)?;
+    let b: VipBody = body::json(&headers, request).await?;
+    if let Some(given) = b.address
+        && given != address
+    {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the body names VIP {given} but the path names {address}"),
+        )
+        .at("address"));
+    }
+    let shared = b.shared.unwrap_or_else(|| {
+        let view = state.view();
+        view.document
+            .vips
+            .iter()
+            .any(|v| v.address == address && v.shared)
+    });
+    let vip = Vip {
+        address,
+        shared,
+        plugins: b.plugins,
+    };
+    match state.control().call(Action::PutVip(vip)).await? {
+        Reply::Vip(v) => Ok(Json(v)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `DELETE /api/v1/vips/{address}`.
+pub async fn delete(
+    State(state): State<AdminState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    super::deleted(state.control(), Action::DeleteVip(address_param(path)?)).await
+}

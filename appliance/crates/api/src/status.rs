@@ -1,0 +1,480 @@
+//! `tungate status`: a readable summary of a running appliance, read through its admin API
+//! (`/api/v1/status` and `/api/v1/stats`): version, uptime, decap mode, workers, readiness,
+//! per-VIP forwarded and dropped packets, and every plugin binding with its verdicts and
+//! quarantine flag.
+//!
+//! It only reads: it never changes the appliance. Exit status 0 when the appliance answers
+//! and is ready, 1 when it cannot be reached or answers with an error, 3 when it answers but
+//! is not ready or its networking is not as configured (the netcfg reconciler's last pass
+//! failed: a tunnel that cannot be built, say).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::client::{ApiClient, ClientError};
+
+/// The default admin URL (the default `--admin-listen` of `tungate run`).
+pub const DEFAULT_URL: &str = "http://127.0.0.1:9080";
+/// The exit status when the appliance answers but is not ready or its networking is not as
+/// configured.
+pub const EXIT_NOT_READY: i32 = 3;
+
+/// The part of `GET /api/v1/status` shown.
+#[derive(Debug, Deserialize)]
+pub struct StatusView {
+    /// tungate's version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_seconds: f64,
+    /// `userspace` or `kernel`.
+    pub decap_mode: String,
+    /// Data-path workers.
+    pub workers: u32,
+    /// The gateway address.
+    pub gateway_address: String,
+    /// Whether the data path runs with the configuration in force.
+    pub ready: bool,
+    /// Configured peers.
+    pub peers: usize,
+    /// Configuration changes applied since start.
+    pub config_generation: u64,
+    /// What the netcfg reconciler last found (absent or null when it does not run).
+    #[serde(default)]
+    pub network: Option<NetworkView>,
+    /// Packet totals.
+    pub totals: TotalsView,
+}
+
+/// The part of `status.network` shown.
+#[derive(Debug, Deserialize)]
+pub struct NetworkView {
+    /// The last pass succeeded.
+    pub in_sync: bool,
+    /// Passes done.
+    pub passes: u64,
+    /// Changes made since start.
+    pub changes_applied: u64,
+    /// The last pass's error.
+    pub last_error: Option<String>,
+}
+
+impl StatusView {
+    /// The problem that makes `tungate status` exit with [`EXIT_NOT_READY`], if any.
+    pub fn problem(&self) -> Option<String> {
+        if !self.ready {
+            return Some(
+                "the appliance answers but is NOT ready (its data path does not run with the \
+                 configuration in force; see its log)"
+                    .into(),
+            );
+        }
+        let error = self.network.as_ref()?.last_error.as_ref()?;
+        Some(format!(
+            "the appliance forwards, but its networking is NOT as configured: {error}"
+        ))
+    }
+}
+
+/// Packet totals.
+#[derive(Debug, Deserialize)]
+pub struct TotalsView {
+    /// Frames received.
+    pub received_packets: u64,
+    /// Packets forwarded.
+    pub forwarded_packets: u64,
+    /// Bytes forwarded.
+    pub forwarded_bytes: u64,
+    /// Packets dropped.
+    pub dropped_packets: u64,
+}
+
+/// The part of `GET /api/v1/stats` shown.
+#[derive(Debug, Deserialize)]
+pub struct StatsView {
+    /// Per VIP.
+    pub vips: Vec<VipView>,
+    /// Per plugin binding.
+    pub bindings: Vec<BindingView>,
+}
+
+/// One VIP's counters.
+#[derive(Debug, Deserialize)]
+pub struct VipView {
+    /// The VIP.
+    pub address: String,
+    /// The peer serving it.
+    pub peer: Option<String>,
+    /// Packets forwarded.
+    pub forwarded_packets: u64,
+    /// Bytes forwarded.
+    pub forwarded_bytes: u64,
+    /// Drops by reason.
+    pub dropped: BTreeMap<String, u64>,
+}
+
+/// Pass and drop counts.
+#[derive(Debug, Deserialize)]
+pub struct PassDropView {
+    /// Passed.
+    pub pass: u64,
+    /// Dropped.
+    pub drop: u64,
+}
+
+/// One binding's counters.
+#[derive(Debug, Deserialize)]
+pub struct BindingView {
+    /// The VIP.
+    pub vip: String,
+    /// Position in the chain.
+    pub position: usize,
+    /// The plugin's name.
+    pub plugin: String,
+    /// `pass` or `drop` on error.
+    pub on_error: String,
+    /// Verdicts.
+    pub verdicts: PassDropView,
+    /// Failed calls by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Whether it is quarantined.
+    pub quarantined: bool,
+    /// The plugin's own counters.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// Reads the token of `--token-file`.
+fn read_token(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|t| t.trim().to_owned())
+        .map_err(|e| format!("--token-file {}: cannot read: {e}", path.display()))
+}
+
+/// Runs `tungate status`; returns the exit status.
+pub fn run(url: &str, token_file: Option<&PathBuf>) -> i32 {
+    let token = match token_file.map(|p| read_token(p)).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tungate status: {e}");
+            return tungate_config::EXIT_BAD_CONFIG;
+        }
+    };
+    let client = match ApiClient::new(url, token) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tungate status: {e}");
+            return tungate_config::EXIT_BAD_CONFIG;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tungate status: cannot start a runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(fetch(&client)) {
+        Ok((status, stats)) => {
+            print!("{}", render(client.url(), &status, &stats));
+            match status.problem() {
+                None => 0,
+                Some(problem) => {
+                    eprintln!("tungate status: {problem}");
+                    EXIT_NOT_READY
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("tungate status: {e}");
+            1
+        }
+    }
+}
+
+/// Reads status and stats.
+pub async fn fetch(client: &ApiClient) -> Result<(StatusView, StatsView), ClientError> {
+    let status = client.get_json("/api/v1/status").await?;
+    let stats = client.get_json("/api/v1/stats").await?;
+    Ok((status, stats))
+}
+
+/// Seconds as `1d 2h`, `3h 4m`, `5m 6s` or `7s`.
+pub fn human_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// Bytes with a binary unit (`512 B`, `1.5 KiB`, `2.0 MiB`, ...).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Lays rows out in left-aligned columns under a header, two spaces apart.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                let _ = write!(out, "{cell:<w$}  ");
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn reasons(map: &BTreeMap<String, u64>) -> String {
+    let nonzero: Vec<String> = map
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if nonzero.is_empty() {
+        "-".into()
+    } else {
+        nonzero.join(", ")
+    }
+}
+
+/// The summary a person reads.
+pub fn render(url: &str, status: &StatusView, stats: &StatsView) -> String {
+    let mut out = String::new();
+    let t = &status.totals;
+    let _ = writeln!(
+        out,
+        "tungate {} at {url}: {}",
+        status.version,
+        if status.ready { "ready" } else { "NOT READY" }
+    );
+    let _ = writeln!(
+        out,
+        "  up {} · decap {} · {} worker{} · gateway {} · {} peer{} · config generation {}",
+        human_duration(status.uptime_seconds),
+        status.decap_mode,
+        status.workers,
+        if status.workers == 1 { "" } else { "s" },
+        status.gateway_address,
+        status.peers,
+        if status.peers == 1 { "" } else { "s" },
+        status.config_generation
+    );
+    if let Some(n) = &status.network {
+        let _ = match (&n.last_error, n.in_sync) {
+            (_, true) => writeln!(
+                out,
+                "  network: as configured ({} passes, {} changes since start)",
+                n.passes, n.changes_applied
+            ),
+            (Some(e), false) => writeln!(out, "  network: NOT as configured: {e}"),
+            (None, false) => writeln!(out, "  network: no reconciling pass yet"),
+        };
+    }
+    let _ = writeln!(
+        out,
+        "  received {} · forwarded {} ({}) · dropped {}\n",
+        t.received_packets,
+        t.forwarded_packets,
+        human_bytes(t.forwarded_bytes),
+        t.dropped_packets
+    );
+    if stats.vips.is_empty() {
+        out.push_str("no VIPs configured\n");
+    } else {
+        let rows: Vec<Vec<String>> = stats
+            .vips
+            .iter()
+            .map(|v| {
+                vec![
+                    v.address.clone(),
+                    v.peer.clone().unwrap_or_else(|| "-".into()),
+                    v.forwarded_packets.to_string(),
+                    human_bytes(v.forwarded_bytes),
+                    v.dropped.values().sum::<u64>().to_string(),
+                    reasons(&v.dropped),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "VIP",
+                "PEER",
+                "FORWARDED",
+                "BYTES",
+                "DROPPED",
+                "DROP REASONS",
+            ],
+            &rows,
+        ));
+    }
+    out.push('\n');
+    if stats.bindings.is_empty() {
+        out.push_str("no plugins bound\n");
+    } else {
+        let rows: Vec<Vec<String>> = stats
+            .bindings
+            .iter()
+            .map(|b| {
+                vec![
+                    format!("{}#{}", b.vip, b.position),
+                    b.plugin.clone(),
+                    b.on_error.clone(),
+                    b.verdicts.pass.to_string(),
+                    b.verdicts.drop.to_string(),
+                    reasons(&b.errors),
+                    if b.quarantined { "YES" } else { "no" }.into(),
+                    reasons(&b.counters),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "BINDING",
+                "PLUGIN",
+                "ON ERROR",
+                "PASSED",
+                "DROPPED",
+                "ERRORS",
+                "QUARANTINED",
+                "PLUGIN COUNTERS",
+            ],
+            &rows,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_well() {
+        assert_eq!(human_duration(7.9), "7s");
+        assert_eq!(human_duration(65.0), "1m 5s");
+        assert_eq!(human_duration(3.0 * 3600.0 + 120.0), "3h 2m");
+        assert_eq!(human_duration(90_000.0), "1d 1h");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let t = table(
+            &["A", "LONGER"],
+            &[
+                vec!["wide cell".into(), "x".into()],
+                vec!["b".into(), "".into()],
+            ],
+        );
+        assert_eq!(t, "A          LONGER\nwide cell  x\nb\n");
+    }
+
+    #[test]
+    fn the_summary_names_vips_bindings_and_quarantine() {
+        let status: StatusView = serde_json::from_value(serde_json::json!({
+            "version": "9.9.9", "uptime_seconds": 61.0, "decap_mode": "userspace",
+            "workers": 2, "gateway_address": "10.0.0.1", "ready": true, "peers": 1,
+            "vips": 1, "config_generation": 4,
+            "totals": {"received_packets": 10, "forwarded_packets": 8,
+                       "forwarded_bytes": 2048, "dropped_packets": 2}
+        }))
+        .unwrap();
+        let stats: StatsView = serde_json::from_value(serde_json::json!({
+            "vips": [{"address": "192.0.2.1", "peer": "rs1", "forwarded_packets": 8,
+                      "forwarded_bytes": 2048, "dropped": {"plugin": 2, "ttl_expired": 0}}],
+            "bindings": [{"vip": "192.0.2.1", "position": 0, "plugin": "cidr-filter",
+                          "on_error": "pass", "verdicts": {"pass": 8, "drop": 2},
+                          "errors": {}, "quarantined": true,
+                          "counters": {"dropped{denied}": 2}}]
+        }))
+        .unwrap();
+        let text = render("http://x:1", &status, &stats);
+        assert!(
+            text.starts_with("tungate 9.9.9 at http://x:1: ready\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("up 1m 1s · decap userspace · 2 workers"),
+            "{text}"
+        );
+        assert!(text.contains("forwarded 8 (2.0 KiB) · dropped 2"), "{text}");
+        assert!(
+            text.contains("192.0.2.1  rs1   8          2.0 KiB  2        plugin 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("192.0.2.1#0  cidr-filter  pass      8       2        -       YES"),
+            "{text}"
+        );
+        assert!(text.contains("dropped{denied} 2"), "{text}");
+        assert!(!text.contains("network:"), "no reconciler, no line: {text}");
+        assert_eq!(status.problem(), None);
+    }
+
+    #[test]
+    fn networking_not_as_configured_is_a_problem() {
+        let mut status: StatusView = serde_json::from_value(serde_json::json!({
+            "version": "9.9.9", "uptime_seconds": 1.0, "decap_mode": "kernel",
+            "workers": 1, "gateway_address": "10.0.0.1", "ready": true, "peers": 1,
+            "config_generation": 1,
+            "network": {"in_sync": false, "passes": 3, "changes_applied": 0,
+                        "last_error": "cannot create tunnel tg-rs1"},
+            "totals": {"received_packets": 0, "forwarded_packets": 0,
+                       "forwarded_bytes": 0, "dropped_packets": 0}
+        }))
+        .unwrap();
+        let stats = StatsView {
+            vips: vec![],
+            bindings: vec![],
+        };
+        let text = render("http://x:1", &status, &stats);
+        assert!(
+            text.contains("network: NOT as configured: cannot create tunnel tg-rs1"),
+            "{text}"
+        );
+        let problem = status.problem().expect("a problem");
+        assert!(problem.contains("cannot create tunnel tg-rs1"), "{problem}");
+        // Before the first pass nothing is known to be wrong: shown, not a problem.
+        let network = status.network.as_mut().unwrap();
+        network.passes = 0;
+        network.last_error = None;
+        assert!(render("http://x:1", &status, &stats).contains("network: no reconciling pass yet"));
+        assert_eq!(status.problem(), None);
+        status.ready = false;
+        assert!(status.problem().unwrap().contains("NOT ready"));
+    }
+}

@@ -1,0 +1,440 @@
+//! Meaning checks on a parsed [`Document`]: everything the types alone cannot say.
+//!
+//! Every problem is reported with the path of the field it concerns (`peers[1].vips[0]`),
+//! and all problems are reported at once so an operator fixes a file in one pass. Nothing
+//! here looks at the host: [`super::host`] checks the document against this machine.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use super::model::Document;
+
+/// Most workers a gateway may ask for.
+pub const MAX_WORKERS: u32 = 64;
+/// Longest peer name: `tg-` plus the name must fit the kernel's 15-byte interface names.
+pub const MAX_PEER_NAME: usize = 12;
+/// Longest plugin name.
+pub const MAX_PLUGIN_NAME: usize = 64;
+
+/// One problem with one field of the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Path of the field, e.g. `peers[1].address`.
+    pub field: String,
+    /// What is wrong, and where it helps, what to do.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// All problems found in a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invalid(pub Vec<FieldError>);
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Whether `name` is a valid peer name (1–12 of `A-Z a-z 0-9 _ -`).
+pub fn is_valid_peer_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_PEER_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Whether `name` is a valid plugin name (1–64 of `A-Z a-z 0-9 . _ -`, not starting with `.`).
+///
+/// Plugin names appear in URLs, file names and metric labels, so they are kept plain.
+pub fn is_valid_plugin_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_PLUGIN_NAME
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Whether `name` could be a Linux interface name (1–15 bytes, no `/`, no white space).
+pub fn is_valid_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+}
+
+/// Why `addr` cannot be a unicast host address, if it cannot.
+fn not_unicast(addr: Ipv4Addr) -> Option<&'static str> {
+    if addr.is_unspecified() {
+        Some("is the unspecified address 0.0.0.0")
+    } else if addr.is_broadcast() {
+        Some("is the broadcast address")
+    } else if addr.is_multicast() {
+        Some("is a multicast address")
+    } else {
+        None
+    }
+}
+
+/// The first value inside a plugin's configuration that TOML cannot hold, with its path
+/// (`.deny[2]`) and why: a JSON `null`, or an integer above `i64::MAX`. The document is one
+/// document whether it arrived as TOML or JSON, so it must survive both.
+fn not_expressible_in_toml(value: &serde_json::Value) -> Option<(String, String)> {
+    use serde_json::Value;
+    match value {
+        Value::Null => Some((
+            String::new(),
+            "null is not allowed (TOML has no null): leave the key out".into(),
+        )),
+        Value::Number(n) if n.is_u64() && n.as_i64().is_none() => Some((
+            String::new(),
+            format!(
+                "{n} is larger than the largest integer a configuration holds ({})",
+                i64::MAX
+            ),
+        )),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            not_expressible_in_toml(v).map(|(path, why)| (format!("[{i}]{path}"), why))
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            not_expressible_in_toml(v).map(|(path, why)| (format!(".{k}{path}"), why))
+        }),
+        _ => None,
+    }
+}
+
+/// Checks the meaning of a document; `Ok` means it can be run.
+pub fn validate(doc: &Document) -> Result<(), Invalid> {
+    let mut p = Problems(Vec::new());
+    let gip = doc.gateway.address;
+
+    if let Some(why) = not_unicast(gip) {
+        p.add(
+            "gateway.address",
+            format!("{gip} {why}; give the gateway's own unicast address"),
+        );
+    }
+    if doc.gateway.workers == 0 || doc.gateway.workers > MAX_WORKERS {
+        p.add(
+            "gateway.workers",
+            format!(
+                "{} is out of range: give 1 to {MAX_WORKERS}",
+                doc.gateway.workers
+            ),
+        );
+    }
+    for (field, value) in [
+        ("gateway.egress_interface", &doc.gateway.egress_interface),
+        ("gateway.ingress_interface", &doc.gateway.ingress_interface),
+    ] {
+        if let Some(name) = value
+            && !is_valid_interface_name(name)
+        {
+            p.add(
+                field,
+                format!("{name:?} is not a valid interface name (1 to 15 bytes, no '/')"),
+            );
+        }
+    }
+
+    let shared: HashSet<Ipv4Addr> = doc
+        .vips
+        .iter()
+        .filter(|v| v.shared)
+        .map(|v| v.address)
+        .collect();
+    let mut peer_names: HashMap<&str, usize> = HashMap::new();
+    let mut peer_addrs: HashMap<Ipv4Addr, usize> = HashMap::new();
+    let mut vip_owner: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for (i, peer) in doc.peers.iter().enumerate() {
+        let at = format!("peers[{i}]");
+        if !is_valid_peer_name(&peer.name) {
+            p.add(
+                format!("{at}.name"),
+                format!(
+                    "{:?} is not a valid peer name: use 1 to {MAX_PEER_NAME} of A-Z a-z 0-9 _ -",
+                    peer.name
+                ),
+            );
+        } else if let Some(first) = peer_names.insert(&peer.name, i) {
+            p.add(
+                format!("{at}.name"),
+                format!("duplicate peer name {:?} (also peers[{first}])", peer.name),
+            );
+        }
+        if let Some(why) = not_unicast(peer.address) {
+            p.add(format!("{at}.address"), format!("{} {why}", peer.address));
+        } else if peer.address == gip {
+            p.add(
+                format!("{at}.address"),
+                format!(
+                    "{} is the gateway's own address; a peer is a real server",
+                    peer.address
+                ),
+            );
+        } else if let Some(first) = peer_addrs.insert(peer.address, i) {
+            p.add(
+                format!("{at}.address"),
+                format!(
+                    "duplicate peer address {} (also peers[{first}])",
+                    peer.address
+                ),
+            );
+        }
+        let mut own = HashSet::new();
+        for (j, vip) in peer.vips.iter().enumerate() {
+            let vat = format!("{at}.vips[{j}]");
+            if let Some(why) = not_unicast(*vip) {
+                p.add(vat, format!("{vip} {why}"));
+            } else if !own.insert(*vip) {
+                p.add(vat, format!("VIP {vip} is listed twice for this peer"));
+            } else if let Some(&other) = vip_owner.get(vip)
+                && !shared.contains(vip)
+            {
+                p.add(
+                    vat,
+                    format!(
+                        "VIP {vip} is served by two peers, {:?} and {:?}; if LVS balances it \
+                         over several real servers, declare it under [[vips]] with shared = true",
+                        doc.peers[other].name, peer.name
+                    ),
+                );
+            } else {
+                vip_owner.insert(*vip, i);
+            }
+        }
+    }
+
+    let mut vips_seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for (k, vip) in doc.vips.iter().enumerate() {
+        let at = format!("vips[{k}]");
+        if let Some(why) = not_unicast(vip.address) {
+            p.add(format!("{at}.address"), format!("{} {why}", vip.address));
+        } else if let Some(first) = vips_seen.insert(vip.address, k) {
+            p.add(
+                format!("{at}.address"),
+                format!("duplicate VIP {} (also vips[{first}])", vip.address),
+            );
+        }
+        for (m, binding) in vip.plugins.iter().enumerate() {
+            let bat = format!("{at}.plugins[{m}]");
+            if !is_valid_plugin_name(&binding.plugin) {
+                p.add(
+                    format!("{bat}.plugin"),
+                    format!(
+                        "{:?} is not a valid plugin name: use 1 to {MAX_PLUGIN_NAME} of \
+                         A-Z a-z 0-9 . _ - (not starting with '.')",
+                        binding.plugin
+                    ),
+                );
+            }
+            if let Some((path, why)) = not_expressible_in_toml(&binding.config) {
+                p.add(format!("{bat}.config{path}"), why);
+            }
+            if let Some(sha) = &binding.sha256
+                && !(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                p.add(
+                    format!("{bat}.sha256"),
+                    format!("{sha:?} is not a sha256 in hex (64 digits)"),
+                );
+            }
+        }
+    }
+
+    if p.0.is_empty() {
+        Ok(())
+    } else {
+        Err(Invalid(p.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_toml;
+
+    const BASE: &str = r#"
+        [gateway]
+        address = "10.0.0.1"
+        [[peers]]
+        name = "rs1"
+        address = "10.0.1.2"
+        vips = ["192.0.2.10"]
+    "#;
+
+    fn problems(extra: &str) -> Vec<String> {
+        let doc = parse_toml(&format!("{BASE}\n{extra}")).expect("parses");
+        match validate(&doc) {
+            Ok(()) => vec![],
+            Err(Invalid(list)) => list.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn base_document_is_valid() {
+        assert_eq!(problems(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\nvips = [\"192.0.2.10\"]",
+                "peers[1].vips[0]: VIP 192.0.2.10 is served by two peers, \"rs1\" and \"rs2\"",
+            ),
+            (
+                "[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\nvips = [\"192.0.2.10\"]\n\
+                 [[vips]]\naddress = \"192.0.2.10\"\nshared = true\n\
+                 [[vips]]\naddress = \"192.0.2.10\"",
+                "vips[1].address: duplicate VIP 192.0.2.10 (also vips[0])",
+            ),
+            (
+                "[[peers]]\nname = \"rs1\"\naddress = \"10.0.1.3\"",
+                "peers[1].name: duplicate peer name \"rs1\" (also peers[0])",
+            ),
+            (
+                "[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.2\"",
+                "peers[1].address: duplicate peer address 10.0.1.2 (also peers[0])",
+            ),
+            (
+                "[[peers]]\nname = \"much-too-long-name\"\naddress = \"10.0.1.3\"",
+                "peers[1].name: \"much-too-long-name\" is not a valid peer name",
+            ),
+            (
+                "[[peers]]\nname = \"gw\"\naddress = \"10.0.0.1\"",
+                "peers[1].address: 10.0.0.1 is the gateway's own address",
+            ),
+            (
+                "[[vips]]\naddress = \"192.0.2.10\"\n[[vips]]\naddress = \"192.0.2.10\"",
+                "vips[1].address: duplicate VIP 192.0.2.10 (also vips[0])",
+            ),
+            (
+                "[[vips]]\naddress = \"224.0.0.1\"",
+                "vips[0].address: 224.0.0.1 is a multicast",
+            ),
+            (
+                "[[vips]]\naddress = \"192.0.2.10\"\n[[vips.plugins]]\nplugin = \"../x\"",
+                "vips[0].plugins[0].plugin: \"../x\" is not a valid plugin name",
+            ),
+            (
+                "[[vips]]\naddress = \"192.0.2.10\"\n[[vips.plugins]]\nplugin = \"x\"\nsha256 = \"zz\"",
+                "vips[0].plugins[0].sha256: \"zz\" is not a sha256",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let got = problems(extra);
+            assert!(
+                got.iter().any(|g| g.starts_with(expected)),
+                "for {extra:?} expected a problem starting {expected:?}, got {got:?}"
+            );
+        }
+    }
+
+    /// The round-trip property of the `config_parse` fuzz target: a JSON document whose
+    /// plugin configuration held a `null` (or an integer above i64::MAX) validated, then
+    /// could not be rendered as TOML (`to_toml` panicked, or dropped the key silently).
+    #[test]
+    fn plugin_configs_that_toml_cannot_hold_are_refused() {
+        use crate::{parse_json, to_toml};
+        let doc = |config: &str| {
+            parse_json(
+                format!(
+                    r#"{{"gateway":{{"address":"10.0.0.1"}},"vips":[{{"address":"192.0.2.10",
+                    "plugins":[{{"plugin":"p","config":{config}}}]}}]}}"#
+                )
+                .as_bytes(),
+            )
+            .expect("parses")
+        };
+        let cases = [
+            ("null", "vips[0].plugins[0].config: null is not allowed"),
+            (
+                r#"{"a":null}"#,
+                "vips[0].plugins[0].config.a: null is not allowed",
+            ),
+            (
+                r#"{"n":[1,2.5,null,true]}"#,
+                "vips[0].plugins[0].config.n[2]: null",
+            ),
+            (
+                r#"{"big":18446744073709551615}"#,
+                "vips[0].plugins[0].config.big: 18446744073709551615 is larger",
+            ),
+        ];
+        for (config, expected) in cases {
+            let msg = validate(&doc(config)).unwrap_err().to_string();
+            assert!(msg.starts_with(expected), "{config}: {msg}");
+        }
+        let fine = doc(r#"{"big":9223372036854775807,"neg":-1,"f":1.5e300,"e":[],"o":{}}"#);
+        validate(&fine).unwrap();
+        assert_eq!(crate::parse_toml(&to_toml(&fine)).unwrap(), fine);
+    }
+
+    #[test]
+    fn a_shared_vip_may_be_served_by_several_peers() {
+        let extra = "[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\nvips = [\"192.0.2.10\"]\n\
+                     [[vips]]\naddress = \"192.0.2.10\"\nshared = true";
+        assert_eq!(problems(extra), Vec::<String>::new());
+    }
+
+    #[test]
+    fn gateway_fields_are_checked() {
+        let doc =
+            parse_toml("[gateway]\naddress = \"0.0.0.0\"\nworkers = 0\negress_interface = \"a/b\"")
+                .unwrap();
+        let msg = validate(&doc).unwrap_err().to_string();
+        assert!(
+            msg.contains("gateway.address: 0.0.0.0 is the unspecified address"),
+            "{msg}"
+        );
+        assert!(msg.contains("gateway.workers: 0 is out of range"), "{msg}");
+        assert!(
+            msg.contains("gateway.egress_interface: \"a/b\" is not a valid"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_valid_plugin_name("cidr-filter"));
+        assert!(is_valid_plugin_name("v1.2_x"));
+        for bad in ["", ".hidden", "a/b", "a b", "..", &"x".repeat(65)] {
+            assert!(!is_valid_plugin_name(bad), "{bad:?}");
+        }
+        assert!(is_valid_peer_name("rs-01_a"));
+        assert!(!is_valid_peer_name("rs.1"));
+    }
+}

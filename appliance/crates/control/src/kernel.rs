@@ -1,0 +1,110 @@
+//! Keeps the kernel's gateway networking following the document in force: the netcfg
+//! [`Reconciler`] runs on the control side's own small tokio runtime (never on a data-path
+//! thread) and is handed every new document through a `watch` channel.
+//!
+//! The start waits (bounded) for the first pass in either mode, so that the status says from
+//! the first request whether the networking is as configured. In `kernel` decap mode the
+//! tunnels must exist before the data path reads them, so a change waits (bounded) too. A failed pass is logged and
+//! retried by the reconciler; it never stops the gateway. This module decides nothing about
+//! what the tunnels are: `netcfg::gateway` does.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use tungate_config::{DecapMode, Document};
+use tungate_netcfg::{ReconcileOptions, ReconcileStatus, Reconciler, Target};
+
+/// Longest wait for a reconciling pass before the data path goes ahead anyway.
+pub const PASS_WAIT: Duration = Duration::from_secs(5);
+
+/// The reconciler and the runtime it runs on.
+pub struct KernelFollower {
+    runtime: tokio::runtime::Runtime,
+    target: watch::Sender<Target>,
+    status: watch::Receiver<ReconcileStatus>,
+    reconciler: Option<Reconciler>,
+}
+
+impl KernelFollower {
+    /// Starts reconciling `doc` with the state file `state_file`, and waits (bounded) for the
+    /// first pass.
+    pub fn start(doc: &Document, state_file: PathBuf) -> Result<KernelFollower, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tg-netcfg")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the netcfg runtime: {e}"))?;
+        let (target, receiver) = watch::channel(Target::Gateway(doc.clone()));
+        let reconciler = {
+            let _entered = runtime.enter();
+            Reconciler::spawn(
+                receiver,
+                ReconcileOptions {
+                    state_file,
+                    interval: tungate_netcfg::reconcile::DEFAULT_INTERVAL,
+                },
+            )
+            .map_err(|e| e.to_string())?
+        };
+        let status = reconciler.subscribe();
+        let follower = KernelFollower {
+            runtime,
+            target,
+            status,
+            reconciler: Some(reconciler),
+        };
+        follower.wait_for_pass(0);
+        Ok(follower)
+    }
+
+    /// Hands `doc` to the reconciler; in `kernel` mode, waits for the pass that applies it
+    /// (the data path then finds the tunnels).
+    pub fn follow(&self, doc: &Document) {
+        let passes = self.status.borrow().passes;
+        let changed = self.target.send_if_modified(|t| {
+            let new = Target::Gateway(doc.clone());
+            let differs = *t != new;
+            *t = new;
+            differs
+        });
+        if changed && doc.gateway.decap == DecapMode::Kernel {
+            self.wait_for_pass(passes);
+        }
+    }
+
+    /// Waits until more than `after` passes are done (at most [`PASS_WAIT`]).
+    fn wait_for_pass(&self, after: u64) {
+        let mut status = self.status.clone();
+        let outcome = self.runtime.block_on(async {
+            tokio::time::timeout(PASS_WAIT, status.wait_for(|s| s.passes > after))
+                .await
+                .ok()
+                .and_then(|r| r.ok().map(|s| s.last_error.clone()))
+        });
+        match outcome {
+            Some(None) => {}
+            Some(Some(e)) => tracing::warn!("the networking is not as configured: {e}"),
+            None => tracing::warn!("no reconciling pass within {PASS_WAIT:?}; going on"),
+        }
+    }
+
+    /// A receiver of the reconciler's progress (for the admin API's status).
+    pub fn subscribe(&self) -> watch::Receiver<ReconcileStatus> {
+        self.status.clone()
+    }
+
+    /// The reconciler's progress.
+    pub fn status(&self) -> ReconcileStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Stops reconciling (the tunnels stay; `tungate net down` removes them).
+    pub fn stop(mut self) {
+        if let Some(r) = self.reconciler.take() {
+            self.runtime.block_on(r.stop());
+        }
+    }
+}

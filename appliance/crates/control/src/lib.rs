@@ -1,0 +1,185 @@
+//! The control plane: the one thread that changes tungate's state — the stored document and
+//! plugins, the data path's tables and filters, the kernel's tunnels — one action at a time.
+//!
+//! Requests (admin handlers, signals) become an [`Action`] sent over a channel with a reply
+//! channel ([`ControlHandle`]); they never touch the machinery. Readers use the immutable
+//! [`View`] published with `arc-swap` after every change, plus the data path's counters, so
+//! a read never waits for a write and never blocks the data path. [`plane`] carries out
+//! actions (validate → host checks → build the filters → persist → publish → swap the view,
+//! rolling back on a late failure), [`edit`] turns resource edits into documents,
+//! [`kernel`] keeps the netcfg reconciler following the document, [`error`] names every
+//! refusal's code and field. Nothing here parses HTTP or touches packets.
+
+pub mod edit;
+pub mod error;
+pub mod kernel;
+pub mod plane;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+
+use tungate_config::{Document, Peer, Vip};
+use tungate_plugin_host::StatsTable;
+use crate::store::PluginRecord;
+pub use error::{ControlError, ErrorCode};
+pub use plane::{ControlPlane, Startup, StartupError};
+
+/// Follows the netcfg reconciler's progress (passes, changes, the last pass's error).
+pub type NetworkStatus = tokio::sync::watch::Receiver<tungate_netcfg::reconcile::ReconcileStatus>;
+
+/// What the control plane is asked to do.
+#[derive(Debug)]
+pub enum Action {
+    /// Replace the whole document.
+    ReplaceConfig(Document),
+    /// Create or replace one peer (by name).
+    PutPeer(Peer),
+    /// Remove one peer.
+    DeletePeer(String),
+    /// Create or replace one VIP entry and its chain (by address).
+    PutVip(Vip),
+    /// Remove one VIP entry.
+    DeleteVip(Ipv4Addr),
+    /// Store (or replace, hot-swapping its bindings) a plugin module.
+    PutPlugin {
+        /// The plugin's name.
+        name: String,
+        /// The module bytes.
+        bytes: Vec<u8>,
+    },
+    /// Remove a plugin (refused while bound).
+    DeletePlugin(String),
+    /// Seed again from the config file (SIGHUP): an edited file replaces the document.
+    Reseed,
+}
+
+/// What an action produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The document now in force.
+    Document(Arc<Document>),
+    /// The peer as stored.
+    Peer(Peer),
+    /// The VIP as stored.
+    Vip(Vip),
+    /// The plugin as stored.
+    Plugin(PluginRecord),
+    /// The resource was removed.
+    Deleted,
+    /// Reseeding: whether the file replaced the document.
+    Reseeded {
+        /// True when the file changed and its document is now in force.
+        replaced: bool,
+    },
+}
+
+/// An action with the channel its outcome goes back on.
+pub struct Request {
+    /// What to do.
+    pub action: Action,
+    /// Where the outcome goes.
+    pub reply: tokio::sync::oneshot::Sender<Result<Reply, ControlError>>,
+}
+
+/// What readers see: replaced as a whole after every change, never edited in place.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// The document in force.
+    pub document: Arc<Document>,
+    /// The stored plugins by name.
+    pub plugins: Arc<BTreeMap<String, PluginRecord>>,
+    /// The statistics of the bindings in force (cumulative per binding).
+    pub bindings: Arc<StatsTable>,
+    /// Configuration changes applied since the start (1 = the initial document).
+    pub generation: u64,
+    /// Whether the data path runs with the document in force.
+    pub ready: bool,
+}
+
+/// Where readers find the current [`View`].
+pub type SharedView = Arc<ArcSwap<View>>;
+
+/// Sends actions to the control plane; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct ControlHandle {
+    sender: crossbeam_channel::Sender<Request>,
+}
+
+impl ControlHandle {
+    fn stopped() -> ControlError {
+        ControlError::internal("the control plane has stopped (tungate is shutting down)")
+    }
+
+    /// Runs `action` and waits for its outcome (from async code).
+    pub async fn call(&self, action: Action) -> Result<Reply, ControlError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.sender
+            .send(Request { action, reply })
+            .map_err(|_| Self::stopped())?;
+        outcome.await.map_err(|_| Self::stopped())?
+    }
+
+    /// Runs `action` and waits for its outcome (from a plain thread).
+    pub fn call_blocking(&self, action: Action) -> Result<Reply, ControlError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.sender
+            .send(Request { action, reply })
+            .map_err(|_| Self::stopped())?;
+        outcome.blocking_recv().map_err(|_| Self::stopped())?
+    }
+}
+
+/// The running control thread.
+pub struct Control {
+    handle: ControlHandle,
+    view: SharedView,
+    network: Option<NetworkStatus>,
+    thread: JoinHandle<Result<(), String>>,
+}
+
+impl Control {
+    /// Runs `plane` on its own thread (`tg-control`) until [`Control::stop`].
+    pub fn spawn(plane: ControlPlane) -> std::io::Result<Control> {
+        let (sender, receiver) = crossbeam_channel::unbounded::<Request>();
+        let view = plane.view();
+        let network = plane.network();
+        let thread = std::thread::Builder::new()
+            .name("tg-control".into())
+            .spawn(move || plane.run(receiver))?;
+        Ok(Control {
+            handle: ControlHandle { sender },
+            view,
+            network,
+            thread,
+        })
+    }
+
+    /// A handle for sending actions.
+    pub fn handle(&self) -> ControlHandle {
+        self.handle.clone()
+    }
+
+    /// Where readers find the current view.
+    pub fn view(&self) -> SharedView {
+        self.view.clone()
+    }
+
+    /// Where readers follow the netcfg reconciler (none when it is not running).
+    pub fn network(&self) -> Option<NetworkStatus> {
+        self.network.clone()
+    }
+
+    /// Stops the control plane once every handle is dropped: the pending actions finish,
+    /// then the data path stops (workers joined, nftables table and sockets removed).
+    pub fn stop(self) -> Result<(), String> {
+        drop(self.handle);
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err("the control thread panicked".into()))
+    }
+}

@@ -1,0 +1,392 @@
+//! The data path's counters: receive/transmit totals, drops by reason, and per VIP the
+//! packets and bytes forwarded and the drops attributed to it.
+//!
+//! Every worker writes only its own cache-line-padded cells (a relaxed load and store, no
+//! read-modify-write contention); readers sum the cells into a plain [`Snapshot`]. VIP
+//! counters are kept by VIP address for the life of the process, so they survive
+//! configuration changes and restarts of the workers. This module never decides what to
+//! count; the workers do.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use tungate_packet::DropReason;
+
+/// One counter written by a single worker.
+#[derive(Default)]
+pub struct Cell(AtomicU64);
+
+impl Cell {
+    /// Adds `n` (only the owning worker calls this, so a load and a store suffice).
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value alone on its cache line(s), so two workers never share one.
+#[derive(Default)]
+#[repr(align(128))]
+pub struct Padded<T>(pub T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One worker's global cells.
+#[derive(Default)]
+pub struct GlobalCells {
+    /// Frames received.
+    pub rx_packets: Cell,
+    /// Bytes received (frames as read, without the offload header).
+    pub rx_bytes: Cell,
+    /// Packets transmitted.
+    pub tx_packets: Cell,
+    /// Bytes transmitted (the inner packets).
+    pub tx_bytes: Cell,
+    /// Of the transmitted packets, those sent by the raw-socket fallback.
+    pub tx_fallback_packets: Cell,
+    /// ICMP fragmentation-needed messages sent (see [`super::frag_needed`]).
+    pub icmp_sent: Cell,
+    /// Fragmentation-needed messages not sent: over the rate limits.
+    pub icmp_rate_limited: Cell,
+    /// Fragmentation-needed messages not sent: no ICMP socket, or the send failed.
+    pub icmp_failed: Cell,
+    /// Drops by reason (all drops, whether or not attributed to a VIP).
+    pub drops: [Cell; DropReason::COUNT],
+}
+
+impl GlobalCells {
+    /// Counts one drop.
+    #[inline]
+    pub fn drop(&self, reason: DropReason) {
+        self.drops[reason.index()].add(1);
+    }
+}
+
+/// One worker's cells for one VIP.
+#[derive(Default)]
+pub struct VipCells {
+    /// Packets forwarded.
+    pub packets: Cell,
+    /// Bytes forwarded (inner packets).
+    pub bytes: Cell,
+    /// Drops of this VIP's packets by reason.
+    pub drops: [Cell; DropReason::COUNT],
+}
+
+/// Drop counts by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DropCounts(pub [u64; DropReason::COUNT]);
+
+impl DropCounts {
+    /// The count for one reason.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[reason.index()]
+    }
+
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// The non-zero counts with their reason names.
+    pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DropReason::ALL
+            .into_iter()
+            .map(|r| (r.as_str(), self.get(r)))
+            .filter(|(_, n)| *n != 0)
+    }
+
+    fn add_cells(&mut self, cells: &[Cell; DropReason::COUNT]) {
+        for (sum, cell) in self.0.iter_mut().zip(cells) {
+            *sum += cell.get();
+        }
+    }
+}
+
+impl Serialize for DropCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(DropReason::ALL.map(|r| (r.as_str(), self.get(r))))
+    }
+}
+
+/// One VIP's totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VipSnapshot {
+    /// The VIP.
+    pub vip: Ipv4Addr,
+    /// Packets forwarded.
+    pub packets: u64,
+    /// Bytes forwarded.
+    pub bytes: u64,
+    /// Drops of this VIP's packets by reason.
+    pub drops: DropCounts,
+}
+
+/// A consistent-enough read of every counter (each value is exact; values read a few
+/// nanoseconds apart may disagree by the packets in flight).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Snapshot {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets transmitted.
+    pub tx_packets: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Packets transmitted by the raw-socket fallback (neighbour not yet resolved).
+    pub tx_fallback_packets: u64,
+    /// ICMP fragmentation-needed messages sent.
+    pub icmp_sent: u64,
+    /// Fragmentation-needed messages over the rate limits (not sent).
+    pub icmp_rate_limited: u64,
+    /// Fragmentation-needed messages that could not be sent.
+    pub icmp_failed: u64,
+    /// All drops by reason.
+    pub drops: DropCounts,
+    /// Per VIP, ordered by address.
+    pub vips: Vec<VipSnapshot>,
+}
+
+impl Snapshot {
+    /// The counters of one VIP, if it was ever configured.
+    pub fn vip(&self, vip: Ipv4Addr) -> Option<&VipSnapshot> {
+        self.vips.iter().find(|v| v.vip == vip)
+    }
+
+    /// A short human-readable rendering (what `tungate run` prints).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "rx {} packets {} bytes; tx {} packets {} bytes ({} by fallback); dropped {}",
+            self.rx_packets,
+            self.rx_bytes,
+            self.tx_packets,
+            self.tx_bytes,
+            self.tx_fallback_packets,
+            self.drops.total()
+        );
+        for (name, n) in self.drops.nonzero() {
+            let _ = writeln!(out, "  drop {name}: {n}");
+        }
+        if self.icmp_sent + self.icmp_rate_limited + self.icmp_failed > 0 {
+            let _ = writeln!(
+                out,
+                "  icmp fragmentation-needed: {} sent, {} rate-limited, {} failed",
+                self.icmp_sent, self.icmp_rate_limited, self.icmp_failed
+            );
+        }
+        for v in &self.vips {
+            let _ = write!(
+                out,
+                "  vip {}: {} packets {} bytes",
+                v.vip, v.packets, v.bytes
+            );
+            for (name, n) in v.drops.nonzero() {
+                let _ = write!(out, ", {name} {n}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// One VIP's cells, one per worker, plus what earlier worker sets counted.
+pub struct VipCounters {
+    vip: Ipv4Addr,
+    workers: Box<[Padded<VipCells>]>,
+    base: VipSnapshot,
+}
+
+impl VipCounters {
+    fn new(vip: Ipv4Addr, workers: usize, base: VipSnapshot) -> Self {
+        Self {
+            vip,
+            workers: (0..workers).map(|_| Padded::default()).collect(),
+            base,
+        }
+    }
+
+    /// Worker `index`'s cells (an index past the worker count is a caller bug).
+    #[inline]
+    pub fn worker(&self, index: usize) -> &VipCells {
+        &self.workers[index]
+    }
+
+    fn snapshot(&self) -> VipSnapshot {
+        let mut s = self.base;
+        s.vip = self.vip;
+        for w in self.workers.iter() {
+            s.packets += w.packets.get();
+            s.bytes += w.bytes.get();
+            s.drops.add_cells(&w.drops);
+        }
+        s
+    }
+}
+
+/// All counters of the data path.
+pub struct Counters {
+    inner: Mutex<Generation>,
+}
+
+struct Generation {
+    global: Arc<[Padded<GlobalCells>]>,
+    global_base: Snapshot,
+    vips: BTreeMap<Ipv4Addr, Arc<VipCounters>>,
+}
+
+impl Counters {
+    /// Counters for `workers` workers, all zero.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            inner: Mutex::new(Generation {
+                global: (0..workers).map(|_| Padded::default()).collect(),
+                global_base: Snapshot::default(),
+                vips: BTreeMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generation> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The global cells of every worker (worker `i` writes element `i`).
+    pub fn global_cells(&self) -> Arc<[Padded<GlobalCells>]> {
+        self.lock().global.clone()
+    }
+
+    /// The counters of `vip`, created on first use and kept for the life of the process.
+    pub fn vip(&self, vip: Ipv4Addr) -> Arc<VipCounters> {
+        let mut g = self.lock();
+        let workers = g.global.len();
+        g.vips
+            .entry(vip)
+            .or_insert_with(|| {
+                Arc::new(VipCounters::new(
+                    vip,
+                    workers,
+                    VipSnapshot {
+                        vip,
+                        packets: 0,
+                        bytes: 0,
+                        drops: DropCounts::default(),
+                    },
+                ))
+            })
+            .clone()
+    }
+
+    /// Moves every count into the base and makes fresh cells for `workers` workers. Call it
+    /// only while no worker runs (between a stop and a start); cells handed out before are
+    /// no longer read.
+    pub fn resize(&self, workers: usize) {
+        let mut g = self.lock();
+        let total = Self::sum(&g);
+        g.global_base = Snapshot {
+            vips: Vec::new(),
+            ..total
+        };
+        g.global = (0..workers).map(|_| Padded::default()).collect();
+        for c in g.vips.values_mut() {
+            *c = Arc::new(VipCounters::new(c.vip, workers, c.snapshot()));
+        }
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> Snapshot {
+        Self::sum(&self.lock())
+    }
+
+    fn sum(g: &Generation) -> Snapshot {
+        let mut s = g.global_base.clone();
+        for w in g.global.iter() {
+            s.rx_packets += w.rx_packets.get();
+            s.rx_bytes += w.rx_bytes.get();
+            s.tx_packets += w.tx_packets.get();
+            s.tx_bytes += w.tx_bytes.get();
+            s.tx_fallback_packets += w.tx_fallback_packets.get();
+            s.icmp_sent += w.icmp_sent.get();
+            s.icmp_rate_limited += w.icmp_rate_limited.get();
+            s.icmp_failed += w.icmp_failed.get();
+            s.drops.add_cells(&w.drops);
+        }
+        s.vips = g.vips.values().map(|v| v.snapshot()).collect();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_sum_and_vips_survive_a_resize() {
+        let c = Counters::new(2);
+        let vip = Ipv4Addr::new(192, 0, 2, 10);
+        let cells = c.global_cells();
+        cells[0].rx_packets.add(3);
+        cells[1].rx_packets.add(4);
+        cells[1].drop(DropReason::TtlExpired);
+        let v = c.vip(vip);
+        v.worker(0).packets.add(5);
+        v.worker(1).bytes.add(700);
+        v.worker(1).drops[DropReason::Plugin.index()].add(2);
+        assert!(Arc::ptr_eq(&v, &c.vip(vip)));
+        let s = c.snapshot();
+        assert_eq!(s.rx_packets, 7);
+        assert_eq!(s.drops.get(DropReason::TtlExpired), 1);
+        assert_eq!(s.drops.total(), 1);
+        let vs = s.vip(vip).unwrap();
+        assert_eq!((vs.packets, vs.bytes), (5, 700));
+        assert_eq!(vs.drops.get(DropReason::Plugin), 2);
+
+        c.resize(3);
+        let v2 = c.vip(vip);
+        assert!(!Arc::ptr_eq(&v, &v2));
+        v2.worker(2).packets.add(1);
+        c.global_cells()[2].rx_packets.add(1);
+        let s = c.snapshot();
+        assert_eq!(s.rx_packets, 8);
+        assert_eq!(s.vip(vip).unwrap().packets, 6);
+        assert_eq!(s.vip(vip).unwrap().drops.get(DropReason::Plugin), 2);
+        let text = s.render();
+        assert!(text.contains("drop ttl_expired: 1"), "{text}");
+        assert!(
+            text.contains("vip 192.0.2.10: 6 packets 700 bytes, plugin 2"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["drops"]["ttl_expired"], 1);
+        assert_eq!(json["vips"][0]["vip"], "192.0.2.10");
+    }
+
+    #[test]
+    fn padded_cells_do_not_share_cache_lines() {
+        assert!(std::mem::align_of::<Padded<GlobalCells>>() >= 128);
+        let cells: Vec<Padded<VipCells>> = (0..2).map(|_| Padded::default()).collect();
+        let a = &cells[0].packets as *const Cell as usize;
+        let b = &cells[1].packets as *const Cell as usize;
+        assert!(b - a >= 128);
+    }
+}

@@ -1,0 +1,373 @@
+//! The data path: workers that receive (AF_PACKET rings, their system calls on io_uring),
+//! check, decapsulate, filter and forward.
+//!
+//! [`Datapath`] starts and stops everything the workers need — receive sockets, the
+//! nftables drop table (`userspace` mode), the next-hop resolver — and publishes new
+//! runtime tables without stopping them. It never runs tokio or axum code; the control
+//! side reaches it only through immutable snapshots, [`filter::FilterSlots`] and its
+//! counters.
+
+pub mod afpacket;
+pub mod counters;
+pub mod filter;
+pub mod frag_needed;
+pub mod nftables;
+pub mod resolver;
+pub mod ring;
+pub mod tables;
+pub mod uring;
+pub mod worker;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+
+use tungate_config::{DecapMode, Document};
+use afpacket::{RxSocket, SocketError};
+use counters::Counters;
+use filter::{FilterSlots, WorkerFilters};
+use nftables::{DropRule, NftError};
+use resolver::{Resolver, ResolverError};
+use tables::Tables;
+use worker::{Source, WorkerError, WorkerSetup};
+
+/// The data path could not start (or restart).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A socket could not be opened or configured.
+    #[error("{0}")]
+    Socket(#[from] SocketError),
+    /// The nftables table could not be installed.
+    #[error("{0}")]
+    Nft(#[from] NftError),
+    /// The next-hop resolver could not start.
+    #[error("{0}")]
+    Resolver(#[from] ResolverError),
+    /// A worker could not set up its sockets.
+    #[error("{0}")]
+    Worker(#[from] WorkerError),
+    /// `userspace` mode without an ingress interface.
+    #[error(
+        "no interface holds the gateway address {0}: add the address, or set \
+         gateway.ingress_interface"
+    )]
+    NoIngress(Ipv4Addr),
+    /// `kernel` mode, and no peer has its tunnel device.
+    #[error(
+        "kernel decap mode: none of the tunnel devices ({0}) exists; create the tunnels \
+         (tungate net apply) or use decap mode userspace"
+    )]
+    NoTunnel(String),
+    /// A thread could not be started.
+    #[error("cannot start a data-path thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// A running data path.
+pub struct Datapath {
+    doc: Document,
+    counters: Arc<Counters>,
+    tables: Arc<ArcSwap<Tables>>,
+    filters: Arc<FilterSlots>,
+    running: Option<Running>,
+}
+
+struct Running {
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    resolver: Option<Resolver>,
+    nft: Option<DropRule>,
+    /// `kernel` mode: each peer's tunnel device and the interface index its sockets were
+    /// bound to (`None`: the device did not exist at launch).
+    tunnels: Vec<(String, Option<u32>)>,
+}
+
+/// The name of the interface that holds `address` in this network namespace.
+pub fn interface_with_address(address: Ipv4Addr) -> Option<String> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|a| {
+        let sin = a.address?.as_sockaddr_in()?.ip();
+        (sin == address).then_some(a.interface_name)
+    })
+}
+
+impl Datapath {
+    /// Starts the data path for a validated document. `counters` outlive restarts.
+    pub fn start(doc: &Document, counters: Arc<Counters>) -> Result<Datapath, StartError> {
+        Self::start_with_filters(doc, counters, None)
+    }
+
+    /// Like [`Self::start`], with one filter set per worker (`sets.len()` = the document's
+    /// workers) published before the first packet is read, so no packet of a VIP with
+    /// plugins escapes them at start.
+    pub fn start_with_filters(
+        doc: &Document,
+        counters: Arc<Counters>,
+        sets: Option<Vec<WorkerFilters>>,
+    ) -> Result<Datapath, StartError> {
+        let tables = Arc::new(ArcSwap::from_pointee(Tables::build(doc, &counters)));
+        let filters = Arc::new(FilterSlots::new(doc.gateway.workers as usize));
+        if let Some(sets) = sets {
+            filters.publish(sets);
+        }
+        let mut dp = Datapath {
+            doc: doc.clone(),
+            counters,
+            tables,
+            filters,
+            running: None,
+        };
+        dp.running = Some(dp.launch()?);
+        Ok(dp)
+    }
+
+    /// Where the plugin host publishes filter sets for the current workers. A restart (a
+    /// changed `[gateway]`) makes a new one: fetch it again after [`Self::apply`].
+    pub fn filter_slots(&self) -> Arc<FilterSlots> {
+        self.filters.clone()
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The document in force.
+    pub fn document(&self) -> &Document {
+        &self.doc
+    }
+
+    /// Whether the workers are running (false after a failed restart).
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Applies a new validated document: peers and VIPs by swapping the tables (the workers
+    /// go on without dropping anything); a changed `[gateway]`, or changed peers in
+    /// `kernel` mode (other tunnel devices to read), by restarting the workers. Returns
+    /// whether the workers were restarted.
+    pub fn apply(&mut self, doc: &Document) -> Result<bool, StartError> {
+        self.apply_with_filters(doc, None)
+    }
+
+    /// Like [`Self::apply`], with one filter set per worker of `doc` published with the new
+    /// tables: before the new workers read their first packet when they restart, otherwise
+    /// just before the tables swap (each worker takes its set between two batches).
+    pub fn apply_with_filters(
+        &mut self,
+        doc: &Document,
+        sets: Option<Vec<WorkerFilters>>,
+    ) -> Result<bool, StartError> {
+        let kernel_devices_changed = doc.gateway.decap == DecapMode::Kernel
+            && doc
+                .peers
+                .iter()
+                .map(|p| &p.name)
+                .ne(self.doc.peers.iter().map(|p| &p.name));
+        // Workers that a failed restart left stopped start again with whatever comes next.
+        let stopped = self.running.is_none();
+        if stopped || tables::needs_restart(&self.doc, doc) || kernel_devices_changed {
+            self.doc = doc.clone();
+            self.restart(sets)?;
+            return Ok(true);
+        }
+        if let Some(sets) = sets {
+            self.filters.publish(sets);
+        }
+        self.doc = doc.clone();
+        self.tables
+            .store(Arc::new(Tables::build(doc, &self.counters)));
+        Ok(false)
+    }
+
+    /// Restarts the workers on the document in force with new receive sockets; `sets`
+    /// (one per worker, as for [`Self::apply_with_filters`]) are published before they read
+    /// their first packet.
+    pub fn restart_with_filters(&mut self, sets: Vec<WorkerFilters>) -> Result<(), StartError> {
+        self.restart(Some(sets))
+    }
+
+    fn restart(&mut self, sets: Option<Vec<WorkerFilters>>) -> Result<(), StartError> {
+        self.halt();
+        // New workers start empty: sets taken by the old ones are gone with them, so the
+        // plugin host publishes to the new slots (see `filter_slots`).
+        self.filters = Arc::new(FilterSlots::new(self.doc.gateway.workers as usize));
+        if let Some(sets) = sets {
+            self.filters.publish(sets);
+        }
+        self.running = Some(self.launch()?);
+        Ok(())
+    }
+
+    /// `kernel` mode: whether a peer's tunnel device now exists under another interface
+    /// index than the one the workers' sockets were bound to (deleted and built again, e.g.
+    /// by the netcfg reconciler, or missing at launch and there now). Such sockets stay
+    /// bound to the vanished device and never see a packet again: restart the workers
+    /// ([`Self::restart_with_filters`]). A device that is gone right now does not count (the
+    /// reconciler is expected to build it again).
+    pub fn tunnel_devices_replaced(&self) -> bool {
+        self.running.as_ref().is_some_and(|r| {
+            r.tunnels.iter().any(|(device, bound)| {
+                afpacket::ifindex(device)
+                    .ok()
+                    .is_some_and(|now| Some(now) != *bound)
+            })
+        })
+    }
+
+    /// Stops the workers and removes the nftables table and every socket.
+    pub fn stop(mut self) -> Result<(), StartError> {
+        self.halt_checked()
+    }
+
+    fn halt(&mut self) {
+        if let Err(e) = self.halt_checked() {
+            tracing::warn!("{e}");
+        }
+    }
+
+    fn halt_checked(&mut self) -> Result<(), StartError> {
+        let Some(mut r) = self.running.take() else {
+            return Ok(());
+        };
+        r.stop.store(true, Ordering::Relaxed);
+        for w in r.workers.drain(..) {
+            let _ = w.join();
+        }
+        drop(r.resolver.take());
+        if let Some(nft) = r.nft.take() {
+            nft.remove()?;
+        }
+        Ok(())
+    }
+
+    fn launch(&mut self) -> Result<Running, StartError> {
+        let doc = &self.doc;
+        let workers = doc.gateway.workers as usize;
+        self.counters.resize(workers);
+        // Rebuild the tables so their VIP counters are the resized ones.
+        self.tables
+            .store(Arc::new(Tables::build(doc, &self.counters)));
+        let mut per_worker: Vec<Vec<(RxSocket, Source)>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        let mut nft = None;
+        let mut tunnels = Vec::new();
+        match doc.gateway.decap {
+            DecapMode::Userspace => {
+                let ingress = match &doc.gateway.ingress_interface {
+                    Some(i) => i.clone(),
+                    None => interface_with_address(doc.gateway.address)
+                        .ok_or(StartError::NoIngress(doc.gateway.address))?,
+                };
+                let filter = afpacket::ipip_filter();
+                let sockets = afpacket::open_receive_group(
+                    &ingress,
+                    workers,
+                    afpacket::Tap::All,
+                    Some(&filter),
+                )?;
+                for (w, fd) in sockets.into_iter().enumerate() {
+                    per_worker[w].push((fd, Source::Ingress));
+                }
+                nft = Some(DropRule::install(doc.gateway.address, &ingress)?);
+                tracing::info!(
+                    "userspace decap on {ingress} for {} with {workers} worker(s)",
+                    doc.gateway.address
+                );
+            }
+            DecapMode::Kernel => {
+                let mut found = 0;
+                for peer in &doc.peers {
+                    let device = format!("{}{}", tables::TUNNEL_PREFIX, peer.name);
+                    // Read before opening: a device replaced in between shows as replaced.
+                    tunnels.push((device.clone(), afpacket::ifindex(&device).ok()));
+                    match afpacket::open_receive_group(&device, workers, afpacket::Tap::Ipv4, None)
+                    {
+                        Ok(sockets) => {
+                            found += 1;
+                            for (w, fd) in sockets.into_iter().enumerate() {
+                                per_worker[w].push((
+                                    fd,
+                                    Source::Tunnel {
+                                        device: device.clone(),
+                                    },
+                                ));
+                            }
+                        }
+                        Err(e) => tracing::warn!("peer {}: {e}", peer.name),
+                    }
+                }
+                if found == 0 && !doc.peers.is_empty() {
+                    let names: Vec<String> = doc
+                        .peers
+                        .iter()
+                        .map(|p| format!("{}{}", tables::TUNNEL_PREFIX, p.name))
+                        .collect();
+                    return Err(StartError::NoTunnel(names.join(", ")));
+                }
+                tracing::info!("kernel decap on {found} tunnel device(s) with {workers} worker(s)");
+            }
+        }
+        let egress = match &doc.gateway.egress_interface {
+            Some(name) => Some(afpacket::ifindex(name)?),
+            None => None,
+        };
+        let (resolver, links) = Resolver::start(workers, egress)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut running = Running {
+            stop: stop.clone(),
+            workers: Vec::with_capacity(workers),
+            resolver: Some(resolver),
+            nft,
+            tunnels,
+        };
+        let cells = self.counters.global_cells();
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(workers);
+        for (index, (sockets, link)) in per_worker.into_iter().zip(links).enumerate() {
+            let setup = WorkerSetup {
+                index,
+                sockets,
+                tables: self.tables.clone(),
+                resolver: link,
+                filters: self.filters.clone(),
+                counters: cells.clone(),
+                stop: stop.clone(),
+            };
+            let ready = ready_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("tg-worker-{index}"))
+                .spawn(move || worker::run(setup, ready));
+            match handle {
+                Ok(h) => running.workers.push(h),
+                Err(e) => {
+                    self.running = Some(running);
+                    self.halt();
+                    return Err(StartError::Spawn(e));
+                }
+            }
+        }
+        drop(ready_tx);
+        let mut failure = None;
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = failure.or(Some(StartError::Worker(e))),
+                Err(_) => break,
+            }
+        }
+        if let Some(e) = failure {
+            self.running = Some(running);
+            self.halt();
+            return Err(e);
+        }
+        Ok(running)
+    }
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}

@@ -1,0 +1,210 @@
+//! The runtime tables the workers consult per packet — the gateway address, the peers by
+//! RS address, the VIPs with the peer that serves them and their counters — built from a
+//! validated [`Document`] and published with `arc-swap`.
+//!
+//! Workers load the current [`Tables`] once per batch; the control side builds a complete
+//! new set off the data path and swaps it in with one store, so no packet is ever judged by
+//! half a configuration and none is dropped by the change. This module never receives,
+//! sends or counts packets.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustc_hash::FxBuildHasher;
+
+use super::counters::{Counters, VipCounters};
+use tungate_config::{DecapMode, Document};
+use tungate_packet::Directory;
+
+/// Index of a peer in [`Tables::peers`].
+pub type PeerId = u16;
+/// Index of a VIP in [`Tables::vips`].
+pub type VipId = u32;
+
+/// Prefix of the kernel tunnel device of a peer (`tg-<name>`).
+pub const TUNNEL_PREFIX: &str = "tg-";
+
+/// One peer (real server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerEntry {
+    /// The configured name.
+    pub name: String,
+    /// The RS address (RIP).
+    pub address: Ipv4Addr,
+    /// The kernel tunnel device of this peer (`tg-<name>`, `kernel` decap mode).
+    pub device: String,
+}
+
+/// One VIP and the peers that serve it.
+pub struct VipEntry {
+    /// The VIP address.
+    pub address: Ipv4Addr,
+    /// The peers that serve it (several when LVS balances it over several real servers).
+    pub peers: Vec<PeerId>,
+    /// Its counters (shared with every earlier and later table generation).
+    pub counters: Arc<VipCounters>,
+}
+
+/// One immutable generation of the runtime tables.
+pub struct Tables {
+    /// The gateway address (GIP).
+    pub gateway: Ipv4Addr,
+    /// The receive mode.
+    pub decap: DecapMode,
+    /// The peers, by [`PeerId`].
+    pub peers: Vec<PeerEntry>,
+    /// The served VIPs, by [`VipId`].
+    pub vips: Vec<VipEntry>,
+    peer_by_address: HashMap<Ipv4Addr, PeerId, FxBuildHasher>,
+    peer_by_device: HashMap<String, PeerId, FxBuildHasher>,
+    vip_by_address: HashMap<Ipv4Addr, VipId, FxBuildHasher>,
+    /// (VIP, peer) pairs that are allowed, keyed by [`served_key`].
+    served: HashMap<u64, VipId, FxBuildHasher>,
+}
+
+/// The key of a (VIP, peer) pair in [`Tables`]' served map: one hash lookup per packet.
+#[inline]
+fn served_key(vip: Ipv4Addr, peer: PeerId) -> u64 {
+    (u64::from(u32::from(vip)) << 16) | u64::from(peer)
+}
+
+impl Tables {
+    /// Builds the tables of a validated document; VIP counters come from `counters` (kept
+    /// by address, so a VIP keeps its counts across generations).
+    pub fn build(doc: &Document, counters: &Counters) -> Tables {
+        let mut t = Tables {
+            gateway: doc.gateway.address,
+            decap: doc.gateway.decap,
+            peers: Vec::with_capacity(doc.peers.len()),
+            vips: Vec::new(),
+            peer_by_address: HashMap::default(),
+            peer_by_device: HashMap::default(),
+            vip_by_address: HashMap::default(),
+            served: HashMap::default(),
+        };
+        for (i, peer) in doc.peers.iter().enumerate() {
+            let id = PeerId::try_from(i).unwrap_or(PeerId::MAX);
+            t.peers.push(PeerEntry {
+                name: peer.name.clone(),
+                address: peer.address,
+                device: format!("{TUNNEL_PREFIX}{}", peer.name),
+            });
+            t.peer_by_address.insert(peer.address, id);
+            t.peer_by_device
+                .insert(format!("{TUNNEL_PREFIX}{}", peer.name), id);
+            for vip in &peer.vips {
+                let vid = match t.vip_by_address.get(vip) {
+                    Some(&vid) => vid,
+                    None => {
+                        let vid = VipId::try_from(t.vips.len()).unwrap_or(VipId::MAX);
+                        t.vip_by_address.insert(*vip, vid);
+                        t.vips.push(VipEntry {
+                            address: *vip,
+                            peers: Vec::new(),
+                            counters: counters.vip(*vip),
+                        });
+                        vid
+                    }
+                };
+                t.vips[vid as usize].peers.push(id);
+                t.served.insert(served_key(*vip, id), vid);
+            }
+        }
+        t
+    }
+
+    /// The peer whose tunnel device (`kernel` decap mode) is `device`.
+    pub fn peer_by_device(&self, device: &str) -> Option<PeerId> {
+        self.peer_by_device.get(device).copied()
+    }
+
+    /// The VIP entry with this address, if any peer serves it.
+    pub fn vip_by_address(&self, address: Ipv4Addr) -> Option<&VipEntry> {
+        self.vip_by_address
+            .get(&address)
+            .map(|&id| &self.vips[id as usize])
+    }
+}
+
+impl Directory for Tables {
+    type Peer = PeerId;
+    type Vip = VipId;
+
+    fn gateway(&self) -> Ipv4Addr {
+        self.gateway
+    }
+
+    #[inline]
+    fn peer_by_address(&self, address: Ipv4Addr) -> Option<PeerId> {
+        self.peer_by_address.get(&address).copied()
+    }
+
+    #[inline]
+    fn vip_served_by(&self, peer: PeerId, inner_source: Ipv4Addr) -> Option<VipId> {
+        self.served.get(&served_key(inner_source, peer)).copied()
+    }
+}
+
+/// Where the workers find the current tables.
+pub type SharedTables = Arc<ArcSwap<Tables>>;
+
+/// Whether going from `old` to `new` changes the `[gateway]` section (which restarts the
+/// workers) rather than only peers and VIPs (which a table swap handles).
+pub fn needs_restart(old: &Document, new: &Document) -> bool {
+    old.gateway != new.gateway
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungate_config::parse_toml;
+
+    #[test]
+    fn peers_and_vips_are_found_and_vip_counters_persist_across_builds() {
+        let doc = parse_toml(
+            "[gateway]\naddress = \"10.0.0.1\"\n\
+             [[peers]]\nname = \"a\"\naddress = \"10.0.1.2\"\nvips = [\"192.0.2.10\"]\n\
+             [[peers]]\nname = \"b\"\naddress = \"10.0.1.3\"\nvips = [\"192.0.2.11\", \"192.0.2.12\"]",
+        )
+        .unwrap();
+        let counters = Counters::new(1);
+        let t = Tables::build(&doc, &counters);
+        let a = t.peer_by_address("10.0.1.2".parse().unwrap()).unwrap();
+        let b = t.peer_by_address("10.0.1.3".parse().unwrap()).unwrap();
+        assert_eq!(t.peers[b as usize].device, "tg-b");
+        assert_eq!(t.peer_by_device("tg-b"), Some(b));
+        assert_eq!(t.peer_by_device("tg-x"), None);
+        assert!(t.peer_by_address("10.0.1.4".parse().unwrap()).is_none());
+        let v = t.vip_served_by(b, "192.0.2.12".parse().unwrap()).unwrap();
+        assert_eq!(t.vips[v as usize].address, Ipv4Addr::new(192, 0, 2, 12));
+        assert!(t.vip_served_by(a, "192.0.2.12".parse().unwrap()).is_none());
+        t.vips[v as usize].counters.worker(0).packets.add(9);
+
+        let t2 = Tables::build(&doc, &counters);
+        let v2 = t2.vip_by_address("192.0.2.12".parse().unwrap()).unwrap();
+        assert_eq!(v2.counters.worker(0).packets.get(), 9);
+
+        // A VIP balanced over two real servers is served by both, counted once.
+        let shared = parse_toml(
+            "[gateway]\naddress = \"10.0.0.1\"\n\
+             [[peers]]\nname = \"a\"\naddress = \"10.0.1.2\"\nvips = [\"192.0.2.10\"]\n\
+             [[peers]]\nname = \"b\"\naddress = \"10.0.1.3\"\nvips = [\"192.0.2.10\"]\n\
+             [[vips]]\naddress = \"192.0.2.10\"\nshared = true",
+        )
+        .unwrap();
+        let t3 = Tables::build(&shared, &counters);
+        let vip = "192.0.2.10".parse().unwrap();
+        assert_eq!(t3.vips.len(), 1);
+        assert_eq!(t3.vip_served_by(0, vip), t3.vip_served_by(1, vip));
+        assert!(t3.vip_served_by(0, vip).is_some());
+        assert_eq!(t3.vips[0].peers, vec![0, 1]);
+
+        let mut moved = doc.clone();
+        moved.peers[0].vips.clear();
+        assert!(!needs_restart(&doc, &moved));
+        moved.gateway.workers = 2;
+        assert!(needs_restart(&doc, &moved));
+    }
+}

@@ -1,0 +1,131 @@
+//! The gateway role (LD-OUT, `tungate net`): what the configuration [`Document`] asks of the
+//! kernel.
+//!
+//! In `kernel` decap mode: one ipip tunnel per peer, `tg-<peer name>`, local GIP, remote
+//! RIP, up, with the MTU of the device towards the peer less the 20-byte outer header; on
+//! each, `forwarding=0` (the kernel drops what arrives instead of forwarding it; the data
+//! path reads the packets with AF_PACKET before that) and `rp_filter=0` (the replies' inner
+//! sources are VIPs that are not routed through the tunnel; the effective value is the
+//! larger of this and `conf.all.rp_filter`, which is left as the operator set it). In
+//! `userspace` mode the gateway needs no kernel objects (the data path owns its nftables
+//! rule). The global `ip_forward` is never touched.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use rtnetlink::Handle;
+
+use tungate_config::{DecapMode, Document};
+use crate::error::NetError;
+use crate::kernel::{links, routes};
+use crate::model::{DesiredState, Item, Role, SysctlSpec, TunnelSpec};
+
+/// The size of the outer IPv4 header an ipip tunnel adds.
+pub const IPIP_OVERHEAD: u32 = 20;
+
+/// The kernel tunnel device of a peer.
+pub fn tunnel_name(peer: &str) -> String {
+    format!("tg-{peer}")
+}
+
+/// The desired state of the gateway. `mtu_toward(rip)` gives the MTU of the device the
+/// kernel would use to reach a peer (`None`: unknown, the kernel's choice is kept).
+pub fn desired(doc: &Document, mtu_toward: impl Fn(Ipv4Addr) -> Option<u32>) -> DesiredState {
+    let mut items = Vec::new();
+    if doc.gateway.decap == DecapMode::Kernel {
+        for peer in &doc.peers {
+            let name = tunnel_name(&peer.name);
+            items.push(Item::Tunnel(TunnelSpec {
+                name: name.clone(),
+                local: doc.gateway.address,
+                remote: peer.address,
+                mtu: mtu_toward(peer.address).map(|m| m.saturating_sub(IPIP_OVERHEAD)),
+                up: true,
+            }));
+            items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
+                &name,
+                "forwarding",
+                "0",
+            )));
+            items.push(Item::Sysctl(SysctlSpec::ipv4_conf(&name, "rp_filter", "0")));
+        }
+    }
+    DesiredState {
+        role: Role::Gateway,
+        items,
+    }
+}
+
+/// The MTU of the device towards each peer, asked of the kernel.
+pub async fn peer_device_mtus(
+    handle: &Handle,
+    doc: &Document,
+) -> Result<HashMap<Ipv4Addr, u32>, NetError> {
+    let mut out = HashMap::new();
+    if doc.gateway.decap != DecapMode::Kernel {
+        return Ok(out);
+    }
+    let all = links::list(handle).await?;
+    for peer in &doc.peers {
+        if let Some(index) = routes::output_interface_toward(handle, peer.address).await
+            && let Some(mtu) = all.iter().find(|l| l.index == index).and_then(|l| l.mtu)
+        {
+            out.insert(peer.address, mtu);
+        }
+    }
+    Ok(out)
+}
+
+/// The desired state of the gateway, with MTUs read from the kernel.
+pub async fn desired_from_kernel(
+    handle: &Handle,
+    doc: &Document,
+) -> Result<DesiredState, NetError> {
+    let mtus = peer_device_mtus(handle, doc).await?;
+    Ok(desired(doc, |rip| mtus.get(&rip).copied()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungate_config::parse_toml;
+
+    const DOC: &str = r#"
+        [gateway]
+        address = "10.0.0.1"
+        decap = "kernel"
+        [[peers]]
+        name = "rs1"
+        address = "10.0.1.2"
+        [[peers]]
+        name = "rs2"
+        address = "10.0.1.3"
+    "#;
+
+    #[test]
+    fn kernel_mode_wants_one_quiet_tunnel_per_peer() {
+        let doc = parse_toml(DOC).unwrap();
+        let state = desired(&doc, |rip| {
+            (rip == Ipv4Addr::new(10, 0, 1, 2)).then_some(1500)
+        });
+        let lines: Vec<String> = state.items.iter().map(|i| i.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "link tg-rs1 ipip local 10.0.0.1 remote 10.0.1.2 mtu 1480 up",
+                "sysctl net.ipv4.conf.tg-rs1.forwarding = 0",
+                "sysctl net.ipv4.conf.tg-rs1.rp_filter = 0",
+                "link tg-rs2 ipip local 10.0.0.1 remote 10.0.1.3 up",
+                "sysctl net.ipv4.conf.tg-rs2.forwarding = 0",
+                "sysctl net.ipv4.conf.tg-rs2.rp_filter = 0",
+            ]
+        );
+        assert_eq!(state.tunnel_names(), ["tg-rs1", "tg-rs2"]);
+    }
+
+    #[test]
+    fn userspace_mode_wants_nothing_from_the_kernel() {
+        let doc = parse_toml(&DOC.replace("\"kernel\"", "\"userspace\"")).unwrap();
+        assert!(desired(&doc, |_| Some(1500)).items.is_empty());
+    }
+}

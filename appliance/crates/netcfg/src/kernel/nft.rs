@@ -1,0 +1,494 @@
+//! tungate's nftables table on a real server, over netlink with the `nftnl` and `mnl` crates
+//! (never the `nft` binary): read it back, create it with its chains, add and delete rules.
+//!
+//! The table is `ip tungate_rs` and belongs to tungate whole: `down` deletes it. Each rule
+//! carries its description as its comment, which is how the plan recognises it. This module
+//! never touches any other table.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::net::Ipv4Addr;
+
+use nftnl::expr::{ConntrackStatus, Immediate, Nat, NatType, Payload, Register};
+use nftnl::nftnl_sys::{self as sys, libc};
+use nftnl::{
+    Batch, Chain, ChainType, FinalizedBatch, Hook, MsgType, Policy, ProtoFamily, Rule, Table,
+    nft_expr,
+};
+
+use crate::error::NetError;
+use crate::model::{L4Protocol, NFT_TABLE, NftChain, NftRuleSpec};
+
+/// Priority of the DNAT chain (`dstnat`).
+const PRIORITY_DSTNAT: i32 = -100;
+/// Priority of the reply-marking chain (`mangle`): before the routing decision.
+const PRIORITY_MANGLE: i32 = -150;
+/// The `udata` type of a rule comment in libnftnl.
+const UDATA_RULE_COMMENT: u8 = 0;
+
+/// One rule of tungate's table as read back from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftRuleView {
+    /// The chain it is in.
+    pub chain: String,
+    /// Its kernel handle (for deletion).
+    pub handle: u64,
+    /// Its comment (empty when it has none).
+    pub comment: String,
+}
+
+/// tungate's table as read back from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NftView {
+    /// The chains present.
+    pub chains: Vec<String>,
+    /// The rules present.
+    pub rules: Vec<NftRuleView>,
+}
+
+fn table_name() -> CString {
+    CString::new(NFT_TABLE).expect("the table name has no NUL")
+}
+
+fn chain_cname(chain: NftChain) -> CString {
+    CString::new(chain.name()).expect("chain names have no NUL")
+}
+
+fn nft_error(action: impl Into<String>) -> impl FnOnce(io::Error) -> NetError {
+    let action = action.into();
+    move |source| match source.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => NetError::PermissionDenied {
+            action: format!("nftables, {action}"),
+        },
+        _ => NetError::Nftables { action, source },
+    }
+}
+
+/// Sends a batch and waits for every acknowledgement.
+fn send_batch(batch: &FinalizedBatch, action: &str) -> Result<(), NetError> {
+    let run = || -> io::Result<()> {
+        let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
+        let portid = socket.portid();
+        socket.send_all(batch)?;
+        let mut buffer = AlignedBuffer::new();
+        let mut expected = batch.sequence_numbers();
+        while !expected.is_empty() {
+            for message in socket.recv(buffer.bytes_mut())? {
+                let message = message?;
+                let Some(seq) = expected.next() else { break };
+                mnl::cb_run(message, seq, portid)?;
+            }
+        }
+        Ok(())
+    };
+    run().map_err(nft_error(action))
+}
+
+/// A receive buffer aligned for `nlmsghdr`, as `mnl` requires.
+struct AlignedBuffer(Vec<u64>);
+
+impl AlignedBuffer {
+    fn new() -> Self {
+        Self(vec![
+            0u64;
+            (nftnl::nft_nlmsg_maxsize() as usize)
+                .div_ceil(8)
+                .max(1024)
+        ])
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.0.len() * 8;
+        // SAFETY: a `Vec<u64>` is `len` initialised bytes, u8 has no alignment requirement,
+        // and the returned slice borrows `self` mutably, so nothing else aliases it.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), len) }
+    }
+}
+
+/// Sends one dump request (built by `build` into a buffer) and hands every answer to
+/// `parse`, until the kernel says it is done.
+fn dump<T>(
+    build: impl FnOnce(&mut [u8], u32) -> usize,
+    parse: mnl::Callback<T>,
+    data: &mut T,
+) -> io::Result<()> {
+    let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
+    let portid = socket.portid();
+    let seq = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(1);
+    let mut request = AlignedBuffer::new();
+    let len = build(request.bytes_mut(), seq);
+    socket.send(&request.bytes_mut()[..len])?;
+    let mut buffer = AlignedBuffer::new();
+    loop {
+        let n = socket.recv_raw(buffer.bytes_mut())?;
+        if n == 0 {
+            return Ok(());
+        }
+        match mnl::cb_run2(&buffer.bytes_mut()[..n], seq, portid, parse, data)? {
+            mnl::CbResult::Stop => return Ok(()),
+            mnl::CbResult::Ok => {}
+        }
+    }
+}
+
+/// Builds the header (and, through `payload`, the body) of a dump request; returns its length.
+fn build_dump(
+    buf: &mut [u8],
+    seq: u32,
+    msg_type: u16,
+    payload: impl FnOnce(*mut libc::nlmsghdr),
+) -> usize {
+    // SAFETY: `buf` is at least `nft_nlmsg_maxsize()` bytes and aligned for nlmsghdr (an
+    // AlignedBuffer); libnftnl writes one header into it and returns a pointer into it.
+    let header = unsafe {
+        sys::nftnl_nlmsg_build_hdr(
+            buf.as_mut_ptr().cast(),
+            msg_type,
+            libc::NFPROTO_IPV4 as u16,
+            (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16,
+            seq,
+        )
+    };
+    payload(header);
+    // SAFETY: `header` points at the header libnftnl just wrote inside `buf`.
+    unsafe { (*header).nlmsg_len as usize }
+}
+
+fn owned_str(ptr: *const libc::c_char) -> String {
+    if ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: libnftnl returns NUL-terminated strings owned by the parsed object, which is
+    // alive for the duration of this call.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn on_table(header: &libc::nlmsghdr, names: &mut Vec<String>) -> libc::c_int {
+    // SAFETY: allocation of an empty libnftnl object; checked for null below.
+    let table = unsafe { sys::nftnl_table_alloc() };
+    if table.is_null() {
+        return mnl::mnl_sys::MNL_CB_ERROR;
+    }
+    // SAFETY: `header` is a complete netlink message handed over by mnl; `table` is valid and
+    // freed exactly once at the end.
+    unsafe {
+        if sys::nftnl_table_nlmsg_parse(header, table) >= 0 {
+            names.push(owned_str(sys::nftnl_table_get_str(
+                table,
+                sys::NFTNL_TABLE_NAME as u16,
+            )));
+        }
+        sys::nftnl_table_free(table);
+    }
+    mnl::mnl_sys::MNL_CB_OK
+}
+
+fn on_chain(header: &libc::nlmsghdr, chains: &mut Vec<(String, String)>) -> libc::c_int {
+    // SAFETY: allocation of an empty libnftnl object; checked for null below.
+    let chain = unsafe { sys::nftnl_chain_alloc() };
+    if chain.is_null() {
+        return mnl::mnl_sys::MNL_CB_ERROR;
+    }
+    // SAFETY: as in `on_table`.
+    unsafe {
+        if sys::nftnl_chain_nlmsg_parse(header, chain) >= 0 {
+            chains.push((
+                owned_str(sys::nftnl_chain_get_str(
+                    chain,
+                    sys::NFTNL_CHAIN_TABLE as u16,
+                )),
+                owned_str(sys::nftnl_chain_get_str(
+                    chain,
+                    sys::NFTNL_CHAIN_NAME as u16,
+                )),
+            ));
+        }
+        sys::nftnl_chain_free(chain);
+    }
+    mnl::mnl_sys::MNL_CB_OK
+}
+
+fn on_rule(header: &libc::nlmsghdr, rules: &mut Vec<(String, NftRuleView)>) -> libc::c_int {
+    // SAFETY: allocation of an empty libnftnl object; checked for null below.
+    let rule = unsafe { sys::nftnl_rule_alloc() };
+    if rule.is_null() {
+        return mnl::mnl_sys::MNL_CB_ERROR;
+    }
+    // SAFETY: as in `on_table`; the user data pointer is valid for `len` bytes while `rule`
+    // lives, and is copied before `rule` is freed.
+    unsafe {
+        if sys::nftnl_rule_nlmsg_parse(header, rule) >= 0 {
+            let table = owned_str(sys::nftnl_rule_get_str(rule, sys::NFTNL_RULE_TABLE as u16));
+            let chain = owned_str(sys::nftnl_rule_get_str(rule, sys::NFTNL_RULE_CHAIN as u16));
+            let handle = sys::nftnl_rule_get_u64(rule, sys::NFTNL_RULE_HANDLE as u16);
+            let mut len = 0u32;
+            let data = sys::nftnl_rule_get_data(rule, sys::NFTNL_RULE_USERDATA as u16, &mut len);
+            let udata = if data.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(data.cast::<u8>(), len as usize).to_vec()
+            };
+            rules.push((
+                table,
+                NftRuleView {
+                    chain,
+                    handle,
+                    comment: comment_from_udata(&udata),
+                },
+            ));
+        }
+        sys::nftnl_rule_free(rule);
+    }
+    mnl::mnl_sys::MNL_CB_OK
+}
+
+/// Extracts the comment from a rule's user data (type-length-value records).
+fn comment_from_udata(mut udata: &[u8]) -> String {
+    while udata.len() >= 2 {
+        let (kind, len) = (udata[0], udata[1] as usize);
+        let Some(value) = udata.get(2..2 + len) else {
+            break;
+        };
+        if kind == UDATA_RULE_COMMENT {
+            let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+            return String::from_utf8_lossy(&value[..end]).into_owned();
+        }
+        udata = &udata[2 + len..];
+    }
+    String::new()
+}
+
+/// Reads tungate's table back: `None` when it does not exist.
+pub fn observe() -> Result<Option<NftView>, NetError> {
+    let mut tables = Vec::new();
+    dump(
+        |buf, seq| build_dump(buf, seq, libc::NFT_MSG_GETTABLE as u16, |_| {}),
+        on_table,
+        &mut tables,
+    )
+    .map_err(nft_error("listing tables"))?;
+    if !tables.iter().any(|t| t == NFT_TABLE) {
+        return Ok(None);
+    }
+    let mut chains = Vec::new();
+    dump(
+        |buf, seq| build_dump(buf, seq, libc::NFT_MSG_GETCHAIN as u16, |_| {}),
+        on_chain,
+        &mut chains,
+    )
+    .map_err(nft_error("listing chains"))?;
+    let mut rules = Vec::new();
+    dump(
+        |buf, seq| {
+            build_dump(buf, seq, libc::NFT_MSG_GETRULE as u16, |header| {
+                let name = table_name();
+                // SAFETY: a fresh rule object carries only the table filter; libnftnl copies
+                // the string; the object is freed right after its payload is written into
+                // the request that `header` starts.
+                unsafe {
+                    let filter = sys::nftnl_rule_alloc();
+                    if !filter.is_null() {
+                        sys::nftnl_rule_set_str(
+                            filter,
+                            sys::NFTNL_RULE_TABLE as u16,
+                            name.as_ptr(),
+                        );
+                        sys::nftnl_rule_set_u32(
+                            filter,
+                            sys::NFTNL_RULE_FAMILY as u16,
+                            libc::NFPROTO_IPV4 as u32,
+                        );
+                        sys::nftnl_rule_nlmsg_build_payload(header, filter);
+                        sys::nftnl_rule_free(filter);
+                    }
+                }
+            })
+        },
+        on_rule,
+        &mut rules,
+    )
+    .map_err(nft_error("listing rules"))?;
+    Ok(Some(NftView {
+        chains: chains
+            .into_iter()
+            .filter(|(table, _)| table == NFT_TABLE)
+            .map(|(_, chain)| chain)
+            .collect(),
+        rules: rules
+            .into_iter()
+            .filter(|(table, _)| table == NFT_TABLE)
+            .map(|(_, rule)| rule)
+            .collect(),
+    }))
+}
+
+fn chain<'a>(table: &'a Table, which: NftChain) -> Chain<'a> {
+    let mut chain = Chain::new(chain_cname(which), table);
+    match which {
+        NftChain::Dnat => {
+            chain.set_hook(Hook::PreRouting, PRIORITY_DSTNAT);
+            chain.set_type(ChainType::Nat);
+        }
+        NftChain::MarkReplies => {
+            chain.set_hook(Hook::PreRouting, PRIORITY_MANGLE);
+            chain.set_type(ChainType::Filter);
+        }
+    }
+    chain.set_policy(Policy::Accept);
+    chain
+}
+
+/// Creates tungate's table and its chains (those present are left as they are).
+pub fn ensure_table() -> Result<(), NetError> {
+    let table = Table::new(table_name(), ProtoFamily::Ipv4);
+    let mut batch = Batch::new();
+    batch.add(&table, MsgType::Add);
+    let chains: Vec<Chain<'_>> = NftChain::ALL.iter().map(|&c| chain(&table, c)).collect();
+    for c in &chains {
+        batch.add(c, MsgType::Add);
+    }
+    send_batch(&batch.finalize(), &format!("creating table ip {NFT_TABLE}"))
+}
+
+/// Deletes tungate's table with everything in it; a missing table is not an error.
+pub fn delete_table() -> Result<(), NetError> {
+    let table = Table::new(table_name(), ProtoFamily::Ipv4);
+    let mut batch = Batch::new();
+    batch.add(&table, MsgType::Del);
+    match send_batch(&batch.finalize(), &format!("deleting table ip {NFT_TABLE}")) {
+        Err(NetError::Nftables { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The bytes of an IPv4 address as nftables keeps them, in a value whose in-memory
+/// representation is those bytes.
+fn addr_data(addr: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(addr.octets())
+}
+
+fn match_l4(rule: &mut Rule<'_>, protocol: L4Protocol) {
+    rule.add_expr(&nft_expr!(meta l4proto));
+    rule.add_expr(&nft_expr!(cmp == protocol.number()));
+}
+
+fn port_payload(protocol: L4Protocol, source: bool) -> Payload {
+    use nftnl::expr::{TcpHeaderField, TransportHeaderField, UdpHeaderField};
+    Payload::Transport(match (protocol, source) {
+        (L4Protocol::Tcp, true) => TransportHeaderField::Tcp(TcpHeaderField::Sport),
+        (L4Protocol::Tcp, false) => TransportHeaderField::Tcp(TcpHeaderField::Dport),
+        (L4Protocol::Udp, true) => TransportHeaderField::Udp(UdpHeaderField::Sport),
+        (L4Protocol::Udp, false) => TransportHeaderField::Udp(UdpHeaderField::Dport),
+    })
+}
+
+/// Appends rule `spec` to its chain, with its comment.
+pub fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
+    let comment = spec.comment();
+    let action = format!("adding rule \"{comment}\"");
+    let table = Table::new(table_name(), ProtoFamily::Ipv4);
+    let chain = chain(&table, spec.chain());
+    let mut rule = Rule::new(&chain);
+    let ccomment = CString::new(comment.clone()).map_err(|_| NetError::Nftables {
+        action: action.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "comment contains NUL"),
+    })?;
+    match *spec {
+        NftRuleSpec::Dnat {
+            vip,
+            port,
+            protocol,
+            to,
+            to_port,
+        } => {
+            rule.add_expr(&nft_expr!(payload ipv4 daddr));
+            rule.add_expr(&nft_expr!(cmp == vip));
+            match_l4(&mut rule, protocol);
+            rule.add_expr(&port_payload(protocol, false));
+            rule.add_expr(&nft_expr!(cmp == port.to_be()));
+            rule.add_expr(&nft_expr!(counter));
+            rule.add_expr(&Immediate::new(addr_data(to), Register::Reg1));
+            rule.add_expr(&Immediate::new(to_port.to_be(), Register::Reg2));
+            rule.add_expr(&Nat {
+                nat_type: NatType::DNat,
+                family: ProtoFamily::Ipv4,
+                ip_register: Register::Reg1,
+                port_register: Some(Register::Reg2),
+            });
+        }
+        NftRuleSpec::MarkReply {
+            from,
+            from_port,
+            protocol,
+            mark,
+        } => {
+            rule.add_expr(&nft_expr!(payload ipv4 saddr));
+            rule.add_expr(&nft_expr!(cmp == from));
+            match_l4(&mut rule, protocol);
+            rule.add_expr(&port_payload(protocol, true));
+            rule.add_expr(&nft_expr!(cmp == from_port.to_be()));
+            rule.add_expr(&nft_expr!(ct status));
+            rule.add_expr(&nft_expr!(bitwise mask ConntrackStatus::DST_NAT.bits(), xor 0u32));
+            rule.add_expr(&nft_expr!(cmp != 0u32));
+            rule.add_expr(&nft_expr!(counter));
+            rule.add_expr(&Immediate::new(mark, Register::Reg1));
+            rule.add_expr(&nft_expr!(meta mark set));
+        }
+    }
+    rule.set_comment(&ccomment)
+        .map_err(|e| NetError::Nftables {
+            action: action.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, e),
+        })?;
+    let mut batch = Batch::new();
+    batch.add(&rule, MsgType::Add);
+    send_batch(&batch.finalize(), &action)
+}
+
+/// Deletes the rule with kernel `handle` from `chain_name`; a missing rule is not an error.
+pub fn delete_rule(chain_name: &str, handle: u64, comment: &str) -> Result<(), NetError> {
+    let table = Table::new(table_name(), ProtoFamily::Ipv4);
+    let cname = CString::new(chain_name).map_err(|_| NetError::Nftables {
+        action: format!("deleting rule \"{comment}\""),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "chain name contains NUL"),
+    })?;
+    let chain = Chain::new(cname, &table);
+    let mut rule = Rule::new(&chain);
+    rule.set_handle(handle);
+    let mut batch = Batch::new();
+    batch.add(&rule, MsgType::Del);
+    match send_batch(&batch.finalize(), &format!("deleting rule \"{comment}\"")) {
+        Err(NetError::Nftables { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_comment_is_found_among_user_data_records() {
+        let mut udata = vec![5u8, 2, 9, 9];
+        udata.extend([UDATA_RULE_COMMENT, 6]);
+        udata.extend(b"hello\0");
+        assert_eq!(comment_from_udata(&udata), "hello");
+        assert_eq!(comment_from_udata(&[UDATA_RULE_COMMENT, 50, b'x']), "");
+        assert_eq!(comment_from_udata(&[]), "");
+    }
+
+    #[test]
+    fn addresses_keep_network_byte_order_in_memory() {
+        let data = addr_data(Ipv4Addr::new(10, 88, 0, 2));
+        assert_eq!(data.to_ne_bytes(), [10, 88, 0, 2]);
+    }
+}

@@ -1,0 +1,172 @@
+//! IPv4 policy routing rules over rtnetlink: list them with their protocol, add and delete
+//! tungate's.
+//!
+//! tungate's rules carry the rule protocol [`OWNER_PROTOCOL`] (`proto 116` in `ip rule`).
+//! Only this file builds rule messages.
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::route::{RouteHeader, RouteProtocol};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use rtnetlink::{Handle, IpVersion};
+
+use crate::error::NetError;
+use crate::model::{OWNER_PROTOCOL, RuleSelector, RuleSpec};
+
+/// One IPv4 rule of a shape tungate manages (`from ADDR/32` or `fwmark MARK`, looking up a
+/// table), as found in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleView {
+    /// Priority, selector and table.
+    pub spec: RuleSpec,
+    /// Whether it carries tungate's protocol.
+    pub owned: bool,
+}
+
+/// Every IPv4 rule of a shape tungate manages.
+pub async fn list(handle: &Handle) -> Result<Vec<RuleView>, NetError> {
+    let messages: Vec<RuleMessage> = handle
+        .rule()
+        .get(IpVersion::V4)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| NetError::from_rtnetlink("listing rules", e, None))?;
+    let mut out = Vec::new();
+    for msg in messages {
+        if msg.header.action != RuleAction::ToTable {
+            continue;
+        }
+        let mut table = u32::from(msg.header.table);
+        let mut priority = 0;
+        let mut source = None;
+        let mut mark = None;
+        let mut owned = false;
+        let mut other_selectors = msg.header.dst_len != 0 || msg.header.tos != 0;
+        for attr in &msg.attributes {
+            match attr {
+                RuleAttribute::Table(t) => table = *t,
+                RuleAttribute::Priority(p) => priority = *p,
+                RuleAttribute::Source(IpAddr::V4(a)) => source = Some(*a),
+                RuleAttribute::FwMark(m) => mark = Some(*m),
+                RuleAttribute::Protocol(p) => owned = *p == RouteProtocol::Other(OWNER_PROTOCOL),
+                RuleAttribute::Iifname(_)
+                | RuleAttribute::Oifname(_)
+                | RuleAttribute::Destination(_)
+                | RuleAttribute::IpProtocol(_)
+                | RuleAttribute::SourcePortRange(_)
+                | RuleAttribute::DestinationPortRange(_)
+                | RuleAttribute::UidRange(_) => other_selectors = true,
+                _ => {}
+            }
+        }
+        let selector = match (source, mark) {
+            (Some(addr), None) if msg.header.src_len == 32 => RuleSelector::From(addr),
+            (None, Some(mark)) => RuleSelector::FwMark(mark),
+            _ => continue,
+        };
+        if other_selectors {
+            continue;
+        }
+        out.push(RuleView {
+            spec: RuleSpec {
+                priority,
+                selector,
+                table,
+            },
+            owned,
+        });
+    }
+    Ok(out)
+}
+
+fn message(spec: &RuleSpec) -> RuleMessage {
+    let mut msg = RuleMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.action = RuleAction::ToTable;
+    if spec.table > 255 {
+        msg.header.table = RouteHeader::RT_TABLE_UNSPEC;
+        msg.attributes.push(RuleAttribute::Table(spec.table));
+    } else {
+        msg.header.table = spec.table as u8;
+    }
+    msg.attributes.push(RuleAttribute::Priority(spec.priority));
+    match spec.selector {
+        RuleSelector::From(addr) => {
+            msg.header.src_len = 32;
+            msg.attributes.push(RuleAttribute::Source(IpAddr::V4(addr)));
+        }
+        RuleSelector::FwMark(mark) => {
+            msg.attributes.push(RuleAttribute::FwMark(mark));
+            msg.attributes.push(RuleAttribute::FwMask(u32::MAX));
+        }
+    }
+    msg.attributes
+        .push(RuleAttribute::Protocol(RouteProtocol::Other(
+            OWNER_PROTOCOL,
+        )));
+    msg
+}
+
+fn describe(spec: &RuleSpec) -> String {
+    let selector = match spec.selector {
+        RuleSelector::From(a) => format!("from {a}"),
+        RuleSelector::FwMark(m) => format!("fwmark {m:#x}"),
+    };
+    format!("pref {} {selector} lookup {}", spec.priority, spec.table)
+}
+
+/// Adds rule `spec`, marked as tungate's.
+pub async fn add(handle: &Handle, spec: &RuleSpec) -> Result<(), NetError> {
+    let mut request = handle.rule().add().v4();
+    *request.message_mut() = message(spec);
+    request
+        .execute()
+        .await
+        .map_err(|e| NetError::from_rtnetlink(format!("adding rule {}", describe(spec)), e, None))
+}
+
+/// Deletes tungate's rule `spec`; a rule that is already gone is not an error.
+pub async fn delete(handle: &Handle, spec: &RuleSpec) -> Result<(), NetError> {
+    match handle.rule().del(message(spec)).execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(msg)) if msg.raw_code().abs() == libc::ENOENT => Ok(()),
+        Err(e) => Err(NetError::from_rtnetlink(
+            format!("deleting rule {}", describe(spec)),
+            e,
+            None,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn a_from_rule_message_carries_source_table_priority_and_protocol() {
+        let msg = message(&RuleSpec {
+            priority: 1000,
+            selector: RuleSelector::From(Ipv4Addr::new(192, 0, 2, 10)),
+            table: 1,
+        });
+        assert_eq!(msg.header.src_len, 32);
+        assert_eq!(msg.header.table, 1);
+        assert!(msg.attributes.contains(&RuleAttribute::Priority(1000)));
+        assert!(
+            msg.attributes
+                .contains(&RuleAttribute::Protocol(RouteProtocol::Other(116)))
+        );
+        let big = message(&RuleSpec {
+            priority: 5,
+            selector: RuleSelector::FwMark(7),
+            table: 1000,
+        });
+        assert_eq!(big.header.table, 0);
+        assert!(big.attributes.contains(&RuleAttribute::Table(1000)));
+    }
+}

@@ -1,0 +1,540 @@
+//! The real-server role (`tungate rs`): what a real server needs so that its replies go to
+//! the gateway through an ipip tunnel instead of straight to the clients.
+//!
+//! From the settings (a small TOML file and/or flags, flags winning): the reply tunnel
+//! (default `tunl1`, local RIP, remote GIP — any name but `tunl0`, which is the ipip
+//! module's fallback device that receives the LD-IN's tunnelled requests), `default dev
+//! <tunnel> table N`, `rule from VIP lookup N` per VIP, each VIP on the VIP device (default
+//! `tunl0`, or `lo`), the ingress device (`tunl0`) up with `rp_filter=2` (loose: the reply
+//! route of a VIP is the tunnel, not the device the request came in on; loose also wins
+//! against a strict `conf.all.rp_filter`, since the kernel uses the larger value),
+//! `arp_ignore=1` and `arp_announce=2` on `all` (the VIP is never announced on the LAN), and
+//! for each DNAT entry an nftables DNAT of VIP:port to a container plus a mark on the
+//! container's replies that a `fwmark` rule routes into the tunnel (the un-NAT back to the
+//! VIP is conntrack's, in POSTROUTING). DNAT also needs `ip_forward=1`, which is set (and
+//! restored by `down`) only when there are DNAT entries.
+//!
+//! This module only builds the desired state; it never touches the kernel.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use tungate_config::validate::{FieldError, Invalid, is_valid_interface_name};
+use crate::model::{
+    DesiredState, Item, L4Protocol, LinkStateSpec, NftRuleSpec, Role, RouteSpec, RuleSelector,
+    RuleSpec, SysctlSpec, TunnelSpec,
+};
+
+/// Default routing table of the replies.
+pub const DEFAULT_TABLE: u32 = 1;
+/// Default priority of tungate's rules (before the `main` table's 32766).
+pub const DEFAULT_RULE_PRIORITY: u32 = 1000;
+/// Default name of the reply tunnel.
+pub const DEFAULT_REPLY_TUNNEL: &str = "tunl1";
+/// The ipip fallback device, where tunnelled requests arrive.
+pub const IPIP_FALLBACK: &str = "tunl0";
+/// Default firewall mark of the containers' replies ("tg").
+pub const DEFAULT_REPLY_MARK: u32 = 0x7467;
+
+/// One DNAT entry: VIP:port → container address:port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnatEntry {
+    /// The VIP (one of `vips`).
+    pub vip: Ipv4Addr,
+    /// The VIP's port.
+    pub port: u16,
+    /// `tcp` (default) or `udp`.
+    #[serde(default = "default_protocol")]
+    pub protocol: L4Protocol,
+    /// The container's address.
+    pub to: Ipv4Addr,
+    /// The container's port (default: `port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_port: Option<u16>,
+}
+
+fn default_protocol() -> L4Protocol {
+    L4Protocol::Tcp
+}
+
+impl std::str::FromStr for DnatEntry {
+    type Err = String;
+
+    /// Parses `VIP:PORT=ADDRESS[:PORT][/tcp|/udp]`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let usage = || {
+            format!(
+                "{text:?}: expected VIP:PORT=ADDRESS[:PORT][/tcp|/udp], e.g. 192.0.2.10:80=10.88.0.2:8080"
+            )
+        };
+        let (body, protocol) = match text.rsplit_once('/') {
+            Some((body, "tcp")) => (body, L4Protocol::Tcp),
+            Some((body, "udp")) => (body, L4Protocol::Udp),
+            Some(_) => return Err(usage()),
+            None => (text, L4Protocol::Tcp),
+        };
+        let (from, to) = body.split_once('=').ok_or_else(usage)?;
+        let (vip, port) = from.split_once(':').ok_or_else(usage)?;
+        let (to, to_port) = match to.split_once(':') {
+            Some((addr, port)) => (addr, Some(port.parse().map_err(|_| usage())?)),
+            None => (to, None),
+        };
+        Ok(DnatEntry {
+            vip: vip.parse().map_err(|_| usage())?,
+            port: port.parse().map_err(|_| usage())?,
+            protocol,
+            to: to.parse().map_err(|_| usage())?,
+            to_port,
+        })
+    }
+}
+
+/// The real server's settings as a file or the flags give them; every field is optional
+/// here so that flags can fill in or override a file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RsSettings {
+    /// The gateway's address (GIP): the reply tunnel's remote end.
+    pub gateway: Option<Ipv4Addr>,
+    /// This real server's address (RIP): the reply tunnel's local end.
+    pub address: Option<Ipv4Addr>,
+    /// The VIPs this server answers for.
+    pub vips: Option<Vec<Ipv4Addr>>,
+    /// Routing table of the replies (default 1).
+    pub table: Option<u32>,
+    /// Priority of the rules (default 1000).
+    pub rule_priority: Option<u32>,
+    /// Device the VIPs are put on (default `tunl0`; `lo` also works).
+    pub vip_device: Option<String>,
+    /// Device the tunnelled requests arrive on (default `tunl0`).
+    pub ingress_device: Option<String>,
+    /// Name of the reply tunnel (default `tunl1`).
+    pub reply_tunnel: Option<String>,
+    /// `false`: the reply device exists already and is not tungate's to create (default true).
+    pub create_reply_tunnel: Option<bool>,
+    /// Firewall mark of DNAT'd replies (default 0x7467).
+    pub reply_mark: Option<u32>,
+    /// DNAT entries.
+    pub dnat: Option<Vec<DnatEntry>>,
+}
+
+impl RsSettings {
+    /// Reads a settings file (TOML).
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text)
+            .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))
+    }
+
+    /// `self` with every field that `flags` sets taken from `flags`.
+    pub fn overridden_by(self, flags: RsSettings) -> RsSettings {
+        RsSettings {
+            gateway: flags.gateway.or(self.gateway),
+            address: flags.address.or(self.address),
+            vips: flags.vips.or(self.vips),
+            table: flags.table.or(self.table),
+            rule_priority: flags.rule_priority.or(self.rule_priority),
+            vip_device: flags.vip_device.or(self.vip_device),
+            ingress_device: flags.ingress_device.or(self.ingress_device),
+            reply_tunnel: flags.reply_tunnel.or(self.reply_tunnel),
+            create_reply_tunnel: flags.create_reply_tunnel.or(self.create_reply_tunnel),
+            reply_mark: flags.reply_mark.or(self.reply_mark),
+            dnat: flags.dnat.or(self.dnat),
+        }
+    }
+
+    /// Checks the settings and fills in the defaults.
+    pub fn resolve(self) -> Result<RsConfig, Invalid> {
+        let mut problems = Vec::new();
+        let mut problem = |field: &str, message: String| {
+            problems.push(FieldError {
+                field: field.into(),
+                message,
+            })
+        };
+        let unicast = |a: Ipv4Addr| !(a.is_unspecified() || a.is_broadcast() || a.is_multicast());
+        let gateway = self.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let address = self.address.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        if self.gateway.is_none() {
+            problem(
+                "gateway",
+                "missing: give the gateway's address (--gateway GIP)".into(),
+            );
+        } else if !unicast(gateway) {
+            problem("gateway", format!("{gateway} is not a unicast address"));
+        }
+        if self.address.is_none() {
+            problem(
+                "address",
+                "missing: give this real server's address (--address RIP)".into(),
+            );
+        } else if !unicast(address) {
+            problem("address", format!("{address} is not a unicast address"));
+        } else if address == gateway {
+            problem(
+                "address",
+                format!("{address} is also the gateway's address"),
+            );
+        }
+        let vips = self.vips.unwrap_or_default();
+        if vips.is_empty() {
+            problem("vips", "missing: give at least one VIP (--vip VIP)".into());
+        }
+        let mut seen = HashSet::new();
+        for (i, vip) in vips.iter().enumerate() {
+            if !unicast(*vip) {
+                problem(
+                    &format!("vips[{i}]"),
+                    format!("{vip} is not a unicast address"),
+                );
+            } else if !seen.insert(*vip) {
+                problem(&format!("vips[{i}]"), format!("{vip} is listed twice"));
+            }
+        }
+        let table = self.table.unwrap_or(DEFAULT_TABLE);
+        if matches!(table, 0 | 253..=255) {
+            problem(
+                "table",
+                format!(
+                    "{table} is reserved (0 unspec, 253 default, 254 main, 255 local): pick another"
+                ),
+            );
+        }
+        let rule_priority = self.rule_priority.unwrap_or(DEFAULT_RULE_PRIORITY);
+        if rule_priority == 0 || rule_priority >= 32766 {
+            problem(
+                "rule_priority",
+                format!("{rule_priority} must be between 1 and 32765 (before the main table)"),
+            );
+        }
+        let vip_device = self.vip_device.unwrap_or_else(|| IPIP_FALLBACK.into());
+        let ingress_device = self.ingress_device.unwrap_or_else(|| IPIP_FALLBACK.into());
+        let reply_tunnel = self
+            .reply_tunnel
+            .unwrap_or_else(|| DEFAULT_REPLY_TUNNEL.into());
+        let create_reply_tunnel = self.create_reply_tunnel.unwrap_or(true);
+        for (field, name) in [
+            ("vip_device", &vip_device),
+            ("ingress_device", &ingress_device),
+            ("reply_tunnel", &reply_tunnel),
+        ] {
+            if !is_valid_interface_name(name) {
+                problem(field, format!("{name:?} is not a valid interface name"));
+            }
+        }
+        if create_reply_tunnel && reply_tunnel == IPIP_FALLBACK {
+            problem(
+                "reply_tunnel",
+                "tunl0 is the ipip module's fallback device (it receives the requests); name the \
+                 reply tunnel differently, e.g. tunl1"
+                    .into(),
+            );
+        }
+        if reply_tunnel == vip_device || reply_tunnel == ingress_device {
+            problem(
+                "reply_tunnel",
+                format!(
+                    "{reply_tunnel:?} is also the VIP or ingress device; the replies need their own tunnel"
+                ),
+            );
+        }
+        let reply_mark = self.reply_mark.unwrap_or(DEFAULT_REPLY_MARK);
+        let dnat = self.dnat.unwrap_or_default();
+        if !dnat.is_empty() && reply_mark == 0 {
+            problem(
+                "reply_mark",
+                "0 cannot mark anything: give a non-zero mark".into(),
+            );
+        }
+        let mut entries = HashSet::new();
+        for (i, entry) in dnat.iter().enumerate() {
+            if !seen.contains(&entry.vip) {
+                problem(
+                    &format!("dnat[{i}].vip"),
+                    format!("{} is not one of the VIPs", entry.vip),
+                );
+            }
+            if entry.port == 0 || entry.to_port == Some(0) {
+                problem(&format!("dnat[{i}]"), "port 0 cannot be forwarded".into());
+            }
+            if !unicast(entry.to) {
+                problem(
+                    &format!("dnat[{i}].to"),
+                    format!("{} is not a unicast address", entry.to),
+                );
+            }
+            if !entries.insert((entry.vip, entry.port, entry.protocol)) {
+                problem(
+                    &format!("dnat[{i}]"),
+                    format!(
+                        "{} {}:{} is forwarded twice",
+                        entry.protocol.as_str(),
+                        entry.vip,
+                        entry.port
+                    ),
+                );
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Invalid(problems));
+        }
+        Ok(RsConfig {
+            gateway,
+            address,
+            vips,
+            table,
+            rule_priority,
+            vip_device,
+            ingress_device,
+            reply_tunnel,
+            create_reply_tunnel,
+            reply_mark,
+            dnat,
+        })
+    }
+}
+
+/// Checked real-server settings with the defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsConfig {
+    /// GIP.
+    pub gateway: Ipv4Addr,
+    /// RIP.
+    pub address: Ipv4Addr,
+    /// The VIPs.
+    pub vips: Vec<Ipv4Addr>,
+    /// Routing table of the replies.
+    pub table: u32,
+    /// Priority of the rules.
+    pub rule_priority: u32,
+    /// Device the VIPs are on.
+    pub vip_device: String,
+    /// Device the requests arrive on.
+    pub ingress_device: String,
+    /// The reply tunnel.
+    pub reply_tunnel: String,
+    /// Whether tungate creates the reply tunnel.
+    pub create_reply_tunnel: bool,
+    /// Mark of DNAT'd replies.
+    pub reply_mark: u32,
+    /// DNAT entries.
+    pub dnat: Vec<DnatEntry>,
+}
+
+/// The desired state of a real server.
+pub fn desired(config: &RsConfig) -> DesiredState {
+    let mut items = Vec::new();
+    if config.create_reply_tunnel {
+        items.push(Item::Tunnel(TunnelSpec {
+            name: config.reply_tunnel.clone(),
+            local: config.address,
+            remote: config.gateway,
+            mtu: None,
+            up: true,
+        }));
+    } else {
+        items.push(Item::LinkState(LinkStateSpec {
+            name: config.reply_tunnel.clone(),
+            up: true,
+        }));
+    }
+    let mut up_devices = vec![config.ingress_device.clone()];
+    if config.vip_device != "lo" && config.vip_device != config.ingress_device {
+        up_devices.push(config.vip_device.clone());
+    }
+    for name in up_devices {
+        items.push(Item::LinkState(LinkStateSpec { name, up: true }));
+    }
+    items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
+        &config.ingress_device,
+        "rp_filter",
+        "2",
+    )));
+    items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
+        "all",
+        "arp_ignore",
+        "1",
+    )));
+    items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
+        "all",
+        "arp_announce",
+        "2",
+    )));
+    for vip in &config.vips {
+        items.push(Item::Address(crate::model::AddressSpec {
+            device: config.vip_device.clone(),
+            address: *vip,
+            prefix: 32,
+        }));
+    }
+    items.push(Item::Route(RouteSpec {
+        table: config.table,
+        destination: Ipv4Addr::UNSPECIFIED,
+        prefix: 0,
+        device: config.reply_tunnel.clone(),
+    }));
+    for vip in &config.vips {
+        items.push(Item::Rule(RuleSpec {
+            priority: config.rule_priority,
+            selector: RuleSelector::From(*vip),
+            table: config.table,
+        }));
+    }
+    if !config.dnat.is_empty() {
+        items.push(Item::Sysctl(SysctlSpec {
+            path: "net/ipv4/ip_forward".into(),
+            value: "1".into(),
+        }));
+        items.push(Item::Rule(RuleSpec {
+            priority: config.rule_priority,
+            selector: RuleSelector::FwMark(config.reply_mark),
+            table: config.table,
+        }));
+        items.push(Item::nft_table());
+        for entry in &config.dnat {
+            let to_port = entry.to_port.unwrap_or(entry.port);
+            items.push(Item::nft_rule(NftRuleSpec::Dnat {
+                vip: entry.vip,
+                port: entry.port,
+                protocol: entry.protocol,
+                to: entry.to,
+                to_port,
+            }));
+            items.push(Item::nft_rule(NftRuleSpec::MarkReply {
+                from: entry.to,
+                from_port: to_port,
+                protocol: entry.protocol,
+                mark: config.reply_mark,
+            }));
+        }
+    }
+    DesiredState {
+        role: Role::RealServer,
+        items,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> RsSettings {
+        RsSettings {
+            gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            address: Some(Ipv4Addr::new(10, 0, 1, 2)),
+            vips: Some(vec![Ipv4Addr::new(192, 0, 2, 10)]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_give_the_seed_setup() {
+        let state = desired(&base().resolve().unwrap());
+        let lines: Vec<String> = state.items.iter().map(|i| i.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "link tunl1 ipip local 10.0.1.2 remote 10.0.0.1 up",
+                "link tunl0 up",
+                "sysctl net.ipv4.conf.tunl0.rp_filter = 2",
+                "sysctl net.ipv4.conf.all.arp_ignore = 1",
+                "sysctl net.ipv4.conf.all.arp_announce = 2",
+                "address 192.0.2.10/32 dev tunl0",
+                "route 0.0.0.0/0 dev tunl1 table 1",
+                "rule pref 1000 from 192.0.2.10 lookup 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn dnat_adds_forwarding_a_mark_rule_and_the_nft_table() {
+        let settings = RsSettings {
+            dnat: Some(vec!["192.0.2.10:80=10.88.0.2:8080".parse().unwrap()]),
+            vip_device: Some("lo".into()),
+            ..base()
+        };
+        let state = desired(&settings.resolve().unwrap());
+        let lines: Vec<String> = state.items.iter().map(|i| i.to_string()).collect();
+        for expected in [
+            "address 192.0.2.10/32 dev lo",
+            "sysctl net.ipv4.ip_forward = 1",
+            "rule pref 1000 fwmark 0x7467 lookup 1",
+            "nft table ip tungate_rs chains dnat,mark_replies",
+            "nft rule \"tungate: dnat tcp 192.0.2.10:80 to 10.88.0.2:8080\"",
+            "nft rule \"tungate: mark tcp replies from 10.88.0.2:8080 with 0x7467\"",
+        ] {
+            assert!(
+                lines.iter().any(|l| l == expected),
+                "{expected} not in {lines:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = RsSettings {
+            table: Some(7),
+            ..base()
+        };
+        let flags = RsSettings {
+            table: Some(9),
+            reply_tunnel: Some("tgrs0".into()),
+            ..Default::default()
+        };
+        let merged = file.overridden_by(flags).resolve().unwrap();
+        assert_eq!(merged.table, 9);
+        assert_eq!(merged.reply_tunnel, "tgrs0");
+        assert_eq!(merged.gateway, Ipv4Addr::new(10, 0, 0, 1));
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let bad = RsSettings {
+            gateway: None,
+            table: Some(254),
+            reply_tunnel: Some("tunl0".into()),
+            dnat: Some(vec!["198.51.100.1:80=10.88.0.2".parse().unwrap()]),
+            ..base()
+        };
+        let msg = bad.resolve().unwrap_err().to_string();
+        for expected in [
+            "gateway: missing",
+            "table: 254 is reserved",
+            "reply_tunnel: tunl0 is the ipip module's fallback device",
+            "dnat[0].vip: 198.51.100.1 is not one of the VIPs",
+        ] {
+            assert!(msg.contains(expected), "{expected:?} not in {msg}");
+        }
+    }
+
+    #[test]
+    fn dnat_flags_parse_or_explain() {
+        let e: DnatEntry = "192.0.2.10:53=10.88.0.2/udp".parse().unwrap();
+        assert_eq!(e.protocol, L4Protocol::Udp);
+        assert_eq!(e.to_port, None);
+        let err = "192.0.2.10=10.88.0.2".parse::<DnatEntry>().unwrap_err();
+        assert!(err.contains("expected VIP:PORT=ADDRESS"), "{err}");
+    }
+
+    #[test]
+    fn a_settings_file_is_read_and_unknown_keys_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rs.toml");
+        std::fs::write(
+            &path,
+            "gateway = \"10.0.0.1\"\naddress = \"10.0.1.2\"\nvips = [\"192.0.2.10\"]\n\
+             [[dnat]]\nvip = \"192.0.2.10\"\nport = 80\nto = \"10.88.0.2\"\n",
+        )
+        .unwrap();
+        let settings = RsSettings::load(&path).unwrap();
+        assert_eq!(settings.dnat.as_ref().unwrap()[0].protocol, L4Protocol::Tcp);
+        std::fs::write(&path, "gateway = \"10.0.0.1\"\ncolour = 1\n").unwrap();
+        let err = RsSettings::load(&path).unwrap_err();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+    }
+}

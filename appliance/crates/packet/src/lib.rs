@@ -1,0 +1,15 @@
+//! Pure, allocation-free packet work: header checks, decapsulation, TTL decrement and the
+//! virtio-net (offload) header that AF_PACKET puts in front of every frame.
+//!
+//! Everything here works on byte slices the caller owns and returns offsets, addresses or a
+//! [`DropReason`]. This module must never do I/O, allocate, panic on any input, or know how
+//! packets are received or sent: that is [`tungate_datapath`]'s job. Its functions are what
+//! the fuzz targets and the table-driven tests exercise.
+
+pub mod decap;
+pub mod drop_reason;
+pub mod ipv4;
+pub mod vnet;
+
+pub use decap::{Accepted, Directory, LinkLayer, classify};
+pub use drop_reason::DropReason;

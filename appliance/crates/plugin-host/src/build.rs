@@ -1,0 +1,253 @@
+//! Turns a configuration [`Document`] plus the uploaded modules into one [`WorkerFilters`]
+//! set per worker (a generation), off the data path.
+//!
+//! Resolves each binding's module (by name, pinned by sha256), compiles it once (cached by
+//! sha256 in [`ModuleCache`]), then instantiates and configures one instance per (binding,
+//! worker). Any failure names the binding (`vips[0].plugins[1]`) and yields no generation,
+//! so nothing half-built is ever published. It never touches the running data path.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use super::chain::{Link, VipChain};
+use super::engine::PluginEngine;
+use super::instance::{InstanceError, InstanceLabels, PluginInstance, Prepared};
+use super::stats::{BindingKey, BindingStats, StatsRegistry, StatsTable};
+use super::validate::{ModuleInfo, Refusal, check_module, sha256_hex};
+use tungate_config::{self as config, Document};
+use tungate_datapath::filter::WorkerFilters;
+
+/// A module that passed the checks, compiled and linked.
+pub struct Compiled {
+    /// What the check found.
+    pub info: ModuleInfo,
+    prepared: Prepared,
+}
+
+/// Compiled modules by sha256.
+#[derive(Default)]
+pub struct ModuleCache {
+    by_sha: Mutex<HashMap<String, Arc<Compiled>>>,
+}
+
+impl ModuleCache {
+    /// The compiled module for `bytes`: from the cache, or checked and compiled now.
+    pub fn get_or_compile(
+        &self,
+        engine: &PluginEngine,
+        bytes: &[u8],
+    ) -> Result<Arc<Compiled>, Refusal> {
+        let sha = sha256_hex(bytes);
+        if let Some(c) = self.lock().get(&sha) {
+            return Ok(c.clone());
+        }
+        let checked = check_module(engine, bytes)?;
+        let prepared = Prepared::new(engine, &checked.module)
+            .map_err(|e| Refusal::DoesNotCompile(e.to_string()))?;
+        let compiled = Arc::new(Compiled {
+            info: checked.info,
+            prepared,
+        });
+        self.lock().insert(sha, compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Forgets every module whose sha256 is not in `keep`.
+    pub fn retain(&self, keep: &HashSet<String>) {
+        self.lock().retain(|sha, _| keep.contains(sha));
+    }
+
+    /// Number of cached modules.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Compiled>>> {
+        self.by_sha.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why a generation could not be built (nothing was published).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The document itself is invalid.
+    #[error("the configuration is invalid:\n{0}")]
+    Invalid(#[from] config::Invalid),
+    /// A binding names a plugin that is not uploaded.
+    #[error("{binding}: no plugin named {plugin:?} is uploaded; upload it or fix the name")]
+    MissingPlugin {
+        /// The binding's path.
+        binding: String,
+        /// The plugin name.
+        plugin: String,
+    },
+    /// The stored module does not pass the checks.
+    #[error("{binding}: plugin {plugin:?} is refused: {refusal}")]
+    Refused {
+        /// The binding's path.
+        binding: String,
+        /// The plugin name.
+        plugin: String,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// The module is not the one the binding pins.
+    #[error(
+        "{binding}: plugin {plugin:?} has sha256 {actual}, but the binding pins {pinned}; upload the pinned module or change the pin"
+    )]
+    Sha256Mismatch {
+        /// The binding's path.
+        binding: String,
+        /// The plugin name.
+        plugin: String,
+        /// The pinned sha256.
+        pinned: String,
+        /// The uploaded module's sha256.
+        actual: String,
+    },
+    /// An instance could not be built or configured (including the plugin refusing its
+    /// configuration, with its message).
+    #[error("{binding}: plugin {plugin:?} on worker {worker}: {error}")]
+    Instance {
+        /// The binding's path.
+        binding: String,
+        /// The plugin name.
+        plugin: String,
+        /// The worker.
+        worker: usize,
+        /// What went wrong.
+        error: InstanceError,
+    },
+}
+
+/// A built, not yet published, set of filters.
+pub struct Generation {
+    /// One set per worker.
+    pub filters: Vec<WorkerFilters>,
+    /// The statistics of its bindings.
+    pub stats: Arc<StatsTable>,
+    /// The sha256 of every module it uses.
+    pub modules: HashSet<String>,
+}
+
+/// Builds a generation for `workers` workers. `modules` returns a plugin's module bytes by
+/// name (`None` if no such plugin is uploaded). Each binding's statistics blocks come from
+/// `registry` (those of the same binding key in earlier generations, so counts carry on).
+pub fn build_generation(
+    engine: &PluginEngine,
+    cache: &ModuleCache,
+    registry: &StatsRegistry,
+    doc: &Document,
+    modules: &dyn Fn(&str) -> Option<Vec<u8>>,
+    workers: usize,
+) -> Result<Generation, BuildError> {
+    config::validate(doc)?;
+    let mut by_name: HashMap<&str, Arc<Compiled>> = HashMap::new();
+    let mut resolved = Vec::new();
+    for (v, vip) in doc.vips.iter().enumerate() {
+        let mut chain = Vec::new();
+        for (p, binding) in vip.plugins.iter().enumerate() {
+            let at = format!("vips[{v}].plugins[{p}]");
+            let compiled = match by_name.get(binding.plugin.as_str()) {
+                Some(c) => c.clone(),
+                None => {
+                    let bytes =
+                        modules(&binding.plugin).ok_or_else(|| BuildError::MissingPlugin {
+                            binding: at.clone(),
+                            plugin: binding.plugin.clone(),
+                        })?;
+                    let c = cache.get_or_compile(engine, &bytes).map_err(|refusal| {
+                        BuildError::Refused {
+                            binding: at.clone(),
+                            plugin: binding.plugin.clone(),
+                            refusal,
+                        }
+                    })?;
+                    by_name.insert(&binding.plugin, c.clone());
+                    c
+                }
+            };
+            if let Some(pinned) = &binding.sha256
+                && !pinned.eq_ignore_ascii_case(&compiled.info.sha256)
+            {
+                return Err(BuildError::Sha256Mismatch {
+                    binding: at,
+                    plugin: binding.plugin.clone(),
+                    pinned: pinned.clone(),
+                    actual: compiled.info.sha256.clone(),
+                });
+            }
+            chain.push((at, binding, compiled));
+        }
+        resolved.push((vip.address, chain));
+    }
+
+    let mut filters: Vec<WorkerFilters> = (0..workers).map(|_| WorkerFilters::default()).collect();
+    let mut table = StatsTable::default();
+    let quarantine_after = engine.limits().quarantine_after;
+    let time_budget = engine.limits().filter_time_budget;
+    for (vip, chain) in resolved {
+        if chain.is_empty() {
+            continue;
+        }
+        let mut per_worker: Vec<Vec<Link>> = (0..workers).map(|_| Vec::new()).collect();
+        for (position, (at, binding, compiled)) in chain.into_iter().enumerate() {
+            let config =
+                serde_json::to_vec(&binding.config).expect("a JSON value always serialises");
+            let plugin: Arc<str> = binding.plugin.as_str().into();
+            let key = BindingKey {
+                vip,
+                position,
+                plugin: binding.plugin.clone(),
+            };
+            let stats = registry.cells(&key, workers);
+            for (worker, links) in per_worker.iter_mut().enumerate() {
+                let labels = InstanceLabels {
+                    vip,
+                    position,
+                    plugin: plugin.clone(),
+                };
+                let instance = PluginInstance::new(
+                    engine,
+                    &compiled.prepared,
+                    &config,
+                    labels,
+                    stats[worker].clone(),
+                )
+                .map_err(|error| BuildError::Instance {
+                    binding: at.clone(),
+                    plugin: binding.plugin.clone(),
+                    worker,
+                    error,
+                })?;
+                links.push(Link::new(
+                    instance,
+                    plugin.clone(),
+                    binding.on_error,
+                    stats[worker].clone(),
+                    quarantine_after,
+                    time_budget,
+                ));
+            }
+            table.bindings.push(BindingStats {
+                key,
+                sha256: compiled.info.sha256.clone(),
+                on_error: binding.on_error,
+                workers: stats,
+            });
+        }
+        for (set, links) in filters.iter_mut().zip(per_worker) {
+            set.by_vip.insert(vip, Box::new(VipChain::new(vip, links)));
+        }
+    }
+    Ok(Generation {
+        filters,
+        stats: Arc::new(table),
+        modules: by_name.values().map(|c| c.info.sha256.clone()).collect(),
+    })
+}

@@ -1,0 +1,673 @@
+//! One live plugin instance: its `Store`, the `tungate` imports it may call, its configure
+//! step, and one batch call with its deadline.
+//!
+//! Owns the guest-memory traffic of ABI v1 (config bytes in, descriptors in, verdict bytes
+//! out) and classifies every failure into an [`ErrorKind`]. It decides nothing about
+//! packets: applying verdicts and failure policy is [`super::chain`]'s job.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tungate_plugin_sdk::abi::{
+    self, AREA_PACKETS_OFFSET, AREA_VERDICTS_OFFSET, BATCH_AREA_ALIGN, BATCH_AREA_SIZE, BATCH_MAX,
+    CONFIGURE_OK, LogLevel, MAX_CONFIG_BYTES, MAX_COUNTERS, MAX_MESSAGE_BYTES, PacketDesc,
+    VERDICT_UNSET,
+};
+use wasmtime::{
+    Caller, Engine, Extern, InstancePre, Linker, Memory, Module, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap, TypedFunc,
+};
+
+use super::engine::{PluginEngine, TABLE_ELEMENTS_CAP, monotonic_ns};
+use super::stats::{ErrorKind, PluginCounter, WorkerStats};
+
+/// Who an instance serves, for log lines.
+#[derive(Debug, Clone)]
+pub struct InstanceLabels {
+    /// The VIP.
+    pub vip: Ipv4Addr,
+    /// Position in the VIP's chain.
+    pub position: usize,
+    /// The plugin's name.
+    pub plugin: Arc<str>,
+}
+
+/// Why an instance could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstanceError {
+    /// The configuration is larger than ABI v1 allows.
+    #[error("the configuration is {0} bytes of JSON, more than the limit of {MAX_CONFIG_BYTES}")]
+    ConfigTooLarge(usize),
+    /// Instantiation failed (pool exhausted, memory over the cap, …).
+    #[error("cannot instantiate the module: {0}")]
+    Instantiate(String),
+    /// The plugin refused its configuration.
+    #[error("the plugin refused its configuration: {0}")]
+    Refused(String),
+    /// Configure trapped, ran past its deadline or misbehaved.
+    #[error("the plugin failed while configuring: {0}")]
+    ConfigureFailed(String),
+    /// The batch area is misplaced.
+    #[error("the plugin's batch area at {addr:#x} is {why}")]
+    BadBatchArea {
+        /// The address the plugin gave.
+        addr: i64,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+/// A failed batch call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFailure {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// What happened, for the operator.
+    pub message: String,
+}
+
+/// Memory limits with a record of whether the cap was hit (to tell that trap apart).
+struct CappedLimits {
+    inner: StoreLimits,
+    cap: usize,
+    cap_hit: bool,
+}
+
+impl ResourceLimiter for CappedLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if self.inner.memory_growing(current, desired, maximum)? {
+            return Ok(true);
+        }
+        self.cap_hit = true;
+        wasmtime::bail!(
+            "memory.grow to {desired} bytes refused: the cap is {} bytes per instance",
+            self.cap
+        )
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// A token bucket for log lines.
+struct LogLimiter {
+    per_second: u32,
+    burst: u32,
+    tokens: f64,
+    last: Instant,
+}
+
+impl LogLimiter {
+    fn admit(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens =
+            (self.tokens + elapsed * f64::from(self.per_second)).min(f64::from(self.burst));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The host side of one instance (the `Store`'s data).
+pub struct InstanceState {
+    limits: CappedLimits,
+    labels: InstanceLabels,
+    stats: Arc<WorkerStats>,
+    configuring: bool,
+    counters: Vec<Arc<PluginCounter>>,
+    refusal: Option<String>,
+    log: LogLimiter,
+}
+
+/// A compiled plugin ready to be instantiated many times.
+pub struct Prepared {
+    pre: InstancePre<InstanceState>,
+}
+
+impl Prepared {
+    /// Links `module` against the `tungate` imports.
+    pub fn new(engine: &PluginEngine, module: &Module) -> Result<Prepared, InstanceError> {
+        let linker =
+            linker(engine.engine()).map_err(|e| InstanceError::Instantiate(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(module)
+            .map_err(|e| InstanceError::Instantiate(format!("{e:#}")))?;
+        Ok(Prepared { pre })
+    }
+}
+
+/// Reads `len` bytes at `ptr` of the caller's memory (at most `max`; longer is cut).
+fn guest_bytes(
+    caller: &mut Caller<'_, InstanceState>,
+    ptr: i32,
+    len: i32,
+    max: usize,
+    what: &str,
+) -> wasmtime::Result<Vec<u8>> {
+    let Some(Extern::Memory(memory)) = caller.get_export(abi::EXPORT_MEMORY) else {
+        wasmtime::bail!("{what}: the plugin exports no memory");
+    };
+    let start = ptr as u32 as usize;
+    let len = (len as u32 as usize).min(max);
+    let data = memory.data(&caller);
+    match data.get(start..start.saturating_add(len)) {
+        Some(bytes) => Ok(bytes.to_vec()),
+        None => wasmtime::bail!(
+            "{what}: {len} bytes at {start:#x} are outside the plugin's memory of {} bytes",
+            data.len()
+        ),
+    }
+}
+
+fn guest_text(
+    caller: &mut Caller<'_, InstanceState>,
+    ptr: i32,
+    len: i32,
+    what: &str,
+) -> wasmtime::Result<String> {
+    let bytes = guest_bytes(caller, ptr, len, MAX_MESSAGE_BYTES, what)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The `tungate` imports of ABI v1.
+fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
+    let mut linker = Linker::new(engine);
+    linker.func_wrap(
+        abi::IMPORT_MODULE,
+        abi::IMPORT_COUNTER_DEFINE,
+        |mut caller: Caller<'_, InstanceState>,
+         np: i32,
+         nl: i32,
+         lp: i32,
+         ll: i32|
+         -> wasmtime::Result<i32> {
+            if !caller.data().configuring {
+                return Ok(-1);
+            }
+            let name = guest_text(&mut caller, np, nl, "counter_define name")?;
+            let label = guest_text(&mut caller, lp, ll, "counter_define label")?;
+            if !abi::is_valid_counter_name(&name) || !abi::is_valid_counter_label(&label) {
+                return Ok(-1);
+            }
+            let state = caller.data_mut();
+            if let Some(i) = state
+                .counters
+                .iter()
+                .position(|c| c.name == name && c.label == label)
+            {
+                return Ok(i as i32);
+            }
+            if state.counters.len() >= MAX_COUNTERS {
+                return Ok(-1);
+            }
+            // The binding's counter cell outlives this instance: a rebuilt binding counts on.
+            let counter = state.stats.counter(&name, &label);
+            state.counters.push(counter);
+            Ok(state.counters.len() as i32 - 1)
+        },
+    )?;
+    linker.func_wrap(
+        abi::IMPORT_MODULE,
+        abi::IMPORT_COUNTER_ADD,
+        |caller: Caller<'_, InstanceState>, id: i32, delta: i64| {
+            if let Some(c) = caller.data().counters.get(id as u32 as usize) {
+                c.value
+                    .fetch_add(delta as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+    )?;
+    linker.func_wrap(
+        abi::IMPORT_MODULE,
+        abi::IMPORT_LOG,
+        |mut caller: Caller<'_, InstanceState>,
+         level: i32,
+         ptr: i32,
+         len: i32|
+         -> wasmtime::Result<()> {
+            let admitted = caller.data_mut().log.admit();
+            caller.data().stats.record_log(admitted);
+            if !admitted {
+                return Ok(());
+            }
+            let text = guest_text(&mut caller, ptr, len, "log")?;
+            let l = &caller.data().labels;
+            let (vip, plugin, position) = (l.vip, &*l.plugin, l.position);
+            match LogLevel::from_code(level) {
+                LogLevel::Error => tracing::error!(%vip, plugin, position, "plugin: {text}"),
+                LogLevel::Warn => tracing::warn!(%vip, plugin, position, "plugin: {text}"),
+                LogLevel::Info => tracing::info!(%vip, plugin, position, "plugin: {text}"),
+                LogLevel::Debug => tracing::debug!(%vip, plugin, position, "plugin: {text}"),
+            }
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(abi::IMPORT_MODULE, abi::IMPORT_NOW_NS, || -> i64 {
+        monotonic_ns() as i64
+    })?;
+    linker.func_wrap(
+        abi::IMPORT_MODULE,
+        abi::IMPORT_REFUSE_CONFIG,
+        |mut caller: Caller<'_, InstanceState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            let text = guest_text(&mut caller, ptr, len, "refuse_config")?;
+            caller.data_mut().refusal = Some(text);
+            Ok(())
+        },
+    )?;
+    Ok(linker)
+}
+
+/// One configured instance, ready for batch calls.
+pub struct PluginInstance {
+    store: Store<InstanceState>,
+    memory: Memory,
+    filter: TypedFunc<i32, ()>,
+    area: usize,
+    filter_ticks: u64,
+}
+
+impl PluginInstance {
+    /// Instantiates, configures with `config` (JSON bytes) and locates the batch area.
+    pub fn new(
+        engine: &PluginEngine,
+        prepared: &Prepared,
+        config: &[u8],
+        labels: InstanceLabels,
+        stats: Arc<WorkerStats>,
+    ) -> Result<PluginInstance, InstanceError> {
+        if config.len() > MAX_CONFIG_BYTES {
+            return Err(InstanceError::ConfigTooLarge(config.len()));
+        }
+        let limits = engine.limits();
+        let state = InstanceState {
+            limits: CappedLimits {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(limits.memory_cap_bytes)
+                    .table_elements(TABLE_ELEMENTS_CAP)
+                    .instances(1)
+                    .tables(1)
+                    .memories(1)
+                    .build(),
+                cap: limits.memory_cap_bytes,
+                cap_hit: false,
+            },
+            labels,
+            stats,
+            configuring: true,
+            counters: Vec::new(),
+            refusal: None,
+            log: LogLimiter {
+                per_second: limits.log_lines_per_second,
+                burst: limits.log_burst,
+                tokens: f64::from(limits.log_burst),
+                last: Instant::now(),
+            },
+        };
+        let mut store = Store::new(engine.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(PluginEngine::ticks(limits.configure_deadline));
+
+        let fail = |e: wasmtime::Error| InstanceError::ConfigureFailed(describe_error(&e));
+        let instance = prepared
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| InstanceError::Instantiate(format!("{e:#}")))?;
+        let memory = instance
+            .get_memory(&mut store, abi::EXPORT_MEMORY)
+            .ok_or_else(|| InstanceError::Instantiate("no memory export".into()))?;
+        let typed = |store: &mut Store<InstanceState>, name| {
+            instance
+                .get_export(&mut *store, name)
+                .ok_or_else(|| InstanceError::Instantiate(format!("no export {name}")))
+        };
+        let alloc = typed(&mut store, abi::EXPORT_ALLOC)?
+            .into_func()
+            .and_then(|f| f.typed::<i32, i32>(&store).ok())
+            .ok_or_else(|| InstanceError::Instantiate("tungate_alloc has the wrong type".into()))?;
+        let configure = typed(&mut store, abi::EXPORT_CONFIGURE)?
+            .into_func()
+            .and_then(|f| f.typed::<(i32, i32), i32>(&store).ok())
+            .ok_or_else(|| {
+                InstanceError::Instantiate("tungate_configure has the wrong type".into())
+            })?;
+        let batch_area = typed(&mut store, abi::EXPORT_BATCH_AREA)?
+            .into_func()
+            .and_then(|f| f.typed::<(), i32>(&store).ok())
+            .ok_or_else(|| {
+                InstanceError::Instantiate("tungate_batch_area has the wrong type".into())
+            })?;
+        let filter = typed(&mut store, abi::EXPORT_FILTER)?
+            .into_func()
+            .and_then(|f| f.typed::<i32, ()>(&store).ok())
+            .ok_or_else(|| {
+                InstanceError::Instantiate("tungate_filter has the wrong type".into())
+            })?;
+
+        let len = config.len() as i32;
+        let ptr = alloc.call(&mut store, len).map_err(fail)?;
+        if ptr == 0 {
+            return Err(InstanceError::ConfigureFailed(format!(
+                "tungate_alloc({len}) returned 0: the plugin has no room for its configuration"
+            )));
+        }
+        memory
+            .write(&mut store, ptr as u32 as usize, config)
+            .map_err(|_| {
+                InstanceError::ConfigureFailed(format!(
+                    "tungate_alloc({len}) returned {ptr:#x}, outside the plugin's memory"
+                ))
+            })?;
+        let status = configure.call(&mut store, (ptr, len)).map_err(fail)?;
+        if status != CONFIGURE_OK {
+            let reason = store.data_mut().refusal.take().unwrap_or_else(|| {
+                format!("(no reason given; tungate_configure returned {status})")
+            });
+            return Err(InstanceError::Refused(reason));
+        }
+        store.data_mut().configuring = false;
+
+        let addr = batch_area.call(&mut store, ()).map_err(fail)?;
+        let area = addr as u32 as usize;
+        if !area.is_multiple_of(BATCH_AREA_ALIGN) {
+            return Err(InstanceError::BadBatchArea {
+                addr: addr.into(),
+                why: "not 8-byte aligned",
+            });
+        }
+        if area + BATCH_AREA_SIZE > memory.data_size(&store) {
+            return Err(InstanceError::BadBatchArea {
+                addr: addr.into(),
+                why: "not inside the plugin's memory",
+            });
+        }
+        Ok(PluginInstance {
+            store,
+            memory,
+            filter,
+            area,
+            filter_ticks: PluginEngine::ticks(limits.filter_deadline),
+        })
+    }
+
+    /// Hands `packets` (at most [`BATCH_MAX`]) to the plugin and copies its verdict codes
+    /// into `verdicts[..packets.len()]` (unchecked: the caller judges them).
+    pub fn call(
+        &mut self,
+        now_ns: u64,
+        packets: &[PacketDesc],
+        verdicts: &mut [u8],
+    ) -> Result<(), CallFailure> {
+        let n = packets.len().min(BATCH_MAX);
+        self.call_with(
+            now_ns,
+            n,
+            |descs| descs.copy_from_slice(&packets[..n]),
+            verdicts,
+        )
+    }
+
+    /// Like [`Self::call`] for `count` packets (at most [`BATCH_MAX`]) whose descriptors
+    /// `describe` writes straight into the guest's batch area (no copy on the host side).
+    pub fn call_with(
+        &mut self,
+        now_ns: u64,
+        count: usize,
+        describe: impl FnOnce(&mut [PacketDesc]),
+        verdicts: &mut [u8],
+    ) -> Result<(), CallFailure> {
+        let n = count.min(BATCH_MAX);
+        let data = self.memory.data_mut(&mut self.store);
+        // Memory never shrinks, so the area checked at configure time is still inside.
+        let area = &mut data[self.area..self.area + BATCH_AREA_SIZE];
+        area[..8].copy_from_slice(&now_ns.to_le_bytes());
+        let descs = &mut area[AREA_PACKETS_OFFSET..AREA_PACKETS_OFFSET + n * abi::DESC_SIZE];
+        // The area is BATCH_AREA_ALIGN-aligned in guest memory (checked at configure time)
+        // and guest memory is page-aligned on the host, so this never fails.
+        match PacketDesc::slice_from_bytes_mut(descs) {
+            Some(descs) => describe(descs),
+            None => {
+                return Err(CallFailure {
+                    kind: ErrorKind::Trap,
+                    message: "the batch area is not aligned in host memory".into(),
+                });
+            }
+        }
+        area[AREA_VERDICTS_OFFSET..AREA_VERDICTS_OFFSET + n].fill(VERDICT_UNSET);
+
+        self.store.data_mut().limits.cap_hit = false;
+        self.store.set_epoch_deadline(self.filter_ticks);
+        if let Err(e) = self.filter.call(&mut self.store, n as i32) {
+            let kind = if self.store.data().limits.cap_hit {
+                ErrorKind::MemoryCap
+            } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                ErrorKind::Deadline
+            } else {
+                ErrorKind::Trap
+            };
+            return Err(CallFailure {
+                kind,
+                message: describe_error(&e),
+            });
+        }
+        let data = self.memory.data(&self.store);
+        let start = self.area + AREA_VERDICTS_OFFSET;
+        verdicts[..n].copy_from_slice(&data[start..start + n]);
+        Ok(())
+    }
+}
+
+/// A one-line description of a call error: the trap (or host error) and its context.
+fn describe_error(e: &wasmtime::Error) -> String {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => "the call ran past its deadline (epoch interruption)".into(),
+        Some(trap) => format!("wasm trap: {trap}"),
+        None => format!("{}", e.root_cause()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Limits;
+    use crate::test_wat;
+    use crate::validate::check_module;
+
+    fn engine() -> PluginEngine {
+        PluginEngine::new(Limits {
+            max_instances: 8,
+            ..Limits::default()
+        })
+        .unwrap()
+    }
+
+    fn labels() -> InstanceLabels {
+        InstanceLabels {
+            vip: Ipv4Addr::new(192, 0, 2, 1),
+            position: 0,
+            plugin: "t".into(),
+        }
+    }
+
+    fn build(
+        engine: &PluginEngine,
+        wat: &[u8],
+        config: &[u8],
+    ) -> Result<PluginInstance, InstanceError> {
+        let module = check_module(engine, wat).unwrap().module;
+        let prepared = Prepared::new(engine, &module).unwrap();
+        PluginInstance::new(engine, &prepared, config, labels(), Arc::default())
+    }
+
+    #[test]
+    fn configure_refusal_carries_the_plugins_message() {
+        let e = engine();
+        let err = build(&e, &test_wat::plugin(test_wat::PASS_ALL), b"xyz")
+            .err()
+            .unwrap();
+        assert_eq!(err, InstanceError::Refused("config starts with x!".into()));
+        assert!(build(&e, &test_wat::plugin(test_wat::PASS_ALL), b"{}").is_ok());
+        let big = vec![b' '; MAX_CONFIG_BYTES + 1];
+        let err = build(&e, &test_wat::plugin(test_wat::PASS_ALL), &big)
+            .err()
+            .unwrap();
+        assert_eq!(err, InstanceError::ConfigTooLarge(MAX_CONFIG_BYTES + 1));
+        let err = build(&e, &test_wat::plugin(test_wat::PASS_ALL), &[b' '; 5000])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("returned 0"), "{err}");
+    }
+
+    #[test]
+    fn misbehaving_configure_and_batch_area() {
+        let e = engine();
+        let looping = test_wat::plugin_raw(
+            &test_wat::pass_all_text()
+                .replace("(global.set $seen", "(loop $l (br $l)) (global.set $seen"),
+        );
+        let short = Limits {
+            max_instances: 2,
+            configure_deadline: std::time::Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let fast = PluginEngine::new(short).unwrap();
+        let err = build(&fast, &looping, b"{}").err().unwrap();
+        assert!(
+            matches!(&err, InstanceError::ConfigureFailed(m) if m.contains("deadline")),
+            "{err}"
+        );
+        for (addr, why) in [("8193", "aligned"), ("65528", "inside")] {
+            let wat = test_wat::plugin_raw(&test_wat::pass_all_text().replace(
+                "(result i32) (i32.const 8192))",
+                &format!("(result i32) (i32.const {addr}))"),
+            ));
+            let err = build(&e, &wat, b"{}").err().unwrap();
+            assert!(matches!(err, InstanceError::BadBatchArea { .. }), "{err}");
+            assert!(err.to_string().contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_batch_round_trip_writes_descriptors_and_reads_verdicts() {
+        let e = engine();
+        let mut inst = build(&e, &test_wat::plugin(&test_wat::drop_tos(1)), b"{}").unwrap();
+        let mut descs = Vec::new();
+        for tos in [0u8, 1, 2, 1] {
+            let mut b = [0u8; 20];
+            b[0] = 0x45;
+            b[1] = tos;
+            descs.push(PacketDesc::parse(&b));
+        }
+        let mut verdicts = [0xAAu8; BATCH_MAX];
+        inst.call(5, &descs, &mut verdicts).unwrap();
+        assert_eq!(verdicts[..5], [0, 1, 0, 1, 0xAA]);
+        let counters = &inst.store.data().counters;
+        assert_eq!(counters.len(), 1);
+        assert_eq!(counters[0].name, "seen");
+        assert_eq!(
+            counters[0].value.load(std::sync::atomic::Ordering::Relaxed),
+            4
+        );
+    }
+
+    #[test]
+    fn imports_log_rate_limited_clock_shared_counters_only_while_configuring() {
+        use tungate_config::OnError;
+        use crate::stats::{BindingKey, BindingStats};
+        let e = PluginEngine::new(Limits {
+            max_instances: 2,
+            log_burst: 3,
+            log_lines_per_second: 0,
+            ..Limits::default()
+        })
+        .unwrap();
+        let wat = test_wat::module(
+            r#"(import "tungate" "log" (func $log (param i32 i32 i32)))
+               (import "tungate" "now_ns" (func $now (result i64)))"#,
+            // Packet 0: drop if the import's clock is behind the batch time (it must not be).
+            // Packet 1: drop if counter_define works outside configure (it must not).
+            "(call $log (i32.const 2) (i32.const 600) (i32.const 4))
+             (call $verdict (i32.const 0) (i64.lt_s (call $now) (i64.load (i32.const 8192))))
+             (call $verdict (i32.const 1)
+               (i32.ne (call $define (i32.const 600) (i32.const 4) (i32.const 0) (i32.const 0))
+                       (i32.const -1)))",
+            "",
+        );
+        let module = check_module(&e, &wat).unwrap().module;
+        let prepared = Prepared::new(&e, &module).unwrap();
+        let stats = Arc::new(WorkerStats::default());
+        let mut inst = PluginInstance::new(&e, &prepared, b"{}", labels(), stats.clone()).unwrap();
+        let descs = [PacketDesc::ZERO; 2];
+        for _ in 0..10 {
+            let mut verdicts = [0xAAu8; 2];
+            inst.call(monotonic_ns(), &descs, &mut verdicts).unwrap();
+            assert_eq!(verdicts, [0, 0]);
+        }
+        let table = BindingStats {
+            key: BindingKey {
+                vip: Ipv4Addr::new(192, 0, 2, 1),
+                position: 0,
+                plugin: "t".into(),
+            },
+            sha256: String::new(),
+            on_error: OnError::Pass,
+            workers: vec![stats],
+        };
+        let s = table.snapshot();
+        assert_eq!(
+            (s.log_lines, s.log_suppressed),
+            (3, 7),
+            "the burst, then nothing"
+        );
+        assert_eq!(s.counters.len(), 1, "no counter defined after configure");
+        assert_eq!(s.counters[0].value, 20);
+    }
+
+    #[test]
+    fn a_host_call_with_a_bad_pointer_traps_the_call() {
+        let e = engine();
+        let wat = test_wat::module(
+            r#"(import "tungate" "log" (func $log (param i32 i32 i32)))"#,
+            "(call $log (i32.const 2) (i32.const 65530) (i32.const 100))",
+            "",
+        );
+        let mut inst = build(&e, &wat, b"{}").unwrap();
+        let failure = inst
+            .call(0, &[PacketDesc::ZERO], &mut [0u8; 1])
+            .unwrap_err();
+        assert_eq!(failure.kind, ErrorKind::Trap);
+        assert!(
+            failure.message.contains("outside the plugin's memory"),
+            "{}",
+            failure.message
+        );
+    }
+}
