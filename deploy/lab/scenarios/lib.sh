@@ -472,7 +472,7 @@ ldout_kernel_tunnels() {
 # change is adjusted here once: `tungate rs apply` on the RS; on LD-OUT `tungate run` with a
 # state directory (it builds and heals LD-OUT's networking itself: the netcfg reconciler),
 # `tungate net plan|down` on that reconciler's state file, and the admin API
-# (appliance/src/admin/openapi.yaml) for readiness, counters, plugins and bindings, with the
+# (appliance/crates/admin/src/openapi.yaml) for readiness, counters, plugins and bindings, with the
 # bearer token tungate generated into the state directory.
 
 TG_API=http://127.0.0.1:9080 # the admin listener inside LD-OUT (`tungate run`'s default)
