@@ -241,6 +241,13 @@ ensure_needs() {
   for need in "${needs[@]}"; do
     case $need in
       tungate)
+        # tungate embeds web/dist and its build never runs npm: make the bundle when there is
+        # none (after CI it is there, and rebuilding it would rebuild tungate).
+        if [[ ! -d $REPO_ROOT/web/dist ]]; then
+          log "building the web UI (npm ci, npm run build): tungate embeds web/dist"
+          (cd "$REPO_ROOT/web" && { [[ -d node_modules ]] || npm ci --no-audit --no-fund; } && npm run build) ||
+            die "the web UI does not build"
+        fi
         log "building tungate (cargo build --release)"
         (cd "$REPO_ROOT" && cargo build --release --locked -q -p tungate) || die "tungate does not build"
         ;;
