@@ -62,6 +62,22 @@ stage "format and lints"
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 
+stage "dependency policy (cargo-deny, cargo-machete) and shell scripts (shellcheck)"
+# deny.toml: licenses, banned crates and duplicate versions, crates.io as the only source.
+# Not `advisories`: the RustSec database is on github.com, which CI cannot reach (deny.toml).
+cargo deny --all-features --locked check bans licenses sources
+# Unused dependencies, by reading the sources (no build). From the root it walks every
+# Cargo.toml outside .gitignore'd folders: the workspace and, deliberately, appliance/fuzz
+# (its own workspace, whose dependencies should be used too). A dependency used only in a
+# way it cannot see goes in that crate's [package.metadata.cargo-machete] ignored, with why.
+cargo machete
+# Every shell script under deploy/ and .ci/ (a .sh name or an sh/bash/dash shebang),
+# following what they source (-x).
+mapfile -t scripts < <(find deploy .ci -type f \( -name '*.sh' -o -exec sh -c \
+  'head -n 1 "$1" | grep -qE "^#!.*[/ ](ba|da)?sh( |\$)"' sh {} \; \) -print | sort)
+echo "shellcheck: ${#scripts[@]} scripts"
+shellcheck -x "${scripts[@]}"
+
 stage "example Wasm plugins (wasm32-unknown-unknown, plugin profile)"
 # The same command and target directory as appliance/tests/support/plugin_wasm.rs, so the
 # integration tests find the modules built and only check that they are up to date.
