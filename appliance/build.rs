@@ -35,7 +35,12 @@ fn newest(path: &Path) -> Option<SystemTime> {
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let web = manifest.parent().expect("workspace root").join("web");
+    // The repository's web/ (found upwards, so this file works from any crate folder).
+    let web = manifest
+        .ancestors()
+        .map(|dir| dir.join("web"))
+        .find(|web| web.join("package.json").is_file())
+        .unwrap_or_else(|| panic!("no web/package.json above {}", manifest.display()));
     for input in INPUTS {
         println!("cargo:rerun-if-changed={}", web.join(input).display());
     }
