@@ -27,5 +27,5 @@ for target in $(cargo +nightly fuzz list); do
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
     2> "$work/$target.log" || { tail -n 60 "$work/$target.log" >&2; exit 1; }
   grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)' "$work/$target.log" || true
-  echo "   corpus: $(ls "$work/$target" | wc -l) inputs"
+  echo "   corpus: $(find "$work/$target" -mindepth 1 -maxdepth 1 ! -name '.*' | wc -l) inputs"
 done

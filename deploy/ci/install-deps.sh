@@ -20,6 +20,7 @@ $build_only || APT_PACKAGES+=(
   systemd strace                  # the unit: systemd-analyze verify, its syscall filter vs a traced run
   podman debootstrap              # the appliance image (deploy/image/build.sh): build, local Debian base
   linux-perf                      # the benchmark attributes the gateway core's time with perf samples
+  shellcheck                      # the dependency-policy stage lints every shell script under deploy/ and .ci/
 )
 
 missing=()
@@ -38,12 +39,29 @@ cd "$(dirname "$0")/../.."
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
+# cargo_tool [+TOOLCHAIN] CRATE VERSION: `cargo install --locked` of a cargo subcommand, skipped
+# when `cargo SUBCOMMAND --version` already reports that version.
+cargo_tool() {
+  local toolchain=()
+  if [[ $1 == +* ]]; then toolchain=("$1"); shift; fi
+  local crate=$1 version=$2
+  if cargo "${toolchain[@]}" "${crate#cargo-}" --version 2>/dev/null | grep -qE "(^| )$version\$"; then
+    return
+  fi
+  echo ">> cargo ${toolchain[*]} install --locked $crate --version $version"
+  cargo "${toolchain[@]}" install --locked "$crate" --version "$version"
+}
+
 $build_only || {
 # Fuzzing (deploy/ci/fuzz.sh): cargo-fuzz from crates.io, run with the nightly toolchain that
 # this machine kind ships (rustup cannot fetch toolchains here).
 rustup toolchain list | grep -q '^nightly' \
   || { echo "the fuzz stage needs the nightly toolchain (rustup toolchain list shows none)" >&2; exit 1; }
-command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --version 0.13.2 --locked
+cargo_tool +nightly cargo-fuzz 0.13.2
+# The dependency policy (deny.toml: licenses, bans, sources) and unused dependencies; both
+# build with the pinned toolchain (cargo-deny 0.20 needs Rust >= 1.88).
+cargo_tool cargo-deny 0.20.2
+cargo_tool cargo-machete 0.9.2
 }
 
 # The web UI builds with the machine's Node.js (Vite 8 needs Node >= 20.19); npm ci installs

@@ -44,12 +44,42 @@ PREFIX_B=203.0.113.0/24 CLIENT_B=203.0.113.7 GW_B=203.0.113.1
 WORK=$(mktemp -d)
 PID=
 SOURCE_PID=
-cleanup() {
-  for p in $SOURCE_PID $PID; do
-    if kill -0 "$p" 2>/dev/null; then kill -TERM "$p"; wait "$p" || true; fi
+# Stops a process: SIGTERM, up to 10 s to exit, then SIGKILL. (tungate and ipip_source are
+# started with `ip netns exec`, which execs them: their $! is their own pid.)
+# shellcheck disable=SC2317 # reached from cleanup (see there)
+stop_pid() {
+  local p=$1 _
+  kill -0 "$p" 2>/dev/null || return 0
+  kill -TERM "$p" 2>/dev/null || true
+  for _ in $(seq 50); do
+    kill -0 "$p" 2>/dev/null || break
+    sleep 0.2
   done
-  for ns in "$NS" "$RS_NS" "$CLIENT_NS"; do ip netns del "$ns" 2>/dev/null || true; done
+  if kill -0 "$p" 2>/dev/null; then
+    echo "pid $p did not stop within 10 s of SIGTERM; killing it" >&2
+    kill -KILL "$p" 2>/dev/null || true
+  fi
+  wait "$p" 2>/dev/null || true # (reaps our own children; others are not ours to wait for)
+}
+# Stops what this script started, then anything else still running in its namespaces (e.g.
+# left behind by the command): those are listed, stopped, and fail the run.
+# shellcheck disable=SC2317 # reached through the EXIT trap; shellcheck 0.9 (Debian 12)
+# takes the script's final `exit` for the end of every path (fixed in 0.10)
+cleanup() {
+  local status=$? p ns left
+  for p in $SOURCE_PID $PID; do stop_pid "$p"; done
+  for ns in "$NS" "$RS_NS" "$CLIENT_NS"; do
+    mapfile -t left < <(ip netns pids "$ns" 2>/dev/null || true)
+    if ((${#left[@]})); then
+      echo "processes left running in namespace $ns:" >&2
+      ps -o pid=,args= -p "$(IFS=,; echo "${left[*]}")" >&2 || true
+      for p in "${left[@]}"; do stop_pid "$p"; done
+      status=1
+    fi
+    ip netns del "$ns" 2>/dev/null || true
+  done
   rm -rf "$WORK"
+  exit "$status"
 }
 trap cleanup EXIT
 

@@ -16,6 +16,7 @@ fi
 REPORT=$(mktemp -d)
 trap 'rm -rf "$REPORT"' EXIT
 
+# shellcheck disable=SC2016 # the inner sh expands these: TUNGATE_* are set by live-tungate.sh
 deploy/ci/live-tungate.sh sh -c '
   exec "$0" run "$TUNGATE_URL/api/v1/openapi.yaml" \
     --url "$TUNGATE_URL" \

@@ -3,9 +3,45 @@
 # tests create network namespaces). Usage: deploy/ci/test-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$PWD
 
-stage() { printf '\n==== %s (%s)\n' "$1" "$(date +%T)"; }
+# Every stage stops what it starts: after each one, a test network namespace or a process
+# of a program the tests run that is still there fails CI, listed (check_leftovers).
+# Test namespaces: tg<kind>-<pid>-<n|role> (tests' unique_name, tgdemo-PID-gw, tglv-PID-cl,
+# tgimg-PID-0) and tg<tag><pid>n<n> (the netns tests' Netns).
+TEST_NETNS='^tg[a-z]+-[0-9]+-[a-z0-9]+|^tg[a-z_]*[0-9]+n[0-9]+'
+# Process names (pgrep -x: the whole name, so neither this script nor `cargo test`'s harness
+# binaries match). The kernel keeps 15 characters of a name: qemu-system-x86_64 is
+# qemu-system-x86 there.
+TEST_PROGRAMS=(tungate etcd bird gobgpd exabgp zebra bgpd prometheus qemu-system-x86)
+test_netns() { ip netns list | awk '{print $1}' | grep -E "$TEST_NETNS" | sort || true; }
+test_pids() { for p in "${TEST_PROGRAMS[@]}"; do pgrep -x "$p" || true; done | sort; }
+# What already ran before this run started (another checkout's test, an installed
+# tungate.service) is not this run's leftover.
+NETNS_BEFORE=$(test_netns)
+PIDS_BEFORE=$(test_pids)
+new_netns() { comm -13 <(echo "$NETNS_BEFORE") <(test_netns); }
+new_pids() { comm -13 <(echo "$PIDS_BEFORE") <(test_pids); }
+check_leftovers() { # STAGE
+  local netns pids deadline=$((SECONDS + 5)) # a process or namespace may take a moment to go
+  while :; do
+    netns=$(new_netns)
+    pids=$(new_pids)
+    [ -z "$netns$pids" ] && return 0
+    ((SECONDS < deadline)) || break
+    sleep 0.2
+  done
+  echo "left behind by: $1" >&2
+  [ -z "$netns" ] || { echo "network namespaces:"; echo "$netns"; } >&2
+  [ -z "$pids" ] || { echo "processes:"; ps -o pid=,ppid=,etime=,args= -p "$(paste -sd, <<<"$pids")"; } >&2
+  exit 1
+}
+
+CURRENT_STAGE=
+stage() {
+  [ -z "$CURRENT_STAGE" ] || check_leftovers "$CURRENT_STAGE"
+  CURRENT_STAGE=$1
+  printf '\n==== %s (%s)\n' "$1" "$(date +%T)"
+}
 
 stage "install dependencies"
 deploy/ci/install-deps.sh
@@ -25,6 +61,22 @@ stage "web UI: npm ci, format, typecheck, unit tests, build, browser run with no
 stage "format and lints"
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
+
+stage "dependency policy (cargo-deny, cargo-machete) and shell scripts (shellcheck)"
+# deny.toml: licenses, banned crates and duplicate versions, crates.io as the only source.
+# Not `advisories`: the RustSec database is on github.com, which CI cannot reach (deny.toml).
+cargo deny --all-features --locked check bans licenses sources
+# Unused dependencies, by reading the sources (no build). From the root it walks every
+# Cargo.toml outside .gitignore'd folders: the workspace and, deliberately, appliance/fuzz
+# (its own workspace, whose dependencies should be used too). A dependency used only in a
+# way it cannot see goes in that crate's [package.metadata.cargo-machete] ignored, with why.
+cargo machete
+# Every shell script under deploy/ and .ci/ (a .sh name or an sh/bash/dash shebang),
+# following what they source (-x).
+mapfile -t scripts < <(find deploy .ci -type f \( -name '*.sh' -o -exec sh -c \
+  'head -n 1 "$1" | grep -qE "^#!.*[/ ](ba|da)?sh( |\$)"' sh {} \; \) -print | sort)
+echo "shellcheck: ${#scripts[@]} scripts"
+shellcheck -x "${scripts[@]}"
 
 stage "example Wasm plugins (wasm32-unknown-unknown, plugin profile)"
 # The same command and target directory as appliance/tests/support/plugin_wasm.rs, so the
@@ -74,16 +126,14 @@ target/release/examples/gateway_bench run --quick --out /tmp/tungate-bench-quick
   --samples /tmp/tungate-bench-quick.csv
 grep -q "Where the targets stand" /tmp/tungate-bench-quick.md
 
-stage "data path: no leftover test namespaces"
-# The netns tests remove their namespaces in Drop guards; a leftover one is a bug.
-# (the demo's are tgdemo-PID-client/rs/gw)
-if ip netns list | grep -E '^tg[a-z]+-[0-9]+-([0-9]+|client|rs|gw)' ; then
-  echo "leftover test namespaces (listed above)" >&2
-  exit 1
-fi
+stage "data path: no leftover test namespaces or processes"
+# The netns tests remove their namespaces in Drop guards and stop what they start; a
+# leftover is a bug. (stage() checks after every stage; this states it for all of them.)
+check_leftovers "every stage above"
 
 stage "QEMU lab: the LVS-TUN topology on a Debian kernel with ipip and IPVS"
 deploy/lab/run.sh
+check_leftovers "$CURRENT_STAGE"
 
 echo
 echo "all tests passed"

@@ -28,7 +28,30 @@ say() { printf '[image %s] %s\n' "$(date +%T)" "$*"; }
 
 WORK=$(mktemp -d)
 NS=tgimg-$$-0
+# The pids of the processes in the namespace, one a line (none once it is gone).
+netns_pids() { ip netns pids "$NS" 2>/dev/null || true; }
+# Lists the processes left in the namespace and stops them (TERM, then KILL after 10 s);
+# fails if one is still there afterwards.
+stop_netns_processes() {
+  local pids _
+  mapfile -t pids < <(netns_pids)
+  ((${#pids[@]})) || return 0
+  ps -o pid=,args= -p "$(IFS=,; echo "${pids[*]}")" >&2 || true
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 50); do
+    [ -z "$(netns_pids)" ] && return 0
+    sleep 0.2
+  done
+  mapfile -t pids < <(netns_pids)
+  ((${#pids[@]} == 0)) || kill -KILL "${pids[@]}" 2>/dev/null || true
+  sleep 0.5
+  [ -z "$(netns_pids)" ]
+}
 cleanup() {
+  if [ -n "$(netns_pids)" ]; then
+    echo "processes still running in $NS at exit, stopping them:" >&2
+    stop_netns_processes || echo "could not stop them" >&2
+  fi
   ip netns del "$NS" 2>/dev/null || true
   if [ -n "${CONTAINER:-}" ]; then "${PODMAN[@]}" rm -f "$CONTAINER" >/dev/null 2>&1 || true; fi
   if [ "${KEEP_IMAGE:-0}" != 1 ]; then "${PODMAN[@]}" rmi -f "$TAG" >/dev/null 2>&1 || true; fi
@@ -88,13 +111,14 @@ ROOTFS=$WORK/rootfs
 mkdir -p "$ROOTFS"
 "${PODMAN[@]}" export "$CONTAINER" | tar -C "$ROOTFS" -x
 
-# Runs a command inside the namespace, chrooted into the image (with /proc and /dev).
-in_image() {
-  # shellcheck disable=SC2016 # $0 and $@ are the inner shell's: the rootfs and the command
-  ip netns exec "$NS" unshare --mount sh -c '
+# Runs a command inside the namespace, chrooted into the image (with /proc and /dev):
+# "${IN_IMAGE[@]}" COMMAND... Each step execs the next (ip netns exec, unshare without
+# --fork, sh's exec, chroot), so started with & its $! is the command's own pid. (A shell
+# function started with & is a subshell: its $! would be that wrapper's pid, not the command's.)
+# shellcheck disable=SC2016 # $0 and $@ are the inner shell's: the rootfs and the command
+IN_IMAGE=(ip netns exec "$NS" unshare --mount sh -c '
     mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && exec chroot "$0" "$@"' \
-    "$ROOTFS" "$@"
-}
+    "$ROOTFS")
 
 ip netns add "$NS"
 ip -n "$NS" link set lo up
@@ -104,9 +128,9 @@ ip -n "$NS" link set r0 up
 ip -n "$NS" addr add 10.201.0.1/24 dev g0
 
 say "the image's tungate --version"
-in_image /usr/local/bin/tungate --version
+"${IN_IMAGE[@]}" /usr/local/bin/tungate --version
 say "the image's tungate plugin check on its cidr-filter"
-in_image /usr/local/bin/tungate plugin check /usr/share/tungate/plugins/cidr-filter.wasm
+"${IN_IMAGE[@]}" /usr/local/bin/tungate plugin check /usr/share/tungate/plugins/cidr-filter.wasm
 
 say "the image's tungate run, answering /healthz and /readyz"
 cat > "$ROOTFS/etc/tungate/tungate.toml" <<TOML
@@ -117,7 +141,7 @@ name = "rs1"
 address = "10.201.0.2"
 vips = ["192.0.2.10"]
 TOML
-in_image /usr/local/bin/tungate run --config /etc/tungate/tungate.toml \
+"${IN_IMAGE[@]}" /usr/local/bin/tungate run --config /etc/tungate/tungate.toml \
   --state-dir /var/lib/tungate >"$WORK/run.log" 2>&1 &
 RUN_PID=$!
 ok=0
@@ -127,13 +151,33 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 health=$(ip netns exec "$NS" curl -fsS http://127.0.0.1:9080/healthz || true)
+# $RUN_PID is tungate itself (see IN_IMAGE): SIGTERM is its clean stop. Wait up to 10 s.
 kill -TERM "$RUN_PID" 2>/dev/null || true
-wait "$RUN_PID" || true
+for _ in $(seq 50); do
+  kill -0 "$RUN_PID" 2>/dev/null || break
+  sleep 0.2
+done
+run_status=0
+if kill -0 "$RUN_PID" 2>/dev/null; then
+  run_status="still running 10 s after SIGTERM"
+else
+  wait "$RUN_PID" || run_status=$?
+fi
+if [ -n "$(netns_pids)" ]; then
+  echo "processes still running in $NS after the image's tungate run was stopped:" >&2
+  stop_netns_processes || echo "(could not stop them)" >&2
+  exit 1
+fi
 if [ "$ok" != 1 ] || [ "$health" != ok ]; then
   echo "the image's tungate run did not become ready (healthz: '$health'):" >&2
   cat "$WORK/run.log" >&2
   exit 1
 fi
-say "healthz: $health; readyz: 200; stopped cleanly"
+if [ "$run_status" != 0 ]; then
+  echo "the image's tungate run did not stop cleanly on SIGTERM (exit status: $run_status):" >&2
+  cat "$WORK/run.log" >&2
+  exit 1
+fi
+say "healthz: $health; readyz: 200; stopped cleanly (exit status 0, no process left in $NS)"
 [ -f "$ROOTFS/var/lib/tungate/admin-token" ] || { echo "no admin token in the state directory" >&2; exit 1; }
 say "image OK in $(( $(date +%s) - started )) s"

@@ -241,6 +241,13 @@ ensure_needs() {
   for need in "${needs[@]}"; do
     case $need in
       tungate)
+        # tungate embeds web/dist and its build never runs npm: make the bundle when there is
+        # none (after CI it is there, and rebuilding it would rebuild tungate).
+        if [[ ! -d $REPO_ROOT/web/dist ]]; then
+          log "building the web UI (npm ci, npm run build): tungate embeds web/dist"
+          (cd "$REPO_ROOT/web" && { [[ -d node_modules ]] || npm ci --no-audit --no-fund; } && npm run build) ||
+            die "the web UI does not build"
+        fi
         log "building tungate (cargo build --release)"
         (cd "$REPO_ROOT" && cargo build --release --locked -q -p tungate) || die "tungate does not build"
         ;;
@@ -281,6 +288,18 @@ prepare_run_dir() {
   : >"$RUN_DIR/transcript.txt"
 }
 
+# The pid of `timeout` running qemu while the guest runs (stop_guest stops it).
+QEMU_PID=
+# Stops the guest if this script ends while it runs (Ctrl-C, a kill, a failing command): an
+# EXIT trap. `timeout` puts itself in its own process group, so a Ctrl-C in the terminal never
+# reaches it or qemu; a SIGTERM to it is passed on to qemu (and --kill-after bounds the wait).
+stop_guest() {
+  [[ -n $QEMU_PID ]] && kill -0 "$QEMU_PID" 2>/dev/null || return 0
+  log "stopping the guest (qemu, under timeout pid $QEMU_PID)"
+  kill -TERM "$QEMU_PID" 2>/dev/null || true
+  wait "$QEMU_PID" 2>/dev/null || true
+}
+
 # Boots the guest, streams the transcript while it runs, and returns the guest's verdict.
 boot_and_wait() {
   local timeout=$1 qemu_pid status=0 started
@@ -298,9 +317,12 @@ boot_and_wait() {
     -device "virtio-9p-pci,fsdev=results,mount_tag=results" \
     </dev/null >"$RUN_DIR/qemu.log" 2>&1 &
   qemu_pid=$!
+  QEMU_PID=$qemu_pid
+  trap stop_guest EXIT
   # The guest writes the transcript over 9p as it goes; show it live.
   tail -n +1 -s 0.5 -F --pid="$qemu_pid" "$RUN_DIR/transcript.txt" 2>/dev/null || true
   wait "$qemu_pid" || status=$?
+  QEMU_PID=
   log "guest powered off after $(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s (host wall clock)"
   if ((status == 124 || status == 137)); then
     log "the guest did not finish within $timeout s (host-side timeout)"

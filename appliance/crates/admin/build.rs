@@ -1,12 +1,13 @@
-//! Build script: makes sure the web UI bundle (`web/dist`) exists and is newer than its
-//! sources, because the admin server embeds it into the binary (`tungate` stays one file).
+//! Build script: checks the web UI bundle (`web/dist`) that the admin server embeds into the
+//! binary (`tungate` stays one file). It never builds the bundle itself and never runs npm:
+//! a `cargo build` needs no network and no Node.js once `web/dist` is there.
 //!
-//! When `web/dist` is missing or older than `web/src` (or the other inputs of the bundle)
-//! and `npm` is on the PATH, it runs `npm ci` (only when `web/node_modules` is missing) and
-//! `npm run build` in `web/`. Without `npm` it stops the build with what to run.
+//! - `web/dist` missing: the build stops and says what to run (`npm ci && npm run build` in
+//!   `web/`; `deploy/demo.sh` and `deploy/ci/test-all.sh` do that before building tungate).
+//! - `web/dist` older than `web/src` (or the other inputs of the bundle): a `cargo:warning`
+//!   saying to run `npm run build`; the build goes on and embeds the bundle that is there.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::SystemTime;
 
 /// Inputs of the bundle, relative to `web/`.
@@ -32,55 +33,37 @@ fn newest(path: &Path) -> Option<SystemTime> {
     Some(time)
 }
 
-fn npm(web: &Path, args: &[&str]) -> Result<(), String> {
-    let status = Command::new("npm")
-        .args(args)
-        .current_dir(web)
-        .status()
-        .map_err(|e| format!("cannot run npm {}: {e}", args.join(" ")))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("npm {} failed ({status})", args.join(" ")))
-    }
-}
-
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    // The repository's web/, as the embed in src/ui.rs names it.
     let web = manifest.join("../../../web");
     for input in INPUTS {
         println!("cargo:rerun-if-changed={}", web.join(input).display());
     }
-    println!("cargo:rerun-if-changed={}", web.join("dist").display());
-    let sources = INPUTS.iter().filter_map(|i| newest(&web.join(i))).max();
-    let built = std::fs::metadata(web.join("dist/index.html"))
-        .and_then(|m| m.modified())
-        .ok();
-    let fresh = matches!((built, sources), (Some(b), Some(s)) if b >= s);
-    if fresh {
-        return;
-    }
-    let what = if built.is_none() {
-        "is missing"
-    } else {
-        "is older than web/src"
-    };
-    let has_npm = Command::new("npm").arg("--version").output().is_ok();
-    if !has_npm {
+    let dist = web.join("dist");
+    println!("cargo:rerun-if-changed={}", dist.display());
+    let index = dist.join("index.html");
+    if !index.is_file() {
+        let what = if dist.is_dir() {
+            "has no index.html"
+        } else {
+            "is missing"
+        };
         panic!(
-            "web/dist {what} and npm is not installed: run `cd web && npm ci && npm run build` \
-             (Node.js >= 20.19), then build tungate again"
+            "{} {what}: tungate embeds the web UI bundle, and the build does not make it \
+             (it never runs npm). Build it first with `cd web && npm ci && npm run build` \
+             (Node.js >= 20.19; deploy/demo.sh does that too), then build tungate again.",
+            dist.display()
         );
     }
-    let result = (|| {
-        if !web.join("node_modules").exists() {
-            npm(&web, &["ci", "--no-audit", "--no-fund"])?;
-        }
-        npm(&web, &["run", "build"])
-    })();
-    if let Err(e) = result {
-        panic!(
-            "web/dist {what}; building it failed: {e}; run `cd web && npm ci && npm run build` and read its errors"
+    let sources = INPUTS.iter().filter_map(|i| newest(&web.join(i))).max();
+    let built = std::fs::metadata(&index).and_then(|m| m.modified()).ok();
+    if let (Some(built), Some(sources)) = (built, sources)
+        && built < sources
+    {
+        println!(
+            "cargo:warning=web/dist is older than web/src (or the other inputs of the bundle): \
+             this build embeds the older web UI; run `cd web && npm run build` to update it"
         );
     }
 }

@@ -119,7 +119,7 @@ main() {
     return 1
   }
   say "modules loaded in $(awk -v s="$boot_s" -v e="$(uptime_s)" 'BEGIN { printf "%.1f", e - s }') s: ${LAB_MODULES[*]}"
-  # shellcheck source=../scenarios/lib.sh
+  # shellcheck source=SCRIPTDIR/../scenarios/lib.sh
   (source "$LAB_DIR/scenarios/lib.sh" && topo_drawing) | tee -a "$LAB_TRANSCRIPT"
   for name in $LAB_SCENARIOS; do
     if run_scenario "$name"; then passed=$((passed + 1)); else failed+=("$name"); fi

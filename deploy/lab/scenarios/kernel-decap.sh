@@ -11,6 +11,7 @@
 # tungate's VIP counter (GET /api/v1/stats) accounts for every packet the client received,
 # LD-OUT's kernel forwarded nothing (IpForwDatagrams, with ip_forward=1) and sent no ICMP to
 # the RS; after a stop, `tungate net down` removes the tunnels.
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init
 tungate_decap_scenario kernel

@@ -6,6 +6,7 @@
 # The seed's design with the kernel alone: LD-OUT has one ipip tunnel per RS and forwards the
 # decapsulated replies. Proves the topology (IPVS tunnelling, RS reply tunnels, no other
 # route to the client), then shows that the checks catch a reply path that silently drops.
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init
 

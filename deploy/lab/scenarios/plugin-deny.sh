@@ -9,6 +9,7 @@
 # drop counters rise; the binding survives kill -9 and a restart (the state directory is
 # crash-safe; tungate restarts on the same one); unbinding restores service in the same
 # tungate process. A denied request is dropped silently: the client times out (4 s here).
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init
 

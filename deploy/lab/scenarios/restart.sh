@@ -12,6 +12,7 @@
 # reconciler) and carries replies again; after a clean stop, `tungate net down` leaves
 # LD-OUT's links, addresses, routes, rules, sysctls and nftables exactly as they were before
 # tungate first started.
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init
 

@@ -7,6 +7,7 @@
 # module's fallback tunl0, down): tungate reads the outer IPIP packets on eth1 and its
 # nftables rule keeps the kernel from answering them with ICMP (checked: no
 # IcmpOutDestUnreachs at LD-OUT).
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init
 tungate_decap_scenario userspace
