@@ -142,7 +142,7 @@ export type paths = {
     get: {
       parameters: {
         path: {
-          name: string;
+          name: components['schemas']['PeerName'];
         };
       };
       responses: {
@@ -161,7 +161,7 @@ export type paths = {
     put: {
       parameters: {
         path: {
-          name: string;
+          name: components['schemas']['PeerName'];
         };
       };
       requestBody: {
@@ -188,7 +188,7 @@ export type paths = {
     delete: {
       parameters: {
         path: {
-          name: string;
+          name: components['schemas']['PeerName'];
         };
       };
       responses: {
@@ -204,7 +204,7 @@ export type paths = {
     };
     parameters: {
       path: {
-        name: string;
+        name: components['schemas']['PeerName'];
       };
     };
   };
@@ -227,7 +227,7 @@ export type paths = {
     get: {
       parameters: {
         path: {
-          address: string;
+          address: components['schemas']['Ipv4Unicast'];
         };
       };
       responses: {
@@ -246,7 +246,7 @@ export type paths = {
     put: {
       parameters: {
         path: {
-          address: string;
+          address: components['schemas']['Ipv4Unicast'];
         };
       };
       requestBody: {
@@ -273,7 +273,7 @@ export type paths = {
     delete: {
       parameters: {
         path: {
-          address: string;
+          address: components['schemas']['Ipv4Unicast'];
         };
       };
       responses: {
@@ -289,7 +289,7 @@ export type paths = {
     };
     parameters: {
       path: {
-        address: string;
+        address: components['schemas']['Ipv4Unicast'];
       };
     };
   };
@@ -312,7 +312,7 @@ export type paths = {
     get: {
       parameters: {
         path: {
-          name: string;
+          name: components['schemas']['PluginName'];
         };
       };
       responses: {
@@ -334,7 +334,7 @@ export type paths = {
     put: {
       parameters: {
         path: {
-          name: string;
+          name: components['schemas']['PluginName'];
         };
       };
       requestBody: {
@@ -362,7 +362,7 @@ export type paths = {
     delete: {
       parameters: {
         path: {
-          name: string;
+          name: components['schemas']['PluginName'];
         };
       };
       responses: {
@@ -378,7 +378,7 @@ export type paths = {
     };
     parameters: {
       path: {
-        name: string;
+        name: components['schemas']['PluginName'];
       };
     };
   };
@@ -434,12 +434,20 @@ export type components = {
       peers?: components['schemas']['Peer'][];
       vips?: components['schemas']['Vip'][];
     };
+    /**
+     * Format: ipv4
+     * @description a unicast IPv4 address, dotted quad without leading zeros: not 0.0.0.0, 255.255.255.255 or multicast (224.0.0.0/4)
+     */
+    Ipv4Unicast: string;
+    /** @description 1 to 12 of A-Z a-z 0-9 _ - (the kernel tunnel is tg-<name>, within the 15-byte interface names) */
+    PeerName: string;
+    /** @description 1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.' (names appear in URLs, file names and metric labels) */
+    PluginName: string;
+    /** @description a Linux interface name: 1 to 15 printable ASCII characters, no '/', ':' or white space, not . or .. */
+    InterfaceName: string;
     Gateway: {
-      /**
-       * Format: ipv4
-       * @description the gateway address (GIP)
-       */
-      address: string;
+      /** @description the gateway address (GIP) */
+      address: components['schemas']['Ipv4Unicast'];
       /**
        * @default userspace
        * @enum {string}
@@ -447,28 +455,30 @@ export type components = {
       decap?: 'userspace' | 'kernel';
       /** @default 1 */
       workers?: number;
-      egress_interface?: string;
-      ingress_interface?: string;
+      /** @description the interface replies leave by (default: chosen per destination by the routes) */
+      egress_interface?: components['schemas']['InterfaceName'];
+      /** @description the interface encapsulated replies arrive on, userspace mode (default: the one holding the gateway address) */
+      ingress_interface?: components['schemas']['InterfaceName'];
     };
     Peer: {
-      name: string;
-      /**
-       * Format: ipv4
-       * @description the real server address (RIP)
-       */
-      address: string;
-      vips?: string[];
+      name: components['schemas']['PeerName'];
+      /** @description the real server address (RIP) */
+      address: components['schemas']['Ipv4Unicast'];
+      /** @description the VIPs it answers for; a VIP under two peers must be declared shared under vips */
+      vips?: components['schemas']['Ipv4Unicast'][];
     };
     PeerBody: {
-      name?: string;
-      /** Format: ipv4 */
-      address: string;
-      vips?: string[];
+      name?: components['schemas']['PeerName'];
+      address: components['schemas']['Ipv4Unicast'];
+      /** @description the VIPs it answers for; a VIP under two peers must be declared shared under vips */
+      vips?: components['schemas']['Ipv4Unicast'][];
     };
     Binding: {
-      plugin: string;
+      /** @description the name of an uploaded plugin */
+      plugin: components['schemas']['PluginName'];
+      /** @description pins the module: any other content is refused */
       sha256?: string;
-      /** @description the plugin's own configuration (JSON) */
+      /** @description the plugin's own configuration (JSON; no null anywhere, integers up to 2^63-1, since the document must also be expressible in TOML) */
       config?: unknown;
       /**
        * @default pass
@@ -477,8 +487,7 @@ export type components = {
       on_error?: 'pass' | 'drop';
     };
     Vip: {
-      /** Format: ipv4 */
-      address: string;
+      address: components['schemas']['Ipv4Unicast'];
       /**
        * @description served by several peers (LVS balancing over several real servers); without it a VIP under two peers is refused
        * @default false
@@ -487,8 +496,7 @@ export type components = {
       plugins?: components['schemas']['Binding'][];
     };
     VipBody: {
-      /** Format: ipv4 */
-      address?: string;
+      address?: components['schemas']['Ipv4Unicast'];
       /** @default false */
       shared?: boolean;
       plugins?: components['schemas']['Binding'][];
