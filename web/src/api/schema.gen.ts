@@ -5,203 +5,45 @@
 export type paths = {
   '/healthz': {
     /** Liveness (the process answers) */
-    get: {
-      responses: {
-        /** @description alive */
-        200: {
-          content: {
-            'text/plain': string;
-          };
-        };
-      };
-    };
+    get: operations['healthz'];
   };
   '/readyz': {
     /** Readiness (the data path is running with the current configuration) */
-    get: {
-      responses: {
-        /** @description ready */
-        200: {
-          content: {
-            'text/plain': string;
-          };
-        };
-        /** @description not ready */
-        503: {
-          content: {
-            'text/plain': string;
-          };
-        };
-      };
-    };
+    get: operations['readyz'];
   };
   '/metrics': {
     /** Prometheus metrics (text exposition format) */
-    get: {
-      responses: {
-        /** @description metrics */
-        200: {
-          content: {
-            'text/plain': string;
-          };
-        };
-      };
-    };
+    get: operations['metrics'];
   };
   '/api/v1/openapi.yaml': {
     /** This document */
-    get: {
-      responses: {
-        /** @description the OpenAPI document */
-        200: {
-          content: {
-            'application/yaml': string;
-          };
-        };
-      };
-    };
+    get: operations['getOpenapi'];
   };
   '/api/v1/auth': {
     /** Checks a bearer token (the web UI's login) */
-    get: {
-      responses: {
-        /** @description the token is valid */
-        204: {
-          content: never;
-        };
-        401: components['responses']['Unauthorized'];
-      };
-    };
+    get: operations['checkAuth'];
   };
   '/api/v1/status': {
     /** Version, uptime, mode, workers, totals, readiness */
-    get: {
-      responses: {
-        /** @description status */
-        200: {
-          content: {
-            'application/json': components['schemas']['Status'];
-          };
-        };
-        401: components['responses']['Unauthorized'];
-      };
-    };
+    get: operations['getStatus'];
   };
   '/api/v1/config': {
     /** The whole configuration document */
-    get: {
-      responses: {
-        /** @description the document */
-        200: {
-          content: {
-            'application/json': components['schemas']['Document'];
-          };
-        };
-        401: components['responses']['Unauthorized'];
-      };
-    };
+    get: operations['getConfig'];
     /** Replaces the whole document (validated, stored atomically, applied) */
-    put: {
-      requestBody: {
-        content: {
-          'application/json': components['schemas']['Document'];
-        };
-      };
-      responses: {
-        /** @description accepted and applied */
-        200: {
-          content: {
-            'application/json': components['schemas']['Document'];
-          };
-        };
-        400: components['responses']['BadRequest'];
-        401: components['responses']['Unauthorized'];
-        408: components['responses']['TooSlow'];
-        413: components['responses']['TooLarge'];
-        415: components['responses']['UnsupportedMediaType'];
-        422: components['responses']['Invalid'];
-      };
-    };
+    put: operations['putConfig'];
   };
   '/api/v1/peers': {
     /** All peers (real servers) */
-    get: {
-      responses: {
-        /** @description peers */
-        200: {
-          content: {
-            'application/json': components['schemas']['Peer'][];
-          };
-        };
-        401: components['responses']['Unauthorized'];
-      };
-    };
+    get: operations['listPeers'];
   };
   '/api/v1/peers/{name}': {
     /** One peer */
-    get: {
-      parameters: {
-        path: {
-          name: components['schemas']['PeerName'];
-        };
-      };
-      responses: {
-        /** @description the peer */
-        200: {
-          content: {
-            'application/json': components['schemas']['Peer'];
-          };
-        };
-        400: components['responses']['BadRequest'];
-        401: components['responses']['Unauthorized'];
-        404: components['responses']['NotFound'];
-      };
-    };
+    get: operations['getPeer'];
     /** Creates or replaces a peer (the body's name, if given, must match the path) */
-    put: {
-      parameters: {
-        path: {
-          name: components['schemas']['PeerName'];
-        };
-      };
-      requestBody: {
-        content: {
-          'application/json': components['schemas']['PeerBody'];
-        };
-      };
-      responses: {
-        /** @description stored and applied */
-        200: {
-          content: {
-            'application/json': components['schemas']['Peer'];
-          };
-        };
-        400: components['responses']['BadRequest'];
-        401: components['responses']['Unauthorized'];
-        408: components['responses']['TooSlow'];
-        413: components['responses']['TooLarge'];
-        415: components['responses']['UnsupportedMediaType'];
-        422: components['responses']['Invalid'];
-      };
-    };
+    put: operations['putPeer'];
     /** Removes a peer */
-    delete: {
-      parameters: {
-        path: {
-          name: components['schemas']['PeerName'];
-        };
-      };
-      responses: {
-        /** @description removed */
-        204: {
-          content: never;
-        };
-        400: components['responses']['BadRequest'];
-        401: components['responses']['Unauthorized'];
-        404: components['responses']['NotFound'];
-        422: components['responses']['Invalid'];
-      };
-    };
+    delete: operations['deletePeer'];
     parameters: {
       path: {
         name: components['schemas']['PeerName'];
@@ -210,83 +52,15 @@ export type paths = {
   };
   '/api/v1/vips': {
     /** All VIPs with their plugin chains */
-    get: {
-      responses: {
-        /** @description VIPs */
-        200: {
-          content: {
-            'application/json': components['schemas']['Vip'][];
-          };
-        };
-        401: components['responses']['Unauthorized'];
-      };
-    };
+    get: operations['listVips'];
   };
   '/api/v1/vips/{address}': {
     /** One VIP and its chain */
-    get: {
-      parameters: {
-        path: {
-          address: components['schemas']['Ipv4Unicast'];
-        };
-      };
-      responses: {
-        /** @description the VIP */
-        200: {
-          content: {
-            'application/json': components['schemas']['Vip'];
-          };
-        };
-        400: components['responses']['BadRequest'];
-        401: components['responses']['Unauthorized'];
-        404: components['responses']['NotFound'];
-      };
-    };
+    get: operations['getVip'];
     /** Creates or replaces a VIP and its plugin chain (hot swap of its plugins) */
-    put: {
-      parameters: {
-        path: {
-          address: components['schemas']['Ipv4Unicast'];
-        };
-      };
-      requestBody: {
-        content: {
-          'application/json': components['schemas']['VipBody'];
-        };
-      };
-      responses: {
-        /** @description stored and applied */
-        200: {
-          content: {
-            'application/json': components['schemas']['Vip'];
-          };
-        };
-        400: components['responses']['BadRequest'];
-        401: components['responses']['Unauthorized'];
-        408: components['responses']['TooSlow'];
-        413: components['responses']['TooLarge'];
-        415: components['responses']['UnsupportedMediaType'];
-        422: components['responses']['Invalid'];
-      };
-    };
+    put: operations['putVip'];
     /** Removes a VIP's entry (and so its plugin chain) */
-    delete: {
-      parameters: {
-        path: {
-          address: components['schemas']['Ipv4Unicast'];
-        };
-      };
-      responses: {
-        /** @description removed */
-        204: {
-          content: never;
-        };
-        400: components['responses']['BadRequest'];
-        401: components['responses']['Unauthorized'];
-        404: components['responses']['NotFound'];
-        422: components['responses']['Invalid'];
-      };
-    };
+    delete: operations['deleteVip'];
     parameters: {
       path: {
         address: components['schemas']['Ipv4Unicast'];
@@ -295,87 +69,18 @@ export type paths = {
   };
   '/api/v1/plugins': {
     /** All uploaded plugins */
-    get: {
-      responses: {
-        /** @description plugins */
-        200: {
-          content: {
-            'application/json': components['schemas']['Plugin'][];
-          };
-        };
-        401: components['responses']['Unauthorized'];
-      };
-    };
+    get: operations['listPlugins'];
   };
   '/api/v1/plugins/{name}': {
     /** A plugin's metadata */
-    get: {
-      parameters: {
-        path: {
-          name: components['schemas']['PluginName'];
-        };
-      };
-      responses: {
-        /** @description the plugin */
-        200: {
-          content: {
-            'application/json': components['schemas']['Plugin'];
-          };
-        };
-        400: components['responses']['BadRequest'];
-        401: components['responses']['Unauthorized'];
-        404: components['responses']['NotFound'];
-      };
-    };
+    get: operations['getPlugin'];
     /**
      * Uploads (or replaces, hot-swapping every binding) a plugin module
      * @description The body is the raw `.wasm`. It is validated exactly as `tungate plugin check` does and stored by sha256.
      */
-    put: {
-      parameters: {
-        path: {
-          name: components['schemas']['PluginName'];
-        };
-      };
-      requestBody: {
-        content: {
-          'application/wasm': string;
-          'application/octet-stream': string;
-        };
-      };
-      responses: {
-        /** @description stored (and bindings rebuilt) */
-        200: {
-          content: {
-            'application/json': components['schemas']['Plugin'];
-          };
-        };
-        400: components['responses']['BadRequest'];
-        401: components['responses']['Unauthorized'];
-        408: components['responses']['TooSlow'];
-        413: components['responses']['TooLarge'];
-        415: components['responses']['UnsupportedMediaType'];
-        422: components['responses']['Invalid'];
-      };
-    };
+    put: operations['putPlugin'];
     /** Removes a plugin (refused while a VIP binds it) */
-    delete: {
-      parameters: {
-        path: {
-          name: components['schemas']['PluginName'];
-        };
-      };
-      responses: {
-        /** @description removed */
-        204: {
-          content: never;
-        };
-        400: components['responses']['BadRequest'];
-        401: components['responses']['Unauthorized'];
-        404: components['responses']['NotFound'];
-        409: components['responses']['Conflict'];
-      };
-    };
+    delete: operations['deletePlugin'];
     parameters: {
       path: {
         name: components['schemas']['PluginName'];
@@ -384,17 +89,7 @@ export type paths = {
   };
   '/api/v1/stats': {
     /** Counters per VIP, per drop reason and per plugin binding */
-    get: {
-      responses: {
-        /** @description statistics */
-        200: {
-          content: {
-            'application/json': components['schemas']['Stats'];
-          };
-        };
-        401: components['responses']['Unauthorized'];
-      };
-    };
+    get: operations['getStats'];
   };
 };
 
@@ -665,4 +360,355 @@ export type $defs = Record<string, never>;
 
 export type external = Record<string, never>;
 
-export type operations = Record<string, never>;
+export type operations = {
+  /** Liveness (the process answers) */
+  healthz: {
+    responses: {
+      /** @description alive */
+      200: {
+        content: {
+          'text/plain': string;
+        };
+      };
+    };
+  };
+  /** Readiness (the data path is running with the current configuration) */
+  readyz: {
+    responses: {
+      /** @description ready */
+      200: {
+        content: {
+          'text/plain': string;
+        };
+      };
+      /** @description not ready */
+      503: {
+        content: {
+          'text/plain': string;
+        };
+      };
+    };
+  };
+  /** Prometheus metrics (text exposition format) */
+  metrics: {
+    responses: {
+      /** @description metrics */
+      200: {
+        content: {
+          'text/plain': string;
+        };
+      };
+    };
+  };
+  /** This document */
+  getOpenapi: {
+    responses: {
+      /** @description the OpenAPI document */
+      200: {
+        content: {
+          'application/yaml': string;
+        };
+      };
+    };
+  };
+  /** Checks a bearer token (the web UI's login) */
+  checkAuth: {
+    responses: {
+      /** @description the token is valid */
+      204: {
+        content: never;
+      };
+      401: components['responses']['Unauthorized'];
+    };
+  };
+  /** Version, uptime, mode, workers, totals, readiness */
+  getStatus: {
+    responses: {
+      /** @description status */
+      200: {
+        content: {
+          'application/json': components['schemas']['Status'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+    };
+  };
+  /** The whole configuration document */
+  getConfig: {
+    responses: {
+      /** @description the document */
+      200: {
+        content: {
+          'application/json': components['schemas']['Document'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+    };
+  };
+  /** Replaces the whole document (validated, stored atomically, applied) */
+  putConfig: {
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['Document'];
+      };
+    };
+    responses: {
+      /** @description accepted and applied */
+      200: {
+        content: {
+          'application/json': components['schemas']['Document'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      408: components['responses']['TooSlow'];
+      413: components['responses']['TooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
+      422: components['responses']['Invalid'];
+    };
+  };
+  /** All peers (real servers) */
+  listPeers: {
+    responses: {
+      /** @description peers */
+      200: {
+        content: {
+          'application/json': components['schemas']['Peer'][];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+    };
+  };
+  /** One peer */
+  getPeer: {
+    parameters: {
+      path: {
+        name: components['schemas']['PeerName'];
+      };
+    };
+    responses: {
+      /** @description the peer */
+      200: {
+        content: {
+          'application/json': components['schemas']['Peer'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
+    };
+  };
+  /** Creates or replaces a peer (the body's name, if given, must match the path) */
+  putPeer: {
+    parameters: {
+      path: {
+        name: components['schemas']['PeerName'];
+      };
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['PeerBody'];
+      };
+    };
+    responses: {
+      /** @description stored and applied */
+      200: {
+        content: {
+          'application/json': components['schemas']['Peer'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      408: components['responses']['TooSlow'];
+      413: components['responses']['TooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
+      422: components['responses']['Invalid'];
+    };
+  };
+  /** Removes a peer */
+  deletePeer: {
+    parameters: {
+      path: {
+        name: components['schemas']['PeerName'];
+      };
+    };
+    responses: {
+      /** @description removed */
+      204: {
+        content: never;
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
+      422: components['responses']['Invalid'];
+    };
+  };
+  /** All VIPs with their plugin chains */
+  listVips: {
+    responses: {
+      /** @description VIPs */
+      200: {
+        content: {
+          'application/json': components['schemas']['Vip'][];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+    };
+  };
+  /** One VIP and its chain */
+  getVip: {
+    parameters: {
+      path: {
+        address: components['schemas']['Ipv4Unicast'];
+      };
+    };
+    responses: {
+      /** @description the VIP */
+      200: {
+        content: {
+          'application/json': components['schemas']['Vip'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
+    };
+  };
+  /** Creates or replaces a VIP and its plugin chain (hot swap of its plugins) */
+  putVip: {
+    parameters: {
+      path: {
+        address: components['schemas']['Ipv4Unicast'];
+      };
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['VipBody'];
+      };
+    };
+    responses: {
+      /** @description stored and applied */
+      200: {
+        content: {
+          'application/json': components['schemas']['Vip'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      408: components['responses']['TooSlow'];
+      413: components['responses']['TooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
+      422: components['responses']['Invalid'];
+    };
+  };
+  /** Removes a VIP's entry (and so its plugin chain) */
+  deleteVip: {
+    parameters: {
+      path: {
+        address: components['schemas']['Ipv4Unicast'];
+      };
+    };
+    responses: {
+      /** @description removed */
+      204: {
+        content: never;
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
+      422: components['responses']['Invalid'];
+    };
+  };
+  /** All uploaded plugins */
+  listPlugins: {
+    responses: {
+      /** @description plugins */
+      200: {
+        content: {
+          'application/json': components['schemas']['Plugin'][];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+    };
+  };
+  /** A plugin's metadata */
+  getPlugin: {
+    parameters: {
+      path: {
+        name: components['schemas']['PluginName'];
+      };
+    };
+    responses: {
+      /** @description the plugin */
+      200: {
+        content: {
+          'application/json': components['schemas']['Plugin'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
+    };
+  };
+  /**
+   * Uploads (or replaces, hot-swapping every binding) a plugin module
+   * @description The body is the raw `.wasm`. It is validated exactly as `tungate plugin check` does and stored by sha256.
+   */
+  putPlugin: {
+    parameters: {
+      path: {
+        name: components['schemas']['PluginName'];
+      };
+    };
+    requestBody: {
+      content: {
+        'application/wasm': string;
+        'application/octet-stream': string;
+      };
+    };
+    responses: {
+      /** @description stored (and bindings rebuilt) */
+      200: {
+        content: {
+          'application/json': components['schemas']['Plugin'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      408: components['responses']['TooSlow'];
+      413: components['responses']['TooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
+      422: components['responses']['Invalid'];
+    };
+  };
+  /** Removes a plugin (refused while a VIP binds it) */
+  deletePlugin: {
+    parameters: {
+      path: {
+        name: components['schemas']['PluginName'];
+      };
+    };
+    responses: {
+      /** @description removed */
+      204: {
+        content: never;
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
+      409: components['responses']['Conflict'];
+    };
+  };
+  /** Counters per VIP, per drop reason and per plugin binding */
+  getStats: {
+    responses: {
+      /** @description statistics */
+      200: {
+        content: {
+          'application/json': components['schemas']['Stats'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+    };
+  };
+};
