@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the admin API of a live tungate (deploy/ci/live-tungate.sh) from its own OpenAPI
 # document with schemathesis (PyPI, installed into a venv under target/): no 5xx, and every
-# response matches the documented status codes, content types and schemas.
+# response matches the documented status codes, content types and schemas. The stateful phase
+# follows the contract's links (PUT a resource, then GET or DELETE it by what the answer names).
 # Usage (root): deploy/ci/schemathesis.sh [MAX_EXAMPLES]   (needs target/release/tungate)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,7 +23,7 @@ deploy/ci/live-tungate.sh sh -c '
     --url "$TUNGATE_URL" \
     --header "Authorization: Bearer $(cat "$TUNGATE_TOKEN_FILE")" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --phases examples,coverage,fuzzing \
+    --phases examples,coverage,fuzzing,stateful \
     --max-examples "$1" \
     --seed 1 \
     --generation-database none \

@@ -46,11 +46,12 @@ stage() {
 stage "install dependencies"
 deploy/ci/install-deps.sh
 
-stage "web UI: npm ci, format, typecheck, unit tests, build, browser run with no API"
+stage "web UI: npm ci, API types, format, typecheck, unit tests, build, browser run with no API"
 # Before the Rust stages: tungate embeds web/dist at build time.
 (
   cd web
   npm ci --no-audit --no-fund --prefer-offline
+  npm run api:check # src/api/schema.gen.ts is what appliance/src/admin/openapi.yaml generates
   npm run format:check
   npm run typecheck
   npm test

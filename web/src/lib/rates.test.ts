@@ -18,7 +18,7 @@ function binding(
 }
 
 function sample(atMs: number, stats: Partial<Stats>): CounterSample {
-  return { atMs, stats: { vips: [], drops: {}, bindings: [], ...stats } };
+  return { atMs, stats: { totals: {}, vips: [], drops: {}, bindings: [], ...stats } };
 }
 
 describe('counterDelta', () => {
@@ -178,7 +178,7 @@ describe('computeRates for drops, bindings and totals', () => {
     });
   });
 
-  it('leaves totals unknown when the API omits them', () => {
+  it('leaves totals unknown when the API omits their counters', () => {
     const snap = computeRates(sample(0, {}), sample(1000, {}));
     expect(snap.totals.pps).toBeNull();
     expect(snap.totals.forwardedPackets).toBeNull();
