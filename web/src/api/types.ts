@@ -1,6 +1,6 @@
 // The JSON shapes of tungate's admin API under the names the UI uses. Every shape comes from
 // `schema.gen.ts`, which `npm run api:types` generates from the committed contract
-// `appliance/src/admin/openapi.yaml` (and `npm run api:check` keeps in step with it). This
+// `appliance/crates/admin/src/openapi.yaml` (and `npm run api:check` keeps in step with it). This
 // file only names them: a field the UI needs is added to the contract, never here.
 
 import type { components } from './schema.gen';
