@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
 
-use crate::common::Netns;
-use crate::common::net::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC};
-use crate::common::packets::{ethernet, ipip};
+use tungate_test_support::Netns;
+use tungate_test_support::packets::{ethernet, ipip};
+use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC};
 
 /// The VIPs' reply source port (the service), and the first client port.
 pub const SERVICE_PORT: u16 = 443;
