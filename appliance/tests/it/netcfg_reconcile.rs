@@ -3,7 +3,7 @@
 //! stops it cleanly without removing anything.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tungate_test_support::Netns;
 use tungate_test_support::netns::RS_STANDIN_FLAGS;

@@ -55,6 +55,10 @@ pub struct Topology {
 
 impl Topology {
     /// Builds the topology.
+    #[expect(
+        clippy::new_without_default,
+        reason = "it creates namespaces and links: not a default value"
+    )]
     pub fn new() -> Topology {
         let t = Topology {
             rs: Netns::new("rs"),
