@@ -7,8 +7,7 @@
 //! plugins for wasm32 first). Prints a markdown table of medians over repeats; the committed
 //! results are in `benches/RESULTS-plugins.md`.
 
-#[path = "../tests/support/plugin_wasm.rs"]
-mod plugin_wasm;
+use tungate_test_support::plugins;
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -78,7 +77,7 @@ fn wasm_chain(host: &PluginHost, plugins: &[(&str, &str)]) -> Box<dyn BatchFilte
             })
             .collect(),
     });
-    let mut generation = host.build(&doc, &plugin_wasm::example_module, 1).unwrap();
+    let mut generation = host.build(&doc, &plugins::example_module, 1).unwrap();
     generation.filters[0].by_vip.remove(&VIP).unwrap()
 }
 

@@ -15,22 +15,18 @@
 //!
 //! Results: `deploy/bench/api-burst.md`.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/support/plugin_wasm.rs"]
-#[allow(dead_code)]
-mod plugin_wasm;
+use tungate_test_support::plugins;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::flood::BulkSender;
-use common::net::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP};
-use common::packets::{ethernet, ipip, udp};
-use common::process::thread_cpu_ns;
-use common::requests::burst;
-use common::{FrameSocket, Topology, Tungate};
+use tungate_test_support::flood::BulkSender;
+use tungate_test_support::packets::{ethernet, ipip, udp};
+use tungate_test_support::process::thread_cpu_ns;
+use tungate_test_support::requests::burst;
+use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP};
+use tungate_test_support::{FrameSocket, Topology, Tungate};
 
 struct Round {
     burst: bool,
@@ -94,7 +90,7 @@ fn main() {
     let t = Topology::new();
     let dir = tempfile::tempdir().unwrap();
     let acc = dir.path().join("accounting.wasm");
-    std::fs::write(&acc, plugin_wasm::plugin_wasm("accounting")).unwrap();
+    std::fs::write(&acc, plugins::plugin_wasm("accounting")).unwrap();
     let config = t.config(&format!(
         "[[vips]]\naddress = \"{VIP}\"\n[[vips.plugins]]\nplugin = \"accounting\"\n\
          config = {{ prefixes = [\"198.51.100.0/24\"] }}\n"

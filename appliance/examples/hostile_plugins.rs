@@ -1,7 +1,7 @@
 //! Benchmark (needs root): VIP B's forwarding rate while a hostile plugin is bound to VIP A.
 //!
-//! Builds the `rs` / `gw` / `client` namespaces, runs tungate's data path in-process in `gw`
-//! (one worker) with the plugin host publishing VIP A's chain, and offers IPIP replies at full
+//! Builds the `rs` / `gw` / `client` namespaces, runs tungate in-process in `gw` (one
+//! worker; its control plane, as `tungate run` wires it, applies VIP A's chain), and offers IPIP replies at full
 //! rate from `rs` — 15 of VIP B for each one of VIP A, 64-byte UDP — with an AF_PACKET +
 //! qdisc-bypass + `sendmmsg` generator. For no plugin (the baseline, measured first and last)
 //! and then each hostile plugin, it prints VIP B's forwarded packets per second, and VIP B's
@@ -12,22 +12,17 @@
 //! `cargo run --release -p tungate --example hostile_plugins -- [SECONDS] [no-budget]`
 //! (`no-budget` turns the per-binding time budget off, to show what it protects against).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/support/hostile_plugins.rs"]
-mod hostile;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use common::flood::BulkSender;
-use common::inproc::{InProcessGateway, own_rss_kib};
-use common::net::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC};
-use common::packets::{ethernet, ipip, udp};
-use common::process::thread_cpu_ns;
-use common::{FrameSocket, Topology};
-use hostile::Hostile;
 use tungate_plugin_host::Limits;
+use tungate_test_support::flood::BulkSender;
+use tungate_test_support::hostile::Hostile;
+use tungate_test_support::inproc::{InProcessGateway, own_rss_kib};
+use tungate_test_support::packets::{ethernet, ipip, udp};
+use tungate_test_support::process::thread_cpu_ns;
+use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC};
+use tungate_test_support::{FrameSocket, Topology};
 
 const VIP_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const VIP_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
@@ -103,7 +98,7 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let empty = InProcessGateway::document(&[VIP_A, VIP_B], 1, "");
     gw.publish(&empty, &|_| None);
-    std::thread::sleep(Duration::from_millis(300));
+    gw.wait_filters_in_force();
     let baseline = measure(&t, &gw, seconds);
     println!(
         "| none (baseline) | {:.0} | {:.0} | 1.00 | {:.0} | {} | - | - |",
@@ -129,7 +124,7 @@ fn main() {
         );
     }
     gw.publish(&empty, &|_| None);
-    std::thread::sleep(Duration::from_millis(300));
+    gw.wait_filters_in_force();
     let last = measure(&t, &gw, seconds);
     println!(
         "| none (baseline, again) | {:.0} | {:.0} | {:.2} | {:.0} | {} | - | - |",

@@ -80,7 +80,7 @@ echo "shellcheck: ${#scripts[@]} scripts"
 shellcheck -x "${scripts[@]}"
 
 stage "example Wasm plugins (wasm32-unknown-unknown, plugin profile)"
-# The same command and target directory as appliance/tests/support/plugin_wasm.rs, so the
+# The same command and target directory as appliance/crates/test-support/src/plugins.rs, so the
 # integration tests find the modules built and only check that they are up to date.
 CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=target/wasm-plugins cargo build --locked --profile plugin \
   --target wasm32-unknown-unknown -p cidr-filter -p rate-limit -p port-filter -p accounting \

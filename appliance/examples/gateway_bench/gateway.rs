@@ -23,9 +23,9 @@ use tungate_datapath::counters::Counters;
 use tungate_datapath::filter::{BatchFilter, Decision, FilterSlots};
 use tungate_plugin_host::{Limits, PluginHost};
 
-use crate::common::Netns;
-use crate::common::net::{GIP, RIP};
 use crate::traffic::{SERVICE_PORT, pin_current_thread};
+use tungate_test_support::Netns;
+use tungate_test_support::topology::{GIP, RIP};
 
 /// The plugin chain every VIP runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,12 +14,7 @@
 //! holds one variant under full load and prints its rate every second (for `perf`).
 //! `gateway_bench gateway ...` is the gateway process the run starts in `gw` (internal).
 
-#[path = "../../tests/common/mod.rs"]
-#[allow(unused_imports)]
-mod common;
-#[path = "../../tests/support/plugin_wasm.rs"]
-#[allow(dead_code)]
-mod plugin_wasm;
+use tungate_test_support::plugins;
 
 mod gateway;
 mod measure;
@@ -46,7 +41,7 @@ pub struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let root = plugin_wasm::workspace();
+    let root = plugins::workspace();
     let mut o = Options {
         quick: false,
         repeats: 5,

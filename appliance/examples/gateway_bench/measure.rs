@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::Netns;
+use tungate_test_support::Netns;
 
 /// USER_HZ: the unit of `/proc/stat`.
 const TICK_NS: u64 = 10_000_000;

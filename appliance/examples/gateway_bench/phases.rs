@@ -12,15 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Options;
-use crate::common::Topology;
-use crate::common::net::{CIP, VIP};
 use crate::gateway::{self, Chain, GatewayProcess};
 use crate::measure::{self, CoreTimes};
-use crate::plugin_wasm;
 use crate::report::{self, Report};
 use crate::traffic::{
     Encap, Frames, Generator, Received, Receiver, build_frames, pin_current_thread,
 };
+use tungate_test_support::Topology;
+use tungate_test_support::plugins;
+use tungate_test_support::topology::{CIP, VIP};
 
 /// The generator's core.
 pub const GENERATOR_CPU: usize = 0;
@@ -705,10 +705,10 @@ pub fn count_sequence(sent: u64, received: &Received) -> (u64, u64) {
 }
 
 fn plugin_dir() -> PathBuf {
-    for p in plugin_wasm::EXAMPLES {
-        plugin_wasm::plugin_wasm(p);
+    for p in plugins::EXAMPLES {
+        plugins::plugin_wasm(p);
     }
-    plugin_wasm::wasm_dir()
+    plugins::wasm_dir()
 }
 
 /// Runs every phase and writes the report; returns the exit status.

@@ -198,7 +198,7 @@ pub fn write(r: &Report<'_>, out: &Path, samples_csv: &Path) -> std::io::Result<
             .unwrap_or_default()
             .to_string_lossy(),
         samples_csv
-            .strip_prefix(crate::plugin_wasm::workspace())
+            .strip_prefix(tungate_test_support::plugins::workspace())
             .unwrap_or(samples_csv)
             .display()
     );

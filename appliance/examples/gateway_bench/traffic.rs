@@ -9,15 +9,15 @@
 //! them per packet without recomputing anything.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
 
-use crate::common::Netns;
-use crate::common::net::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC};
-use crate::common::packets::{ethernet, ipip};
+use tungate_test_support::packets::{ethernet, ipip};
+use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC};
+use tungate_test_support::{Netns, frames};
 
 /// The VIPs' reply source port (the service), and the first client port.
 pub const SERVICE_PORT: u16 = 443;
@@ -98,35 +98,7 @@ fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_i
 /// nothing).
 fn packet_socket(ns: &Netns, interface: &str, protocol: u16) -> OwnedFd {
     let interface = interface.to_owned();
-    ns.run(move || {
-        // SAFETY: plain socket(2) call.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(protocol.to_be()),
-            )
-        };
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        // SAFETY: fd was just created and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: an all-zero sockaddr_ll is valid; the fields are set below.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = protocol.to_be();
-        sll.sll_ifindex =
-            nix::net::if_::if_nametoindex(interface.as_str()).expect("interface") as i32;
-        // SAFETY: sll is a valid sockaddr_ll of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const sll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-        fd
-    })
+    ns.run(move || frames::packet_socket(&interface, protocol))
 }
 
 /// Pins the calling thread to `cpus`.

@@ -61,6 +61,18 @@ pub struct Status {
     pub network: Option<Network>,
     /// Packet totals.
     pub totals: Totals,
+    /// The plugin filter generation published and the one each worker runs.
+    pub filters: Filters,
+}
+
+/// Which plugin filter generation is in force: a hot swap (a module, a chain or a binding's
+/// configuration changed) is in force once every worker runs the published generation.
+#[derive(Debug, Serialize)]
+pub struct Filters {
+    /// The newest generation published to the workers (it only grows).
+    pub published: u64,
+    /// The generation each worker runs, by worker index.
+    pub workers: Vec<u64>,
 }
 
 /// The netcfg reconciler's view of LD-OUT's networking (tunnels, rules, sysctls).
@@ -110,6 +122,10 @@ pub async fn status(State(state): State<AdminState>) -> Json<Status> {
         config_generation: view.generation,
         network: state.network(),
         totals: Totals::of(&counters),
+        filters: Filters {
+            published: view.filters.published(),
+            workers: view.filters.taken(),
+        },
     })
 }
 

@@ -23,11 +23,11 @@ use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
 
-use tungate_config::{Document, Peer, Vip};
-use tungate_plugin_host::StatsTable;
 use crate::store::PluginRecord;
 pub use error::{ControlError, ErrorCode};
 pub use plane::{ControlPlane, Startup, StartupError};
+use tungate_config::{Document, Peer, Vip};
+use tungate_plugin_host::StatsTable;
 
 /// Follows the netcfg reconciler's progress (passes, changes, the last pass's error).
 pub type NetworkStatus = tokio::sync::watch::Receiver<tungate_netcfg::reconcile::ReconcileStatus>;
@@ -99,6 +99,8 @@ pub struct View {
     pub generation: u64,
     /// Whether the data path runs with the document in force.
     pub ready: bool,
+    /// The filter generation published to the workers and the one each runs (live).
+    pub filters: Arc<tungate_datapath::filter::FilterProgress>,
 }
 
 /// Where readers find the current [`View`].

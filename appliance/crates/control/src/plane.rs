@@ -22,11 +22,11 @@ use super::edit;
 use super::error::{ControlError, ErrorCode};
 use super::kernel::KernelFollower;
 use super::{Action, NetworkStatus, Reply, Request, SharedView, View};
+use crate::store::{StateDir, StoreError};
 use tungate_config::{self as config, Document};
 use tungate_datapath::counters::Counters;
 use tungate_datapath::{Datapath, StartError};
 use tungate_plugin_host::{Generation, Limits, PluginHost};
-use crate::store::{StateDir, StoreError};
 
 /// The netcfg state file inside the state directory.
 pub const NETCFG_STATE_FILE: &str = "netcfg-gateway.json";
@@ -216,6 +216,7 @@ impl ControlPlane {
             Datapath::start_with_filters(&doc, counters.clone(), Some(generation.filters))
                 .map_err(|e| failed(format!("cannot start the data path: {e}")))?;
         host.commit(generation.stats, &generation.modules);
+        let filters = datapath.filter_slots().progress();
         let doc_for_view = doc.clone();
         let mut plane = ControlPlane {
             state,
@@ -232,6 +233,7 @@ impl ControlPlane {
                 bindings: Arc::default(),
                 generation: 0,
                 ready: false,
+                filters,
             })),
         };
         plane.refresh_view();
@@ -547,6 +549,7 @@ impl ControlPlane {
             bindings: self.host.stats_table(),
             generation: self.generation,
             ready: self.datapath.is_running(),
+            filters: self.datapath.filter_slots().progress(),
         }));
     }
 }

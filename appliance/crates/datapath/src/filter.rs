@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// What a filter decided for one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,19 +42,60 @@ pub struct WorkerFilters {
 /// on a worker, because freeing plugin instances (returning their memory to the pool) takes
 /// far longer than a batch.
 pub struct FilterSlots {
-    generation: AtomicU64,
+    progress: Arc<FilterProgress>,
     slots: Vec<Mutex<Option<(u64, WorkerFilters)>>>,
     retired: Mutex<Vec<WorkerFilters>>,
+}
+
+/// Which filter generation was published last and which one each worker took: read
+/// without locks (atomics only), so that a hot swap can be seen to be in force.
+#[derive(Debug)]
+pub struct FilterProgress {
+    published: AtomicU64,
+    taken: Box<[AtomicU64]>,
+}
+
+impl FilterProgress {
+    /// The newest published generation (0: none yet).
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
+    }
+
+    /// The generation each worker took last, by worker index (0: none yet).
+    pub fn taken(&self) -> Vec<u64> {
+        self.taken
+            .iter()
+            .map(|g| g.load(Ordering::Acquire))
+            .collect()
+    }
 }
 
 impl FilterSlots {
     /// Slots for `workers` workers, all empty (generation 0 = no filters).
     pub fn new(workers: usize) -> Self {
+        Self::numbered_from(0, workers)
+    }
+
+    /// Empty slots for `workers` new workers that go on numbering after `previous` (a
+    /// restart), so generations never go back.
+    pub fn following(previous: &FilterSlots, workers: usize) -> Self {
+        Self::numbered_from(previous.generation(), workers)
+    }
+
+    fn numbered_from(generation: u64, workers: usize) -> Self {
         Self {
-            generation: AtomicU64::new(0),
+            progress: Arc::new(FilterProgress {
+                published: AtomicU64::new(generation),
+                taken: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            }),
             slots: (0..workers).map(|_| Mutex::new(None)).collect(),
             retired: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Which generation is published and which one each worker took (shared, live).
+    pub fn progress(&self) -> Arc<FilterProgress> {
+        self.progress.clone()
     }
 
     /// Number of workers served.
@@ -69,17 +110,17 @@ impl FilterSlots {
         // Free what the workers replaced since the last publish (here, not on a worker).
         let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|p| p.into_inner()));
         drop(retired);
-        let generation = self.generation.load(Ordering::Acquire) + 1;
+        let generation = self.generation() + 1;
         for (slot, set) in self.slots.iter().zip(sets) {
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, set));
         }
-        self.generation.store(generation, Ordering::Release);
+        self.progress.published.store(generation, Ordering::Release);
         generation
     }
 
     /// The newest published generation (cheap: one atomic load).
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.progress.published()
     }
 
     /// Takes back a set a worker replaced, to be dropped on the control side.
@@ -95,12 +136,17 @@ impl FilterSlots {
         self.retired.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    /// Takes worker `index`'s new set if one is waiting; called between batches.
+    /// Takes worker `index`'s new set if one is waiting; called between batches. Records
+    /// its generation as the one the worker runs (see [`FilterProgress::taken`]).
     pub fn take(&self, index: usize) -> Option<(u64, WorkerFilters)> {
-        self.slots[index]
+        let taken = self.slots[index]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
+            .take();
+        if let Some((generation, _)) = &taken {
+            self.progress.taken[index].store(*generation, Ordering::Release);
+        }
+        taken
     }
 }
 
@@ -125,8 +171,11 @@ mod tests {
             .insert(Ipv4Addr::new(192, 0, 2, 1), Box::new(DropAll));
         let g = slots.publish(vec![a, WorkerFilters::default()]);
         assert_eq!(g, 1);
+        let progress = slots.progress();
+        assert_eq!((progress.published(), progress.taken()), (1, vec![0, 0]));
         let (gen0, mut set0) = slots.take(0).unwrap();
         assert_eq!(gen0, 1);
+        assert_eq!(progress.taken(), vec![1, 0], "worker 0 runs generation 1");
         let mut d = [Decision::Pass; 2];
         set0.by_vip
             .get_mut(&Ipv4Addr::new(192, 0, 2, 1))
@@ -139,5 +188,12 @@ mod tests {
         assert_eq!(slots.retired(), 1);
         slots.publish(vec![WorkerFilters::default(), WorkerFilters::default()]);
         assert_eq!(slots.retired(), 0, "freed by the next publish");
+        let next = FilterSlots::following(&slots, 3);
+        assert_eq!(next.progress().taken(), vec![0, 0, 0]);
+        assert_eq!(
+            next.publish((0..3).map(|_| WorkerFilters::default()).collect()),
+            3,
+            "numbering goes on after a restart"
+        );
     }
 }

@@ -193,7 +193,10 @@ impl Datapath {
         self.halt();
         // New workers start empty: sets taken by the old ones are gone with them, so the
         // plugin host publishes to the new slots (see `filter_slots`).
-        self.filters = Arc::new(FilterSlots::new(self.doc.gateway.workers as usize));
+        self.filters = Arc::new(FilterSlots::following(
+            &self.filters,
+            self.doc.gateway.workers as usize,
+        ));
         if let Some(sets) = sets {
             self.filters.publish(sets);
         }

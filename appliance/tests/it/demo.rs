@@ -1,0 +1,618 @@
+//! The appliance from a newcomer's side (needs root): `tungate demo` from the real binary —
+//! its web UI answers at the printed URL, traffic is counted, a cidr-filter bound through
+//! the API drops one client prefix's replies while the other's flow, and the host is as
+//! before once it stops —; `tungate status` against a running appliance and against
+//! nothing; and the template plugin builds and passes `tungate plugin check`.
+//!
+//! Expected values come from outside the code under test: curl from the host and from the
+//! client's namespace, the API's JSON, and `ip`/`nft` listings of the host.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tungate_test_support::Netns;
+use tungate_test_support::plugins;
+use tungate_test_support::process::binary;
+use tungate_test_support::wait::{filters_in_force, until};
+
+const VIP: &str = "192.0.2.80";
+const PREFIX_A: &str = "198.51.100.0/24";
+const PREFIX_B: &str = "203.0.113.0/24";
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"))
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Held by each test that compares the host before and after a demo: two demos at once
+/// would each see the other's namespaces come and go.
+static HOST: Mutex<()> = Mutex::new(());
+
+/// Takes [`HOST`], also after another test failed while holding it.
+fn host_lock() -> MutexGuard<'static, ()> {
+    HOST.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the demo could leave behind in the host's namespace: links, rules, routes,
+/// nftables tables, the demo's namespaces and temporary directories.
+fn host_snapshot() -> Vec<String> {
+    let mut lines = Vec::new();
+    for (program, args) in [
+        ("ip", vec!["-o", "link", "show"]),
+        ("ip", vec!["rule", "show"]),
+        ("ip", vec!["route", "show", "table", "all"]),
+        ("nft", vec!["list", "tables"]),
+    ] {
+        let out = run(program, &args);
+        assert!(out.status.success(), "{program} {args:?} failed");
+        lines.extend(
+            text(&out)
+                .lines()
+                .map(|l| format!("{program} {}: {l}", args[0])),
+        );
+    }
+    lines.extend(
+        text(&run("ip", &["netns", "list"]))
+            .lines()
+            .filter(|l| l.starts_with("tgdemo-"))
+            .map(|l| format!("netns: {l}")),
+    );
+    if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
+        lines.extend(
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("tungate-demo-"))
+                .map(|n| format!("tmp: {n}")),
+        );
+    }
+    lines.sort();
+    lines
+}
+
+/// The running demo; stopped with SIGTERM (its own cleanup then runs) if a test fails.
+struct Demo {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Demo {
+    fn start(port: u16, duration: u64) -> Demo {
+        let mut child = Command::new(binary())
+            .args([
+                "demo",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--rate",
+                "40",
+                "--duration",
+                &duration.to_string(),
+                "--plugin-dir",
+                &plugins::wasm_dir().display().to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tungate demo");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("demo| {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Demo {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads lines until one satisfies `want`, within `timeout`.
+    fn wait_line(&mut self, timeout: Duration, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "the demo printed no expected line within {timeout:?}; it printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Collects the rest of the output and the exit status.
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
+                    self.seen.push(line);
+                }
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the demo did not stop in time");
+            while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                self.seen.push(line);
+            }
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = run("kill", &["-TERM", &self.child.id().to_string()]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // Last resort, should the demo's own guard not have run.
+        for role in ["client", "rs", "gw"] {
+            let _ = run(
+                "ip",
+                &[
+                    "netns",
+                    "del",
+                    &format!("tgdemo-{}-{role}", self.child.id()),
+                ],
+            );
+        }
+    }
+}
+
+fn curl(args: &[&str]) -> Output {
+    run("curl", &[&["-sS", "-m", "5"], args].concat())
+}
+
+fn api_get(url: &str, token: &str, path: &str) -> Value {
+    let out = curl(&[
+        "-f",
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("{url}{path}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "GET {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn vip_stats(stats: &Value) -> &Value {
+    stats["vips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["address"] == VIP)
+        .expect("the VIP in /api/v1/stats")
+}
+
+fn binding<'a>(stats: &'a Value, plugin: &str) -> &'a Value {
+    stats["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["vip"] == VIP && b["plugin"] == plugin)
+        .unwrap_or_else(|| panic!("no {plugin} binding in {stats}"))
+}
+
+fn counter(value: &Value, key: &str) -> u64 {
+    value[key].as_u64().unwrap_or(0)
+}
+
+/// `answered A x/y B x/y` of a progress line: ((answered, sent) of A, of B).
+fn progress(line: &str) -> Option<((u64, u64), (u64, u64))> {
+    let mut words = line.split_whitespace();
+    let mut pair = |prefix: &str| -> Option<(u64, u64)> {
+        words.find(|w| *w == prefix)?;
+        let (a, n) = words.next()?.split_once('/')?;
+        Some((a.parse().ok()?, n.parse().ok()?))
+    };
+    Some((pair(PREFIX_A)?, pair(PREFIX_B)?))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_demo_serves_counts_filters_and_leaves_the_host_clean() {
+    plugins::plugin_wasm("accounting"); // builds the example plugins if needed
+    let _host = host_lock();
+    let before = host_snapshot();
+    let port = free_port();
+    let mut demo = Demo::start(port, 50);
+    let pid = demo.child.id();
+
+    let url_line = demo.wait_line(Duration::from_secs(120), |l| {
+        l.trim_start().starts_with("web UI")
+    });
+    let url = url_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_owned();
+    assert_eq!(url, format!("http://127.0.0.1:{port}"));
+    let token_line = demo.wait_line(Duration::from_secs(5), |l| {
+        l.trim_start().starts_with("token")
+    });
+    let token = token_line.split_whitespace().nth(1).unwrap().to_owned();
+    let client_ns = format!("tgdemo-{pid}-client");
+    assert!(
+        text(&run("ip", &["netns", "list"])).contains(&client_ns),
+        "the client namespace exists while the demo runs"
+    );
+
+    // The web UI answers at the printed URL, from the host.
+    let page = curl(&["-f", &format!("{url}/")]);
+    assert!(page.status.success(), "GET / failed");
+    assert!(
+        text(&page).to_lowercase().contains("<!doctype html"),
+        "{}",
+        text(&page)
+    );
+
+    // Traffic is counted: the VIP's forwarded packets and accounting's counters rise.
+    let first = api_get(&url, &token, "/api/v1/stats");
+    std::thread::sleep(Duration::from_secs(4));
+    let second = api_get(&url, &token, "/api/v1/stats");
+    assert!(
+        counter(vip_stats(&second), "forwarded_packets")
+            > counter(vip_stats(&first), "forwarded_packets"),
+        "forwarded packets rise: {first} -> {second}"
+    );
+    for prefix in [PREFIX_A, PREFIX_B] {
+        let key = format!("packets{{{prefix}}}");
+        let (a, b) = (
+            counter(&binding(&first, "accounting")["counters"], &key),
+            counter(&binding(&second, "accounting")["counters"], &key),
+        );
+        assert!(b > a, "accounting's {key} rises: {a} -> {b}");
+    }
+
+    // Bind cidr-filter denying prefix B, through the API, as the demo's hint says.
+    let body = serde_json::json!({"plugins": [
+        {"plugin": "accounting", "config": {"prefixes": [PREFIX_A, PREFIX_B]}},
+        {"plugin": "cidr-filter", "config": {"deny": [PREFIX_B]}}
+    ]});
+    let put = curl(&[
+        "-f",
+        "-X",
+        "PUT",
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &body.to_string(),
+        &format!("{url}/api/v1/vips/{VIP}"),
+    ]);
+    assert!(
+        put.status.success(),
+        "PUT vips: {}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    // The new chain is in force once every worker runs the published filters.
+    until(
+        Duration::from_secs(10),
+        "every worker runs the published filters",
+        || filters_in_force(&api_get(&url, &token, "/api/v1/status")),
+    );
+    let third = api_get(&url, &token, "/api/v1/stats");
+    std::thread::sleep(Duration::from_secs(5));
+    let fourth = api_get(&url, &token, "/api/v1/stats");
+    let plugin_drops = |s: &Value| counter(&vip_stats(s)["dropped"], "plugin");
+    assert!(
+        plugin_drops(&fourth) > plugin_drops(&third),
+        "prefix B's replies are dropped and counted under `plugin`: {third} -> {fourth}"
+    );
+    let denied = |s: &Value| counter(&binding(s, "cidr-filter")["counters"], "dropped{denied}");
+    assert!(
+        denied(&fourth) > denied(&third),
+        "cidr-filter counts its denials"
+    );
+    assert!(
+        counter(vip_stats(&fourth), "forwarded_packets")
+            > counter(vip_stats(&third), "forwarded_packets"),
+        "the other prefix keeps flowing"
+    );
+
+    // Seen from the clients, independently of the demo's own traffic.
+    let probe = |source: &str, seconds: &str| {
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &client_ns,
+                "curl",
+                "-sS",
+                "-m",
+                seconds,
+                "--interface",
+                source,
+                &format!("http://{VIP}/"),
+            ],
+        )
+    };
+    let allowed = probe("198.51.100.11", "5");
+    assert!(allowed.status.success(), "prefix A is answered");
+    assert!(
+        text(&allowed).contains("hello 198.51.100.11"),
+        "{}",
+        text(&allowed)
+    );
+    let denied_probe = probe("203.0.113.11", "2");
+    assert!(!denied_probe.status.success(), "prefix B gets no answer");
+
+    // The demo's own progress shows it too: a line after the deny with B all lost, A answered.
+    let deny_seen = demo.seen.len();
+    let line = demo.wait_line(
+        Duration::from_secs(15),
+        |l| matches!(progress(l), Some(((a, n), (0, m))) if a > 0 && a == n && m > 0),
+    );
+    assert!(demo.seen.len() > deny_seen, "{line}");
+
+    // It stops by itself (--duration), cleanly, and the host is as before.
+    let status = demo.wait_exit(Duration::from_secs(90));
+    assert!(
+        status.success(),
+        "demo exit: {status}\n{}",
+        demo.seen.join("\n")
+    );
+    assert!(
+        demo.seen
+            .iter()
+            .any(|l| l.contains("the host is as it was")),
+        "{}",
+        demo.seen.join("\n")
+    );
+    let after = host_snapshot();
+    assert_eq!(before, after, "the host changed across the demo");
+    assert!(!text(&run("ip", &["netns", "list"])).contains(&format!("tgdemo-{pid}-")));
+}
+
+#[test]
+fn a_demo_that_fails_half_way_removes_what_it_made() {
+    plugins::plugin_wasm("accounting");
+    // rate-limit is not a Wasm module: its upload, after the namespaces, the tunnel and the
+    // gateway exist, is refused.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(plugins::wasm_dir()).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "wasm") {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("rate_limit.wasm"), b"not wasm at all").unwrap();
+    let _host = host_lock();
+    let before = host_snapshot();
+    let out = run(
+        &binary(),
+        &[
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--plugin-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let (stdout, stderr) = (text(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("[4/7]"),
+        "it got as far as the gateway:\n{stdout}"
+    );
+    assert!(
+        stderr.contains("/api/v1/plugins/rate-limit: HTTP 422"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("removed namespace"), "{stdout}");
+    assert_eq!(
+        before,
+        host_snapshot(),
+        "the host changed across the failed demo"
+    );
+
+    // Refused before anything is made: a busy --listen, no plugins, a bad --rate.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let empty = tempfile::tempdir().unwrap();
+    let empty = empty.path().to_str().unwrap();
+    for (args, status, says) in [
+        (vec!["--listen", busy.as_str()], 1, "cannot listen on"),
+        (vec!["--plugin-dir", empty], 1, "the four example plugins"),
+        (vec!["--rate", "0"], 2, "--rate 0 is not a request rate"),
+    ] {
+        let mut all = vec!["demo"];
+        all.extend(args.iter().copied());
+        if !args.contains(&"--plugin-dir") {
+            all.extend(["--plugin-dir", dir.path().to_str().unwrap()]);
+        }
+        let out = run(&binary(), &all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{all:?}: {stderr}");
+        assert!(stderr.contains(says), "{all:?}: {stderr}");
+        assert!(!text(&out).contains("[1/7]"), "{all:?} made nothing");
+    }
+    assert_eq!(before, host_snapshot());
+}
+
+#[test]
+fn a_demo_killed_with_sigkill_is_cleaned_up_by_the_next() {
+    plugins::plugin_wasm("accounting");
+    let _host = host_lock();
+    let before = host_snapshot();
+    let mut killed = Demo::start(free_port(), 600);
+    let pid = killed.child.id();
+    killed.wait_line(Duration::from_secs(120), |l| {
+        l.trim_start().starts_with("web UI")
+    });
+    killed.child.kill().unwrap(); // SIGKILL: its cleanup guard never runs
+    killed.child.wait().unwrap();
+    let gw = format!("tgdemo-{pid}-gw");
+    assert!(
+        text(&run("ip", &["netns", "list"])).contains(&gw),
+        "the killed demo left its namespaces"
+    );
+    // Its gateway (tungate run, a child process) stops with it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text(&run("ip", &["netns", "pids", &gw])).trim().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "tungate run outlived the killed demo"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let next = run(
+        &binary(),
+        &[
+            "demo",
+            "--duration",
+            "1",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--plugin-dir",
+            &plugins::wasm_dir().display().to_string(),
+        ],
+    );
+    let (stdout, stderr) = (text(&next), String::from_utf8_lossy(&next.stderr));
+    assert!(next.status.success(), "{stdout}{stderr}");
+    let leftovers = stdout
+        .lines()
+        .find(|l| l.contains("removed leftovers of a killed demo"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    for made in [
+        format!("tgdemo-{pid}-client"),
+        format!("tgdemo-{pid}-rs"),
+        gw,
+        format!("tungate-demo-{pid}"),
+    ] {
+        assert!(leftovers.contains(&made), "{made} in: {leftovers}");
+    }
+    assert_eq!(before, host_snapshot(), "the host is as before both demos");
+}
+
+#[test]
+fn status_summarises_a_running_appliance_and_fails_clearly_on_nothing() {
+    // Nothing listening: a clear error, exit 1.
+    let nothing = run(
+        &binary(),
+        &[
+            "status",
+            "--url",
+            &format!("http://127.0.0.1:{}", free_port()),
+        ],
+    );
+    assert_eq!(nothing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&nothing.stderr);
+    assert!(err.contains("cannot reach the admin API"), "{err}");
+
+    // A running appliance with a bound plugin.
+    let ns = Netns::new("st");
+    ns.ip(&["link", "add", "g0", "type", "veth", "peer", "name", "r0"]);
+    ns.ip(&["link", "set", "g0", "up"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&["addr", "add", "10.202.0.1/24", "dev", "g0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("cidr-filter.wasm");
+    std::fs::write(&module, plugins::plugin_wasm("cidr-filter")).unwrap();
+    let config = "[gateway]\naddress = \"10.202.0.1\"\n\
+        [[peers]]\nname = \"rs1\"\naddress = \"10.202.0.2\"\nvips = [\"192.0.2.10\"]\n\
+        [[vips]]\naddress = \"192.0.2.10\"\n\
+        [[vips.plugins]]\nplugin = \"cidr-filter\"\nconfig = { deny = [\"203.0.113.0/24\"] }\n";
+    let gateway = tungate_test_support::Tungate::start_with(
+        &ns,
+        config,
+        &["--plugin", module.to_str().unwrap()],
+    );
+    let out = ns.exec(&binary(), &["status", "--url", "http://127.0.0.1:9080"]);
+    let shown = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{shown}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shown.starts_with("tungate "), "{shown}");
+    assert!(
+        shown.lines().next().unwrap().ends_with(": ready"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("decap userspace · 1 worker · gateway 10.202.0.1"),
+        "{shown}"
+    );
+    // The start waits for the first netcfg pass: known from the first request.
+    assert!(shown.contains("  network: as configured ("), "{shown}");
+    let vip_row = shown
+        .lines()
+        .find(|l| l.starts_with("192.0.2.10 "))
+        .expect(&shown);
+    assert_eq!(
+        vip_row.split_whitespace().collect::<Vec<_>>(),
+        ["192.0.2.10", "rs1", "0", "0", "B", "0", "-"]
+    );
+    let binding_row = shown
+        .lines()
+        .find(|l| l.starts_with("192.0.2.10#0"))
+        .expect(&shown);
+    assert_eq!(
+        binding_row.split_whitespace().take(7).collect::<Vec<_>>(),
+        ["192.0.2.10#0", "cidr-filter", "pass", "0", "0", "-", "no"]
+    );
+    drop(gateway);
+}
+
+#[test]
+fn the_template_plugin_builds_and_passes_plugin_check() {
+    let built = plugins::plugin_build(&["plugin-template"])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let module = plugins::wasm_dir().join("plugin_template.wasm");
+    let check = run(&binary(), &["plugin", "check", module.to_str().unwrap()]);
+    let shown = text(&check);
+    assert!(
+        check.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(shown.contains(": accepted"), "{shown}");
+    assert!(shown.contains("name:    plugin-template"), "{shown}");
+    assert!(shown.contains("abi:     v1"), "{shown}");
+}

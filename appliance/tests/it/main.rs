@@ -1,0 +1,23 @@
+//! tungate's integration tests, one test binary (most need root): each module is one
+//! area, its helpers come from `tungate-test-support`. One binary means one link of
+//! wasmtime and the whole appliance instead of one per area; the tests of all areas share
+//! the process, so those that measure it or run under wall-clock plugin deadlines take the
+//! machine alone (`tungate_test_support::machine`).
+
+mod admin_api;
+mod demo;
+mod forwarding;
+mod frag_needed;
+mod hostile_plugins;
+mod hostile_requests;
+mod hostile_traffic;
+mod loop_calls;
+mod netcfg_dnat;
+mod netcfg_gateway;
+mod netcfg_reconcile;
+mod netcfg_rs;
+mod plugins_datapath;
+mod plugins_examples;
+mod plugins_hot_swap;
+mod run_modes;
+mod state_crash;
