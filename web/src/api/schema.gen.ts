@@ -234,6 +234,13 @@ export type components = {
         last_error: string | null;
       } | null;
       totals: components['schemas']['Totals'];
+      /** @description which plugin filter generation is in force: a hot swap is in force once every worker runs the published generation */
+      filters?: {
+        /** @description the newest filter generation published to the workers (it only grows) */
+        published: number;
+        /** @description the generation each worker runs, by worker index */
+        workers: number[];
+      };
     };
     Totals: {
       received_packets?: number;
