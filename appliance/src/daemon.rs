@@ -17,14 +17,14 @@ use std::time::Instant;
 
 use nix::sys::signal::{SigSet, Signal};
 
-use tungate_config::EXIT_BAD_CONFIG;
 use tungate_admin::{AdminServer, AdminState, Shared};
 use tungate_config as config;
+use tungate_config::EXIT_BAD_CONFIG;
 use tungate_control::plane::ConfigFile;
+use tungate_control::store::StateDir;
 use tungate_control::{Action, Control, ControlPlane, Reply, Startup, StartupError};
 use tungate_datapath::counters::Snapshot;
 use tungate_plugin_host::Limits;
-use tungate_control::store::StateDir;
 
 /// The default admin listener.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9080";

@@ -25,13 +25,13 @@ use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
 
-use tungate_config::{DecapMode, Document};
 use afpacket::{RxSocket, SocketError};
 use counters::Counters;
 use filter::{FilterSlots, WorkerFilters};
 use nftables::{DropRule, NftError};
 use resolver::{Resolver, ResolverError};
 use tables::Tables;
+use tungate_config::{DecapMode, Document};
 use worker::{Source, WorkerError, WorkerSetup};
 
 /// The data path could not start (or restart).

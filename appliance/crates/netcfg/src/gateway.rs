@@ -15,10 +15,10 @@ use std::net::Ipv4Addr;
 
 use rtnetlink::Handle;
 
-use tungate_config::{DecapMode, Document};
 use crate::error::NetError;
 use crate::kernel::{links, routes};
 use crate::model::{DesiredState, Item, Role, SysctlSpec, TunnelSpec};
+use tungate_config::{DecapMode, Document};
 
 /// The size of the outer IPv4 header an ipip tunnel adds.
 pub const IPIP_OVERHEAD: u32 = 20;

@@ -17,11 +17,11 @@ use rtnetlink::MulticastGroup;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use tungate_config::Document;
 use crate::error::NetError;
 use crate::model::DesiredState;
 use crate::rs::{self, RsConfig};
 use crate::{apply_changes, gateway};
+use tungate_config::Document;
 
 /// Default time between two passes when nothing happens.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);

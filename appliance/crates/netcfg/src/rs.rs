@@ -22,11 +22,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use tungate_config::validate::{FieldError, Invalid, is_valid_interface_name};
 use crate::model::{
     DesiredState, Item, L4Protocol, LinkStateSpec, NftRuleSpec, Role, RouteSpec, RuleSelector,
     RuleSpec, SysctlSpec, TunnelSpec,
 };
+use tungate_config::validate::{FieldError, Invalid, is_valid_interface_name};
 
 /// Default routing table of the replies.
 pub const DEFAULT_TABLE: u32 = 1;
