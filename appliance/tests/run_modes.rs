@@ -18,6 +18,7 @@ use common::{FrameSocket, Netns, Topology, Tungate};
 use tungate_datapath::Datapath;
 use tungate_datapath::counters::Counters;
 use tungate_datapath::filter::{BatchFilter, Decision, WorkerFilters};
+use tungate_netcfg::IpipDropTable;
 use tungate_packet::DropReason;
 
 const QUIET: Duration = Duration::from_millis(400);
@@ -235,11 +236,16 @@ fn each_vips_batch_filter_judges_its_packets() {
         let file = std::fs::File::open(&path).unwrap();
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let dp = Datapath::start(&doc, c2).expect("start");
+        let mut drop_table = IpipDropTable::new();
+        drop_table
+            .follow(dp.userspace_ingress())
+            .expect("drop table");
         let mut set = WorkerFilters::default();
         set.by_vip.insert(VIP, Box::new(DropOddLength));
         dp.filter_slots().publish(vec![set]);
         rx.recv().unwrap();
-        dp.stop().unwrap();
+        dp.stop();
+        drop_table.follow(None).unwrap();
     });
     std::thread::sleep(Duration::from_millis(300));
     let rs = FrameSocket::open(&t.rs, "r0");

@@ -2,15 +2,16 @@
 //! [`PluginHost`] publishing filter chains to it: for tests and benchmarks that need the
 //! plugin host and the data path together before the daemon wires them up.
 //!
-//! The data path is started, stopped and dropped on threads that entered `gw`, so its
-//! sockets, worker threads and nftables table all live there (never in the host's own
-//! namespace), also when a test fails.
+//! The data path and its nftables drop table (as the daemon installs it) are started,
+//! stopped and dropped on threads that entered `gw`, so its sockets, worker threads and
+//! table all live there (never in the host's own namespace), also when a test fails.
 
 use std::sync::Arc;
 
 use tungate_config::{Document, parse_toml};
 use tungate_datapath::Datapath;
 use tungate_datapath::counters::{Counters, Snapshot};
+use tungate_netcfg::IpipDropTable;
 use tungate_plugin_host::{BindingSnapshot, Limits, PluginHost};
 
 use super::net::{GIP, Netns, RIP, Topology};
@@ -18,7 +19,7 @@ use super::net::{GIP, Netns, RIP, Topology};
 /// A data path in `gw` and the plugin host that feeds it.
 pub struct InProcessGateway {
     gw: String,
-    datapath: Option<Datapath>,
+    datapath: Option<(Datapath, IpipDropTable)>,
     workers: u32,
     counters: Arc<Counters>,
     /// The plugin host (publishes to this data path's filter slots).
@@ -32,9 +33,15 @@ impl InProcessGateway {
         let counters = Arc::new(Counters::new(workers as usize));
         let doc = Self::document(vips, workers, "");
         let c = counters.clone();
-        let datapath =
-            t.gw.run(move || Datapath::start(&doc, c))
-                .unwrap_or_else(|e| panic!("data path in gw: {e}"));
+        let datapath = t.gw.run(move || {
+            let datapath = Datapath::start(&doc, c).map_err(|e| e.to_string())?;
+            let mut drop_table = IpipDropTable::new();
+            drop_table
+                .follow(datapath.userspace_ingress())
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((datapath, drop_table))
+        });
+        let datapath = datapath.unwrap_or_else(|e| panic!("data path in gw: {e}"));
         InProcessGateway {
             gw: t.gw.name.clone(),
             datapath: Some(datapath),
@@ -59,7 +66,7 @@ impl InProcessGateway {
     /// Builds and publishes the plugin chains of `doc` (modules by name from `modules`);
     /// the workers switch to them between two batches.
     pub fn publish(&self, doc: &Document, modules: &dyn Fn(&str) -> Option<Vec<u8>>) {
-        let slots = self.datapath.as_ref().expect("running").filter_slots();
+        let slots = self.datapath.as_ref().expect("running").0.filter_slots();
         self.host
             .publish(&slots, doc, modules)
             .unwrap_or_else(|e| panic!("publish: {e}"));
@@ -99,9 +106,12 @@ impl InProcessGateway {
 
     /// Stops the data path inside `gw` and returns the result.
     pub fn stop(mut self) {
-        let datapath = self.datapath.take().expect("running");
-        Netns::enter_and(&self.gw, move || datapath.stop())
-            .unwrap_or_else(|e| panic!("stopping the data path: {e}"));
+        let (datapath, mut drop_table) = self.datapath.take().expect("running");
+        Netns::enter_and(&self.gw, move || {
+            datapath.stop();
+            drop_table.follow(None)
+        })
+        .unwrap_or_else(|e| panic!("stopping the data path: {e}"));
     }
 }
 

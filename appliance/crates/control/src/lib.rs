@@ -30,7 +30,7 @@ pub use error::{ControlError, ErrorCode};
 pub use plane::{ControlPlane, Startup, StartupError};
 
 /// Follows the netcfg reconciler's progress (passes, changes, the last pass's error).
-pub type NetworkStatus = tokio::sync::watch::Receiver<tungate_netcfg::reconcile::ReconcileStatus>;
+pub type NetworkStatus = tokio::sync::watch::Receiver<tungate_netcfg::ReconcileStatus>;
 
 /// What the control plane is asked to do.
 #[derive(Debug)]

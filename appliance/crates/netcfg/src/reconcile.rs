@@ -17,11 +17,11 @@ use rtnetlink::MulticastGroup;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use tungate_config::Document;
 use crate::error::NetError;
 use crate::model::DesiredState;
 use crate::rs::{self, RsConfig};
 use crate::{apply_changes, gateway};
+use tungate_config::Document;
 
 /// Default time between two passes when nothing happens.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -51,7 +51,10 @@ pub enum Target {
 
 impl Target {
     /// The desired state now (the gateway's tunnel MTUs follow the kernel's routes).
-    pub async fn desired(&self, handle: &rtnetlink::Handle) -> Result<DesiredState, NetError> {
+    pub(crate) async fn desired(
+        &self,
+        handle: &rtnetlink::Handle,
+    ) -> Result<DesiredState, NetError> {
         match self {
             Target::Gateway(doc) => gateway::desired_from_kernel(handle, doc).await,
             Target::RealServer(config) => Ok(rs::desired(config)),
