@@ -10,8 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use tungate_config as config;
 use tungate_config::EXIT_BAD_CONFIG;
-use tungate_netcfg::command::{Action, RunOptions};
-use tungate_netcfg::rs::{DnatEntry, RsSettings};
+use tungate_netcfg::{Action, DnatEntry, RsSettings, RunOptions};
 
 /// tungate — the reply gateway of an LVS tunnelling (LVS-TUN) cluster.
 ///
@@ -378,7 +377,7 @@ pub fn main() -> i32 {
                 NetCommand::Down(a) => (Action::Down, a, None),
             };
             let options = run_options(&args.state_file, watch);
-            tungate_netcfg::command::run_net(action, args.config.as_deref(), &options)
+            tungate_netcfg::run_net(action, args.config.as_deref(), &options)
         }
         Command::Rs(cmd) => {
             let (action, args, watch) = match &cmd {
@@ -387,12 +386,7 @@ pub fn main() -> i32 {
                 RsCommand::Down(a) => (Action::Down, a, None),
             };
             let options = run_options(&args.state_file, watch);
-            tungate_netcfg::command::run_rs(
-                action,
-                args.config.as_deref(),
-                args.settings(),
-                &options,
-            )
+            tungate_netcfg::run_rs(action, args.config.as_deref(), args.settings(), &options)
         }
         Command::Plugin(PluginCommand::Check { file }) => tungate_plugin_host::check_file(&file),
     }

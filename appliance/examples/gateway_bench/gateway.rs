@@ -21,6 +21,7 @@ use tungate_config::{self as config, Document};
 use tungate_datapath::Datapath;
 use tungate_datapath::counters::Counters;
 use tungate_datapath::filter::{BatchFilter, Decision, FilterSlots};
+use tungate_netcfg::IpipDropTable;
 use tungate_plugin_host::{Limits, PluginHost};
 
 use crate::traffic::{SERVICE_PORT, pin_current_thread};
@@ -279,6 +280,12 @@ pub fn child_main(args: &[String]) -> i32 {
             return 1;
         }
     };
+    // As the daemon does: the kernel drops the IPIP that the workers take.
+    let mut drop_table = IpipDropTable::new();
+    if let Err(e) = drop_table.follow(datapath.userspace_ingress()) {
+        eprintln!("gateway: cannot start the data path: {e}");
+        return 1;
+    }
     // Room for two generations of every binding of every worker (a hot swap holds both).
     let bindings = vips.len() as u32 * 4 * workers as u32;
     let host = PluginHost::new(Limits {
@@ -370,7 +377,8 @@ pub fn child_main(args: &[String]) -> i32 {
             _ => reply(json!({ "error": format!("unknown command {line:?}") })),
         }
     }
-    let status = match datapath.stop() {
+    datapath.stop();
+    let status = match drop_table.follow(None) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("gateway: unclean stop: {e}");

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tungate_datapath::Datapath;
 use tungate_datapath::counters::Counters;
 use tungate_datapath::filter::{BatchFilter, Decision, WorkerFilters};
+use tungate_netcfg::IpipDropTable;
 use tungate_packet::DropReason;
 use tungate_test_support::packets::{self, udp, with_ttl_decremented};
 use tungate_test_support::process::run_to_end;
@@ -235,12 +236,17 @@ fn each_vips_batch_filter_judges_its_packets() {
         let file = std::fs::File::open(&path).unwrap();
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let dp = Datapath::start(&doc, c2).expect("start");
+        let mut drop_table = IpipDropTable::new();
+        drop_table
+            .follow(dp.userspace_ingress())
+            .expect("drop table");
         let mut set = WorkerFilters::default();
         set.by_vip.insert(VIP, Box::new(DropOddLength));
         dp.filter_slots().publish(vec![set]);
         started_tx.send(dp.filter_slots().progress()).unwrap();
         rx.recv().unwrap();
-        dp.stop().unwrap();
+        dp.stop();
+        drop_table.follow(None).unwrap();
     });
     // The worker runs the filter once it took it.
     let progress = started.recv().expect("the data path starts");

@@ -76,6 +76,9 @@ pub fn default_workers() -> u32 {
     1
 }
 
+/// How a peer's kernel tunnel device is named: this prefix and the peer's name.
+pub(crate) const TUNNEL_DEVICE_PREFIX: &str = "tg-";
+
 /// One real server (`[[peers]]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +90,14 @@ pub struct Peer {
     /// The VIPs this real server answers for; replies from other sources are dropped.
     #[serde(default)]
     pub vips: Vec<Ipv4Addr>,
+}
+
+impl Peer {
+    /// The kernel tunnel device of this peer in `kernel` decap mode: `tg-<name>` (the one
+    /// definition: netcfg builds it under this name and the data path reads from it).
+    pub fn tunnel_device(&self) -> String {
+        format!("{TUNNEL_DEVICE_PREFIX}{}", self.name)
+    }
 }
 
 /// One VIP and its plugin chain (`[[vips]]`).

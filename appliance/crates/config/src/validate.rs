@@ -15,7 +15,9 @@ use super::model::Document;
 /// Most workers a gateway may ask for.
 pub const MAX_WORKERS: u32 = 64;
 /// Longest peer name: `tg-` plus the name must fit the kernel's 15-byte interface names.
-pub const MAX_PEER_NAME: usize = 12;
+pub const MAX_PEER_NAME: usize = MAX_INTERFACE_NAME - crate::model::TUNNEL_DEVICE_PREFIX.len();
+/// Longest Linux interface name (`IFNAMSIZ` less the NUL).
+const MAX_INTERFACE_NAME: usize = 15;
 /// Longest plugin name.
 pub const MAX_PLUGIN_NAME: usize = 64;
 
@@ -87,7 +89,7 @@ pub fn is_valid_plugin_name(name: &str) -> bool {
 /// Whether `name` could be a Linux interface name (1–15 bytes, no `/`, no white space).
 pub fn is_valid_interface_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 15
+        && name.len() <= MAX_INTERFACE_NAME
         && name != "."
         && name != ".."
         && name
@@ -285,6 +287,22 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
 mod tests {
     use super::*;
     use crate::parse_toml;
+
+    #[test]
+    fn the_longest_peer_name_still_names_a_tunnel_device() {
+        let peer = |name: String| crate::Peer {
+            name,
+            address: std::net::Ipv4Addr::new(10, 0, 1, 2),
+            vips: Vec::new(),
+        };
+        let longest = peer("a".repeat(MAX_PEER_NAME));
+        assert!(is_valid_peer_name(&longest.name));
+        assert_eq!(longest.tunnel_device(), format!("tg-{}", longest.name));
+        assert!(is_valid_interface_name(&longest.tunnel_device()));
+        let too_long = peer("a".repeat(MAX_PEER_NAME + 1));
+        assert!(!is_valid_peer_name(&too_long.name));
+        assert!(!is_valid_interface_name(&too_long.tunnel_device()));
+    }
 
     const BASE: &str = r#"
         [gateway]

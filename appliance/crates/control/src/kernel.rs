@@ -44,7 +44,7 @@ impl KernelFollower {
                 receiver,
                 ReconcileOptions {
                     state_file,
-                    interval: tungate_netcfg::reconcile::DEFAULT_INTERVAL,
+                    interval: tungate_netcfg::DEFAULT_INTERVAL,
                 },
             )
             .map_err(|e| e.to_string())?

@@ -30,7 +30,7 @@ use tungate_config::{Document, Peer, Vip};
 use tungate_plugin_host::StatsTable;
 
 /// Follows the netcfg reconciler's progress (passes, changes, the last pass's error).
-pub type NetworkStatus = tokio::sync::watch::Receiver<tungate_netcfg::reconcile::ReconcileStatus>;
+pub type NetworkStatus = tokio::sync::watch::Receiver<tungate_netcfg::ReconcileStatus>;
 
 /// What the control plane is asked to do.
 #[derive(Debug)]

@@ -26,6 +26,7 @@ use crate::store::{StateDir, StoreError};
 use tungate_config::{self as config, Document};
 use tungate_datapath::counters::Counters;
 use tungate_datapath::{Datapath, StartError};
+use tungate_netcfg::IpipDropTable;
 use tungate_plugin_host::{Generation, Limits, PluginHost};
 
 /// The netcfg state file inside the state directory.
@@ -74,6 +75,9 @@ pub struct ControlPlane {
     config_path: Option<PathBuf>,
     host: PluginHost,
     datapath: Datapath,
+    /// `userspace` mode's nftables drop table, following the data path (declared after
+    /// it, so that dropping the plane stops the workers before the table goes).
+    drop_table: IpipDropTable,
     counters: Arc<Counters>,
     kernel: Option<KernelFollower>,
     doc: Document,
@@ -215,6 +219,10 @@ impl ControlPlane {
         let datapath =
             Datapath::start_with_filters(&doc, counters.clone(), Some(generation.filters))
                 .map_err(|e| failed(format!("cannot start the data path: {e}")))?;
+        let mut drop_table = IpipDropTable::new();
+        drop_table
+            .follow(datapath.userspace_ingress())
+            .map_err(|e| failed(format!("cannot start the data path: {e}")))?;
         host.commit(generation.stats, &generation.modules);
         let filters = datapath.filter_slots().progress();
         let doc_for_view = doc.clone();
@@ -223,6 +231,7 @@ impl ControlPlane {
             config_path,
             host,
             datapath,
+            drop_table,
             counters,
             kernel: Some(kernel),
             doc,
@@ -287,7 +296,18 @@ impl ControlPlane {
         if let Some(k) = self.kernel.take() {
             k.stop();
         }
-        self.datapath.stop().map_err(|e| e.to_string())
+        self.datapath.stop();
+        self.drop_table.follow(None).map_err(|e| e.to_string())
+    }
+
+    /// Installs, moves or removes the drop table so that it matches the data path: present
+    /// exactly while the workers run in `userspace` mode, on the interface they read.
+    fn follow_drop_table(&mut self) -> Result<(), ControlError> {
+        self.drop_table
+            .follow(self.datapath.userspace_ingress())
+            .map_err(|e| {
+                ControlError::internal(format!("the data path cannot run this configuration: {e}"))
+            })
     }
 
     /// `kernel` mode: when a tunnel device the workers read was replaced (deleted by hand
@@ -301,9 +321,13 @@ impl ControlPlane {
         }
         let doc = self.doc.clone();
         let outcome = self.build(&doc, None).and_then(|generation| {
-            self.datapath
+            let restarted = self
+                .datapath
                 .restart_with_filters(generation.filters)
-                .map_err(start_failure)?;
+                .map_err(start_failure);
+            let followed = self.follow_drop_table();
+            restarted?;
+            followed?;
             self.host.commit(generation.stats, &generation.modules);
             Ok(())
         });
@@ -397,10 +421,14 @@ impl ControlPlane {
         if let Some(k) = &self.kernel {
             k.follow(doc);
         }
-        let restarted = self
+        let applied = self
             .datapath
             .apply_with_filters(doc, Some(generation.filters))
-            .map_err(start_failure)?;
+            .map_err(start_failure);
+        // Also after a failed restart, which leaves the workers (and so the table) gone.
+        let followed = self.follow_drop_table();
+        let restarted = applied?;
+        followed?;
         if restarted {
             tracing::info!("workers restarted for the new [gateway] section");
         }

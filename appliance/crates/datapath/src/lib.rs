@@ -2,16 +2,16 @@
 //! check, decapsulate, filter and forward.
 //!
 //! [`Datapath`] starts and stops everything the workers need — receive sockets, the
-//! nftables drop table (`userspace` mode), the next-hop resolver — and publishes new
-//! runtime tables without stopping them. It never runs tokio or axum code; the control
-//! side reaches it only through immutable snapshots, [`filter::FilterSlots`] and its
-//! counters.
+//! next-hop resolver — and publishes new runtime tables without stopping them. It never
+//! runs tokio or axum code and never configures the kernel: in `userspace` mode the control
+//! side installs the nftables drop table for the interface [`Datapath::userspace_ingress`]
+//! names. The control side reaches it only through immutable snapshots,
+//! [`filter::FilterSlots`] and its counters.
 
 pub mod afpacket;
 pub mod counters;
 pub mod filter;
 pub mod frag_needed;
-pub mod nftables;
 pub mod resolver;
 pub mod ring;
 pub mod tables;
@@ -28,7 +28,6 @@ use arc_swap::ArcSwap;
 use afpacket::{RxSocket, SocketError};
 use counters::Counters;
 use filter::{FilterSlots, WorkerFilters};
-use nftables::{DropRule, NftError};
 use resolver::{Resolver, ResolverError};
 use tables::Tables;
 use tungate_config::{DecapMode, Document};
@@ -40,9 +39,6 @@ pub enum StartError {
     /// A socket could not be opened or configured.
     #[error("{0}")]
     Socket(#[from] SocketError),
-    /// The nftables table could not be installed.
-    #[error("{0}")]
-    Nft(#[from] NftError),
     /// The next-hop resolver could not start.
     #[error("{0}")]
     Resolver(#[from] ResolverError),
@@ -79,7 +75,8 @@ struct Running {
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     resolver: Option<Resolver>,
-    nft: Option<DropRule>,
+    /// `userspace` mode: the interface the workers read the encapsulated replies from.
+    ingress: Option<String>,
     /// `kernel` mode: each peer's tunnel device and the interface index its sockets were
     /// bound to (`None`: the device did not exist at launch).
     tunnels: Vec<(String, Option<u32>)>,
@@ -220,30 +217,28 @@ impl Datapath {
         })
     }
 
-    /// Stops the workers and removes the nftables table and every socket.
-    pub fn stop(mut self) -> Result<(), StartError> {
-        self.halt_checked()
+    /// `userspace` mode, while the workers run: the gateway address and the interface they
+    /// read the encapsulated replies from (where the kernel must drop IPIP to that address
+    /// once the workers have their copy: see `tungate_netcfg::IpipDropTable`).
+    pub fn userspace_ingress(&self) -> Option<(Ipv4Addr, &str)> {
+        let ingress = self.running.as_ref()?.ingress.as_deref()?;
+        Some((self.doc.gateway.address, ingress))
+    }
+
+    /// Stops the workers and closes every socket.
+    pub fn stop(mut self) {
+        self.halt();
     }
 
     fn halt(&mut self) {
-        if let Err(e) = self.halt_checked() {
-            tracing::warn!("{e}");
-        }
-    }
-
-    fn halt_checked(&mut self) -> Result<(), StartError> {
         let Some(mut r) = self.running.take() else {
-            return Ok(());
+            return;
         };
         r.stop.store(true, Ordering::Relaxed);
         for w in r.workers.drain(..) {
             let _ = w.join();
         }
         drop(r.resolver.take());
-        if let Some(nft) = r.nft.take() {
-            nft.remove()?;
-        }
-        Ok(())
     }
 
     fn launch(&mut self) -> Result<Running, StartError> {
@@ -255,7 +250,7 @@ impl Datapath {
             .store(Arc::new(Tables::build(doc, &self.counters)));
         let mut per_worker: Vec<Vec<(RxSocket, Source)>> =
             (0..workers).map(|_| Vec::new()).collect();
-        let mut nft = None;
+        let mut userspace_ingress = None;
         let mut tunnels = Vec::new();
         match doc.gateway.decap {
             DecapMode::Userspace => {
@@ -274,16 +269,16 @@ impl Datapath {
                 for (w, fd) in sockets.into_iter().enumerate() {
                     per_worker[w].push((fd, Source::Ingress));
                 }
-                nft = Some(DropRule::install(doc.gateway.address, &ingress)?);
                 tracing::info!(
                     "userspace decap on {ingress} for {} with {workers} worker(s)",
                     doc.gateway.address
                 );
+                userspace_ingress = Some(ingress);
             }
             DecapMode::Kernel => {
                 let mut found = 0;
                 for peer in &doc.peers {
-                    let device = format!("{}{}", tables::TUNNEL_PREFIX, peer.name);
+                    let device = peer.tunnel_device();
                     // Read before opening: a device replaced in between shows as replaced.
                     tunnels.push((device.clone(), afpacket::ifindex(&device).ok()));
                     match afpacket::open_receive_group(&device, workers, afpacket::Tap::Ipv4, None)
@@ -303,11 +298,7 @@ impl Datapath {
                     }
                 }
                 if found == 0 && !doc.peers.is_empty() {
-                    let names: Vec<String> = doc
-                        .peers
-                        .iter()
-                        .map(|p| format!("{}{}", tables::TUNNEL_PREFIX, p.name))
-                        .collect();
+                    let names: Vec<String> = doc.peers.iter().map(|p| p.tunnel_device()).collect();
                     return Err(StartError::NoTunnel(names.join(", ")));
                 }
                 tracing::info!("kernel decap on {found} tunnel device(s) with {workers} worker(s)");
@@ -323,7 +314,7 @@ impl Datapath {
             stop: stop.clone(),
             workers: Vec::with_capacity(workers),
             resolver: Some(resolver),
-            nft,
+            ingress: userspace_ingress,
             tunnels,
         };
         let cells = self.counters.global_cells();

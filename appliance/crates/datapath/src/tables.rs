@@ -23,9 +23,6 @@ pub type PeerId = u16;
 /// Index of a VIP in [`Tables::vips`].
 pub type VipId = u32;
 
-/// Prefix of the kernel tunnel device of a peer (`tg-<name>`).
-pub const TUNNEL_PREFIX: &str = "tg-";
-
 /// One peer (real server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerEntry {
@@ -89,11 +86,10 @@ impl Tables {
             t.peers.push(PeerEntry {
                 name: peer.name.clone(),
                 address: peer.address,
-                device: format!("{TUNNEL_PREFIX}{}", peer.name),
+                device: peer.tunnel_device(),
             });
             t.peer_by_address.insert(peer.address, id);
-            t.peer_by_device
-                .insert(format!("{TUNNEL_PREFIX}{}", peer.name), id);
+            t.peer_by_device.insert(peer.tunnel_device(), id);
             for vip in &peer.vips {
                 let vid = match t.vip_by_address.get(vip) {
                     Some(&vid) => vid,

@@ -22,9 +22,9 @@ use tungate_config as config;
 use tungate_config::EXIT_BAD_CONFIG;
 
 /// Exit status of `plan` when changes are pending.
-pub const EXIT_CHANGES_PENDING: i32 = 3;
+pub(crate) const EXIT_CHANGES_PENDING: i32 = 3;
 /// Exit status of a failure (the kernel refused, a conflict, an I/O error).
-pub const EXIT_FAILURE: i32 = 1;
+pub(crate) const EXIT_FAILURE: i32 = 1;
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -88,6 +88,18 @@ pub enum NetError {
         /// What went wrong.
         detail: String,
     },
+    /// The drop table of `userspace` decap mode (`table netdev tungate`) could not be
+    /// installed or removed.
+    #[error(
+        "cannot {action} nftables table netdev tungate (needs CAP_NET_ADMIN and nf_tables in \
+         the kernel): {source}"
+    )]
+    DropTable {
+        /// `install` or `remove`.
+        action: &'static str,
+        /// The error from the kernel.
+        source: io::Error,
+    },
     /// An nftables request failed.
     #[error("nftables, {action}: {source}")]
     Nftables {
@@ -101,7 +113,11 @@ pub enum NetError {
 impl NetError {
     /// Turns a kernel error number into the matching error for `action` (a phrase such as
     /// `creating route 0.0.0.0/0 table 1`). `interface` names the interface involved, if one.
-    pub fn from_errno(action: impl Into<String>, errno: i32, interface: Option<&str>) -> Self {
+    pub(crate) fn from_errno(
+        action: impl Into<String>,
+        errno: i32,
+        interface: Option<&str>,
+    ) -> Self {
         let action = action.into();
         match errno {
             libc::EPERM | libc::EACCES => NetError::PermissionDenied { action },
@@ -126,7 +142,7 @@ impl NetError {
     }
 
     /// Turns an rtnetlink error into a [`NetError`] for `action`.
-    pub fn from_rtnetlink(
+    pub(crate) fn from_rtnetlink(
         action: impl Into<String>,
         error: rtnetlink::Error,
         interface: Option<&str>,
@@ -139,19 +155,6 @@ impl NetError {
                 action: action.into(),
                 detail: other.to_string(),
             },
-        }
-    }
-
-    /// The error code of a kernel refusal, if this is one (tests and callers that want to
-    /// tell "does not exist" from other failures).
-    pub fn is_not_found(&self) -> bool {
-        match self {
-            NetError::Kernel { source, .. } => matches!(
-                source.raw_os_error(),
-                Some(libc::ENOENT | libc::ESRCH | libc::ENODEV | libc::EADDRNOTAVAIL)
-            ),
-            NetError::MissingInterface { .. } => true,
-            _ => false,
         }
     }
 }

@@ -21,20 +21,18 @@ use crate::model::{DesiredState, Item, Role, SysctlSpec, TunnelSpec};
 use tungate_config::{DecapMode, Document};
 
 /// The size of the outer IPv4 header an ipip tunnel adds.
-pub const IPIP_OVERHEAD: u32 = 20;
-
-/// The kernel tunnel device of a peer.
-pub fn tunnel_name(peer: &str) -> String {
-    format!("tg-{peer}")
-}
+pub(crate) const IPIP_OVERHEAD: u32 = 20;
 
 /// The desired state of the gateway. `mtu_toward(rip)` gives the MTU of the device the
 /// kernel would use to reach a peer (`None`: unknown, the kernel's choice is kept).
-pub fn desired(doc: &Document, mtu_toward: impl Fn(Ipv4Addr) -> Option<u32>) -> DesiredState {
+pub(crate) fn desired(
+    doc: &Document,
+    mtu_toward: impl Fn(Ipv4Addr) -> Option<u32>,
+) -> DesiredState {
     let mut items = Vec::new();
     if doc.gateway.decap == DecapMode::Kernel {
         for peer in &doc.peers {
-            let name = tunnel_name(&peer.name);
+            let name = peer.tunnel_device();
             items.push(Item::Tunnel(TunnelSpec {
                 name: name.clone(),
                 local: doc.gateway.address,
@@ -57,7 +55,7 @@ pub fn desired(doc: &Document, mtu_toward: impl Fn(Ipv4Addr) -> Option<u32>) -> 
 }
 
 /// The MTU of the device towards each peer, asked of the kernel.
-pub async fn peer_device_mtus(
+pub(crate) async fn peer_device_mtus(
     handle: &Handle,
     doc: &Document,
 ) -> Result<HashMap<Ipv4Addr, u32>, NetError> {
@@ -77,7 +75,7 @@ pub async fn peer_device_mtus(
 }
 
 /// The desired state of the gateway, with MTUs read from the kernel.
-pub async fn desired_from_kernel(
+pub(crate) async fn desired_from_kernel(
     handle: &Handle,
     doc: &Document,
 ) -> Result<DesiredState, NetError> {

@@ -1,44 +1,50 @@
 //! Native network configuration over netlink: desired state → plan → apply, idempotent,
-//! for the gateway role (`tungate net`) and the real-server role (`tungate rs`).
+//! for the gateway role (`tungate net`) and the real-server role (`tungate rs`), and the
+//! gateway's `userspace`-mode nftables drop table.
 //!
-//! Flow: a role module ([`gateway`], [`rs`]) turns a configuration into a
-//! [`DesiredState`]; [`observe`] reads the kernel; [`plan::diff`] lists the changes; [`apply`]
-//! carries them out. `down` is a plan against an empty desired state: it removes exactly
-//! what carries tungate's marks — links with the role's alias (`tungate` on the gateway,
-//! `tungate-rs` on a real server), routes, rules and addresses with protocol
-//! [`OWNER_PROTOCOL`] (116), the nftables table `ip tungate_rs` — and restores the sysctls and
-//! link states remembered in the [`state_file`].
+//! Flow: a role module (`gateway`, `rs`) turns a configuration into a desired state; `observe`
+//! reads the kernel; `plan` lists the changes, typed by the kind of object; `apply` carries
+//! each out through that object's module under `kernel`. `down` is a plan against an empty
+//! desired state: it removes exactly what carries tungate's marks — links with the role's
+//! alias (`tungate` on the gateway, `tungate-rs` on a real server), routes, rules and
+//! addresses with protocol 116, the nftables table `ip tungate_rs` — and restores the
+//! sysctls and link states remembered in the state file.
 //!
-//! For the daemon: [`Reconciler::spawn`] on the control runtime with a `watch` channel of
-//! [`Target::Gateway`] applies at once and keeps the kernel reconciled; [`connect`] plus
-//! [`apply_changes`] or [`down`] are the one-shot forms the CLI uses.
+//! The API: for the CLI, [`run_net`] and [`run_rs`] (`tungate net|rs plan|apply|down`,
+//! printing the changes and returning the exit status); for the daemon, [`Reconciler::spawn`]
+//! on the control runtime with a `watch` channel of [`Target::Gateway`] applies at once and
+//! keeps the kernel reconciled, and [`IpipDropTable`] follows the data path's decap mode.
 //!
-//! This module never runs `ip`, `sysctl`, `iptables` or `nft`, never changes
-//! `net.ipv4.ip_forward` on the gateway, and never touches the data path's own nftables
-//! table. Every function acts on the network namespace of the calling thread.
+//! This crate never runs `ip`, `sysctl`, `iptables` or `nft`, and never changes
+//! `net.ipv4.ip_forward` on the gateway. Every function acts on the network namespace of
+//! the calling thread.
 
-pub mod apply;
-pub mod command;
-pub mod error;
-pub mod gateway;
-pub mod kernel;
-pub mod model;
-pub mod observe;
-pub mod plan;
-pub mod reconcile;
-pub mod rs;
-pub mod state_file;
+mod apply;
+mod command;
+mod error;
+mod gateway;
+mod kernel;
+mod model;
+mod observe;
+mod plan;
+mod reconcile;
+mod rs;
+mod state_file;
 
 use std::path::{Path, PathBuf};
 
+pub use command::{Action, RunOptions, run_net, run_rs};
 pub use error::NetError;
-pub use model::{DesiredState, Item, OWNER_PROTOCOL, Role};
-pub use plan::{Change, Plan};
-pub use reconcile::{ReconcileOptions, ReconcileStatus, Reconciler, Target};
+pub use kernel::drop_table::IpipDropTable;
+pub use model::L4Protocol;
+use model::{DesiredState, Role};
+use plan::{Change, Plan};
+pub use reconcile::{DEFAULT_INTERVAL, ReconcileOptions, ReconcileStatus, Reconciler, Target};
+pub use rs::{DnatEntry, RsConfig, RsSettings};
 use state_file::StateFile;
 
 /// Opens an rtnetlink connection on the current tokio runtime.
-pub fn connect() -> Result<rtnetlink::Handle, NetError> {
+fn connect() -> Result<rtnetlink::Handle, NetError> {
     let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| NetError::Netlink {
         action: "opening a netlink socket".into(),
         detail: e.to_string(),
@@ -58,7 +64,7 @@ async fn plan_with(
 }
 
 /// Lists the changes that [`apply_changes`] would make (nothing is changed).
-pub async fn plan_changes(
+async fn plan_changes(
     handle: &rtnetlink::Handle,
     desired: &DesiredState,
     state_path: &Path,
@@ -69,7 +75,7 @@ pub async fn plan_changes(
 
 /// Makes the kernel match `desired`; returns the changes made (empty when nothing was to do).
 /// `on_done` hears of each change as soon as it is made.
-pub async fn apply_changes(
+async fn apply_changes(
     handle: &rtnetlink::Handle,
     desired: &DesiredState,
     state_path: &Path,
@@ -84,7 +90,7 @@ pub async fn apply_changes(
 
 /// Removes everything of `role` that tungate created and restores what it changed; returns
 /// the changes made (`on_done` hears of each as it is made).
-pub async fn down(
+async fn down(
     handle: &rtnetlink::Handle,
     role: Role,
     state_path: &Path,
@@ -98,9 +104,9 @@ pub async fn down(
 fn forget_vanished_settings(state: &mut StateFile) -> Result<(), NetError> {
     let before = state.originals.settings.len();
     state.originals.settings.retain(|key, _| {
-        if let Some(path) = key.strip_prefix("sysctl ") {
+        if let Some(path) = key.strip_prefix(state_file::SYSCTL_KEY) {
             Path::new(kernel::sysctl::PROC_SYS).join(path).exists()
-        } else if let Some(name) = key.strip_prefix("link ") {
+        } else if let Some(name) = key.strip_prefix(state_file::LINK_KEY) {
             kernel::links::index_of(name).is_some()
         } else {
             true
@@ -112,7 +118,7 @@ fn forget_vanished_settings(state: &mut StateFile) -> Result<(), NetError> {
     Ok(())
 }
 
-/// The state file used when none is given: see [`state_file::default_path`].
-pub fn default_state_file(role: Role) -> PathBuf {
+/// The state file used when none is given: see `state_file::default_path`.
+fn default_state_file(role: Role) -> PathBuf {
     state_file::default_path(role)
 }

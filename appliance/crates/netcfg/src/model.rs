@@ -11,15 +11,15 @@ use std::net::Ipv4Addr;
 
 /// The protocol number tungate puts on its routes, rules and addresses (`proto 116` in `ip`
 /// output; unassigned in the kernel's `rtnetlink.h`). `down` removes exactly those.
-pub const OWNER_PROTOCOL: u8 = 116;
+pub(crate) const OWNER_PROTOCOL: u8 = 116;
 
 /// The nftables table tungate owns on a real server (family `ip`).
-pub const NFT_TABLE: &str = "tungate_rs";
+pub(crate) const NFT_TABLE: &str = "tungate_rs";
 
 /// Which side of the topology a desired state is for. Each role marks its links with its
 /// own alias, so the two roles never remove each other's objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// The reply gateway (LD-OUT): `tungate net`.
     Gateway,
     /// A real server: `tungate rs`.
@@ -28,7 +28,7 @@ pub enum Role {
 
 impl Role {
     /// The link alias (`ip link` shows it as `alias`) that marks links this role created.
-    pub fn link_alias(self) -> &'static str {
+    pub(crate) fn link_alias(self) -> &'static str {
         match self {
             Role::Gateway => "tungate",
             Role::RealServer => "tungate-rs",
@@ -36,7 +36,7 @@ impl Role {
     }
 
     /// The short name used in messages and file names.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Gateway => "gateway",
             Role::RealServer => "rs",
@@ -46,56 +46,56 @@ impl Role {
 
 /// An ipip tunnel that tungate creates and owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TunnelSpec {
+pub(crate) struct TunnelSpec {
     /// Device name (at most 15 bytes).
-    pub name: String,
+    pub(crate) name: String,
     /// Outer source address of what it sends, outer destination of what it accepts.
-    pub local: Ipv4Addr,
+    pub(crate) local: Ipv4Addr,
     /// The other end.
-    pub remote: Ipv4Addr,
+    pub(crate) remote: Ipv4Addr,
     /// The MTU to set, if tungate decides it (else the kernel's choice is kept).
-    pub mtu: Option<u32>,
+    pub(crate) mtu: Option<u32>,
     /// Whether the device is up.
-    pub up: bool,
+    pub(crate) up: bool,
 }
 
 /// The administrative state of a link tungate does not own (e.g. the ipip fallback device
 /// `tunl0`); the original state is remembered in the state file and restored on `down`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkStateSpec {
+pub(crate) struct LinkStateSpec {
     /// Device name.
-    pub name: String,
+    pub(crate) name: String,
     /// Whether it is up.
-    pub up: bool,
+    pub(crate) up: bool,
 }
 
 /// An IPv4 address on a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddressSpec {
+pub(crate) struct AddressSpec {
     /// Device name.
-    pub device: String,
+    pub(crate) device: String,
     /// The address.
-    pub address: Ipv4Addr,
+    pub(crate) address: Ipv4Addr,
     /// Prefix length.
-    pub prefix: u8,
+    pub(crate) prefix: u8,
 }
 
 /// A device route (`DEST/PREFIX dev DEVICE table TABLE`, scope link, metric 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteSpec {
+pub(crate) struct RouteSpec {
     /// Routing table number.
-    pub table: u32,
+    pub(crate) table: u32,
     /// Destination network.
-    pub destination: Ipv4Addr,
+    pub(crate) destination: Ipv4Addr,
     /// Destination prefix length (0 for the default route).
-    pub prefix: u8,
+    pub(crate) prefix: u8,
     /// Output device.
-    pub device: String,
+    pub(crate) device: String,
 }
 
 /// What a policy routing rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuleSelector {
+pub(crate) enum RuleSelector {
     /// `from ADDRESS/32`.
     From(Ipv4Addr),
     /// `fwmark MARK`.
@@ -104,27 +104,27 @@ pub enum RuleSelector {
 
 /// A policy routing rule (`pref PRIORITY SELECTOR lookup TABLE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleSpec {
+pub(crate) struct RuleSpec {
     /// Rule priority (`pref`).
-    pub priority: u32,
+    pub(crate) priority: u32,
     /// What it matches.
-    pub selector: RuleSelector,
+    pub(crate) selector: RuleSelector,
     /// The table it looks up.
-    pub table: u32,
+    pub(crate) table: u32,
 }
 
 /// A value under `/proc/sys`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SysctlSpec {
+pub(crate) struct SysctlSpec {
     /// Path relative to `/proc/sys`, e.g. `net/ipv4/conf/tunl0/rp_filter`.
-    pub path: String,
+    pub(crate) path: String,
     /// The value, as written to the file.
-    pub value: String,
+    pub(crate) value: String,
 }
 
 impl SysctlSpec {
     /// A per-interface IPv4 setting: `net.ipv4.conf.<device>.<name>`.
-    pub fn ipv4_conf(device: &str, name: &str, value: impl Into<String>) -> Self {
+    pub(crate) fn ipv4_conf(device: &str, name: &str, value: impl Into<String>) -> Self {
         Self {
             path: format!("net/ipv4/conf/{device}/{name}"),
             value: value.into(),
@@ -132,7 +132,7 @@ impl SysctlSpec {
     }
 
     /// The dotted name `sysctl(8)` uses (dots inside a device name shown as `/`).
-    pub fn dotted(&self) -> String {
+    pub(crate) fn dotted(&self) -> String {
         self.path
             .chars()
             .map(|c| match c {
@@ -174,7 +174,7 @@ impl L4Protocol {
 
 /// The chains of tungate's nftables table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NftChain {
+pub(crate) enum NftChain {
     /// `type nat hook prerouting priority dstnat`: VIP:port → container.
     Dnat,
     /// `type filter hook prerouting priority mangle`: marks the container's replies so that
@@ -184,10 +184,10 @@ pub enum NftChain {
 
 impl NftChain {
     /// Every chain, in creation order.
-    pub const ALL: [NftChain; 2] = [NftChain::Dnat, NftChain::MarkReplies];
+    pub(crate) const ALL: [NftChain; 2] = [NftChain::Dnat, NftChain::MarkReplies];
 
     /// The chain's name in the table.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             NftChain::Dnat => "dnat",
             NftChain::MarkReplies => "mark_replies",
@@ -198,7 +198,7 @@ impl NftChain {
 /// One nftables rule in tungate's table. Its identity is its comment, which spells out all
 /// that it does, so a changed rule is a different rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NftRuleSpec {
+pub(crate) enum NftRuleSpec {
     /// `ip daddr VIP PROTO dport PORT dnat to TO:TO_PORT`.
     Dnat {
         /// The VIP.
@@ -227,7 +227,7 @@ pub enum NftRuleSpec {
 
 impl NftRuleSpec {
     /// The chain the rule lives in.
-    pub fn chain(&self) -> NftChain {
+    pub(crate) fn chain(&self) -> NftChain {
         match self {
             NftRuleSpec::Dnat { .. } => NftChain::Dnat,
             NftRuleSpec::MarkReply { .. } => NftChain::MarkReplies,
@@ -235,7 +235,7 @@ impl NftRuleSpec {
     }
 
     /// The rule's comment: `tungate: ` and what it does (also its identity).
-    pub fn comment(&self) -> String {
+    pub(crate) fn comment(&self) -> String {
         match self {
             NftRuleSpec::Dnat {
                 vip,
@@ -262,7 +262,7 @@ impl NftRuleSpec {
 
 /// One object tungate manages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
+pub(crate) enum Item {
     /// An ipip tunnel tungate owns.
     Tunnel(TunnelSpec),
     /// The up/down state of a link tungate does not own.
@@ -275,41 +275,65 @@ pub enum Item {
     Rule(RuleSpec),
     /// A sysctl value.
     Sysctl(SysctlSpec),
-    /// tungate's nftables table with its chains (`chains` lists those present).
-    NftTable {
-        /// Chains present (all of [`NftChain::ALL`] when desired).
-        chains: Vec<String>,
-    },
+    /// tungate's nftables table with its chains.
+    NftTable(NftTableSpec),
     /// A rule in tungate's nftables table (identified by its comment).
-    NftRule {
-        /// The rule's comment.
-        comment: String,
-        /// The chain it is in.
-        chain: String,
-        /// What the rule does (absent when read back from the kernel).
-        spec: Option<NftRuleSpec>,
-    },
+    NftRule(NftRuleItem),
+}
+
+/// tungate's nftables table (`ip tungate_rs`) and the chains it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NftTableSpec {
+    /// Chains present (all of [`NftChain::ALL`] when desired).
+    pub(crate) chains: Vec<String>,
+}
+
+/// A rule of tungate's nftables table: one the configuration wants, or one found in the
+/// kernel (which only says where it is and what its comment is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NftRuleItem {
+    /// A rule the configuration wants.
+    Wanted(NftRuleSpec),
+    /// A rule read back from the kernel.
+    Found(FoundNftRule),
+}
+
+/// A rule of tungate's nftables table as read back from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FoundNftRule {
+    /// The chain it is in.
+    pub(crate) chain: String,
+    /// Its kernel handle (what deleting it needs).
+    pub(crate) handle: u64,
+    /// Its comment (its identity; empty when it has none).
+    pub(crate) comment: String,
+}
+
+impl NftRuleItem {
+    /// The rule's comment (its identity).
+    pub(crate) fn comment(&self) -> String {
+        match self {
+            NftRuleItem::Wanted(spec) => spec.comment(),
+            NftRuleItem::Found(found) => found.comment.clone(),
+        }
+    }
 }
 
 impl Item {
     /// tungate's nftables table with all its chains, as desired.
-    pub fn nft_table() -> Item {
-        Item::NftTable {
+    pub(crate) fn nft_table() -> Item {
+        Item::NftTable(NftTableSpec {
             chains: NftChain::ALL.iter().map(|c| c.name().to_owned()).collect(),
-        }
+        })
     }
 
     /// A desired nftables rule.
-    pub fn nft_rule(spec: NftRuleSpec) -> Item {
-        Item::NftRule {
-            comment: spec.comment(),
-            chain: spec.chain().name().to_owned(),
-            spec: Some(spec),
-        }
+    pub(crate) fn nft_rule(spec: NftRuleSpec) -> Item {
+        Item::NftRule(NftRuleItem::Wanted(spec))
     }
 
     /// The identity of the kernel object: items with equal keys are the same object.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         match self {
             Item::Tunnel(t) => format!("link {}", t.name),
             Item::LinkState(l) => format!("link-state {}", l.name),
@@ -317,14 +341,14 @@ impl Item {
             Item::Route(r) => format!("route {}/{} table {}", r.destination, r.prefix, r.table),
             Item::Rule(r) => format!("rule pref {} {}", r.priority, selector_text(r.selector)),
             Item::Sysctl(s) => format!("sysctl {}", s.dotted()),
-            Item::NftTable { .. } => format!("nft table ip {NFT_TABLE}"),
-            Item::NftRule { comment, .. } => format!("nft rule \"{comment}\""),
+            Item::NftTable(_) => format!("nft table ip {NFT_TABLE}"),
+            Item::NftRule(rule) => format!("nft rule \"{}\"", rule.comment()),
         }
     }
 
     /// The order in which creations run (deletions run in the reverse order): links before
     /// what lives on them, the table before its rules.
-    pub fn stage(&self) -> u8 {
+    pub(crate) fn stage(&self) -> u8 {
         match self {
             Item::Tunnel(_) => 0,
             Item::LinkState(_) => 1,
@@ -332,13 +356,13 @@ impl Item {
             Item::Address(_) => 3,
             Item::Route(_) => 4,
             Item::Rule(_) => 5,
-            Item::NftTable { .. } => 6,
-            Item::NftRule { .. } => 7,
+            Item::NftTable(_) => 6,
+            Item::NftRule(_) => 7,
         }
     }
 
     /// Whether two items with the same key mean the same thing.
-    pub fn same_content(&self, other: &Item) -> bool {
+    pub(crate) fn same_content(&self, other: &Item) -> bool {
         match (self, other) {
             (Item::Tunnel(a), Item::Tunnel(b)) => {
                 a.name == b.name
@@ -347,10 +371,10 @@ impl Item {
                     && a.up == b.up
                     && (a.mtu.is_none() || b.mtu.is_none() || a.mtu == b.mtu)
             }
-            (Item::NftRule { comment: a, .. }, Item::NftRule { comment: b, .. }) => a == b,
-            (Item::NftTable { chains: a }, Item::NftTable { chains: b }) => {
-                let mut a = a.clone();
-                let mut b = b.clone();
+            (Item::NftRule(a), Item::NftRule(b)) => a.comment() == b.comment(),
+            (Item::NftTable(a), Item::NftTable(b)) => {
+                let mut a = a.chains.clone();
+                let mut b = b.chains.clone();
                 a.sort_unstable();
                 b.sort_unstable();
                 a == b
@@ -398,26 +422,30 @@ impl fmt::Display for Item {
                 r.table
             ),
             Item::Sysctl(s) => write!(f, "sysctl {} = {}", s.dotted(), s.value),
-            Item::NftTable { chains } => {
-                write!(f, "nft table ip {NFT_TABLE} chains {}", chains.join(","))
+            Item::NftTable(table) => {
+                write!(
+                    f,
+                    "nft table ip {NFT_TABLE} chains {}",
+                    table.chains.join(",")
+                )
             }
-            Item::NftRule { comment, .. } => write!(f, "nft rule \"{comment}\""),
+            Item::NftRule(rule) => write!(f, "nft rule \"{}\"", rule.comment()),
         }
     }
 }
 
 /// Everything one role wants in the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DesiredState {
+pub(crate) struct DesiredState {
     /// The role the objects belong to (decides the link alias).
-    pub role: Role,
+    pub(crate) role: Role,
     /// The objects.
-    pub items: Vec<Item>,
+    pub(crate) items: Vec<Item>,
 }
 
 impl DesiredState {
     /// Nothing at all: planning against it lists what `down` removes.
-    pub fn empty(role: Role) -> Self {
+    pub(crate) fn empty(role: Role) -> Self {
         Self {
             role,
             items: Vec::new(),
@@ -425,7 +453,7 @@ impl DesiredState {
     }
 
     /// Names of the links this state creates (their per-device sysctls need no restoring).
-    pub fn tunnel_names(&self) -> Vec<&str> {
+    pub(crate) fn tunnel_names(&self) -> Vec<&str> {
         self.items
             .iter()
             .filter_map(|i| match i {

@@ -11,21 +11,14 @@ use rtnetlink::Handle;
 
 use crate::error::NetError;
 use crate::kernel::{addresses, links, nft, routes, rules, sysctl};
-use crate::model::{DesiredState, Item, LinkStateSpec, Role, SysctlSpec, TunnelSpec};
+use crate::model::{
+    DesiredState, Item, LinkStateSpec, NftRuleItem, NftTableSpec, Role, SysctlSpec, TunnelSpec,
+};
 use crate::plan::Observed;
-use crate::state_file::StateFile;
-
-/// The state-file key of a setting (a sysctl or a foreign link's up/down state).
-pub fn setting_key(item: &Item) -> Option<String> {
-    match item {
-        Item::Sysctl(s) => Some(format!("sysctl {}", s.path)),
-        Item::LinkState(l) => Some(format!("link {}", l.name)),
-        _ => None,
-    }
-}
+use crate::state_file::{LINK_KEY, SYSCTL_KEY, StateFile, link_key, sysctl_key};
 
 /// Reads the kernel's side of everything `desired` is about.
-pub async fn observe(
+pub(crate) async fn observe(
     handle: &Handle,
     desired: &DesiredState,
     state: &StateFile,
@@ -51,7 +44,7 @@ pub async fn observe(
     link_states.extend(
         remembered
             .keys()
-            .filter_map(|k| k.strip_prefix("link "))
+            .filter_map(|k| k.strip_prefix(LINK_KEY))
             .map(str::to_owned),
     );
     for link in &link_list {
@@ -67,20 +60,15 @@ pub async fn observe(
             out.push(Observed {
                 item: tunnel,
                 owned,
-                handle: None,
             });
         }
         if link_states.contains(&link.name) {
+            let owned = remembered.contains_key(&link_key(&link.name));
             let item = Item::LinkState(LinkStateSpec {
                 name: link.name.clone(),
                 up: link.up,
             });
-            let owned = setting_key(&item).is_some_and(|k| remembered.contains_key(&k));
-            out.push(Observed {
-                item,
-                owned,
-                handle: None,
-            });
+            out.push(Observed { item, owned });
         }
     }
 
@@ -90,7 +78,6 @@ pub async fn observe(
             out.push(Observed {
                 item,
                 owned: address.owned,
-                handle: None,
             });
         }
     }
@@ -100,7 +87,6 @@ pub async fn observe(
             out.push(Observed {
                 item,
                 owned: route.owned,
-                handle: None,
             });
         }
     }
@@ -110,7 +96,6 @@ pub async fn observe(
             out.push(Observed {
                 item,
                 owned: rule.owned,
-                handle: None,
             });
         }
     }
@@ -126,20 +111,16 @@ pub async fn observe(
     sysctl_paths.extend(
         remembered
             .keys()
-            .filter_map(|k| k.strip_prefix("sysctl "))
+            .filter_map(|k| k.strip_prefix(SYSCTL_KEY))
             .map(str::to_owned),
     );
     sysctl_paths.sort();
     sysctl_paths.dedup();
     for path in sysctl_paths {
         if let Some(value) = sysctl::read(&path)? {
+            let owned = remembered.contains_key(&sysctl_key(&path));
             let item = Item::Sysctl(SysctlSpec { path, value });
-            let owned = setting_key(&item).is_some_and(|k| remembered.contains_key(&k));
-            out.push(Observed {
-                item,
-                owned,
-                handle: None,
-            });
+            out.push(Observed { item, owned });
         }
     }
 
@@ -147,21 +128,15 @@ pub async fn observe(
         && let Some(view) = nft::observe()?
     {
         out.push(Observed {
-            item: Item::NftTable {
+            item: Item::NftTable(NftTableSpec {
                 chains: view.chains,
-            },
+            }),
             owned: true,
-            handle: None,
         });
         for rule in view.rules {
             out.push(Observed {
-                item: Item::NftRule {
-                    comment: rule.comment,
-                    chain: rule.chain,
-                    spec: None,
-                },
+                item: Item::NftRule(NftRuleItem::Found(rule)),
                 owned: true,
-                handle: Some(rule.handle),
             });
         }
     }

@@ -10,56 +10,167 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::error::NetError;
-use crate::model::{DesiredState, Item};
+use crate::model::{
+    AddressSpec, DesiredState, FoundNftRule, Item, LinkStateSpec, NftRuleItem, NftRuleSpec,
+    NftTableSpec, RouteSpec, RuleSpec, SysctlSpec, TunnelSpec,
+};
 
 /// One object found in the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// What it is.
-    pub item: Item,
+    pub(crate) item: Item,
     /// Whether tungate created it (an ownership mark, or a setting in the state file).
-    pub owned: bool,
-    /// A kernel handle needed to delete it (nftables rules), if any.
-    pub handle: Option<u64>,
+    pub(crate) owned: bool,
 }
 
-/// One change.
+/// Creating, changing or deleting one object of type `T`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Edit<T> {
     /// Create the object.
-    Create(Item),
+    Create(T),
     /// Change an existing object from `from` to `to` (same key).
     Update {
         /// What is there now.
-        from: Item,
+        from: T,
         /// What it becomes.
-        to: Item,
+        to: T,
     },
     /// Delete the object (for a remembered setting: restore its original value).
-    Delete {
-        /// What is there now.
-        item: Item,
-        /// Its kernel handle, if it needs one.
-        handle: Option<u64>,
-    },
+    Delete(T),
 }
 
-impl Change {
+/// A change of a rule in tungate's nftables table. Rules read back from the kernel are
+/// known by their handle, rules to add by what they do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NftRuleChange {
+    /// Append a rule.
+    Add(NftRuleSpec),
+    /// Delete a rule found in the kernel and append its replacement.
+    Replace {
+        /// The rule in the kernel.
+        from: FoundNftRule,
+        /// What replaces it.
+        to: NftRuleSpec,
+    },
+    /// Delete a rule found in the kernel.
+    Delete(FoundNftRule),
+}
+
+/// One change, by the kind of object it is about: each kind is carried out by its own
+/// module under `kernel/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// An ipip tunnel tungate owns.
+    Tunnel(Edit<TunnelSpec>),
+    /// The up/down state of a link tungate does not own.
+    LinkState(Edit<LinkStateSpec>),
+    /// A sysctl value.
+    Sysctl(Edit<SysctlSpec>),
+    /// An address.
+    Address(Edit<AddressSpec>),
+    /// A route.
+    Route(Edit<RouteSpec>),
+    /// A policy routing rule.
+    Rule(Edit<RuleSpec>),
+    /// tungate's nftables table and its chains.
+    NftTable(Edit<NftTableSpec>),
+    /// A rule in tungate's nftables table.
+    NftRule(NftRuleChange),
+}
+
+/// A change described by the items it is about, before it is typed: what ordering and
+/// printing work on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ItemChange {
+    Create(Item),
+    Update { from: Item, to: Item },
+    Delete(Item),
+}
+
+impl ItemChange {
     /// The object the change is about, as it will be (or, for a deletion, as it is).
-    pub fn item(&self) -> &Item {
+    fn item(&self) -> &Item {
         match self {
-            Change::Create(item) | Change::Update { to: item, .. } => item,
-            Change::Delete { item, .. } => item,
+            ItemChange::Create(item) | ItemChange::Update { to: item, .. } => item,
+            ItemChange::Delete(item) => item,
         }
+    }
+
+    /// The typed change. Fails only for shapes that the diff never produces (an update
+    /// between kinds, a desired rule to delete, a found rule to create): a bug.
+    fn typed(self) -> Result<Change, NetError> {
+        use ItemChange::{Create, Delete, Update};
+        let change = match self {
+            Create(Item::Tunnel(t)) => Change::Tunnel(Edit::Create(t)),
+            Update {
+                from: Item::Tunnel(from),
+                to: Item::Tunnel(to),
+            } => Change::Tunnel(Edit::Update { from, to }),
+            Delete(Item::Tunnel(t)) => Change::Tunnel(Edit::Delete(t)),
+            Create(Item::LinkState(l)) => Change::LinkState(Edit::Create(l)),
+            Update {
+                from: Item::LinkState(from),
+                to: Item::LinkState(to),
+            } => Change::LinkState(Edit::Update { from, to }),
+            Delete(Item::LinkState(l)) => Change::LinkState(Edit::Delete(l)),
+            Create(Item::Sysctl(s)) => Change::Sysctl(Edit::Create(s)),
+            Update {
+                from: Item::Sysctl(from),
+                to: Item::Sysctl(to),
+            } => Change::Sysctl(Edit::Update { from, to }),
+            Delete(Item::Sysctl(s)) => Change::Sysctl(Edit::Delete(s)),
+            Create(Item::Address(a)) => Change::Address(Edit::Create(a)),
+            Update {
+                from: Item::Address(from),
+                to: Item::Address(to),
+            } => Change::Address(Edit::Update { from, to }),
+            Delete(Item::Address(a)) => Change::Address(Edit::Delete(a)),
+            Create(Item::Route(r)) => Change::Route(Edit::Create(r)),
+            Update {
+                from: Item::Route(from),
+                to: Item::Route(to),
+            } => Change::Route(Edit::Update { from, to }),
+            Delete(Item::Route(r)) => Change::Route(Edit::Delete(r)),
+            Create(Item::Rule(r)) => Change::Rule(Edit::Create(r)),
+            Update {
+                from: Item::Rule(from),
+                to: Item::Rule(to),
+            } => Change::Rule(Edit::Update { from, to }),
+            Delete(Item::Rule(r)) => Change::Rule(Edit::Delete(r)),
+            Create(Item::NftTable(t)) => Change::NftTable(Edit::Create(t)),
+            Update {
+                from: Item::NftTable(from),
+                to: Item::NftTable(to),
+            } => Change::NftTable(Edit::Update { from, to }),
+            Delete(Item::NftTable(t)) => Change::NftTable(Edit::Delete(t)),
+            Create(Item::NftRule(NftRuleItem::Wanted(spec))) => {
+                Change::NftRule(NftRuleChange::Add(spec))
+            }
+            Update {
+                from: Item::NftRule(NftRuleItem::Found(from)),
+                to: Item::NftRule(NftRuleItem::Wanted(to)),
+            } => Change::NftRule(NftRuleChange::Replace { from, to }),
+            Delete(Item::NftRule(NftRuleItem::Found(found))) => {
+                Change::NftRule(NftRuleChange::Delete(found))
+            }
+            impossible => {
+                return Err(NetError::Netlink {
+                    action: format!("planning \"{impossible}\""),
+                    detail: "tungate cannot make this change (a bug: please report it)".into(),
+                });
+            }
+        };
+        Ok(change)
     }
 }
 
-impl fmt::Display for Change {
+impl fmt::Display for ItemChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Change::Create(item) => write!(f, "+ {item}"),
-            Change::Update { from, to } => write!(f, "~ {to} (was: {from})"),
-            Change::Delete { item, .. } => match item {
+            ItemChange::Create(item) => write!(f, "+ {item}"),
+            ItemChange::Update { from, to } => write!(f, "~ {to} (was: {from})"),
+            ItemChange::Delete(item) => match item {
                 Item::Sysctl(_) | Item::LinkState(_) => write!(f, "- {item} (restore original)"),
                 // The name is what identifies a link to delete (it may not even be ipip).
                 Item::Tunnel(t) => write!(f, "- link {}", t.name),
@@ -69,17 +180,70 @@ impl fmt::Display for Change {
     }
 }
 
+impl<T: Clone> Edit<T> {
+    fn items(&self, item: impl Fn(T) -> Item) -> ItemChange {
+        match self {
+            Edit::Create(t) => ItemChange::Create(item(t.clone())),
+            Edit::Update { from, to } => ItemChange::Update {
+                from: item(from.clone()),
+                to: item(to.clone()),
+            },
+            Edit::Delete(t) => ItemChange::Delete(item(t.clone())),
+        }
+    }
+}
+
+impl Change {
+    fn items(&self) -> ItemChange {
+        match self {
+            Change::Tunnel(edit) => edit.items(Item::Tunnel),
+            Change::LinkState(edit) => edit.items(Item::LinkState),
+            Change::Sysctl(edit) => edit.items(Item::Sysctl),
+            Change::Address(edit) => edit.items(Item::Address),
+            Change::Route(edit) => edit.items(Item::Route),
+            Change::Rule(edit) => edit.items(Item::Rule),
+            Change::NftTable(edit) => edit.items(Item::NftTable),
+            Change::NftRule(NftRuleChange::Add(spec)) => {
+                ItemChange::Create(Item::nft_rule(spec.clone()))
+            }
+            Change::NftRule(NftRuleChange::Replace { from, to }) => ItemChange::Update {
+                from: Item::NftRule(NftRuleItem::Found(from.clone())),
+                to: Item::nft_rule(to.clone()),
+            },
+            Change::NftRule(NftRuleChange::Delete(found)) => {
+                ItemChange::Delete(Item::NftRule(NftRuleItem::Found(found.clone())))
+            }
+        }
+    }
+
+    /// Whether the change deletes its object (or restores a setting).
+    pub(crate) fn is_delete(&self) -> bool {
+        matches!(self.items(), ItemChange::Delete(_))
+    }
+
+    /// The creation stage of the object the change is about (see [`Item::stage`]).
+    pub(crate) fn stage(&self) -> u8 {
+        self.items().item().stage()
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.items().fmt(f)
+    }
+}
+
 /// The changes that turn the kernel's state into the desired one, in execution order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The changes: deletions first (dependents before what they depend on), then creations
     /// and updates (links before what lives on them).
-    pub changes: Vec<Change>,
+    pub(crate) changes: Vec<Change>,
 }
 
 impl Plan {
     /// Whether nothing would change.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
 }
@@ -102,8 +266,8 @@ fn is_setting(item: &Item) -> bool {
 /// restored last (after the links whose per-device settings vanish with them).
 fn delete_rank(item: &Item) -> u8 {
     match item {
-        Item::NftRule { .. } => 0,
-        Item::NftTable { .. } => 1,
+        Item::NftRule(_) => 0,
+        Item::NftTable(_) => 1,
         Item::Rule(_) => 2,
         Item::Route(_) => 3,
         Item::Address(_) => 4,
@@ -117,7 +281,7 @@ fn delete_rank(item: &Item) -> u8 {
 ///
 /// Fails with [`NetError::Conflict`] when an object tungate needs exists, is not tungate's,
 /// and differs from what tungate needs.
-pub fn diff(desired: &DesiredState, observed: &[Observed]) -> Result<Plan, NetError> {
+pub(crate) fn diff(desired: &DesiredState, observed: &[Observed]) -> Result<Plan, NetError> {
     let mut by_key: HashMap<String, &Observed> = HashMap::new();
     for o in observed {
         // Prefer tungate's own object when the kernel holds several with one key.
@@ -137,9 +301,9 @@ pub fn diff(desired: &DesiredState, observed: &[Observed]) -> Result<Plan, NetEr
             continue;
         }
         match by_key.get(&key) {
-            None => upserts.push(Change::Create(item.clone())),
+            None => upserts.push(ItemChange::Create(item.clone())),
             Some(found) if found.item.same_content(item) => {}
-            Some(found) if found.owned || is_setting(item) => upserts.push(Change::Update {
+            Some(found) if found.owned || is_setting(item) => upserts.push(ItemChange::Update {
                 from: found.item.clone(),
                 to: item.clone(),
             }),
@@ -151,19 +315,20 @@ pub fn diff(desired: &DesiredState, observed: &[Observed]) -> Result<Plan, NetEr
             }
         }
     }
-    let mut deletes: Vec<Change> = observed
+    let mut deletes: Vec<ItemChange> = observed
         .iter()
         .filter(|o| o.owned && !wanted.contains(&o.item.key()))
-        .map(|o| Change::Delete {
-            item: o.item.clone(),
-            handle: o.handle,
-        })
+        .map(|o| ItemChange::Delete(o.item.clone()))
         .collect();
     deletes.sort_by_key(|c| delete_rank(c.item()));
     deletes.dedup_by_key(|c| c.item().key());
     upserts.sort_by_key(|c| c.item().stage());
     deletes.extend(upserts);
-    Ok(Plan { changes: deletes })
+    let changes = deletes
+        .into_iter()
+        .map(ItemChange::typed)
+        .collect::<Result<_, _>>()?;
+    Ok(Plan { changes })
 }
 
 #[cfg(test)]
@@ -191,11 +356,7 @@ mod tests {
     }
 
     fn seen(item: Item, owned: bool) -> Observed {
-        Observed {
-            item,
-            owned,
-            handle: None,
-        }
+        Observed { item, owned }
     }
 
     fn state(items: Vec<Item>) -> DesiredState {
@@ -299,5 +460,78 @@ mod tests {
                 "~ sysctl net.ipv4.conf.all.arp_announce = 2 (was: sysctl net.ipv4.conf.all.arp_announce = 0)"
             ]
         );
+    }
+
+    #[test]
+    fn nft_rules_are_added_by_what_they_do_and_deleted_by_their_handle() {
+        let wanted = NftRuleSpec::MarkReply {
+            from: Ipv4Addr::new(10, 88, 0, 2),
+            from_port: 8080,
+            protocol: crate::model::L4Protocol::Tcp,
+            mark: 0x7467,
+        };
+        let stale = FoundNftRule {
+            chain: "dnat".into(),
+            handle: 7,
+            comment: "tungate: dnat tcp 192.0.2.10:80 to 10.88.0.3:80".into(),
+        };
+        let plan = diff(
+            &state(vec![Item::nft_rule(wanted.clone())]),
+            &[seen(Item::NftRule(NftRuleItem::Found(stale.clone())), true)],
+        )
+        .unwrap();
+        assert_eq!(
+            plan.changes,
+            [
+                Change::NftRule(NftRuleChange::Delete(stale)),
+                Change::NftRule(NftRuleChange::Add(wanted)),
+            ]
+        );
+        assert_eq!(
+            lines(&plan),
+            [
+                "- nft rule \"tungate: dnat tcp 192.0.2.10:80 to 10.88.0.3:80\"",
+                "+ nft rule \"tungate: mark tcp replies from 10.88.0.2:8080 with 0x7467\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_kind_becomes_its_own_typed_change() {
+        let plan = diff(
+            &state(vec![route("tunl1"), address("lo", 10), Item::nft_table()]),
+            &[seen(route("eth0"), true)],
+        )
+        .unwrap();
+        let kinds: Vec<&str> = plan
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Address(Edit::Create(_)) => "address create",
+                Change::Route(Edit::Update { .. }) => "route update",
+                Change::NftTable(Edit::Create(_)) => "nft table create",
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["address create", "route update", "nft table create"]
+        );
+    }
+
+    #[test]
+    fn shapes_the_diff_never_makes_are_refused_as_bugs() {
+        let found = Item::NftRule(NftRuleItem::Found(FoundNftRule {
+            chain: "dnat".into(),
+            handle: 1,
+            comment: "x".into(),
+        }));
+        let err = ItemChange::Create(found).typed().unwrap_err().to_string();
+        assert!(err.contains("a bug: please report it"), "{err}");
+        let mixed = ItemChange::Update {
+            from: route("tunl1"),
+            to: address("lo", 1),
+        };
+        assert!(mixed.typed().is_err());
     }
 }

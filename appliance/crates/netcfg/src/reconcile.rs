@@ -51,7 +51,10 @@ pub enum Target {
 
 impl Target {
     /// The desired state now (the gateway's tunnel MTUs follow the kernel's routes).
-    pub async fn desired(&self, handle: &rtnetlink::Handle) -> Result<DesiredState, NetError> {
+    pub(crate) async fn desired(
+        &self,
+        handle: &rtnetlink::Handle,
+    ) -> Result<DesiredState, NetError> {
         match self {
             Target::Gateway(doc) => gateway::desired_from_kernel(handle, doc).await,
             Target::RealServer(config) => Ok(rs::desired(config)),

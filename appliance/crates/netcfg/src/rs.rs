@@ -29,15 +29,15 @@ use crate::model::{
 use tungate_config::validate::{FieldError, Invalid, is_valid_interface_name};
 
 /// Default routing table of the replies.
-pub const DEFAULT_TABLE: u32 = 1;
+pub(crate) const DEFAULT_TABLE: u32 = 1;
 /// Default priority of tungate's rules (before the `main` table's 32766).
-pub const DEFAULT_RULE_PRIORITY: u32 = 1000;
+pub(crate) const DEFAULT_RULE_PRIORITY: u32 = 1000;
 /// Default name of the reply tunnel.
-pub const DEFAULT_REPLY_TUNNEL: &str = "tunl1";
+pub(crate) const DEFAULT_REPLY_TUNNEL: &str = "tunl1";
 /// The ipip fallback device, where tunnelled requests arrive.
-pub const IPIP_FALLBACK: &str = "tunl0";
+pub(crate) const IPIP_FALLBACK: &str = "tunl0";
 /// Default firewall mark of the containers' replies ("tg").
-pub const DEFAULT_REPLY_MARK: u32 = 0x7467;
+pub(crate) const DEFAULT_REPLY_MARK: u32 = 0x7467;
 
 /// One DNAT entry: VIP:port → container address:port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +124,7 @@ pub struct RsSettings {
 
 impl RsSettings {
     /// Reads a settings file (TOML).
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub(crate) fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         toml::from_str(&text)
@@ -132,7 +132,7 @@ impl RsSettings {
     }
 
     /// `self` with every field that `flags` sets taken from `flags`.
-    pub fn overridden_by(self, flags: RsSettings) -> RsSettings {
+    pub(crate) fn overridden_by(self, flags: RsSettings) -> RsSettings {
         RsSettings {
             gateway: flags.gateway.or(self.gateway),
             address: flags.address.or(self.address),
@@ -149,7 +149,7 @@ impl RsSettings {
     }
 
     /// Checks the settings and fills in the defaults.
-    pub fn resolve(self) -> Result<RsConfig, Invalid> {
+    pub(crate) fn resolve(self) -> Result<RsConfig, Invalid> {
         let mut problems = Vec::new();
         let mut problem = |field: &str, message: String| {
             problems.push(FieldError {
@@ -327,7 +327,7 @@ pub struct RsConfig {
 }
 
 /// The desired state of a real server.
-pub fn desired(config: &RsConfig) -> DesiredState {
+pub(crate) fn desired(config: &RsConfig) -> DesiredState {
     let mut items = Vec::new();
     if config.create_reply_tunnel {
         items.push(Item::Tunnel(TunnelSpec {

@@ -15,46 +15,61 @@ use crate::error::NetError;
 use crate::model::Role;
 
 /// The directory of the default state files.
-pub const STATE_DIR: &str = "/var/lib/tungate";
+pub(crate) const STATE_DIR: &str = "/var/lib/tungate";
 
 /// The default state file of `role`: `/var/lib/tungate/netcfg-gateway.json` or
 /// `/var/lib/tungate/netcfg-rs.json`.
-pub fn default_path(role: Role) -> PathBuf {
+pub(crate) fn default_path(role: Role) -> PathBuf {
     Path::new(STATE_DIR).join(format!("netcfg-{}.json", role.as_str()))
+}
+
+/// How the key of a remembered sysctl starts (the rest is its path under `/proc/sys`).
+pub(crate) const SYSCTL_KEY: &str = "sysctl ";
+/// How the key of a remembered link state starts (the rest is the link's name).
+pub(crate) const LINK_KEY: &str = "link ";
+
+/// The key under which the original value of the sysctl at `path` is remembered.
+pub(crate) fn sysctl_key(path: &str) -> String {
+    format!("{SYSCTL_KEY}{path}")
+}
+
+/// The key under which the original up/down state of link `name` is remembered.
+pub(crate) fn link_key(name: &str) -> String {
+    format!("{LINK_KEY}{name}")
 }
 
 /// What tungate found and what it set, for one setting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Remembered {
+pub(crate) struct Remembered {
     /// The value before tungate first changed it.
-    pub original: String,
+    pub(crate) original: String,
     /// The value tungate set (restored only while the setting still has it).
-    pub set: String,
+    pub(crate) set: String,
 }
 
-/// The contents of a state file, keyed by plan key (`sysctl net.ipv4.conf.all.arp_ignore`,
-/// `link-state tunl0`).
+/// The contents of a state file, keyed by [`sysctl_key`] (`sysctl net/ipv4/conf/all/arp_ignore`)
+/// or [`link_key`] (`link tunl0`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Originals {
+pub(crate) struct Originals {
     /// Format version (1).
-    pub version: u32,
+    pub(crate) version: u32,
     /// The remembered settings.
-    pub settings: BTreeMap<String, Remembered>,
+    pub(crate) settings: BTreeMap<String, Remembered>,
 }
 
 /// A state file on disk and its contents.
 #[derive(Debug, Clone)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     path: PathBuf,
     /// The contents (changes are written by [`StateFile::save`]).
-    pub originals: Originals,
+    pub(crate) originals: Originals,
 }
 
 impl StateFile {
     /// Loads `path`; a missing file is an empty state.
-    pub fn load(path: &Path) -> Result<Self, NetError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, NetError> {
         let fail = |detail: String| NetError::StateFile {
             path: path.display().to_string(),
             detail,
@@ -74,14 +89,9 @@ impl StateFile {
         })
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Remembers that `key` had `original` and now gets `set`; an earlier original is kept
     /// (it is the value from before tungate).
-    pub fn remember(&mut self, key: &str, original: &str, set: &str) {
+    pub(crate) fn remember(&mut self, key: &str, original: &str, set: &str) {
         let entry = self
             .originals
             .settings
@@ -94,12 +104,12 @@ impl StateFile {
     }
 
     /// Forgets `key` (after it was restored, or when there is nothing to restore).
-    pub fn forget(&mut self, key: &str) {
+    pub(crate) fn forget(&mut self, key: &str) {
         self.originals.settings.remove(key);
     }
 
     /// Writes the file atomically (or removes it when nothing is remembered).
-    pub fn save(&self) -> Result<(), NetError> {
+    pub(crate) fn save(&self) -> Result<(), NetError> {
         let fail = |detail: String| NetError::StateFile {
             path: self.path.display().to_string(),
             detail,

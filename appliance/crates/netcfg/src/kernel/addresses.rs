@@ -1,5 +1,5 @@
-//! IPv4 addresses over rtnetlink: list them with their owner protocol, add and delete
-//! tungate's.
+//! IPv4 addresses over rtnetlink: list them with their owner protocol, add, replace and
+//! delete tungate's.
 //!
 //! tungate marks its addresses with the address protocol (`IFA_PROTO`, Linux 6.1 and later;
 //! `ip address` shows `proto 116`). Only this file builds address messages.
@@ -15,18 +15,19 @@ use rtnetlink::{AddressMessageBuilder, Handle};
 use crate::error::NetError;
 use crate::kernel::links::index_of;
 use crate::model::{AddressSpec, OWNER_PROTOCOL};
+use crate::plan::Edit;
 
 /// One IPv4 address as found in the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddressView {
+pub(crate) struct AddressView {
     /// The address, its prefix and its device's name.
-    pub spec: AddressSpec,
+    pub(crate) spec: AddressSpec,
     /// Whether it carries tungate's protocol mark.
-    pub owned: bool,
+    pub(crate) owned: bool,
 }
 
 /// Every IPv4 address in this namespace; `names` maps interface indexes to names.
-pub async fn list(
+pub(crate) async fn list(
     handle: &Handle,
     names: &HashMap<u32, String>,
 ) -> Result<Vec<AddressView>, NetError> {
@@ -87,7 +88,7 @@ fn describe(spec: &AddressSpec) -> String {
 }
 
 /// Adds `spec`, marked as tungate's.
-pub async fn add(handle: &Handle, spec: &AddressSpec) -> Result<(), NetError> {
+pub(crate) async fn add(handle: &Handle, spec: &AddressSpec) -> Result<(), NetError> {
     let action = format!("adding address {}", describe(spec));
     let index = index_of(&spec.device).ok_or_else(|| NetError::MissingInterface {
         action: action.clone(),
@@ -109,7 +110,7 @@ pub async fn add(handle: &Handle, spec: &AddressSpec) -> Result<(), NetError> {
 }
 
 /// Deletes `spec`; an address (or device) that is already gone is not an error.
-pub async fn delete(handle: &Handle, spec: &AddressSpec) -> Result<(), NetError> {
+pub(crate) async fn delete(handle: &Handle, spec: &AddressSpec) -> Result<(), NetError> {
     let Some(index) = index_of(&spec.device) else {
         return Ok(());
     };
@@ -125,5 +126,17 @@ pub async fn delete(handle: &Handle, spec: &AddressSpec) -> Result<(), NetError>
             e,
             Some(&spec.device),
         )),
+    }
+}
+
+/// Adds, replaces (delete, then add) or deletes one of tungate's addresses.
+pub(crate) async fn apply(handle: &Handle, edit: &Edit<AddressSpec>) -> Result<(), NetError> {
+    match edit {
+        Edit::Create(spec) => add(handle, spec).await,
+        Edit::Update { from, to } => {
+            delete(handle, from).await?;
+            add(handle, to).await
+        }
+        Edit::Delete(spec) => delete(handle, spec).await,
     }
 }

@@ -1,11 +1,14 @@
 //! The kernel side: one file per kind of object, each reading that kind back and creating,
-//! changing and deleting it (over rtnetlink, nftables netlink, or `/proc/sys`).
+//! changing and deleting it (over rtnetlink, nftables netlink, or `/proc/sys`), plus the
+//! gateway's `userspace`-mode drop table.
 //!
-//! Nothing here decides what should exist; the plan does.
+//! Nothing here decides what should exist: the plan does (and, for the drop table, the
+//! control plane, following the data path).
 
-pub mod addresses;
-pub mod links;
-pub mod nft;
-pub mod routes;
-pub mod rules;
-pub mod sysctl;
+pub(crate) mod addresses;
+pub(crate) mod drop_table;
+pub(crate) mod links;
+pub(crate) mod nft;
+pub(crate) mod routes;
+pub(crate) mod rules;
+pub(crate) mod sysctl;

@@ -1,5 +1,7 @@
 //! tungate's nftables table on a real server, over netlink with the `nftnl` and `mnl` crates
-//! (never the `nft` binary): read it back, create it with its chains, add and delete rules.
+//! (never the `nft` binary): read it back, create it with its chains, add and delete rules;
+//! and the one nftables batch sender ([`send_batch`]), which the gateway's drop table
+//! (`kernel::drop_table`) uses too.
 //!
 //! The table is `ip tungate_rs` and belongs to tungate whole: `down` deletes it. Each rule
 //! carries its description as its comment, which is how the plan recognises it. This module
@@ -8,6 +10,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nftnl::expr::{ConntrackStatus, Immediate, Nat, NatType, Payload, Register};
 use nftnl::nftnl_sys::{self as sys, libc};
@@ -17,7 +20,8 @@ use nftnl::{
 };
 
 use crate::error::NetError;
-use crate::model::{L4Protocol, NFT_TABLE, NftChain, NftRuleSpec};
+use crate::model::{FoundNftRule, L4Protocol, NFT_TABLE, NftChain, NftRuleSpec, NftTableSpec};
+use crate::plan::{Edit, NftRuleChange};
 
 /// Priority of the DNAT chain (`dstnat`).
 const PRIORITY_DSTNAT: i32 = -100;
@@ -26,24 +30,13 @@ const PRIORITY_MANGLE: i32 = -150;
 /// The `udata` type of a rule comment in libnftnl.
 const UDATA_RULE_COMMENT: u8 = 0;
 
-/// One rule of tungate's table as read back from the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NftRuleView {
-    /// The chain it is in.
-    pub chain: String,
-    /// Its kernel handle (for deletion).
-    pub handle: u64,
-    /// Its comment (empty when it has none).
-    pub comment: String,
-}
-
 /// tungate's table as read back from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NftView {
+pub(crate) struct NftView {
     /// The chains present.
-    pub chains: Vec<String>,
+    pub(crate) chains: Vec<String>,
     /// The rules present.
-    pub rules: Vec<NftRuleView>,
+    pub(crate) rules: Vec<FoundNftRule>,
 }
 
 fn table_name() -> CString {
@@ -64,24 +57,40 @@ fn nft_error(action: impl Into<String>) -> impl FnOnce(io::Error) -> NetError {
     }
 }
 
-/// Sends a batch and waits for every acknowledgement.
-fn send_batch(batch: &FinalizedBatch, action: &str) -> Result<(), NetError> {
-    let run = || -> io::Result<()> {
-        let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
-        let portid = socket.portid();
-        socket.send_all(batch)?;
-        let mut buffer = AlignedBuffer::new();
-        let mut expected = batch.sequence_numbers();
-        while !expected.is_empty() {
-            for message in socket.recv(buffer.bytes_mut())? {
-                let message = message?;
-                let Some(seq) = expected.next() else { break };
-                mnl::cb_run(message, seq, portid)?;
-            }
+/// How long the batch sender waits for an acknowledgement: a reply that never comes must
+/// not hang an apply, the gateway's start-up or its shutdown.
+const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends a batch to nf_tables and waits for the kernel's acknowledgement of each message:
+/// the one nftables batch sender (tungate's RS table and the gateway's drop table).
+pub(crate) fn send_batch(batch: &FinalizedBatch) -> io::Result<()> {
+    let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
+    // SAFETY: the descriptor belongs to `socket`, which outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(socket.as_raw_fd()) };
+    nix::sys::socket::setsockopt(
+        &fd,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(ACK_TIMEOUT.as_secs() as _, 0),
+    )?;
+    let portid = socket.portid();
+    socket.send_all(batch)?;
+    let mut buffer = AlignedBuffer::new();
+    let mut expected = batch.sequence_numbers();
+    while !expected.is_empty() {
+        for message in socket.recv(buffer.bytes_mut())? {
+            let message = message?;
+            let Some(seq) = expected.next() else {
+                return Err(io::Error::other("unexpected extra acknowledgement"));
+            };
+            mnl::cb_run(message, seq, portid)?;
         }
-        Ok(())
-    };
-    run().map_err(nft_error(action))
+    }
+    Ok(())
+}
+
+/// Sends a batch of changes to tungate's RS table; failures say what was being done.
+fn send_rs_batch(batch: &FinalizedBatch, action: &str) -> Result<(), NetError> {
+    send_batch(batch).map_err(nft_error(action))
 }
 
 /// A receive buffer aligned for `nlmsghdr`, as `mnl` requires.
@@ -213,7 +222,7 @@ fn on_chain(header: &libc::nlmsghdr, chains: &mut Vec<(String, String)>) -> libc
     mnl::mnl_sys::MNL_CB_OK
 }
 
-fn on_rule(header: &libc::nlmsghdr, rules: &mut Vec<(String, NftRuleView)>) -> libc::c_int {
+fn on_rule(header: &libc::nlmsghdr, rules: &mut Vec<(String, FoundNftRule)>) -> libc::c_int {
     // SAFETY: allocation of an empty libnftnl object; checked for null below.
     let rule = unsafe { sys::nftnl_rule_alloc() };
     if rule.is_null() {
@@ -235,7 +244,7 @@ fn on_rule(header: &libc::nlmsghdr, rules: &mut Vec<(String, NftRuleView)>) -> l
             };
             rules.push((
                 table,
-                NftRuleView {
+                FoundNftRule {
                     chain,
                     handle,
                     comment: comment_from_udata(&udata),
@@ -264,7 +273,7 @@ fn comment_from_udata(mut udata: &[u8]) -> String {
 }
 
 /// Reads tungate's table back: `None` when it does not exist.
-pub fn observe() -> Result<Option<NftView>, NetError> {
+pub(crate) fn observe() -> Result<Option<NftView>, NetError> {
     let mut tables = Vec::new();
     dump(
         |buf, seq| build_dump(buf, seq, libc::NFT_MSG_GETTABLE as u16, |_| {}),
@@ -344,7 +353,7 @@ fn chain<'a>(table: &'a Table, which: NftChain) -> Chain<'a> {
 }
 
 /// Creates tungate's table and its chains (those present are left as they are).
-pub fn ensure_table() -> Result<(), NetError> {
+pub(crate) fn ensure_table() -> Result<(), NetError> {
     let table = Table::new(table_name(), ProtoFamily::Ipv4);
     let mut batch = Batch::new();
     batch.add(&table, MsgType::Add);
@@ -352,15 +361,15 @@ pub fn ensure_table() -> Result<(), NetError> {
     for c in &chains {
         batch.add(c, MsgType::Add);
     }
-    send_batch(&batch.finalize(), &format!("creating table ip {NFT_TABLE}"))
+    send_rs_batch(&batch.finalize(), &format!("creating table ip {NFT_TABLE}"))
 }
 
 /// Deletes tungate's table with everything in it; a missing table is not an error.
-pub fn delete_table() -> Result<(), NetError> {
+pub(crate) fn delete_table() -> Result<(), NetError> {
     let table = Table::new(table_name(), ProtoFamily::Ipv4);
     let mut batch = Batch::new();
     batch.add(&table, MsgType::Del);
-    match send_batch(&batch.finalize(), &format!("deleting table ip {NFT_TABLE}")) {
+    match send_rs_batch(&batch.finalize(), &format!("deleting table ip {NFT_TABLE}")) {
         Err(NetError::Nftables { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
             Ok(())
         }
@@ -390,7 +399,7 @@ fn port_payload(protocol: L4Protocol, source: bool) -> Payload {
 }
 
 /// Appends rule `spec` to its chain, with its comment.
-pub fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
+pub(crate) fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
     let comment = spec.comment();
     let action = format!("adding rule \"{comment}\"");
     let table = Table::new(table_name(), ProtoFamily::Ipv4);
@@ -449,26 +458,49 @@ pub fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
         })?;
     let mut batch = Batch::new();
     batch.add(&rule, MsgType::Add);
-    send_batch(&batch.finalize(), &action)
+    send_rs_batch(&batch.finalize(), &action)
 }
 
-/// Deletes the rule with kernel `handle` from `chain_name`; a missing rule is not an error.
-pub fn delete_rule(chain_name: &str, handle: u64, comment: &str) -> Result<(), NetError> {
+/// Deletes a rule found in the kernel (by its chain and handle); a missing rule is not an
+/// error.
+fn delete_rule(found: &FoundNftRule) -> Result<(), NetError> {
+    let action = format!("deleting rule \"{}\"", found.comment);
     let table = Table::new(table_name(), ProtoFamily::Ipv4);
-    let cname = CString::new(chain_name).map_err(|_| NetError::Nftables {
-        action: format!("deleting rule \"{comment}\""),
+    let cname = CString::new(found.chain.as_str()).map_err(|_| NetError::Nftables {
+        action: action.clone(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "chain name contains NUL"),
     })?;
     let chain = Chain::new(cname, &table);
     let mut rule = Rule::new(&chain);
-    rule.set_handle(handle);
+    rule.set_handle(found.handle);
     let mut batch = Batch::new();
     batch.add(&rule, MsgType::Del);
-    match send_batch(&batch.finalize(), &format!("deleting rule \"{comment}\"")) {
+    match send_rs_batch(&batch.finalize(), &action) {
         Err(NetError::Nftables { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
             Ok(())
         }
         other => other,
+    }
+}
+
+/// Creates tungate's table with its chains (also when it exists with chains missing), or
+/// deletes it with everything in it.
+pub(crate) fn apply_table(edit: &Edit<NftTableSpec>) -> Result<(), NetError> {
+    match edit {
+        Edit::Create(_) | Edit::Update { .. } => ensure_table(),
+        Edit::Delete(_) => delete_table(),
+    }
+}
+
+/// Adds, replaces (delete, then add) or deletes a rule of tungate's table.
+pub(crate) fn apply_rule(change: &NftRuleChange) -> Result<(), NetError> {
+    match change {
+        NftRuleChange::Add(spec) => add_rule(spec),
+        NftRuleChange::Replace { from, to } => {
+            delete_rule(from)?;
+            add_rule(to)
+        }
+        NftRuleChange::Delete(found) => delete_rule(found),
     }
 }
 

@@ -16,21 +16,22 @@ use rtnetlink::{Handle, RouteMessageBuilder};
 use crate::error::NetError;
 use crate::kernel::links::index_of;
 use crate::model::{OWNER_PROTOCOL, RouteSpec};
+use crate::plan::Edit;
 
 /// One unicast IPv4 route with a single output device, as found in the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteView {
+pub(crate) struct RouteView {
     /// Table, destination and device.
-    pub spec: RouteSpec,
+    pub(crate) spec: RouteSpec,
     /// Whether it carries tungate's protocol.
-    pub owned: bool,
+    pub(crate) owned: bool,
     /// Whether it has a gateway, a metric or a TOS (then it is never one of tungate's
     /// shapes, and a foreign one is not the same object as tungate's metric-0 route).
-    pub has_extras: bool,
+    pub(crate) has_extras: bool,
 }
 
 /// Every unicast IPv4 route with an output device, in every table.
-pub async fn list(
+pub(crate) async fn list(
     handle: &Handle,
     names: &HashMap<u32, String>,
 ) -> Result<Vec<RouteView>, NetError> {
@@ -98,7 +99,7 @@ fn describe(spec: &RouteSpec) -> String {
 
 /// Adds `spec` marked as tungate's; with `replace`, replaces the route of the same
 /// destination in the same table (an update).
-pub async fn add(handle: &Handle, spec: &RouteSpec, replace: bool) -> Result<(), NetError> {
+pub(crate) async fn add(handle: &Handle, spec: &RouteSpec, replace: bool) -> Result<(), NetError> {
     let action = format!("adding route {}", describe(spec));
     let index = index_of(&spec.device).ok_or_else(|| NetError::MissingInterface {
         action: action.clone(),
@@ -114,7 +115,7 @@ pub async fn add(handle: &Handle, spec: &RouteSpec, replace: bool) -> Result<(),
 }
 
 /// Deletes tungate's route `spec`; a route that is already gone is not an error.
-pub async fn delete(handle: &Handle, spec: &RouteSpec) -> Result<(), NetError> {
+pub(crate) async fn delete(handle: &Handle, spec: &RouteSpec) -> Result<(), NetError> {
     match handle
         .route()
         .del(message(spec, index_of(&spec.device)))
@@ -137,7 +138,7 @@ pub async fn delete(handle: &Handle, spec: &RouteSpec) -> Result<(), NetError> {
 
 /// The interface index the kernel would send a packet to `destination` through (`ip route
 /// get`), or `None` when it has no route.
-pub async fn output_interface_toward(handle: &Handle, destination: Ipv4Addr) -> Option<u32> {
+pub(crate) async fn output_interface_toward(handle: &Handle, destination: Ipv4Addr) -> Option<u32> {
     let request = RouteMessageBuilder::<Ipv4Addr>::new()
         .destination_prefix(destination, 32)
         .table_id(0)
@@ -148,4 +149,13 @@ pub async fn output_interface_toward(handle: &Handle, destination: Ipv4Addr) -> 
         RouteAttribute::Oif(i) => Some(*i),
         _ => None,
     })
+}
+
+/// Adds, replaces (in place, by destination and table) or deletes one of tungate's routes.
+pub(crate) async fn apply(handle: &Handle, edit: &Edit<RouteSpec>) -> Result<(), NetError> {
+    match edit {
+        Edit::Create(spec) => add(handle, spec, false).await,
+        Edit::Update { to, .. } => add(handle, to, true).await,
+        Edit::Delete(spec) => delete(handle, spec).await,
+    }
 }

@@ -1,5 +1,5 @@
-//! IPv4 policy routing rules over rtnetlink: list them with their protocol, add and delete
-//! tungate's.
+//! IPv4 policy routing rules over rtnetlink: list them with their protocol, add, replace and
+//! delete tungate's.
 //!
 //! tungate's rules carry the rule protocol [`OWNER_PROTOCOL`] (`proto 116` in `ip rule`).
 //! Only this file builds rule messages.
@@ -14,19 +14,20 @@ use rtnetlink::{Handle, IpVersion};
 
 use crate::error::NetError;
 use crate::model::{OWNER_PROTOCOL, RuleSelector, RuleSpec};
+use crate::plan::Edit;
 
 /// One IPv4 rule of a shape tungate manages (`from ADDR/32` or `fwmark MARK`, looking up a
 /// table), as found in the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleView {
+pub(crate) struct RuleView {
     /// Priority, selector and table.
-    pub spec: RuleSpec,
+    pub(crate) spec: RuleSpec,
     /// Whether it carries tungate's protocol.
-    pub owned: bool,
+    pub(crate) owned: bool,
 }
 
 /// Every IPv4 rule of a shape tungate manages.
-pub async fn list(handle: &Handle) -> Result<Vec<RuleView>, NetError> {
+pub(crate) async fn list(handle: &Handle) -> Result<Vec<RuleView>, NetError> {
     let messages: Vec<RuleMessage> = handle
         .rule()
         .get(IpVersion::V4)
@@ -119,7 +120,7 @@ fn describe(spec: &RuleSpec) -> String {
 }
 
 /// Adds rule `spec`, marked as tungate's.
-pub async fn add(handle: &Handle, spec: &RuleSpec) -> Result<(), NetError> {
+pub(crate) async fn add(handle: &Handle, spec: &RuleSpec) -> Result<(), NetError> {
     let mut request = handle.rule().add().v4();
     *request.message_mut() = message(spec);
     request
@@ -129,7 +130,7 @@ pub async fn add(handle: &Handle, spec: &RuleSpec) -> Result<(), NetError> {
 }
 
 /// Deletes tungate's rule `spec`; a rule that is already gone is not an error.
-pub async fn delete(handle: &Handle, spec: &RuleSpec) -> Result<(), NetError> {
+pub(crate) async fn delete(handle: &Handle, spec: &RuleSpec) -> Result<(), NetError> {
     match handle.rule().del(message(spec)).execute().await {
         Ok(()) => Ok(()),
         Err(rtnetlink::Error::NetlinkError(msg)) if msg.raw_code().abs() == libc::ENOENT => Ok(()),
@@ -138,6 +139,18 @@ pub async fn delete(handle: &Handle, spec: &RuleSpec) -> Result<(), NetError> {
             e,
             None,
         )),
+    }
+}
+
+/// Adds, replaces (delete, then add) or deletes one of tungate's rules.
+pub(crate) async fn apply(handle: &Handle, edit: &Edit<RuleSpec>) -> Result<(), NetError> {
+    match edit {
+        Edit::Create(spec) => add(handle, spec).await,
+        Edit::Update { from, to } => {
+            delete(handle, from).await?;
+            add(handle, to).await
+        }
+        Edit::Delete(spec) => delete(handle, spec).await,
     }
 }
 
