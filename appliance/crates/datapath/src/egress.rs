@@ -242,6 +242,12 @@ impl RawFallback {
         })
     }
 
+    /// A stand-in over any socket (tests: one that can never put a packet on a wire).
+    #[cfg(test)]
+    pub(crate) fn over(fd: OwnedFd) -> RawFallback {
+        RawFallback { fd }
+    }
+
     /// Sends one whole IPv4 packet toward `destination` without blocking.
     pub(crate) fn send(&self, packet: &[u8], destination: Ipv4Addr) -> io::Result<()> {
         // SAFETY: an all-zero sockaddr_in is valid; the fields are set below.

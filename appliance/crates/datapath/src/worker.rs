@@ -557,3 +557,221 @@ impl<Io: PacketIo> Worker<Io> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::Counters;
+    use crate::filter::{BatchFilter, Decision};
+    use crate::resolver::{NextHop, RouteAnswer};
+    use std::net::Ipv4Addr;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+    const ETH: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+
+    /// One source of received frames in memory; records what is released and transmitted.
+    #[derive(Default)]
+    struct FakeIo {
+        frames: Vec<Vec<u8>>,
+        next: usize,
+        released: Vec<FrameId>,
+        queued: Vec<(u32, Vec<u8>, TxTag)>,
+        sent: Vec<(u32, Vec<u8>)>,
+    }
+
+    impl PacketIo for FakeIo {
+        fn sources(&self) -> usize {
+            1
+        }
+        fn take(&mut self, _: usize) -> Option<Taken> {
+            let frame = self.frames.get(self.next)?;
+            let span = Span {
+                frame: FrameId::Ring {
+                    source: 0,
+                    index: self.next as u32,
+                },
+                offset: 0,
+                len: frame.len(),
+            };
+            self.next += 1;
+            Some(Taken::Frame(Received {
+                span,
+                wire_len: span.len,
+            }))
+        }
+        fn receive_large(&mut self, _: FrameId) -> Option<Received> {
+            None
+        }
+        fn bytes(&self, span: Span) -> &[u8] {
+            let FrameId::Ring { index, .. } = span.frame else {
+                return &[];
+            };
+            &self.frames[index as usize][span.offset..span.offset + span.len]
+        }
+        fn bytes_mut(&mut self, span: Span) -> &mut [u8] {
+            let FrameId::Ring { index, .. } = span.frame else {
+                return &mut [];
+            };
+            &mut self.frames[index as usize][span.offset..span.offset + span.len]
+        }
+        fn release(&mut self, frame: FrameId) {
+            self.released.push(frame);
+        }
+        fn egress_ready(&mut self, _: u32) -> bool {
+            true
+        }
+        fn transmit(&mut self, ifindex: u32, packet: Span, h: &TxHeader, tag: TxTag) -> Transmit {
+            assert_eq!(h.ethernet, ETH);
+            let bytes = self.bytes(packet).to_vec();
+            self.queued.push((ifindex, bytes, tag));
+            Transmit::Queued
+        }
+        fn kick(&mut self, settled: &mut dyn FnMut(TxTag, bool)) {
+            for (ifindex, bytes, tag) in self.queued.drain(..) {
+                self.sent.push((ifindex, bytes));
+                settled(tag, true);
+            }
+        }
+        fn wait(&mut self, _: Duration) {}
+        fn take_receive_drops(&mut self) -> u64 {
+            0
+        }
+    }
+
+    /// The offload header (all zero) and an inner UDP packet VIP -> client.
+    fn frame(ttl: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; vnet::LEN];
+        etherparse::PacketBuilder::ipv4(VIP.octets(), CLIENT.octets(), ttl)
+            .udp(80, 40000)
+            .write(&mut out, payload)
+            .unwrap();
+        out
+    }
+
+    /// Drops the packets whose first payload byte is odd.
+    struct DropOdd;
+    impl BatchFilter for DropOdd {
+        fn filter(&mut self, packets: &[&[u8]], decisions: &mut [Decision]) {
+            for (p, d) in packets.iter().zip(decisions) {
+                if p[28] % 2 == 1 {
+                    *d = Decision::DropByPlugin;
+                }
+            }
+        }
+    }
+
+    /// A worker reading `frames` from peer `a`'s tunnel device, with the client's route
+    /// resolved to interface 7 (so nothing takes the fallback, whose socket is a socket
+    /// pair end here and can send nothing anywhere).
+    fn worker(frames: Vec<Vec<u8>>, counters: &Counters) -> (Worker<FakeIo>, Arc<FilterSlots>) {
+        let doc = tungate_config::parse_toml(
+            "[gateway]\naddress = \"10.0.0.1\"\ndecap = \"kernel\"\n\
+             [[peers]]\nname = \"a\"\naddress = \"10.0.1.2\"\nvips = [\"192.0.2.10\"]",
+        )
+        .unwrap();
+        let tables = Arc::new(ArcSwap::from_pointee(Tables::build(&doc, counters)));
+        let hops = Arc::new(ArcSwap::from_pointee(NextHops {
+            generation: 1,
+            hops: vec![NextHop {
+                ifindex: 7,
+                address: CLIENT,
+                mtu: 1500,
+                ethernet: Some(ETH),
+            }],
+        }));
+        let (requests, _) = crossbeam_channel::unbounded();
+        let (answer, answers) = crossbeam_channel::unbounded();
+        answer.send((CLIENT, RouteAnswer::Hop(0), 1)).unwrap();
+        let filters = Arc::new(FilterSlots::new(1));
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors socketpair(2) writes.
+        let rc = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) };
+        assert_eq!(rc, 0);
+        // SAFETY: both were just created and are owned by nobody else.
+        let (end, _) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let shared = Shared {
+            index: 0,
+            tables,
+            resolver: ResolverLink {
+                hops,
+                requests,
+                answers,
+            },
+            filters: filters.clone(),
+            counters: counters.global_cells(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let io = FakeIo {
+            frames,
+            ..FakeIo::default()
+        };
+        let sources = vec![Source::Tunnel {
+            device: "tg-a".into(),
+        }];
+        let w = Worker::new(shared, sources, io, RawFallback::over(end));
+        (w, filters)
+    }
+
+    fn batch(w: &mut Worker<FakeIo>) {
+        w.refresh_snapshots();
+        assert_eq!(w.gather(), None, "no large packet");
+        w.finish_batch();
+    }
+
+    #[test]
+    fn a_batch_is_checked_judged_forwarded_with_the_ttl_one_lower_and_given_back() {
+        let counters = Counters::new(1);
+        let mut frames: Vec<Vec<u8>> = (0..6u8).map(|n| frame(64, &[n; 20])).collect();
+        frames.push(frame(1, &[0; 20])); // TTL 1: never forwarded
+        frames.push(vec![0; 5]); // shorter than the offload header
+        let (mut w, filters) = worker(frames.clone(), &counters);
+        let mut set = WorkerFilters::default();
+        set.by_vip.insert(VIP, Box::new(DropOdd));
+        filters.publish(vec![set]);
+        batch(&mut w);
+
+        let sent = &w.io.sent;
+        let payloads: Vec<u8> = sent.iter().map(|(_, p)| p[28]).collect();
+        assert_eq!(payloads, vec![0, 2, 4], "the even ones, in order");
+        for (ifindex, packet) in sent {
+            assert_eq!(*ifindex, 7);
+            assert_eq!(packet[8], 63, "TTL one lower");
+            assert_eq!(
+                tungate_packet::ipv4::checksum(&packet[..20]),
+                0,
+                "valid checksum"
+            );
+            let original = &frames[usize::from(packet[28])][vnet::LEN..];
+            assert_eq!(
+                packet[12..],
+                original[12..],
+                "addresses and payload unchanged"
+            );
+            assert_eq!(packet.len(), original.len());
+        }
+        assert_eq!(w.io.released.len(), 8, "every frame given back");
+        let s = counters.snapshot();
+        assert_eq!((s.rx_packets, s.tx_packets), (8, 3));
+        assert_eq!(s.tx_bytes, 3 * 48);
+        assert_eq!(s.drops.get(DropReason::Plugin), 3);
+        assert_eq!(s.drops.get(DropReason::TtlExpired), 1);
+        assert_eq!(s.drops.get(DropReason::MalformedOuter), 1);
+        let vip = s.vip(VIP).expect("the VIP's counters");
+        assert_eq!((vip.packets, vip.drops.get(DropReason::Plugin)), (3, 3));
+    }
+
+    #[test]
+    fn a_tunnel_device_no_peer_owns_drops_its_frames_as_unknown_peer() {
+        let counters = Counters::new(1);
+        let (mut w, _) = worker(vec![frame(64, &[0; 20])], &counters);
+        w.sources[0] = Source::Tunnel {
+            device: "tg-gone".into(),
+        };
+        w.map_sources();
+        batch(&mut w);
+        assert!(w.io.sent.is_empty());
+        assert_eq!(counters.snapshot().drops.get(DropReason::UnknownPeer), 1);
+    }
+}
