@@ -23,7 +23,7 @@ pub(crate) type PeerId = u16;
 pub(crate) type VipId = u32;
 
 /// Prefix of the kernel tunnel device of a peer (`tg-<name>`).
-pub(crate) const TUNNEL_PREFIX: &str = "tg-";
+pub const TUNNEL_PREFIX: &str = "tg-";
 
 /// One peer (real server).
 #[derive(Debug, Clone, PartialEq, Eq)]
