@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tungate_config::{self, Document};
+use tungate_config::{self as config, Document};
 
 fn round_trip(doc: &Document) {
     if config::validate(doc).is_err() {

@@ -10,8 +10,7 @@
 use std::net::Ipv4Addr;
 
 use arbitrary::Arbitrary;
-use tungate_packet::decap::{Accepted, Directory, LinkLayer, classify};
-use tungate_packet::{DropReason, ipv4};
+use tungate_packet::{Accepted, Directory, DropReason, LinkLayer, classify, ipv4};
 
 /// The gateway address of the fixed directory.
 pub const GIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);

@@ -19,11 +19,11 @@ use tungate_packet::vnet;
 #[error("{what} on interface {interface}: {source}")]
 pub struct SocketError {
     /// What failed (the call or socket option).
-    pub what: &'static str,
+    pub(crate) what: &'static str,
     /// The interface (name or index) concerned.
-    pub interface: String,
+    pub(crate) interface: String,
     /// The error from the kernel.
-    pub source: io::Error,
+    pub(crate) source: io::Error,
 }
 
 const ETH_P_IP: u16 = 0x0800;
@@ -90,7 +90,7 @@ fn bind(fd: &OwnedFd, ifindex: u32, protocol: u16) -> io::Result<()> {
 }
 
 /// Sets `SO_RCVTIMEO` on any socket, so a reply that never comes cannot hang a caller.
-pub fn set_receive_timeout(
+pub(crate) fn set_receive_timeout(
     fd: std::os::fd::BorrowedFd<'_>,
     timeout: std::time::Duration,
 ) -> io::Result<()> {
@@ -112,7 +112,7 @@ pub fn set_receive_timeout(
 }
 
 /// The interface index of `name`.
-pub fn ifindex(name: &str) -> Result<u32, SocketError> {
+pub(crate) fn ifindex(name: &str) -> Result<u32, SocketError> {
     nix::net::if_::if_nametoindex(name).map_err(|e| SocketError {
         what: "no such interface",
         interface: name.to_owned(),
@@ -125,7 +125,7 @@ pub fn ifindex(name: &str) -> Result<u32, SocketError> {
 /// misconfigured real server sends to another address of this host is counted as
 /// `wrong_gateway` instead of vanishing unseen; the nftables rule still drops only IPIP to
 /// the gateway address.
-pub fn ipip_filter() -> [libc::sock_filter; 6] {
+pub(crate) fn ipip_filter() -> [libc::sock_filter; 6] {
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
         jt,
@@ -162,16 +162,16 @@ fn attach_filter(fd: &OwnedFd, filter: &[libc::sock_filter]) -> io::Result<()> {
 }
 
 /// A receive socket and its mapped ring.
-pub struct RxSocket {
+pub(crate) struct RxSocket {
     /// The socket (for `poll`, statistics, and the packets too large for a ring frame).
-    pub fd: OwnedFd,
+    pub(crate) fd: OwnedFd,
     /// Its receive ring.
-    pub ring: RxRing,
+    pub(crate) ring: RxRing,
 }
 
 /// Which frames a receive socket is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tap {
+pub(crate) enum Tap {
     /// IPv4 frames, delivered after the device's ingress hooks (a tunnel device).
     Ipv4,
     /// Every frame, delivered before the device's ingress hooks (tc, nftables `netdev`), so
@@ -185,7 +185,7 @@ pub enum Tap {
 /// AF_PACKET, offload header on, own transmissions ignored, optionally a BPF filter
 /// attached, and a receive ring, all before the socket is bound (so nothing unfiltered, or
 /// outside the ring, is ever queued).
-pub fn open_receive_group(
+pub(crate) fn open_receive_group(
     interface: &str,
     count: usize,
     tap: Tap,
@@ -263,13 +263,13 @@ fn fanout_id(fd: &OwnedFd) -> io::Result<u32> {
 }
 
 /// The transmit sockets of one egress interface.
-pub struct TxSocket {
+pub(crate) struct TxSocket {
     /// The socket whose ring carries every packet that fits a ring frame.
-    pub ring_fd: OwnedFd,
+    pub(crate) ring_fd: OwnedFd,
     /// Its transmit ring.
-    pub ring: TxRing,
+    pub(crate) ring: TxRing,
     /// A ring-less socket for larger packets (GSO super-packets), sent one `send()` each.
-    pub plain: OwnedFd,
+    pub(crate) plain: OwnedFd,
 }
 
 /// One AF_PACKET transmit socket on `ifindex`: tungate's own Ethernet header behind the
@@ -291,7 +291,7 @@ fn open_transmit_socket(ifindex: u32) -> Result<OwnedFd, SocketError> {
 }
 
 /// Opens the transmit sockets of interface `ifindex` (see [`TxSocket`]).
-pub fn open_transmit(ifindex: u32) -> Result<TxSocket, SocketError> {
+pub(crate) fn open_transmit(ifindex: u32) -> Result<TxSocket, SocketError> {
     let ring_fd = open_transmit_socket(ifindex)?;
     let ring = TxRing::create(&ring_fd).map_err(|source| SocketError {
         what: "PACKET_TX_RING",
@@ -307,7 +307,7 @@ pub fn open_transmit(ifindex: u32) -> Result<TxSocket, SocketError> {
 
 /// Opens the raw fallback socket (`IPPROTO_RAW`, which implies `IP_HDRINCL`): the kernel
 /// routes each packet itself and resolves the neighbour when needed.
-pub fn open_raw_fallback() -> Result<OwnedFd, SocketError> {
+pub(crate) fn open_raw_fallback() -> Result<OwnedFd, SocketError> {
     // SAFETY: plain socket(2) call.
     let fd = unsafe {
         libc::socket(
@@ -329,7 +329,7 @@ pub fn open_raw_fallback() -> Result<OwnedFd, SocketError> {
 
 /// Reads and resets the socket's statistics: (frames received, frames the kernel dropped
 /// because the socket was full) since the last call.
-pub fn take_statistics(fd: &OwnedFd) -> io::Result<(u32, u32)> {
+pub(crate) fn take_statistics(fd: &OwnedFd) -> io::Result<(u32, u32)> {
     let mut stats = libc::tpacket_stats {
         tp_packets: 0,
         tp_drops: 0,

@@ -19,12 +19,12 @@ use tungate_packet::DropReason;
 
 /// One counter written by a single worker.
 #[derive(Default)]
-pub struct Cell(AtomicU64);
+pub(crate) struct Cell(AtomicU64);
 
 impl Cell {
     /// Adds `n` (only the owning worker calls this, so a load and a store suffice).
     #[inline]
-    pub fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.0.store(
             self.0.load(Ordering::Relaxed).wrapping_add(n),
             Ordering::Relaxed,
@@ -32,7 +32,7 @@ impl Cell {
     }
 
     /// The current value.
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -40,7 +40,7 @@ impl Cell {
 /// A value alone on its cache line(s), so two workers never share one.
 #[derive(Default)]
 #[repr(align(128))]
-pub struct Padded<T>(pub T);
+pub(crate) struct Padded<T>(pub(crate) T);
 
 impl<T> std::ops::Deref for Padded<T> {
     type Target = T;
@@ -51,44 +51,44 @@ impl<T> std::ops::Deref for Padded<T> {
 
 /// One worker's global cells.
 #[derive(Default)]
-pub struct GlobalCells {
+pub(crate) struct GlobalCells {
     /// Frames received.
-    pub rx_packets: Cell,
+    pub(crate) rx_packets: Cell,
     /// Bytes received (frames as read, without the offload header).
-    pub rx_bytes: Cell,
+    pub(crate) rx_bytes: Cell,
     /// Packets transmitted.
-    pub tx_packets: Cell,
+    pub(crate) tx_packets: Cell,
     /// Bytes transmitted (the inner packets).
-    pub tx_bytes: Cell,
+    pub(crate) tx_bytes: Cell,
     /// Of the transmitted packets, those sent by the raw-socket fallback.
-    pub tx_fallback_packets: Cell,
+    pub(crate) tx_fallback_packets: Cell,
     /// ICMP fragmentation-needed messages sent (see [`super::frag_needed`]).
-    pub icmp_sent: Cell,
+    pub(crate) icmp_sent: Cell,
     /// Fragmentation-needed messages not sent: over the rate limits.
-    pub icmp_rate_limited: Cell,
+    pub(crate) icmp_rate_limited: Cell,
     /// Fragmentation-needed messages not sent: no ICMP socket, or the send failed.
-    pub icmp_failed: Cell,
+    pub(crate) icmp_failed: Cell,
     /// Drops by reason (all drops, whether or not attributed to a VIP).
-    pub drops: [Cell; DropReason::COUNT],
+    pub(crate) drops: [Cell; DropReason::COUNT],
 }
 
 impl GlobalCells {
     /// Counts one drop.
     #[inline]
-    pub fn drop(&self, reason: DropReason) {
+    pub(crate) fn drop(&self, reason: DropReason) {
         self.drops[reason.index()].add(1);
     }
 }
 
 /// One worker's cells for one VIP.
 #[derive(Default)]
-pub struct VipCells {
+pub(crate) struct VipCells {
     /// Packets forwarded.
-    pub packets: Cell,
+    pub(crate) packets: Cell,
     /// Bytes forwarded (inner packets).
-    pub bytes: Cell,
+    pub(crate) bytes: Cell,
     /// Drops of this VIP's packets by reason.
-    pub drops: [Cell; DropReason::COUNT],
+    pub(crate) drops: [Cell; DropReason::COUNT],
 }
 
 /// Drop counts by reason.
@@ -211,7 +211,7 @@ impl Snapshot {
 }
 
 /// One VIP's cells, one per worker, plus what earlier worker sets counted.
-pub struct VipCounters {
+pub(crate) struct VipCounters {
     vip: Ipv4Addr,
     workers: Box<[Padded<VipCells>]>,
     base: VipSnapshot,
@@ -228,7 +228,7 @@ impl VipCounters {
 
     /// Worker `index`'s cells (an index past the worker count is a caller bug).
     #[inline]
-    pub fn worker(&self, index: usize) -> &VipCells {
+    pub(crate) fn worker(&self, index: usize) -> &VipCells {
         &self.workers[index]
     }
 
@@ -272,12 +272,12 @@ impl Counters {
     }
 
     /// The global cells of every worker (worker `i` writes element `i`).
-    pub fn global_cells(&self) -> Arc<[Padded<GlobalCells>]> {
+    pub(crate) fn global_cells(&self) -> Arc<[Padded<GlobalCells>]> {
         self.lock().global.clone()
     }
 
     /// The counters of `vip`, created on first use and kept for the life of the process.
-    pub fn vip(&self, vip: Ipv4Addr) -> Arc<VipCounters> {
+    pub(crate) fn vip(&self, vip: Ipv4Addr) -> Arc<VipCounters> {
         let mut g = self.lock();
         let workers = g.global.len();
         g.vips
@@ -300,7 +300,7 @@ impl Counters {
     /// Moves every count into the base and makes fresh cells for `workers` workers. Call it
     /// only while no worker runs (between a stop and a start); cells handed out before are
     /// no longer read.
-    pub fn resize(&self, workers: usize) {
+    pub(crate) fn resize(&self, workers: usize) {
         let mut g = self.lock();
         let total = Self::sum(&g);
         g.global_base = Snapshot {

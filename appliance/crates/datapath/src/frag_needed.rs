@@ -19,20 +19,21 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
+use tungate_token_bucket::TokenBucket;
 
 use super::counters::GlobalCells;
 use tungate_packet::ipv4;
 
 /// Messages a worker sends per second in all.
-pub const GLOBAL_PER_SECOND: f64 = 200.0;
+pub(crate) const GLOBAL_PER_SECOND: f64 = 200.0;
 /// Messages a worker may send at once before the global rate applies.
-pub const GLOBAL_BURST: f64 = 50.0;
+pub(crate) const GLOBAL_BURST: f64 = 50.0;
 /// Messages a worker sends per second to one VIP.
-pub const PER_VIP_PER_SECOND: f64 = 20.0;
+pub(crate) const PER_VIP_PER_SECOND: f64 = 20.0;
 /// Messages a worker may send at once to one VIP before its rate applies.
-pub const PER_VIP_BURST: f64 = 10.0;
+pub(crate) const PER_VIP_BURST: f64 = 10.0;
 /// Largest message (RFC 1812 4.3.2.3: at most 576 bytes with its IPv4 header).
-pub const MAX_MESSAGE: usize = 576 - 20;
+pub(crate) const MAX_MESSAGE: usize = 576 - 20;
 
 const ICMP_DEST_UNREACHABLE: u8 = 3;
 const CODE_FRAG_NEEDED: u8 = 4;
@@ -40,52 +41,17 @@ const ICMP_HEADER: usize = 8;
 /// ICMP types that are errors (no error is ever sent about one).
 const ICMP_ERRORS: [u8; 5] = [3, 4, 5, 11, 12];
 
-/// A token bucket.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn full(burst: f64, now: Instant) -> Bucket {
-        Bucket {
-            tokens: burst,
-            last: now,
-        }
-    }
-
-    /// Takes a token if there is one, after refilling at `rate` up to `burst`.
-    fn take(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate).min(burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Whether a token is there (refilled to `now`), without taking it.
-    fn has(&self, rate: f64, burst: f64, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        (self.tokens + elapsed * rate).min(burst) >= 1.0
-    }
-}
-
 /// The global and per-VIP budgets of one worker.
 #[derive(Debug)]
 struct Limits {
-    global: Bucket,
-    per_vip: FxHashMap<Ipv4Addr, Bucket>,
+    global: TokenBucket,
+    per_vip: FxHashMap<Ipv4Addr, TokenBucket>,
 }
 
 impl Limits {
     fn new(now: Instant) -> Limits {
         Limits {
-            global: Bucket::full(GLOBAL_BURST, now),
+            global: TokenBucket::full(GLOBAL_PER_SECOND, GLOBAL_BURST, now),
             per_vip: FxHashMap::default(),
         }
     }
@@ -95,21 +61,18 @@ impl Limits {
         let vip_bucket = self
             .per_vip
             .entry(vip)
-            .or_insert_with(|| Bucket::full(PER_VIP_BURST, now));
-        if !vip_bucket.has(PER_VIP_PER_SECOND, PER_VIP_BURST, now)
-            || !self.global.has(GLOBAL_PER_SECOND, GLOBAL_BURST, now)
-        {
+            .or_insert_with(|| TokenBucket::full(PER_VIP_PER_SECOND, PER_VIP_BURST, now));
+        if !vip_bucket.has(now) || !self.global.has(now) {
             return false;
         }
-        vip_bucket.take(PER_VIP_PER_SECOND, PER_VIP_BURST, now)
-            && self.global.take(GLOBAL_PER_SECOND, GLOBAL_BURST, now)
+        vip_bucket.take(now) && self.global.take(now)
     }
 }
 
 /// Writes the frag-needed message about `inner` (an inner IPv4 packet, header checked)
 /// with next-hop MTU `mtu` into `out`; returns its length, or `None` when no message may
 /// be sent about this packet (no DF, a later fragment, an ICMP error, a short header).
-pub fn build(inner: &[u8], mtu: u32, out: &mut [u8; MAX_MESSAGE]) -> Option<usize> {
+pub(crate) fn build(inner: &[u8], mtu: u32, out: &mut [u8; MAX_MESSAGE]) -> Option<usize> {
     if inner.len() < 20 {
         return None;
     }
@@ -222,7 +185,7 @@ thread_local! {
 /// Answers an inner packet the worker found too big for the egress MTU `mtu` (and drops):
 /// sends fragmentation-needed to its source VIP when the packet allows one and the budgets
 /// do, and counts what happened in the worker's `cells`.
-pub fn answer_too_big(inner: &[u8], mtu: u32, cells: &GlobalCells) {
+pub(crate) fn answer_too_big(inner: &[u8], mtu: u32, cells: &GlobalCells) {
     RESPONDER.with(|r| {
         r.borrow_mut()
             .get_or_insert_with(Responder::new)

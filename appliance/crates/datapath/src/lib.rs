@@ -8,15 +8,24 @@
 //! names. The control side reaches it only through immutable snapshots,
 //! [`filter::FilterSlots`] and its counters.
 
-pub mod afpacket;
+mod afpacket;
+mod batch;
 pub mod counters;
+mod egress;
 pub mod filter;
-pub mod frag_needed;
-pub mod resolver;
-pub mod ring;
-pub mod tables;
+mod frag_needed;
+mod io;
+mod resolver;
+mod ring;
+mod route_cache;
+mod tables;
+mod tpacket;
 pub mod uring;
-pub mod worker;
+mod worker;
+
+pub use afpacket::SocketError;
+pub use resolver::ResolverError;
+pub use worker::WorkerError;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -25,13 +34,13 @@ use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
 
-use afpacket::{RxSocket, SocketError};
+use afpacket::RxSocket;
 use counters::Counters;
 use filter::{FilterSlots, WorkerFilters};
-use resolver::{Resolver, ResolverError};
+use resolver::Resolver;
 use tables::Tables;
 use tungate_config::{DecapMode, Document};
-use worker::{Source, WorkerError, WorkerSetup};
+use worker::{Source, WorkerSetup};
 
 /// The data path could not start (or restart).
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +92,7 @@ struct Running {
 }
 
 /// The name of the interface that holds `address` in this network namespace.
-pub fn interface_with_address(address: Ipv4Addr) -> Option<String> {
+pub(crate) fn interface_with_address(address: Ipv4Addr) -> Option<String> {
     nix::ifaddrs::getifaddrs().ok()?.find_map(|a| {
         let sin = a.address?.as_sockaddr_in()?.ip();
         (sin == address).then_some(a.interface_name)
@@ -121,19 +130,10 @@ impl Datapath {
     }
 
     /// Where the plugin host publishes filter sets for the current workers. A restart (a
-    /// changed `[gateway]`) makes a new one: fetch it again after [`Self::apply`].
+    /// changed `[gateway]`) makes a new one: fetch it again after
+    /// [`Self::apply_with_filters`].
     pub fn filter_slots(&self) -> Arc<FilterSlots> {
         self.filters.clone()
-    }
-
-    /// The counters.
-    pub fn counters(&self) -> &Arc<Counters> {
-        &self.counters
-    }
-
-    /// The document in force.
-    pub fn document(&self) -> &Document {
-        &self.doc
     }
 
     /// Whether the workers are running (false after a failed restart).
@@ -144,14 +144,10 @@ impl Datapath {
     /// Applies a new validated document: peers and VIPs by swapping the tables (the workers
     /// go on without dropping anything); a changed `[gateway]`, or changed peers in
     /// `kernel` mode (other tunnel devices to read), by restarting the workers. Returns
-    /// whether the workers were restarted.
-    pub fn apply(&mut self, doc: &Document) -> Result<bool, StartError> {
-        self.apply_with_filters(doc, None)
-    }
-
-    /// Like [`Self::apply`], with one filter set per worker of `doc` published with the new
-    /// tables: before the new workers read their first packet when they restart, otherwise
-    /// just before the tables swap (each worker takes its set between two batches).
+    /// whether the workers were restarted. `sets`: one filter set per worker of `doc`,
+    /// published with the new tables: before the new workers read their first packet when
+    /// they restart, otherwise just before the tables swap (each worker takes its set
+    /// between two batches).
     pub fn apply_with_filters(
         &mut self,
         doc: &Document,

@@ -31,34 +31,34 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 
 /// Index of a next hop in [`NextHops::hops`] (stable for the resolver's life).
-pub type HopId = u32;
+pub(crate) type HopId = u32;
 
 /// Where packets to one next hop go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NextHop {
+pub(crate) struct NextHop {
     /// The egress interface.
-    pub ifindex: u32,
+    pub(crate) ifindex: u32,
     /// The next hop's address (a gateway, or the destination itself when on-link).
-    pub address: Ipv4Addr,
+    pub(crate) address: Ipv4Addr,
     /// The MTU towards it (route MTU if set, else the interface's).
-    pub mtu: u32,
+    pub(crate) mtu: u32,
     /// The Ethernet header (destination MAC, source MAC, IPv4) when the interface is
     /// Ethernet and the neighbour is resolved; `None` means "use the raw fallback".
-    pub ethernet: Option<[u8; 14]>,
+    pub(crate) ethernet: Option<[u8; 14]>,
 }
 
 /// The published next hops.
 #[derive(Debug, Default)]
-pub struct NextHops {
+pub(crate) struct NextHops {
     /// Bumped on every route change: cached [`RouteAnswer`]s of older generations are stale.
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// The next hops by [`HopId`].
-    pub hops: Vec<NextHop>,
+    pub(crate) hops: Vec<NextHop>,
 }
 
 /// The answer for one destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteAnswer {
+pub(crate) enum RouteAnswer {
     /// Reached through this next hop.
     Hop(HopId),
     /// No unicast route (unreachable, blackhole, prohibit, local, or an error).
@@ -67,30 +67,30 @@ pub enum RouteAnswer {
 
 /// A worker asks where `destination` is reached.
 #[derive(Debug, Clone, Copy)]
-pub struct Request {
+pub(crate) struct Request {
     /// The asking worker's index.
-    pub worker: usize,
+    pub(crate) worker: usize,
     /// The inner destination (the client).
-    pub destination: Ipv4Addr,
+    pub(crate) destination: Ipv4Addr,
 }
 
 /// An answer to one worker: destination, answer, and the generation it belongs to.
-pub type Answer = (Ipv4Addr, RouteAnswer, u64);
+pub(crate) type Answer = (Ipv4Addr, RouteAnswer, u64);
 
 /// A worker's end of the resolver.
 #[derive(Clone)]
-pub struct ResolverLink {
+pub(crate) struct ResolverLink {
     /// The published next hops.
-    pub hops: Arc<ArcSwap<NextHops>>,
+    pub(crate) hops: Arc<ArcSwap<NextHops>>,
     /// Where to send requests (never blocks: a full queue means "ask again later").
-    pub requests: Sender<Request>,
+    pub(crate) requests: Sender<Request>,
     /// This worker's answers.
-    pub answers: Receiver<Answer>,
+    pub(crate) answers: Receiver<Answer>,
 }
 
 impl ResolverLink {
     /// Asks for `destination`; false when the queue is full.
-    pub fn ask(&self, worker: usize, destination: Ipv4Addr) -> bool {
+    pub(crate) fn ask(&self, worker: usize, destination: Ipv4Addr) -> bool {
         !matches!(
             self.requests.try_send(Request {
                 worker,
@@ -102,7 +102,7 @@ impl ResolverLink {
 }
 
 /// The resolver thread; dropping it stops the thread.
-pub struct Resolver {
+pub(crate) struct Resolver {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -118,7 +118,7 @@ pub struct ResolverError {
 impl Resolver {
     /// Starts the resolver for `workers` workers; `egress` pins every lookup to one
     /// interface (the configured egress interface). Returns one link per worker.
-    pub fn start(
+    pub(crate) fn start(
         workers: usize,
         egress: Option<u32>,
     ) -> Result<(Resolver, Vec<ResolverLink>), ResolverError> {

@@ -16,20 +16,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Bytes per frame, both rings: a 1500-byte IP packet with its Ethernet and offload headers
 /// fits; larger packets (GSO super-packets, jumbo frames) take the copy path.
-pub const FRAME_SIZE: usize = 2048;
+pub(crate) const FRAME_SIZE: usize = 2048;
 /// Bytes per ring block (a multiple of the page size holding whole frames).
 const BLOCK_SIZE: usize = 64 << 10;
 /// Frames of a receive ring (4 MiB).
-pub const RX_FRAMES: usize = 2048;
+pub(crate) const RX_FRAMES: usize = 2048;
 /// Frames of a transmit ring (2 MiB).
-pub const TX_FRAMES: usize = 1024;
+pub(crate) const TX_FRAMES: usize = 1024;
 /// `TPACKET_V2` of `enum tpacket_versions`.
 const TPACKET_V2: libc::c_int = 1;
 /// Where a transmit frame's data starts (the kernel's default without `PACKET_TX_HAS_OFF`:
 /// `TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)`).
 const TX_DATA_OFFSET: usize = libc::TPACKET2_HDRLEN - size_of::<libc::sockaddr_ll>();
 /// Largest frame (offload header included) a transmit frame holds.
-pub const TX_CAPACITY: usize = FRAME_SIZE - TX_DATA_OFFSET;
+pub(crate) const TX_CAPACITY: usize = FRAME_SIZE - TX_DATA_OFFSET;
 
 fn setsockopt<T>(fd: &OwnedFd, name: libc::c_int, value: &T) -> io::Result<()> {
     // SAFETY: fd is an open socket; value points at a T whose size is passed.
@@ -112,21 +112,21 @@ impl Drop for Mapping {
 
 /// One received frame, held by the worker until released.
 #[derive(Debug, Clone, Copy)]
-pub struct RxFrame {
+pub(crate) struct RxFrame {
     /// The frame's index in its ring.
-    pub index: u32,
+    pub(crate) index: u32,
     /// Its `tp_status` bits (`TP_STATUS_COPY`, `TP_STATUS_CSUMNOTREADY`, ...).
-    pub status: u32,
-    /// Start of the captured bytes (the offload header, then the frame) in the ring.
-    pub data: *mut u8,
+    pub(crate) status: u32,
+    /// Offset of the captured bytes (the offload header, then the frame) in the frame.
+    pub(crate) offset: usize,
     /// Captured length, offload header included.
-    pub len: usize,
+    pub(crate) len: usize,
     /// The frame's length on the wire (larger than captured when truncated).
-    pub wire_len: usize,
+    pub(crate) wire_len: usize,
 }
 
 /// A receive ring (`PACKET_RX_RING`) with the offload header in front of each frame.
-pub struct RxRing {
+pub(crate) struct RxRing {
     map: Mapping,
     frames: usize,
     head: usize,
@@ -136,7 +136,7 @@ pub struct RxRing {
 impl RxRing {
     /// Sets up the ring on `fd`. The socket must have `PACKET_VNET_HDR` set already if
     /// `vnet_len` is not 0, and be bound after this (so no frame is queued outside it).
-    pub fn create(fd: &OwnedFd, vnet_len: usize) -> io::Result<RxRing> {
+    pub(crate) fn create(fd: &OwnedFd, vnet_len: usize) -> io::Result<RxRing> {
         // A frame that does not fit goes to the socket's receive queue, marked TP_STATUS_COPY.
         setsockopt(fd, libc::PACKET_COPY_THRESH, &1 as &libc::c_int)?;
         let map = Mapping::create(fd, libc::PACKET_RX_RING, RX_FRAMES)?;
@@ -150,7 +150,7 @@ impl RxRing {
 
     /// The next frame the kernel has filled, if any; the worker holds it until
     /// [`Self::release`]. Frames come in ring order.
-    pub fn take_filled(&mut self) -> Option<RxFrame> {
+    pub(crate) fn take_filled(&mut self) -> Option<RxFrame> {
         let index = self.head;
         let status = self.map.status(index).load(Ordering::Acquire);
         if status & libc::TP_STATUS_USER == 0 {
@@ -167,15 +167,44 @@ impl RxRing {
         Some(RxFrame {
             index: index as u32,
             status,
-            // SAFETY: start <= end <= FRAME_SIZE, so the pointer stays inside the frame.
-            data: unsafe { base.add(start) },
+            offset: start.min(end),
             len: end.saturating_sub(start),
             wire_len: self.vnet_len + h.tp_len as usize,
         })
     }
 
+    /// Whether frame `index` exists and is the worker's (taken, not released).
+    fn held(&self, index: u32) -> bool {
+        (index as usize) < self.frames
+            && self.map.status(index as usize).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }
+
+    /// Bytes `offset..offset + len` of held frame `index` (cut at the frame's end); empty
+    /// when the frame is not held. Borrowed from the ring, so they cannot outlive it or a
+    /// [`Self::release`].
+    pub(crate) fn bytes(&self, index: u32, offset: usize, len: usize) -> &[u8] {
+        if !self.held(index) || offset >= FRAME_SIZE {
+            return &[];
+        }
+        let len = len.min(FRAME_SIZE - offset);
+        // SAFETY: the frame is the worker's (TP_STATUS_USER, read with acquire: the kernel
+        // neither writes nor reads it until it is released, which takes `&mut self`);
+        // offset + len <= FRAME_SIZE keeps the slice inside it.
+        unsafe { std::slice::from_raw_parts(self.map.frame(index as usize).add(offset), len) }
+    }
+
+    /// Like [`Self::bytes`], to change them in place.
+    pub(crate) fn bytes_mut(&mut self, index: u32, offset: usize, len: usize) -> &mut [u8] {
+        if !self.held(index) || offset >= FRAME_SIZE {
+            return &mut [];
+        }
+        let len = len.min(FRAME_SIZE - offset);
+        // SAFETY: as in `bytes`; `&mut self` makes this the only slice of the ring alive.
+        unsafe { std::slice::from_raw_parts_mut(self.map.frame(index as usize).add(offset), len) }
+    }
+
     /// Hands frame `index` back to the kernel.
-    pub fn release(&self, index: u32) {
+    pub(crate) fn release(&mut self, index: u32) {
         self.map
             .status(index as usize)
             .store(libc::TP_STATUS_KERNEL, Ordering::Release);
@@ -183,7 +212,7 @@ impl RxRing {
 }
 
 /// A transmit ring (`PACKET_TX_RING`) on a socket with the offload header and qdisc bypass.
-pub struct TxRing {
+pub(crate) struct TxRing {
     map: Mapping,
     frames: usize,
     head: usize,
@@ -193,7 +222,7 @@ pub struct TxRing {
 
 impl TxRing {
     /// Sets up the ring on `fd` (which must not be bound for receiving anything).
-    pub fn create(fd: &OwnedFd) -> io::Result<TxRing> {
+    pub(crate) fn create(fd: &OwnedFd) -> io::Result<TxRing> {
         // A malformed frame is skipped instead of stopping the ring for good.
         setsockopt(fd, libc::PACKET_LOSS, &1 as &libc::c_int)?;
         let map = Mapping::create(fd, libc::PACKET_TX_RING, TX_FRAMES)?;
@@ -208,7 +237,7 @@ impl TxRing {
     /// Fills the next free frame with `len` bytes written by `fill` (at most
     /// [`TX_CAPACITY`]) and requests it. `None` (nothing requested) when that frame is
     /// still the kernel's (every frame in flight) or `len` does not fit.
-    pub fn push(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Option<()> {
+    pub(crate) fn push(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Option<()> {
         if len > TX_CAPACITY {
             return None;
         }
@@ -231,7 +260,7 @@ impl TxRing {
     }
 
     /// Whether frames were requested since the last [`TxRing::settle`].
-    pub fn has_pending(&self) -> bool {
+    pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
 
@@ -240,7 +269,7 @@ impl TxRing {
     /// the kernel took it. A frame it did not take (the send failed) is cancelled: its
     /// length is zeroed so that the next send skips it as malformed (withdrawing it would
     /// stop the kernel's ring head on it).
-    pub fn settle(&mut self, mut outcome: impl FnMut(usize, bool)) {
+    pub(crate) fn settle(&mut self, mut outcome: impl FnMut(usize, bool)) {
         for (position, &index) in self.pending.iter().enumerate() {
             let taken = self.map.status(index as usize).load(Ordering::Acquire)
                 != libc::TP_STATUS_SEND_REQUEST;

@@ -11,49 +11,46 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use rustc_hash::FxBuildHasher;
 
 use super::counters::{Counters, VipCounters};
-use tungate_config::{DecapMode, Document};
+use tungate_config::Document;
 use tungate_packet::Directory;
 
 /// Index of a peer in [`Tables::peers`].
-pub type PeerId = u16;
+pub(crate) type PeerId = u16;
 /// Index of a VIP in [`Tables::vips`].
-pub type VipId = u32;
+pub(crate) type VipId = u32;
 
 /// One peer (real server).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerEntry {
+pub(crate) struct PeerEntry {
     /// The configured name.
-    pub name: String,
+    pub(crate) name: String,
     /// The RS address (RIP).
-    pub address: Ipv4Addr,
+    pub(crate) address: Ipv4Addr,
     /// The kernel tunnel device of this peer (`tg-<name>`, `kernel` decap mode).
-    pub device: String,
+    pub(crate) device: String,
 }
 
 /// One VIP and the peers that serve it.
-pub struct VipEntry {
+pub(crate) struct VipEntry {
     /// The VIP address.
-    pub address: Ipv4Addr,
+    pub(crate) address: Ipv4Addr,
     /// The peers that serve it (several when LVS balances it over several real servers).
-    pub peers: Vec<PeerId>,
+    pub(crate) peers: Vec<PeerId>,
     /// Its counters (shared with every earlier and later table generation).
-    pub counters: Arc<VipCounters>,
+    pub(crate) counters: Arc<VipCounters>,
 }
 
 /// One immutable generation of the runtime tables.
-pub struct Tables {
+pub(crate) struct Tables {
     /// The gateway address (GIP).
-    pub gateway: Ipv4Addr,
-    /// The receive mode.
-    pub decap: DecapMode,
+    pub(crate) gateway: Ipv4Addr,
     /// The peers, by [`PeerId`].
-    pub peers: Vec<PeerEntry>,
+    pub(crate) peers: Vec<PeerEntry>,
     /// The served VIPs, by [`VipId`].
-    pub vips: Vec<VipEntry>,
+    pub(crate) vips: Vec<VipEntry>,
     peer_by_address: HashMap<Ipv4Addr, PeerId, FxBuildHasher>,
     peer_by_device: HashMap<String, PeerId, FxBuildHasher>,
     vip_by_address: HashMap<Ipv4Addr, VipId, FxBuildHasher>,
@@ -70,10 +67,9 @@ fn served_key(vip: Ipv4Addr, peer: PeerId) -> u64 {
 impl Tables {
     /// Builds the tables of a validated document; VIP counters come from `counters` (kept
     /// by address, so a VIP keeps its counts across generations).
-    pub fn build(doc: &Document, counters: &Counters) -> Tables {
+    pub(crate) fn build(doc: &Document, counters: &Counters) -> Tables {
         let mut t = Tables {
             gateway: doc.gateway.address,
-            decap: doc.gateway.decap,
             peers: Vec::with_capacity(doc.peers.len()),
             vips: Vec::new(),
             peer_by_address: HashMap::default(),
@@ -112,15 +108,8 @@ impl Tables {
     }
 
     /// The peer whose tunnel device (`kernel` decap mode) is `device`.
-    pub fn peer_by_device(&self, device: &str) -> Option<PeerId> {
+    pub(crate) fn peer_by_device(&self, device: &str) -> Option<PeerId> {
         self.peer_by_device.get(device).copied()
-    }
-
-    /// The VIP entry with this address, if any peer serves it.
-    pub fn vip_by_address(&self, address: Ipv4Addr) -> Option<&VipEntry> {
-        self.vip_by_address
-            .get(&address)
-            .map(|&id| &self.vips[id as usize])
     }
 }
 
@@ -143,12 +132,9 @@ impl Directory for Tables {
     }
 }
 
-/// Where the workers find the current tables.
-pub type SharedTables = Arc<ArcSwap<Tables>>;
-
 /// Whether going from `old` to `new` changes the `[gateway]` section (which restarts the
 /// workers) rather than only peers and VIPs (which a table swap handles).
-pub fn needs_restart(old: &Document, new: &Document) -> bool {
+pub(crate) fn needs_restart(old: &Document, new: &Document) -> bool {
     old.gateway != new.gateway
 }
 
@@ -179,8 +165,8 @@ mod tests {
         t.vips[v as usize].counters.worker(0).packets.add(9);
 
         let t2 = Tables::build(&doc, &counters);
-        let v2 = t2.vip_by_address("192.0.2.12".parse().unwrap()).unwrap();
-        assert_eq!(v2.counters.worker(0).packets.get(), 9);
+        let v2 = t2.vip_served_by(b, "192.0.2.12".parse().unwrap()).unwrap();
+        assert_eq!(t2.vips[v2 as usize].counters.worker(0).packets.get(), 9);
 
         // A VIP balanced over two real servers is served by both, counted once.
         let shared = parse_toml(

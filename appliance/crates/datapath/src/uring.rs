@@ -9,6 +9,9 @@
 //! Where io_uring is refused (`kernel.io_uring_disabled`, a seccomp filter) the same two
 //! calls fall back to `poll(2)` and `send(2)`, with a warning, so the gateway still forwards.
 //! It never touches packet memory and never blocks longer than the timeout it is given.
+//!
+//! [`LoopCalls`] and [`WorkerUring`] are public only so that an integration test can drive
+//! the loop's sleep against real sockets in a network namespace (`tests/loop_calls.rs`).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -30,7 +33,7 @@ pub enum LoopCalls {
 impl LoopCalls {
     /// io_uring for `receive_fds` (the worker's receive sockets, in slot order), or the
     /// plain calls with a warning when the kernel refuses it.
-    pub fn new(worker: usize, receive_fds: &[RawFd]) -> LoopCalls {
+    pub(crate) fn new(worker: usize, receive_fds: &[RawFd]) -> LoopCalls {
         match WorkerUring::new(receive_fds) {
             Ok(u) => LoopCalls::Uring(Box::new(u)),
             Err(e) => {
@@ -51,11 +54,6 @@ impl LoopCalls {
                 )
             }
         }
-    }
-
-    /// Whether the loop runs on io_uring.
-    pub fn is_uring(&self) -> bool {
-        matches!(self, LoopCalls::Uring(_))
     }
 
     /// Sleeps until a receive socket is readable or `timeout` has passed.
@@ -82,7 +80,7 @@ impl LoopCalls {
 
     /// Asks the kernel to send the requested frames of each transmit ring in `transmit_fds`;
     /// returns once it has gone through them (which frames it took is read from the rings).
-    pub fn kick(&mut self, transmit_fds: &[RawFd]) {
+    pub(crate) fn kick(&mut self, transmit_fds: &[RawFd]) {
         match self {
             LoopCalls::Uring(u) => u.kick(transmit_fds),
             LoopCalls::Syscalls(_) => {
@@ -246,7 +244,10 @@ mod tests {
         let (quiet_r, _quiet_w) = pipe();
         let (busy_r, busy_w) = pipe();
         let mut calls = LoopCalls::new(0, &[quiet_r.as_raw_fd(), busy_r.as_raw_fd()]);
-        assert!(calls.is_uring(), "io_uring is available on this kernel");
+        assert!(
+            matches!(calls, LoopCalls::Uring(_)),
+            "io_uring is available on this kernel"
+        );
         let LoopCalls::Uring(u) = &mut calls else {
             unreachable!()
         };

@@ -1,46 +1,46 @@
-//! One data-path worker: a thread with its share of the receive sockets (PACKET_FANOUT
-//! spreads the packets), each with a mapped receive ring, its transmit rings (one per egress
-//! interface, opened on first use), its io_uring and its filters.
+//! One data-path worker: a thread that runs the packet loop over its own packet I/O
+//! ([`PacketIo`]; today the AF_PACKET rings of [`crate::tpacket`], whose receive sockets
+//! PACKET_FANOUT spreads the packets over), its route cache and its filters.
 //!
-//! Per batch (up to [`BATCH`] frames taken from the receive rings, which the kernel fills
-//! from softirq context) it checks and decapsulates every frame ([`tungate_packet`]), groups
-//! the accepted packets by VIP, runs each VIP's [`BatchFilter`], and copies each accepted
-//! packet behind a new offload and Ethernet header into the transmit ring of its egress
-//! interface with the TTL decremented; then one `send()` per transmit ring hands the whole
-//! batch to the kernel and every receive frame goes back to the kernel. No system call per
-//! packet in the common case. The loop's system calls go through the worker's io_uring
-//! ([`super::uring`]): the sleep when every receive ring is empty (one-shot polls, armed only
-//! then) and the transmit kicks of a batch (one `io_uring_enter` for every egress ring).
+//! Per batch (up to [`BATCH`] frames taken from the receive sources, which the kernel fills
+//! from softirq context) it checks and decapsulates every frame ([`tungate_packet`]), judges
+//! the accepted packets VIP by VIP ([`crate::batch`]), decrements each survivor's TTL and
+//! hands it to its egress ([`crate::egress`]: the transmit ring of a resolved next hop's
+//! interface, or the raw fallback); then one kick sends the whole batch and every receive
+//! frame goes back. No system call per packet in the common case.
 //!
-//! A packet too large for a ring frame (a GSO super-packet) arrives truncated in the ring
-//! with the whole packet on the socket's queue: the batch before it is finished first (so
-//! the order within a flow holds), then it is read and sent on its own. Packets whose next
-//! hop is not resolved yet go through the raw fallback socket.
+//! A packet too large for a ring frame (a GSO super-packet) ends the batch early: the batch
+//! before it is finished first (so the order within a flow holds), then it is read whole
+//! and sent on its own.
 //!
-//! It does no netlink I/O, takes no lock per packet and allocates nothing per packet; it
-//! only reads snapshots (tables, next hops) and writes its own counter cells.
+//! The worker owns the loop, the checks' verdicts and all counting. It does no netlink I/O,
+//! takes no lock per packet, allocates nothing per packet, and never touches sockets or
+//! ring memory except through its [`PacketIo`] and [`RawFallback`]; it only reads snapshots
+//! (tables, next hops) and writes its own counter cells.
 
-use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Cache};
-use rustc_hash::FxHashMap;
-
-use super::afpacket::{self, RxSocket, TxSocket};
-use super::counters::{GlobalCells, Padded};
-use super::filter::{Decision, FilterSlots, WorkerFilters};
-use super::resolver::{NextHops, ResolverLink, RouteAnswer};
-use super::ring::{RxFrame, TX_CAPACITY};
-use super::tables::{PeerId, Tables, VipId};
-use super::uring::LoopCalls;
 use tungate_packet::vnet::{self, VnetHeader};
 use tungate_packet::{DropReason, LinkLayer, classify, ipv4};
 
-/// Most frames taken from the receive rings per batch.
+use crate::afpacket::RxSocket;
+use crate::batch::{self, Accepted, Scratch};
+use crate::counters::{GlobalCells, Padded};
+use crate::egress::{self, Choice, RawFallback};
+use crate::filter::{FilterSlots, WorkerFilters};
+use crate::io::{FrameId, PacketIo, Received, Span, Taken, Transmit, TxHeader, TxTag};
+use crate::resolver::{NextHops, ResolverLink};
+use crate::route_cache::{Lookup, RouteCache};
+use crate::tables::{PeerId, Tables, VipId};
+use crate::tpacket::TpacketIo;
+
+/// Most frames taken from the receive sources per batch.
 const BATCH: usize = 256;
+/// Frames taken from one source in a row before the next one's turn.
+const RUN: usize = 32;
 /// How long an idle worker keeps looking at its rings before it sleeps: a wakeup (a
 /// context switch, and on a virtual machine an exit from the halted vCPU) costs far more than
 /// the gap between packets at moderate rates, so a short spin saves CPU per packet there and
@@ -48,48 +48,59 @@ const BATCH: usize = 256;
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 /// Longest sleep before the worker looks at `stop` and its snapshots again.
 const SLEEP_TIMEOUT: Duration = Duration::from_millis(100);
-/// Bytes of the buffer for packets too large for a ring frame: a 64 KB GSO super-packet with
-/// its offload, Ethernet and outer IPv4 headers.
-const BIG_BUFFER: usize = 68 * 1024;
-/// Room in front of the large-packet buffer for a new offload and Ethernet header.
-const BIG_HEADROOM: usize = 64;
-/// Bytes written in front of the inner packet for transmit: offload header and Ethernet.
-const TX_PREFIX: usize = vnet::LEN + 14;
-/// How long a route request may stay unanswered before it is asked again.
-const ASK_AGAIN: Duration = Duration::from_millis(500);
-/// Largest local route cache before it is cleared.
-const ROUTE_CACHE_MAX: usize = 1 << 16;
-/// How often the receive sockets' kernel drop counts are read.
+/// How often the receive side's kernel drop counts are read.
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
+/// Bytes of the Ethernet header written in front of a transmitted packet.
+const ETHERNET: usize = 14;
 
 /// Where a receive socket's frames come from.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub(crate) enum Source {
     /// `userspace` decap: the ingress interface, frames are Ethernet + outer IPIP.
     Ingress,
     /// `kernel` decap: the tunnel device of one peer, frames are inner packets.
     Tunnel {
-        /// The device name (`tg-<peer>`), looked up in each table generation.
+        /// The device name, looked up in each table generation.
         device: String,
     },
 }
 
+/// What a receive source's frames are under the current tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceLink {
+    /// Ethernet + outer IPIP from the ingress interface.
+    Ingress,
+    /// Inner packets from this peer's tunnel device.
+    Peer(PeerId),
+    /// A tunnel device no peer of the current tables owns (its frames are dropped).
+    UnknownTunnel,
+}
+
+/// How a sent packet left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// Its egress interface's transmit side.
+    Egress,
+    /// The raw fallback socket.
+    Fallback,
+}
+
 /// Everything a worker needs, handed over at start.
-pub struct WorkerSetup {
+pub(crate) struct WorkerSetup {
     /// The worker's index (its counter cells and filter slot).
-    pub index: usize,
+    pub(crate) index: usize,
     /// Its receive sockets (one per source), with where they read from.
-    pub sockets: Vec<(RxSocket, Source)>,
+    pub(crate) sockets: Vec<(RxSocket, Source)>,
     /// The runtime tables.
-    pub tables: Arc<ArcSwap<Tables>>,
+    pub(crate) tables: Arc<ArcSwap<Tables>>,
     /// Its end of the next-hop resolver.
-    pub resolver: ResolverLink,
+    pub(crate) resolver: ResolverLink,
     /// Filter sets from the control side.
-    pub filters: Arc<FilterSlots>,
+    pub(crate) filters: Arc<FilterSlots>,
     /// Every worker's global counter cells.
-    pub counters: Arc<[Padded<GlobalCells>]>,
+    pub(crate) counters: Arc<[Padded<GlobalCells>]>,
     /// Set to stop.
-    pub stop: Arc<AtomicBool>,
+    pub(crate) stop: Arc<AtomicBool>,
 }
 
 /// A worker could not start.
@@ -101,59 +112,23 @@ pub struct WorkerError {
     source: std::io::Error,
 }
 
-#[derive(Clone, Copy)]
-enum Route {
-    Hop(u32),
-    Unreachable,
-    Pending(Instant),
-}
-
-/// One accepted packet of the current batch.
-#[derive(Clone, Copy)]
-struct Accepted {
-    /// The inner IPv4 packet, in a held receive frame or the large-packet buffer.
-    data: *mut u8,
-    inner_len: usize,
-    /// Offset of the inner header in the received frame (for the offload fields).
-    inner_in_frame: usize,
-    vnet: VnetHeader,
-    vip: VipId,
-    destination: Ipv4Addr,
-}
-
-impl Accepted {
-    /// The packet's bytes.
-    ///
-    /// # Safety
-    /// The frame or buffer it lies in must still be held by the worker, with no other
-    /// reference to these bytes alive.
-    unsafe fn bytes_mut<'a>(self) -> &'a mut [u8] {
-        // SAFETY: per the caller's promise, `data..data + inner_len` is held memory.
-        unsafe { std::slice::from_raw_parts_mut(self.data, self.inner_len) }
-    }
-}
-
-/// A packet requested in a transmit ring, counted once the kernel took it.
-#[derive(Clone, Copy)]
-struct PendingTx {
-    vip: VipId,
-    len: u32,
-}
-
-/// An egress interface's sockets (`None`: they could not be opened; use the fallback).
-struct Egress {
-    ifindex: u32,
-    socket: Option<TxSocket>,
-    pending: Vec<PendingTx>,
-}
-
 /// Runs a worker until `stop` is set. The outcome of its set-up (the fallback socket) goes
 /// to `ready` before it starts receiving.
-pub fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<(), WorkerError>>) {
+pub(crate) fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<(), WorkerError>>) {
     let index = setup.index;
-    match afpacket::open_raw_fallback() {
-        Ok(raw) => {
-            let mut w = Worker::new(setup, raw);
+    match RawFallback::open() {
+        Ok(fallback) => {
+            let (sockets, sources): (Vec<_>, Vec<_>) = setup.sockets.into_iter().unzip();
+            let io = TpacketIo::new(index, sockets, BATCH);
+            let shared = Shared {
+                index,
+                tables: setup.tables,
+                resolver: setup.resolver,
+                filters: setup.filters,
+                counters: setup.counters,
+                stop: setup.stop,
+            };
+            let mut w = Worker::new(shared, sources, io, fallback);
             let _ = ready.send(Ok(()));
             w.main_loop();
         }
@@ -167,88 +142,103 @@ pub fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<(), Worke
     }
 }
 
-struct Worker {
+/// What a worker shares with the rest of the data path.
+struct Shared {
     index: usize,
-    sockets: Vec<(RxSocket, Source)>,
-    socket_peers: Vec<Option<PeerId>>,
-    raw: OwnedFd,
-    egress: Vec<Egress>,
+    tables: Arc<ArcSwap<Tables>>,
+    resolver: ResolverLink,
+    filters: Arc<FilterSlots>,
+    counters: Arc<[Padded<GlobalCells>]>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Where one worker counts: its global cells and the current tables' VIP counters.
+struct Tally<'a> {
+    worker: usize,
+    cells: &'a GlobalCells,
+    tables: &'a Tables,
+}
+
+impl Tally<'_> {
+    /// Counts a dropped packet, also for its VIP when it has one.
+    fn drop(&self, reason: DropReason, vip: Option<VipId>) {
+        self.cells.drop(reason);
+        if let Some(vip) = vip
+            && let Some(v) = self.tables.vips.get(vip as usize)
+        {
+            v.counters.worker(self.worker).drops[reason.index()].add(1);
+        }
+    }
+
+    /// Counts a packet the kernel took.
+    fn sent(&self, vip: VipId, len: u32, via: Via) {
+        self.cells.tx_packets.add(1);
+        self.cells.tx_bytes.add(u64::from(len));
+        if via == Via::Fallback {
+            self.cells.tx_fallback_packets.add(1);
+        }
+        if let Some(v) = self.tables.vips.get(vip as usize) {
+            let c = v.counters.worker(self.worker);
+            c.packets.add(1);
+            c.bytes.add(u64::from(len));
+        }
+    }
+}
+
+struct Worker<Io: PacketIo> {
+    index: usize,
+    io: Io,
+    /// Each receive source's origin, and what its frames are under the current tables.
+    sources: Vec<Source>,
+    links: Vec<SourceLink>,
+    fallback: RawFallback,
     tables: Cache<Arc<ArcSwap<Tables>>, Arc<Tables>>,
     current: Arc<Tables>,
     resolver: ResolverLink,
     hops: Cache<Arc<ArcSwap<NextHops>>, Arc<NextHops>>,
-    hop_generation: u64,
-    routes: FxHashMap<Ipv4Addr, Route>,
+    routes: RouteCache,
     filter_slots: Arc<FilterSlots>,
     filter_generation: u64,
     filters: WorkerFilters,
     counters: Arc<[Padded<GlobalCells>]>,
     stop: Arc<AtomicBool>,
     // Reused per batch (no per-packet allocation).
-    /// Receive frames of the batch, by (socket, frame index), released after it.
-    held: Vec<(u16, u32)>,
+    /// Receive frames of the batch, given back after it.
+    held: Vec<FrameId>,
     accepted: Vec<Accepted>,
-    decisions: Vec<Decision>,
-    views: Vec<&'static [u8]>,
-    /// The loop's system calls (sleep, transmit kicks).
-    calls: LoopCalls,
-    /// Transmit ring sockets to kick after a batch (reused).
-    kick_fds: Vec<std::os::fd::RawFd>,
-    /// For packets too large for a ring frame (allocated on first use).
-    big: Vec<u8>,
-    next_socket: usize,
+    scratch: Scratch,
+    next_source: usize,
     last_stats: Instant,
 }
 
-/// Empties a vector of borrowed slices so its allocation can be reused with any lifetime
-/// (the in-place `collect` keeps the allocation; no element is ever converted).
-fn relifetime<'a, 'b>(mut v: Vec<&'a [u8]>) -> Vec<&'b [u8]> {
-    v.clear();
-    v.into_iter()
-        .map(|_| -> &'b [u8] { unreachable!() })
-        .collect()
-}
-
-impl Worker {
-    fn new(setup: WorkerSetup, raw: OwnedFd) -> Worker {
-        let n = setup.sockets.len();
-        let mut tables = Cache::new(setup.tables);
+impl<Io: PacketIo> Worker<Io> {
+    fn new(shared: Shared, sources: Vec<Source>, io: Io, fallback: RawFallback) -> Worker<Io> {
+        let mut tables = Cache::new(shared.tables);
         let current = tables.load().clone();
-        let hops = Cache::new(setup.resolver.hops.clone());
-        let receive_fds: Vec<_> = setup
-            .sockets
-            .iter()
-            .map(|(s, _)| s.fd.as_raw_fd())
-            .collect();
-        let calls = LoopCalls::new(setup.index, &receive_fds);
+        let hops = Cache::new(shared.resolver.hops.clone());
         let mut w = Worker {
-            index: setup.index,
-            sockets: setup.sockets,
-            socket_peers: vec![None; n],
-            raw,
-            egress: Vec::new(),
+            index: shared.index,
+            io,
+            links: vec![SourceLink::UnknownTunnel; sources.len()],
+            sources,
+            fallback,
             tables,
             current,
-            resolver: setup.resolver,
+            resolver: shared.resolver,
             hops,
-            hop_generation: u64::MAX,
-            routes: FxHashMap::default(),
-            filter_slots: setup.filters,
+            routes: RouteCache::new(),
+            filter_slots: shared.filters,
             filter_generation: 0,
             filters: WorkerFilters::default(),
-            counters: setup.counters,
-            stop: setup.stop,
+            counters: shared.counters,
+            stop: shared.stop,
             held: Vec::with_capacity(BATCH),
             accepted: Vec::with_capacity(BATCH),
-            decisions: Vec::with_capacity(BATCH),
-            views: Vec::with_capacity(BATCH),
-            calls,
-            kick_fds: Vec::new(),
-            big: Vec::new(),
-            next_socket: 0,
+            scratch: Scratch::with_capacity(BATCH),
+            next_source: 0,
             last_stats: Instant::now(),
         };
-        w.map_sockets_to_peers();
+        w.map_sources();
         w
     }
 
@@ -256,11 +246,26 @@ impl Worker {
         &self.counters[self.index]
     }
 
-    fn map_sockets_to_peers(&mut self) {
-        for (slot, (_, source)) in self.sockets.iter().enumerate() {
-            self.socket_peers[slot] = match source {
-                Source::Ingress => None,
-                Source::Tunnel { device } => self.current.peer_by_device(device),
+    fn tally(&self) -> Tally<'_> {
+        Tally {
+            worker: self.index,
+            cells: &self.counters[self.index],
+            tables: &self.current,
+        }
+    }
+
+    fn drop_packet(&self, reason: DropReason, vip: Option<VipId>) {
+        self.tally().drop(reason, vip);
+    }
+
+    fn map_sources(&mut self) {
+        for (link, source) in self.links.iter_mut().zip(&self.sources) {
+            *link = match source {
+                Source::Ingress => SourceLink::Ingress,
+                Source::Tunnel { device } => match self.current.peer_by_device(device) {
+                    Some(peer) => SourceLink::Peer(peer),
+                    None => SourceLink::UnknownTunnel,
+                },
             };
         }
     }
@@ -269,11 +274,11 @@ impl Worker {
         let mut idle_since: Option<Instant> = None;
         while !self.stop.load(Ordering::Relaxed) {
             self.refresh_snapshots();
-            let copied = self.gather();
-            if self.held.is_empty() && copied.is_none() {
+            let large = self.gather();
+            if self.held.is_empty() && large.is_none() {
                 let since = *idle_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= SPIN_BEFORE_SLEEP {
-                    self.wait();
+                    self.io.wait(SLEEP_TIMEOUT);
                     idle_since = None;
                 } else {
                     std::hint::spin_loop();
@@ -281,19 +286,14 @@ impl Worker {
             } else {
                 idle_since = None;
                 self.finish_batch();
-                if let Some((slot, index)) = copied {
-                    self.receive_copied(slot, index);
+                if let Some((source, frame)) = large {
+                    self.receive_large(source, frame);
                 }
             }
             if self.last_stats.elapsed() >= STATS_INTERVAL {
-                self.read_socket_statistics();
+                self.read_receive_drops();
             }
         }
-    }
-
-    /// Sleeps until a receive socket has something (or the timeout passes).
-    fn wait(&mut self) {
-        self.calls.wait(SLEEP_TIMEOUT);
     }
 
     /// Between batches: new tables, next hops, filters and resolver answers.
@@ -301,23 +301,11 @@ impl Worker {
         let tables = self.tables.load();
         if !Arc::ptr_eq(tables, &self.current) {
             self.current = tables.clone();
-            self.map_sockets_to_peers();
+            self.map_sources();
         }
-        let generation = self.hops.load().generation;
-        if generation != self.hop_generation {
-            self.hop_generation = generation;
-            self.routes.clear();
-        }
-        while let Ok((dst, answer, generation)) = self.resolver.answers.try_recv() {
-            if generation == self.hop_generation {
-                let route = match answer {
-                    RouteAnswer::Hop(id) => Route::Hop(id),
-                    RouteAnswer::Unreachable => Route::Unreachable,
-                };
-                self.routes.insert(dst, route);
-            } else {
-                self.routes.remove(&dst);
-            }
+        self.routes.follow_generation(self.hops.load().generation);
+        while let Ok((destination, answer, generation)) = self.resolver.answers.try_recv() {
+            self.routes.answer(destination, answer, generation);
         }
         if self.filter_slots.generation() != self.filter_generation
             && let Some((generation, set)) = self.filter_slots.take(self.index)
@@ -328,76 +316,78 @@ impl Worker {
         }
     }
 
-    /// Takes up to [`BATCH`] frames from the receive rings, round robin, checking each.
-    /// Stops early at a frame whose packet did not fit (returned, still held: its batch is
-    /// finished first so that order within a flow holds).
-    fn gather(&mut self) -> Option<(u16, u32)> {
+    /// Takes up to [`BATCH`] frames from the receive sources, round robin, checking each.
+    /// Stops early at a packet too large for its frame (returned with its source, the frame
+    /// still held: its batch is finished first so that order within a flow holds).
+    fn gather(&mut self) -> Option<(usize, FrameId)> {
         self.held.clear();
         self.accepted.clear();
-        let n = self.sockets.len();
+        let n = self.io.sources();
         if n == 0 {
             // No source yet (`kernel` decap with no peer): nothing to take.
             return None;
         }
         let mut idle = 0;
-        let mut slot = self.next_socket;
+        let mut source = self.next_source % n;
         while self.held.len() < BATCH && idle < n {
-            let Some(frame) = self.sockets[slot].0.ring.take_filled() else {
+            let Some(taken) = self.io.take(source) else {
                 idle += 1;
-                slot = (slot + 1) % n;
+                source = (source + 1) % n;
                 continue;
             };
             idle = 0;
-            if frame.status & libc::TP_STATUS_COPY != 0 {
-                self.next_socket = (slot + 1) % n;
-                return Some((slot as u16, frame.index));
-            }
-            self.held.push((slot as u16, frame.index));
-            self.receive_frame(slot, frame);
-            // Take a run from one socket, then move on (fairness without a syscall).
-            if self.held.len().is_multiple_of(32) {
-                slot = (slot + 1) % n;
+            match taken {
+                Taken::Large(frame) => {
+                    self.next_source = (source + 1) % n;
+                    return Some((source, frame));
+                }
+                Taken::Frame(received) => {
+                    self.held.push(received.span.frame);
+                    self.receive_frame(source, received);
+                    // Take a run from one source, then move on (fairness without a syscall).
+                    if self.held.len().is_multiple_of(RUN) {
+                        source = (source + 1) % n;
+                    }
+                }
             }
         }
-        self.next_socket = (slot + 1) % n;
+        self.next_source = (source + 1) % n;
         None
     }
 
-    /// Checks one frame (offload header + frame, `len` bytes captured of `wire_len`) and
-    /// queues the packet in it, or counts why it is dropped.
-    fn receive_frame(&mut self, slot: usize, frame: RxFrame) {
-        let cells = &self.counters[self.index];
+    /// Checks one received frame (offload header + frame) and queues the packet in it, or
+    /// counts why it is dropped.
+    fn receive_frame(&mut self, source: usize, received: Received) {
+        let cells = self.cells();
         cells.rx_packets.add(1);
         cells
             .rx_bytes
-            .add(frame.wire_len.saturating_sub(vnet::LEN) as u64);
-        if frame.wire_len > frame.len {
+            .add(received.wire_len.saturating_sub(vnet::LEN) as u64);
+        if received.wire_len > received.span.len {
             self.drop_packet(DropReason::Truncated, None);
             return;
         }
-        // SAFETY: the frame is held by the worker (taken from the ring, not yet released,
-        // or the large-packet buffer); `data..data + len` lies inside it.
-        let bytes = unsafe { std::slice::from_raw_parts(frame.data, frame.len) };
+        let bytes = self.io.bytes(received.span);
         let Some(vnet_header) = VnetHeader::parse(bytes) else {
             self.drop_packet(DropReason::MalformedOuter, None);
             return;
         };
         let packet = &bytes[vnet::LEN..];
-        let link = match self.socket_peers.get(slot) {
-            Some(Some(peer)) => LinkLayer::Decapsulated(*peer),
-            Some(None) if matches!(self.sockets[slot].1, Source::Ingress) => {
-                LinkLayer::EthernetIpip
-            }
-            _ => {
+        let link = match self.links.get(source) {
+            Some(SourceLink::Peer(peer)) => LinkLayer::Decapsulated(*peer),
+            Some(SourceLink::Ingress) => LinkLayer::EthernetIpip,
+            Some(SourceLink::UnknownTunnel) | None => {
                 self.drop_packet(DropReason::UnknownPeer, None);
                 return;
             }
         };
         match classify(packet, link, &*self.current) {
             Ok(a) => self.accepted.push(Accepted {
-                // SAFETY: inner_offset lies inside the checked frame.
-                data: unsafe { frame.data.add(vnet::LEN + a.inner_offset) },
-                inner_len: a.inner_len,
+                packet: Span {
+                    frame: received.span.frame,
+                    offset: received.span.offset + vnet::LEN + a.inner_offset,
+                    len: a.inner_len,
+                },
                 inner_in_frame: a.inner_offset,
                 vnet: vnet_header,
                 vip: a.vip,
@@ -407,263 +397,121 @@ impl Worker {
         }
     }
 
-    fn drop_packet(&self, reason: DropReason, vip: Option<VipId>) {
-        self.cells().drop(reason);
-        if let Some(vip) = vip
-            && let Some(v) = self.current.vips.get(vip as usize)
-        {
-            v.counters.worker(self.index).drops[reason.index()].add(1);
-        }
-    }
-
     /// Filters, forwards and transmits the batch, then gives its frames back.
     fn finish_batch(&mut self) {
         self.filter_and_send();
-        for &(slot, index) in &self.held {
-            self.sockets[usize::from(slot)].0.ring.release(index);
+        for &frame in &self.held {
+            self.io.release(frame);
         }
         self.held.clear();
     }
 
-    /// Runs each VIP's filter on that VIP's packets of the batch; drops what they reject.
-    fn run_filters(&mut self) {
-        if self.filters.by_vip.is_empty() {
-            return;
-        }
-        self.accepted.sort_by_key(|a| a.vip);
-        let mut accepted = std::mem::take(&mut self.accepted);
-        let mut decisions = std::mem::take(&mut self.decisions);
-        decisions.clear();
-        decisions.resize(accepted.len(), Decision::Pass);
-        let mut start = 0;
-        while start < accepted.len() {
-            let vip = accepted[start].vip;
-            let end = start
-                + accepted[start..]
-                    .iter()
-                    .take_while(|a| a.vip == vip)
-                    .count();
-            let address = self.current.vips[vip as usize].address;
-            if let Some(filter) = self.filters.by_vip.get_mut(&address) {
-                let mut views = relifetime(std::mem::take(&mut self.views));
-                for a in &accepted[start..end] {
-                    // SAFETY: the worker holds the packet's frame; no mutable view of it
-                    // exists during the call.
-                    views.push(unsafe { a.bytes_mut() });
-                }
-                filter.filter(&views, &mut decisions[start..end]);
-                self.views = relifetime(views);
-            }
-            start = end;
-        }
-        let mut verdicts = decisions.iter();
-        accepted.retain(|a| match verdicts.next() {
-            Some(Decision::DropByPlugin) => {
-                self.drop_packet(DropReason::Plugin, Some(a.vip));
-                false
-            }
-            Some(Decision::DropOnError) => {
-                self.drop_packet(DropReason::PluginError, Some(a.vip));
-                false
-            }
-            Some(Decision::Pass) | None => true,
-        });
-        self.accepted = accepted;
-        self.decisions = decisions;
-    }
-
-    fn route(&mut self, destination: Ipv4Addr, vip: VipId) -> Option<Option<u32>> {
-        match self.routes.get(&destination) {
-            Some(Route::Hop(id)) => Some(Some(*id)),
-            Some(Route::Unreachable) => {
-                self.drop_packet(DropReason::NoRoute, Some(vip));
-                None
-            }
-            Some(Route::Pending(since)) => {
-                if since.elapsed() > ASK_AGAIN {
-                    self.ask(destination);
-                }
-                Some(None)
+    /// A packet too large for its ring frame: read it whole and send it on its own.
+    fn receive_large(&mut self, source: usize, frame: FrameId) {
+        self.accepted.clear();
+        match self.io.receive_large(frame) {
+            Some(received) => {
+                self.receive_frame(source, received);
+                self.filter_and_send();
             }
             None => {
-                self.ask(destination);
-                Some(None)
+                self.cells().rx_packets.add(1);
+                self.drop_packet(DropReason::Truncated, None);
             }
         }
     }
 
-    /// Sends one accepted packet on its way: into its egress transmit ring, or with a
-    /// `send()` of its own when it is too large for a ring frame, or through the raw
-    /// fallback when its next hop is not resolved yet. `big`: it lies in the large-packet
-    /// buffer, with [`BIG_HEADROOM`] bytes free in front of its frame.
-    fn forward(&mut self, a: &Accepted, hops: &NextHops) {
-        let Some(route) = self.route(a.destination, a.vip) else {
+    /// Runs the filters on the accepted packets, forwards what passes and transmits.
+    fn filter_and_send(&mut self) {
+        if self.accepted.is_empty() {
             return;
+        }
+        let mut accepted = std::mem::take(&mut self.accepted);
+        let tally = Tally {
+            worker: self.index,
+            cells: &self.counters[self.index],
+            tables: &self.current,
         };
-        let hop = route.and_then(|id| hops.hops.get(id as usize));
-        let (ethernet, ifindex) = match hop {
-            Some(h) if h.ethernet.is_some() => {
-                if a.inner_len > h.mtu as usize && !a.vnet.is_gso() {
-                    // SAFETY: the worker holds the packet's frame; nothing else refers to it now.
-                    let packet = unsafe { a.bytes_mut() };
-                    super::frag_needed::answer_too_big(packet, h.mtu, self.cells());
-                    self.drop_packet(DropReason::TooBig, Some(a.vip));
-                    return;
-                }
-                (h.ethernet.unwrap_or_default(), h.ifindex)
+        let io = &self.io;
+        batch::judge(
+            &mut accepted,
+            &mut self.filters,
+            &mut self.scratch,
+            |vip| tally.tables.vips.get(vip as usize).map(|v| v.address),
+            |span| io.bytes(span),
+            |a, reason| tally.drop(reason, Some(a.vip)),
+        );
+        let hops = self.hops.load().clone();
+        for a in &accepted {
+            self.forward(a, &hops);
+        }
+        self.accepted = accepted;
+        self.flush_transmit();
+    }
+
+    /// Sends one accepted packet on its way, or counts why it cannot go.
+    fn forward(&mut self, a: &Accepted, hops: &NextHops) {
+        let lookup = self.routes.lookup(a.destination, Instant::now);
+        if lookup == (Lookup::Unresolved { ask: true }) {
+            let (resolver, index) = (&self.resolver, self.index);
+            self.routes.ask(a.destination, Instant::now(), || {
+                resolver.ask(index, a.destination)
+            });
+        }
+        match egress::choose(lookup, hops, a.packet.len, a.vnet.is_gso()) {
+            Choice::NoRoute => self.drop_packet(DropReason::NoRoute, Some(a.vip)),
+            Choice::TooBig { mtu } => {
+                crate::frag_needed::answer_too_big(self.io.bytes(a.packet), mtu, self.cells());
+                self.drop_packet(DropReason::TooBig, Some(a.vip));
             }
-            _ => return self.send_fallback(a),
-        };
-        let frame_len = 14 + a.inner_len;
-        let Some(tx_vnet) = a.vnet.for_transmit(a.inner_in_frame, 14, frame_len) else {
+            Choice::Fallback => self.send_fallback(a),
+            Choice::Interface { ifindex, ethernet } => self.transmit(a, ifindex, ethernet),
+        }
+    }
+
+    /// Hands a packet to its egress interface's transmit side (the raw fallback when that
+    /// cannot be opened).
+    fn transmit(&mut self, a: &Accepted, ifindex: u32, ethernet: [u8; 14]) {
+        let frame_len = ETHERNET + a.packet.len;
+        let Some(vnet) = a.vnet.for_transmit(a.inner_in_frame, ETHERNET, frame_len) else {
             self.drop_packet(DropReason::MalformedInner, Some(a.vip));
             return;
         };
-        let Some(e) = self.egress_for(ifindex) else {
+        if !self.io.egress_ready(ifindex) {
             return self.send_fallback(a);
-        };
-        let egress = &mut self.egress[e];
-        let Some(socket) = egress.socket.as_mut() else {
-            return self.send_fallback(a);
-        };
-        let len = vnet::LEN + frame_len;
-        if len <= TX_CAPACITY {
-            let mut tx_vnet = tx_vnet;
-            if !tx_vnet.is_gso() {
-                // The whole frame is "header": the kernel copies it into the skb's linear
-                // part. Otherwise the skb would point into the ring's pages, and the first
-                // hop that orphans user pages (veth, any local delivery) would allocate a
-                // page and copy it again (skb_copy_ubufs).
-                tx_vnet.hdr_len = frame_len as u16;
-            }
-            // SAFETY: the worker holds the packet's frame; nothing else refers to it now.
-            let inner = unsafe { a.bytes_mut() };
-            let pushed = socket.ring.push(len, |out| {
-                tx_vnet.write(&mut out[..vnet::LEN]);
-                out[vnet::LEN..TX_PREFIX].copy_from_slice(&ethernet);
-                let packet = &mut out[TX_PREFIX..];
-                packet.copy_from_slice(inner);
-                ipv4::decrement_ttl(packet);
-            });
-            match pushed {
-                Some(()) => egress.pending.push(PendingTx {
-                    vip: a.vip,
-                    len: a.inner_len as u32,
-                }),
-                // Every frame still in flight: the interface is slower than the input.
-                None => self.drop_packet(DropReason::TxError, Some(a.vip)),
-            }
-            return;
         }
-        // Only a packet from the large-packet buffer is larger than a ring frame. Whatever
-        // the ring holds goes first, so the order within a flow holds.
-        let fd = socket.plain.as_raw_fd();
-        self.flush_transmit();
-        // SAFETY: the packet lies in the large-packet buffer at least BIG_HEADROOM bytes
-        // after its start (TX_PREFIX < BIG_HEADROOM), and the worker holds that buffer.
-        let start = unsafe { a.data.sub(TX_PREFIX) };
-        // SAFETY: as above; `start..start + len` covers the prefix and the packet.
-        let out = unsafe { std::slice::from_raw_parts_mut(start, len) };
-        tx_vnet.write(&mut out[..vnet::LEN]);
-        out[vnet::LEN..TX_PREFIX].copy_from_slice(&ethernet);
-        ipv4::decrement_ttl(&mut out[TX_PREFIX..]);
-        // SAFETY: out is valid for reads of its length.
-        let rc = unsafe { libc::send(fd, out.as_ptr().cast(), out.len(), libc::MSG_DONTWAIT) };
-        self.count_sent(a.vip, a.inner_len as u32, rc >= 0, false);
-        if rc < 0 {
-            tracing::debug!(
-                "worker {}: send failed: {}",
-                self.index,
-                std::io::Error::last_os_error()
-            );
+        ipv4::decrement_ttl(self.io.bytes_mut(a.packet));
+        let len = a.packet.len as u32;
+        let tag = TxTag { vip: a.vip, len };
+        match self
+            .io
+            .transmit(ifindex, a.packet, &TxHeader { vnet, ethernet }, tag)
+        {
+            Transmit::Queued => {}
+            Transmit::Sent => self.tally().sent(a.vip, len, Via::Egress),
+            // Every frame still in flight: the interface is slower than the input.
+            Transmit::Full => self.drop_packet(DropReason::TxError, Some(a.vip)),
+            Transmit::Failed(e) => {
+                tracing::debug!("worker {}: send failed: {e}", self.index);
+                self.drop_packet(DropReason::TxError, Some(a.vip));
+            }
         }
     }
 
-    /// The index of `ifindex`'s egress entry, opening its sockets on first use.
-    fn egress_for(&mut self, ifindex: u32) -> Option<usize> {
-        if let Some(i) = self.egress.iter().position(|e| e.ifindex == ifindex) {
-            return Some(i);
-        }
-        let socket = match afpacket::open_transmit(ifindex) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("worker {}: {e}; using the raw fallback", self.index);
-                None
-            }
-        };
-        self.egress.push(Egress {
-            ifindex,
-            socket,
-            pending: Vec::with_capacity(BATCH),
-        });
-        Some(self.egress.len() - 1)
-    }
-
-    /// Kicks every transmit ring with requested frames (one `io_uring_enter` for all),
-    /// then counts each packet as sent or failed.
+    /// Kicks the transmit side, then counts each queued packet as sent or failed.
     fn flush_transmit(&mut self) {
-        self.kick_fds.clear();
-        for e in &self.egress {
-            if let Some(socket) = &e.socket
-                && socket.ring.has_pending()
-            {
-                self.kick_fds.push(socket.ring_fd.as_raw_fd());
+        let tally = Tally {
+            worker: self.index,
+            cells: &self.counters[self.index],
+            tables: &self.current,
+        };
+        self.io.kick(&mut |tag, taken| {
+            if taken {
+                tally.sent(tag.vip, tag.len, Via::Egress);
+            } else {
+                tally.drop(DropReason::TxError, Some(tag.vip));
             }
-        }
-        if self.kick_fds.is_empty() {
-            return;
-        }
-        self.calls.kick(&self.kick_fds);
-        let mut egress = std::mem::take(&mut self.egress);
-        for e in &mut egress {
-            if e.pending.is_empty() {
-                continue;
-            }
-            if let Some(socket) = e.socket.as_mut() {
-                let pending = &e.pending;
-                socket.ring.settle(|position, taken| {
-                    let p = pending[position];
-                    self.count_sent(p.vip, p.len, taken, false);
-                });
-            }
-            e.pending.clear();
-        }
-        self.egress = egress;
-    }
-
-    fn count_sent(&self, vip: VipId, len: u32, ok: bool, fallback: bool) {
-        if !ok {
-            self.drop_packet(
-                if fallback {
-                    DropReason::NoRoute
-                } else {
-                    DropReason::TxError
-                },
-                Some(vip),
-            );
-            return;
-        }
-        let cells = self.cells();
-        cells.tx_packets.add(1);
-        cells.tx_bytes.add(u64::from(len));
-        if fallback {
-            cells.tx_fallback_packets.add(1);
-        }
-        if let Some(v) = self.current.vips.get(vip as usize) {
-            let c = v.counters.worker(self.index);
-            c.packets.add(1);
-            c.bytes.add(u64::from(len));
-        }
-    }
-
-    fn ask(&mut self, destination: Ipv4Addr) {
-        if self.routes.len() >= ROUTE_CACHE_MAX {
-            self.routes.clear();
-        }
-        if self.resolver.ask(self.index, destination) {
-            self.routes
-                .insert(destination, Route::Pending(Instant::now()));
-        }
+        });
     }
 
     /// Sends through the raw socket (the kernel routes it and resolves the neighbour).
@@ -674,8 +522,7 @@ impl Worker {
             self.drop_packet(DropReason::NoRoute, Some(a.vip));
             return;
         }
-        // SAFETY: the worker holds the packet's frame; nothing else refers to it now.
-        let packet = unsafe { a.bytes_mut() };
+        let packet = self.io.bytes_mut(a.packet);
         if a.vnet.needs_csum() {
             let start = usize::from(a.vnet.csum_start).wrapping_sub(a.inner_in_frame);
             if start >= packet.len()
@@ -686,102 +533,245 @@ impl Worker {
             }
         }
         ipv4::decrement_ttl(packet);
-        // SAFETY: an all-zero sockaddr_in is valid; the fields are set below.
-        let mut dest: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        dest.sin_family = libc::AF_INET as libc::sa_family_t;
-        dest.sin_addr.s_addr = u32::from(a.destination).to_be();
-        // SAFETY: packet and dest are valid for reads of the lengths passed.
-        let rc = unsafe {
-            libc::sendto(
-                self.raw.as_raw_fd(),
-                packet.as_ptr().cast(),
-                packet.len(),
-                libc::MSG_DONTWAIT,
-                (&raw const dest).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            let e = std::io::Error::last_os_error();
-            tracing::debug!("worker {}: fallback send failed: {e}", self.index);
-            // The raw socket refuses a packet larger than the route's MTU (the fast path
-            // checks the MTU before sending): the same drop as on the fast path.
-            let reason = match e.raw_os_error() {
-                Some(libc::ENETUNREACH | libc::EHOSTUNREACH) => DropReason::NoRoute,
-                Some(libc::EMSGSIZE) => DropReason::TooBig,
-                _ => DropReason::TxError,
-            };
-            self.drop_packet(reason, Some(a.vip));
-            return;
-        }
-        self.count_sent(a.vip, a.inner_len as u32, true, true);
-    }
-
-    /// A packet too large for its ring frame: read it whole from the socket's queue into
-    /// the large-packet buffer and send it on its own, then give the frame back.
-    fn receive_copied(&mut self, slot: u16, index: u32) {
-        let slot_usize = usize::from(slot);
-        if self.big.is_empty() {
-            self.big = vec![0; BIG_HEADROOM + BIG_BUFFER];
-        }
-        let fd = self.sockets[slot_usize].0.fd.as_raw_fd();
-        let buf = &mut self.big[BIG_HEADROOM..];
-        // SAFETY: buf is valid for writes of its length.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            )
-        };
-        self.sockets[slot_usize].0.ring.release(index);
-        if n < 0 {
-            // The copy went missing (cannot happen while the ring hands out frames in
-            // order): count the frame as truncated.
-            self.cells().rx_packets.add(1);
-            self.drop_packet(DropReason::Truncated, None);
-            return;
-        }
-        let wire_len = n as usize;
-        let frame = RxFrame {
-            index,
-            status: 0,
-            // SAFETY: BIG_HEADROOM < self.big.len().
-            data: unsafe { self.big.as_mut_ptr().add(BIG_HEADROOM) },
-            len: wire_len.min(BIG_BUFFER),
-            wire_len,
-        };
-        self.accepted.clear();
-        self.receive_frame(slot_usize, frame);
-        self.filter_and_send();
-    }
-
-    /// Runs the filters on the accepted packets, forwards what passes and transmits.
-    fn filter_and_send(&mut self) {
-        if self.accepted.is_empty() {
-            return;
-        }
-        self.run_filters();
-        let accepted = std::mem::take(&mut self.accepted);
-        let hops = self.hops.load().clone();
-        for a in &accepted {
-            self.forward(a, &hops);
-        }
-        self.accepted = accepted;
-        self.flush_transmit();
-    }
-
-    fn read_socket_statistics(&mut self) {
-        self.last_stats = Instant::now();
-        let mut drops = 0u64;
-        for (s, _) in &self.sockets {
-            if let Ok((_, d)) = afpacket::take_statistics(&s.fd) {
-                drops += u64::from(d);
+        match self.fallback.send(packet, a.destination) {
+            Ok(()) => self.tally().sent(a.vip, a.packet.len as u32, Via::Fallback),
+            Err(e) => {
+                tracing::debug!("worker {}: fallback send failed: {e}", self.index);
+                // The raw socket refuses a packet larger than the route's MTU (the fast path
+                // checks the MTU before sending): the same drop as on the fast path.
+                let reason = match e.raw_os_error() {
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH) => DropReason::NoRoute,
+                    Some(libc::EMSGSIZE) => DropReason::TooBig,
+                    _ => DropReason::TxError,
+                };
+                self.drop_packet(reason, Some(a.vip));
             }
         }
+    }
+
+    fn read_receive_drops(&mut self) {
+        self.last_stats = Instant::now();
+        let drops = self.io.take_receive_drops();
         if drops > 0 {
             self.cells().drops[DropReason::RxOverflow.index()].add(drops);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::Counters;
+    use crate::filter::{BatchFilter, Decision};
+    use crate::resolver::{NextHop, RouteAnswer};
+    use std::net::Ipv4Addr;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+    const ETH: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+
+    /// One source of received frames in memory; records what is released and transmitted.
+    #[derive(Default)]
+    struct FakeIo {
+        frames: Vec<Vec<u8>>,
+        next: usize,
+        released: Vec<FrameId>,
+        queued: Vec<(u32, Vec<u8>, TxTag)>,
+        sent: Vec<(u32, Vec<u8>)>,
+    }
+
+    impl PacketIo for FakeIo {
+        fn sources(&self) -> usize {
+            1
+        }
+        fn take(&mut self, _: usize) -> Option<Taken> {
+            let frame = self.frames.get(self.next)?;
+            let span = Span {
+                frame: FrameId::Ring {
+                    source: 0,
+                    index: self.next as u32,
+                },
+                offset: 0,
+                len: frame.len(),
+            };
+            self.next += 1;
+            Some(Taken::Frame(Received {
+                span,
+                wire_len: span.len,
+            }))
+        }
+        fn receive_large(&mut self, _: FrameId) -> Option<Received> {
+            None
+        }
+        fn bytes(&self, span: Span) -> &[u8] {
+            let FrameId::Ring { index, .. } = span.frame else {
+                return &[];
+            };
+            &self.frames[index as usize][span.offset..span.offset + span.len]
+        }
+        fn bytes_mut(&mut self, span: Span) -> &mut [u8] {
+            let FrameId::Ring { index, .. } = span.frame else {
+                return &mut [];
+            };
+            &mut self.frames[index as usize][span.offset..span.offset + span.len]
+        }
+        fn release(&mut self, frame: FrameId) {
+            self.released.push(frame);
+        }
+        fn egress_ready(&mut self, _: u32) -> bool {
+            true
+        }
+        fn transmit(&mut self, ifindex: u32, packet: Span, h: &TxHeader, tag: TxTag) -> Transmit {
+            assert_eq!(h.ethernet, ETH);
+            let bytes = self.bytes(packet).to_vec();
+            self.queued.push((ifindex, bytes, tag));
+            Transmit::Queued
+        }
+        fn kick(&mut self, settled: &mut dyn FnMut(TxTag, bool)) {
+            for (ifindex, bytes, tag) in self.queued.drain(..) {
+                self.sent.push((ifindex, bytes));
+                settled(tag, true);
+            }
+        }
+        fn wait(&mut self, _: Duration) {}
+        fn take_receive_drops(&mut self) -> u64 {
+            0
+        }
+    }
+
+    /// The offload header (all zero) and an inner UDP packet VIP -> client.
+    fn frame(ttl: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; vnet::LEN];
+        etherparse::PacketBuilder::ipv4(VIP.octets(), CLIENT.octets(), ttl)
+            .udp(80, 40000)
+            .write(&mut out, payload)
+            .unwrap();
+        out
+    }
+
+    /// Drops the packets whose first payload byte is odd.
+    struct DropOdd;
+    impl BatchFilter for DropOdd {
+        fn filter(&mut self, packets: &[&[u8]], decisions: &mut [Decision]) {
+            for (p, d) in packets.iter().zip(decisions) {
+                if p[28] % 2 == 1 {
+                    *d = Decision::DropByPlugin;
+                }
+            }
+        }
+    }
+
+    /// A worker reading `frames` from peer `a`'s tunnel device, with the client's route
+    /// resolved to interface 7 (so nothing takes the fallback, whose socket is a socket
+    /// pair end here and can send nothing anywhere).
+    fn worker(frames: Vec<Vec<u8>>, counters: &Counters) -> (Worker<FakeIo>, Arc<FilterSlots>) {
+        let doc = tungate_config::parse_toml(
+            "[gateway]\naddress = \"10.0.0.1\"\ndecap = \"kernel\"\n\
+             [[peers]]\nname = \"a\"\naddress = \"10.0.1.2\"\nvips = [\"192.0.2.10\"]",
+        )
+        .unwrap();
+        let tables = Arc::new(ArcSwap::from_pointee(Tables::build(&doc, counters)));
+        let hops = Arc::new(ArcSwap::from_pointee(NextHops {
+            generation: 1,
+            hops: vec![NextHop {
+                ifindex: 7,
+                address: CLIENT,
+                mtu: 1500,
+                ethernet: Some(ETH),
+            }],
+        }));
+        let (requests, _) = crossbeam_channel::unbounded();
+        let (answer, answers) = crossbeam_channel::unbounded();
+        answer.send((CLIENT, RouteAnswer::Hop(0), 1)).unwrap();
+        let filters = Arc::new(FilterSlots::new(1));
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors socketpair(2) writes.
+        let rc = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) };
+        assert_eq!(rc, 0);
+        // SAFETY: both were just created and are owned by nobody else.
+        let (end, _) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let shared = Shared {
+            index: 0,
+            tables,
+            resolver: ResolverLink {
+                hops,
+                requests,
+                answers,
+            },
+            filters: filters.clone(),
+            counters: counters.global_cells(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let io = FakeIo {
+            frames,
+            ..FakeIo::default()
+        };
+        let sources = vec![Source::Tunnel {
+            device: "tg-a".into(),
+        }];
+        let w = Worker::new(shared, sources, io, RawFallback::over(end));
+        (w, filters)
+    }
+
+    fn batch(w: &mut Worker<FakeIo>) {
+        w.refresh_snapshots();
+        assert_eq!(w.gather(), None, "no large packet");
+        w.finish_batch();
+    }
+
+    #[test]
+    fn a_batch_is_checked_judged_forwarded_with_the_ttl_one_lower_and_given_back() {
+        let counters = Counters::new(1);
+        let mut frames: Vec<Vec<u8>> = (0..6u8).map(|n| frame(64, &[n; 20])).collect();
+        frames.push(frame(1, &[0; 20])); // TTL 1: never forwarded
+        frames.push(vec![0; 5]); // shorter than the offload header
+        let (mut w, filters) = worker(frames.clone(), &counters);
+        let mut set = WorkerFilters::default();
+        set.by_vip.insert(VIP, Box::new(DropOdd));
+        filters.publish(vec![set]);
+        batch(&mut w);
+
+        let sent = &w.io.sent;
+        let payloads: Vec<u8> = sent.iter().map(|(_, p)| p[28]).collect();
+        assert_eq!(payloads, vec![0, 2, 4], "the even ones, in order");
+        for (ifindex, packet) in sent {
+            assert_eq!(*ifindex, 7);
+            assert_eq!(packet[8], 63, "TTL one lower");
+            assert_eq!(
+                tungate_packet::ipv4::checksum(&packet[..20]),
+                0,
+                "valid checksum"
+            );
+            let original = &frames[usize::from(packet[28])][vnet::LEN..];
+            assert_eq!(
+                packet[12..],
+                original[12..],
+                "addresses and payload unchanged"
+            );
+            assert_eq!(packet.len(), original.len());
+        }
+        assert_eq!(w.io.released.len(), 8, "every frame given back");
+        let s = counters.snapshot();
+        assert_eq!((s.rx_packets, s.tx_packets), (8, 3));
+        assert_eq!(s.tx_bytes, 3 * 48);
+        assert_eq!(s.drops.get(DropReason::Plugin), 3);
+        assert_eq!(s.drops.get(DropReason::TtlExpired), 1);
+        assert_eq!(s.drops.get(DropReason::MalformedOuter), 1);
+        let vip = s.vip(VIP).expect("the VIP's counters");
+        assert_eq!((vip.packets, vip.drops.get(DropReason::Plugin)), (3, 3));
+    }
+
+    #[test]
+    fn a_tunnel_device_no_peer_owns_drops_its_frames_as_unknown_peer() {
+        let counters = Counters::new(1);
+        let (mut w, _) = worker(vec![frame(64, &[0; 20])], &counters);
+        w.sources[0] = Source::Tunnel {
+            device: "tg-gone".into(),
+        };
+        w.map_sources();
+        batch(&mut w);
+        assert!(w.io.sent.is_empty());
+        assert_eq!(counters.snapshot().drops.get(DropReason::UnknownPeer), 1);
     }
 }

@@ -15,7 +15,7 @@ use super::DropReason;
 use super::ipv4::{self, HeaderProblem, PROTO_GRE, PROTO_IPIP, PROTO_IPV6};
 
 /// Length of an Ethernet II header.
-pub const ETHERNET_LEN: usize = 14;
+pub(crate) const ETHERNET_LEN: usize = 14;
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 
 /// Who the gateway, the peers and their VIPs are (the data path's runtime tables).

@@ -107,11 +107,6 @@ impl DropReason {
             DropReason::RxOverflow => "rx_overflow",
         }
     }
-
-    /// The reason with this name, if any.
-    pub fn from_name(name: &str) -> Option<DropReason> {
-        Self::ALL.into_iter().find(|r| r.as_str() == name)
-    }
 }
 
 impl std::fmt::Display for DropReason {
@@ -136,9 +131,7 @@ mod tests {
                 "{name}"
             );
             assert!(names.insert(name), "duplicate {name}");
-            assert_eq!(DropReason::from_name(name), Some(r));
         }
-        assert_eq!(DropReason::from_name("nope"), None);
         assert_eq!(DropReason::TtlExpired.to_string(), "ttl_expired");
     }
 }

@@ -6,17 +6,13 @@
 use std::net::Ipv4Addr;
 
 /// Length of an IPv4 header without options.
-pub const MIN_HEADER_LEN: usize = 20;
+pub(crate) const MIN_HEADER_LEN: usize = 20;
 /// IP protocol number of IPIP (IPv4 in IPv4).
-pub const PROTO_IPIP: u8 = 4;
+pub(crate) const PROTO_IPIP: u8 = 4;
 /// IP protocol number of IPv6 in IPv4.
-pub const PROTO_IPV6: u8 = 41;
+pub(crate) const PROTO_IPV6: u8 = 41;
 /// IP protocol number of GRE.
-pub const PROTO_GRE: u8 = 47;
-/// IP protocol number of TCP.
-pub const PROTO_TCP: u8 = 6;
-/// IP protocol number of UDP.
-pub const PROTO_UDP: u8 = 17;
+pub(crate) const PROTO_GRE: u8 = 47;
 
 const OPT_END: u8 = 0;
 const OPT_NOP: u8 = 1;
@@ -88,7 +84,7 @@ pub fn check_header(bytes: &[u8]) -> Result<Header, HeaderProblem> {
 
 /// The ones' complement sum of `bytes` as 16-bit big-endian words (odd tail padded with
 /// zero), not yet folded or complemented.
-pub fn sum_words(bytes: &[u8], initial: u32) -> u64 {
+pub(crate) fn sum_words(bytes: &[u8], initial: u32) -> u64 {
     let mut sum = u64::from(initial);
     let mut chunks = bytes.chunks_exact(2);
     for w in &mut chunks {
@@ -101,7 +97,7 @@ pub fn sum_words(bytes: &[u8], initial: u32) -> u64 {
 }
 
 /// Folds a ones' complement sum to 16 bits.
-pub fn fold(mut sum: u64) -> u16 {
+pub(crate) fn fold(mut sum: u64) -> u16 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -131,7 +127,7 @@ pub fn decrement_ttl(header: &mut [u8]) {
 
 /// Whether the options of a checked header (`header[20..header_len]`) hold a loose or strict
 /// source route. `Err` when an option's length runs past the header or is below 2.
-pub fn has_source_route(header: &[u8]) -> Result<bool, HeaderProblem> {
+pub(crate) fn has_source_route(header: &[u8]) -> Result<bool, HeaderProblem> {
     let mut options = header.get(MIN_HEADER_LEN..).unwrap_or(&[]);
     while let Some(&kind) = options.first() {
         match kind {

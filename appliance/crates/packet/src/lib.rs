@@ -6,10 +6,12 @@
 //! packets are received or sent: that is [`tungate_datapath`]'s job. Its functions are what
 //! the fuzz targets and the table-driven tests exercise.
 
-pub mod decap;
-pub mod drop_reason;
+#![forbid(unsafe_code)]
+
+mod decap;
+mod drop_reason;
 pub mod ipv4;
 pub mod vnet;
 
-pub use decap::{Accepted, Directory, LinkLayer, classify};
+pub use decap::{Accepted, Directory, LinkLayer, Rejected, classify};
 pub use drop_reason::DropReason;

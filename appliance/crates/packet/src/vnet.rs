@@ -11,17 +11,11 @@
 /// Size of `struct virtio_net_hdr`.
 pub const LEN: usize = 10;
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum from `csum_start` on is still to be computed.
-pub const F_NEEDS_CSUM: u8 = 1;
-/// `VIRTIO_NET_HDR_F_DATA_VALID`: the checksum was already verified (receive only).
-pub const F_DATA_VALID: u8 = 2;
+pub(crate) const F_NEEDS_CSUM: u8 = 1;
 /// `VIRTIO_NET_HDR_GSO_NONE`.
-pub const GSO_NONE: u8 = 0;
-/// `VIRTIO_NET_HDR_GSO_TCPV4`.
-pub const GSO_TCPV4: u8 = 1;
-/// `VIRTIO_NET_HDR_GSO_UDP_L4`.
-pub const GSO_UDP_L4: u8 = 5;
+pub(crate) const GSO_NONE: u8 = 0;
 /// `VIRTIO_NET_HDR_GSO_ECN` (a flag on `gso_type`).
-pub const GSO_ECN: u8 = 0x80;
+pub(crate) const GSO_ECN: u8 = 0x80;
 
 /// A parsed virtio-net header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -142,6 +136,11 @@ pub fn finish_checksum(frame: &mut [u8], csum_start: usize, csum_offset: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `VIRTIO_NET_HDR_F_DATA_VALID`: the checksum was already verified (receive only).
+    const F_DATA_VALID: u8 = 2;
+    /// `VIRTIO_NET_HDR_GSO_TCPV4`.
+    const GSO_TCPV4: u8 = 1;
 
     #[test]
     fn parse_write_round_trip_and_short_input() {

@@ -14,6 +14,7 @@ use tungate_plugin_sdk::abi::{
     CONFIGURE_OK, LogLevel, MAX_CONFIG_BYTES, MAX_COUNTERS, MAX_MESSAGE_BYTES, PacketDesc,
     VERDICT_UNSET,
 };
+use tungate_token_bucket::TokenBucket;
 use wasmtime::{
     Caller, Engine, Extern, InstancePre, Linker, Memory, Module, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder, Trap, TypedFunc,
@@ -113,30 +114,6 @@ impl ResourceLimiter for CappedLimits {
     }
 }
 
-/// A token bucket for log lines.
-struct LogLimiter {
-    per_second: u32,
-    burst: u32,
-    tokens: f64,
-    last: Instant,
-}
-
-impl LogLimiter {
-    fn admit(&mut self) -> bool {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens =
-            (self.tokens + elapsed * f64::from(self.per_second)).min(f64::from(self.burst));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// The host side of one instance (the `Store`'s data).
 pub struct InstanceState {
     limits: CappedLimits,
@@ -145,7 +122,8 @@ pub struct InstanceState {
     configuring: bool,
     counters: Vec<Arc<PluginCounter>>,
     refusal: Option<String>,
-    log: LogLimiter,
+    /// The budget of log lines.
+    log: TokenBucket,
 }
 
 /// A compiled plugin ready to be instantiated many times.
@@ -253,7 +231,7 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
          ptr: i32,
          len: i32|
          -> wasmtime::Result<()> {
-            let admitted = caller.data_mut().log.admit();
+            let admitted = caller.data_mut().log.take(Instant::now());
             caller.data().stats.record_log(admitted);
             if !admitted {
                 return Ok(());
@@ -324,12 +302,11 @@ impl PluginInstance {
             configuring: true,
             counters: Vec::new(),
             refusal: None,
-            log: LogLimiter {
-                per_second: limits.log_lines_per_second,
-                burst: limits.log_burst,
-                tokens: f64::from(limits.log_burst),
-                last: Instant::now(),
-            },
+            log: TokenBucket::full(
+                f64::from(limits.log_lines_per_second),
+                f64::from(limits.log_burst),
+                Instant::now(),
+            ),
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|s| &mut s.limits);
