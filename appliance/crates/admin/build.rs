@@ -32,16 +32,33 @@ fn newest(path: &Path) -> Option<SystemTime> {
     Some(time)
 }
 
-fn npm(web: &Path, args: &[&str]) -> Result<(), String> {
+/// Why an npm step of the UI build failed.
+enum NpmError {
+    /// npm could not be started.
+    Spawn(String, std::io::Error),
+    /// npm ran and failed.
+    Failed(String, std::process::ExitStatus),
+}
+
+impl std::fmt::Display for NpmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NpmError::Spawn(args, e) => write!(f, "cannot run npm {args}: {e}"),
+            NpmError::Failed(args, status) => write!(f, "npm {args} failed ({status})"),
+        }
+    }
+}
+
+fn npm(web: &Path, args: &[&str]) -> Result<(), NpmError> {
     let status = Command::new("npm")
         .args(args)
         .current_dir(web)
         .status()
-        .map_err(|e| format!("cannot run npm {}: {e}", args.join(" ")))?;
+        .map_err(|e| NpmError::Spawn(args.join(" "), e))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("npm {} failed ({status})", args.join(" ")))
+        Err(NpmError::Failed(args.join(" "), status))
     }
 }
 

@@ -15,10 +15,10 @@ use nix::sched::{CloneFlags, setns};
 use super::DemoError;
 
 /// Where iproute2 keeps named namespaces.
-pub const NETNS_DIR: &str = "/run/netns";
+pub(crate) const NETNS_DIR: &str = "/run/netns";
 
 /// Runs `ip ARGS`; a failure names the command and what `ip` said.
-pub fn ip(args: &[&str]) -> Result<(), DemoError> {
+pub(crate) fn ip(args: &[&str]) -> Result<(), DemoError> {
     let command = format!("ip {}", args.join(" "));
     let out = Command::new("ip")
         .args(args)
@@ -38,20 +38,20 @@ pub fn ip(args: &[&str]) -> Result<(), DemoError> {
 }
 
 /// Runs `ip -n NAMESPACE ARGS`.
-pub fn ip_in(namespace: &str, args: &[&str]) -> Result<(), DemoError> {
+pub(crate) fn ip_in(namespace: &str, args: &[&str]) -> Result<(), DemoError> {
     let mut all = vec!["-n", namespace];
     all.extend_from_slice(args);
     ip(&all)
 }
 
 /// Creates the namespace `name` with its loopback up.
-pub fn add(name: &str) -> Result<(), DemoError> {
+pub(crate) fn add(name: &str) -> Result<(), DemoError> {
     ip(&["netns", "add", name])?;
     ip_in(name, &["link", "set", "lo", "up"])
 }
 
 /// Deletes the namespace `name` (its links go with it); a missing one is not an error.
-pub fn delete(name: &str) -> Result<(), DemoError> {
+pub(crate) fn delete(name: &str) -> Result<(), DemoError> {
     if !exists(name) {
         return Ok(());
     }
@@ -59,12 +59,12 @@ pub fn delete(name: &str) -> Result<(), DemoError> {
 }
 
 /// Whether the namespace `name` exists.
-pub fn exists(name: &str) -> bool {
+pub(crate) fn exists(name: &str) -> bool {
     std::path::Path::new(NETNS_DIR).join(name).exists()
 }
 
 /// Every named namespace.
-pub fn list() -> Vec<String> {
+pub(crate) fn list() -> Vec<String> {
     std::fs::read_dir(NETNS_DIR)
         .map(|dir| {
             dir.flatten()
@@ -84,7 +84,7 @@ fn open(name: &str) -> Result<File, DemoError> {
 }
 
 /// Spawns a thread named `thread` that enters the namespace `name` and runs `f` there.
-pub fn spawn_in<T: Send + 'static>(
+pub(crate) fn spawn_in<T: Send + 'static>(
     name: &str,
     thread: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -108,7 +108,7 @@ pub fn spawn_in<T: Send + 'static>(
 }
 
 /// Runs `f` on a short-lived thread inside the namespace `name` and returns its result.
-pub fn run_in<T: Send + 'static>(
+pub(crate) fn run_in<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, DemoError> {
@@ -118,7 +118,7 @@ pub fn run_in<T: Send + 'static>(
 }
 
 /// Writes the sysctl at `path` (under `/proc/sys/`) inside the namespace `name`.
-pub fn sysctl_in(name: &str, path: &str, value: &str) -> Result<(), DemoError> {
+pub(crate) fn sysctl_in(name: &str, path: &str, value: &str) -> Result<(), DemoError> {
     let full = format!("/proc/sys/{path}");
     let value = value.to_owned();
     let shown = full.clone();
