@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use tungate_config::EXIT_BAD_CONFIG;
 use tungate_config as config;
+use tungate_config::EXIT_BAD_CONFIG;
 use tungate_netcfg::command::{Action, RunOptions};
 use tungate_netcfg::rs::{DnatEntry, RsSettings};
 

@@ -18,7 +18,8 @@ use super::error::ApiError;
 use tungate_control::ErrorCode;
 
 /// Paths open to everyone on every listener.
-pub(crate) const OPEN_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.yaml"];
+pub(crate) const OPEN_PATHS: [&str; 4] =
+    ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.yaml"];
 
 /// Whether the request needs the token on this listener.
 pub(crate) fn needs_token(method: &Method, path: &str, loopback: bool) -> bool {

@@ -178,7 +178,10 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// A JSON request body: `application/json`, at most [`MAX_JSON_BYTES`], parsed into `T`.
-pub(crate) async fn json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+pub(crate) async fn json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
     require_type(headers, &["application/json"])?;
     let bytes = read_limited(headers, body, MAX_JSON_BYTES).await?;
     parse(&bytes)

@@ -32,9 +32,9 @@ use axum::http::Method;
 use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
+use error::ApiError;
 use tungate_control::{ControlError, ControlHandle, ErrorCode, Reply, SharedView, View};
 use tungate_datapath::counters::Counters;
-use error::ApiError;
 
 /// The committed API contract, served at `/api/v1/openapi.yaml`.
 pub(crate) const OPENAPI_YAML: &str = include_str!("openapi.yaml");

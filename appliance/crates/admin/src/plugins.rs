@@ -12,8 +12,8 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::{AdminState, body, unexpected};
 use tungate_config::validate::is_valid_plugin_name;
-use tungate_control::{Action, ErrorCode, Reply, View, edit};
 use tungate_control::store::PluginRecord;
+use tungate_control::{Action, ErrorCode, Reply, View, edit};
 
 /// The content types an upload may have.
 pub(crate) const UPLOAD_TYPES: [&str; 2] = ["application/wasm", "application/octet-stream"];

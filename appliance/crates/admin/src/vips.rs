@@ -31,7 +31,9 @@ pub(crate) struct VipBody {
 }
 
 /// The path's VIP address, checked (dotted-quad IPv4 only).
-pub(crate) fn address_param(path: Result<Path<String>, PathRejection>) -> Result<Ipv4Addr, ApiError> {
+pub(crate) fn address_param(
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Ipv4Addr, ApiError> {
     let Path(text) =
         path.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()).at("address"))?;
     text.parse().map_err(|_| {

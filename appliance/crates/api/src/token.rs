@@ -76,6 +76,9 @@ mod tests {
         assert!(read_server_token_file(&spaced).is_err());
         let missing = dir.path().join("missing");
         let err = read_token_file(&missing).unwrap_err().to_string();
-        assert!(err.starts_with("--token-file ") && err.contains("cannot read"), "{err}");
+        assert!(
+            err.starts_with("--token-file ") && err.contains("cannot read"),
+            "{err}"
+        );
     }
 }

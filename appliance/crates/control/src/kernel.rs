@@ -41,7 +41,10 @@ pub(crate) struct KernelFollower {
 impl KernelFollower {
     /// Starts reconciling `doc` with the state file `state_file`, and waits (bounded) for the
     /// first pass.
-    pub(crate) fn start(doc: &Document, state_file: PathBuf) -> Result<KernelFollower, KernelError> {
+    pub(crate) fn start(
+        doc: &Document,
+        state_file: PathBuf,
+    ) -> Result<KernelFollower, KernelError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("tg-netcfg")

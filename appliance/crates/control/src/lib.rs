@@ -30,15 +30,14 @@ use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
 
-use tungate_config::{Document, Peer, Vip};
-use tungate_plugin_host::StatsTable;
 use crate::store::PluginRecord;
 pub use error::{ControlError, ErrorCode};
 pub use kernel::KernelError;
 pub use plane::{
-    ConfigFile, ControlPlane, DocumentOrigin, PluginFileProblem, Startup, StartupError,
-    StopError,
+    ConfigFile, ControlPlane, DocumentOrigin, PluginFileProblem, Startup, StartupError, StopError,
 };
+use tungate_config::{Document, Peer, Vip};
+use tungate_plugin_host::StatsTable;
 
 /// Follows the netcfg reconciler's progress (passes, changes, the last pass's error).
 pub type NetworkStatus = tokio::sync::watch::Receiver<tungate_netcfg::reconcile::ReconcileStatus>;
@@ -189,8 +188,6 @@ impl Control {
     /// then the data path stops (workers joined, nftables table and sockets removed).
     pub fn stop(self) -> Result<(), StopError> {
         drop(self.handle);
-        self.thread
-            .join()
-            .unwrap_or(Err(StopError::Panicked))
+        self.thread.join().unwrap_or(Err(StopError::Panicked))
     }
 }

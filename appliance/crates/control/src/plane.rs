@@ -303,11 +303,9 @@ impl ControlPlane {
         } = startup;
         let host = PluginHost::new(limits).map_err(StartupError::Engine)?;
         for path in &plugin_files {
-            store_plugin_file(&host, &state, path).map_err(|problem| {
-                StartupError::PluginFile {
-                    path: path.clone(),
-                    problem,
-                }
+            store_plugin_file(&host, &state, path).map_err(|problem| StartupError::PluginFile {
+                path: path.clone(),
+                problem,
             })?;
         }
         let stored = state.config().map_err(StartupError::StoredConfig)?;
@@ -317,9 +315,7 @@ impl ControlPlane {
         // stored document (with its API changes); an edited file replaces it.
         let (doc, seed_text) = match (config, stored) {
             (Some(file), Some(stored))
-                if state
-                    .seeded_by(&file.text)
-                    .map_err(StartupError::State)? =>
+                if state.seeded_by(&file.text).map_err(StartupError::State)? =>
             {
                 tracing::info!(
                     "{} is unchanged since it seeded {}: the stored configuration (with \
@@ -807,8 +803,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_apply_puts_the_previous_document_back_in_the_store_the_view_and_the_data_path()
-    {
+    fn a_failed_apply_puts_the_previous_document_back_in_the_store_the_view_and_the_data_path() {
         let dir = tempfile::tempdir().unwrap();
         let (mut plane, fake) = started(dir.path(), &module(1));
         let before = plane.view().load().document.clone();
@@ -823,7 +818,8 @@ mod tests {
         assert_eq!(e.code, ErrorCode::Internal, "{e}");
         assert!(
             e.message.contains("fake: no threads")
-                && e.message.ends_with("; the previous configuration is back in force"),
+                && e.message
+                    .ends_with("; the previous configuration is back in force"),
             "{e}"
         );
         assert_eq!(plane.state.config().unwrap().as_ref(), Some(&*before));
@@ -833,7 +829,9 @@ mod tests {
         assert_eq!(fake.last_applied(), *before);
 
         // The next change goes through as if nothing had failed.
-        plane.handle(Action::ReplaceConfig(changed.clone())).unwrap();
+        plane
+            .handle(Action::ReplaceConfig(changed.clone()))
+            .unwrap();
         assert_eq!(plane.state.config().unwrap(), Some(changed.clone()));
         assert_eq!(*plane.view().load().document, changed);
         assert_eq!(fake.last_applied(), changed);
@@ -864,7 +862,11 @@ mod tests {
         assert_eq!(record.sha256, sha256_hex(&old));
         let view = plane.view().load_full();
         assert_eq!(view.plugins["p"].sha256, sha256_hex(&old));
-        assert_eq!(sha(&view), sha256_hex(&old), "the binding runs the old module");
+        assert_eq!(
+            sha(&view),
+            sha256_hex(&old),
+            "the binding runs the old module"
+        );
         assert!(view.ready);
 
         // Uploaded again without a failure, the new module is stored and bound.

@@ -22,7 +22,8 @@ use super::topology::{CLIENT_PREFIXES, GIP, RIP, VIP};
 use tungate_api::client::ApiClient;
 
 /// The example plugins, in upload order.
-pub(crate) const EXAMPLE_PLUGINS: [&str; 4] = ["accounting", "cidr-filter", "port-filter", "rate-limit"];
+pub(crate) const EXAMPLE_PLUGINS: [&str; 4] =
+    ["accounting", "cidr-filter", "port-filter", "rate-limit"];
 /// Where `deploy/ci/test-all.sh` and `deploy/demo.sh` build the example plugins.
 pub(crate) const WORKSPACE_PLUGIN_DIR: &str = "target/wasm-plugins/wasm32-unknown-unknown/plugin";
 /// Where the appliance image installs them.
@@ -66,7 +67,11 @@ pub(crate) fn find_plugins(dirs: &[PathBuf]) -> Result<Vec<(&'static str, PathBu
 
 /// Starts `tungate run` (this same executable) inside the namespace `namespace`, its
 /// output going to files in `work`.
-pub(crate) fn spawn(namespace: &str, work: &Path, admin_listen: SocketAddr) -> Result<Child, DemoError> {
+pub(crate) fn spawn(
+    namespace: &str,
+    work: &Path,
+    admin_listen: SocketAddr,
+) -> Result<Child, DemoError> {
     let io = |what: &'static str| move |source| DemoError::Io { what, source };
     let config = work.join("tungate.toml");
     std::fs::write(&config, config_toml()).map_err(io("writing the gateway's configuration"))?;
@@ -158,7 +163,11 @@ pub(crate) struct Uploaded {
 }
 
 /// Uploads one plugin module through the API.
-pub(crate) async fn upload(client: &ApiClient, name: &str, file: &Path) -> Result<Uploaded, DemoError> {
+pub(crate) async fn upload(
+    client: &ApiClient,
+    name: &str,
+    file: &Path,
+) -> Result<Uploaded, DemoError> {
     let module = std::fs::read(file).map_err(|source| DemoError::Io {
         what: "reading a plugin module",
         source,

@@ -35,7 +35,10 @@ async fn greet(ConnectInfo(client): ConnectInfo<SocketAddr>) -> String {
 
 /// Binds both servers (returning an error at once if the VIP is not there), tells
 /// `bound`, then serves until `stop`.
-pub(crate) fn run(stop: Arc<AtomicBool>, bound: std::sync::mpsc::Sender<()>) -> Result<(), DemoError> {
+pub(crate) fn run(
+    stop: Arc<AtomicBool>,
+    bound: std::sync::mpsc::Sender<()>,
+) -> Result<(), DemoError> {
     let socket_error = |what| move |source| DemoError::Socket { what, source };
     let http = std::net::TcpListener::bind(SocketAddrV4::new(VIP, HTTP_PORT))
         .map_err(socket_error("the real server's HTTP listener"))?;

@@ -511,7 +511,6 @@ mod tests {
         PluginInstance::new(engine, &prepared, config, labels(), Arc::default())
     }
 
-
     /// One batch call with these descriptors, as the chain makes it.
     fn call(
         inst: &mut PluginInstance,
@@ -600,8 +599,8 @@ mod tests {
 
     #[test]
     fn imports_log_rate_limited_clock_shared_counters_only_while_configuring() {
-        use tungate_config::OnError;
         use crate::stats::{BindingKey, BindingStats};
+        use tungate_config::OnError;
         let e = PluginEngine::new(Limits {
             max_instances: 2,
             log_burst: 3,

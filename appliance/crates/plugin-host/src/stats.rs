@@ -114,7 +114,13 @@ impl WorkerStats {
     }
 
     /// A failed call affecting `packets` packets, to which `on_error` was applied.
-    pub(crate) fn record_error(&self, kind: ErrorKind, message: String, packets: u64, on_error: OnError) {
+    pub(crate) fn record_error(
+        &self,
+        kind: ErrorKind,
+        message: String,
+        packets: u64,
+        on_error: OnError,
+    ) {
         self.errors[kind as usize].fetch_add(1, Relaxed);
         match on_error {
             OnError::Pass => &self.error_passed,

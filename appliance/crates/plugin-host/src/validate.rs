@@ -493,10 +493,7 @@ mod tests {
         );
         // At the default limit, a module with thousands of functions more is refused from
         // its function section, without compiling any of them.
-        let many = test_wat::with(
-            "",
-            &functions(crate::engine::MAX_FUNCTIONS as usize),
-        );
+        let many = test_wat::with("", &functions(crate::engine::MAX_FUNCTIONS as usize));
         let r = check_module(&limited(crate::engine::MAX_FUNCTIONS), &many)
             .err()
             .expect("refused");

@@ -26,8 +26,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use tungate_config::Document;
 use atomic::{remove_stale_temporaries, write_atomic};
+use tungate_config::Document;
 
 /// The default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/tungate";
@@ -345,8 +345,8 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tungate_config::parse_toml;
     use std::os::unix::fs::PermissionsExt;
+    use tungate_config::parse_toml;
 
     fn doc(gip: &str) -> Document {
         parse_toml(&format!("[gateway]\naddress = \"{gip}\"")).unwrap()
