@@ -146,8 +146,8 @@ pub enum StartupError {
     Build {
         /// Where the document came from.
         origin: DocumentOrigin,
-        /// What failed.
-        error: BuildError,
+        /// What failed (boxed: it is large and rare).
+        error: Box<BuildError>,
     },
     /// The netcfg reconciler could not start.
     #[error("{0}")]
@@ -348,7 +348,10 @@ impl ControlPlane {
                 &|name: &str| stored_module(&state, name),
                 doc.gateway.workers as usize,
             )
-            .map_err(|error| StartupError::Build { origin, error })?;
+            .map_err(|error| StartupError::Build {
+                origin,
+                error: Box::new(error),
+            })?;
         if let Some(text) = &seed_text {
             state
                 .save_config(&doc)
