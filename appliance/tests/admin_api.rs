@@ -97,7 +97,7 @@ fn every_resource_and_every_error_path() {
         r.text(),
         std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/src/admin/openapi.yaml"
+            "/crates/admin/src/openapi.yaml"
         ))
         .unwrap()
     );

@@ -185,8 +185,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::telemetry::tests::binding;
     use tungate_datapath::counters::Counters;
-    use tungate_plugin_host::stats::{BindingKey, CounterValue, ErrorCounts};
 
     fn view() -> View {
         let document = tungate_config::parse_toml(
@@ -211,41 +211,6 @@ mod tests {
             bindings: Arc::default(),
             generation: 3,
             ready: true,
-        }
-    }
-
-    fn binding() -> BindingSnapshot {
-        BindingSnapshot {
-            key: BindingKey {
-                vip: "192.0.2.10".parse().unwrap(),
-                position: 0,
-                plugin: "cidr-filter".into(),
-            },
-            sha256: "ab".repeat(32),
-            on_error: "drop",
-            calls: 3,
-            passed: 40,
-            dropped: 2,
-            errors: ErrorCounts {
-                trap: 1,
-                ..ErrorCounts::default()
-            },
-            error_passed: 0,
-            error_dropped: 5,
-            skipped_passed: 0,
-            skipped_dropped: 0,
-            quarantined: false,
-            quarantined_workers: 0,
-            log_lines: 0,
-            log_suppressed: 0,
-            call_ns_sum: 0,
-            call_ns_buckets: Vec::new(),
-            counters: vec![CounterValue {
-                name: "dropped".into(),
-                label: "denied".into(),
-                value: 2,
-            }],
-            last_error: Some("trap: unreachable".into()),
         }
     }
 
@@ -303,7 +268,7 @@ mod tests {
         let b = &value["bindings"][0];
         assert_eq!(b["counters"]["dropped{denied}"], 2, "{json}");
         assert_eq!(b["errors"]["trap"], 1, "{json}");
-        assert_eq!(b["error_packets"]["drop"], 5, "{json}");
+        assert_eq!(b["error_packets"]["pass"], 5, "{json}");
         assert_eq!(
             value["drops"].as_object().unwrap().len(),
             tungate_packet::DropReason::ALL.len(),

@@ -292,12 +292,13 @@ pub(crate) fn render(sources: &Sources<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tungate_datapath::counters::{DropCounts, VipSnapshot};
     use tungate_plugin_host::stats::{BindingKey, CounterValue, ErrorCounts};
 
-    fn binding() -> BindingSnapshot {
+    /// A binding's statistics as the plugin host reports them (shared by the admin tests).
+    pub(crate) fn binding() -> BindingSnapshot {
         let mut buckets = vec![0u64; CALL_NS_BOUNDS.len() + 1];
         buckets[0] = 2;
         buckets[3] = 1;
