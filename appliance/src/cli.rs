@@ -300,12 +300,23 @@ impl RsArgs {
     }
 }
 
-fn parse_mark(text: &str) -> Result<u32, String> {
+/// A `--reply-mark` that is not a 32-bit number.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a mark: {source}")]
+struct BadMark {
+    text: String,
+    source: std::num::ParseIntError,
+}
+
+fn parse_mark(text: &str) -> Result<u32, BadMark> {
     match text.strip_prefix("0x") {
         Some(hex) => u32::from_str_radix(hex, 16),
         None => text.parse(),
     }
-    .map_err(|e| format!("{text:?} is not a mark: {e}"))
+    .map_err(|source| BadMark {
+        text: text.to_owned(),
+        source,
+    })
 }
 
 fn run_options(state_file: &Option<PathBuf>, watch: Option<&WatchArgs>) -> RunOptions {

@@ -18,18 +18,75 @@ use std::time::Instant;
 use nix::sys::signal::{SigSet, Signal};
 
 use tungate_admin::{AdminServer, AdminState, Shared};
-use tungate_config as config;
-use tungate_config::EXIT_BAD_CONFIG;
-use tungate_control::plane::ConfigFile;
-use tungate_control::store::StateDir;
-use tungate_control::{Action, Control, ControlPlane, Reply, Startup, StartupError};
+use tungate_api::token::{TokenFileError, read_server_token_file};
+use tungate_config::{self as config, ConfigError, EXIT_BAD_CONFIG};
+use tungate_control::store::{StateDir, StoreError};
+use tungate_control::{Action, ConfigFile, Control, ControlPlane, Reply, Startup};
 use tungate_datapath::counters::Snapshot;
 use tungate_plugin_host::Limits;
 
 /// The default admin listener.
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9080";
-/// Shortest bearer token accepted from `--token-file`.
-pub const MIN_TOKEN_LEN: usize = 16;
+pub(crate) const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9080";
+
+/// Why `tungate run` could not start; [`StartupError::exit_status`] is its exit status.
+#[derive(Debug, thiserror::Error)]
+enum StartupError {
+    /// The signals could not be blocked.
+    #[error("cannot block signals: {0}")]
+    Signals(nix::Error),
+    /// The `--config` file cannot be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The `--config` file is not a valid document.
+    #[error("invalid configuration: {0}")]
+    Config(ConfigError),
+    /// The `--token-file` is unusable.
+    #[error("{0}")]
+    TokenFile(TokenFileError),
+    /// The state directory cannot be opened, or its token read.
+    #[error("{0}")]
+    State(StoreError),
+    /// The control plane could not start.
+    #[error("{0}")]
+    Plane(tungate_control::StartupError),
+    /// The control thread could not be started.
+    #[error("cannot start the control thread: {0}")]
+    ControlThread(std::io::Error),
+    /// The admin listener could not be bound.
+    #[error("cannot listen on {address} for the admin API: {source}; give another --admin-listen")]
+    Listen {
+        /// The address asked for.
+        address: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The admin server could not start.
+    #[error("cannot start the admin server: {0}")]
+    AdminServer(std::io::Error),
+}
+
+impl StartupError {
+    /// 2 for a bad configuration, flag or plugin file; 1 for a failure of this host.
+    fn exit_status(&self) -> i32 {
+        match self {
+            StartupError::ReadConfig { .. }
+            | StartupError::Config(_)
+            | StartupError::TokenFile(_) => EXIT_BAD_CONFIG,
+            StartupError::Plane(e) if e.is_bad_config() => EXIT_BAD_CONFIG,
+            StartupError::Signals(_)
+            | StartupError::State(_)
+            | StartupError::Plane(_)
+            | StartupError::ControlThread(_)
+            | StartupError::Listen { .. }
+            | StartupError::AdminServer(_) => 1,
+        }
+    }
+}
 
 /// How `tungate run` prints its counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -72,30 +129,17 @@ fn print_counters(snapshot: &Snapshot, format: CountersFormat) {
 }
 
 /// Reads and checks the `--config` file (shape and meaning; the host is checked later).
-fn read_config(path: &Path) -> Result<ConfigFile, String> {
-    let text = std::fs::read(path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-    let doc = config::load_file(path).map_err(|e| format!("invalid configuration: {e}"))?;
+fn read_config(path: &Path) -> Result<ConfigFile, StartupError> {
+    let text = std::fs::read(path).map_err(|source| StartupError::ReadConfig {
+        path: path.to_owned(),
+        source,
+    })?;
+    let doc = config::load_file(path).map_err(StartupError::Config)?;
     Ok(ConfigFile {
         path: path.to_owned(),
         text,
         doc,
     })
-}
-
-/// Reads the token of `--token-file`.
-fn read_token_file(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--token-file {}: cannot read: {e}", path.display()))?;
-    let token = text.trim().to_owned();
-    if token.len() < MIN_TOKEN_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "--token-file {}: the token must be at least {MIN_TOKEN_LEN} characters without \
-             spaces (e.g. `openssl rand -hex 32`)",
-            path.display()
-        ));
-    }
-    Ok(token)
 }
 
 /// Makes a panic on any thread end the whole process (after the usual message): a gateway
@@ -112,8 +156,20 @@ fn abort_on_panic() {
 }
 
 /// Runs the gateway; returns the process exit status.
-pub fn run(options: RunOptions) -> i32 {
+pub(crate) fn run(options: RunOptions) -> i32 {
     abort_on_panic();
+    match serve(options) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("tungate: {e}");
+            e.exit_status()
+        }
+    }
+}
+
+/// Starts everything, serves signals until told to stop, and stops; returns the exit
+/// status of a gateway that started.
+fn serve(options: RunOptions) -> Result<i32, StartupError> {
     // Block the signals before any thread exists, so every thread inherits the mask and
     // only `wait` below ever sees them.
     let mut signals = SigSet::empty();
@@ -125,77 +181,41 @@ pub fn run(options: RunOptions) -> i32 {
     ] {
         signals.add(s);
     }
-    if let Err(e) = signals.thread_block() {
-        eprintln!("tungate: cannot block signals: {e}");
-        return 1;
-    }
-    let bad = |e: String| {
-        eprintln!("tungate: {e}");
-        EXIT_BAD_CONFIG
-    };
-    let config = match options.config.as_deref().map(read_config).transpose() {
-        Ok(c) => c,
-        Err(e) => return bad(e),
-    };
-    let explicit_token = match options
+    signals.thread_block().map_err(StartupError::Signals)?;
+    let config = options.config.as_deref().map(read_config).transpose()?;
+    let explicit_token = options
         .token_file
         .as_deref()
-        .map(read_token_file)
+        .map(read_server_token_file)
         .transpose()
-    {
-        Ok(t) => t,
-        Err(e) => return bad(e),
-    };
-    let state = match StateDir::open(&options.state_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("tungate: {e}");
-            return 1;
-        }
-    };
+        .map_err(StartupError::TokenFile)?;
+    let state = StateDir::open(&options.state_dir).map_err(StartupError::State)?;
     let (token, token_hint) = match explicit_token {
         Some(t) => (t, options.token_file.clone().unwrap_or_default()),
-        None => match state.admin_token() {
-            Ok(t) => (t, state.admin_token_path()),
-            Err(e) => {
-                eprintln!("tungate: {e}");
-                return 1;
-            }
-        },
+        None => (
+            state.admin_token().map_err(StartupError::State)?,
+            state.admin_token_path(),
+        ),
     };
     let limits = Limits::default();
     let max_module_bytes = limits.max_module_bytes;
-    let plane = match ControlPlane::start(Startup {
+    let plane = ControlPlane::start(Startup {
         state,
         config,
         plugin_files: options.plugins.clone(),
         limits,
-    }) {
-        Ok(p) => p,
-        Err(StartupError::BadConfig(e)) => return bad(e),
-        Err(StartupError::Failed(e)) => {
-            eprintln!("tungate: {e}");
-            return 1;
-        }
-    };
+    })
+    .map_err(StartupError::Plane)?;
     let counters = plane.counters();
-    let control = match Control::spawn(plane) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tungate: cannot start the control thread: {e}");
-            return 1;
-        }
-    };
+    let control = Control::spawn(plane).map_err(StartupError::ControlThread)?;
     let listener = match std::net::TcpListener::bind(options.admin_listen) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "tungate: cannot listen on {} for the admin API: {e}; give another \
-                 --admin-listen",
-                options.admin_listen
-            );
+        Err(source) => {
             let _ = control.stop();
-            return 1;
+            return Err(StartupError::Listen {
+                address: options.admin_listen,
+                source,
+            });
         }
     };
     let loopback = options.admin_listen.ip().is_loopback();
@@ -213,9 +233,8 @@ pub fn run(options: RunOptions) -> i32 {
     let admin = match AdminServer::start(listener, state) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("tungate: cannot start the admin server: {e}");
             let _ = control.stop();
-            return 1;
+            return Err(StartupError::AdminServer(e));
         }
     };
     tracing::info!(
@@ -259,5 +278,5 @@ pub fn run(options: RunOptions) -> i32 {
         }
     };
     print_counters(&counters.snapshot(), options.counters_format);
-    status
+    Ok(status)
 }

@@ -18,10 +18,11 @@ use super::error::ApiError;
 use tungate_control::ErrorCode;
 
 /// Paths open to everyone on every listener.
-pub const OPEN_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.yaml"];
+pub(crate) const OPEN_PATHS: [&str; 4] =
+    ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.yaml"];
 
 /// Whether the request needs the token on this listener.
-pub fn needs_token(method: &Method, path: &str, loopback: bool) -> bool {
+pub(crate) fn needs_token(method: &Method, path: &str, loopback: bool) -> bool {
     if OPEN_PATHS.contains(&path) || !(path == "/api" || path.starts_with("/api/")) {
         return false;
     }
@@ -30,7 +31,7 @@ pub fn needs_token(method: &Method, path: &str, loopback: bool) -> bool {
 }
 
 /// Whether `presented` equals `expected`, in time independent of where they differ.
-pub fn token_matches(presented: &str, expected: &str) -> bool {
+pub(crate) fn token_matches(presented: &str, expected: &str) -> bool {
     presented.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
@@ -46,7 +47,7 @@ fn bearer(request: &Request) -> Option<&str> {
 }
 
 /// The middleware: refuses with 401 when the token is needed and missing or wrong.
-pub async fn require_token(
+pub(crate) async fn require_token(
     State(state): State<AdminState>,
     request: Request,
     next: Next,

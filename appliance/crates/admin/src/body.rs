@@ -18,18 +18,18 @@ use super::error::ApiError;
 use tungate_control::ErrorCode;
 
 /// Largest JSON body accepted.
-pub const MAX_JSON_BYTES: usize = 1 << 20;
+pub(crate) const MAX_JSON_BYTES: usize = 1 << 20;
 
 /// Time a whole body has to arrive, from the moment its handler starts reading it: a
 /// client dripping a body slowly is cut off (408). Waiting for [`BODY_MEMORY_BYTES`] has
 /// the same deadline.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Memory that requests with a body may hold at once, from reading the body until their
 /// answer: a request reserves its declared length (or the largest upload, when it declares
 /// none) before its handler runs, and others wait their turn within [`BODY_READ_TIMEOUT`].
 /// At least one upload of the largest size always fits.
-pub const BODY_MEMORY_BYTES: usize = 64 << 20;
+pub(crate) const BODY_MEMORY_BYTES: usize = 64 << 20;
 
 /// The unit of [`BODY_BUDGET`]'s permits.
 const BUDGET_UNIT: usize = 1024;
@@ -40,7 +40,7 @@ static BODY_BUDGET: Semaphore = Semaphore::const_new(BODY_MEMORY_BYTES / BUDGET_
 /// Middleware (after authentication): a request that may carry a body holds a reservation
 /// of [`BODY_MEMORY_BYTES`] while it is handled; requests without one (GET, HEAD, DELETE
 /// without `Content-Length` or chunked encoding) pass straight through.
-pub async fn reserve_memory(
+pub(crate) async fn reserve_memory(
     State(state): State<AdminState>,
     request: Request,
     next: Next,
@@ -93,7 +93,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Refuses a body whose content type is not one of `accepted`.
-pub fn require_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn require_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiError> {
     match media_type(headers) {
         Some(t) if accepted.contains(&t.as_str()) => Ok(()),
         found => Err(ApiError::new(
@@ -126,7 +126,7 @@ fn too_slow() -> ApiError {
 
 /// Reads the whole body, refusing more than `limit` bytes (413) or a body slower than
 /// [`BODY_READ_TIMEOUT`] (408).
-pub async fn read_limited(
+pub(crate) async fn read_limited(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -162,7 +162,7 @@ async fn read_to_limit(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
 }
 
 /// Parses JSON bytes; errors are `invalid_json` naming the field path.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -178,7 +178,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// A JSON request body: `application/json`, at most [`MAX_JSON_BYTES`], parsed into `T`.
-pub async fn json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+pub(crate) async fn json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
     require_type(headers, &["application/json"])?;
     let bytes = read_limited(headers, body, MAX_JSON_BYTES).await?;
     parse(&bytes)

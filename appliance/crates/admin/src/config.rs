@@ -12,12 +12,12 @@ use tungate_config::Document;
 use tungate_control::{Action, Reply};
 
 /// `GET /api/v1/config`.
-pub async fn get(State(state): State<AdminState>) -> Json<Document> {
+pub(crate) async fn get(State(state): State<AdminState>) -> Json<Document> {
     Json((*state.view().document).clone())
 }
 
 /// `PUT /api/v1/config`.
-pub async fn put(
+pub(crate) async fn put(
     State(state): State<AdminState>,
     headers: HeaderMap,
     request: Body,

@@ -14,7 +14,7 @@ use tungate_control::{ControlError, ErrorCode};
 
 /// An error answer of the API.
 #[derive(Debug)]
-pub struct ApiError(pub ControlError);
+pub(crate) struct ApiError(pub ControlError);
 
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
@@ -24,18 +24,18 @@ impl From<ControlError> for ApiError {
 
 impl ApiError {
     /// An error with a code and message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError(ControlError::new(code, message))
     }
 
     /// The same error about `field`.
-    pub fn at(self, field: impl Into<String>) -> ApiError {
+    pub(crate) fn at(self, field: impl Into<String>) -> ApiError {
         ApiError(self.0.at(field))
     }
 }
 
 /// The HTTP status of each code.
-pub fn status_of(code: ErrorCode) -> StatusCode {
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::BadRequest | ErrorCode::InvalidJson => StatusCode::BAD_REQUEST,
         ErrorCode::InvalidConfig | ErrorCode::PluginRejected | ErrorCode::PluginRefusedConfig => {

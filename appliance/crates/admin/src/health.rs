@@ -10,7 +10,7 @@ use super::AdminState;
 use crate::telemetry;
 
 /// `GET /healthz`.
-pub async fn healthz() -> impl IntoResponse {
+pub(crate) async fn healthz() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "ok\n",
@@ -18,7 +18,7 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 /// `GET /readyz`.
-pub async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+pub(crate) async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     let view = state.view();
     let text = |t: &'static str| ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t);
     if view.ready {
@@ -32,7 +32,7 @@ pub async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     let view = state.view();
     let counters = state.0.counters.snapshot();
     let bindings = view.bindings.snapshot();
@@ -55,7 +55,7 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 /// `GET /api/v1/openapi.yaml`.
-pub async fn openapi() -> impl IntoResponse {
+pub(crate) async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/yaml")],
         super::OPENAPI_YAML,
@@ -63,6 +63,6 @@ pub async fn openapi() -> impl IntoResponse {
 }
 
 /// `GET /api/v1/auth`: reached only with a valid token.
-pub async fn auth() -> StatusCode {
+pub(crate) async fn auth() -> StatusCode {
     StatusCode::NO_CONTENT
 }

@@ -26,21 +26,21 @@ use tokio::sync::{Semaphore, watch};
 use tokio_io_timeout::TimeoutStream;
 
 /// Connections served at once.
-pub const MAX_CONNECTIONS: usize = 256;
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// Time a client has to send a whole request head, from the first byte it may send (also
 /// how long an idle keep-alive connection stays open).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a response write may make no progress (a client that never reads) before the
 /// connection is closed.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head (hyper answers 431 past it); also bounds the read buffer.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long a failed `accept` (e.g. out of file descriptors) waits before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves `app` on `listener` until `stop` turns true, then stops accepting, lets each
 /// connection finish its request in flight, and returns once every connection has closed.
-pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // Every connection task holds a clone of `open`; `all_closed` resolves when none is left.
     let (all_closed, open) = watch::channel(());

@@ -18,7 +18,7 @@ use tungate_control::{Action, ErrorCode, Reply, edit};
 /// The body of `PUT /api/v1/peers/{name}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PeerBody {
+pub(crate) struct PeerBody {
     /// Must equal the path's name when given.
     #[serde(default)]
     pub name: Option<String>,
@@ -30,7 +30,7 @@ pub struct PeerBody {
 }
 
 /// The path's peer name, checked.
-pub fn name_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(crate) fn name_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(name) =
         path.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()).at("name"))?;
     if !is_valid_peer_name(&name) {
@@ -44,12 +44,12 @@ pub fn name_param(path: Result<Path<String>, PathRejection>) -> Result<String, A
 }
 
 /// `GET /api/v1/peers`.
-pub async fn list(State(state): State<AdminState>) -> Json<Vec<Peer>> {
+pub(crate) async fn list(State(state): State<AdminState>) -> Json<Vec<Peer>> {
     Json(state.view().document.peers.clone())
 }
 
 /// `GET /api/v1/peers/{name}`.
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Peer>, ApiError> {
@@ -62,7 +62,7 @@ pub async fn get(
 }
 
 /// `PUT /api/v1/peers/{name}`.
-pub async fn put(
+pub(crate) async fn put(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -91,7 +91,7 @@ pub async fn put(
 }
 
 /// `DELETE /api/v1/peers/{name}`.
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {

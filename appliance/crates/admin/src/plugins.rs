@@ -16,11 +16,11 @@ use tungate_control::store::PluginRecord;
 use tungate_control::{Action, ErrorCode, Reply, View, edit};
 
 /// The content types an upload may have.
-pub const UPLOAD_TYPES: [&str; 2] = ["application/wasm", "application/octet-stream"];
+pub(crate) const UPLOAD_TYPES: [&str; 2] = ["application/wasm", "application/octet-stream"];
 
 /// A plugin as the API shows it.
 #[derive(Debug, Serialize)]
-pub struct PluginOut {
+pub(crate) struct PluginOut {
     /// The stored record.
     #[serde(flatten)]
     pub record: PluginRecord,
@@ -39,7 +39,7 @@ fn describe(view: &View, record: &PluginRecord) -> PluginOut {
 }
 
 /// The path's plugin name, checked (no `..`, no `/`, no leading `.`).
-pub fn name_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(crate) fn name_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(name) =
         path.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()).at("name"))?;
     if !is_valid_plugin_name(&name) {
@@ -63,13 +63,13 @@ fn no_plugin(name: &str) -> ApiError {
 }
 
 /// `GET /api/v1/plugins`.
-pub async fn list(State(state): State<AdminState>) -> Json<Vec<PluginOut>> {
+pub(crate) async fn list(State(state): State<AdminState>) -> Json<Vec<PluginOut>> {
     let view = state.view();
     Json(view.plugins.values().map(|r| describe(&view, r)).collect())
 }
 
 /// `GET /api/v1/plugins/{name}`.
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<PluginOut>, ApiError> {
@@ -80,7 +80,7 @@ pub async fn get(
 }
 
 /// `PUT /api/v1/plugins/{name}`.
-pub async fn put(
+pub(crate) async fn put(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -100,7 +100,7 @@ pub async fn put(
 }
 
 /// `DELETE /api/v1/plugins/{name}`.
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {

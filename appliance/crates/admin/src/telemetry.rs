@@ -20,55 +20,55 @@ use tungate_plugin_host::BindingSnapshot;
 use tungate_plugin_host::stats::{CALL_NS_BOUNDS, ErrorKind};
 
 /// `tungate_build_info` (gauge, 1; label `version`).
-pub const BUILD_INFO: &str = "tungate_build_info";
+pub(crate) const BUILD_INFO: &str = "tungate_build_info";
 /// `tungate_uptime_seconds` (gauge).
-pub const UPTIME: &str = "tungate_uptime_seconds";
+pub(crate) const UPTIME: &str = "tungate_uptime_seconds";
 /// `tungate_config_generation` (gauge): configurations and plugin swaps applied.
-pub const CONFIG_GENERATION: &str = "tungate_config_generation";
+pub(crate) const CONFIG_GENERATION: &str = "tungate_config_generation";
 /// `tungate_ready` (gauge, 0 or 1).
-pub const READY: &str = "tungate_ready";
+pub(crate) const READY: &str = "tungate_ready";
 /// `tungate_network_in_sync` (gauge, 0 or 1; absent when no reconciler runs).
-pub const NETWORK_IN_SYNC: &str = "tungate_network_in_sync";
+pub(crate) const NETWORK_IN_SYNC: &str = "tungate_network_in_sync";
 /// `tungate_received_packets_total` (counter).
-pub const RX_PACKETS: &str = "tungate_received_packets_total";
+pub(crate) const RX_PACKETS: &str = "tungate_received_packets_total";
 /// `tungate_received_bytes_total` (counter).
-pub const RX_BYTES: &str = "tungate_received_bytes_total";
+pub(crate) const RX_BYTES: &str = "tungate_received_bytes_total";
 /// `tungate_transmitted_packets_total` (counter).
-pub const TX_PACKETS: &str = "tungate_transmitted_packets_total";
+pub(crate) const TX_PACKETS: &str = "tungate_transmitted_packets_total";
 /// `tungate_transmitted_bytes_total` (counter).
-pub const TX_BYTES: &str = "tungate_transmitted_bytes_total";
+pub(crate) const TX_BYTES: &str = "tungate_transmitted_bytes_total";
 /// `tungate_transmitted_fallback_packets_total` (counter).
-pub const TX_FALLBACK: &str = "tungate_transmitted_fallback_packets_total";
+pub(crate) const TX_FALLBACK: &str = "tungate_transmitted_fallback_packets_total";
 /// `tungate_icmp_frag_needed_total` (counter; label `outcome`: `sent`, `rate_limited`,
 /// `failed`).
-pub const ICMP_FRAG_NEEDED: &str = "tungate_icmp_frag_needed_total";
+pub(crate) const ICMP_FRAG_NEEDED: &str = "tungate_icmp_frag_needed_total";
 /// `tungate_dropped_packets_total` (counter; label `reason`).
-pub const DROPPED: &str = "tungate_dropped_packets_total";
+pub(crate) const DROPPED: &str = "tungate_dropped_packets_total";
 /// `tungate_vip_forwarded_packets_total` (counter; label `vip`).
-pub const VIP_PACKETS: &str = "tungate_vip_forwarded_packets_total";
+pub(crate) const VIP_PACKETS: &str = "tungate_vip_forwarded_packets_total";
 /// `tungate_vip_forwarded_bytes_total` (counter; label `vip`).
-pub const VIP_BYTES: &str = "tungate_vip_forwarded_bytes_total";
+pub(crate) const VIP_BYTES: &str = "tungate_vip_forwarded_bytes_total";
 /// `tungate_vip_dropped_packets_total` (counter; labels `vip`, `reason`).
-pub const VIP_DROPPED: &str = "tungate_vip_dropped_packets_total";
+pub(crate) const VIP_DROPPED: &str = "tungate_vip_dropped_packets_total";
 /// `tungate_plugin_calls_total` (counter; binding labels).
-pub const PLUGIN_CALLS: &str = "tungate_plugin_calls_total";
+pub(crate) const PLUGIN_CALLS: &str = "tungate_plugin_calls_total";
 /// `tungate_plugin_verdicts_total` (counter; binding labels, `verdict`).
-pub const PLUGIN_VERDICTS: &str = "tungate_plugin_verdicts_total";
+pub(crate) const PLUGIN_VERDICTS: &str = "tungate_plugin_verdicts_total";
 /// `tungate_plugin_errors_total` (counter; binding labels, `kind`).
-pub const PLUGIN_ERRORS: &str = "tungate_plugin_errors_total";
+pub(crate) const PLUGIN_ERRORS: &str = "tungate_plugin_errors_total";
 /// `tungate_plugin_failure_packets_total` (counter; binding labels, `action`, `cause`).
-pub const PLUGIN_FAILURE_PACKETS: &str = "tungate_plugin_failure_packets_total";
+pub(crate) const PLUGIN_FAILURE_PACKETS: &str = "tungate_plugin_failure_packets_total";
 /// `tungate_plugin_quarantined` (gauge; binding labels).
-pub const PLUGIN_QUARANTINED: &str = "tungate_plugin_quarantined";
+pub(crate) const PLUGIN_QUARANTINED: &str = "tungate_plugin_quarantined";
 /// `tungate_plugin_log_lines_total` (counter; binding labels, `outcome`).
-pub const PLUGIN_LOG_LINES: &str = "tungate_plugin_log_lines_total";
+pub(crate) const PLUGIN_LOG_LINES: &str = "tungate_plugin_log_lines_total";
 /// `tungate_plugin_counter_total` (counter; binding labels, `counter`, `counter_label`).
-pub const PLUGIN_COUNTER: &str = "tungate_plugin_counter_total";
+pub(crate) const PLUGIN_COUNTER: &str = "tungate_plugin_counter_total";
 /// `tungate_plugin_batch_duration_seconds` (histogram; binding labels).
-pub const PLUGIN_BATCH_SECONDS: &str = "tungate_plugin_batch_duration_seconds";
+pub(crate) const PLUGIN_BATCH_SECONDS: &str = "tungate_plugin_batch_duration_seconds";
 
 /// Everything one scrape reads.
-pub struct Sources<'a> {
+pub(crate) struct Sources<'a> {
     /// The tungate version.
     pub version: &'a str,
     /// Seconds since start.
@@ -282,7 +282,7 @@ fn render_histogram(bindings: &[BindingSnapshot], out: &mut String) {
 }
 
 /// The Prometheus text exposition of every metric.
-pub fn render(sources: &Sources<'_>) -> String {
+pub(crate) fn render(sources: &Sources<'_>) -> String {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || record(sources));
@@ -292,12 +292,13 @@ pub fn render(sources: &Sources<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tungate_datapath::counters::{DropCounts, VipSnapshot};
     use tungate_plugin_host::stats::{BindingKey, CounterValue, ErrorCounts};
 
-    fn binding() -> BindingSnapshot {
+    /// A binding's statistics as the plugin host reports them (shared by the admin tests).
+    pub(crate) fn binding() -> BindingSnapshot {
         let mut buckets = vec![0u64; CALL_NS_BOUNDS.len() + 1];
         buckets[0] = 2;
         buckets[3] = 1;

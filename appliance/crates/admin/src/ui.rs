@@ -15,12 +15,12 @@ use tungate_control::ErrorCode;
 /// The built UI bundle.
 #[derive(RustEmbed)]
 #[folder = "../../../web/dist"]
-pub struct Assets;
+pub(crate) struct Assets;
 
 /// Cache policy for `index.html` (and the SPA fallback).
-pub const NO_CACHE: &str = "no-cache";
+pub(crate) const NO_CACHE: &str = "no-cache";
 /// Cache policy for content-hashed assets.
-pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 fn file(path: &str) -> Option<Response> {
     let asset = Assets::get(path)?;
@@ -46,7 +46,7 @@ fn file(path: &str) -> Option<Response> {
 }
 
 /// The fallback handler: UI files, the SPA fallback, or a JSON 404 under `/api/`.
-pub async fn serve(method: Method, uri: Uri) -> Response {
+pub(crate) async fn serve(method: Method, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     if path == "api" || path.starts_with("api/") {
         return ApiError::new(

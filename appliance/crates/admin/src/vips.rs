@@ -17,7 +17,7 @@ use tungate_control::{Action, ErrorCode, Reply, edit};
 /// The body of `PUT /api/v1/vips/{address}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VipBody {
+pub(crate) struct VipBody {
     /// Must equal the path's address when given.
     #[serde(default)]
     pub address: Option<Ipv4Addr>,
@@ -31,7 +31,9 @@ pub struct VipBody {
 }
 
 /// The path's VIP address, checked (dotted-quad IPv4 only).
-pub fn address_param(path: Result<Path<String>, PathRejection>) -> Result<Ipv4Addr, ApiError> {
+pub(crate) fn address_param(
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Ipv4Addr, ApiError> {
     let Path(text) =
         path.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()).at("address"))?;
     text.parse().map_err(|_| {
@@ -44,12 +46,12 @@ pub fn address_param(path: Result<Path<String>, PathRejection>) -> Result<Ipv4Ad
 }
 
 /// `GET /api/v1/vips`.
-pub async fn list(State(state): State<AdminState>) -> Json<Vec<Vip>> {
+pub(crate) async fn list(State(state): State<AdminState>) -> Json<Vec<Vip>> {
     Json(state.view().document.vips.clone())
 }
 
 /// `GET /api/v1/vips/{address}`.
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vip>, ApiError> {
@@ -62,7 +64,7 @@ pub async fn get(
 }
 
 /// `PUT /api/v1/vips/{address}`.
-pub async fn put(
+pub(crate) async fn put(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -98,7 +100,7 @@ pub async fn put(
 }
 
 /// `DELETE /api/v1/vips/{address}`.
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {

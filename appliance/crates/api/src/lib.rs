@@ -1,6 +1,15 @@
-//! The admin API from the outside: an HTTP client of a running appliance ([`client`]) and
-//! `tungate status`, which summarises it ([`status`]). Used by the CLI and by `tungate demo`;
-//! it never reaches into a gateway other than through the API.
+//! The admin API from the outside, and the shapes both ends share.
+//!
+//! - [`wire`]: the bodies of `/api/v1/status` and `/api/v1/stats` — the admin server
+//!   serialises exactly these types and every client deserialises them;
+//! - [`client`]: an HTTP client of a running appliance;
+//! - [`token`]: the one reader of admin token files;
+//! - [`status`]: `tungate status`, a readable summary (its exit statuses included).
+//!
+//! Used by the CLI, `tungate demo` and the admin server (for [`wire`]). It never reaches
+//! into a gateway other than through the API, and never depends on the server's crates.
 
 pub mod client;
 pub mod status;
+pub mod token;
+pub mod wire;

@@ -10,151 +10,21 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-
-use serde::Deserialize;
+use std::path::PathBuf;
 
 use crate::client::{ApiClient, ClientError};
+use crate::token::read_token_file;
+use crate::wire::{Stats, Status};
 
 /// The default admin URL (the default `--admin-listen` of `tungate run`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9080";
 /// The exit status when the appliance answers but is not ready or its networking is not as
 /// configured.
-pub const EXIT_NOT_READY: i32 = 3;
-
-/// The part of `GET /api/v1/status` shown.
-#[derive(Debug, Deserialize)]
-pub struct StatusView {
-    /// tungate's version.
-    pub version: String,
-    /// Seconds since start.
-    pub uptime_seconds: f64,
-    /// `userspace` or `kernel`.
-    pub decap_mode: String,
-    /// Data-path workers.
-    pub workers: u32,
-    /// The gateway address.
-    pub gateway_address: String,
-    /// Whether the data path runs with the configuration in force.
-    pub ready: bool,
-    /// Configured peers.
-    pub peers: usize,
-    /// Configuration changes applied since start.
-    pub config_generation: u64,
-    /// What the netcfg reconciler last found (absent or null when it does not run).
-    #[serde(default)]
-    pub network: Option<NetworkView>,
-    /// Packet totals.
-    pub totals: TotalsView,
-}
-
-/// The part of `status.network` shown.
-#[derive(Debug, Deserialize)]
-pub struct NetworkView {
-    /// The last pass succeeded.
-    pub in_sync: bool,
-    /// Passes done.
-    pub passes: u64,
-    /// Changes made since start.
-    pub changes_applied: u64,
-    /// The last pass's error.
-    pub last_error: Option<String>,
-}
-
-impl StatusView {
-    /// The problem that makes `tungate status` exit with [`EXIT_NOT_READY`], if any.
-    pub fn problem(&self) -> Option<String> {
-        if !self.ready {
-            return Some(
-                "the appliance answers but is NOT ready (its data path does not run with the \
-                 configuration in force; see its log)"
-                    .into(),
-            );
-        }
-        let error = self.network.as_ref()?.last_error.as_ref()?;
-        Some(format!(
-            "the appliance forwards, but its networking is NOT as configured: {error}"
-        ))
-    }
-}
-
-/// Packet totals.
-#[derive(Debug, Deserialize)]
-pub struct TotalsView {
-    /// Frames received.
-    pub received_packets: u64,
-    /// Packets forwarded.
-    pub forwarded_packets: u64,
-    /// Bytes forwarded.
-    pub forwarded_bytes: u64,
-    /// Packets dropped.
-    pub dropped_packets: u64,
-}
-
-/// The part of `GET /api/v1/stats` shown.
-#[derive(Debug, Deserialize)]
-pub struct StatsView {
-    /// Per VIP.
-    pub vips: Vec<VipView>,
-    /// Per plugin binding.
-    pub bindings: Vec<BindingView>,
-}
-
-/// One VIP's counters.
-#[derive(Debug, Deserialize)]
-pub struct VipView {
-    /// The VIP.
-    pub address: String,
-    /// The peer serving it.
-    pub peer: Option<String>,
-    /// Packets forwarded.
-    pub forwarded_packets: u64,
-    /// Bytes forwarded.
-    pub forwarded_bytes: u64,
-    /// Drops by reason.
-    pub dropped: BTreeMap<String, u64>,
-}
-
-/// Pass and drop counts.
-#[derive(Debug, Deserialize)]
-pub struct PassDropView {
-    /// Passed.
-    pub pass: u64,
-    /// Dropped.
-    pub drop: u64,
-}
-
-/// One binding's counters.
-#[derive(Debug, Deserialize)]
-pub struct BindingView {
-    /// The VIP.
-    pub vip: String,
-    /// Position in the chain.
-    pub position: usize,
-    /// The plugin's name.
-    pub plugin: String,
-    /// `pass` or `drop` on error.
-    pub on_error: String,
-    /// Verdicts.
-    pub verdicts: PassDropView,
-    /// Failed calls by kind.
-    pub errors: BTreeMap<String, u64>,
-    /// Whether it is quarantined.
-    pub quarantined: bool,
-    /// The plugin's own counters.
-    pub counters: BTreeMap<String, u64>,
-}
-
-/// Reads the token of `--token-file`.
-fn read_token(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|t| t.trim().to_owned())
-        .map_err(|e| format!("--token-file {}: cannot read: {e}", path.display()))
-}
+pub(crate) const EXIT_NOT_READY: i32 = 3;
 
 /// Runs `tungate status`; returns the exit status.
 pub fn run(url: &str, token_file: Option<&PathBuf>) -> i32 {
-    let token = match token_file.map(|p| read_token(p)).transpose() {
+    let token = match token_file.map(|p| read_token_file(p)).transpose() {
         Ok(t) => t,
         Err(e) => {
             eprintln!("tungate status: {e}");
@@ -197,14 +67,14 @@ pub fn run(url: &str, token_file: Option<&PathBuf>) -> i32 {
 }
 
 /// Reads status and stats.
-pub async fn fetch(client: &ApiClient) -> Result<(StatusView, StatsView), ClientError> {
+async fn fetch(client: &ApiClient) -> Result<(Status, Stats), ClientError> {
     let status = client.get_json("/api/v1/status").await?;
     let stats = client.get_json("/api/v1/stats").await?;
     Ok((status, stats))
 }
 
 /// Seconds as `1d 2h`, `3h 4m`, `5m 6s` or `7s`.
-pub fn human_duration(seconds: f64) -> String {
+fn human_duration(seconds: f64) -> String {
     let s = seconds.max(0.0) as u64;
     let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
     match (d, h, m) {
@@ -216,7 +86,7 @@ pub fn human_duration(seconds: f64) -> String {
 }
 
 /// Bytes with a binary unit (`512 B`, `1.5 KiB`, `2.0 MiB`, ...).
-pub fn human_bytes(bytes: u64) -> String {
+fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
@@ -231,7 +101,7 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// Lays rows out in left-aligned columns under a header, two spaces apart.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -270,7 +140,7 @@ fn reasons(map: &BTreeMap<String, u64>) -> String {
 }
 
 /// The summary a person reads.
-pub fn render(url: &str, status: &StatusView, stats: &StatsView) -> String {
+fn render(url: &str, status: &Status, stats: &Stats) -> String {
     let mut out = String::new();
     let t = &status.totals;
     let _ = writeln!(
@@ -405,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_summary_names_vips_bindings_and_quarantine() {
-        let status: StatusView = serde_json::from_value(serde_json::json!({
+        let status: Status = serde_json::from_value(serde_json::json!({
             "version": "9.9.9", "uptime_seconds": 61.0, "decap_mode": "userspace",
             "workers": 2, "gateway_address": "10.0.0.1", "ready": true, "peers": 1,
             "vips": 1, "config_generation": 4,
@@ -413,13 +283,21 @@ mod tests {
                        "forwarded_bytes": 2048, "dropped_packets": 2}
         }))
         .unwrap();
-        let stats: StatsView = serde_json::from_value(serde_json::json!({
+        let stats: Stats = serde_json::from_value(serde_json::json!({
+            "totals": {"received_packets": 10, "forwarded_packets": 8,
+                       "forwarded_bytes": 2048, "dropped_packets": 2},
+            "drops": {"plugin": 2, "ttl_expired": 0},
             "vips": [{"address": "192.0.2.1", "peer": "rs1", "forwarded_packets": 8,
                       "forwarded_bytes": 2048, "dropped": {"plugin": 2, "ttl_expired": 0}}],
             "bindings": [{"vip": "192.0.2.1", "position": 0, "plugin": "cidr-filter",
-                          "on_error": "pass", "verdicts": {"pass": 8, "drop": 2},
-                          "errors": {}, "quarantined": true,
-                          "counters": {"dropped{denied}": 2}}]
+                          "sha256": "00", "on_error": "pass", "calls": 1,
+                          "verdicts": {"pass": 8, "drop": 2},
+                          "errors": {}, "error_packets": {"pass": 0, "drop": 0},
+                          "quarantine_packets": {"pass": 0, "drop": 0},
+                          "quarantined": true, "last_error": null,
+                          "counters": {"dropped{denied}": 2},
+                          "plugin_counters": [{"name": "dropped", "label": "denied",
+                                               "value": 2}]}]
         }))
         .unwrap();
         let text = render("http://x:1", &status, &stats);
@@ -447,17 +325,19 @@ mod tests {
 
     #[test]
     fn networking_not_as_configured_is_a_problem() {
-        let mut status: StatusView = serde_json::from_value(serde_json::json!({
+        let mut status: Status = serde_json::from_value(serde_json::json!({
             "version": "9.9.9", "uptime_seconds": 1.0, "decap_mode": "kernel",
             "workers": 1, "gateway_address": "10.0.0.1", "ready": true, "peers": 1,
-            "config_generation": 1,
+            "vips": 0, "config_generation": 1,
             "network": {"in_sync": false, "passes": 3, "changes_applied": 0,
                         "last_error": "cannot create tunnel tg-rs1"},
             "totals": {"received_packets": 0, "forwarded_packets": 0,
                        "forwarded_bytes": 0, "dropped_packets": 0}
         }))
         .unwrap();
-        let stats = StatsView {
+        let stats = Stats {
+            totals: status.totals.clone(),
+            drops: BTreeMap::new(),
             vips: vec![],
             bindings: vec![],
         };

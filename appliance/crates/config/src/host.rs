@@ -10,7 +10,7 @@ use super::model::Document;
 use super::validate::{FieldError, Invalid};
 
 /// The IPv4 addresses configured on this host's interfaces (in this network namespace).
-pub fn local_ipv4_addresses() -> std::io::Result<HashSet<Ipv4Addr>> {
+pub(crate) fn local_ipv4_addresses() -> std::io::Result<HashSet<Ipv4Addr>> {
     let addrs = nix::ifaddrs::getifaddrs().map_err(std::io::Error::from)?;
     Ok(addrs
         .filter_map(|a| a.address)
@@ -19,7 +19,7 @@ pub fn local_ipv4_addresses() -> std::io::Result<HashSet<Ipv4Addr>> {
 }
 
 /// Whether an interface of this name exists in this network namespace.
-pub fn interface_exists(name: &str) -> bool {
+pub(crate) fn interface_exists(name: &str) -> bool {
     nix::net::if_::if_nametoindex(name).is_ok()
 }
 

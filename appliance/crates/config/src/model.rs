@@ -72,7 +72,7 @@ pub struct Gateway {
 }
 
 /// The default worker count: one, which leaves the other cores to the kernel and the admin.
-pub fn default_workers() -> u32 {
+pub(crate) fn default_workers() -> u32 {
     1
 }
 

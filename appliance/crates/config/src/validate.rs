@@ -13,13 +13,14 @@ use serde::Serialize;
 use super::model::Document;
 
 /// Most workers a gateway may ask for.
-pub const MAX_WORKERS: u32 = 64;
+pub(crate) const MAX_WORKERS: u32 = 64;
 /// Longest peer name: `tg-` plus the name must fit the kernel's 15-byte interface names.
-pub const MAX_PEER_NAME: usize = MAX_INTERFACE_NAME - crate::model::TUNNEL_DEVICE_PREFIX.len();
+pub(crate) const MAX_PEER_NAME: usize =
+    MAX_INTERFACE_NAME - crate::model::TUNNEL_DEVICE_PREFIX.len();
 /// Longest Linux interface name (`IFNAMSIZ` less the NUL).
 const MAX_INTERFACE_NAME: usize = 15;
 /// Longest plugin name.
-pub const MAX_PLUGIN_NAME: usize = 64;
+pub(crate) const MAX_PLUGIN_NAME: usize = 64;
 
 /// One problem with one field of the document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,6 +64,13 @@ impl Problems {
             message: message.into(),
         });
     }
+}
+
+/// The field path of a plugin binding in the whole document: `vips[VIP].plugins[POSITION]`
+/// (the one place this path is spelled; errors about a binding's keys append `.plugin`,
+/// `.sha256` or `.config`).
+pub fn binding_field(vip: usize, position: usize) -> String {
+    format!("vips[{vip}].plugins[{position}]")
 }
 
 /// Whether `name` is a valid peer name (1–12 of `A-Z a-z 0-9 _ -`).
@@ -251,7 +259,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
             );
         }
         for (m, binding) in vip.plugins.iter().enumerate() {
-            let bat = format!("{at}.plugins[{m}]");
+            let bat = binding_field(k, m);
             if !is_valid_plugin_name(&binding.plugin) {
                 p.add(
                     format!("{bat}.plugin"),

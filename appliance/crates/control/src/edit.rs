@@ -5,10 +5,11 @@
 use std::net::Ipv4Addr;
 
 use super::error::{ControlError, ErrorCode};
+use tungate_config::validate::binding_field;
 use tungate_config::{Document, Peer, Vip};
 
 /// The document with `peer` added, or replacing the peer of the same name in place.
-pub fn put_peer(doc: &Document, peer: Peer) -> Document {
+pub(crate) fn put_peer(doc: &Document, peer: Peer) -> Document {
     let mut out = doc.clone();
     match out.peers.iter_mut().find(|p| p.name == peer.name) {
         Some(slot) => *slot = peer,
@@ -18,7 +19,7 @@ pub fn put_peer(doc: &Document, peer: Peer) -> Document {
 }
 
 /// The document without peer `name`.
-pub fn delete_peer(doc: &Document, name: &str) -> Result<Document, ControlError> {
+pub(crate) fn delete_peer(doc: &Document, name: &str) -> Result<Document, ControlError> {
     let mut out = doc.clone();
     let before = out.peers.len();
     out.peers.retain(|p| p.name != name);
@@ -37,7 +38,7 @@ pub fn no_peer(name: &str) -> ControlError {
 }
 
 /// The document with `vip` added, or replacing the entry of the same address in place.
-pub fn put_vip(doc: &Document, vip: Vip) -> Document {
+pub(crate) fn put_vip(doc: &Document, vip: Vip) -> Document {
     let mut out = doc.clone();
     match out.vips.iter_mut().find(|v| v.address == vip.address) {
         Some(slot) => *slot = vip,
@@ -47,7 +48,7 @@ pub fn put_vip(doc: &Document, vip: Vip) -> Document {
 }
 
 /// The document without the VIP entry `address` (and so without its chain).
-pub fn delete_vip(doc: &Document, address: Ipv4Addr) -> Result<Document, ControlError> {
+pub(crate) fn delete_vip(doc: &Document, address: Ipv4Addr) -> Result<Document, ControlError> {
     let mut out = doc.clone();
     let before = out.vips.len();
     out.vips.retain(|v| v.address != address);
@@ -71,7 +72,7 @@ pub fn bindings_of(doc: &Document, plugin: &str) -> Vec<(String, Ipv4Addr, usize
     for (i, vip) in doc.vips.iter().enumerate() {
         for (j, b) in vip.plugins.iter().enumerate() {
             if b.plugin == plugin {
-                out.push((format!("vips[{i}].plugins[{j}]"), vip.address, j));
+                out.push((binding_field(i, j), vip.address, j));
             }
         }
     }

@@ -132,7 +132,7 @@ impl ControlError {
     }
 
     /// A plugin generation that could not be built, with the binding's field named.
-    pub fn from_build(error: BuildError) -> ControlError {
+    pub(crate) fn from_build(error: BuildError) -> ControlError {
         let text = error.to_string();
         match error {
             BuildError::Invalid(invalid) => ControlError::invalid(invalid),

@@ -14,13 +14,24 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use tungate_config::{DecapMode, Document};
-use tungate_netcfg::{ReconcileOptions, ReconcileStatus, Reconciler, Target};
+use tungate_netcfg::{NetError, ReconcileOptions, ReconcileStatus, Reconciler, Target};
+
+/// Why the reconciler could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// Its tokio runtime could not be built.
+    #[error("cannot start the netcfg runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The reconciler could not start (netlink).
+    #[error("{0}")]
+    Reconciler(NetError),
+}
 
 /// Longest wait for a reconciling pass before the data path goes ahead anyway.
-pub const PASS_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const PASS_WAIT: Duration = Duration::from_secs(5);
 
 /// The reconciler and the runtime it runs on.
-pub struct KernelFollower {
+pub(crate) struct KernelFollower {
     runtime: tokio::runtime::Runtime,
     target: watch::Sender<Target>,
     status: watch::Receiver<ReconcileStatus>,
@@ -30,13 +41,16 @@ pub struct KernelFollower {
 impl KernelFollower {
     /// Starts reconciling `doc` with the state file `state_file`, and waits (bounded) for the
     /// first pass.
-    pub fn start(doc: &Document, state_file: PathBuf) -> Result<KernelFollower, String> {
+    pub(crate) fn start(
+        doc: &Document,
+        state_file: PathBuf,
+    ) -> Result<KernelFollower, KernelError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("tg-netcfg")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the netcfg runtime: {e}"))?;
+            .map_err(KernelError::Runtime)?;
         let (target, receiver) = watch::channel(Target::Gateway(doc.clone()));
         let reconciler = {
             let _entered = runtime.enter();
@@ -47,7 +61,7 @@ impl KernelFollower {
                     interval: tungate_netcfg::DEFAULT_INTERVAL,
                 },
             )
-            .map_err(|e| e.to_string())?
+            .map_err(KernelError::Reconciler)?
         };
         let status = reconciler.subscribe();
         let follower = KernelFollower {
@@ -62,7 +76,7 @@ impl KernelFollower {
 
     /// Hands `doc` to the reconciler; in `kernel` mode, waits for the pass that applies it
     /// (the data path then finds the tunnels).
-    pub fn follow(&self, doc: &Document) {
+    pub(crate) fn follow(&self, doc: &Document) {
         let passes = self.status.borrow().passes;
         let changed = self.target.send_if_modified(|t| {
             let new = Target::Gateway(doc.clone());
@@ -92,17 +106,12 @@ impl KernelFollower {
     }
 
     /// A receiver of the reconciler's progress (for the admin API's status).
-    pub fn subscribe(&self) -> watch::Receiver<ReconcileStatus> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<ReconcileStatus> {
         self.status.clone()
     }
 
-    /// The reconciler's progress.
-    pub fn status(&self) -> ReconcileStatus {
-        self.status.borrow().clone()
-    }
-
     /// Stops reconciling (the tunnels stay; `tungate net down` removes them).
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         if let Some(r) = self.reconciler.take() {
             self.runtime.block_on(r.stop());
         }

@@ -1,19 +1,26 @@
 //! The control plane: the one thread that changes tungate's state — the stored document and
 //! plugins, the data path's tables and filters, the kernel's tunnels — one action at a time.
 //!
-//! Requests (admin handlers, signals) become an [`Action`] sent over a channel with a reply
-//! channel ([`ControlHandle`]); they never touch the machinery. Readers use the immutable
-//! [`View`] published with `arc-swap` after every change, plus the data path's counters, so
-//! a read never waits for a write and never blocks the data path. [`plane`] carries out
-//! actions (validate → host checks → build the filters → persist → publish → swap the view,
-//! rolling back on a late failure), [`edit`] turns resource edits into documents,
-//! [`kernel`] keeps the netcfg reconciler following the document, [`error`] names every
-//! refusal's code and field. Nothing here parses HTTP or touches packets.
+//! Its API: [`ControlPlane::start`] seeds the state and starts the machinery from a
+//! [`Startup`] (failing with a typed [`StartupError`]); [`Control::spawn`] runs it on its own
+//! thread; requests (admin handlers, signals) become an [`Action`] sent through a
+//! [`ControlHandle`] and answered with a [`Reply`] or a [`ControlError`]; readers use the
+//! immutable [`View`] published with `arc-swap` after every change, plus the data path's
+//! counters, so a read never waits for a write and never blocks the data path. [`store`] is
+//! the state directory.
+//!
+//! Inside: `plane` carries out actions (validate → host checks → build the filters →
+//! persist → publish → swap the view, rolling back on a late failure) through the
+//! `forwarding` seam (the data path as a small trait, faked in the unit tests), [`edit`]
+//! turns resource edits into documents (the admin API reads its lookups), `kernel` keeps the netcfg reconciler following the
+//! document, `error` names every refusal's code and field. It never parses HTTP, never
+//! touches a packet, and is the only writer of the state directory.
 
 pub mod edit;
-pub mod error;
-pub mod kernel;
-pub mod plane;
+mod error;
+mod forwarding;
+mod kernel;
+mod plane;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -25,7 +32,11 @@ use arc_swap::ArcSwap;
 
 use crate::store::PluginRecord;
 pub use error::{ControlError, ErrorCode};
-pub use plane::{ControlPlane, Startup, StartupError};
+pub use forwarding::ForwardingError;
+pub use kernel::KernelError;
+pub use plane::{
+    ConfigFile, ControlPlane, DocumentOrigin, PluginFileProblem, Startup, StartupError, StopError,
+};
 use tungate_config::{Document, Peer, Vip};
 use tungate_plugin_host::StatsTable;
 
@@ -141,7 +152,7 @@ pub struct Control {
     handle: ControlHandle,
     view: SharedView,
     network: Option<NetworkStatus>,
-    thread: JoinHandle<Result<(), String>>,
+    thread: JoinHandle<Result<(), StopError>>,
 }
 
 impl Control {
@@ -178,10 +189,8 @@ impl Control {
 
     /// Stops the control plane once every handle is dropped: the pending actions finish,
     /// then the data path stops (workers joined, nftables table and sockets removed).
-    pub fn stop(self) -> Result<(), String> {
+    pub fn stop(self) -> Result<(), StopError> {
         drop(self.handle);
-        self.thread
-            .join()
-            .unwrap_or_else(|_| Err("the control thread panicked".into()))
+        self.thread.join().unwrap_or(Err(StopError::Panicked))
     }
 }

@@ -11,7 +11,8 @@
 //! It never parses HTTP and never touches a packet.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,21 +21,22 @@ use crossbeam_channel::RecvTimeoutError;
 
 use super::edit;
 use super::error::{ControlError, ErrorCode};
-use super::kernel::KernelFollower;
+use super::forwarding::{Forwarding, ForwardingError, Workers};
+use super::kernel::{KernelError, KernelFollower};
 use super::{Action, NetworkStatus, Reply, Request, SharedView, View};
 use crate::store::{StateDir, StoreError};
-use tungate_config::{self as config, Document};
+use tungate_config::{self as config, Document, Invalid};
+use tungate_datapath::StartError;
 use tungate_datapath::counters::Counters;
-use tungate_datapath::{Datapath, StartError};
-use tungate_netcfg::IpipDropTable;
-use tungate_plugin_host::{Generation, Limits, PluginHost};
+use tungate_datapath::filter::WorkerFilters;
+use tungate_plugin_host::{BuildError, EngineError, Generation, Limits, PluginHost, Refusal};
 
 /// The netcfg state file inside the state directory.
-pub const NETCFG_STATE_FILE: &str = "netcfg-gateway.json";
+const NETCFG_STATE_FILE: &str = "netcfg-gateway.json";
 
 /// How often, between requests, the control thread checks whether a kernel tunnel device
 /// was replaced.
-pub const DEVICE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const DEVICE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A configuration file given with `--config`, already read and checked.
 pub struct ConfigFile {
@@ -58,26 +60,143 @@ pub struct Startup {
     pub limits: Limits,
 }
 
-/// Why the gateway could not start.
+/// Where the document a start uses came from (named in its errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentOrigin {
+    /// The `--config` file (it seeds the state).
+    File,
+    /// The state directory's stored document (at this state directory).
+    Stored(PathBuf),
+}
+
+impl fmt::Display for DocumentOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocumentOrigin::File => f.write_str("the configuration file"),
+            DocumentOrigin::Stored(root) => {
+                write!(f, "the stored configuration {}/config.json", root.display())
+            }
+        }
+    }
+}
+
+/// Why a `--plugin` file could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginFileProblem {
+    /// Its stem is not a plugin name.
+    #[error(
+        "the file name (less .wasm) must be a valid plugin name: 1 to 64 of A-Z a-z 0-9 . _ - \
+         (not starting with '.')"
+    )]
+    BadName,
+    /// It cannot be read.
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    /// The plugin host refuses the module.
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    /// The state directory could not take it.
+    #[error("cannot store it: {0}")]
+    Store(StoreError),
+}
+
+/// Why the gateway could not start. [`StartupError::is_bad_config`] tells a bad
+/// configuration, flag or plugin file (the operator's to fix; exit status 2) from a failure
+/// of this host (exit status 1).
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// A bad configuration, flag or plugin file (exit status 2).
+    /// A `--plugin` file could not be stored.
+    #[error("--plugin {}: {problem}", path.display())]
+    PluginFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: PluginFileProblem,
+    },
+    /// The plugin engine could not be set up.
     #[error("{0}")]
-    BadConfig(String),
-    /// Something failed on this host (exit status 1).
+    Engine(EngineError),
+    /// The stored document cannot be read.
     #[error("{0}")]
-    Failed(String),
+    StoredConfig(StoreError),
+    /// The state directory failed (reading the seed, saving the seeded document).
+    #[error("{0}")]
+    State(StoreError),
+    /// Neither a `--config` file nor a stored document.
+    #[error("no configuration: give --config FILE (nothing is stored in {} yet)", .0.display())]
+    NoConfig(PathBuf),
+    /// The document is invalid.
+    #[error("{origin} is invalid:\n{invalid}")]
+    Invalid {
+        /// Where it came from.
+        origin: DocumentOrigin,
+        /// Every problem found.
+        invalid: Invalid,
+    },
+    /// The document does not fit this host (addresses, interfaces).
+    #[error("{origin} does not fit this host:\n{invalid}")]
+    Host {
+        /// Where it came from.
+        origin: DocumentOrigin,
+        /// Every problem found.
+        invalid: Invalid,
+    },
+    /// A plugin binding of the document cannot be built.
+    #[error("{origin}: {error}")]
+    Build {
+        /// Where the document came from.
+        origin: DocumentOrigin,
+        /// What failed (boxed: it is large and rare).
+        error: Box<BuildError>,
+    },
+    /// The netcfg reconciler could not start.
+    #[error("{0}")]
+    Kernel(KernelError),
+    /// The data path could not start.
+    #[error("cannot start the data path: {0}")]
+    Datapath(ForwardingError),
 }
+
+impl StartupError {
+    /// Whether the operator's input is at fault (configuration, flag or plugin file) rather
+    /// than this host.
+    pub fn is_bad_config(&self) -> bool {
+        match self {
+            StartupError::PluginFile { .. }
+            | StartupError::StoredConfig(_)
+            | StartupError::NoConfig(_)
+            | StartupError::Invalid { .. }
+            | StartupError::Host { .. }
+            | StartupError::Build { .. } => true,
+            StartupError::Engine(_)
+            | StartupError::State(_)
+            | StartupError::Kernel(_)
+            | StartupError::Datapath(_) => false,
+        }
+    }
+}
+
+/// Why the control plane did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    /// The data path did not stop cleanly.
+    #[error("{0}")]
+    Datapath(ForwardingError),
+    /// The control thread panicked.
+    #[error("the control thread panicked")]
+    Panicked,
+}
+
+/// What a start launches once the document and its filters are ready: the netcfg
+/// reconciler (if any) and the forwarding workers.
+type Launched = (Option<KernelFollower>, Box<dyn Forwarding>);
 
 /// The control plane's state; runs on the control thread.
 pub struct ControlPlane {
     state: StateDir,
     config_path: Option<PathBuf>,
     host: PluginHost,
-    datapath: Datapath,
-    /// `userspace` mode's nftables drop table, following the data path (declared after
-    /// it, so that dropping the plane stops the workers before the table goes).
-    drop_table: IpipDropTable,
+    datapath: Box<dyn Forwarding>,
     counters: Arc<Counters>,
     kernel: Option<KernelFollower>,
     doc: Document,
@@ -98,45 +217,41 @@ fn stored_module(state: &StateDir, name: &str) -> Option<Vec<u8>> {
 }
 
 /// Stores one `--plugin` file under its stem (unless the same module is stored already).
-fn store_plugin_file(host: &PluginHost, state: &StateDir, path: &PathBuf) -> Result<(), String> {
-    let shown = path.display();
+fn store_plugin_file(
+    host: &PluginHost,
+    state: &StateDir,
+    path: &Path,
+) -> Result<(), PluginFileProblem> {
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
         .filter(|n| config::validate::is_valid_plugin_name(n))
-        .ok_or_else(|| {
-            format!(
-                "--plugin {shown}: the file name (less .wasm) must be a valid plugin name: \
-                 1 to 64 of A-Z a-z 0-9 . _ - (not starting with '.')"
-            )
-        })?;
-    let bytes = std::fs::read(path).map_err(|e| format!("--plugin {shown}: cannot read: {e}"))?;
-    let info = host
-        .check(&bytes)
-        .map_err(|e| format!("--plugin {shown}: refused: {e}"))?;
+        .ok_or(PluginFileProblem::BadName)?;
+    let bytes = std::fs::read(path).map_err(PluginFileProblem::Read)?;
+    let info = host.check(&bytes).map_err(PluginFileProblem::Refused)?;
     let same = state
         .plugins()
-        .map_err(|e| e.to_string())?
+        .map_err(PluginFileProblem::Store)?
         .get(name)
         .is_some_and(|r| r.sha256 == info.sha256);
     if !same {
         let info = serde_json::to_value(&info).unwrap_or_default();
         state
             .put_plugin(name, &bytes, info)
-            .map_err(|e| format!("--plugin {shown}: cannot store it: {e}"))?;
-        tracing::info!("stored plugin {name:?} from {shown}");
+            .map_err(PluginFileProblem::Store)?;
+        tracing::info!("stored plugin {name:?} from {}", path.display());
     }
     Ok(())
 }
 
 /// Maps a data-path (re)start failure: configuration mismatches name their field.
-fn start_failure(e: StartError) -> ControlError {
+fn start_failure(e: ForwardingError) -> ControlError {
     let message = format!("the data path cannot run this configuration: {e}");
     match e {
-        StartError::NoTunnel(_) => {
+        ForwardingError::Datapath(StartError::NoTunnel(_)) => {
             ControlError::new(ErrorCode::InvalidConfig, message).at("gateway.decap")
         }
-        StartError::NoIngress(_) => {
+        ForwardingError::Datapath(StartError::NoIngress(_)) => {
             ControlError::new(ErrorCode::InvalidConfig, message).at("gateway.ingress_interface")
         }
         _ => ControlError::internal(message),
@@ -147,58 +262,84 @@ fn storage(what: &str) -> impl FnOnce(StoreError) -> ControlError + '_ {
     move |e| ControlError::internal(format!("cannot store {what}: {e}"))
 }
 
+/// Starts the real machinery: the netcfg reconciler (for kernel decap, the tunnels first),
+/// then the data path with its filters.
+fn launch(
+    doc: &Document,
+    state_root: &Path,
+    counters: Arc<Counters>,
+    filters: Vec<WorkerFilters>,
+) -> Result<Launched, StartupError> {
+    let kernel = KernelFollower::start(doc, state_root.join(NETCFG_STATE_FILE))
+        .map_err(StartupError::Kernel)?;
+    let datapath = Workers::start(doc, counters, filters).map_err(StartupError::Datapath)?;
+    Ok((Some(kernel), datapath))
+}
+
 impl ControlPlane {
     /// Seeds the state, builds the filters and starts the data path (and, for kernel
     /// decap, the tunnels first).
     pub fn start(startup: Startup) -> Result<ControlPlane, StartupError> {
+        Self::start_with(startup, launch)
+    }
+
+    /// [`Self::start`] with `launch` standing in for starting the reconciler and the data
+    /// path (the unit tests' seam).
+    fn start_with(
+        startup: Startup,
+        launch: impl FnOnce(
+            &Document,
+            &Path,
+            Arc<Counters>,
+            Vec<WorkerFilters>,
+        ) -> Result<Launched, StartupError>,
+    ) -> Result<ControlPlane, StartupError> {
         let Startup {
             state,
             config,
             plugin_files,
             limits,
         } = startup;
-        let failed = |e: String| StartupError::Failed(e);
-        let host = PluginHost::new(limits).map_err(|e| failed(e.to_string()))?;
+        let host = PluginHost::new(limits).map_err(StartupError::Engine)?;
         for path in &plugin_files {
-            store_plugin_file(&host, &state, path).map_err(StartupError::BadConfig)?;
+            store_plugin_file(&host, &state, path).map_err(|problem| StartupError::PluginFile {
+                path: path.clone(),
+                problem,
+            })?;
         }
-        let stored = state
-            .config()
-            .map_err(|e| StartupError::BadConfig(e.to_string()))?;
+        let stored = state.config().map_err(StartupError::StoredConfig)?;
         let config_path = config.as_ref().map(|f| f.path.clone());
-        let root = state.root().display().to_string();
+        let root = state.root().to_owned();
         // The seeding rule: a file seeds an empty state; the same file again keeps the
         // stored document (with its API changes); an edited file replaces it.
         let (doc, seed_text) = match (config, stored) {
             (Some(file), Some(stored))
-                if state
-                    .seeded_by(&file.text)
-                    .map_err(|e| failed(e.to_string()))? =>
+                if state.seeded_by(&file.text).map_err(StartupError::State)? =>
             {
                 tracing::info!(
-                    "{} is unchanged since it seeded {root}: the stored configuration (with \
+                    "{} is unchanged since it seeded {}: the stored configuration (with \
                      its API changes) is in force",
-                    file.path.display()
+                    file.path.display(),
+                    root.display()
                 );
                 (stored, None)
             }
             (Some(file), _) => (file.doc, Some(file.text)),
             (None, Some(stored)) => (stored, None),
-            (None, None) => {
-                return Err(StartupError::BadConfig(format!(
-                    "no configuration: give --config FILE (nothing is stored in {root} yet)"
-                )));
-            }
+            (None, None) => return Err(StartupError::NoConfig(root)),
         };
-        let source = if seed_text.is_some() {
-            "the configuration file".to_owned()
+        let origin = if seed_text.is_some() {
+            DocumentOrigin::File
         } else {
-            format!("the stored configuration {root}/config.json")
+            DocumentOrigin::Stored(root.clone())
         };
-        config::validate(&doc)
-            .map_err(|e| StartupError::BadConfig(format!("{source} is invalid:\n{e}")))?;
-        config::host::check_host(&doc).map_err(|e| {
-            StartupError::BadConfig(format!("{source} does not fit this host:\n{e}"))
+        config::validate(&doc).map_err(|invalid| StartupError::Invalid {
+            origin: origin.clone(),
+            invalid,
+        })?;
+        config::host::check_host(&doc).map_err(|invalid| StartupError::Host {
+            origin: origin.clone(),
+            invalid,
         })?;
         let generation = host
             .build(
@@ -206,44 +347,37 @@ impl ControlPlane {
                 &|name: &str| stored_module(&state, name),
                 doc.gateway.workers as usize,
             )
-            .map_err(|e| StartupError::BadConfig(format!("{source}: {e}")))?;
+            .map_err(|error| StartupError::Build {
+                origin,
+                error: Box::new(error),
+            })?;
         if let Some(text) = &seed_text {
             state
                 .save_config(&doc)
                 .and_then(|()| state.record_seed(text))
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(StartupError::State)?;
         }
         let counters = Arc::new(Counters::new(doc.gateway.workers as usize));
-        let kernel =
-            KernelFollower::start(&doc, state.root().join(NETCFG_STATE_FILE)).map_err(failed)?;
-        let datapath =
-            Datapath::start_with_filters(&doc, counters.clone(), Some(generation.filters))
-                .map_err(|e| failed(format!("cannot start the data path: {e}")))?;
-        let mut drop_table = IpipDropTable::new();
-        drop_table
-            .follow(datapath.userspace_ingress())
-            .map_err(|e| failed(format!("cannot start the data path: {e}")))?;
+        let (kernel, datapath) = launch(&doc, &root, counters.clone(), generation.filters)?;
         host.commit(generation.stats, &generation.modules);
-        let filters = datapath.filter_slots().progress();
-        let doc_for_view = doc.clone();
+        let filters = datapath.filter_progress();
         let mut plane = ControlPlane {
-            state,
-            config_path,
-            host,
-            datapath,
-            drop_table,
-            counters,
-            kernel: Some(kernel),
-            doc,
-            generation: 1,
             view: Arc::new(ArcSwap::from_pointee(View {
-                document: Arc::new(doc_for_view.clone()),
+                document: Arc::new(doc.clone()),
                 plugins: Arc::default(),
                 bindings: Arc::default(),
                 generation: 0,
                 ready: false,
                 filters,
             })),
+            state,
+            config_path,
+            host,
+            datapath,
+            counters,
+            kernel,
+            doc,
+            generation: 1,
         };
         plane.refresh_view();
         Ok(plane)
@@ -264,16 +398,14 @@ impl ControlPlane {
         self.counters.clone()
     }
 
-    /// The state directory.
-    pub fn state_dir(&self) -> &StateDir {
-        &self.state
-    }
-
     /// Serves requests until every sender is gone, then stops the data path and the
-    /// reconciler. Returns an error message if the data path did not stop cleanly.
+    /// reconciler. Returns an error if the data path did not stop cleanly.
     /// Between requests it checks every [`DEVICE_CHECK_INTERVAL`] whether a kernel tunnel
     /// device was replaced (see [`Self::follow_tunnel_devices`]).
-    pub fn run(mut self, requests: crossbeam_channel::Receiver<Request>) -> Result<(), String> {
+    pub(crate) fn run(
+        mut self,
+        requests: crossbeam_channel::Receiver<Request>,
+    ) -> Result<(), StopError> {
         let mut next_check = Instant::now() + DEVICE_CHECK_INTERVAL;
         loop {
             match requests.recv_deadline(next_check) {
@@ -296,18 +428,7 @@ impl ControlPlane {
         if let Some(k) = self.kernel.take() {
             k.stop();
         }
-        self.datapath.stop();
-        self.drop_table.follow(None).map_err(|e| e.to_string())
-    }
-
-    /// Installs, moves or removes the drop table so that it matches the data path: present
-    /// exactly while the workers run in `userspace` mode, on the interface they read.
-    fn follow_drop_table(&mut self) -> Result<(), ControlError> {
-        self.drop_table
-            .follow(self.datapath.userspace_ingress())
-            .map_err(|e| {
-                ControlError::internal(format!("the data path cannot run this configuration: {e}"))
-            })
+        self.datapath.stop().map_err(StopError::Datapath)
     }
 
     /// `kernel` mode: when a tunnel device the workers read was replaced (deleted by hand
@@ -321,13 +442,9 @@ impl ControlPlane {
         }
         let doc = self.doc.clone();
         let outcome = self.build(&doc, None).and_then(|generation| {
-            let restarted = self
-                .datapath
-                .restart_with_filters(generation.filters)
-                .map_err(start_failure);
-            let followed = self.follow_drop_table();
-            restarted?;
-            followed?;
+            self.datapath
+                .restart(generation.filters)
+                .map_err(start_failure)?;
             self.host.commit(generation.stats, &generation.modules);
             Ok(())
         });
@@ -421,14 +538,10 @@ impl ControlPlane {
         if let Some(k) = &self.kernel {
             k.follow(doc);
         }
-        let applied = self
+        let restarted = self
             .datapath
-            .apply_with_filters(doc, Some(generation.filters))
-            .map_err(start_failure);
-        // Also after a failed restart, which leaves the workers (and so the table) gone.
-        let followed = self.follow_drop_table();
-        let restarted = applied?;
-        followed?;
+            .apply(doc, generation.filters)
+            .map_err(start_failure)?;
         if restarted {
             tracing::info!("workers restarted for the new [gateway] section");
         }
@@ -577,7 +690,219 @@ impl ControlPlane {
             bindings: self.host.stats_table(),
             generation: self.generation,
             ready: self.datapath.is_running(),
-            filters: self.datapath.filter_slots().progress(),
+            filters: self.datapath.filter_progress(),
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::store::sha256_hex;
+    use tungate_datapath::filter::FilterProgress;
+    use tungate_plugin_host::test_wat;
+
+    /// What the fake data path was asked, and whether its next apply fails.
+    struct FakeState {
+        applied: Vec<Document>,
+        fail_next_apply: bool,
+        running: bool,
+        progress: Arc<FilterProgress>,
+    }
+
+    impl Default for FakeState {
+        fn default() -> Self {
+            FakeState {
+                applied: Vec::new(),
+                fail_next_apply: false,
+                running: false,
+                progress: tungate_datapath::filter::FilterSlots::new(1).progress(),
+            }
+        }
+    }
+
+    /// A data path that records every document it is given and fails on demand, like the
+    /// real one whose restart fails: the document is taken, the workers are gone.
+    #[derive(Clone, Default)]
+    struct FakeForwarding(Arc<Mutex<FakeState>>);
+
+    impl FakeForwarding {
+        fn fail_next_apply(&self) {
+            self.0.lock().unwrap().fail_next_apply = true;
+        }
+
+        fn last_applied(&self) -> Document {
+            self.0.lock().unwrap().applied.last().cloned().unwrap()
+        }
+    }
+
+    impl Forwarding for FakeForwarding {
+        fn apply(
+            &mut self,
+            doc: &Document,
+            _: Vec<WorkerFilters>,
+        ) -> Result<bool, ForwardingError> {
+            let mut s = self.0.lock().unwrap();
+            s.applied.push(doc.clone());
+            if std::mem::take(&mut s.fail_next_apply) {
+                s.running = false;
+                return Err(StartError::Spawn(std::io::Error::other("fake: no threads")).into());
+            }
+            let restarted = !s.running;
+            s.running = true;
+            Ok(restarted)
+        }
+
+        fn restart(&mut self, _: Vec<WorkerFilters>) -> Result<(), ForwardingError> {
+            self.0.lock().unwrap().running = true;
+            Ok(())
+        }
+
+        fn is_running(&self) -> bool {
+            self.0.lock().unwrap().running
+        }
+
+        fn tunnel_devices_replaced(&self) -> bool {
+            false
+        }
+
+        fn filter_progress(&self) -> Arc<FilterProgress> {
+            self.0.lock().unwrap().progress.clone()
+        }
+
+        fn stop(self: Box<Self>) -> Result<(), ForwardingError> {
+            self.0.lock().unwrap().running = false;
+            Ok(())
+        }
+    }
+
+    /// One peer serving one VIP whose chain binds plugin `p` (unpinned, so an upload of
+    /// another module may replace it).
+    const DOC: &str = r#"
+        [gateway]
+        address = "127.0.0.1"
+        [[peers]]
+        name = "rs1"
+        address = "10.0.1.2"
+        vips = ["192.0.2.10"]
+        [[vips]]
+        address = "192.0.2.10"
+        [[vips.plugins]]
+        plugin = "p"
+    "#;
+
+    /// A plane started from `DOC` in a fresh state directory under `dir`, with module
+    /// `p` stored from a `--plugin` file, driving a fake data path and no reconciler.
+    fn started(dir: &Path, p: &[u8]) -> (ControlPlane, FakeForwarding) {
+        let config_path = dir.join("tungate.toml");
+        std::fs::write(&config_path, DOC).unwrap();
+        let plugin_path = dir.join("p.wasm");
+        std::fs::write(&plugin_path, p).unwrap();
+        let startup = Startup {
+            state: StateDir::open(&dir.join("state")).unwrap(),
+            config: Some(ConfigFile {
+                path: config_path,
+                text: DOC.as_bytes().to_vec(),
+                doc: config::parse_toml(DOC).unwrap(),
+            }),
+            plugin_files: vec![plugin_path],
+            limits: Limits::default(),
+        };
+        let fake = FakeForwarding::default();
+        let given = fake.clone();
+        let plane = ControlPlane::start_with(startup, move |doc, _, _, _| {
+            let mut s = given.0.lock().unwrap();
+            s.applied.push(doc.clone());
+            s.running = true;
+            drop(s);
+            Ok((None, Box::new(given) as Box<dyn Forwarding>))
+        })
+        .unwrap();
+        (plane, fake)
+    }
+
+    fn module(tos: u8) -> Vec<u8> {
+        test_wat::plugin(&test_wat::drop_tos(tos))
+    }
+
+    #[test]
+    fn a_failed_apply_puts_the_previous_document_back_in_the_store_the_view_and_the_data_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut plane, fake) = started(dir.path(), &module(1));
+        let before = plane.view().load().document.clone();
+        assert!(plane.view().load().ready);
+
+        let mut changed = (*before).clone();
+        changed.peers[0].address = "10.0.1.9".parse().unwrap();
+        fake.fail_next_apply();
+        let e = plane
+            .handle(Action::ReplaceConfig(changed.clone()))
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::Internal, "{e}");
+        assert!(
+            e.message.contains("fake: no threads")
+                && e.message
+                    .ends_with("; the previous configuration is back in force"),
+            "{e}"
+        );
+        assert_eq!(plane.state.config().unwrap().as_ref(), Some(&*before));
+        let view = plane.view().load_full();
+        assert_eq!(*view.document, *before);
+        assert!(view.ready, "the data path runs the previous document again");
+        assert_eq!(fake.last_applied(), *before);
+
+        // The next change goes through as if nothing had failed.
+        plane
+            .handle(Action::ReplaceConfig(changed.clone()))
+            .unwrap();
+        assert_eq!(plane.state.config().unwrap(), Some(changed.clone()));
+        assert_eq!(*plane.view().load().document, changed);
+        assert_eq!(fake.last_applied(), changed);
+    }
+
+    #[test]
+    fn a_failed_upload_apply_puts_the_previous_module_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (module(1), module(2));
+        let (mut plane, fake) = started(dir.path(), &old);
+        let sha = |view: &View| view.bindings.snapshot()[0].sha256.clone();
+        assert_eq!(sha(&plane.view().load()), sha256_hex(&old));
+
+        fake.fail_next_apply();
+        let e = plane
+            .handle(Action::PutPlugin {
+                name: "p".into(),
+                bytes: new.clone(),
+            })
+            .unwrap_err();
+        assert!(
+            e.message
+                .ends_with("; the previous configuration is back in force"),
+            "{e}"
+        );
+        let (record, bytes) = plane.state.plugin_bytes("p").unwrap();
+        assert_eq!(bytes, old, "the stored module is the previous one");
+        assert_eq!(record.sha256, sha256_hex(&old));
+        let view = plane.view().load_full();
+        assert_eq!(view.plugins["p"].sha256, sha256_hex(&old));
+        assert_eq!(
+            sha(&view),
+            sha256_hex(&old),
+            "the binding runs the old module"
+        );
+        assert!(view.ready);
+
+        // Uploaded again without a failure, the new module is stored and bound.
+        match plane.handle(Action::PutPlugin {
+            name: "p".into(),
+            bytes: new.clone(),
+        }) {
+            Ok(Reply::Plugin(r)) => assert_eq!(r.sha256, sha256_hex(&new)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(plane.state.plugin_bytes("p").unwrap().1, new);
+        assert_eq!(sha(&plane.view().load()), sha256_hex(&new));
     }
 }

@@ -20,11 +20,16 @@ use super::{DemoError, netns};
 /// How long the gateway may take to stop after SIGTERM before it is killed.
 const GATEWAY_STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// The gateway did not stop within [`GATEWAY_STOP_GRACE`] of SIGTERM and was killed.
+#[derive(Debug, thiserror::Error)]
+#[error("tungate did not stop within {GATEWAY_STOP_GRACE:?} of SIGTERM; killed")]
+pub(crate) struct StopTimeout;
+
 /// A thread of the demo: its name and handle.
 type Worker = (String, JoinHandle<Result<Result<(), DemoError>, DemoError>>);
 
 /// What the demo made, to be removed.
-pub struct Cleanup {
+pub(crate) struct Cleanup {
     stop: Arc<AtomicBool>,
     namespaces: Vec<String>,
     gateway: Option<Child>,
@@ -34,7 +39,7 @@ pub struct Cleanup {
 
 impl Cleanup {
     /// An empty guard; `stop` is the flag every demo thread watches.
-    pub fn new(stop: Arc<AtomicBool>) -> Cleanup {
+    pub(crate) fn new(stop: Arc<AtomicBool>) -> Cleanup {
         Cleanup {
             stop,
             namespaces: Vec::new(),
@@ -45,17 +50,17 @@ impl Cleanup {
     }
 
     /// Records a namespace.
-    pub fn namespace(&mut self, name: &str) {
+    pub(crate) fn namespace(&mut self, name: &str) {
         self.namespaces.push(name.to_owned());
     }
 
     /// Records the gateway process.
-    pub fn gateway(&mut self, child: Child) -> &mut Child {
+    pub(crate) fn gateway(&mut self, child: Child) -> &mut Child {
         self.gateway.insert(child)
     }
 
     /// Records a thread that stops when the stop flag is set.
-    pub fn thread(
+    pub(crate) fn thread(
         &mut self,
         name: &str,
         handle: JoinHandle<Result<Result<(), DemoError>, DemoError>>,
@@ -64,12 +69,12 @@ impl Cleanup {
     }
 
     /// Records the temporary directory.
-    pub fn temp_dir(&mut self, path: PathBuf) {
+    pub(crate) fn temp_dir(&mut self, path: PathBuf) {
         self.temp_dir = Some(path);
     }
 
     /// The name of a recorded thread that has ended, if any (it should not before stop).
-    pub fn ended_thread(&self) -> Option<&str> {
+    pub(crate) fn ended_thread(&self) -> Option<&str> {
         self.threads
             .iter()
             .find(|(_, h)| h.is_finished())
@@ -77,7 +82,7 @@ impl Cleanup {
     }
 
     /// Whether the gateway process has exited.
-    pub fn gateway_exited(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn gateway_exited(&mut self) -> Option<ExitStatus> {
         self.gateway
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())
@@ -85,7 +90,7 @@ impl Cleanup {
 
     /// Stops the gateway: SIGTERM (it removes its nftables table and prints its counters),
     /// then SIGKILL after a grace period. Returns how it ended.
-    pub fn stop_gateway(&mut self) -> Option<Result<ExitStatus, String>> {
+    pub(crate) fn stop_gateway(&mut self) -> Option<Result<ExitStatus, StopTimeout>> {
         let mut child = self.gateway.take()?;
         if let Ok(Some(status)) = child.try_wait() {
             return Some(Ok(status));
@@ -101,9 +106,7 @@ impl Cleanup {
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Some(Err(format!(
-                        "tungate did not stop within {GATEWAY_STOP_GRACE:?} of SIGTERM; killed"
-                    )));
+                    return Some(Err(StopTimeout));
                 }
             }
         }
@@ -111,13 +114,13 @@ impl Cleanup {
 
     /// Undoes everything in reverse order, telling `report` about each step; returns the
     /// problems met (the rest is still undone).
-    pub fn finish(&mut self, report: &mut dyn FnMut(&str)) -> Vec<String> {
+    pub(crate) fn finish(&mut self, report: &mut dyn FnMut(&str)) -> Vec<String> {
         let mut problems = Vec::new();
         self.stop.store(true, Ordering::Relaxed);
         match self.stop_gateway() {
             Some(Ok(status)) if status.success() => report("tungate stopped"),
             Some(Ok(status)) => problems.push(format!("tungate exited with {status}")),
-            Some(Err(e)) => problems.push(e),
+            Some(Err(e)) => problems.push(e.to_string()),
             None => {}
         }
         for (name, handle) in self.threads.drain(..).rev() {

@@ -21,15 +21,15 @@ use super::DemoError;
 use tungate_packet::ipv4;
 
 /// Length of the outer header.
-pub const OUTER_HEADER_LEN: usize = 20;
+pub(crate) const OUTER_HEADER_LEN: usize = 20;
 /// TTL of the outer header.
-pub const OUTER_TTL: u8 = 64;
+pub(crate) const OUTER_TTL: u8 = 64;
 /// How often the loop looks at its stop flag.
 const POLL_MS: u16 = 200;
 
 /// What the encapsulator did.
 #[derive(Debug, Default)]
-pub struct EncapCounters {
+pub(crate) struct EncapCounters {
     /// Replies wrapped and sent to the gateway.
     pub sent: AtomicU64,
     /// Sends that failed.
@@ -40,7 +40,7 @@ pub struct EncapCounters {
 
 /// Creates the TUN device `name` (no packet-info header) in the calling thread's namespace;
 /// it lives as long as the returned file.
-pub fn open_tun(name: &str) -> Result<File, DemoError> {
+pub(crate) fn open_tun(name: &str) -> Result<File, DemoError> {
     let tun_error = |source| DemoError::Tun {
         name: name.to_owned(),
         source,
@@ -74,7 +74,7 @@ pub fn open_tun(name: &str) -> Result<File, DemoError> {
 /// Writes into `out` the IPIP packet carrying `inner` from `source` to `destination`: a
 /// 20-byte IPv4 header (protocol 4, TTL [`OUTER_TTL`], identification `id`, checksum
 /// filled in) followed by `inner` unchanged.
-pub fn encapsulate(
+pub(crate) fn encapsulate(
     inner: &[u8],
     source: Ipv4Addr,
     destination: Ipv4Addr,
@@ -96,7 +96,7 @@ pub fn encapsulate(
 
 /// Reads replies from `tun` and sends them encapsulated to `gateway` until `stop` is set.
 /// Call it on a thread inside the real server's namespace.
-pub fn run(
+pub(crate) fn run(
     mut tun: File,
     rip: Ipv4Addr,
     gateway: Ipv4Addr,

@@ -22,16 +22,17 @@ use super::topology::{CLIENT_PREFIXES, GIP, RIP, VIP};
 use tungate_api::client::ApiClient;
 
 /// The example plugins, in upload order.
-pub const EXAMPLE_PLUGINS: [&str; 4] = ["accounting", "cidr-filter", "port-filter", "rate-limit"];
+pub(crate) const EXAMPLE_PLUGINS: [&str; 4] =
+    ["accounting", "cidr-filter", "port-filter", "rate-limit"];
 /// Where `deploy/ci/test-all.sh` and `deploy/demo.sh` build the example plugins.
-pub const WORKSPACE_PLUGIN_DIR: &str = "target/wasm-plugins/wasm32-unknown-unknown/plugin";
+pub(crate) const WORKSPACE_PLUGIN_DIR: &str = "target/wasm-plugins/wasm32-unknown-unknown/plugin";
 /// Where the appliance image installs them.
-pub const INSTALLED_PLUGIN_DIR: &str = "/usr/share/tungate/plugins";
+pub(crate) const INSTALLED_PLUGIN_DIR: &str = "/usr/share/tungate/plugins";
 /// How long tungate may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The configuration file the gateway starts with.
-pub fn config_toml() -> String {
+pub(crate) fn config_toml() -> String {
     format!(
         "# Written by `tungate demo`.\n\
          [gateway]\naddress = \"{GIP}\"\ndecap = \"userspace\"\nworkers = 1\n\n\
@@ -41,7 +42,7 @@ pub fn config_toml() -> String {
 
 /// The `.wasm` file of each example plugin in `dir` (named `cidr-filter.wasm` or, as cargo
 /// writes it, `cidr_filter.wasm`).
-pub fn find_plugins(dirs: &[PathBuf]) -> Result<Vec<(&'static str, PathBuf)>, DemoError> {
+pub(crate) fn find_plugins(dirs: &[PathBuf]) -> Result<Vec<(&'static str, PathBuf)>, DemoError> {
     let mut missing = Vec::new();
     for dir in dirs {
         let found: Vec<_> = EXAMPLE_PLUGINS
@@ -66,7 +67,11 @@ pub fn find_plugins(dirs: &[PathBuf]) -> Result<Vec<(&'static str, PathBuf)>, De
 
 /// Starts `tungate run` (this same executable) inside the namespace `namespace`, its
 /// output going to files in `work`.
-pub fn spawn(namespace: &str, work: &Path, admin_listen: SocketAddr) -> Result<Child, DemoError> {
+pub(crate) fn spawn(
+    namespace: &str,
+    work: &Path,
+    admin_listen: SocketAddr,
+) -> Result<Child, DemoError> {
     let io = |what: &'static str| move |source| DemoError::Io { what, source };
     let config = work.join("tungate.toml");
     std::fs::write(&config, config_toml()).map_err(io("writing the gateway's configuration"))?;
@@ -110,7 +115,7 @@ pub fn spawn(namespace: &str, work: &Path, admin_listen: SocketAddr) -> Result<C
 }
 
 /// The last lines of the gateway's standard error (for error messages).
-pub fn stderr_tail(work: &Path) -> String {
+pub(crate) fn stderr_tail(work: &Path) -> String {
     let text = std::fs::read_to_string(work.join("tungate.stderr")).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(8)..].join("\n")
@@ -118,7 +123,7 @@ pub fn stderr_tail(work: &Path) -> String {
 
 /// Waits until the API at `client` says ready (`/readyz` 200), failing early when the
 /// child exits.
-pub async fn wait_ready(
+pub(crate) async fn wait_ready(
     client: &ApiClient,
     child: &mut Child,
     work: &Path,
@@ -150,7 +155,7 @@ pub async fn wait_ready(
 
 /// What the API says of an uploaded plugin.
 #[derive(Debug, Deserialize)]
-pub struct Uploaded {
+pub(crate) struct Uploaded {
     /// Its sha256.
     pub sha256: String,
     /// Its size in bytes.
@@ -158,7 +163,11 @@ pub struct Uploaded {
 }
 
 /// Uploads one plugin module through the API.
-pub async fn upload(client: &ApiClient, name: &str, file: &Path) -> Result<Uploaded, DemoError> {
+pub(crate) async fn upload(
+    client: &ApiClient,
+    name: &str,
+    file: &Path,
+) -> Result<Uploaded, DemoError> {
     let module = std::fs::read(file).map_err(|source| DemoError::Io {
         what: "reading a plugin module",
         source,
@@ -169,12 +178,12 @@ pub async fn upload(client: &ApiClient, name: &str, file: &Path) -> Result<Uploa
 }
 
 /// The client prefixes, as JSON strings.
-pub fn client_prefixes() -> Vec<&'static str> {
+pub(crate) fn client_prefixes() -> Vec<&'static str> {
     CLIENT_PREFIXES.iter().map(|(p, _)| *p).collect()
 }
 
 /// Binds `accounting` (counting per client prefix) to the VIP.
-pub async fn bind_accounting(client: &ApiClient) -> Result<(), DemoError> {
+pub(crate) async fn bind_accounting(client: &ApiClient) -> Result<(), DemoError> {
     let body = serde_json::json!({
         "plugins": [{"plugin": "accounting", "config": {"prefixes": client_prefixes()}}]
     });
@@ -186,7 +195,7 @@ pub async fn bind_accounting(client: &ApiClient) -> Result<(), DemoError> {
 
 /// The JSON body that binds accounting and a cidr-filter denying `prefix` (printed as a
 /// hint, and used by the tests).
-pub fn deny_body(prefix: &str) -> serde_json::Value {
+pub(crate) fn deny_body(prefix: &str) -> serde_json::Value {
     serde_json::json!({
         "plugins": [
             {"plugin": "accounting", "config": {"prefixes": client_prefixes()}},
@@ -198,7 +207,7 @@ pub fn deny_body(prefix: &str) -> serde_json::Value {
 /// The admin listener inside the gateway's namespace: loopback when the relay only
 /// listens on the host's loopback (reads need no token, as on any loopback tungate), the
 /// gateway's own address otherwise (every API request then needs the token).
-pub fn inner_admin_listen(host_listen: SocketAddr) -> SocketAddr {
+pub(crate) fn inner_admin_listen(host_listen: SocketAddr) -> SocketAddr {
     let ip: Ipv4Addr = if host_listen.ip().is_loopback() {
         Ipv4Addr::LOCALHOST
     } else {

@@ -12,14 +12,14 @@
 //! never configures the host's own namespace (no interface, address, route, rule, sysctl
 //! or nftables table outside the namespaces it created).
 
-pub mod cleanup;
-pub mod encap;
-pub mod gateway;
+mod cleanup;
+mod encap;
+mod gateway;
 pub mod netns;
-pub mod relay;
-pub mod servers;
-pub mod topology;
-pub mod traffic;
+mod relay;
+mod servers;
+mod topology;
+mod traffic;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -34,14 +34,15 @@ use topology::{CLIENT_PREFIXES, GIP, Names, RIP, TUN_NAME, VIP};
 use traffic::TrafficCounters;
 
 use tungate_api::client::{ApiClient, ClientError};
-use tungate_api::status::StatsView;
+use tungate_api::token::{TokenFileError, read_token_file};
+use tungate_api::wire::Stats;
 
 /// The default host address of the admin relay (the web UI's URL).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
 /// The default request rate, requests per second over all clients.
 pub const DEFAULT_RATE: f64 = 20.0;
 /// The highest `--rate` accepted (the clients are one thread).
-pub const MAX_RATE: f64 = 10_000.0;
+pub(crate) const MAX_RATE: f64 = 10_000.0;
 /// The name of a demo's temporary directory, before its process id.
 const WORK_DIR_PREFIX: &str = "tungate-demo-";
 /// How often progress is printed.
@@ -55,6 +56,9 @@ pub enum DemoError {
     /// Not running as root.
     #[error("the demo makes network namespaces and needs root: run it with sudo")]
     NotRoot,
+    /// The gateway's admin token cannot be read.
+    #[error("reading the admin token: {0}")]
+    Token(#[from] TokenFileError),
     /// A tool could not be started.
     #[error("cannot run `{command}`: {source} (the demo needs iproute2: apt-get install iproute2)")]
     Tool {
@@ -359,13 +363,7 @@ async fn demo(
     let open = ApiClient::new(&url, None)?;
     gateway::wait_ready(&open, child, &work).await?;
     let token_file = work.join("state/admin-token");
-    let token = std::fs::read_to_string(&token_file)
-        .map_err(|source| DemoError::Io {
-            what: "reading the admin token",
-            source,
-        })?
-        .trim()
-        .to_owned();
+    let token = read_token_file(&token_file)?;
     let api = ApiClient::new(&url, Some(token.clone()))?;
     detail(&format!(
         "ready: decap userspace, peer rs1 = {RIP} serving {VIP}; state in {}",
@@ -514,7 +512,7 @@ impl Progress {
             tunnelled: encap.sent.load(Ordering::Relaxed),
             ..Progress::default()
         };
-        match api.get_json::<StatsView>("/api/v1/stats").await {
+        match api.get_json::<Stats>("/api/v1/stats").await {
             Ok(stats) => {
                 for vip in stats.vips.iter().filter(|v| v.address == VIP.to_string()) {
                     p.forwarded = vip.forwarded_packets;

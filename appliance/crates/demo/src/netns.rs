@@ -1,7 +1,8 @@
 //! Named network namespaces for the demo: create and delete them (with iproute2's `ip`, so
 //! a person can `ip netns exec` into them while the demo runs), run `ip -n` commands in
 //! them, and run code on a thread that has entered one (sockets and devices made there stay
-//! in that namespace whichever thread uses them later).
+//! in that namespace whichever thread uses them later). The one implementation of these:
+//! the test harness (`tungate-test-support`) builds its `Netns` on it.
 //!
 //! It never changes the calling thread's namespace: only threads it spawns enter one, and
 //! the process's own namespace (the host's) is never configured.
@@ -15,10 +16,10 @@ use nix::sched::{CloneFlags, setns};
 use super::DemoError;
 
 /// Where iproute2 keeps named namespaces.
-pub const NETNS_DIR: &str = "/run/netns";
+pub(crate) const NETNS_DIR: &str = "/run/netns";
 
 /// Runs `ip ARGS`; a failure names the command and what `ip` said.
-pub fn ip(args: &[&str]) -> Result<(), DemoError> {
+pub(crate) fn ip(args: &[&str]) -> Result<(), DemoError> {
     let command = format!("ip {}", args.join(" "));
     let out = Command::new("ip")
         .args(args)
@@ -38,7 +39,7 @@ pub fn ip(args: &[&str]) -> Result<(), DemoError> {
 }
 
 /// Runs `ip -n NAMESPACE ARGS`.
-pub fn ip_in(namespace: &str, args: &[&str]) -> Result<(), DemoError> {
+pub(crate) fn ip_in(namespace: &str, args: &[&str]) -> Result<(), DemoError> {
     let mut all = vec!["-n", namespace];
     all.extend_from_slice(args);
     ip(&all)
@@ -59,12 +60,12 @@ pub fn delete(name: &str) -> Result<(), DemoError> {
 }
 
 /// Whether the namespace `name` exists.
-pub fn exists(name: &str) -> bool {
+pub(crate) fn exists(name: &str) -> bool {
     std::path::Path::new(NETNS_DIR).join(name).exists()
 }
 
 /// Every named namespace.
-pub fn list() -> Vec<String> {
+pub(crate) fn list() -> Vec<String> {
     std::fs::read_dir(NETNS_DIR)
         .map(|dir| {
             dir.flatten()

@@ -33,7 +33,11 @@ async fn connect_inside(
 }
 
 /// Accepts connections on `listener` for ever, relaying each to `target` in `namespace`.
-pub async fn serve(listener: tokio::net::TcpListener, namespace: String, target: SocketAddr) {
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    namespace: String,
+    target: SocketAddr,
+) {
     loop {
         let Ok((mut client, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;

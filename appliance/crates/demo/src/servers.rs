@@ -19,7 +19,7 @@ use super::DemoError;
 use super::topology::{ECHO_PORT, HTTP_PORT, RIP, VIP};
 
 /// Resolves once `stop` is set (checked every 100 ms).
-pub async fn stopped(stop: Arc<AtomicBool>) {
+pub(crate) async fn stopped(stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -35,7 +35,10 @@ async fn greet(ConnectInfo(client): ConnectInfo<SocketAddr>) -> String {
 
 /// Binds both servers (returning an error at once if the VIP is not there), tells
 /// `bound`, then serves until `stop`.
-pub fn run(stop: Arc<AtomicBool>, bound: std::sync::mpsc::Sender<()>) -> Result<(), DemoError> {
+pub(crate) fn run(
+    stop: Arc<AtomicBool>,
+    bound: std::sync::mpsc::Sender<()>,
+) -> Result<(), DemoError> {
     let socket_error = |what| move |source| DemoError::Socket { what, source };
     let http = std::net::TcpListener::bind(SocketAddrV4::new(VIP, HTTP_PORT))
         .map_err(socket_error("the real server's HTTP listener"))?;

@@ -19,23 +19,23 @@ use super::cleanup::Cleanup;
 use super::netns::{self, ip_in};
 
 /// The VIP the real server answers for.
-pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
+pub(crate) const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
 /// The HTTP port on the VIP.
-pub const HTTP_PORT: u16 = 80;
+pub(crate) const HTTP_PORT: u16 = 80;
 /// The UDP echo port on the VIP.
-pub const ECHO_PORT: u16 = 7;
+pub(crate) const ECHO_PORT: u16 = 7;
 /// The gateway's address (GIP), on `g0`.
-pub const GIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+pub(crate) const GIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 /// The real server's address (RIP), on `r0`.
-pub const RIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+pub(crate) const RIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 /// The real server's address towards the client (the stand-in for LD-IN).
-pub const RS_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(10, 99, 1, 1);
+pub(crate) const RS_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(10, 99, 1, 1);
 /// The gateway's address towards the client.
-pub const GW_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(10, 99, 2, 1);
+pub(crate) const GW_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(10, 99, 2, 1);
 /// The client's address towards the gateway (the replies' next hop).
-pub const CLIENT_GW_SIDE: Ipv4Addr = Ipv4Addr::new(10, 99, 2, 2);
+pub(crate) const CLIENT_GW_SIDE: Ipv4Addr = Ipv4Addr::new(10, 99, 2, 2);
 /// The two client prefixes, and the client addresses in each.
-pub const CLIENT_PREFIXES: [(&str, [Ipv4Addr; 2]); 2] = [
+pub(crate) const CLIENT_PREFIXES: [(&str, [Ipv4Addr; 2]); 2] = [
     (
         "198.51.100.0/24",
         [
@@ -52,17 +52,17 @@ pub const CLIENT_PREFIXES: [(&str, [Ipv4Addr; 2]); 2] = [
     ),
 ];
 /// The TUN device on the real server that its replies are routed into.
-pub const TUN_NAME: &str = "tgdemo0";
+pub(crate) const TUN_NAME: &str = "tgdemo0";
 /// Its MTU: the 1500 of the veth less the 20-byte outer IPv4 header.
-pub const TUN_MTU: u32 = 1480;
+pub(crate) const TUN_MTU: u32 = 1480;
 /// The real server's reply routing table.
-pub const REPLY_TABLE: u32 = 100;
+pub(crate) const REPLY_TABLE: u32 = 100;
 /// The prefix of every namespace the demo makes (`tgdemo-<pid>-<role>`).
-pub const NAME_PREFIX: &str = "tgdemo-";
+pub(crate) const NAME_PREFIX: &str = "tgdemo-";
 
 /// The namespaces of one demo run.
 #[derive(Debug, Clone)]
-pub struct Names {
+pub(crate) struct Names {
     /// The client.
     pub client: String,
     /// The real server.
@@ -73,7 +73,7 @@ pub struct Names {
 
 impl Names {
     /// The names for the process `pid`.
-    pub fn for_pid(pid: u32) -> Names {
+    pub(crate) fn for_pid(pid: u32) -> Names {
         let name = |role: &str| format!("{NAME_PREFIX}{pid}-{role}");
         Names {
             client: name("client"),
@@ -83,13 +83,13 @@ impl Names {
     }
 
     /// All three.
-    pub fn all(&self) -> [&str; 3] {
+    pub(crate) fn all(&self) -> [&str; 3] {
         [&self.client, &self.rs, &self.gw]
     }
 }
 
 /// The pid in a demo namespace's name, if it is one.
-pub fn owner_pid(namespace: &str) -> Option<u32> {
+pub(crate) fn owner_pid(namespace: &str) -> Option<u32> {
     let rest = namespace.strip_prefix(NAME_PREFIX)?;
     let (pid, role) = rest.split_once('-')?;
     matches!(role, "client" | "rs" | "gw")
@@ -99,7 +99,7 @@ pub fn owner_pid(namespace: &str) -> Option<u32> {
 
 /// Deletes the namespaces of earlier demos whose process is gone (killed with SIGKILL, so
 /// its guard never ran); returns their names.
-pub fn remove_stale() -> Result<Vec<String>, DemoError> {
+pub(crate) fn remove_stale() -> Result<Vec<String>, DemoError> {
     let mut removed = Vec::new();
     for name in netns::list() {
         let Some(pid) = owner_pid(&name) else {
@@ -132,7 +132,7 @@ fn address(ns: &str, cidr: String, device: &str) -> Result<(), DemoError> {
 
 /// Builds the namespaces, links, addresses and routes (not yet the real server's reply
 /// route, which needs its TUN device: [`route_replies_into_tun`]).
-pub fn build(names: &Names, cleanup: &mut Cleanup) -> Result<(), DemoError> {
+pub(crate) fn build(names: &Names, cleanup: &mut Cleanup) -> Result<(), DemoError> {
     for ns in names.all() {
         netns::add(ns)?;
         cleanup.namespace(ns);
@@ -179,7 +179,7 @@ pub fn build(names: &Names, cleanup: &mut Cleanup) -> Result<(), DemoError> {
 
 /// Sends everything the real server answers from the VIP into its TUN device (`rule from
 /// VIP table 100`, `default dev tgdemo0 table 100`), as `tungate rs apply` does with tunl1.
-pub fn route_replies_into_tun(names: &Names) -> Result<(), DemoError> {
+pub(crate) fn route_replies_into_tun(names: &Names) -> Result<(), DemoError> {
     let table = REPLY_TABLE.to_string();
     ip_in(
         &names.rs,

@@ -17,13 +17,12 @@ use super::DemoError;
 use super::topology::{CLIENT_PREFIXES, ECHO_PORT, HTTP_PORT, VIP};
 
 /// How long a request may wait for its answer.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Answered and lost requests of one client prefix.
+/// Answered and lost requests of one client prefix (its place in [`CLIENT_PREFIXES`]
+/// says which).
 #[derive(Debug)]
-pub struct PrefixCounters {
-    /// The prefix.
-    pub prefix: &'static str,
+pub(crate) struct PrefixCounters {
     /// Requests answered correctly.
     pub answered: AtomicU64,
     /// Requests with no correct answer in time.
@@ -32,7 +31,7 @@ pub struct PrefixCounters {
 
 /// The counters of both prefixes, in [`CLIENT_PREFIXES`] order.
 #[derive(Debug)]
-pub struct TrafficCounters {
+pub(crate) struct TrafficCounters {
     /// One entry per prefix.
     pub prefixes: Vec<PrefixCounters>,
 }
@@ -42,8 +41,7 @@ impl Default for TrafficCounters {
         TrafficCounters {
             prefixes: CLIENT_PREFIXES
                 .iter()
-                .map(|(prefix, _)| PrefixCounters {
-                    prefix,
+                .map(|_| PrefixCounters {
                     answered: AtomicU64::new(0),
                     lost: AtomicU64::new(0),
                 })
@@ -94,7 +92,7 @@ async fn udp_echo(client: Ipv4Addr, sequence: u64) -> bool {
 
 /// Sends `rate` requests per second in all (spread over the client addresses, HTTP and UDP
 /// in turn) until `stop`. Call it on a thread inside the client's namespace.
-pub fn run(
+pub(crate) fn run(
     rate: f64,
     counters: Arc<TrafficCounters>,
     stop: Arc<AtomicBool>,

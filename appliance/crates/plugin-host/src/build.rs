@@ -18,7 +18,7 @@ use tungate_config::{self as config, Document};
 use tungate_datapath::filter::WorkerFilters;
 
 /// A module that passed the checks, compiled and linked.
-pub struct Compiled {
+pub(crate) struct Compiled {
     /// What the check found.
     pub info: ModuleInfo,
     prepared: Prepared,
@@ -26,13 +26,13 @@ pub struct Compiled {
 
 /// Compiled modules by sha256.
 #[derive(Default)]
-pub struct ModuleCache {
+pub(crate) struct ModuleCache {
     by_sha: Mutex<HashMap<String, Arc<Compiled>>>,
 }
 
 impl ModuleCache {
     /// The compiled module for `bytes`: from the cache, or checked and compiled now.
-    pub fn get_or_compile(
+    pub(crate) fn get_or_compile(
         &self,
         engine: &PluginEngine,
         bytes: &[u8],
@@ -60,11 +60,6 @@ impl ModuleCache {
     /// Number of cached modules.
     pub fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Compiled>>> {
@@ -138,7 +133,7 @@ pub struct Generation {
 /// Builds a generation for `workers` workers. `modules` returns a plugin's module bytes by
 /// name (`None` if no such plugin is uploaded). Each binding's statistics blocks come from
 /// `registry` (those of the same binding key in earlier generations, so counts carry on).
-pub fn build_generation(
+pub(crate) fn build_generation(
     engine: &PluginEngine,
     cache: &ModuleCache,
     registry: &StatsRegistry,
@@ -152,7 +147,7 @@ pub fn build_generation(
     for (v, vip) in doc.vips.iter().enumerate() {
         let mut chain = Vec::new();
         for (p, binding) in vip.plugins.iter().enumerate() {
-            let at = format!("vips[{v}].plugins[{p}]");
+            let at = config::validate::binding_field(v, p);
             let compiled = match by_name.get(binding.plugin.as_str()) {
                 Some(c) => c.clone(),
                 None => {

@@ -74,7 +74,7 @@ impl TimeBudget {
 impl Link {
     /// A link for a configured instance, allowed `time_budget` of plugin time per
     /// [`TIME_BUDGET_WINDOW`].
-    pub fn new(
+    pub(crate) fn new(
         instance: PluginInstance,
         plugin: Arc<str>,
         on_error: OnError,

@@ -17,34 +17,34 @@ pub const MEMORY_CAP_BYTES: usize = 16 << 20;
 /// 100 VIPs with 4 plugins each on 4 workers fit, swapping. The pool reserves address space
 /// only (about 0.5 GiB per slot, 2 TiB in all, `PROT_NONE`): resident memory grows with the
 /// instances in use, not with this number.
-pub const MAX_INSTANCES: u32 = 4096;
+pub(crate) const MAX_INSTANCES: u32 = 4096;
 /// Most elements of a plugin's table (function pointers of indirect calls).
-pub const TABLE_ELEMENTS_CAP: usize = 20_000;
+pub(crate) const TABLE_ELEMENTS_CAP: usize = 20_000;
 /// Largest wasm stack a call may use.
-pub const MAX_WASM_STACK_BYTES: usize = 512 << 10;
+pub(crate) const MAX_WASM_STACK_BYTES: usize = 512 << 10;
 /// How often the ticker advances the engine's epoch: the resolution of every deadline.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Default deadline of one `tungate_filter` call (one batch of up to 64 packets, which
 /// normally takes well under a microsecond).
-pub const FILTER_DEADLINE: Duration = Duration::from_millis(5);
+pub(crate) const FILTER_DEADLINE: Duration = Duration::from_millis(5);
 /// Default deadline of instantiation plus `tungate_configure`.
-pub const CONFIGURE_DEADLINE: Duration = Duration::from_secs(1);
+pub(crate) const CONFIGURE_DEADLINE: Duration = Duration::from_secs(1);
 /// The window over which a binding's plugin time is measured against its budget.
-pub const TIME_BUDGET_WINDOW: Duration = Duration::from_millis(100);
+pub(crate) const TIME_BUDGET_WINDOW: Duration = Duration::from_millis(100);
 /// Default plugin time a binding may use per worker in each [`TIME_BUDGET_WINDOW`] (5 % of
 /// the worker). A plugin that stays under the deadline on every call but is slow would
 /// otherwise take its worker's time from every other VIP; at the 5–10 ns per packet a
 /// batched plugin normally costs, the budget covers hundreds of thousands of packets per
 /// second.
-pub const FILTER_TIME_BUDGET: Duration = Duration::from_millis(5);
+pub(crate) const FILTER_TIME_BUDGET: Duration = Duration::from_millis(5);
 /// Default number of consecutive failing calls after which a binding is quarantined.
-pub const QUARANTINE_AFTER: u32 = 5;
+pub(crate) const QUARANTINE_AFTER: u32 = 5;
 /// Default log lines a plugin instance may emit per second (sustained).
 pub const LOG_LINES_PER_SECOND: u32 = 5;
 /// Default burst of log lines above the sustained rate.
 pub const LOG_BURST: u32 = 20;
 /// Default largest module accepted (bytes of the `.wasm` file).
-pub const MAX_MODULE_BYTES: usize = 8 << 20;
+pub(crate) const MAX_MODULE_BYTES: usize = 8 << 20;
 /// Default most functions a module may define (imports not counted). Compilation time and
 /// memory grow with the number of functions, and an 8 MiB module could define two million;
 /// real plugins built with the SDK define about 200–250.
@@ -148,7 +148,7 @@ impl PluginEngine {
     }
 
     /// `d` in epoch ticks (at least 1).
-    pub fn ticks(d: Duration) -> u64 {
+    pub(crate) fn ticks(d: Duration) -> u64 {
         (d.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64
     }
 }
@@ -172,7 +172,7 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// [`monotonic_ns`] of an instant already read (saves a clock read on the data path).
-pub fn monotonic_ns_at(at: Instant) -> u64 {
+pub(crate) fn monotonic_ns_at(at: Instant) -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     let start = *START.get_or_init(Instant::now);
     u64::try_from(at.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX)

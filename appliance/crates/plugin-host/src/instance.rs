@@ -25,7 +25,7 @@ use super::stats::{ErrorKind, PluginCounter, WorkerStats};
 
 /// Who an instance serves, for log lines.
 #[derive(Debug, Clone)]
-pub struct InstanceLabels {
+pub(crate) struct InstanceLabels {
     /// The VIP.
     pub vip: Ipv4Addr,
     /// Position in the VIP's chain.
@@ -61,7 +61,7 @@ pub enum InstanceError {
 
 /// A failed batch call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallFailure {
+pub(crate) struct CallFailure {
     /// What kind of failure.
     pub kind: ErrorKind,
     /// What happened, for the operator.
@@ -115,7 +115,7 @@ impl ResourceLimiter for CappedLimits {
 }
 
 /// The host side of one instance (the `Store`'s data).
-pub struct InstanceState {
+pub(crate) struct InstanceState {
     limits: CappedLimits,
     labels: InstanceLabels,
     stats: Arc<WorkerStats>,
@@ -127,7 +127,7 @@ pub struct InstanceState {
 }
 
 /// A compiled plugin ready to be instantiated many times.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pre: InstancePre<InstanceState>,
 }
 
@@ -264,7 +264,7 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
 }
 
 /// One configured instance, ready for batch calls.
-pub struct PluginInstance {
+pub(crate) struct PluginInstance {
     store: Store<InstanceState>,
     memory: Memory,
     filter: TypedFunc<i32, ()>,
@@ -395,26 +395,10 @@ impl PluginInstance {
         })
     }
 
-    /// Hands `packets` (at most [`BATCH_MAX`]) to the plugin and copies its verdict codes
-    /// into `verdicts[..packets.len()]` (unchecked: the caller judges them).
-    pub fn call(
-        &mut self,
-        now_ns: u64,
-        packets: &[PacketDesc],
-        verdicts: &mut [u8],
-    ) -> Result<(), CallFailure> {
-        let n = packets.len().min(BATCH_MAX);
-        self.call_with(
-            now_ns,
-            n,
-            |descs| descs.copy_from_slice(&packets[..n]),
-            verdicts,
-        )
-    }
-
-    /// Like [`Self::call`] for `count` packets (at most [`BATCH_MAX`]) whose descriptors
-    /// `describe` writes straight into the guest's batch area (no copy on the host side).
-    pub fn call_with(
+    /// Hands `count` packets (at most [`BATCH_MAX`]) to the plugin, their descriptors written
+    /// by `describe` straight into the guest's batch area (no copy on the host side), and
+    /// copies its verdict codes into `verdicts[..count]` (unchecked: the caller judges them).
+    pub(crate) fn call_with(
         &mut self,
         now_ns: u64,
         count: usize,
@@ -504,6 +488,21 @@ mod tests {
         PluginInstance::new(engine, &prepared, config, labels(), Arc::default())
     }
 
+    /// One batch call with these descriptors, as the chain makes it.
+    fn call(
+        inst: &mut PluginInstance,
+        now_ns: u64,
+        packets: &[PacketDesc],
+        verdicts: &mut [u8],
+    ) -> Result<(), CallFailure> {
+        inst.call_with(
+            now_ns,
+            packets.len(),
+            |descs| descs.copy_from_slice(packets),
+            verdicts,
+        )
+    }
+
     #[test]
     fn configure_refusal_carries_the_plugins_message() {
         let e = engine();
@@ -564,7 +563,7 @@ mod tests {
             descs.push(PacketDesc::parse(&b));
         }
         let mut verdicts = [0xAAu8; BATCH_MAX];
-        inst.call(5, &descs, &mut verdicts).unwrap();
+        call(&mut inst, 5, &descs, &mut verdicts).unwrap();
         assert_eq!(verdicts[..5], [0, 1, 0, 1, 0xAA]);
         let counters = &inst.store.data().counters;
         assert_eq!(counters.len(), 1);
@@ -605,7 +604,7 @@ mod tests {
         let descs = [PacketDesc::ZERO; 2];
         for _ in 0..10 {
             let mut verdicts = [0xAAu8; 2];
-            inst.call(monotonic_ns(), &descs, &mut verdicts).unwrap();
+            call(&mut inst, monotonic_ns(), &descs, &mut verdicts).unwrap();
             assert_eq!(verdicts, [0, 0]);
         }
         let table = BindingStats {
@@ -637,9 +636,7 @@ mod tests {
             "",
         );
         let mut inst = build(&e, &wat, b"{}").unwrap();
-        let failure = inst
-            .call(0, &[PacketDesc::ZERO], &mut [0u8; 1])
-            .unwrap_err();
+        let failure = call(&mut inst, 0, &[PacketDesc::ZERO], &mut [0u8; 1]).unwrap_err();
         assert_eq!(failure.kind, ErrorKind::Trap);
         assert!(
             failure.message.contains("outside the plugin's memory"),

@@ -9,7 +9,10 @@
 //!
 //! [`PluginHost`] ties them together for the control side: check an upload, build and
 //! publish a generation (hot swap through [`FilterSlots`]), read statistics. Nothing here
-//! runs on the data path except the chains it hands over; it never forwards packets.
+//! runs on the data path except the chains it hands over; it never forwards packets, never
+//! touches the state directory or the network, and holds no `unsafe` code (forbidden).
+
+#![forbid(unsafe_code)]
 
 pub mod build;
 pub mod chain;
@@ -18,8 +21,8 @@ pub mod instance;
 pub mod stats;
 pub mod validate;
 
-#[cfg(test)]
-pub(crate) mod test_wat;
+#[cfg(any(test, feature = "test-wat"))]
+pub mod test_wat;
 
 use std::sync::Arc;
 
@@ -50,11 +53,6 @@ impl PluginHost {
             registry: StatsRegistry::default(),
             current: ArcSwap::from_pointee(StatsTable::default()),
         })
-    }
-
-    /// The engine.
-    pub fn engine(&self) -> &PluginEngine {
-        &self.engine
     }
 
     /// Checks an uploaded module (and keeps it compiled for the next build); call this

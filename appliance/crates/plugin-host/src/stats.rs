@@ -77,7 +77,7 @@ pub struct PluginCounter {
 
 /// The statistics of one binding on one worker.
 #[derive(Debug, Default)]
-pub struct WorkerStats {
+pub(crate) struct WorkerStats {
     calls: AtomicU64,
     passed: AtomicU64,
     dropped: AtomicU64,
@@ -97,7 +97,7 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     /// One call that returned, and how long it took.
-    pub fn record_call(&self, ns: u64) {
+    pub(crate) fn record_call(&self, ns: u64) {
         self.calls.fetch_add(1, Relaxed);
         self.call_ns_sum.fetch_add(ns, Relaxed);
         let bucket = CALL_NS_BOUNDS
@@ -108,13 +108,19 @@ impl WorkerStats {
     }
 
     /// Verdicts of a successful call.
-    pub fn record_verdicts(&self, passed: u64, dropped: u64) {
+    pub(crate) fn record_verdicts(&self, passed: u64, dropped: u64) {
         self.passed.fetch_add(passed, Relaxed);
         self.dropped.fetch_add(dropped, Relaxed);
     }
 
     /// A failed call affecting `packets` packets, to which `on_error` was applied.
-    pub fn record_error(&self, kind: ErrorKind, message: String, packets: u64, on_error: OnError) {
+    pub(crate) fn record_error(
+        &self,
+        kind: ErrorKind,
+        message: String,
+        packets: u64,
+        on_error: OnError,
+    ) {
         self.errors[kind as usize].fetch_add(1, Relaxed);
         match on_error {
             OnError::Pass => &self.error_passed,
@@ -125,7 +131,7 @@ impl WorkerStats {
     }
 
     /// Packets that met a quarantined binding, to which `on_error` was applied.
-    pub fn record_skipped(&self, packets: u64, on_error: OnError) {
+    pub(crate) fn record_skipped(&self, packets: u64, on_error: OnError) {
         match on_error {
             OnError::Pass => &self.skipped_passed,
             OnError::Drop => &self.skipped_dropped,
@@ -134,12 +140,12 @@ impl WorkerStats {
     }
 
     /// Marks the binding quarantined on this worker.
-    pub fn set_quarantined(&self) {
+    pub(crate) fn set_quarantined(&self) {
         self.quarantined.store(true, Relaxed);
     }
 
     /// A log line that was emitted (`true`) or suppressed by the rate limit.
-    pub fn record_log(&self, emitted: bool) {
+    pub(crate) fn record_log(&self, emitted: bool) {
         if emitted {
             &self.log_lines
         } else {
@@ -165,7 +171,7 @@ impl WorkerStats {
     }
 
     /// Lifts the quarantine (a rebuilt binding starts afresh).
-    pub fn clear_quarantine(&self) {
+    pub(crate) fn clear_quarantine(&self) {
         self.quarantined.store(false, Relaxed);
     }
 }
@@ -180,7 +186,7 @@ impl StatsRegistry {
     /// The blocks of `key` for at least `workers` workers: those of earlier generations (so
     /// counts carry on), plus new ones where there were fewer workers. Blocks of workers
     /// that no longer exist are kept too, so their counts stay in the sums.
-    pub fn cells(&self, key: &BindingKey, workers: usize) -> Vec<Arc<WorkerStats>> {
+    pub(crate) fn cells(&self, key: &BindingKey, workers: usize) -> Vec<Arc<WorkerStats>> {
         let mut cells = self
             .by_key
             .lock()
@@ -196,7 +202,7 @@ impl StatsRegistry {
 
     /// Makes `table` the current one: its keys keep their blocks (quarantine lifted), every
     /// other key is forgotten.
-    pub fn adopt(&self, table: &StatsTable) {
+    pub(crate) fn adopt(&self, table: &StatsTable) {
         let mut by_key = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
         by_key.clear();
         for b in &table.bindings {
@@ -239,7 +245,7 @@ pub struct BindingStats {
     /// The binding's failure policy.
     pub on_error: OnError,
     /// One block per worker.
-    pub workers: Vec<Arc<WorkerStats>>,
+    pub(crate) workers: Vec<Arc<WorkerStats>>,
 }
 
 /// The statistics of every binding of one published generation.

@@ -16,7 +16,7 @@ use wasmtime::{ExternType, FuncType, Module, ValType};
 use super::engine::{Limits, PluginEngine};
 
 /// The custom section in which the SDK records the plugin's crate name and version.
-pub const METADATA_SECTION: &str = "tungate.plugin";
+pub(crate) const METADATA_SECTION: &str = "tungate.plugin";
 
 /// Why a module was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tungate_config::{Document, parse_toml};
-use tungate_control::plane::ConfigFile;
+use tungate_control::ConfigFile;
 use tungate_control::store::StateDir;
 use tungate_control::{Action, Control, ControlPlane, SharedView, Startup};
 use tungate_datapath::counters::{Counters, Snapshot};

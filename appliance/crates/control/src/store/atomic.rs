@@ -11,10 +11,10 @@ use std::path::Path;
 
 /// The prefix of temporary files; stale ones (from a crash mid-write) are removed by
 /// [`remove_stale_temporaries`].
-pub const TEMP_PREFIX: &str = ".tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 
 /// Atomically replaces `path` with `bytes`, creating it with permission `mode` (e.g. 0o600).
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -47,12 +47,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
 }
 
 /// Makes a directory's entries (creations, renames, removals) durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Removes temporary files left by writes that were interrupted; returns how many.
-pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<usize> {
+pub(crate) fn remove_stale_temporaries(dir: &Path) -> std::io::Result<usize> {
     let mut removed = 0;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;

@@ -15,7 +15,7 @@
 //! index names them, the index before a configuration may bind them. This module judges no
 //! content: validating documents and modules is the caller's job.
 
-pub mod atomic;
+mod atomic;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
