@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use atomic::{remove_stale_temporaries, write_atomic};
 use tungate_config::Document;
@@ -111,10 +110,9 @@ pub struct StateDir {
     _lock: nix::fcntl::Flock<File>,
 }
 
-/// Hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+/// Hex sha256 of `bytes`: a module's identity, as the plugin host defines it (the store
+/// names module files and seeds by it).
+pub use tungate_plugin_host::validate::sha256_hex;
 
 fn now_secs() -> u64 {
     SystemTime::now()
