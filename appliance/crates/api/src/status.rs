@@ -280,7 +280,8 @@ mod tests {
             "workers": 2, "gateway_address": "10.0.0.1", "ready": true, "peers": 1,
             "vips": 1, "config_generation": 4,
             "totals": {"received_packets": 10, "forwarded_packets": 8,
-                       "forwarded_bytes": 2048, "dropped_packets": 2}
+                       "forwarded_bytes": 2048, "dropped_packets": 2},
+            "filters": {"published": 4, "workers": [4, 4]}
         }))
         .unwrap();
         let stats: Stats = serde_json::from_value(serde_json::json!({
@@ -332,7 +333,8 @@ mod tests {
             "network": {"in_sync": false, "passes": 3, "changes_applied": 0,
                         "last_error": "cannot create tunnel tg-rs1"},
             "totals": {"received_packets": 0, "forwarded_packets": 0,
-                       "forwarded_bytes": 0, "dropped_packets": 0}
+                       "forwarded_bytes": 0, "dropped_packets": 0},
+            "filters": {"published": 1, "workers": [1]}
         }))
         .unwrap();
         let stats = Stats {
