@@ -118,6 +118,17 @@ fn not_unicast(addr: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
+/// Why `addr` cannot be a peer's or a VIP's address, if it cannot: not unicast, or on
+/// loopback (127.0.0.0/8 never crosses a wire: a tunnel from it or a reply to it is spoofed
+/// or misconfigured).
+fn not_remote(addr: Ipv4Addr) -> Option<&'static str> {
+    if addr.is_loopback() {
+        Some("is a loopback address (127.0.0.0/8); give the address on the wire")
+    } else {
+        not_unicast(addr)
+    }
+}
+
 /// The first value inside a plugin's configuration that TOML cannot hold, with its path
 /// (`.deny[2]`) and why: a JSON `null`, or an integer above `i64::MAX`. The document is one
 /// document whether it arrived as TOML or JSON, so it must survive both.
@@ -204,7 +215,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
                 format!("duplicate peer name {:?} (also peers[{first}])", peer.name),
             );
         }
-        if let Some(why) = not_unicast(peer.address) {
+        if let Some(why) = not_remote(peer.address) {
             p.add(format!("{at}.address"), format!("{} {why}", peer.address));
         } else if peer.address == gip {
             p.add(
@@ -226,7 +237,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
         let mut own = HashSet::new();
         for (j, vip) in peer.vips.iter().enumerate() {
             let vat = format!("{at}.vips[{j}]");
-            if let Some(why) = not_unicast(*vip) {
+            if let Some(why) = not_remote(*vip) {
                 p.add(vat, format!("{vip} {why}"));
             } else if !own.insert(*vip) {
                 p.add(vat, format!("VIP {vip} is listed twice for this peer"));
@@ -250,7 +261,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
     let mut vips_seen: HashMap<Ipv4Addr, usize> = HashMap::new();
     for (k, vip) in doc.vips.iter().enumerate() {
         let at = format!("vips[{k}]");
-        if let Some(why) = not_unicast(vip.address) {
+        if let Some(why) = not_remote(vip.address) {
             p.add(format!("{at}.address"), format!("{} {why}", vip.address));
         } else if let Some(first) = vips_seen.insert(vip.address, k) {
             p.add(
@@ -370,6 +381,18 @@ mod tests {
             (
                 "[[vips]]\naddress = \"224.0.0.1\"",
                 "vips[0].address: 224.0.0.1 is a multicast",
+            ),
+            (
+                "[[vips]]\naddress = \"127.0.0.1\"",
+                "vips[0].address: 127.0.0.1 is a loopback address",
+            ),
+            (
+                "[[peers]]\nname = \"lo\"\naddress = \"127.5.0.1\"",
+                "peers[1].address: 127.5.0.1 is a loopback address",
+            ),
+            (
+                "[[peers]]\nname = \"lo\"\naddress = \"10.0.1.9\"\nvips = [\"127.0.0.2\"]",
+                "peers[1].vips[0]: 127.0.0.2 is a loopback address",
             ),
             (
                 "[[vips]]\naddress = \"192.0.2.10\"\n[[vips.plugins]]\nplugin = \"../x\"",
