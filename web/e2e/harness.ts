@@ -79,6 +79,14 @@ export async function launchBrowser(executablePath: string): Promise<BrowserSess
   const pageErrors: string[] = [];
   context.on('request', (request) => requests.push(request));
   page.on('pageerror', (error) => pageErrors.push(String(error)));
+  // A resource or style the Content-Security-Policy blocked is reported on the console only:
+  // count it as a page error, in every tab of the run.
+  const watchCsp = (p: Page) =>
+    p.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) pageErrors.push(`CSP: ${message.text()}`);
+    });
+  watchCsp(page);
+  context.on('page', watchCsp);
   return {
     context,
     page,

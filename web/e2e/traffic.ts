@@ -439,6 +439,80 @@ export const markVipShared: Step = {
   },
 };
 
+/**
+ * Two operators edit the same VIP: tab A opens its dialog, tab B (another sign-in) saves a
+ * change first; A's save is then refused as stale (the UI sent the revision it loaded as
+ * If-Match) and says so, and B's change is what the API keeps. Also: the UI is served with
+ * its CSP, X-Frame-Options and Referrer-Policy (a blocked resource fails the run's last step).
+ */
+export const staleEditRefused: Step = {
+  name: 'peers and VIPs: a stale form is refused, not saved over a newer change',
+  run: async (ctx) => {
+    const { vip } = traffic(ctx);
+    const index = await fetch(`${ctx.baseUrl}/`);
+    check(
+      /frame-ancestors 'none'/.test(index.headers.get('content-security-policy') ?? ''),
+      `GET / has no CSP with frame-ancestors: ${index.headers.get('content-security-policy')}`,
+    );
+    check(index.headers.get('x-frame-options') === 'DENY', 'GET / has no X-Frame-Options: DENY');
+    check(
+      index.headers.get('referrer-policy') === 'no-referrer',
+      'GET / has no Referrer-Policy: no-referrer',
+    );
+
+    const before = await apiGet<{ shared?: boolean }>(ctx, `/vips/${vip}`);
+    // Tab A: the dialog, opened from what it loaded now.
+    await openPage(ctx, 'peers-vips');
+    await waitForTestId(ctx, `vip-config-row-${vip}`);
+    await ctx.page.getByRole('button', { name: `Edit VIP ${vip}` }).click();
+    await waitForTestId(ctx, 'vip-dialog');
+    const boxA = ctx.page.getByTestId('vip-shared');
+    check(
+      (await boxA.isChecked()) === (before.shared === true),
+      'tab A shows another shared flag than the API',
+    );
+
+    // Tab B: another operator signs in and saves the opposite flag first.
+    const tabB = await ctx.page.context().newPage();
+    try {
+      const other: E2EContext = { ...ctx, page: tabB };
+      await openPage(other, 'login');
+      await tabB.getByTestId('login-token').fill(ctx.token);
+      await tabB.getByTestId('login-submit').click();
+      await tabB.waitForSelector('main[data-route="dashboard"]', { timeout: 10_000 });
+      await openPage(other, 'peers-vips');
+      await waitForTestId(other, `vip-config-row-${vip}`);
+      await tabB.getByRole('button', { name: `Edit VIP ${vip}` }).click();
+      await waitForTestId(other, 'vip-dialog');
+      await tabB.getByTestId('vip-shared').setChecked(before.shared !== true);
+      await tabB.getByTestId('vip-save').click();
+      await tabB.getByTestId('vip-dialog').waitFor({ state: 'detached', timeout: 10_000 });
+    } finally {
+      await tabB.close();
+    }
+    const afterB = await apiGet<{ shared?: boolean }>(ctx, `/vips/${vip}`);
+    check(
+      afterB.shared === (before.shared !== true),
+      `tab B's save did not reach the API: ${JSON.stringify(afterB)}`,
+    );
+
+    // Tab A saves its stale form (the flag as it was): refused, and it says why.
+    await ctx.page.getByTestId('vip-save').click();
+    await waitForTestId(ctx, 'form-errors');
+    const text = (await ctx.page.getByTestId('form-errors').innerText()).trim();
+    check(
+      text.includes('Changed by someone else since you opened it') && text.includes('reload'),
+      `tab A's stale save shows "${text}", not the stale-form message`,
+    );
+    await screenshot(ctx, 'vip-dialog-stale');
+    const kept = await apiGet<{ shared?: boolean }>(ctx, `/vips/${vip}`);
+    check(
+      kept.shared === afterB.shared,
+      `tab A's stale save overwrote tab B's change: ${JSON.stringify(kept)}`,
+    );
+  },
+};
+
 /** The dashboard tab open since the first step: its charts show the whole run. */
 export const dashboardStory: Step = {
   name: 'dashboard: the charts of the whole run (traffic, plugin drops, unbind)',
@@ -474,6 +548,7 @@ export const TRAFFIC_STEPS: readonly Step[] = [
   badModuleRefused,
   unbindStopsDrops,
   markVipShared,
+  staleEditRefused,
   dashboardStory,
 ];
 

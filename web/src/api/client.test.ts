@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiClient, ApiError, type SignInRequest } from './client';
+import { ApiClient, ApiError, STALE_MESSAGE, oldestRevision, type SignInRequest } from './client';
 import { TokenStore } from './token';
 
 interface Call {
@@ -269,5 +269,45 @@ describe('ApiClient sign-in', () => {
     expect(await api.checkToken('bad')).toBe(false);
     expect((await failure(api.checkToken('x'))).kind).toBe('unreachable');
     expect(tokens.get()).toBeNull();
+  });
+});
+
+describe('revisions: ETag in, If-Match out', () => {
+  const tagged = (body: unknown, etag: string) =>
+    new Response(JSON.stringify(body), {
+      status: 200,
+      headers: { 'content-type': 'application/json', etag },
+    });
+
+  it('reads peers, VIPs and plugins with the oldest of their revisions', async () => {
+    const { api } = client([() => tagged([], '"8"'), () => tagged([], '"7"'), () => tagged([], '"8"')]);
+    const view = await api.configView();
+    expect(view.revision).toBe('"7"');
+  });
+
+  it('knows no revision when one read has none or an unknown one', () => {
+    expect(oldestRevision(['"3"', null])).toBeNull();
+    expect(oldestRevision(['"3"', 'W/"2"'])).toBeNull();
+    expect(oldestRevision(['"12"', '"3"'])).toBe('"3"');
+  });
+
+  it('sends the revision as If-Match, none when unknown, and says a 412 is a stale form', async () => {
+    const { api, calls } = client(
+      [
+        () => json(200, { name: 'rs1', address: '10.0.1.2', vips: [] }),
+        () => json(200, { name: 'rs1', address: '10.0.1.2', vips: [] }),
+        () => apiError(412, { code: 'precondition_failed', message: 'If-Match "3", now "4"' }),
+      ],
+      { token: 't' },
+    );
+    await api.putPeer('rs1', { address: '10.0.1.2' }, '"3"');
+    expect(calls[0]?.headers['If-Match']).toBe('"3"');
+    await api.putPeer('rs1', { address: '10.0.1.2' });
+    expect(calls[1]?.headers['If-Match']).toBeUndefined();
+    const stale = await failure(api.deleteVip('192.0.2.1', '"3"'));
+    expect(calls[2]?.headers['If-Match']).toBe('"3"');
+    expect(stale.status).toBe(412);
+    expect(stale.code).toBe('precondition_failed');
+    expect(stale.message).toBe(STALE_MESSAGE);
   });
 });

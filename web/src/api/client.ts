@@ -61,6 +61,44 @@ export interface ApiClientOptions {
 
 type Method = 'GET' | 'PUT' | 'DELETE';
 
+/**
+ * The configuration's revision as the API tags it (`ETag`, e.g. `"17"`): what a form was
+ * loaded from, sent back as `If-Match` so that a stale form is refused instead of
+ * overwriting someone else's change.
+ */
+export type Revision = string;
+
+/** Peers, VIPs and plugins read together, with the revision they were read at. */
+export interface ConfigView {
+  peers: Peer[];
+  vips: Vip[];
+  plugins: Plugin[];
+  /** The oldest revision of the three reads (null when the API sent none). */
+  revision: Revision | null;
+}
+
+/** What the UI says when a write is refused as stale (HTTP 412 `precondition_failed`). */
+export const STALE_MESSAGE =
+  'Changed by someone else since you opened it — reload to see the current configuration, ' +
+  'then make your change again. Nothing was saved.';
+
+/** The oldest of some revisions (the one all the data read is at least as new as), or null. */
+export function oldestRevision(revisions: readonly (Revision | null)[]): Revision | null {
+  let oldest: { tag: Revision; n: number } | null = null;
+  for (const tag of revisions) {
+    const n = tag === null ? NaN : Number(/^"(\d+)"$/.exec(tag)?.[1]);
+    if (!Number.isFinite(n)) return null;
+    if (oldest === null || n < oldest.n) oldest = { tag: tag as Revision, n };
+  }
+  return oldest?.tag ?? null;
+}
+
+/** A response's value and its `ETag` (null when the API sent none). */
+interface Tagged<T> {
+  value: T;
+  etag: Revision | null;
+}
+
 type RequestBody =
   { kind: 'json'; value: unknown } | { kind: 'bytes'; value: Blob | ArrayBuffer; contentType: string };
 
@@ -103,38 +141,57 @@ export class ApiClient {
     return this.read<Plugin[]>('/api/v1/plugins');
   }
 
+  /** Peers, VIPs and plugins, with the revision to send back with a change made from them. */
+  async configView(): Promise<ConfigView> {
+    const [peers, vips, plugins] = await Promise.all([
+      this.readTagged<Peer[]>('/api/v1/peers'),
+      this.readTagged<Vip[]>('/api/v1/vips'),
+      this.readTagged<Plugin[]>('/api/v1/plugins'),
+    ]);
+    return {
+      peers: peers.value,
+      vips: vips.value,
+      plugins: plugins.value,
+      revision: oldestRevision([peers.etag, vips.etag, plugins.etag]),
+    };
+  }
+
+  // Every write takes `ifMatch`: the revision its form was loaded at (sent as `If-Match`;
+  // a stale one is refused with 412 and STALE_MESSAGE, and nothing changes).
+
   /** `PUT /api/v1/peers/{name}`: creates or replaces a peer. */
-  putPeer(name: string, body: PeerBody): Promise<Peer> {
-    return this.write<Peer>('PUT', `/api/v1/peers/${segment(name)}`, { kind: 'json', value: body });
+  putPeer(name: string, body: PeerBody, ifMatch: Revision | null = null): Promise<Peer> {
+    return this.write<Peer>('PUT', `/api/v1/peers/${segment(name)}`, { kind: 'json', value: body }, ifMatch);
   }
 
   /** `DELETE /api/v1/peers/{name}`. */
-  async deletePeer(name: string): Promise<void> {
-    await this.write<undefined>('DELETE', `/api/v1/peers/${segment(name)}`);
+  async deletePeer(name: string, ifMatch: Revision | null = null): Promise<void> {
+    await this.write<undefined>('DELETE', `/api/v1/peers/${segment(name)}`, undefined, ifMatch);
   }
 
   /** `PUT /api/v1/vips/{address}`: creates or replaces a VIP and its chain. */
-  putVip(address: string, body: VipBody): Promise<Vip> {
-    return this.write<Vip>('PUT', `/api/v1/vips/${segment(address)}`, { kind: 'json', value: body });
+  putVip(address: string, body: VipBody, ifMatch: Revision | null = null): Promise<Vip> {
+    return this.write<Vip>('PUT', `/api/v1/vips/${segment(address)}`, { kind: 'json', value: body }, ifMatch);
   }
 
   /** `DELETE /api/v1/vips/{address}`. */
-  async deleteVip(address: string): Promise<void> {
-    await this.write<undefined>('DELETE', `/api/v1/vips/${segment(address)}`);
+  async deleteVip(address: string, ifMatch: Revision | null = null): Promise<void> {
+    await this.write<undefined>('DELETE', `/api/v1/vips/${segment(address)}`, undefined, ifMatch);
   }
 
   /** `PUT /api/v1/plugins/{name}` with the raw module: upload or hot-swap replace. */
-  putPlugin(name: string, module: Blob | ArrayBuffer): Promise<Plugin> {
-    return this.write<Plugin>('PUT', `/api/v1/plugins/${segment(name)}`, {
-      kind: 'bytes',
-      value: module,
-      contentType: 'application/wasm',
-    });
+  putPlugin(name: string, module: Blob | ArrayBuffer, ifMatch: Revision | null = null): Promise<Plugin> {
+    return this.write<Plugin>(
+      'PUT',
+      `/api/v1/plugins/${segment(name)}`,
+      { kind: 'bytes', value: module, contentType: 'application/wasm' },
+      ifMatch,
+    );
   }
 
   /** `DELETE /api/v1/plugins/{name}` (the API refuses with 409 while it is bound). */
-  async deletePlugin(name: string): Promise<void> {
-    await this.write<undefined>('DELETE', `/api/v1/plugins/${segment(name)}`);
+  async deletePlugin(name: string, ifMatch: Revision | null = null): Promise<void> {
+    await this.write<undefined>('DELETE', `/api/v1/plugins/${segment(name)}`, undefined, ifMatch);
   }
 
   /**
@@ -143,7 +200,7 @@ export class ApiClient {
    */
   async checkToken(candidate: string): Promise<boolean> {
     try {
-      await this.send<undefined>('GET', '/api/v1/auth', undefined, candidate.trim());
+      await this.send<undefined>('GET', '/api/v1/auth', undefined, candidate.trim(), null);
       return true;
     } catch (error) {
       if (error instanceof ApiError && error.kind === 'unauthorized') return false;
@@ -152,18 +209,27 @@ export class ApiClient {
   }
 
   private async read<T>(path: string): Promise<T> {
+    return (await this.readTagged<T>(path)).value;
+  }
+
+  private async readTagged<T>(path: string): Promise<Tagged<T>> {
     const token = this.options.tokens.get();
     try {
-      return await this.send<T>('GET', path, undefined, token);
+      return await this.sendTagged<T>('GET', path, undefined, token, null);
     } catch (error) {
       if (!(error instanceof ApiError) || error.kind !== 'unauthorized') throw error;
       const reason = token === null ? 'needs-token' : 'token-refused';
       if (!(await this.promptSignIn({ reason, forWrite: false }))) throw error;
-      return this.send<T>('GET', path, undefined, this.options.tokens.get());
+      return this.sendTagged<T>('GET', path, undefined, this.options.tokens.get(), null);
     }
   }
 
-  private async write<T>(method: Method, path: string, body?: RequestBody): Promise<T> {
+  private async write<T>(
+    method: Method,
+    path: string,
+    body: RequestBody | undefined,
+    ifMatch: Revision | null,
+  ): Promise<T> {
     if (this.options.tokens.get() === null) {
       const signedIn = await this.promptSignIn({ reason: 'needs-token', forWrite: true });
       if (!signedIn) {
@@ -171,11 +237,11 @@ export class ApiClient {
       }
     }
     try {
-      return await this.send<T>(method, path, body, this.options.tokens.get());
+      return await this.send<T>(method, path, body, this.options.tokens.get(), ifMatch);
     } catch (error) {
       if (!(error instanceof ApiError) || error.kind !== 'unauthorized') throw error;
       if (!(await this.promptSignIn({ reason: 'token-refused', forWrite: true }))) throw error;
-      return this.send<T>(method, path, body, this.options.tokens.get());
+      return this.send<T>(method, path, body, this.options.tokens.get(), ifMatch);
     }
   }
 
@@ -191,9 +257,21 @@ export class ApiClient {
     path: string,
     body: RequestBody | undefined,
     token: string | null,
+    ifMatch: Revision | null,
   ): Promise<T> {
+    return (await this.sendTagged<T>(method, path, body, token, ifMatch)).value;
+  }
+
+  private async sendTagged<T>(
+    method: Method,
+    path: string,
+    body: RequestBody | undefined,
+    token: string | null,
+    ifMatch: Revision | null,
+  ): Promise<Tagged<T>> {
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (token) headers.Authorization = `Bearer ${token}`;
+    if (ifMatch !== null) headers['If-Match'] = ifMatch;
     let payload: BodyInit | undefined;
     if (body?.kind === 'json') {
       headers['Content-Type'] = 'application/json';
@@ -228,7 +306,7 @@ export class ApiClient {
     const result = interpret<T>(method, path, response, text);
     this.noteOutcome(result);
     if (result instanceof ApiError) throw result;
-    return result;
+    return { value: result, etag: response.headers.get('etag') };
   }
 
   /** Tells the outcome listener whether an API answered this request. */
@@ -270,6 +348,9 @@ export function interpret<T>(method: string, path: string, response: Response, t
   }
   if (body) {
     const { code, message, field, details } = body.error;
+    if (response.status === 412 && code === 'precondition_failed') {
+      return new ApiError('api', STALE_MESSAGE, 412, code);
+    }
     return new ApiError('api', message, response.status, code, field ?? null, details ?? []);
   }
   return new ApiError(

@@ -112,6 +112,8 @@ export type components = {
           | 'unsupported_media_type'
           | 'plugin_rejected'
           | 'plugin_refused_config'
+          | 'method_not_allowed'
+          | 'precondition_failed'
           | 'internal';
         message: string;
         /** @description path of the field concerned, e.g. peers[0].address */
@@ -241,6 +243,29 @@ export type components = {
         /** @description the generation each worker runs, by worker index */
         workers: number[];
       };
+      /** @description the configuration's revision (the ETag of its resources; raised by every change, kept across restarts) */
+      revision?: number;
+      /** @description plugin bindings in trouble: quarantined (a problem: tungate status exits 3) or with packets decided by on_error after failed calls */
+      plugin_faults?: {
+        vip: string;
+        position: number;
+        plugin: string;
+        /** @enum {string} */
+        on_error: 'pass' | 'drop';
+        /** @description the plugin is no longer called: on_error decides every packet of the VIP */
+        quarantined: boolean;
+        /** @description packets dropped by on_error after failed calls or while quarantined */
+        dropped_packets: number;
+        /** @description packets passed unfiltered by on_error after failed calls or while quarantined */
+        passed_packets: number;
+        last_error: string | null;
+      }[];
+      /** @description the admin listener; a non-loopback one without TLS sends the token in clear (a warning) */
+      admin?: {
+        address: string;
+        tls: boolean;
+        loopback: boolean;
+      } | null;
     };
     Totals: {
       received_packets?: number;
@@ -356,10 +381,22 @@ export type components = {
         'application/json': components['schemas']['Error'];
       };
     };
+    /** @description If-Match names an older revision: the configuration changed since it was read, and nothing was changed (code precondition_failed) */
+    PreconditionFailed: {
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
   };
-  parameters: never;
+  parameters: {
+    /** @description the ETag this change was made against (e.g. "17"); a stale one answers 412 and changes nothing */
+    IfMatch?: string;
+  };
   requestBodies: never;
-  headers: never;
+  headers: {
+    /** @description the revision of the configuration, quoted (e.g. "17"); send it back as If-Match */
+    ETag: string;
+  };
   pathItems: never;
 };
 
@@ -445,6 +482,9 @@ export type operations = {
     responses: {
       /** @description the document */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Document'];
         };
@@ -454,6 +494,11 @@ export type operations = {
   };
   /** Replaces the whole document (validated, stored atomically, applied) */
   putConfig: {
+    parameters: {
+      header?: {
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
+    };
     requestBody: {
       content: {
         'application/json': components['schemas']['Document'];
@@ -462,6 +507,9 @@ export type operations = {
     responses: {
       /** @description accepted and applied */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Document'];
         };
@@ -469,6 +517,7 @@ export type operations = {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       408: components['responses']['TooSlow'];
+      412: components['responses']['PreconditionFailed'];
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
@@ -479,6 +528,9 @@ export type operations = {
     responses: {
       /** @description peers */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Peer'][];
         };
@@ -496,6 +548,9 @@ export type operations = {
     responses: {
       /** @description the peer */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Peer'];
         };
@@ -508,6 +563,9 @@ export type operations = {
   /** Creates or replaces a peer (the body's name, if given, must match the path) */
   putPeer: {
     parameters: {
+      header?: {
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
       path: {
         name: components['schemas']['PeerName'];
       };
@@ -520,6 +578,9 @@ export type operations = {
     responses: {
       /** @description stored and applied */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Peer'];
         };
@@ -527,6 +588,7 @@ export type operations = {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       408: components['responses']['TooSlow'];
+      412: components['responses']['PreconditionFailed'];
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
@@ -535,6 +597,9 @@ export type operations = {
   /** Removes a peer */
   deletePeer: {
     parameters: {
+      header?: {
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
       path: {
         name: components['schemas']['PeerName'];
       };
@@ -547,6 +612,7 @@ export type operations = {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       404: components['responses']['NotFound'];
+      412: components['responses']['PreconditionFailed'];
       422: components['responses']['Invalid'];
     };
   };
@@ -555,6 +621,9 @@ export type operations = {
     responses: {
       /** @description VIPs */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Vip'][];
         };
@@ -572,6 +641,9 @@ export type operations = {
     responses: {
       /** @description the VIP */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Vip'];
         };
@@ -584,6 +656,9 @@ export type operations = {
   /** Creates or replaces a VIP and its plugin chain (hot swap of its plugins) */
   putVip: {
     parameters: {
+      header?: {
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
       path: {
         address: components['schemas']['Ipv4Unicast'];
       };
@@ -596,6 +671,9 @@ export type operations = {
     responses: {
       /** @description stored and applied */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Vip'];
         };
@@ -603,6 +681,7 @@ export type operations = {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       408: components['responses']['TooSlow'];
+      412: components['responses']['PreconditionFailed'];
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
@@ -611,6 +690,9 @@ export type operations = {
   /** Removes a VIP's entry (and so its plugin chain) */
   deleteVip: {
     parameters: {
+      header?: {
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
       path: {
         address: components['schemas']['Ipv4Unicast'];
       };
@@ -623,6 +705,7 @@ export type operations = {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       404: components['responses']['NotFound'];
+      412: components['responses']['PreconditionFailed'];
       422: components['responses']['Invalid'];
     };
   };
@@ -631,6 +714,9 @@ export type operations = {
     responses: {
       /** @description plugins */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Plugin'][];
         };
@@ -648,6 +734,9 @@ export type operations = {
     responses: {
       /** @description the plugin */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Plugin'];
         };
@@ -663,6 +752,9 @@ export type operations = {
    */
   putPlugin: {
     parameters: {
+      header?: {
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
       path: {
         name: components['schemas']['PluginName'];
       };
@@ -676,6 +768,9 @@ export type operations = {
     responses: {
       /** @description stored (and bindings rebuilt) */
       200: {
+        headers: {
+          ETag: components['headers']['ETag'];
+        };
         content: {
           'application/json': components['schemas']['Plugin'];
         };
@@ -683,6 +778,7 @@ export type operations = {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       408: components['responses']['TooSlow'];
+      412: components['responses']['PreconditionFailed'];
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
@@ -691,6 +787,9 @@ export type operations = {
   /** Removes a plugin (refused while a VIP binds it) */
   deletePlugin: {
     parameters: {
+      header?: {
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
       path: {
         name: components['schemas']['PluginName'];
       };
@@ -704,6 +803,7 @@ export type operations = {
       401: components['responses']['Unauthorized'];
       404: components['responses']['NotFound'];
       409: components['responses']['Conflict'];
+      412: components['responses']['PreconditionFailed'];
     };
   };
   /** Counters per VIP, per drop reason and per plugin binding */

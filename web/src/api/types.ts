@@ -54,6 +54,9 @@ export type Status = Schemas['Status'];
 /** `status.network`: whether the gateway's tunnels, rules and sysctls are as configured. */
 export type NetworkStatus = NonNullable<Status['network']>;
 
+/** `status.plugin_faults[]`: a binding quarantined or with failed calls. */
+export type PluginFault = Status['plugin_faults'] extends (infer F)[] | undefined ? F : never;
+
 /** Per-VIP counters in `GET /api/v1/stats`. */
 export type VipStats = Schemas['VipStats'];
 

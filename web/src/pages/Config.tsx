@@ -4,6 +4,7 @@
 // name. It never validates addresses itself: tungate's answer is the authority.
 
 import { useState } from 'preact/hooks';
+import type { Revision } from '../api/client';
 import type { Binding, Peer, Plugin, Vip } from '../api/types';
 import { BindingFields, draftIsValid, type BindingDraft } from '../components/BindingFields';
 import { ActionDialog, Dialog } from '../components/Dialog';
@@ -24,6 +25,8 @@ interface ConfigData {
   peers: Peer[];
   vips: Vip[];
   plugins: Plugin[];
+  /** The revision the lists were read at: every change made from them sends it. */
+  revision: Revision | null;
 }
 
 type Editing =
@@ -37,10 +40,8 @@ const NO_ERRORS: MappedErrors = { fields: {}, general: [] };
 /** `#/peers-vips`. */
 export function ConfigPage() {
   const { api, notify } = useServices();
-  const data = useResource<ConfigData>(async () => {
-    const [peers, vips, plugins] = await Promise.all([api.peers(), api.vips(), api.plugins()]);
-    return { peers, vips, plugins };
-  });
+  const data = useResource<ConfigData>(() => api.configView());
+  const revision = data.data?.revision ?? null;
   const [editing, setEditing] = useState<Editing | null>(null);
   const close = () => setEditing(null);
   const closeAndReload = () => {
@@ -80,11 +81,12 @@ export function ConfigPage() {
       ) : null}
 
       {editing?.kind === 'peer' ? (
-        <PeerDialog peer={editing.peer} onClose={close} onSaved={closeAndReload} />
+        <PeerDialog peer={editing.peer} revision={revision} onClose={close} onSaved={closeAndReload} />
       ) : null}
       {editing?.kind === 'vip' ? (
         <VipDialog
           vip={editing.vip}
+          revision={revision}
           plugins={data.data?.plugins ?? []}
           peers={data.data?.peers ?? []}
           onClose={close}
@@ -97,7 +99,7 @@ export function ConfigPage() {
           confirmLabel="Delete"
           danger
           action={async () => {
-            await api.deletePeer(editing.peer.name);
+            await api.deletePeer(editing.peer.name, revision);
             notify(`Peer ${editing.peer.name} deleted.`);
           }}
           onClose={close}
@@ -115,7 +117,7 @@ export function ConfigPage() {
           confirmLabel="Delete"
           danger
           action={async () => {
-            await api.deleteVip(editing.vip.address);
+            await api.deleteVip(editing.vip.address, revision);
             notify(`VIP ${editing.vip.address} deleted.`);
           }}
           onClose={close}
@@ -259,8 +261,15 @@ function VipsCard(props: {
   );
 }
 
-function PeerDialog(props: { peer: Peer | null; onClose: () => void; onSaved: () => void }) {
+function PeerDialog(props: {
+  peer: Peer | null;
+  revision: Revision | null;
+  onClose: () => void;
+  onSaved: () => void;
+}) {
   const { api, notify } = useServices();
+  // What the form was opened from: a save is refused if the configuration changed since.
+  const [revision] = useState(props.revision);
   const editing = props.peer !== null;
   const [name, setName] = useState(props.peer?.name ?? '');
   const [address, setAddress] = useState(props.peer?.address ?? '');
@@ -274,7 +283,7 @@ function PeerDialog(props: { peer: Peer | null; onClose: () => void; onSaved: ()
     setErrors(NO_ERRORS);
     const vips = splitList(vipsText);
     try {
-      await api.putPeer(name.trim(), { name: name.trim(), address: address.trim(), vips });
+      await api.putPeer(name.trim(), { name: name.trim(), address: address.trim(), vips }, revision);
       notify(`Peer ${name.trim()} saved.`);
       props.onSaved();
     } catch (failure) {
@@ -386,12 +395,15 @@ function toRow(binding: Binding): ChainRow {
 
 function VipDialog(props: {
   vip: Vip | null;
+  revision: Revision | null;
   plugins: Plugin[];
   peers: Peer[];
   onClose: () => void;
   onSaved: () => void;
 }) {
   const { api, notify } = useServices();
+  // What the form was opened from: a save is refused if the configuration changed since.
+  const [revision] = useState(props.revision);
   const editing = props.vip !== null;
   const [address, setAddress] = useState(props.vip?.address ?? '');
   const [shared, setShared] = useState(props.vip?.shared ?? false);
@@ -416,7 +428,7 @@ function VipDialog(props: {
     setErrors(NO_ERRORS);
     const target = address.trim();
     try {
-      await api.putVip(target, vipBody(target, shared, rows.map(draftToBinding)));
+      await api.putVip(target, vipBody(target, shared, rows.map(draftToBinding)), revision);
       notify(`VIP ${target} saved.`);
       props.onSaved();
     } catch (failure) {

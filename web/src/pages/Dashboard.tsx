@@ -5,7 +5,7 @@
 
 import { useMemo } from 'preact/hooks';
 import { ApiError } from '../api/client';
-import type { NetworkStatus, Status } from '../api/types';
+import type { NetworkStatus, PluginFault, Status } from '../api/types';
 import { Hash } from '../components/Hash';
 import { LiveChart, seriesColour } from '../components/LiveChart';
 import { EmptyState, ErrorState, Loading } from '../components/States';
@@ -85,6 +85,7 @@ export function DashboardPage() {
       </div>
 
       <StatusPanel status={live.status} snapshot={snapshot} error={live.statusError} />
+      <Problems status={live.status} />
 
       {statsError && !snapshot ? (
         <ErrorState error={statsError} what="the traffic statistics" testId="stats-error" />
@@ -100,6 +101,72 @@ export function DashboardPage() {
         <Traffic snapshot={snapshot} charts={live.charts} configuredVips={live.status?.vips ?? null} />
       ) : null}
     </section>
+  );
+}
+
+/** One plugin fault as a person reads it (the words of `tungate status`). */
+function describeFault(fault: PluginFault): string {
+  const what = fault.quarantined
+    ? fault.on_error === 'drop'
+      ? 'is quarantined and fails closed: every packet of the VIP is dropped'
+      : "is quarantined and fails open: the VIP's packets pass unfiltered"
+    : 'has failed calls';
+  const last = fault.last_error ? `; last error: ${fault.last_error}` : '';
+  return (
+    `Plugin ${fault.plugin} at ${fault.vip}#${fault.position} ${what} ` +
+    `(${fault.dropped_packets} dropped, ${fault.passed_packets} passed by on_error = ${fault.on_error})${last}`
+  );
+}
+
+/**
+ * What needs the operator: quarantined bindings as a problem (as `tungate status` exits 3
+ * for them), failed plugin calls and an admin listener without TLS off loopback as warnings.
+ */
+function Problems(props: { status: Status | null }) {
+  const faults = props.status?.plugin_faults ?? [];
+  const admin = props.status?.admin;
+  const problems = faults.filter((f) => f.quarantined).map(describeFault);
+  const warnings = faults.filter((f) => !f.quarantined).map(describeFault);
+  if (admin && !admin.loopback && !admin.tls) {
+    warnings.push(
+      `The admin API listens on ${admin.address} without TLS: the token crosses the network in clear.`,
+    );
+  }
+  return (
+    <>
+      {problems.length ? (
+        <div
+          class="alert alert-error"
+          role="alert"
+          data-testid="status-problems"
+          data-value={problems.length}
+        >
+          <p>
+            <strong>Problem:</strong> {problems.length === 1 ? 'a plugin binding is' : 'plugin bindings are'}{' '}
+            quarantined.
+          </p>
+          <ul>
+            {problems.map((text) => (
+              <li key={text}>{text}</li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
+      {warnings.length ? (
+        <div
+          class="alert alert-warn"
+          role="status"
+          data-testid="status-warnings"
+          data-value={warnings.length}
+        >
+          <ul>
+            {warnings.map((text) => (
+              <li key={text}>{text}</li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
+    </>
   );
 }
 

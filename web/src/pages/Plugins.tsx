@@ -5,7 +5,7 @@
 // module (hot swap) and delete. It never judges a module itself: tungate's validator does.
 
 import { useRef, useState } from 'preact/hooks';
-import { ApiError } from '../api/client';
+import { ApiError, type Revision } from '../api/client';
 import type { Plugin, Vip } from '../api/types';
 import { BindingFields, draftIsValid, type BindingDraft } from '../components/BindingFields';
 import { ActionDialog, Dialog } from '../components/Dialog';
@@ -32,6 +32,8 @@ import { ROUTE_HASH } from '../router';
 interface PluginsData {
   plugins: Plugin[];
   vips: Vip[];
+  /** The revision the lists were read at: every change made from them sends it. */
+  revision: Revision | null;
 }
 
 type Action =
@@ -44,10 +46,11 @@ type Action =
 export function PluginsPage() {
   const { api } = useServices();
   const data = useResource<PluginsData>(async () => {
-    const [plugins, vips, peers] = await Promise.all([api.plugins(), api.vips(), api.peers()]);
+    const { plugins, vips, peers, revision } = await api.configView();
     // A VIP that peers serve but that has no entry yet can be bound too (the PUT creates it).
-    return { plugins, vips: bindableVips(vips, peers) };
+    return { plugins, vips: bindableVips(vips, peers), revision };
   });
+  const revision = data.data?.revision ?? null;
   const [action, setAction] = useState<Action | null>(null);
   const close = () => setAction(null);
   const done = () => {
@@ -66,7 +69,7 @@ export function PluginsPage() {
           every upload before storing it.
         </p>
       </div>
-      <UploadPanel existing={plugins} vips={vips} onUploaded={() => void data.reload()} />
+      <UploadPanel existing={plugins} vips={vips} revision={revision} onUploaded={() => void data.reload()} />
       {data.error ? (
         <ErrorState error={data.error} what="the plugins" onRetry={() => void data.reload()} />
       ) : null}
@@ -74,15 +77,16 @@ export function PluginsPage() {
       {data.data ? <PluginList plugins={plugins} vips={vips} onAction={setAction} /> : null}
 
       {action?.kind === 'bind' ? (
-        <BindDialog plugin={action.plugin} vips={vips} onClose={close} onDone={done} />
+        <BindDialog plugin={action.plugin} vips={vips} revision={revision} onClose={close} onDone={done} />
       ) : null}
       {action?.kind === 'unbind' ? (
-        <UnbindDialog use={action.use} vips={vips} onClose={close} onDone={done} />
+        <UnbindDialog use={action.use} vips={vips} revision={revision} onClose={close} onDone={done} />
       ) : null}
       {action?.kind === 'replace' ? (
         <ReplaceDialog
           plugin={action.plugin}
           file={action.file}
+          revision={revision}
           uses={usesOf(action.plugin.name, vips)}
           onClose={close}
           onDone={done}
@@ -91,6 +95,7 @@ export function PluginsPage() {
       {action?.kind === 'delete' ? (
         <DeletePluginDialog
           plugin={action.plugin}
+          revision={revision}
           uses={usesOf(action.plugin.name, vips)}
           onClose={close}
           onDone={done}
@@ -100,7 +105,12 @@ export function PluginsPage() {
   );
 }
 
-function UploadPanel(props: { existing: Plugin[]; vips: Vip[]; onUploaded: () => void }) {
+function UploadPanel(props: {
+  existing: Plugin[];
+  vips: Vip[];
+  revision: Revision | null;
+  onUploaded: () => void;
+}) {
   const { api, notify } = useServices();
   const input = useRef<HTMLInputElement>(null);
   const [file, setFile] = useState<File | null>(null);
@@ -132,7 +142,7 @@ function UploadPanel(props: { existing: Plugin[]; vips: Vip[]; onUploaded: () =>
     setRefusal(null);
     setStored(null);
     try {
-      const plugin = await api.putPlugin(name, file);
+      const plugin = await api.putPlugin(name, file, props.revision);
       setStored(plugin);
       setFile(null);
       if (input.current) input.current.value = '';
@@ -398,8 +408,16 @@ function PluginList(props: { plugins: Plugin[]; vips: Vip[]; onAction: (action: 
   );
 }
 
-function BindDialog(props: { plugin: Plugin; vips: Vip[]; onClose: () => void; onDone: () => void }) {
+function BindDialog(props: {
+  plugin: Plugin;
+  vips: Vip[];
+  revision: Revision | null;
+  onClose: () => void;
+  onDone: () => void;
+}) {
   const { api, notify } = useServices();
+  // What the form was opened from: a save is refused if the configuration changed since.
+  const [revision] = useState(props.revision);
   const vips = [...props.vips].sort((a, b) => compareKeys(a.address, b.address));
   const [vipAddress, setVipAddress] = useState(vips[0]?.address ?? '');
   const chain = vips.find((v) => v.address === vipAddress)?.plugins ?? [];
@@ -428,7 +446,7 @@ function BindDialog(props: { plugin: Plugin; vips: Vip[]; onClose: () => void; o
     setErrors({ fields: {}, general: [] });
     const newChain = insertBinding(chain, at, draftToBinding({ plugin: props.plugin.name, ...draft }));
     try {
-      await api.putVip(vipAddress, { address: vipAddress, plugins: newChain });
+      await api.putVip(vipAddress, { address: vipAddress, plugins: newChain }, revision);
       notify(`${props.plugin.name} bound to ${vipAddress} at #${at}.`);
       props.onDone();
     } catch (failure) {
@@ -523,7 +541,13 @@ function BindDialog(props: { plugin: Plugin; vips: Vip[]; onClose: () => void; o
   );
 }
 
-function UnbindDialog(props: { use: PluginUse; vips: Vip[]; onClose: () => void; onDone: () => void }) {
+function UnbindDialog(props: {
+  use: PluginUse;
+  vips: Vip[];
+  revision: Revision | null;
+  onClose: () => void;
+  onDone: () => void;
+}) {
   const { api, notify } = useServices();
   const { use } = props;
   return (
@@ -533,7 +557,11 @@ function UnbindDialog(props: { use: PluginUse; vips: Vip[]; onClose: () => void;
       danger
       action={async () => {
         const chain = props.vips.find((v) => v.address === use.vip)?.plugins ?? [];
-        await api.putVip(use.vip, { address: use.vip, plugins: removeBinding(chain, use.position) });
+        await api.putVip(
+          use.vip,
+          { address: use.vip, plugins: removeBinding(chain, use.position) },
+          props.revision,
+        );
         notify(`${use.binding.plugin} unbound from ${use.vip}.`);
       }}
       onClose={props.onClose}
@@ -550,6 +578,7 @@ function UnbindDialog(props: { use: PluginUse; vips: Vip[]; onClose: () => void;
 function ReplaceDialog(props: {
   plugin: Plugin;
   file: File;
+  revision: Revision | null;
   uses: PluginUse[];
   onClose: () => void;
   onDone: () => void;
@@ -560,7 +589,7 @@ function ReplaceDialog(props: {
       title={`Replace ${props.plugin.name}?`}
       confirmLabel="Upload and replace"
       action={async () => {
-        const stored = await api.putPlugin(props.plugin.name, props.file);
+        const stored = await api.putPlugin(props.plugin.name, props.file, props.revision);
         notify(
           `${stored.name} replaced (sha256 ${stored.sha256.slice(0, 12)}); its bindings run the new module.`,
         );
@@ -583,6 +612,7 @@ function ReplaceDialog(props: {
 
 function DeletePluginDialog(props: {
   plugin: Plugin;
+  revision: Revision | null;
   uses: PluginUse[];
   onClose: () => void;
   onDone: () => void;
@@ -595,7 +625,7 @@ function DeletePluginDialog(props: {
       danger
       blocked={props.uses.length > 0}
       action={async () => {
-        await api.deletePlugin(props.plugin.name);
+        await api.deletePlugin(props.plugin.name, props.revision);
         notify(`Plugin ${props.plugin.name} deleted.`);
       }}
       onClose={props.onClose}

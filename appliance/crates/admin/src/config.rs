@@ -5,26 +5,30 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::Response;
 
 use super::error::ApiError;
+use super::revision::{if_match, tagged};
 use super::{AdminState, body, unexpected};
 use tungate_config::Document;
 use tungate_control::{Action, Reply};
 
-/// `GET /api/v1/config`.
-pub(crate) async fn get(State(state): State<AdminState>) -> Json<Document> {
-    Json((*state.view().document).clone())
+/// `GET /api/v1/config` (with the revision as `ETag`).
+pub(crate) async fn get(State(state): State<AdminState>) -> Response {
+    let view = state.view();
+    tagged(view.revision, Json((*view.document).clone()))
 }
 
-/// `PUT /api/v1/config`.
+/// `PUT /api/v1/config` (honouring `If-Match`; answers the new revision as `ETag`).
 pub(crate) async fn put(
     State(state): State<AdminState>,
     headers: HeaderMap,
     request: Body,
-) -> Result<Json<Document>, ApiError> {
+) -> Result<Response, ApiError> {
     let doc: Document = body::json(&headers, request).await?;
-    match state.control().call(Action::ReplaceConfig(doc)).await? {
-        Reply::Document(d) => Ok(Json((*d).clone())),
-        other => Err(unexpected(other)),
+    let call = Action::ReplaceConfig(doc);
+    match state.control().call_if(call, if_match(&headers)).await? {
+        (Reply::Document(d), revision) => Ok(tagged(revision, Json((*d).clone()))),
+        (other, _) => Err(unexpected(other)),
     }
 }

@@ -7,9 +7,11 @@ use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::revision::{if_match, tagged};
 use super::{AdminState, body, unexpected};
 use tungate_config::Peer;
 use tungate_config::validate::is_valid_peer_name;
@@ -43,31 +45,33 @@ pub(crate) fn name_param(path: Result<Path<String>, PathRejection>) -> Result<St
     Ok(name)
 }
 
-/// `GET /api/v1/peers`.
-pub(crate) async fn list(State(state): State<AdminState>) -> Json<Vec<Peer>> {
-    Json(state.view().document.peers.clone())
+/// `GET /api/v1/peers` (with the revision as `ETag`).
+pub(crate) async fn list(State(state): State<AdminState>) -> Response {
+    let view = state.view();
+    tagged(view.revision, Json(view.document.peers.clone()))
 }
 
-/// `GET /api/v1/peers/{name}`.
+/// `GET /api/v1/peers/{name}` (with the revision as `ETag`).
 pub(crate) async fn get(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Peer>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = name_param(path)?;
     let view = state.view();
     let peer = view.document.peers.iter().find(|p| p.name == name);
-    peer.cloned()
-        .map(Json)
-        .ok_or_else(|| ApiError(edit::no_peer(&name)))
+    let peer = peer
+        .cloned()
+        .ok_or_else(|| ApiError(edit::no_peer(&name)))?;
+    Ok(tagged(view.revision, Json(peer)))
 }
 
-/// `PUT /api/v1/peers/{name}`.
+/// `PUT /api/v1/peers/{name}` (honouring `If-Match`; answers the new revision as `ETag`).
 pub(crate) async fn put(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     request: Body,
-) -> Result<Json<Peer>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = name_param(path)?;
     let b: PeerBody = body::json(&headers, request).await?;
     if let Some(given) = &b.name
@@ -84,16 +88,22 @@ pub(crate) async fn put(
         address: b.address,
         vips: b.vips,
     };
-    match state.control().call(Action::PutPeer(peer)).await? {
-        Reply::Peer(p) => Ok(Json(p)),
-        other => Err(unexpected(other)),
+    match state
+        .control()
+        .call_if(Action::PutPeer(peer), if_match(&headers))
+        .await?
+    {
+        (Reply::Peer(p), revision) => Ok(tagged(revision, Json(p))),
+        (other, _) => Err(unexpected(other)),
     }
 }
 
-/// `DELETE /api/v1/peers/{name}`.
+/// `DELETE /api/v1/peers/{name}` (honouring `If-Match`).
 pub(crate) async fn delete(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    super::deleted(state.control(), Action::DeletePeer(name_param(path)?)).await
+    let action = Action::DeletePeer(name_param(path)?);
+    super::deleted(state.control(), action, &headers).await
 }

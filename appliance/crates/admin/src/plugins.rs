@@ -7,9 +7,11 @@ use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::revision::{if_match, tagged};
 use super::{AdminState, body, unexpected};
 use tungate_config::validate::is_valid_plugin_name;
 use tungate_control::store::PluginRecord;
@@ -62,47 +64,52 @@ fn no_plugin(name: &str) -> ApiError {
     )
 }
 
-/// `GET /api/v1/plugins`.
-pub(crate) async fn list(State(state): State<AdminState>) -> Json<Vec<PluginOut>> {
+/// `GET /api/v1/plugins` (with the revision as `ETag`).
+pub(crate) async fn list(State(state): State<AdminState>) -> Response {
     let view = state.view();
-    Json(view.plugins.values().map(|r| describe(&view, r)).collect())
+    let list: Vec<PluginOut> = view.plugins.values().map(|r| describe(&view, r)).collect();
+    tagged(view.revision, Json(list))
 }
 
-/// `GET /api/v1/plugins/{name}`.
+/// `GET /api/v1/plugins/{name}` (with the revision as `ETag`).
 pub(crate) async fn get(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<PluginOut>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = name_param(path)?;
     let view = state.view();
     let record = view.plugins.get(&name).ok_or_else(|| no_plugin(&name))?;
-    Ok(Json(describe(&view, record)))
+    Ok(tagged(view.revision, Json(describe(&view, record))))
 }
 
-/// `PUT /api/v1/plugins/{name}`.
+/// `PUT /api/v1/plugins/{name}` (honouring `If-Match`; answers the new revision as `ETag`).
 pub(crate) async fn put(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     request: Body,
-) -> Result<Json<PluginOut>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = name_param(path)?;
     body::require_type(&headers, &UPLOAD_TYPES)?;
     let bytes = body::read_limited(&headers, request, state.0.max_module_bytes).await?;
     match state
         .control()
-        .call(Action::PutPlugin { name, bytes })
+        .call_if(Action::PutPlugin { name, bytes }, if_match(&headers))
         .await?
     {
-        Reply::Plugin(record) => Ok(Json(describe(&state.view(), &record))),
-        other => Err(unexpected(other)),
+        (Reply::Plugin(record), revision) => {
+            Ok(tagged(revision, Json(describe(&state.view(), &record))))
+        }
+        (other, _) => Err(unexpected(other)),
     }
 }
 
-/// `DELETE /api/v1/plugins/{name}`.
+/// `DELETE /api/v1/plugins/{name}` (honouring `If-Match`).
 pub(crate) async fn delete(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    super::deleted(state.control(), Action::DeletePlugin(name_param(path)?)).await
+    let action = Action::DeletePlugin(name_param(path)?);
+    super::deleted(state.control(), action, &headers).await
 }

@@ -7,9 +7,11 @@ use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::revision::{if_match, tagged};
 use super::{AdminState, body, unexpected};
 use tungate_config::{Binding, Vip};
 use tungate_control::{Action, ErrorCode, Reply, edit};
@@ -45,31 +47,33 @@ pub(crate) fn address_param(
     })
 }
 
-/// `GET /api/v1/vips`.
-pub(crate) async fn list(State(state): State<AdminState>) -> Json<Vec<Vip>> {
-    Json(state.view().document.vips.clone())
+/// `GET /api/v1/vips` (with the revision as `ETag`).
+pub(crate) async fn list(State(state): State<AdminState>) -> Response {
+    let view = state.view();
+    tagged(view.revision, Json(view.document.vips.clone()))
 }
 
-/// `GET /api/v1/vips/{address}`.
+/// `GET /api/v1/vips/{address}` (with the revision as `ETag`).
 pub(crate) async fn get(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Vip>, ApiError> {
+) -> Result<Response, ApiError> {
     let address = address_param(path)?;
     let view = state.view();
     let vip = view.document.vips.iter().find(|v| v.address == address);
-    vip.cloned()
-        .map(Json)
-        .ok_or_else(|| ApiError(edit::no_vip(address)))
+    let vip = vip
+        .cloned()
+        .ok_or_else(|| ApiError(edit::no_vip(address)))?;
+    Ok(tagged(view.revision, Json(vip)))
 }
 
-/// `PUT /api/v1/vips/{address}`.
+/// `PUT /api/v1/vips/{address}` (honouring `If-Match`; answers the new revision as `ETag`).
 pub(crate) async fn put(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     request: Body,
-) -> Result<Json<Vip>, ApiError> {
+) -> Result<Response, ApiError> {
     let address = address_param(path)?;
     let b: VipBody = body::json(&headers, request).await?;
     if let Some(given) = b.address
@@ -93,16 +97,22 @@ pub(crate) async fn put(
         shared,
         plugins: b.plugins,
     };
-    match state.control().call(Action::PutVip(vip)).await? {
-        Reply::Vip(v) => Ok(Json(v)),
-        other => Err(unexpected(other)),
+    match state
+        .control()
+        .call_if(Action::PutVip(vip), if_match(&headers))
+        .await?
+    {
+        (Reply::Vip(v), revision) => Ok(tagged(revision, Json(v))),
+        (other, _) => Err(unexpected(other)),
     }
 }
 
-/// `DELETE /api/v1/vips/{address}`.
+/// `DELETE /api/v1/vips/{address}` (honouring `If-Match`).
 pub(crate) async fn delete(
     State(state): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    super::deleted(state.control(), Action::DeleteVip(address_param(path)?)).await
+    let action = Action::DeleteVip(address_param(path)?);
+    super::deleted(state.control(), action, &headers).await
 }

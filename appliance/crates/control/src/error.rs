@@ -36,13 +36,17 @@ pub enum ErrorCode {
     PluginRejected,
     /// A plugin refused its configuration (or failed while configuring).
     PluginRefusedConfig,
+    /// The method is not one the path serves.
+    MethodNotAllowed,
+    /// `If-Match` named a revision older than the one in force: nothing was changed.
+    PreconditionFailed,
     /// Something failed on this host (storage, data path); the message says what.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, as listed in openapi.yaml.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidConfig,
@@ -54,6 +58,8 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::PluginRejected,
         ErrorCode::PluginRefusedConfig,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::PreconditionFailed,
         ErrorCode::Internal,
     ];
 
@@ -71,6 +77,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::PluginRejected => "plugin_rejected",
             ErrorCode::PluginRefusedConfig => "plugin_refused_config",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::Internal => "internal",
         }
     }

@@ -21,6 +21,7 @@ mod error;
 mod forwarding;
 mod kernel;
 mod plane;
+pub mod revision;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ pub use kernel::KernelError;
 pub use plane::{
     ConfigFile, ControlPlane, DocumentOrigin, PluginFileProblem, Startup, StartupError, StopError,
 };
+pub use revision::{IfMatch, Revision};
 use tungate_config::{Document, Peer, Vip};
 use tungate_plugin_host::StatsTable;
 
@@ -89,12 +91,18 @@ pub enum Reply {
     },
 }
 
-/// An action with the channel its outcome goes back on.
+/// An action's outcome: what it produced and the revision in force right after it.
+pub type Outcome = Result<(Reply, Revision), ControlError>;
+
+/// An action with its precondition and the channel its outcome goes back on.
 pub struct Request {
     /// What to do.
     pub action: Action,
+    /// Carried out only if the revision in force satisfies it (else `precondition_failed`
+    /// and nothing changes); none: unconditionally.
+    pub if_match: Option<IfMatch>,
     /// Where the outcome goes.
-    pub reply: tokio::sync::oneshot::Sender<Result<Reply, ControlError>>,
+    pub reply: tokio::sync::oneshot::Sender<Outcome>,
 }
 
 /// What readers see: replaced as a whole after every change, never edited in place.
@@ -108,6 +116,8 @@ pub struct View {
     pub bindings: Arc<StatsTable>,
     /// Configuration changes applied since the start (1 = the initial document).
     pub generation: u64,
+    /// The revision of the document and plugins shown here (it survives restarts).
+    pub revision: Revision,
     /// Whether the data path runs with the document in force.
     pub ready: bool,
     /// The filter generation published to the workers and the one each runs (live).
@@ -130,9 +140,20 @@ impl ControlHandle {
 
     /// Runs `action` and waits for its outcome (from async code).
     pub async fn call(&self, action: Action) -> Result<Reply, ControlError> {
+        self.call_if(action, None).await.map(|(reply, _)| reply)
+    }
+
+    /// Runs `action` if the revision in force satisfies `if_match` (else answers
+    /// `precondition_failed` and changes nothing), and waits for its outcome with the
+    /// revision in force right after it.
+    pub async fn call_if(&self, action: Action, if_match: Option<IfMatch>) -> Outcome {
         let (reply, outcome) = tokio::sync::oneshot::channel();
         self.sender
-            .send(Request { action, reply })
+            .send(Request {
+                action,
+                if_match,
+                reply,
+            })
             .map_err(|_| Self::stopped())?;
         outcome.await.map_err(|_| Self::stopped())?
     }
@@ -141,9 +162,16 @@ impl ControlHandle {
     pub fn call_blocking(&self, action: Action) -> Result<Reply, ControlError> {
         let (reply, outcome) = tokio::sync::oneshot::channel();
         self.sender
-            .send(Request { action, reply })
+            .send(Request {
+                action,
+                if_match: None,
+                reply,
+            })
             .map_err(|_| Self::stopped())?;
-        outcome.blocking_recv().map_err(|_| Self::stopped())?
+        outcome
+            .blocking_recv()
+            .map_err(|_| Self::stopped())?
+            .map(|(reply, _)| reply)
     }
 }
 

@@ -23,7 +23,7 @@ use super::edit;
 use super::error::{ControlError, ErrorCode};
 use super::forwarding::{Forwarding, ForwardingError, Workers};
 use super::kernel::{KernelError, KernelFollower};
-use super::{Action, NetworkStatus, Reply, Request, SharedView, View};
+use super::{Action, IfMatch, NetworkStatus, Reply, Request, Revision, SharedView, View};
 use crate::store::{StateDir, StoreError};
 use tungate_config::{self as config, Document, Invalid};
 use tungate_datapath::StartError;
@@ -201,6 +201,7 @@ pub struct ControlPlane {
     kernel: Option<KernelFollower>,
     doc: Document,
     generation: u64,
+    revision: Revision,
     view: SharedView,
 }
 
@@ -351,9 +352,13 @@ impl ControlPlane {
                 origin,
                 error: Box::new(error),
             })?;
+        let mut revision = state.revision().map_err(StartupError::State)?;
         if let Some(text) = &seed_text {
+            // The file's document replaces whatever was stored: a new revision.
+            revision = revision.next();
             state
-                .save_config(&doc)
+                .save_revision(revision)
+                .and_then(|()| state.save_config(&doc))
                 .and_then(|()| state.record_seed(text))
                 .map_err(StartupError::State)?;
         }
@@ -367,6 +372,7 @@ impl ControlPlane {
                 plugins: Arc::default(),
                 bindings: Arc::default(),
                 generation: 0,
+                revision,
                 ready: false,
                 filters,
             })),
@@ -378,6 +384,7 @@ impl ControlPlane {
             kernel,
             doc,
             generation: 1,
+            revision,
         };
         plane.refresh_view();
         Ok(plane)
@@ -409,12 +416,16 @@ impl ControlPlane {
         let mut next_check = Instant::now() + DEVICE_CHECK_INTERVAL;
         loop {
             match requests.recv_deadline(next_check) {
-                Ok(Request { action, reply }) => {
-                    let outcome = self.handle(action);
+                Ok(Request {
+                    action,
+                    if_match,
+                    reply,
+                }) => {
+                    let outcome = self.handle_if(action, if_match.as_ref());
                     if let Err(e) = &outcome {
                         tracing::info!("refused: {e}");
                     }
-                    let _ = reply.send(outcome);
+                    let _ = reply.send(outcome.map(|r| (r, self.revision)));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -456,6 +467,48 @@ impl ControlPlane {
         }
         self.refresh_view();
         true
+    }
+
+    /// Carries out one action if the revision in force satisfies `if_match`; otherwise
+    /// refuses it with `precondition_failed` and changes nothing.
+    pub fn handle_if(
+        &mut self,
+        action: Action,
+        if_match: Option<&IfMatch>,
+    ) -> Result<Reply, ControlError> {
+        if let Some(condition) = if_match
+            && !condition.admits(self.revision)
+        {
+            return Err(ControlError::new(
+                ErrorCode::PreconditionFailed,
+                format!(
+                    "the configuration changed since you read it (If-Match {}, now {}): \
+                     nothing was changed; read it again and redo your change",
+                    match condition {
+                        IfMatch::Any => "*".to_owned(),
+                        IfMatch::Tags(t) => t.join(", "),
+                    },
+                    self.revision.etag()
+                ),
+            ));
+        }
+        self.handle(action)
+    }
+
+    /// The revision in force.
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    /// Raises the revision and stores it, before the change it numbers is stored (see
+    /// [`StateDir::save_revision`]).
+    fn raise_revision(&mut self) -> Result<(), ControlError> {
+        let next = self.revision.next();
+        self.state
+            .save_revision(next)
+            .map_err(storage("the revision"))?;
+        self.revision = next;
+        Ok(())
     }
 
     /// Carries out one action.
@@ -520,6 +573,7 @@ impl ControlPlane {
             config::host::check_host(&new).map_err(ControlError::invalid)?;
         }
         let generation = self.build(&new, None)?;
+        self.raise_revision()?;
         self.state
             .save_config(&new)
             .map_err(storage("the configuration"))?;
@@ -599,6 +653,7 @@ impl ControlPlane {
         };
         let previous = self.state.plugin_bytes(name).ok();
         let info = serde_json::to_value(&info).unwrap_or_default();
+        self.raise_revision()?;
         let record = self
             .state
             .put_plugin(name, bytes, info)
@@ -635,6 +690,18 @@ impl ControlPlane {
             )
             .at(bound[0].0.clone()));
         }
+        if !self
+            .state
+            .plugins()
+            .map_err(storage("the plugin index"))?
+            .contains_key(name)
+        {
+            return Err(ControlError::new(
+                ErrorCode::NotFound,
+                format!("no plugin named {name:?}; GET /api/v1/plugins lists them"),
+            ));
+        }
+        self.raise_revision()?;
         match self.state.delete_plugin(name) {
             Ok(_) => {
                 self.refresh_view();
@@ -689,6 +756,7 @@ impl ControlPlane {
             plugins: Arc::new(plugins),
             bindings: self.host.stats_table(),
             generation: self.generation,
+            revision: self.revision,
             ready: self.datapath.is_running(),
             filters: self.datapath.filter_progress(),
         }));
@@ -904,5 +972,66 @@ mod tests {
         }
         assert_eq!(plane.state.plugin_bytes("p").unwrap().1, new);
         assert_eq!(sha(&plane.view().load()), sha256_hex(&new));
+    }
+
+    #[test]
+    fn every_change_raises_the_revision_a_stale_if_match_changes_nothing_and_it_survives_a_restart()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut plane, _fake) = started(dir.path(), &module(1));
+        let r1 = Revision::new(1);
+        assert_eq!(plane.revision(), r1, "seeding a fresh state is revision 1");
+        assert_eq!(plane.view().load().revision, r1);
+
+        let before = plane.view().load().document.clone();
+        let mut changed = (*before).clone();
+        changed.peers[0].address = "10.0.1.9".parse().unwrap();
+        let stale = IfMatch::parse("\"0\"");
+        let e = plane
+            .handle_if(Action::ReplaceConfig(changed.clone()), Some(&stale))
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::PreconditionFailed, "{e}");
+        assert!(e.message.contains("now \"1\""), "{e}");
+        assert_eq!(plane.revision(), r1);
+        assert_eq!(*plane.view().load().document, *before);
+        assert_eq!(plane.state.config().unwrap().as_ref(), Some(&*before));
+        assert_eq!(plane.state.revision().unwrap(), r1);
+
+        let current = IfMatch::parse(&r1.etag());
+        plane
+            .handle_if(Action::ReplaceConfig(changed.clone()), Some(&current))
+            .unwrap();
+        assert_eq!(plane.revision(), Revision::new(2));
+        assert_eq!(plane.view().load().revision, Revision::new(2));
+        // The old tag is stale now.
+        let e = plane
+            .handle_if(
+                Action::DeleteVip("192.0.2.10".parse().unwrap()),
+                Some(&current),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::PreconditionFailed);
+        assert_eq!(plane.view().load().document.vips.len(), 1);
+
+        // Plugins are part of the state too; a refused change raises nothing.
+        plane
+            .handle(Action::PutPlugin {
+                name: "q".into(),
+                bytes: module(3),
+            })
+            .unwrap();
+        assert_eq!(plane.revision(), Revision::new(3));
+        plane.handle(Action::DeletePlugin("q".into())).unwrap();
+        assert_eq!(plane.revision(), Revision::new(4));
+        let e = plane.handle(Action::DeletePlugin("q".into())).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotFound);
+        assert_eq!(plane.revision(), Revision::new(4));
+        assert_eq!(plane.view().load().revision, Revision::new(4));
+
+        // A restart from the same (unchanged) file keeps the stored state and its revision.
+        drop(plane);
+        let (plane, _fake) = started(dir.path(), &module(1));
+        assert_eq!(plane.revision(), Revision::new(4));
+        assert_eq!(*plane.view().load().document, changed);
     }
 }

@@ -7,6 +7,7 @@
 //! <state>/lock                 held (flock) by the one tungate using this directory
 //! <state>/config.json          the accepted document (JSON, as the admin API serves it)
 //! <state>/seed.sha256          sha256 of the config file that last seeded the state
+//! <state>/revision             the configuration state's revision (a decimal number)
 //! <state>/admin-token          the generated admin bearer token (0600)
 //! <state>/plugins/index.json   plugin name -> record (sha256, size, upload time, ABI info)
 //! <state>/plugins/<sha256>.wasm  module bytes, content-addressed
@@ -25,6 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::revision::Revision;
 use atomic::{remove_stale_temporaries, write_atomic};
 use tungate_config::Document;
 
@@ -33,6 +35,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/tungate";
 
 const CONFIG_FILE: &str = "config.json";
 const SEED_FILE: &str = "seed.sha256";
+const REVISION_FILE: &str = "revision";
 const TOKEN_FILE: &str = "admin-token";
 const PLUGIN_DIR: &str = "plugins";
 const PLUGIN_INDEX: &str = "index.json";
@@ -183,6 +186,31 @@ impl StateDir {
         let mut bytes = serde_json::to_vec_pretty(doc).expect("a Document always serialises");
         bytes.push(b'\n');
         write_atomic(&path, &bytes, 0o600).map_err(io(&path))
+    }
+
+    /// The stored revision ([`Revision::ZERO`] when none was stored yet).
+    pub fn revision(&self) -> Result<Revision, StoreError> {
+        let path = self.root.join(REVISION_FILE);
+        match fs::read_to_string(&path) {
+            Ok(s) => s
+                .trim()
+                .parse::<u64>()
+                .map(Revision::new)
+                .map_err(|e| StoreError::Corrupt {
+                    path,
+                    message: format!("not a revision number: {e}"),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Revision::ZERO),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Stores `revision` (atomically). The control plane stores a raised revision before
+    /// the change it numbers, so a crash between the two leaves a revision that is newer
+    /// than needed (a client's `If-Match` fails and it reloads), never one that is stale.
+    pub fn save_revision(&self, revision: Revision) -> Result<(), StoreError> {
+        let path = self.root.join(REVISION_FILE);
+        write_atomic(&path, format!("{revision}\n").as_bytes(), 0o600).map_err(io(&path))
     }
 
     /// Seeds the state from a config file's text and parsed document. The rule: a file seeds
@@ -419,6 +447,20 @@ mod tests {
         fs::write(dir.path().join(CONFIG_FILE), b"{\"gateway\":").unwrap();
         let err = state.config().unwrap_err().to_string();
         assert!(err.contains("config.json is not valid"), "{err}");
+    }
+
+    #[test]
+    fn the_revision_survives_a_reopen_and_a_corrupt_one_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = StateDir::open(dir.path()).unwrap();
+            assert_eq!(s.revision().unwrap(), Revision::ZERO);
+            s.save_revision(Revision::new(41)).unwrap();
+        }
+        let s = StateDir::open(dir.path()).unwrap();
+        assert_eq!(s.revision().unwrap(), Revision::new(41));
+        fs::write(dir.path().join(REVISION_FILE), "x\n").unwrap();
+        assert!(matches!(s.revision(), Err(StoreError::Corrupt { .. })));
     }
 
     #[test]
