@@ -168,6 +168,12 @@ pub struct RunArgs {
     /// A file holding the admin bearer token [default: generated into the state directory].
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// A name (besides localhost and loopback addresses) by which clients on this host
+    /// reach a loopback admin listener without the token, e.g. through an SSH tunnel or a
+    /// local proxy (repeat for several). Any other `Host` needs the token even for reads,
+    /// so a DNS-rebinding web page cannot read the API.
+    #[arg(long = "admin-host", value_name = "NAME")]
+    pub admin_hosts: Vec<String>,
     /// A plugin module to store under its file stem before the configuration is applied
     /// (repeat for several), so the configuration file may bind it on first start.
     #[arg(long = "plugin", value_name = "PATH.wasm")]
@@ -378,6 +384,7 @@ pub fn main() -> i32 {
             state_dir: args.state_dir,
             admin_listen: args.admin_listen,
             token_file: args.token_file,
+            admin_hosts: args.admin_hosts,
             plugins: args.plugins,
             counters_format: args.counters_format,
         }),

@@ -109,6 +109,9 @@ pub struct RunOptions {
     pub admin_listen: SocketAddr,
     /// A file holding the admin bearer token (instead of the generated one).
     pub token_file: Option<PathBuf>,
+    /// Names a `Host` header may give for reads without the token on a loopback listener
+    /// (besides `localhost` and loopback addresses).
+    pub admin_hosts: Vec<String>,
     /// Plugin modules to store under their file stem before the document is built.
     pub plugins: Vec<PathBuf>,
     /// How counters are printed.
@@ -190,7 +193,7 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         .transpose()
         .map_err(StartupError::TokenFile)?;
     let state = StateDir::open(&options.state_dir).map_err(StartupError::State)?;
-    let (token, token_hint) = match explicit_token {
+    let (token, token_path) = match explicit_token {
         Some(t) => (t, options.token_file.clone().unwrap_or_default()),
         None => (
             state.admin_token().map_err(StartupError::State)?,
@@ -219,13 +222,16 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         }
     };
     let loopback = options.admin_listen.ip().is_loopback();
+    let address = listener.local_addr().unwrap_or(options.admin_listen);
+    let tls = false;
     let state = AdminState(Arc::new(Shared {
         control: control.handle(),
         view: control.view(),
         counters: counters.clone(),
         token,
-        token_hint: token_hint.display().to_string(),
-        loopback,
+        address,
+        tls,
+        admin_hosts: options.admin_hosts.clone(),
         started: Instant::now(),
         max_module_bytes,
         network: control.network(),
@@ -238,15 +244,25 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         }
     };
     tracing::info!(
-        "forwarding; admin API on http://{} (token {}); SIGUSR1 prints counters, SIGHUP \
-         reloads the config file, SIGTERM stops",
+        "forwarding; admin API on http://{} (token in {}, {}); SIGUSR1 prints counters, \
+         SIGHUP reloads the config file, SIGTERM stops",
         admin.address(),
+        token_path.display(),
         if loopback {
             "needed for writes"
         } else {
             "needed for every API request"
         }
     );
+    if let Some(warning) =
+        tungate_api::wire::AdminListener::warning(&tungate_api::wire::AdminListener {
+            address: address.to_string(),
+            tls,
+            loopback,
+        })
+    {
+        tracing::warn!("WARNING: {warning}");
+    }
     let handle = control.handle();
     loop {
         match signals.wait() {

@@ -16,6 +16,7 @@ mod health;
 mod listener;
 mod peers;
 mod plugins;
+mod revision;
 mod stats;
 mod telemetry;
 mod ui;
@@ -29,7 +30,6 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use error::ApiError;
@@ -52,10 +52,13 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     /// The bearer token.
     pub token: String,
-    /// Where the token is (for error messages; never the token itself).
-    pub token_hint: String,
-    /// Whether the listener is on a loopback address (reads need no token then).
-    pub loopback: bool,
+    /// The address the listener is bound to.
+    pub address: SocketAddr,
+    /// Whether the listener serves HTTPS.
+    pub tls: bool,
+    /// Names besides `localhost` and loopback addresses that a `Host` header may give for a
+    /// read without the token on a loopback listener (`--admin-host`).
+    pub admin_hosts: Vec<String>,
     /// When tungate started.
     pub started: Instant,
     /// Largest plugin upload accepted (the plugin host's module cap).
@@ -86,7 +89,16 @@ impl AdminState {
 
     /// Whether the listener is loopback.
     pub(crate) fn loopback(&self) -> bool {
-        self.0.loopback
+        self.0.address.ip().is_loopback()
+    }
+
+    /// The listener as `/api/v1/status` shows it.
+    pub(crate) fn admin_listener(&self) -> tungate_api::wire::AdminListener {
+        tungate_api::wire::AdminListener {
+            address: self.0.address.to_string(),
+            tls: self.0.tls,
+            loopback: self.loopback(),
+        }
     }
 
     /// The bearer token.
@@ -94,9 +106,9 @@ impl AdminState {
         &self.0.token
     }
 
-    /// Where the token is kept.
-    pub(crate) fn token_hint(&self) -> &str {
-        &self.0.token_hint
+    /// The extra `Host` names allowed for tokenless reads.
+    pub(crate) fn admin_hosts(&self) -> &[String] {
+        &self.0.admin_hosts
     }
 }
 
@@ -107,14 +119,16 @@ pub(crate) fn unexpected(reply: Reply) -> ApiError {
     )))
 }
 
-/// The answer to a DELETE: 204 once the control plane removed the resource.
+/// The answer to a DELETE (honouring `If-Match`): 204 once the control plane removed the
+/// resource.
 pub(crate) async fn deleted(
     control: &ControlHandle,
     action: tungate_control::Action,
+    headers: &axum::http::HeaderMap,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    match control.call(action).await? {
-        Reply::Deleted => Ok(axum::http::StatusCode::NO_CONTENT),
-        other => Err(unexpected(other)),
+    match control.call_if(action, revision::if_match(headers)).await? {
+        (Reply::Deleted, _) => Ok(axum::http::StatusCode::NO_CONTENT),
+        (other, _) => Err(unexpected(other)),
     }
 }
 
@@ -172,7 +186,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
 
 async fn method_not_allowed(method: Method) -> ApiError {
     ApiError::new(
-        ErrorCode::BadRequest,
+        ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on this path; see /api/v1/openapi.yaml"),
     )
 }
@@ -192,11 +206,7 @@ pub(crate) fn router(state: AdminState) -> Router {
     }
     router
         .fallback(ui::serve)
-        .method_not_allowed_fallback(|m: Method| async move {
-            let mut r = method_not_allowed(m).await.into_response();
-            *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-            r
-        })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             body::reserve_memory,

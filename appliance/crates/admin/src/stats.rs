@@ -11,7 +11,8 @@ use axum::extract::State;
 
 use super::AdminState;
 use tungate_api::wire::{
-    BindingStats, Filters, Network, PassDrop, PluginCounter, Stats, Status, Totals, VipStats,
+    AdminListener, BindingStats, Filters, Network, PassDrop, PluginCounter, PluginFault, Stats,
+    Status, Totals, VipStats,
 };
 use tungate_control::View;
 use tungate_datapath::counters::{DropCounts, Snapshot};
@@ -38,12 +39,35 @@ pub(crate) fn network(s: &ReconcileStatus) -> Network {
     }
 }
 
-/// The status of a gateway with `view` in force, `counters` counted, up `uptime_seconds`.
+/// The bindings that are quarantined or had `on_error` decide packets after failed calls.
+fn plugin_faults(bindings: &[BindingSnapshot]) -> Vec<PluginFault> {
+    bindings
+        .iter()
+        .filter(|b| {
+            b.quarantined
+                || b.error_dropped + b.skipped_dropped + b.error_passed + b.skipped_passed > 0
+        })
+        .map(|b| PluginFault {
+            vip: b.key.vip.to_string(),
+            position: b.key.position,
+            plugin: b.key.plugin.clone(),
+            on_error: b.on_error.to_owned(),
+            quarantined: b.quarantined,
+            dropped_packets: b.error_dropped + b.skipped_dropped,
+            passed_packets: b.error_passed + b.skipped_passed,
+            last_error: b.last_error.clone(),
+        })
+        .collect()
+}
+
+/// The status of a gateway with `view` in force, `counters` counted, up `uptime_seconds`,
+/// served on `admin`.
 fn status_of(
     view: &View,
     counters: &Snapshot,
     uptime_seconds: f64,
     network: Option<Network>,
+    admin: Option<AdminListener>,
 ) -> Status {
     let doc = &view.document;
     Status {
@@ -68,6 +92,9 @@ fn status_of(
             published: view.filters.published(),
             workers: view.filters.taken(),
         },
+        revision: view.revision.number(),
+        plugin_faults: plugin_faults(&view.bindings.snapshot()),
+        admin,
     }
 }
 
@@ -78,6 +105,7 @@ pub(crate) async fn status(State(state): State<AdminState>) -> Json<Status> {
         &state.0.counters.snapshot(),
         state.0.started.elapsed().as_secs_f64(),
         state.network(),
+        Some(state.admin_listener()),
     ))
 }
 
@@ -214,6 +242,7 @@ mod tests {
             plugins: Arc::default(),
             bindings: Arc::default(),
             generation: 3,
+            revision: tungate_control::Revision::new(7),
             ready: true,
             filters: tungate_datapath::filter::FilterSlots::new(2).progress(),
         }
@@ -243,7 +272,12 @@ mod tests {
             last_error: Some("cannot create tunnel tg-rs1".into()),
         });
         for network in [None, Some(net)] {
-            let served = status_of(&view(), &counters, 61.5, network);
+            let admin = AdminListener {
+                address: "127.0.0.1:9080".into(),
+                tls: false,
+                loopback: true,
+            };
+            let served = status_of(&view(), &counters, 61.5, network, Some(admin));
             let json = serde_json::to_string(&served).unwrap();
             let read: Status = serde_json::from_str(&json).unwrap();
             assert_eq!(read, served, "{json}");
@@ -251,14 +285,41 @@ mod tests {
             assert_eq!(keys(&value), schema_properties("Status"), "{json}");
             assert_eq!(value["vips"], 2, "distinct VIPs: {json}");
             assert_eq!(value["decap_mode"], "userspace");
+            assert_eq!(value["revision"], 7);
+            assert_eq!(value["plugin_faults"], serde_json::json!([]));
         }
-        let offline = status_of(&view(), &counters, 1.0, None);
+        let offline = status_of(&view(), &counters, 1.0, None, None);
         assert!(
             serde_json::to_string(&offline)
                 .unwrap()
                 .contains("\"network\":null"),
             "no reconciler: network is null, not absent"
         );
+    }
+
+    #[test]
+    fn quarantined_and_failing_bindings_are_plugin_faults_and_a_quarantine_is_a_problem() {
+        let mut quarantined = binding();
+        quarantined.quarantined = true;
+        quarantined.on_error = "drop";
+        quarantined.skipped_dropped = 40;
+        let faults = plugin_faults(&[quarantined.clone()]);
+        assert_eq!(faults.len(), 1);
+        assert!(faults[0].quarantined);
+        assert_eq!(faults[0].dropped_packets, 40 + quarantined.error_dropped);
+        let mut status = status_of(&view(), &Counters::new(2).snapshot(), 1.0, None, None);
+        status.plugin_faults = faults;
+        let problem = status.problem().expect("a quarantine is a problem");
+        assert!(
+            problem.contains("fails closed: every packet of the VIP is dropped"),
+            "{problem}"
+        );
+
+        let mut healthy = binding();
+        healthy.quarantined = false;
+        (healthy.error_passed, healthy.error_dropped) = (0, 0);
+        (healthy.skipped_passed, healthy.skipped_dropped) = (0, 0);
+        assert!(plugin_faults(&[healthy]).is_empty());
     }
 
     #[test]

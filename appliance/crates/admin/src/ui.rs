@@ -2,7 +2,8 @@
 //! single-page app: known files with their content type, any other path outside `/api/`
 //! answered with `index.html` (client-side routes). `index.html` is never cached; Vite's
 //! content-hashed files under `assets/` are cached for a year. Unknown `/api/` paths get
-//! the API's JSON 404. This module serves bytes only; it knows nothing of the API.
+//! the API's JSON 404. Every UI response carries [`CSP`], `X-Frame-Options: DENY` and
+//! `Referrer-Policy: no-referrer`. This module serves bytes only; it knows nothing of the API.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
@@ -16,6 +17,32 @@ use tungate_control::ErrorCode;
 #[derive(RustEmbed)]
 #[folder = "../../../web/dist"]
 pub(crate) struct Assets;
+
+/// The UI's Content-Security-Policy: its own scripts, styles and API only, nothing inline
+/// (the bundle has no inline script or style element; styles set from script through the
+/// CSSOM, as Preact and uPlot do, are not inline styles), no framing, no plugins.
+pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; font-src 'self'; connect-src 'self'; manifest-src 'self'; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Adds the UI's security headers to `response`.
+fn secure(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
 
 /// Cache policy for `index.html` (and the SPA fallback).
 pub(crate) const NO_CACHE: &str = "no-cache";
@@ -38,15 +65,15 @@ fn file(path: &str) -> Option<Response> {
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     Some(response)
 }
 
 /// The fallback handler: UI files, the SPA fallback, or a JSON 404 under `/api/`.
 pub(crate) async fn serve(method: Method, uri: Uri) -> Response {
+    secure(respond(method, uri))
+}
+
+fn respond(method: Method, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     if path == "api" || path.starts_with("api/") {
         return ApiError::new(
@@ -59,13 +86,11 @@ pub(crate) async fn serve(method: Method, uri: Uri) -> Response {
         .into_response();
     }
     if method != Method::GET && method != Method::HEAD {
-        let mut r = ApiError::new(
-            ErrorCode::BadRequest,
+        return ApiError::new(
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed here"),
         )
         .into_response();
-        *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-        return r;
     }
     let wanted = if path.is_empty() { "index.html" } else { path };
     if let Some(r) = file(wanted) {

@@ -4,9 +4,12 @@
 //! quarantine flag.
 //!
 //! It only reads: it never changes the appliance. Exit status 0 when the appliance answers
-//! and is ready, 1 when it cannot be reached or answers with an error, 3 when it answers but
-//! is not ready or its networking is not as configured (the netcfg reconciler's last pass
-//! failed: a tunnel that cannot be built, say).
+//! and is ready, 1 when it cannot be reached or answers with an error (a token given with
+//! `--token-file` that the appliance refuses included: it is checked even where reads need
+//! none, so a wrong file is said, not silently ignored), 3 when it answers but is not ready,
+//! its networking is not as configured (the netcfg reconciler's last pass failed: a tunnel
+//! that cannot be built, say), or a plugin binding is quarantined. Warnings (an admin
+//! listener without TLS off loopback, plugin calls that failed) are printed, exit 0.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -48,9 +51,21 @@ pub fn run(url: &str, token_file: Option<&PathBuf>) -> i32 {
             return 1;
         }
     };
+    if let Some(path) = token_file
+        && let Err(e) = runtime.block_on(check_token(&client))
+    {
+        eprintln!(
+            "tungate status: the token in {} is not accepted: {e}",
+            path.display()
+        );
+        return 1;
+    }
     match runtime.block_on(fetch(&client)) {
         Ok((status, stats)) => {
             print!("{}", render(client.url(), &status, &stats));
+            for warning in status.warnings() {
+                eprintln!("tungate status: warning: {warning}");
+            }
             match status.problem() {
                 None => 0,
                 Some(problem) => {
@@ -64,6 +79,14 @@ pub fn run(url: &str, token_file: Option<&PathBuf>) -> i32 {
             1
         }
     }
+}
+
+/// Checks the client's token with `GET /api/v1/auth` (which always checks it).
+async fn check_token(client: &ApiClient) -> Result<(), ClientError> {
+    client
+        .expect_success(hyper::Method::GET, "/api/v1/auth", None, Vec::new())
+        .await
+        .map(|_| ())
 }
 
 /// Reads status and stats.
@@ -171,6 +194,17 @@ fn render(url: &str, status: &Status, stats: &Stats) -> String {
             (Some(e), false) => writeln!(out, "  network: NOT as configured: {e}"),
             (None, false) => writeln!(out, "  network: no reconciling pass yet"),
         };
+    }
+    if let Some(warning) = status.admin.as_ref().and_then(|a| a.warning()) {
+        let _ = writeln!(out, "  admin: WARNING: {warning}");
+    }
+    for fault in &status.plugin_faults {
+        let _ = writeln!(
+            out,
+            "  plugin fault: {}{}",
+            if fault.quarantined { "PROBLEM: " } else { "" },
+            fault.describe()
+        );
     }
     let _ = writeln!(
         out,
@@ -322,6 +356,61 @@ mod tests {
         assert!(text.contains("dropped{denied} 2"), "{text}");
         assert!(!text.contains("network:"), "no reconciler, no line: {text}");
         assert_eq!(status.problem(), None);
+    }
+
+    #[test]
+    fn a_quarantined_binding_is_a_problem_and_a_clear_text_listener_a_warning() {
+        let mut status: Status = serde_json::from_value(serde_json::json!({
+            "version": "9.9.9", "uptime_seconds": 1.0, "decap_mode": "userspace",
+            "workers": 1, "gateway_address": "10.0.0.1", "ready": true, "peers": 1,
+            "vips": 1, "config_generation": 2,
+            "totals": {"received_packets": 0, "forwarded_packets": 0,
+                       "forwarded_bytes": 0, "dropped_packets": 9},
+            "filters": {"published": 2, "workers": [2]},
+            "revision": 5,
+            "plugin_faults": [{"vip": "192.0.2.1", "position": 0, "plugin": "trap",
+                               "on_error": "drop", "quarantined": true,
+                               "dropped_packets": 9, "passed_packets": 0,
+                               "last_error": "wasm trap: unreachable"}],
+            "admin": {"address": "10.0.0.1:9080", "tls": false, "loopback": false}
+        }))
+        .unwrap();
+        let stats = Stats {
+            totals: status.totals.clone(),
+            drops: BTreeMap::new(),
+            vips: vec![],
+            bindings: vec![],
+        };
+        let text = render("http://x:1", &status, &stats);
+        assert!(
+            text.contains(
+                "plugin fault: PROBLEM: plugin \"trap\" at 192.0.2.1#0 is QUARANTINED and fails \
+                 closed: every packet of the VIP is dropped (9 dropped"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("admin: WARNING: the admin API listens on 10.0.0.1:9080 WITHOUT TLS"),
+            "{text}"
+        );
+        let problem = status.problem().expect("quarantine is a problem");
+        assert!(
+            problem.contains("1 plugin binding is quarantined"),
+            "{problem}"
+        );
+        assert_eq!(status.warnings().len(), 1, "the listener");
+        // A binding whose calls failed but that is not quarantined: a warning only.
+        status.plugin_faults[0].quarantined = false;
+        assert_eq!(status.problem(), None);
+        assert_eq!(status.warnings().len(), 2);
+        // Old servers send neither field.
+        let old: Status = serde_json::from_str(
+            &serde_json::to_string(&status)
+                .unwrap()
+                .replace("\"plugin_faults\"", "\"x_faults\""),
+        )
+        .unwrap();
+        assert!(old.plugin_faults.is_empty());
     }
 
     #[test]

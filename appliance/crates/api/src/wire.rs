@@ -38,6 +38,88 @@ pub struct Status {
     pub totals: Totals,
     /// The plugin filter generation published and the one each worker runs.
     pub filters: Filters,
+    /// The configuration state's revision: the `ETag` of the configuration's resources,
+    /// raised by every change and kept across restarts.
+    #[serde(default)]
+    pub revision: u64,
+    /// Plugin bindings in trouble: quarantined, or dropping packets because their calls
+    /// fail (`on_error = "drop"`).
+    #[serde(default)]
+    pub plugin_faults: Vec<PluginFault>,
+    /// The admin listener (null from a tungate that does not say).
+    #[serde(default)]
+    pub admin: Option<AdminListener>,
+}
+
+/// A plugin binding that is quarantined or has dropped packets because its calls failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginFault {
+    /// The VIP.
+    pub vip: String,
+    /// Position in the chain.
+    pub position: usize,
+    /// The plugin name.
+    pub plugin: String,
+    /// The failure policy: `pass` (fail open) or `drop` (fail closed).
+    pub on_error: String,
+    /// Quarantined: the plugin is no longer called; `on_error` decides every packet of the
+    /// VIP (all dropped when `drop`, all passed unfiltered when `pass`).
+    pub quarantined: bool,
+    /// Packets dropped by `on_error` after failed calls or while quarantined.
+    pub dropped_packets: u64,
+    /// Packets passed unfiltered by `on_error` after failed calls or while quarantined.
+    pub passed_packets: u64,
+    /// The latest failure's message.
+    pub last_error: Option<String>,
+}
+
+impl PluginFault {
+    /// One line for a person.
+    pub fn describe(&self) -> String {
+        let what = match (self.quarantined, self.on_error.as_str()) {
+            (true, "drop") => "is QUARANTINED and fails closed: every packet of the VIP is dropped",
+            (true, _) => "is QUARANTINED and fails open: the VIP's packets pass unfiltered",
+            (false, _) => "has failed calls",
+        };
+        let mut line = format!(
+            "plugin {:?} at {}#{} {what} ({} dropped, {} passed by on_error = {:?})",
+            self.plugin,
+            self.vip,
+            self.position,
+            self.dropped_packets,
+            self.passed_packets,
+            self.on_error
+        );
+        if let Some(e) = &self.last_error {
+            line.push_str(&format!("; last error: {e}"));
+        }
+        line
+    }
+}
+
+/// The admin listener as the server knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminListener {
+    /// The address it listens on.
+    pub address: String,
+    /// Whether it serves HTTPS.
+    pub tls: bool,
+    /// Whether it is on loopback (reads from an allowed Host need no token then).
+    pub loopback: bool,
+}
+
+impl AdminListener {
+    /// The warning a listener deserves: not on loopback and without TLS, the bearer token
+    /// crosses the network in clear.
+    pub fn warning(&self) -> Option<String> {
+        (!self.loopback && !self.tls).then(|| {
+            format!(
+                "the admin API listens on {} WITHOUT TLS: the bearer token crosses the network \
+                 in clear; give --admin-tls-cert and --admin-tls-key",
+                self.address
+            )
+        })
+    }
 }
 
 /// Which plugin filter generation is in force: a hot swap (a module, a chain or a binding's
@@ -61,10 +143,44 @@ impl Status {
                     .into(),
             );
         }
-        let error = self.network.as_ref()?.last_error.as_ref()?;
-        Some(format!(
-            "the appliance forwards, but its networking is NOT as configured: {error}"
-        ))
+        if let Some(error) = self.network.as_ref().and_then(|n| n.last_error.as_ref()) {
+            return Some(format!(
+                "the appliance forwards, but its networking is NOT as configured: {error}"
+            ));
+        }
+        let quarantined: Vec<String> = self
+            .plugin_faults
+            .iter()
+            .filter(|f| f.quarantined)
+            .map(PluginFault::describe)
+            .collect();
+        (!quarantined.is_empty()).then(|| {
+            format!(
+                "the appliance forwards, but {} plugin binding{} {} quarantined: {}",
+                quarantined.len(),
+                if quarantined.len() == 1 { "" } else { "s" },
+                if quarantined.len() == 1 { "is" } else { "are" },
+                quarantined.join("; ")
+            )
+        })
+    }
+
+    /// What deserves attention without making `tungate status` fail: an admin listener
+    /// without TLS off loopback, and bindings that dropped packets after failed calls but
+    /// are not quarantined (their counters are cumulative, so a past fault stays visible).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .admin
+            .iter()
+            .filter_map(AdminListener::warning)
+            .collect();
+        out.extend(
+            self.plugin_faults
+                .iter()
+                .filter(|f| !f.quarantined)
+                .map(PluginFault::describe),
+        );
+        out
     }
 }
 
