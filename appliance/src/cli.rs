@@ -146,9 +146,15 @@ pub struct StatusArgs {
     /// The admin API's URL (the `--admin-listen` of `tungate run`).
     #[arg(long, default_value = tungate_api::status::DEFAULT_URL, env = "TUNGATE_URL")]
     pub url: String,
-    /// A file holding the admin token (needed on a non-loopback listener).
+    /// A file holding the admin token (needed on a non-loopback listener). When given it
+    /// is checked: a token the appliance refuses fails the command.
     #[arg(long, env = "TUNGATE_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// For an https:// URL: the certificate(s) to trust (PEM; the listener's self-signed
+    /// certificate or its CA) [default: the system's bundle,
+    /// /etc/ssl/certs/ca-certificates.crt].
+    #[arg(long, value_name = "PATH", env = "TUNGATE_ADMIN_CA")]
+    pub admin_ca: Option<PathBuf>,
 }
 
 /// Arguments of `tungate run`.
@@ -174,6 +180,14 @@ pub struct RunArgs {
     /// so a DNS-rebinding web page cannot read the API.
     #[arg(long = "admin-host", value_name = "NAME")]
     pub admin_hosts: Vec<String>,
+    /// Serve the admin API and web UI over HTTPS with this certificate chain (PEM, leaf
+    /// first; needs --admin-tls-key). Without it a non-loopback listener sends the token in
+    /// clear: tungate warns in its log and in `tungate status`.
+    #[arg(long, value_name = "PATH", requires = "admin_tls_key")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// The private key of --admin-tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", requires = "admin_tls_cert")]
+    pub admin_tls_key: Option<PathBuf>,
     /// A plugin module to store under its file stem before the configuration is applied
     /// (repeat for several), so the configuration file may bind it on first start.
     #[arg(long = "plugin", value_name = "PATH.wasm")]
@@ -377,7 +391,9 @@ pub fn main() -> i32 {
             duration: args.duration.map(std::time::Duration::from_secs),
             plugin_dir: args.plugin_dir,
         }),
-        Command::Status(args) => tungate_api::status::run(&args.url, args.token_file.as_ref()),
+        Command::Status(args) => {
+            tungate_api::status::run(&args.url, args.token_file.as_ref(), args.admin_ca.as_ref())
+        }
         Command::Config(ConfigCommand::Check { file, host }) => config_check(&file, host),
         Command::Run(args) => crate::daemon::run(crate::daemon::RunOptions {
             config: args.config,
@@ -385,6 +401,7 @@ pub fn main() -> i32 {
             admin_listen: args.admin_listen,
             token_file: args.token_file,
             admin_hosts: args.admin_hosts,
+            admin_tls: args.admin_tls_cert.zip(args.admin_tls_key),
             plugins: args.plugins,
             counters_format: args.counters_format,
         }),

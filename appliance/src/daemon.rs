@@ -68,6 +68,9 @@ enum StartupError {
     /// The admin server could not start.
     #[error("cannot start the admin server: {0}")]
     AdminServer(std::io::Error),
+    /// The admin listener's certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(tungate_admin::tls::TlsError),
 }
 
 impl StartupError {
@@ -76,7 +79,8 @@ impl StartupError {
         match self {
             StartupError::ReadConfig { .. }
             | StartupError::Config(_)
-            | StartupError::TokenFile(_) => EXIT_BAD_CONFIG,
+            | StartupError::TokenFile(_)
+            | StartupError::Tls(_) => EXIT_BAD_CONFIG,
             StartupError::Plane(e) if e.is_bad_config() => EXIT_BAD_CONFIG,
             StartupError::Signals(_)
             | StartupError::State(_)
@@ -109,6 +113,8 @@ pub struct RunOptions {
     pub admin_listen: SocketAddr,
     /// A file holding the admin bearer token (instead of the generated one).
     pub token_file: Option<PathBuf>,
+    /// The admin listener's TLS certificate chain and private key (PEM), if it serves HTTPS.
+    pub admin_tls: Option<(PathBuf, PathBuf)>,
     /// Names a `Host` header may give for reads without the token on a loopback listener
     /// (besides `localhost` and loopback addresses).
     pub admin_hosts: Vec<String>,
@@ -192,6 +198,12 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         .map(read_server_token_file)
         .transpose()
         .map_err(StartupError::TokenFile)?;
+    let tls = options
+        .admin_tls
+        .as_ref()
+        .map(|(cert, key)| tungate_admin::tls::server_config(cert, key))
+        .transpose()
+        .map_err(StartupError::Tls)?;
     let state = StateDir::open(&options.state_dir).map_err(StartupError::State)?;
     let (token, token_path) = match explicit_token {
         Some(t) => (t, options.token_file.clone().unwrap_or_default()),
@@ -223,20 +235,21 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
     };
     let loopback = options.admin_listen.ip().is_loopback();
     let address = listener.local_addr().unwrap_or(options.admin_listen);
-    let tls = false;
     let state = AdminState(Arc::new(Shared {
         control: control.handle(),
         view: control.view(),
         counters: counters.clone(),
         token,
         address,
-        tls,
+        tls: tls.is_some(),
         admin_hosts: options.admin_hosts.clone(),
         started: Instant::now(),
         max_module_bytes,
         network: control.network(),
     }));
-    let admin = match AdminServer::start(listener, state) {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let encrypted = tls.is_some();
+    let admin = match AdminServer::start(listener, state, tls) {
         Ok(a) => a,
         Err(e) => {
             let _ = control.stop();
@@ -244,7 +257,7 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         }
     };
     tracing::info!(
-        "forwarding; admin API on http://{} (token in {}, {}); SIGUSR1 prints counters, \
+        "forwarding; admin API on {scheme}://{} (token in {}, {}); SIGUSR1 prints counters, \
          SIGHUP reloads the config file, SIGTERM stops",
         admin.address(),
         token_path.display(),
@@ -257,7 +270,7 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
     if let Some(warning) =
         tungate_api::wire::AdminListener::warning(&tungate_api::wire::AdminListener {
             address: address.to_string(),
-            tls,
+            tls: encrypted,
             loopback,
         })
     {

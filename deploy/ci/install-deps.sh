@@ -21,6 +21,7 @@ $build_only || APT_PACKAGES+=(
   podman debootstrap              # the appliance image (deploy/image/build.sh): build, local Debian base
   linux-perf                      # the benchmark attributes the gateway core's time with perf samples
   shellcheck                      # the dependency-policy stage lints every shell script under deploy/ and .ci/
+  openssl ca-certificates         # the admin TLS test makes a self-signed certificate; the system CA bundle it is checked against
 )
 
 missing=()

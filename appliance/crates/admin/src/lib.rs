@@ -19,6 +19,7 @@ mod plugins;
 mod revision;
 mod stats;
 mod telemetry;
+pub mod tls;
 mod ui;
 mod vips;
 
@@ -227,10 +228,12 @@ pub struct AdminServer {
 
 impl AdminServer {
     /// Serves `router(state)` on `listener` from a new thread (`tg-admin`) with its own
-    /// single-threaded tokio runtime, with the connection limits of [`listener`].
+    /// single-threaded tokio runtime, with the connection limits of [`listener`]; over TLS
+    /// when `tls` is given ([`tls::server_config`]).
     pub fn start(
         listener: std::net::TcpListener,
         state: AdminState,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> std::io::Result<AdminServer> {
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
@@ -250,7 +253,7 @@ impl AdminServer {
                         }
                     };
                     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-                    let server = listener::serve(listener, router(state), stop_rx);
+                    let server = listener::serve(listener, router(state), stop_rx, tls);
                     let grace = async move {
                         let _ = stopped.await;
                         let _ = stop_tx.send(true);

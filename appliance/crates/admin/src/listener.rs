@@ -10,6 +10,10 @@
 //! - a response the client does not read is given up after [`WRITE_TIMEOUT`] without any
 //!   progress, and its connection closed.
 //!
+//! - with TLS (`--admin-tls-cert`), the handshake must also finish within
+//!   [`HEADER_READ_TIMEOUT`]; a client speaking plain HTTP to it fails the handshake and is
+//!   closed without an answer.
+//!
 //! Bodies have their own size limits and deadline ([`super::body`]). This module owns only
 //! connections: it never routes, authenticates or looks at a request.
 
@@ -18,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use hyper::rt::{Read, Write};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -38,9 +43,46 @@ pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long a failed `accept` (e.g. out of file descriptors) waits before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves `app` on `listener` until `stop` turns true, then stops accepting, lets each
-/// connection finish its request in flight, and returns once every connection has closed.
-pub(crate) async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
+/// Serves one connection until it closes, or, once `stop` turns true, until its request in
+/// flight is answered.
+async fn connection<I>(io: I, app: Router, mut stop: watch::Receiver<bool>)
+where
+    I: Read + Write + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(app);
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    let mut connection = pin!(builder.serve_connection(io, service));
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!("admin connection closed: {e}");
+                }
+                break;
+            }
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `stop` turns true, then
+/// stops accepting, lets each connection finish its request in flight, and returns once
+/// every connection has closed.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // Every connection task holds a clone of `open`; `all_closed` resolves when none is left.
     let (all_closed, open) = watch::channel(());
@@ -66,29 +108,21 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, mut stop: watch::R
         let _ = stream.set_nodelay(true);
         let mut timed = TimeoutStream::new(stream);
         timed.set_write_timeout(Some(WRITE_TIMEOUT));
-        let io = TokioIo::new(Box::pin(timed));
-        let service = TowerToHyperService::new(app.clone());
-        let mut stop = stop.clone();
+        let timed = Box::pin(timed);
+        let app = app.clone();
+        let stop = stop.clone();
         let open = open.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_buf_size(MAX_HEADER_BYTES);
-            let mut connection = pin!(builder.serve_connection(io, service));
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!("admin connection closed: {e}");
-                        }
-                        break;
-                    }
-                    _ = stop.wait_for(|s| *s), if !stopping => {
-                        stopping = true;
-                        connection.as_mut().graceful_shutdown();
+            match tls {
+                None => connection(TokioIo::new(timed), app, stop).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(timed)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => connection(TokioIo::new(stream), app, stop).await,
+                        Ok(Err(e)) => tracing::debug!("admin TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!("admin TLS handshake timed out"),
                     }
                 }
             }

@@ -1,17 +1,28 @@
 //! A small HTTP/1.1 client of tungate's own admin API, for `tungate status` and `tungate
-//! demo`: one connection per request (hyper), a deadline on every request, the bearer token
-//! when one is given, and the API's JSON error bodies turned into readable errors.
+//! demo`: one connection per request (hyper), over TLS for an `https://` URL (rustls,
+//! trusting a CA file: `--admin-ca`, else the system's bundle [`DEFAULT_CA_FILE`]), a
+//! deadline on every request, the bearer token when one is given, and the API's JSON error
+//! bodies turned into readable errors.
 //!
 //! It owns nothing but the request and its response; it never retries, never keeps
 //! connections open and never prints (callers decide what a person sees).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper::rt::{Read, Write};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde::de::DeserializeOwned;
+
+/// The CA certificates an `https://` admin URL is checked against when no `--admin-ca` is
+/// given (Debian's `ca-certificates` bundle).
+pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// How long one request may take, connecting included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,7 +30,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a request to the admin API failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The URL is not `http://HOST:PORT`.
+    /// The URL is not `http://HOST:PORT` or `https://HOST:PORT`.
     #[error("{url:?} is not an admin URL like http://127.0.0.1:9080 ({reason})")]
     BadUrl {
         /// The URL given.
@@ -36,6 +47,25 @@ pub enum ClientError {
         /// The base URL.
         url: String,
         /// The connection error.
+        source: std::io::Error,
+    },
+    /// The CA file for an `https://` URL cannot be used.
+    #[error("CA file {}: {message} (give the admin listener's certificate or its CA with --admin-ca)", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The TLS handshake failed: not a TLS listener, or a certificate the CA file does not
+    /// vouch for.
+    #[error(
+        "TLS with {url} failed: {source} (is it served over HTTPS, and does --admin-ca hold its certificate or CA?)"
+    )]
+    Tls {
+        /// The base URL.
+        url: String,
+        /// The handshake error.
         source: std::io::Error,
     },
     /// The request took longer than [`REQUEST_TIMEOUT`].
@@ -89,36 +119,100 @@ pub struct ApiResponse {
     pub body: Bytes,
 }
 
+/// How an `https://` client speaks TLS: the connector and the name the certificate must
+/// carry.
+#[derive(Clone)]
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tls({:?})", self.name)
+    }
+}
+
 /// A client of one tungate admin API.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     url: String,
     authority: String,
     token: Option<String>,
+    tls: Option<Tls>,
+}
+
+/// The TLS client configuration trusting the certificates in `ca` (PEM).
+fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let bad = |message: String| ClientError::CaFile {
+        path: ca.to_owned(),
+        message,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(e.to_string()))? {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    // The crypto provider is rustls's process default: ring, the only one built in.
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 impl ApiClient {
-    /// A client of the API at `url` (`http://HOST:PORT`, a trailing `/` allowed), sending
-    /// `token` as a bearer token when given.
+    /// A client of the API at `url` (`http://HOST:PORT` or `https://HOST:PORT`, a trailing
+    /// `/` allowed), sending `token` as a bearer token when given; an `https://` URL trusts
+    /// the system's CA bundle.
     pub fn new(url: &str, token: Option<String>) -> Result<ApiClient, ClientError> {
+        Self::with_ca(url, token, None)
+    }
+
+    /// Like [`ApiClient::new`]; an `https://` URL trusts the certificates in `ca` (the
+    /// listener's own self-signed certificate, or its CA) instead of the system's bundle.
+    pub fn with_ca(
+        url: &str,
+        token: Option<String>,
+        ca: Option<&Path>,
+    ) -> Result<ApiClient, ClientError> {
         let bad = |reason: &str| ClientError::BadUrl {
             url: url.to_owned(),
             reason: reason.to_owned(),
         };
         let uri: hyper::Uri = url.parse().map_err(|_| bad("cannot parse it"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(bad("only http:// is served"));
-        }
+        let (scheme, default_port) = match uri.scheme_str() {
+            Some("http") => ("http", 80),
+            Some("https") => ("https", 443),
+            _ => return Err(bad("give http:// or https://")),
+        };
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             return Err(bad("give no path: the API paths are added to it"));
         }
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        let port = authority.port_u16().unwrap_or(80);
-        let authority = format!("{}:{port}", authority.host());
+        let port = authority.port_u16().unwrap_or(default_port);
+        let host = authority.host();
+        let tls = if scheme == "https" {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let name = ServerName::try_from(bare.to_owned())
+                .map_err(|_| bad("the host is not a name or address a certificate can carry"))?;
+            let ca = ca.unwrap_or(Path::new(DEFAULT_CA_FILE));
+            Some(Tls {
+                connector: tokio_rustls::TlsConnector::from(client_config(ca)?),
+                name,
+            })
+        } else {
+            None
+        };
+        let authority = format!("{host}:{port}");
         Ok(ApiClient {
-            url: format!("http://{authority}"),
+            url: format!("{scheme}://{authority}"),
             authority,
             token,
+            tls,
         })
     }
 
@@ -156,36 +250,24 @@ impl ApiClient {
     ) -> Result<ApiResponse, ClientError> {
         let exchange = async {
             let stream = self.connect().await?;
-            let http = |source| ClientError::Http {
-                url: self.url.clone(),
-                path: path.to_owned(),
-                source,
-            };
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(http)?;
-            tokio::spawn(connection);
-            let mut request = hyper::Request::builder()
-                .method(method)
-                .uri(path)
-                .header(hyper::header::HOST, &self.authority);
-            if let Some(token) = &self.token {
-                request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+            match &self.tls {
+                None => {
+                    self.exchange(TokioIo::new(stream), method, path, content_type, body)
+                        .await
+                }
+                Some(tls) => {
+                    let stream = tls
+                        .connector
+                        .connect(tls.name.clone(), stream)
+                        .await
+                        .map_err(|source| ClientError::Tls {
+                            url: self.url.clone(),
+                            source,
+                        })?;
+                    self.exchange(TokioIo::new(stream), method, path, content_type, body)
+                        .await
+                }
             }
-            if let Some(content_type) = content_type {
-                request = request.header(hyper::header::CONTENT_TYPE, content_type);
-            }
-            let request = request
-                .body(Full::new(Bytes::from(body)))
-                .expect("method, path and headers are valid");
-            let response = sender.send_request(request).await.map_err(http)?;
-            let status = response.status().as_u16();
-            let body = response.into_body().collect().await.map_err(http)?;
-            Ok(ApiResponse {
-                status,
-                body: body.to_bytes(),
-            })
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
@@ -193,6 +275,49 @@ impl ApiClient {
                 url: self.url.clone(),
                 path: path.to_owned(),
             })?
+    }
+
+    /// One request and its answer over a connected (and, for HTTPS, encrypted) stream.
+    async fn exchange<I>(
+        &self,
+        io: I,
+        method: hyper::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<ApiResponse, ClientError>
+    where
+        I: Read + Write + Unpin + Send + 'static,
+    {
+        let http = |source| ClientError::Http {
+            url: self.url.clone(),
+            path: path.to_owned(),
+            source,
+        };
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(http)?;
+        tokio::spawn(connection);
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.authority);
+        if let Some(token) = &self.token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header(hyper::header::CONTENT_TYPE, content_type);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .expect("method, path and headers are valid");
+        let response = sender.send_request(request).await.map_err(http)?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.map_err(http)?;
+        Ok(ApiResponse {
+            status,
+            body: body.to_bytes(),
+        })
     }
 
     /// Sends a request and returns the body of a 2xx answer; any other status is an error
@@ -285,10 +410,26 @@ mod tests {
             ApiClient::new("http://localhost", None).unwrap().url(),
             "http://localhost:80"
         );
-        for bad in ["https://127.0.0.1:9080", "http://127.0.0.1:9080/api", "::"] {
+        for bad in ["ftp://127.0.0.1:9080", "http://127.0.0.1:9080/api", "::"] {
             let e = ApiClient::new(bad, None).unwrap_err();
             assert!(matches!(e, ClientError::BadUrl { .. }), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn https_needs_a_usable_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let e = ApiClient::with_ca("https://127.0.0.1:9443", None, Some(&empty)).unwrap_err();
+        assert!(matches!(e, ClientError::CaFile { .. }), "{e}");
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        let missing = dir.path().join("missing.pem");
+        let e = ApiClient::with_ca("https://localhost", None, Some(&missing)).unwrap_err();
+        assert!(matches!(e, ClientError::CaFile { .. }), "{e}");
+        // A CA file is only read for https.
+        let plain = ApiClient::with_ca("http://127.0.0.1:9080", None, Some(&missing)).unwrap();
+        assert_eq!(plain.url(), "http://127.0.0.1:9080");
     }
 
     #[test]

@@ -25,8 +25,10 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:9080";
 /// configured.
 pub(crate) const EXIT_NOT_READY: i32 = 3;
 
-/// Runs `tungate status`; returns the exit status.
-pub fn run(url: &str, token_file: Option<&PathBuf>) -> i32 {
+/// Runs `tungate status` against `url`, with the token in `token_file` and, for an
+/// `https://` URL, trusting the certificates in `ca` (else the system's bundle); returns
+/// the exit status.
+pub fn run(url: &str, token_file: Option<&PathBuf>, ca: Option<&PathBuf>) -> i32 {
     let token = match token_file.map(|p| read_token_file(p)).transpose() {
         Ok(t) => t,
         Err(e) => {
@@ -34,7 +36,7 @@ pub fn run(url: &str, token_file: Option<&PathBuf>) -> i32 {
             return tungate_config::EXIT_BAD_CONFIG;
         }
     };
-    let client = match ApiClient::new(url, token) {
+    let client = match ApiClient::with_ca(url, token, ca.map(PathBuf::as_path)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tungate status: {e}");

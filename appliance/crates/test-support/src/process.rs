@@ -183,7 +183,8 @@ impl Tungate {
 
     /// `GET /api/v1/status` from its admin API (null if it does not answer with JSON).
     pub fn status(&self) -> serde_json::Value {
-        let request = b"GET /api/v1/status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        let request =
+            b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1:9080\r\nConnection: close\r\n\r\n";
         let r = crate::http::raw_in(&self.ns, "127.0.0.1:9080", request.to_vec());
         serde_json::from_slice(&r.body).unwrap_or_default()
     }
