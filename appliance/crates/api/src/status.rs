@@ -53,14 +53,21 @@ pub fn run(url: &str, token_file: Option<&PathBuf>, ca: Option<&PathBuf>) -> i32
             return 1;
         }
     };
-    if let Some(path) = token_file
-        && let Err(e) = runtime.block_on(check_token(&client))
-    {
-        eprintln!(
-            "tungate status: the token in {} is not accepted: {e}",
-            path.display()
-        );
-        return 1;
+    if let Some(path) = token_file {
+        match runtime.block_on(check_token(&client)) {
+            Ok(()) => {}
+            Err(e @ ClientError::Status { status: 401, .. }) => {
+                eprintln!(
+                    "tungate status: the token in {} is not accepted: {e}",
+                    path.display()
+                );
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("tungate status: {e}");
+                return 1;
+            }
+        }
     }
     match runtime.block_on(fetch(&client)) {
         Ok((status, stats)) => {
