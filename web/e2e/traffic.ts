@@ -460,56 +460,51 @@ export const staleEditRefused: Step = {
       'GET / has no Referrer-Policy: no-referrer',
     );
 
-    const before = await apiGet<{ shared?: boolean }>(ctx, `/vips/${vip}`);
-    // Tab A: the dialog, opened from what it loaded now.
-    await openPage(ctx, 'peers-vips');
-    await waitForTestId(ctx, `vip-config-row-${vip}`);
-    await ctx.page.getByRole('button', { name: `Edit VIP ${vip}` }).click();
-    await waitForTestId(ctx, 'vip-dialog');
-    const boxA = ctx.page.getByTestId('vip-shared');
-    check(
-      (await boxA.isChecked()) === (before.shared === true),
-      'tab A shows another shared flag than the API',
-    );
-
-    // Tab B: another operator signs in and saves the opposite flag first.
-    const tabB = await ctx.page.context().newPage();
+    const shared = async () => (await apiGet<{ shared?: boolean }>(ctx, `/vips/${vip}`)).shared === true;
+    const before = await shared();
     try {
-      const other: E2EContext = { ...ctx, page: tabB };
-      await openPage(other, 'login');
-      await tabB.getByTestId('login-token').fill(ctx.token);
-      await tabB.getByTestId('login-submit').click();
-      await tabB.waitForSelector('main[data-route="dashboard"]', { timeout: 10_000 });
-      await openPage(other, 'peers-vips');
-      await waitForTestId(other, `vip-config-row-${vip}`);
-      await tabB.getByRole('button', { name: `Edit VIP ${vip}` }).click();
-      await waitForTestId(other, 'vip-dialog');
-      await tabB.getByTestId('vip-shared').setChecked(before.shared !== true);
-      await tabB.getByTestId('vip-save').click();
-      await tabB.getByTestId('vip-dialog').waitFor({ state: 'detached', timeout: 10_000 });
-    } finally {
-      await tabB.close();
-    }
-    const afterB = await apiGet<{ shared?: boolean }>(ctx, `/vips/${vip}`);
-    check(
-      afterB.shared === (before.shared !== true),
-      `tab B's save did not reach the API: ${JSON.stringify(afterB)}`,
-    );
+      // Tab A: the dialog, opened from what it loaded now.
+      await openPage(ctx, 'peers-vips');
+      await waitForTestId(ctx, `vip-config-row-${vip}`);
+      await ctx.page.getByRole('button', { name: `Edit VIP ${vip}` }).click();
+      await waitForTestId(ctx, 'vip-dialog');
+      const boxA = ctx.page.getByTestId('vip-shared');
+      check((await boxA.isChecked()) === before, 'tab A shows another shared flag than the API');
 
-    // Tab A saves its stale form (the flag as it was): refused, and it says why.
-    await ctx.page.getByTestId('vip-save').click();
-    await waitForTestId(ctx, 'form-errors');
-    const text = (await ctx.page.getByTestId('form-errors').innerText()).trim();
-    check(
-      text.includes('Changed by someone else since you opened it') && text.includes('reload'),
-      `tab A's stale save shows "${text}", not the stale-form message`,
-    );
-    await screenshot(ctx, 'vip-dialog-stale');
-    const kept = await apiGet<{ shared?: boolean }>(ctx, `/vips/${vip}`);
-    check(
-      kept.shared === afterB.shared,
-      `tab A's stale save overwrote tab B's change: ${JSON.stringify(kept)}`,
-    );
+      // Tab B: another operator signs in and saves the opposite flag first.
+      const tabB = await ctx.page.context().newPage();
+      try {
+        const other: E2EContext = { ...ctx, page: tabB };
+        await openPage(other, 'login');
+        await tabB.getByTestId('login-token').fill(ctx.token);
+        await tabB.getByTestId('login-submit').click();
+        await tabB.waitForSelector('main[data-route="dashboard"]', { timeout: 10_000 });
+        await openPage(other, 'peers-vips');
+        await waitForTestId(other, `vip-config-row-${vip}`);
+        await tabB.getByRole('button', { name: `Edit VIP ${vip}` }).click();
+        await waitForTestId(other, 'vip-dialog');
+        await tabB.getByTestId('vip-shared').setChecked(!before);
+        await tabB.getByTestId('vip-save').click();
+        await tabB.getByTestId('vip-dialog').waitFor({ state: 'detached', timeout: 10_000 });
+      } finally {
+        await tabB.close();
+      }
+      check((await shared()) === !before, `tab B's save did not reach the API (shared is still ${before})`);
+
+      // Tab A saves its stale form (the flag as it was): refused, and it says why.
+      await ctx.page.getByTestId('vip-save').click();
+      await waitForTestId(ctx, 'form-errors');
+      const text = (await ctx.page.getByTestId('form-errors').innerText()).trim();
+      check(
+        text.includes('Changed by someone else since you opened it') && text.includes('reload'),
+        `tab A's stale save shows "${text}", not the stale-form message`,
+      );
+      await screenshot(ctx, 'vip-dialog-stale');
+      check((await shared()) === !before, "tab A's stale save overwrote tab B's change");
+    } finally {
+      // Leave no dialog open for the next steps.
+      await openPage(ctx, 'dashboard');
+    }
   },
 };
 
