@@ -77,7 +77,7 @@ impl IfMatch {
             IfMatch::Any => true,
             IfMatch::Tags(tags) => {
                 let ours = current.etag();
-                tags.iter().any(|t| *t == ours)
+                tags.contains(&ours)
             }
         }
     }
