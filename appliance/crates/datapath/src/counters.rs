@@ -3,9 +3,10 @@
 //!
 //! Every worker writes only its own cache-line-padded cells (a relaxed load and store, no
 //! read-modify-write contention); readers sum the cells into a plain [`Snapshot`]. VIP
-//! counters are kept by VIP address for the life of the process, so they survive
-//! configuration changes and restarts of the workers. This module never decides what to
-//! count; the workers do.
+//! counters are kept by VIP address while the VIP is configured, so they survive
+//! configuration changes and restarts of the workers; a VIP removed from the configuration
+//! loses them (added again, it counts from zero: a counter reset to rate readers). This
+//! module never decides what to count; the workers do.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -167,7 +168,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The counters of one VIP, if it was ever configured.
+    /// The counters of one VIP, if it is configured.
     pub fn vip(&self, vip: Ipv4Addr) -> Option<&VipSnapshot> {
         self.vips.iter().find(|v| v.vip == vip)
     }
