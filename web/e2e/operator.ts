@@ -11,6 +11,7 @@ import {
   check,
   clickNav,
   openPage,
+  screenshot,
   VIEWPORT,
   waitForTestId,
   waitForTestIdNumber,
@@ -105,7 +106,7 @@ export const narrowLayout: Step = {
       const pages: [Parameters<typeof openPage>[1], string, string[]][] = [
         ['dashboard', 'status-panel', []],
         ['peers-vips', 'vips-card', ['add-peer', 'add-vip']],
-        ['plugins', 'upload-card', ['choose-file', 'upload-submit']],
+        ['plugins', 'upload-card', ['choose-file']],
       ];
       for (const [page, ready, buttons] of pages) {
         await openPage(ctx, page);
@@ -144,6 +145,7 @@ export const historySurvivesNavigation: Step = {
     await waitForTestId(ctx, 'chart-pps', SHOW_TIMEOUT_MS);
     const after = await points();
     check(after >= before, `the pps chart held ${before} samples, ${after} after coming back`);
+    await screenshot(ctx, 'dashboard-after-navigation');
   },
 };
 

@@ -6,8 +6,8 @@
 //   options: --token T | --token-file F, --expect-api live|unreachable, --screenshots DIR,
 //            --chromium PATH (default $CHROMIUM or /usr/bin/chromium),
 //            --plugin-wasm FILE (cidr-filter's module for the traffic steps; default: where
-//            CI's plugin stage builds it), --only TEXT (run only the steps whose name has
-//            TEXT, after loading the UI and logging in: for working on one step)
+//            CI's plugin stage builds it), --only REGEX (run only the steps whose name
+//            matches, after loading the UI and logging in: for working on some steps)
 //
 // Beside real traffic (deploy/ci/live-tungate.sh --traffic sets TUNGATE_TRAFFIC_VIP and
 // friends) it runs the traffic steps of traffic.ts between logging in and the page tour.
@@ -107,10 +107,11 @@ export async function runE2E(options: RunOptions): Promise<RunResult> {
   return result;
 }
 
-/** `steps` whose name contains `only` (the first two, load and log in, always run). */
+/** `steps` whose name matches the regular expression `only` (load and log in always run). */
 export function onlySteps(steps: readonly Step[], only: string | undefined): readonly Step[] {
   if (!only) return steps;
-  return steps.filter((step, i) => i < 2 || step.name.includes(only));
+  const pattern = new RegExp(only);
+  return steps.filter((step, i) => i < 2 || pattern.test(step.name));
 }
 
 /** Prints the closing line and returns the process exit code. */

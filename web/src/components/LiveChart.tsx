@@ -84,10 +84,12 @@ export function LiveChart(props: {
         // axis scrolls steadily from the first sample.
         x: {
           time: true,
-          range: (_u, min, max) => [
-            max - Math.min(windowSeconds, Math.max(MIN_SPAN_SECONDS, max - min)),
-            max,
-          ],
+          range: (u, _min, max) => {
+            // The time the samples cover (uPlot pads the min it passes for a single sample).
+            const first = u.data[0]?.[0];
+            const held = first != null && Number.isFinite(max - first) ? max - first : 0;
+            return [max - Math.min(windowSeconds, Math.max(MIN_SPAN_SECONDS, held)), max];
+          },
         },
         y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
       },
