@@ -529,8 +529,8 @@ impl Progress {
         p
     }
 
-    /// `[+5s] answered 198.51.100.0/24 50/50 203.0.113.0/24 50/50 | tunnelled +560 |
-    /// gateway forwarded +560 dropped +0 (plugin +0, plugin_error +0)`: counts since the
+    /// `[+15s] answered 198.51.100.0/24 50/50 203.0.113.0/24 50/50 | tunnelled +304 |
+    /// gateway forwarded +304 dropped +0 (plugin +0, plugin_error +0)`: counts since the
     /// previous line; `plugin` are a plugin's own drop verdicts, `plugin_error` the drops
     /// of a failing or quarantined plugin whose binding says `on_error = "drop"`.
     fn line(&self, last: &Progress, elapsed: Duration) -> String {
