@@ -31,9 +31,21 @@ pub trait Plugin: Sized {
 /// Parses `json` as `P::Config` and configures `P`: exactly what the guest runtime does
 /// with the binding's configuration, usable directly in native unit tests.
 pub fn configure_from_json<P: Plugin>(json: &[u8]) -> Result<P, String> {
-    let config: P::Config =
-        serde_json::from_slice(json).map_err(|e| format!("invalid config: {e}"))?;
+    let config: P::Config = serde_json::from_slice(json)
+        .map_err(|e| format!("invalid config: {}", without_position(&e)))?;
     P::configure(config, &mut Setup { _private: () })
+}
+
+/// A JSON error's text without its ` at line L column C`: the host hands the plugin its
+/// configuration re-serialised as compact JSON, so a position points into text the
+/// operator never wrote (the binding's field path says where instead).
+fn without_position(e: &serde_json::Error) -> String {
+    let text = format!("{e}");
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(position.as_str()) {
+        Some(message) => message.into(),
+        None => text,
+    }
 }
 
 /// Configure-time services (only configure gets one).
@@ -164,6 +176,12 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.starts_with("invalid config: unknown field `limt`"), "{e}");
+        assert!(
+            !e.contains("column"),
+            "no position in re-serialised JSON: {e}"
+        );
+        let e = configure_from_json::<Small>(br#"{}"#).err().unwrap();
+        assert_eq!(e, "invalid config: missing field `limit`");
         let mut s = configure_from_json::<Small>(br#"{"limit":30}"#).unwrap();
         let d = crate::PacketDesc::parse(&[0u8; 40]);
         assert_eq!(s.on_packet(&Packet::new(&d, 0)), Verdict::Drop);

@@ -6,7 +6,8 @@
 //   options: --token T | --token-file F, --expect-api live|unreachable, --screenshots DIR,
 //            --chromium PATH (default $CHROMIUM or /usr/bin/chromium),
 //            --plugin-wasm FILE (cidr-filter's module for the traffic steps; default: where
-//            CI's plugin stage builds it)
+//            CI's plugin stage builds it), --only REGEX (run only the steps whose name
+//            matches, after loading the UI and logging in: for working on some steps)
 //
 // Beside real traffic (deploy/ci/live-tungate.sh --traffic sets TUNGATE_TRAFFIC_VIP and
 // friends) it runs the traffic steps of traffic.ts between logging in and the page tour.
@@ -17,6 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { launchBrowser, screenshot, type ApiExpectation, type E2EContext } from './harness.js';
 import { PAGE_TOUR, visitDashboard, type Step } from './steps.js';
+import { OPERATOR_STEPS } from './operator.js';
 import { TRAFFIC_STEPS, trafficFromEnv, type TrafficSetup } from './traffic.js';
 
 /** Where screenshots go unless told otherwise: web/e2e/screenshots. */
@@ -28,12 +30,21 @@ export const DEFAULT_PLUGIN_WASM = resolve(
   '../../../target/wasm-plugins/wasm32-unknown-unknown/plugin/cidr_filter.wasm',
 );
 
-/** The steps of a live run: with traffic, the traffic steps replace the plain dashboard visit. */
+/**
+ * The steps of a live run: with traffic, the traffic steps replace the plain dashboard
+ * visit, and the operator steps (operator.ts) follow them.
+ */
 export function liveSteps(traffic: TrafficSetup | null): readonly Step[] {
   if (!traffic) return PAGE_TOUR;
   const [loadUi, logIn, ...rest] = PAGE_TOUR;
   if (!loadUi || !logIn) throw new Error('the page tour starts with loading the UI and logging in');
-  return [loadUi, logIn, ...TRAFFIC_STEPS, ...rest.filter((step) => step !== visitDashboard)];
+  return [
+    loadUi,
+    logIn,
+    ...TRAFFIC_STEPS,
+    ...OPERATOR_STEPS,
+    ...rest.filter((step) => step !== visitDashboard),
+  ];
 }
 
 /** What one run needs. */
@@ -96,6 +107,13 @@ export async function runE2E(options: RunOptions): Promise<RunResult> {
   return result;
 }
 
+/** `steps` whose name matches the regular expression `only` (load and log in always run). */
+export function onlySteps(steps: readonly Step[], only: string | undefined): readonly Step[] {
+  if (!only) return steps;
+  const pattern = new RegExp(only);
+  return steps.filter((step, i) => i < 2 || pattern.test(step.name));
+}
+
 /** Prints the closing line and returns the process exit code. */
 export function report(result: RunResult): number {
   console.log(`e2e: ${result.passed} passed, ${result.failed} failed`);
@@ -112,6 +130,7 @@ async function main(): Promise<number> {
       screenshots: { type: 'string', default: DEFAULT_SCREENSHOTS },
       chromium: { type: 'string', default: process.env.CHROMIUM ?? '/usr/bin/chromium' },
       'plugin-wasm': { type: 'string', default: DEFAULT_PLUGIN_WASM },
+      only: { type: 'string' },
     },
   });
   const baseUrl = values['base-url'];
@@ -135,7 +154,7 @@ async function main(): Promise<number> {
     expectApi,
     screenshotsDir: resolve(values.screenshots ?? DEFAULT_SCREENSHOTS),
     chromium: values.chromium ?? '/usr/bin/chromium',
-    steps: liveSteps(traffic),
+    steps: onlySteps(liveSteps(traffic), values.only),
     traffic,
   });
   return report(result);

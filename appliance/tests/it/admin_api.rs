@@ -668,3 +668,97 @@ fn bindings_made_through_the_api_act_on_the_next_packets_and_unbinding_restores(
     );
     assert_eq!(tg.stop().0, 0);
 }
+
+/// Issue 17 item 1: apply 600 served VIPs through the API, send a reply for one of the
+/// soon-removed ones, then go back to 2: the stats, `tungate status` and `/metrics` list
+/// only the 2 configured VIPs (the removed VIP's forwarded packet stays in the totals).
+#[test]
+fn removed_vips_leave_stats_status_and_metrics() {
+    let t = Topology::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tg = start(&t, dir.path(), &[]);
+    let api = Api::new(&t.gw, ADMIN, Some(tg.token()));
+    let rs = FrameSocket::open(&t.rs, "r0");
+    let client = FrameSocket::open(&t.client, "c0");
+    let to_client = |f: &[u8]| f.len() >= 34 && f[12..14] == [8, 0] && f[30..34] == CIP.octets();
+    let many: Vec<String> = (0..600)
+        .map(|i| format!("203.0.{}.{}", 113 + i / 250, 1 + i % 250))
+        .collect();
+    let kept = [VIP.to_string(), many[0].clone()];
+    let removed = many[599].clone();
+
+    let mut doc = api.get("/api/v1/config").json();
+    let mut vips: Vec<String> = vec![VIP.to_string()];
+    vips.extend(many.iter().cloned());
+    doc["peers"][0]["vips"] = json!(vips);
+    let r = api.put_json("/api/v1/config", &doc);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let inner = udp(removed.parse().unwrap(), CIP, 64, 20);
+    rs.send(&ethernet(GW_RS_MAC, RS_MAC, &ipip(RIP, GIP, &inner)));
+    assert_eq!(client.receive_for(QUIET, to_client).len(), 1);
+    let stats = api.get("/api/v1/stats").json();
+    assert_eq!(stats["vips"].as_array().unwrap().len(), 601);
+    let metrics = api.get("/metrics").text();
+    assert!(
+        metrics.contains(&format!(
+            "tungate_vip_forwarded_packets_total{{vip=\"{removed}\"}} 1"
+        )),
+        "{metrics}"
+    );
+
+    doc["peers"][0]["vips"] = json!(kept);
+    let r = api.put_json("/api/v1/config", &doc);
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let stats = api.get("/api/v1/stats").json();
+    let mut listed: Vec<String> = stats["vips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["address"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    let mut want = kept.to_vec();
+    want.sort();
+    assert_eq!(listed, want, "only the configured VIPs");
+    assert!(
+        stats["vips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["peer"] == "rs1"),
+        "{stats}"
+    );
+    assert_eq!(stats["totals"]["forwarded_packets"], 1, "totals keep it");
+
+    let metrics = api.get("/metrics").text();
+    let vip_series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("tungate_vip_"))
+        .collect();
+    assert_eq!(
+        vip_series.len(),
+        4,
+        "packets and bytes of 2 VIPs: {vip_series:?}"
+    );
+    assert!(!metrics.contains(&removed), "{metrics}");
+
+    let out = t.gw.command(
+        &tungate_test_support::process::binary(),
+        &["status", "--url", &format!("http://{ADMIN}")],
+    );
+    let vip_rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("192.0.2.") || l.starts_with("203.0."))
+        .collect();
+    assert_eq!(vip_rows.len(), 2, "{}", out.stdout);
+    assert!(
+        vip_rows
+            .iter()
+            .all(|row| row.split_whitespace().nth(1) == Some("rs1")),
+        "no row without a peer: {}",
+        out.stdout
+    );
+    assert_eq!(tg.stop().0, 0);
+}

@@ -294,19 +294,28 @@ fn builder_refusals_name_the_binding_and_publish_nothing() {
                 "0".repeat(64)
             ),
             Box::new(|e| matches!(e, BuildError::Sha256Mismatch { .. })),
-            format!("vips[0].plugins[1]: plugin \"cidr-filter\" has sha256 {cidr_sha}, but the binding pins"),
+            format!(
+                "vips[0].plugins[1]: plugin \"cidr-filter\" has sha256 {cidr_sha}, but the binding pins"
+            ),
         ),
         (
-            format!("{ok}[[vips.plugins]]\nplugin = \"cidr-filter\"\nconfig = {{ deny = [\"10.0.0.1/8\"] }}"),
+            format!(
+                "{ok}[[vips.plugins]]\nplugin = \"cidr-filter\"\nconfig = {{ deny = [\"10.0.0.1/8\"] }}"
+            ),
             Box::new(|e| {
                 matches!(e, BuildError::Instance { error: InstanceError::Refused(m), .. }
                          if m.contains("did you mean 10.0.0.0/8"))
             }),
-            "vips[0].plugins[1]: plugin \"cidr-filter\" on worker 0: the plugin refused its configuration".into(),
+            "vips[0].plugins[1]: plugin \"cidr-filter\": the plugin refused its configuration"
+                .into(),
         ),
         (
-            format!("{ok}[[vips.plugins]]\nplugin = \"rate-limit\"\nconfig = {{ unit = \"packets\" }}"),
-            Box::new(|e| matches!(e, BuildError::Instance { error: InstanceError::Refused(m), .. } if m.contains("missing field `rate`"))),
+            format!(
+                "{ok}[[vips.plugins]]\nplugin = \"rate-limit\"\nconfig = {{ unit = \"packets\" }}"
+            ),
+            Box::new(
+                |e| matches!(e, BuildError::Instance { error: InstanceError::Refused(m), .. } if m.contains("missing field `rate`")),
+            ),
             "vips[0].plugins[1]".into(),
         ),
     ];
@@ -413,7 +422,7 @@ fn an_exhausted_instance_pool_is_a_build_error_naming_the_binding() {
     );
     assert!(
         err.to_string().starts_with(
-            "vips[0].plugins[0]: plugin \"accounting\" on worker 2: cannot instantiate the module"
+            "vips[0].plugins[0]: plugin \"accounting\": cannot instantiate the module"
         ),
         "{err}"
     );

@@ -20,6 +20,8 @@ export const SERIES_COLOURS = [
 ] as const;
 
 const HEIGHT = 200;
+/** The shortest time the x axis spans (while the history is shorter). */
+const MIN_SPAN_SECONDS = 120;
 
 /** `14:05:30`: wall-clock time of a sample (seconds since the epoch), 24-hour. */
 function clockTime(seconds: number): string {
@@ -78,8 +80,17 @@ export function LiveChart(props: {
       pxAlign: 0,
       cursor: { drag: { x: false, y: false } },
       scales: {
-        // Always the whole window, so the time axis scrolls steadily from the first sample.
-        x: { time: true, range: (_u, _min, max) => [max - windowSeconds, max] },
+        // From two minutes, growing with the history up to the whole window, so the time
+        // axis scrolls steadily from the first sample.
+        x: {
+          time: true,
+          range: (u, _min, max) => {
+            // The time the samples cover (uPlot pads the min it passes for a single sample).
+            const first = u.data[0]?.[0];
+            const held = first != null && Number.isFinite(max - first) ? max - first : 0;
+            return [max - Math.min(windowSeconds, Math.max(MIN_SPAN_SECONDS, held)), max];
+          },
+        },
         y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
       },
       axes: [
@@ -144,7 +155,7 @@ export function LiveChart(props: {
         class="chart-canvas"
         ref={holder}
         role="img"
-        aria-label={`${props.title}, per VIP, last ${Math.round(props.windowSeconds / 60)} minutes`}
+        aria-label={`${props.title}, per VIP, up to the last ${Math.round(props.windowSeconds / 60)} minutes`}
       />
     </figure>
   );

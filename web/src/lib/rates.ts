@@ -102,6 +102,33 @@ export function bindingKey(binding: BindingStats): string {
   return `${binding.vip}#${binding.position}#${binding.plugin}#${binding.sha256 ?? ''}`;
 }
 
+/**
+ * Rates are taken over at least this much real time: the counters a sample reads move in
+ * bursts (packets arrive in batches, the poll period jitters), so a one-second difference
+ * of a steady 50 pps reads 40, then 60, then 40. Over five seconds of measured time the
+ * same jitter moves the rate by a fifth as much, and the figure is still the true average
+ * over the interval it names.
+ */
+export const RATE_WINDOW_MS = 5000;
+
+/**
+ * Which earlier sample to take a rate against: the newest one at least `windowMs` older
+ * than `next` (so the interval is real and long enough), or, while the history is shorter
+ * than that, the oldest one there is. `history` is in arrival order. Null when empty.
+ */
+export function rateBaseline(
+  history: readonly CounterSample[],
+  next: CounterSample,
+  windowMs: number = RATE_WINDOW_MS,
+): CounterSample | null {
+  let baseline: CounterSample | null = history[0] ?? null;
+  for (const sample of history) {
+    if (next.atMs - sample.atMs >= windowMs) baseline = sample;
+    else break;
+  }
+  return baseline;
+}
+
 /** Computes every rate from the previous sample (null on the first one) and the new one. */
 export function computeRates(previous: CounterSample | null, next: CounterSample): RateSnapshot {
   const elapsed = previous ? (next.atMs - previous.atMs) / 1000 : null;

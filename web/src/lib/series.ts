@@ -44,6 +44,21 @@ export class SeriesWindow {
     }
   }
 
+  /**
+   * Forgets every series whose key is not in `keys` (e.g. a VIP removed from the
+   * configuration): its line and legend entry go at once, not when it scrolls out.
+   */
+  retain(keys: ReadonlySet<string>): void {
+    for (const key of [...this.rows.keys()]) {
+      if (!keys.has(key)) this.rows.delete(key);
+    }
+  }
+
+  /** Time of the newest sample (seconds), or null when empty. */
+  get lastTime(): number | null {
+    return this.times.length ? (this.times[this.times.length - 1] ?? null) : null;
+  }
+
   /** Empties the window (e.g. after the API was unreachable for a long time). */
   clear(): void {
     this.times.length = 0;

@@ -3,12 +3,13 @@
 // `/api/v1/vips/{address}`, and shows the API's validation errors next to the field they
 // name. It never validates addresses itself: tungate's answer is the authority.
 
-import { useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import type { Revision } from '../api/client';
 import type { Binding, Peer, Plugin, Vip } from '../api/types';
 import { BindingFields, draftIsValid, type BindingDraft } from '../components/BindingFields';
 import { ActionDialog, Dialog } from '../components/Dialog';
 import { Field, FormActions, GeneralErrors, toFormErrors } from '../components/Field';
+import { Pager } from '../components/Pager';
 import { EmptyState, ErrorState, Loading } from '../components/States';
 import { RowActions, TableHead } from '../components/Table';
 import { useServices } from '../context';
@@ -17,6 +18,7 @@ import { draftToBinding, moveBinding, removeBinding } from '../lib/chain';
 import { splitList } from '../lib/addressList';
 import type { MappedErrors } from '../lib/fieldErrors';
 import { configToText } from '../lib/jsonConfig';
+import { addressMatches, pageOf } from '../lib/paging';
 import { compareKeys } from '../lib/series';
 import { sharedNotice, vipBody } from '../lib/vipShared';
 import { ROUTE_HASH } from '../router';
@@ -117,8 +119,24 @@ export function ConfigPage() {
           confirmLabel="Delete"
           danger
           action={async () => {
-            await api.deleteVip(editing.vip.address, revision);
-            notify(`VIP ${editing.vip.address} deleted.`);
+            const address = editing.vip.address;
+            const hasEntry = (data.data?.vips ?? []).some((v) => v.address === address);
+            if (hasEntry) {
+              await api.deleteVip(address, revision);
+            } else {
+              // Only peers list it: it leaves their lists. The first write is checked against
+              // the revision the page loaded; the next ones follow from it in this one action.
+              let ifMatch = revision;
+              for (const peer of (data.data?.peers ?? []).filter((p) => p.vips?.includes(address))) {
+                await api.putPeer(
+                  peer.name,
+                  { ...peer, vips: (peer.vips ?? []).filter((v) => v !== address) },
+                  ifMatch,
+                );
+                ifMatch = null;
+              }
+            }
+            notify(`VIP ${address} deleted.`);
           }}
           onClose={close}
           onDone={closeAndReload}
@@ -167,7 +185,7 @@ function PeersCard(props: {
                 <th scope="row">{peer.name}</th>
                 <td class="mono">{peer.address}</td>
                 <td class="mono">
-                  {peer.vips?.length ? peer.vips.join(', ') : <span class="muted">none</span>}
+                  {peer.vips?.length ? <VipList vips={peer.vips} /> : <span class="muted">none</span>}
                 </td>
                 <RowActions
                   what={`peer ${peer.name}`}
@@ -183,6 +201,34 @@ function PeersCard(props: {
   );
 }
 
+/**
+ * Every VIP: those with an entry (a plugin chain, `shared`) and those only a peer lists,
+ * in address order.
+ */
+function allVips(entries: readonly Vip[], peers: readonly Peer[]): Vip[] {
+  const byAddress = new Map(entries.map((v) => [v.address, v]));
+  for (const peer of peers) {
+    for (const address of peer.vips ?? []) {
+      if (!byAddress.has(address)) byAddress.set(address, { address });
+    }
+  }
+  return [...byAddress.values()].sort((a, b) => compareKeys(a.address, b.address));
+}
+
+/** VIPs a peer serves shown in a row: the first few, then how many more. */
+const VIPS_IN_A_ROW = 5;
+
+function VipList(props: { vips: readonly string[] }) {
+  const shown = props.vips.slice(0, VIPS_IN_A_ROW).join(', ');
+  const more = props.vips.length - VIPS_IN_A_ROW;
+  return (
+    <>
+      {shown}
+      {more > 0 ? <span class="muted"> and {more} more</span> : null}
+    </>
+  );
+}
+
 function VipsCard(props: {
   vips: Vip[];
   peers: Peer[];
@@ -190,9 +236,20 @@ function VipsCard(props: {
   onEdit: (vip: Vip) => void;
   onDelete: (vip: Vip) => void;
 }) {
-  const servedBy = (address: string) =>
-    props.peers.filter((p) => p.vips?.includes(address)).map((p) => p.name);
-  const vips = [...props.vips].sort((a, b) => compareKeys(a.address, b.address));
+  const [query, setQuery] = useState('');
+  const [pageIndex, setPageIndex] = useState(0);
+  const servedByMap = useMemo(() => {
+    const map = new Map<string, string[]>();
+    for (const peer of props.peers) {
+      for (const address of peer.vips ?? []) map.set(address, [...(map.get(address) ?? []), peer.name]);
+    }
+    return map;
+  }, [props.peers]);
+  const servedBy = (address: string) => servedByMap.get(address) ?? [];
+  const sorted = useMemo(() => allVips(props.vips, props.peers), [props.vips, props.peers]);
+  const matching = useMemo(() => sorted.filter((v) => addressMatches(v.address, query)), [sorted, query]);
+  const page = pageOf(matching, pageIndex);
+  const vips = page.items;
   return (
     <div class="card" data-testid="vips-card">
       <div class="card-head">
@@ -201,11 +258,24 @@ function VipsCard(props: {
           Add VIP
         </button>
       </div>
-      {vips.length === 0 ? (
+      {sorted.length === 0 ? (
         <EmptyState title="No VIPs yet" testId="empty-vips">
           <p>Add a VIP to give it a plugin chain. Peers list the VIPs they serve.</p>
         </EmptyState>
       ) : (
+        <Pager
+          page={page}
+          query={query}
+          onQuery={(q) => {
+            setQuery(q);
+            setPageIndex(0);
+          }}
+          onPage={setPageIndex}
+          what="VIPs"
+          testId="vips-pager"
+        />
+      )}
+      {sorted.length === 0 ? null : (
         <table class="table" data-testid="vips-table">
           <TableHead
             columns={[
@@ -407,6 +477,10 @@ function VipDialog(props: {
   const editing = props.vip !== null;
   const [address, setAddress] = useState(props.vip?.address ?? '');
   const [shared, setShared] = useState(props.vip?.shared ?? false);
+  // Adding: the peer that serves the new VIP (preselected when there is only one).
+  const [peerName, setPeerName] = useState(() =>
+    props.peers.length === 1 ? (props.peers[0]?.name ?? '') : '',
+  );
   const [rows, setRows] = useState<ChainRow[]>(() => (props.vip?.plugins ?? []).map(toRow));
   const [busy, setBusy] = useState(false);
   const [errors, setErrors] = useState<MappedErrors>(NO_ERRORS);
@@ -429,7 +503,22 @@ function VipDialog(props: {
     const target = address.trim();
     try {
       await api.putVip(target, vipBody(target, shared, rows.map(draftToBinding)), revision);
-      notify(`VIP ${target} saved.`);
+      // The peer's write follows from the checked VIP write in this one action: no If-Match.
+      const peer = editing ? undefined : props.peers.find((p) => p.name === peerName);
+      if (peer && !(peer.vips ?? []).includes(target)) {
+        try {
+          await api.putPeer(peer.name, { ...peer, vips: [...(peer.vips ?? []), target] });
+        } catch (failure) {
+          // The VIP exists now; say plainly that its peer was not set.
+          const why = failure instanceof Error ? failure.message : String(failure);
+          setErrors({
+            fields: {},
+            general: [`VIP ${target} was added, but peer ${peer.name} could not be set to serve it: ${why}`],
+          });
+          return;
+        }
+      }
+      notify(peer ? `VIP ${target} saved, served by ${peer.name}.` : `VIP ${target} saved.`);
       props.onSaved();
     } catch (failure) {
       setErrors(
@@ -491,6 +580,33 @@ function VipDialog(props: {
             />
           )}
         </Field>
+        {editing ? null : (
+          <Field
+            id="vip-peer"
+            label="Served by peer"
+            hint={
+              props.peers.length
+                ? 'The real server whose tunnelled replies carry this VIP; replies for a VIP no peer serves are dropped.'
+                : 'No peer yet: add the real server on this page first, or pick it later by editing the peer.'
+            }
+          >
+            {(control) => (
+              <select
+                {...control}
+                value={peerName}
+                onChange={(e) => setPeerName(e.currentTarget.value)}
+                data-testid="vip-peer"
+              >
+                <option value="">No peer yet</option>
+                {props.peers.map((p) => (
+                  <option key={p.name} value={p.name}>
+                    {p.name} ({p.address})
+                  </option>
+                ))}
+              </select>
+            )}
+          </Field>
+        )}
         <fieldset class="field" aria-describedby="vip-shared-hint">
           <legend>Real servers</legend>
           <label class="radio">

@@ -3,10 +3,11 @@
 // Read-only: it never changes configuration. Every moving number carries a `data-testid`
 // and its raw value (components/Value) for the browser tests.
 
-import { useMemo } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { ApiError } from '../api/client';
 import type { NetworkStatus, PluginFault, Status } from '../api/types';
 import { Hash } from '../components/Hash';
+import { Pager } from '../components/Pager';
 import { LiveChart, seriesColour } from '../components/LiveChart';
 import { EmptyState, ErrorState, Loading } from '../components/States';
 import { TableHead } from '../components/Table';
@@ -22,10 +23,12 @@ import {
   formatPps,
   humanize,
 } from '../lib/format';
+import { addressMatches, pageOf } from '../lib/paging';
 import type { BindingRates, DropRates, RateSnapshot, VipRates } from '../lib/rates';
 import { compareKeys } from '../lib/series';
 import { ROUTE_HASH } from '../router';
-import { POLL_INTERVAL_MS, WINDOW_SAMPLES, useLiveStats, type ChartData } from './useLiveStats';
+import { MAX_CHART_VIPS } from '../lib/liveHistory';
+import { WINDOW_SECONDS, useLiveStats, type ChartData } from './useLiveStats';
 
 /** The live charts, left to right: what they draw, in which unit, and their test id. */
 const CHARTS: readonly {
@@ -39,8 +42,8 @@ const CHARTS: readonly {
   { title: 'Dropped packets/s', series: 'dropPps', format: formatPps, testId: 'chart-drops' },
 ];
 
-/** The time the charts span. */
-const CHART_WINDOW_SECONDS = (WINDOW_SAMPLES * POLL_INTERVAL_MS) / 1000;
+/** The most time the charts span: the history kept for the tab. */
+const CHART_WINDOW_SECONDS = WINDOW_SECONDS;
 
 /**
  * One colour per VIP for charts and table alike: by the VIP's place among every address
@@ -323,6 +326,12 @@ function Traffic(props: { snapshot: RateSnapshot; charts: ChartData; configuredV
           send replies through their tunnels to this gateway.
         </p>
       ) : null}
+      {snapshot.vips.length > MAX_CHART_VIPS ? (
+        <p class="muted small" data-testid="charts-busiest">
+          The charts draw the {MAX_CHART_VIPS} busiest of {snapshot.vips.length} VIPs; the table lists every
+          VIP.
+        </p>
+      ) : null}
       <div class="charts">
         {CHARTS.map((chart) => (
           <LiveChart
@@ -346,9 +355,28 @@ function Traffic(props: { snapshot: RateSnapshot; charts: ChartData; configuredV
 }
 
 function VipTable(props: { vips: VipRates[]; colourOf: (key: string) => string }) {
+  const [query, setQuery] = useState('');
+  const [pageIndex, setPageIndex] = useState(0);
+  const page = pageOf(
+    props.vips.filter((v) => addressMatches(v.address, query)),
+    pageIndex,
+  );
   return (
     <div class="card">
       <h2>VIPs</h2>
+      {props.vips.length > page.items.length || query ? (
+        <Pager
+          page={page}
+          query={query}
+          onQuery={(q) => {
+            setQuery(q);
+            setPageIndex(0);
+          }}
+          onPage={setPageIndex}
+          what="VIPs"
+          testId="vip-table-pager"
+        />
+      ) : null}
       <div class="table-scroll">
         <table class="table" data-testid="vip-table">
           <TableHead
@@ -363,7 +391,7 @@ function VipTable(props: { vips: VipRates[]; colourOf: (key: string) => string }
             ]}
           />
           <tbody>
-            {props.vips.map((vip) => (
+            {page.items.map((vip) => (
               <tr key={vip.address} data-testid={`vip-row-${vip.address}`}>
                 <th scope="row" class="mono">
                   <span

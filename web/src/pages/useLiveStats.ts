@@ -1,25 +1,22 @@
 // The dashboard's live data: polls `GET /api/v1/stats` and `GET /api/v1/status` every
-// second, turns counter pairs into rates (lib/rates) and keeps two minutes of them per VIP
-// for the charts (lib/series). Owns the polling clock and the chart windows; never draws.
+// second and keeps the tab's history (lib/liveHistory: rates over at least five seconds,
+// 15 minutes of chart samples). The poller and the history live at module level, outside
+// the dashboard component: they start when the dashboard is first shown and go on while
+// the operator is on another page, so coming back shows the before and after of a change
+// made there. A page reload starts afresh. Owns the polling clock; never draws.
 
-import { useRef, useState } from 'preact/hooks';
-import type { ApiClient } from '../api/client';
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, type ApiClient } from '../api/client';
 import type { Status } from '../api/types';
-import { usePoller } from '../hooks';
-import { computeRates, type CounterSample, type RateSnapshot } from '../lib/rates';
-import { SeriesWindow, type AlignedSeries } from '../lib/series';
+import { HISTORY_SECONDS, LiveHistory, type ChartData } from '../lib/liveHistory';
+import type { CounterSample, RateSnapshot } from '../lib/rates';
+
+export type { ChartData } from '../lib/liveHistory';
 
 /** Poll period of the dashboard. */
 export const POLL_INTERVAL_MS = 1000;
-/** Samples kept per chart: two minutes at one per second. */
-export const WINDOW_SAMPLES = 120;
-
-/** The three live charts' content. */
-export interface ChartData {
-  pps: AlignedSeries;
-  bps: AlignedSeries;
-  dropPps: AlignedSeries;
-}
+/** Seconds of chart history kept for the tab (15 minutes). */
+export const WINDOW_SECONDS = HISTORY_SECONDS;
 
 /** What the dashboard renders. */
 export interface LiveStats {
@@ -34,60 +31,93 @@ export interface LiveStats {
   loading: boolean;
 }
 
-/** Polls stats and status while the dashboard is shown. */
-export function useLiveStats(api: ApiClient): LiveStats {
-  const windows = useRef({
-    pps: new SeriesWindow(WINDOW_SAMPLES),
-    bps: new SeriesWindow(WINDOW_SAMPLES),
-    dropPps: new SeriesWindow(WINDOW_SAMPLES),
-  });
-  const previous = useRef<CounterSample | null>(null);
-  const [state, setState] = useState<LiveStats>(() => ({
-    status: null,
-    statusError: null,
-    snapshot: null,
-    statsError: null,
-    charts: chartsOf(windows.current),
-    lastUpdate: null,
-    loading: true,
-  }));
+/** The tab's one poller and its history. */
+class LiveFeed {
+  private readonly history = new LiveHistory(WINDOW_SECONDS, POLL_INTERVAL_MS / 1000);
+  private readonly listeners = new Set<() => void>();
+  private api: ApiClient | null = null;
+  private running = false;
+  private state: LiveStats;
 
-  usePoller(async () => {
-    const timedStats = api.stats().then((stats) => ({ stats, atMs: performance.now() }));
+  constructor() {
+    this.state = {
+      status: null,
+      statusError: null,
+      snapshot: null,
+      statsError: null,
+      charts: this.history.charts(),
+      lastUpdate: null,
+      loading: true,
+    };
+  }
+
+  /** What the dashboard shows now. */
+  get current(): LiveStats {
+    return this.state;
+  }
+
+  /** Polls through `api` from now on (starts the poller if it is not running). */
+  attach(api: ApiClient): void {
+    this.api = api;
+    if (this.running) return;
+    this.running = true;
+    void this.tick();
+  }
+
+  /** Calls `listener` after every poll; returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private async tick(): Promise<void> {
+    const api = this.api;
+    if (!api) return;
+    const timedStats = api.stats().then((stats): CounterSample => ({ stats, atMs: performance.now() }));
     const [statsResult, statusResult] = await Promise.allSettled([timedStats, api.status()]);
     const nowSeconds = Date.now() / 1000;
-    const w = windows.current;
-
     let snapshot: RateSnapshot | null = null;
     if (statsResult.status === 'fulfilled') {
-      const sample: CounterSample = statsResult.value;
-      snapshot = computeRates(previous.current, sample);
-      previous.current = sample;
-      w.pps.push(nowSeconds, new Map<string, number | null>(snapshot.vips.map((v) => [v.address, v.pps])));
-      w.bps.push(nowSeconds, new Map<string, number | null>(snapshot.vips.map((v) => [v.address, v.bps])));
-      w.dropPps.push(
-        nowSeconds,
-        new Map<string, number | null>(snapshot.vips.map((v) => [v.address, v.dropPps])),
-      );
+      snapshot = this.history.record(statsResult.value, nowSeconds);
     } else {
       // A gap in every line: the chart must not pretend traffic was steady meanwhile.
-      for (const window of [w.pps, w.bps, w.dropPps]) window.push(nowSeconds, new Map());
+      this.history.recordFailure(nowSeconds);
     }
-
-    setState((old) => ({
+    const old = this.state;
+    this.state = {
       status: statusResult.status === 'fulfilled' ? statusResult.value : old.status,
       statusError: statusResult.status === 'rejected' ? statusResult.reason : null,
       snapshot: snapshot ?? old.snapshot,
       statsError: statsResult.status === 'rejected' ? statsResult.reason : null,
-      charts: chartsOf(w),
+      charts: this.history.charts(),
       lastUpdate: snapshot ? Date.now() : old.lastUpdate,
       loading: false,
-    }));
-  }, POLL_INTERVAL_MS);
-
-  return state;
+    };
+    for (const listener of this.listeners) listener();
+    // Away from the dashboard, a refused token stops the background polling (no sign-in
+    // prompt from a page that does not show stats); showing the dashboard resumes it.
+    const refused =
+      statsResult.status === 'rejected' &&
+      statsResult.reason instanceof ApiError &&
+      statsResult.reason.kind === 'unauthorized';
+    if (refused && this.listeners.size === 0) {
+      this.running = false;
+      return;
+    }
+    setTimeout(() => void this.tick(), POLL_INTERVAL_MS);
+  }
 }
 
-function chartsOf(w: { pps: SeriesWindow; bps: SeriesWindow; dropPps: SeriesWindow }): ChartData {
-  return { pps: w.pps.aligned(), bps: w.bps.aligned(), dropPps: w.dropPps.aligned() };
+const feed = new LiveFeed();
+
+/** The live stats, kept for the tab; polling starts with the first dashboard visit. */
+export function useLiveStats(api: ApiClient): LiveStats {
+  const [state, setState] = useState<LiveStats>(() => feed.current);
+  useEffect(() => {
+    const unsubscribe = feed.subscribe(() => setState(feed.current));
+    feed.attach(api);
+    setState(feed.current);
+    return unsubscribe;
+  }, [api]);
+  return state;
 }

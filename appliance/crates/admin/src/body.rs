@@ -167,14 +167,26 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let error = ApiError::new(ErrorCode::InvalidJson, inner.to_string());
         if path.is_empty() || path == "." || path == "?" {
-            error
+            // Not valid JSON at all: the position in the body is the only clue.
+            ApiError::new(ErrorCode::InvalidJson, inner.to_string())
         } else {
-            error.at(path)
+            // The field path says where; a line and column would point into the JSON the
+            // client serialised (the web UI's, not what the operator typed).
+            ApiError::new(ErrorCode::InvalidJson, without_position(&inner)).at(path)
         }
     })?;
     Ok(value)
+}
+
+/// A JSON error's text without its ` at line L column C`.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&position) {
+        Some(message) => message.to_owned(),
+        None => text,
+    }
 }
 
 /// A JSON request body: `application/json`, at most [`MAX_JSON_BYTES`], parsed into `T`.
@@ -203,14 +215,16 @@ mod tests {
         let e = parse::<Shape>(br#"{"list":["10.0.0.1","10.0.0.300"]}"#).unwrap_err();
         assert_eq!(e.0.code, ErrorCode::InvalidJson);
         assert_eq!(e.0.field.as_deref(), Some("list[1]"));
+        assert_eq!(e.0.message, "invalid IPv4 address syntax");
         let e = parse::<Shape>(br#"{"list":[],"extra":1}"#).unwrap_err();
+        assert_eq!(e.0.message, "unknown field `extra`, expected `list`");
+        let e = parse::<Shape>(b"{not json").unwrap_err();
+        assert_eq!(e.0.field, None);
         assert!(
-            e.0.message.contains("unknown field `extra`"),
+            e.0.message.ends_with("at line 1 column 2"),
             "{}",
             e.0.message
         );
-        let e = parse::<Shape>(b"{not json").unwrap_err();
-        assert_eq!(e.0.field, None);
     }
 
     #[test]

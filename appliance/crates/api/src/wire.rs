@@ -217,7 +217,8 @@ pub struct Stats {
     pub totals: Totals,
     /// Drops by reason over the whole gateway.
     pub drops: BTreeMap<String, u64>,
-    /// Per VIP (every VIP that was ever served since start).
+    /// Per VIP served now (a VIP removed from the configuration leaves this list; added
+    /// again, its counters start from zero).
     pub vips: Vec<VipStats>,
     /// Per binding in force.
     pub bindings: Vec<BindingStats>,

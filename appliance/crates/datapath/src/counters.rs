@@ -3,9 +3,10 @@
 //!
 //! Every worker writes only its own cache-line-padded cells (a relaxed load and store, no
 //! read-modify-write contention); readers sum the cells into a plain [`Snapshot`]. VIP
-//! counters are kept by VIP address for the life of the process, so they survive
-//! configuration changes and restarts of the workers. This module never decides what to
-//! count; the workers do.
+//! counters are kept by VIP address while the VIP is configured, so they survive
+//! configuration changes and restarts of the workers; a VIP removed from the configuration
+//! loses them (added again, it counts from zero: a counter reset to rate readers). This
+//! module never decides what to count; the workers do.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -167,7 +168,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The counters of one VIP, if it was ever configured.
+    /// The counters of one VIP, if it is configured.
     pub fn vip(&self, vip: Ipv4Addr) -> Option<&VipSnapshot> {
         self.vips.iter().find(|v| v.vip == vip)
     }
@@ -276,7 +277,8 @@ impl Counters {
         self.lock().global.clone()
     }
 
-    /// The counters of `vip`, created on first use and kept for the life of the process.
+    /// The counters of `vip`, created on first use and kept until [`Self::retain_vips`]
+    /// drops them.
     pub(crate) fn vip(&self, vip: Ipv4Addr) -> Arc<VipCounters> {
         let mut g = self.lock();
         let workers = g.global.len();
@@ -295,6 +297,14 @@ impl Counters {
                 ))
             })
             .clone()
+    }
+
+    /// Forgets the counters of every VIP for which `keep` is false (VIPs no longer
+    /// configured), so snapshots, `/metrics` and the status list only configured VIPs. A
+    /// worker still on an older table generation may count a few more packets into the
+    /// forgotten cells: they are no longer read (the global totals still have them).
+    pub(crate) fn retain_vips(&self, keep: impl Fn(Ipv4Addr) -> bool) {
+        self.lock().vips.retain(|vip, _| keep(*vip));
     }
 
     /// Moves every count into the base and makes fresh cells for `workers` workers. Call it
@@ -379,6 +389,21 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["drops"]["ttl_expired"], 1);
         assert_eq!(json["vips"][0]["vip"], "192.0.2.10");
+    }
+
+    #[test]
+    fn removed_vips_leave_the_snapshot_and_count_from_zero_when_added_again() {
+        let c = Counters::new(1);
+        let kept = Ipv4Addr::new(192, 0, 2, 10);
+        let removed = Ipv4Addr::new(192, 0, 2, 11);
+        c.vip(kept).worker(0).packets.add(3);
+        c.vip(removed).worker(0).packets.add(4);
+        c.retain_vips(|vip| vip == kept);
+        let s = c.snapshot();
+        assert_eq!(s.vips.len(), 1);
+        assert_eq!(s.vip(kept).unwrap().packets, 3);
+        assert!(s.vip(removed).is_none());
+        assert_eq!(c.vip(removed).worker(0).packets.get(), 0);
     }
 
     #[test]

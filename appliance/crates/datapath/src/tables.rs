@@ -66,7 +66,8 @@ fn served_key(vip: Ipv4Addr, peer: PeerId) -> u64 {
 
 impl Tables {
     /// Builds the tables of a validated document; VIP counters come from `counters` (kept
-    /// by address, so a VIP keeps its counts across generations).
+    /// by address, so a VIP keeps its counts across generations), and the counters of VIPs
+    /// this document no longer serves are dropped from `counters`.
     pub(crate) fn build(doc: &Document, counters: &Counters) -> Tables {
         let mut t = Tables {
             gateway: doc.gateway.address,
@@ -104,6 +105,7 @@ impl Tables {
                 t.served.insert(served_key(*vip, id), vid);
             }
         }
+        counters.retain_vips(|vip| t.vip_by_address.contains_key(&vip));
         t
     }
 
@@ -167,6 +169,17 @@ mod tests {
         let t2 = Tables::build(&doc, &counters);
         let v2 = t2.vip_served_by(b, "192.0.2.12".parse().unwrap()).unwrap();
         assert_eq!(t2.vips[v2 as usize].counters.worker(0).packets.get(), 9);
+
+        // Back to one VIP: the other two leave the counters.
+        let one = parse_toml(
+            "[gateway]\naddress = \"10.0.0.1\"\n\
+             [[peers]]\nname = \"b\"\naddress = \"10.0.1.3\"\nvips = [\"192.0.2.12\"]",
+        )
+        .unwrap();
+        Tables::build(&one, &counters);
+        let left: Vec<_> = counters.snapshot().vips.iter().map(|v| v.vip).collect();
+        assert_eq!(left, vec![Ipv4Addr::new(192, 0, 2, 12)]);
+        assert_eq!(counters.snapshot().vips[0].packets, 9);
 
         // A VIP balanced over two real servers is served by both, counted once.
         let shared = parse_toml(

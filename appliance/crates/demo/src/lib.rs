@@ -493,6 +493,9 @@ struct Progress {
     forwarded: u64,
     dropped: u64,
     plugin_drops: u64,
+    /// Drops because a plugin failed (trap, deadline, memory cap) or is quarantined, with
+    /// its binding's `on_error = "drop"`.
+    plugin_error_drops: u64,
     api_error: Option<String>,
 }
 
@@ -518,6 +521,7 @@ impl Progress {
                     p.forwarded = vip.forwarded_packets;
                     p.dropped = vip.dropped.values().sum();
                     p.plugin_drops = vip.dropped.get("plugin").copied().unwrap_or(0);
+                    p.plugin_error_drops = vip.dropped.get("plugin_error").copied().unwrap_or(0);
                 }
             }
             Err(e) => p.api_error = Some(e.to_string()),
@@ -525,8 +529,10 @@ impl Progress {
         p
     }
 
-    /// `[+10s] answered 198.51.100.0/24 25/25 203.0.113.0/24 25/25 | tunnelled +60 |
-    /// gateway forwarded +60 dropped +0 (plugin +0)`: counts since the previous line.
+    /// `[+15s] answered 198.51.100.0/24 50/50 203.0.113.0/24 50/50 | tunnelled +304 |
+    /// gateway forwarded +304 dropped +0 (plugin +0, plugin_error +0)`: counts since the
+    /// previous line; `plugin` are a plugin's own drop verdicts, `plugin_error` the drops
+    /// of a failing or quarantined plugin whose binding says `on_error = "drop"`.
     fn line(&self, last: &Progress, elapsed: Duration) -> String {
         let delta = |now: u64, before: u64| now.saturating_sub(before);
         let mut out = format!("[+{}s] answered", elapsed.as_secs());
@@ -542,10 +548,11 @@ impl Progress {
         match &self.api_error {
             Some(e) => out.push_str(&format!(" | gateway stats unavailable: {e}")),
             None => out.push_str(&format!(
-                " | gateway forwarded +{} dropped +{} (plugin +{})",
+                " | gateway forwarded +{} dropped +{} (plugin +{}, plugin_error +{})",
                 delta(self.forwarded, last.forwarded),
                 delta(self.dropped, last.dropped),
-                delta(self.plugin_drops, last.plugin_drops)
+                delta(self.plugin_drops, last.plugin_drops),
+                delta(self.plugin_error_drops, last.plugin_error_drops)
             )),
         }
         out
@@ -572,12 +579,35 @@ mod tests {
             forwarded: 55,
             dropped: 15,
             plugin_drops: 15,
+            plugin_error_drops: 0,
             api_error: None,
         };
         assert_eq!(
             now.line(&before, Duration::from_secs(10)),
             "[+10s] answered 198.51.100.0/24 5/5 203.0.113.0/24 0/5 | tunnelled +30 | gateway \
-             forwarded +15 dropped +15 (plugin +15)"
+             forwarded +15 dropped +15 (plugin +15, plugin_error +0)"
+        );
+    }
+
+    /// Issue 17 item 4: drops by a failing plugin (`plugin_error`) show in the line.
+    #[test]
+    fn a_progress_line_shows_drops_by_failing_plugins() {
+        let before = Progress {
+            answered: vec![50, 50],
+            lost: vec![0, 0],
+            ..Progress::default()
+        };
+        let now = Progress {
+            answered: vec![100, 50],
+            lost: vec![0, 50],
+            dropped: 196,
+            plugin_error_drops: 196,
+            ..Progress::default()
+        };
+        let line = now.line(&before, Duration::from_secs(5));
+        assert!(
+            line.ends_with("dropped +196 (plugin +0, plugin_error +196)"),
+            "{line}"
         );
     }
 }

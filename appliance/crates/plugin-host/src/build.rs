@@ -106,14 +106,15 @@ pub enum BuildError {
         actual: String,
     },
     /// An instance could not be built or configured (including the plugin refusing its
-    /// configuration, with its message).
-    #[error("{binding}: plugin {plugin:?} on worker {worker}: {error}")]
+    /// configuration, with its message). The text names no worker: every worker builds the
+    /// same instance, so which one failed first tells the operator nothing.
+    #[error("{binding}: plugin {plugin:?}: {error}")]
     Instance {
         /// The binding's path.
         binding: String,
         /// The plugin name.
         plugin: String,
-        /// The worker.
+        /// The worker whose instance failed first (for logs and tests).
         worker: usize,
         /// What went wrong.
         error: InstanceError,

@@ -459,6 +459,10 @@ mod tests {
                 assert_eq!(kinds, want, "{body:?}");
                 let msg = s.last_error.clone().unwrap();
                 assert!(msg.contains(text), "{body:?}: {msg}");
+                assert!(
+                    msg.matches("wasm trap").count() <= 1,
+                    "{body:?}: said twice: {msg}"
+                );
                 let next = stats[1].snapshot();
                 match on_error {
                     OnError::Pass => {

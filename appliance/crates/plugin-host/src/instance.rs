@@ -450,7 +450,8 @@ impl PluginInstance {
 fn describe_error(e: &wasmtime::Error) -> String {
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => "the call ran past its deadline (epoch interruption)".into(),
-        Some(trap) => format!("wasm trap: {trap}"),
+        // wasmtime's own text already reads "wasm trap: …".
+        Some(trap) => trap.to_string(),
         None => format!("{}", e.root_cause()),
     }
 }
