@@ -6,6 +6,7 @@
 
 mod admin_api;
 mod demo;
+mod fence;
 mod forwarding;
 mod frag_needed;
 mod hostile_plugins;
