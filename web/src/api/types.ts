@@ -57,6 +57,9 @@ export type NetworkStatus = NonNullable<Status['network']>;
 /** Per-VIP counters in `GET /api/v1/stats`. */
 export type VipStats = Schemas['VipStats'];
 
+/** Per-peer counters and liveness in `GET /api/v1/stats`. */
+export type PeerStats = Schemas['PeerStats'];
+
 /** Per-binding counters in `GET /api/v1/stats`. */
 export type BindingStats = Schemas['BindingStats'];
 
