@@ -78,12 +78,19 @@ impl<P, V> From<DropReason> for Rejected<P, V> {
     }
 }
 
+/// A rejection in the names of directory `D`.
+pub type RejectedBy<D> = Rejected<<D as Directory>::Peer, <D as Directory>::Vip>;
+
+/// What [`classify`] says of a frame, in the names of directory `D`.
+pub type Classified<D> =
+    Result<Accepted<<D as Directory>::Peer, <D as Directory>::Vip>, RejectedBy<D>>;
+
 /// Checks one received frame and finds the inner packet in it.
 pub fn classify<D: Directory>(
     frame: &[u8],
     link: LinkLayer<D::Peer>,
     directory: &D,
-) -> Result<Accepted<D::Peer, D::Vip>, Rejected<D::Peer, D::Vip>> {
+) -> Classified<D> {
     let (peer, inner_offset, inner_end) = match link {
         LinkLayer::EthernetIpip => check_outer(frame, directory)?,
         LinkLayer::Decapsulated(peer) => (peer, 0, frame.len()),
@@ -133,7 +140,7 @@ pub fn classify<D: Directory>(
 fn check_outer<D: Directory>(
     frame: &[u8],
     directory: &D,
-) -> Result<(D::Peer, usize, usize), Rejected<D::Peer, D::Vip>> {
+) -> Result<(D::Peer, usize, usize), RejectedBy<D>> {
     if frame.get(12..14) != Some(&ETHERTYPE_IPV4[..]) {
         return Err(DropReason::NotIpv4.into());
     }
