@@ -1,6 +1,7 @@
 //! The work behind `tungate net plan|apply|down` and `tungate rs plan|apply|down`: load the
 //! configuration, run one action on a small tokio runtime of its own, print the changes one
-//! per line, and return the exit status.
+//! per line, and return the exit status. `tungate net down` also lowers the `userspace`
+//! decap mode's tunnel fence, which a stopped gateway leaves in place.
 //!
 //! Exit statuses: 0 done (for `plan`: nothing would change), [`EXIT_CHANGES_PENDING`] (3)
 //! `plan` found changes, [`EXIT_BAD_CONFIG`] (2) bad configuration, [`EXIT_FAILURE`] (1) the
