@@ -93,8 +93,9 @@ Examples:
     ///
     /// Desired state from the configuration file, compared with the kernel over netlink:
     /// `plan` prints the changes (exit 3 when some are pending), `apply` makes them (and
-    /// with --watch keeps them), `down` removes what tungate made and restores the settings
-    /// it changed. `run` does the same itself; this is for checking and for hosts where the
+    /// with --watch keeps them), `down` removes what tungate made (also the userspace
+    /// decap mode's tunnel fence, which a stopped `run` leaves in place) and restores the
+    /// settings it changed. `run` does the same itself; this is for checking and for hosts where the
     /// tunnels should exist before the daemon starts.
     #[command(subcommand)]
     Net(NetCommand),
@@ -211,7 +212,8 @@ pub enum NetCommand {
         #[command(flatten)]
         watch: WatchArgs,
     },
-    /// Remove what tungate created and restore the settings it changed.
+    /// Remove what tungate created (tunnels, the userspace tunnel fence) and restore the
+    /// settings it changed.
     Down(NetArgs),
 }
 

@@ -5,8 +5,8 @@
 //! SIGUSR1 prints the counters, SIGHUP seeds again from the config file (an edited file
 //! replaces the document; an unchanged one keeps the stored state with its API changes),
 //! SIGINT and SIGTERM stop the admin server, drain the control plane and stop the data path
-//! cleanly — no nftables table, socket or thread left behind — and print the counters a
-//! last time. Exit status 2 for a bad configuration, flag or plugin file (the field or file
+//! cleanly — no socket or thread left behind; the `userspace` decap mode's tunnel fence
+//! stays on purpose, until `tungate net down` — and print the counters a last time. Exit status 2 for a bad configuration, flag or plugin file (the field or file
 //! named), 1 for a failure of this host. This module only orchestrates.
 
 use std::io::Write as _;

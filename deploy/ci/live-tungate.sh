@@ -124,6 +124,11 @@ address = "$GIP"
 name = "rs1"
 address = "$RIP"
 vips = ["$VIP"]
+# Never sends: the browser test sees it shown silent.
+[[peers]]
+name = "quiet"
+address = "10.200.0.9"
+silent_after = "1s"
 TOML
 ip netns exec "$NS" "$BIN" run --config "$WORK/tungate.toml" --state-dir "$WORK/state" \
   >"$WORK/stdout" 2>"$WORK/stderr" &

@@ -508,6 +508,44 @@ export const staleEditRefused: Step = {
   },
 };
 
+/**
+ * Peers and VIPs: the peer that sends (rs1) is shown alive with when it was last heard from;
+ * live-tungate.sh's second peer, `quiet` (nothing is ever sent from it, `silent_after = "1s"`),
+ * is shown with the silent warning, as GET /api/v1/stats says.
+ */
+export const peerLiveness: Step = {
+  name: 'peers and VIPs: a sending peer is alive, a quiet one is shown silent',
+  run: async (ctx) => {
+    await openPage(ctx, 'peers-vips');
+    const silentOf = (name: string) =>
+      ctx.page.getByTestId(`peer-liveness-${name}`).getAttribute('data-silent', { timeout: 10_000 });
+    const deadline = Date.now() + 15_000;
+    let shown: [string | null, string | null] = [null, null];
+    while (Date.now() < deadline) {
+      shown = [await silentOf('rs1'), await silentOf('quiet')];
+      if (shown[0] === 'false' && shown[1] === 'true') break;
+      await ctx.page.waitForTimeout(250);
+    }
+    check(
+      shown[0] === 'false' && shown[1] === 'true',
+      `rs1 shown silent=${shown[0]}, quiet shown silent=${shown[1]}; expected false, true`,
+    );
+    const text = await ctx.page.getByTestId('peer-liveness-quiet').innerText();
+    check(/silent/.test(text) && /never heard from/.test(text), `quiet's cell says ${JSON.stringify(text)}`);
+    const stats = await apiGet<{ peers: { name: string; silent: boolean; received_packets: number }[] }>(
+      ctx,
+      '/stats',
+    );
+    const rs1 = stats.peers.find((p) => p.name === 'rs1');
+    const quiet = stats.peers.find((p) => p.name === 'quiet');
+    check(
+      rs1 !== undefined && rs1.received_packets > 0 && !rs1.silent && quiet?.silent === true,
+      `GET /api/v1/stats disagrees: ${JSON.stringify(stats.peers)}`,
+    );
+    await screenshot(ctx, 'peers-liveness');
+  },
+};
+
 /** The dashboard tab open since the first step: its charts show the whole run. */
 export const dashboardStory: Step = {
   name: 'dashboard: the charts of the whole run (traffic, plugin drops, unbind)',
@@ -544,6 +582,7 @@ export const TRAFFIC_STEPS: readonly Step[] = [
   unbindStopsDrops,
   markVipShared,
   staleEditRefused,
+  peerLiveness,
   dashboardStory,
 ];
 

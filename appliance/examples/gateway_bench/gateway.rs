@@ -21,7 +21,7 @@ use tungate_config::{self as config, Document};
 use tungate_datapath::Datapath;
 use tungate_datapath::counters::Counters;
 use tungate_datapath::filter::{BatchFilter, Decision, FilterSlots};
-use tungate_netcfg::IpipDropTable;
+use tungate_netcfg::TunnelFence;
 use tungate_plugin_host::{Limits, PluginHost};
 
 use crate::traffic::{SERVICE_PORT, pin_current_thread};
@@ -280,9 +280,13 @@ pub fn child_main(args: &[String]) -> i32 {
             return 1;
         }
     };
-    // As the daemon does: the kernel drops the IPIP that the workers take.
-    let mut drop_table = IpipDropTable::new();
-    if let Err(e) = drop_table.follow(datapath.userspace_ingress()) {
+    // As the daemon does: the kernel drops the tunnel packets that the workers take.
+    let mut fence = TunnelFence::new();
+    let raised = match datapath.userspace_ingress() {
+        Some((_, ingress)) => fence.raise(ingress, &[]),
+        None => Ok(()),
+    };
+    if let Err(e) = raised {
         eprintln!("gateway: cannot start the data path: {e}");
         return 1;
     }
@@ -378,8 +382,8 @@ pub fn child_main(args: &[String]) -> i32 {
         }
     }
     datapath.stop();
-    let status = match drop_table.follow(None) {
-        Ok(()) => 0,
+    let status = match fence.lower() {
+        Ok(_) => 0,
         Err(e) => {
             eprintln!("gateway: unclean stop: {e}");
             1

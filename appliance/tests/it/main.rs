@@ -7,6 +7,7 @@
 mod admin_api;
 mod admin_hardening;
 mod demo;
+mod fence;
 mod forwarding;
 mod frag_needed;
 mod hostile_plugins;
@@ -17,6 +18,7 @@ mod netcfg_dnat;
 mod netcfg_gateway;
 mod netcfg_reconcile;
 mod netcfg_rs;
+mod peers_alive;
 mod plugins_datapath;
 mod plugins_examples;
 mod plugins_hot_swap;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tungate_datapath::Datapath;
 use tungate_datapath::counters::Counters;
 use tungate_datapath::filter::{BatchFilter, Decision, WorkerFilters};
-use tungate_netcfg::IpipDropTable;
+use tungate_netcfg::TunnelFence;
 use tungate_packet::DropReason;
 use tungate_test_support::packets::{self, udp, with_ttl_decremented};
 use tungate_test_support::process::run_to_end;
@@ -66,7 +66,7 @@ fn bad_configurations_exit_2_naming_the_field() {
 }
 
 /// Creates TUN device `name` (IFF_TUN | IFF_NO_PI) in `ns`, brings it up, returns its fd.
-fn tun_device(ns: &Netns, name: &str) -> OwnedFd {
+pub(crate) fn tun_device(ns: &Netns, name: &str) -> OwnedFd {
     tun_device_with(ns, name, 0)
 }
 
@@ -236,17 +236,16 @@ fn each_vips_batch_filter_judges_its_packets() {
         let file = std::fs::File::open(&path).unwrap();
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let dp = Datapath::start(&doc, c2).expect("start");
-        let mut drop_table = IpipDropTable::new();
-        drop_table
-            .follow(dp.userspace_ingress())
-            .expect("drop table");
+        let mut fence = TunnelFence::new();
+        let (_, ingress) = dp.userspace_ingress().expect("userspace mode");
+        fence.raise(ingress, &[]).expect("tunnel fence");
         let mut set = WorkerFilters::default();
         set.by_vip.insert(VIP, Box::new(DropOddLength));
         dp.filter_slots().publish(vec![set]);
         started_tx.send(dp.filter_slots().progress()).unwrap();
         rx.recv().unwrap();
         dp.stop();
-        drop_table.follow(None).unwrap();
+        fence.lower().unwrap();
     });
     // The worker runs the filter once it took it.
     let progress = started.recv().expect("the data path starts");

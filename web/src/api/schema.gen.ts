@@ -163,12 +163,22 @@ export type components = {
       address: components['schemas']['Ipv4Unicast'];
       /** @description the VIPs it answers for; a VIP under two peers must be declared shared under vips */
       vips?: components['schemas']['Ipv4Unicast'][];
+      /**
+       * @description how long it may send nothing before it is shown as silent (a warning); a humane duration from 1s to 1day, e.g. 30s, 2m, 1m 30s; default 30s
+       * @example 30s
+       */
+      silent_after?: string;
     };
     PeerBody: {
       name?: components['schemas']['PeerName'];
       address: components['schemas']['Ipv4Unicast'];
       /** @description the VIPs it answers for; a VIP under two peers must be declared shared under vips */
       vips?: components['schemas']['Ipv4Unicast'][];
+      /**
+       * @description how long it may send nothing before it is shown as silent (a warning); a humane duration from 1s to 1day, e.g. 30s, 2m, 1m 30s; default 30s
+       * @example 30s
+       */
+      silent_after?: string;
     };
     Binding: {
       /** @description the name of an uploaded plugin */
@@ -281,6 +291,28 @@ export type components = {
       };
       vips: components['schemas']['VipStats'][];
       bindings: components['schemas']['BindingStats'][];
+      /** @description per configured peer, in the configuration's order */
+      peers: components['schemas']['PeerStats'][];
+    };
+    /** @description one peer's counters: is its tunnel alive? */
+    PeerStats: {
+      name: string;
+      address: string;
+      /** @description packets received from it (its outer source, or its tunnel device, named it), whatever became of them */
+      received_packets: number;
+      received_bytes: number;
+      /** @description packets of this peer dropped, by reason */
+      dropped: {
+        [key: string]: number;
+      };
+      /** @description when it was last heard from (seconds since the Unix epoch); null when never since start */
+      last_heard_unix: number | null;
+      /** @description seconds since it was last heard from (since start when never) */
+      silent_seconds: number;
+      /** @description its silent_after, in seconds */
+      silent_after_seconds: number;
+      /** @description silent longer than silent_after: shown as a warning */
+      silent: boolean;
     };
     /** @description one VIP's counters */
     VipStats: {

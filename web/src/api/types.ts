@@ -60,6 +60,9 @@ export type PluginFault = Status['plugin_faults'] extends (infer F)[] | undefine
 /** Per-VIP counters in `GET /api/v1/stats`. */
 export type VipStats = Schemas['VipStats'];
 
+/** Per-peer counters and liveness in `GET /api/v1/stats`. */
+export type PeerStats = Schemas['PeerStats'];
+
 /** Per-binding counters in `GET /api/v1/stats`. */
 export type BindingStats = Schemas['BindingStats'];
 

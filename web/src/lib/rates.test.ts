@@ -18,7 +18,7 @@ function binding(
 }
 
 function sample(atMs: number, stats: Partial<Stats>): CounterSample {
-  return { atMs, stats: { totals: {}, vips: [], drops: {}, bindings: [], ...stats } };
+  return { atMs, stats: { totals: {}, vips: [], drops: {}, bindings: [], peers: [], ...stats } };
 }
 
 describe('counterDelta', () => {

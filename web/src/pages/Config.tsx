@@ -1,11 +1,13 @@
 // The "Peers & VIPs" page: lists, adds, edits and deletes peers (real servers) and VIPs
 // with their plugin chains, through `PUT`/`DELETE /api/v1/peers/{name}` and
 // `/api/v1/vips/{address}`, and shows the API's validation errors next to the field they
-// name. It never validates addresses itself: tungate's answer is the authority.
+// name. It never validates addresses itself: tungate's answer is the authority. Each peer's
+// liveness (packets received, when last heard from, silent longer than its `silent_after`)
+// comes from `GET /api/v1/stats`, polled while the page is shown.
 
 import { useMemo, useState } from 'preact/hooks';
 import type { Revision } from '../api/client';
-import type { Binding, Peer, Plugin, Vip } from '../api/types';
+import type { Binding, Peer, PeerStats, Plugin, Vip } from '../api/types';
 import { BindingFields, draftIsValid, type BindingDraft } from '../components/BindingFields';
 import { ActionDialog, Dialog } from '../components/Dialog';
 import { Field, FormActions, GeneralErrors, toFormErrors } from '../components/Field';
@@ -13,7 +15,7 @@ import { Pager } from '../components/Pager';
 import { EmptyState, ErrorState, Loading } from '../components/States';
 import { RowActions, TableHead } from '../components/Table';
 import { useServices } from '../context';
-import { useResource } from '../hooks';
+import { usePoller, useResource } from '../hooks';
 import { draftToBinding, moveBinding, removeBinding } from '../lib/chain';
 import { splitList } from '../lib/addressList';
 import type { MappedErrors } from '../lib/fieldErrors';
@@ -38,6 +40,57 @@ type Editing =
   | { kind: 'delete-vip'; vip: Vip };
 
 const NO_ERRORS: MappedErrors = { fields: {}, general: [] };
+
+/** How often the peers' liveness is read again. */
+const LIVENESS_POLL_MS = 2000;
+
+/** The peers' liveness by name, polled (an empty map until the first answer or on error). */
+function usePeerLiveness(): Map<string, PeerStats> {
+  const { api } = useServices();
+  const [byName, setByName] = useState<Map<string, PeerStats>>(() => new Map());
+  usePoller(async () => {
+    try {
+      const stats = await api.stats();
+      setByName(new Map((stats.peers ?? []).map((p) => [p.name, p])));
+    } catch {
+      // The page's own load reports a gateway that does not answer; keep the last view.
+    }
+  }, LIVENESS_POLL_MS);
+  return byName;
+}
+
+/** "12s ago", "3m ago", "2h ago", "1d ago" from a number of seconds. */
+export function agoText(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+/** One peer's liveness cell: when last heard from, with a warning badge when silent. */
+function Liveness(props: { name: string; stats: PeerStats | undefined }) {
+  const p = props.stats;
+  if (!p) return <span class="muted">–</span>;
+  const heard = p.last_heard_unix == null ? 'never heard from' : `heard ${agoText(p.silent_seconds)}`;
+  return (
+    <span data-testid={`peer-liveness-${props.name}`} data-silent={String(p.silent)}>
+      {p.silent ? (
+        <span
+          class="badge badge-warn"
+          title={`Nothing from this peer for longer than its silent_after (${p.silent_after_seconds}s): is its tunnel up?`}
+        >
+          silent
+        </span>
+      ) : (
+        <span class="badge badge-ok">alive</span>
+      )}{' '}
+      <span class="muted">
+        {heard} · {p.received_packets} packets
+      </span>
+    </span>
+  );
+}
 
 /** `#/peers-vips`. */
 export function ConfigPage() {
@@ -157,6 +210,7 @@ function PeersCard(props: {
   onEdit: (peer: Peer) => void;
   onDelete: (peer: Peer) => void;
 }) {
+  const liveness = usePeerLiveness();
   return (
     <div class="card" data-testid="peers-card">
       <div class="card-head">
@@ -176,6 +230,7 @@ function PeersCard(props: {
               { label: 'Name' },
               { label: 'Address (RIP)' },
               { label: 'Serves VIPs' },
+              { label: 'Tunnel' },
               { label: 'Actions', hidden: true },
             ]}
           />
@@ -186,6 +241,9 @@ function PeersCard(props: {
                 <td class="mono">{peer.address}</td>
                 <td class="mono">
                   {peer.vips?.length ? <VipList vips={peer.vips} /> : <span class="muted">none</span>}
+                </td>
+                <td>
+                  <Liveness name={peer.name} stats={liveness.get(peer.name)} />
                 </td>
                 <RowActions
                   what={`peer ${peer.name}`}
@@ -353,7 +411,18 @@ function PeerDialog(props: {
     setErrors(NO_ERRORS);
     const vips = splitList(vipsText);
     try {
-      await api.putPeer(name.trim(), { name: name.trim(), address: address.trim(), vips }, revision);
+      // The dialog has no field for `silent_after`: an edit keeps the peer's own.
+      const silentAfter = props.peer?.silent_after;
+      await api.putPeer(
+        name.trim(),
+        {
+          name: name.trim(),
+          address: address.trim(),
+          vips,
+          ...(silentAfter ? { silent_after: silentAfter } : {}),
+        },
+        revision,
+      );
       notify(`Peer ${name.trim()} saved.`);
       props.onSaved();
     } catch (failure) {

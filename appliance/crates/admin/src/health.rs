@@ -36,6 +36,12 @@ pub(crate) async fn metrics(State(state): State<AdminState>) -> impl IntoRespons
     let view = state.view();
     let counters = state.0.counters.snapshot();
     let bindings = view.bindings.snapshot();
+    let peers = super::stats::peer_stats(
+        &view,
+        &counters,
+        super::stats::unix_ms_now(),
+        state.started_unix_ms(),
+    );
     let text = telemetry::render(&telemetry::Sources {
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.0.started.elapsed().as_secs_f64(),
@@ -44,6 +50,7 @@ pub(crate) async fn metrics(State(state): State<AdminState>) -> impl IntoRespons
         network_in_sync: state.network().map(|n| n.in_sync),
         counters: &counters,
         bindings: &bindings,
+        peers: &peers,
     });
     (
         [(

@@ -83,6 +83,12 @@ impl AdminState {
         self.0.network.as_ref().map(|n| stats::network(&n.borrow()))
     }
 
+    /// When tungate started, in ms since the Unix epoch (from the uptime: a clock step
+    /// after the start moves it too).
+    pub(crate) fn started_unix_ms(&self) -> u64 {
+        stats::unix_ms_now().saturating_sub(self.0.started.elapsed().as_millis() as u64)
+    }
+
     /// The control handle.
     pub(crate) fn control(&self) -> &ControlHandle {
         &self.0.control

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::revision::{if_match, tagged};
 use super::{AdminState, body, unexpected};
-use tungate_config::Peer;
 use tungate_config::validate::is_valid_peer_name;
+use tungate_config::{HumaneDuration, Peer};
 use tungate_control::{Action, ErrorCode, Reply, edit};
 
 /// The body of `PUT /api/v1/peers/{name}`.
@@ -29,6 +29,9 @@ pub(crate) struct PeerBody {
     /// The VIPs it serves.
     #[serde(default)]
     pub vips: Vec<Ipv4Addr>,
+    /// How long it may be silent before it is shown as such (default 30 s).
+    #[serde(default)]
+    pub silent_after: Option<HumaneDuration>,
 }
 
 /// The path's peer name, checked.
@@ -87,6 +90,7 @@ pub(crate) async fn put(
         name,
         address: b.address,
         vips: b.vips,
+        silent_after: b.silent_after,
     };
     match state
         .control()

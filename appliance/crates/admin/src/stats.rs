@@ -11,8 +11,8 @@ use axum::extract::State;
 
 use super::AdminState;
 use tungate_api::wire::{
-    AdminListener, BindingStats, Filters, Network, PassDrop, PluginCounter, PluginFault, Stats,
-    Status, Totals, VipStats,
+    AdminListener, BindingStats, Filters, Network, PassDrop, PeerStats, PluginCounter, PluginFault,
+    Stats, Status, Totals, VipStats,
 };
 use tungate_control::View;
 use tungate_datapath::counters::{DropCounts, Snapshot};
@@ -173,9 +173,54 @@ fn binding_stats(b: &BindingSnapshot) -> BindingStats {
     }
 }
 
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The configured peers of `view` with what `s` counted for them, at `now_ms` (ms since the
+/// Unix epoch) in a process started at `started_ms`: a peer never heard from is silent
+/// since the start. The one place that decides whether a peer is silent (the API, the
+/// metrics and so `tungate status` and the UI read it from here).
+pub(crate) fn peer_stats(
+    view: &View,
+    s: &Snapshot,
+    now_ms: u64,
+    started_ms: u64,
+) -> Vec<PeerStats> {
+    view.document
+        .peers
+        .iter()
+        .map(|p| {
+            let counted = s.peer(&p.name).filter(|c| c.address == p.address);
+            let last_heard = counted.and_then(|c| c.last_heard_ms);
+            let since = now_ms.saturating_sub(last_heard.unwrap_or(started_ms));
+            let silent_after = p.silent_after();
+            PeerStats {
+                name: p.name.clone(),
+                address: p.address.to_string(),
+                received_packets: counted.map_or(0, |c| c.packets),
+                received_bytes: counted.map_or(0, |c| c.bytes),
+                dropped: by_reason(&counted.map(|c| c.drops).unwrap_or_default()),
+                last_heard_unix: last_heard.map(|ms| ms as f64 / 1000.0),
+                silent_seconds: since as f64 / 1000.0,
+                silent_after_seconds: silent_after.as_secs_f64(),
+                silent: u128::from(since) > silent_after.as_millis(),
+            }
+        })
+        .collect()
+}
+
 /// The statistics of a gateway with `view` in force and `s` counted; `bindings` are the
-/// bindings' statistics.
-fn stats_of(view: &View, s: &Snapshot, bindings: &[BindingSnapshot]) -> Stats {
+/// bindings' statistics, `peers` the peers' (see [`peer_stats`]).
+fn stats_of(
+    view: &View,
+    s: &Snapshot,
+    bindings: &[BindingSnapshot],
+    peers: Vec<PeerStats>,
+) -> Stats {
     let serving = |vip| {
         view.document
             .peers
@@ -198,17 +243,16 @@ fn stats_of(view: &View, s: &Snapshot, bindings: &[BindingSnapshot]) -> Stats {
             })
             .collect(),
         bindings: bindings.iter().map(binding_stats).collect(),
+        peers,
     }
 }
 
 /// `GET /api/v1/stats`.
 pub(crate) async fn stats(State(state): State<AdminState>) -> Json<Stats> {
     let view = state.view();
-    Json(stats_of(
-        &view,
-        &state.0.counters.snapshot(),
-        &view.bindings.snapshot(),
-    ))
+    let counters = state.0.counters.snapshot();
+    let peers = peer_stats(&view, &counters, unix_ms_now(), state.started_unix_ms());
+    Json(stats_of(&view, &counters, &view.bindings.snapshot(), peers))
 }
 
 #[cfg(test)]
@@ -325,7 +369,8 @@ mod tests {
     #[test]
     fn the_server_stats_read_back_as_the_client_type() {
         let counters = Counters::new(2).snapshot();
-        let served = stats_of(&view(), &counters, &[binding()]);
+        let peers = peer_stats(&view(), &counters, 60_000, 10_000);
+        let served = stats_of(&view(), &counters, &[binding()], peers);
         let json = serde_json::to_string(&served).unwrap();
         let read: Stats = serde_json::from_str(&json).unwrap();
         assert_eq!(read, served, "{json}");
@@ -335,6 +380,14 @@ mod tests {
         assert_eq!(b["counters"]["dropped{denied}"], 2, "{json}");
         assert_eq!(b["errors"]["trap"], 1, "{json}");
         assert_eq!(b["error_packets"]["pass"], 5, "{json}");
+        let p = &value["peers"][0];
+        assert_eq!(keys(p), schema_properties("PeerStats"), "{json}");
+        assert_eq!(p["name"], "rs1");
+        assert_eq!(p["last_heard_unix"], serde_json::Value::Null);
+        assert_eq!(
+            (p["silent_seconds"].as_f64(), p["silent"].as_bool()),
+            (Some(50.0), Some(true))
+        );
         assert_eq!(
             value["drops"].as_object().unwrap().len(),
             tungate_packet::DropReason::ALL.len(),

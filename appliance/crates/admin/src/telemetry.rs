@@ -7,13 +7,15 @@
 //! The plugin call-time histogram is kept by the plugin host in fixed buckets (one record
 //! per batch call); the exporter cannot take pre-bucketed counts, so that one family is
 //! written here in the same text format. Labels are bounded: VIP, drop reason, plugin,
-//! position, error kind and the names and labels plugins define — never client addresses.
+//! position, error kind, peer name and the names and labels plugins define — never client
+//! addresses.
 
 use std::fmt::Write as _;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
+use tungate_api::wire::PeerStats;
 use tungate_datapath::counters::Snapshot;
 use tungate_packet::DropReason;
 use tungate_plugin_host::BindingSnapshot;
@@ -50,6 +52,16 @@ pub(crate) const VIP_PACKETS: &str = "tungate_vip_forwarded_packets_total";
 pub(crate) const VIP_BYTES: &str = "tungate_vip_forwarded_bytes_total";
 /// `tungate_vip_dropped_packets_total` (counter; labels `vip`, `reason`).
 pub(crate) const VIP_DROPPED: &str = "tungate_vip_dropped_packets_total";
+/// `tungate_peer_received_packets_total` (counter; label `peer`).
+pub(crate) const PEER_PACKETS: &str = "tungate_peer_received_packets_total";
+/// `tungate_peer_received_bytes_total` (counter; label `peer`).
+pub(crate) const PEER_BYTES: &str = "tungate_peer_received_bytes_total";
+/// `tungate_peer_dropped_packets_total` (counter; labels `peer`, `reason`).
+pub(crate) const PEER_DROPPED: &str = "tungate_peer_dropped_packets_total";
+/// `tungate_peer_last_heard_timestamp_seconds` (gauge; label `peer`; absent until heard).
+pub(crate) const PEER_LAST_HEARD: &str = "tungate_peer_last_heard_timestamp_seconds";
+/// `tungate_peer_silent` (gauge, 0 or 1; label `peer`).
+pub(crate) const PEER_SILENT: &str = "tungate_peer_silent";
 /// `tungate_plugin_calls_total` (counter; binding labels).
 pub(crate) const PLUGIN_CALLS: &str = "tungate_plugin_calls_total";
 /// `tungate_plugin_verdicts_total` (counter; binding labels, `verdict`).
@@ -83,6 +95,8 @@ pub(crate) struct Sources<'a> {
     pub counters: &'a Snapshot,
     /// The bindings' statistics.
     pub bindings: &'a [BindingSnapshot],
+    /// The configured peers' statistics.
+    pub peers: &'a [PeerStats],
 }
 
 fn describe() {
@@ -119,6 +133,21 @@ fn describe() {
     describe_counter!(VIP_PACKETS, "Packets forwarded, per VIP.");
     describe_counter!(VIP_BYTES, Unit::Bytes, "Bytes forwarded, per VIP.");
     describe_counter!(VIP_DROPPED, "Packets of a VIP dropped, by reason.");
+    describe_counter!(
+        PEER_PACKETS,
+        "Packets received from a peer (real server), whatever became of them."
+    );
+    describe_counter!(PEER_BYTES, Unit::Bytes, "Bytes received from a peer.");
+    describe_counter!(PEER_DROPPED, "Packets of a peer dropped, by reason.");
+    describe_gauge!(
+        PEER_LAST_HEARD,
+        Unit::Seconds,
+        "When a packet from the peer was last received (Unix time)."
+    );
+    describe_gauge!(
+        PEER_SILENT,
+        "1 while the peer has sent nothing for longer than its silent_after."
+    );
     describe_counter!(PLUGIN_CALLS, "Batch calls into a binding's plugin.");
     describe_counter!(
         PLUGIN_VERDICTS,
@@ -192,6 +221,18 @@ fn record(s: &Sources<'_>) {
         for (reason, n) in v.drops.nonzero() {
             counter!(VIP_DROPPED, "vip" => vip.clone(), "reason" => reason).absolute(n);
         }
+    }
+    for p in s.peers {
+        let peer = p.name.clone();
+        counter!(PEER_PACKETS, "peer" => peer.clone()).absolute(p.received_packets);
+        counter!(PEER_BYTES, "peer" => peer.clone()).absolute(p.received_bytes);
+        for (reason, n) in p.dropped.iter().filter(|(_, n)| **n > 0) {
+            counter!(PEER_DROPPED, "peer" => peer.clone(), "reason" => reason.clone()).absolute(*n);
+        }
+        if let Some(at) = p.last_heard_unix {
+            gauge!(PEER_LAST_HEARD, "peer" => peer.clone()).set(at);
+        }
+        gauge!(PEER_SILENT, "peer" => peer).set(if p.silent { 1.0 } else { 0.0 });
     }
     for b in s.bindings {
         let base = binding_labels(b);
@@ -356,8 +397,24 @@ pub(crate) mod tests {
                 bytes: 4000,
                 drops,
             }],
+            peers: vec![],
         };
         let bindings = [binding()];
+        let peer = |name: &str, heard: Option<f64>, silent| PeerStats {
+            name: name.into(),
+            address: "10.0.1.2".into(),
+            received_packets: 44,
+            received_bytes: 5000,
+            dropped: [("vip_not_served".to_owned(), 3), ("plugin".to_owned(), 0)].into(),
+            last_heard_unix: heard,
+            silent_seconds: 1.0,
+            silent_after_seconds: 30.0,
+            silent,
+        };
+        let peers = [
+            peer("rs1", Some(1_700_000_000.5), false),
+            peer("rs2", None, true),
+        ];
         let text = render(&Sources {
             version: "9.9.9",
             uptime_seconds: 12.5,
@@ -366,6 +423,7 @@ pub(crate) mod tests {
             network_in_sync: Some(false),
             counters: &counters,
             bindings: &bindings,
+            peers: &peers,
         });
         let b = "vip=\"192.0.2.10\",position=\"1\",plugin=\"cidr-filter\"";
         for line in [
@@ -381,6 +439,12 @@ pub(crate) mod tests {
             "tungate_dropped_packets_total{reason=\"ttl_expired\"} 0".into(),
             "tungate_vip_forwarded_packets_total{vip=\"192.0.2.10\"} 40".into(),
             "tungate_vip_dropped_packets_total{vip=\"192.0.2.10\",reason=\"plugin\"} 2".into(),
+            "tungate_peer_received_packets_total{peer=\"rs1\"} 44".into(),
+            "tungate_peer_received_bytes_total{peer=\"rs2\"} 5000".into(),
+            "tungate_peer_dropped_packets_total{peer=\"rs1\",reason=\"vip_not_served\"} 3".into(),
+            "tungate_peer_last_heard_timestamp_seconds{peer=\"rs1\"} 1700000000.5".into(),
+            "tungate_peer_silent{peer=\"rs1\"} 0".into(),
+            "tungate_peer_silent{peer=\"rs2\"} 1".into(),
             format!("tungate_plugin_verdicts_total{{{b},verdict=\"drop\"}} 2"),
             format!("tungate_plugin_errors_total{{{b},kind=\"trap\"}} 1"),
             format!(
@@ -410,6 +474,12 @@ pub(crate) mod tests {
             text.contains("# HELP tungate_vip_forwarded_bytes_total"),
             "{text}"
         );
+        // Never heard: no timestamp; no series for a reason with no drops.
+        assert!(
+            !text.contains("tungate_peer_last_heard_timestamp_seconds{peer=\"rs2\"}"),
+            "{text}"
+        );
+        assert!(!text.contains("peer=\"rs1\",reason=\"plugin\""), "{text}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `tungate status`: a readable summary of a running appliance, read through its admin API
 //! (`/api/v1/status` and `/api/v1/stats`): version, uptime, decap mode, workers, readiness,
-//! per-VIP forwarded and dropped packets, and every plugin binding with its verdicts and
-//! quarantine flag.
+//! per-peer received packets and when each was last heard from (a warning for a silent
+//! one), per-VIP forwarded and dropped packets, and every plugin binding with its verdicts
+//! and quarantine flag.
 //!
 //! It only reads: it never changes the appliance. Exit status 0 when the appliance answers
 //! and is ready, 1 when it cannot be reached or answers with an error (a token given with
@@ -171,6 +172,55 @@ fn reasons(map: &BTreeMap<String, u64>) -> String {
     }
 }
 
+/// The peers' table and a warning line per silent peer (a warning: exit status unchanged).
+fn render_peers(out: &mut String, stats: &Stats) {
+    if stats.peers.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = stats
+        .peers
+        .iter()
+        .map(|p| {
+            let heard = match p.last_heard_unix {
+                Some(_) => format!("{} ago", human_duration(p.silent_seconds)),
+                None => "never".into(),
+            };
+            vec![
+                p.name.clone(),
+                p.address.clone(),
+                p.received_packets.to_string(),
+                human_bytes(p.received_bytes),
+                heard,
+                if p.silent { "SILENT" } else { "ok" }.into(),
+                reasons(&p.dropped),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "PEER",
+            "ADDRESS",
+            "RECEIVED",
+            "BYTES",
+            "LAST HEARD",
+            "STATE",
+            "DROP REASONS",
+        ],
+        &rows,
+    ));
+    for p in stats.peers.iter().filter(|p| p.silent) {
+        let _ = writeln!(
+            out,
+            "WARNING: peer {} ({}) silent for {} (silent_after {}): is its tunnel up?",
+            p.name,
+            p.address,
+            human_duration(p.silent_seconds),
+            human_duration(p.silent_after_seconds)
+        );
+    }
+    out.push('\n');
+}
+
 /// The summary a person reads.
 fn render(url: &str, status: &Status, stats: &Stats) -> String {
     let mut out = String::new();
@@ -223,6 +273,7 @@ fn render(url: &str, status: &Status, stats: &Stats) -> String {
         human_bytes(t.forwarded_bytes),
         t.dropped_packets
     );
+    render_peers(&mut out, stats);
     if stats.vips.is_empty() {
         out.push_str("no VIPs configured\n");
     } else {
@@ -364,6 +415,10 @@ mod tests {
         );
         assert!(text.contains("dropped{denied} 2"), "{text}");
         assert!(!text.contains("network:"), "no reconciler, no line: {text}");
+        assert!(
+            !text.contains("LAST HEARD"),
+            "no peers in the stats, no table: {text}"
+        );
         assert_eq!(status.problem(), None);
     }
 
@@ -423,6 +478,39 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_peer_is_a_warning_with_when_it_was_last_heard() {
+        let peer = |name: &str, heard: Option<f64>, since: f64, silent: bool| {
+            serde_json::json!({"name": name, "address": "10.0.1.2", "received_packets": 7,
+                "received_bytes": 2048, "dropped": {"vip_not_served": 1, "plugin": 0},
+                "last_heard_unix": heard, "silent_seconds": since,
+                "silent_after_seconds": 30.0, "silent": silent})
+        };
+        let stats: Stats = serde_json::from_value(serde_json::json!({
+            "totals": {"received_packets": 7, "forwarded_packets": 6,
+                       "forwarded_bytes": 2048, "dropped_packets": 1},
+            "drops": {}, "vips": [], "bindings": [],
+            "peers": [peer("rs1", Some(1.7e9), 2.0, false), peer("rs2", None, 75.0, true)]
+        }))
+        .unwrap();
+        let mut text = String::new();
+        render_peers(&mut text, &stats);
+        assert!(
+            text.contains("rs1   10.0.1.2  7         2.0 KiB  2s ago      ok"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rs2   10.0.1.2  7         2.0 KiB  never       SILENT"),
+            "{text}"
+        );
+        assert!(text.contains("vip_not_served 1"), "{text}");
+        assert!(
+            text.contains("WARNING: peer rs2 (10.0.1.2) silent for 1m 15s (silent_after 30s)"),
+            "{text}"
+        );
+        assert!(!text.contains("WARNING: peer rs1"), "{text}");
+    }
+
+    #[test]
     fn networking_not_as_configured_is_a_problem() {
         let mut status: Status = serde_json::from_value(serde_json::json!({
             "version": "9.9.9", "uptime_seconds": 1.0, "decap_mode": "kernel",
@@ -440,6 +528,7 @@ mod tests {
             drops: BTreeMap::new(),
             vips: vec![],
             bindings: vec![],
+            peers: vec![],
         };
         let text = render("http://x:1", &status, &stats);
         assert!(

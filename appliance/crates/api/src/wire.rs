@@ -211,7 +211,7 @@ pub struct Totals {
 }
 
 /// `GET /api/v1/stats`: what the gateway counted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     /// Packet totals.
     pub totals: Totals,
@@ -222,6 +222,33 @@ pub struct Stats {
     pub vips: Vec<VipStats>,
     /// Per binding in force.
     pub bindings: Vec<BindingStats>,
+    /// Per configured peer, in the configuration's order.
+    #[serde(default)]
+    pub peers: Vec<PeerStats>,
+}
+
+/// One peer's counters: is its tunnel alive?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStats {
+    /// The peer's name.
+    pub name: String,
+    /// Its address (RIP).
+    pub address: String,
+    /// Packets received from it (its outer source, or its tunnel device, named it).
+    pub received_packets: u64,
+    /// Bytes received from it.
+    pub received_bytes: u64,
+    /// Drops of its packets by reason (every reason).
+    pub dropped: BTreeMap<String, u64>,
+    /// When it was last heard from, in seconds since the Unix epoch (null: never since
+    /// start).
+    pub last_heard_unix: Option<f64>,
+    /// Seconds since it was last heard from (since start when never).
+    pub silent_seconds: f64,
+    /// Its `silent_after` in seconds.
+    pub silent_after_seconds: f64,
+    /// Silent longer than `silent_after`: shown as a warning.
+    pub silent: bool,
 }
 
 /// One VIP's counters.

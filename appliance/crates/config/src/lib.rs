@@ -14,7 +14,9 @@ pub const EXIT_BAD_CONFIG: i32 = 2;
 
 use std::path::Path;
 
-pub use model::{Binding, DecapMode, Document, Gateway, OnError, Peer, Vip};
+pub use model::{
+    Binding, DEFAULT_SILENT_AFTER, DecapMode, Document, Gateway, HumaneDuration, OnError, Peer, Vip,
+};
 pub use validate::{FieldError, Invalid, validate};
 
 /// Why a configuration could not be loaded.

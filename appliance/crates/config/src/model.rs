@@ -7,6 +7,7 @@
 //! only describes shapes; [`super::validate`] checks the meaning.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -90,9 +91,46 @@ pub struct Peer {
     /// The VIPs this real server answers for; replies from other sources are dropped.
     #[serde(default)]
     pub vips: Vec<Ipv4Addr>,
+    /// How long this peer may send nothing before it is shown as silent (a warning in
+    /// `tungate status`, the UI and `/metrics`), e.g. `"30s"`, `"2m"`; default
+    /// [`DEFAULT_SILENT_AFTER`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_after: Option<HumaneDuration>,
+}
+
+/// How long a peer may be silent when `silent_after` is not set.
+pub const DEFAULT_SILENT_AFTER: Duration = Duration::from_secs(30);
+
+/// A duration written for humans (`"30s"`, `"1m 30s"`, `"500ms"`), as `humantime` reads
+/// and writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumaneDuration(pub Duration);
+
+impl Serialize for HumaneDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumaneDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(HumaneDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a duration like \"30s\" or \"2m\": {e}"
+                ))
+            })
+    }
 }
 
 impl Peer {
+    /// How long this peer may send nothing before it is shown as silent.
+    pub fn silent_after(&self) -> Duration {
+        self.silent_after.map_or(DEFAULT_SILENT_AFTER, |d| d.0)
+    }
+
     /// The kernel tunnel device of this peer in `kernel` decap mode: `tg-<name>` (the one
     /// definition: netcfg builds it under this name and the data path reads from it).
     pub fn tunnel_device(&self) -> String {

@@ -156,6 +156,11 @@ fn not_expressible_in_toml(value: &serde_json::Value) -> Option<(String, String)
     }
 }
 
+/// The shortest `peers[].silent_after` (the counters are read once a second or so).
+const MIN_SILENT_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest `peers[].silent_after`.
+const MAX_SILENT_AFTER: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 /// Checks the meaning of a document; `Ok` means it can be run.
 pub fn validate(doc: &Document) -> Result<(), Invalid> {
     let mut p = Problems(Vec::new());
@@ -201,6 +206,17 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
     let mut vip_owner: HashMap<Ipv4Addr, usize> = HashMap::new();
     for (i, peer) in doc.peers.iter().enumerate() {
         let at = format!("peers[{i}]");
+        if let Some(d) = peer.silent_after
+            && !(MIN_SILENT_AFTER..=MAX_SILENT_AFTER).contains(&d.0)
+        {
+            p.add(
+                format!("{at}.silent_after"),
+                format!(
+                    "{} is out of range: use 1s to 1day",
+                    humantime::format_duration(d.0)
+                ),
+            );
+        }
         if !is_valid_peer_name(&peer.name) {
             p.add(
                 format!("{at}.name"),
@@ -313,6 +329,7 @@ mod tests {
             name,
             address: std::net::Ipv4Addr::new(10, 0, 1, 2),
             vips: Vec::new(),
+            silent_after: None,
         };
         let longest = peer("a".repeat(MAX_PEER_NAME));
         assert!(is_valid_peer_name(&longest.name));
@@ -346,6 +363,28 @@ mod tests {
     }
 
     #[test]
+    fn silent_after_is_a_humane_duration_with_a_default() {
+        let doc = parse_toml(&format!(
+            "{BASE}\n[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\nsilent_after = \"1m 30s\""
+        ))
+        .unwrap();
+        assert_eq!(doc.peers[0].silent_after(), crate::DEFAULT_SILENT_AFTER);
+        assert_eq!(
+            doc.peers[1].silent_after(),
+            std::time::Duration::from_secs(90)
+        );
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["peers"][1]["silent_after"], "1m 30s");
+        assert!(json["peers"][0].get("silent_after").is_none());
+        let bad = parse_toml(&format!(
+            "{BASE}\n[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\nsilent_after = \"soon\""
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("\"soon\" is not a duration"), "{bad}");
+    }
+
+    #[test]
     fn each_bad_field_is_named() {
         let cases: &[(&str, &str)] = &[
             (
@@ -369,6 +408,10 @@ mod tests {
             (
                 "[[peers]]\nname = \"much-too-long-name\"\naddress = \"10.0.1.3\"",
                 "peers[1].name: \"much-too-long-name\" is not a valid peer name",
+            ),
+            (
+                "[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\nsilent_after = \"500ms\"",
+                "peers[1].silent_after: 500ms is out of range: use 1s to 1day",
             ),
             (
                 "[[peers]]\nname = \"gw\"\naddress = \"10.0.0.1\"",

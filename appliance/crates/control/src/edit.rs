@@ -119,6 +119,7 @@ mod tests {
                 name: "a".into(),
                 address: "10.0.1.9".parse().unwrap(),
                 vips: vec![],
+                silent_after: None,
             },
         );
         assert_eq!(replaced.peers.len(), 2);
@@ -129,6 +130,7 @@ mod tests {
                 name: "c".into(),
                 address: "10.0.1.4".parse().unwrap(),
                 vips: vec![],
+                silent_after: None,
             },
         );
         assert_eq!(added.peers[2].name, "c");

@@ -2,20 +2,24 @@
 //! the plane asks of the forwarding workers, and nothing else.
 //!
 //! The real implementation, [`Workers`], is the data path ([`tungate_datapath::Datapath`])
-//! together with the nftables drop table that `userspace` decap needs beside it (netcfg's
-//! [`IpipDropTable`]): the table follows the workers on every start, apply, restart and
-//! stop, so the plane never handles it separately. It lives here, so the data-path crate
-//! never learns about the control plane or the kernel's configuration; the plane's unit
-//! tests implement the trait with a fake that fails on demand. This module owns no policy:
-//! the plane decides when to apply, restart or stop.
+//! together with the tunnel fence that `userspace` decap needs beside it (netcfg's
+//! [`TunnelFence`]): the fence is raised on the interface the workers read whenever they
+//! run in `userspace` mode, lowered before the decap mode becomes `kernel` (also at a start
+//! in `kernel` mode, where a fence left by an earlier run would blackhole the kernel's
+//! tunnels), and otherwise left as it is: a stop or a failed restart keeps it, so the kernel
+//! never answers the real servers with ICMP while tungate is away (`tungate net down`
+//! lowers it). It lives here, so the data-path crate never learns about the control plane
+//! or the kernel's configuration; the plane's unit tests implement the trait with a fake
+//! that fails on demand. This module owns no policy: the plane decides when to apply,
+//! restart or stop.
 
 use std::sync::Arc;
 
-use tungate_config::Document;
+use tungate_config::{DecapMode, Document};
 use tungate_datapath::counters::Counters;
 use tungate_datapath::filter::{FilterProgress, WorkerFilters};
 use tungate_datapath::{Datapath, StartError};
-use tungate_netcfg::{IpipDropTable, NetError};
+use tungate_netcfg::{NetError, TunnelFence};
 
 /// Why the forwarding workers could not (re)start or stop.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +27,7 @@ pub enum ForwardingError {
     /// The data path's workers, sockets or resolver.
     #[error("{0}")]
     Datapath(#[from] StartError),
-    /// The `userspace` mode's nftables drop table.
+    /// The `userspace` mode's tunnel fence.
     #[error("{0}")]
     DropTable(#[from] NetError),
 }
@@ -51,49 +55,59 @@ pub(crate) trait Forwarding: Send {
     /// Which filter generation is published and which one each worker runs.
     fn filter_progress(&self) -> Arc<FilterProgress>;
 
-    /// Stops the workers and releases every socket and table.
+    /// Stops the workers and releases every socket (the tunnel fence stays).
     fn stop(self: Box<Self>) -> Result<(), ForwardingError>;
 }
 
-/// The real forwarding workers: the data path and, in `userspace` mode, the drop table on
-/// the interface they read (declared after the data path, so that a drop stops the workers
-/// before the table goes).
+/// The real forwarding workers: the data path and the tunnel fence of `userspace` mode.
 pub(crate) struct Workers {
     datapath: Datapath,
-    drop_table: IpipDropTable,
+    fence: TunnelFence,
 }
 
 impl Workers {
     /// Starts the real data path for a validated document, its filters published before
-    /// the first packet is read, then its drop table.
+    /// the first packet is read; raises the fence once it runs in `userspace` mode, or
+    /// lowers a leftover one before it starts in `kernel` mode.
     pub(crate) fn start(
         doc: &Document,
         counters: Arc<Counters>,
         filters: Vec<WorkerFilters>,
     ) -> Result<Box<dyn Forwarding>, ForwardingError> {
+        let mut fence = TunnelFence::new();
+        lower_for_kernel(&mut fence, doc)?;
         let datapath = Datapath::start_with_filters(doc, counters, Some(filters))?;
-        let mut workers = Workers {
-            datapath,
-            drop_table: IpipDropTable::new(),
-        };
-        workers.follow_drop_table()?;
+        let mut workers = Workers { datapath, fence };
+        workers.raise_fence()?;
         Ok(Box::new(workers))
     }
 
-    /// Installs, moves or removes the drop table so that it matches the data path: present
-    /// exactly while the workers run in `userspace` mode, on the interface they read.
-    fn follow_drop_table(&mut self) -> Result<(), NetError> {
-        self.drop_table.follow(self.datapath.userspace_ingress())
+    /// Raises (or moves) the fence to the interface the workers read while they run in
+    /// `userspace` mode; otherwise leaves it as it is.
+    fn raise_fence(&mut self) -> Result<(), NetError> {
+        match self.datapath.userspace_ingress() {
+            Some((_, ingress)) => self.fence.raise(ingress, &[]),
+            None => Ok(()),
+        }
     }
 
-    /// The table follows also after a failed (re)start, which leaves the workers (and so
-    /// the table) gone; the data path's error wins over the table's.
+    /// The fence follows also after a failed (re)start; the data path's error wins over
+    /// the fence's.
     fn followed<T>(&mut self, result: Result<T, StartError>) -> Result<T, ForwardingError> {
-        let followed = self.follow_drop_table();
+        let raised = self.raise_fence();
         let value = result?;
-        followed?;
+        raised?;
         Ok(value)
     }
+}
+
+/// Lowers the fence when `doc` wants `kernel` decap: before its workers start, so no tunnel
+/// packet of the kernel's is dropped by a fence of `userspace` mode.
+fn lower_for_kernel(fence: &mut TunnelFence, doc: &Document) -> Result<(), NetError> {
+    if doc.gateway.decap == DecapMode::Kernel {
+        fence.lower()?;
+    }
+    Ok(())
 }
 
 impl Forwarding for Workers {
@@ -102,6 +116,7 @@ impl Forwarding for Workers {
         doc: &Document,
         filters: Vec<WorkerFilters>,
     ) -> Result<bool, ForwardingError> {
+        lower_for_kernel(&mut self.fence, doc)?;
         let applied = self.datapath.apply_with_filters(doc, Some(filters));
         self.followed(applied)
     }
@@ -124,12 +139,8 @@ impl Forwarding for Workers {
     }
 
     fn stop(self: Box<Self>) -> Result<(), ForwardingError> {
-        let Workers {
-            datapath,
-            mut drop_table,
-        } = *self;
-        datapath.stop();
-        drop_table.follow(None)?;
+        // The fence stays: see the module's header.
+        self.datapath.stop();
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use tungate_packet::vnet::VnetHeader;
 
 use crate::filter::{Decision, WorkerFilters};
 use crate::io::Span;
-use crate::tables::VipId;
+use crate::tables::{PeerId, VipId};
 
 /// One accepted packet of the current batch.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +26,8 @@ pub(crate) struct Accepted {
     pub(crate) vnet: VnetHeader,
     /// The VIP whose reply it is.
     pub(crate) vip: VipId,
+    /// The peer it came from.
+    pub(crate) peer: PeerId,
     /// The inner destination (the client).
     pub(crate) destination: Ipv4Addr,
 }
@@ -135,6 +137,7 @@ mod tests {
             },
             inner_in_frame: 0,
             vnet: VnetHeader::default(),
+            peer: 0,
             vip,
             destination: Ipv4Addr::new(198, 51, 100, 1),
         }

@@ -1,5 +1,6 @@
-//! The data path's counters: receive/transmit totals, drops by reason, and per VIP the
-//! packets and bytes forwarded and the drops attributed to it.
+//! The data path's counters: receive/transmit totals, drops by reason, per VIP the packets
+//! and bytes forwarded and the drops attributed to it, and per peer the packets and bytes
+//! received from it, its drops and when it was last heard from.
 //!
 //! Every worker writes only its own cache-line-padded cells (a relaxed load and store, no
 //! read-modify-write contention); readers sum the cells into a plain [`Snapshot`]. VIP
@@ -92,6 +93,30 @@ pub(crate) struct VipCells {
     pub(crate) drops: [Cell; DropReason::COUNT],
 }
 
+/// One worker's cells for one peer (real server).
+#[derive(Default)]
+pub(crate) struct PeerCells {
+    /// Packets received from it (the outer source, or its tunnel device, named it).
+    pub(crate) packets: Cell,
+    /// Bytes received from it (frames as read).
+    pub(crate) bytes: Cell,
+    /// When a packet from it was last received: milliseconds since the Unix epoch, 0 never.
+    pub(crate) last_heard_ms: Cell,
+    /// Drops of its packets by reason.
+    pub(crate) drops: [Cell; DropReason::COUNT],
+}
+
+impl PeerCells {
+    /// Counts one packet of `bytes` received at `now_ms` (a store of the time, no max: only
+    /// the owning worker writes, and its clock reading only grows within a batch).
+    #[inline]
+    pub(crate) fn heard(&self, bytes: u64, now_ms: u64) {
+        self.packets.add(1);
+        self.bytes.add(bytes);
+        self.last_heard_ms.0.store(now_ms, Ordering::Relaxed);
+    }
+}
+
 /// Drop counts by reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DropCounts(pub [u64; DropReason::COUNT]);
@@ -141,6 +166,23 @@ pub struct VipSnapshot {
     pub drops: DropCounts,
 }
 
+/// One peer's totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerSnapshot {
+    /// The peer's name.
+    pub name: String,
+    /// Its address (RIP).
+    pub address: Ipv4Addr,
+    /// Packets received from it.
+    pub packets: u64,
+    /// Bytes received from it.
+    pub bytes: u64,
+    /// Drops of its packets by reason.
+    pub drops: DropCounts,
+    /// When it was last heard from, in milliseconds since the Unix epoch (None: never).
+    pub last_heard_ms: Option<u64>,
+}
+
 /// A consistent-enough read of every counter (each value is exact; values read a few
 /// nanoseconds apart may disagree by the packets in flight).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -165,12 +207,19 @@ pub struct Snapshot {
     pub drops: DropCounts,
     /// Per VIP, ordered by address.
     pub vips: Vec<VipSnapshot>,
+    /// Per configured peer, ordered by name.
+    pub peers: Vec<PeerSnapshot>,
 }
 
 impl Snapshot {
     /// The counters of one VIP, if it is configured.
     pub fn vip(&self, vip: Ipv4Addr) -> Option<&VipSnapshot> {
         self.vips.iter().find(|v| v.vip == vip)
+    }
+
+    /// The counters of one configured peer.
+    pub fn peer(&self, name: &str) -> Option<&PeerSnapshot> {
+        self.peers.iter().find(|p| p.name == name)
     }
 
     /// A short human-readable rendering (what `tungate run` prints).
@@ -245,6 +294,41 @@ impl VipCounters {
     }
 }
 
+/// One peer's cells, one per worker, plus what earlier worker sets counted.
+pub(crate) struct PeerCounters {
+    workers: Box<[Padded<PeerCells>]>,
+    base: PeerSnapshot,
+}
+
+impl PeerCounters {
+    fn new(workers: usize, base: PeerSnapshot) -> Self {
+        Self {
+            workers: (0..workers).map(|_| Padded::default()).collect(),
+            base,
+        }
+    }
+
+    /// Worker `index`'s cells (an index past the worker count is a caller bug).
+    #[inline]
+    pub(crate) fn worker(&self, index: usize) -> &PeerCells {
+        &self.workers[index]
+    }
+
+    fn snapshot(&self) -> PeerSnapshot {
+        let mut s = self.base.clone();
+        for w in self.workers.iter() {
+            s.packets += w.packets.get();
+            s.bytes += w.bytes.get();
+            s.drops.add_cells(&w.drops);
+            let heard = w.last_heard_ms.get();
+            if heard != 0 {
+                s.last_heard_ms = s.last_heard_ms.max(Some(heard));
+            }
+        }
+        s
+    }
+}
+
 /// All counters of the data path.
 pub struct Counters {
     inner: Mutex<Generation>,
@@ -254,6 +338,8 @@ struct Generation {
     global: Arc<[Padded<GlobalCells>]>,
     global_base: Snapshot,
     vips: BTreeMap<Ipv4Addr, Arc<VipCounters>>,
+    /// The configured peers' counters, by name (a removed peer's go with it).
+    peers: BTreeMap<String, Arc<PeerCounters>>,
 }
 
 impl Counters {
@@ -264,6 +350,7 @@ impl Counters {
                 global: (0..workers).map(|_| Padded::default()).collect(),
                 global_base: Snapshot::default(),
                 vips: BTreeMap::new(),
+                peers: BTreeMap::new(),
             }),
         }
     }
@@ -307,6 +394,44 @@ impl Counters {
         self.lock().vips.retain(|vip, _| keep(*vip));
     }
 
+    /// The counters of the configured peers `peers` (name, address), in that order: kept by
+    /// name across calls (a peer whose address changed keeps its counts); those of peers
+    /// no longer listed are dropped, so only configured peers are ever reported.
+    pub(crate) fn peers(&self, peers: &[(&str, Ipv4Addr)]) -> Vec<Arc<PeerCounters>> {
+        let mut g = self.lock();
+        let workers = g.global.len();
+        let mut kept = BTreeMap::new();
+        let found = peers
+            .iter()
+            .map(|&(name, address)| {
+                let counters = match g.peers.remove(name) {
+                    Some(c) if c.base.address == address => c,
+                    old => {
+                        let base = old.map_or_else(
+                            || PeerSnapshot {
+                                name: name.to_owned(),
+                                address,
+                                packets: 0,
+                                bytes: 0,
+                                drops: DropCounts::default(),
+                                last_heard_ms: None,
+                            },
+                            |c| PeerSnapshot {
+                                address,
+                                ..c.snapshot()
+                            },
+                        );
+                        Arc::new(PeerCounters::new(workers, base))
+                    }
+                };
+                kept.insert(name.to_owned(), counters.clone());
+                counters
+            })
+            .collect();
+        g.peers = kept;
+        found
+    }
+
     /// Moves every count into the base and makes fresh cells for `workers` workers. Call it
     /// only while no worker runs (between a stop and a start); cells handed out before are
     /// no longer read.
@@ -315,11 +440,15 @@ impl Counters {
         let total = Self::sum(&g);
         g.global_base = Snapshot {
             vips: Vec::new(),
+            peers: Vec::new(),
             ..total
         };
         g.global = (0..workers).map(|_| Padded::default()).collect();
         for c in g.vips.values_mut() {
             *c = Arc::new(VipCounters::new(c.vip, workers, c.snapshot()));
+        }
+        for c in g.peers.values_mut() {
+            *c = Arc::new(PeerCounters::new(workers, c.snapshot()));
         }
     }
 
@@ -342,6 +471,7 @@ impl Counters {
             s.drops.add_cells(&w.drops);
         }
         s.vips = g.vips.values().map(|v| v.snapshot()).collect();
+        s.peers = g.peers.values().map(|p| p.snapshot()).collect();
         s
     }
 }
@@ -404,6 +534,35 @@ mod tests {
         assert_eq!(s.vip(kept).unwrap().packets, 3);
         assert!(s.vip(removed).is_none());
         assert_eq!(c.vip(removed).worker(0).packets.get(), 0);
+    }
+
+    #[test]
+    fn peers_count_by_name_survive_a_resize_and_leave_when_removed() {
+        let c = Counters::new(2);
+        let (a, b) = (Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(10, 0, 1, 3));
+        let cells = c.peers(&[("rs1", a), ("rs2", b)]);
+        cells[0].worker(0).heard(100, 5_000);
+        cells[0].worker(1).heard(50, 7_000);
+        cells[0].worker(1).drops[DropReason::VipNotServed.index()].add(1);
+        let s = c.snapshot();
+        let rs1 = s.peer("rs1").unwrap();
+        assert_eq!(
+            (rs1.packets, rs1.bytes, rs1.last_heard_ms),
+            (2, 150, Some(7_000))
+        );
+        assert_eq!(rs1.drops.get(DropReason::VipNotServed), 1);
+        assert_eq!(s.peer("rs2").unwrap().last_heard_ms, None, "never heard");
+        c.resize(1);
+        // Same name, new address: the counts stay.
+        let moved = c.peers(&[("rs1", b)]);
+        moved[0].worker(0).heard(10, 9_000);
+        let s = c.snapshot();
+        let rs1 = s.peer("rs1").unwrap();
+        assert_eq!(
+            (rs1.address, rs1.packets, rs1.last_heard_ms),
+            (b, 3, Some(9_000))
+        );
+        assert!(s.peer("rs2").is_none(), "a removed peer is not reported");
     }
 
     #[test]

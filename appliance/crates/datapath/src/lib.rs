@@ -4,7 +4,7 @@
 //! [`Datapath`] starts and stops everything the workers need — receive sockets, the
 //! next-hop resolver — and publishes new runtime tables without stopping them. It never
 //! runs tokio or axum code and never configures the kernel: in `userspace` mode the control
-//! side installs the nftables drop table for the interface [`Datapath::userspace_ingress`]
+//! side raises the tunnel fence on the interface [`Datapath::userspace_ingress`]
 //! names. The control side reaches it only through immutable snapshots,
 //! [`filter::FilterSlots`] and its counters.
 
@@ -214,8 +214,8 @@ impl Datapath {
     }
 
     /// `userspace` mode, while the workers run: the gateway address and the interface they
-    /// read the encapsulated replies from (where the kernel must drop IPIP to that address
-    /// once the workers have their copy: see `tungate_netcfg::IpipDropTable`).
+    /// read the encapsulated replies from (where the kernel must drop the tunnel packets
+    /// once the workers have their copy: see `tungate_netcfg::TunnelFence`).
     pub fn userspace_ingress(&self) -> Option<(Ipv4Addr, &str)> {
         let ingress = self.running.as_ref()?.ingress.as_deref()?;
         Some((self.doc.gateway.address, ingress))

@@ -1,5 +1,6 @@
 //! The runtime tables the workers consult per packet — the gateway address, the peers by
-//! RS address, the VIPs with the peer that serves them and their counters — built from a
+//! RS address with their counters, the VIPs with the peer that serves them and their
+//! counters — built from a
 //! validated [`Document`] and published with `arc-swap`.
 //!
 //! Workers load the current [`Tables`] once per batch; the control side builds a complete
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
-use super::counters::{Counters, VipCounters};
+use super::counters::{Counters, PeerCounters, VipCounters};
 use tungate_config::Document;
 use tungate_packet::Directory;
 
@@ -23,14 +24,9 @@ pub(crate) type PeerId = u16;
 pub(crate) type VipId = u32;
 
 /// One peer (real server).
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PeerEntry {
-    /// The configured name.
-    pub(crate) name: String,
-    /// The RS address (RIP).
-    pub(crate) address: Ipv4Addr,
-    /// The kernel tunnel device of this peer (`tg-<name>`, `kernel` decap mode).
-    pub(crate) device: String,
+    /// Its counters (shared with every earlier and later table generation).
+    pub(crate) counters: Arc<PeerCounters>,
 }
 
 /// One VIP and the peers that serve it.
@@ -78,12 +74,16 @@ impl Tables {
             vip_by_address: HashMap::default(),
             served: HashMap::default(),
         };
-        for (i, peer) in doc.peers.iter().enumerate() {
+        let named: Vec<(&str, Ipv4Addr)> = doc
+            .peers
+            .iter()
+            .map(|p| (p.name.as_str(), p.address))
+            .collect();
+        let peer_counters = counters.peers(&named);
+        for ((i, peer), peer_counters) in doc.peers.iter().enumerate().zip(peer_counters) {
             let id = PeerId::try_from(i).unwrap_or(PeerId::MAX);
             t.peers.push(PeerEntry {
-                name: peer.name.clone(),
-                address: peer.address,
-                device: peer.tunnel_device(),
+                counters: peer_counters,
             });
             t.peer_by_address.insert(peer.address, id);
             t.peer_by_device.insert(peer.tunnel_device(), id);
@@ -157,7 +157,6 @@ mod tests {
         let t = Tables::build(&doc, &counters);
         let a = t.peer_by_address("10.0.1.2".parse().unwrap()).unwrap();
         let b = t.peer_by_address("10.0.1.3".parse().unwrap()).unwrap();
-        assert_eq!(t.peers[b as usize].device, "tg-b");
         assert_eq!(t.peer_by_device("tg-b"), Some(b));
         assert_eq!(t.peer_by_device("tg-x"), None);
         assert!(t.peer_by_address("10.0.1.4".parse().unwrap()).is_none());

@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, Cache};
 use tungate_packet::vnet::{self, VnetHeader};
@@ -170,6 +170,21 @@ impl Tally<'_> {
         }
     }
 
+    /// Counts a dropped packet of `peer` (and its VIP, when it has one).
+    fn drop_from(&self, reason: DropReason, vip: Option<VipId>, peer: PeerId) {
+        self.drop(reason, vip);
+        if let Some(p) = self.tables.peers.get(usize::from(peer)) {
+            p.counters.worker(self.worker).drops[reason.index()].add(1);
+        }
+    }
+
+    /// Counts a packet received from `peer` at `now_ms` (ms since the Unix epoch).
+    fn heard(&self, peer: PeerId, bytes: u64, now_ms: u64) {
+        if let Some(p) = self.tables.peers.get(usize::from(peer)) {
+            p.counters.worker(self.worker).heard(bytes, now_ms);
+        }
+    }
+
     /// Counts a packet the kernel took.
     fn sent(&self, vip: VipId, len: u32, via: Via) {
         self.cells.tx_packets.add(1);
@@ -209,6 +224,9 @@ struct Worker<Io: PacketIo> {
     scratch: Scratch,
     next_source: usize,
     last_stats: Instant,
+    /// The time of the batch being gathered, in ms since the Unix epoch (read once per
+    /// batch: a peer's last-heard time is exact to a batch).
+    now_ms: u64,
 }
 
 impl<Io: PacketIo> Worker<Io> {
@@ -237,6 +255,7 @@ impl<Io: PacketIo> Worker<Io> {
             scratch: Scratch::with_capacity(BATCH),
             next_source: 0,
             last_stats: Instant::now(),
+            now_ms: 0,
         };
         w.map_sources();
         w
@@ -256,6 +275,11 @@ impl<Io: PacketIo> Worker<Io> {
 
     fn drop_packet(&self, reason: DropReason, vip: Option<VipId>) {
         self.tally().drop(reason, vip);
+    }
+
+    /// Counts an accepted packet that cannot go on, for its VIP and its peer.
+    fn drop_accepted(&self, reason: DropReason, a: &Accepted) {
+        self.tally().drop_from(reason, Some(a.vip), a.peer);
     }
 
     fn map_sources(&mut self) {
@@ -327,6 +351,7 @@ impl<Io: PacketIo> Worker<Io> {
             // No source yet (`kernel` decap with no peer): nothing to take.
             return None;
         }
+        self.now_ms = unix_ms();
         let mut idle = 0;
         let mut source = self.next_source % n;
         while self.held.len() < BATCH && idle < n {
@@ -381,19 +406,31 @@ impl<Io: PacketIo> Worker<Io> {
                 return;
             }
         };
+        let received_bytes = packet.len() as u64;
         match classify(packet, link, &*self.current) {
-            Ok(a) => self.accepted.push(Accepted {
-                packet: Span {
-                    frame: received.span.frame,
-                    offset: received.span.offset + vnet::LEN + a.inner_offset,
-                    len: a.inner_len,
-                },
-                inner_in_frame: a.inner_offset,
-                vnet: vnet_header,
-                vip: a.vip,
-                destination: a.inner.destination,
-            }),
-            Err(r) => self.drop_packet(r.reason, r.vip),
+            Ok(a) => {
+                self.tally().heard(a.peer, received_bytes, self.now_ms);
+                self.accepted.push(Accepted {
+                    packet: Span {
+                        frame: received.span.frame,
+                        offset: received.span.offset + vnet::LEN + a.inner_offset,
+                        len: a.inner_len,
+                    },
+                    inner_in_frame: a.inner_offset,
+                    vnet: vnet_header,
+                    vip: a.vip,
+                    peer: a.peer,
+                    destination: a.inner.destination,
+                })
+            }
+            Err(r) => match r.peer {
+                Some(peer) => {
+                    let tally = self.tally();
+                    tally.heard(peer, received_bytes, self.now_ms);
+                    tally.drop_from(r.reason, r.vip, peer);
+                }
+                None => self.drop_packet(r.reason, r.vip),
+            },
         }
     }
 
@@ -439,7 +476,7 @@ impl<Io: PacketIo> Worker<Io> {
             &mut self.scratch,
             |vip| tally.tables.vips.get(vip as usize).map(|v| v.address),
             |span| io.bytes(span),
-            |a, reason| tally.drop(reason, Some(a.vip)),
+            |a, reason| tally.drop_from(reason, Some(a.vip), a.peer),
         );
         let hops = self.hops.load().clone();
         for a in &accepted {
@@ -459,10 +496,10 @@ impl<Io: PacketIo> Worker<Io> {
             });
         }
         match egress::choose(lookup, hops, a.packet.len, a.vnet.is_gso()) {
-            Choice::NoRoute => self.drop_packet(DropReason::NoRoute, Some(a.vip)),
+            Choice::NoRoute => self.drop_accepted(DropReason::NoRoute, a),
             Choice::TooBig { mtu } => {
                 crate::frag_needed::answer_too_big(self.io.bytes(a.packet), mtu, self.cells());
-                self.drop_packet(DropReason::TooBig, Some(a.vip));
+                self.drop_accepted(DropReason::TooBig, a);
             }
             Choice::Fallback => self.send_fallback(a),
             Choice::Interface { ifindex, ethernet } => self.transmit(a, ifindex, ethernet),
@@ -474,7 +511,7 @@ impl<Io: PacketIo> Worker<Io> {
     fn transmit(&mut self, a: &Accepted, ifindex: u32, ethernet: [u8; 14]) {
         let frame_len = ETHERNET + a.packet.len;
         let Some(vnet) = a.vnet.for_transmit(a.inner_in_frame, ETHERNET, frame_len) else {
-            self.drop_packet(DropReason::MalformedInner, Some(a.vip));
+            self.drop_accepted(DropReason::MalformedInner, a);
             return;
         };
         if !self.io.egress_ready(ifindex) {
@@ -490,10 +527,10 @@ impl<Io: PacketIo> Worker<Io> {
             Transmit::Queued => {}
             Transmit::Sent => self.tally().sent(a.vip, len, Via::Egress),
             // Every frame still in flight: the interface is slower than the input.
-            Transmit::Full => self.drop_packet(DropReason::TxError, Some(a.vip)),
+            Transmit::Full => self.drop_accepted(DropReason::TxError, a),
             Transmit::Failed(e) => {
                 tracing::debug!("worker {}: send failed: {e}", self.index);
-                self.drop_packet(DropReason::TxError, Some(a.vip));
+                self.drop_accepted(DropReason::TxError, a);
             }
         }
     }
@@ -519,7 +556,7 @@ impl<Io: PacketIo> Worker<Io> {
         if a.vnet.is_gso() {
             // The raw socket cannot segment, so a super-packet has no usable next hop until
             // the neighbour is resolved (a connection's first, small packets resolve it).
-            self.drop_packet(DropReason::NoRoute, Some(a.vip));
+            self.drop_accepted(DropReason::NoRoute, a);
             return;
         }
         let packet = self.io.bytes_mut(a.packet);
@@ -528,7 +565,7 @@ impl<Io: PacketIo> Worker<Io> {
             if start >= packet.len()
                 || !vnet::finish_checksum(packet, start, usize::from(a.vnet.csum_offset))
             {
-                self.drop_packet(DropReason::MalformedInner, Some(a.vip));
+                self.drop_accepted(DropReason::MalformedInner, a);
                 return;
             }
         }
@@ -544,7 +581,7 @@ impl<Io: PacketIo> Worker<Io> {
                     Some(libc::EMSGSIZE) => DropReason::TooBig,
                     _ => DropReason::TxError,
                 };
-                self.drop_packet(reason, Some(a.vip));
+                self.drop_accepted(reason, a);
             }
         }
     }
@@ -556,6 +593,13 @@ impl<Io: PacketIo> Worker<Io> {
             self.cells().drops[DropReason::RxOverflow.index()].add(drops);
         }
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The work behind `tungate net plan|apply|down` and `tungate rs plan|apply|down`: load the
 //! configuration, run one action on a small tokio runtime of its own, print the changes one
-//! per line, and return the exit status.
+//! per line, and return the exit status. `tungate net down` also lowers the `userspace`
+//! decap mode's tunnel fence, which a stopped gateway leaves in place.
 //!
 //! Exit statuses: 0 done (for `plan`: nothing would change), [`EXIT_CHANGES_PENDING`] (3)
 //! `plan` found changes, [`EXIT_BAD_CONFIG`] (2) bad configuration, [`EXIT_FAILURE`] (1) the
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::NetError;
+use crate::kernel::fence::{FENCE_TABLE, TunnelFence};
 use crate::model::Role;
 use crate::plan::Plan;
 use crate::reconcile::{ReconcileOptions, Reconciler, Target};
@@ -113,9 +115,11 @@ fn run(role: Role, action: Action, target: Option<Target>, options: &RunOptions)
         }
     };
     runtime.block_on(async {
-        let outcome = once(role, action, target.as_ref(), &state_file).await;
+        let outcome = once(role, action, target.as_ref(), &state_file)
+            .await
+            .and_then(|plan| Ok((plan, lower_fence(role, action)?)));
         let status = match outcome {
-            Ok(plan) => report(action, &plan),
+            Ok((plan, fence)) => report(action, &plan, fence),
             Err(e) => {
                 eprintln!("tungate: {e}");
                 EXIT_FAILURE
@@ -153,21 +157,35 @@ async fn once(
     }
 }
 
-fn report(action: Action, plan: &Plan) -> i32 {
+/// `tungate net down` also lowers the `userspace` decap fence, which a stopped gateway
+/// leaves in place on purpose (see `kernel::fence`); whether there was one.
+fn lower_fence(role: Role, action: Action) -> Result<bool, NetError> {
+    if (role, action) != (Role::Gateway, Action::Down) {
+        return Ok(false);
+    }
+    let removed = TunnelFence::new().lower()?;
+    if removed {
+        println!("delete nftables table {FENCE_TABLE} (the userspace decap fence)");
+    }
+    Ok(removed)
+}
+
+fn report(action: Action, plan: &Plan, fence_removed: bool) -> i32 {
     if action == Action::Plan {
         print!("{plan}");
     }
-    match (action, plan.is_empty()) {
+    let changes = plan.changes.len() + usize::from(fence_removed);
+    match (action, plan.is_empty() && !fence_removed) {
         (_, true) => {
             eprintln!("tungate: nothing to change");
             0
         }
         (Action::Plan, false) => {
-            eprintln!("tungate: {} change(s) pending", plan.changes.len());
+            eprintln!("tungate: {changes} change(s) pending");
             EXIT_CHANGES_PENDING
         }
         (_, false) => {
-            eprintln!("tungate: {} change(s) made", plan.changes.len());
+            eprintln!("tungate: {changes} change(s) made");
             0
         }
     }

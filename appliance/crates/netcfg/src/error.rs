@@ -88,11 +88,11 @@ pub enum NetError {
         /// What went wrong.
         detail: String,
     },
-    /// The drop table of `userspace` decap mode (`table netdev tungate`) could not be
+    /// The fence of `userspace` decap mode (`table inet tungate_fence`) could not be
     /// installed or removed.
     #[error(
-        "cannot {action} nftables table netdev tungate (needs CAP_NET_ADMIN and nf_tables in \
-         the kernel): {source}"
+        "cannot {action} the tunnel fence, nftables table inet tungate_fence (needs \
+         CAP_NET_ADMIN and nf_tables with fib in the kernel): {source}"
     )]
     DropTable {
         /// `install` or `remove`.

@@ -1,6 +1,6 @@
 //! Native network configuration over netlink: desired state → plan → apply, idempotent,
 //! for the gateway role (`tungate net`) and the real-server role (`tungate rs`), and the
-//! gateway's `userspace`-mode nftables drop table.
+//! gateway's `userspace`-mode tunnel fence (an nftables table).
 //!
 //! Flow: a role module (`gateway`, `rs`) turns a configuration into a desired state; `observe`
 //! reads the kernel; `plan` lists the changes, typed by the kind of object; `apply` carries
@@ -13,7 +13,8 @@
 //! The API: for the CLI, [`run_net`] and [`run_rs`] (`tungate net|rs plan|apply|down`,
 //! printing the changes and returning the exit status); for the daemon, [`Reconciler::spawn`]
 //! on the control runtime with a `watch` channel of [`Target::Gateway`] applies at once and
-//! keeps the kernel reconciled, and [`IpipDropTable`] follows the data path's decap mode.
+//! keeps the kernel reconciled, and [`TunnelFence`] keeps the
+//! kernel off the tunnel packets of `userspace` decap mode.
 //!
 //! This crate never runs `ip`, `sysctl`, `iptables` or `nft`, and never changes
 //! `net.ipv4.ip_forward` on the gateway. Every function acts on the network namespace of
@@ -35,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 pub use command::{Action, RunOptions, run_net, run_rs};
 pub use error::NetError;
-pub use kernel::drop_table::IpipDropTable;
+pub use kernel::fence::{FENCE_TABLE, FENCED_PROTOCOLS, TunnelFence};
 pub use model::L4Protocol;
 use model::{DesiredState, Role};
 use plan::{Change, Plan};

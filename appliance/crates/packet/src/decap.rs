@@ -43,7 +43,9 @@ pub enum LinkLayer<P> {
 
 /// A frame that passed every check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Accepted<V> {
+pub struct Accepted<P, V> {
+    /// The peer it came from.
+    pub peer: P,
     /// The VIP whose reply this is.
     pub vip: V,
     /// Where the inner IPv4 header starts in the frame.
@@ -54,47 +56,67 @@ pub struct Accepted<V> {
     pub inner: ipv4::Header,
 }
 
-/// A frame that failed a check, with its VIP when the failure came after the VIP was known.
+/// A frame that failed a check, with its peer and VIP when the failure came after they
+/// were known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rejected<V> {
+pub struct Rejected<P, V> {
     /// Why it is dropped.
     pub reason: DropReason,
+    /// The peer it came from, for per-peer drop counters.
+    pub peer: Option<P>,
     /// The VIP it belonged to, for per-VIP drop counters.
     pub vip: Option<V>,
 }
 
-impl<V> From<DropReason> for Rejected<V> {
+impl<P, V> From<DropReason> for Rejected<P, V> {
     fn from(reason: DropReason) -> Self {
-        Rejected { reason, vip: None }
+        Rejected {
+            reason,
+            peer: None,
+            vip: None,
+        }
     }
 }
+
+/// A rejection in the names of directory `D`.
+pub type RejectedBy<D> = Rejected<<D as Directory>::Peer, <D as Directory>::Vip>;
+
+/// What [`classify`] says of a frame, in the names of directory `D`.
+pub type Classified<D> =
+    Result<Accepted<<D as Directory>::Peer, <D as Directory>::Vip>, RejectedBy<D>>;
 
 /// Checks one received frame and finds the inner packet in it.
 pub fn classify<D: Directory>(
     frame: &[u8],
     link: LinkLayer<D::Peer>,
     directory: &D,
-) -> Result<Accepted<D::Vip>, Rejected<D::Vip>> {
+) -> Classified<D> {
     let (peer, inner_offset, inner_end) = match link {
         LinkLayer::EthernetIpip => check_outer(frame, directory)?,
         LinkLayer::Decapsulated(peer) => (peer, 0, frame.len()),
+    };
+    let from_peer = |reason| Rejected {
+        reason,
+        peer: Some(peer),
+        vip: None,
     };
     let inner_bytes = &frame[inner_offset..inner_end];
     let inner = match ipv4::check_header(inner_bytes) {
         Ok(h) if h.total_len == inner_bytes.len() => h,
         Ok(_) | Err(HeaderProblem::Malformed | HeaderProblem::NotIpv4) => {
-            return Err(DropReason::MalformedInner.into());
+            return Err(from_peer(DropReason::MalformedInner));
         }
-        Err(HeaderProblem::BadChecksum) => return Err(DropReason::BadInnerChecksum.into()),
+        Err(HeaderProblem::BadChecksum) => return Err(from_peer(DropReason::BadInnerChecksum)),
     };
     if matches!(inner.protocol, PROTO_IPIP | PROTO_IPV6 | PROTO_GRE) {
-        return Err(DropReason::NestedTunnel.into());
+        return Err(from_peer(DropReason::NestedTunnel));
     }
     let vip = directory
         .vip_served_by(peer, inner.source)
-        .ok_or(DropReason::VipNotServed)?;
+        .ok_or(from_peer(DropReason::VipNotServed))?;
     let drop = |reason| Rejected {
         reason,
+        peer: Some(peer),
         vip: Some(vip),
     };
     match ipv4::has_source_route(&inner_bytes[..inner.header_len]) {
@@ -106,6 +128,7 @@ pub fn classify<D: Directory>(
         return Err(drop(DropReason::TtlExpired));
     }
     Ok(Accepted {
+        peer,
         vip,
         inner_offset,
         inner_len: inner.total_len,
@@ -117,7 +140,7 @@ pub fn classify<D: Directory>(
 fn check_outer<D: Directory>(
     frame: &[u8],
     directory: &D,
-) -> Result<(D::Peer, usize, usize), Rejected<D::Vip>> {
+) -> Result<(D::Peer, usize, usize), RejectedBy<D>> {
     if frame.get(12..14) != Some(&ETHERTYPE_IPV4[..]) {
         return Err(DropReason::NotIpv4.into());
     }
@@ -423,7 +446,26 @@ mod tests {
             ),
         ];
         for (name, frame, want) in cases {
-            let got = classify(&frame, LinkLayer::EthernetIpip, &Fixed)
+            let got = classify(&frame, LinkLayer::EthernetIpip, &Fixed);
+            // Outer failures know no peer; the unknown peer's either.
+            if let Err(r) = &got
+                && matches!(
+                    r.reason,
+                    NotIpv4
+                        | MalformedOuter
+                        | BadOuterChecksum
+                        | OuterFragment
+                        | NotIpip
+                        | WrongGateway
+                        | UnknownPeer
+                )
+            {
+                assert_eq!(r.peer, None, "{name}");
+            } else {
+                let from = got.as_ref().map_or_else(|r| r.peer, |a| Some(a.peer));
+                assert!(from.is_some(), "{name}");
+            }
+            let got = got
                 .map(|a| (a.inner_offset, a.inner_len, a.vip))
                 .map_err(|r| (r.reason, r.vip));
             assert_eq!(got, want, "{name}");
@@ -449,9 +491,11 @@ mod tests {
             ("ttl 1", 1, inner_udp(VIP, 1, 8), Err(TtlExpired)),
         ];
         for (name, peer, frame, want) in cases {
-            let got = classify(&frame, LinkLayer::Decapsulated(peer), &Fixed)
-                .map(|a| a.inner_len)
-                .map_err(|r| r.reason);
+            let got = classify(&frame, LinkLayer::Decapsulated(peer), &Fixed);
+            // Every verdict after the peer is known names it (per-peer counters).
+            let from = got.map_or_else(|r| r.peer, |a| Some(a.peer));
+            assert_eq!(from, Some(peer), "{name}");
+            let got = got.map(|a| a.inner_len).map_err(|r| r.reason);
             assert_eq!(got, want, "{name}");
         }
     }

@@ -48,9 +48,15 @@ pub struct FrameSocket {
 impl FrameSocket {
     /// Opens the socket on `interface` inside `ns` (receives IPv4 frames only).
     pub fn open(ns: &Netns, interface: &str) -> FrameSocket {
+        Self::open_protocol(ns, interface, 0x0800)
+    }
+
+    /// Opens the socket on `interface` inside `ns`, receiving frames of EtherType
+    /// `protocol` (`ETH_P_ALL`, 3: every frame, IPv4 and IPv6 alike).
+    pub fn open_protocol(ns: &Netns, interface: &str, protocol: u16) -> FrameSocket {
         let interface = interface.to_owned();
         let fd = ns.run(move || {
-            let fd = packet_socket(&interface, 0x0800);
+            let fd = packet_socket(&interface, protocol);
             // Room for a few thousand frames, so a test may read after sending.
             let size: libc::c_int = 16 << 20;
             // SAFETY: fd is open; the value is a c_int whose size is passed.

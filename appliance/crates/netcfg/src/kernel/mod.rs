@@ -1,12 +1,12 @@
 //! The kernel side: one file per kind of object, each reading that kind back and creating,
 //! changing and deleting it (over rtnetlink, nftables netlink, or `/proc/sys`), plus the
-//! gateway's `userspace`-mode drop table.
+//! gateway's `userspace`-mode tunnel fence.
 //!
-//! Nothing here decides what should exist: the plan does (and, for the drop table, the
-//! control plane, following the data path).
+//! Nothing here decides what should exist: the plan does (and, for the fence, the control
+//! plane, following the decap mode).
 
 pub(crate) mod addresses;
-pub(crate) mod drop_table;
+pub(crate) mod fence;
 pub(crate) mod links;
 pub(crate) mod nft;
 pub(crate) mod routes;

@@ -1,7 +1,7 @@
 //! tungate's nftables table on a real server, over netlink with the `nftnl` and `mnl` crates
 //! (never the `nft` binary): read it back, create it with its chains, add and delete rules;
-//! and the one nftables batch sender ([`send_batch`]), which the gateway's drop table
-//! (`kernel::drop_table`) uses too.
+//! and the one nftables batch sender ([`send_batch`]), which the gateway's tunnel fence
+//! (`kernel::fence`) uses too.
 //!
 //! The table is `ip tungate_rs` and belongs to tungate whole: `down` deletes it. Each rule
 //! carries its description as its comment, which is how the plan recognises it. This module
@@ -62,7 +62,7 @@ fn nft_error(action: impl Into<String>) -> impl FnOnce(io::Error) -> NetError {
 const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Sends a batch to nf_tables and waits for the kernel's acknowledgement of each message:
-/// the one nftables batch sender (tungate's RS table and the gateway's drop table).
+/// the one nftables batch sender (tungate's RS table and the gateway's tunnel fence).
 pub(crate) fn send_batch(batch: &FinalizedBatch) -> io::Result<()> {
     let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
     // SAFETY: the descriptor belongs to `socket`, which outlives this borrow.
