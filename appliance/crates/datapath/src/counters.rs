@@ -244,9 +244,11 @@ impl VipCounters {
     }
 }
 
-/// All counters of the data path.
+/// All counters of the data path, and the capture taps beside them (they are shared and
+/// outlive worker restarts the same way).
 pub struct Counters {
     inner: Mutex<Generation>,
+    captures: Arc<crate::capture::Captures>,
 }
 
 struct Generation {
@@ -264,7 +266,13 @@ impl Counters {
                 global_base: Snapshot::default(),
                 vips: BTreeMap::new(),
             }),
+            captures: Arc::new(crate::capture::Captures::new(workers)),
         }
+    }
+
+    /// Where captures of dropped packets start ([`crate::capture`]).
+    pub fn captures(&self) -> Arc<crate::capture::Captures> {
+        self.captures.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generation> {
@@ -301,6 +309,7 @@ impl Counters {
     /// only while no worker runs (between a stop and a start); cells handed out before are
     /// no longer read.
     pub(crate) fn resize(&self, workers: usize) {
+        self.captures.resize(workers);
         let mut g = self.lock();
         let total = Self::sum(&g);
         g.global_base = Snapshot {

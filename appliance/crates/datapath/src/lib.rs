@@ -10,6 +10,7 @@
 
 mod afpacket;
 mod batch;
+pub mod capture;
 pub mod counters;
 mod egress;
 pub mod filter;
@@ -323,6 +324,7 @@ impl Datapath {
                 resolver: link,
                 filters: self.filters.clone(),
                 counters: cells.clone(),
+                captures: self.counters.captures(),
                 stop: stop.clone(),
             };
             let ready = ready_tx.clone();

@@ -28,9 +28,10 @@ use tungate_packet::{DropReason, LinkLayer, classify, ipv4};
 
 use crate::afpacket::RxSocket;
 use crate::batch::{self, Accepted, Scratch};
+use crate::capture::{Captures, Framing, Offer, Outcome, WorkerTaps};
 use crate::counters::{GlobalCells, Padded};
 use crate::egress::{self, Choice, RawFallback};
-use crate::filter::{FilterSlots, WorkerFilters};
+use crate::filter::{Culprit, FilterSlots, WorkerFilters};
 use crate::io::{FrameId, PacketIo, Received, Span, Taken, Transmit, TxHeader, TxTag};
 use crate::resolver::{NextHops, ResolverLink};
 use crate::route_cache::{Lookup, RouteCache};
@@ -99,6 +100,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) filters: Arc<FilterSlots>,
     /// Every worker's global counter cells.
     pub(crate) counters: Arc<[Padded<GlobalCells>]>,
+    /// The capture taps the worker offers packets to while a capture runs.
+    pub(crate) captures: Arc<Captures>,
     /// Set to stop.
     pub(crate) stop: Arc<AtomicBool>,
 }
@@ -126,6 +129,7 @@ pub(crate) fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<()
                 resolver: setup.resolver,
                 filters: setup.filters,
                 counters: setup.counters,
+                captures: setup.captures,
                 stop: setup.stop,
             };
             let mut w = Worker::new(shared, sources, io, fallback);
@@ -149,6 +153,7 @@ struct Shared {
     resolver: ResolverLink,
     filters: Arc<FilterSlots>,
     counters: Arc<[Padded<GlobalCells>]>,
+    captures: Arc<Captures>,
     stop: Arc<AtomicBool>,
 }
 
@@ -201,6 +206,8 @@ struct Worker<Io: PacketIo> {
     filter_generation: u64,
     filters: WorkerFilters,
     counters: Arc<[Padded<GlobalCells>]>,
+    /// The running captures, as of this batch.
+    taps: WorkerTaps,
     stop: Arc<AtomicBool>,
     // Reused per batch (no per-packet allocation).
     /// Receive frames of the batch, given back after it.
@@ -231,6 +238,7 @@ impl<Io: PacketIo> Worker<Io> {
             filter_generation: 0,
             filters: WorkerFilters::default(),
             counters: shared.counters,
+            taps: WorkerTaps::new(shared.captures),
             stop: shared.stop,
             held: Vec::with_capacity(BATCH),
             accepted: Vec::with_capacity(BATCH),
@@ -256,6 +264,53 @@ impl<Io: PacketIo> Worker<Io> {
 
     fn drop_packet(&self, reason: DropReason, vip: Option<VipId>) {
         self.tally().drop(reason, vip);
+    }
+
+    /// Counts a dropped received frame (offload header first) and offers it to the running
+    /// captures.
+    fn drop_received(
+        &self,
+        reason: DropReason,
+        vip: Option<VipId>,
+        source: usize,
+        received: Received,
+    ) {
+        self.drop_packet(reason, vip);
+        if self.taps.on() {
+            let bytes = self.io.bytes(received.span);
+            let framing = match self.sources.get(source) {
+                Some(Source::Ingress) => Framing::Ethernet,
+                _ => Framing::Ipv4,
+            };
+            let header = vnet::LEN.min(bytes.len());
+            self.taps.offer(
+                self.index,
+                Offer {
+                    outcome: Outcome::Dropped(reason),
+                    framing,
+                    bytes: &bytes[header..],
+                    original_len: received.wire_len.saturating_sub(header),
+                    vip: vip.and_then(|v| self.current.vips.get(v as usize).map(|v| v.address)),
+                    culprit: None,
+                },
+            );
+        }
+    }
+
+    /// Counts a dropped accepted packet and offers it to the running captures.
+    fn drop_accepted(&self, reason: DropReason, a: &Accepted) {
+        self.drop_packet(reason, Some(a.vip));
+        if self.taps.on() {
+            offer_accepted(
+                &self.taps,
+                self.index,
+                &self.io,
+                &self.current,
+                a,
+                Outcome::Dropped(reason),
+                None,
+            );
+        }
     }
 
     fn map_sources(&mut self) {
@@ -303,6 +358,7 @@ impl<Io: PacketIo> Worker<Io> {
             self.current = tables.clone();
             self.map_sources();
         }
+        self.taps.refresh();
         self.routes.follow_generation(self.hops.load().generation);
         while let Ok((destination, answer, generation)) = self.resolver.answers.try_recv() {
             self.routes.answer(destination, answer, generation);
@@ -364,12 +420,12 @@ impl<Io: PacketIo> Worker<Io> {
             .rx_bytes
             .add(received.wire_len.saturating_sub(vnet::LEN) as u64);
         if received.wire_len > received.span.len {
-            self.drop_packet(DropReason::Truncated, None);
+            self.drop_received(DropReason::Truncated, None, source, received);
             return;
         }
         let bytes = self.io.bytes(received.span);
         let Some(vnet_header) = VnetHeader::parse(bytes) else {
-            self.drop_packet(DropReason::MalformedOuter, None);
+            self.drop_received(DropReason::MalformedOuter, None, source, received);
             return;
         };
         let packet = &bytes[vnet::LEN..];
@@ -377,7 +433,7 @@ impl<Io: PacketIo> Worker<Io> {
             Some(SourceLink::Peer(peer)) => LinkLayer::Decapsulated(*peer),
             Some(SourceLink::Ingress) => LinkLayer::EthernetIpip,
             Some(SourceLink::UnknownTunnel) | None => {
-                self.drop_packet(DropReason::UnknownPeer, None);
+                self.drop_received(DropReason::UnknownPeer, None, source, received);
                 return;
             }
         };
@@ -393,7 +449,7 @@ impl<Io: PacketIo> Worker<Io> {
                 vip: a.vip,
                 destination: a.inner.destination,
             }),
-            Err(r) => self.drop_packet(r.reason, r.vip),
+            Err(r) => self.drop_received(r.reason, r.vip, source, received),
         }
     }
 
@@ -433,14 +489,36 @@ impl<Io: PacketIo> Worker<Io> {
             tables: &self.current,
         };
         let io = &self.io;
+        let taps = &self.taps;
+        let capturing = taps.on();
         batch::judge(
             &mut accepted,
             &mut self.filters,
             &mut self.scratch,
+            capturing,
             |vip| tally.tables.vips.get(vip as usize).map(|v| v.address),
             |span| io.bytes(span),
-            |a, reason| tally.drop(reason, Some(a.vip)),
+            |a, reason, culprit| {
+                tally.drop(reason, Some(a.vip));
+                if capturing {
+                    let outcome = Outcome::Dropped(reason);
+                    offer_accepted(taps, tally.worker, io, tally.tables, a, outcome, culprit);
+                }
+            },
         );
+        if capturing && taps.want_passed() {
+            for a in &accepted {
+                offer_accepted(
+                    taps,
+                    tally.worker,
+                    io,
+                    tally.tables,
+                    a,
+                    Outcome::Passed,
+                    None,
+                );
+            }
+        }
         let hops = self.hops.load().clone();
         for a in &accepted {
             self.forward(a, &hops);
@@ -459,10 +537,10 @@ impl<Io: PacketIo> Worker<Io> {
             });
         }
         match egress::choose(lookup, hops, a.packet.len, a.vnet.is_gso()) {
-            Choice::NoRoute => self.drop_packet(DropReason::NoRoute, Some(a.vip)),
+            Choice::NoRoute => self.drop_accepted(DropReason::NoRoute, a),
             Choice::TooBig { mtu } => {
                 crate::frag_needed::answer_too_big(self.io.bytes(a.packet), mtu, self.cells());
-                self.drop_packet(DropReason::TooBig, Some(a.vip));
+                self.drop_accepted(DropReason::TooBig, a);
             }
             Choice::Fallback => self.send_fallback(a),
             Choice::Interface { ifindex, ethernet } => self.transmit(a, ifindex, ethernet),
@@ -474,7 +552,7 @@ impl<Io: PacketIo> Worker<Io> {
     fn transmit(&mut self, a: &Accepted, ifindex: u32, ethernet: [u8; 14]) {
         let frame_len = ETHERNET + a.packet.len;
         let Some(vnet) = a.vnet.for_transmit(a.inner_in_frame, ETHERNET, frame_len) else {
-            self.drop_packet(DropReason::MalformedInner, Some(a.vip));
+            self.drop_accepted(DropReason::MalformedInner, a);
             return;
         };
         if !self.io.egress_ready(ifindex) {
@@ -490,10 +568,10 @@ impl<Io: PacketIo> Worker<Io> {
             Transmit::Queued => {}
             Transmit::Sent => self.tally().sent(a.vip, len, Via::Egress),
             // Every frame still in flight: the interface is slower than the input.
-            Transmit::Full => self.drop_packet(DropReason::TxError, Some(a.vip)),
+            Transmit::Full => self.drop_accepted(DropReason::TxError, a),
             Transmit::Failed(e) => {
                 tracing::debug!("worker {}: send failed: {e}", self.index);
-                self.drop_packet(DropReason::TxError, Some(a.vip));
+                self.drop_accepted(DropReason::TxError, a);
             }
         }
     }
@@ -519,7 +597,7 @@ impl<Io: PacketIo> Worker<Io> {
         if a.vnet.is_gso() {
             // The raw socket cannot segment, so a super-packet has no usable next hop until
             // the neighbour is resolved (a connection's first, small packets resolve it).
-            self.drop_packet(DropReason::NoRoute, Some(a.vip));
+            self.drop_accepted(DropReason::NoRoute, a);
             return;
         }
         let packet = self.io.bytes_mut(a.packet);
@@ -528,7 +606,7 @@ impl<Io: PacketIo> Worker<Io> {
             if start >= packet.len()
                 || !vnet::finish_checksum(packet, start, usize::from(a.vnet.csum_offset))
             {
-                self.drop_packet(DropReason::MalformedInner, Some(a.vip));
+                self.drop_accepted(DropReason::MalformedInner, a);
                 return;
             }
         }
@@ -544,7 +622,7 @@ impl<Io: PacketIo> Worker<Io> {
                     Some(libc::EMSGSIZE) => DropReason::TooBig,
                     _ => DropReason::TxError,
                 };
-                self.drop_packet(reason, Some(a.vip));
+                self.drop_accepted(reason, a);
             }
         }
     }
@@ -556,6 +634,40 @@ impl<Io: PacketIo> Worker<Io> {
             self.cells().drops[DropReason::RxOverflow.index()].add(drops);
         }
     }
+}
+
+/// Offers an accepted packet's whole frame as received (Ethernet and outer header in
+/// `userspace` decap, the inner packet alone in `kernel` decap) to the running captures.
+fn offer_accepted<Io: PacketIo>(
+    taps: &WorkerTaps,
+    worker: usize,
+    io: &Io,
+    tables: &Tables,
+    a: &Accepted,
+    outcome: Outcome,
+    culprit: Option<Culprit>,
+) {
+    let frame = Span {
+        frame: a.packet.frame,
+        offset: a.packet.offset - a.inner_in_frame,
+        len: a.inner_in_frame + a.packet.len,
+    };
+    let bytes = io.bytes(frame);
+    taps.offer(
+        worker,
+        Offer {
+            outcome,
+            framing: if a.inner_in_frame == 0 {
+                Framing::Ipv4
+            } else {
+                Framing::Ethernet
+            },
+            bytes,
+            original_len: bytes.len(),
+            vip: tables.vips.get(a.vip as usize).map(|v| v.address),
+            culprit,
+        },
+    );
 }
 
 #[cfg(test)]
@@ -701,6 +813,7 @@ mod tests {
             },
             filters: filters.clone(),
             counters: counters.global_cells(),
+            captures: counters.captures(),
             stop: Arc::new(AtomicBool::new(false)),
         };
         let io = FakeIo {
@@ -760,6 +873,58 @@ mod tests {
         assert_eq!(s.drops.get(DropReason::MalformedOuter), 1);
         let vip = s.vip(VIP).expect("the VIP's counters");
         assert_eq!((vip.packets, vip.drops.get(DropReason::Plugin)), (3, 3));
+    }
+
+    #[test]
+    fn while_a_capture_runs_drops_are_offered_as_received_and_passes_only_when_asked() {
+        use crate::capture::{CaptureFilter, Framing, Outcome};
+        let counters = Counters::new(1);
+        let frames = vec![frame(64, &[1; 20]), frame(1, &[2; 20]), frame(64, &[4; 20])];
+        let (mut w, filters) = worker(frames.clone(), &counters);
+        let mut set = WorkerFilters::default();
+        set.by_vip.insert(VIP, Box::new(DropOdd));
+        filters.publish(vec![set]);
+        let drops = counters.captures().start(CaptureFilter::default()).unwrap();
+        let passes = counters
+            .captures()
+            .start(CaptureFilter {
+                passed: true,
+                reason: Some(DropReason::Plugin),
+                ..CaptureFilter::default()
+            })
+            .unwrap();
+        batch(&mut w);
+        assert_eq!(w.io.sent.len(), 1, "capturing changes nothing forwarded");
+        let take = |s: &crate::capture::CaptureSession| {
+            let mut v = Vec::new();
+            while let Some(c) = s.next_until(Instant::now()) {
+                v.push(c);
+            }
+            v
+        };
+        let got = take(&drops);
+        let outcomes: Vec<Outcome> = got.iter().map(|c| c.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                Outcome::Dropped(DropReason::TtlExpired),
+                Outcome::Dropped(DropReason::Plugin)
+            ]
+        );
+        for (c, sent) in got.iter().zip([&frames[1], &frames[0]]) {
+            assert_eq!(c.framing, Framing::Ipv4, "kernel decap: the inner packet");
+            assert_eq!(c.bytes, sent[vnet::LEN..], "as received, TTL untouched");
+            assert_eq!(c.vip, Some(VIP));
+        }
+        let got = take(&passes);
+        let outcomes: Vec<Outcome> = got.iter().map(|c| c.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![Outcome::Dropped(DropReason::Plugin), Outcome::Passed]
+        );
+        assert_eq!(got[1].bytes, frames[2][vnet::LEN..]);
+        drop((drops, passes));
+        assert_eq!(counters.captures().running(), 0);
     }
 
     #[test]
