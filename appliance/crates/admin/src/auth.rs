@@ -2,7 +2,8 @@
 //!
 //! Every write (any method but GET and HEAD) needs `Authorization: Bearer <token>`; on a
 //! listener that is not loopback, every `/api/v1` request does. `GET /api/v1/auth` always
-//! checks the token (the web UI's sign-in). Open on any listener: `/healthz`, `/readyz`,
+//! checks the token (the web UI's sign-in), and so does `GET /api/v1/capture` (packets of
+//! clients). Open on any listener: `/healthz`, `/readyz`,
 //! `/metrics` (probes and scrapers; no client addresses in it), `/api/v1/openapi.yaml`, and
 //! the web UI's static files (they hold no data). Tokens are compared in constant time.
 //! This module never logs a token.
@@ -27,8 +28,11 @@ pub(crate) fn needs_token(method: &Method, path: &str, loopback: bool) -> bool {
         return false;
     }
     let read = method == Method::GET || method == Method::HEAD;
-    !read || !loopback || path == "/api/v1/auth"
+    !read || !loopback || path == "/api/v1/auth" || path == CAPTURE_PATH
 }
+
+/// Captures hold packets of clients, so they always need the token.
+pub(crate) const CAPTURE_PATH: &str = "/api/v1/capture";
 
 /// Whether `presented` equals `expected`, in time independent of where they differ.
 pub(crate) fn token_matches(presented: &str, expected: &str) -> bool {
@@ -91,6 +95,7 @@ mod tests {
         assert!(needs_token(&p, "/api/v1/config", true));
         assert!(needs_token(&Method::DELETE, "/api/v1/plugins/x", true));
         assert!(needs_token(&g, "/api/v1/auth", true));
+        assert!(needs_token(&g, "/api/v1/capture", true));
         for open in OPEN_PATHS {
             assert!(!needs_token(&g, open, false), "{open}");
         }

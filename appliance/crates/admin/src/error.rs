@@ -48,6 +48,7 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 

@@ -38,11 +38,13 @@ pub enum ErrorCode {
     PluginRefusedConfig,
     /// Something failed on this host (storage, data path); the message says what.
     Internal,
+    /// Too many of this kind of request at once (e.g. captures): retry once one ended.
+    TooManyRequests,
 }
 
 impl ErrorCode {
     /// Every code, as listed in openapi.yaml.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidConfig,
@@ -55,6 +57,7 @@ impl ErrorCode {
         ErrorCode::PluginRejected,
         ErrorCode::PluginRefusedConfig,
         ErrorCode::Internal,
+        ErrorCode::TooManyRequests,
     ];
 
     /// The code as it appears in error bodies.
@@ -72,6 +75,7 @@ impl ErrorCode {
             ErrorCode::PluginRejected => "plugin_rejected",
             ErrorCode::PluginRefusedConfig => "plugin_refused_config",
             ErrorCode::Internal => "internal",
+            ErrorCode::TooManyRequests => "too_many_requests",
         }
     }
 }
