@@ -4,7 +4,7 @@
 //!
 //! The handler checks the parameters, starts a tap on the data path's
 //! [`Captures`](tungate_datapath::capture::Captures) (at most
-//! [`MAX_CAPTURES`] at once, then 429) and hands it to a thread of its own that turns
+//! [`MAX_CAPTURES`](tungate_datapath::capture::MAX_CAPTURES) at once, then 429) and hands it to a thread of its own that turns
 //! captured packets into pcapng blocks until `count` packets or `seconds` have passed or the
 //! client went away; the body streams those blocks. This module never touches the workers:
 //! it only reads the tap's queues.
@@ -28,7 +28,7 @@ use super::pcapng;
 use tungate_config::DecapMode;
 use tungate_control::ErrorCode;
 use tungate_datapath::capture::{
-    CaptureFilter, CaptureSession, Captured, Framing, MAX_CAPTURES, Outcome, SNAPLEN,
+    CaptureFilter, CaptureSession, Captured, Framing, Outcome, SNAPLEN,
 };
 use tungate_packet::DropReason;
 
