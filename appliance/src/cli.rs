@@ -29,6 +29,7 @@ Examples:
   tungate config check tungate.toml      # validate a configuration offline
   sudo tungate run --config /etc/tungate/tungate.toml
   tungate status --token-file /var/lib/tungate/admin-token
+  tungate capture --token-file /var/lib/tungate/admin-token --reason unknown_peer -w drops.pcapng
   tungate plugin check my_plugin.wasm    # validate a plugin exactly as an upload would
 
 Each subcommand has its own --help. Guides: README.md, deploy/INSTALL.md, plugin-sdk/GUIDE.md."
