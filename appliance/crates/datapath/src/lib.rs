@@ -6,7 +6,7 @@
 //! runs tokio or axum code and never configures the kernel: in `userspace` mode the control
 //! side installs the nftables drop table for the interface [`Datapath::userspace_ingress`]
 //! names. The control side reaches it only through immutable snapshots,
-//! [`filter::FilterSlots`] and its counters.
+//! [`filter::FilterSlots`] and its counters (which also hold the [`capture`] taps).
 
 mod afpacket;
 mod batch;

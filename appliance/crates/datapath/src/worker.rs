@@ -13,6 +13,9 @@
 //! before it is finished first (so the order within a flow holds), then it is read whole
 //! and sent on its own.
 //!
+//! While a capture runs ([`crate::capture`]; the worker looks once per batch), each drop
+//! site also offers the frame as received to it, and forwarded packets when one asks.
+//!
 //! The worker owns the loop, the checks' verdicts and all counting. It does no netlink I/O,
 //! takes no lock per packet, allocates nothing per packet, and never touches sockets or
 //! ring memory except through its [`PacketIo`] and [`RawFallback`]; it only reads snapshots
