@@ -29,6 +29,7 @@ Examples:
   tungate config check tungate.toml      # validate a configuration offline
   sudo tungate run --config /etc/tungate/tungate.toml
   tungate status --token-file /var/lib/tungate/admin-token
+  tungate capture --token-file /var/lib/tungate/admin-token --reason unknown_peer -w drops.pcapng
   tungate plugin check my_plugin.wasm    # validate a plugin exactly as an upload would
 
 Each subcommand has its own --help. Guides: README.md, deploy/INSTALL.md, plugin-sdk/GUIDE.md."
@@ -69,6 +70,24 @@ Examples:
   tungate status
   tungate status --url http://10.0.0.1:9080 --token-file /var/lib/tungate/admin-token")]
     Status(StatusArgs),
+    /// Capture dropped packets of a running appliance into a pcapng file (Wireshark,
+    /// tshark, tcpdump read it).
+    ///
+    /// Asks the admin API (`GET /api/v1/capture`, always with the token) for the packets
+    /// the data path drops — optionally only one VIP's, one reason's or one plugin's, and
+    /// with --passed also the forwarded ones — until --count packets or --seconds have
+    /// passed, and writes them as they arrive. Each packet's comment says why it was dropped
+    /// (drop_reason, vip, plugin, binding). In userspace decap the frames are as received
+    /// (Ethernet, outer and inner headers); in kernel decap the inner packet only. Drops
+    /// before tungate reads a packet (rx_overflow, inside an XDP program) are counted, not
+    /// captured. At most 4 captures run at once. Exits 0 when the capture ended, 1 when it
+    /// was refused or failed, 2 for a bad URL or token file.
+    #[command(after_help = "\
+Examples:
+  tungate capture --token-file /var/lib/tungate/admin-token -w drops.pcapng
+  tungate capture --reason unknown_peer --count 20 -w unknown.pcapng --token-file T
+  tungate capture --vip 192.0.2.10 --plugin cidr-filter --seconds 60 -w - --token-file T | tshark -r -")]
+    Capture(CaptureArgs),
     /// Work with configuration documents without running anything.
     ///
     /// `check` validates a TOML file exactly as `run` and the API would (and, with --host,
@@ -156,6 +175,38 @@ pub struct StatusArgs {
     /// /etc/ssl/certs/ca-certificates.crt].
     #[arg(long, value_name = "PATH", env = "TUNGATE_ADMIN_CA")]
     pub admin_ca: Option<PathBuf>,
+}
+
+/// Arguments of `tungate capture`.
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// The admin API's URL (the `--admin-listen` of `tungate run`).
+    #[arg(long, default_value = tungate_api::status::DEFAULT_URL, env = "TUNGATE_URL")]
+    pub url: String,
+    /// A file holding the admin token (a capture always needs it).
+    #[arg(long, env = "TUNGATE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Only packets attributed to this VIP.
+    #[arg(long)]
+    pub vip: Option<std::net::Ipv4Addr>,
+    /// Only drops for this reason (a drop counter's name, e.g. unknown_peer).
+    #[arg(long, conflicts_with = "plugin")]
+    pub reason: Option<String>,
+    /// Only drops decided by this plugin (plugin and plugin_error).
+    #[arg(long)]
+    pub plugin: Option<String>,
+    /// Packets to capture, 1 to 100000 [default: 100].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub count: Option<u32>,
+    /// Longest run in seconds, 1 to 300 [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=300))]
+    pub seconds: Option<u32>,
+    /// Also capture forwarded packets (off by default).
+    #[arg(long)]
+    pub passed: bool,
+    /// Where to write the pcapng file (`-`: standard output).
+    #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
+    pub write: PathBuf,
 }
 
 /// Arguments of `tungate run`.
@@ -393,9 +444,22 @@ pub fn main() -> i32 {
             duration: args.duration.map(std::time::Duration::from_secs),
             plugin_dir: args.plugin_dir,
         }),
-        Command::Status(args) => {
+                Command::Status(args) => {
             tungate_api::status::run(&args.url, args.token_file.as_ref(), args.admin_ca.as_ref())
         }
+        Command::Capture(args) => tungate_api::capture::run(
+            &args.url,
+            args.token_file.as_ref(),
+            &tungate_api::capture::CaptureRequest {
+                vip: args.vip.map(|v| v.to_string()),
+                reason: args.reason,
+                plugin: args.plugin,
+                count: args.count,
+                seconds: args.seconds,
+                passed: args.passed,
+            },
+            &args.write,
+        ),
         Command::Config(ConfigCommand::Check { file, host }) => config_check(&file, host),
         Command::Run(args) => crate::daemon::run(crate::daemon::RunOptions {
             config: args.config,

@@ -19,6 +19,7 @@ $build_only || APT_PACKAGES+=(
   curl python3-venv               # the schemathesis stage: readiness probe, venv for the PyPI package
   systemd strace                  # the unit: systemd-analyze verify, its syscall filter vs a traced run
   podman debootstrap              # the appliance image (deploy/image/build.sh): build, local Debian base
+  tshark                          # the capture tests open the pcapng files tungate writes
   linux-perf                      # the benchmark attributes the gateway core's time with perf samples
   shellcheck                      # the dependency-policy stage lints every shell script under deploy/ and .ci/
   openssl ca-certificates         # the admin TLS test makes a self-signed certificate; the system CA bundle it is checked against

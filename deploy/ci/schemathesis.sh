@@ -17,6 +17,9 @@ fi
 REPORT=$(mktemp -d)
 trap 'rm -rf "$REPORT"' EXIT
 
+# /api/v1/capture is left out: a capture streams until `count` packets or `seconds` (up to 300)
+# have passed, longer than the request timeout on an idle gateway; its parameters, limits and
+# errors are tested by the integration tests (cargo test --test it -- capture::).
 # shellcheck disable=SC2016 # the inner sh expands these: TUNGATE_* are set by live-tungate.sh
 deploy/ci/live-tungate.sh sh -c '
   exec "$0" run "$TUNGATE_URL/api/v1/openapi.yaml" \
@@ -28,4 +31,5 @@ deploy/ci/live-tungate.sh sh -c '
     --seed 1 \
     --generation-database none \
     --request-timeout 30 \
+    --exclude-path /api/v1/capture \
     --report-dir "$2"' "$VENV/bin/st" "$MAX_EXAMPLES" "$REPORT"

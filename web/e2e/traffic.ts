@@ -322,6 +322,30 @@ export const deniedPrefixDrops: Step = {
   },
 };
 
+/** The drop table's capture button downloads a pcapng file of the plugin's drops. */
+export const captureFromDropTable: Step = {
+  name: "dashboard: the drop table's capture button downloads the plugin's drops as pcapng",
+  run: async (ctx) => {
+    await openPage(ctx, 'dashboard');
+    await waitForTestId(ctx, 'capture-plugin', TRAFFIC_TIMEOUT_MS);
+    const [download] = await Promise.all([
+      ctx.page.waitForEvent('download', { timeout: TRAFFIC_TIMEOUT_MS }),
+      ctx.page.getByTestId('capture-plugin').click(),
+    ]);
+    const path = await download.path();
+    check(path !== null, 'the download has no file');
+    const bytes = await readFile(path);
+    check(
+      bytes.length > 4 && bytes.readUInt32BE(0) === 0x0a0d0d0a,
+      `the file does not start with the pcapng magic 0x0A0D0D0A: ${bytes.subarray(0, 8).toString('hex')}`,
+    );
+    const text = bytes.toString('latin1');
+    check(text.includes('drop_reason=plugin'), 'no packet comment says drop_reason=plugin');
+    check(text.includes(`plugin=${PLUGIN_NAME}`), `no packet comment names the plugin ${PLUGIN_NAME}`);
+    console.log(`     capture: ${download.suggestedFilename()}, ${bytes.length} bytes`);
+  },
+};
+
 /** Random bytes named bad.wasm are refused, with the validator's message shown. */
 export const badModuleRefused: Step = {
   name: "plugins: a bad module is refused with the validator's message",
@@ -578,6 +602,7 @@ export const TRAFFIC_STEPS: readonly Step[] = [
   uploadCidrFilter,
   bindDenyConfig,
   deniedPrefixDrops,
+  captureFromDropTable,
   badModuleRefused,
   unbindStopsDrops,
   markVipShared,

@@ -251,6 +251,9 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
 }
 
 /// The child's `main`: `gateway WORKERS CPUS VIPS PLUGIN_DIR` (CPUS like `1` or `0,1`).
+/// A running capture's stop flag and drain thread (packets taken, packets lost).
+type CaptureDrain = (Arc<AtomicBool>, std::thread::JoinHandle<(u64, u64)>);
+
 pub fn child_main(args: &[String]) -> i32 {
     let [workers, cpus, vip_count, dir] = args else {
         eprintln!("usage: gateway_bench gateway WORKERS CPUS VIPS PLUGIN_DIR");
@@ -312,6 +315,7 @@ pub fn child_main(args: &[String]) -> i32 {
     };
     reply(json!({ "ready": true }));
     let mut swapper: Option<Swapper> = None;
+    let mut capture: Option<CaptureDrain> = None;
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("stdin");
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -360,6 +364,43 @@ pub fn child_main(args: &[String]) -> i32 {
                     reply(json!({ "swaps": swaps, "errors": errors }));
                 }
                 None => reply(json!({ "error": "no swap running" })),
+            },
+            ["capture", what] => {
+                // A capture as `GET /api/v1/capture` runs it: a tap drained by a thread of
+                // its own (on the generator's core, as the admin runtime would not be on the
+                // gateway's), here without writing the packets anywhere.
+                let filter = tungate_datapath::capture::CaptureFilter {
+                    passed: *what == "passed",
+                    ..Default::default()
+                };
+                match counters.captures().start(filter) {
+                    Ok(session) => {
+                        let stop = Arc::new(AtomicBool::new(false));
+                        let s = stop.clone();
+                        let handle = std::thread::spawn(move || {
+                            pin_current_thread(&[CONTROL_CPU]);
+                            let mut captured = 0u64;
+                            while !s.load(Ordering::Relaxed) {
+                                let until = Instant::now() + Duration::from_millis(50);
+                                while let Some(_packet) = session.next_until(until) {
+                                    captured += 1;
+                                }
+                            }
+                            (captured, session.lost())
+                        });
+                        capture = Some((stop, handle));
+                        reply(json!({ "ok": true }));
+                    }
+                    Err(e) => reply(json!({ "error": e.to_string() })),
+                }
+            }
+            ["capture-stop"] => match capture.take() {
+                Some((stop, handle)) => {
+                    stop.store(true, Ordering::Relaxed);
+                    let (captured, lost) = handle.join().expect("capture drain");
+                    reply(json!({ "captured": captured, "lost": lost }));
+                }
+                None => reply(json!({ "error": "no capture running" })),
             },
             ["counters"] => reply(serde_json::to_value(counters.snapshot()).expect("json")),
             ["timing"] => {

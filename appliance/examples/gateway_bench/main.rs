@@ -11,7 +11,9 @@
 //!
 //! `gateway_bench run [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]`
 //! `gateway_bench soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400]`
-//! holds one variant under full load and prints its rate every second (for `perf`).
+//! holds one variant under full load and prints its rate every second (for `perf`); with
+//! `TUNGATE_BENCH_CAPTURE=passed` (or `drops`) a capture of every forwarded (or dropped)
+//! packet runs meanwhile (deploy/bench/capture.md).
 //! `gateway_bench gateway ...` is the gateway process the run starts in `gw` (internal).
 
 use tungate_test_support::plugins;

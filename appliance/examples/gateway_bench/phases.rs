@@ -840,6 +840,12 @@ pub fn soak(seconds: u64, variant: Variant, size: Size) -> i32 {
             (Encap::Ipip, Some(g))
         }
     };
+    // TUNGATE_BENCH_CAPTURE=passed|drops: a capture runs meanwhile (its cost in
+    // deploy/bench/capture.md).
+    let capture = std::env::var("TUNGATE_BENCH_CAPTURE").ok();
+    if let (Some(what), Some(g)) = (&capture, gw.as_mut()) {
+        eprintln!("capture {what}: {}", g.command(&format!("capture {what}")));
+    }
     let frames = build_frames(encap, size.payload, FLOWS, &[VIP]);
     for _ in 0..seconds {
         let mut s = bench.measure(
@@ -853,6 +859,9 @@ pub fn soak(seconds: u64, variant: Variant, size: Size) -> i32 {
         eprintln!("{}", report::sample_line(&s));
     }
     if let Some(mut g) = gw {
+        if capture.is_some() {
+            eprintln!("capture: {}", g.command("capture-stop"));
+        }
         eprintln!("gateway counters: {}", g.command("counters"));
         g.quit();
     }

@@ -192,7 +192,8 @@ pub fn write(r: &Report<'_>, out: &Path, samples_csv: &Path) -> std::io::Result<
         "Written by `deploy/bench/run.sh` (the bench is `appliance/examples/gateway_bench/`); \
          do not edit by hand. How it measures and what was learnt while making the data path \
          fast: [deploy/bench/README.md](deploy/bench/README.md). Every sample: \
-         [{}]({}).\n",
+         [{}]({}). What a running capture of dropped packets costs: \
+         [deploy/bench/capture.md](deploy/bench/capture.md).\n",
         samples_csv
             .file_name()
             .unwrap_or_default()

@@ -6,6 +6,7 @@
 
 mod admin_api;
 mod admin_hardening;
+mod capture;
 mod demo;
 mod fence;
 mod forwarding;

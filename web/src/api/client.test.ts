@@ -311,3 +311,43 @@ describe('revisions: ETag in, If-Match out', () => {
     expect(stale.message).toBe(STALE_MESSAGE);
   });
 });
+
+describe('capture', () => {
+  const pcapng = () =>
+    new Response(new Uint8Array([0x0a, 0x0d, 0x0d, 0x0a, 1, 2]), {
+      status: 200,
+      headers: { 'content-type': 'application/x-pcapng' },
+    });
+
+  it('asks with the token and the parameters, and returns the file', async () => {
+    const { api, calls } = client([pcapng], { token: 't0ken' });
+    const blob = await api.capture({ reason: 'unknown_peer', count: 100, seconds: 10 });
+    expect(new Uint8Array(await blob.arrayBuffer()).slice(0, 4)).toEqual(new Uint8Array([10, 13, 13, 10]));
+    expect(calls[0]?.url).toBe('/api/v1/capture?reason=unknown_peer&count=100&seconds=10');
+    expect(calls[0]?.headers.Authorization).toBe('Bearer t0ken');
+  });
+
+  it('asks for a sign-in first when there is no token, and says so when cancelled', async () => {
+    const asked: SignInRequest[] = [];
+    const { api, calls } = client([], {
+      signIn: async (r) => {
+        asked.push(r);
+        return false;
+      },
+    });
+    const e = await failure(api.capture({ count: 1, seconds: 1 }));
+    expect(e.kind).toBe('cancelled');
+    expect(asked).toEqual([{ reason: 'needs-token', forWrite: false }]);
+    expect(calls).toHaveLength(0);
+  });
+
+  it("turns the API's refusal (429) into its message and code", async () => {
+    const { api } = client(
+      [() => apiError(429, { code: 'too_many_requests', message: '4 captures are running already' })],
+      { token: 't0ken' },
+    );
+    const e = await failure(api.capture({ count: 1, seconds: 1 }));
+    expect([e.kind, e.status, e.code]).toEqual(['api', 429, 'too_many_requests']);
+    expect(e.message).toContain('4 captures');
+  });
+});

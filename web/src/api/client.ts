@@ -59,6 +59,14 @@ export interface ApiClientOptions {
   uploadTimeoutMs?: number;
 }
 
+/** What `ApiClient.capture` asks for (the API's limits: count 1..100000, seconds 1..300). */
+export interface CaptureParams {
+  reason?: string;
+  vip?: string;
+  count: number;
+  seconds: number;
+}
+
 type Method = 'GET' | 'PUT' | 'DELETE';
 
 /**
@@ -192,6 +200,70 @@ export class ApiClient {
   /** `DELETE /api/v1/plugins/{name}` (the API refuses with 409 while it is bound). */
   async deletePlugin(name: string, ifMatch: Revision | null = null): Promise<void> {
     await this.write<undefined>('DELETE', `/api/v1/plugins/${segment(name)}`, undefined, ifMatch);
+  }
+
+  /**
+   * `GET /api/v1/capture`: a bounded capture of dropped packets as a pcapng file. It always
+   * needs the token (a sign-in is asked for when there is none or it is refused); it takes
+   * up to `seconds` (the server ends it), so it waits that long plus the usual timeout.
+   */
+  async capture(params: CaptureParams): Promise<Blob> {
+    const query = new URLSearchParams();
+    if (params.reason) query.set('reason', params.reason);
+    if (params.vip) query.set('vip', params.vip);
+    query.set('count', String(params.count));
+    query.set('seconds', String(params.seconds));
+    const path = `/api/v1/capture?${query.toString()}`;
+    if (this.options.tokens.get() === null) {
+      if (!(await this.promptSignIn({ reason: 'needs-token', forWrite: false }))) {
+        throw new ApiError('cancelled', 'Sign-in was cancelled, so nothing was captured.');
+      }
+    }
+    try {
+      return await this.download(path, params.seconds * 1000 + this.timeoutMs);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.kind !== 'unauthorized') throw error;
+      if (!(await this.promptSignIn({ reason: 'token-refused', forWrite: false }))) throw error;
+      return this.download(path, params.seconds * 1000 + this.timeoutMs);
+    }
+  }
+
+  /** A binary GET with the token; API errors are interpreted as for JSON requests. */
+  private async download(path: string, timeoutMs: number): Promise<Blob> {
+    const token = this.options.tokens.get();
+    const headers: Record<string, string> = { Accept: 'application/x-pcapng, application/json' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    try {
+      let response: Response;
+      let blob: Blob;
+      try {
+        response = await this.fetchImpl(this.origin + path, {
+          method: 'GET',
+          headers,
+          signal: abort.signal,
+          cache: 'no-store',
+        });
+        blob = await response.blob();
+      } catch (error) {
+        const why = abort.signal.aborted
+          ? `no answer within ${Math.round(timeoutMs / 1000)} s`
+          : `network error: ${error instanceof Error ? error.message : String(error)}`;
+        const failure = new ApiError('unreachable', `Cannot reach the tungate API (GET ${path}: ${why}).`);
+        this.noteOutcome(failure);
+        throw failure;
+      }
+      if (response.ok) {
+        this.noteOutcome(undefined);
+        return blob;
+      }
+      const result = interpret<never>('GET', path, response, await blob.text());
+      this.noteOutcome(result);
+      throw result instanceof ApiError ? result : new ApiError('api', `GET ${path} failed`, response.status);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**

@@ -91,6 +91,23 @@ export type paths = {
     /** Counters per VIP, per drop reason and per plugin binding */
     get: operations['getStats'];
   };
+  '/api/v1/capture': {
+    /**
+     * A bounded capture of dropped packets, streamed as pcapng
+     * @description Captures the packets the data path drops (and, with `passed=true`, also those it
+     * forwards) until `count` packets or `seconds` have passed, streamed as a pcapng file.
+     * Each packet carries a comment: `drop_reason=R` (or `passed`), `vip=V`, and for plugin
+     * drops `plugin=P binding=vips[V].plugins[N]`. In `userspace` decap the frames are as
+     * received (Ethernet, outer and inner headers; interface 0); in `kernel` decap the inner
+     * packet only (raw IPv4; interface 1): the section header's comment says which. Drops
+     * that happen before tungate reads a packet (`rx_overflow`, packets dropped inside an
+     * XDP program) are counted only, never captured. Packets a full capture queue lost are
+     * in the closing interface statistics (`isb_ifdrop`). Always needs the token (it shows
+     * clients' packets), also on a loopback listener. At most 4 captures run at once: a
+     * fifth is answered 429.
+     */
+    get: operations['capture'];
+  };
 };
 
 export type webhooks = Record<string, never>;
@@ -114,13 +131,39 @@ export type components = {
           | 'plugin_refused_config'
           | 'method_not_allowed'
           | 'precondition_failed'
-          | 'internal';
+          | 'internal'
+          | 'too_many_requests';
         message: string;
         /** @description path of the field concerned, e.g. peers[0].address */
         field?: string;
         details?: components['schemas']['ErrorDetail'][];
       };
     };
+    /**
+     * @description why the data path dropped a packet (the names of the drop counters)
+     * @enum {string}
+     */
+    DropReason:
+      | 'not_ipv4'
+      | 'malformed_outer'
+      | 'bad_outer_checksum'
+      | 'outer_fragment'
+      | 'not_ipip'
+      | 'wrong_gateway'
+      | 'unknown_peer'
+      | 'malformed_inner'
+      | 'bad_inner_checksum'
+      | 'nested_tunnel'
+      | 'vip_not_served'
+      | 'source_route'
+      | 'ttl_expired'
+      | 'too_big'
+      | 'plugin'
+      | 'plugin_error'
+      | 'no_route'
+      | 'tx_error'
+      | 'truncated'
+      | 'rx_overflow';
     /** @description a message about one field */
     ErrorDetail: {
       field: string;
@@ -415,6 +458,12 @@ export type components = {
     };
     /** @description If-Match names an older revision: the configuration changed since it was read, and nothing was changed (code precondition_failed) */
     PreconditionFailed: {
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+    /** @description too many of these requests at once (4 captures); retry when one ended */
+    TooManyRequests: {
       content: {
         'application/json': components['schemas']['Error'];
       };
@@ -848,6 +897,49 @@ export type operations = {
         };
       };
       401: components['responses']['Unauthorized'];
+    };
+  };
+  /**
+   * A bounded capture of dropped packets, streamed as pcapng
+   * @description Captures the packets the data path drops (and, with `passed=true`, also those it
+   * forwards) until `count` packets or `seconds` have passed, streamed as a pcapng file.
+   * Each packet carries a comment: `drop_reason=R` (or `passed`), `vip=V`, and for plugin
+   * drops `plugin=P binding=vips[V].plugins[N]`. In `userspace` decap the frames are as
+   * received (Ethernet, outer and inner headers; interface 0); in `kernel` decap the inner
+   * packet only (raw IPv4; interface 1): the section header's comment says which. Drops
+   * that happen before tungate reads a packet (`rx_overflow`, packets dropped inside an
+   * XDP program) are counted only, never captured. Packets a full capture queue lost are
+   * in the closing interface statistics (`isb_ifdrop`). Always needs the token (it shows
+   * clients' packets), also on a loopback listener. At most 4 captures run at once: a
+   * fifth is answered 429.
+   */
+  capture: {
+    parameters: {
+      query?: {
+        /** @description only packets attributed to this VIP */
+        vip?: string;
+        /** @description only drops for this reason (not with plugin) */
+        reason?: components['schemas']['DropReason'];
+        /** @description only drops (plugin, plugin_error) decided by this plugin (not with reason) */
+        plugin?: components['schemas']['PluginName'];
+        /** @description packets to capture */
+        count?: number;
+        /** @description longest run */
+        seconds?: number;
+        /** @description also capture forwarded packets */
+        passed?: boolean;
+      };
+    };
+    responses: {
+      /** @description a pcapng stream (section header, two interfaces, one enhanced packet block per packet, interface statistics at the end) */
+      200: {
+        content: {
+          'application/x-pcapng': string;
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      429: components['responses']['TooManyRequests'];
     };
   };
 };

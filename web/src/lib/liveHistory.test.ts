@@ -8,7 +8,7 @@ function vip(address: string, packets: number): VipStats {
 }
 
 function sample(atMs: number, vips: VipStats[]): CounterSample {
-  const stats: Stats = { totals: {}, vips, drops: {}, bindings: [] };
+  const stats: Stats = { totals: {}, vips, drops: {}, bindings: [], peers: [] };
   return { atMs, stats };
 }
 

@@ -456,6 +456,7 @@ function DropsTable(props: { drops: DropRates[] }) {
               { label: 'Reason' },
               { label: 'Per second', numeric: true },
               { label: 'Total', numeric: true },
+              { label: 'Packets' },
             ]}
           />
           <tbody>
@@ -470,12 +471,71 @@ function DropsTable(props: { drops: DropRates[] }) {
                 <td class="n">
                   <Value value={drop.total} format={formatCount} testId={`drop-total-${drop.reason}`} />
                 </td>
+                <td>
+                  <CaptureButton reason={drop.reason} />
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
       )}
+      <p class="muted small">
+        Capture downloads the next {CAPTURE_COUNT} packets dropped for that reason (at most {CAPTURE_SECONDS}{' '}
+        s) as a pcapng file for Wireshark; each packet's comment says why it was dropped. Drops before tungate
+        reads a packet (receive overflow, inside XDP) are counted only.
+      </p>
     </div>
+  );
+}
+
+/** Packets and seconds of a capture started from the drop table. */
+const CAPTURE_COUNT = 100;
+const CAPTURE_SECONDS = 10;
+
+/** Captures the next drops of one reason and hands the pcapng file to the browser. */
+function CaptureButton(props: { reason: string }) {
+  const { api } = useServices();
+  const [state, setState] = useState<{ busy: boolean; error: string | null }>({ busy: false, error: null });
+  const start = async () => {
+    setState({ busy: true, error: null });
+    try {
+      const file = await api.capture({
+        reason: props.reason,
+        count: CAPTURE_COUNT,
+        seconds: CAPTURE_SECONDS,
+      });
+      const url = URL.createObjectURL(file);
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = `tungate-${props.reason}-${new Date().toISOString().replace(/[:.]/g, '-')}.pcapng`;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      setState({ busy: false, error: null });
+    } catch (error) {
+      setState({ busy: false, error: error instanceof Error ? error.message : String(error) });
+    }
+  };
+  return (
+    <span>
+      <button
+        type="button"
+        class="btn btn-small"
+        disabled={state.busy}
+        onClick={() => void start()}
+        data-testid={`capture-${props.reason}`}
+        title={`Download the next ${CAPTURE_COUNT} packets dropped as ${props.reason} (pcapng)`}
+      >
+        {state.busy ? `Capturing… (up to ${CAPTURE_SECONDS} s)` : 'Capture'}
+      </button>
+      {state.error ? (
+        <span class="text-danger small" role="alert" data-testid={`capture-error-${props.reason}`}>
+          {' '}
+          {state.error}
+        </span>
+      ) : null}
+    </span>
   );
 }
 

@@ -8,7 +8,8 @@
 //! local tool, the browser on `http://127.0.0.1:9080` and the demo's relay keep working
 //! without a token. (Requiring the token for every read was the other choice; it would
 //! make `tungate status` and scripts on the host itself carry the token for no gain.)
-//! `GET /api/v1/auth` always checks the token (the web UI's sign-in). Open on any listener
+//! `GET /api/v1/auth` always checks the token (the web UI's sign-in), and so does
+//! `GET /api/v1/capture` (packets of clients). Open on any listener
 //! and any `Host`: `/healthz`, `/readyz`, `/metrics` (probes and scrapers; no client
 //! addresses in it), `/api/v1/openapi.yaml`, and the web UI's static files (they hold no
 //! data). Tokens are compared in constant time. This module never logs a token, and a 401
@@ -37,7 +38,7 @@ pub(crate) fn needs_token(method: &Method, path: &str, open_reads: bool) -> bool
         return false;
     }
     let read = method == Method::GET || method == Method::HEAD;
-    !read || !open_reads || path == "/api/v1/auth"
+    !read || !open_reads || path == "/api/v1/auth" || path == CAPTURE_PATH
 }
 
 /// The host part of a `Host` value (`name`, `name:port`, `[v6]`, `[v6]:port`), lower case
@@ -79,6 +80,9 @@ fn request_host(request: &Request) -> Option<&str> {
     }
     request.headers().get(header::HOST)?.to_str().ok()
 }
+
+/// Captures hold packets of clients, so they always need the token.
+pub(crate) const CAPTURE_PATH: &str = "/api/v1/capture";
 
 /// Whether `presented` equals `expected`, in time independent of where they differ.
 pub(crate) fn token_matches(presented: &str, expected: &str) -> bool {
@@ -153,6 +157,7 @@ mod tests {
         assert!(needs_token(&p, "/api/v1/config", true));
         assert!(needs_token(&Method::DELETE, "/api/v1/plugins/x", true));
         assert!(needs_token(&g, "/api/v1/auth", true));
+        assert!(needs_token(&g, "/api/v1/capture", true));
         for open in OPEN_PATHS {
             assert!(!needs_token(&g, open, false), "{open}");
         }

@@ -10,10 +10,12 @@
 
 mod auth;
 mod body;
+mod capture;
 mod config;
 mod error;
 mod health;
 mod listener;
+mod pcapng;
 mod peers;
 mod plugins;
 mod revision;
@@ -174,6 +176,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/api/v1/auth", health::auth),
         endpoint(M::GET, "/api/v1/status", stats::status),
         endpoint(M::GET, "/api/v1/stats", stats::stats),
+        endpoint(M::GET, "/api/v1/capture", capture::capture),
         endpoint(M::GET, "/api/v1/config", config::get),
         endpoint(M::PUT, "/api/v1/config", config::put),
         endpoint(M::GET, "/api/v1/peers", peers::list),
@@ -329,6 +332,23 @@ mod tests {
             .map(|e| (e.method.to_string(), e.path.to_owned()))
             .collect();
         assert_eq!(routed, documented);
+    }
+
+    /// The contract's drop reasons (the capture's `reason`) are exactly the data path's.
+    #[test]
+    fn drop_reasons_match_the_contract() {
+        let doc: serde_json::Value = serde_yaml_ng::from_str(OPENAPI_YAML).unwrap();
+        let listed: Vec<&str> = doc["components"]["schemas"]["DropReason"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let ours: Vec<&str> = tungate_packet::DropReason::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        assert_eq!(listed, ours);
     }
 
     /// The contract's error codes are exactly the control plane's.

@@ -383,6 +383,99 @@ impl ApiClient {
     }
 }
 
+impl ApiClient {
+    /// GETs `path` and writes the body of a 2xx answer to `sink` as it arrives (a stream
+    /// such as a capture), returning the bytes written. The answer's head must come within
+    /// [`REQUEST_TIMEOUT`], the whole body within `body_deadline`; any other status than
+    /// 2xx is an error carrying the API's message. `started` is called once the head came.
+    pub async fn get_streaming(
+        &self,
+        path: &str,
+        body_deadline: Duration,
+        sink: &mut dyn std::io::Write,
+        started: &mut dyn FnMut(),
+    ) -> Result<u64, StreamError> {
+        let http = |source| ClientError::Http {
+            url: self.url.clone(),
+            path: path.to_owned(),
+            source,
+        };
+        let timeout = || ClientError::Timeout {
+            url: self.url.clone(),
+            path: path.to_owned(),
+        };
+        let head = async {
+            let stream = self.connect().await?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(http)?;
+            tokio::spawn(connection);
+            let mut request = hyper::Request::builder()
+                .method(hyper::Method::GET)
+                .uri(path)
+                .header(hyper::header::HOST, &self.authority);
+            if let Some(token) = &self.token {
+                request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let request = request
+                .body(Full::new(Bytes::new()))
+                .expect("method, path and headers are valid");
+            sender.send_request(request).await.map_err(http)
+        };
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, head)
+            .await
+            .map_err(|_| timeout())??;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        if !(200..300).contains(&status) {
+            let body = tokio::time::timeout(REQUEST_TIMEOUT, body.collect())
+                .await
+                .map_err(|_| timeout())?
+                .map_err(http)?
+                .to_bytes();
+            return Err(ClientError::Status {
+                method: "GET".into(),
+                path: path.to_owned(),
+                status,
+                message: error_message(&body),
+                hint: match status {
+                    401 => " (give the admin token: --token-file FILE)",
+                    _ => "",
+                },
+            }
+            .into());
+        }
+        started();
+        let mut written = 0u64;
+        let until = tokio::time::Instant::now() + body_deadline;
+        loop {
+            let frame = tokio::time::timeout_at(until, body.frame())
+                .await
+                .map_err(|_| timeout())?;
+            let Some(frame) = frame else {
+                return Ok(written);
+            };
+            if let Ok(data) = frame.map_err(http)?.into_data() {
+                sink.write_all(&data).map_err(StreamError::Write)?;
+                sink.flush().map_err(StreamError::Write)?;
+                written += data.len() as u64;
+            }
+        }
+    }
+}
+
+/// Why a streamed GET failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The request or the answer.
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    /// Writing what arrived.
+    #[error("cannot write the answer: {0}")]
+    Write(std::io::Error),
+}
+
 fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ClientError> {
     serde_json::from_slice(body).map_err(|source| ClientError::BadBody {
         path: path.to_owned(),

@@ -4,11 +4,13 @@
 //!   serialises exactly these types and every client deserialises them;
 //! - [`client`]: an HTTP client of a running appliance;
 //! - [`token`]: the one reader of admin token files;
-//! - [`status`]: `tungate status`, a readable summary (its exit statuses included).
+//! - [`status`]: `tungate status`, a readable summary (its exit statuses included);
+//! - [`capture`]: `tungate capture`, a capture of dropped packets into a pcapng file.
 //!
 //! Used by the CLI, `tungate demo` and the admin server (for [`wire`]). It never reaches
 //! into a gateway other than through the API, and never depends on the server's crates.
 
+pub mod capture;
 pub mod client;
 pub mod status;
 pub mod token;

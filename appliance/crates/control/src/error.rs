@@ -42,11 +42,13 @@ pub enum ErrorCode {
     PreconditionFailed,
     /// Something failed on this host (storage, data path); the message says what.
     Internal,
+    /// Too many of this kind of request at once (e.g. captures): retry once one ended.
+    TooManyRequests,
 }
 
 impl ErrorCode {
     /// Every code, as listed in openapi.yaml.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidConfig,
@@ -61,6 +63,7 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::PreconditionFailed,
         ErrorCode::Internal,
+        ErrorCode::TooManyRequests,
     ];
 
     /// The code as it appears in error bodies.
@@ -80,6 +83,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::Internal => "internal",
+            ErrorCode::TooManyRequests => "too_many_requests",
         }
     }
 }

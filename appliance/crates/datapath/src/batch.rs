@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use tungate_packet::DropReason;
 use tungate_packet::vnet::VnetHeader;
 
-use crate::filter::{Decision, WorkerFilters};
+use crate::filter::{Culprit, Decision, WorkerFilters};
 use crate::io::Span;
 use crate::tables::{PeerId, VipId};
 
@@ -36,6 +36,8 @@ pub(crate) struct Accepted {
 #[derive(Default)]
 pub(crate) struct Scratch {
     decisions: Vec<Decision>,
+    /// While a capture runs: the binding that dropped each packet.
+    culprits: Vec<Option<Culprit>>,
     /// Always empty between calls; only its allocation is kept.
     views: Vec<&'static [u8]>,
 }
@@ -45,6 +47,7 @@ impl Scratch {
     pub(crate) fn with_capacity(batch: usize) -> Scratch {
         Scratch {
             decisions: Vec::with_capacity(batch),
+            culprits: Vec::with_capacity(batch),
             views: Vec::with_capacity(batch),
         }
     }
@@ -61,16 +64,18 @@ fn relifetime<'a, 'b>(mut v: Vec<&'a [u8]>) -> Vec<&'b [u8]> {
 
 /// Runs each VIP's filter on that VIP's packets of `accepted` (one call per VIP, the
 /// packets in their order of arrival within it) and removes what a filter rejected,
-/// reporting each to `dropped` with its reason. `address` names a VIP's address (its key
+/// reporting each to `dropped` with its reason (and, when `culprits` is asked for, while a
+/// capture runs, the binding that dropped it). `address` names a VIP's address (its key
 /// in `filters`), `bytes` gives a packet's bytes. With no filter at all the batch is left
 /// as it is.
 pub(crate) fn judge<'b>(
     accepted: &mut Vec<Accepted>,
     filters: &mut WorkerFilters,
     scratch: &mut Scratch,
+    culprits: bool,
     address: impl Fn(VipId) -> Option<Ipv4Addr>,
     bytes: impl Fn(Span) -> &'b [u8],
-    mut dropped: impl FnMut(&Accepted, DropReason),
+    mut dropped: impl FnMut(&Accepted, DropReason, Option<Culprit>),
 ) {
     if filters.by_vip.is_empty() {
         return;
@@ -80,6 +85,11 @@ pub(crate) fn judge<'b>(
     let decisions = &mut scratch.decisions;
     decisions.clear();
     decisions.resize(accepted.len(), Decision::Pass);
+    let found = &mut scratch.culprits;
+    found.clear();
+    if culprits {
+        found.resize(accepted.len(), None);
+    }
     let mut views: Vec<&'b [u8]> = relifetime(std::mem::take(&mut scratch.views));
     let mut start = 0;
     while start < accepted.len() {
@@ -93,21 +103,32 @@ pub(crate) fn judge<'b>(
             views.clear();
             views.extend(accepted[start..end].iter().map(|a| bytes(a.packet)));
             filter.filter(&views, &mut decisions[start..end]);
+            if culprits {
+                for i in start..end {
+                    if decisions[i] != Decision::Pass {
+                        found[i] = filter.culprit(i - start);
+                    }
+                }
+            }
         }
         start = end;
     }
     scratch.views = relifetime(views);
     let mut verdicts = decisions.iter();
-    accepted.retain(|a| match verdicts.next() {
-        Some(Decision::DropByPlugin) => {
-            dropped(a, DropReason::Plugin);
-            false
+    let mut culprits = found.drain(..);
+    accepted.retain(|a| {
+        let culprit = culprits.next().flatten();
+        match verdicts.next() {
+            Some(Decision::DropByPlugin) => {
+                dropped(a, DropReason::Plugin, culprit);
+                false
+            }
+            Some(Decision::DropOnError) => {
+                dropped(a, DropReason::PluginError, culprit);
+                false
+            }
+            Some(Decision::Pass) | None => true,
         }
-        Some(Decision::DropOnError) => {
-            dropped(a, DropReason::PluginError);
-            false
-        }
-        Some(Decision::Pass) | None => true,
     });
 }
 
@@ -178,12 +199,13 @@ mod tests {
             accepted,
             filters,
             &mut Scratch::with_capacity(8),
+            false,
             |vip| VIPS.get(vip as usize).copied(),
             |span| match span.frame {
                 FrameId::Ring { index, .. } => &bytes[index as usize][..],
                 FrameId::Large => &[],
             },
-            |a, reason| dropped.push((a.vip, reason)),
+            |a, reason, _| dropped.push((a.vip, reason)),
         );
         dropped
     }

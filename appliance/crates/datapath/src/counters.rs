@@ -329,9 +329,11 @@ impl PeerCounters {
     }
 }
 
-/// All counters of the data path.
+/// All counters of the data path, and the capture taps beside them (they are shared and
+/// outlive worker restarts the same way).
 pub struct Counters {
     inner: Mutex<Generation>,
+    captures: Arc<crate::capture::Captures>,
 }
 
 struct Generation {
@@ -352,7 +354,13 @@ impl Counters {
                 vips: BTreeMap::new(),
                 peers: BTreeMap::new(),
             }),
+            captures: Arc::new(crate::capture::Captures::new(workers)),
         }
+    }
+
+    /// Where captures of dropped packets start ([`crate::capture`]).
+    pub fn captures(&self) -> Arc<crate::capture::Captures> {
+        self.captures.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generation> {
@@ -436,6 +444,7 @@ impl Counters {
     /// only while no worker runs (between a stop and a start); cells handed out before are
     /// no longer read.
     pub(crate) fn resize(&self, workers: usize) {
+        self.captures.resize(workers);
         let mut g = self.lock();
         let total = Self::sum(&g);
         g.global_base = Snapshot {

@@ -28,6 +28,22 @@ pub trait BatchFilter: Send {
     /// (before the TTL decrement). Write one decision per packet into `decisions[i]`
     /// (`decisions.len() == packets.len()`, all preset to [`Decision::Pass`]).
     fn filter(&mut self, packets: &[&[u8]], decisions: &mut [Decision]);
+
+    /// Which binding decided the drop of `packets[packet]` in the last [`Self::filter`]
+    /// call (asked only while a capture runs; `None` when unknown).
+    fn culprit(&self, packet: usize) -> Option<Culprit> {
+        let _ = packet;
+        None
+    }
+}
+
+/// The binding of a VIP's chain that dropped a packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Culprit {
+    /// Its position in the VIP's chain (0 first).
+    pub position: usize,
+    /// Its plugin's name.
+    pub plugin: Arc<str>,
 }
 
 /// One worker's filters, by VIP. A VIP absent from the map forwards everything.

@@ -6,10 +6,11 @@
 //! runs tokio or axum code and never configures the kernel: in `userspace` mode the control
 //! side raises the tunnel fence on the interface [`Datapath::userspace_ingress`]
 //! names. The control side reaches it only through immutable snapshots,
-//! [`filter::FilterSlots`] and its counters.
+//! [`filter::FilterSlots`] and its counters (which also hold the [`capture`] taps).
 
 mod afpacket;
 mod batch;
+pub mod capture;
 pub mod counters;
 mod egress;
 pub mod filter;
@@ -323,6 +324,7 @@ impl Datapath {
                 resolver: link,
                 filters: self.filters.clone(),
                 counters: cells.clone(),
+                captures: self.counters.captures(),
                 stop: stop.clone(),
             };
             let ready = ready_tx.clone();

@@ -13,6 +13,9 @@
 //! before it is finished first (so the order within a flow holds), then it is read whole
 //! and sent on its own.
 //!
+//! While a capture runs ([`crate::capture`]; the worker looks once per batch), each drop
+//! site also offers the frame as received to it, and forwarded packets when one asks.
+//!
 //! The worker owns the loop, the checks' verdicts and all counting. It does no netlink I/O,
 //! takes no lock per packet, allocates nothing per packet, and never touches sockets or
 //! ring memory except through its [`PacketIo`] and [`RawFallback`]; it only reads snapshots
@@ -28,9 +31,10 @@ use tungate_packet::{DropReason, LinkLayer, classify, ipv4};
 
 use crate::afpacket::RxSocket;
 use crate::batch::{self, Accepted, Scratch};
+use crate::capture::{Captures, Framing, Offer, Outcome, WorkerTaps};
 use crate::counters::{GlobalCells, Padded};
 use crate::egress::{self, Choice, RawFallback};
-use crate::filter::{FilterSlots, WorkerFilters};
+use crate::filter::{Culprit, FilterSlots, WorkerFilters};
 use crate::io::{FrameId, PacketIo, Received, Span, Taken, Transmit, TxHeader, TxTag};
 use crate::resolver::{NextHops, ResolverLink};
 use crate::route_cache::{Lookup, RouteCache};
@@ -99,6 +103,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) filters: Arc<FilterSlots>,
     /// Every worker's global counter cells.
     pub(crate) counters: Arc<[Padded<GlobalCells>]>,
+    /// The capture taps the worker offers packets to while a capture runs.
+    pub(crate) captures: Arc<Captures>,
     /// Set to stop.
     pub(crate) stop: Arc<AtomicBool>,
 }
@@ -126,6 +132,7 @@ pub(crate) fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<()
                 resolver: setup.resolver,
                 filters: setup.filters,
                 counters: setup.counters,
+                captures: setup.captures,
                 stop: setup.stop,
             };
             let mut w = Worker::new(shared, sources, io, fallback);
@@ -149,6 +156,7 @@ struct Shared {
     resolver: ResolverLink,
     filters: Arc<FilterSlots>,
     counters: Arc<[Padded<GlobalCells>]>,
+    captures: Arc<Captures>,
     stop: Arc<AtomicBool>,
 }
 
@@ -216,6 +224,8 @@ struct Worker<Io: PacketIo> {
     filter_generation: u64,
     filters: WorkerFilters,
     counters: Arc<[Padded<GlobalCells>]>,
+    /// The running captures, as of this batch.
+    taps: WorkerTaps,
     stop: Arc<AtomicBool>,
     // Reused per batch (no per-packet allocation).
     /// Receive frames of the batch, given back after it.
@@ -249,6 +259,7 @@ impl<Io: PacketIo> Worker<Io> {
             filter_generation: 0,
             filters: WorkerFilters::default(),
             counters: shared.counters,
+            taps: WorkerTaps::new(shared.captures),
             stop: shared.stop,
             held: Vec::with_capacity(BATCH),
             accepted: Vec::with_capacity(BATCH),
@@ -277,9 +288,63 @@ impl<Io: PacketIo> Worker<Io> {
         self.tally().drop(reason, vip);
     }
 
-    /// Counts an accepted packet that cannot go on, for its VIP and its peer.
+    /// Counts a dropped received frame (offload header first) and offers it to the running
+    /// captures.
+    fn drop_received(
+        &self,
+        reason: DropReason,
+        vip: Option<VipId>,
+        source: usize,
+        received: Received,
+    ) {
+        self.drop_packet(reason, vip);
+        self.offer_received(reason, vip, source, received);
+    }
+
+    /// Offers a dropped received frame (offload header first) to the running captures.
+    fn offer_received(
+        &self,
+        reason: DropReason,
+        vip: Option<VipId>,
+        source: usize,
+        received: Received,
+    ) {
+        if self.taps.on() {
+            let bytes = self.io.bytes(received.span);
+            let framing = match self.sources.get(source) {
+                Some(Source::Ingress) => Framing::Ethernet,
+                _ => Framing::Ipv4,
+            };
+            let header = vnet::LEN.min(bytes.len());
+            self.taps.offer(
+                self.index,
+                Offer {
+                    outcome: Outcome::Dropped(reason),
+                    framing,
+                    bytes: &bytes[header..],
+                    original_len: received.wire_len.saturating_sub(header),
+                    vip: vip.and_then(|v| self.current.vips.get(v as usize).map(|v| v.address)),
+                    culprit: None,
+                },
+            );
+        }
+    }
+
+    /// Counts an accepted packet that cannot go on, for its VIP and its peer, and offers it
+    /// to the running captures.
     fn drop_accepted(&self, reason: DropReason, a: &Accepted) {
         self.tally().drop_from(reason, Some(a.vip), a.peer);
+        if self.taps.on() {
+            offer_accepted(
+                &self.taps,
+                self.index,
+                &self.io,
+                &self.current,
+                a,
+                Outcome::Dropped(reason),
+                None,
+            );
+        }
     }
 
     fn map_sources(&mut self) {
@@ -327,6 +392,7 @@ impl<Io: PacketIo> Worker<Io> {
             self.current = tables.clone();
             self.map_sources();
         }
+        self.taps.refresh();
         self.routes.follow_generation(self.hops.load().generation);
         while let Ok((destination, answer, generation)) = self.resolver.answers.try_recv() {
             self.routes.answer(destination, answer, generation);
@@ -389,12 +455,12 @@ impl<Io: PacketIo> Worker<Io> {
             .rx_bytes
             .add(received.wire_len.saturating_sub(vnet::LEN) as u64);
         if received.wire_len > received.span.len {
-            self.drop_packet(DropReason::Truncated, None);
+            self.drop_received(DropReason::Truncated, None, source, received);
             return;
         }
         let bytes = self.io.bytes(received.span);
         let Some(vnet_header) = VnetHeader::parse(bytes) else {
-            self.drop_packet(DropReason::MalformedOuter, None);
+            self.drop_received(DropReason::MalformedOuter, None, source, received);
             return;
         };
         let packet = &bytes[vnet::LEN..];
@@ -402,7 +468,7 @@ impl<Io: PacketIo> Worker<Io> {
             Some(SourceLink::Peer(peer)) => LinkLayer::Decapsulated(*peer),
             Some(SourceLink::Ingress) => LinkLayer::EthernetIpip,
             Some(SourceLink::UnknownTunnel) | None => {
-                self.drop_packet(DropReason::UnknownPeer, None);
+                self.drop_received(DropReason::UnknownPeer, None, source, received);
                 return;
             }
         };
@@ -423,14 +489,17 @@ impl<Io: PacketIo> Worker<Io> {
                     destination: a.inner.destination,
                 })
             }
-            Err(r) => match r.peer {
-                Some(peer) => {
-                    let tally = self.tally();
-                    tally.heard(peer, received_bytes, self.now_ms);
-                    tally.drop_from(r.reason, r.vip, peer);
+            Err(r) => {
+                match r.peer {
+                    Some(peer) => {
+                        let tally = self.tally();
+                        tally.heard(peer, received_bytes, self.now_ms);
+                        tally.drop_from(r.reason, r.vip, peer);
+                    }
+                    None => self.drop_packet(r.reason, r.vip),
                 }
-                None => self.drop_packet(r.reason, r.vip),
-            },
+                self.offer_received(r.reason, r.vip, source, received);
+            }
         }
     }
 
@@ -470,14 +539,36 @@ impl<Io: PacketIo> Worker<Io> {
             tables: &self.current,
         };
         let io = &self.io;
+        let taps = &self.taps;
+        let capturing = taps.on();
         batch::judge(
             &mut accepted,
             &mut self.filters,
             &mut self.scratch,
+            capturing,
             |vip| tally.tables.vips.get(vip as usize).map(|v| v.address),
             |span| io.bytes(span),
-            |a, reason| tally.drop_from(reason, Some(a.vip), a.peer),
+            |a, reason, culprit| {
+                tally.drop_from(reason, Some(a.vip), a.peer);
+                if capturing {
+                    let outcome = Outcome::Dropped(reason);
+                    offer_accepted(taps, tally.worker, io, tally.tables, a, outcome, culprit);
+                }
+            },
         );
+        if capturing && taps.want_passed() {
+            for a in &accepted {
+                offer_accepted(
+                    taps,
+                    tally.worker,
+                    io,
+                    tally.tables,
+                    a,
+                    Outcome::Passed,
+                    None,
+                );
+            }
+        }
         let hops = self.hops.load().clone();
         for a in &accepted {
             self.forward(a, &hops);
@@ -600,6 +691,40 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Offers an accepted packet's whole frame as received (Ethernet and outer header in
+/// `userspace` decap, the inner packet alone in `kernel` decap) to the running captures.
+fn offer_accepted<Io: PacketIo>(
+    taps: &WorkerTaps,
+    worker: usize,
+    io: &Io,
+    tables: &Tables,
+    a: &Accepted,
+    outcome: Outcome,
+    culprit: Option<Culprit>,
+) {
+    let frame = Span {
+        frame: a.packet.frame,
+        offset: a.packet.offset - a.inner_in_frame,
+        len: a.inner_in_frame + a.packet.len,
+    };
+    let bytes = io.bytes(frame);
+    taps.offer(
+        worker,
+        Offer {
+            outcome,
+            framing: if a.inner_in_frame == 0 {
+                Framing::Ipv4
+            } else {
+                Framing::Ethernet
+            },
+            bytes,
+            original_len: bytes.len(),
+            vip: tables.vips.get(a.vip as usize).map(|v| v.address),
+            culprit,
+        },
+    );
 }
 
 #[cfg(test)]
@@ -745,6 +870,7 @@ mod tests {
             },
             filters: filters.clone(),
             counters: counters.global_cells(),
+            captures: counters.captures(),
             stop: Arc::new(AtomicBool::new(false)),
         };
         let io = FakeIo {
@@ -804,6 +930,58 @@ mod tests {
         assert_eq!(s.drops.get(DropReason::MalformedOuter), 1);
         let vip = s.vip(VIP).expect("the VIP's counters");
         assert_eq!((vip.packets, vip.drops.get(DropReason::Plugin)), (3, 3));
+    }
+
+    #[test]
+    fn while_a_capture_runs_drops_are_offered_as_received_and_passes_only_when_asked() {
+        use crate::capture::{CaptureFilter, Framing, Outcome};
+        let counters = Counters::new(1);
+        let frames = vec![frame(64, &[1; 20]), frame(1, &[2; 20]), frame(64, &[4; 20])];
+        let (mut w, filters) = worker(frames.clone(), &counters);
+        let mut set = WorkerFilters::default();
+        set.by_vip.insert(VIP, Box::new(DropOdd));
+        filters.publish(vec![set]);
+        let drops = counters.captures().start(CaptureFilter::default()).unwrap();
+        let passes = counters
+            .captures()
+            .start(CaptureFilter {
+                passed: true,
+                reason: Some(DropReason::Plugin),
+                ..CaptureFilter::default()
+            })
+            .unwrap();
+        batch(&mut w);
+        assert_eq!(w.io.sent.len(), 1, "capturing changes nothing forwarded");
+        let take = |s: &crate::capture::CaptureSession| {
+            let mut v = Vec::new();
+            while let Some(c) = s.next_until(Instant::now()) {
+                v.push(c);
+            }
+            v
+        };
+        let got = take(&drops);
+        let outcomes: Vec<Outcome> = got.iter().map(|c| c.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                Outcome::Dropped(DropReason::TtlExpired),
+                Outcome::Dropped(DropReason::Plugin)
+            ]
+        );
+        for (c, sent) in got.iter().zip([&frames[1], &frames[0]]) {
+            assert_eq!(c.framing, Framing::Ipv4, "kernel decap: the inner packet");
+            assert_eq!(c.bytes, sent[vnet::LEN..], "as received, TTL untouched");
+            assert_eq!(c.vip, Some(VIP));
+        }
+        let got = take(&passes);
+        let outcomes: Vec<Outcome> = got.iter().map(|c| c.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![Outcome::Dropped(DropReason::Plugin), Outcome::Passed]
+        );
+        assert_eq!(got[1].bytes, frames[2][vnet::LEN..]);
+        drop((drops, passes));
+        assert_eq!(counters.captures().running(), 0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::engine::{TIME_BUDGET_WINDOW, monotonic_ns_at};
 use super::instance::{CallFailure, PluginInstance};
 use super::stats::{ErrorKind, WorkerStats};
 use tungate_config::OnError;
-use tungate_datapath::filter::{BatchFilter, Decision};
+use tungate_datapath::filter::{BatchFilter, Culprit, Decision};
 
 /// One binding's instance on this worker, with its failure state.
 pub struct Link {
@@ -106,6 +106,9 @@ pub struct VipChain {
     links: Vec<Link>,
     live: Vec<usize>,
     verdicts: [u8; BATCH_MAX],
+    /// For each packet of the last call that was dropped: the position of the binding that
+    /// dropped it (written only on a drop; read only for dropped packets).
+    decided: Vec<u16>,
 }
 
 impl VipChain {
@@ -116,26 +119,30 @@ impl VipChain {
             links,
             live: Vec::with_capacity(BATCH_MAX),
             verdicts: [0; BATCH_MAX],
+            decided: Vec::new(),
         }
     }
 
     /// Judges up to [`BATCH_MAX`] packets. Each plugin gets the descriptors of the packets
     /// still passing, written straight into its memory.
-    fn filter_batch(&mut self, packets: &[&[u8]], decisions: &mut [Decision]) {
+    /// `offset`: the first packet's index in the whole call (for [`Self::decided`]).
+    fn filter_batch(&mut self, offset: usize, packets: &[&[u8]], decisions: &mut [Decision]) {
+        let decided = &mut self.decided[offset..];
         self.live.clear();
         self.live
             .extend((0..packets.len()).filter(|&i| decisions[i] == Decision::Pass));
         // One clock read per batch plus one per call: the batch time and each call's duration.
         let mut clock = Instant::now();
         let now = monotonic_ns_at(clock);
-        for link in &mut self.links {
+        for (position, link) in self.links.iter_mut().enumerate() {
+            let position = u16::try_from(position).unwrap_or(u16::MAX);
             if self.live.is_empty() {
                 break;
             }
             let n = self.live.len() as u64;
             if link.quarantined || !link.budget.allows(clock) {
                 link.stats.record_skipped(n, link.on_error);
-                apply_on_error(link.on_error, &mut self.live, decisions);
+                apply_on_error(link.on_error, &mut self.live, decisions, decided, position);
                 continue;
             }
             let live = &self.live;
@@ -168,6 +175,7 @@ impl VipChain {
                         k += 1;
                         if drop {
                             decisions[i] = Decision::DropByPlugin;
+                            decided[i] = position;
                         }
                         !drop
                     });
@@ -182,7 +190,7 @@ impl VipChain {
                         n,
                         link.on_error,
                     );
-                    apply_on_error(link.on_error, &mut self.live, decisions);
+                    apply_on_error(link.on_error, &mut self.live, decisions, decided, position);
                     if link.failures_in_a_row >= link.quarantine_after {
                         link.quarantined = true;
                         link.stats.set_quarantined();
@@ -203,10 +211,17 @@ impl VipChain {
 }
 
 /// The packets still live after a failure: all of them go on (`pass`) or are dropped.
-fn apply_on_error(on_error: OnError, live: &mut Vec<usize>, decisions: &mut [Decision]) {
+fn apply_on_error(
+    on_error: OnError,
+    live: &mut Vec<usize>,
+    decisions: &mut [Decision],
+    decided: &mut [u16],
+    position: u16,
+) {
     if on_error == OnError::Drop {
         for &i in live.iter() {
             decisions[i] = Decision::DropOnError;
+            decided[i] = position;
         }
         live.clear();
     }
@@ -236,12 +251,25 @@ fn check_verdicts(verdicts: &[u8]) -> Result<(), CallFailure> {
 
 impl BatchFilter for VipChain {
     fn filter(&mut self, packets: &[&[u8]], decisions: &mut [Decision]) {
-        for (p, d) in packets
+        if self.decided.len() < packets.len() {
+            self.decided.resize(packets.len(), u16::MAX);
+        }
+        for (n, (p, d)) in packets
             .chunks(BATCH_MAX)
             .zip(decisions.chunks_mut(BATCH_MAX))
+            .enumerate()
         {
-            self.filter_batch(p, d);
+            self.filter_batch(n * BATCH_MAX, p, d);
         }
+    }
+
+    fn culprit(&self, packet: usize) -> Option<Culprit> {
+        let position = usize::from(*self.decided.get(packet)?);
+        let link = self.links.get(position)?;
+        Some(Culprit {
+            position,
+            plugin: link.plugin.clone(),
+        })
     }
 }
 
@@ -365,6 +393,32 @@ mod tests {
             "no live packet: no call"
         );
         assert_eq!(stats[1].snapshot().calls, 1);
+    }
+
+    #[test]
+    fn the_binding_that_dropped_each_packet_is_known() {
+        let e = engine();
+        let (mut c, _) = chain(
+            &e,
+            &[
+                (&test_wat::drop_tos(1), OnError::Pass),
+                (&test_wat::drop_tos(2), OnError::Pass),
+            ],
+        );
+        // More than one ABI batch, so the second chunk's indices count from its offset.
+        let tos: Vec<u8> = (0..BATCH_MAX + 3).map(|i| (i % 3) as u8).collect();
+        let d = run(&mut c, &tos);
+        for (i, t) in tos.iter().enumerate() {
+            match t {
+                0 => assert_eq!(d[i], P),
+                _ => {
+                    assert_eq!(d[i], D);
+                    let culprit = c.culprit(i).unwrap();
+                    assert_eq!(culprit.position, usize::from(*t) - 1, "packet {i}");
+                    assert_eq!(&*culprit.plugin, format!("p{}", t - 1));
+                }
+            }
+        }
     }
 
     #[test]
