@@ -444,7 +444,7 @@ pub fn main() -> i32 {
             duration: args.duration.map(std::time::Duration::from_secs),
             plugin_dir: args.plugin_dir,
         }),
-                Command::Status(args) => {
+        Command::Status(args) => {
             tungate_api::status::run(&args.url, args.token_file.as_ref(), args.admin_ca.as_ref())
         }
         Command::Capture(args) => tungate_api::capture::run(

@@ -444,6 +444,7 @@ mod tests {
             drops: BTreeMap::new(),
             vips: vec![],
             bindings: vec![],
+            peers: vec![],
         };
         let text = render("http://x:1", &status, &stats);
         assert!(
