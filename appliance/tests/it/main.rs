@@ -5,6 +5,7 @@
 //! machine alone (`tungate_test_support::machine`).
 
 mod admin_api;
+mod cli_output;
 mod demo;
 mod forwarding;
 mod frag_needed;

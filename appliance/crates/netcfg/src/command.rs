@@ -7,6 +7,7 @@
 //! kernel refused or another failure. This module never parses the command line (the CLI
 //! does) and never prints anything but the changes and the errors.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -137,8 +138,12 @@ async fn once(
     state_file: &Path,
 ) -> Result<Plan, NetError> {
     let handle = connect()?;
-    // Changes are printed as they are made, so a failure part-way shows what was done.
-    let mut print = |change: &crate::Change| println!("{change}");
+    // Changes are printed as they are made, so a failure part-way shows what was done. A
+    // closed output (`tungate net apply | head -1`) must not stop a change half-made: the
+    // lines are then lost, the work goes on.
+    let mut print = |change: &crate::Change| {
+        let _ = writeln!(std::io::stdout().lock(), "{change}");
+    };
     match (action, target) {
         (Action::Down, _) => down(&handle, role, state_file, &mut print).await,
         (_, None) => Ok(Plan::default()),
@@ -155,7 +160,8 @@ async fn once(
 
 fn report(action: Action, plan: &Plan) -> i32 {
     if action == Action::Plan {
-        print!("{plan}");
+        // `plan` only reads: the CLI lets SIGPIPE end it quietly on a closed output.
+        let _ = write!(std::io::stdout().lock(), "{plan}");
     }
     match (action, plan.is_empty()) {
         (_, true) => {
