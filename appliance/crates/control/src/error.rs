@@ -148,6 +148,8 @@ impl ControlError {
                 ControlError::new(ErrorCode::PluginRejected, strip(&text, &binding))
                     .at(format!("{binding}.plugin"))
             }
+            // The configuration as a whole is too large: no binding's field is named.
+            BuildError::PoolTooSmall { .. } => ControlError::new(ErrorCode::InvalidConfig, text),
             BuildError::Instance {
                 binding, error: e, ..
             } => {
@@ -158,7 +160,9 @@ impl ControlError {
                     InstanceError::ConfigTooLarge(_) => {
                         (ErrorCode::InvalidConfig, format!("{binding}.config"))
                     }
-                    InstanceError::Instantiate(_) | InstanceError::BadBatchArea { .. } => {
+                    InstanceError::Instantiate(_)
+                    | InstanceError::PoolFull(_)
+                    | InstanceError::BadBatchArea { .. } => {
                         (ErrorCode::PluginRejected, format!("{binding}.plugin"))
                     }
                 };
@@ -235,5 +239,23 @@ mod tests {
         assert_eq!(e.code, ErrorCode::PluginRefusedConfig);
         assert_eq!(e.field.as_deref(), Some("vips[2].plugins[0].config"));
         assert!(e.message.contains("bad prefix"));
+    }
+
+    #[test]
+    fn a_pool_too_small_is_the_configuration_s_fault_not_a_plugin_s() {
+        let e = ControlError::from_build(BuildError::PoolTooSmall {
+            needed: 4100,
+            bindings: 4100,
+            workers: 1,
+            pool: 4096,
+            in_use: String::new(),
+        });
+        assert_eq!(e.code, ErrorCode::InvalidConfig);
+        assert_eq!(e.field, None, "no binding is blamed");
+        assert!(
+            e.message.contains("instance pool holds 4096"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -42,6 +42,11 @@ mod servers;
 mod topology;
 mod traffic;
 
+#[cfg(test)]
+mod doc_paths;
+
+pub use gateway::WORKSPACE_PLUGIN_DIR;
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;

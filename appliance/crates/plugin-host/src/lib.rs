@@ -21,6 +21,9 @@ pub mod instance;
 pub mod stats;
 pub mod validate;
 
+#[cfg(test)]
+mod doc_limits;
+
 #[cfg(any(test, feature = "test-wat"))]
 pub mod test_wat;
 
