@@ -25,7 +25,7 @@ const FILES: &[&str] = &[
 /// The paths in `text` that name a wasm32 build output under a `target/` folder: from
 /// `target/` to the end of the path (`target/X/wasm32-unknown-unknown/PROFILE...`).
 fn output_paths(text: &str) -> Vec<&str> {
-    let ends = |c: char| c.is_whitespace() || "`'\"),;]".contains(c);
+    let ends = |c: char| c.is_whitespace() || "`'\"),;]}".contains(c);
     let mut found = Vec::new();
     for (at, _) in text.match_indices("wasm32-unknown-unknown/") {
         let start = text[..at].rfind(ends).map_or(0, |i| i + 1);
