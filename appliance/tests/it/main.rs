@@ -17,6 +17,7 @@ mod netcfg_dnat;
 mod netcfg_gateway;
 mod netcfg_reconcile;
 mod netcfg_rs;
+mod plugin_cache;
 mod plugins_datapath;
 mod plugins_examples;
 mod plugins_hot_swap;

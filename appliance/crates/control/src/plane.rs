@@ -300,7 +300,8 @@ impl ControlPlane {
             plugin_files,
             limits,
         } = startup;
-        let host = PluginHost::new(limits).map_err(StartupError::Engine)?;
+        let host = PluginHost::with_compiled_cache(limits, state.compiled_dir())
+            .map_err(StartupError::Engine)?;
         for path in &plugin_files {
             store_plugin_file(&host, &state, path).map_err(|problem| StartupError::PluginFile {
                 path: path.clone(),
@@ -351,6 +352,14 @@ impl ControlPlane {
                 origin,
                 error: Box::new(error),
             })?;
+        let cache = host.compiled_cache_counts();
+        tracing::info!(
+            "plugin modules: {} loaded compiled from {}, {} compiled, {} cache entries refused",
+            cache.hits,
+            state.compiled_dir().display(),
+            cache.misses,
+            cache.rejected
+        );
         if let Some(text) = &seed_text {
             state
                 .save_config(&doc)

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use super::chain::{Link, VipChain};
 use super::engine::PluginEngine;
 use super::instance::{InstanceError, InstanceLabels, PluginInstance, Prepared};
+use super::precompiled::{CacheCounts, CompiledCache};
 use super::stats::{BindingKey, BindingStats, StatsRegistry, StatsTable};
-use super::validate::{ModuleInfo, Refusal, check_module, sha256_hex};
+use super::validate::{ModuleInfo, Refusal, check_module_with, sha256_hex};
 use tungate_config::{self as config, Document};
 use tungate_datapath::filter::WorkerFilters;
 
@@ -24,13 +25,30 @@ pub(crate) struct Compiled {
     prepared: Prepared,
 }
 
-/// Compiled modules by sha256.
+/// Compiled modules by sha256, in memory, and on disk when given a directory.
 #[derive(Default)]
 pub(crate) struct ModuleCache {
     by_sha: Mutex<HashMap<String, Arc<Compiled>>>,
+    on_disk: Option<CompiledCache>,
 }
 
 impl ModuleCache {
+    /// A cache that also keeps compiled modules in `dir` for the next start.
+    pub(crate) fn on_disk(dir: std::path::PathBuf, engine: &PluginEngine) -> ModuleCache {
+        ModuleCache {
+            by_sha: Mutex::default(),
+            on_disk: Some(CompiledCache::new(dir, engine.engine())),
+        }
+    }
+
+    /// What the on-disk cache did (all zero without one).
+    pub(crate) fn disk_counts(&self) -> CacheCounts {
+        self.on_disk
+            .as_ref()
+            .map(CompiledCache::counts)
+            .unwrap_or_default()
+    }
+
     /// The compiled module for `bytes`: from the cache, or checked and compiled now.
     pub(crate) fn get_or_compile(
         &self,
@@ -41,7 +59,10 @@ impl ModuleCache {
         if let Some(c) = self.lock().get(&sha) {
             return Ok(c.clone());
         }
-        let checked = check_module(engine, bytes)?;
+        let checked = check_module_with(engine, bytes, &|bytes| match &self.on_disk {
+            Some(disk) => disk.load_or_compile(engine.engine(), &sha, bytes),
+            None => wasmtime::Module::new(engine.engine(), bytes),
+        })?;
         let prepared = Prepared::new(engine, &checked.module)
             .map_err(|e| Refusal::DoesNotCompile(e.to_string()))?;
         let compiled = Arc::new(Compiled {
@@ -52,9 +73,13 @@ impl ModuleCache {
         Ok(compiled)
     }
 
-    /// Forgets every module whose sha256 is not in `keep`.
+    /// Forgets every module whose sha256 is not in `keep` (and removes their entries on
+    /// disk).
     pub fn retain(&self, keep: &HashSet<String>) {
         self.lock().retain(|sha, _| keep.contains(sha));
+        if let Some(disk) = &self.on_disk {
+            disk.retain(keep);
+        }
     }
 
     /// Number of cached modules.
