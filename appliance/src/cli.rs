@@ -424,18 +424,61 @@ pub enum ConfigCommand {
 }
 
 /// Sets up logging on standard error; `RUST_LOG` overrides the default `info` level.
+/// Colour only on a terminal and without `NO_COLOR`: journald and log files would keep
+/// the escape codes as text.
 pub fn init_logging() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .try_init();
+}
+
+/// Whether the log may use ANSI colours: on a terminal, unless `NO_COLOR` is set to
+/// anything non-empty (<https://no-color.org>).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+impl Command {
+    /// Commands that only read and print, and end: a closed output may end them at once.
+    /// The others change state (`run`, `demo`, `net`/`rs` `apply` and `down`) and must
+    /// finish or clean up whatever happens to their output.
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Status(_)
+                | Command::Config(_)
+                | Command::Plugin(_)
+                | Command::Net(NetCommand::Plan(_))
+                | Command::Rs(RsCommand::Plan(_))
+        )
+    }
+}
+
+/// Gives SIGPIPE back its default action, as every Unix filter has it: writing to a pipe
+/// whose reader is gone (`tungate plugin check X | head -1`) ends the process quietly,
+/// with the shell's status 141, instead of Rust's "failed printing to stdout" panic.
+fn default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_DFL installs no handler code; this runs at start-up, before any thread
+    // of ours exists, and only for commands that hold no state a sudden end could lose.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 /// Parses the command line, runs the command, and returns the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if cli.command.only_prints() {
+        default_sigpipe();
+    }
     init_logging();
     match cli.command {
         Command::Demo(args) => tungate_demo::run(tungate_demo::DemoOptions {
@@ -512,4 +555,34 @@ fn config_check(file: &std::path::Path, host: bool) -> i32 {
         doc.vips.len()
     );
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))));
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, Some(OsStr::new("1"))));
+    }
+
+    #[test]
+    fn only_reading_commands_may_end_on_a_closed_output() {
+        let reads = ["status", "plugin check x.wasm", "config check x.toml"];
+        let changes = ["run", "demo", "net apply --config x", "net down"];
+        for (line, expected) in reads
+            .iter()
+            .map(|l| (l, true))
+            .chain(changes.iter().map(|l| (l, false)))
+        {
+            let cli = Cli::try_parse_from(std::iter::once("tungate").chain(line.split(' ')))
+                .unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(cli.command.only_prints(), expected, "{line}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 mod admin_api;
 mod admin_hardening;
 mod capture;
+mod cli_output;
 mod demo;
 mod fence;
 mod forwarding;
@@ -20,6 +21,7 @@ mod netcfg_gateway;
 mod netcfg_reconcile;
 mod netcfg_rs;
 mod peers_alive;
+mod plugin_cache;
 mod plugins_datapath;
 mod plugins_examples;
 mod plugins_hot_swap;

@@ -390,7 +390,7 @@ fn plugin_check_cli_accepts_a_plugin_and_refuses_junk() {
 }
 
 #[test]
-fn an_exhausted_instance_pool_is_a_build_error_naming_the_binding() {
+fn an_exhausted_instance_pool_is_a_build_error_naming_the_pool() {
     // In-process plugin instances: not beside a test that measures this process.
     let _machine = machine::shared();
     let host = PluginHost::new(Limits {
@@ -409,12 +409,15 @@ fn an_exhausted_instance_pool_is_a_build_error_naming_the_binding() {
         .publish(&slots, &doc, &plugins::example_module)
         .err()
         .unwrap();
+    // The whole configuration is too large for the pool: no binding is blamed.
     assert!(
         matches!(
             err,
-            BuildError::Instance {
-                worker: 2,
-                error: InstanceError::Instantiate(_),
+            BuildError::PoolTooSmall {
+                needed: 3,
+                bindings: 1,
+                workers: 3,
+                pool: 2,
                 ..
             }
         ),
@@ -422,12 +425,13 @@ fn an_exhausted_instance_pool_is_a_build_error_naming_the_binding() {
     );
     assert!(
         err.to_string().starts_with(
-            "vips[0].plugins[0]: plugin \"accounting\": cannot instantiate the module"
+            "the configuration needs 3 plugin instances (1 bindings × 3 workers), and the \
+             instance pool holds 2"
         ),
         "{err}"
     );
     assert_eq!(slots.generation(), 0);
-    // The instances of the failed build were released: a smaller build fits.
+    // Nothing of the refused build holds the pool: a smaller build fits.
     let one = FilterSlots::new(2);
     assert_eq!(
         host.publish(&one, &doc, &plugins::example_module).unwrap(),

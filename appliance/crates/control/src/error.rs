@@ -160,6 +160,8 @@ impl ControlError {
                 ControlError::new(ErrorCode::PluginRejected, strip(&text, &binding))
                     .at(format!("{binding}.plugin"))
             }
+            // The configuration as a whole is too large: no binding's field is named.
+            BuildError::PoolTooSmall { .. } => ControlError::new(ErrorCode::InvalidConfig, text),
             BuildError::Instance {
                 binding, error: e, ..
             } => {
@@ -170,7 +172,9 @@ impl ControlError {
                     InstanceError::ConfigTooLarge(_) => {
                         (ErrorCode::InvalidConfig, format!("{binding}.config"))
                     }
-                    InstanceError::Instantiate(_) | InstanceError::BadBatchArea { .. } => {
+                    InstanceError::Instantiate(_)
+                    | InstanceError::PoolFull(_)
+                    | InstanceError::BadBatchArea { .. } => {
                         (ErrorCode::PluginRejected, format!("{binding}.plugin"))
                     }
                 };
@@ -249,6 +253,24 @@ mod tests {
         assert_eq!(
             e.message, "plugin \"cidr-filter\": the plugin refused its configuration: bad prefix",
             "no internals (worker numbers) in what the operator reads"
+        );
+    }
+
+    #[test]
+    fn a_pool_too_small_is_the_configuration_s_fault_not_a_plugin_s() {
+        let e = ControlError::from_build(BuildError::PoolTooSmall {
+            needed: 4100,
+            bindings: 4100,
+            workers: 1,
+            pool: 4096,
+            in_use: String::new(),
+        });
+        assert_eq!(e.code, ErrorCode::InvalidConfig);
+        assert_eq!(e.field, None, "no binding is blamed");
+        assert!(
+            e.message.contains("instance pool holds 4096"),
+            "{}",
+            e.message
         );
     }
 }

@@ -301,7 +301,8 @@ impl ControlPlane {
             plugin_files,
             limits,
         } = startup;
-        let host = PluginHost::new(limits).map_err(StartupError::Engine)?;
+        let host = PluginHost::with_compiled_cache(limits, state.compiled_dir())
+            .map_err(StartupError::Engine)?;
         for path in &plugin_files {
             store_plugin_file(&host, &state, path).map_err(|problem| StartupError::PluginFile {
                 path: path.clone(),
@@ -353,6 +354,14 @@ impl ControlPlane {
                 error: Box::new(error),
             })?;
         let mut revision = state.revision().map_err(StartupError::State)?;
+        let cache = host.compiled_cache_counts();
+        tracing::info!(
+            "plugin modules: {} loaded compiled from {}, {} compiled, {} cache entries refused",
+            cache.hits,
+            state.compiled_dir().display(),
+            cache.misses,
+            cache.rejected
+        );
         if let Some(text) = &seed_text {
             // The file's document replaces whatever was stored: a new revision.
             revision = revision.next();

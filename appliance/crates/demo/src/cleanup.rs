@@ -149,7 +149,7 @@ impl Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for problem in self.finish(&mut |_| {}) {
-            eprintln!("tungate demo: cleanup: {problem}");
+            err!("tungate demo: cleanup: {problem}");
         }
     }
 }

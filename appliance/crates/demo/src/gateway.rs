@@ -24,8 +24,10 @@ use tungate_api::client::ApiClient;
 /// The example plugins, in upload order.
 pub(crate) const EXAMPLE_PLUGINS: [&str; 4] =
     ["accounting", "cidr-filter", "port-filter", "rate-limit"];
-/// Where `deploy/ci/test-all.sh` and `deploy/demo.sh` build the example plugins.
-pub(crate) const WORKSPACE_PLUGIN_DIR: &str = "target/wasm-plugins/wasm32-unknown-unknown/plugin";
+/// Where built plugins land, relative to the repository (or a plugin's) folder: what
+/// `deploy/ci/test-all.sh`, `deploy/demo.sh`, the tests and the guides build into. The one
+/// place this path is defined; `doc_paths` holds the documents and scripts to it.
+pub const WORKSPACE_PLUGIN_DIR: &str = "target/wasm-plugins/wasm32-unknown-unknown/plugin";
 /// Where the appliance image installs them.
 pub(crate) const INSTALLED_PLUGIN_DIR: &str = "/usr/share/tungate/plugins";
 /// How long tungate may take to become ready.

@@ -12,6 +12,27 @@
 //! never configures the host's own namespace (no interface, address, route, rule, sysctl
 //! or nftables table outside the namespaces it created).
 
+/// `println!` that never panics: the demo keeps running (and cleans up) when its output is
+/// a pipe whose reader went away (`tungate demo | head`); the lines are then lost.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stdout().lock(),
+            format_args!("{}\n", format_args!($($t)*)),
+        );
+    }};
+}
+
+/// `eprintln!` that never panics (see [`out!`]).
+macro_rules! err {
+    ($($t:tt)*) => {{
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr().lock(),
+            format_args!("{}\n", format_args!($($t)*)),
+        );
+    }};
+}
+
 mod cleanup;
 mod encap;
 mod gateway;
@@ -20,6 +41,11 @@ mod relay;
 mod servers;
 mod topology;
 mod traffic;
+
+#[cfg(test)]
+mod doc_paths;
+
+pub use gateway::WORKSPACE_PLUGIN_DIR;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -169,12 +195,12 @@ pub struct DemoOptions {
 }
 
 fn step(n: u32, text: &str) {
-    println!("[{n}/{STEPS}] {text}");
+    out!("[{n}/{STEPS}] {text}");
     let _ = std::io::stdout().flush();
 }
 
 fn detail(text: &str) {
-    println!("      {text}");
+    out!("      {text}");
     let _ = std::io::stdout().flush();
 }
 
@@ -212,14 +238,14 @@ fn remove_stale_work_dirs() -> Vec<String> {
 /// Runs the demo; returns the process exit status.
 pub fn run(options: DemoOptions) -> i32 {
     if !(options.rate > 0.0 && options.rate <= MAX_RATE) {
-        eprintln!(
+        err!(
             "tungate demo: --rate {} is not a request rate: give more than 0 and at most {MAX_RATE}",
             options.rate
         );
         return tungate_config::EXIT_BAD_CONFIG;
     }
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("tungate demo: {}", DemoError::NotRoot);
+        err!("tungate demo: {}", DemoError::NotRoot);
         return 1;
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -230,25 +256,25 @@ pub fn run(options: DemoOptions) -> i32 {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("tungate demo: cannot start a runtime: {e}");
+            err!("tungate demo: cannot start a runtime: {e}");
             return 1;
         }
     };
     let result = runtime.block_on(demo(&options, &mut cleanup, stop));
-    println!("stopping: removing everything the demo made");
+    out!("stopping: removing everything the demo made");
     let problems = cleanup.finish(&mut |m| detail(m));
     drop(runtime);
     for p in &problems {
-        eprintln!("tungate demo: cleanup: {p}");
+        err!("tungate demo: cleanup: {p}");
     }
     match result {
         Ok(()) if problems.is_empty() => {
-            println!("done: the host is as it was before the demo");
+            out!("done: the host is as it was before the demo");
             0
         }
         Ok(()) => 1,
         Err(e) => {
-            eprintln!("tungate demo: {e}");
+            err!("tungate demo: {e}");
             1
         }
     }
@@ -282,7 +308,7 @@ async fn demo(
     let names = Names::for_pid(pid);
     let mut stale = topology::remove_stale()?;
     stale.extend(remove_stale_work_dirs());
-    println!("tungate demo: a client, a real server and a gateway in three network namespaces");
+    out!("tungate demo: a client, a real server and a gateway in three network namespaces");
     if !stale.is_empty() {
         detail(&format!(
             "removed leftovers of a killed demo: {}",
@@ -408,30 +434,31 @@ async fn demo(
 
 fn print_welcome(url: &str, token: &str, token_file: &std::path::Path, names: &Names) {
     let deny = gateway::deny_body(CLIENT_PREFIXES[1].0);
-    println!();
-    println!("  web UI   {url}/   (sign in with the token)");
-    println!("  token    {token}");
-    println!(
+    out!("");
+    out!("  web UI   {url}/   (sign in with the token)");
+    out!("  token    {token}");
+    out!(
         "  status   tungate status --url {url} --token-file {}",
         token_file.display()
     );
-    println!(
+    out!(
         "  explore  ip netns exec {} curl -s --interface {} http://{VIP}/",
-        names.client, CLIENT_PREFIXES[0].1[0]
+        names.client,
+        CLIENT_PREFIXES[0].1[0]
     );
-    println!();
-    println!(
+    out!("");
+    out!(
         "  Try it: bind cidr-filter denying {} (web UI: Peers & VIPs, edit {VIP}, add cidr-filter),",
         CLIENT_PREFIXES[1].0
     );
-    println!("  or with curl — that prefix's replies then drop at the gateway, the other's flow:");
-    println!(
+    out!("  or with curl — that prefix's replies then drop at the gateway, the other's flow:");
+    out!(
         "    curl -X PUT -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\"
     );
-    println!("      -d '{deny}' {url}/api/v1/vips/{VIP}");
-    println!();
-    println!("  Ctrl-C stops the demo and removes everything it made.");
-    println!();
+    out!("      -d '{deny}' {url}/api/v1/vips/{VIP}");
+    out!("");
+    out!("  Ctrl-C stops the demo and removes everything it made.");
+    out!("");
     let _ = std::io::stdout().flush();
 }
 
@@ -461,10 +488,10 @@ async fn watch(
             d.saturating_duration_since(Instant::now())
         });
         tokio::select! {
-            _ = interrupt.recv() => { println!("\nCtrl-C"); return Ok(()); }
-            _ = terminate.recv() => { println!("\nSIGTERM"); return Ok(()); }
+            _ = interrupt.recv() => { out!("\nCtrl-C"); return Ok(()); }
+            _ = terminate.recv() => { out!("\nSIGTERM"); return Ok(()); }
             _ = tokio::time::sleep(until_deadline) => {
-                println!("--duration reached");
+                out!("--duration reached");
                 return Ok(());
             }
             _ = tick.tick() => {}
@@ -478,7 +505,7 @@ async fn watch(
             return Err(DemoError::Gateway(format!("{name} stopped unexpectedly")));
         }
         let now = Progress::read(api, traffic, encap).await;
-        println!("{}", now.line(&last, started.elapsed()));
+        out!("{}", now.line(&last, started.elapsed()));
         let _ = std::io::stdout().flush();
         last = now;
     }

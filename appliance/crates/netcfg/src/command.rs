@@ -8,6 +8,7 @@
 //! kernel refused or another failure. This module never parses the command line (the CLI
 //! does) and never prints anything but the changes and the errors.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -141,8 +142,12 @@ async fn once(
     state_file: &Path,
 ) -> Result<Plan, NetError> {
     let handle = connect()?;
-    // Changes are printed as they are made, so a failure part-way shows what was done.
-    let mut print = |change: &crate::Change| println!("{change}");
+    // Changes are printed as they are made, so a failure part-way shows what was done. A
+    // closed output (`tungate net apply | head -1`) must not stop a change half-made: the
+    // lines are then lost, the work goes on.
+    let mut print = |change: &crate::Change| {
+        let _ = writeln!(std::io::stdout().lock(), "{change}");
+    };
     match (action, target) {
         (Action::Down, _) => down(&handle, role, state_file, &mut print).await,
         (_, None) => Ok(Plan::default()),
@@ -172,7 +177,8 @@ fn lower_fence(role: Role, action: Action) -> Result<bool, NetError> {
 
 fn report(action: Action, plan: &Plan, fence_removed: bool) -> i32 {
     if action == Action::Plan {
-        print!("{plan}");
+        // `plan` only reads: the CLI lets SIGPIPE end it quietly on a closed output.
+        let _ = write!(std::io::stdout().lock(), "{plan}");
     }
     let changes = plan.changes.len() + usize::from(fence_removed);
     match (action, plan.is_empty() && !fence_removed) {

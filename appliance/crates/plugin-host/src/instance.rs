@@ -40,9 +40,13 @@ pub enum InstanceError {
     /// The configuration is larger than ABI v1 allows.
     #[error("the configuration is {0} bytes of JSON, more than the limit of {MAX_CONFIG_BYTES}")]
     ConfigTooLarge(usize),
-    /// Instantiation failed (pool exhausted, memory over the cap, …).
+    /// Instantiation failed (memory over the cap, …).
     #[error("cannot instantiate the module: {0}")]
     Instantiate(String),
+    /// Every slot of the engine's instance pool is taken (by this generation and the one
+    /// in force): the configuration as a whole is too large, not this binding.
+    #[error("the plugin instance pool is full ({0})")]
+    PoolFull(String),
     /// The plugin refused its configuration.
     #[error("the plugin refused its configuration: {0}")]
     Refused(String),
@@ -314,10 +318,15 @@ impl PluginInstance {
         store.set_epoch_deadline(PluginEngine::ticks(limits.configure_deadline));
 
         let fail = |e: wasmtime::Error| InstanceError::ConfigureFailed(describe_error(&e));
-        let instance = prepared
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| InstanceError::Instantiate(format!("{e:#}")))?;
+        let instance = prepared.pre.instantiate(&mut store).map_err(|e| {
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some()
+            {
+                InstanceError::PoolFull(format!("{e:#}"))
+            } else {
+                InstanceError::Instantiate(format!("{e:#}"))
+            }
+        })?;
         let memory = instance
             .get_memory(&mut store, abi::EXPORT_MEMORY)
             .ok_or_else(|| InstanceError::Instantiate("no memory export".into()))?;

@@ -5,21 +5,28 @@
 //! - [`instance`]: one configured instance and its batch call;
 //! - [`chain`]: a VIP's chain on one worker, as the data path's `BatchFilter`;
 //! - [`stats`]: per-binding statistics readable from any thread;
-//! - [`build`]: from a configuration document to one filter set per worker.
+//! - [`build`]: from a configuration document to one filter set per worker;
+//! - [`precompiled`]: the compiled-module cache on disk (the crate's only `unsafe` code,
+//!   loading machine code it wrote itself).
 //!
 //! [`PluginHost`] ties them together for the control side: check an upload, build and
 //! publish a generation (hot swap through [`FilterSlots`]), read statistics. Nothing here
 //! runs on the data path except the chains it hands over; it never forwards packets, never
-//! touches the state directory or the network, and holds no `unsafe` code (forbidden).
+//! touches the network, and of the state directory only the compiled-module cache folder
+//! it is given. `unsafe` code is denied everywhere but [`precompiled`].
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod build;
 pub mod chain;
 pub mod engine;
 pub mod instance;
+pub mod precompiled;
 pub mod stats;
 pub mod validate;
+
+#[cfg(test)]
+mod doc_limits;
 
 #[cfg(any(test, feature = "test-wat"))]
 pub mod test_wat;
@@ -30,6 +37,7 @@ use arc_swap::ArcSwap;
 
 pub use build::{BuildError, Generation};
 pub use engine::{EngineError, Limits, PluginEngine};
+pub use precompiled::CacheCounts;
 pub use stats::{BindingSnapshot, StatsRegistry, StatsTable};
 pub use validate::{ModuleInfo, Refusal};
 
@@ -53,6 +61,27 @@ impl PluginHost {
             registry: StatsRegistry::default(),
             current: ArcSwap::from_pointee(StatsTable::default()),
         })
+    }
+
+    /// A host with these limits that keeps compiled modules in `dir` (a folder of the
+    /// state directory), so that the next start loads them instead of compiling
+    /// ([`precompiled`]).
+    pub fn with_compiled_cache(
+        limits: Limits,
+        dir: std::path::PathBuf,
+    ) -> Result<PluginHost, EngineError> {
+        let engine = PluginEngine::new(limits)?;
+        Ok(PluginHost {
+            cache: build::ModuleCache::on_disk(dir, &engine),
+            engine,
+            registry: StatsRegistry::default(),
+            current: ArcSwap::from_pointee(StatsTable::default()),
+        })
+    }
+
+    /// What the compiled-module cache on disk did since this host started.
+    pub fn compiled_cache_counts(&self) -> CacheCounts {
+        self.cache.disk_counts()
     }
 
     /// Checks an uploaded module (and keeps it compiled for the next build); call this

@@ -243,6 +243,16 @@ fn describe(ty: &ExternType) -> String {
 
 /// Checks `bytes` exactly as an upload is checked; on success the module is compiled.
 pub fn check_module(engine: &PluginEngine, bytes: &[u8]) -> Result<CheckedModule, Refusal> {
+    check_module_with(engine, bytes, &|bytes| Module::new(engine.engine(), bytes))
+}
+
+/// [`check_module`], with `compile` turning the bytes into a module (e.g. from the
+/// compiled-module cache); every check runs on the module it returns.
+pub(crate) fn check_module_with(
+    engine: &PluginEngine,
+    bytes: &[u8],
+    compile: &dyn Fn(&[u8]) -> wasmtime::Result<Module>,
+) -> Result<CheckedModule, Refusal> {
     let max = engine.limits().max_module_bytes;
     if bytes.len() > max {
         return Err(Refusal::TooLarge {
@@ -254,8 +264,7 @@ pub fn check_module(engine: &PluginEngine, bytes: &[u8]) -> Result<CheckedModule
         return Err(Refusal::NotWasm);
     }
     let metadata = scan_structure(bytes, engine.limits())?;
-    let module = Module::new(engine.engine(), bytes)
-        .map_err(|e| Refusal::DoesNotCompile(format!("{e:#}")))?;
+    let module = compile(bytes).map_err(|e| Refusal::DoesNotCompile(format!("{e:#}")))?;
 
     check_abi_marker(&module)?;
     let imports = check_imports(&module)?;

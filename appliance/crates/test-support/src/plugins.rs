@@ -26,7 +26,7 @@ pub fn workspace() -> PathBuf {
 
 /// Where the `.wasm` files land.
 pub fn wasm_dir() -> PathBuf {
-    workspace().join("target/wasm-plugins/wasm32-unknown-unknown/plugin")
+    workspace().join(tungate_demo::WORKSPACE_PLUGIN_DIR)
 }
 
 /// `cargo build --profile plugin --target wasm32-unknown-unknown -p P…` for `packages`, into

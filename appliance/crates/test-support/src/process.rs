@@ -19,6 +19,8 @@ pub struct Tungate {
     pub config: PathBuf,
     /// Its state directory (inside the test's temporary directory).
     pub state_dir: PathBuf,
+    /// Its log (stderr) up to and including the "forwarding" line.
+    pub startup_log: String,
     ns: String,
 }
 
@@ -102,12 +104,14 @@ impl Tungate {
         // Wait for the "forwarding" log line on stderr (or for the process to end).
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
+        let mut startup_log = String::new();
         loop {
             line.clear();
             if stderr.read_line(&mut line).unwrap_or(0) == 0 {
                 break;
             }
             eprint!("tungate: {line}");
+            startup_log.push_str(&line);
             if line.contains("forwarding") {
                 break;
             }
@@ -124,6 +128,7 @@ impl Tungate {
             _dir: dir,
             config: path,
             state_dir,
+            startup_log,
             ns: ns.name.clone(),
         }
     }

@@ -11,6 +11,8 @@
 //! <state>/admin-token          the generated admin bearer token (0600)
 //! <state>/plugins/index.json   plugin name -> record (sha256, size, upload time, ABI info)
 //! <state>/plugins/<sha256>.wasm  module bytes, content-addressed
+//! <state>/compiled/<sha256>-<engine>.cwasm  compiled modules: a cache the plugin host
+//!                              writes and checks (`tungate_plugin_host::precompiled`)
 //! ```
 //! Order of writes keeps every restart consistent: a module's bytes are written before the
 //! index names them, the index before a configuration may bind them. This module judges no
@@ -39,6 +41,7 @@ const REVISION_FILE: &str = "revision";
 const TOKEN_FILE: &str = "admin-token";
 const PLUGIN_DIR: &str = "plugins";
 const PLUGIN_INDEX: &str = "index.json";
+const COMPILED_DIR: &str = "compiled";
 
 /// Why the state directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +164,12 @@ impl StateDir {
     /// The directory's path.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The folder of the compiled-module cache (the plugin host owns its content; removing
+    /// it only costs compiling the modules again).
+    pub fn compiled_dir(&self) -> PathBuf {
+        self.root.join(COMPILED_DIR)
     }
 
     /// The stored document, if any.
