@@ -10,7 +10,7 @@
 //! plugins, and writes BENCHMARKS.md.
 //!
 //! `gateway_bench run [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]`
-//! `gateway_bench soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400]`
+//! `gateway_bench soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400] [RATE]`
 //! holds one variant under full load and prints its rate every second (for `perf`).
 //! `gateway_bench gateway ...` is the gateway process the run starts in `gw` (internal).
 
@@ -84,7 +84,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-/// `soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400]`
+/// `soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400] [RATE]`
 fn soak(args: &[String]) -> i32 {
     let seconds = args.first().and_then(|a| a.parse().ok()).unwrap_or(20);
     let what = args.get(1).map_or("none", String::as_str);
@@ -110,7 +110,8 @@ fn soak(args: &[String]) -> i32 {
             timed,
         }
     };
-    phases::soak(seconds, variant, size)
+    let rate = args.get(4).and_then(|a| a.parse().ok());
+    phases::soak(seconds, variant, size, rate)
 }
 
 fn main() {
