@@ -8,14 +8,21 @@
 //! never learns about the control plane or the kernel's configuration; the plane's unit
 //! tests implement the trait with a fake that fails on demand. This module owns no policy:
 //! the plane decides when to apply, restart or stop.
+//!
+//! For `userspace` decap it also chooses the I/O path ([`IoSelection`]): AF_XDP behind
+//! tungate's XDP pre-filter ([`IngressFilter`], attached here, its peer map updated on every
+//! apply, each worker's socket registered in it) or the AF_PACKET rings.
 
-use std::sync::Arc;
+use std::net::Ipv4Addr;
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex};
 
-use tungate_config::Document;
+use tungate_config::{DecapMode, Document};
 use tungate_datapath::counters::Counters;
 use tungate_datapath::filter::{FilterProgress, WorkerFilters};
-use tungate_datapath::{Datapath, StartError};
+use tungate_datapath::{Datapath, IoPlan, StartError, XskRegistry};
 use tungate_netcfg::{IpipDropTable, NetError};
+use tungate_xdp::{IngressFilter, XdpError, XdpMode};
 
 /// Why the forwarding workers could not (re)start or stop.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +33,149 @@ pub enum ForwardingError {
     /// The `userspace` mode's nftables drop table.
     #[error("{0}")]
     DropTable(#[from] NetError),
+    /// The XDP pre-filter could not be attached or updated (`gateway.io` asked for XDP).
+    #[error("{0}")]
+    Xdp(#[from] XdpError),
+}
+
+/// Which I/O path `userspace` decap asks for (`gateway.io`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum IoSelection {
+    /// Native XDP where the driver has it, else the AF_PACKET rings (the reason logged).
+    #[default]
+    Auto,
+    /// Native XDP, or fail.
+    Xdp,
+    /// Generic XDP.
+    XdpGeneric,
+    /// The AF_PACKET rings.
+    Packet,
+}
+
+/// The I/O path the workers run on, and why (for status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IoChoice {
+    /// "xdp", "xdp-generic" or "packet".
+    pub(crate) path: &'static str,
+    /// Why this path.
+    pub(crate) reason: String,
+}
+
+/// The pre-filter as the data path registers its sockets in it.
+struct FilterRegistry(Arc<Mutex<IngressFilter>>);
+
+impl XskRegistry for FilterRegistry {
+    fn bind_socket(&self, queue: u32, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+        let mut filter = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        filter
+            .bind_socket(queue, fd)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// The running pre-filter, with what selected it.
+struct Xdp {
+    filter: Arc<Mutex<IngressFilter>>,
+}
+
+impl Xdp {
+    /// Makes the program's peer set and gateway address those of `doc`.
+    fn follow(&self, doc: &Document) -> Result<(), XdpError> {
+        let peers: Vec<Ipv4Addr> = doc.peers.iter().map(|p| p.address).collect();
+        let mut filter = self.filter.lock().unwrap_or_else(|e| e.into_inner());
+        filter.set_gateway(doc.gateway.address)?;
+        filter.set_peers(&peers)
+    }
+}
+
+/// What decides the I/O path: the decap mode, `gateway.io`, the ingress interface and
+/// the worker count (one AF_XDP worker per receive queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IoKey {
+    decap: DecapMode,
+    selection: IoSelection,
+    ingress: Option<String>,
+    workers: u32,
+}
+
+impl IoKey {
+    fn of(doc: &Document) -> IoKey {
+        IoKey {
+            decap: doc.gateway.decap,
+            selection: io_selection(doc),
+            ingress: Datapath::ingress_interface(doc),
+            workers: doc.gateway.workers,
+        }
+    }
+}
+
+/// `gateway.io` of `doc`.
+fn io_selection(_doc: &Document) -> IoSelection {
+    IoSelection::default()
+}
+
+/// Chooses the I/O path for `key` (attaching the pre-filter for an XDP path and loading
+/// `doc`'s peers into it).
+fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoChoice), ForwardingError> {
+    let packet = |reason: String| {
+        Ok((
+            None,
+            IoChoice {
+                path: "packet",
+                reason,
+            },
+        ))
+    };
+    if key.decap == DecapMode::Kernel {
+        return packet("kernel decap reads the tunnel devices with AF_PACKET".into());
+    }
+    let (mode, path) = match key.selection {
+        IoSelection::Packet => return packet("gateway.io = \"packet\"".into()),
+        IoSelection::Auto | IoSelection::Xdp => (XdpMode::Native, "xdp"),
+        IoSelection::XdpGeneric => (XdpMode::Generic, "xdp-generic"),
+    };
+    let Some(ingress) = &key.ingress else {
+        // The data path's start names the missing interface.
+        return packet("no ingress interface".into());
+    };
+    let workers = doc.gateway.workers as usize;
+    if key.selection == IoSelection::Auto
+        && let Some(queues) = tungate_datapath::receive_queues(ingress)
+        && queues != workers
+    {
+        return packet(format!(
+            "gateway.io = \"auto\": AF_PACKET rings, as {ingress} has {queues} receive \
+             queue(s) for {workers} worker(s) (AF_XDP needs one worker per queue)"
+        ));
+    }
+    let Ok(ifindex) = tungate_datapath::interface_index(ingress) else {
+        // The data path's start names the missing interface.
+        return packet(format!("no interface {ingress}"));
+    };
+    let attached = IngressFilter::attach(ifindex, mode, doc.gateway.address);
+    match attached {
+        Ok(filter) => {
+            let xdp = Xdp {
+                filter: Arc::new(Mutex::new(filter)),
+            };
+            xdp.follow(doc)?;
+            let reason = match key.selection {
+                IoSelection::Auto => {
+                    format!("gateway.io = \"auto\": native XDP attached to {ingress}")
+                }
+                _ => format!("{mode} XDP attached to {ingress} as asked"),
+            };
+            tracing::info!("I/O path: AF_XDP ({reason})");
+            Ok((Some(xdp), IoChoice { path, reason }))
+        }
+        Err(e) if key.selection == IoSelection::Auto => {
+            let reason =
+                format!("gateway.io = \"auto\": AF_PACKET rings, as XDP is unavailable: {e}");
+            tracing::warn!("I/O path: {reason}");
+            packet(reason)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The forwarding workers as the control plane drives them.
@@ -61,6 +211,11 @@ pub(crate) trait Forwarding: Send {
 pub(crate) struct Workers {
     datapath: Datapath,
     drop_table: IpipDropTable,
+    /// The XDP pre-filter while the workers run on AF_XDP (after the data path: its
+    /// sockets close before the program goes).
+    xdp: Option<Xdp>,
+    io_key: IoKey,
+    io: IoChoice,
 }
 
 impl Workers {
@@ -71,10 +226,15 @@ impl Workers {
         counters: Arc<Counters>,
         filters: Vec<WorkerFilters>,
     ) -> Result<Box<dyn Forwarding>, ForwardingError> {
-        let datapath = Datapath::start_with_filters(doc, counters, Some(filters))?;
+        let io_key = IoKey::of(doc);
+        let (xdp, io) = select_io(&io_key, doc)?;
+        let datapath = Datapath::start_with_io(doc, counters, Some(filters), plan(xdp.as_ref()))?;
         let mut workers = Workers {
             datapath,
             drop_table: IpipDropTable::new(),
+            xdp,
+            io_key,
+            io,
         };
         workers.follow_drop_table()?;
         Ok(Box::new(workers))
@@ -84,6 +244,34 @@ impl Workers {
     /// exactly while the workers run in `userspace` mode, on the interface they read.
     fn follow_drop_table(&mut self) -> Result<(), NetError> {
         self.drop_table.follow(self.datapath.userspace_ingress())
+    }
+
+    /// The I/O path the workers run on, and why.
+    pub(crate) fn io(&self) -> &IoChoice {
+        &self.io
+    }
+
+    /// Before applying `doc`: when its decap mode, `gateway.io` or ingress interface differ
+    /// from those the I/O path was chosen for, chooses again (the workers restart on the
+    /// new path with the apply, as `[gateway]` changed); otherwise loads its peers and
+    /// gateway address into the running pre-filter.
+    fn follow_io(&mut self, doc: &Document) -> Result<(), ForwardingError> {
+        let key = IoKey::of(doc);
+        if key == self.io_key {
+            if let Some(xdp) = &self.xdp {
+                xdp.follow(doc)?;
+            }
+            return Ok(());
+        }
+        // Detach first: the interface takes one program, and ours is refused while held.
+        self.xdp = None;
+        self.datapath.set_io(IoPlan::Packet);
+        self.io_key = key;
+        let (xdp, io) = select_io(&self.io_key, doc)?;
+        self.datapath.set_io(plan(xdp.as_ref()));
+        self.xdp = xdp;
+        self.io = io;
+        Ok(())
     }
 
     /// The table follows also after a failed (re)start, which leaves the workers (and so
@@ -102,6 +290,7 @@ impl Forwarding for Workers {
         doc: &Document,
         filters: Vec<WorkerFilters>,
     ) -> Result<bool, ForwardingError> {
+        self.follow_io(doc)?;
         let applied = self.datapath.apply_with_filters(doc, Some(filters));
         self.followed(applied)
     }
@@ -127,9 +316,20 @@ impl Forwarding for Workers {
         let Workers {
             datapath,
             mut drop_table,
+            xdp,
+            ..
         } = *self;
         datapath.stop();
+        drop(xdp);
         drop_table.follow(None)?;
         Ok(())
+    }
+}
+
+/// The data path's I/O plan for a pre-filter (or none).
+fn plan(xdp: Option<&Xdp>) -> IoPlan {
+    match xdp {
+        Some(x) => IoPlan::Xdp(Arc::new(FilterRegistry(x.filter.clone()))),
+        None => IoPlan::Packet,
     }
 }

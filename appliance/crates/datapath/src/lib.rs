@@ -82,14 +82,15 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// More workers than the ingress device has receive queues (AF_XDP needs one socket
-    /// per queue and worker).
+    /// The ingress device's receive queues are not one per worker: AF_XDP reads queue N
+    /// with worker N's socket, and a queue without one would lose its packets.
     #[error(
-        "{workers} workers but interface {interface} has {queues} receive queue(s): set \
-         gateway.workers to at most {queues}, or give the device more queues \
-         (ethtool -L {interface} combined N)"
+        "{workers} worker(s) but interface {interface} has {queues} receive queue(s), and the \
+         AF_XDP path needs exactly one worker per queue: set gateway.workers = {queues}, or \
+         change the device's queues (ethtool -L {interface} combined {workers}), or use \
+         gateway.io = \"packet\""
     )]
-    TooFewQueues {
+    QueueMismatch {
         /// The ingress interface.
         interface: String,
         /// Its receive queues.
@@ -126,6 +127,11 @@ impl std::fmt::Debug for IoPlan {
             IoPlan::Xdp(_) => "Xdp",
         })
     }
+}
+
+/// The index of interface `name` in this network namespace.
+pub fn interface_index(name: &str) -> Result<u32, SocketError> {
+    afpacket::ifindex(name)
 }
 
 /// The receive queues of interface `name` (`None`: unknown, from `/sys/class/net`).
@@ -214,6 +220,18 @@ impl Datapath {
     /// [`Self::apply_with_filters`].
     pub fn filter_slots(&self) -> Arc<FilterSlots> {
         self.filters.clone()
+    }
+
+    /// `userspace` decap: the interface the workers read for `doc` (its
+    /// `gateway.ingress_interface`, else the one holding the gateway address).
+    pub fn ingress_interface(doc: &Document) -> Option<String> {
+        if doc.gateway.decap != DecapMode::Userspace {
+            return None;
+        }
+        doc.gateway
+            .ingress_interface
+            .clone()
+            .or_else(|| interface_with_address(doc.gateway.address))
     }
 
     /// The I/O path of the next (re)start of the workers.
@@ -460,9 +478,9 @@ fn open_xsks(
     registry: &dyn XskRegistry,
 ) -> Result<Vec<(xsk::Umem, xsk::XskSocket)>, StartError> {
     if let Some(queues) = receive_queues(ingress)
-        && queues < workers
+        && queues != workers
     {
-        return Err(StartError::TooFewQueues {
+        return Err(StartError::QueueMismatch {
             interface: ingress.to_string(),
             queues,
             workers,
