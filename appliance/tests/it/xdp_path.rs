@@ -25,8 +25,9 @@ const XDP: &str = "io = \"xdp\"";
 /// The admin API, on the gateway's ingress address (so a TCP connection to it crosses the
 /// interface the XDP program is attached to).
 const ADMIN_ON_GIP: &str = "10.0.1.1:9080";
-/// A second real server's address on the `rs` side.
+/// A second real server's address on the `rs` side, and the VIP it serves.
 const RIP2: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 3);
+const VIP2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 
 fn from_rs(ip: &[u8]) -> Vec<u8> {
     ethernet(GW_RS_MAC, RS_MAC, ip)
@@ -43,14 +44,20 @@ fn has_xdp(t: &Topology, dev: &str) -> bool {
         .contains("prog/xdp")
 }
 
-/// Sends `n` replies from `source` and returns how many reached the client.
-fn delivered(t: &Topology, source: Ipv4Addr, n: usize) -> usize {
+/// Sends `n` replies of `vip` tunnelled from `source` and returns how many reached the
+/// client.
+fn delivered_of(t: &Topology, source: Ipv4Addr, vip: Ipv4Addr, n: usize) -> usize {
     let rs = FrameSocket::open(&t.rs, "r0");
     let client = FrameSocket::open(&t.client, "c0");
     for _ in 0..n {
-        rs.send(&from_rs(&ipip(source, GIP, &udp(VIP, CIP, 64, 64))));
+        rs.send(&from_rs(&ipip(source, GIP, &udp(vip, CIP, 64, 64))));
     }
     client.receive_for(QUIET, to_client).len()
+}
+
+/// [`delivered_of`] for the VIP of peer `rs1`.
+fn delivered(t: &Topology, source: Ipv4Addr, n: usize) -> usize {
+    delivered_of(t, source, VIP, n)
 }
 
 /// The value of the sample line that starts with `name_and_labels` (0 if none).
@@ -112,10 +119,10 @@ fn a_peer_added_through_the_api_is_accepted_at_once_and_a_removed_one_dropped() 
     let tg = Tungate::start(&t.gw, &t.config(XDP));
     let api = Api::new(&t.gw, "127.0.0.1:9080", Some(tg.token()));
     assert_eq!(delivered(&t, RIP, 3), 3, "the configured peer");
-    assert_eq!(delivered(&t, RIP2, 3), 0, "not a peer yet");
+    assert_eq!(delivered_of(&t, RIP2, VIP2, 3), 0, "not a peer yet");
     let put = api.put_json(
         "/api/v1/peers/rs2",
-        &json!({"address": RIP2.to_string(), "vips": [VIP.to_string()]}),
+        &json!({"address": RIP2.to_string(), "vips": [VIP2.to_string()]}),
     );
     assert!(
         put.status / 100 == 2,
@@ -123,13 +130,13 @@ fn a_peer_added_through_the_api_is_accepted_at_once_and_a_removed_one_dropped() 
         String::from_utf8_lossy(&put.body)
     );
     assert_eq!(
-        delivered(&t, RIP2, 3),
+        delivered_of(&t, RIP2, VIP2, 3),
         3,
         "accepted once the apply returned"
     );
     let delete = api.delete("/api/v1/peers/rs2");
     assert!(delete.status / 100 == 2);
-    assert_eq!(delivered(&t, RIP2, 3), 0, "dropped once removed");
+    assert_eq!(delivered_of(&t, RIP2, VIP2, 3), 0, "dropped once removed");
     assert_eq!(delivered(&t, RIP, 3), 3, "the other peer untouched");
     assert_eq!(tg.stop().0, 0);
 }

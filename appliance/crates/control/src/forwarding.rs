@@ -38,6 +38,10 @@ pub enum ForwardingError {
     Xdp(#[from] XdpError),
 }
 
+/// The log target of the I/O path's choice (not this module's path: test harnesses wait for
+/// the daemon's "forwarding" line).
+const IO_LOG: &str = "tungate_control::io_path";
+
 /// Which I/O path `userspace` decap asks for (`gateway.io`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum IoSelection {
@@ -165,13 +169,13 @@ fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoChoice), For
                 }
                 _ => format!("{mode} XDP attached to {ingress} as asked"),
             };
-            tracing::info!("I/O path: AF_XDP ({reason})");
+            tracing::info!(target: IO_LOG, "I/O path: AF_XDP ({reason})");
             Ok((Some(xdp), IoChoice { path, reason }))
         }
         Err(e) if key.selection == IoSelection::Auto => {
             let reason =
                 format!("gateway.io = \"auto\": AF_PACKET rings, as XDP is unavailable: {e}");
-            tracing::warn!("I/O path: {reason}");
+            tracing::warn!(target: IO_LOG, "I/O path: {reason}");
             packet(reason)
         }
         Err(e) => Err(e.into()),
