@@ -14,8 +14,9 @@ use serde_json::json;
 use tungate_test_support::flood::BulkSender;
 use tungate_test_support::http::Api;
 use tungate_test_support::icmp::IcmpWatch;
+use tungate_test_support::packets::with_ttl_decremented;
 use tungate_test_support::packets::{ethernet, ipip, udp};
-use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP};
+use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, IoPath, RIP, RS_MAC, VIP};
 use tungate_test_support::wait;
 use tungate_test_support::{FrameSocket, Topology, Tungate};
 
@@ -204,3 +205,36 @@ fn a_restart_under_traffic_sends_no_icmp_towards_the_peer() {
     assert_eq!(errors, 0, "ICMP went back to the real server");
     assert_eq!(tg.stop().0, 0);
 }
+
+/// A frame larger than a UMEM frame (2048 bytes) but within the veth's XDP limit: the XDP
+/// program passes it to the kernel and the TPACKET socket beside the AF_XDP one forwards it.
+fn a_frame_larger_than_a_umem_frame_still_arrives(io: IoPath) {
+    let t = Topology::on(io);
+    for (ns, dev) in [
+        (&t.rs, "r0"),
+        (&t.gw, "g0"),
+        (&t.gw, "g1"),
+        (&t.client, "c0"),
+    ] {
+        ns.ip(&["link", "set", "dev", dev, "mtu", "3000"]);
+    }
+    let mut tg = Tungate::start(&t.gw, &t.config(""));
+    let rs = FrameSocket::open(&t.rs, "r0");
+    let client = FrameSocket::open(&t.client, "c0");
+    let inner = udp(VIP, CIP, 64, 2400);
+    let mut got = Vec::new();
+    // Twice: the raw fallback first (neighbour unresolved), then the transmit ring.
+    for _ in 0..2 {
+        rs.send(&from_rs(&ipip(RIP, GIP, &inner)));
+        got.extend(client.receive_for(QUIET, to_client));
+    }
+    assert_eq!(got.len(), 2, "both large replies arrived");
+    for frame in &got {
+        assert_eq!(&frame[14..], &with_ttl_decremented(&inner)[..]);
+    }
+    let c = tg.counters();
+    assert_eq!(c["tx_packets"], 2, "{c}");
+    assert_eq!(tg.stop().0, 0);
+}
+
+crate::on_both_io_paths!(a_frame_larger_than_a_umem_frame_still_arrives);

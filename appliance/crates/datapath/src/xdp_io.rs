@@ -428,3 +428,53 @@ impl PacketIo for XdpIo {
         new + self.packet.take_receive_drops()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_ids_of_the_tpacket_path_shift_by_the_af_xdp_source() {
+        let tpacket = FrameId::Ring {
+            source: 0,
+            index: 9,
+        };
+        let seen = outer(tpacket);
+        assert_eq!(
+            seen,
+            FrameId::Ring {
+                source: 1,
+                index: 9
+            }
+        );
+        assert_eq!(inner(seen), Some(tpacket));
+        assert_eq!(
+            inner(FrameId::Ring {
+                source: 0,
+                index: 3
+            }),
+            None,
+            "AF_XDP"
+        );
+        assert_eq!(inner(FrameId::Large), Some(FrameId::Large));
+        assert_eq!(outer(FrameId::Large), FrameId::Large);
+    }
+
+    #[test]
+    fn a_frame_is_free_again_once_neither_held_nor_queued() {
+        let mut state = vec![0u8; 4];
+        let mut free = Vec::new();
+        state[2] = HELD | IN_TX;
+        clear(&mut state, &mut free, 2, HELD);
+        assert!(free.is_empty(), "still queued for transmit");
+        clear(&mut state, &mut free, 2, IN_TX);
+        assert_eq!(free, [2], "sent and released");
+        state[1] = IN_TX;
+        clear(&mut state, &mut free, 1, IN_TX);
+        assert_eq!(free, [2, 1], "completed after its release");
+        clear(&mut state, &mut free, 1, IN_TX);
+        assert_eq!(free, [2, 1], "a second completion frees nothing twice");
+        clear(&mut state, &mut free, 99, HELD);
+        assert_eq!(free, [2, 1], "an address outside the UMEM is ignored");
+    }
+}
