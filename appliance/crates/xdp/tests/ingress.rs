@@ -542,3 +542,81 @@ fn native_on_a_driver_without_it_is_a_distinct_error() {
         .expect_err("no such interface");
     assert!(matches!(e, XdpError::NoInterface(999_999)), "{e}");
 }
+
+/// Keeps only the systemd unit's capabilities (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF) in the
+/// calling thread's effective set (capabilities are per thread: only this thread changes).
+fn keep_only_the_units_capabilities() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: header and data are the v3 capget layout (two data words), valid for the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw const header, data.as_mut_ptr()) };
+    assert_eq!(rc, 0, "capget: {}", std::io::Error::last_os_error());
+    let bit = |cap: u32| (cap / 32, 1u32 << (cap % 32));
+    let mut effective = [0u32; 2];
+    for cap in [12, 13, 39] {
+        // CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF
+        let (word, mask) = bit(cap);
+        effective[word as usize] |= mask;
+    }
+    for (d, e) in data.iter_mut().zip(effective) {
+        d.effective = e & d.permitted;
+    }
+    // SAFETY: as above; the kernel only reads both.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) };
+    assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn with_only_the_units_capabilities_it_attaches_and_refuses_a_program_it_cannot_name() {
+    let pair = Pair::new();
+    let g0 = pair.g0;
+    let filter = pair
+        .gw
+        .run(move || {
+            keep_only_the_units_capabilities();
+            IngressFilter::attach(g0, XdpMode::Native, GIP)
+        })
+        .expect("CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF load and attach the program");
+    assert_eq!(
+        pair.xdp().expect("attached")["prog"]["id"],
+        filter.program_id()
+    );
+    drop(filter);
+    until(LIMIT, "no XDP program on g0", || pair.xdp().is_none());
+
+    // Without CAP_SYS_ADMIN a found program's name cannot be read: left alone, refused.
+    let other = format!("{}/bpf/other_tool.bpf.o", env!("CARGO_MANIFEST_DIR"));
+    pair.gw.ip(&[
+        "link", "set", "dev", "g0", "xdp", "obj", &other, "sec", "xdp",
+    ]);
+    let foreign = pair.xdp().expect("the other tool's program")["prog"]["id"].clone();
+    let e = pair
+        .gw
+        .run(move || {
+            keep_only_the_units_capabilities();
+            IngressFilter::attach(g0, XdpMode::Native, GIP)
+        })
+        .expect_err("a program it cannot name");
+    assert!(
+        matches!(&e, XdpError::UnknownProgram { id, .. } if foreign == *id),
+        "{e}"
+    );
+    assert_eq!(pair.xdp().expect("left in place")["prog"]["id"], foreign);
+    pair.gw.ip(&["link", "set", "dev", "g0", "xdp", "off"]);
+}
