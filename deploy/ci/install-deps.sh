@@ -21,6 +21,7 @@ $build_only || APT_PACKAGES+=(
   podman debootstrap              # the appliance image (deploy/image/build.sh): build, local Debian base
   linux-perf                      # the benchmark attributes the gateway core's time with perf samples
   shellcheck                      # the dependency-policy stage lints every shell script under deploy/ and .ci/
+  clang llvm libbpf-dev           # rebuilds the committed XDP object and checks it matches its source (appliance/crates/xdp/bpf/build.sh --check)
 )
 
 missing=()

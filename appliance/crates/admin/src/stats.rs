@@ -11,7 +11,7 @@ use axum::extract::State;
 
 use super::AdminState;
 use tungate_api::wire::{
-    BindingStats, Filters, Network, PassDrop, PluginCounter, Stats, Status, Totals, VipStats,
+    BindingStats, Filters, Io, Network, PassDrop, PluginCounter, Stats, Status, Totals, VipStats,
 };
 use tungate_control::View;
 use tungate_datapath::counters::{DropCounts, Snapshot};
@@ -67,6 +67,10 @@ fn status_of(
         filters: Filters {
             published: view.filters.published(),
             workers: view.filters.taken(),
+        },
+        io: Io {
+            path: view.io.path.to_owned(),
+            reason: view.io.reason.clone(),
         },
     }
 }
@@ -216,6 +220,10 @@ mod tests {
             generation: 3,
             ready: true,
             filters: tungate_datapath::filter::FilterSlots::new(2).progress(),
+            io: tungate_control::IoPath {
+                path: "xdp",
+                reason: "native XDP attached to eth1".into(),
+            },
         }
     }
 
@@ -251,6 +259,11 @@ mod tests {
             assert_eq!(keys(&value), schema_properties("Status"), "{json}");
             assert_eq!(value["vips"], 2, "distinct VIPs: {json}");
             assert_eq!(value["decap_mode"], "userspace");
+            assert_eq!(value["io"]["path"], "xdp", "{json}");
+            assert_eq!(
+                value["io"]["reason"], "native XDP attached to eth1",
+                "{json}"
+            );
         }
         let offline = status_of(&view(), &counters, 1.0, None);
         assert!(

@@ -38,6 +38,18 @@ pub struct Status {
     pub totals: Totals,
     /// The plugin filter generation published and the one each worker runs.
     pub filters: Filters,
+    /// The I/O path the data path runs on, and why.
+    pub io: Io,
+}
+
+/// The I/O path the data path receives and sends on (`gateway.io` and what the host allows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Io {
+    /// `xdp` (native XDP + AF_XDP sockets), `xdp-generic` (generic XDP + AF_XDP) or `packet`
+    /// (AF_PACKET TPACKET rings).
+    pub path: String,
+    /// Why this path (asked for, or why XDP was not available).
+    pub reason: String,
 }
 
 /// Which plugin filter generation is in force: a hot swap (a module, a chain or a binding's

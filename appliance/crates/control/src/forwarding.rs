@@ -205,6 +205,12 @@ pub(crate) trait Forwarding: Send {
     /// Which filter generation is published and which one each worker runs.
     fn filter_progress(&self) -> Arc<FilterProgress>;
 
+    /// The I/O path the workers run on, and why. Without an override: the AF_PACKET rings,
+    /// the only path of a forwarding that knows no other.
+    fn io_path(&self) -> crate::IoPath {
+        crate::IoPath::packet("AF_PACKET (TPACKET) rings")
+    }
+
     /// Stops the workers and releases every socket and table.
     fn stop(self: Box<Self>) -> Result<(), ForwardingError>;
 }

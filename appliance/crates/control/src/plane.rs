@@ -369,6 +369,7 @@ impl ControlPlane {
                 generation: 0,
                 ready: false,
                 filters,
+                io: datapath.io_path(),
             })),
             state,
             config_path,
@@ -691,6 +692,7 @@ impl ControlPlane {
             generation: self.generation,
             ready: self.datapath.is_running(),
             filters: self.datapath.filter_progress(),
+            io: self.datapath.io_path(),
         }));
     }
 }

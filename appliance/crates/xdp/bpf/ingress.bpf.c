@@ -132,7 +132,12 @@ int tungate_ingress(struct xdp_md *ctx)
 	    ip->version != 4)
 		return count(TG_SLOT_PASSED, XDP_PASS);
 
-	__u32 available = (__u32)(data_end - (const void *)ip);
+	/*
+	 * The bytes after the Ethernet header, from the frame's length rather than by subtracting
+	 * packet pointers: that needs CAP_PERFMON, and the systemd unit grants only CAP_BPF.
+	 * The program is not frags-aware, so the frame is all linear data (kernel >= 5.18).
+	 */
+	__u32 available = (__u32)bpf_xdp_get_buff_len(ctx) - sizeof(struct ethhdr);
 	__u32 header_len = (__u32)ip->ihl * 4;
 
 	if (header_len < sizeof(struct iphdr) || header_len > available)

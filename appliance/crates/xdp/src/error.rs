@@ -23,6 +23,21 @@ pub enum XdpError {
         /// The program's id (`bpftool prog show id ID`).
         id: u32,
     },
+    /// An XDP program is attached to the interface and tungate cannot read its name to tell
+    /// whether it is its own (reading it needs CAP_SYS_ADMIN): it is left alone.
+    #[error(
+        "interface {interface} already has an XDP program (id {id}) whose name tungate cannot \
+         read ({reason}); refusing to replace it (remove it, e.g. `ip link set dev {interface} \
+         xdp off`, or use gateway.io = \"packet\")"
+    )]
+    UnknownProgram {
+        /// The interface.
+        interface: String,
+        /// The program's id.
+        id: u32,
+        /// Why its name could not be read.
+        reason: String,
+    },
     /// tungate's program is attached through a BPF link that another process holds: most
     /// likely another tungate runs on this interface.
     #[error(

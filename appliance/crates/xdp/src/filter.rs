@@ -297,9 +297,17 @@ fn clear_interface(ifindex: u32) -> Result<String, XdpError> {
         .map_err(|e| netlink("reading the XDP state", e))?
         .ok_or(XdpError::NoInterface(ifindex))?;
     for attached in &state.attached {
-        // A program that vanished between the two looks is no longer in the way.
-        let Some(name) = interface::program_name(attached.id) else {
-            continue;
+        let name = match interface::program_name(attached.id) {
+            Ok(Some(name)) => name,
+            // A program that vanished between the two looks is no longer in the way.
+            Ok(None) => continue,
+            Err(e) => {
+                return Err(XdpError::UnknownProgram {
+                    interface: state.name,
+                    id: attached.id,
+                    reason: e.to_string(),
+                });
+            }
         };
         if name != PROGRAM_NAME {
             return Err(XdpError::ForeignProgram {

@@ -85,12 +85,16 @@ pub(crate) fn detach(ifindex: u32, mode_flag: u32) -> io::Result<()> {
     request(RouteNetlinkMessage::SetLink(msg), true).map(|_| ())
 }
 
-/// The name of the loaded BPF program `id`, if it is still loaded.
-pub(crate) fn program_name(id: u32) -> Option<String> {
-    aya::programs::loaded_programs()
-        .filter_map(Result::ok)
-        .find(|p| p.id() == id)
-        .map(|p| String::from_utf8_lossy(p.name()).into_owned())
+/// The name of the loaded BPF program `id`: `None` when it is no longer loaded, an error
+/// when the kernel will not say (listing programs needs CAP_SYS_ADMIN).
+pub(crate) fn program_name(id: u32) -> io::Result<Option<String>> {
+    for program in aya::programs::loaded_programs() {
+        let program = program.map_err(io::Error::other)?;
+        if program.id() == id {
+            return Ok(Some(String::from_utf8_lossy(program.name()).into_owned()));
+        }
+    }
+    Ok(None)
 }
 
 /// Sends one request on a fresh socket and returns its reply: the message, or `None` for an
@@ -148,6 +152,6 @@ mod tests {
 
     #[test]
     fn a_missing_interface_is_none() {
-        assert!(query(u32::MAX - 7).expect("RTM_GETLINK").is_none());
+        assert!(query(999_999).expect("RTM_GETLINK").is_none());
     }
 }
