@@ -9,7 +9,7 @@
 //! tests implement the trait with a fake that fails on demand. This module owns no policy:
 //! the plane decides when to apply, restart or stop.
 //!
-//! For `userspace` decap it also chooses the I/O path ([`IoSelection`]): AF_XDP behind
+//! For `userspace` decap it also chooses the I/O path (`gateway.io`, [`IoMode`]): AF_XDP behind
 //! tungate's XDP pre-filter ([`IngressFilter`], attached here, its peer map updated on every
 //! apply, each worker's socket registered in it) or the AF_PACKET rings.
 
@@ -17,12 +17,14 @@ use std::net::Ipv4Addr;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
 
-use tungate_config::{DecapMode, Document};
-use tungate_datapath::counters::Counters;
+use tungate_config::{DecapMode, Document, IoMode};
+use tungate_datapath::counters::{Counters, DropCounts};
 use tungate_datapath::filter::{FilterProgress, WorkerFilters};
 use tungate_datapath::{Datapath, IoPlan, StartError, XskRegistry};
 use tungate_netcfg::{IpipDropTable, NetError};
 use tungate_xdp::{IngressFilter, XdpError, XdpMode};
+
+use crate::IoPath;
 
 /// Why the forwarding workers could not (re)start or stop.
 #[derive(Debug, thiserror::Error)]
@@ -41,29 +43,6 @@ pub enum ForwardingError {
 /// The log target of the I/O path's choice (not this module's path: test harnesses wait for
 /// the daemon's "forwarding" line).
 const IO_LOG: &str = "tungate_control::io_path";
-
-/// Which I/O path `userspace` decap asks for (`gateway.io`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum IoSelection {
-    /// Native XDP where the driver has it, else the AF_PACKET rings (the reason logged).
-    #[default]
-    Auto,
-    /// Native XDP, or fail.
-    Xdp,
-    /// Generic XDP.
-    XdpGeneric,
-    /// The AF_PACKET rings.
-    Packet,
-}
-
-/// The I/O path the workers run on, and why (for status).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IoChoice {
-    /// "xdp", "xdp-generic" or "packet".
-    pub(crate) path: &'static str,
-    /// Why this path.
-    pub(crate) reason: String,
-}
 
 /// The pre-filter as the data path registers its sockets in it.
 struct FilterRegistry(Arc<Mutex<IngressFilter>>);
@@ -97,7 +76,7 @@ impl Xdp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct IoKey {
     decap: DecapMode,
-    selection: IoSelection,
+    selection: IoMode,
     ingress: Option<String>,
     workers: u32,
 }
@@ -106,25 +85,20 @@ impl IoKey {
     fn of(doc: &Document) -> IoKey {
         IoKey {
             decap: doc.gateway.decap,
-            selection: io_selection(doc),
+            selection: doc.gateway.io,
             ingress: Datapath::ingress_interface(doc),
             workers: doc.gateway.workers,
         }
     }
 }
 
-/// `gateway.io` of `doc`.
-fn io_selection(_doc: &Document) -> IoSelection {
-    IoSelection::default()
-}
-
 /// Chooses the I/O path for `key` (attaching the pre-filter for an XDP path and loading
 /// `doc`'s peers into it).
-fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoChoice), ForwardingError> {
+fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoPath), ForwardingError> {
     let packet = |reason: String| {
         Ok((
             None,
-            IoChoice {
+            IoPath {
                 path: "packet",
                 reason,
             },
@@ -134,16 +108,16 @@ fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoChoice), For
         return packet("kernel decap reads the tunnel devices with AF_PACKET".into());
     }
     let (mode, path) = match key.selection {
-        IoSelection::Packet => return packet("gateway.io = \"packet\"".into()),
-        IoSelection::Auto | IoSelection::Xdp => (XdpMode::Native, "xdp"),
-        IoSelection::XdpGeneric => (XdpMode::Generic, "xdp-generic"),
+        IoMode::Packet => return packet("gateway.io = \"packet\"".into()),
+        IoMode::Auto | IoMode::Xdp => (XdpMode::Native, "xdp"),
+        IoMode::XdpGeneric => (XdpMode::Generic, "xdp-generic"),
     };
     let Some(ingress) = &key.ingress else {
         // The data path's start names the missing interface.
         return packet("no ingress interface".into());
     };
     let workers = doc.gateway.workers as usize;
-    if key.selection == IoSelection::Auto
+    if key.selection == IoMode::Auto
         && let Some(queues) = tungate_datapath::receive_queues(ingress)
         && queues != workers
     {
@@ -164,15 +138,15 @@ fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoChoice), For
             };
             xdp.follow(doc)?;
             let reason = match key.selection {
-                IoSelection::Auto => {
+                IoMode::Auto => {
                     format!("gateway.io = \"auto\": native XDP attached to {ingress}")
                 }
                 _ => format!("{mode} XDP attached to {ingress} as asked"),
             };
             tracing::info!(target: IO_LOG, "I/O path: AF_XDP ({reason})");
-            Ok((Some(xdp), IoChoice { path, reason }))
+            Ok((Some(xdp), IoPath { path, reason }))
         }
-        Err(e) if key.selection == IoSelection::Auto => {
+        Err(e) if key.selection == IoMode::Auto => {
             let reason =
                 format!("gateway.io = \"auto\": AF_PACKET rings, as XDP is unavailable: {e}");
             tracing::warn!(target: IO_LOG, "I/O path: {reason}");
@@ -225,7 +199,9 @@ pub(crate) struct Workers {
     /// sockets close before the program goes).
     xdp: Option<Xdp>,
     io_key: IoKey,
-    io: IoChoice,
+    io: IoPath,
+    /// Where the pre-filter's drops are added (they outlive restarts).
+    counters: Arc<Counters>,
 }
 
 impl Workers {
@@ -238,13 +214,16 @@ impl Workers {
     ) -> Result<Box<dyn Forwarding>, ForwardingError> {
         let io_key = IoKey::of(doc);
         let (xdp, io) = select_io(&io_key, doc)?;
-        let datapath = Datapath::start_with_io(doc, counters, Some(filters), plan(xdp.as_ref()))?;
+        counters.set_drop_source(drop_source(xdp.as_ref()));
+        let datapath =
+            Datapath::start_with_io(doc, counters.clone(), Some(filters), plan(xdp.as_ref()))?;
         let mut workers = Workers {
             datapath,
             drop_table: IpipDropTable::new(),
             xdp,
             io_key,
             io,
+            counters,
         };
         workers.follow_drop_table()?;
         Ok(Box::new(workers))
@@ -254,11 +233,6 @@ impl Workers {
     /// exactly while the workers run in `userspace` mode, on the interface they read.
     fn follow_drop_table(&mut self) -> Result<(), NetError> {
         self.drop_table.follow(self.datapath.userspace_ingress())
-    }
-
-    /// The I/O path the workers run on, and why.
-    pub(crate) fn io(&self) -> &IoChoice {
-        &self.io
     }
 
     /// Before applying `doc`: when its decap mode, `gateway.io` or ingress interface differ
@@ -274,10 +248,13 @@ impl Workers {
             return Ok(());
         }
         // Detach first: the interface takes one program, and ours is refused while held.
+        self.counters.set_drop_source(None);
         self.xdp = None;
         self.datapath.set_io(IoPlan::Packet);
         self.io_key = key;
+        self.io = IoPath::packet("choosing the I/O path again");
         let (xdp, io) = select_io(&self.io_key, doc)?;
+        self.counters.set_drop_source(drop_source(xdp.as_ref()));
         self.datapath.set_io(plan(xdp.as_ref()));
         self.xdp = xdp;
         self.io = io;
@@ -322,18 +299,33 @@ impl Forwarding for Workers {
         self.datapath.filter_slots().progress()
     }
 
+    fn io_path(&self) -> IoPath {
+        self.io.clone()
+    }
+
     fn stop(self: Box<Self>) -> Result<(), ForwardingError> {
         let Workers {
             datapath,
             mut drop_table,
             xdp,
+            counters,
             ..
         } = *self;
         datapath.stop();
+        counters.set_drop_source(None);
         drop(xdp);
         drop_table.follow(None)?;
         Ok(())
     }
+}
+
+/// The pre-filter's per-reason drops as the counters' drop source (or none).
+fn drop_source(xdp: Option<&Xdp>) -> Option<tungate_datapath::counters::DropSource> {
+    let filter = xdp?.filter.clone();
+    Some(Box::new(move || {
+        let filter = filter.lock().unwrap_or_else(|e| e.into_inner());
+        filter.counters().ok().map(|c| DropCounts(c.drops))
+    }))
 }
 
 /// The data path's I/O plan for a pre-filter (or none).

@@ -254,6 +254,12 @@ fn start_failure(e: ForwardingError) -> ControlError {
         ForwardingError::Datapath(StartError::NoIngress(_)) => {
             ControlError::new(ErrorCode::InvalidConfig, message).at("gateway.ingress_interface")
         }
+        ForwardingError::Datapath(StartError::QueueMismatch { .. }) => {
+            ControlError::new(ErrorCode::InvalidConfig, message).at("gateway.workers")
+        }
+        ForwardingError::Xdp(_) => {
+            ControlError::new(ErrorCode::InvalidConfig, message).at("gateway.io")
+        }
         _ => ControlError::internal(message),
     }
 }
