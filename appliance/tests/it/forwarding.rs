@@ -329,9 +329,10 @@ fn table_changes_drop_nothing_and_vip_counters_survive(io: IoPath) {
     let rs = FrameSocket::open(&t.rs, "r0");
     let client = FrameSocket::open(&t.client, "c0");
     let vip2 = Ipv4Addr::new(192, 0, 2, 12);
-    let with_vip2 = format!(
-        "[gateway]\naddress = \"{GIP}\"\n[[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\n\
-         vips = [\"{VIP}\", \"{vip2}\"]\n"
+    // The same document (the same `[gateway]`, so no worker restart) with a second VIP.
+    let with_vip2 = t.config("").replace(
+        &format!("vips = [\"{VIP}\"]"),
+        &format!("vips = [\"{VIP}\", \"{vip2}\"]"),
     );
     let frame = from_rs(&ipip(RIP, GIP, &udp(VIP, CIP, 64, 32)));
     // Resolve the neighbour first so timing does not depend on ARP.
