@@ -258,7 +258,7 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
 pub const IO_ENV: &str = "GATEWAY_BENCH_IO";
 
 /// Registers the workers' AF_XDP sockets in the attached program.
-struct Registry(Arc<Mutex<IngressFilter>>);
+struct Registry(SharedFilter);
 
 impl XskRegistry for Registry {
     fn bind_socket(&self, queue: u32, fd: BorrowedFd<'_>) -> std::io::Result<()> {
@@ -271,7 +271,10 @@ impl XskRegistry for Registry {
 
 /// The I/O plan [`IO_ENV`] asks for, with the attached program (kept while the data path
 /// runs).
-fn io_plan(doc: &Document) -> Result<(IoPlan, Option<Arc<Mutex<IngressFilter>>>), String> {
+/// The attached XDP program, shared with the socket registry.
+type SharedFilter = Arc<Mutex<IngressFilter>>;
+
+fn io_plan(doc: &Document) -> Result<(IoPlan, Option<SharedFilter>), String> {
     if std::env::var(IO_ENV).as_deref() != Ok("xdp") {
         return Ok((IoPlan::Packet, None));
     }
