@@ -828,11 +828,22 @@ fn a_garbage_flood_is_dropped_and_counted_while_good_replies_flow_in_bounded_mem
         judged + full.tx,
         "every received frame judged once"
     );
-    assert_eq!(
-        full.rx + overflow + full.lost_before_tungate,
-        offered,
-        "every offered frame received, or counted as lost"
-    );
+    if io == IoPath::Xdp {
+        // A frame the AF_XDP socket had no room for is counted twice: by the veth (its
+        // redirect failed: an rx drop of g0) and by tungate (rx_overflow, from the socket's
+        // XDP_STATISTICS). So: every frame counted at least once, none twice by tungate.
+        assert!(
+            full.rx + overflow <= offered
+                && full.rx + overflow + full.lost_before_tungate >= offered,
+            "every offered frame received, or counted as lost"
+        );
+    } else {
+        assert_eq!(
+            full.rx + overflow + full.lost_before_tungate,
+            offered,
+            "every offered frame received, or counted as lost"
+        );
+    }
     let lost = overflow + full.lost_before_tungate;
     for (kind, n) in &full.sent {
         let counted = full.drops.get(kind.reason()).copied().unwrap_or(0);
