@@ -119,6 +119,7 @@ fn a_peer_added_through_the_api_is_accepted_at_once_and_a_removed_one_dropped() 
     t.rs.ip(&["addr", "add", &format!("{RIP2}/24"), "dev", "r0"]);
     let tg = Tungate::start(&t.gw, &t.config(XDP));
     let api = Api::new(&t.gw, "127.0.0.1:9080", Some(tg.token()));
+    assert_eq!(tg.status()["io"]["path"], "xdp", "{}", tg.status());
     assert_eq!(delivered(&t, RIP, 3), 3, "the configured peer");
     assert_eq!(delivered_of(&t, RIP2, VIP2, 3), 0, "not a peer yet");
     let put = api.put_json(
@@ -203,6 +204,21 @@ fn a_restart_under_traffic_sends_no_icmp_towards_the_peer() {
         .filter(|(kind, _, _)| *kind == 3)
         .count();
     assert_eq!(errors, 0, "ICMP went back to the real server");
+    assert_eq!(tg.stop().0, 0);
+}
+
+#[test]
+fn auto_takes_the_packet_rings_with_the_reason_where_xdp_cannot_attach() {
+    let t = Topology::new();
+    // A veth whose peer's MTU is above 3506 refuses a (non-multi-buffer) XDP program.
+    t.rs.ip(&["link", "set", "dev", "r0", "mtu", "9000"]);
+    let tg = Tungate::start(&t.gw, &t.config("io = \"auto\""));
+    let status = tg.status();
+    assert_eq!(status["io"]["path"], "packet", "{status}");
+    let reason = status["io"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("XDP is unavailable"), "{reason}");
+    assert!(!has_xdp(&t, "g0"));
+    assert_eq!(delivered(&t, RIP, 3), 3, "it forwards on the packet rings");
     assert_eq!(tg.stop().0, 0);
 }
 
