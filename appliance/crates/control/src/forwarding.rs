@@ -252,7 +252,9 @@ impl Workers {
         self.xdp = None;
         self.datapath.set_io(IoPlan::Packet);
         self.io_key = key;
-        self.io = IoPath::packet("choosing the I/O path again");
+        // Until the choice succeeds the running workers get no redirected frame: their
+        // TPACKET sockets see (and forward) the tunnel packets the program no longer takes.
+        self.io = IoPath::packet("the XDP program is detached: choosing the I/O path again");
         let (xdp, io) = select_io(&self.io_key, doc)?;
         self.counters.set_drop_source(drop_source(xdp.as_ref()));
         self.datapath.set_io(plan(xdp.as_ref()));
