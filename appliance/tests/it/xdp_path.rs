@@ -208,6 +208,25 @@ fn a_restart_under_traffic_sends_no_icmp_towards_the_peer() {
 }
 
 #[test]
+fn a_reload_that_changes_gateway_io_detaches_and_attaches_the_program() {
+    let t = Topology::on(IoPath::Xdp);
+    let on_xdp = t.config("");
+    let on_packet = on_xdp.replace("io = \"xdp\"", "io = \"packet\"");
+    let mut tg = Tungate::start(&t.gw, &on_xdp);
+    assert!(has_xdp(&t, "g0"));
+    assert_eq!(delivered(&t, RIP, 3), 3);
+    tg.reload(&on_packet);
+    assert_eq!(tg.status()["io"]["path"], "packet", "{}", tg.status());
+    assert!(!has_xdp(&t, "g0"), "detached on the packet path");
+    assert_eq!(delivered(&t, RIP, 3), 3, "forwards on the packet rings");
+    tg.reload(&on_xdp);
+    assert_eq!(tg.status()["io"]["path"], "xdp", "{}", tg.status());
+    assert!(has_xdp(&t, "g0"), "attached again");
+    assert_eq!(delivered(&t, RIP, 3), 3, "forwards on AF_XDP again");
+    assert_eq!(tg.stop().0, 0);
+}
+
+#[test]
 fn auto_takes_the_packet_rings_with_the_reason_where_xdp_cannot_attach() {
     let t = Topology::new();
     // A veth whose peer's MTU is above 3506 refuses a (non-multi-buffer) XDP program.
