@@ -23,6 +23,7 @@ $build_only || APT_PACKAGES+=(
   linux-perf                      # the benchmark attributes the gateway core's time with perf samples
   shellcheck                      # the dependency-policy stage lints every shell script under deploy/ and .ci/
   openssl ca-certificates         # the admin TLS test makes a self-signed certificate; the system CA bundle it is checked against
+  clang llvm libbpf-dev           # rebuilds the committed XDP object and checks it matches its source (appliance/crates/xdp/bpf/build.sh --check)
 )
 
 missing=()

@@ -79,6 +79,9 @@ mapfile -t scripts < <(find deploy .ci -type f \( -name '*.sh' -o -exec sh -c \
 echo "shellcheck: ${#scripts[@]} scripts"
 shellcheck -x "${scripts[@]}"
 
+stage "XDP program: the committed object is what its C source builds to (clang -target bpf, ~2 s)"
+appliance/crates/xdp/bpf/build.sh --check
+
 stage "example Wasm plugins (wasm32-unknown-unknown, plugin profile)"
 # The same command and target directory as appliance/crates/test-support/src/plugins.rs, so the
 # integration tests find the modules built and only check that they are up to date.

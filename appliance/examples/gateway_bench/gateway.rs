@@ -10,19 +10,21 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tungate_config::{self as config, Document};
-use tungate_datapath::Datapath;
 use tungate_datapath::counters::Counters;
 use tungate_datapath::filter::{BatchFilter, Decision, FilterSlots};
+use tungate_datapath::{Datapath, IoPlan, XskRegistry};
 use tungate_netcfg::TunnelFence;
 use tungate_plugin_host::{Limits, PluginHost};
+use tungate_xdp::{IngressFilter, XdpMode};
 
 use crate::traffic::{SERVICE_PORT, pin_current_thread};
 use tungate_test_support::Netns;
@@ -253,6 +255,43 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
 /// The child's `main`: `gateway WORKERS CPUS VIPS PLUGIN_DIR` (CPUS like `1` or `0,1`).
 /// A running capture's stop flag and drain thread (packets taken, packets lost).
 type CaptureDrain = (Arc<AtomicBool>, std::thread::JoinHandle<(u64, u64)>);
+/// The environment variable that puts the gateway on the AF_XDP path (`xdp`): native XDP
+/// on the ingress veth, as the daemon's `gateway.io = "xdp"`.
+pub const IO_ENV: &str = "GATEWAY_BENCH_IO";
+
+/// Registers the workers' AF_XDP sockets in the attached program.
+struct Registry(SharedFilter);
+
+impl XskRegistry for Registry {
+    fn bind_socket(&self, queue: u32, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+        let mut filter = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        filter
+            .bind_socket(queue, fd)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// The I/O plan [`IO_ENV`] asks for, with the attached program (kept while the data path
+/// runs).
+/// The attached XDP program, shared with the socket registry.
+type SharedFilter = Arc<Mutex<IngressFilter>>;
+
+fn io_plan(doc: &Document) -> Result<(IoPlan, Option<SharedFilter>), String> {
+    if std::env::var(IO_ENV).as_deref() != Ok("xdp") {
+        return Ok((IoPlan::Packet, None));
+    }
+    let ingress = Datapath::ingress_interface(doc).ok_or("no ingress interface")?;
+    let ifindex = tungate_datapath::interface_index(&ingress).map_err(|e| e.to_string())?;
+    let mut filter = IngressFilter::attach(ifindex, XdpMode::Native, doc.gateway.address)
+        .map_err(|e| e.to_string())?;
+    let peers: Vec<_> = doc.peers.iter().map(|p| p.address).collect();
+    filter.set_peers(&peers).map_err(|e| e.to_string())?;
+    let filter = Arc::new(Mutex::new(filter));
+    Ok((
+        IoPlan::Xdp(Arc::new(Registry(filter.clone()))),
+        Some(filter),
+    ))
+}
 
 pub fn child_main(args: &[String]) -> i32 {
     let [workers, cpus, vip_count, dir] = args else {
@@ -276,7 +315,14 @@ pub fn child_main(args: &[String]) -> i32 {
             .collect();
     let doc = document(workers, &vips, Chain::None);
     let counters = Arc::new(Counters::new(workers));
-    let datapath = match Datapath::start(&doc, counters.clone()) {
+    let (plan, _filter) = match io_plan(&doc) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("gateway: cannot attach the XDP program: {e}");
+            return 1;
+        }
+    };
+    let datapath = match Datapath::start_with_io(&doc, counters.clone(), None, plan) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("gateway: cannot start the data path: {e}");

@@ -10,7 +10,7 @@
 //! plugins, and writes BENCHMARKS.md.
 //!
 //! `gateway_bench run [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]`
-//! `gateway_bench soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400]`
+//! `gateway_bench soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400] [RATE]`
 //! holds one variant under full load and prints its rate every second (for `perf`); with
 //! `TUNGATE_BENCH_CAPTURE=passed` (or `drops`) a capture of every forwarded (or dropped)
 //! packet runs meanwhile (deploy/bench/capture.md).
@@ -86,7 +86,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-/// `soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400]`
+/// `soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400] [RATE]`
 fn soak(args: &[String]) -> i32 {
     let seconds = args.first().and_then(|a| a.parse().ok()).unwrap_or(20);
     let what = args.get(1).map_or("none", String::as_str);
@@ -112,7 +112,8 @@ fn soak(args: &[String]) -> i32 {
             timed,
         }
     };
-    phases::soak(seconds, variant, size)
+    let rate = args.get(4).and_then(|a| a.parse().ok());
+    phases::soak(seconds, variant, size, rate)
 }
 
 fn main() {

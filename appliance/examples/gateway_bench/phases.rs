@@ -800,7 +800,7 @@ pub fn run(options: &Options) -> i32 {
 
 /// `gateway_bench soak`: the topology and one variant under full load for `seconds`,
 /// printing the delivered rate every second (for profiling with `perf record -C 1`).
-pub fn soak(seconds: u64, variant: Variant, size: Size) -> i32 {
+pub fn soak(seconds: u64, variant: Variant, size: Size, rate: Option<f64>) -> i32 {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("gateway_bench: needs root");
         return 2;
@@ -853,7 +853,7 @@ pub fn soak(seconds: u64, variant: Variant, size: Size) -> i32 {
             variant,
             gw.as_mut(),
             Duration::from_millis(500),
-            None,
+            rate,
         );
         s.size = size;
         eprintln!("{}", report::sample_line(&s));

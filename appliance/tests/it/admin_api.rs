@@ -133,6 +133,11 @@ fn every_resource_and_every_error_path() {
     let s = open.get("/api/v1/status").json();
     assert_eq!(s["gateway_address"], GIP.to_string());
     assert_eq!(s["decap_mode"], "userspace");
+    assert!(
+        ["xdp", "xdp-generic", "packet"].contains(&s["io"]["path"].as_str().unwrap_or("")),
+        "the I/O path and why: {s}"
+    );
+    assert!(!s["io"]["reason"].as_str().unwrap_or("").is_empty(), "{s}");
     assert_eq!(
         (s["ready"].as_bool(), s["workers"].as_u64()),
         (Some(true), Some(1))

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tungate_test_support::icmp::IcmpWatch;
 use tungate_test_support::packets::{self, ethernet, ipip, tcp, udp, with_ttl_decremented};
+use tungate_test_support::topology::IoPath;
 use tungate_test_support::topology::{
     CIP, CLIENT_MAC, GIP, GW_CLIENT_MAC, GW_RS_MAC, RIP, RS_MAC, VIP,
 };
@@ -40,9 +41,8 @@ fn vip_counters(counters: &serde_json::Value, vip: Ipv4Addr) -> serde_json::Valu
         .unwrap_or(serde_json::Value::Null)
 }
 
-#[test]
-fn forwards_udp_and_tcp_byte_for_byte_with_the_ttl_one_lower() {
-    let t = Topology::new();
+fn forwards_udp_and_tcp_byte_for_byte_with_the_ttl_one_lower(io: IoPath) {
+    let t = Topology::on(io);
     let mut tg = Tungate::start(&t.gw, &t.config(""));
     let rs = FrameSocket::open(&t.rs, "r0");
     let client = FrameSocket::open(&t.client, "c0");
@@ -85,9 +85,8 @@ fn forwards_udp_and_tcp_byte_for_byte_with_the_ttl_one_lower() {
     assert_eq!(status, 0);
 }
 
-#[test]
-fn every_bad_case_is_dropped_counted_and_never_delivered() {
-    let t = Topology::new();
+fn every_bad_case_is_dropped_counted_and_never_delivered(io: IoPath) {
+    let t = Topology::on(io);
     let other_vip = Ipv4Addr::new(192, 0, 2, 11);
     let config = format!(
         "{}[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\nvips = [\"{other_vip}\"]\n",
@@ -259,9 +258,8 @@ fn icmp_errors(icmp: &IcmpWatch) -> usize {
         .count()
 }
 
-#[test]
-fn no_icmp_goes_back_and_the_fence_outlives_a_stop() {
-    let t = Topology::new();
+fn no_icmp_goes_back_and_the_fence_outlives_a_stop(io: IoPath) {
+    let t = Topology::on(io);
     let tg = Tungate::start(&t.gw, &t.config(""));
     let listed =
         t.gw.exec("nft", &["list", "table", "inet", "tungate_fence"]);
@@ -299,9 +297,8 @@ fn no_icmp_goes_back_and_the_fence_outlives_a_stop() {
     );
 }
 
-#[test]
-fn a_stale_fence_from_a_crashed_run_is_replaced() {
-    let t = Topology::new();
+fn a_stale_fence_from_a_crashed_run_is_replaced(io: IoPath) {
+    let t = Topology::on(io);
     let add = t.gw.exec("nft", &["add", "table", "inet", "tungate_fence"]);
     assert!(add.status.success());
     let chain = t.gw.exec(
@@ -330,16 +327,16 @@ fn a_stale_fence_from_a_crashed_run_is_replaced() {
     assert_eq!(tg.stop().0, 0);
 }
 
-#[test]
-fn table_changes_drop_nothing_and_vip_counters_survive() {
-    let t = Topology::new();
+fn table_changes_drop_nothing_and_vip_counters_survive(io: IoPath) {
+    let t = Topology::on(io);
     let mut tg = Tungate::start(&t.gw, &t.config(""));
     let rs = FrameSocket::open(&t.rs, "r0");
     let client = FrameSocket::open(&t.client, "c0");
     let vip2 = Ipv4Addr::new(192, 0, 2, 12);
-    let with_vip2 = format!(
-        "[gateway]\naddress = \"{GIP}\"\n[[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\n\
-         vips = [\"{VIP}\", \"{vip2}\"]\n"
+    // The same document (the same `[gateway]`, so no worker restart) with a second VIP.
+    let with_vip2 = t.config("").replace(
+        &format!("vips = [\"{VIP}\"]"),
+        &format!("vips = [\"{VIP}\", \"{vip2}\"]"),
     );
     let frame = from_rs(&ipip(RIP, GIP, &udp(VIP, CIP, 64, 32)));
     // Resolve the neighbour first so timing does not depend on ARP.
@@ -383,12 +380,11 @@ fn table_changes_drop_nothing_and_vip_counters_survive() {
     assert_eq!(tg.stop().0, 0);
 }
 
-#[test]
-fn rings_wrap_around_and_every_packet_arrives_once_in_order() {
+fn rings_wrap_around_and_every_packet_arrives_once_in_order(io: IoPath) {
     // More packets than the receive ring (2048 frames) and the transmit ring (1024) hold,
     // so both wrap around; one flow, so one worker and one order.
     const COUNT: u32 = 5000;
-    let t = Topology::new();
+    let t = Topology::on(io);
     let mut tg = Tungate::start(&t.gw, &t.config(""));
     let rs = FrameSocket::open(&t.rs, "r0");
     let client = FrameSocket::open(&t.client, "c0");
@@ -440,9 +436,8 @@ fn io_urings_of(pid: u32) -> usize {
         .count()
 }
 
-#[test]
-fn each_worker_runs_its_loop_on_its_own_io_uring() {
-    let t = Topology::new();
+fn each_worker_runs_its_loop_on_its_own_io_uring(io: IoPath) {
+    let t = Topology::on_with_queues(io, 2);
     let mut tg = Tungate::start(&t.gw, &t.config("workers = 2"));
     assert_eq!(io_urings_of(tg.pid()), 2, "one io_uring per worker");
     // Packets after an idle spell: the sleeping workers are woken by their ring's poll and
@@ -463,3 +458,13 @@ fn each_worker_runs_its_loop_on_its_own_io_uring() {
     let (status, _) = tg.stop();
     assert_eq!(status, 0);
 }
+
+crate::on_both_io_paths!(
+    forwards_udp_and_tcp_byte_for_byte_with_the_ttl_one_lower,
+    every_bad_case_is_dropped_counted_and_never_delivered,
+    no_icmp_goes_back_and_the_fence_outlives_a_stop,
+    a_stale_fence_from_a_crashed_run_is_replaced,
+    table_changes_drop_nothing_and_vip_counters_survive,
+    rings_wrap_around_and_every_packet_arrives_once_in_order,
+    each_worker_runs_its_loop_on_its_own_io_uring,
+);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use etherparse::{IpNumber, Ipv4Header};
 use tungate_test_support::icmp::IcmpWatch;
 use tungate_test_support::packets::{ethernet, ipip, payload, with_ttl_decremented};
+use tungate_test_support::topology::IoPath;
 use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP, veth};
 use tungate_test_support::{FrameSocket, Netns, Topology, Tungate};
 
@@ -50,9 +51,8 @@ fn to_client(frame: &[u8]) -> bool {
     frame.len() >= 34 && frame[12..14] == [8, 0] && frame[30..34] == CIP.octets()
 }
 
-#[test]
-fn too_big_df_replies_get_rate_limited_frag_needed_to_the_vip_only() {
-    let t = Topology::new();
+fn too_big_df_replies_get_rate_limited_frag_needed_to_the_vip_only(io: IoPath) {
+    let t = Topology::on(io);
     let ldin = Netns::new("ld");
     veth(
         &t.gw,
@@ -158,3 +158,5 @@ fn too_big_df_replies_get_rate_limited_frag_needed_to_the_vip_only() {
     assert_eq!(at_client.messages(), [], "no ICMP toward the client");
     assert_eq!(tg.stop().0, 0);
 }
+
+crate::on_both_io_paths!(too_big_df_replies_get_rate_limited_frag_needed_to_the_vip_only,);

@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use tungate_test_support::flood::BulkSender;
 use tungate_test_support::icmp::IcmpWatch;
 use tungate_test_support::packets::{self, ethernet, ipip, udp, with_ttl_decremented};
+use tungate_test_support::topology::IoPath;
 use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP};
 use tungate_test_support::{FrameSocket, Netns, Topology, Tungate};
 
@@ -130,9 +131,8 @@ const RECORD_ROUTE: [u8; 8] = [7, 7, 4, 0, 0, 0, 0, 0];
 const ROUTER_ALERT: [u8; 4] = [0x94, 4, 0, 0];
 const TIMESTAMP: [u8; 12] = [0x44, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
-#[test]
-fn every_hostile_case_is_dropped_under_its_reason_and_what_is_allowed_arrives_intact() {
-    let t = Topology::new();
+fn every_hostile_case_is_dropped_under_its_reason_and_what_is_allowed_arrives_intact(io: IoPath) {
+    let t = Topology::on(io);
     let mut tg = Tungate::start(&t.gw, &config(&t));
     let rs = FrameSocket::open(&t.rs, "r0");
     let client = FrameSocket::open(&t.client, "c0");
@@ -436,10 +436,10 @@ fn every_hostile_case_is_dropped_under_its_reason_and_what_is_allowed_arrives_in
     assert_eq!(tg.stop().0, 0);
 }
 
-#[test]
-fn too_big_replies_are_dropped_and_counted_with_no_icmp_to_the_real_server_from_the_first_packet_on()
- {
-    let t = Topology::new();
+fn too_big_replies_are_dropped_and_counted_with_no_icmp_to_the_real_server_from_the_first_packet_on(
+    io: IoPath,
+) {
+    let t = Topology::on(io);
     // The client side's MTU is smaller than the real server's tunnel MTU.
     t.gw.ip(&["link", "set", "g1", "mtu", "1280"]);
     t.client.ip(&["link", "set", "c0", "mtu", "1280"]);
@@ -738,8 +738,7 @@ fn flood(
     }
 }
 
-#[test]
-fn a_garbage_flood_is_dropped_and_counted_while_good_replies_flow_in_bounded_memory() {
+fn a_garbage_flood_is_dropped_and_counted_while_good_replies_flow_in_bounded_memory(io: IoPath) {
     let seed: u64 = std::env::var("TUNGATE_FLOOD_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -752,7 +751,7 @@ fn a_garbage_flood_is_dropped_and_counted_while_good_replies_flow_in_bounded_mem
             (kind, kind.frame(&mut rng))
         })
         .collect();
-    let t = Topology::new();
+    let t = Topology::on(io);
     let mut tg = Tungate::start(&t.gw, &config(&t));
     let icmp_rs = IcmpWatch::open(&t.rs);
     // Resolve the client's neighbour first.
@@ -829,11 +828,22 @@ fn a_garbage_flood_is_dropped_and_counted_while_good_replies_flow_in_bounded_mem
         judged + full.tx,
         "every received frame judged once"
     );
-    assert_eq!(
-        full.rx + overflow + full.lost_before_tungate,
-        offered,
-        "every offered frame received, or counted as lost"
-    );
+    if io == IoPath::Xdp {
+        // A frame the AF_XDP socket had no room for is counted twice: by the veth (its
+        // redirect failed: an rx drop of g0) and by tungate (rx_overflow, from the socket's
+        // XDP_STATISTICS). So: every frame counted at least once, none twice by tungate.
+        assert!(
+            full.rx + overflow <= offered
+                && full.rx + overflow + full.lost_before_tungate >= offered,
+            "every offered frame received, or counted as lost"
+        );
+    } else {
+        assert_eq!(
+            full.rx + overflow + full.lost_before_tungate,
+            offered,
+            "every offered frame received, or counted as lost"
+        );
+    }
     let lost = overflow + full.lost_before_tungate;
     for (kind, n) in &full.sent {
         let counted = full.drops.get(kind.reason()).copied().unwrap_or(0);
@@ -880,3 +890,9 @@ fn a_garbage_flood_is_dropped_and_counted_while_good_replies_flow_in_bounded_mem
     );
     assert_eq!(tg.stop().0, 0);
 }
+
+crate::on_both_io_paths!(
+    every_hostile_case_is_dropped_under_its_reason_and_what_is_allowed_arrives_intact,
+    too_big_replies_are_dropped_and_counted_with_no_icmp_to_the_real_server_from_the_first_packet_on,
+    a_garbage_flood_is_dropped_and_counted_while_good_replies_flow_in_bounded_memory,
+);

@@ -4,6 +4,30 @@
 //! the process, so those that measure it or run under wall-clock plugin deadlines take the
 //! machine alone (`tungate_test_support::machine`).
 
+/// Turns each named test function (taking the gateway's [`IoPath`]) into two tests,
+/// `NAME::packet` and `NAME::xdp`, with the same assertions: every forwarding test runs on
+/// both I/O paths.
+///
+/// [`IoPath`]: tungate_test_support::topology::IoPath
+#[macro_export]
+macro_rules! on_both_io_paths {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn packet() {
+                    super::$name(tungate_test_support::topology::IoPath::Packet);
+                }
+
+                #[test]
+                fn xdp() {
+                    super::$name(tungate_test_support::topology::IoPath::Xdp);
+                }
+            }
+        )*
+    };
+}
+
 mod admin_api;
 mod admin_hardening;
 mod capture;
@@ -27,3 +51,4 @@ mod plugins_examples;
 mod plugins_hot_swap;
 mod run_modes;
 mod state_crash;
+mod xdp_path;

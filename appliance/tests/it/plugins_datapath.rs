@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tungate_test_support::http::Api;
 use tungate_test_support::packets::{ethernet, ipip};
 use tungate_test_support::plugins;
+use tungate_test_support::topology::IoPath;
 use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP};
 use tungate_test_support::{FrameSocket, Topology, Tungate, machine};
 
@@ -25,8 +26,8 @@ const QUIET: Duration = Duration::from_millis(500);
 const CLIENT_B: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 9);
 
 /// The topology with client B's address on `c0` and a gateway address in its prefix.
-fn topology() -> Topology {
-    let t = Topology::new();
+fn topology(io: IoPath) -> Topology {
+    let t = Topology::on(io);
     t.client
         .ip(&["addr", "add", &format!("{CLIENT_B}/24"), "dev", "c0"]);
     t.gw.ip(&["addr", "add", "203.0.113.1/24", "dev", "g1"]);
@@ -113,9 +114,9 @@ type Setup = (machine::Alone, Topology, tempfile::TempDir, Tungate, Api);
 
 /// The topology, tungate with every example plugin, warmed-up neighbours, and `chain`
 /// bound to the VIP.
-fn setup(chain: Value) -> Setup {
+fn setup(io: IoPath, chain: Value) -> Setup {
     let serial = machine::alone();
-    let t = topology();
+    let t = topology(io);
     let dir = tempfile::tempdir().unwrap();
     let (tg, api) = start(&t, dir.path());
     warm_up(&t);
@@ -169,10 +170,11 @@ fn vip_forwarded(api: &Api) -> u64 {
         .map_or(0, |v| v["forwarded_packets"].as_u64().unwrap())
 }
 
-#[test]
-fn cidr_filter_denies_one_client_prefix_and_the_other_gets_everything() {
-    let (_serial, t, _dir, tg, api) =
-        setup(json!([{"plugin": "cidr-filter", "config": {"deny": ["203.0.113.0/24"]}}]));
+fn cidr_filter_denies_one_client_prefix_and_the_other_gets_everything(io: IoPath) {
+    let (_serial, t, _dir, tg, api) = setup(
+        io,
+        json!([{"plugin": "cidr-filter", "config": {"deny": ["203.0.113.0/24"]}}]),
+    );
     let packets: Vec<_> = (1..=40u64)
         .map(|n| (if n % 2 == 0 { CIP } else { CLIENT_B }, 53, n, 10))
         .collect();
@@ -224,9 +226,9 @@ fn cidr_filter_denies_one_client_prefix_and_the_other_gets_everything() {
     assert_eq!(tg.stop().0, 0);
 }
 
-#[test]
-fn port_filter_passes_only_the_allowed_source_ports() {
+fn port_filter_passes_only_the_allowed_source_ports(io: IoPath) {
     let (_serial, t, _dir, tg, api) = setup(
+        io,
         json!([{"plugin": "port-filter", "config": {"allow": [{"protocol": "udp", "ports": [53]}]}}]),
     );
     let packets: Vec<_> = (1..=30u64)
@@ -241,9 +243,9 @@ fn port_filter_passes_only_the_allowed_source_ports() {
     assert_eq!(tg.stop().0, 0);
 }
 
-#[test]
-fn rate_limit_caps_each_client_at_its_burst() {
+fn rate_limit_caps_each_client_at_its_burst(io: IoPath) {
     let (_serial, t, _dir, tg, api) = setup(
+        io,
         json!([{"plugin": "rate-limit", "config": {"unit": "packets", "rate": 1, "burst": 10}}]),
     );
     let mut packets: Vec<_> = (1..=40u64).map(|n| (CIP, 53, n, 0)).collect();
@@ -263,10 +265,11 @@ fn rate_limit_caps_each_client_at_its_burst() {
     assert_eq!(tg.stop().0, 0);
 }
 
-#[test]
-fn accounting_counts_packets_and_bytes_per_configured_prefix() {
-    let (_serial, t, _dir, tg, api) =
-        setup(json!([{"plugin": "accounting", "config": {"prefixes": ["198.51.100.0/24"]}}]));
+fn accounting_counts_packets_and_bytes_per_configured_prefix(io: IoPath) {
+    let (_serial, t, _dir, tg, api) = setup(
+        io,
+        json!([{"plugin": "accounting", "config": {"prefixes": ["198.51.100.0/24"]}}]),
+    );
     let mut packets: Vec<_> = (1..=5u64).map(|n| (CIP, 53, n, 100)).collect();
     packets.extend((6..=8u64).map(|n| (CLIENT_B, 53, n, 300)));
     let got = exchange(&t, &packets);
@@ -306,18 +309,20 @@ fn assert_monotonic(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) {
     }
 }
 
-#[test]
-fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once() {
+fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once(io: IoPath) {
     // Numbers sent after the last swap returned: the stream goes on well past it.
     const AFTER_LAST_SWAP: u64 = 5_000;
     // Numbers sent before each swap starts (the swaps happen mid-stream by construction,
     // whatever the machine's load, instead of at fixed times).
     const BETWEEN_SWAPS: u64 = 4_000;
     // Even numbers go to client A, odd ones to client B; first B's prefix is denied.
-    let (_serial, t, _dir, tg, api) = setup(json!([
-        {"plugin": "accounting", "config": {"prefixes": ["0.0.0.0/0"]}},
-        {"plugin": "cidr-filter", "config": {"deny": ["203.0.113.0/24"]}}
-    ]));
+    let (_serial, t, _dir, tg, api) = setup(
+        io,
+        json!([
+            {"plugin": "accounting", "config": {"prefixes": ["0.0.0.0/0"]}},
+            {"plugin": "cidr-filter", "config": {"deny": ["203.0.113.0/24"]}}
+        ]),
+    );
     let before = binding(&api, 1);
     let forwarded_before = vip_forwarded(&api);
     let first_scrape = scrape(&api);
@@ -459,3 +464,11 @@ fn hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once() {
     );
     assert_eq!(tg.stop().0, 0);
 }
+
+crate::on_both_io_paths!(
+    cidr_filter_denies_one_client_prefix_and_the_other_gets_everything,
+    port_filter_passes_only_the_allowed_source_ports,
+    rate_limit_caps_each_client_at_its_burst,
+    accounting_counts_packets_and_bytes_per_configured_prefix,
+    hot_swap_through_the_api_under_a_steady_stream_judges_every_number_once,
+);

@@ -193,6 +193,12 @@ export type components = {
        * @enum {string}
        */
       decap?: 'userspace' | 'kernel';
+      /**
+       * @description userspace decap's I/O path: auto (native XDP + AF_XDP where the ingress driver has it, else AF_PACKET rings), xdp (native XDP or fail), xdp-generic, packet. With decap kernel only auto or packet. xdp and xdp-generic need a receive queue per worker on the ingress interface
+       * @default auto
+       * @enum {string}
+       */
+      io?: 'auto' | 'xdp' | 'xdp-generic' | 'packet';
       /** @default 1 */
       workers?: number;
       /** @description the interface replies leave by (default: chosen per destination by the routes) */
@@ -319,6 +325,16 @@ export type components = {
         tls: boolean;
         loopback: boolean;
       } | null;
+      /** @description the I/O path the data path runs on (gateway.io and what the host allows), and why */
+      io: {
+        /**
+         * @description xdp: native XDP + AF_XDP sockets; xdp-generic: generic XDP + AF_XDP; packet: AF_PACKET (TPACKET) rings
+         * @enum {string}
+         */
+        path: 'xdp' | 'xdp-generic' | 'packet';
+        /** @description why this path: asked for, or why XDP was not available (e.g. the driver has no native XDP) */
+        reason: string;
+      };
     };
     Totals: {
       received_packets?: number;

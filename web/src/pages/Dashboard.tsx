@@ -233,6 +233,14 @@ function StatusPanel(props: { status: Status | null; snapshot: RateSnapshot | nu
             testId="status-workers"
           />
         </span>
+        <span
+          class="stat-sub"
+          data-testid="status-io"
+          data-value={status?.io?.path ?? ''}
+          title={status?.io?.reason ?? 'not known yet'}
+        >
+          {status?.io ? `I/O ${status.io.path}` : UNKNOWN}
+        </span>
       </div>
       <div class="stat-card">
         <span class="stat-label">Uptime</span>

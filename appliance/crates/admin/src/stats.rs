@@ -11,8 +11,8 @@ use axum::extract::State;
 
 use super::AdminState;
 use tungate_api::wire::{
-    AdminListener, BindingStats, Filters, Network, PassDrop, PeerStats, PluginCounter, PluginFault,
-    Stats, Status, Totals, VipStats,
+    AdminListener, BindingStats, Filters, Io, Network, PassDrop, PeerStats, PluginCounter,
+    PluginFault, Stats, Status, Totals, VipStats,
 };
 use tungate_control::View;
 use tungate_datapath::counters::{DropCounts, Snapshot};
@@ -95,6 +95,10 @@ fn status_of(
         revision: view.revision.number(),
         plugin_faults: plugin_faults(&view.bindings.snapshot()),
         admin,
+        io: Io {
+            path: view.io.path.to_owned(),
+            reason: view.io.reason.clone(),
+        },
     }
 }
 
@@ -289,6 +293,10 @@ mod tests {
             revision: tungate_control::Revision::new(7),
             ready: true,
             filters: tungate_datapath::filter::FilterSlots::new(2).progress(),
+            io: tungate_control::IoPath {
+                path: "xdp",
+                reason: "native XDP attached to eth1".into(),
+            },
         }
     }
 
@@ -331,6 +339,11 @@ mod tests {
             assert_eq!(value["decap_mode"], "userspace");
             assert_eq!(value["revision"], 7);
             assert_eq!(value["plugin_faults"], serde_json::json!([]));
+            assert_eq!(value["io"]["path"], "xdp", "{json}");
+            assert_eq!(
+                value["io"]["reason"], "native XDP attached to eth1",
+                "{json}"
+            );
         }
         let offline = status_of(&view(), &counters, 1.0, None, None);
         assert!(

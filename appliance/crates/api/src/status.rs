@@ -243,6 +243,7 @@ fn render(url: &str, status: &Status, stats: &Stats) -> String {
         if status.peers == 1 { "" } else { "s" },
         status.config_generation
     );
+    let _ = writeln!(out, "  io: {} ({})", status.io.path, status.io.reason);
     if let Some(n) = &status.network {
         let _ = match (&n.last_error, n.in_sync) {
             (_, true) => writeln!(
@@ -375,7 +376,8 @@ mod tests {
             "vips": 1, "config_generation": 4,
             "totals": {"received_packets": 10, "forwarded_packets": 8,
                        "forwarded_bytes": 2048, "dropped_packets": 2},
-            "filters": {"published": 4, "workers": [4, 4]}
+            "filters": {"published": 4, "workers": [4, 4]},
+            "io": {"path": "xdp", "reason": "native XDP attached to eth1"}
         }))
         .unwrap();
         let stats: Stats = serde_json::from_value(serde_json::json!({
@@ -402,6 +404,10 @@ mod tests {
         );
         assert!(
             text.contains("up 1m 1s · decap userspace · 2 workers"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  io: xdp (native XDP attached to eth1)\n"),
             "{text}"
         );
         assert!(text.contains("forwarded 8 (2.0 KiB) · dropped 2"), "{text}");
@@ -521,7 +527,8 @@ mod tests {
                         "last_error": "cannot create tunnel tg-rs1"},
             "totals": {"received_packets": 0, "forwarded_packets": 0,
                        "forwarded_bytes": 0, "dropped_packets": 0},
-            "filters": {"published": 1, "workers": [1]}
+            "filters": {"published": 1, "workers": [1]},
+            "io": {"path": "packet", "reason": "AF_PACKET (TPACKET) rings"}
         }))
         .unwrap();
         let stats = Stats {

@@ -49,6 +49,8 @@ pub struct Status {
     /// The admin listener (null from a tungate that does not say).
     #[serde(default)]
     pub admin: Option<AdminListener>,
+    /// The I/O path the data path runs on, and why.
+    pub io: Io,
 }
 
 /// A plugin binding that is quarantined or has dropped packets because its calls failed.
@@ -120,6 +122,16 @@ impl AdminListener {
             )
         })
     }
+}
+
+/// The I/O path the data path receives and sends on (`gateway.io` and what the host allows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Io {
+    /// `xdp` (native XDP + AF_XDP sockets), `xdp-generic` (generic XDP + AF_XDP) or `packet`
+    /// (AF_PACKET TPACKET rings).
+    pub path: String,
+    /// Why this path (asked for, or why XDP was not available).
+    pub reason: String,
 }
 
 /// Which plugin filter generation is in force: a hot swap (a module, a chain or a binding's

@@ -1,12 +1,15 @@
 //! Checks of a document against the host it is about to run on: the gateway address must
-//! be one of this host's (in the current network namespace) and named interfaces must exist.
+//! be one of this host's (in the current network namespace), named interfaces must exist,
+//! and on an XDP path (`gateway.io = "xdp"` or `"xdp-generic"`) the ingress interface must
+//! have a receive queue per worker (each worker binds one AF_XDP socket to its own queue).
 //!
-//! These checks read the host's interface list; they never change anything.
+//! These checks read the host's interface list and the ingress device's channel count; they
+//! never change anything.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use super::model::Document;
+use super::model::{DecapMode, Document};
 use super::validate::{FieldError, Invalid};
 
 /// The IPv4 addresses configured on this host's interfaces (in this network namespace).
@@ -21,6 +24,93 @@ pub(crate) fn local_ipv4_addresses() -> std::io::Result<HashSet<Ipv4Addr>> {
 /// Whether an interface of this name exists in this network namespace.
 pub(crate) fn interface_exists(name: &str) -> bool {
     nix::net::if_::if_nametoindex(name).is_ok()
+}
+
+/// The interface the encapsulated replies arrive on: `gateway.ingress_interface`, else the
+/// interface that holds the gateway address (`None` when no interface holds it).
+pub fn ingress_interface(doc: &Document) -> Option<String> {
+    if let Some(name) = &doc.gateway.ingress_interface {
+        return Some(name.clone());
+    }
+    let gip = doc.gateway.address;
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|a| {
+        let address = a.address?;
+        (address.as_sockaddr_in()?.ip() == gip).then_some(a.interface_name)
+    })
+}
+
+/// `struct ethtool_channels` (linux/ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+/// `ETHTOOL_GCHANNELS`.
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+/// How many receive queues interface `name` has (in this network namespace): the ethtool
+/// channel count (rx + combined channels), or, for a driver without channels, the
+/// `queues/rx-*` entries in sysfs.
+pub fn rx_queue_count(name: &str) -> std::io::Result<u32> {
+    match ethtool_rx_channels(name) {
+        Ok(n) if n > 0 => Ok(n),
+        Ok(_) => sysfs_rx_queues(name),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => sysfs_rx_queues(name),
+        Err(e) => Err(e),
+    }
+}
+
+fn ethtool_rx_channels(name: &str) -> std::io::Result<u32> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return Err(std::io::Error::from_raw_os_error(libc::ENODEV));
+    }
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just created and is owned by nobody else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut channels = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..EthtoolChannels::default()
+    };
+    // SAFETY: all-zero ifreq is valid; the name (checked shorter than IFNAMSIZ) and the data
+    // pointer are set below.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in request.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    request.ifr_ifru.ifru_data = (&raw mut channels).cast();
+    // SAFETY: SIOCETHTOOL reads the ifreq and writes the ethtool_channels its data points at;
+    // both live across the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &raw mut request) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(channels.rx_count + channels.combined_count)
+}
+
+fn sysfs_rx_queues(name: &str) -> std::io::Result<u32> {
+    let entries = std::fs::read_dir(format!("/sys/class/net/{name}/queues"))?;
+    let mut count = 0;
+    for entry in entries {
+        if entry?.file_name().to_string_lossy().starts_with("rx-") {
+            count += 1;
+        }
+    }
+    Ok(count)
 }
 
 /// Checks the document against this host.
@@ -54,6 +144,24 @@ pub fn check_host(doc: &Document) -> Result<(), Invalid> {
             });
         }
     }
+    if doc.gateway.decap == DecapMode::Userspace
+        && doc.gateway.io.is_xdp()
+        && let Some(ingress) = ingress_interface(doc)
+        && let Ok(queues) = rx_queue_count(&ingress)
+        && doc.gateway.workers > queues
+    {
+        problems.push(FieldError {
+            field: "gateway.workers".into(),
+            message: format!(
+                "{} workers, but the ingress interface {ingress} has {queues} receive \
+                 queue{}: with io = {:?} each worker needs its own queue; give at most \
+                 {queues} workers, or add queues (ethtool -L {ingress} rx N / combined N)",
+                doc.gateway.workers,
+                if queues == 1 { "" } else { "s" },
+                doc.gateway.io.as_str(),
+            ),
+        });
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -82,5 +190,31 @@ mod tests {
             msg.contains("gateway.egress_interface: no interface named \"nope0\""),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn loopback_has_one_receive_queue_and_more_xdp_workers_are_refused() {
+        assert_eq!(rx_queue_count("lo").unwrap(), 1);
+        assert!(rx_queue_count("nope0").is_err());
+        let doc = |io: &str, workers: u32| {
+            parse_toml(&format!(
+                "[gateway]\naddress = \"127.0.0.1\"\nio = \"{io}\"\nworkers = {workers}"
+            ))
+            .unwrap()
+        };
+        assert_eq!(ingress_interface(&doc("xdp", 1)).as_deref(), Some("lo"));
+        check_host(&doc("xdp", 1)).unwrap();
+        for io in ["xdp", "xdp-generic"] {
+            let msg = check_host(&doc(io, 2)).unwrap_err().to_string();
+            assert!(
+                msg.contains(
+                    "gateway.workers: 2 workers, but the ingress interface lo has 1 receive queue:"
+                ),
+                "{msg}"
+            );
+        }
+        // The TPACKET path spreads one queue over workers; auto decides at start.
+        check_host(&doc("packet", 2)).unwrap();
+        check_host(&doc("auto", 2)).unwrap();
     }
 }

@@ -15,7 +15,8 @@ pub const EXIT_BAD_CONFIG: i32 = 2;
 use std::path::Path;
 
 pub use model::{
-    Binding, DEFAULT_SILENT_AFTER, DecapMode, Document, Gateway, HumaneDuration, OnError, Peer, Vip,
+    Binding, DEFAULT_SILENT_AFTER, DecapMode, Document, Gateway, HumaneDuration, IoMode, OnError,
+    Peer, Vip,
 };
 pub use validate::{FieldError, Invalid, validate};
 
@@ -125,7 +126,51 @@ mod tests {
         let doc = parse_toml("[gateway]\naddress = \"10.0.0.1\"").unwrap();
         assert_eq!(doc.gateway.decap, DecapMode::Userspace);
         assert_eq!(doc.gateway.workers, 1);
+        assert_eq!(doc.gateway.io, IoMode::Auto);
         assert!(doc.peers.is_empty() && doc.vips.is_empty());
+    }
+
+    #[test]
+    fn io_takes_its_four_names_and_kernel_decap_allows_only_auto_and_packet() {
+        for (name, mode) in [
+            ("auto", IoMode::Auto),
+            ("xdp", IoMode::Xdp),
+            ("xdp-generic", IoMode::XdpGeneric),
+            ("packet", IoMode::Packet),
+        ] {
+            let doc = parse_toml(&format!(
+                "[gateway]\naddress = \"10.0.0.1\"\nio = \"{name}\""
+            ))
+            .unwrap();
+            assert_eq!(doc.gateway.io, mode);
+            assert_eq!(mode.as_str(), name);
+            validate(&doc).unwrap();
+            assert_eq!(parse_toml(&to_toml(&doc)).unwrap(), doc);
+            assert_eq!(parse_json(&serde_json::to_vec(&doc).unwrap()).unwrap(), doc);
+
+            let kernel = parse_toml(&format!(
+                "[gateway]\naddress = \"10.0.0.1\"\ndecap = \"kernel\"\nio = \"{name}\""
+            ))
+            .unwrap();
+            match validate(&kernel) {
+                Ok(()) => assert!(!mode.is_xdp(), "{name} accepted with kernel decap"),
+                Err(e) => {
+                    assert!(mode.is_xdp(), "{name}: {e}");
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains(&format!(
+                            "gateway.io: \"{name}\" needs decap = \"userspace\""
+                        )),
+                        "{msg}"
+                    );
+                }
+            }
+        }
+        let err = parse_toml("[gateway]\naddress = \"10.0.0.1\"\nio = \"dpdk\"").unwrap_err();
+        assert!(err.to_string().contains("unknown variant `dpdk`"), "{err}");
+        // The default is not written out, so documents without `io` stay as they were.
+        let plain = parse_toml("[gateway]\naddress = \"10.0.0.1\"").unwrap();
+        assert!(!to_toml(&plain).contains("io ="));
     }
 
     #[test]

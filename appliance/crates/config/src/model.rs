@@ -50,6 +50,46 @@ impl DecapMode {
     }
 }
 
+/// How the data path receives and sends packets (`gateway.io`; `userspace` decap only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum IoMode {
+    /// Native XDP with AF_XDP sockets where the ingress driver has it, else the TPACKET
+    /// path (the reason is logged and shown in the status).
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// Native XDP with AF_XDP sockets; refused at start when the driver has none.
+    #[serde(rename = "xdp")]
+    Xdp,
+    /// Generic (skb) XDP with AF_XDP sockets: works on every device, slower than native.
+    #[serde(rename = "xdp-generic")]
+    XdpGeneric,
+    /// AF_PACKET (TPACKET) rings, no XDP.
+    #[serde(rename = "packet")]
+    Packet,
+}
+
+impl IoMode {
+    /// The name used in the document and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoMode::Auto => "auto",
+            IoMode::Xdp => "xdp",
+            IoMode::XdpGeneric => "xdp-generic",
+            IoMode::Packet => "packet",
+        }
+    }
+
+    /// Whether this mode asks for XDP explicitly (`xdp` or `xdp-generic`).
+    pub fn is_xdp(self) -> bool {
+        matches!(self, IoMode::Xdp | IoMode::XdpGeneric)
+    }
+
+    fn is_auto(&self) -> bool {
+        *self == IoMode::Auto
+    }
+}
+
 /// The `[gateway]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +99,10 @@ pub struct Gateway {
     /// Receive and decapsulation mode.
     #[serde(default)]
     pub decap: DecapMode,
+    /// How the data path receives and sends (`userspace` decap): `auto` (default), `xdp`,
+    /// `xdp-generic` or `packet`. With `kernel` decap only `auto` and `packet` are allowed.
+    #[serde(default, skip_serializing_if = "IoMode::is_auto")]
+    pub io: IoMode,
     /// Number of data-path worker threads (1 to 64).
     #[serde(default = "default_workers")]
     pub workers: u32,

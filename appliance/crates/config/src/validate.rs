@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::model::Document;
+use super::model::{DecapMode, Document};
 
 /// Most workers a gateway may ask for.
 pub(crate) const MAX_WORKERS: u32 = 64;
@@ -178,6 +178,16 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
             format!(
                 "{} is out of range: give 1 to {MAX_WORKERS}",
                 doc.gateway.workers
+            ),
+        );
+    }
+    if doc.gateway.decap == DecapMode::Kernel && doc.gateway.io.is_xdp() {
+        p.add(
+            "gateway.io",
+            format!(
+                "{:?} needs decap = \"userspace\": with decap = \"kernel\" the kernel's \
+                 tunnels receive, so io may only be \"auto\" or \"packet\"",
+                doc.gateway.io.as_str()
             ),
         );
     }

@@ -122,6 +122,30 @@ pub struct View {
     pub ready: bool,
     /// The filter generation published to the workers and the one each runs (live).
     pub filters: Arc<tungate_datapath::filter::FilterProgress>,
+    /// The I/O path the workers run on, and why.
+    pub io: IoPath,
+}
+
+/// The I/O path the data path receives and sends on, and why it was chosen
+/// (`/api/v1/status` `io`, `tungate status`, the dashboard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoPath {
+    /// `xdp` (native XDP + AF_XDP), `xdp-generic` (generic XDP + AF_XDP) or `packet`
+    /// (AF_PACKET TPACKET rings).
+    pub path: &'static str,
+    /// Why this path: e.g. "native XDP attached to eth1", "asked for (gateway.io =
+    /// \"packet\")", or why XDP was not available.
+    pub reason: String,
+}
+
+impl IoPath {
+    /// The AF_PACKET (TPACKET) rings, for `reason`.
+    pub fn packet(reason: impl Into<String>) -> IoPath {
+        IoPath {
+            path: "packet",
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Where readers find the current [`View`].

@@ -255,6 +255,12 @@ fn start_failure(e: ForwardingError) -> ControlError {
         ForwardingError::Datapath(StartError::NoIngress(_)) => {
             ControlError::new(ErrorCode::InvalidConfig, message).at("gateway.ingress_interface")
         }
+        ForwardingError::Datapath(StartError::QueueMismatch { .. }) => {
+            ControlError::new(ErrorCode::InvalidConfig, message).at("gateway.workers")
+        }
+        ForwardingError::Xdp(_) => {
+            ControlError::new(ErrorCode::InvalidConfig, message).at("gateway.io")
+        }
         _ => ControlError::internal(message),
     }
 }
@@ -384,6 +390,7 @@ impl ControlPlane {
                 revision,
                 ready: false,
                 filters,
+                io: datapath.io_path(),
             })),
             state,
             config_path,
@@ -768,6 +775,7 @@ impl ControlPlane {
             revision: self.revision,
             ready: self.datapath.is_running(),
             filters: self.datapath.filter_progress(),
+            io: self.datapath.io_path(),
         }));
     }
 }

@@ -7,7 +7,8 @@
 //! counters are kept by VIP address while the VIP is configured, so they survive
 //! configuration changes and restarts of the workers; a VIP removed from the configuration
 //! loses them (added again, it counts from zero: a counter reset to rate readers). This
-//! module never decides what to count; the workers do.
+//! module never decides what to count; the workers do. Drops counted before any worker sees
+//! the frame (the XDP pre-filter's) come from a [`DropSource`] read at every snapshot.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -138,6 +139,12 @@ impl DropCounts {
             .into_iter()
             .map(|r| (r.as_str(), self.get(r)))
             .filter(|(_, n)| *n != 0)
+    }
+
+    fn add(&mut self, other: &DropCounts) {
+        for (sum, n) in self.0.iter_mut().zip(other.0) {
+            *sum += n;
+        }
     }
 
     fn add_cells(&mut self, cells: &[Cell; DropReason::COUNT]) {
@@ -329,6 +336,10 @@ impl PeerCounters {
     }
 }
 
+/// Reads drops counted outside the workers, before them (the XDP pre-filter's per-reason
+/// counters): cumulative since the source began, `None` when they cannot be read now.
+pub type DropSource = Box<dyn Fn() -> Option<DropCounts> + Send + Sync>;
+
 /// All counters of the data path, and the capture taps beside them (they are shared and
 /// outlive worker restarts the same way).
 pub struct Counters {
@@ -342,6 +353,7 @@ struct Generation {
     vips: BTreeMap<Ipv4Addr, Arc<VipCounters>>,
     /// The configured peers' counters, by name (a removed peer's go with it).
     peers: BTreeMap<String, Arc<PeerCounters>>,
+    source: Option<DropSource>,
 }
 
 impl Counters {
@@ -353,6 +365,7 @@ impl Counters {
                 global_base: Snapshot::default(),
                 vips: BTreeMap::new(),
                 peers: BTreeMap::new(),
+                source: None,
             }),
             captures: Arc::new(crate::capture::Captures::new(workers)),
         }
@@ -461,11 +474,31 @@ impl Counters {
         }
     }
 
-    /// Reads every counter.
-    pub fn snapshot(&self) -> Snapshot {
-        Self::sum(&self.lock())
+    /// Adds `source`'s drops to every snapshot from now on (`None`: no source). The drops
+    /// of the source it replaces are kept (read one last time), so totals never go back.
+    /// Its drops count as received too, except `rx_overflow` (as on the TPACKET path, where
+    /// the kernel's ring overflows are drops the workers never received).
+    pub fn set_drop_source(&self, source: Option<DropSource>) {
+        let mut g = self.lock();
+        if let Some(old) = g.source.take()
+            && let Some(drops) = old()
+        {
+            add_source_drops(&mut g.global_base, &drops);
+        }
+        g.source = source;
     }
 
+    /// Reads every counter.
+    pub fn snapshot(&self) -> Snapshot {
+        let g = self.lock();
+        let mut s = Self::sum(&g);
+        if let Some(drops) = g.source.as_ref().and_then(|source| source()) {
+            add_source_drops(&mut s, &drops);
+        }
+        s
+    }
+
+    /// The workers' cells and the base (not the drop source).
     fn sum(g: &Generation) -> Snapshot {
         let mut s = g.global_base.clone();
         for w in g.global.iter() {
@@ -483,6 +516,12 @@ impl Counters {
         s.peers = g.peers.values().map(|p| p.snapshot()).collect();
         s
     }
+}
+
+/// Adds a [`DropSource`]'s reading: drops by reason, and received except `rx_overflow`.
+fn add_source_drops(s: &mut Snapshot, drops: &DropCounts) {
+    s.drops.add(drops);
+    s.rx_packets += drops.total() - drops.get(DropReason::RxOverflow);
 }
 
 #[cfg(test)]
@@ -572,6 +611,52 @@ mod tests {
             (b, 3, Some(9_000))
         );
         assert!(s.peer("rs2").is_none(), "a removed peer is not reported");
+    }
+
+    #[test]
+    fn a_drop_source_adds_its_drops_and_a_replaced_one_keeps_its_count() {
+        let c = Counters::new(1);
+        c.global_cells()[0].rx_packets.add(10);
+        c.global_cells()[0].drop(DropReason::UnknownPeer);
+        let reading = |unknown_peer: u64, overflow: u64| {
+            let mut d = DropCounts::default();
+            d.0[DropReason::UnknownPeer.index()] = unknown_peer;
+            d.0[DropReason::RxOverflow.index()] = overflow;
+            d
+        };
+        let live = Arc::new(AtomicU64::new(5));
+        let l = live.clone();
+        c.set_drop_source(Some(Box::new(move || {
+            Some(reading(l.load(Ordering::Relaxed), 2))
+        })));
+        let s = c.snapshot();
+        assert_eq!(s.drops.get(DropReason::UnknownPeer), 6);
+        assert_eq!(s.drops.get(DropReason::RxOverflow), 2);
+        assert_eq!(
+            s.rx_packets, 15,
+            "received: the workers' and the source's but overflows"
+        );
+        live.store(7, Ordering::Relaxed);
+        assert_eq!(c.snapshot().drops.get(DropReason::UnknownPeer), 8);
+
+        // A new source (the program reloaded) starts from zero; the old count stays.
+        c.set_drop_source(Some(Box::new(move || Some(reading(1, 0)))));
+        let s = c.snapshot();
+        assert_eq!(s.drops.get(DropReason::UnknownPeer), 9);
+        assert_eq!(s.drops.get(DropReason::RxOverflow), 2);
+        // An unreadable source adds nothing; removing it keeps what it had counted.
+        c.set_drop_source(Some(Box::new(|| None)));
+        c.set_drop_source(None);
+        let s = c.snapshot();
+        assert_eq!(s.drops.get(DropReason::UnknownPeer), 9);
+        assert_eq!(s.rx_packets, 18);
+
+        // A resize (workers restarted) neither loses nor doubles the source's drops.
+        c.set_drop_source(Some(Box::new(move || Some(reading(4, 0)))));
+        c.resize(2);
+        let s = c.snapshot();
+        assert_eq!(s.drops.get(DropReason::UnknownPeer), 13);
+        assert_eq!(s.rx_packets, 22);
     }
 
     #[test]

@@ -23,6 +23,8 @@ mod tables;
 mod tpacket;
 pub mod uring;
 mod worker;
+mod xdp_io;
+pub mod xsk;
 
 pub use afpacket::SocketError;
 pub use resolver::ResolverError;
@@ -70,6 +72,77 @@ pub enum StartError {
     /// A thread could not be started.
     #[error("cannot start a data-path thread: {0}")]
     Spawn(std::io::Error),
+    /// An AF_XDP socket could not be opened.
+    #[error("{0}")]
+    Xsk(#[from] xsk::XskError),
+    /// The XDP program's socket map refused a worker's AF_XDP socket.
+    #[error("cannot register the AF_XDP socket of queue {queue} with the XDP program: {source}")]
+    XskBind {
+        /// The receive queue.
+        queue: u32,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The ingress device's receive queues are not one per worker: AF_XDP reads queue N
+    /// with worker N's socket, and a queue without one would lose its packets.
+    #[error(
+        "{workers} worker(s) but interface {interface} has {queues} receive queue(s), and the \
+         AF_XDP path needs exactly one worker per queue: set gateway.workers = {queues}, or \
+         change the device's queues (ethtool -L {interface} combined {workers}), or use \
+         gateway.io = \"packet\""
+    )]
+    QueueMismatch {
+        /// The ingress interface.
+        interface: String,
+        /// Its receive queues.
+        queues: usize,
+        /// The workers asked for.
+        workers: usize,
+    },
+}
+
+/// Where the AF_XDP sockets of the workers are registered with the ingress interface's
+/// XDP program (its socket map, indexed by receive queue). The control plane implements it
+/// with the program it attached; the data path never loads BPF itself.
+pub trait XskRegistry: Send + Sync {
+    /// Makes the program redirect what arrives on receive queue `queue` to socket `fd`.
+    fn bind_socket(&self, queue: u32, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()>;
+}
+
+/// How the workers of `userspace` decap receive and transmit.
+#[derive(Clone, Default)]
+pub enum IoPlan {
+    /// AF_PACKET `TPACKET_V2` rings.
+    #[default]
+    Packet,
+    /// An AF_XDP socket per worker on receive queue = worker index of the ingress interface,
+    /// registered through the registry; transmit from the same UMEM; the TPACKET path for
+    /// what AF_XDP cannot carry.
+    Xdp(Arc<dyn XskRegistry>),
+}
+
+impl std::fmt::Debug for IoPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IoPlan::Packet => "Packet",
+            IoPlan::Xdp(_) => "Xdp",
+        })
+    }
+}
+
+/// The index of interface `name` in this network namespace.
+pub fn interface_index(name: &str) -> Result<u32, SocketError> {
+    afpacket::ifindex(name)
+}
+
+/// The receive queues of interface `name` (`None`: unknown, from `/sys/class/net`).
+pub fn receive_queues(name: &str) -> Option<usize> {
+    let dir = std::fs::read_dir(format!("/sys/class/net/{name}/queues")).ok()?;
+    Some(
+        dir.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+            .count(),
+    )
 }
 
 /// A running data path.
@@ -78,6 +151,7 @@ pub struct Datapath {
     counters: Arc<Counters>,
     tables: Arc<ArcSwap<Tables>>,
     filters: Arc<FilterSlots>,
+    io: IoPlan,
     running: Option<Running>,
 }
 
@@ -114,6 +188,17 @@ impl Datapath {
         counters: Arc<Counters>,
         sets: Option<Vec<WorkerFilters>>,
     ) -> Result<Datapath, StartError> {
+        Self::start_with_io(doc, counters, sets, IoPlan::Packet)
+    }
+
+    /// Like [`Self::start_with_filters`], `userspace` decap on the I/O path `io` (kept
+    /// across restarts until [`Self::set_io`]).
+    pub fn start_with_io(
+        doc: &Document,
+        counters: Arc<Counters>,
+        sets: Option<Vec<WorkerFilters>>,
+        io: IoPlan,
+    ) -> Result<Datapath, StartError> {
         let tables = Arc::new(ArcSwap::from_pointee(Tables::build(doc, &counters)));
         let filters = Arc::new(FilterSlots::new(doc.gateway.workers as usize));
         if let Some(sets) = sets {
@@ -124,6 +209,7 @@ impl Datapath {
             counters,
             tables,
             filters,
+            io,
             running: None,
         };
         dp.running = Some(dp.launch()?);
@@ -135,6 +221,23 @@ impl Datapath {
     /// [`Self::apply_with_filters`].
     pub fn filter_slots(&self) -> Arc<FilterSlots> {
         self.filters.clone()
+    }
+
+    /// `userspace` decap: the interface the workers read for `doc` (its
+    /// `gateway.ingress_interface`, else the one holding the gateway address).
+    pub fn ingress_interface(doc: &Document) -> Option<String> {
+        if doc.gateway.decap != DecapMode::Userspace {
+            return None;
+        }
+        doc.gateway
+            .ingress_interface
+            .clone()
+            .or_else(|| interface_with_address(doc.gateway.address))
+    }
+
+    /// The I/O path of the next (re)start of the workers.
+    pub fn set_io(&mut self, io: IoPlan) {
+        self.io = io;
     }
 
     /// Whether the workers are running (false after a failed restart).
@@ -249,6 +352,7 @@ impl Datapath {
             (0..workers).map(|_| Vec::new()).collect();
         let mut userspace_ingress = None;
         let mut tunnels = Vec::new();
+        let mut xsks = Vec::new();
         match doc.gateway.decap {
             DecapMode::Userspace => {
                 let ingress = match &doc.gateway.ingress_interface {
@@ -266,9 +370,17 @@ impl Datapath {
                 for (w, fd) in sockets.into_iter().enumerate() {
                     per_worker[w].push((fd, Source::Ingress));
                 }
+                if let IoPlan::Xdp(registry) = &self.io {
+                    xsks = open_xsks(&ingress, workers, registry.as_ref())?;
+                }
                 tracing::info!(
-                    "userspace decap on {ingress} for {} with {workers} worker(s)",
-                    doc.gateway.address
+                    "userspace decap on {ingress} for {} with {workers} worker(s) on {}",
+                    doc.gateway.address,
+                    if xsks.is_empty() {
+                        "AF_PACKET rings"
+                    } else {
+                        "AF_XDP"
+                    },
                 );
                 userspace_ingress = Some(ingress);
             }
@@ -316,8 +428,10 @@ impl Datapath {
         };
         let cells = self.counters.global_cells();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(workers);
+        let mut xsks = xsks.into_iter();
         for (index, (sockets, link)) in per_worker.into_iter().zip(links).enumerate() {
             let setup = WorkerSetup {
+                xsk: xsks.next(),
                 index,
                 sockets,
                 tables: self.tables.clone(),
@@ -356,6 +470,34 @@ impl Datapath {
         }
         Ok(running)
     }
+}
+
+/// One AF_XDP socket (with its UMEM) per worker on receive queue = worker index of
+/// `ingress`, each registered with the XDP program.
+fn open_xsks(
+    ingress: &str,
+    workers: usize,
+    registry: &dyn XskRegistry,
+) -> Result<Vec<(xsk::Umem, xsk::XskSocket)>, StartError> {
+    if let Some(queues) = receive_queues(ingress)
+        && queues != workers
+    {
+        return Err(StartError::QueueMismatch {
+            interface: ingress.to_string(),
+            queues,
+            workers,
+        });
+    }
+    let ifindex = afpacket::ifindex(ingress)?;
+    let mut out = Vec::with_capacity(workers);
+    for queue in 0..workers as u32 {
+        let (umem, socket) = xsk::open_owner(ifindex, queue)?;
+        registry
+            .bind_socket(queue, std::os::fd::AsFd::as_fd(&socket.fd))
+            .map_err(|source| StartError::XskBind { queue, source })?;
+        out.push((umem, socket));
+    }
+    Ok(out)
 }
 
 impl Drop for Datapath {

@@ -6,7 +6,7 @@
 //! This module owns those sockets, rings and buffers and hands the worker their bytes; it
 //! never parses, judges, routes or counts a packet.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use crate::afpacket::{self, RxSocket};
@@ -35,13 +35,57 @@ impl TpacketIo {
     /// The I/O of worker `worker` over its receive `sockets` (in source order); `batch`: the
     /// most packets it queues between two kicks.
     pub(crate) fn new(worker: usize, sockets: Vec<RxSocket>, batch: usize) -> TpacketIo {
-        let receive_fds: Vec<_> = sockets.iter().map(|s| s.fd.as_raw_fd()).collect();
+        Self::polling(worker, sockets, batch, None)
+    }
+
+    /// Like [`Self::new`], its waits also watching `first` (another receive socket of the
+    /// worker: the AF_XDP one, whose I/O wraps this one).
+    pub(crate) fn with_first_poll(
+        worker: usize,
+        sockets: Vec<RxSocket>,
+        batch: usize,
+        first: RawFd,
+    ) -> TpacketIo {
+        Self::polling(worker, sockets, batch, Some(first))
+    }
+
+    fn polling(
+        worker: usize,
+        sockets: Vec<RxSocket>,
+        batch: usize,
+        first: Option<RawFd>,
+    ) -> TpacketIo {
+        let receive_fds: Vec<_> = first
+            .into_iter()
+            .chain(sockets.iter().map(|s| s.fd.as_raw_fd()))
+            .collect();
         TpacketIo {
             calls: LoopCalls::new(worker, &receive_fds),
             sockets,
             egress: Egresses::new(worker, batch),
             large: Vec::new(),
         }
+    }
+}
+
+impl TpacketIo {
+    /// The worker's loop calls (its io_uring), to kick other sockets too.
+    pub(crate) fn calls(&mut self) -> &mut LoopCalls {
+        &mut self.calls
+    }
+
+    /// Transmits the inner packet `buf[start..]` (in memory of another I/O, with room for
+    /// the headers in front) behind `header` on `ifindex` through the transmit rings.
+    pub(crate) fn transmit_buffer(
+        &mut self,
+        ifindex: u32,
+        buf: &mut [u8],
+        start: usize,
+        header: &TxHeader,
+        tag: TxTag,
+    ) -> Transmit {
+        self.egress
+            .transmit(&mut self.calls, ifindex, buf, start, header, tag)
     }
 }
 

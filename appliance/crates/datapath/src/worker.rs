@@ -40,6 +40,8 @@ use crate::resolver::{NextHops, ResolverLink};
 use crate::route_cache::{Lookup, RouteCache};
 use crate::tables::{PeerId, Tables, VipId};
 use crate::tpacket::TpacketIo;
+use crate::xdp_io::XdpIo;
+use crate::xsk::{Umem, XskSocket};
 
 /// Most frames taken from the receive sources per batch.
 const BATCH: usize = 256;
@@ -107,6 +109,9 @@ pub(crate) struct WorkerSetup {
     pub(crate) captures: Arc<Captures>,
     /// Set to stop.
     pub(crate) stop: Arc<AtomicBool>,
+    /// On the AF_XDP path: the worker's UMEM and the AF_XDP socket on its ingress queue
+    /// (its receive source 0, before the TPACKET `sockets`).
+    pub(crate) xsk: Option<(Umem, XskSocket)>,
 }
 
 /// A worker could not start.
@@ -124,8 +129,7 @@ pub(crate) fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<()
     let index = setup.index;
     match RawFallback::open() {
         Ok(fallback) => {
-            let (sockets, sources): (Vec<_>, Vec<_>) = setup.sockets.into_iter().unzip();
-            let io = TpacketIo::new(index, sockets, BATCH);
+            let (sockets, mut sources): (Vec<_>, Vec<_>) = setup.sockets.into_iter().unzip();
             let shared = Shared {
                 index,
                 tables: setup.tables,
@@ -135,9 +139,21 @@ pub(crate) fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<()
                 captures: setup.captures,
                 stop: setup.stop,
             };
-            let mut w = Worker::new(shared, sources, io, fallback);
-            let _ = ready.send(Ok(()));
-            w.main_loop();
+            match setup.xsk {
+                Some((umem, socket)) => {
+                    sources.insert(0, Source::Ingress);
+                    let io = XdpIo::new(index, umem, socket, sockets, BATCH);
+                    let mut w = Worker::new(shared, sources, io, fallback);
+                    let _ = ready.send(Ok(()));
+                    w.main_loop();
+                }
+                None => {
+                    let io = TpacketIo::new(index, sockets, BATCH);
+                    let mut w = Worker::new(shared, sources, io, fallback);
+                    let _ = ready.send(Ok(()));
+                    w.main_loop();
+                }
+            }
         }
         Err(e) => {
             let _ = ready.send(Err(WorkerError {

@@ -8,12 +8,66 @@ use crate::netns::Netns;
 
 /// Joins `a:a_if` and `b:b_if` with a veth pair, sets the MACs and brings both up.
 pub fn veth(a: &Netns, a_if: &str, a_mac: &str, b: &Netns, b_if: &str, b_mac: &str) {
+    veth_with_queues(a, a_if, a_mac, b, b_if, b_mac, 1);
+}
+
+/// Like [`veth`], each end with `queues` receive and transmit queues (a veth's queue is
+/// chosen by the sending CPU).
+pub fn veth_with_queues(
+    a: &Netns,
+    a_if: &str,
+    a_mac: &str,
+    b: &Netns,
+    b_if: &str,
+    b_mac: &str,
+    queues: usize,
+) {
+    let q = queues.to_string();
     a.ip(&[
-        "link", "add", a_if, "address", a_mac, "type", "veth", "peer", "name", b_if, "address",
-        b_mac, "netns", &b.name,
+        "link",
+        "add",
+        a_if,
+        "address",
+        a_mac,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "address",
+        b_mac,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "netns",
+        &b.name,
     ]);
     a.ip(&["link", "set", a_if, "up"]);
     b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// The gateway's I/O path in a test (`gateway.io`): every forwarding test runs on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoPath {
+    /// `io = "packet"`: the AF_PACKET rings.
+    Packet,
+    /// `io = "xdp"`: native XDP on the ingress veth, AF_XDP sockets.
+    Xdp,
+}
+
+impl IoPath {
+    /// The value of `gateway.io`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoPath::Packet => "packet",
+            IoPath::Xdp => "xdp",
+        }
+    }
 }
 
 /// MAC of the real server's interface `r0`.
@@ -51,6 +105,8 @@ pub struct Topology {
     pub gw: Netns,
     /// The client.
     pub client: Netns,
+    /// The `gateway.io` that [`Self::config`] writes (none: the default).
+    pub io: Option<IoPath>,
 }
 
 impl Topology {
@@ -60,26 +116,44 @@ impl Topology {
         reason = "it creates namespaces and links: not a default value"
     )]
     pub fn new() -> Topology {
+        Self::build(None, 1)
+    }
+
+    /// The topology with `io` in the configuration it writes.
+    pub fn on(io: IoPath) -> Topology {
+        Self::build(Some(io), 1)
+    }
+
+    /// Like [`Self::on`], the gateway's veths with `queues` queues each (AF_XDP needs one
+    /// worker per receive queue).
+    pub fn on_with_queues(io: IoPath, queues: usize) -> Topology {
+        Self::build(Some(io), queues)
+    }
+
+    fn build(io: Option<IoPath>, queues: usize) -> Topology {
         let t = Topology {
             rs: Netns::new("rs"),
             gw: Netns::new("gw"),
             client: Netns::new("cl"),
+            io,
         };
-        veth(
+        veth_with_queues(
             &t.gw,
             "g0",
             &mac_text(GW_RS_MAC),
             &t.rs,
             "r0",
             &mac_text(RS_MAC),
+            queues,
         );
-        veth(
+        veth_with_queues(
             &t.gw,
             "g1",
             &mac_text(GW_CLIENT_MAC),
             &t.client,
             "c0",
             &mac_text(CLIENT_MAC),
+            queues,
         );
         t.gw.ip(&["addr", "add", &format!("{GIP}/24"), "dev", "g0"]);
         t.gw.ip(&["addr", "add", &format!("{GW_CLIENT_IP}/24"), "dev", "g1"]);
@@ -89,10 +163,15 @@ impl Topology {
         t
     }
 
-    /// The usual configuration: peer `rs1` (RIP) serving VIP, plus `extra` TOML.
+    /// The usual configuration: peer `rs1` (RIP) serving VIP, plus `extra` TOML (in
+    /// `[gateway]`, after its `io` when the topology has one).
     pub fn config(&self, extra: &str) -> String {
+        let io = self
+            .io
+            .map(|io| format!("io = \"{}\"\n", io.name()))
+            .unwrap_or_default();
         format!(
-            "[gateway]\naddress = \"{GIP}\"\n{extra}\n\
+            "[gateway]\naddress = \"{GIP}\"\n{io}{extra}\n\
              [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\nvips = [\"{VIP}\"]\n"
         )
     }

@@ -1,0 +1,470 @@
+//! AF_XDP sockets over one UMEM: the UMEM (a worker's frame memory, registered with the
+//! kernel), the four kinds of rings (fill and completion: frame addresses; receive and
+//! transmit: descriptors) and the sockets that own them — the one that registers the UMEM
+//! and receives on an ingress queue, and transmit-only sockets that share its UMEM
+//! (`XDP_SHARED_UMEM`) on other devices, each with its own fill and completion rings.
+//!
+//! This module owns the mappings and the producer/consumer handshake with the kernel (an
+//! acquire load of the other side's index before descriptors are read or slots reused, a
+//! release store of ours once they are written or read); it never decides what a frame
+//! holds or where it goes, and never counts packets.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Bytes per UMEM frame (chunk).
+pub(crate) const FRAME_SIZE: usize = 2048;
+/// Bytes the kernel leaves free in front of a received packet in its frame
+/// (`XDP_PACKET_HEADROOM`).
+pub(crate) const KERNEL_HEADROOM: usize = 256;
+/// The largest frame (Ethernet header included) a UMEM frame receives: what the XDP program
+/// may redirect; larger frames must be passed to the kernel (the TPACKET path reads them).
+pub const MAX_REDIRECT_FRAME: usize = FRAME_SIZE - KERNEL_HEADROOM;
+/// Entries of every ring (a power of two).
+pub(crate) const RING_SIZE: u32 = 2048;
+/// Frames of a worker's UMEM: a full fill ring plus a full transmit ring in flight.
+pub(crate) const FRAMES: usize = 2 * RING_SIZE as usize;
+
+/// A socket or its UMEM could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("AF_XDP socket on interface index {ifindex} queue {queue}: {what}: {source}")]
+pub struct XskError {
+    /// What failed (the call or socket option).
+    pub(crate) what: &'static str,
+    /// The interface index.
+    pub(crate) ifindex: u32,
+    /// The queue.
+    pub(crate) queue: u32,
+    /// The error from the kernel.
+    pub(crate) source: io::Error,
+}
+
+/// Memory mapped from the kernel (a ring) or anonymous (the UMEM), unmapped on drop.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; the worker that owns it is its only
+// user-space accessor.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    fn new(fd: RawFd, len: usize, offset: libc::off_t) -> io::Result<Mapping> {
+        let flags = if fd < 0 {
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE
+        } else {
+            libc::MAP_SHARED | libc::MAP_POPULATE
+        };
+        // SAFETY: a fresh mapping chosen by the kernel; nothing else refers to it yet.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                fd,
+                offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr and len are those of a mapping made by `new` and unmapped only here.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// A worker's UMEM: [`FRAMES`] frames of [`FRAME_SIZE`] bytes.
+pub(crate) struct Umem {
+    area: Mapping,
+}
+
+impl Umem {
+    fn new() -> io::Result<Umem> {
+        Ok(Umem {
+            area: Mapping::new(-1, FRAMES * FRAME_SIZE, 0)?,
+        })
+    }
+
+    /// The bytes `offset..offset + len` of frame `frame` (empty if outside the frame).
+    pub(crate) fn bytes(&self, frame: u32, offset: usize, len: usize) -> &[u8] {
+        match Self::range(frame, offset, len) {
+            // SAFETY: the range lies inside the UMEM (checked); the caller holds the frame,
+            // so the kernel does not write it meanwhile.
+            Some(start) => unsafe {
+                std::slice::from_raw_parts(self.area.ptr.as_ptr().add(start), len)
+            },
+            None => &[],
+        }
+    }
+
+    /// Like [`Self::bytes`], to change them.
+    pub(crate) fn bytes_mut(&mut self, frame: u32, offset: usize, len: usize) -> &mut [u8] {
+        match Self::range(frame, offset, len) {
+            // SAFETY: as in `bytes`, and `&mut self` makes the slice the only one.
+            Some(start) => unsafe {
+                std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(start), len)
+            },
+            None => &mut [],
+        }
+    }
+
+    fn range(frame: u32, offset: usize, len: usize) -> Option<usize> {
+        let frame = frame as usize;
+        (frame < FRAMES && offset.checked_add(len)? <= FRAME_SIZE)
+            .then_some(frame * FRAME_SIZE + offset)
+    }
+}
+
+/// The frame holding UMEM address `addr`, and the address's offset in it.
+pub(crate) fn frame_of(addr: u64) -> (u32, usize) {
+    (
+        (addr / FRAME_SIZE as u64) as u32,
+        (addr % FRAME_SIZE as u64) as usize,
+    )
+}
+
+/// The UMEM address of byte `offset` of frame `frame`.
+pub(crate) fn address(frame: u32, offset: usize) -> u64 {
+    u64::from(frame) * FRAME_SIZE as u64 + offset as u64
+}
+
+/// One mapped ring of `T` (a frame address or an [`libc::xdp_desc`]).
+pub(crate) struct Ring<T: Copy> {
+    _map: Mapping,
+    producer: NonNull<AtomicU32>,
+    consumer: NonNull<AtomicU32>,
+    descs: NonNull<T>,
+    /// This side's index (producer of a fill or transmit ring, consumer of the others).
+    local: u32,
+    /// The other side's index as last read.
+    other: u32,
+}
+
+// SAFETY: the ring is shared memory with the kernel only; the worker that owns it is its
+// only user-space accessor.
+unsafe impl<T: Copy> Send for Ring<T> {}
+
+impl<T: Copy> Ring<T> {
+    fn map(fd: &OwnedFd, offsets: &libc::xdp_ring_offset, page: u64) -> io::Result<Ring<T>> {
+        let len = offsets.desc as usize + RING_SIZE as usize * size_of::<T>();
+        let map = Mapping::new(fd.as_raw_fd(), len, page as libc::off_t)?;
+        let at = |offset: u64| {
+            // SAFETY: the kernel's offsets lie inside the mapping it sized.
+            unsafe { NonNull::new_unchecked(map.ptr.as_ptr().add(offset as usize)) }
+        };
+        let producer: NonNull<AtomicU32> = at(offsets.producer).cast();
+        let consumer: NonNull<AtomicU32> = at(offsets.consumer).cast();
+        let descs: NonNull<T> = at(offsets.desc).cast();
+        // SAFETY: the indices are aligned u32s in the mapping, written by the kernel
+        // atomically.
+        let (p, c) = unsafe {
+            (
+                producer.as_ref().load(Ordering::Acquire),
+                consumer.as_ref().load(Ordering::Acquire),
+            )
+        };
+        Ok(Ring {
+            _map: map,
+            producer,
+            consumer,
+            descs,
+            local: 0,
+            other: 0,
+        }
+        .started(p, c))
+    }
+
+    /// Both indices start at 0 on a new ring; a defensive read keeps them right otherwise.
+    fn started(mut self, producer: u32, consumer: u32) -> Self {
+        self.local = producer.max(consumer);
+        self.other = self.local;
+        self
+    }
+
+    fn producer(&self) -> &AtomicU32 {
+        // SAFETY: points into the live mapping (see `map`).
+        unsafe { self.producer.as_ref() }
+    }
+
+    fn consumer(&self) -> &AtomicU32 {
+        // SAFETY: points into the live mapping (see `map`).
+        unsafe { self.consumer.as_ref() }
+    }
+
+    fn slot(&self, index: u32) -> *mut T {
+        // SAFETY: masked by the ring size, so inside the descriptor array.
+        unsafe { self.descs.as_ptr().add((index & (RING_SIZE - 1)) as usize) }
+    }
+
+    // Producer side (fill and transmit rings).
+
+    /// Free slots (reads the kernel's consumer index when the cached one shows too few).
+    pub(crate) fn free(&mut self, wanted: u32) -> u32 {
+        let free = RING_SIZE - self.local.wrapping_sub(self.other);
+        if free >= wanted {
+            return free;
+        }
+        self.other = self.consumer().load(Ordering::Acquire);
+        RING_SIZE - self.local.wrapping_sub(self.other)
+    }
+
+    /// Writes `value` into the next slot (published by [`Self::submit`]); `false`: full.
+    pub(crate) fn push(&mut self, value: T) -> bool {
+        if self.free(1) == 0 {
+            return false;
+        }
+        // SAFETY: the slot is free (the kernel consumed it: acquire above), so only this
+        // side touches it until the release store in `submit`.
+        unsafe { self.slot(self.local).write(value) };
+        self.local = self.local.wrapping_add(1);
+        true
+    }
+
+    /// Publishes the slots written by [`Self::push`].
+    pub(crate) fn submit(&self) {
+        self.producer().store(self.local, Ordering::Release);
+    }
+
+    /// Slots pushed that the kernel has not consumed yet.
+    pub(crate) fn outstanding(&mut self) -> u32 {
+        self.other = self.consumer().load(Ordering::Acquire);
+        self.local.wrapping_sub(self.other)
+    }
+
+    // Consumer side (receive and completion rings).
+
+    /// The next entry the kernel produced, if any (given back by [`Self::release`]).
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        if self.local == self.other {
+            self.other = self.producer().load(Ordering::Acquire);
+            if self.local == self.other {
+                return None;
+            }
+        }
+        // SAFETY: the kernel produced this slot (acquire above) and reuses it only after
+        // the release store in `release`.
+        let value = unsafe { self.slot(self.local).read() };
+        self.local = self.local.wrapping_add(1);
+        Some(value)
+    }
+
+    /// Gives the slots read by [`Self::pop`] back to the kernel.
+    pub(crate) fn release(&self) {
+        self.consumer().store(self.local, Ordering::Release);
+    }
+}
+
+fn setsockopt<T>(fd: &OwnedFd, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: fd is an open socket; value points at a T whose size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn getsockopt<T>(fd: &OwnedFd, name: libc::c_int) -> io::Result<T> {
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: value is valid for writes of the length passed.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            name,
+            value.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised plain integers, filled (fully or in part) by the kernel.
+    Ok(unsafe { value.assume_init() })
+}
+
+/// An AF_XDP socket with its rings: receive (the UMEM's owner only) and transmit, and the
+/// fill and completion rings of its device queue.
+pub(crate) struct XskSocket {
+    /// The socket (polled for received frames, kicked for transmit).
+    pub(crate) fd: OwnedFd,
+    /// The interface and queue it is bound to.
+    pub(crate) ifindex: u32,
+    pub(crate) queue: u32,
+    pub(crate) rx: Option<Ring<libc::xdp_desc>>,
+    pub(crate) tx: Ring<libc::xdp_desc>,
+    pub(crate) fill: Ring<u64>,
+    pub(crate) completion: Ring<u64>,
+}
+
+/// Whether a socket registers the UMEM and receives, or shares another's to transmit.
+enum Role<'a> {
+    Owner(&'a Umem),
+    SharesWith(&'a XskSocket),
+}
+
+impl XskSocket {
+    /// A socket that registers `umem` and receives on `queue` of `ifindex` (where an XDP
+    /// program redirects to it), able to transmit there too.
+    pub(crate) fn owner(umem: &Umem, ifindex: u32, queue: u32) -> Result<XskSocket, XskError> {
+        Self::open(Role::Owner(umem), ifindex, queue)
+    }
+
+    /// A transmit socket on `queue` of `ifindex` sharing `owner`'s UMEM.
+    pub(crate) fn sharing(
+        owner: &XskSocket,
+        ifindex: u32,
+        queue: u32,
+    ) -> Result<XskSocket, XskError> {
+        Self::open(Role::SharesWith(owner), ifindex, queue)
+    }
+
+    fn open(role: Role<'_>, ifindex: u32, queue: u32) -> Result<XskSocket, XskError> {
+        let fail = |what| {
+            move |source| XskError {
+                what,
+                ifindex,
+                queue,
+                source,
+            }
+        };
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(fail("socket(AF_XDP)")(io::Error::last_os_error()));
+        }
+        // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if let Role::Owner(umem) = role {
+            let reg = libc::xdp_umem_reg {
+                addr: umem.area.ptr.as_ptr() as u64,
+                len: umem.area.len as u64,
+                chunk_size: FRAME_SIZE as u32,
+                headroom: 0,
+                flags: 0,
+                tx_metadata_len: 0,
+            };
+            setsockopt(&fd, libc::XDP_UMEM_REG, &reg).map_err(fail("XDP_UMEM_REG"))?;
+            setsockopt(&fd, libc::XDP_RX_RING, &RING_SIZE).map_err(fail("XDP_RX_RING"))?;
+        }
+        setsockopt(&fd, libc::XDP_UMEM_FILL_RING, &RING_SIZE)
+            .map_err(fail("XDP_UMEM_FILL_RING"))?;
+        setsockopt(&fd, libc::XDP_UMEM_COMPLETION_RING, &RING_SIZE)
+            .map_err(fail("XDP_UMEM_COMPLETION_RING"))?;
+        setsockopt(&fd, libc::XDP_TX_RING, &RING_SIZE).map_err(fail("XDP_TX_RING"))?;
+        let off: libc::xdp_mmap_offsets =
+            getsockopt(&fd, libc::XDP_MMAP_OFFSETS).map_err(fail("XDP_MMAP_OFFSETS"))?;
+        let rx = match role {
+            Role::Owner(_) => Some(
+                Ring::map(&fd, &off.rx, libc::XDP_PGOFF_RX_RING as u64)
+                    .map_err(fail("mmap receive ring"))?,
+            ),
+            Role::SharesWith(_) => None,
+        };
+        let tx = Ring::map(&fd, &off.tx, libc::XDP_PGOFF_TX_RING as u64)
+            .map_err(fail("mmap transmit ring"))?;
+        let fill = Ring::map(&fd, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING)
+            .map_err(fail("mmap fill ring"))?;
+        let completion = Ring::map(&fd, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING)
+            .map_err(fail("mmap completion ring"))?;
+        let (flags, shared_fd) = match role {
+            Role::Owner(_) => (0, 0),
+            Role::SharesWith(o) => (libc::XDP_SHARED_UMEM, o.fd.as_raw_fd() as u32),
+        };
+        let sxdp = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: flags,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: queue,
+            sxdp_shared_umem_fd: shared_fd,
+        };
+        // SAFETY: sxdp is a valid sockaddr_xdp of the size passed. Flags 0: zero-copy
+        // where the driver has it, copy mode otherwise.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const sxdp).cast(),
+                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(fail("bind")(io::Error::last_os_error()));
+        }
+        Ok(XskSocket {
+            fd,
+            ifindex,
+            queue,
+            rx,
+            tx,
+            fill,
+            completion,
+        })
+    }
+
+    /// The kernel's drop counts for this socket: frames dropped for lack of room in the
+    /// receive ring or of a fill-ring frame, and invalid descriptors, since it was opened.
+    pub(crate) fn dropped(&self) -> io::Result<u64> {
+        let s: libc::xdp_statistics = getsockopt(&self.fd, libc::XDP_STATISTICS)?;
+        Ok(s.rx_dropped + s.rx_ring_full + s.rx_invalid_descs)
+    }
+}
+
+/// A worker's UMEM with the socket that registered it.
+pub(crate) fn open_owner(ifindex: u32, queue: u32) -> Result<(Umem, XskSocket), XskError> {
+    let umem = Umem::new().map_err(|source| XskError {
+        what: "map the UMEM",
+        ifindex,
+        queue,
+        source,
+    })?;
+    let socket = XskSocket::owner(&umem, ifindex, queue)?;
+    Ok((umem, socket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_map_to_frames_and_offsets_both_ways() {
+        assert_eq!(frame_of(address(3, 276)), (3, 276));
+        assert_eq!(frame_of(0), (0, 0));
+        assert_eq!(
+            frame_of(address(FRAMES as u32 - 1, FRAME_SIZE - 1)),
+            (FRAMES as u32 - 1, FRAME_SIZE - 1)
+        );
+    }
+
+    #[test]
+    fn umem_slices_stay_inside_their_frame() {
+        let mut umem = Umem::new().unwrap();
+        assert_eq!(umem.bytes(0, 0, FRAME_SIZE).len(), FRAME_SIZE);
+        assert!(
+            umem.bytes(0, 1, FRAME_SIZE).is_empty(),
+            "crosses into frame 1"
+        );
+        assert!(umem.bytes(FRAMES as u32, 0, 1).is_empty(), "past the UMEM");
+        umem.bytes_mut(1, 10, 2).copy_from_slice(&[7, 8]);
+        assert_eq!(umem.bytes(1, 9, 4), [0, 7, 8, 0]);
+    }
+}

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * tungate's XDP pre-filter on the ingress interface (userspace decapsulation).
+ *
+ * Per frame: anything that is not IPv4 carrying IPIP (protocol 4) is the host's own traffic
+ * and passes to the kernel untouched (ARP, IPv6, SSH, the admin API, BGP). IPIP frames are
+ * checked exactly as the userspace receive path checks them, in the same order, and a failed
+ * check drops the frame under the same reason name (tungate_packet::DropReason):
+ * malformed_outer, bad_outer_checksum, outer_fragment, wrong_gateway, unknown_peer. A frame
+ * that passes every check is redirected to the AF_XDP socket bound to its receive queue;
+ * when that queue has no socket the drop is counted as rx_overflow.
+ *
+ * Rebuild with bpf/build.sh (the object is committed; CI rebuilds it and compares).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+/*
+ * Counter slots. A drop slot is the index of its reason in tungate_packet::DropReason::ALL
+ * and is named TG_SLOT_<REASON NAME IN CAPITALS>: the crate's tests check both against the
+ * Rust enum, so /metrics shows these drops under today's names.
+ */
+#define TG_SLOT_MALFORMED_OUTER 1
+#define TG_SLOT_BAD_OUTER_CHECKSUM 2
+#define TG_SLOT_OUTER_FRAGMENT 3
+#define TG_SLOT_WRONG_GATEWAY 5
+#define TG_SLOT_UNKNOWN_PEER 6
+#define TG_SLOT_RX_OVERFLOW 19
+/* After the 20 drop reasons: frames handed to a socket, frames passed to the kernel. */
+#define TG_SLOT_REDIRECTED 20
+#define TG_SLOT_PASSED 21
+#define TG_SLOTS 22
+
+#define TG_MAX_PEERS 16384
+#define TG_MAX_QUEUES 64
+
+/* The gateway address (GIP), as it appears in the header (network byte order). */
+struct tg_config {
+	__u32 gateway;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, TG_SLOTS);
+} counters SEC(".maps");
+
+/* Configured peers (real servers): outer source address (network byte order) -> 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u8);
+	__uint(max_entries, TG_MAX_PEERS);
+} peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tg_config);
+	__uint(max_entries, 1);
+} config SEC(".maps");
+
+/* Receive queue -> AF_XDP socket bound to it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+	__uint(max_entries, TG_MAX_QUEUES);
+} xsks SEC(".maps");
+
+static __always_inline int count(__u32 slot, int action)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &slot);
+
+	if (c)
+		*c += 1; /* per-CPU slot: no atomic needed */
+	return action;
+}
+
+/*
+ * Adds header word K (bytes 2K, 2K+1) when the header has it. Written out per word, with a
+ * constant offset, so that the verifier sees each packet read checked against data_end (a
+ * loop lets the compiler turn the check into arithmetic the verifier cannot follow).
+ */
+#define TG_OPTION_WORD(K)                                                  \
+	if ((K) * 2 < header_len) {                                        \
+		if ((const void *)(words + (K) + 1) > data_end)            \
+			return 0; /* cannot happen: header_len was checked */ \
+		sum += words[K];                                           \
+	}
+
+/*
+ * Ones' complement sum of the header's 16-bit words, folded: 0xffff when the checksum is
+ * valid. The caller has checked that the 20 fixed bytes are in the frame and header_len
+ * (20..60) is in it too.
+ */
+static __always_inline __u16 header_sum(const struct iphdr *ip, __u32 header_len,
+					const void *data_end)
+{
+	const __u16 *words = (const __u16 *)ip;
+	__u32 sum = 0;
+
+	for (int k = 0; k < 10; k++) /* the fixed header: constant bounds, unrolled */
+		sum += words[k];
+	TG_OPTION_WORD(10) TG_OPTION_WORD(11) TG_OPTION_WORD(12) TG_OPTION_WORD(13)
+	TG_OPTION_WORD(14) TG_OPTION_WORD(15) TG_OPTION_WORD(16) TG_OPTION_WORD(17)
+	TG_OPTION_WORD(18) TG_OPTION_WORD(19) TG_OPTION_WORD(20) TG_OPTION_WORD(21)
+	TG_OPTION_WORD(22) TG_OPTION_WORD(23) TG_OPTION_WORD(24) TG_OPTION_WORD(25)
+	TG_OPTION_WORD(26) TG_OPTION_WORD(27) TG_OPTION_WORD(28) TG_OPTION_WORD(29)
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+SEC("xdp")
+int tungate_ingress(struct xdp_md *ctx)
+{
+	const void *data = (const void *)(long)ctx->data;
+	const void *data_end = (const void *)(long)ctx->data_end;
+	const struct ethhdr *eth = data;
+	const struct iphdr *ip = (const void *)(eth + 1);
+
+	if ((const void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return count(TG_SLOT_PASSED, XDP_PASS);
+	/* The protocol byte is the tenth of the header: read it before judging the rest. */
+	if ((const void *)&ip->protocol + 1 > data_end || ip->protocol != IPPROTO_IPIP ||
+	    ip->version != 4)
+		return count(TG_SLOT_PASSED, XDP_PASS);
+
+	/*
+	 * The bytes after the Ethernet header, from the frame's length rather than by subtracting
+	 * packet pointers: that needs CAP_PERFMON, and the systemd unit grants only CAP_BPF.
+	 * The program is not frags-aware, so the frame is all linear data (kernel >= 5.18).
+	 */
+	__u32 available = (__u32)bpf_xdp_get_buff_len(ctx) - sizeof(struct ethhdr);
+	__u32 header_len = (__u32)ip->ihl * 4;
+
+	if (header_len < sizeof(struct iphdr) || header_len > available)
+		return count(TG_SLOT_MALFORMED_OUTER, XDP_DROP);
+	/* header_len >= 20 and fits, so the fixed header is readable; tell the verifier. */
+	if ((const void *)(ip + 1) > data_end)
+		return count(TG_SLOT_MALFORMED_OUTER, XDP_DROP);
+	__u32 total_len = bpf_ntohs(ip->tot_len);
+
+	if (total_len < header_len || total_len > available)
+		return count(TG_SLOT_MALFORMED_OUTER, XDP_DROP);
+	if (header_sum(ip, header_len, data_end) != 0xffff)
+		return count(TG_SLOT_BAD_OUTER_CHECKSUM, XDP_DROP);
+	if (ip->frag_off & bpf_htons(0x3fff))
+		return count(TG_SLOT_OUTER_FRAGMENT, XDP_DROP);
+
+	__u32 zero = 0;
+	const struct tg_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	if (!cfg || ip->daddr != cfg->gateway)
+		return count(TG_SLOT_WRONG_GATEWAY, XDP_DROP);
+	__u32 source = ip->saddr;
+
+	if (!bpf_map_lookup_elem(&peers, &source))
+		return count(TG_SLOT_UNKNOWN_PEER, XDP_DROP);
+
+	__u32 queue = ctx->rx_queue_index;
+
+	if (!bpf_map_lookup_elem(&xsks, &queue))
+		return count(TG_SLOT_RX_OVERFLOW, XDP_DROP);
+	long action = bpf_redirect_map(&xsks, queue, XDP_DROP);
+
+	if (action != XDP_REDIRECT)
+		return count(TG_SLOT_RX_OVERFLOW, XDP_DROP);
+	return count(TG_SLOT_REDIRECTED, XDP_REDIRECT);
+}
+
+char LICENSE[] SEC("license") = "Apache-2.0";

@@ -1,0 +1,369 @@
+//! [`IngressFilter`]: the XDP program loaded, attached to the ingress interface through a BPF
+//! link, and its maps kept up to date. Dropping it detaches the program; so does the death of
+//! the process (the link is an fd the process owns, never pinned). It refuses to replace
+//! another tool's program and replaces a leftover of its own (attached through netlink).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use aya::Ebpf;
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, XskMap};
+use aya::programs::{ProgramError, Xdp, XdpFlags, xdp::XdpLinkId};
+
+use crate::counters::XdpCounters;
+use crate::error::XdpError;
+use crate::interface::{self, FLAGS_DRV_MODE, FLAGS_SKB_MODE};
+use crate::program::{
+    Config, MAP_CONFIG, MAP_COUNTERS, MAP_PEERS, MAP_XSKS, MAX_PEERS, MAX_QUEUES, PROGRAM_NAME,
+    SLOT_PASSED, SLOT_REDIRECTED, object,
+};
+use crate::sys;
+
+/// Where the program runs: in the driver, or in the kernel's generic hook after the skb is
+/// built (works on every device, slower).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Native (driver) XDP, `XDP_FLAGS_DRV_MODE`.
+    Native,
+    /// Generic XDP, `XDP_FLAGS_SKB_MODE`.
+    Generic,
+}
+
+impl XdpMode {
+    fn flag(self) -> u32 {
+        match self {
+            XdpMode::Native => FLAGS_DRV_MODE,
+            XdpMode::Generic => FLAGS_SKB_MODE,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            XdpMode::Native => "native",
+            XdpMode::Generic => "generic",
+        }
+    }
+}
+
+impl fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The XDP pre-filter, loaded and attached to one interface. Dropping it detaches it.
+pub struct IngressFilter {
+    ebpf: Ebpf,
+    link: Option<XdpLinkId>,
+    ifindex: u32,
+    interface: String,
+    mode: XdpMode,
+    program_id: u32,
+    peers: HashSet<Ipv4Addr>,
+}
+
+impl fmt::Debug for IngressFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IngressFilter")
+            .field("interface", &self.interface)
+            .field("ifindex", &self.ifindex)
+            .field("mode", &self.mode)
+            .field("program_id", &self.program_id)
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IngressFilter {
+    /// Loads the program with `gateway` as the GIP and no peers, and attaches it to interface
+    /// `ifindex` in `mode`. A program of tungate's left on the interface by netlink is
+    /// replaced; another tool's program is refused ([`XdpError::ForeignProgram`]); a driver
+    /// without native XDP gives [`XdpError::NativeUnsupported`]. Until
+    /// [`set_peers`](Self::set_peers) and [`bind_socket`](Self::bind_socket), every tunnel
+    /// packet is dropped (`unknown_peer`), the host's own traffic passes.
+    pub fn attach(ifindex: u32, mode: XdpMode, gateway: Ipv4Addr) -> Result<Self, XdpError> {
+        let load = |e| XdpError::Load(Box::new(e));
+        let mut ebpf = Ebpf::load(object()).map_err(load)?;
+        let program: &mut Xdp = program_of(&mut ebpf)?;
+        program
+            .load()
+            .map_err(|e| load(aya::EbpfError::ProgramError(e)))?;
+        let program_id = program
+            .info()
+            .map_err(|e| load(aya::EbpfError::ProgramError(e)))?
+            .id();
+
+        let interface = clear_interface(ifindex)?;
+        let mut filter = IngressFilter {
+            ebpf,
+            link: None,
+            ifindex,
+            interface,
+            mode,
+            program_id,
+            peers: HashSet::new(),
+        };
+        filter.set_gateway(gateway)?;
+        let flags = XdpFlags::from_bits_retain(mode.flag());
+        let program = program_of(&mut filter.ebpf)?;
+        let link = program
+            .attach_to_if_index(ifindex, flags)
+            .map_err(|e| attach_error(&filter.interface, mode, e))?;
+        filter.link = Some(link);
+        tracing::info!(
+            interface = %filter.interface,
+            %mode,
+            program_id,
+            "XDP pre-filter attached"
+        );
+        Ok(filter)
+    }
+
+    /// The interface's index.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// The interface's name (when attached).
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// The mode the program runs in.
+    pub fn mode(&self) -> XdpMode {
+        self.mode
+    }
+
+    /// The program's id in the kernel (`bpftool prog show id ID`).
+    pub fn program_id(&self) -> u32 {
+        self.program_id
+    }
+
+    /// Makes `peers` the set of accepted outer sources: adds the new ones and removes the
+    /// others from the map, while the program runs (no reload). On an error the map may hold
+    /// part of the change; calling again with the same set completes it.
+    pub fn set_peers(&mut self, peers: &[Ipv4Addr]) -> Result<(), XdpError> {
+        let wanted: HashSet<Ipv4Addr> = peers.iter().copied().collect();
+        if wanted.len() > MAX_PEERS {
+            return Err(XdpError::TooManyPeers {
+                count: wanted.len(),
+                max: MAX_PEERS,
+            });
+        }
+        let mut map: HashMap<&mut MapData, u32, u8> =
+            HashMap::try_from(map_mut(&mut self.ebpf, MAP_PEERS)?)
+                .map_err(|e| XdpError::map(MAP_PEERS, "opening", e))?;
+        let gone: Vec<Ipv4Addr> = self.peers.difference(&wanted).copied().collect();
+        for peer in gone {
+            match map.remove(&key(peer)) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(XdpError::map(MAP_PEERS, "removing a peer", e)),
+            }
+            self.peers.remove(&peer);
+        }
+        let new: Vec<Ipv4Addr> = wanted.difference(&self.peers).copied().collect();
+        for peer in new {
+            map.insert(key(peer), 1, 0)
+                .map_err(|e| XdpError::map(MAP_PEERS, "adding a peer", e))?;
+            self.peers.insert(peer);
+        }
+        Ok(())
+    }
+
+    /// Sets the gateway address (GIP): tunnel packets to any other address are dropped
+    /// (`wrong_gateway`).
+    pub fn set_gateway(&mut self, gateway: Ipv4Addr) -> Result<(), XdpError> {
+        let mut map: Array<&mut MapData, Config> =
+            Array::try_from(map_mut(&mut self.ebpf, MAP_CONFIG)?)
+                .map_err(|e| XdpError::map(MAP_CONFIG, "opening", e))?;
+        let config = Config {
+            gateway: key(gateway),
+        };
+        map.set(0, config, 0)
+            .map_err(|e| XdpError::map(MAP_CONFIG, "setting the gateway", e))
+    }
+
+    /// Redirects the valid tunnel packets of receive queue `queue` to the AF_XDP socket
+    /// `xsk` (bound to that queue of this interface). The map holds its own reference to the
+    /// socket until [`unbind_socket`](Self::unbind_socket) or the filter's drop.
+    pub fn bind_socket(&mut self, queue: u32, xsk: BorrowedFd<'_>) -> Result<(), XdpError> {
+        check_queue(queue)?;
+        let mut map: XskMap<&mut MapData> = XskMap::try_from(map_mut(&mut self.ebpf, MAP_XSKS)?)
+            .map_err(|e| XdpError::map(MAP_XSKS, "opening", e))?;
+        map.set(queue, xsk.as_raw_fd(), 0)
+            .map_err(|e| XdpError::map(MAP_XSKS, "binding a socket", e))
+    }
+
+    /// Removes queue `queue`'s socket: its tunnel packets are then dropped and counted as
+    /// `rx_overflow`. Unbinding a queue that has no socket does nothing.
+    pub fn unbind_socket(&mut self, queue: u32) -> Result<(), XdpError> {
+        check_queue(queue)?;
+        let Map::XskMap(data) = map_mut(&mut self.ebpf, MAP_XSKS)? else {
+            return Err(XdpError::map(
+                MAP_XSKS,
+                "opening",
+                io::Error::other("not an XSKMAP"),
+            ));
+        };
+        sys::map_delete_u32(data.fd().as_fd(), queue)
+            .map(|_| ())
+            .map_err(|e| XdpError::map(MAP_XSKS, "unbinding a socket", e))
+    }
+
+    /// The program's counters since it was loaded, summed over CPUs.
+    pub fn counters(&self) -> Result<XdpCounters, XdpError> {
+        let map = self
+            .ebpf
+            .map(MAP_COUNTERS)
+            .ok_or_else(|| missing_map(MAP_COUNTERS))?;
+        let array: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|e| XdpError::map(MAP_COUNTERS, "opening", e))?;
+        let read = |slot: u32| -> Result<u64, XdpError> {
+            let values = array
+                .get(&slot, 0)
+                .map_err(|e| XdpError::map(MAP_COUNTERS, "reading", e))?;
+            Ok(values.iter().sum())
+        };
+        let mut counters = XdpCounters::default();
+        for (slot, count) in counters.drops.iter_mut().enumerate() {
+            *count = read(slot as u32)?;
+        }
+        counters.redirected = read(SLOT_REDIRECTED)?;
+        counters.passed = read(SLOT_PASSED)?;
+        Ok(counters)
+    }
+}
+
+impl Drop for IngressFilter {
+    fn drop(&mut self) {
+        let Some(link) = self.link.take() else {
+            return;
+        };
+        let detached = program_of(&mut self.ebpf).and_then(|p| {
+            p.detach(link)
+                .map_err(|e| attach_error(&self.interface, self.mode, e))
+        });
+        match detached {
+            Ok(()) => tracing::info!(interface = %self.interface, "XDP pre-filter detached"),
+            // The link's fd closes with the program anyway, which detaches it.
+            Err(e) => tracing::warn!(interface = %self.interface, "detaching XDP: {e}"),
+        }
+    }
+}
+
+/// The map key or value of an address: its bytes in network order, as the header has them.
+fn key(address: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(address.octets())
+}
+
+fn check_queue(queue: u32) -> Result<(), XdpError> {
+    if queue >= MAX_QUEUES {
+        return Err(XdpError::QueueOutOfRange {
+            queue,
+            max: MAX_QUEUES,
+        });
+    }
+    Ok(())
+}
+
+fn missing_map(map: &'static str) -> XdpError {
+    XdpError::map(map, "finding", io::Error::other("not in the object"))
+}
+
+fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Map, XdpError> {
+    ebpf.map_mut(name).ok_or_else(|| missing_map(name))
+}
+
+fn program_of(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {
+    let load = |e| XdpError::Load(Box::new(aya::EbpfError::ProgramError(e)));
+    ebpf.program_mut(PROGRAM_NAME)
+        .ok_or(load(ProgramError::UnexpectedProgramType))?
+        .try_into()
+        .map_err(load)
+}
+
+/// Looks at the interface before attaching: refuses another tool's program, detaches a
+/// leftover of tungate's that netlink attached, and returns the interface's name.
+fn clear_interface(ifindex: u32) -> Result<String, XdpError> {
+    let netlink = |what, source| XdpError::Netlink {
+        what,
+        interface: ifindex.to_string(),
+        source,
+    };
+    let state = interface::query(ifindex)
+        .map_err(|e| netlink("reading the XDP state", e))?
+        .ok_or(XdpError::NoInterface(ifindex))?;
+    for attached in &state.attached {
+        let name = match interface::program_name(attached.id) {
+            Ok(Some(name)) => name,
+            // A program that vanished between the two looks is no longer in the way.
+            Ok(None) => continue,
+            Err(e) => {
+                return Err(XdpError::UnknownProgram {
+                    interface: state.name,
+                    id: attached.id,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        if name != PROGRAM_NAME {
+            return Err(XdpError::ForeignProgram {
+                interface: state.name,
+                name,
+                id: attached.id,
+            });
+        }
+        match interface::detach(ifindex, attached.mode_flag) {
+            Ok(()) => tracing::warn!(
+                interface = %state.name,
+                program_id = attached.id,
+                "replaced a leftover tungate XDP program"
+            ),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(XdpError::InUse {
+                    interface: state.name,
+                    id: attached.id,
+                });
+            }
+            Err(e) => {
+                return Err(XdpError::Netlink {
+                    what: "detaching a leftover XDP program",
+                    interface: state.name,
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(state.name)
+}
+
+/// The error of an attach or detach, with what the kernel's answer usually means.
+fn attach_error(interface: &str, mode: XdpMode, e: ProgramError) -> XdpError {
+    let source = match e {
+        ProgramError::SyscallError(s) => s.io_error,
+        other => io::Error::other(other),
+    };
+    if mode == XdpMode::Native && source.raw_os_error() == Some(libc::EOPNOTSUPP) {
+        return XdpError::NativeUnsupported {
+            interface: interface.to_owned(),
+        };
+    }
+    let hint = match source.raw_os_error() {
+        Some(libc::ERANGE) => {
+            " (the MTU is too large for XDP; on veth the peer's MTU must be at most 3506)"
+        }
+        Some(libc::EBUSY | libc::EEXIST) => {
+            " (another XDP program is attached, perhaps in the other mode)"
+        }
+        _ => "",
+    };
+    XdpError::Attach {
+        interface: interface.to_owned(),
+        mode: mode.as_str(),
+        source,
+        hint,
+    }
+}

@@ -1,0 +1,122 @@
+//! The compiled XDP program and the facts the loader shares with its C source: the program's
+//! name, the maps' names and sizes, and the counter slots. The `tests` below check them
+//! against `bpf/ingress.bpf.c` and [`DropReason`], so the two sides cannot drift apart.
+
+use tungate_packet::DropReason;
+
+/// The program's name in the kernel (its C function name; at most 15 bytes): how tungate
+/// recognises its own program on an interface.
+pub const PROGRAM_NAME: &str = "tungate_ingress";
+
+/// How many peers (real servers) the peer map holds.
+pub const MAX_PEERS: usize = 16384;
+
+/// How many receive queues the socket map covers (queue ids `0..MAX_QUEUES`).
+pub const MAX_QUEUES: u32 = 64;
+
+/// Map names, as in the C source.
+pub(crate) const MAP_COUNTERS: &str = "counters";
+pub(crate) const MAP_PEERS: &str = "peers";
+pub(crate) const MAP_CONFIG: &str = "config";
+pub(crate) const MAP_XSKS: &str = "xsks";
+
+/// Counter slot of frames redirected to a socket (after the drop reasons).
+pub(crate) const SLOT_REDIRECTED: u32 = DropReason::COUNT as u32;
+/// Counter slot of frames passed to the kernel.
+pub(crate) const SLOT_PASSED: u32 = SLOT_REDIRECTED + 1;
+/// How many counter slots there are.
+#[cfg(test)]
+pub(crate) const SLOTS: u32 = SLOT_PASSED + 1;
+
+/// The program's value in the `config` map (`struct tg_config`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config {
+    /// The gateway address (GIP) in network byte order, as the header carries it.
+    pub(crate) gateway: u32,
+}
+
+// SAFETY: `Config` is `repr(C)`, a single `u32`: no padding, every bit pattern valid.
+unsafe impl aya::Pod for Config {}
+
+/// The ELF object, aligned so that the ELF parser may read its headers in place.
+#[repr(C, align(32))]
+struct Aligned<Bytes: ?Sized> {
+    bytes: Bytes,
+}
+
+static OBJECT: &Aligned<[u8]> = &Aligned {
+    bytes: *include_bytes!("../bpf/ingress.bpf.o"),
+};
+
+/// The compiled program (`bpf/ingress.bpf.o`).
+pub(crate) fn object() -> &'static [u8] {
+    &OBJECT.bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCE: &str = include_str!("../bpf/ingress.bpf.c");
+
+    /// `#define NAME VALUE` lines of the C source whose name starts with `prefix`.
+    fn defines(prefix: &str) -> Vec<(String, u32)> {
+        SOURCE
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.strip_prefix("#define ")?.split_whitespace();
+                let name = words.next()?.strip_prefix(prefix)?;
+                Some((name.to_owned(), words.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_c_drop_slot_is_the_drop_reason_of_that_name_and_index() {
+        let slots = defines("TG_SLOT_");
+        assert!(slots.len() >= 7, "{slots:?}");
+        for (name, slot) in slots {
+            match name.as_str() {
+                "REDIRECTED" => assert_eq!(slot, SLOT_REDIRECTED),
+                "PASSED" => assert_eq!(slot, SLOT_PASSED),
+                reason => {
+                    let found = DropReason::ALL
+                        .into_iter()
+                        .find(|r| r.as_str() == reason.to_ascii_lowercase())
+                        .unwrap_or_else(|| panic!("TG_SLOT_{reason} names no DropReason"));
+                    assert_eq!(found.index() as u32, slot, "TG_SLOT_{reason}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_and_names_match_the_c_source() {
+        let all = defines("TG_");
+        let value = |n: &str| all.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+        assert_eq!(value("SLOTS"), Some(SLOTS));
+        assert_eq!(value("MAX_PEERS"), Some(MAX_PEERS as u32));
+        assert_eq!(value("MAX_QUEUES"), Some(MAX_QUEUES));
+        assert!(SOURCE.contains(&format!("int {PROGRAM_NAME}(struct xdp_md *ctx)")));
+        assert!(
+            PROGRAM_NAME.len() < 16,
+            "the kernel keeps 15 bytes of a name"
+        );
+        for map in [MAP_COUNTERS, MAP_PEERS, MAP_CONFIG, MAP_XSKS] {
+            assert!(
+                SOURCE.contains(&format!("}} {map} SEC(\".maps\");")),
+                "{map}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_object_is_an_elf_for_bpf() {
+        let o = object();
+        assert_eq!(&o[..4], b"\x7fELF");
+        // e_machine (offset 18, little-endian): EM_BPF = 247.
+        assert_eq!(u16::from_le_bytes([o[18], o[19]]), 247);
+        assert_eq!(o.as_ptr() as usize % 32, 0);
+    }
+}
