@@ -176,8 +176,6 @@ fn the_programs_drops_appear_in_metrics() {
 }
 
 #[test]
-#[ignore = "needs the nftables fence kept while no tungate runs (the operator issue's item 10, \
-            another branch): today the table goes with the process"]
 fn a_restart_under_traffic_sends_no_icmp_towards_the_peer() {
     let t = Topology::new();
     let config = t.config(XDP);

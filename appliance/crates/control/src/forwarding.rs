@@ -355,3 +355,15 @@ fn plan(xdp: Option<&Xdp>) -> IoPlan {
         None => IoPlan::Packet,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_program_redirects_only_what_a_umem_frame_holds() {
+        assert_eq!(
+            tungate_xdp::MAX_REDIRECT_FRAME as usize,
+            tungate_datapath::xsk::MAX_REDIRECT_FRAME,
+            "the XDP program and the AF_XDP sockets must agree on the largest redirected frame"
+        );
+    }
+}

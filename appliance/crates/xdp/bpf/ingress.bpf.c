@@ -7,7 +7,8 @@
  * checked exactly as the userspace receive path checks them, in the same order, and a failed
  * check drops the frame under the same reason name (tungate_packet::DropReason):
  * malformed_outer, bad_outer_checksum, outer_fragment, wrong_gateway, unknown_peer. A frame
- * that passes every check is redirected to the AF_XDP socket bound to its receive queue;
+ * that passes every check is redirected to the AF_XDP socket bound to its receive queue
+ * (a frame too large for a UMEM frame passes to the kernel, to the TPACKET path instead);
  * when that queue has no socket the drop is counted as rx_overflow.
  *
  * Rebuild with bpf/build.sh (the object is committed; CI rebuilds it and compares).
@@ -36,6 +37,12 @@
 #define TG_SLOTS 22
 
 #define TG_MAX_PEERS 16384
+/*
+ * The largest frame (Ethernet header included) an AF_XDP socket's 2 KiB UMEM frame holds
+ * behind the kernel's 256-byte headroom; larger valid tunnel frames pass to the kernel, where
+ * the workers' TPACKET sockets take them (the tunnel fence then drops them in the IP layer).
+ */
+#define TG_MAX_REDIRECT_FRAME 1792
 #define TG_MAX_QUEUES 64
 
 /* The gateway address (GIP), as it appears in the header (network byte order). */
@@ -164,6 +171,9 @@ int tungate_ingress(struct xdp_md *ctx)
 	if (!bpf_map_lookup_elem(&peers, &source))
 		return count(TG_SLOT_UNKNOWN_PEER, XDP_DROP);
 
+	/* Too large for a UMEM frame: the TPACKET path carries it. */
+	if (available + sizeof(struct ethhdr) > TG_MAX_REDIRECT_FRAME)
+		return count(TG_SLOT_PASSED, XDP_PASS);
 	__u32 queue = ctx->rx_queue_index;
 
 	if (!bpf_map_lookup_elem(&xsks, &queue))

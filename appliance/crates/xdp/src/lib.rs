@@ -21,4 +21,4 @@ mod sys;
 pub use counters::XdpCounters;
 pub use error::XdpError;
 pub use filter::{IngressFilter, XdpMode};
-pub use program::{MAX_PEERS, MAX_QUEUES, PROGRAM_NAME};
+pub use program::{MAX_PEERS, MAX_QUEUES, MAX_REDIRECT_FRAME, PROGRAM_NAME};

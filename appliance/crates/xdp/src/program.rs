@@ -14,6 +14,11 @@ pub const MAX_PEERS: usize = 16384;
 /// How many receive queues the socket map covers (queue ids `0..MAX_QUEUES`).
 pub const MAX_QUEUES: u32 = 64;
 
+/// The largest valid tunnel frame (Ethernet header included) the program redirects to an
+/// AF_XDP socket: what a 2 KiB UMEM frame holds behind the kernel's 256-byte headroom.
+/// Larger ones pass to the kernel, for the data path's TPACKET sockets.
+pub const MAX_REDIRECT_FRAME: u32 = 1792;
+
 /// Map names, as in the C source.
 pub(crate) const MAP_COUNTERS: &str = "counters";
 pub(crate) const MAP_PEERS: &str = "peers";
@@ -98,6 +103,7 @@ mod tests {
         assert_eq!(value("SLOTS"), Some(SLOTS));
         assert_eq!(value("MAX_PEERS"), Some(MAX_PEERS as u32));
         assert_eq!(value("MAX_QUEUES"), Some(MAX_QUEUES));
+        assert_eq!(value("MAX_REDIRECT_FRAME"), Some(MAX_REDIRECT_FRAME));
         assert!(SOURCE.contains(&format!("int {PROGRAM_NAME}(struct xdp_md *ctx)")));
         assert!(
             PROGRAM_NAME.len() < 16,
