@@ -484,9 +484,10 @@ tg_rs_apply() {
     --state-file "$WORK/netcfg-rs-$1.json"
 }
 
-# Writes LD-OUT's configuration for decap mode $1 (kernel | userspace) to $TG_CONFIG and
-# names the scenario's state directory $TG_STATE: one per scenario, so every start of
-# tungate in it (after a kill -9 too) finds the state the previous one left.
+# Writes LD-OUT's configuration for decap mode $1 (kernel | userspace) and packet I/O path
+# $2 (`gateway.io`: auto by default) to $TG_CONFIG and names the scenario's state directory
+# $TG_STATE: one per scenario, so every start of tungate in it (after a kill -9 too) finds
+# the state the previous one left.
 tg_write_config() {
   TG_CONFIG=$WORK/tungate.toml
   TG_STATE=$WORK/tungate-state
@@ -494,6 +495,7 @@ tg_write_config() {
 [gateway]
 address = "$GIP"
 decap = "$1"
+io = "${2:-auto}"
 
 [[peers]]
 name = "rs1"
@@ -643,15 +645,16 @@ rs_by_tungate() {
   rs_start_http
 }
 
-# The tungate decap scenario in mode $1 (kernel | userspace): traffic works, tungate's VIP
-# counters account for every packet the client received, and LD-OUT's kernel forwarded none.
+# The tungate decap scenario in mode $1 (kernel | userspace), on packet I/O path $2
+# (`gateway.io`, default auto): traffic works, tungate's VIP counters account for every
+# packet the client received, and LD-OUT's kernel forwarded none.
 tungate_decap_scenario() {
-  local mode=$1 fwd0 fwd1 rx0 rx1 tg0 tg1 icmp0 icmp1
+  local mode=$1 io=${2:-auto} fwd0 fwd1 rx0 rx1 tg0 tg1 icmp0 icmp1
   topo_up
   rs_by_tungate
   # ip_forward=1 makes the "kernel forwarded nothing" check mean something: the kernel could.
   in_ns ldout sysctl -qw net.ipv4.ip_forward=1
-  tg_write_config "$mode"
+  tg_write_config "$mode" "$io"
   if [[ $mode == kernel ]]; then
     check_fails "before tungate run, LD-OUT has no tunnel of tungate's (tg-rs1)" nsip ldout link show tg-rs1
   fi
@@ -674,6 +677,11 @@ tungate_decap_scenario() {
   fi
   check "tungate status: ready, and LD-OUT's networking as configured (exit 0)" \
     in_ns ldout "$LAB_TUNGATE" status --url "$TG_API"
+  if [[ $io == xdp ]]; then
+    expect "tungate forwards on native XDP (GET /api/v1/status: io.path)" "$(tg_api GET /api/v1/status | json_eval 'd["io"]["path"]')" == xdp
+    check "an XDP program of tungate's is attached to LD-OUT's ingress interface" \
+      link_matches ldout eth1 "prog/xdp id"
+  fi
 
   rs_wait_http
   step "traffic through tungate"
@@ -704,6 +712,10 @@ tungate_decap_scenario() {
 
   step "stop, then tungate net down"
   tg_stop
+  if [[ $io == xdp ]]; then
+    check_fails "the XDP program left with tungate (BPF link)" \
+      link_matches ldout eth1 "prog/xdp id"
+  fi
   check "tungate net down" tg_net_down
   expect "no tunnel of tungate's is left on LD-OUT" \
     "$(nsip ldout -o link show | awk -F': ' '$2 ~ /^tg-/ { print $2 }' | sed 's/@.*//' | tr '\n' ' ')" == ""
