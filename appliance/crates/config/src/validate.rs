@@ -340,6 +340,7 @@ mod tests {
             address: std::net::Ipv4Addr::new(10, 0, 1, 2),
             vips: Vec::new(),
             silent_after: None,
+            check_source_mac: false,
         };
         let longest = peer("a".repeat(MAX_PEER_NAME));
         assert!(is_valid_peer_name(&longest.name));
