@@ -19,11 +19,19 @@ const SPOOFER_MAC: [u8; 6] = [0x02, 0, 0, 0, 1, 0x66];
 const RIP2: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 3);
 const VIP2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 
-/// `rs1` (RIP, VIP) and `rs2` (RIP2, VIP2), both with `check_source_mac = check`.
+/// A checked peer behind a router (the real server's address, RIP, routes its subnet),
+/// and its VIP.
+const RIP3: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 5);
+const VIP3: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+
+/// `rs1` (RIP, VIP), `rs2` (RIP2, VIP2) and `rs3` (RIP3, VIP3), all with
+/// `check_source_mac = check`.
 fn config(t: &Topology, check: bool) -> String {
     format!(
         "{}check_source_mac = {check}\n\
          [[peers]]\nname = \"rs2\"\naddress = \"{RIP2}\"\nvips = [\"{VIP2}\"]\n\
+         check_source_mac = {check}\n\
+         [[peers]]\nname = \"rs3\"\naddress = \"{RIP3}\"\nvips = [\"{VIP3}\"]\n\
          check_source_mac = {check}\n",
         t.config("")
     )
@@ -72,6 +80,16 @@ fn a_spoofed_peer_is_dropped_with_the_check_and_forwarded_without(io: IoPath) {
         "nud",
         "permanent",
     ]);
+    // rs3 sits behind RIP acting as its router: its frames must come from RIP's MAC.
+    t.gw.ip(&[
+        "route",
+        "add",
+        "10.9.0.0/24",
+        "via",
+        &RIP.to_string(),
+        "dev",
+        "g0",
+    ]);
     let mut tg = Tungate::start(&t.gw, &config(&t, true));
     let rs = FrameSocket::open(&t.rs, "r0");
     let client = FrameSocket::open(&t.client, "c0");
@@ -114,11 +132,36 @@ fn a_spoofed_peer_is_dropped_with_the_check_and_forwarded_without(io: IoPath) {
     }
     assert_eq!(client.receive_for(QUIET, to_client).len(), 0);
 
+    // Behind the router: the router's MAC passes (after the resolver learned it, fail
+    // closed until then), another MAC does not.
+    let mut routed = 0;
+    for n in 0..25 {
+        rs.send(&reply(RS_MAC, RIP3, VIP3, n));
+        if !client.receive_for(QUIET, to_client).is_empty() {
+            routed = n + 1;
+            break;
+        }
+    }
+    assert!(routed > 0, "rs3's replies through its router never arrived");
+    let routed_before = tg.counters();
+    for n in 0..4 {
+        rs.send(&reply(SPOOFER_MAC, RIP3, VIP3, n));
+    }
+    assert_eq!(client.receive_for(QUIET, to_client).len(), 0);
+    let routed_after = tg.counters();
+    assert_eq!(
+        peer_drops(&routed_after, "rs3", "spoofed_peer")
+            - peer_drops(&routed_before, "rs3", "spoofed_peer"),
+        4
+    );
+
     let after = tg.counters();
     assert_eq!(
-        drop_count(&after, "spoofed_peer") - drop_count(&before, "spoofed_peer"),
-        13,
-        "10 spoofed + 3 unresolved: {after}"
+        drop_count(&after, "spoofed_peer")
+            - drop_count(&before, "spoofed_peer")
+            - u64::from(routed - 1),
+        17,
+        "10 spoofed + 3 unresolved + 4 spoofed behind the router: {after}"
     );
     assert!(peer_drops(&after, "rs1", "spoofed_peer") >= 10);
     assert_eq!(peer_drops(&after, "rs2", "spoofed_peer"), 3);
