@@ -50,5 +50,6 @@ mod plugins_datapath;
 mod plugins_examples;
 mod plugins_hot_swap;
 mod run_modes;
+mod spoofed_peer;
 mod state_crash;
 mod xdp_path;

@@ -450,3 +450,22 @@ fn status_says_when_the_networking_is_not_as_configured() {
     assert!(tg.is_running(), "tungate keeps running");
     assert_eq!(tg.stop().0, 0);
 }
+
+#[test]
+fn check_source_mac_is_ignored_with_a_logged_warning_in_kernel_decap() {
+    let t = Topology::new();
+    let _tun = tun_device_with(&t.gw, "tg-rs1", libc::IFF_VNET_HDR);
+    // `config` ends inside rs1's [[peers]] table: the key lands there.
+    let config = format!(
+        "{}check_source_mac = true\n",
+        t.config("decap = \"kernel\"")
+    );
+    let tg = Tungate::start(&t.gw, &config);
+    assert!(
+        tg.startup_log
+            .contains("peer rs1: check_source_mac is ignored with decap = \"kernel\""),
+        "{}",
+        tg.startup_log
+    );
+    assert_eq!(tg.stop().0, 0);
+}

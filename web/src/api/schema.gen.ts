@@ -163,7 +163,8 @@ export type components = {
       | 'no_route'
       | 'tx_error'
       | 'truncated'
-      | 'rx_overflow';
+      | 'rx_overflow'
+      | 'spoofed_peer';
     /** @description a message about one field */
     ErrorDetail: {
       field: string;
@@ -217,6 +218,11 @@ export type components = {
        * @example 30s
        */
       silent_after?: string;
+      /**
+       * @description drop its tunnel frames (as spoofed_peer) unless their Ethernet source is the MAC they must come from: its neighbour entry when on-link, else that of the router the route to it uses; unresolved means dropped (fail closed). userspace decap only: with decap kernel it is ignored (logged)
+       * @default false
+       */
+      check_source_mac?: boolean;
     };
     PeerBody: {
       name?: components['schemas']['PeerName'];
@@ -228,6 +234,11 @@ export type components = {
        * @example 30s
        */
       silent_after?: string;
+      /**
+       * @description drop its tunnel frames (as spoofed_peer) unless their Ethernet source is the MAC they must come from: its neighbour entry when on-link, else that of the router the route to it uses; unresolved means dropped (fail closed). userspace decap only: with decap kernel it is ignored (logged)
+       * @default false
+       */
+      check_source_mac?: boolean;
     };
     Binding: {
       /** @description the name of an uploaded plugin */

@@ -411,8 +411,10 @@ function PeerDialog(props: {
     setErrors(NO_ERRORS);
     const vips = splitList(vipsText);
     try {
-      // The dialog has no field for `silent_after`: an edit keeps the peer's own.
+      // The dialog has no field for `silent_after` or `check_source_mac`: an edit keeps the
+      // peer's own.
       const silentAfter = props.peer?.silent_after;
+      const checkSourceMac = props.peer?.check_source_mac;
       await api.putPeer(
         name.trim(),
         {
@@ -420,6 +422,7 @@ function PeerDialog(props: {
           address: address.trim(),
           vips,
           ...(silentAfter ? { silent_after: silentAfter } : {}),
+          ...(checkSourceMac ? { check_source_mac: true } : {}),
         },
         revision,
       );

@@ -32,6 +32,9 @@ pub(crate) struct PeerBody {
     /// How long it may be silent before it is shown as such (default 30 s).
     #[serde(default)]
     pub silent_after: Option<HumaneDuration>,
+    /// Whether its frames must come from the link-layer source it is expected at.
+    #[serde(default)]
+    pub check_source_mac: bool,
 }
 
 /// The path's peer name, checked.
@@ -91,6 +94,7 @@ pub(crate) async fn put(
         address: b.address,
         vips: b.vips,
         silent_after: b.silent_after,
+        check_source_mac: b.check_source_mac,
     };
     match state
         .control()

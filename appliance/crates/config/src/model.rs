@@ -140,6 +140,12 @@ pub struct Peer {
     /// [`DEFAULT_SILENT_AFTER`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silent_after: Option<HumaneDuration>,
+    /// Drop (as `spoofed_peer`) this peer's tunnel frames unless their Ethernet source is the
+    /// MAC they must come from: the peer's neighbour entry when it is on-link, else that of
+    /// the router the route to it uses (unresolved: dropped, fail closed). `userspace` decap
+    /// only (kernel decap has no Ethernet header). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check_source_mac: bool,
 }
 
 /// How long a peer may be silent when `silent_after` is not set.

@@ -340,6 +340,7 @@ mod tests {
             address: std::net::Ipv4Addr::new(10, 0, 1, 2),
             vips: Vec::new(),
             silent_after: None,
+            check_source_mac: false,
         };
         let longest = peer("a".repeat(MAX_PEER_NAME));
         assert!(is_valid_peer_name(&longest.name));
@@ -392,6 +393,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(bad.contains("\"soon\" is not a duration"), "{bad}");
+    }
+
+    #[test]
+    fn check_source_mac_defaults_off_is_kept_and_must_be_a_boolean() {
+        let doc = parse_toml(&format!(
+            "{BASE}\n[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\ncheck_source_mac = true"
+        ))
+        .unwrap();
+        assert!(!doc.peers[0].check_source_mac);
+        assert!(doc.peers[1].check_source_mac);
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["peers"][1]["check_source_mac"], true);
+        assert!(json["peers"][0].get("check_source_mac").is_none());
+        assert_eq!(parse_toml(&crate::to_toml(&doc)).unwrap(), doc);
+        let bad = parse_toml(&format!(
+            "{BASE}\n[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.3\"\ncheck_source_mac = \"yes\""
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("check_source_mac"), "{bad}");
     }
 
     #[test]

@@ -120,6 +120,7 @@ mod tests {
                 address: "10.0.1.9".parse().unwrap(),
                 vips: vec![],
                 silent_after: None,
+                check_source_mac: false,
             },
         );
         assert_eq!(replaced.peers.len(), 2);
@@ -131,6 +132,7 @@ mod tests {
                 address: "10.0.1.4".parse().unwrap(),
                 vips: vec![],
                 silent_after: None,
+                check_source_mac: false,
             },
         );
         assert_eq!(added.peers[2].name, "c");

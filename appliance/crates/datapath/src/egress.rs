@@ -288,6 +288,7 @@ mod tests {
         NextHops {
             generation: 1,
             hops: vec![hop(7, Some([0xaa; 14])), hop(8, None)],
+            sources: Default::default(),
         }
     }
 

@@ -174,6 +174,21 @@ pub(crate) fn interface_with_address(address: Ipv4Addr) -> Option<String> {
     })
 }
 
+/// `kernel` decap has no Ethernet header to check: says in the log that the peers with
+/// `check_source_mac` are not checked there.
+fn note_unchecked_sources(doc: &Document) {
+    if doc.gateway.decap != DecapMode::Kernel {
+        return;
+    }
+    for peer in doc.peers.iter().filter(|p| p.check_source_mac) {
+        tracing::warn!(
+            "peer {}: check_source_mac is ignored with decap = \"kernel\" (the tunnel device \
+             hands over no Ethernet header); use decap = \"userspace\" to have it checked",
+            peer.name
+        );
+    }
+}
+
 impl Datapath {
     /// Starts the data path for a validated document. `counters` outlive restarts.
     pub fn start(doc: &Document, counters: Arc<Counters>) -> Result<Datapath, StartError> {
@@ -199,6 +214,7 @@ impl Datapath {
         sets: Option<Vec<WorkerFilters>>,
         io: IoPlan,
     ) -> Result<Datapath, StartError> {
+        note_unchecked_sources(doc);
         let tables = Arc::new(ArcSwap::from_pointee(Tables::build(doc, &counters)));
         let filters = Arc::new(FilterSlots::new(doc.gateway.workers as usize));
         if let Some(sets) = sets {
@@ -257,6 +273,7 @@ impl Datapath {
         doc: &Document,
         sets: Option<Vec<WorkerFilters>>,
     ) -> Result<bool, StartError> {
+        note_unchecked_sources(doc);
         let kernel_devices_changed = doc.gateway.decap == DecapMode::Kernel
             && doc
                 .peers

@@ -7,6 +7,10 @@
 //! channel, keep it in a local cache, and read the next hops from an `arc-swap` snapshot
 //! ([`NextHops`]). A route change bumps the snapshot's generation, which tells workers to
 //! forget their cached answers; a neighbour or link change only republishes the next hops.
+//! For peers with `check_source_mac`, workers ask for the peer's address the same way, and
+//! the snapshot then carries the link-layer source the peer's frames must come from
+//! ([`NextHops::sources`]): its neighbour entry when on-link, else that of the router the
+//! route to it uses; kept current on every route, neighbour and link change.
 //! This module never sends or receives data-path packets.
 
 use std::collections::HashMap;
@@ -54,6 +58,9 @@ pub(crate) struct NextHops {
     pub(crate) generation: u64,
     /// The next hops by [`HopId`].
     pub(crate) hops: Vec<NextHop>,
+    /// Per peer address asked about with [`ResolverLink::ask_source`]: the MAC its frames
+    /// must come from; absent while unresolved (the check then fails closed).
+    pub(crate) sources: HashMap<Ipv4Addr, [u8; 6]>,
 }
 
 /// The answer for one destination.
@@ -70,8 +77,10 @@ pub(crate) enum RouteAnswer {
 pub(crate) struct Request {
     /// The asking worker's index.
     pub(crate) worker: usize,
-    /// The inner destination (the client).
+    /// The inner destination (the client), or a checked peer's address.
     pub(crate) destination: Ipv4Addr,
+    /// Whether this asks for a peer's expected link-layer source rather than a next hop.
+    pub(crate) peer_source: bool,
 }
 
 /// An answer to one worker: destination, answer, and the generation it belongs to.
@@ -94,7 +103,21 @@ impl ResolverLink {
         !matches!(
             self.requests.try_send(Request {
                 worker,
-                destination
+                destination,
+                peer_source: false,
+            }),
+            Err(TrySendError::Full(_))
+        )
+    }
+
+    /// Asks the resolver to learn and keep current the link-layer source `peer`'s frames
+    /// must come from ([`NextHops::sources`]); false when the queue is full.
+    pub(crate) fn ask_source(&self, worker: usize, peer: Ipv4Addr) -> bool {
+        !matches!(
+            self.requests.try_send(Request {
+                worker,
+                destination: peer,
+                peer_source: true,
             }),
             Err(TrySendError::Full(_))
         )
@@ -194,6 +217,8 @@ struct State {
     hop_ids: HashMap<(u32, Ipv4Addr), HopId>,
     neighbours: HashMap<(u32, Ipv4Addr), [u8; 6]>,
     links: HashMap<u32, LinkInfo>,
+    /// Expected link-layer source per checked peer address (`None`: unresolved).
+    sources: HashMap<Ipv4Addr, Option<[u8; 6]>>,
     buffer: Vec<u8>,
 }
 
@@ -245,6 +270,7 @@ impl State {
             hop_ids: HashMap::new(),
             neighbours: HashMap::new(),
             links: HashMap::new(),
+            sources: HashMap::new(),
             buffer: vec![0; 64 * 1024],
         })
     }
@@ -258,11 +284,21 @@ impl State {
     ) {
         let mut dirty = true;
         while !stop.load(Ordering::Relaxed) {
+            let generation = self.generation;
             dirty |= self.drain_events();
             if dirty {
+                if self.generation != generation {
+                    // A route changed: a peer may now be reached through another router.
+                    self.refresh_sources();
+                }
                 published.store(Arc::new(NextHops {
                     generation: self.generation,
                     hops: self.hops.clone(),
+                    sources: self
+                        .sources
+                        .iter()
+                        .filter_map(|(&peer, &mac)| Some((peer, mac?)))
+                        .collect(),
                 }));
                 dirty = false;
             }
@@ -272,6 +308,14 @@ impl State {
             };
             let before = self.hops.len();
             for req in std::iter::once(first).chain(requests.try_iter()) {
+                if req.peer_source {
+                    if !self.sources.contains_key(&req.destination) {
+                        let mac = self.expected_source(req.destination);
+                        self.sources.insert(req.destination, mac);
+                        dirty |= mac.is_some();
+                    }
+                    continue;
+                }
                 let answer = self.resolve(req.destination);
                 if let Some(tx) = answers.get(req.worker) {
                     let _ = tx.try_send((req.destination, answer, self.generation));
@@ -320,13 +364,13 @@ impl State {
             }
             RouteNetlinkMessage::NewNeighbour(n) => {
                 self.learn_neighbour(&n);
-                self.refresh_hops()
+                self.refresh_hops() | self.refresh_sources()
             }
             RouteNetlinkMessage::DelNeighbour(n) => {
                 if let Some(key) = neighbour_key(&n) {
                     self.neighbours.remove(&key);
                 }
-                self.refresh_hops()
+                self.refresh_hops() | self.refresh_sources()
             }
             RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l) => {
                 self.links.remove(&l.header.index);
@@ -341,6 +385,27 @@ impl State {
     fn refresh_links(&mut self) {
         self.links.clear();
         self.refresh_hops();
+    }
+
+    /// The MAC that frames from `peer` must come from: the neighbour entry of `peer` when
+    /// the route to it is on-link, else that of the route's gateway; `None` when there is
+    /// no route or the neighbour is not resolved.
+    fn expected_source(&mut self, peer: Ipv4Addr) -> Option<[u8; 6]> {
+        // Not pinned to the egress interface: the peer's frames arrive on the ingress one.
+        let found = self.route_get(peer, None).ok()??;
+        let hop = found.gateway.unwrap_or(peer);
+        self.neighbours.get(&(found.ifindex, hop)).copied()
+    }
+
+    /// Recomputes every checked peer's expected source; true if any changed.
+    fn refresh_sources(&mut self) -> bool {
+        let peers: Vec<Ipv4Addr> = self.sources.keys().copied().collect();
+        let mut changed = false;
+        for peer in peers {
+            let mac = self.expected_source(peer);
+            changed |= self.sources.insert(peer, mac) != Some(mac);
+        }
+        changed
     }
 
     /// Recomputes every hop's MTU and Ethernet header; true if any changed.
@@ -379,7 +444,7 @@ impl State {
             ifindex,
             gateway,
             mtu: route_mtu,
-        })) = self.route_get(destination)
+        })) = self.route_get(destination, self.egress)
         else {
             return RouteAnswer::Unreachable;
         };
@@ -436,15 +501,19 @@ impl State {
         None
     }
 
-    /// `ip route get DESTINATION [oif EGRESS]`, or `None`
+    /// `ip route get DESTINATION [oif OIF]`, or `None`
     /// when the kernel has no unicast route.
-    fn route_get(&mut self, destination: Ipv4Addr) -> io::Result<Option<RouteFound>> {
+    fn route_get(
+        &mut self,
+        destination: Ipv4Addr,
+        oif: Option<u32>,
+    ) -> io::Result<Option<RouteFound>> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = AddressFamily::Inet;
         msg.header.destination_prefix_length = 32;
         msg.attributes
             .push(RouteAttribute::Destination(RouteAddress::Inet(destination)));
-        if let Some(oif) = self.egress {
+        if let Some(oif) = oif {
             msg.attributes.push(RouteAttribute::Oif(oif));
         }
         let replies = self.request(RouteNetlinkMessage::GetRoute(msg), false)?;

@@ -25,6 +25,10 @@ pub(crate) type VipId = u32;
 
 /// One peer (real server).
 pub(crate) struct PeerEntry {
+    /// The real server's address (RIP).
+    pub(crate) address: Ipv4Addr,
+    /// Whether its frames must come from the link-layer source the resolver expects.
+    pub(crate) check_source_mac: bool,
     /// Its counters (shared with every earlier and later table generation).
     pub(crate) counters: Arc<PeerCounters>,
 }
@@ -83,6 +87,8 @@ impl Tables {
         for ((i, peer), peer_counters) in doc.peers.iter().enumerate().zip(peer_counters) {
             let id = PeerId::try_from(i).unwrap_or(PeerId::MAX);
             t.peers.push(PeerEntry {
+                address: peer.address,
+                check_source_mac: peer.check_source_mac,
                 counters: peer_counters,
             });
             t.peer_by_address.insert(peer.address, id);

@@ -21,6 +21,8 @@
 //! ring memory except through its [`PacketIo`] and [`RawFallback`]; it only reads snapshots
 //! (tables, next hops) and writes its own counter cells.
 
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -236,6 +238,8 @@ struct Worker<Io: PacketIo> {
     resolver: ResolverLink,
     hops: Cache<Arc<ArcSwap<NextHops>>, Arc<NextHops>>,
     routes: RouteCache,
+    /// Checked peers whose expected link-layer source this worker already asked for.
+    asked_sources: HashSet<Ipv4Addr>,
     filter_slots: Arc<FilterSlots>,
     filter_generation: u64,
     filters: WorkerFilters,
@@ -271,6 +275,7 @@ impl<Io: PacketIo> Worker<Io> {
             resolver: shared.resolver,
             hops,
             routes: RouteCache::new(),
+            asked_sources: HashSet::new(),
             filter_slots: shared.filters,
             filter_generation: 0,
             filters: WorkerFilters::default(),
@@ -489,8 +494,16 @@ impl<Io: PacketIo> Worker<Io> {
             }
         };
         let received_bytes = packet.len() as u64;
+        let ethernet_source: Option<[u8; 6]> = packet.get(6..12).and_then(|s| s.try_into().ok());
         match classify(packet, link, &*self.current) {
             Ok(a) => {
+                if link == LinkLayer::EthernetIpip && self.spoofed(a.peer, ethernet_source) {
+                    // Not heard from the peer: someone else used its address.
+                    self.tally()
+                        .drop_from(DropReason::SpoofedPeer, Some(a.vip), a.peer);
+                    self.offer_received(DropReason::SpoofedPeer, Some(a.vip), source, received);
+                    return;
+                }
                 self.tally().heard(a.peer, received_bytes, self.now_ms);
                 self.accepted.push(Accepted {
                     packet: Span {
@@ -515,6 +528,30 @@ impl<Io: PacketIo> Worker<Io> {
                     None => self.drop_packet(r.reason, r.vip),
                 }
                 self.offer_received(r.reason, r.vip, source, received);
+            }
+        }
+    }
+
+    /// Whether a frame from `peer` with Ethernet source `from` must be dropped as
+    /// `spoofed_peer`: the peer is checked and `from` is not the MAC the resolver expects, or
+    /// that is not known yet (fail closed; the resolver is asked once per worker).
+    fn spoofed(&mut self, peer: PeerId, from: Option<[u8; 6]>) -> bool {
+        let Some(entry) = self.current.peers.get(usize::from(peer)) else {
+            return false;
+        };
+        if !entry.check_source_mac {
+            return false;
+        }
+        let address = entry.address;
+        match self.hops.load().sources.get(&address) {
+            Some(expected) => from != Some(*expected),
+            None => {
+                if !self.asked_sources.contains(&address)
+                    && self.resolver.ask_source(self.index, address)
+                {
+                    self.asked_sources.insert(address);
+                }
+                true
             }
         }
     }
@@ -865,6 +902,7 @@ mod tests {
                 mtu: 1500,
                 ethernet: Some(ETH),
             }],
+            sources: Default::default(),
         }));
         let (requests, _) = crossbeam_channel::unbounded();
         let (answer, answers) = crossbeam_channel::unbounded();

@@ -47,11 +47,14 @@ pub enum DropReason {
     Truncated,
     /// The kernel dropped the frame because the receive socket was full.
     RxOverflow,
+    /// The frame came from a link-layer source other than the one its peer must arrive from
+    /// (the peer's `check_source_mac`): a host on the real servers' network spoofing a peer.
+    SpoofedPeer,
 }
 
 impl DropReason {
     /// Every reason, in a stable order (the order of the counters).
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::NotIpv4,
         DropReason::MalformedOuter,
         DropReason::BadOuterChecksum,
@@ -72,6 +75,7 @@ impl DropReason {
         DropReason::TxError,
         DropReason::Truncated,
         DropReason::RxOverflow,
+        DropReason::SpoofedPeer,
     ];
 
     /// How many reasons there are.
@@ -105,6 +109,7 @@ impl DropReason {
             DropReason::TxError => "tx_error",
             DropReason::Truncated => "truncated",
             DropReason::RxOverflow => "rx_overflow",
+            DropReason::SpoofedPeer => "spoofed_peer",
         }
     }
 }

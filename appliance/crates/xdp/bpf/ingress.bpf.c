@@ -31,10 +31,10 @@
 #define TG_SLOT_WRONG_GATEWAY 5
 #define TG_SLOT_UNKNOWN_PEER 6
 #define TG_SLOT_RX_OVERFLOW 19
-/* After the 20 drop reasons: frames handed to a socket, frames passed to the kernel. */
-#define TG_SLOT_REDIRECTED 20
-#define TG_SLOT_PASSED 21
-#define TG_SLOTS 22
+/* After the 21 drop reasons: frames handed to a socket, frames passed to the kernel. */
+#define TG_SLOT_REDIRECTED 21
+#define TG_SLOT_PASSED 22
+#define TG_SLOTS 23
 
 #define TG_MAX_PEERS 16384
 /*
