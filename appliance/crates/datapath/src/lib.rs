@@ -19,6 +19,7 @@ mod io;
 mod resolver;
 mod ring;
 mod route_cache;
+mod sockopt;
 mod tables;
 mod tpacket;
 pub mod uring;

@@ -31,24 +31,6 @@ const TX_DATA_OFFSET: usize = libc::TPACKET2_HDRLEN - size_of::<libc::sockaddr_l
 /// Largest frame (offload header included) a transmit frame holds.
 pub(crate) const TX_CAPACITY: usize = FRAME_SIZE - TX_DATA_OFFSET;
 
-fn setsockopt<T>(fd: &OwnedFd, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: fd is an open socket; value points at a T whose size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// A ring's memory, unmapped on drop.
 struct Mapping {
     ptr: NonNull<u8>,
@@ -63,14 +45,14 @@ impl Mapping {
     /// Asks the kernel for a `TPACKET_V2` ring of `frames` frames on `fd` (option `which`)
     /// and maps it. One ring per socket.
     fn create(fd: &OwnedFd, which: libc::c_int, frames: usize) -> io::Result<Mapping> {
-        setsockopt(fd, libc::PACKET_VERSION, &TPACKET_V2)?;
+        crate::sockopt::set(fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V2)?;
         let req = libc::tpacket_req {
             tp_block_size: BLOCK_SIZE as libc::c_uint,
             tp_block_nr: (frames * FRAME_SIZE / BLOCK_SIZE) as libc::c_uint,
             tp_frame_size: FRAME_SIZE as libc::c_uint,
             tp_frame_nr: frames as libc::c_uint,
         };
-        setsockopt(fd, which, &req)?;
+        crate::sockopt::set(fd, libc::SOL_PACKET, which, &req)?;
         let len = frames * FRAME_SIZE;
         // SAFETY: maps the ring the kernel just set up on fd (the socket's only ring).
         let ptr = unsafe {
@@ -138,7 +120,12 @@ impl RxRing {
     /// `vnet_len` is not 0, and be bound after this (so no frame is queued outside it).
     pub(crate) fn create(fd: &OwnedFd, vnet_len: usize) -> io::Result<RxRing> {
         // A frame that does not fit goes to the socket's receive queue, marked TP_STATUS_COPY.
-        setsockopt(fd, libc::PACKET_COPY_THRESH, &1 as &libc::c_int)?;
+        crate::sockopt::set(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_COPY_THRESH,
+            &1 as &libc::c_int,
+        )?;
         let map = Mapping::create(fd, libc::PACKET_RX_RING, RX_FRAMES)?;
         Ok(RxRing {
             map,
@@ -224,7 +211,7 @@ impl TxRing {
     /// Sets up the ring on `fd` (which must not be bound for receiving anything).
     pub(crate) fn create(fd: &OwnedFd) -> io::Result<TxRing> {
         // A malformed frame is skipped instead of stopping the ring for good.
-        setsockopt(fd, libc::PACKET_LOSS, &1 as &libc::c_int)?;
+        crate::sockopt::set(fd, libc::SOL_PACKET, libc::PACKET_LOSS, &1 as &libc::c_int)?;
         let map = Mapping::create(fd, libc::PACKET_TX_RING, TX_FRAMES)?;
         Ok(TxRing {
             map,

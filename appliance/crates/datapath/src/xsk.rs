@@ -265,24 +265,6 @@ impl<T: Copy> Ring<T> {
     }
 }
 
-fn setsockopt<T>(fd: &OwnedFd, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: fd is an open socket; value points at a T whose size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_XDP,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 fn getsockopt<T>(fd: &OwnedFd, name: libc::c_int) -> io::Result<T> {
     let mut value = std::mem::MaybeUninit::<T>::zeroed();
     let mut len = size_of::<T>() as libc::socklen_t;
@@ -364,14 +346,22 @@ impl XskSocket {
                 flags: 0,
                 tx_metadata_len: 0,
             };
-            setsockopt(&fd, libc::XDP_UMEM_REG, &reg).map_err(fail("XDP_UMEM_REG"))?;
-            setsockopt(&fd, libc::XDP_RX_RING, &RING_SIZE).map_err(fail("XDP_RX_RING"))?;
+            crate::sockopt::set(&fd, libc::SOL_XDP, libc::XDP_UMEM_REG, &reg)
+                .map_err(fail("XDP_UMEM_REG"))?;
+            crate::sockopt::set(&fd, libc::SOL_XDP, libc::XDP_RX_RING, &RING_SIZE)
+                .map_err(fail("XDP_RX_RING"))?;
         }
-        setsockopt(&fd, libc::XDP_UMEM_FILL_RING, &RING_SIZE)
+        crate::sockopt::set(&fd, libc::SOL_XDP, libc::XDP_UMEM_FILL_RING, &RING_SIZE)
             .map_err(fail("XDP_UMEM_FILL_RING"))?;
-        setsockopt(&fd, libc::XDP_UMEM_COMPLETION_RING, &RING_SIZE)
-            .map_err(fail("XDP_UMEM_COMPLETION_RING"))?;
-        setsockopt(&fd, libc::XDP_TX_RING, &RING_SIZE).map_err(fail("XDP_TX_RING"))?;
+        crate::sockopt::set(
+            &fd,
+            libc::SOL_XDP,
+            libc::XDP_UMEM_COMPLETION_RING,
+            &RING_SIZE,
+        )
+        .map_err(fail("XDP_UMEM_COMPLETION_RING"))?;
+        crate::sockopt::set(&fd, libc::SOL_XDP, libc::XDP_TX_RING, &RING_SIZE)
+            .map_err(fail("XDP_TX_RING"))?;
         let off: libc::xdp_mmap_offsets =
             getsockopt(&fd, libc::XDP_MMAP_OFFSETS).map_err(fail("XDP_MMAP_OFFSETS"))?;
         let rx = match role {
