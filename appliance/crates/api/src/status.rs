@@ -442,7 +442,8 @@ mod tests {
                                "on_error": "drop", "quarantined": true,
                                "dropped_packets": 9, "passed_packets": 0,
                                "last_error": "wasm trap: unreachable"}],
-            "admin": {"address": "10.0.0.1:9080", "tls": false, "loopback": false}
+            "admin": {"address": "10.0.0.1:9080", "tls": false, "loopback": false},
+            "io": {"path": "packet", "reason": "gateway.io = \"packet\""}
         }))
         .unwrap();
         let stats = Stats {
