@@ -52,7 +52,7 @@ impl Directory for Fixed {
 
 /// What every accepted frame must satisfy, whatever the input: the inner packet lies inside
 /// the frame, its header verifies, it is what the header fields say, and it may be forwarded.
-pub fn assert_accepted_invariants(frame: &[u8], link: LinkLayer<u8>, a: &Accepted<u8>) {
+pub fn assert_accepted_invariants(frame: &[u8], link: LinkLayer<u8>, a: &Accepted<u8, u8>) {
     let end = a.inner_offset + a.inner_len;
     assert!(end <= frame.len(), "inner packet past the frame");
     let inner = &frame[a.inner_offset..end];
