@@ -223,6 +223,16 @@ export type components = {
        * @default false
        */
       check_source_mac?: boolean;
+      /**
+       * @description the type of its return tunnel
+       * @default ipip
+       * @enum {string}
+       */
+      tunnel?: 'ipip' | 'gue' | 'fou' | 'gre';
+      /** @description the UDP destination port of a gue or fou tunnel: default 6080 for gue, required for fou, refused for ipip and gre */
+      port?: number;
+      /** @description the GRE key its packets must carry (gre only); without it a keyed GRE packet is refused */
+      key?: number;
     };
     PeerBody: {
       name?: components['schemas']['PeerName'];
@@ -239,6 +249,16 @@ export type components = {
        * @default false
        */
       check_source_mac?: boolean;
+      /**
+       * @description the type of its return tunnel
+       * @default ipip
+       * @enum {string}
+       */
+      tunnel?: 'ipip' | 'gue' | 'fou' | 'gre';
+      /** @description the UDP destination port of a gue or fou tunnel: default 6080 for gue, required for fou, refused for ipip and gre */
+      port?: number;
+      /** @description the GRE key its packets must carry (gre only); without it a keyed GRE packet is refused */
+      key?: number;
     };
     Binding: {
       /** @description the name of an uploaded plugin */

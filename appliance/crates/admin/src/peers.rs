@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::revision::{if_match, tagged};
 use super::{AdminState, body, unexpected};
 use tungate_config::validate::is_valid_peer_name;
-use tungate_config::{HumaneDuration, Peer};
+use tungate_config::{HumaneDuration, Peer, TunnelKind};
 use tungate_control::{Action, ErrorCode, Reply, edit};
 
 /// The body of `PUT /api/v1/peers/{name}`.
@@ -35,6 +35,15 @@ pub(crate) struct PeerBody {
     /// Whether its frames must come from the link-layer source it is expected at.
     #[serde(default)]
     pub check_source_mac: bool,
+    /// The type of its return tunnel (default `ipip`).
+    #[serde(default)]
+    pub tunnel: TunnelKind,
+    /// The UDP port of a `gue` or `fou` tunnel.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The GRE key of a `gre` tunnel.
+    #[serde(default)]
+    pub key: Option<u32>,
 }
 
 /// The path's peer name, checked.
@@ -95,6 +104,9 @@ pub(crate) async fn put(
         vips: b.vips,
         silent_after: b.silent_after,
         check_source_mac: b.check_source_mac,
+        tunnel: b.tunnel,
+        port: b.port,
+        key: b.key,
     };
     match state
         .control()

@@ -15,8 +15,8 @@ pub const EXIT_BAD_CONFIG: i32 = 2;
 use std::path::Path;
 
 pub use model::{
-    Binding, DEFAULT_SILENT_AFTER, DecapMode, Document, Gateway, HumaneDuration, IoMode, OnError,
-    Peer, Vip,
+    Binding, DEFAULT_GUE_PORT, DEFAULT_SILENT_AFTER, DecapMode, Document, Gateway, HumaneDuration,
+    IoMode, OnError, Peer, TunnelKind, Vip,
 };
 pub use validate::{FieldError, Invalid, validate};
 

@@ -146,6 +146,56 @@ pub struct Peer {
     /// only (kernel decap has no Ethernet header). Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub check_source_mac: bool,
+    /// The type of this peer's return tunnel: `ipip` (default), `gue`, `fou` or `gre`.
+    #[serde(default, skip_serializing_if = "TunnelKind::is_ipip")]
+    pub tunnel: TunnelKind,
+    /// The UDP destination port of a `gue` or `fou` tunnel (the gateway's receive port):
+    /// default [`DEFAULT_GUE_PORT`] for `gue`, required for `fou`, refused for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The GRE key (32 bits) a `gre` tunnel must carry; without it, a GRE packet that carries
+    /// a key is refused. Refused for the other tunnel types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<u32>,
+}
+
+/// The UDP port of a `gue` peer without `port`, as in the kernel's examples.
+pub const DEFAULT_GUE_PORT: u16 = 6080;
+
+/// The encapsulation of a peer's return tunnel (`peers[].tunnel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelKind {
+    /// IPv4 in IPv4 (IP protocol 4), as IPVS tunnels by default.
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation: UDP, a GUE header, then the inner packet.
+    Gue,
+    /// Foo-over-UDP: UDP directly followed by the inner packet.
+    Fou,
+    /// Generic Routing Encapsulation (IP protocol 47), optionally keyed.
+    Gre,
+}
+
+impl TunnelKind {
+    /// The name used in the document and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelKind::Ipip => "ipip",
+            TunnelKind::Gue => "gue",
+            TunnelKind::Fou => "fou",
+            TunnelKind::Gre => "gre",
+        }
+    }
+
+    /// Whether the tunnel is carried in UDP (`gue`, `fou`).
+    pub fn is_udp(self) -> bool {
+        matches!(self, TunnelKind::Gue | TunnelKind::Fou)
+    }
+
+    fn is_ipip(&self) -> bool {
+        *self == TunnelKind::Ipip
+    }
 }
 
 /// How long a peer may be silent when `silent_after` is not set.
@@ -179,6 +229,16 @@ impl Peer {
     /// How long this peer may send nothing before it is shown as silent.
     pub fn silent_after(&self) -> Duration {
         self.silent_after.map_or(DEFAULT_SILENT_AFTER, |d| d.0)
+    }
+
+    /// The UDP destination port of this peer's tunnel: `port`, or [`DEFAULT_GUE_PORT`] for
+    /// `gue`; `None` for the tunnels that are not carried in UDP.
+    pub fn udp_port(&self) -> Option<u16> {
+        match self.tunnel {
+            TunnelKind::Gue => Some(self.port.unwrap_or(DEFAULT_GUE_PORT)),
+            TunnelKind::Fou => self.port,
+            TunnelKind::Ipip | TunnelKind::Gre => None,
+        }
     }
 
     /// The kernel tunnel device of this peer in `kernel` decap mode: `tg-<name>` (the one

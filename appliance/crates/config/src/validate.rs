@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::model::{DecapMode, Document};
+use super::model::{DecapMode, Document, Peer, TunnelKind};
 
 /// Most workers a gateway may ask for.
 pub(crate) const MAX_WORKERS: u32 = 64;
@@ -161,6 +161,56 @@ const MIN_SILENT_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// The longest `peers[].silent_after`.
 const MAX_SILENT_AFTER: std::time::Duration = std::time::Duration::from_secs(86_400);
 
+/// Checks a peer's `tunnel`, `port` and `key`: each key only where its tunnel type uses it,
+/// `fou` with its port, and one UDP port never carrying both `gue` and `fou` (the kernel's
+/// receive port on it is one or the other).
+fn check_tunnel(
+    peer: &Peer,
+    index: usize,
+    at: &str,
+    udp_ports: &mut HashMap<u16, (TunnelKind, usize)>,
+    p: &mut Problems,
+) {
+    let kind = peer.tunnel.as_str();
+    if !peer.tunnel.is_udp() && peer.port.is_some() {
+        p.add(
+            format!("{at}.port"),
+            format!("tunnel = {kind:?} has no UDP port: port applies to \"gue\" and \"fou\" only"),
+        );
+    }
+    if peer.tunnel == TunnelKind::Fou && peer.port.is_none() {
+        p.add(
+            format!("{at}.port"),
+            "tunnel = \"fou\" needs the UDP port its packets are sent to".to_string(),
+        );
+    }
+    if peer.port == Some(0) {
+        p.add(
+            format!("{at}.port"),
+            "0 is not a UDP port: give 1 to 65535".to_string(),
+        );
+    }
+    if peer.tunnel != TunnelKind::Gre && peer.key.is_some() {
+        p.add(
+            format!("{at}.key"),
+            format!("tunnel = {kind:?} has no key: key applies to \"gre\" only"),
+        );
+    }
+    if let Some(port) = peer.udp_port().filter(|&port| port != 0) {
+        let (other_kind, other) = *udp_ports.entry(port).or_insert((peer.tunnel, index));
+        if other_kind != peer.tunnel {
+            p.add(
+                format!("{at}.port"),
+                format!(
+                    "UDP port {port} is already the {:?} port of peers[{other}]; one port \
+                     carries either gue or fou: give this peer another port",
+                    other_kind.as_str()
+                ),
+            );
+        }
+    }
+}
+
 /// Checks the meaning of a document; `Ok` means it can be run.
 pub fn validate(doc: &Document) -> Result<(), Invalid> {
     let mut p = Problems(Vec::new());
@@ -214,6 +264,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
     let mut peer_names: HashMap<&str, usize> = HashMap::new();
     let mut peer_addrs: HashMap<Ipv4Addr, usize> = HashMap::new();
     let mut vip_owner: HashMap<Ipv4Addr, usize> = HashMap::new();
+    let mut udp_ports: HashMap<u16, (TunnelKind, usize)> = HashMap::new();
     for (i, peer) in doc.peers.iter().enumerate() {
         let at = format!("peers[{i}]");
         if let Some(d) = peer.silent_after
@@ -260,6 +311,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
                 ),
             );
         }
+        check_tunnel(peer, i, &at, &mut udp_ports, &mut p);
         let mut own = HashSet::new();
         for (j, vip) in peer.vips.iter().enumerate() {
             let vat = format!("{at}.vips[{j}]");
@@ -341,6 +393,9 @@ mod tests {
             vips: Vec::new(),
             silent_after: None,
             check_source_mac: false,
+            tunnel: Default::default(),
+            port: None,
+            key: None,
         };
         let longest = peer("a".repeat(MAX_PEER_NAME));
         assert!(is_valid_peer_name(&longest.name));
@@ -413,6 +468,82 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(bad.contains("check_source_mac"), "{bad}");
+    }
+
+    #[test]
+    fn tunnel_types_default_to_ipip_and_gue_to_port_6080() {
+        let doc = parse_toml(&format!(
+            "{BASE}\n[[peers]]\nname = \"g\"\naddress = \"10.0.1.3\"\ntunnel = \"gue\"\n\
+             [[peers]]\nname = \"f\"\naddress = \"10.0.1.4\"\ntunnel = \"fou\"\nport = 5555\n\
+             [[peers]]\nname = \"k\"\naddress = \"10.0.1.5\"\ntunnel = \"gre\"\nkey = 4294967295"
+        ))
+        .unwrap();
+        let kinds: Vec<_> = doc.peers.iter().map(|p| (p.tunnel, p.udp_port())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (TunnelKind::Ipip, None),
+                (TunnelKind::Gue, Some(crate::DEFAULT_GUE_PORT)),
+                (TunnelKind::Fou, Some(5555)),
+                (TunnelKind::Gre, None),
+            ]
+        );
+        assert_eq!(doc.peers[3].key, Some(u32::MAX));
+        let json = serde_json::to_value(&doc).unwrap();
+        assert!(json["peers"][0].get("tunnel").is_none());
+        assert_eq!(json["peers"][1]["tunnel"], "gue");
+        assert!(json["peers"][1].get("port").is_none());
+        let bad = parse_toml(&format!(
+            "{BASE}\n[[peers]]\nname = \"x\"\naddress = \"10.0.1.3\"\ntunnel = \"vxlan\""
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("tunnel"), "{bad}");
+    }
+
+    #[test]
+    fn tunnel_keys_only_where_their_type_uses_them() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "tunnel = \"fou\"",
+                "peers[1].port: tunnel = \"fou\" needs the UDP port",
+            ),
+            (
+                "port = 6080",
+                "peers[1].port: tunnel = \"ipip\" has no UDP port",
+            ),
+            (
+                "tunnel = \"gre\"\nport = 1",
+                "peers[1].port: tunnel = \"gre\" has no UDP port",
+            ),
+            (
+                "tunnel = \"gue\"\nport = 0",
+                "peers[1].port: 0 is not a UDP port",
+            ),
+            (
+                "tunnel = \"gue\"\nkey = 7",
+                "peers[1].key: tunnel = \"gue\" has no key",
+            ),
+            ("key = 7", "peers[1].key: tunnel = \"ipip\" has no key"),
+        ];
+        for (keys, want) in cases {
+            let err = problems(&format!(
+                "[[peers]]\nname = \"x\"\naddress = \"10.0.1.3\"\n{keys}"
+            ))
+            .join("\n");
+            assert!(err.contains(want), "{keys}: {err}");
+        }
+        let mixed = format!(
+            "[[peers]]\nname = \"g\"\naddress = \"10.0.1.3\"\ntunnel = \"gue\"\nport = 7000\n\
+             [[peers]]\nname = \"f\"\naddress = \"10.0.1.4\"\ntunnel = \"fou\"\nport = 7000"
+        );
+        let err = problems(&mixed).join("\n");
+        assert!(
+            err.contains("peers[2].port: UDP port 7000 is already the \"gue\" port of peers[1]"),
+            "{err}"
+        );
+        let same = mixed.replace("tunnel = \"fou\"", "tunnel = \"gue\"");
+        assert_eq!(problems(&same), Vec::<String>::new());
     }
 
     #[test]

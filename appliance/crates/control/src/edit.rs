@@ -121,6 +121,9 @@ mod tests {
                 vips: vec![],
                 silent_after: None,
                 check_source_mac: false,
+                tunnel: Default::default(),
+                port: None,
+                key: None,
             },
         );
         assert_eq!(replaced.peers.len(), 2);
@@ -133,6 +136,9 @@ mod tests {
                 vips: vec![],
                 silent_after: None,
                 check_source_mac: false,
+                tunnel: Default::default(),
+                port: None,
+                key: None,
             },
         );
         assert_eq!(added.peers[2].name, "c");
