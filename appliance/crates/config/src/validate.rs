@@ -533,11 +533,9 @@ mod tests {
             .join("\n");
             assert!(err.contains(want), "{keys}: {err}");
         }
-        let mixed = format!(
-            "[[peers]]\nname = \"g\"\naddress = \"10.0.1.3\"\ntunnel = \"gue\"\nport = 7000\n\
-             [[peers]]\nname = \"f\"\naddress = \"10.0.1.4\"\ntunnel = \"fou\"\nport = 7000"
-        );
-        let err = problems(&mixed).join("\n");
+        let mixed = "[[peers]]\nname = \"g\"\naddress = \"10.0.1.3\"\ntunnel = \"gue\"\nport = 7000\n\
+             [[peers]]\nname = \"f\"\naddress = \"10.0.1.4\"\ntunnel = \"fou\"\nport = 7000";
+        let err = problems(mixed).join("\n");
         assert!(
             err.contains("peers[2].port: UDP port 7000 is already the \"gue\" port of peers[1]"),
             "{err}"
