@@ -110,6 +110,7 @@ fn soak(args: &[String]) -> i32 {
             workers,
             chain,
             timed,
+            io: gateway::Io::from_env(),
         }
     };
     let rate = args.get(4).and_then(|a| a.parse().ok());
