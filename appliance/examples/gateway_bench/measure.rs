@@ -170,7 +170,15 @@ impl PerfRecording {
             std::env::temp_dir().join(format!("gateway-bench-{}-{tag}.perf", std::process::id()));
         let list: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
         let child = Command::new("perf")
-            .args(["record", "-q", "-e", "cpu-clock", "-g", "-C", &list.join(",")])
+            .args([
+                "record",
+                "-q",
+                "-e",
+                "cpu-clock",
+                "-g",
+                "-C",
+                &list.join(","),
+            ])
             .args(["-F", &PERF_HZ.to_string(), "-o"])
             .arg(&file)
             .args(["--", "sleep", &format!("{:.3}", window.as_secs_f64())])
@@ -182,10 +190,11 @@ impl PerfRecording {
     }
 
     /// Waits for the recording and attributes its samples per core; `ours` are the
-    /// gateway's thread ids.
-    pub fn finish(mut self, ours: &HashSet<u32>) -> Option<Profile> {
+    /// gateway's thread ids, `load` the generator's (their samples count in the top
+    /// symbols, not in the gateway's CPU).
+    pub fn finish(mut self, ours: &HashSet<u32>, load: &HashSet<u32>) -> Option<Profile> {
         let ok = self.child.wait().ok()?.success();
-        let result = ok.then(|| attribute(&self.file, ours)).flatten();
+        let result = ok.then(|| attribute(&self.file, ours, load)).flatten();
         let _ = std::fs::remove_file(&self.file);
         result
     }
@@ -209,18 +218,19 @@ fn frame_symbol(line: &str) -> Option<&str> {
     Some(sym.split('+').next().unwrap_or(sym))
 }
 
-fn attribute(file: &Path, ours: &HashSet<u32>) -> Option<Profile> {
+fn attribute(file: &Path, ours: &HashSet<u32>, load: &HashSet<u32>) -> Option<Profile> {
     let out = Command::new("perf")
         .args(["script", "-F", "comm,tid,cpu,ip,sym", "-i"])
         .arg(file)
         .stderr(Stdio::null())
         .output()
         .ok()?;
-    parse_script(&String::from_utf8_lossy(&out.stdout), ours)
+    parse_script(&String::from_utf8_lossy(&out.stdout), ours, load)
 }
 
-/// Attributes the samples of `perf script -F comm,tid,cpu,ip,sym` output.
-fn parse_script(text: &str, ours: &HashSet<u32>) -> Option<Profile> {
+/// Attributes the samples of `perf script -F comm,tid,cpu,ip,sym` output. The top symbols
+/// count interrupt work and the `ours` and `load` threads only (other tasks left out).
+fn parse_script(text: &str, ours: &HashSet<u32>, load: &HashSet<u32>) -> Option<Profile> {
     let seconds = 1.0 / f64::from(PERF_HZ);
     let mut by_cpu: Vec<(usize, Attribution)> = Vec::new();
     let mut top: Vec<(usize, std::collections::HashMap<String, u64>)> = Vec::new();
@@ -258,7 +268,7 @@ fn parse_script(text: &str, ours: &HashSet<u32>) -> Option<Profile> {
         } else {
             a.others += seconds;
         }
-        if !idle || interrupt {
+        if interrupt || ours.contains(&tid) || load.contains(&tid) {
             let leaf = frames.first().copied().unwrap_or("[unknown]").to_owned();
             let counts = match top.iter_mut().find(|(c, _)| *c == cpu) {
                 Some((_, m)) => m,
@@ -307,6 +317,66 @@ pub fn rx_packets(ns: &Netns, interface: &str) -> u64 {
     v[0]["stats64"]["rx"]["packets"]
         .as_u64()
         .expect("rx packets")
+}
+
+/// Drop counters along the bench's path, read together: where frames were lost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PathDrops {
+    /// The generator's veth (`r0` tx dropped): the gateway side refused the frame (its XDP
+    /// ring or backlog full).
+    pub sender: u64,
+    /// The gateway's ingress (`g0` rx dropped): e.g. an XDP redirect that found no room.
+    pub ingress: u64,
+    /// The gateway's egress (`g1` tx dropped): the client side refused the frame.
+    pub egress: u64,
+    /// Every core's backlog drops (`/proc/net/softnet_stat`, whole host: RPS and
+    /// `netif_rx` queues over `netdev_max_backlog`).
+    pub backlog: u64,
+}
+
+impl PathDrops {
+    /// `self - before`, per counter.
+    pub fn minus(&self, before: &PathDrops) -> PathDrops {
+        PathDrops {
+            sender: self.sender.saturating_sub(before.sender),
+            ingress: self.ingress.saturating_sub(before.ingress),
+            egress: self.egress.saturating_sub(before.egress),
+            backlog: self.backlog.saturating_sub(before.backlog),
+        }
+    }
+}
+
+fn link_stat(ns: &Netns, interface: &str, dir: &str, field: &str) -> u64 {
+    let Ok(out) = Command::new("ip")
+        .args(["-n", &ns.name, "-j", "-s", "link", "show", interface])
+        .output()
+    else {
+        return 0;
+    };
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v[0]["stats64"][dir][field].as_u64())
+        .unwrap_or(0)
+}
+
+/// The host's backlog drops so far (the second column of `/proc/net/softnet_stat`, summed
+/// over cores).
+fn softnet_drops() -> u64 {
+    std::fs::read_to_string("/proc/net/softnet_stat")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+        .sum()
+}
+
+/// The drop counters of the bench's path now.
+pub fn path_drops(rs: &Netns, gw: &Netns) -> PathDrops {
+    PathDrops {
+        sender: link_stat(rs, "r0", "tx", "dropped"),
+        ingress: link_stat(gw, "g0", "rx", "dropped"),
+        egress: link_stat(gw, "g1", "tx", "dropped"),
+        backlog: softnet_drops(),
+    }
 }
 
 /// The first three fields of `/proc/loadavg`.
@@ -368,12 +438,19 @@ mod tests {
             lto cgu.02 900 [001] \n\
             \t 1234 llvm::Pass::run\n";
         let ours: HashSet<u32> = [700].into();
-        let p = parse_script(text, &ours).expect("samples");
+        let p = parse_script(text, &ours, &[600].into()).expect("samples");
         let s = 1.0 / f64::from(PERF_HZ);
         let gw = p.cpu(1).expect("core 1");
         assert_eq!((gw.interrupts, gw.gateway_threads, gw.others), (s, s, s));
         let generator = p.cpu(0).expect("core 0");
-        assert_eq!((generator.interrupts, generator.gateway_threads, generator.others), (s, 0.0, s));
+        assert_eq!(
+            (
+                generator.interrupts,
+                generator.gateway_threads,
+                generator.others
+            ),
+            (s, 0.0, s)
+        );
         let top0 = &p.top.iter().find(|(c, _)| *c == 0).expect("core 0").1;
         assert_eq!(top0[0], ("packet_sendmsg".to_owned(), 1));
         assert!(top0.contains(&("veth_xdp_rcv".to_owned(), 1)));

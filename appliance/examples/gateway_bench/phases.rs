@@ -156,6 +156,8 @@ pub struct Sample {
     pub combined_ns_per_hostile: Option<f64>,
     /// The gateway core's busy share of the window (0–1), others included.
     pub core_busy_share: f64,
+    /// Frames dropped along the path per second, by where (see `measure::PathDrops`).
+    pub path_drops: [f64; 4],
     /// Each recorded core's samples by leaf symbol (only when a profile was asked for).
     pub top: Vec<(usize, Vec<(String, u64)>)>,
     /// Share of the gateway core's time that other tasks (compile jobs...) took.
@@ -377,14 +379,13 @@ impl Bench<'_> {
             let rx_t0 = Instant::now();
             let sent0 = sent.load(Ordering::Relaxed);
             let hostile0 = sent_hostile.load(Ordering::Relaxed);
+            let drops0 = measure::path_drops(&self.t.rs, &self.t.gw);
             let cores0 = measure::cores();
             let proc0 = gw.as_ref().map(|g| measure::process_cpu_ns(g.pid()));
             let counters_before = gw.as_mut().map(|g| g.command("counters"));
             let t0 = Instant::now();
             let recording = (cpus.len() == 1)
-                .then(|| {
-                    measure::PerfRecording::start(&[GENERATOR_CPU, cpus[0]], window, "window")
-                })
+                .then(|| measure::PerfRecording::start(&[GENERATOR_CPU, cpus[0]], window, "window"))
                 .flatten();
             std::thread::sleep(window);
             let rx1 = measure::rx_packets(&self.t.client, "c0");
@@ -392,6 +393,7 @@ impl Bench<'_> {
             let sent1 = sent.load(Ordering::Relaxed);
             let hostile1 = sent_hostile.load(Ordering::Relaxed);
             let cores1 = measure::cores();
+            let drops = measure::path_drops(&self.t.rs, &self.t.gw).minus(&drops0);
             let proc1 = gw.as_ref().map(|g| measure::process_cpu_ns(g.pid()));
             let t1 = Instant::now();
             let counters_after = gw.as_mut().map(|g| g.command("counters"));
@@ -400,7 +402,8 @@ impl Bench<'_> {
                 .as_ref()
                 .map(|g| measure::thread_ids(g.pid()))
                 .unwrap_or_default();
-            let recorded = recording.and_then(|r| r.finish(&ours));
+            let load_threads = measure::thread_ids(std::process::id());
+            let recorded = recording.and_then(|r| r.finish(&ours, &load_threads));
             stop.store(true, Ordering::Relaxed);
 
             let rx_elapsed = (rx_t1 - rx_t0).as_secs_f64();
@@ -426,9 +429,9 @@ impl Bench<'_> {
             };
             // The recorded shares (perf samples only a busy core) applied to each core's busy
             // time over the window as timed here.
-            let gateway_ns = recorded.as_ref().and_then(|p| {
-                Some(p.cpu(cpus[0])?.gateway_share() * core.busy() as f64)
-            });
+            let gateway_ns = recorded
+                .as_ref()
+                .and_then(|p| Some(p.cpu(cpus[0])?.gateway_share() * core.busy() as f64));
             let generator_irq_ns = recorded.as_ref().and_then(|p| {
                 Some(p.cpu(GENERATOR_CPU)?.interrupt_share() * generator_core.busy() as f64)
             });
@@ -461,6 +464,8 @@ impl Bench<'_> {
                 },
                 filter_ns,
                 rx_overflow_pps: counter(&["drops", "rx_overflow"]),
+                path_drops: [drops.sender, drops.ingress, drops.egress, drops.backlog]
+                    .map(|d| d as f64 / elapsed),
                 gateway_rx_pps: counter(&["rx_packets"]),
                 load: load_avg,
             }
@@ -967,7 +972,8 @@ pub fn run(options: &Options) -> i32 {
     let mut samples = Vec::new();
     for repeat in 0..options.repeats {
         eprintln!(
-            "repeat {} of {} (load {})",
+            "[{:.0} s] repeat {} of {} (load {})",
+            started.elapsed().as_secs_f64(),
             repeat + 1,
             options.repeats,
             measure::loadavg()
@@ -980,7 +986,8 @@ pub fn run(options: &Options) -> i32 {
             bench.matrix_block(repeat, size, &mut samples);
         }
     }
-    eprintln!("capacity");
+    let at = || started.elapsed().as_secs_f64();
+    eprintln!("[{:.0} s] capacity", at());
     let capacity = bench.capacity_phase(&samples);
     let c = tungate(1, Chain::Cidr, Io::Packet);
     let c_prime = tungate(1, Chain::Cidr, Io::Xdp);
@@ -992,17 +999,27 @@ pub fn run(options: &Options) -> i32 {
             .map_or(0.0, |x| x.lossless_pps)
     };
     let c_prime_cap = cap(c_prime);
-    eprintln!("(c′) at 2× its capacity, hostile flood, TPACKET at half load");
+    eprintln!(
+        "[{:.0} s] (c′) at 2× its capacity, hostile flood, TPACKET at half load",
+        at()
+    );
     let stress = bench.stress_phase(c_prime_cap, c_rate.max(cap(c)));
     let half = (c_rate / 2.0).max(1000.0);
     let half_prime = (c_prime_cap / 2.0).max(1000.0);
-    eprintln!("latency at {half:.0} pps (TPACKET) and {half_prime:.0} pps (AF_XDP)");
-    let mut latency = bench.latency_phase(half, Io::Packet, &[Chain::None, Chain::Cidr, Chain::Four]);
+    eprintln!(
+        "[{:.0} s] latency at {half:.0} pps (TPACKET) and {half_prime:.0} pps (AF_XDP)",
+        at()
+    );
+    let mut latency =
+        bench.latency_phase(half, Io::Packet, &[Chain::None, Chain::Cidr, Chain::Four]);
     latency.extend(bench.latency_phase(half_prime, Io::Xdp, &[Chain::Cidr]));
-    eprintln!("hot swap at {half:.0} pps (TPACKET) and {half_prime:.0} pps (AF_XDP)");
+    eprintln!(
+        "[{:.0} s] hot swap at {half:.0} pps (TPACKET) and {half_prime:.0} pps (AF_XDP)",
+        at()
+    );
     let mut swaps = bench.swap_phase(half, Io::Packet);
     swaps.extend(bench.swap_phase(half_prime, Io::Xdp));
-    eprintln!("memory");
+    eprintln!("[{:.0} s] memory", at());
     let memory = bench.memory_phase();
     let r = Report {
         options,
@@ -1083,7 +1100,13 @@ pub fn soak(seconds: u64, variant: Variant, size: Size, rate: Option<f64>) -> i3
             Some(r) => Load::Rate(&frames, r),
             None => Load::Flood(&frames),
         };
-        let mut s = bench.measure(load, variant, gw.as_mut(), Duration::from_millis(500), false);
+        let mut s = bench.measure(
+            load,
+            variant,
+            gw.as_mut(),
+            Duration::from_millis(500),
+            false,
+        );
         s.size = size;
         eprintln!("{}", report::sample_line(&s));
     }

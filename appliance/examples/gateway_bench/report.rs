@@ -82,7 +82,7 @@ pub fn variant_name(v: Variant) -> String {
 /// One progress line for a sample.
 pub fn sample_line(s: &Sample) -> String {
     format!(
-        "{} {}: offered {:.0} pps, delivered {:.0} pps, busy {:.0} ns/pkt, irq {:.0} ns/pkt{}{}{}{}{}{}",
+        "{} {}: offered {:.0} pps, delivered {:.0} pps, busy {:.0} ns/pkt, irq {:.0} ns/pkt{}{}{}{}{}{}{}",
         s.size.label,
         variant_name(s.variant),
         s.offered_pps,
@@ -115,7 +115,27 @@ pub fn sample_line(s: &Sample) -> String {
             .zip(s.gateway_rx_pps)
             .map(|(p, r)| format!(", tungate rx {r:.0}/s, rx_overflow {p:.0}/s"))
             .unwrap_or_default(),
+        lost_where(s)
+            .map(|w| format!(", also dropped: {w}"))
+            .unwrap_or_default(),
     )
+}
+
+/// The path's drops per second outside tungate's counters, if any.
+fn lost_where(s: &Sample) -> Option<String> {
+    let names = [
+        "generator's veth (r0 tx)",
+        "gateway ingress (g0 rx)",
+        "gateway egress (g1 tx)",
+        "backlog (softnet)",
+    ];
+    let list: Vec<String> = names
+        .iter()
+        .zip(s.path_drops)
+        .filter(|(_, d)| *d >= 1.0)
+        .map(|(n, d)| format!("{n} {d:.0}/s"))
+        .collect();
+    (!list.is_empty()).then(|| list.join(", "))
 }
 
 fn of(samples: &[Sample], size: Size, v: Variant) -> impl Iterator<Item = &Sample> {
@@ -684,7 +704,10 @@ fn capacity(md: &mut String, r: &Report<'_>) {
     if r.capacity.is_empty() {
         return;
     }
-    let _ = writeln!(md, "## Highest loss-free rate (1 worker; the kernel on 1 core)\n");
+    let _ = writeln!(
+        md,
+        "## Highest loss-free rate (1 worker; the kernel on 1 core)\n"
+    );
     let _ = writeln!(
         md,
         "Under a flood the TPACKET path delivers less than it can: the kernel does the receive \
@@ -762,13 +785,13 @@ fn stress(md: &mut String, r: &Report<'_>) {
     );
     let _ = writeln!(
         md,
-        "| run | valid offered pps | valid delivered pps | delivered | hostile pps | CPU ns per hostile frame | gateway core busy | rx_overflow /s |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| run | valid offered pps | valid delivered pps | delivered | hostile pps | CPU ns per hostile frame | gateway core busy | rx_overflow /s | other drops /s |\n|---|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for (what, s) in rows {
         let Some(s) = s else { continue };
         let _ = writeln!(
             md,
-            "| {what} | {:.0} | {:.0} | {} | {} | {} | {:.0}% | {} |",
+            "| {what} | {:.0} | {:.0} | {} | {} | {} | {:.0}% | {} | {} |",
             s.offered_pps,
             s.delivered_pps,
             if s.offered_pps > 0.0 {
@@ -780,6 +803,7 @@ fn stress(md: &mut String, r: &Report<'_>) {
             fmt_opt(s.combined_ns_per_hostile.unwrap_or(f64::NAN), 0),
             s.core_busy_share * 100.0,
             fmt_opt(s.rx_overflow_pps.unwrap_or(f64::NAN), 0),
+            lost_where(s).unwrap_or_else(|| "none".into()),
         );
     }
     let _ = writeln!(md);
@@ -800,7 +824,8 @@ fn limits(md: &mut String, r: &Report<'_>) {
             md,
             "`perf record -C 0,1 -g` (cpu-clock) during a (c′) 64 B flood sample (repeat {}, \
              {:.0} pps delivered): the functions the samples landed in, per core, as a share \
-             of that core's non-idle samples. Core {} runs the generator and, on veth, the \
+             of that core's samples in interrupt work, tungate's threads and the generator's \
+             (other tasks — compile jobs sharing the machine — left out). Core {} runs the generator and, on veth, the \
              receive side's softirq (the XDP program and the copy into the socket); core {} \
              runs tungate's worker, its transmit (AF_XDP copy mode builds an skb per frame) \
              and the client's receive.\n",
@@ -909,10 +934,7 @@ fn latency(md: &mut String, r: &Report<'_>) {
     if r.latency.is_empty() {
         return;
     }
-    let _ = writeln!(
-        md,
-        "## One-way latency at half load (64 B, 1 worker)\n"
-    );
+    let _ = writeln!(md, "## One-way latency at half load (64 B, 1 worker)\n");
     let _ = writeln!(
         md,
         "TPACKET variants at half of (c)'s flood rate, (c′) at half of its loss-free rate, \
