@@ -150,6 +150,9 @@ pub struct Sample {
     /// the receive side's work (the XDP program included) runs in the sender's softirq;
     /// the generator's own sending (system time) stays out. 1-core variants only.
     pub combined_ns: Option<f64>,
+    /// Valid frames delivered over valid frames sent over the whole run, warm-up included,
+    /// counted after the last ones arrived (hostile loads only).
+    pub valid_share: Option<f64>,
     /// Hostile frames the generator sent per second (hostile loads only).
     pub hostile_pps: Option<f64>,
     /// The combined CPU (as `combined_ns`) per hostile frame sent, ns (hostile loads).
@@ -350,8 +353,9 @@ impl Bench<'_> {
         let stop = AtomicBool::new(false);
         let sent = AtomicU64::new(0);
         let sent_hostile = AtomicU64::new(0);
+        let rx_start = measure::rx_packets(&self.t.client, "c0");
         std::thread::scope(|s| {
-            s.spawn(|| {
+            let generator = s.spawn(|| {
                 pin_current_thread(&[GENERATOR_CPU]);
                 match load {
                     Load::Flood(f) => self.generator.flood(f, &stop, &sent, None),
@@ -405,6 +409,14 @@ impl Bench<'_> {
             let load_threads = measure::thread_ids(std::process::id());
             let recorded = recording.and_then(|r| r.finish(&ours, &load_threads));
             stop.store(true, Ordering::Relaxed);
+            generator.join().expect("generator");
+            // Over the whole run (warm-up included), after what was in flight has arrived:
+            // exact where the window's counters are read a few ms apart.
+            let whole_run_share = matches!(load, Load::Hostile { .. }).then(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                let rx = measure::rx_packets(&self.t.client, "c0") - rx_start;
+                rx as f64 / sent.load(Ordering::Relaxed).max(1) as f64
+            });
 
             let rx_elapsed = (rx_t1 - rx_t0).as_secs_f64();
             let elapsed = (t1 - t0).as_secs_f64();
@@ -450,6 +462,7 @@ impl Bench<'_> {
                 attributed_ns: gateway_ns.map(|g| g / packets),
                 combined_ns: combined.map(|c| c / packets),
                 hostile_pps: hostile.then_some(hostile_sent / elapsed),
+                valid_share: whole_run_share,
                 combined_ns_per_hostile: combined
                     .filter(|_| hostile && hostile_sent > 0.0)
                     .map(|c| c / hostile_sent),

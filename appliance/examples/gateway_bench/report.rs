@@ -550,7 +550,7 @@ fn xdp_targets(md: &mut String, r: &Report<'_>) {
         );
     }
     if let Some(h) = &r.stress.hostile_xdp {
-        let share = h.delivered_pps / h.offered_pps;
+        let share = h.valid_share.unwrap_or(f64::NAN);
         let per = |x: &Option<Sample>| {
             x.as_ref()
                 .and_then(|x| x.combined_ns_per_hostile)
@@ -565,10 +565,8 @@ fn xdp_targets(md: &mut String, r: &Report<'_>) {
             r.stress
                 .hostile_packet
                 .as_ref()
-                .map_or("–".into(), |p| format!(
-                    "{:.1}",
-                    p.delivered_pps / p.offered_pps * 100.0
-                )),
+                .and_then(|p| p.valid_share)
+                .map_or("–".into(), |p| format!("{:.1}", p * 100.0)),
             fmt_opt(per(&r.stress.flood_only_xdp), 0),
             fmt_opt(per(&r.stress.flood_only_packet), 0),
             met(share >= 0.99)
@@ -794,10 +792,12 @@ fn stress(md: &mut String, r: &Report<'_>) {
             "| {what} | {:.0} | {:.0} | {} | {} | {} | {:.0}% | {} | {} |",
             s.offered_pps,
             s.delivered_pps,
-            if s.offered_pps > 0.0 {
-                format!("{:.1}%", s.delivered_pps / s.offered_pps * 100.0)
-            } else {
-                "–".into()
+            match s.valid_share {
+                Some(share) if s.offered_pps > 0.0 => format!("{:.1}% (whole run)", share * 100.0),
+                _ if s.offered_pps > 0.0 => {
+                    format!("{:.1}%", s.delivered_pps / s.offered_pps * 100.0)
+                }
+                _ => "–".into(),
             },
             fmt_opt(s.hostile_pps.unwrap_or(f64::NAN), 0),
             fmt_opt(s.combined_ns_per_hostile.unwrap_or(f64::NAN), 0),
