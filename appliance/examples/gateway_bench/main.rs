@@ -24,6 +24,7 @@ mod phases;
 mod report;
 mod traffic;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -117,8 +118,34 @@ fn soak(args: &[String]) -> i32 {
     phases::soak(seconds, variant, size, rate)
 }
 
+/// Runs this program again as the leader of a new session (so that the priority the bench
+/// gives its session's autogroup is its own, not the caller's shell's) and returns its exit
+/// status; `None` if this process leads its session already.
+fn in_own_session() -> Option<i32> {
+    if nix::unistd::getsid(None).ok() == Some(nix::unistd::getpid()) {
+        return None;
+    }
+    let mut command = std::process::Command::new(std::env::current_exe().expect("own executable"));
+    command.args(std::env::args_os().skip(1));
+    // SAFETY: setsid(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let status = command.status().expect("run the bench in its own session");
+    Some(status.code().unwrap_or(1))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("run" | "soak"))
+        && let Some(code) = in_own_session()
+    {
+        std::process::exit(code);
+    }
     match args.first().map(String::as_str) {
         Some("gateway") => {
             tracing_subscriber::fmt()
