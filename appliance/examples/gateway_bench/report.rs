@@ -268,8 +268,10 @@ pub fn write(r: &Report<'_>, out: &Path, samples_csv: &Path) -> std::io::Result<
          processing steered there by RPS, or, for (a), the kernel's forwarding steered there \
          by RPS. The machine has 2 cores, so the 2-worker variants (and the kernel on 2 \
          cores) share core 0 with the generator: labelled so, and not a fair scaling figure.\n\
-         - priority: the bench and the gateway process run at nice {} (the kernel's forwarding \
-         runs in softirq context, ahead of any process, anyway).\n",
+         - priority: the bench and the gateway process run at nice {} in a session of their \
+         own whose autogroup has the same nice value (with `kernel.sched_autogroup_enabled=1` \
+         a task's nice only counts within its session; the kernel's forwarding runs in softirq \
+         context, ahead of any process, anyway).\n",
         crate::phases::NICE
     );
 
@@ -539,14 +541,21 @@ fn xdp_targets(md: &mut String, r: &Report<'_>) {
             "| (c′) under a flood at 2× its loss-free rate: delivered ≥ 0.9× that rate, 64 B | offered {:.0} pps{}, delivered {:.0} = {}× its loss-free {:.0} | {} |",
             o.offered_pps,
             if short {
-                " (the generator's maximum, short of 2×)"
+                format!(
+                    " (the generator's maximum: {:.2}× the loss-free rate, short of 2×)",
+                    o.offered_pps / cap64
+                )
             } else {
-                ""
+                String::new()
             },
             o.delivered_pps,
             fmt_opt(o.delivered_pps / cap64, 2),
             cap64,
-            met(o.delivered_pps >= 0.9 * cap64)
+            if short {
+                "**not shown**: the generator cannot offer 2×"
+            } else {
+                met(o.delivered_pps >= 0.9 * cap64)
+            }
         );
     }
     if let Some(h) = &r.stress.hostile_xdp {
