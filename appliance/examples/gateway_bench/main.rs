@@ -4,10 +4,12 @@
 //! alternates, repeat after repeat, (a) the kernel forwarding the same inner packets in
 //! `gw` and tungate with userspace decap with (b) no plugin, (c) one `cidr-filter`, (d) a
 //! chain of four plugins, for 64 B and 1400 B payload packets, with 1 worker (and the kernel
-//! on 1 core) and with 2 (2 cores, one shared with the load generator). Then it measures
-//! one-way latency at half of tungate's maximum rate, a hot swap every 100 ms under load
-//! (lost and duplicated packets by sequence number), and resident memory with 100 VIPs × 4
-//! plugins, and writes BENCHMARKS.md.
+//! on 1 core) and with 2 (2 cores, one shared with the load generator), and (b′)–(d′) on
+//! AF_XDP with 1 worker. Then it measures each 1-core variant's highest loss-free rate,
+//! (c′) under overload and under a hostile flood, one-way latency at half load, a hot swap
+//! every 100 ms under load on both paths (lost and duplicated packets by sequence number),
+//! and resident memory with 100 VIPs × 4 plugins, and writes BENCHMARKS.md. It runs in a
+//! session of its own (see `phases::raise_priority`).
 //!
 //! `gateway_bench run [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]`
 //! `gateway_bench soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400] [RATE]`

@@ -1,5 +1,6 @@
 //! The bench's phases, in order: the throughput matrix (variants alternating, repeated),
-//! latency at half of tungate's maximum rate, hot swaps under load, resident memory; then
+//! the loss-free capacity search, (c′) under overload and a hostile flood (and the TPACKET
+//! path at half load), latency at half load, hot swaps under load, resident memory; then
 //! the report.
 //!
 //! Cores: the load generator (and the bench's own bookkeeping) runs on core 0; the gateway
