@@ -129,12 +129,16 @@ fn in_own_session() -> Option<i32> {
     }
     let mut command = std::process::Command::new(std::env::current_exe().expect("own executable"));
     command.args(std::env::args_os().skip(1));
-    // SAFETY: setsid(2) is async-signal-safe; nothing else runs between fork and exec.
+    // SAFETY: setsid(2) and prctl(2) are async-signal-safe; nothing else runs between fork
+    // and exec. The death signal ends the bench with its caller (Ctrl-C, a CI timeout), as
+    // before it had a session of its own.
     unsafe {
         command.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
         });
     }
     let status = command.status().expect("run the bench in its own session");
