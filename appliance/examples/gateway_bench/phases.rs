@@ -767,13 +767,14 @@ impl Bench<'_> {
         let mut limited = false;
         let mut going_down = false;
         for _ in 0..40 {
-            let s = self.measure(
+            let mut s = self.measure(
                 Load::Rate(frames, rate),
                 v,
                 gw.as_deref_mut(),
                 window,
                 false,
             );
+            s.size = size;
             let lossless = s.delivered_pps >= 0.98 * s.offered_pps;
             let topped_out = s.offered_pps < 0.95 * rate;
             eprintln!(

@@ -216,6 +216,16 @@ fn met(ok: bool) -> &'static str {
     if ok { "**met**" } else { "**not met**" }
 }
 
+/// The status of "ours ≥ target × the kernel's" where either rate may be a lower bound
+/// (the generator's limit, nothing lost): decided only where the bounds allow it.
+fn bounded(ratio: f64, target: f64, kernel_lower: bool, ours_lower: bool) -> &'static str {
+    match (ratio >= target, kernel_lower, ours_lower) {
+        // A higher kernel rate could only lower the ratio; a higher rate of ours only raise it.
+        (false, _, false) | (true, false, _) => met(ratio >= target),
+        _ => "**not shown**: the generator's limit bounds the ratio from the wrong side",
+    }
+}
+
 /// Writes the report and the samples.
 pub fn write(r: &Report<'_>, out: &Path, samples_csv: &Path) -> std::io::Result<()> {
     let mut md = String::new();
@@ -399,7 +409,12 @@ fn targets(md: &mut String, r: &Report<'_>) {
             fmt_opt(cap.combined_ns.unwrap_or(f64::NAN), 0),
             fmt_opt(k.combined_ns, 0),
             fmt_opt(k.combined_ns / cap.combined_ns.unwrap_or(f64::NAN), 2),
-            met(cap.lossless_pps / k.pps >= 0.6)
+            bounded(
+                cap.lossless_pps / k.pps,
+                0.6,
+                k.lower_bound,
+                cap.generator_limited
+            )
         );
     }
     xdp_targets(md, r);
@@ -515,7 +530,7 @@ fn xdp_targets(md: &mut String, r: &Report<'_>) {
             cap.lossless_pps,
             k.pps,
             fmt_opt(ratio, 2),
-            met(ratio >= target)
+            bounded(ratio, target, k.lower_bound, cap.generator_limited)
         );
         let ours = cap.combined_ns.unwrap_or(f64::NAN);
         let _ = writeln!(
@@ -1083,4 +1098,26 @@ fn method(md: &mut String) {
          library's `Datapath` and `PluginHost`, as `tungate run` uses them, so that plugin \
          chains can be published (hot swap) without the admin API."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ratio_of_lower_bounds_is_decided_only_where_the_bound_allows() {
+        let unknown = "**not shown**: the generator's limit bounds the ratio from the wrong side";
+        // Both exact.
+        assert_eq!(bounded(1.2, 1.0, false, false), "**met**");
+        assert_eq!(bounded(0.8, 1.0, false, false), "**not met**");
+        // The kernel's rate a lower bound: a miss stays a miss, a hit is unknown.
+        assert_eq!(bounded(0.8, 1.0, true, false), "**not met**");
+        assert_eq!(bounded(1.2, 1.0, true, false), unknown);
+        // Ours a lower bound: a hit stays a hit, a miss is unknown.
+        assert_eq!(bounded(1.2, 1.0, false, true), "**met**");
+        assert_eq!(bounded(0.8, 1.0, false, true), unknown);
+        // Both: unknown either way.
+        assert_eq!(bounded(1.2, 1.0, true, true), unknown);
+        assert_eq!(bounded(0.8, 1.0, true, true), unknown);
+    }
 }
