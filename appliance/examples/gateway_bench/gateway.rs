@@ -256,8 +256,37 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
 /// A running capture's stop flag and drain thread (packets taken, packets lost).
 type CaptureDrain = (Arc<AtomicBool>, std::thread::JoinHandle<(u64, u64)>);
 /// The environment variable that puts the gateway on the AF_XDP path (`xdp`): native XDP
-/// on the ingress veth, as the daemon's `gateway.io = "xdp"`.
+/// on the ingress veth, as the daemon's `gateway.io = "xdp"`. The run sets it for each
+/// gateway it starts; `soak` passes on its own.
 pub const IO_ENV: &str = "GATEWAY_BENCH_IO";
+
+/// The gateway's receive and transmit path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Io {
+    /// TPACKET rings (variants b–d), with the nftables fence dropping tunnel packets after
+    /// the tap.
+    Packet,
+    /// AF_XDP sockets behind the XDP pre-filter, native XDP on the ingress veth (b′–d′).
+    Xdp,
+}
+
+impl Io {
+    /// The value of [`IO_ENV`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Io::Packet => "packet",
+            Io::Xdp => "xdp",
+        }
+    }
+
+    /// The path [`IO_ENV`] names in this process's environment (TPACKET unless `xdp`).
+    pub fn from_env() -> Io {
+        match std::env::var(IO_ENV).as_deref() {
+            Ok("xdp") => Io::Xdp,
+            _ => Io::Packet,
+        }
+    }
+}
 
 /// Registers the workers' AF_XDP sockets in the attached program.
 struct Registry(SharedFilter);
@@ -277,7 +306,7 @@ impl XskRegistry for Registry {
 type SharedFilter = Arc<Mutex<IngressFilter>>;
 
 fn io_plan(doc: &Document) -> Result<(IoPlan, Option<SharedFilter>), String> {
-    if std::env::var(IO_ENV).as_deref() != Ok("xdp") {
+    if Io::from_env() != Io::Xdp {
         return Ok((IoPlan::Packet, None));
     }
     let ingress = Datapath::ingress_interface(doc).ok_or("no ingress interface")?;
@@ -488,9 +517,16 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts a gateway in `gw` with `workers` workers pinned to `cpus`, serving `vips`
-    /// VIPs, and waits until it forwards.
-    pub fn start(gw: &Netns, workers: usize, cpus: &[usize], vips: usize, plugins: &Path) -> Self {
+    /// Starts a gateway in `gw` on `io` with `workers` workers pinned to `cpus`, serving
+    /// `vips` VIPs, and waits until it forwards.
+    pub fn start(
+        gw: &Netns,
+        io: Io,
+        workers: usize,
+        cpus: &[usize],
+        vips: usize,
+        plugins: &Path,
+    ) -> Self {
         let exe: PathBuf = std::env::current_exe().expect("own executable");
         let cpus: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
         let mut child = Command::new("ip")
@@ -504,6 +540,7 @@ impl GatewayProcess {
             ])
             .arg(plugins)
             .env("RUST_LOG", "warn")
+            .env(IO_ENV, io.name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -4,10 +4,12 @@
 //! alternates, repeat after repeat, (a) the kernel forwarding the same inner packets in
 //! `gw` and tungate with userspace decap with (b) no plugin, (c) one `cidr-filter`, (d) a
 //! chain of four plugins, for 64 B and 1400 B payload packets, with 1 worker (and the kernel
-//! on 1 core) and with 2 (2 cores, one shared with the load generator). Then it measures
-//! one-way latency at half of tungate's maximum rate, a hot swap every 100 ms under load
-//! (lost and duplicated packets by sequence number), and resident memory with 100 VIPs × 4
-//! plugins, and writes BENCHMARKS.md.
+//! on 1 core) and with 2 (2 cores, one shared with the load generator), and (b′)–(d′) on
+//! AF_XDP with 1 worker. Then it measures each 1-core variant's highest loss-free rate,
+//! (c′) under overload and under a hostile flood, one-way latency at half load, a hot swap
+//! every 100 ms under load on both paths (lost and duplicated packets by sequence number),
+//! and resident memory with 100 VIPs × 4 plugins, and writes BENCHMARKS.md. It runs in a
+//! session of its own (see `phases::raise_priority`).
 //!
 //! `gateway_bench run [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]`
 //! `gateway_bench soak [SECONDS] [kernel|none|cidr|four|cidr-timed|four-timed] [WORKERS] [64|1400] [RATE]`
@@ -24,6 +26,7 @@ mod phases;
 mod report;
 mod traffic;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -110,14 +113,45 @@ fn soak(args: &[String]) -> i32 {
             workers,
             chain,
             timed,
+            io: gateway::Io::from_env(),
         }
     };
     let rate = args.get(4).and_then(|a| a.parse().ok());
     phases::soak(seconds, variant, size, rate)
 }
 
+/// Runs this program again as the leader of a new session (so that the priority the bench
+/// gives its session's autogroup is its own, not the caller's shell's) and returns its exit
+/// status; `None` if this process leads its session already.
+fn in_own_session() -> Option<i32> {
+    if nix::unistd::getsid(None).ok() == Some(nix::unistd::getpid()) {
+        return None;
+    }
+    let mut command = std::process::Command::new(std::env::current_exe().expect("own executable"));
+    command.args(std::env::args_os().skip(1));
+    // SAFETY: setsid(2) and prctl(2) are async-signal-safe; nothing else runs between fork
+    // and exec. The death signal ends the bench with its caller (Ctrl-C, a CI timeout), as
+    // before it had a session of its own.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = command.status().expect("run the bench in its own session");
+    Some(status.code().unwrap_or(1))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("run" | "soak"))
+        && let Some(code) = in_own_session()
+    {
+        std::process::exit(code);
+    }
     match args.first().map(String::as_str) {
         Some("gateway") => {
             tracing_subscriber::fmt()

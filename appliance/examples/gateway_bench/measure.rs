@@ -94,7 +94,7 @@ pub fn process_cpu_ns(pid: u32) -> u64 {
 /// Sampling rate of the attribution (per second of the core's wall time).
 const PERF_HZ: u32 = 997;
 
-/// The gateway core's busy time over a window, attributed by `perf record` samples
+/// One core's busy time over a window, attributed by `perf record` samples
 /// (`cpu-clock` samples on that core, which is not sampled while idle, with kernel call
 /// chains): softirq work (in any task's context, or ksoftirqd), the gateway's own threads
 /// outside softirq, other tasks. The shares apply to the core's busy time from `/proc/stat`.
@@ -133,19 +133,42 @@ impl Attribution {
     pub fn others_share(&self) -> f64 {
         self.others / self.total()
     }
+
+    /// The interrupt work's share of the core's time (on the generator's core: the receive
+    /// side's work for what it sent, e.g. the XDP program on veth).
+    pub fn interrupt_share(&self) -> f64 {
+        self.interrupts / self.total()
+    }
 }
 
-/// A `perf record` of one core for one window.
+/// What `perf` saw on the recorded cores over one window.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// Each recorded core's attribution, by core index.
+    pub by_cpu: Vec<(usize, Attribution)>,
+    /// Each core's samples by leaf symbol (the function the sample landed in), most first.
+    pub top: Vec<(usize, Vec<(String, u64)>)>,
+}
+
+impl Profile {
+    /// The attribution of core `cpu`, if it was recorded.
+    pub fn cpu(&self, cpu: usize) -> Option<Attribution> {
+        self.by_cpu.iter().find(|(c, _)| *c == cpu).map(|(_, a)| *a)
+    }
+}
+
+/// A `perf record` of some cores for one window.
 pub struct PerfRecording {
     child: Child,
     file: PathBuf,
 }
 
 impl PerfRecording {
-    /// Starts recording core `cpu` for `window`; `None` if `perf` is not there.
-    pub fn start(cpu: usize, window: Duration, tag: &str) -> Option<PerfRecording> {
+    /// Starts recording cores `cpus` for `window`; `None` if `perf` is not there.
+    pub fn start(cpus: &[usize], window: Duration, tag: &str) -> Option<PerfRecording> {
         let file =
             std::env::temp_dir().join(format!("gateway-bench-{}-{tag}.perf", std::process::id()));
+        let list: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
         let child = Command::new("perf")
             .args([
                 "record",
@@ -154,7 +177,7 @@ impl PerfRecording {
                 "cpu-clock",
                 "-g",
                 "-C",
-                &cpu.to_string(),
+                &list.join(","),
             ])
             .args(["-F", &PERF_HZ.to_string(), "-o"])
             .arg(&file)
@@ -166,11 +189,12 @@ impl PerfRecording {
         Some(PerfRecording { child, file })
     }
 
-    /// Waits for the recording and attributes its samples; `ours` are the gateway's
-    /// thread ids.
-    pub fn finish(mut self, ours: &HashSet<u32>) -> Option<Attribution> {
+    /// Waits for the recording and attributes its samples per core; `ours` are the
+    /// gateway's thread ids, `load` the generator's (their samples count in the top
+    /// symbols, not in the gateway's CPU).
+    pub fn finish(mut self, ours: &HashSet<u32>, load: &HashSet<u32>) -> Option<Profile> {
         let ok = self.child.wait().ok()?.success();
-        let result = ok.then(|| attribute(&self.file, ours)).flatten();
+        let result = ok.then(|| attribute(&self.file, ours, load)).flatten();
         let _ = std::fs::remove_file(&self.file);
         result
     }
@@ -187,44 +211,89 @@ fn is_interrupt_frame(symbol: &str) -> bool {
         || symbol.starts_with("common_interrupt")
 }
 
-fn attribute(file: &Path, ours: &HashSet<u32>) -> Option<Attribution> {
+/// The symbol of one call-chain line of `perf script` (`ADDRESS SYMBOL+OFFSET`).
+fn frame_symbol(line: &str) -> Option<&str> {
+    let (_, sym) = line.trim().split_once(char::is_whitespace)?;
+    let sym = sym.trim();
+    Some(sym.split('+').next().unwrap_or(sym))
+}
+
+fn attribute(file: &Path, ours: &HashSet<u32>, load: &HashSet<u32>) -> Option<Profile> {
     let out = Command::new("perf")
-        .args(["script", "-F", "comm,tid,ip,sym", "-i"])
+        .args(["script", "-F", "comm,tid,cpu,ip,sym", "-i"])
         .arg(file)
         .stderr(Stdio::null())
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    parse_script(&String::from_utf8_lossy(&out.stdout), ours, load)
+}
+
+/// Attributes the samples of `perf script -F comm,tid,cpu,ip,sym` output. The top symbols
+/// count interrupt work and the `ours` and `load` threads only (other tasks left out).
+fn parse_script(text: &str, ours: &HashSet<u32>, load: &HashSet<u32>) -> Option<Profile> {
     let seconds = 1.0 / f64::from(PERF_HZ);
-    let mut a = Attribution::default();
-    let mut samples = 0u64;
+    let mut by_cpu: Vec<(usize, Attribution)> = Vec::new();
+    let mut top: Vec<(usize, std::collections::HashMap<String, u64>)> = Vec::new();
     for block in text.split("\n\n") {
         let mut lines = block.lines().filter(|l| !l.trim().is_empty());
         let Some(header) = lines.next() else {
             continue;
         };
+        // `COMM TID [CPU]`; COMM may contain spaces.
         let mut words = header.split_whitespace().rev();
+        let cpu: usize = words
+            .next()
+            .and_then(|c| c.trim_matches(|x| x == '[' || x == ']').parse().ok())
+            .unwrap_or(usize::MAX);
         let tid: u32 = words.next().and_then(|t| t.parse().ok()).unwrap_or(0);
         let comm: Vec<&str> = words.rev().collect();
         let comm = comm.join(" ");
-        let interrupt = comm.starts_with("ksoftirqd/")
-            || lines.any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|sym| is_interrupt_frame(sym.split('+').next().unwrap_or(sym)))
-            });
-        samples += 1;
+        let frames: Vec<&str> = lines.filter_map(frame_symbol).collect();
+        let interrupt =
+            comm.starts_with("ksoftirqd/") || frames.iter().any(|f| is_interrupt_frame(f));
+        let a = match by_cpu.iter_mut().find(|(c, _)| *c == cpu) {
+            Some((_, a)) => a,
+            None => {
+                by_cpu.push((cpu, Attribution::default()));
+                &mut by_cpu.last_mut().expect("just pushed").1
+            }
+        };
+        let idle = comm.starts_with("swapper") || tid == 0;
         if interrupt {
             a.interrupts += seconds;
         } else if ours.contains(&tid) {
             a.gateway_threads += seconds;
-        } else if comm.starts_with("swapper") || tid == 0 {
+        } else if idle {
             a.idle += seconds;
         } else {
             a.others += seconds;
         }
+        if interrupt || ours.contains(&tid) || load.contains(&tid) {
+            let leaf = frames.first().copied().unwrap_or("[unknown]").to_owned();
+            let counts = match top.iter_mut().find(|(c, _)| *c == cpu) {
+                Some((_, m)) => m,
+                None => {
+                    top.push((cpu, Default::default()));
+                    &mut top.last_mut().expect("just pushed").1
+                }
+            };
+            *counts.entry(leaf).or_default() += 1;
+        }
     }
-    (samples > 0).then_some(a)
+    if by_cpu.is_empty() {
+        return None;
+    }
+    by_cpu.sort_by_key(|(c, _)| *c);
+    let mut top: Vec<(usize, Vec<(String, u64)>)> = top
+        .into_iter()
+        .map(|(c, m)| {
+            let mut v: Vec<(String, u64)> = m.into_iter().collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            (c, v)
+        })
+        .collect();
+    top.sort_by_key(|(c, _)| *c);
+    Some(Profile { by_cpu, top })
 }
 
 /// The thread ids of process `pid`.
@@ -248,6 +317,66 @@ pub fn rx_packets(ns: &Netns, interface: &str) -> u64 {
     v[0]["stats64"]["rx"]["packets"]
         .as_u64()
         .expect("rx packets")
+}
+
+/// Drop counters along the bench's path, read together: where frames were lost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PathDrops {
+    /// The generator's veth (`r0` tx dropped): the gateway side refused the frame (its XDP
+    /// ring or backlog full).
+    pub sender: u64,
+    /// The gateway's ingress (`g0` rx dropped): e.g. an XDP redirect that found no room.
+    pub ingress: u64,
+    /// The gateway's egress (`g1` tx dropped): the client side refused the frame.
+    pub egress: u64,
+    /// Every core's backlog drops (`/proc/net/softnet_stat`, whole host: RPS and
+    /// `netif_rx` queues over `netdev_max_backlog`).
+    pub backlog: u64,
+}
+
+impl PathDrops {
+    /// `self - before`, per counter.
+    pub fn minus(&self, before: &PathDrops) -> PathDrops {
+        PathDrops {
+            sender: self.sender.saturating_sub(before.sender),
+            ingress: self.ingress.saturating_sub(before.ingress),
+            egress: self.egress.saturating_sub(before.egress),
+            backlog: self.backlog.saturating_sub(before.backlog),
+        }
+    }
+}
+
+fn link_stat(ns: &Netns, interface: &str, dir: &str, field: &str) -> u64 {
+    let Ok(out) = Command::new("ip")
+        .args(["-n", &ns.name, "-j", "-s", "link", "show", interface])
+        .output()
+    else {
+        return 0;
+    };
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v[0]["stats64"][dir][field].as_u64())
+        .unwrap_or(0)
+}
+
+/// The host's backlog drops so far (the second column of `/proc/net/softnet_stat`, summed
+/// over cores).
+fn softnet_drops() -> u64 {
+    std::fs::read_to_string("/proc/net/softnet_stat")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+        .sum()
+}
+
+/// The drop counters of the bench's path now.
+pub fn path_drops(rs: &Netns, gw: &Netns) -> PathDrops {
+    PathDrops {
+        sender: link_stat(rs, "r0", "tx", "dropped"),
+        ingress: link_stat(gw, "g0", "rx", "dropped"),
+        egress: link_stat(gw, "g1", "tx", "dropped"),
+        backlog: softnet_drops(),
+    }
 }
 
 /// The first three fields of `/proc/loadavg`.
@@ -288,5 +417,43 @@ mod tests {
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn perf_samples_are_attributed_per_core() {
+        let text = "tungate-w0 700 [001] \n\
+            \t ffffffff81000001 tpacket_rcv+0x10\n\
+            \t ffffffff81000002 net_rx_action+0x20\n\
+            \n\
+            tungate-w0 700 [001] \n\
+            \t 5555 tungate_datapath::worker::run\n\
+            \n\
+            gateway_bench 600 [000] \n\
+            \t ffffffff81000003 veth_xdp_rcv+0x1\n\
+            \t ffffffff81000004 handle_softirqs+0x1\n\
+            \n\
+            gateway_bench 600 [000] \n\
+            \t ffffffff81000005 packet_sendmsg+0x1\n\
+            \n\
+            lto cgu.02 900 [001] \n\
+            \t 1234 llvm::Pass::run\n";
+        let ours: HashSet<u32> = [700].into();
+        let p = parse_script(text, &ours, &[600].into()).expect("samples");
+        let s = 1.0 / f64::from(PERF_HZ);
+        let gw = p.cpu(1).expect("core 1");
+        assert_eq!((gw.interrupts, gw.gateway_threads, gw.others), (s, s, s));
+        let generator = p.cpu(0).expect("core 0");
+        assert_eq!(
+            (
+                generator.interrupts,
+                generator.gateway_threads,
+                generator.others
+            ),
+            (s, 0.0, s)
+        );
+        let top0 = &p.top.iter().find(|(c, _)| *c == 0).expect("core 0").1;
+        assert_eq!(top0[0], ("packet_sendmsg".to_owned(), 1));
+        assert!(top0.contains(&("veth_xdp_rcv".to_owned(), 1)));
+        assert!(p.cpu(2).is_none());
     }
 }

@@ -40,7 +40,13 @@ pub enum Encap {
     Ipip,
     /// The inner packet alone (what the kernel forwards in the reference variant).
     Plain,
+    /// The inner packet in IPIP from [`STRANGER`], not a configured peer, to GIP: the hostile
+    /// flood (dropped as `unknown_peer`).
+    Stranger,
 }
+
+/// The outer source of the hostile flood: no peer of the gateway's.
+pub const STRANGER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 66);
 
 /// Frames to send, all of the same length, and where their payload starts.
 pub struct Frames {
@@ -69,6 +75,7 @@ pub fn build_frames(encap: Encap, payload: usize, flows: usize, vips: &[Ipv4Addr
         inner[26..28].fill(0); // no UDP checksum: payload rewrites stay valid
         let ip = match encap {
             Encap::Ipip => ipip(RIP, GIP, &inner),
+            Encap::Stranger => ipip(STRANGER, GIP, &inner),
             Encap::Plain => inner,
         };
         frames.push(ethernet(GW_RS_MAC, RS_MAC, &ip));
@@ -192,6 +199,50 @@ impl Generator {
             total += n as u64;
             sent.fetch_add(n as u64, Ordering::Relaxed);
             at = (at + burst) % refs.len();
+        }
+    }
+
+    /// Sends `valid` frames at `valid_rate` per second and fills every batch of 64 up with
+    /// `hostile` frames, as fast as it can, until `stop` is set: a flood from a stranger at
+    /// the generator's maximum with valid traffic at a steady rate inside it. Adds what it
+    /// sent to `sent_valid` and `sent_hostile` after every batch.
+    pub fn mixed(
+        &self,
+        valid: &Frames,
+        hostile: &Frames,
+        valid_rate: f64,
+        stop: &AtomicBool,
+        sent_valid: &AtomicU64,
+        sent_hostile: &AtomicU64,
+    ) {
+        let mut started = Instant::now();
+        let (mut total_valid, mut v, mut h) = (0u64, 0usize, 0usize);
+        let mut batch: Vec<&[u8]> = Vec::with_capacity(FLOOD_BATCH);
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let mut due = ((now - started).as_secs_f64() * valid_rate) as u64;
+            if due > total_valid + (MAX_LAG.as_secs_f64() * valid_rate) as u64 + FLOOD_BATCH as u64
+            {
+                // Held up: go on from here (no catch-up burst, as `flood`).
+                started = now - Duration::from_secs_f64(total_valid as f64 / valid_rate);
+                due = total_valid;
+            }
+            let n_valid = (due.saturating_sub(total_valid) as usize).min(FLOOD_BATCH);
+            batch.clear();
+            for _ in 0..n_valid {
+                batch.push(&valid.frames[v]);
+                v = (v + 1) % valid.frames.len();
+            }
+            while batch.len() < FLOOD_BATCH {
+                batch.push(&hostile.frames[h]);
+                h = (h + 1) % hostile.frames.len();
+            }
+            let n = self.sendmmsg(&batch);
+            // sendmmsg sends in order: the valid frames lead the batch.
+            let sent_v = n.min(n_valid) as u64;
+            total_valid += sent_v;
+            sent_valid.fetch_add(sent_v, Ordering::Relaxed);
+            sent_hostile.fetch_add((n as u64).saturating_sub(sent_v), Ordering::Relaxed);
         }
     }
 
