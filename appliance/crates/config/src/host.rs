@@ -115,9 +115,30 @@ fn sysfs_rx_queues(name: &str) -> std::io::Result<u32> {
 
 /// Checks the document against this host.
 pub fn check_host(doc: &Document) -> Result<(), Invalid> {
+    check_host_as(doc, false)
+}
+
+/// Checks the document against this host; a fleet member (`fleet`: `tungate run --fleet`)
+/// need not hold GIP yet (it puts GIP on `lo` itself) but must name
+/// `gateway.ingress_interface` (the interface holding GIP, `lo`, is not where the tunnels
+/// arrive).
+pub fn check_host_as(doc: &Document, fleet: bool) -> Result<(), Invalid> {
     let mut problems = Vec::new();
     let gip = doc.gateway.address;
+    if fleet
+        && doc.gateway.decap == DecapMode::Userspace
+        && doc.gateway.ingress_interface.is_none()
+    {
+        problems.push(FieldError {
+            field: "gateway.ingress_interface".into(),
+            message: format!(
+                "in fleet mode {gip} is held on lo: name the interface the reply tunnels \
+                 arrive on"
+            ),
+        });
+    }
     match local_ipv4_addresses() {
+        Ok(_) if fleet => {}
         Ok(local) if !local.contains(&gip) => problems.push(FieldError {
             field: "gateway.address".into(),
             message: format!(
