@@ -119,8 +119,7 @@ impl Announcer {
                 let mut failing = false;
                 loop {
                     let stopping = shared.stop.load(Ordering::Acquire);
-                    let want =
-                        !stopping && !shared.draining.load(Ordering::Acquire) && ready();
+                    let want = !stopping && !shared.draining.load(Ordering::Acquire) && ready();
                     if want != shared.announced.load(Ordering::Acquire) || failing {
                         match link.set_up(want) {
                             Ok(()) => {
@@ -357,7 +356,10 @@ mod tests {
             (40..=50).contains(&report.packets_after_withdrawal),
             "{report:?}"
         );
-        assert!(f.drained.load(Ordering::Acquire), "the stop was handed over");
+        assert!(
+            f.drained.load(Ordering::Acquire),
+            "the stop was handed over"
+        );
         assert_eq!(handle.drain(), Err(DrainError::AlreadyDraining));
         std::thread::sleep(POLL_INTERVAL * 3);
         assert_eq!(f.link.last(), Some(false), "ready, but drained: stays down");

@@ -87,7 +87,9 @@ impl HealthLink {
     pub fn create(name: &str) -> Result<HealthLink, LinkError> {
         if name.is_empty()
             || name.len() >= libc::IFNAMSIZ
-            || name.bytes().any(|b| b == b'/' || b.is_ascii_whitespace() || b == 0)
+            || name
+                .bytes()
+                .any(|b| b == b'/' || b.is_ascii_whitespace() || b == 0)
         {
             return Err(LinkError::BadName(name.to_owned()));
         }
@@ -140,8 +142,7 @@ impl HealthLink {
     fn flags(&self) -> Result<libc::c_short, LinkError> {
         let mut request = ifreq(&self.name);
         // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of one `ifreq`.
-        if unsafe { libc::ioctl(self.control.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } < 0
-        {
+        if unsafe { libc::ioctl(self.control.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } < 0 {
             return Err(LinkError::Ioctl {
                 action: "read the flags of",
                 name: self.name.clone(),

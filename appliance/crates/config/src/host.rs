@@ -125,9 +125,7 @@ pub fn check_host(doc: &Document) -> Result<(), Invalid> {
 pub fn check_host_as(doc: &Document, fleet: bool) -> Result<(), Invalid> {
     let mut problems = Vec::new();
     let gip = doc.gateway.address;
-    if fleet
-        && doc.gateway.decap == DecapMode::Userspace
-        && doc.gateway.ingress_interface.is_none()
+    if fleet && doc.gateway.decap == DecapMode::Userspace && doc.gateway.ingress_interface.is_none()
     {
         problems.push(FieldError {
             field: "gateway.ingress_interface".into(),
