@@ -560,9 +560,9 @@ function BindingsTable(props: { bindings: BindingRates[] }) {
         ) : null}
       </h2>
       <p class="muted small" data-testid="bindings-per-gateway">
-        These counters and each plugin's state (e.g. rate-limit's tables) belong to this gateway only. In a fleet
-        (tungate run --fleet) the router spreads the flows over the gateways, so a limit applies per gateway and a
-        flow may move to another gateway, which starts it from zero.
+        These counters and each plugin's state (e.g. rate-limit's tables) belong to this gateway only. In a
+        fleet (tungate run --fleet) the router spreads the flows over the gateways, so a limit applies per
+        gateway and a flow may move to another gateway, which starts it from zero.
       </p>
       {props.bindings.length === 0 ? (
         <p class="muted" data-testid="no-bindings">
