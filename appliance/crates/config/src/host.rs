@@ -194,6 +194,29 @@ mod tests {
     use crate::parse_toml;
 
     #[test]
+    fn a_fleet_member_needs_no_gip_yet_but_its_ingress_interface() {
+        let gip_elsewhere = "[gateway]\naddress = \"203.0.113.77\"\n";
+        check_host_as(
+            &parse_toml(&format!("{gip_elsewhere}ingress_interface = \"lo\"")).unwrap(),
+            true,
+        )
+        .unwrap();
+        let unnamed = check_host_as(&parse_toml(gip_elsewhere).unwrap(), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unnamed.contains("gateway.ingress_interface") && unnamed.contains("fleet mode"),
+            "{unnamed}"
+        );
+        assert!(
+            !unnamed.contains("not an address of this host"),
+            "{unnamed}"
+        );
+        let outside = check_host(&parse_toml(gip_elsewhere).unwrap()).unwrap_err();
+        assert!(outside.to_string().contains("not an address of this host"));
+    }
+
+    #[test]
     fn loopback_is_local_and_a_documentation_address_is_not() {
         let ok =
             parse_toml("[gateway]\naddress = \"127.0.0.1\"\negress_interface = \"lo\"").unwrap();
