@@ -78,6 +78,8 @@ pub struct Announcer {
 /// What the admin API holds to start a drain (cheap to clone).
 #[derive(Clone)]
 pub struct AnnounceHandle {
+    /// The announcer thread (unparked when a drain starts).
+    follower: std::thread::Thread,
     state: Arc<State>,
     received: Received,
     on_drained: OnDrained,
@@ -141,12 +143,14 @@ impl Announcer {
                     if stopping {
                         break;
                     }
-                    std::thread::sleep(POLL_INTERVAL);
+                    // A drain or a stop unparks the thread: it acts at once, not at the tick.
+                    std::thread::park_timeout(POLL_INTERVAL);
                 }
                 // Dropping the link here deletes the device.
             })?;
         Ok(Announcer {
             handle: AnnounceHandle {
+                follower: thread.thread().clone(),
                 state: state.clone(),
                 received,
                 on_drained,
@@ -171,6 +175,7 @@ impl Announcer {
     /// Withdraws (link down) and removes the link; call before the data path stops.
     pub fn stop(mut self) {
         self.state.stop.store(true, Ordering::Release);
+        self.handle.follower.unpark();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -204,6 +209,7 @@ impl AnnounceHandle {
         if self.state.draining.swap(true, Ordering::AcqRel) {
             return Err(DrainError::AlreadyDraining);
         }
+        self.follower.unpark();
         let started = Instant::now();
         let withdraw_limit = POLL_INTERVAL * 40;
         while self.state.announced.load(Ordering::Acquire) {
