@@ -88,6 +88,20 @@ Examples:
   tungate capture --reason unknown_peer --count 20 -w unknown.pcapng --token-file T
   tungate capture --vip 192.0.2.10 --plugin cidr-filter --seconds 60 -w - --token-file T | tshark -r -")]
     Capture(CaptureArgs),
+    /// Drain a fleet gateway: withdraw its route, wait until the router moved the traffic,
+    /// stop it.
+    ///
+    /// Asks the admin API (`POST /api/v1/drain`, with the token) of a gateway started with
+    /// `tungate run --fleet NAME`: it sets its health link `tg-health` down (the host's
+    /// routing daemon withdraws GIP from the router), keeps forwarding until no packet has
+    /// arrived for 1 s (at most 30 s), answers, and exits 0. Prints when the route was
+    /// withdrawn and how many packets still came. Exits 0 when drained, 1 when refused (not
+    /// in fleet mode, draining already) or unreachable, 2 for a bad URL or token file.
+    #[command(after_help = "\
+Examples:
+  tungate drain --token-file /var/lib/tungate/admin-token
+  tungate drain --url http://10.0.0.1:9080 --token-file T")]
+    Drain(DrainArgs),
     /// Work with configuration documents without running anything.
     ///
     /// `check` validates a TOML file exactly as `run` and the API would (and, with --host,
@@ -177,6 +191,21 @@ pub struct StatusArgs {
     pub admin_ca: Option<PathBuf>,
 }
 
+/// Arguments of `tungate drain`.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The admin API's URL (the `--admin-listen` of `tungate run`).
+    #[arg(long, default_value = tungate_api::status::DEFAULT_URL, env = "TUNGATE_URL")]
+    pub url: String,
+    /// A file holding the admin token (a drain is a write: always needed).
+    #[arg(long, env = "TUNGATE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// For an https:// URL: the certificate(s) to trust (PEM) [default: the system's
+    /// bundle].
+    #[arg(long, value_name = "PATH", env = "TUNGATE_ADMIN_CA")]
+    pub admin_ca: Option<PathBuf>,
+}
+
 /// Arguments of `tungate capture`.
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
@@ -247,6 +276,28 @@ pub struct RunArgs {
     /// How the counters are printed (on SIGUSR1 and on exit).
     #[arg(long, value_enum, default_value_t)]
     pub counters_format: crate::daemon::CountersFormat,
+    /// Run as a member of the fleet NAME: hold GIP on `lo` (no ARP for it), and keep the
+    /// health link `tg-health` up while ready and not draining — the host's routing daemon
+    /// announces GIP/32 only while it is up (deploy/fleet/). The link vanishes with the
+    /// process, kill -9 included. `gateway.ingress_interface` must be set.
+    #[arg(long, value_name = "NAME", value_parser = fleet_name)]
+    pub fleet: Option<String>,
+}
+
+/// A fleet name: 1 to 63 of `a-z 0-9 -` (it names keys and logs, never a device).
+fn fleet_name(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a fleet name: 1 to 63 of a-z, 0-9 and '-'"
+        ))
+    }
 }
 
 /// `tungate net ...`
@@ -278,6 +329,10 @@ pub struct NetArgs {
     /// [default: /var/lib/tungate/netcfg-gateway.json].
     #[arg(long)]
     pub state_file: Option<PathBuf>,
+    /// As a member of the fleet NAME (`tungate run --fleet NAME`): also GIP/32 on `lo`
+    /// and `arp_ignore=1`, `arp_announce=2` on `all`.
+    #[arg(long, value_name = "NAME", value_parser = fleet_name)]
+    pub fleet: Option<String>,
 }
 
 /// Keep reconciling after `apply`.
@@ -397,6 +452,7 @@ fn run_options(state_file: &Option<PathBuf>, watch: Option<&WatchArgs>) -> RunOp
         state_file: state_file.clone(),
         watch: watch.is_some_and(|w| w.watch),
         interval: std::time::Duration::from_secs(watch.map_or(5, |w| w.interval.max(1))),
+        fleet: false,
     }
 }
 
@@ -487,6 +543,9 @@ pub fn main() -> i32 {
             duration: args.duration.map(std::time::Duration::from_secs),
             plugin_dir: args.plugin_dir,
         }),
+        Command::Drain(args) => {
+            tungate_api::drain::run(&args.url, args.token_file.as_ref(), args.admin_ca.as_ref())
+        }
         Command::Status(args) => {
             tungate_api::status::run(&args.url, args.token_file.as_ref(), args.admin_ca.as_ref())
         }
@@ -513,6 +572,7 @@ pub fn main() -> i32 {
             admin_tls: args.admin_tls_cert.zip(args.admin_tls_key),
             plugins: args.plugins,
             counters_format: args.counters_format,
+            fleet: args.fleet,
         }),
         Command::Net(cmd) => {
             let (action, args, watch) = match &cmd {
@@ -520,7 +580,10 @@ pub fn main() -> i32 {
                 NetCommand::Apply { args, watch } => (Action::Apply, args, Some(watch)),
                 NetCommand::Down(a) => (Action::Down, a, None),
             };
-            let options = run_options(&args.state_file, watch);
+            let options = RunOptions {
+                fleet: args.fleet.is_some(),
+                ..run_options(&args.state_file, watch)
+            };
             tungate_netcfg::run_net(action, args.config.as_deref(), &options)
         }
         Command::Rs(cmd) => {

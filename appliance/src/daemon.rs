@@ -71,6 +71,12 @@ enum StartupError {
     /// The admin listener's certificate or key cannot be used.
     #[error("{0}")]
     Tls(tungate_admin::tls::TlsError),
+    /// Fleet mode: the health link cannot be made.
+    #[error("{0}")]
+    HealthLink(tungate_announce::LinkError),
+    /// Fleet mode: the announcer thread could not be started.
+    #[error("cannot start the announcer thread: {0}")]
+    Announcer(std::io::Error),
 }
 
 impl StartupError {
@@ -87,7 +93,9 @@ impl StartupError {
             | StartupError::Plane(_)
             | StartupError::ControlThread(_)
             | StartupError::Listen { .. }
-            | StartupError::AdminServer(_) => 1,
+            | StartupError::AdminServer(_)
+            | StartupError::HealthLink(_)
+            | StartupError::Announcer(_) => 1,
         }
     }
 }
@@ -122,6 +130,8 @@ pub struct RunOptions {
     pub plugins: Vec<PathBuf>,
     /// How counters are printed.
     pub counters_format: CountersFormat,
+    /// `--fleet NAME`: a fleet member (GIP on `lo`, the health link, drain).
+    pub fleet: Option<String>,
 }
 
 fn print_counters(snapshot: &Snapshot, format: CountersFormat) {
@@ -162,6 +172,34 @@ fn abort_on_panic() {
         eprintln!("tungate: a thread panicked; ending the process so that it is restarted");
         std::process::abort();
     }));
+}
+
+/// Fleet mode: creates the health link and starts the announcer, which keeps it up while
+/// the control plane's view says ready; a finished drain stops this process (SIGTERM to
+/// itself, served by the signal loop like any other).
+fn announce(
+    fleet: &str,
+    control: &Control,
+    counters: &Arc<tungate_datapath::counters::Counters>,
+) -> Result<tungate_announce::Announcer, StartupError> {
+    let link = tungate_announce::HealthLink::create(tungate_announce::HEALTH_DEVICE)
+        .map_err(StartupError::HealthLink)?;
+    let view = control.view();
+    let counters = counters.clone();
+    tracing::info!(
+        "fleet {fleet:?}: GIP is announced while the health link {} is up (while ready)",
+        link.name()
+    );
+    tungate_announce::Announcer::start(
+        link,
+        move || view.load().ready,
+        move || counters.snapshot().rx_packets,
+        || {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
+        },
+    )
+    .map_err(StartupError::Announcer)
 }
 
 /// Runs the gateway; returns the process exit status.
@@ -219,13 +257,29 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         config,
         plugin_files: options.plugins.clone(),
         limits,
+        fleet: options.fleet.clone(),
     })
     .map_err(StartupError::Plane)?;
     let counters = plane.counters();
     let control = Control::spawn(plane).map_err(StartupError::ControlThread)?;
+    let announcer = match options
+        .fleet
+        .as_deref()
+        .map(|name| announce(name, &control, &counters))
+    {
+        Some(Err(e)) => {
+            let _ = control.stop();
+            return Err(e);
+        }
+        Some(Ok(a)) => Some(a),
+        None => None,
+    };
     let listener = match std::net::TcpListener::bind(options.admin_listen) {
         Ok(l) => l,
         Err(source) => {
+            if let Some(a) = announcer {
+                a.stop();
+            }
             let _ = control.stop();
             return Err(StartupError::Listen {
                 address: options.admin_listen,
@@ -246,12 +300,16 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         started: Instant::now(),
         max_module_bytes,
         network: control.network(),
+        fleet: announcer.as_ref().map(tungate_announce::Announcer::handle),
     }));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let encrypted = tls.is_some();
     let admin = match AdminServer::start(listener, state, tls) {
         Ok(a) => a,
         Err(e) => {
+            if let Some(a) = announcer {
+                a.stop();
+            }
             let _ = control.stop();
             return Err(StartupError::AdminServer(e));
         }
@@ -296,6 +354,10 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
                 break;
             }
         }
+    }
+    // Withdraw first, so the router moves the traffic while the data path still runs.
+    if let Some(a) = announcer {
+        a.stop();
     }
     admin.stop();
     drop(handle);

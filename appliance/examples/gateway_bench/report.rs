@@ -241,7 +241,8 @@ pub fn write(r: &Report<'_>, out: &Path, samples_csv: &Path) -> std::io::Result<
          do not edit by hand. How it measures and what was learnt while making the data path \
          fast: [deploy/bench/README.md](deploy/bench/README.md). Every sample: \
          [{}]({}). What a running capture of dropped packets costs: \
-         [deploy/bench/capture.md](deploy/bench/capture.md).\n",
+         [deploy/bench/capture.md](deploy/bench/capture.md). A fleet's route withdrawal and \
+         failover (BIRD, ECMP): [deploy/bench/results/fleet.md](deploy/bench/results/fleet.md).\n",
         samples_csv
             .file_name()
             .unwrap_or_default()

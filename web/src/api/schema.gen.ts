@@ -108,6 +108,18 @@ export type paths = {
      */
     get: operations['capture'];
   };
+  '/api/v1/drain': {
+    /**
+     * Drain this fleet gateway, then stop it
+     * @description Fleet mode only (`tungate run --fleet NAME`): sets the health link `tg-health` down, so
+     * the host's routing daemon withdraws GIP from the router; waits until no packet has
+     * arrived for 1 s (the router has moved the traffic; at most 30 s); answers with what
+     * it saw; and stops the gateway (exit status 0; systemd's `Restart=on-failure` leaves
+     * it stopped). Packets that arrive meanwhile are forwarded as usual. `tungate drain`
+     * calls it. A gateway not in fleet mode, or one already draining, answers 409.
+     */
+    post: operations['drain'];
+  };
 };
 
 export type webhooks = Record<string, never>;
@@ -366,6 +378,17 @@ export type components = {
         /** @description why this path: asked for, or why XDP was not available (e.g. the driver has no native XDP) */
         reason: string;
       };
+    };
+    /** @description what a drain did */
+    Drain: {
+      /** @description from the request until the health link was down (the routing daemon withdraws GIP on that event) */
+      withdrawn_after_ms: number;
+      /** @description from the withdrawal until the drain ended */
+      drained_after_ms: number;
+      /** @description packets that still arrived after the withdrawal (all forwarded) */
+      packets_after_withdrawal: number;
+      /** @description true when no packet arrived for 1 s (the router moved the traffic); false when the 30 s limit ended the drain */
+      quiet: boolean;
     };
     Totals: {
       received_packets?: number;
@@ -987,6 +1010,27 @@ export type operations = {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       429: components['responses']['TooManyRequests'];
+    };
+  };
+  /**
+   * Drain this fleet gateway, then stop it
+   * @description Fleet mode only (`tungate run --fleet NAME`): sets the health link `tg-health` down, so
+   * the host's routing daemon withdraws GIP from the router; waits until no packet has
+   * arrived for 1 s (the router has moved the traffic; at most 30 s); answers with what
+   * it saw; and stops the gateway (exit status 0; systemd's `Restart=on-failure` leaves
+   * it stopped). Packets that arrive meanwhile are forwarded as usual. `tungate drain`
+   * calls it. A gateway not in fleet mode, or one already draining, answers 409.
+   */
+  drain: {
+    responses: {
+      /** @description drained; the gateway stops now */
+      200: {
+        content: {
+          'application/json': components['schemas']['Drain'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+      409: components['responses']['Conflict'];
     };
   };
 };

@@ -559,6 +559,11 @@ function BindingsTable(props: { bindings: BindingRates[] }) {
           </span>
         ) : null}
       </h2>
+      <p class="muted small" data-testid="bindings-per-gateway">
+        These counters and each plugin's state (e.g. rate-limit's tables) belong to this gateway only. In a
+        fleet (tungate run --fleet) the router spreads the flows over the gateways, so a limit applies per
+        gateway and a flow may move to another gateway, which starts it from zero.
+      </p>
       {props.bindings.length === 0 ? (
         <p class="muted" data-testid="no-bindings">
           No plugin is bound to a VIP. Bind one on the <a href={ROUTE_HASH.plugins}>Plugins</a> page.

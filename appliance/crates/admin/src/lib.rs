@@ -12,6 +12,7 @@ mod auth;
 mod body;
 mod capture;
 mod config;
+mod drain;
 mod error;
 mod health;
 mod listener;
@@ -68,6 +69,8 @@ pub struct Shared {
     pub max_module_bytes: usize,
     /// The netcfg reconciler's progress (none when it does not run).
     pub network: Option<tungate_control::NetworkStatus>,
+    /// Fleet mode (`--fleet`): the announcer's handle, for `POST /api/v1/drain`.
+    pub fleet: Option<tungate_announce::AnnounceHandle>,
 }
 
 /// The handlers' state (cheap to clone).
@@ -177,6 +180,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/api/v1/status", stats::status),
         endpoint(M::GET, "/api/v1/stats", stats::stats),
         endpoint(M::GET, "/api/v1/capture", capture::capture),
+        endpoint(M::POST, "/api/v1/drain", drain::drain),
         endpoint(M::GET, "/api/v1/config", config::get),
         endpoint(M::PUT, "/api/v1/config", config::put),
         endpoint(M::GET, "/api/v1/peers", peers::list),

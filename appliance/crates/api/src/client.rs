@@ -68,13 +68,15 @@ pub enum ClientError {
         /// The handshake error.
         source: std::io::Error,
     },
-    /// The request took longer than [`REQUEST_TIMEOUT`].
-    #[error("the admin API at {url} did not answer {path} within {REQUEST_TIMEOUT:?}")]
+    /// The request took longer than its limit ([`REQUEST_TIMEOUT`] unless said).
+    #[error("the admin API at {url} did not answer {path} within {limit:?}")]
     Timeout {
         /// The base URL.
         url: String,
         /// The request path.
         path: String,
+        /// The limit.
+        limit: Duration,
     },
     /// The HTTP exchange itself failed.
     #[error("HTTP exchange with {url} for {path} failed: {source}")]
@@ -248,6 +250,20 @@ impl ApiClient {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<ApiResponse, ClientError> {
+        self.send_within(REQUEST_TIMEOUT, method, path, content_type, body)
+            .await
+    }
+
+    /// Like [`Self::send`], waiting at most `limit` (for a request the server answers
+    /// late on purpose, e.g. a drain).
+    pub async fn send_within(
+        &self,
+        limit: Duration,
+        method: hyper::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<ApiResponse, ClientError> {
         let exchange = async {
             let stream = self.connect().await?;
             match &self.tls {
@@ -269,11 +285,12 @@ impl ApiClient {
                 }
             }
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        tokio::time::timeout(limit, exchange)
             .await
             .map_err(|_| ClientError::Timeout {
                 url: self.url.clone(),
                 path: path.to_owned(),
+                limit,
             })?
     }
 
@@ -403,6 +420,7 @@ impl ApiClient {
         let timeout = || ClientError::Timeout {
             url: self.url.clone(),
             path: path.to_owned(),
+            limit: REQUEST_TIMEOUT,
         };
         let head = async {
             let stream = self.connect().await?;
@@ -476,7 +494,7 @@ pub enum StreamError {
     Write(std::io::Error),
 }
 
-fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ClientError> {
+pub(crate) fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ClientError> {
     serde_json::from_slice(body).map_err(|source| ClientError::BadBody {
         path: path.to_owned(),
         source,
@@ -484,7 +502,7 @@ fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ClientError
 }
 
 /// The message of an API error body (`{"error": {"message": ...}}`), else the body as text.
-fn error_message(body: &[u8]) -> String {
+pub(crate) fn error_message(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))

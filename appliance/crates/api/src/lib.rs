@@ -5,13 +5,15 @@
 //! - [`client`]: an HTTP client of a running appliance;
 //! - [`token`]: the one reader of admin token files;
 //! - [`status`]: `tungate status`, a readable summary (its exit statuses included);
-//! - [`capture`]: `tungate capture`, a capture of dropped packets into a pcapng file.
+//! - [`capture`]: `tungate capture`, a capture of dropped packets into a pcapng file;
+//! - [`drain`]: `tungate drain`, a fleet gateway's drain.
 //!
 //! Used by the CLI, `tungate demo` and the admin server (for [`wire`]). It never reaches
 //! into a gateway other than through the API, and never depends on the server's crates.
 
 pub mod capture;
 pub mod client;
+pub mod drain;
 pub mod status;
 pub mod token;
 pub mod wire;

@@ -330,3 +330,18 @@ pub struct BindingStats {
     /// Plugin counters with their name and label apart.
     pub plugin_counters: Vec<PluginCounter>,
 }
+
+/// `POST /api/v1/drain`: what the drain of a fleet gateway did (it stops right after).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drain {
+    /// Milliseconds from the request until the health link was down (the routing daemon
+    /// withdraws GIP on that event).
+    pub withdrawn_after_ms: u64,
+    /// Milliseconds from the withdrawal until the drain ended.
+    pub drained_after_ms: u64,
+    /// Packets that still arrived after the withdrawal (all forwarded).
+    pub packets_after_withdrawal: u64,
+    /// True when no packet arrived for the quiet period (the router moved the traffic);
+    /// false when the drain's time limit ended it.
+    pub quiet: bool,
+}

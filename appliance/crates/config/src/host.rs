@@ -115,9 +115,28 @@ fn sysfs_rx_queues(name: &str) -> std::io::Result<u32> {
 
 /// Checks the document against this host.
 pub fn check_host(doc: &Document) -> Result<(), Invalid> {
+    check_host_as(doc, false)
+}
+
+/// Checks the document against this host; a fleet member (`fleet`: `tungate run --fleet`)
+/// need not hold GIP yet (it puts GIP on `lo` itself) but must name
+/// `gateway.ingress_interface` (the interface holding GIP, `lo`, is not where the tunnels
+/// arrive).
+pub fn check_host_as(doc: &Document, fleet: bool) -> Result<(), Invalid> {
     let mut problems = Vec::new();
     let gip = doc.gateway.address;
+    if fleet && doc.gateway.decap == DecapMode::Userspace && doc.gateway.ingress_interface.is_none()
+    {
+        problems.push(FieldError {
+            field: "gateway.ingress_interface".into(),
+            message: format!(
+                "in fleet mode {gip} is held on lo: name the interface the reply tunnels \
+                 arrive on"
+            ),
+        });
+    }
     match local_ipv4_addresses() {
+        Ok(_) if fleet => {}
         Ok(local) if !local.contains(&gip) => problems.push(FieldError {
             field: "gateway.address".into(),
             message: format!(
@@ -173,6 +192,29 @@ pub fn check_host(doc: &Document) -> Result<(), Invalid> {
 mod tests {
     use super::*;
     use crate::parse_toml;
+
+    #[test]
+    fn a_fleet_member_needs_no_gip_yet_but_its_ingress_interface() {
+        let gip_elsewhere = "[gateway]\naddress = \"203.0.113.77\"\n";
+        check_host_as(
+            &parse_toml(&format!("{gip_elsewhere}ingress_interface = \"lo\"")).unwrap(),
+            true,
+        )
+        .unwrap();
+        let unnamed = check_host_as(&parse_toml(gip_elsewhere).unwrap(), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unnamed.contains("gateway.ingress_interface") && unnamed.contains("fleet mode"),
+            "{unnamed}"
+        );
+        assert!(
+            !unnamed.contains("not an address of this host"),
+            "{unnamed}"
+        );
+        let outside = check_host(&parse_toml(gip_elsewhere).unwrap()).unwrap_err();
+        assert!(outside.to_string().contains("not an address of this host"));
+    }
 
     #[test]
     fn loopback_is_local_and_a_documentation_address_is_not() {

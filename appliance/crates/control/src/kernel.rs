@@ -36,6 +36,8 @@ pub(crate) struct KernelFollower {
     target: watch::Sender<Target>,
     status: watch::Receiver<ReconcileStatus>,
     reconciler: Option<Reconciler>,
+    /// A fleet member: the target also holds GIP on `lo`.
+    fleet: bool,
 }
 
 impl KernelFollower {
@@ -44,6 +46,7 @@ impl KernelFollower {
     pub(crate) fn start(
         doc: &Document,
         state_file: PathBuf,
+        fleet: bool,
     ) -> Result<KernelFollower, KernelError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -51,7 +54,7 @@ impl KernelFollower {
             .enable_all()
             .build()
             .map_err(KernelError::Runtime)?;
-        let (target, receiver) = watch::channel(Target::Gateway(doc.clone()));
+        let (target, receiver) = watch::channel(Target::gateway(doc.clone(), fleet));
         let reconciler = {
             let _entered = runtime.enter();
             Reconciler::spawn(
@@ -69,6 +72,7 @@ impl KernelFollower {
             target,
             status,
             reconciler: Some(reconciler),
+            fleet,
         };
         follower.wait_for_pass(0);
         Ok(follower)
@@ -79,7 +83,7 @@ impl KernelFollower {
     pub(crate) fn follow(&self, doc: &Document) {
         let passes = self.status.borrow().passes;
         let changed = self.target.send_if_modified(|t| {
-            let new = Target::Gateway(doc.clone());
+            let new = Target::gateway(doc.clone(), self.fleet);
             let differs = *t != new;
             *t = new;
             differs

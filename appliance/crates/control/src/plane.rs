@@ -58,6 +58,8 @@ pub struct Startup {
     pub plugin_files: Vec<PathBuf>,
     /// The plugin sandbox limits.
     pub limits: Limits,
+    /// `--fleet NAME`: this gateway is a fleet member (it holds GIP on `lo` without ARP).
+    pub fleet: Option<String>,
 }
 
 /// Where the document a start uses came from (named in its errors).
@@ -199,6 +201,9 @@ pub struct ControlPlane {
     datapath: Box<dyn Forwarding>,
     counters: Arc<Counters>,
     kernel: Option<KernelFollower>,
+    /// A fleet member (`--fleet`): GIP is held on `lo` by the reconciler, not required
+    /// beforehand.
+    fleet: bool,
     doc: Document,
     generation: u64,
     revision: Revision,
@@ -276,8 +281,9 @@ fn launch(
     state_root: &Path,
     counters: Arc<Counters>,
     filters: Vec<WorkerFilters>,
+    fleet: bool,
 ) -> Result<Launched, StartupError> {
-    let kernel = KernelFollower::start(doc, state_root.join(NETCFG_STATE_FILE))
+    let kernel = KernelFollower::start(doc, state_root.join(NETCFG_STATE_FILE), fleet)
         .map_err(StartupError::Kernel)?;
     let datapath = Workers::start(doc, counters, filters).map_err(StartupError::Datapath)?;
     Ok((Some(kernel), datapath))
@@ -287,7 +293,10 @@ impl ControlPlane {
     /// Seeds the state, builds the filters and starts the data path (and, for kernel
     /// decap, the tunnels first).
     pub fn start(startup: Startup) -> Result<ControlPlane, StartupError> {
-        Self::start_with(startup, launch)
+        let fleet = startup.fleet.is_some();
+        Self::start_with(startup, move |doc, root, counters, filters| {
+            launch(doc, root, counters, filters, fleet)
+        })
     }
 
     /// [`Self::start`] with `launch` standing in for starting the reconciler and the data
@@ -306,7 +315,9 @@ impl ControlPlane {
             config,
             plugin_files,
             limits,
+            fleet,
         } = startup;
+        let fleet = fleet.is_some();
         let host = PluginHost::with_compiled_cache(limits, state.compiled_dir())
             .map_err(StartupError::Engine)?;
         for path in &plugin_files {
@@ -345,7 +356,7 @@ impl ControlPlane {
             origin: origin.clone(),
             invalid,
         })?;
-        config::host::check_host(&doc).map_err(|invalid| StartupError::Host {
+        config::host::check_host_as(&doc, fleet).map_err(|invalid| StartupError::Host {
             origin: origin.clone(),
             invalid,
         })?;
@@ -398,6 +409,7 @@ impl ControlPlane {
             datapath,
             counters,
             kernel,
+            fleet,
             doc,
             generation: 1,
             revision,
@@ -586,7 +598,7 @@ impl ControlPlane {
     fn apply(&mut self, new: Document) -> Result<(), ControlError> {
         config::validate(&new).map_err(ControlError::invalid)?;
         if new.gateway != self.doc.gateway {
-            config::host::check_host(&new).map_err(ControlError::invalid)?;
+            config::host::check_host_as(&new, self.fleet).map_err(ControlError::invalid)?;
         }
         let generation = self.build(&new, None)?;
         self.raise_revision()?;
@@ -894,6 +906,7 @@ mod tests {
             }),
             plugin_files: vec![plugin_path],
             limits: Limits::default(),
+            fleet: None,
         };
         let fake = FakeForwarding::default();
         let given = fake.clone();

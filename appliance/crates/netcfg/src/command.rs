@@ -49,6 +49,9 @@ pub struct RunOptions {
     pub watch: bool,
     /// Time between two reconciling passes in watch mode.
     pub interval: Duration,
+    /// The gateway is a fleet member (`--fleet NAME`): it also holds GIP on `lo` without
+    /// ARP (the real-server role ignores it).
+    pub fleet: bool,
 }
 
 /// `tungate net ACTION`: the gateway role from the document in `config_file` (not needed
@@ -61,7 +64,7 @@ pub fn run_net(action: Action, config_file: Option<&Path>, options: &RunOptions)
             return EXIT_BAD_CONFIG;
         }
         (_, Some(file)) => match config::load_file(file) {
-            Ok(doc) => Some(Target::Gateway(doc)),
+            Ok(doc) => Some(Target::gateway(doc, options.fleet)),
             Err(e) => {
                 eprintln!("tungate: invalid configuration: {e}");
                 return EXIT_BAD_CONFIG;

@@ -9,6 +9,12 @@
 //! larger of this and `conf.all.rp_filter`, which is left as the operator set it). In
 //! `userspace` mode the gateway needs no kernel objects (the data path owns its nftables
 //! rule). The global `ip_forward` is never touched.
+//!
+//! In fleet mode (`tungate run --fleet NAME`, `tungate net plan --fleet NAME`) every gateway
+//! of the fleet holds the shared GIP as `GIP/32` on `lo` (the router reaches each gateway by
+//! its own unicast address), and `arp_ignore=1`, `arp_announce=2` on `all` keep the host from
+//! answering ARP for it or using it as an ARP source on a shared segment, as LVS-DR real
+//! servers do for a VIP.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -52,6 +58,23 @@ pub(crate) fn desired(
         role: Role::Gateway,
         items,
     }
+}
+
+/// The device a fleet gateway holds the shared GIP on.
+pub(crate) const FLEET_GIP_DEVICE: &str = "lo";
+
+/// What fleet mode adds to the gateway's desired state: GIP/32 on `lo`, never answered or
+/// announced over ARP.
+pub(crate) fn fleet_items(doc: &Document) -> Vec<Item> {
+    vec![
+        Item::Address(crate::model::AddressSpec {
+            device: FLEET_GIP_DEVICE.into(),
+            address: doc.gateway.address,
+            prefix: 32,
+        }),
+        Item::Sysctl(SysctlSpec::ipv4_conf("all", "arp_ignore", "1")),
+        Item::Sysctl(SysctlSpec::ipv4_conf("all", "arp_announce", "2")),
+    ]
 }
 
 /// The MTU of the device towards each peer, asked of the kernel.
@@ -99,6 +122,20 @@ mod tests {
         name = "rs2"
         address = "10.0.1.3"
     "#;
+
+    #[test]
+    fn fleet_mode_holds_gip_on_lo_without_arp() {
+        let doc = parse_toml("[gateway]\naddress = \"10.0.0.1\"\n").unwrap();
+        let lines: Vec<String> = fleet_items(&doc).iter().map(|i| i.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "address 10.0.0.1/32 dev lo",
+                "sysctl net.ipv4.conf.all.arp_ignore = 1",
+                "sysctl net.ipv4.conf.all.arp_announce = 2",
+            ]
+        );
+    }
 
     #[test]
     fn kernel_mode_wants_one_quiet_tunnel_per_peer() {

@@ -45,11 +45,23 @@ fn netconf_socket() -> std::io::Result<rtnetlink::sys::TokioSocket> {
 pub enum Target {
     /// The gateway role, from the configuration document.
     Gateway(Document),
+    /// The gateway role of a fleet member (`--fleet`): also the shared GIP on `lo`, with
+    /// the ARP settings that keep it off the LAN.
+    FleetGateway(Document),
     /// The real-server role, from checked settings.
     RealServer(RsConfig),
 }
 
 impl Target {
+    /// The gateway role's target for `doc`: [`Target::FleetGateway`] in fleet mode.
+    pub fn gateway(doc: Document, fleet: bool) -> Target {
+        if fleet {
+            Target::FleetGateway(doc)
+        } else {
+            Target::Gateway(doc)
+        }
+    }
+
     /// The desired state now (the gateway's tunnel MTUs follow the kernel's routes).
     pub(crate) async fn desired(
         &self,
@@ -57,6 +69,11 @@ impl Target {
     ) -> Result<DesiredState, NetError> {
         match self {
             Target::Gateway(doc) => gateway::desired_from_kernel(handle, doc).await,
+            Target::FleetGateway(doc) => {
+                let mut state = gateway::desired_from_kernel(handle, doc).await?;
+                state.items.extend(gateway::fleet_items(doc));
+                Ok(state)
+            }
             Target::RealServer(config) => Ok(rs::desired(config)),
         }
     }

@@ -6,12 +6,13 @@
 //! ([`packets`]), a numbered reply stream ([`stream`]), the real `tungate` binary as a
 //! process ([`process`]), the admin API over raw HTTP ([`http`], [`requests`]), plugin
 //! modules ([`plugins`], [`hostile`]), the gateway in-process, wired like `tungate run`
-//! ([`inproc`]), waits on observable state ([`wait`]), and who has the machine when tests
-//! share one process ([`machine`]).
+//! ([`inproc`]), waits on observable state ([`wait`]), who has the machine when tests
+//! share one process ([`machine`]), and the fleet topology with BIRD and ECMP ([`fleet`]).
 //!
 //! Everything a test creates lives in namespaces it created; nothing here touches the
 //! host's own interfaces, routes, rules, sysctls or nftables.
 
+pub mod fleet;
 pub mod flood;
 pub mod frames;
 pub mod hostile;

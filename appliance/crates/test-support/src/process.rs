@@ -219,6 +219,14 @@ impl Tungate {
         eventually(Duration::from_secs(10), || self.generation() > before);
     }
 
+    /// Waits for it to end by itself (e.g. after a drain) and returns its exit status and
+    /// final counters.
+    pub fn wait(mut self) -> (i32, serde_json::Value) {
+        let counters = self.read_counters();
+        let status = self.child.wait().unwrap().code().unwrap_or(-1);
+        (status, counters)
+    }
+
     /// Stops it (SIGTERM) and returns its exit status and final counters.
     pub fn stop(mut self) -> (i32, serde_json::Value) {
         self.signal(nix::sys::signal::Signal::SIGTERM);

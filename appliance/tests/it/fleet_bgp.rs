@@ -1,0 +1,184 @@
+//! A fleet of three gateways behind one router, with real BIRD daemons (needs root and
+//! `bird2`): every gateway runs `tungate run --fleet` and BIRD with the shipped
+//! `deploy/fleet/bird-gateway.conf`; the router runs BIRD with `deploy/fleet/bird-router.conf`
+//! (ECMP through `merge paths`) and hashes the inner addresses and ports of the IPIP replies
+//! (`fib_multipath_hash_policy` 3). One topology for every case, in order:
+//!
+//! - each gateway holds GIP on `lo` without ARP, and `tungate net plan --fleet` finds
+//!   nothing to change;
+//! - spread: 64 flows (16 clients × 4 ports), each gateway carries ≥ 15% of the packets;
+//! - failover: `kill -9` of one tungate under traffic takes its next hop off the router,
+//!   every flow delivers again, the lost packets are printed; restarted, it rejoins and
+//!   carries traffic;
+//! - drain: `tungate drain` withdraws, the gateway stops by itself, nothing is lost;
+//! - a gateway without `--fleet` announces nothing and refuses a drain.
+//!
+//! Times are printed, never asserted (the fleet benchmark measures them); the bounds are
+//! liveness limits for a loaded machine.
+
+use std::time::Duration;
+
+use tungate_test_support::fleet::{FLEET_NAME, FLOWS, Fleet, FlowStream, GIP, Gateway};
+use tungate_test_support::wait::until;
+
+const LIMIT: Duration = Duration::from_secs(5);
+const RATE: u64 = 1000;
+
+/// Waits until the stream has sent `n` more replies than now.
+fn let_run(stream: &FlowStream, n: u32) {
+    let from = stream.sent();
+    until(Duration::from_secs(30), "the stream sends", || {
+        stream.sent() >= from + n
+    });
+}
+
+fn fleet_member_holds_gip_without_arp(g: &mut Gateway) {
+    let lo = g.ns.ip(&["-4", "addr", "show", "dev", "lo"]);
+    assert!(
+        lo.contains(&format!("{GIP}/32")),
+        "gw{}: GIP on lo: {lo}",
+        g.index
+    );
+    assert_eq!(g.ns.sysctl("net/ipv4/conf/all/arp_ignore"), "1");
+    assert_eq!(g.ns.sysctl("net/ipv4/conf/all/arp_announce"), "2");
+    let link = g.ns.ip(&["link", "show", "dev", "tg-health"]);
+    assert!(link.contains(",UP"), "gw{}: tg-health up: {link}", g.index);
+    let config = g.tungate().config.display().to_string();
+    let plan = g.ns.tungate(&[
+        "net",
+        "plan",
+        "--fleet",
+        FLEET_NAME,
+        "--config",
+        &config,
+        "--state-file",
+        &g.ns.path("plan-state.json").display().to_string(),
+    ]);
+    assert_eq!(
+        plan.code, 0,
+        "gw{}: nothing left to change in fleet mode: {}{}",
+        g.index, plan.stdout, plan.stderr
+    );
+}
+
+#[test]
+fn three_gateways_spread_fail_over_and_drain() {
+    let mut fleet = Fleet::start(3);
+    for g in &mut fleet.gateways {
+        fleet_member_holds_gip_without_arp(g);
+    }
+
+    // Spread.
+    let before: Vec<u64> = fleet.gateways.iter_mut().map(Gateway::forwarded).collect();
+    let stream = FlowStream::start(&fleet, 2 * RATE, Duration::from_secs(2));
+    let_run(&stream, 40 * FLOWS);
+    let spread = stream.finish();
+    let carried: Vec<u64> = fleet
+        .gateways
+        .iter_mut()
+        .zip(&before)
+        .map(|(g, b)| g.forwarded() - b)
+        .collect();
+    let total: u64 = carried.iter().sum();
+    eprintln!(
+        "spread: {} replies over {FLOWS} flows, {} lost; per gateway {carried:?}",
+        spread.sent,
+        spread.lost()
+    );
+    assert_eq!(spread.lost(), 0, "steady state loses nothing");
+    for (i, c) in carried.iter().enumerate() {
+        assert!(
+            *c * 100 >= total * 15,
+            "gw{} carried {c} of {total} packets (< 15%): {carried:?}",
+            i + 1
+        );
+    }
+
+    // Failover: kill -9 of gw3's tungate under traffic.
+    let stream = FlowStream::start(&fleet, RATE, Duration::from_secs(3));
+    let_run(&stream, RATE as u32);
+    let victim = fleet.gateways[2].next_hop();
+    let killed_at = stream.sent();
+    fleet.gateways[2].tungate.take().expect("gw3 runs").kill9();
+    let withdrawn = fleet
+        .time_until(LIMIT, |hops| !hops.contains(&victim))
+        .expect("the killed gateway's next hop leaves the router");
+    let withdrawn_at = stream.sent();
+    let route = fleet
+        .router_bird
+        .birdc(&["show", "route", "for", &GIP.to_string()]);
+    assert!(
+        !route.contains(&victim.to_string()),
+        "BIRD on the router no longer has gw3's route: {route}"
+    );
+    assert_eq!(fleet.next_hops().len(), 2, "the two others stay");
+    let_run(&stream, RATE as u32);
+    fleet.gateways[2].start_tungate();
+    let rejoined = fleet
+        .time_until(Duration::from_secs(10), |hops| hops.contains(&victim))
+        .expect("the restarted gateway rejoins");
+    until(LIMIT, "the restarted gateway carries traffic", || {
+        fleet.gateways[2].forwarded() > 0
+    });
+    let_run(&stream, RATE as u32);
+    let failover = stream.finish();
+    let silent = failover.silent_flows_from(withdrawn_at);
+    eprintln!(
+        "failover: kill -9 at reply {killed_at}; route withdrawn after {withdrawn:?} (reply \
+         {withdrawn_at}); rejoined {rejoined:?} after the restart; {} of {} replies lost",
+        failover.lost(),
+        failover.sent
+    );
+    assert!(
+        silent.is_empty(),
+        "flows broken after the failover: {silent:?}"
+    );
+
+    // Drain gw2: nothing lost.
+    let stream = FlowStream::start(&fleet, RATE, Duration::from_secs(3));
+    let_run(&stream, RATE as u32);
+    let token = fleet.gateways[1]
+        .tungate()
+        .state_dir
+        .join("admin-token")
+        .display()
+        .to_string();
+    let drained_hop = fleet.gateways[1].next_hop();
+    let drain = fleet.gateways[1]
+        .ns
+        .tungate(&["drain", "--token-file", &token]);
+    eprintln!("tungate drain: {}{}", drain.stdout, drain.stderr);
+    assert_eq!(drain.code, 0, "the drain succeeds");
+    assert!(drain.stdout.contains("withdrawn after"), "{}", drain.stdout);
+    assert!(
+        !fleet.next_hops().contains(&drained_hop),
+        "the drained gateway's route is gone before it stops"
+    );
+    let (status, _) = fleet.gateways[1].tungate.take().expect("gw2 runs").wait();
+    assert_eq!(status, 0, "a drained gateway stops cleanly");
+    let_run(&stream, RATE as u32 / 2);
+    let drained = stream.finish();
+    eprintln!("drain: {} of {} replies lost", drained.lost(), drained.sent);
+    assert_eq!(drained.lost(), 0, "a drain loses nothing");
+
+    // Without --fleet: nothing announced, and a drain is refused.
+    let g = &mut fleet.gateways[1];
+    g.tungate = Some(tungate_test_support::Tungate::start(
+        &g.ns,
+        &Gateway::config(),
+    ));
+    let token = g.tungate().state_dir.join("admin-token");
+    let refused =
+        g.ns.tungate(&["drain", "--token-file", &token.display().to_string()]);
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("not in fleet mode"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !g.ns.ip(&["link", "show"]).contains("tg-health"),
+        "no health link without --fleet"
+    );
+    assert!(!fleet.next_hops().contains(&drained_hop));
+}
