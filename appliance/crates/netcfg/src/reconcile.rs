@@ -57,7 +57,7 @@ impl Target {
     ) -> Result<DesiredState, NetError> {
         match self {
             Target::Gateway(doc) => gateway::desired_from_kernel(handle, doc).await,
-            Target::RealServer(config) => Ok(rs::desired(config)),
+            Target::RealServer(config) => rs::desired_from_kernel(handle, config).await,
         }
     }
 }

@@ -27,6 +27,8 @@ use crate::plan::{Edit, NftRuleChange};
 const PRIORITY_DSTNAT: i32 = -100;
 /// Priority of the reply-marking chain (`mangle`): before the routing decision.
 const PRIORITY_MANGLE: i32 = -150;
+/// Priority of the fence chain (`raw`): before conntrack and everything else.
+const PRIORITY_RAW: i32 = -300;
 /// The `udata` type of a rule comment in libnftnl.
 const UDATA_RULE_COMMENT: u8 = 0;
 
@@ -347,6 +349,10 @@ fn chain<'a>(table: &'a Table, which: NftChain) -> Chain<'a> {
             chain.set_hook(Hook::PreRouting, PRIORITY_MANGLE);
             chain.set_type(ChainType::Filter);
         }
+        NftChain::Fence => {
+            chain.set_hook(Hook::PreRouting, PRIORITY_RAW);
+            chain.set_type(ChainType::Filter);
+        }
     }
     chain.set_policy(Policy::Accept);
     chain
@@ -409,7 +415,7 @@ pub(crate) fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
         action: action.clone(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "comment contains NUL"),
     })?;
-    match *spec {
+    match spec {
         NftRuleSpec::Dnat {
             vip,
             port,
@@ -418,12 +424,12 @@ pub(crate) fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
             to_port,
         } => {
             rule.add_expr(&nft_expr!(payload ipv4 daddr));
-            rule.add_expr(&nft_expr!(cmp == vip));
-            match_l4(&mut rule, protocol);
-            rule.add_expr(&port_payload(protocol, false));
+            rule.add_expr(&nft_expr!(cmp == * vip));
+            match_l4(&mut rule, *protocol);
+            rule.add_expr(&port_payload(*protocol, false));
             rule.add_expr(&nft_expr!(cmp == port.to_be()));
             rule.add_expr(&nft_expr!(counter));
-            rule.add_expr(&Immediate::new(addr_data(to), Register::Reg1));
+            rule.add_expr(&Immediate::new(addr_data(*to), Register::Reg1));
             rule.add_expr(&Immediate::new(to_port.to_be(), Register::Reg2));
             rule.add_expr(&Nat {
                 nat_type: NatType::DNat,
@@ -439,16 +445,29 @@ pub(crate) fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
             mark,
         } => {
             rule.add_expr(&nft_expr!(payload ipv4 saddr));
-            rule.add_expr(&nft_expr!(cmp == from));
-            match_l4(&mut rule, protocol);
-            rule.add_expr(&port_payload(protocol, true));
+            rule.add_expr(&nft_expr!(cmp == * from));
+            match_l4(&mut rule, *protocol);
+            rule.add_expr(&port_payload(*protocol, true));
             rule.add_expr(&nft_expr!(cmp == from_port.to_be()));
             rule.add_expr(&nft_expr!(ct status));
             rule.add_expr(&nft_expr!(bitwise mask ConntrackStatus::DST_NAT.bits(), xor 0u32));
             rule.add_expr(&nft_expr!(cmp != 0u32));
             rule.add_expr(&nft_expr!(counter));
-            rule.add_expr(&Immediate::new(mark, Register::Reg1));
+            rule.add_expr(&Immediate::new(*mark, Register::Reg1));
             rule.add_expr(&nft_expr!(meta mark set));
+        }
+        NftRuleSpec::Fence {
+            protocol,
+            directors,
+        } => {
+            rule.add_expr(&nft_expr!(payload ipv4 protocol));
+            rule.add_expr(&nft_expr!(cmp == protocol.number()));
+            for director in directors {
+                rule.add_expr(&nft_expr!(payload ipv4 saddr));
+                rule.add_expr(&nft_expr!(cmp != * director));
+            }
+            rule.add_expr(&nft_expr!(counter));
+            rule.add_expr(&nft_expr!(verdict drop));
         }
     }
     rule.set_comment(&ccomment)
