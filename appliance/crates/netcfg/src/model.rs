@@ -291,11 +291,19 @@ pub(crate) enum NftChain {
     /// `type filter hook prerouting priority raw`: drops tunnel packets that do not come
     /// from a director (before conntrack and before the tunnel devices see them).
     Fence,
+    /// `type filter hook forward priority mangle`: clamps the MSS of forwarded TCP SYNs
+    /// (the DNAT'd containers' connections) to what fits the reply tunnel.
+    Clamp,
 }
 
 impl NftChain {
     /// Every chain, in creation order.
-    pub(crate) const ALL: [NftChain; 3] = [NftChain::Dnat, NftChain::MarkReplies, NftChain::Fence];
+    pub(crate) const ALL: [NftChain; 4] = [
+        NftChain::Dnat,
+        NftChain::MarkReplies,
+        NftChain::Fence,
+        NftChain::Clamp,
+    ];
 
     /// The chain's name in the table.
     pub(crate) fn name(self) -> &'static str {
@@ -303,6 +311,7 @@ impl NftChain {
             NftChain::Dnat => "dnat",
             NftChain::MarkReplies => "mark_replies",
             NftChain::Fence => "fence",
+            NftChain::Clamp => "clamp",
         }
     }
 }
@@ -362,6 +371,12 @@ pub(crate) enum NftRuleSpec {
         /// The firewall mark the `fwmark` rule routes by.
         mark: u32,
     },
+    /// `tcp flags & (syn|rst) == syn tcp option maxseg size > MSS counter tcp option maxseg
+    /// size set MSS`, for forwarded packets.
+    ClampMss {
+        /// The largest MSS that fits the reply tunnel (its MTU less 40).
+        mss: u16,
+    },
     /// `ip protocol PROTO ip saddr != D1 ip saddr != D2 … counter drop`.
     Fence {
         /// The tunnel protocol.
@@ -378,6 +393,7 @@ impl NftRuleSpec {
             NftRuleSpec::Dnat { .. } => NftChain::Dnat,
             NftRuleSpec::MarkReply { .. } => NftChain::MarkReplies,
             NftRuleSpec::Fence { .. } => NftChain::Fence,
+            NftRuleSpec::ClampMss { .. } => NftChain::Clamp,
         }
     }
 
@@ -403,6 +419,9 @@ impl NftRuleSpec {
                 "tungate: mark {} replies from {from}:{from_port} with {mark:#x}",
                 protocol.as_str()
             ),
+            NftRuleSpec::ClampMss { mss } => {
+                format!("tungate: clamp the mss of forwarded tcp syn to {mss}")
+            }
             NftRuleSpec::Fence {
                 protocol,
                 directors,

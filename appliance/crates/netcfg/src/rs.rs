@@ -19,7 +19,9 @@
 //! encap-sport auto encap-dport PORT` (each flow its own UDP source port, for ECMP and
 //! RSS); `gre` (`key KEY` when keyed). Its MTU is the MTU of the device towards the gateway
 //! less the type's overhead (IPIP 20, FOU 28, GUE 32, GRE 24 or 28 with a key); locally
-//! answered TCP takes its MSS from that route. With `directors`, tungate's table also
+//! answered TCP takes its MSS from that route, and with DNAT entries a rule of tungate's
+//! table clamps the MSS of forwarded TCP SYNs (the containers' connections) to the tunnel
+//! MTU less 40. With `directors`, tungate's table also
 //! holds a fence in prerouting (priority raw): IPIP (and GRE, for a GRE reply tunnel) from
 //! any source but the directors is counted and dropped without an answer (CVE-2020-10136:
 //! `tunl0` accepts IPIP from anyone).
@@ -50,6 +52,8 @@ pub(crate) const DEFAULT_RULE_PRIORITY: u32 = 1000;
 pub(crate) const DEFAULT_REPLY_TUNNEL: &str = "tunl1";
 /// The ipip fallback device, where tunnelled requests arrive.
 pub(crate) const IPIP_FALLBACK: &str = "tunl0";
+/// The IPv4 and TCP headers (without options) that an MSS leaves out of the MTU.
+const TCP_IP_HEADERS: u32 = 40;
 /// Default firewall mark of the containers' replies ("tg").
 pub(crate) const DEFAULT_REPLY_MARK: u32 = 0x7467;
 
@@ -502,6 +506,15 @@ pub(crate) fn desired(config: &RsConfig, gateway_device_mtu: Option<u32>) -> Des
             }));
         }
     }
+    let tunnel_mtu = gateway_device_mtu.map(|m| m.saturating_sub(config.encap.overhead()));
+    if !config.dnat.is_empty()
+        && config.create_reply_tunnel
+        && let Some(mtu) = tunnel_mtu
+    {
+        items.push(Item::nft_rule(NftRuleSpec::ClampMss {
+            mss: u16::try_from(mtu.saturating_sub(TCP_IP_HEADERS)).unwrap_or(u16::MAX),
+        }));
+    }
     if !config.dnat.is_empty() {
         items.push(Item::Sysctl(SysctlSpec {
             path: "net/ipv4/ip_forward".into(),
@@ -580,7 +593,7 @@ mod tests {
             "address 192.0.2.10/32 dev lo",
             "sysctl net.ipv4.ip_forward = 1",
             "rule pref 1000 fwmark 0x7467 lookup 1",
-            "nft table ip tungate_rs chains dnat,mark_replies,fence",
+            "nft table ip tungate_rs chains dnat,mark_replies,fence,clamp",
             "nft rule \"tungate: dnat tcp 192.0.2.10:80 to 10.88.0.2:8080\"",
             "nft rule \"tungate: mark tcp replies from 10.88.0.2:8080 with 0x7467\"",
         ] {
@@ -651,7 +664,7 @@ mod tests {
         assert_eq!(
             nft,
             [
-                "nft table ip tungate_rs chains dnat,mark_replies,fence",
+                "nft table ip tungate_rs chains dnat,mark_replies,fence,clamp",
                 "nft rule \"tungate: drop ipip not from 10.0.0.2,10.0.0.3\"",
                 "nft rule \"tungate: drop gre not from 10.0.0.2,10.0.0.3\"",
             ]
@@ -699,6 +712,32 @@ mod tests {
         };
         let msg = bad.resolve().unwrap_err().to_string();
         assert!(msg.contains("port: tunnel = \"ipip\" has no UDP port"), "{msg}");
+    }
+
+    #[test]
+    fn dnat_through_a_gue_tunnel_clamps_forwarded_syns_to_the_tunnel_mtu_less_40() {
+        let settings = RsSettings {
+            dnat: Some(vec!["192.0.2.10:80=10.88.0.2:8080".parse().unwrap()]),
+            tunnel: Some(TunnelKind::Gue),
+            ..base()
+        };
+        let config = settings.resolve().unwrap();
+        let lines: Vec<String> = desired(&config, Some(1500))
+            .items
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        assert!(
+            lines.contains(&"nft rule \"tungate: clamp the mss of forwarded tcp syn to 1428\"".into()),
+            "{lines:#?}"
+        );
+        // Without a known MTU there is nothing to clamp to.
+        assert!(
+            !desired(&config, None)
+                .items
+                .iter()
+                .any(|i| i.to_string().contains("clamp the mss"))
+        );
     }
 
     #[test]
