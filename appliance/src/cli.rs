@@ -394,10 +394,15 @@ impl RsArgs {
 /// Reads `--tunnel` (the names of the configuration's `peers[].tunnel`).
 fn parse_tunnel_kind(text: &str) -> Result<tungate_config::TunnelKind, String> {
     use tungate_config::TunnelKind;
-    [TunnelKind::Ipip, TunnelKind::Gue, TunnelKind::Fou, TunnelKind::Gre]
-        .into_iter()
-        .find(|k| k.as_str() == text)
-        .ok_or_else(|| format!("{text:?} is not a tunnel type: give ipip, gue, fou or gre"))
+    [
+        TunnelKind::Ipip,
+        TunnelKind::Gue,
+        TunnelKind::Fou,
+        TunnelKind::Gre,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == text)
+    .ok_or_else(|| format!("{text:?} is not a tunnel type: give ipip, gue, fou or gre"))
 }
 
 /// A `--reply-mark` that is not a 32-bit number.

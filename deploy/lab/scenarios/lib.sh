@@ -800,9 +800,14 @@ link add probe4 type ipip local 10.0.0.66 remote $RIP2
 link set probe4 up
 route add 192.0.2.99/32 dev probe4
 link add probe47 type gre local 10.0.0.66 remote $RIP2
+link add probedir type ipip local $DIP remote $RIP2
+EOF
+  # A gre device would also send IPv6 (router solicitations) through the tunnel: only the
+  # probes count.
+  in_ns ldin sysctl -qw net.ipv6.conf.probe47.disable_ipv6=1
+  ns_batch ldin <<EOF
 link set probe47 up
 route add 192.0.2.98/32 dev probe47
-link add probedir type ipip local $DIP remote $RIP2
 link set probedir up
 route add 192.0.2.97/32 dev probedir
 EOF

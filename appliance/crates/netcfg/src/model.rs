@@ -499,10 +499,14 @@ impl NftRuleItem {
 }
 
 impl Item {
-    /// tungate's nftables table with all its chains, as desired.
-    pub(crate) fn nft_table() -> Item {
+    /// tungate's nftables table with the chains `chains` (in [`NftChain::ALL`] order).
+    pub(crate) fn nft_table(chains: &[NftChain]) -> Item {
         Item::NftTable(NftTableSpec {
-            chains: NftChain::ALL.iter().map(|c| c.name().to_owned()).collect(),
+            chains: NftChain::ALL
+                .iter()
+                .filter(|c| chains.contains(c))
+                .map(|c| c.name().to_owned())
+                .collect(),
         })
     }
 

@@ -107,10 +107,7 @@ pub(crate) async fn observe(
         }
     }
 
-    let wants_fou = desired
-        .items
-        .iter()
-        .any(|i| matches!(i, Item::FouPort(_)));
+    let wants_fou = desired.items.iter().any(|i| matches!(i, Item::FouPort(_)));
     if wants_fou || remembered.keys().any(|k| k.starts_with(FOU_KEY)) {
         for port in fou::list()? {
             let item = Item::FouPort(port);

@@ -11,8 +11,8 @@ use std::fmt;
 
 use crate::error::NetError;
 use crate::model::{
-    AddressSpec, DesiredState, FouPortSpec, FoundNftRule, Item, LinkStateSpec, NftRuleItem, NftRuleSpec,
-    NftTableSpec, RouteSpec, RuleSpec, SysctlSpec, TunnelSpec,
+    AddressSpec, DesiredState, FouPortSpec, FoundNftRule, Item, LinkStateSpec, NftRuleItem,
+    NftRuleSpec, NftTableSpec, RouteSpec, RuleSpec, SysctlSpec, TunnelSpec,
 };
 
 /// One object found in the kernel.
@@ -510,7 +510,11 @@ mod tests {
     #[test]
     fn every_kind_becomes_its_own_typed_change() {
         let plan = diff(
-            &state(vec![route("tunl1"), address("lo", 10), Item::nft_table()]),
+            &state(vec![
+                route("tunl1"),
+                address("lo", 10),
+                Item::nft_table(&crate::model::NftChain::ALL),
+            ]),
             &[seen(route("eth0"), true)],
         )
         .unwrap();

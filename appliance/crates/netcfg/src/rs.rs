@@ -38,8 +38,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::NetError;
 use crate::kernel::{links, routes};
 use crate::model::{
-    DesiredState, FencedProtocol, Item, L4Protocol, LinkStateSpec, NftRuleSpec, Role, RouteSpec,
-    RuleSelector, RuleSpec, SysctlSpec, TunnelEncap, TunnelSpec,
+    DesiredState, FencedProtocol, Item, L4Protocol, LinkStateSpec, NftChain, NftRuleSpec, Role,
+    RouteSpec, RuleSelector, RuleSpec, SysctlSpec, TunnelEncap, TunnelSpec,
 };
 use tungate_config::TunnelKind;
 use tungate_config::validate::{FieldError, Invalid, is_valid_interface_name};
@@ -317,7 +317,9 @@ impl RsSettings {
         if !tunnel.is_udp() && self.port.is_some() {
             problem(
                 "port",
-                format!("tunnel = {kind:?} has no UDP port: port applies to \"gue\" and \"fou\" only"),
+                format!(
+                    "tunnel = {kind:?} has no UDP port: port applies to \"gue\" and \"fou\" only"
+                ),
             );
         }
         if tunnel == TunnelKind::Fou && self.port.is_none() {
@@ -402,22 +404,24 @@ pub struct RsConfig {
     pub directors: Vec<Ipv4Addr>,
 }
 
-/// The desired state of a real server, with the MTU of the device towards the gateway
-/// read from the kernel.
+/// The desired state of a real server, with the MTU that [`desired`] needs read from the
+/// kernel: of the device towards the gateway (tungate builds the reply tunnel), or of the
+/// existing reply device.
 pub(crate) async fn desired_from_kernel(
     handle: &rtnetlink::Handle,
     config: &RsConfig,
 ) -> Result<DesiredState, NetError> {
-    let mut mtu = None;
-    if config.create_reply_tunnel
-        && let Some(index) = routes::output_interface_toward(handle, config.gateway).await
-    {
-        mtu = links::list(handle)
-            .await?
-            .into_iter()
-            .find(|l| l.index == index)
-            .and_then(|l| l.mtu);
-    }
+    let all = links::list(handle).await?;
+    let mtu = if config.create_reply_tunnel {
+        match routes::output_interface_toward(handle, config.gateway).await {
+            Some(index) => all.iter().find(|l| l.index == index).and_then(|l| l.mtu),
+            None => None,
+        }
+    } else {
+        all.iter()
+            .find(|l| l.name == config.reply_tunnel)
+            .and_then(|l| l.mtu)
+    };
     Ok(desired(config, mtu))
 }
 
@@ -433,10 +437,16 @@ fn fenced(encap: TunnelEncap) -> Vec<FencedProtocol> {
     out
 }
 
-/// The desired state of a real server. `gateway_device_mtu`: the MTU of the device towards
-/// the gateway (`None`: unknown, the kernel's choice is kept), less the reply tunnel's
-/// overhead, is the reply tunnel's MTU.
-pub(crate) fn desired(config: &RsConfig, gateway_device_mtu: Option<u32>) -> DesiredState {
+/// The desired state of a real server. `device_mtu` (`None`: unknown): when tungate builds
+/// the reply tunnel, the MTU of the device towards the gateway, which less the tunnel's
+/// overhead is the tunnel's MTU; with an existing reply device, that device's MTU. The
+/// MSS clamp (with DNAT) is the reply MTU less 40.
+pub(crate) fn desired(config: &RsConfig, device_mtu: Option<u32>) -> DesiredState {
+    let reply_mtu = if config.create_reply_tunnel {
+        device_mtu.map(|m| m.saturating_sub(config.encap.overhead()))
+    } else {
+        device_mtu
+    };
     let mut items = Vec::new();
     if config.create_reply_tunnel {
         items.push(Item::Tunnel(TunnelSpec {
@@ -444,7 +454,7 @@ pub(crate) fn desired(config: &RsConfig, gateway_device_mtu: Option<u32>) -> Des
             encap: config.encap,
             local: config.address,
             remote: config.gateway,
-            mtu: gateway_device_mtu.map(|m| m.saturating_sub(config.encap.overhead())),
+            mtu: reply_mtu,
             up: true,
         }));
     } else {
@@ -495,8 +505,16 @@ pub(crate) fn desired(config: &RsConfig, gateway_device_mtu: Option<u32>) -> Des
             table: config.table,
         }));
     }
-    if !config.dnat.is_empty() || !config.directors.is_empty() {
-        items.push(Item::nft_table());
+    // Only the chains in use: an (even empty) nat chain makes conntrack track everything.
+    let mut chains = Vec::new();
+    if !config.dnat.is_empty() {
+        chains.extend([NftChain::Dnat, NftChain::MarkReplies, NftChain::Clamp]);
+    }
+    if !config.directors.is_empty() {
+        chains.push(NftChain::Fence);
+    }
+    if !chains.is_empty() {
+        items.push(Item::nft_table(&chains));
     }
     if !config.directors.is_empty() {
         for protocol in fenced(config.encap) {
@@ -506,10 +524,8 @@ pub(crate) fn desired(config: &RsConfig, gateway_device_mtu: Option<u32>) -> Des
             }));
         }
     }
-    let tunnel_mtu = gateway_device_mtu.map(|m| m.saturating_sub(config.encap.overhead()));
     if !config.dnat.is_empty()
-        && config.create_reply_tunnel
-        && let Some(mtu) = tunnel_mtu
+        && let Some(mtu) = reply_mtu
     {
         items.push(Item::nft_rule(NftRuleSpec::ClampMss {
             mss: u16::try_from(mtu.saturating_sub(TCP_IP_HEADERS)).unwrap_or(u16::MAX),
@@ -593,7 +609,7 @@ mod tests {
             "address 192.0.2.10/32 dev lo",
             "sysctl net.ipv4.ip_forward = 1",
             "rule pref 1000 fwmark 0x7467 lookup 1",
-            "nft table ip tungate_rs chains dnat,mark_replies,fence,clamp",
+            "nft table ip tungate_rs chains dnat,mark_replies,clamp",
             "nft rule \"tungate: dnat tcp 192.0.2.10:80 to 10.88.0.2:8080\"",
             "nft rule \"tungate: mark tcp replies from 10.88.0.2:8080 with 0x7467\"",
         ] {
@@ -664,12 +680,15 @@ mod tests {
         assert_eq!(
             nft,
             [
-                "nft table ip tungate_rs chains dnat,mark_replies,fence,clamp",
+                "nft table ip tungate_rs chains fence",
                 "nft rule \"tungate: drop ipip not from 10.0.0.2,10.0.0.3\"",
                 "nft rule \"tungate: drop gre not from 10.0.0.2,10.0.0.3\"",
             ]
         );
-        assert!(!lines.iter().any(|l| l.contains("ip_forward")), "{lines:#?}");
+        assert!(
+            !lines.iter().any(|l| l.contains("ip_forward")),
+            "{lines:#?}"
+        );
         let ipip_only = RsSettings {
             directors: Some(vec![Ipv4Addr::new(10, 0, 0, 2)]),
             tunnel: Some(TunnelKind::Gue),
@@ -711,7 +730,10 @@ mod tests {
             ..base()
         };
         let msg = bad.resolve().unwrap_err().to_string();
-        assert!(msg.contains("port: tunnel = \"ipip\" has no UDP port"), "{msg}");
+        assert!(
+            msg.contains("port: tunnel = \"ipip\" has no UDP port"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -728,7 +750,9 @@ mod tests {
             .map(|i| i.to_string())
             .collect();
         assert!(
-            lines.contains(&"nft rule \"tungate: clamp the mss of forwarded tcp syn to 1428\"".into()),
+            lines.contains(
+                &"nft rule \"tungate: clamp the mss of forwarded tcp syn to 1428\"".into()
+            ),
             "{lines:#?}"
         );
         // Without a known MTU there is nothing to clamp to.

@@ -42,7 +42,8 @@ const FOU_ATTR_PORT: u16 = 1;
 const FOU_ATTR_AF: u16 = 2;
 const FOU_ATTR_IPPROTO: u16 = 3;
 const FOU_ATTR_TYPE: u16 = 4;
-/// `FOU_ATTR_LOCAL_V4` … `FOU_ATTR_IFINDEX`: a port bound to an address or a device.
+/// `FOU_ATTR_LOCAL_V4` … `FOU_ATTR_IFINDEX`: a port bound to an address, a peer or a
+/// device. The kernel reports them for every port, as zeros when unbound.
 const FOU_ATTR_BOUND: std::ops::RangeInclusive<u16> = 6..=11;
 /// `FOU_ENCAP_DIRECT` (fou) and `FOU_ENCAP_GUE`.
 const FOU_ENCAP_DIRECT: u8 = 1;
@@ -100,12 +101,17 @@ impl NetlinkDeserializable for Genl {
 
     fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, DecodeError> {
         if payload.len() < 4 {
-            return Err(DecodeError::from("generic netlink message shorter than its header"));
+            return Err(DecodeError::from(
+                "generic netlink message shorter than its header",
+            ));
         }
         let mut attrs = Vec::new();
         for nla in NlasIterator::new(&payload[4..]) {
             let nla: NlaBuffer<&[u8]> = nla?;
-            attrs.push((nla.kind() & netlink_packet_core::NLA_TYPE_MASK, nla.value().to_vec()));
+            attrs.push((
+                nla.kind() & netlink_packet_core::NLA_TYPE_MASK,
+                nla.value().to_vec(),
+            ));
         }
         Ok(Genl {
             family: header.message_type,
@@ -173,7 +179,11 @@ fn port_of(answer: &Genl) -> Option<FouPortSpec> {
     if answer.attr(FOU_ATTR_AF) != Some(&[libc::AF_INET as u8][..]) {
         return None;
     }
-    if answer.attrs.iter().any(|(k, _)| FOU_ATTR_BOUND.contains(k)) {
+    if answer
+        .attrs
+        .iter()
+        .any(|(k, v)| FOU_ATTR_BOUND.contains(k) && v.iter().any(|&b| b != 0))
+    {
         return None;
     }
     let port = u16::from_be_bytes(answer.attr(FOU_ATTR_PORT)?.try_into().ok()?);
@@ -450,6 +460,15 @@ mod tests {
                 gue: true
             })
         );
+        // What the kernel reports of an unbound port: its address, peer and device as 0.
+        let mut unbound = gue.clone();
+        unbound.attrs.extend([
+            (6, vec![0; 4]),
+            (8, vec![0; 4]),
+            (10, vec![0; 2]),
+            (11, vec![0; 4]),
+        ]);
+        assert_eq!(port_of(&unbound), port_of(&gue));
         let mut bound = gue.clone();
         bound.attrs.push((6, vec![10, 0, 0, 1]));
         assert_eq!(port_of(&bound), None);

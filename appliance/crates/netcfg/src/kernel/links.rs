@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
 use netlink_packet_route::link::{
-    GreEncapType, GreIOFlags, InfoData, InfoGre, InfoIpTunnel, InfoKind, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage, TunnelEncapFlags, TunnelEncapType,
+    GreEncapType, GreIOFlags, InfoData, InfoGre, InfoIpTunnel, InfoKind, LinkAttribute, LinkFlags,
+    LinkInfo, LinkMessage, TunnelEncapFlags, TunnelEncapType,
 };
 use rtnetlink::{Handle, LinkGre, LinkIpIp, LinkMessageBuilder, LinkUnspec};
 
@@ -154,7 +154,11 @@ fn require_index(name: &str, action: &str) -> Result<u32, NetError> {
 /// encap-sport auto encap-dport PORT` for the UDP encapsulations) or a `gre` device (with
 /// `key KEY` in both directions when keyed).
 pub(crate) fn tunnel_message(spec: &TunnelSpec) -> LinkMessage {
-    let ipip = || LinkIpIp::new(&spec.name).local(spec.local).remote(spec.remote);
+    let ipip = || {
+        LinkIpIp::new(&spec.name)
+            .local(spec.local)
+            .remote(spec.remote)
+    };
     let udp = |kind: TunnelEncapType, port: u16| {
         ipip()
             .encap_type(kind)
@@ -171,7 +175,9 @@ pub(crate) fn tunnel_message(spec: &TunnelSpec) -> LinkMessage {
         TunnelEncap::Fou { port } => with_mtu(udp(TunnelEncapType::Fou, port)),
         TunnelEncap::Gue { port } => with_mtu(udp(TunnelEncapType::Gue, port)),
         TunnelEncap::Gre { key } => {
-            let mut b = LinkGre::new(&spec.name).local(spec.local).remote(spec.remote);
+            let mut b = LinkGre::new(&spec.name)
+                .local(spec.local)
+                .remote(spec.remote);
             if let Some(key) = key {
                 b = b
                     .iflags(GreIOFlags::Key)
@@ -434,7 +440,9 @@ mod tests {
             TunnelEncap::Gue { port: 6080 },
             TunnelEncap::Fou { port: 5555 },
             TunnelEncap::Gre { key: None },
-            TunnelEncap::Gre { key: Some(0xdead_beef) },
+            TunnelEncap::Gre {
+                key: Some(0xdead_beef),
+            },
         ] {
             let spec = TunnelSpec {
                 encap,
@@ -469,7 +477,11 @@ mod tests {
             let seen = view(parsed);
             assert_eq!(seen.name, "tg-rs1");
             assert_eq!(seen.mtu, Some(1400));
-            assert_eq!(seen.tunnel, Some((encap, spec.local, spec.remote)), "{encap}");
+            assert_eq!(
+                seen.tunnel,
+                Some((encap, spec.local, spec.remote)),
+                "{encap}"
+            );
             if let TunnelEncap::Gue { .. } | TunnelEncap::Fou { .. } = encap {
                 // encap-sport auto: the kernel picks a source port per flow.
                 let data = infos.iter().find_map(|i| match i {

@@ -362,14 +362,45 @@ fn chain<'a>(table: &'a Table, which: NftChain) -> Chain<'a> {
     chain
 }
 
-/// Creates tungate's table and its chains (those present are left as they are).
-pub(crate) fn ensure_table() -> Result<(), NetError> {
+/// The chains of [`NftChain::ALL`] named in `names`.
+fn chains_named(names: &[String]) -> Vec<NftChain> {
+    NftChain::ALL
+        .into_iter()
+        .filter(|c| names.iter().any(|n| n == c.name()))
+        .collect()
+}
+
+/// Creates tungate's table with the chains of `spec` (those present are left as they are)
+/// and deletes the chains of `found` that `spec` no longer has (their rules went first).
+pub(crate) fn ensure_table(
+    spec: &NftTableSpec,
+    found: Option<&NftTableSpec>,
+) -> Result<(), NetError> {
     let table = Table::new(table_name(), ProtoFamily::Ipv4);
     let mut batch = Batch::new();
     batch.add(&table, MsgType::Add);
-    let chains: Vec<Chain<'_>> = NftChain::ALL.iter().map(|&c| chain(&table, c)).collect();
-    for c in &chains {
+    let wanted: Vec<Chain<'_>> = chains_named(&spec.chains)
+        .into_iter()
+        .map(|c| chain(&table, c))
+        .collect();
+    for c in &wanted {
         batch.add(c, MsgType::Add);
+    }
+    let stale: Vec<Chain<'_>> = found
+        .map(|f| {
+            f.chains
+                .iter()
+                .filter(|n| !spec.chains.contains(n))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|name| CString::new(name).ok())
+        .map(|name| Chain::new(name, &table))
+        .collect();
+    for c in &stale {
+        batch.add(c, MsgType::Del);
     }
     send_rs_batch(&batch.finalize(), &format!("creating table ip {NFT_TABLE}"))
 }
@@ -412,8 +443,16 @@ impl nftnl::expr::Expression for TcpFlags {
         // set with the width libnftnl expects for it.
         unsafe {
             let e = expr.as_ptr();
-            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_PAYLOAD_DREG as u16, libc::NFT_REG_1 as u32);
-            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_PAYLOAD_BASE as u16, NFT_PAYLOAD_TRANSPORT_HEADER);
+            sys::nftnl_expr_set_u32(
+                e,
+                sys::NFTNL_EXPR_PAYLOAD_DREG as u16,
+                libc::NFT_REG_1 as u32,
+            );
+            sys::nftnl_expr_set_u32(
+                e,
+                sys::NFTNL_EXPR_PAYLOAD_BASE as u16,
+                NFT_PAYLOAD_TRANSPORT_HEADER,
+            );
             sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_PAYLOAD_OFFSET as u16, TCP_FLAGS_OFFSET);
             sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_PAYLOAD_LEN as u16, 1);
         }
@@ -452,14 +491,26 @@ impl nftnl::expr::Expression for TcpMaxseg {
         // set with the width libnftnl expects for it.
         unsafe {
             sys::nftnl_expr_set_u32(expr.as_ptr(), register as u16, libc::NFT_REG_1 as u32);
-            sys::nftnl_expr_set_u8(expr.as_ptr(), sys::NFTNL_EXPR_EXTHDR_TYPE as u16, TCPOPT_MAXSEG);
+            sys::nftnl_expr_set_u8(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_EXTHDR_TYPE as u16,
+                TCPOPT_MAXSEG,
+            );
             sys::nftnl_expr_set_u32(
                 expr.as_ptr(),
                 sys::NFTNL_EXPR_EXTHDR_OFFSET as u16,
                 TCPOPT_MAXSEG_OFFSET,
             );
-            sys::nftnl_expr_set_u32(expr.as_ptr(), sys::NFTNL_EXPR_EXTHDR_LEN as u16, TCPOPT_MAXSEG_LEN);
-            sys::nftnl_expr_set_u32(expr.as_ptr(), sys::NFTNL_EXPR_EXTHDR_OP as u16, NFT_EXTHDR_OP_TCPOPT);
+            sys::nftnl_expr_set_u32(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_EXTHDR_LEN as u16,
+                TCPOPT_MAXSEG_LEN,
+            );
+            sys::nftnl_expr_set_u32(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_EXTHDR_OP as u16,
+                NFT_EXTHDR_OP_TCPOPT,
+            );
         }
         expr
     }
@@ -506,7 +557,7 @@ pub(crate) fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
             to_port,
         } => {
             rule.add_expr(&nft_expr!(payload ipv4 daddr));
-            rule.add_expr(&nft_expr!(cmp == * vip));
+            rule.add_expr(&nft_expr!(cmp == *vip));
             match_l4(&mut rule, *protocol);
             rule.add_expr(&port_payload(*protocol, false));
             rule.add_expr(&nft_expr!(cmp == port.to_be()));
@@ -527,7 +578,7 @@ pub(crate) fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
             mark,
         } => {
             rule.add_expr(&nft_expr!(payload ipv4 saddr));
-            rule.add_expr(&nft_expr!(cmp == * from));
+            rule.add_expr(&nft_expr!(cmp == *from));
             match_l4(&mut rule, *protocol);
             rule.add_expr(&port_payload(*protocol, true));
             rule.add_expr(&nft_expr!(cmp == from_port.to_be()));
@@ -557,7 +608,7 @@ pub(crate) fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
             rule.add_expr(&nft_expr!(cmp == protocol.number()));
             for director in directors {
                 rule.add_expr(&nft_expr!(payload ipv4 saddr));
-                rule.add_expr(&nft_expr!(cmp != * director));
+                rule.add_expr(&nft_expr!(cmp != *director));
             }
             rule.add_expr(&nft_expr!(counter));
             rule.add_expr(&nft_expr!(verdict drop));
@@ -599,7 +650,8 @@ fn delete_rule(found: &FoundNftRule) -> Result<(), NetError> {
 /// deletes it with everything in it.
 pub(crate) fn apply_table(edit: &Edit<NftTableSpec>) -> Result<(), NetError> {
     match edit {
-        Edit::Create(_) | Edit::Update { .. } => ensure_table(),
+        Edit::Create(spec) => ensure_table(spec, None),
+        Edit::Update { from, to } => ensure_table(to, Some(from)),
         Edit::Delete(_) => delete_table(),
     }
 }
