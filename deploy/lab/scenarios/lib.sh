@@ -778,6 +778,9 @@ tunnel_types_scenario() {
   modprobe -d "$LAB_MODULES_DIR" -a fou ip_gre
   OBSERVE_GUE_SPORTS=1
   tungate_decap_scenario "$mode"
+  # eth0 has MTU 1500: less 32 for GUE (IPv4 + UDP + GUE header), 24 for unkeyed GRE.
+  expect "rs1's GUE reply tunnel has MTU 1468" "$(in_ns rs1 cat /sys/class/net/tunl1/mtu)" -eq 1468
+  expect "rs2's GRE reply tunnel has MTU 1476" "$(in_ns rs2 cat /sys/class/net/tunl1/mtu)" -eq 1476
   ports=$(in_ns ldout nft list set ip labobserve gue_sports |
     awk '/elements = \{/ { on = 1 } on { print } on && /\}/ { exit }' | sed 's/.*elements = //' |
     grep -o '[0-9]\+' | sort -u | wc -l)

@@ -512,6 +512,26 @@ mod tests {
     }
 
     #[test]
+    fn another_tunnel_type_recreates_the_device() {
+        let from = tunnel(2, Some(1480), true);
+        let to = TunnelSpec {
+            encap: TunnelEncap::Gue { port: 6080 },
+            mtu: Some(1468),
+            ..from.clone()
+        };
+        assert!(tunnel_update(&from, &to).recreate);
+        let keyed = TunnelSpec {
+            encap: TunnelEncap::Gre { key: Some(1) },
+            ..from.clone()
+        };
+        let other_key = TunnelSpec {
+            encap: TunnelEncap::Gre { key: Some(2) },
+            ..from
+        };
+        assert!(tunnel_update(&keyed, &other_key).recreate);
+    }
+
+    #[test]
     fn an_mtu_change_keeps_the_tunnel_and_its_state() {
         let edit = update(tunnel(2, Some(1480), true), tunnel(2, Some(1400), true));
         let Edit::Update { from, to } = &edit else {
