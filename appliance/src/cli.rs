@@ -404,6 +404,20 @@ pub struct RsArgs {
     /// DNAT `VIP:PORT=ADDRESS[:PORT][/tcp|/udp]` (repeat for several).
     #[arg(long = "dnat")]
     pub dnat: Vec<DnatEntry>,
+    /// The reply tunnel's type, as the gateway's `peers[].tunnel` for this server:
+    /// ipip, gue or fou (UDP, `encap-sport auto`), gre [default: ipip].
+    #[arg(long, value_parser = parse_tunnel_kind)]
+    pub tunnel: Option<tungate_config::TunnelKind>,
+    /// The gateway's UDP port of a gue (default 6080) or fou (required) reply tunnel.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The GRE key of a gre reply tunnel.
+    #[arg(long)]
+    pub key: Option<u32>,
+    /// A director (LD-IN) whose tunnel packets are accepted (repeat for several); with it,
+    /// IPIP (and GRE for a gre reply tunnel) from anyone else is dropped silently.
+    #[arg(long = "director")]
+    pub directors: Vec<std::net::Ipv4Addr>,
     /// Where original values of changed settings are kept
     /// [default: /var/lib/tungate/netcfg-rs.json].
     #[arg(long)]
@@ -424,8 +438,26 @@ impl RsArgs {
             create_reply_tunnel: self.existing_reply_device.then_some(false),
             reply_mark: self.reply_mark,
             dnat: (!self.dnat.is_empty()).then(|| self.dnat.clone()),
+            tunnel: self.tunnel,
+            port: self.port,
+            key: self.key,
+            directors: (!self.directors.is_empty()).then(|| self.directors.clone()),
         }
     }
+}
+
+/// Reads `--tunnel` (the names of the configuration's `peers[].tunnel`).
+fn parse_tunnel_kind(text: &str) -> Result<tungate_config::TunnelKind, String> {
+    use tungate_config::TunnelKind;
+    [
+        TunnelKind::Ipip,
+        TunnelKind::Gue,
+        TunnelKind::Fou,
+        TunnelKind::Gre,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == text)
+    .ok_or_else(|| format!("{text:?} is not a tunnel type: give ipip, gue, fou or gre"))
 }
 
 /// A `--reply-mark` that is not a 32-bit number.

@@ -23,6 +23,29 @@ const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
 const CONTAINER: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 2);
 
+/// The MTU of the stand-in reply device: the SYN-ACK's MSS must be clamped to it less 40.
+const REPLY_MTU: u16 = 1400;
+
+/// The value of the MSS option of a TCP segment (`tcp`: from the TCP header on), if any.
+fn mss_option(tcp: &[u8]) -> Option<u16> {
+    let header_len = usize::from(tcp.get(12)? >> 4) * 4;
+    let mut options = tcp.get(20..header_len)?;
+    while let [kind, rest @ ..] = options {
+        match kind {
+            0 => return None,
+            1 => options = rest,
+            _ => {
+                let len = usize::from(*rest.first()?);
+                if *kind == 2 && len == 4 {
+                    return Some(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?]));
+                }
+                options = options.get(len.max(2)..)?;
+            }
+        }
+    }
+    None
+}
+
 /// Whether `packet` (an IPv4 packet) is a TCP SYN-ACK from VIP:80 to the client.
 fn is_vip_syn_ack(packet: &[u8]) -> bool {
     if packet.len() < 40 || packet[0] >> 4 != 4 || packet[9] != 6 {
@@ -75,6 +98,7 @@ fn a_containers_reply_leaves_through_the_reply_device_as_the_vip() {
     rs.ip(&["address", "add", "10.1.0.1/24", "dev", "vin"]);
     rs.ip(&["address", "add", "10.88.0.1/24", "dev", "vc"]);
     rs.ip(&["address", "add", "10.2.0.1/24", "dev", "vgw"]);
+    rs.ip(&["link", "set", "vgw", "mtu", &REPLY_MTU.to_string()]);
     rs.ip(&["link", "set", "vc", "up"]);
     client.ip(&["address", "add", "10.1.0.2/24", "dev", "c0"]);
     client.ip(&["link", "set", "c0", "up"]);
@@ -150,10 +174,11 @@ fn a_containers_reply_leaves_through_the_reply_device_as_the_vip() {
                 MsgFlags::empty(),
             ) && is_vip_syn_ack(&buf[..n])
             {
-                return true;
+                let ihl = usize::from(buf[0] & 0x0f) * 4;
+                return Some(mss_option(&buf[ihl..n]));
             }
         }
-        false
+        None
     });
     watching_rx.recv().unwrap();
 
@@ -167,10 +192,18 @@ fn a_containers_reply_leaves_through_the_reply_device_as_the_vip() {
     let _ = done_tx.send(());
     server.join().unwrap();
     connector.join().unwrap();
+    let ruleset = rs.command("nft", &["list", "ruleset"]).stdout;
+    let Some(mss) = seen else {
+        panic!(
+            "no SYN-ACK from 192.0.2.10:80 to 10.1.0.2 reached the gateway side; ruleset:\n{ruleset}"
+        );
+    };
+    // The container's own stack offered 1460 (its link is 1500): tungate's clamp rule
+    // brought it down to what fits the reply device.
+    assert_eq!(mss, Some(REPLY_MTU - 40), "ruleset:\n{ruleset}");
     assert!(
-        seen,
-        "no SYN-ACK from 192.0.2.10:80 to 10.1.0.2 reached the gateway side; ruleset:\n{}",
-        rs.command("nft", &["list", "ruleset"]).stdout
+        ruleset.contains("tungate: clamp the mss of forwarded tcp syn to 1360"),
+        "{ruleset}"
     );
 
     let down = rs.tungate(&["rs", "down", "--state-file", &state]);
@@ -183,6 +216,18 @@ fn a_containers_reply_leaves_through_the_reply_device_as_the_vip() {
     );
     assert!(!ruleset.stdout.contains("tungate_rs"), "{}", ruleset.stdout);
     assert_eq!(rs.sysctl("net/ipv4/ip_forward"), "0");
+}
+
+#[test]
+fn the_mss_option_is_found_among_the_options() {
+    let mut tcp = [0u8; 32];
+    tcp[12] = 8 << 4; // 32-byte header: 12 bytes of options
+    // NOP, NOP, SACK permitted, MSS 1360, end of options.
+    tcp[20..32].copy_from_slice(&[1, 1, 4, 2, 2, 4, 0x05, 0x50, 0, 0, 0, 0]);
+    assert_eq!(mss_option(&tcp), Some(1360));
+    tcp[24] = 30; // an unknown option of the same length instead
+    assert_eq!(mss_option(&tcp), None);
+    assert_eq!(mss_option(&[0u8; 10]), None);
 }
 
 #[test]

@@ -41,6 +41,10 @@ PYTHON=/usr/bin/python3
 NODE_ROLES=(client ldin rs1 rs2 ldout)
 RS_ROLES=(rs1 rs2)
 declare -A RIP_OF=([rs1]=$RIP1 [rs2]=$RIP2)
+# Each RS's reply tunnel type (`tungate rs apply --tunnel`, the gateway's `peers[].tunnel`),
+# and the directors its fence lets tunnel packets in from (`--director`; empty: no fence).
+declare -A RS_TUNNEL=([rs1]=ipip [rs2]=ipip)
+RS_DIRECTORS=()
 # The wiring: node, its interface, the bridge it plugs into, its address.
 TOPO_LINKS="client eth0 br-pub $CIP/24
 ldin eth0 br-pub $LDIN_PUB/24
@@ -375,8 +379,8 @@ check_rs_reply_routes() {
     check_fails "$role has no route to the client (CIP) from its own address" \
       nsip "$role" route get "$CIP"
     dev=$(nsip "$role" route get "$CIP" from "$VIP" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1) || true
-    check "$role routes replies from the VIP into ipip tunnel '${dev:-none}' towards GIP" \
-      link_matches "$role" "${dev:-none}" "ipip .*remote $GIP"
+    check "$role routes replies from the VIP into ${RS_TUNNEL[$role]} tunnel '${dev:-none}' towards GIP" \
+      link_matches "$role" "${dev:-none}" "$(tunnel_regex "${RS_TUNNEL[$role]}" "$GIP" "${RIP_OF[$role]}")"
   done
 }
 
@@ -480,8 +484,22 @@ TG_API=http://127.0.0.1:9080 # the admin listener inside LD-OUT (`tungate run`'s
 # The RS role: VIP on tunl0, ARP sysctls, the reply tunnel to GIP, its rule and route. Each
 # RS keeps its own state file (the guest's /var is shared by all namespaces).
 tg_rs_apply() {
+  local director directors=()
+  for director in "${RS_DIRECTORS[@]}"; do directors+=(--director "$director"); done
   in_ns "$1" "$LAB_TUNGATE" rs apply --gateway "$GIP" --address "${RIP_OF[$1]}" --vip "$VIP" \
+    --tunnel "${RS_TUNNEL[$1]}" "${directors[@]}" --state-file "$WORK/netcfg-rs-$1.json"
+}
+
+# Removes what `tungate rs apply` built on RS $1.
+tg_rs_down() {
+  in_ns "$1" "$LAB_TUNGATE" rs down --gateway "$GIP" --address "${RIP_OF[$1]}" --vip "$VIP" \
     --state-file "$WORK/netcfg-rs-$1.json"
+}
+
+# tg_rs_fence_drops ROLE PROTO: packets the RS's fence dropped for PROTO (ipip | gre).
+tg_rs_fence_drops() {
+  in_ns "$1" nft list chain ip tungate_rs fence |
+    sed -n "s/.*counter packets \([0-9]*\) bytes.*comment \"tungate: drop $2 not from.*/\1/p"
 }
 
 # Writes LD-OUT's configuration for decap mode $1 (kernel | userspace) and packet I/O path
@@ -501,11 +519,13 @@ io = "${2:-auto}"
 name = "rs1"
 address = "$RIP1"
 vips = ["$VIP"]
+tunnel = "${RS_TUNNEL[rs1]}"
 
 [[peers]]
 name = "rs2"
 address = "$RIP2"
 vips = ["$VIP"]
+tunnel = "${RS_TUNNEL[rs2]}"
 
 [[vips]]
 address = "$VIP"
@@ -655,6 +675,15 @@ tungate_decap_scenario() {
   # ip_forward=1 makes the "kernel forwarded nothing" check mean something: the kernel could.
   in_ns ldout sysctl -qw net.ipv4.ip_forward=1
   tg_write_config "$mode" "$io"
+  if [[ -n ${OBSERVE_GUE_SPORTS:-} ]]; then
+    # An observer on LD-OUT (the lab's, not tungate's): every UDP source port of rs1's GUE.
+    in_ns ldout nft -f - <<EOF
+table ip labobserve {
+  set gue_sports { type inet_service; flags dynamic; }
+  chain in { type filter hook prerouting priority -400; ip saddr $RIP1 udp dport 6080 add @gue_sports { udp sport }; }
+}
+EOF
+  fi
   if [[ $mode == kernel ]]; then
     check_fails "before tungate run, LD-OUT has no tunnel of tungate's (tg-rs1)" nsip ldout link show tg-rs1
   fi
@@ -665,10 +694,15 @@ tungate_decap_scenario() {
   if [[ $mode == kernel ]]; then
     local role
     for role in "${RS_ROLES[@]}"; do
-      check "tungate run built tunnel tg-$role itself (ipip $GIP <- ${RIP_OF[$role]})" \
-        link_matches ldout "tg-$role" "ipip .*remote ${RIP_OF[$role]} local $GIP"
+      check "tungate run built tunnel tg-$role itself (${RS_TUNNEL[$role]} $GIP <- ${RIP_OF[$role]})" \
+        link_matches ldout "tg-$role" "$(tunnel_regex "${RS_TUNNEL[$role]}" "${RIP_OF[$role]}" "$GIP")"
       expect "the kernel does not forward what arrives on tg-$role (forwarding=0)" \
         "$(in_ns ldout cat "/proc/sys/net/ipv4/conf/tg-$role/forwarding")" -eq 0
+    done
+    for role in "${RS_ROLES[@]}"; do
+      if [[ ${RS_TUNNEL[$role]} == gue ]]; then
+        check "LD-OUT receives GUE on UDP 6080 (ip fou show)" link_fou_matches "port 6080 gue"
+      fi
     done
     check "LD-OUT is as the configuration wants it (tungate net plan: nothing to change)" tg_net_plan
   else
@@ -719,6 +753,94 @@ tungate_decap_scenario() {
   check "tungate net down" tg_net_down
   expect "no tunnel of tungate's is left on LD-OUT" \
     "$(nsip ldout -o link show | awk -F': ' '$2 ~ /^tg-/ { print $2 }' | sed 's/@.*//' | tr '\n' ' ')" == ""
+  if [[ " ${RS_TUNNEL[*]} " == *" gue "* || " ${RS_TUNNEL[*]} " == *" fou "* ]]; then
+    expect "no fou/gue receive port is left on LD-OUT" "$(nsip ldout fou show 2>&1)" == ""
+  fi
+}
+
+# link_fou_matches REGEX: one of LD-OUT's fou/gue receive ports (`ip fou show`) matches.
+link_fou_matches() {
+  nsip ldout fou show | grep -Eq "$1"
+}
+
+# The tunnel types (issue 16) with LD-OUT in decap mode $1: rs1 replies through GUE
+# (encap-sport auto), rs2 through GRE, both built by `tungate rs apply`, each RS fencing
+# tunnel packets to the director (LD-IN's DIP). HTTP and the 200 KB file through IPVS and
+# tungate as in every decap scenario; the GUE replies carry several UDP source ports (one
+# per flow); then the fence: IPIP and GRE from a non-director are counted and dropped before
+# any tunnel device sees them, the same IPIP from the director's address passes.
+tunnel_types_scenario() {
+  local mode=$1 ports
+  RS_TUNNEL=([rs1]=gue [rs2]=gre)
+  RS_DIRECTORS=("$DIP")
+  # The lab loads ipip for every scenario; these two only where they are tested (ip_gre
+  # brings a gre0 fallback device into every namespace).
+  modprobe -d "$LAB_MODULES_DIR" -a fou ip_gre
+  OBSERVE_GUE_SPORTS=1
+  tungate_decap_scenario "$mode"
+  # eth0 has MTU 1500: less 32 for GUE (IPv4 + UDP + GUE header), 24 for unkeyed GRE.
+  expect "rs1's GUE reply tunnel has MTU 1468" "$(in_ns rs1 cat /sys/class/net/tunl1/mtu)" -eq 1468
+  expect "rs2's GRE reply tunnel has MTU 1476" "$(in_ns rs2 cat /sys/class/net/tunl1/mtu)" -eq 1476
+  ports=$(in_ns ldout nft list set ip labobserve gue_sports |
+    awk '/elements = \{/ { on = 1 } on { print } on && /\}/ { exit }' | sed 's/.*elements = //' |
+    grep -o '[0-9]\+' | sort -u | wc -l)
+  say "   distinct UDP source ports of rs1's GUE replies: $ports"
+  expect "GUE replies spread over several UDP source ports (encap-sport auto: one per flow)" "$ports" -ge 2
+  rs_fence_checks
+}
+
+# The RS fence (`tungate rs apply --director DIP`; CVE-2020-10136): on rs2, IPIP and GRE from
+# 10.0.0.66 (a non-director on the private segment) are counted by the fence and never reach
+# tunl0; the same IPIP from the director's address reaches tunl0.
+rs_fence_checks() {
+  local rx0 rx1 ipip0 ipip1 gre0 gre1
+  step "the real servers' tunnel fence (directors: ${RS_DIRECTORS[*]})"
+  expect "rs2's fence dropped no IPIP during the traffic through IPVS (from the director)" \
+    "$(tg_rs_fence_drops rs2 ipip)" -eq 0
+  ns_batch ldin <<EOF
+address add 10.0.0.66/24 dev eth1
+link add probe4 type ipip local 10.0.0.66 remote $RIP2
+link set probe4 up
+route add 192.0.2.99/32 dev probe4
+link add probe47 type gre local 10.0.0.66 remote $RIP2
+link add probedir type ipip local $DIP remote $RIP2
+EOF
+  # A gre device would also send IPv6 (router solicitations) through the tunnel: only the
+  # probes count.
+  in_ns ldin sysctl -qw net.ipv6.conf.probe47.disable_ipv6=1
+  ns_batch ldin <<EOF
+link set probe47 up
+route add 192.0.2.98/32 dev probe47
+link set probedir up
+route add 192.0.2.97/32 dev probedir
+EOF
+  rx0=$(link_stat rs2 tunl0 rx_packets)
+  ipip0=$(tg_rs_fence_drops rs2 ipip)
+  gre0=$(tg_rs_fence_drops rs2 gre)
+  in_ns ldin ping -q -c 3 -i 0.2 -W 1 192.0.2.99 >>"$LAB_DETAIL" 2>&1 || true
+  in_ns ldin ping -q -c 3 -i 0.2 -W 1 192.0.2.98 >>"$LAB_DETAIL" 2>&1 || true
+  rx1=$(link_stat rs2 tunl0 rx_packets)
+  ipip1=$(tg_rs_fence_drops rs2 ipip)
+  gre1=$(tg_rs_fence_drops rs2 gre)
+  expect "IPIP from a non-director: rs2's fence counted and dropped all 3" "$((ipip1 - ipip0))" -eq 3
+  expect "GRE from a non-director: rs2's fence counted and dropped all 3" "$((gre1 - gre0))" -eq 3
+  expect "none of it reached rs2's tunl0" "$((rx1 - rx0))" -eq 0
+  in_ns ldin ping -q -c 3 -i 0.2 -W 1 192.0.2.97 >>"$LAB_DETAIL" 2>&1 || true
+  expect "the same IPIP from the director's address reaches rs2's tunl0 (3 packets)" \
+    "$(($(link_stat rs2 tunl0 rx_packets) - rx1))" -eq 3
+  expect "and the fence did not count it" "$(tg_rs_fence_drops rs2 ipip)" -eq "$ipip1"
+  check "tungate rs down on rs2" tg_rs_down rs2
+  check_fails "the fence left with it (no table ip tungate_rs on rs2)" in_ns rs2 nft list table ip tungate_rs
+}
+
+# tunnel_regex TYPE REMOTE LOCAL: what `ip -d link show` says of a tunnel of that type
+# (gue/fou: an ipip device with that encapsulation, the source port chosen per flow).
+tunnel_regex() {
+  case $1 in
+    ipip) echo "ipip .*remote $2 local $3" ;;
+    gue | fou) echo "ipip .*remote $2 local $3.*encap $1 .*encap-sport auto" ;;
+    gre) echo "gre remote $2 local $3" ;;
+  esac
 }
 
 # A comparable dump of LD-OUT's IPv4 networking (tungate is IPv4-only): links, addresses,

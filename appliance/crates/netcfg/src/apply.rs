@@ -11,7 +11,7 @@
 use rtnetlink::Handle;
 
 use crate::error::NetError;
-use crate::kernel::{addresses, links, nft, routes, rules, sysctl};
+use crate::kernel::{addresses, fou, links, nft, routes, rules, sysctl};
 use crate::model::DesiredState;
 use crate::plan::{Change, Plan};
 use crate::state_file::StateFile;
@@ -58,6 +58,7 @@ async fn make(
 ) -> Result<(), NetError> {
     match change {
         Change::Tunnel(edit) => links::apply_tunnel(handle, edit, desired.role.link_alias()).await,
+        Change::FouPort(edit) => fou::apply_port(edit, state),
         Change::LinkState(edit) => links::apply_link_state(handle, edit, state).await,
         Change::Sysctl(edit) => sysctl::apply(edit, &desired.tunnel_names(), state),
         Change::Address(edit) => addresses::apply(handle, edit).await,
@@ -100,6 +101,7 @@ mod tests {
     fn tunnel(name: &str, up: bool) -> TunnelSpec {
         TunnelSpec {
             name: name.into(),
+            encap: crate::model::TunnelEncap::Ipip,
             local: Ipv4Addr::new(10, 0, 0, 1),
             remote: Ipv4Addr::new(10, 0, 1, 2),
             mtu: None,

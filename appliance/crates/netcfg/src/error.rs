@@ -17,6 +17,26 @@ pub enum NetError {
         /// The tunnel that was being created.
         tunnel: String,
     },
+    /// The kernel cannot build a gre or fou/gue-encapsulated tunnel.
+    #[error(
+        "cannot create tunnel {tunnel}: this kernel lacks the {modules} module support it \
+         needs (load it, or use decap mode userspace)"
+    )]
+    NoTunnelSupport {
+        /// The tunnel that was being created.
+        tunnel: String,
+        /// The modules it needs.
+        modules: &'static str,
+    },
+    /// The kernel has no fou/gue receive ports (no `fou` module).
+    #[error(
+        "cannot add fou/gue receive port {port}: this kernel has no fou support (load the fou \
+         module, or use decap mode userspace)"
+    )]
+    NoFou {
+        /// The port that was being added.
+        port: u16,
+    },
     /// A network interface the configuration names does not exist.
     #[error("{action}: no interface named {interface:?} in this network namespace{hint}")]
     MissingInterface {

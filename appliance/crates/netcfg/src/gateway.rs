@@ -1,8 +1,12 @@
 //! The gateway role (LD-OUT, `tungate net`): what the configuration [`Document`] asks of the
 //! kernel.
 //!
-//! In `kernel` decap mode: one ipip tunnel per peer, `tg-<peer name>`, local GIP, remote
-//! RIP, up, with the MTU of the device towards the peer less the 20-byte outer header; on
+//! In `kernel` decap mode: one tunnel device per peer, `tg-<peer name>`, local GIP, remote
+//! RIP, up, of the peer's `tunnel` type — `ipip`; `ipip` with `encap gue|fou encap-sport
+//! auto encap-dport PORT` plus the fou/gue receive port (`ip fou add port PORT gue|ipproto
+//! 4`, one per port however many peers share it); `gre`, with `key` when the peer has one
+//! — with the MTU of the device towards the peer less the type's overhead (IPIP 20, FOU
+//! 28, GUE 32, GRE 24 or 28 with a key); on
 //! each, `forwarding=0` (the kernel drops what arrives instead of forwarding it; the data
 //! path reads the packets with AF_PACKET before that) and `rp_filter=0` (the replies' inner
 //! sources are VIPs that are not routed through the tunnel; the effective value is the
@@ -23,11 +27,8 @@ use rtnetlink::Handle;
 
 use crate::error::NetError;
 use crate::kernel::{links, routes};
-use crate::model::{DesiredState, Item, Role, SysctlSpec, TunnelSpec};
+use crate::model::{DesiredState, Item, Role, SysctlSpec, TunnelEncap, TunnelSpec};
 use tungate_config::{DecapMode, Document};
-
-/// The size of the outer IPv4 header an ipip tunnel adds.
-pub(crate) const IPIP_OVERHEAD: u32 = 20;
 
 /// The desired state of the gateway. `mtu_toward(rip)` gives the MTU of the device the
 /// kernel would use to reach a peer (`None`: unknown, the kernel's choice is kept).
@@ -38,12 +39,20 @@ pub(crate) fn desired(
     let mut items = Vec::new();
     if doc.gateway.decap == DecapMode::Kernel {
         for peer in &doc.peers {
+            let encap = TunnelEncap::of(peer.tunnel, peer.udp_port(), peer.key);
+            if let Some(port) = encap.receive_port() {
+                items.push(Item::FouPort(port));
+            }
+        }
+        for peer in &doc.peers {
             let name = peer.tunnel_device();
+            let encap = TunnelEncap::of(peer.tunnel, peer.udp_port(), peer.key);
             items.push(Item::Tunnel(TunnelSpec {
                 name: name.clone(),
+                encap,
                 local: doc.gateway.address,
                 remote: peer.address,
-                mtu: mtu_toward(peer.address).map(|m| m.saturating_sub(IPIP_OVERHEAD)),
+                mtu: mtu_toward(peer.address).map(|m| m.saturating_sub(encap.overhead())),
                 up: true,
             }));
             items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
@@ -156,6 +165,71 @@ mod tests {
             ]
         );
         assert_eq!(state.tunnel_names(), ["tg-rs1", "tg-rs2"]);
+    }
+
+    #[test]
+    fn each_tunnel_type_gets_its_device_its_overhead_and_one_receive_port_per_port() {
+        let doc = parse_toml(
+            r#"
+            [gateway]
+            address = "10.0.0.1"
+            decap = "kernel"
+            [[peers]]
+            name = "g1"
+            address = "10.0.1.2"
+            tunnel = "gue"
+            [[peers]]
+            name = "g2"
+            address = "10.0.1.3"
+            tunnel = "gue"
+            [[peers]]
+            name = "f1"
+            address = "10.0.1.4"
+            tunnel = "fou"
+            port = 5555
+            [[peers]]
+            name = "r1"
+            address = "10.0.1.5"
+            tunnel = "gre"
+            [[peers]]
+            name = "r2"
+            address = "10.0.1.6"
+            tunnel = "gre"
+            key = 7
+            "#,
+        )
+        .unwrap();
+        let state = desired(&doc, |_| Some(1500));
+        let lines: Vec<String> = state
+            .items
+            .iter()
+            .filter(|i| !matches!(i, Item::Sysctl(_)))
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "fou port 6080 gue",
+                "fou port 6080 gue",
+                "fou port 5555 ipproto 4",
+                "link tg-g1 ipip encap gue encap-sport auto encap-dport 6080 local 10.0.0.1 \
+                 remote 10.0.1.2 mtu 1468 up",
+                "link tg-g2 ipip encap gue encap-sport auto encap-dport 6080 local 10.0.0.1 \
+                 remote 10.0.1.3 mtu 1468 up",
+                "link tg-f1 ipip encap fou encap-sport auto encap-dport 5555 local 10.0.0.1 \
+                 remote 10.0.1.4 mtu 1472 up",
+                "link tg-r1 gre local 10.0.0.1 remote 10.0.1.5 mtu 1476 up",
+                "link tg-r2 gre key 7 local 10.0.0.1 remote 10.0.1.6 mtu 1472 up",
+            ]
+        );
+        // Two peers on one port share one receive port: the plan dedups by key.
+        let plan = crate::plan::diff(&state, &[]).unwrap();
+        let ports = plan
+            .changes
+            .iter()
+            .filter(|c| matches!(c, crate::plan::Change::FouPort(_)))
+            .count();
+        assert_eq!(ports, 2);
     }
 
     #[test]

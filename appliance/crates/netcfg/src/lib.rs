@@ -101,14 +101,29 @@ async fn down(
 }
 
 /// Drops remembered settings whose object no longer exists (a device that went away takes
-/// its per-device sysctls with it: there is nothing left to restore).
+/// its per-device sysctls with it: there is nothing left to restore; a fou port someone
+/// else deleted is no longer tungate's to remove).
 fn forget_vanished_settings(state: &mut StateFile) -> Result<(), NetError> {
     let before = state.originals.settings.len();
+    let fou_ports = if state
+        .originals
+        .settings
+        .keys()
+        .any(|k| k.starts_with(state_file::FOU_KEY))
+    {
+        kernel::fou::list().ok()
+    } else {
+        None
+    };
     state.originals.settings.retain(|key, _| {
         if let Some(path) = key.strip_prefix(state_file::SYSCTL_KEY) {
             Path::new(kernel::sysctl::PROC_SYS).join(path).exists()
         } else if let Some(name) = key.strip_prefix(state_file::LINK_KEY) {
             kernel::links::index_of(name).is_some()
+        } else if let (Some(port), Some(ports)) =
+            (key.strip_prefix(state_file::FOU_KEY), &fou_ports)
+        {
+            ports.iter().any(|p| p.port.to_string() == port)
         } else {
             true
         }

@@ -9,6 +9,8 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use tungate_config::{DEFAULT_GUE_PORT, TunnelKind};
+
 /// The protocol number tungate puts on its routes, rules and addresses (`proto 116` in `ip`
 /// output; unassigned in the kernel's `rtnetlink.h`). `down` removes exactly those.
 pub(crate) const OWNER_PROTOCOL: u8 = 116;
@@ -44,11 +46,117 @@ impl Role {
     }
 }
 
-/// An ipip tunnel that tungate creates and owns.
+/// What a tunnel device carries: the device type and, for ipip, its UDP encapsulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TunnelEncap {
+    /// A plain `ipip` device (IPv4 in IPv4, protocol 4).
+    Ipip,
+    /// An `ipip` device with `encap fou encap-sport auto encap-dport PORT`: UDP to `port`,
+    /// then the inner packet.
+    Fou {
+        /// The UDP destination port.
+        port: u16,
+    },
+    /// An `ipip` device with `encap gue encap-sport auto encap-dport PORT`: UDP to `port`,
+    /// a GUE header, then the inner packet.
+    Gue {
+        /// The UDP destination port.
+        port: u16,
+    },
+    /// A `gre` device, with `key KEY` (both directions) when a key is given.
+    Gre {
+        /// The GRE key.
+        key: Option<u32>,
+    },
+    /// A link found in the kernel that is none of the above (only ever observed).
+    Other,
+}
+
+impl TunnelEncap {
+    /// The encapsulation of a peer's tunnel of type `kind` (`port`: the UDP port of a
+    /// gue/fou tunnel; `key`: the GRE key).
+    pub(crate) fn of(kind: TunnelKind, port: Option<u16>, key: Option<u32>) -> Self {
+        match kind {
+            TunnelKind::Ipip => TunnelEncap::Ipip,
+            TunnelKind::Fou => TunnelEncap::Fou {
+                port: port.unwrap_or(0),
+            },
+            TunnelKind::Gue => TunnelEncap::Gue {
+                port: port.unwrap_or(DEFAULT_GUE_PORT),
+            },
+            TunnelKind::Gre => TunnelEncap::Gre { key },
+        }
+    }
+
+    /// The bytes the encapsulation adds before the inner packet: IPIP 20, FOU 28 (IPv4 +
+    /// UDP), GUE 32 (IPv4 + UDP + the 4-byte GUE header), GRE 24, or 28 with a key.
+    pub(crate) fn overhead(self) -> u32 {
+        match self {
+            TunnelEncap::Ipip | TunnelEncap::Other => 20,
+            TunnelEncap::Fou { .. } => 28,
+            TunnelEncap::Gue { .. } => 32,
+            TunnelEncap::Gre { key: None } => 24,
+            TunnelEncap::Gre { key: Some(_) } => 28,
+        }
+    }
+
+    /// The fou/gue receive port this encapsulation needs at the receiving end.
+    pub(crate) fn receive_port(self) -> Option<FouPortSpec> {
+        match self {
+            TunnelEncap::Fou { port } => Some(FouPortSpec { port, gue: false }),
+            TunnelEncap::Gue { port } => Some(FouPortSpec { port, gue: true }),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TunnelEncap {
+    /// The device type and options as `ip link add` spells them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TunnelEncap::Ipip => f.write_str("ipip"),
+            TunnelEncap::Fou { port } => {
+                write!(f, "ipip encap fou encap-sport auto encap-dport {port}")
+            }
+            TunnelEncap::Gue { port } => {
+                write!(f, "ipip encap gue encap-sport auto encap-dport {port}")
+            }
+            TunnelEncap::Gre { key: None } => f.write_str("gre"),
+            TunnelEncap::Gre { key: Some(key) } => write!(f, "gre key {key}"),
+            TunnelEncap::Other => f.write_str("(not a tunnel tungate builds)"),
+        }
+    }
+}
+
+/// A fou/gue receive port (`ip fou add port PORT gue|ipproto 4`): the kernel listens on the
+/// UDP port and hands what arrives to the ipip devices. The kernel keeps no owner mark on
+/// it: tungate remembers the ports it added in the state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FouPortSpec {
+    /// The UDP port.
+    pub(crate) port: u16,
+    /// GUE (a GUE header names the inner protocol) rather than FOU (always IPIP).
+    pub(crate) gue: bool,
+}
+
+impl fmt::Display for FouPortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.gue {
+            write!(f, "fou port {} gue", self.port)
+        } else {
+            write!(f, "fou port {} ipproto 4", self.port)
+        }
+    }
+}
+
+/// A tunnel device that tungate creates and owns (`ipip`, `ipip` with a UDP encapsulation,
+/// or `gre`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TunnelSpec {
     /// Device name (at most 15 bytes).
     pub(crate) name: String,
+    /// The device type and encapsulation.
+    pub(crate) encap: TunnelEncap,
     /// Outer source address of what it sends, outer destination of what it accepts.
     pub(crate) local: Ipv4Addr,
     /// The other end.
@@ -180,17 +288,57 @@ pub(crate) enum NftChain {
     /// `type filter hook prerouting priority mangle`: marks the container's replies so that
     /// policy routing sends them into the reply tunnel.
     MarkReplies,
+    /// `type filter hook prerouting priority raw`: drops tunnel packets that do not come
+    /// from a director (before conntrack and before the tunnel devices see them).
+    Fence,
+    /// `type filter hook forward priority mangle`: clamps the MSS of forwarded TCP SYNs
+    /// (the DNAT'd containers' connections) to what fits the reply tunnel.
+    Clamp,
 }
 
 impl NftChain {
     /// Every chain, in creation order.
-    pub(crate) const ALL: [NftChain; 2] = [NftChain::Dnat, NftChain::MarkReplies];
+    pub(crate) const ALL: [NftChain; 4] = [
+        NftChain::Dnat,
+        NftChain::MarkReplies,
+        NftChain::Fence,
+        NftChain::Clamp,
+    ];
 
     /// The chain's name in the table.
     pub(crate) fn name(self) -> &'static str {
         match self {
             NftChain::Dnat => "dnat",
             NftChain::MarkReplies => "mark_replies",
+            NftChain::Fence => "fence",
+            NftChain::Clamp => "clamp",
+        }
+    }
+}
+
+/// A tunnel protocol the real server's fence covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FencedProtocol {
+    /// IPv4 in IPv4 (protocol 4).
+    Ipip,
+    /// GRE (protocol 47).
+    Gre,
+}
+
+impl FencedProtocol {
+    /// `ipip` or `gre`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            FencedProtocol::Ipip => "ipip",
+            FencedProtocol::Gre => "gre",
+        }
+    }
+
+    /// The IP protocol number.
+    pub(crate) fn number(self) -> u8 {
+        match self {
+            FencedProtocol::Ipip => 4,
+            FencedProtocol::Gre => 47,
         }
     }
 }
@@ -223,6 +371,19 @@ pub(crate) enum NftRuleSpec {
         /// The firewall mark the `fwmark` rule routes by.
         mark: u32,
     },
+    /// `tcp flags & (syn|rst) == syn tcp option maxseg size > MSS counter tcp option maxseg
+    /// size set MSS`, for forwarded packets.
+    ClampMss {
+        /// The largest MSS that fits the reply tunnel (its MTU less 40).
+        mss: u16,
+    },
+    /// `ip protocol PROTO ip saddr != D1 ip saddr != D2 … counter drop`.
+    Fence {
+        /// The tunnel protocol.
+        protocol: FencedProtocol,
+        /// The directors, whose packets pass.
+        directors: Vec<Ipv4Addr>,
+    },
 }
 
 impl NftRuleSpec {
@@ -231,6 +392,8 @@ impl NftRuleSpec {
         match self {
             NftRuleSpec::Dnat { .. } => NftChain::Dnat,
             NftRuleSpec::MarkReply { .. } => NftChain::MarkReplies,
+            NftRuleSpec::Fence { .. } => NftChain::Fence,
+            NftRuleSpec::ClampMss { .. } => NftChain::Clamp,
         }
     }
 
@@ -256,6 +419,20 @@ impl NftRuleSpec {
                 "tungate: mark {} replies from {from}:{from_port} with {mark:#x}",
                 protocol.as_str()
             ),
+            NftRuleSpec::ClampMss { mss } => {
+                format!("tungate: clamp the mss of forwarded tcp syn to {mss}")
+            }
+            NftRuleSpec::Fence {
+                protocol,
+                directors,
+            } => {
+                let from: Vec<String> = directors.iter().map(|d| d.to_string()).collect();
+                format!(
+                    "tungate: drop {} not from {}",
+                    protocol.as_str(),
+                    from.join(",")
+                )
+            }
         }
     }
 }
@@ -263,8 +440,10 @@ impl NftRuleSpec {
 /// One object tungate manages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Item {
-    /// An ipip tunnel tungate owns.
+    /// A tunnel device tungate owns.
     Tunnel(TunnelSpec),
+    /// A fou/gue receive port tungate added (remembered in the state file).
+    FouPort(FouPortSpec),
     /// The up/down state of a link tungate does not own.
     LinkState(LinkStateSpec),
     /// An address.
@@ -320,10 +499,14 @@ impl NftRuleItem {
 }
 
 impl Item {
-    /// tungate's nftables table with all its chains, as desired.
-    pub(crate) fn nft_table() -> Item {
+    /// tungate's nftables table with the chains `chains` (in [`NftChain::ALL`] order).
+    pub(crate) fn nft_table(chains: &[NftChain]) -> Item {
         Item::NftTable(NftTableSpec {
-            chains: NftChain::ALL.iter().map(|c| c.name().to_owned()).collect(),
+            chains: NftChain::ALL
+                .iter()
+                .filter(|c| chains.contains(c))
+                .map(|c| c.name().to_owned())
+                .collect(),
         })
     }
 
@@ -336,6 +519,7 @@ impl Item {
     pub(crate) fn key(&self) -> String {
         match self {
             Item::Tunnel(t) => format!("link {}", t.name),
+            Item::FouPort(p) => format!("fou port {}", p.port),
             Item::LinkState(l) => format!("link-state {}", l.name),
             Item::Address(a) => format!("address {}/{} dev {}", a.address, a.prefix, a.device),
             Item::Route(r) => format!("route {}/{} table {}", r.destination, r.prefix, r.table),
@@ -350,7 +534,7 @@ impl Item {
     /// what lives on them, the table before its rules.
     pub(crate) fn stage(&self) -> u8 {
         match self {
-            Item::Tunnel(_) => 0,
+            Item::FouPort(_) | Item::Tunnel(_) => 0,
             Item::LinkState(_) => 1,
             Item::Sysctl(_) => 2,
             Item::Address(_) => 3,
@@ -366,6 +550,7 @@ impl Item {
         match (self, other) {
             (Item::Tunnel(a), Item::Tunnel(b)) => {
                 a.name == b.name
+                    && a.encap == b.encap
                     && a.local == b.local
                     && a.remote == b.remote
                     && a.up == b.up
@@ -397,14 +582,15 @@ impl fmt::Display for Item {
             Item::Tunnel(t) => {
                 write!(
                     f,
-                    "link {} ipip local {} remote {}",
-                    t.name, t.local, t.remote
+                    "link {} {} local {} remote {}",
+                    t.name, t.encap, t.local, t.remote
                 )?;
                 if let Some(mtu) = t.mtu {
                     write!(f, " mtu {mtu}")?;
                 }
                 f.write_str(if t.up { " up" } else { " down" })
             }
+            Item::FouPort(p) => p.fmt(f),
             Item::LinkState(l) => {
                 write!(f, "link {} {}", l.name, if l.up { "up" } else { "down" })
             }
@@ -497,6 +683,7 @@ mod tests {
         );
         let tunnel = Item::Tunnel(TunnelSpec {
             name: "tg-rs1".into(),
+            encap: TunnelEncap::Ipip,
             local: Ipv4Addr::new(10, 0, 0, 1),
             remote: Ipv4Addr::new(10, 0, 1, 2),
             mtu: Some(1480),
@@ -512,6 +699,7 @@ mod tests {
     fn tunnel_mtu_is_compared_only_when_both_sides_know_it() {
         let a = TunnelSpec {
             name: "t".into(),
+            encap: TunnelEncap::Ipip,
             local: Ipv4Addr::new(10, 0, 0, 1),
             remote: Ipv4Addr::new(10, 0, 1, 2),
             mtu: Some(1480),

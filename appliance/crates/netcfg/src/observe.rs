@@ -10,12 +10,13 @@ use std::net::Ipv4Addr;
 use rtnetlink::Handle;
 
 use crate::error::NetError;
-use crate::kernel::{addresses, links, nft, routes, rules, sysctl};
+use crate::kernel::{addresses, fou, links, nft, routes, rules, sysctl};
 use crate::model::{
-    DesiredState, Item, LinkStateSpec, NftRuleItem, NftTableSpec, Role, SysctlSpec, TunnelSpec,
+    DesiredState, Item, LinkStateSpec, NftRuleItem, NftTableSpec, Role, SysctlSpec, TunnelEncap,
+    TunnelSpec,
 };
 use crate::plan::Observed;
-use crate::state_file::{LINK_KEY, SYSCTL_KEY, StateFile, link_key, sysctl_key};
+use crate::state_file::{FOU_KEY, LINK_KEY, SYSCTL_KEY, StateFile, fou_key, link_key, sysctl_key};
 
 /// Reads the kernel's side of everything `desired` is about.
 pub(crate) async fn observe(
@@ -49,10 +50,16 @@ pub(crate) async fn observe(
     );
     for link in &link_list {
         let owned = link.alias.as_deref() == Some(alias);
+        let (encap, local, remote) = link.tunnel.unwrap_or((
+            TunnelEncap::Other,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+        ));
         let tunnel = Item::Tunnel(TunnelSpec {
             name: link.name.clone(),
-            local: link.ipip.map_or(Ipv4Addr::UNSPECIFIED, |(l, _)| l),
-            remote: link.ipip.map_or(Ipv4Addr::UNSPECIFIED, |(_, r)| r),
+            encap,
+            local,
+            remote,
             mtu: link.mtu,
             up: link.up,
         });
@@ -97,6 +104,17 @@ pub(crate) async fn observe(
                 item,
                 owned: rule.owned,
             });
+        }
+    }
+
+    let wants_fou = desired.items.iter().any(|i| matches!(i, Item::FouPort(_)));
+    if wants_fou || remembered.keys().any(|k| k.starts_with(FOU_KEY)) {
+        for port in fou::list()? {
+            let item = Item::FouPort(port);
+            let owned = remembered.contains_key(&fou_key(port.port));
+            if owned || wanted.contains(&item.key()) {
+                out.push(Observed { item, owned });
+            }
         }
     }
 

@@ -11,8 +11,8 @@ use std::fmt;
 
 use crate::error::NetError;
 use crate::model::{
-    AddressSpec, DesiredState, FoundNftRule, Item, LinkStateSpec, NftRuleItem, NftRuleSpec,
-    NftTableSpec, RouteSpec, RuleSpec, SysctlSpec, TunnelSpec,
+    AddressSpec, DesiredState, FouPortSpec, FoundNftRule, Item, LinkStateSpec, NftRuleItem,
+    NftRuleSpec, NftTableSpec, RouteSpec, RuleSpec, SysctlSpec, TunnelSpec,
 };
 
 /// One object found in the kernel.
@@ -61,8 +61,10 @@ pub(crate) enum NftRuleChange {
 /// module under `kernel/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
-    /// An ipip tunnel tungate owns.
+    /// A tunnel device tungate owns.
     Tunnel(Edit<TunnelSpec>),
+    /// A fou/gue receive port tungate added.
+    FouPort(Edit<FouPortSpec>),
     /// The up/down state of a link tungate does not own.
     LinkState(Edit<LinkStateSpec>),
     /// A sysctl value.
@@ -108,6 +110,12 @@ impl ItemChange {
                 to: Item::Tunnel(to),
             } => Change::Tunnel(Edit::Update { from, to }),
             Delete(Item::Tunnel(t)) => Change::Tunnel(Edit::Delete(t)),
+            Create(Item::FouPort(p)) => Change::FouPort(Edit::Create(p)),
+            Update {
+                from: Item::FouPort(from),
+                to: Item::FouPort(to),
+            } => Change::FouPort(Edit::Update { from, to }),
+            Delete(Item::FouPort(p)) => Change::FouPort(Edit::Delete(p)),
             Create(Item::LinkState(l)) => Change::LinkState(Edit::Create(l)),
             Update {
                 from: Item::LinkState(from),
@@ -197,6 +205,7 @@ impl Change {
     fn items(&self) -> ItemChange {
         match self {
             Change::Tunnel(edit) => edit.items(Item::Tunnel),
+            Change::FouPort(edit) => edit.items(Item::FouPort),
             Change::LinkState(edit) => edit.items(Item::LinkState),
             Change::Sysctl(edit) => edit.items(Item::Sysctl),
             Change::Address(edit) => edit.items(Item::Address),
@@ -272,8 +281,9 @@ fn delete_rank(item: &Item) -> u8 {
         Item::Route(_) => 3,
         Item::Address(_) => 4,
         Item::Tunnel(_) => 5,
-        Item::LinkState(_) => 6,
-        Item::Sysctl(_) => 7,
+        Item::FouPort(_) => 6,
+        Item::LinkState(_) => 7,
+        Item::Sysctl(_) => 8,
     }
 }
 
@@ -374,6 +384,7 @@ mod tests {
     fn missing_objects_are_created_in_dependency_order() {
         let tunnel = Item::Tunnel(TunnelSpec {
             name: "tunl1".into(),
+            encap: crate::model::TunnelEncap::Ipip,
             local: Ipv4Addr::new(10, 0, 1, 2),
             remote: Ipv4Addr::new(10, 0, 0, 1),
             mtu: None,
@@ -499,7 +510,11 @@ mod tests {
     #[test]
     fn every_kind_becomes_its_own_typed_change() {
         let plan = diff(
-            &state(vec![route("tunl1"), address("lo", 10), Item::nft_table()]),
+            &state(vec![
+                route("tunl1"),
+                address("lo", 10),
+                Item::nft_table(&crate::model::NftChain::ALL),
+            ]),
             &[seen(route("eth0"), true)],
         )
         .unwrap();

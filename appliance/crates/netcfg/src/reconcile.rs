@@ -74,7 +74,7 @@ impl Target {
                 state.items.extend(gateway::fleet_items(doc));
                 Ok(state)
             }
-            Target::RealServer(config) => Ok(rs::desired(config)),
+            Target::RealServer(config) => rs::desired_from_kernel(handle, config).await,
         }
     }
 }

@@ -14,7 +14,20 @@
 //! VIP is conntrack's, in POSTROUTING). DNAT also needs `ip_forward=1`, which is set (and
 //! restored by `down`) only when there are DNAT entries.
 //!
-//! This module only builds the desired state; it never touches the kernel.
+//! The reply tunnel has the type the gateway expects of this server (`tunnel`, `port`,
+//! `key`, the names of the gateway's `peers[]` keys): `ipip`; `ipip` with `encap gue|fou
+//! encap-sport auto encap-dport PORT` (each flow its own UDP source port, for ECMP and
+//! RSS); `gre` (`key KEY` when keyed). Its MTU is the MTU of the device towards the gateway
+//! less the type's overhead (IPIP 20, FOU 28, GUE 32, GRE 24 or 28 with a key); locally
+//! answered TCP takes its MSS from that route, and with DNAT entries a rule of tungate's
+//! table clamps the MSS of forwarded TCP SYNs (the containers' connections) to the tunnel
+//! MTU less 40. With `directors`, tungate's table also
+//! holds a fence in prerouting (priority raw): IPIP (and GRE, for a GRE reply tunnel) from
+//! any source but the directors is counted and dropped without an answer (CVE-2020-10136:
+//! `tunl0` accepts IPIP from anyone).
+//!
+//! This module builds the desired state; it reads the kernel only for the MTU of the
+//! device towards the gateway and never changes it.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -22,10 +35,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::NetError;
+use crate::kernel::{links, routes};
 use crate::model::{
-    DesiredState, Item, L4Protocol, LinkStateSpec, NftRuleSpec, Role, RouteSpec, RuleSelector,
-    RuleSpec, SysctlSpec, TunnelSpec,
+    DesiredState, FencedProtocol, Item, L4Protocol, LinkStateSpec, NftChain, NftRuleSpec, Role,
+    RouteSpec, RuleSelector, RuleSpec, SysctlSpec, TunnelEncap, TunnelSpec,
 };
+use tungate_config::TunnelKind;
 use tungate_config::validate::{FieldError, Invalid, is_valid_interface_name};
 
 /// Default routing table of the replies.
@@ -36,6 +52,8 @@ pub(crate) const DEFAULT_RULE_PRIORITY: u32 = 1000;
 pub(crate) const DEFAULT_REPLY_TUNNEL: &str = "tunl1";
 /// The ipip fallback device, where tunnelled requests arrive.
 pub(crate) const IPIP_FALLBACK: &str = "tunl0";
+/// The IPv4 and TCP headers (without options) that an MSS leaves out of the MTU.
+const TCP_IP_HEADERS: u32 = 40;
 /// Default firewall mark of the containers' replies ("tg").
 pub(crate) const DEFAULT_REPLY_MARK: u32 = 0x7467;
 
@@ -120,6 +138,16 @@ pub struct RsSettings {
     pub reply_mark: Option<u32>,
     /// DNAT entries.
     pub dnat: Option<Vec<DnatEntry>>,
+    /// The reply tunnel's type: `ipip` (default), `gue`, `fou` or `gre` (the gateway's
+    /// `peers[].tunnel` for this server).
+    pub tunnel: Option<TunnelKind>,
+    /// The UDP destination port of a `gue` (default 6080) or `fou` (required) reply tunnel.
+    pub port: Option<u16>,
+    /// The GRE key of a `gre` reply tunnel.
+    pub key: Option<u32>,
+    /// The directors (LD-IN) whose tunnel packets this server accepts; when given, tunnel
+    /// packets from anyone else are dropped silently (CVE-2020-10136).
+    pub directors: Option<Vec<Ipv4Addr>>,
 }
 
 impl RsSettings {
@@ -145,6 +173,10 @@ impl RsSettings {
             create_reply_tunnel: flags.create_reply_tunnel.or(self.create_reply_tunnel),
             reply_mark: flags.reply_mark.or(self.reply_mark),
             dnat: flags.dnat.or(self.dnat),
+            tunnel: flags.tunnel.or(self.tunnel),
+            port: flags.port.or(self.port),
+            key: flags.key.or(self.key),
+            directors: flags.directors.or(self.directors),
         }
     }
 
@@ -280,6 +312,46 @@ impl RsSettings {
                 );
             }
         }
+        let tunnel = self.tunnel.unwrap_or_default();
+        let kind = tunnel.as_str();
+        if !tunnel.is_udp() && self.port.is_some() {
+            problem(
+                "port",
+                format!(
+                    "tunnel = {kind:?} has no UDP port: port applies to \"gue\" and \"fou\" only"
+                ),
+            );
+        }
+        if tunnel == TunnelKind::Fou && self.port.is_none() {
+            problem(
+                "port",
+                "tunnel = \"fou\" needs the gateway's UDP port (--port)".into(),
+            );
+        }
+        if self.port == Some(0) {
+            problem("port", "0 is not a UDP port: give 1 to 65535".into());
+        }
+        if tunnel != TunnelKind::Gre && self.key.is_some() {
+            problem(
+                "key",
+                format!("tunnel = {kind:?} has no key: key applies to \"gre\" only"),
+            );
+        }
+        let directors = self.directors.unwrap_or_default();
+        let mut seen_directors = HashSet::new();
+        for (i, director) in directors.iter().enumerate() {
+            if !unicast(*director) {
+                problem(
+                    &format!("directors[{i}]"),
+                    format!("{director} is not a unicast address"),
+                );
+            } else if !seen_directors.insert(*director) {
+                problem(
+                    &format!("directors[{i}]"),
+                    format!("{director} is listed twice"),
+                );
+            }
+        }
         if !problems.is_empty() {
             return Err(Invalid(problems));
         }
@@ -295,6 +367,8 @@ impl RsSettings {
             create_reply_tunnel,
             reply_mark,
             dnat,
+            encap: TunnelEncap::of(tunnel, self.port, self.key),
+            directors,
         })
     }
 }
@@ -324,17 +398,63 @@ pub struct RsConfig {
     pub reply_mark: u32,
     /// DNAT entries.
     pub dnat: Vec<DnatEntry>,
+    /// The reply tunnel's type and encapsulation.
+    pub(crate) encap: TunnelEncap,
+    /// The directors whose tunnel packets are accepted (empty: no fence).
+    pub directors: Vec<Ipv4Addr>,
 }
 
-/// The desired state of a real server.
-pub(crate) fn desired(config: &RsConfig) -> DesiredState {
+/// The desired state of a real server, with the MTU that [`desired`] needs read from the
+/// kernel: of the device towards the gateway (tungate builds the reply tunnel), or of the
+/// existing reply device.
+pub(crate) async fn desired_from_kernel(
+    handle: &rtnetlink::Handle,
+    config: &RsConfig,
+) -> Result<DesiredState, NetError> {
+    let all = links::list(handle).await?;
+    let mtu = if config.create_reply_tunnel {
+        match routes::output_interface_toward(handle, config.gateway).await {
+            Some(index) => all.iter().find(|l| l.index == index).and_then(|l| l.mtu),
+            None => None,
+        }
+    } else {
+        all.iter()
+            .find(|l| l.name == config.reply_tunnel)
+            .and_then(|l| l.mtu)
+    };
+    Ok(desired(config, mtu))
+}
+
+/// The tunnel packets the fence drops unless they come from a director: IPIP (what the
+/// directors send, and what the `ipip` module's `tunl0` accepts from anyone), and GRE when
+/// the reply tunnel is GRE (the `ip_gre` module then brings up `gre0`, which accepts GRE
+/// from anyone too).
+fn fenced(encap: TunnelEncap) -> Vec<FencedProtocol> {
+    let mut out = vec![FencedProtocol::Ipip];
+    if matches!(encap, TunnelEncap::Gre { .. }) {
+        out.push(FencedProtocol::Gre);
+    }
+    out
+}
+
+/// The desired state of a real server. `device_mtu` (`None`: unknown): when tungate builds
+/// the reply tunnel, the MTU of the device towards the gateway, which less the tunnel's
+/// overhead is the tunnel's MTU; with an existing reply device, that device's MTU. The
+/// MSS clamp (with DNAT) is the reply MTU less 40.
+pub(crate) fn desired(config: &RsConfig, device_mtu: Option<u32>) -> DesiredState {
+    let reply_mtu = if config.create_reply_tunnel {
+        device_mtu.map(|m| m.saturating_sub(config.encap.overhead()))
+    } else {
+        device_mtu
+    };
     let mut items = Vec::new();
     if config.create_reply_tunnel {
         items.push(Item::Tunnel(TunnelSpec {
             name: config.reply_tunnel.clone(),
+            encap: config.encap,
             local: config.address,
             remote: config.gateway,
-            mtu: None,
+            mtu: reply_mtu,
             up: true,
         }));
     } else {
@@ -385,6 +505,32 @@ pub(crate) fn desired(config: &RsConfig) -> DesiredState {
             table: config.table,
         }));
     }
+    // Only the chains in use: an (even empty) nat chain makes conntrack track everything.
+    let mut chains = Vec::new();
+    if !config.dnat.is_empty() {
+        chains.extend([NftChain::Dnat, NftChain::MarkReplies, NftChain::Clamp]);
+    }
+    if !config.directors.is_empty() {
+        chains.push(NftChain::Fence);
+    }
+    if !chains.is_empty() {
+        items.push(Item::nft_table(&chains));
+    }
+    if !config.directors.is_empty() {
+        for protocol in fenced(config.encap) {
+            items.push(Item::nft_rule(NftRuleSpec::Fence {
+                protocol,
+                directors: config.directors.clone(),
+            }));
+        }
+    }
+    if !config.dnat.is_empty()
+        && let Some(mtu) = reply_mtu
+    {
+        items.push(Item::nft_rule(NftRuleSpec::ClampMss {
+            mss: u16::try_from(mtu.saturating_sub(TCP_IP_HEADERS)).unwrap_or(u16::MAX),
+        }));
+    }
     if !config.dnat.is_empty() {
         items.push(Item::Sysctl(SysctlSpec {
             path: "net/ipv4/ip_forward".into(),
@@ -395,7 +541,6 @@ pub(crate) fn desired(config: &RsConfig) -> DesiredState {
             selector: RuleSelector::FwMark(config.reply_mark),
             table: config.table,
         }));
-        items.push(Item::nft_table());
         for entry in &config.dnat {
             let to_port = entry.to_port.unwrap_or(entry.port);
             items.push(Item::nft_rule(NftRuleSpec::Dnat {
@@ -434,7 +579,7 @@ mod tests {
 
     #[test]
     fn defaults_give_the_seed_setup() {
-        let state = desired(&base().resolve().unwrap());
+        let state = desired(&base().resolve().unwrap(), None);
         let lines: Vec<String> = state.items.iter().map(|i| i.to_string()).collect();
         assert_eq!(
             lines,
@@ -458,13 +603,13 @@ mod tests {
             vip_device: Some("lo".into()),
             ..base()
         };
-        let state = desired(&settings.resolve().unwrap());
+        let state = desired(&settings.resolve().unwrap(), None);
         let lines: Vec<String> = state.items.iter().map(|i| i.to_string()).collect();
         for expected in [
             "address 192.0.2.10/32 dev lo",
             "sysctl net.ipv4.ip_forward = 1",
             "rule pref 1000 fwmark 0x7467 lookup 1",
-            "nft table ip tungate_rs chains dnat,mark_replies",
+            "nft table ip tungate_rs chains dnat,mark_replies,clamp",
             "nft rule \"tungate: dnat tcp 192.0.2.10:80 to 10.88.0.2:8080\"",
             "nft rule \"tungate: mark tcp replies from 10.88.0.2:8080 with 0x7467\"",
         ] {
@@ -473,6 +618,150 @@ mod tests {
                 "{expected} not in {lines:#?}"
             );
         }
+    }
+
+    #[test]
+    fn each_reply_tunnel_type_gets_its_device_and_its_overhead_off_the_mtu() {
+        for (tunnel, port, key, line) in [
+            (
+                TunnelKind::Gue,
+                None,
+                None,
+                "link tunl1 ipip encap gue encap-sport auto encap-dport 6080 local 10.0.1.2 \
+                 remote 10.0.0.1 mtu 1468 up",
+            ),
+            (
+                TunnelKind::Fou,
+                Some(5555),
+                None,
+                "link tunl1 ipip encap fou encap-sport auto encap-dport 5555 local 10.0.1.2 \
+                 remote 10.0.0.1 mtu 1472 up",
+            ),
+            (
+                TunnelKind::Gre,
+                None,
+                None,
+                "link tunl1 gre local 10.0.1.2 remote 10.0.0.1 mtu 1476 up",
+            ),
+            (
+                TunnelKind::Gre,
+                None,
+                Some(7),
+                "link tunl1 gre key 7 local 10.0.1.2 remote 10.0.0.1 mtu 1472 up",
+            ),
+            (
+                TunnelKind::Ipip,
+                None,
+                None,
+                "link tunl1 ipip local 10.0.1.2 remote 10.0.0.1 mtu 1480 up",
+            ),
+        ] {
+            let settings = RsSettings {
+                tunnel: Some(tunnel),
+                port,
+                key,
+                ..base()
+            };
+            let state = desired(&settings.resolve().unwrap(), Some(1500));
+            assert_eq!(state.items[0].to_string(), line);
+        }
+    }
+
+    #[test]
+    fn directors_fence_ipip_and_a_gre_reply_tunnels_gre_from_everyone_else() {
+        let settings = RsSettings {
+            directors: Some(vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)]),
+            tunnel: Some(TunnelKind::Gre),
+            ..base()
+        };
+        let state = desired(&settings.resolve().unwrap(), None);
+        let lines: Vec<String> = state.items.iter().map(|i| i.to_string()).collect();
+        let nft: Vec<&String> = lines.iter().filter(|l| l.starts_with("nft")).collect();
+        assert_eq!(
+            nft,
+            [
+                "nft table ip tungate_rs chains fence",
+                "nft rule \"tungate: drop ipip not from 10.0.0.2,10.0.0.3\"",
+                "nft rule \"tungate: drop gre not from 10.0.0.2,10.0.0.3\"",
+            ]
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("ip_forward")),
+            "{lines:#?}"
+        );
+        let ipip_only = RsSettings {
+            directors: Some(vec![Ipv4Addr::new(10, 0, 0, 2)]),
+            tunnel: Some(TunnelKind::Gue),
+            ..base()
+        };
+        let state = desired(&ipip_only.resolve().unwrap(), None);
+        let rules = state
+            .items
+            .iter()
+            .filter(|i| matches!(i, Item::NftRule(_)))
+            .count();
+        assert_eq!(rules, 1);
+        assert!(
+            desired(&base().resolve().unwrap(), None)
+                .items
+                .iter()
+                .all(|i| !matches!(i, Item::NftTable(_) | Item::NftRule(_)))
+        );
+    }
+
+    #[test]
+    fn tunnel_keys_are_checked_like_the_gateways() {
+        let bad = RsSettings {
+            tunnel: Some(TunnelKind::Fou),
+            key: Some(1),
+            directors: Some(vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 2)]),
+            ..base()
+        };
+        let msg = bad.resolve().unwrap_err().to_string();
+        for expected in [
+            "port: tunnel = \"fou\" needs the gateway's UDP port",
+            "key: tunnel = \"fou\" has no key",
+            "directors[1]: 10.0.0.2 is listed twice",
+        ] {
+            assert!(msg.contains(expected), "{expected:?} not in {msg}");
+        }
+        let bad = RsSettings {
+            port: Some(6080),
+            ..base()
+        };
+        let msg = bad.resolve().unwrap_err().to_string();
+        assert!(
+            msg.contains("port: tunnel = \"ipip\" has no UDP port"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn dnat_through_a_gue_tunnel_clamps_forwarded_syns_to_the_tunnel_mtu_less_40() {
+        let settings = RsSettings {
+            dnat: Some(vec!["192.0.2.10:80=10.88.0.2:8080".parse().unwrap()]),
+            tunnel: Some(TunnelKind::Gue),
+            ..base()
+        };
+        let config = settings.resolve().unwrap();
+        let lines: Vec<String> = desired(&config, Some(1500))
+            .items
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        assert!(
+            lines.contains(
+                &"nft rule \"tungate: clamp the mss of forwarded tcp syn to 1428\"".into()
+            ),
+            "{lines:#?}"
+        );
+        // Without a known MTU there is nothing to clamp to.
+        assert!(
+            !desired(&config, None)
+                .items
+                .iter()
+                .any(|i| i.to_string().contains("clamp the mss"))
+        );
     }
 
     #[test]

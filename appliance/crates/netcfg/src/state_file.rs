@@ -28,6 +28,15 @@ pub(crate) const SYSCTL_KEY: &str = "sysctl ";
 /// How the key of a remembered link state starts (the rest is the link's name).
 pub(crate) const LINK_KEY: &str = "link ";
 
+/// How the key of a fou/gue receive port tungate added starts (the rest is the port).
+pub(crate) const FOU_KEY: &str = "fou ";
+
+/// The key under which a fou/gue receive port that tungate added is remembered (its
+/// original is `absent`: `down` deletes it).
+pub(crate) fn fou_key(port: u16) -> String {
+    format!("{FOU_KEY}{port}")
+}
+
 /// The key under which the original value of the sysctl at `path` is remembered.
 pub(crate) fn sysctl_key(path: &str) -> String {
     format!("{SYSCTL_KEY}{path}")

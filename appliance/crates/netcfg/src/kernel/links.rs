@@ -10,12 +10,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
 use netlink_packet_route::link::{
-    InfoData, InfoIpTunnel, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    GreEncapType, GreIOFlags, InfoData, InfoGre, InfoIpTunnel, InfoKind, LinkAttribute, LinkFlags,
+    LinkInfo, LinkMessage, TunnelEncapFlags, TunnelEncapType,
 };
-use rtnetlink::{Handle, LinkIpIp, LinkMessageBuilder, LinkUnspec};
+use rtnetlink::{Handle, LinkGre, LinkIpIp, LinkMessageBuilder, LinkUnspec};
 
 use crate::error::NetError;
-use crate::model::{LinkStateSpec, TunnelSpec};
+use crate::model::{LinkStateSpec, TunnelEncap, TunnelSpec};
 use crate::plan::Edit;
 use crate::state_file::{StateFile, link_key};
 
@@ -32,38 +33,83 @@ pub(crate) struct LinkView {
     pub(crate) up: bool,
     /// The MTU.
     pub(crate) mtu: Option<u32>,
-    /// For an ipip tunnel: its local and remote addresses (unspecified when wildcard).
-    pub(crate) ipip: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// For an ipip or gre tunnel: its encapsulation, local and remote addresses
+    /// (unspecified when wildcard).
+    pub(crate) tunnel: Option<(TunnelEncap, Ipv4Addr, Ipv4Addr)>,
+}
+
+/// The encapsulation and endpoints of an ipip device, from its `IFLA_IPTUN_*` attributes.
+fn ipip_view(params: &[InfoIpTunnel]) -> (TunnelEncap, Ipv4Addr, Ipv4Addr) {
+    let (mut local, mut remote) = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
+    let (mut kind, mut port) = (TunnelEncapType::None, 0);
+    for p in params {
+        match p {
+            InfoIpTunnel::Local(IpAddr::V4(a)) => local = *a,
+            InfoIpTunnel::Remote(IpAddr::V4(a)) => remote = *a,
+            InfoIpTunnel::EncapType(t) => kind = *t,
+            InfoIpTunnel::EncapDPort(p) => port = *p,
+            _ => {}
+        }
+    }
+    let encap = match kind {
+        TunnelEncapType::None => TunnelEncap::Ipip,
+        TunnelEncapType::Fou => TunnelEncap::Fou { port },
+        TunnelEncapType::Gue => TunnelEncap::Gue { port },
+        _ => TunnelEncap::Other,
+    };
+    (encap, local, remote)
+}
+
+/// The key and endpoints of a gre device, from its `IFLA_GRE_*` attributes (a key counts
+/// when the receive side checks it: `ikey` with the key flag).
+fn gre_view(params: &[InfoGre]) -> (TunnelEncap, Ipv4Addr, Ipv4Addr) {
+    let (mut local, mut remote) = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
+    let (mut keyed, mut key, mut encapsulated) = (false, 0, false);
+    for p in params {
+        match p {
+            InfoGre::Local(a) => local = *a,
+            InfoGre::Remote(a) => remote = *a,
+            InfoGre::IFlags(flags) => keyed = flags.contains(GreIOFlags::Key),
+            InfoGre::IKey(k) => key = *k,
+            InfoGre::EncapType(t) => encapsulated = *t != GreEncapType::None,
+            _ => {}
+        }
+    }
+    let encap = if encapsulated {
+        TunnelEncap::Other
+    } else {
+        TunnelEncap::Gre {
+            key: keyed.then_some(key),
+        }
+    };
+    (encap, local, remote)
 }
 
 fn view(msg: LinkMessage) -> LinkView {
     let mut name = String::new();
     let mut alias = None;
     let mut mtu = None;
-    let mut ipip = None;
+    let mut tunnel = None;
     for attr in msg.attributes {
         match attr {
             LinkAttribute::IfName(n) => name = n,
             LinkAttribute::IfAlias(a) => alias = Some(a),
             LinkAttribute::Mtu(m) => mtu = Some(m),
             LinkAttribute::LinkInfo(infos) => {
-                let is_ipip = infos
-                    .iter()
-                    .any(|i| matches!(i, LinkInfo::Kind(InfoKind::IpIp)));
-                if is_ipip {
-                    let (mut local, mut remote) = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
-                    for info in infos {
-                        if let LinkInfo::Data(InfoData::IpTunnel(params)) = info {
-                            for p in params {
-                                match p {
-                                    InfoIpTunnel::Local(IpAddr::V4(a)) => local = a,
-                                    InfoIpTunnel::Remote(IpAddr::V4(a)) => remote = a,
-                                    _ => {}
-                                }
-                            }
+                for info in &infos {
+                    match info {
+                        LinkInfo::Data(InfoData::IpTunnel(params))
+                            if infos
+                                .iter()
+                                .any(|i| matches!(i, LinkInfo::Kind(InfoKind::IpIp))) =>
+                        {
+                            tunnel = Some(ipip_view(params));
                         }
+                        LinkInfo::Data(InfoData::GreTun(params)) => {
+                            tunnel = Some(gre_view(params));
+                        }
+                        _ => {}
                     }
-                    ipip = Some((local, remote));
                 }
             }
             _ => {}
@@ -75,7 +121,7 @@ fn view(msg: LinkMessage) -> LinkView {
         alias,
         up: msg.header.flags.contains(LinkFlags::Up),
         mtu,
-        ipip,
+        tunnel,
     }
 }
 
@@ -104,34 +150,87 @@ fn require_index(name: &str, action: &str) -> Result<u32, NetError> {
     })
 }
 
-/// Creates the ipip tunnel `spec` (down, so that its sysctls can be set before it carries
-/// anything), marked with `alias`. A kernel without ipip gets [`NetError::NoIpip`].
+/// The message that creates tunnel `spec`: an `ipip` device (with `encap fou|gue
+/// encap-sport auto encap-dport PORT` for the UDP encapsulations) or a `gre` device (with
+/// `key KEY` in both directions when keyed).
+pub(crate) fn tunnel_message(spec: &TunnelSpec) -> LinkMessage {
+    let ipip = || {
+        LinkIpIp::new(&spec.name)
+            .local(spec.local)
+            .remote(spec.remote)
+    };
+    let udp = |kind: TunnelEncapType, port: u16| {
+        ipip()
+            .encap_type(kind)
+            .encap_sport(0)
+            .encap_dport(port)
+            .encap_flags(TunnelEncapFlags::empty())
+    };
+    let with_mtu = |b: LinkMessageBuilder<LinkIpIp>| match spec.mtu {
+        Some(mtu) => b.mtu(mtu).build(),
+        None => b.build(),
+    };
+    match spec.encap {
+        TunnelEncap::Ipip | TunnelEncap::Other => with_mtu(ipip()),
+        TunnelEncap::Fou { port } => with_mtu(udp(TunnelEncapType::Fou, port)),
+        TunnelEncap::Gue { port } => with_mtu(udp(TunnelEncapType::Gue, port)),
+        TunnelEncap::Gre { key } => {
+            let mut b = LinkGre::new(&spec.name)
+                .local(spec.local)
+                .remote(spec.remote);
+            if let Some(key) = key {
+                b = b
+                    .iflags(GreIOFlags::Key)
+                    .oflags(GreIOFlags::Key)
+                    .ikey(key)
+                    .okey(key);
+            }
+            if let Some(mtu) = spec.mtu {
+                b = b.mtu(mtu);
+            }
+            b.build()
+        }
+    }
+}
+
+/// The kernel module a tunnel of this encapsulation needs.
+fn module_of(encap: TunnelEncap) -> &'static str {
+    match encap {
+        TunnelEncap::Ipip | TunnelEncap::Other => "ipip",
+        TunnelEncap::Fou { .. } | TunnelEncap::Gue { .. } => "ipip and fou",
+        TunnelEncap::Gre { .. } => "ip_gre",
+    }
+}
+
+/// Creates the tunnel `spec` (down, so that its sysctls can be set before it carries
+/// anything), marked with `alias`. A kernel without the tunnel's module gets
+/// [`NetError::NoTunnelSupport`] ([`NetError::NoIpip`] for plain ipip).
 pub(crate) async fn create_tunnel(
     handle: &Handle,
     spec: &TunnelSpec,
     alias: &str,
 ) -> Result<(), NetError> {
     let action = format!("creating tunnel {}", spec.name);
-    let mut builder = LinkIpIp::new(&spec.name)
-        .local(spec.local)
-        .remote(spec.remote);
-    if let Some(mtu) = spec.mtu {
-        builder = builder.mtu(mtu);
-    }
-    match handle.link().add(builder.build()).execute().await {
+    match handle.link().add(tunnel_message(spec)).execute().await {
         Ok(()) => {}
         Err(rtnetlink::Error::NetlinkError(msg))
             if matches!(msg.raw_code().abs(), libc::EOPNOTSUPP | libc::EAFNOSUPPORT) =>
         {
-            return Err(NetError::NoIpip {
-                tunnel: spec.name.clone(),
+            return Err(match spec.encap {
+                TunnelEncap::Ipip | TunnelEncap::Other => NetError::NoIpip {
+                    tunnel: spec.name.clone(),
+                },
+                encap => NetError::NoTunnelSupport {
+                    tunnel: spec.name.clone(),
+                    modules: module_of(encap),
+                },
             });
         }
         Err(rtnetlink::Error::NetlinkError(msg)) if msg.raw_code().abs() == libc::EEXIST => {
             return Err(NetError::AlreadyExists {
                 action,
                 hint: format!(
-                    " (another ipip tunnel already has local {} remote {}, or the name is \
+                    " (another tunnel already has local {} remote {}, or the name is \
                      taken; remove it or change the configuration)",
                     spec.local, spec.remote
                 ),
@@ -207,7 +306,8 @@ fn up_word(up: bool) -> &'static str {
 /// What changing a tunnel from one spec to another takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TunnelUpdate {
-    /// The endpoints differ: delete the link and create it again (down).
+    /// The endpoints or the encapsulation differ: delete the link and create it again
+    /// (down).
     recreate: bool,
     /// The MTU to set on the existing link.
     mtu: Option<u32>,
@@ -216,7 +316,7 @@ struct TunnelUpdate {
 }
 
 fn tunnel_update(from: &TunnelSpec, to: &TunnelSpec) -> TunnelUpdate {
-    let recreate = from.local != to.local || from.remote != to.remote;
+    let recreate = from.local != to.local || from.remote != to.remote || from.encap != to.encap;
     TunnelUpdate {
         recreate,
         mtu: to.mtu.filter(|m| !recreate && from.mtu != Some(*m)),
@@ -320,6 +420,7 @@ mod tests {
     fn tunnel(remote: u8, mtu: Option<u32>, up: bool) -> TunnelSpec {
         TunnelSpec {
             name: "tg-rs1".into(),
+            encap: TunnelEncap::Ipip,
             local: Ipv4Addr::new(10, 0, 0, 1),
             remote: Ipv4Addr::new(10, 0, 1, remote),
             mtu,
@@ -329,6 +430,67 @@ mod tests {
 
     fn update(from: TunnelSpec, to: TunnelSpec) -> Edit<TunnelSpec> {
         Edit::Update { from, to }
+    }
+
+    #[test]
+    fn each_tunnel_message_reads_back_as_the_tunnel_it_builds() {
+        use netlink_packet_core::{Emitable, Parseable};
+        for encap in [
+            TunnelEncap::Ipip,
+            TunnelEncap::Gue { port: 6080 },
+            TunnelEncap::Fou { port: 5555 },
+            TunnelEncap::Gre { key: None },
+            TunnelEncap::Gre {
+                key: Some(0xdead_beef),
+            },
+        ] {
+            let spec = TunnelSpec {
+                encap,
+                ..tunnel(2, Some(1400), false)
+            };
+            let message = tunnel_message(&spec);
+            // Through the wire format, as the kernel would receive it.
+            let mut bytes = vec![0; message.buffer_len()];
+            message.emit(&mut bytes);
+            let parsed = LinkMessage::parse(bytes.as_slice()).unwrap();
+            let infos = parsed
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    LinkAttribute::LinkInfo(infos) => Some(infos.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            let kind = infos
+                .iter()
+                .find_map(|i| match i {
+                    LinkInfo::Kind(kind) => Some(kind.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            let wanted_kind = if matches!(encap, TunnelEncap::Gre { .. }) {
+                InfoKind::GreTun
+            } else {
+                InfoKind::IpIp
+            };
+            assert_eq!(kind, wanted_kind, "{encap}");
+            let seen = view(parsed);
+            assert_eq!(seen.name, "tg-rs1");
+            assert_eq!(seen.mtu, Some(1400));
+            assert_eq!(
+                seen.tunnel,
+                Some((encap, spec.local, spec.remote)),
+                "{encap}"
+            );
+            if let TunnelEncap::Gue { .. } | TunnelEncap::Fou { .. } = encap {
+                // encap-sport auto: the kernel picks a source port per flow.
+                let data = infos.iter().find_map(|i| match i {
+                    LinkInfo::Data(InfoData::IpTunnel(p)) => Some(p.clone()),
+                    _ => None,
+                });
+                assert!(data.unwrap().contains(&InfoIpTunnel::EncapSPort(0)));
+            }
+        }
     }
 
     #[test]
@@ -347,6 +509,26 @@ mod tests {
             }
         );
         assert_eq!(brought_up_later(&edit), Some("tg-rs1"));
+    }
+
+    #[test]
+    fn another_tunnel_type_recreates_the_device() {
+        let from = tunnel(2, Some(1480), true);
+        let to = TunnelSpec {
+            encap: TunnelEncap::Gue { port: 6080 },
+            mtu: Some(1468),
+            ..from.clone()
+        };
+        assert!(tunnel_update(&from, &to).recreate);
+        let keyed = TunnelSpec {
+            encap: TunnelEncap::Gre { key: Some(1) },
+            ..from.clone()
+        };
+        let other_key = TunnelSpec {
+            encap: TunnelEncap::Gre { key: Some(2) },
+            ..from
+        };
+        assert!(tunnel_update(&keyed, &other_key).recreate);
     }
 
     #[test]

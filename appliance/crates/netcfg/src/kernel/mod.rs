@@ -7,6 +7,7 @@
 
 pub(crate) mod addresses;
 pub(crate) mod fence;
+pub(crate) mod fou;
 pub(crate) mod links;
 pub(crate) mod nft;
 pub(crate) mod routes;

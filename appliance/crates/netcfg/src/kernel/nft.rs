@@ -27,6 +27,8 @@ use crate::plan::{Edit, NftRuleChange};
 const PRIORITY_DSTNAT: i32 = -100;
 /// Priority of the reply-marking chain (`mangle`): before the routing decision.
 const PRIORITY_MANGLE: i32 = -150;
+/// Priority of the fence chain (`raw`): before conntrack and everything else.
+const PRIORITY_RAW: i32 = -300;
 /// The `udata` type of a rule comment in libnftnl.
 const UDATA_RULE_COMMENT: u8 = 0;
 
@@ -347,19 +349,58 @@ fn chain<'a>(table: &'a Table, which: NftChain) -> Chain<'a> {
             chain.set_hook(Hook::PreRouting, PRIORITY_MANGLE);
             chain.set_type(ChainType::Filter);
         }
+        NftChain::Fence => {
+            chain.set_hook(Hook::PreRouting, PRIORITY_RAW);
+            chain.set_type(ChainType::Filter);
+        }
+        NftChain::Clamp => {
+            chain.set_hook(Hook::Forward, PRIORITY_MANGLE);
+            chain.set_type(ChainType::Filter);
+        }
     }
     chain.set_policy(Policy::Accept);
     chain
 }
 
-/// Creates tungate's table and its chains (those present are left as they are).
-pub(crate) fn ensure_table() -> Result<(), NetError> {
+/// The chains of [`NftChain::ALL`] named in `names`.
+fn chains_named(names: &[String]) -> Vec<NftChain> {
+    NftChain::ALL
+        .into_iter()
+        .filter(|c| names.iter().any(|n| n == c.name()))
+        .collect()
+}
+
+/// Creates tungate's table with the chains of `spec` (those present are left as they are)
+/// and deletes the chains of `found` that `spec` no longer has (their rules went first).
+pub(crate) fn ensure_table(
+    spec: &NftTableSpec,
+    found: Option<&NftTableSpec>,
+) -> Result<(), NetError> {
     let table = Table::new(table_name(), ProtoFamily::Ipv4);
     let mut batch = Batch::new();
     batch.add(&table, MsgType::Add);
-    let chains: Vec<Chain<'_>> = NftChain::ALL.iter().map(|&c| chain(&table, c)).collect();
-    for c in &chains {
+    let wanted: Vec<Chain<'_>> = chains_named(&spec.chains)
+        .into_iter()
+        .map(|c| chain(&table, c))
+        .collect();
+    for c in &wanted {
         batch.add(c, MsgType::Add);
+    }
+    let stale: Vec<Chain<'_>> = found
+        .map(|f| {
+            f.chains
+                .iter()
+                .filter(|n| !spec.chains.contains(n))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|name| CString::new(name).ok())
+        .map(|name| Chain::new(name, &table))
+        .collect();
+    for c in &stale {
+        batch.add(c, MsgType::Del);
     }
     send_rs_batch(&batch.finalize(), &format!("creating table ip {NFT_TABLE}"))
 }
@@ -374,6 +415,104 @@ pub(crate) fn delete_table() -> Result<(), NetError> {
             Ok(())
         }
         other => other,
+    }
+}
+
+/// The SYN and RST bits of the TCP flags byte.
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+/// `NFT_EXTHDR_OP_TCPOPT`: the extension header expression works on TCP options.
+const NFT_EXTHDR_OP_TCPOPT: u32 = 1;
+/// The TCP option kind of the maximum segment size, its value's offset and length.
+const TCPOPT_MAXSEG: u8 = 2;
+const TCPOPT_MAXSEG_OFFSET: u32 = 2;
+const TCPOPT_MAXSEG_LEN: u32 = 2;
+
+/// `NFT_PAYLOAD_TRANSPORT_HEADER`, and where the TCP flags byte is in the TCP header.
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+const TCP_FLAGS_OFFSET: u32 = 13;
+
+/// `tcp flags`: the TCP flags byte, loaded into register 1 (nftnl 0.9's payload expression
+/// knows only the ports, so it is built from libnftnl's attributes).
+struct TcpFlags;
+
+impl nftnl::expr::Expression for TcpFlags {
+    fn to_expr(&self, _rule: &Rule<'_>) -> std::ptr::NonNull<sys::nftnl_expr> {
+        let expr = alloc_expr(c"payload");
+        // SAFETY: `expr` is a live payload expression; each attribute is one of its own,
+        // set with the width libnftnl expects for it.
+        unsafe {
+            let e = expr.as_ptr();
+            sys::nftnl_expr_set_u32(
+                e,
+                sys::NFTNL_EXPR_PAYLOAD_DREG as u16,
+                libc::NFT_REG_1 as u32,
+            );
+            sys::nftnl_expr_set_u32(
+                e,
+                sys::NFTNL_EXPR_PAYLOAD_BASE as u16,
+                NFT_PAYLOAD_TRANSPORT_HEADER,
+            );
+            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_PAYLOAD_OFFSET as u16, TCP_FLAGS_OFFSET);
+            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_PAYLOAD_LEN as u16, 1);
+        }
+        expr
+    }
+}
+
+/// A fresh libnftnl expression of type `name`.
+fn alloc_expr(name: &CStr) -> std::ptr::NonNull<sys::nftnl_expr> {
+    // SAFETY: allocation of an empty libnftnl expression by its registered name.
+    let expr = unsafe { sys::nftnl_expr_alloc(name.as_ptr()) };
+    let Some(expr) = std::ptr::NonNull::new(expr) else {
+        // As nftnl does for its own expressions: a failed tiny allocation is out of memory,
+        // where aborting is all that is left.
+        std::process::abort();
+    };
+    expr
+}
+
+/// `tcp option maxseg size`: read into register 1 (a packet without the option does not
+/// match), or written from it (`... set`; the kernel fixes the TCP checksum). nftnl 0.9
+/// has no extension header expression, so it is built from libnftnl's attributes.
+struct TcpMaxseg {
+    write: bool,
+}
+
+impl nftnl::expr::Expression for TcpMaxseg {
+    fn to_expr(&self, _rule: &Rule<'_>) -> std::ptr::NonNull<sys::nftnl_expr> {
+        let expr = alloc_expr(c"exthdr");
+        let register = if self.write {
+            sys::NFTNL_EXPR_EXTHDR_SREG
+        } else {
+            sys::NFTNL_EXPR_EXTHDR_DREG
+        };
+        // SAFETY: `expr` is a live exthdr expression; each attribute is one of its own,
+        // set with the width libnftnl expects for it.
+        unsafe {
+            sys::nftnl_expr_set_u32(expr.as_ptr(), register as u16, libc::NFT_REG_1 as u32);
+            sys::nftnl_expr_set_u8(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_EXTHDR_TYPE as u16,
+                TCPOPT_MAXSEG,
+            );
+            sys::nftnl_expr_set_u32(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_EXTHDR_OFFSET as u16,
+                TCPOPT_MAXSEG_OFFSET,
+            );
+            sys::nftnl_expr_set_u32(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_EXTHDR_LEN as u16,
+                TCPOPT_MAXSEG_LEN,
+            );
+            sys::nftnl_expr_set_u32(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_EXTHDR_OP as u16,
+                NFT_EXTHDR_OP_TCPOPT,
+            );
+        }
+        expr
     }
 }
 
@@ -409,7 +548,7 @@ pub(crate) fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
         action: action.clone(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "comment contains NUL"),
     })?;
-    match *spec {
+    match spec {
         NftRuleSpec::Dnat {
             vip,
             port,
@@ -418,12 +557,12 @@ pub(crate) fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
             to_port,
         } => {
             rule.add_expr(&nft_expr!(payload ipv4 daddr));
-            rule.add_expr(&nft_expr!(cmp == vip));
-            match_l4(&mut rule, protocol);
-            rule.add_expr(&port_payload(protocol, false));
+            rule.add_expr(&nft_expr!(cmp == *vip));
+            match_l4(&mut rule, *protocol);
+            rule.add_expr(&port_payload(*protocol, false));
             rule.add_expr(&nft_expr!(cmp == port.to_be()));
             rule.add_expr(&nft_expr!(counter));
-            rule.add_expr(&Immediate::new(addr_data(to), Register::Reg1));
+            rule.add_expr(&Immediate::new(addr_data(*to), Register::Reg1));
             rule.add_expr(&Immediate::new(to_port.to_be(), Register::Reg2));
             rule.add_expr(&Nat {
                 nat_type: NatType::DNat,
@@ -439,16 +578,40 @@ pub(crate) fn add_rule(spec: &NftRuleSpec) -> Result<(), NetError> {
             mark,
         } => {
             rule.add_expr(&nft_expr!(payload ipv4 saddr));
-            rule.add_expr(&nft_expr!(cmp == from));
-            match_l4(&mut rule, protocol);
-            rule.add_expr(&port_payload(protocol, true));
+            rule.add_expr(&nft_expr!(cmp == *from));
+            match_l4(&mut rule, *protocol);
+            rule.add_expr(&port_payload(*protocol, true));
             rule.add_expr(&nft_expr!(cmp == from_port.to_be()));
             rule.add_expr(&nft_expr!(ct status));
             rule.add_expr(&nft_expr!(bitwise mask ConntrackStatus::DST_NAT.bits(), xor 0u32));
             rule.add_expr(&nft_expr!(cmp != 0u32));
             rule.add_expr(&nft_expr!(counter));
-            rule.add_expr(&Immediate::new(mark, Register::Reg1));
+            rule.add_expr(&Immediate::new(*mark, Register::Reg1));
             rule.add_expr(&nft_expr!(meta mark set));
+        }
+        NftRuleSpec::ClampMss { mss } => {
+            match_l4(&mut rule, L4Protocol::Tcp);
+            rule.add_expr(&TcpFlags);
+            rule.add_expr(&nft_expr!(bitwise mask TCP_SYN | TCP_RST, xor 0u8));
+            rule.add_expr(&nft_expr!(cmp == TCP_SYN));
+            rule.add_expr(&TcpMaxseg { write: false });
+            rule.add_expr(&nft_expr!(cmp > mss.to_be()));
+            rule.add_expr(&nft_expr!(counter));
+            rule.add_expr(&Immediate::new(mss.to_be(), Register::Reg1));
+            rule.add_expr(&TcpMaxseg { write: true });
+        }
+        NftRuleSpec::Fence {
+            protocol,
+            directors,
+        } => {
+            rule.add_expr(&nft_expr!(payload ipv4 protocol));
+            rule.add_expr(&nft_expr!(cmp == protocol.number()));
+            for director in directors {
+                rule.add_expr(&nft_expr!(payload ipv4 saddr));
+                rule.add_expr(&nft_expr!(cmp != *director));
+            }
+            rule.add_expr(&nft_expr!(counter));
+            rule.add_expr(&nft_expr!(verdict drop));
         }
     }
     rule.set_comment(&ccomment)
@@ -487,7 +650,8 @@ fn delete_rule(found: &FoundNftRule) -> Result<(), NetError> {
 /// deletes it with everything in it.
 pub(crate) fn apply_table(edit: &Edit<NftTableSpec>) -> Result<(), NetError> {
     match edit {
-        Edit::Create(_) | Edit::Update { .. } => ensure_table(),
+        Edit::Create(spec) => ensure_table(spec, None),
+        Edit::Update { from, to } => ensure_table(to, Some(from)),
         Edit::Delete(_) => delete_table(),
     }
 }
