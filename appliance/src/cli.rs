@@ -172,6 +172,19 @@ pub struct DemoArgs {
     /// then target/wasm-plugins/wasm32-unknown-unknown/plugin].
     #[arg(long, value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
+    /// The real server's reply tunnel: ipip, or gue (UDP to port 6080, a source port per
+    /// flow, as `encap-sport auto` sends it).
+    #[arg(long, value_enum, default_value_t = DemoTunnelArg::Ipip)]
+    pub tunnel: DemoTunnelArg,
+}
+
+/// The reply tunnels `tungate demo --tunnel` can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoTunnelArg {
+    /// IPv4 in IPv4.
+    Ipip,
+    /// Generic UDP Encapsulation.
+    Gue,
 }
 
 /// Arguments of `tungate status`.
@@ -574,6 +587,10 @@ pub fn main() -> i32 {
             rate: args.rate,
             duration: args.duration.map(std::time::Duration::from_secs),
             plugin_dir: args.plugin_dir,
+            tunnel: match args.tunnel {
+                DemoTunnelArg::Ipip => tungate_demo::DemoTunnel::Ipip,
+                DemoTunnelArg::Gue => tungate_demo::DemoTunnel::Gue,
+            },
         }),
         Command::Drain(args) => {
             tungate_api::drain::run(&args.url, args.token_file.as_ref(), args.admin_ca.as_ref())

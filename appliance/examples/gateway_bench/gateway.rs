@@ -313,7 +313,11 @@ fn io_plan(doc: &Document) -> Result<(IoPlan, Option<SharedFilter>), String> {
     let ifindex = tungate_datapath::interface_index(&ingress).map_err(|e| e.to_string())?;
     let mut filter = IngressFilter::attach(ifindex, XdpMode::Native, doc.gateway.address)
         .map_err(|e| e.to_string())?;
-    let peers: Vec<_> = doc.peers.iter().map(|p| p.address).collect();
+    let peers: Vec<_> = doc
+        .peers
+        .iter()
+        .map(|p| (p.address, tungate_datapath::peer_tunnel(p)))
+        .collect();
     filter.set_peers(&peers).map_err(|e| e.to_string())?;
     let filter = Arc::new(Mutex::new(filter));
     Ok((

@@ -10,7 +10,7 @@
 use std::net::Ipv4Addr;
 
 use arbitrary::Arbitrary;
-use tungate_packet::{Accepted, Directory, DropReason, LinkLayer, classify, ipv4};
+use tungate_packet::{Accepted, Directory, DropReason, LinkLayer, Tunnel, classify, ipv4};
 
 /// The gateway address of the fixed directory.
 pub const GIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -23,7 +23,7 @@ pub const VIP1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 /// The VIP of peer 2 (VIP id 11).
 pub const VIP2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 
-/// Two peers, one VIP each.
+/// Two peers, one VIP each, both sending IPIP.
 pub struct Fixed;
 
 impl Directory for Fixed {
@@ -47,6 +47,9 @@ impl Directory for Fixed {
             (2, s) if s == VIP2 => Some(11),
             _ => None,
         }
+    }
+    fn tunnel(&self, _peer: u8) -> Tunnel {
+        Tunnel::Ipip
     }
 }
 
@@ -542,7 +545,8 @@ impl FrameSpec {
             if outer_fragment {
                 return Err((DropReason::OuterFragment, None));
             }
-            if protocol != 4 {
+            // IPIP, UDP (GUE/FOU) and GRE are tunnel protocols; the others are not.
+            if !matches!(protocol, 4 | 17 | 47) {
                 return Err((DropReason::NotIpip, None));
             }
             if outer_dst != GIP.octets() {
@@ -551,6 +555,10 @@ impl FrameSpec {
             let peer = Fixed
                 .peer_by_address(Ipv4Addr::from(outer_src))
                 .ok_or((DropReason::UnknownPeer, None))?;
+            // Both peers send IPIP: UDP or GRE from them is another tunnel.
+            if protocol != 4 {
+                return Err((DropReason::WrongTunnel, None));
+            }
             judge_inner(peer, true).map(|vip| (14 + outer_hl, inner_total, vip))
         })();
         let mut expected = expected;
@@ -583,4 +591,128 @@ impl FrameSpec {
             .map_err(|r| (r.reason, r.vip));
         assert_eq!(got, built.expected, "{self:?}");
     }
+}
+
+/// Peers with the other tunnel types, all serving [`VIP1`]: peer 3 sends GUE to
+/// [`GUE_PORT`], peer 4 FOU to [`FOU_PORT`], peer 5 GRE without a key, peer 6 GRE with
+/// [`GRE_KEY`]; their addresses are 10.0.1.(peer + 10).
+pub struct Tunnels;
+
+/// The GUE peer's port.
+pub const GUE_PORT: u16 = 6080;
+/// The FOU peer's port.
+pub const FOU_PORT: u16 = 5555;
+/// The keyed GRE peer's key.
+pub const GRE_KEY: u32 = 0x0102_0304;
+
+impl Directory for Tunnels {
+    type Peer = u8;
+    type Vip = u8;
+    fn gateway(&self) -> Ipv4Addr {
+        GIP
+    }
+    fn peer_by_address(&self, a: Ipv4Addr) -> Option<u8> {
+        match a.octets() {
+            [10, 0, 1, n @ 13..=16] => Some(n - 10),
+            _ => None,
+        }
+    }
+    fn vip_served_by(&self, _peer: u8, s: Ipv4Addr) -> Option<u8> {
+        (s == VIP1).then_some(10)
+    }
+    fn tunnel(&self, peer: u8) -> Tunnel {
+        match peer {
+            3 => Tunnel::Gue { port: GUE_PORT },
+            4 => Tunnel::Fou { port: FOU_PORT },
+            5 => Tunnel::Gre { key: None },
+            _ => Tunnel::Gre { key: Some(GRE_KEY) },
+        }
+    }
+}
+
+/// A frame from tunnel peer `peer` (3..=6) whose outer header is valid and whose payload is
+/// `data` (for GUE/FOU behind a UDP header with the right length, checksummed or not, to the
+/// peer's port or not, as `data`'s first byte says), so that the fuzzer reaches the tunnel
+/// header parsers; then classifies it and checks the invariants of what is accepted.
+pub fn classify_tunnel_frame(peer: u8, data: &[u8]) {
+    let (control, data) = data.split_first().unwrap_or((&0, &[]));
+    let source = Ipv4Addr::new(10, 0, 1, peer + 10);
+    let tunnel = Tunnels.tunnel(peer);
+    let (protocol, payload) = match tunnel {
+        Tunnel::Gue { port } | Tunnel::Fou { port } => {
+            let port = if control & 1 == 0 { port } else { port ^ 1 };
+            let mut udp = vec![0xc0, 0x01];
+            udp.extend_from_slice(&port.to_be_bytes());
+            udp.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+            udp.extend_from_slice(&[0, 0]);
+            udp.extend_from_slice(data);
+            if control & 2 != 0 {
+                let mut sum = etherparse::checksum::Sum16BitWords::new()
+                    .add_4bytes(source.octets())
+                    .add_4bytes(GIP.octets())
+                    .add_2bytes([0, 17])
+                    .add_2bytes((udp.len() as u16).to_be_bytes())
+                    .add_slice(&udp)
+                    .ones_complement()
+                    .to_be();
+                if sum == 0 {
+                    sum = 0xffff;
+                }
+                udp[6..8].copy_from_slice(&sum.to_be_bytes());
+            }
+            (17, udp)
+        }
+        _ => (47, data.to_vec()),
+    };
+    let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+    let total = 20 + payload.len();
+    if total > 0xffff {
+        return;
+    }
+    let mut outer = ipv4_header(
+        5,
+        total,
+        (0, 1, true),
+        (false, 0),
+        64,
+        protocol,
+        source.octets(),
+        GIP.octets(),
+        &[],
+    );
+    set_checksum(&mut outer);
+    frame.extend_from_slice(&outer);
+    frame.extend_from_slice(&payload);
+    let Ok(a) = classify(&frame, LinkLayer::EthernetIpip, &Tunnels) else {
+        return;
+    };
+    assert_eq!(a.peer, peer);
+    let end = a.inner_offset + a.inner_len;
+    assert_eq!(end, frame.len(), "the inner packet ends with the outer one");
+    let min_header = match tunnel {
+        Tunnel::Gue { .. } | Tunnel::Fou { .. } => 8,
+        Tunnel::Gre { key } => 4 + 4 * usize::from(key.is_some()),
+        Tunnel::Ipip => 0,
+    };
+    assert!(a.inner_offset >= 14 + 20 + min_header);
+    if let Tunnel::Gue { port } | Tunnel::Fou { port } = tunnel {
+        assert_eq!(frame[36..38], port.to_be_bytes(), "another port accepted");
+    }
+    if let Tunnel::Gre { key } = tunnel {
+        let flags = frame[34];
+        assert_eq!(frame[35], 0, "GRE version or reserved flags accepted");
+        assert_eq!(frame[36..38], [8, 0], "GRE protocol other than IPv4 accepted");
+        assert_eq!(flags & 0x4f, 0, "refused GRE flag accepted");
+        assert_eq!(flags & 0x20 != 0, key.is_some(), "GRE key presence");
+        if flags & 0x80 != 0 {
+            assert_eq!(etherparse_checksum(&frame[34..]), 0, "bad GRE checksum accepted");
+        }
+    }
+    let inner = &frame[a.inner_offset..end];
+    let header = etherparse::Ipv4HeaderSlice::from_slice(inner).expect("accepted inner parses");
+    assert_eq!(usize::from(header.total_len()), a.inner_len);
+    assert_eq!(ipv4::checksum(&inner[..a.inner.header_len]), 0);
+    assert!(a.inner.ttl > 1);
+    assert!(!matches!(a.inner.protocol, 4 | 41 | 47), "tunnel accepted");
+    assert_eq!(a.inner.source, VIP1);
 }

@@ -88,6 +88,11 @@ struct Demo {
 
 impl Demo {
     fn start(port: u16, duration: u64) -> Demo {
+        Demo::start_with(port, duration, &[])
+    }
+
+    /// Starts `tungate demo` with `extra` flags after the usual ones.
+    fn start_with(port: u16, duration: u64, extra: &[&str]) -> Demo {
         let mut child = Command::new(binary())
             .args([
                 "demo",
@@ -100,6 +105,7 @@ impl Demo {
                 "--plugin-dir",
                 &plugins::wasm_dir().display().to_string(),
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -400,6 +406,59 @@ fn the_demo_serves_counts_filters_and_leaves_the_host_clean() {
     let after = host_snapshot();
     assert_eq!(before, after, "the host changed across the demo");
     assert!(!text(&run("ip", &["netns", "list"])).contains(&format!("tgdemo-{pid}-")));
+}
+
+/// `tungate demo --tunnel gue`: the real server's replies reach the gateway as GUE (the
+/// configuration names the tunnel, the stats show replies forwarded and no tunnel drop),
+/// and the host is as before.
+#[test]
+fn the_demo_with_a_gue_tunnel_forwards_its_replies() {
+    plugins::plugin_wasm("accounting");
+    let _host = host_lock();
+    let before = host_snapshot();
+    let port = free_port();
+    let mut demo = Demo::start_with(port, 25, &["--tunnel", "gue"]);
+    demo.wait_line(Duration::from_secs(120), |l| {
+        l.contains("GUE 10.99.0.2:<per-flow port> -> 10.99.0.1:6080")
+    });
+    let url_line = demo.wait_line(Duration::from_secs(60), |l| {
+        l.trim_start().starts_with("web UI")
+    });
+    let url = url_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_owned();
+    let token_line = demo.wait_line(Duration::from_secs(5), |l| {
+        l.trim_start().starts_with("token")
+    });
+    let token = token_line.split_whitespace().nth(1).unwrap().to_owned();
+    let config = api_get(&url, &token, "/api/v1/config");
+    assert_eq!(config["peers"][0]["tunnel"], "gue", "{config}");
+    let first = api_get(&url, &token, "/api/v1/stats");
+    std::thread::sleep(Duration::from_secs(4));
+    let second = api_get(&url, &token, "/api/v1/stats");
+    assert!(
+        counter(vip_stats(&second), "forwarded_packets")
+            > counter(vip_stats(&first), "forwarded_packets"),
+        "forwarded packets rise: {first} -> {second}"
+    );
+    for reason in [
+        "wrong_tunnel",
+        "bad_udp_length",
+        "bad_udp_checksum",
+        "bad_gue",
+    ] {
+        assert_eq!(counter(&second["drops"], reason), 0, "{reason}: {second}");
+    }
+    let status = demo.wait_exit(Duration::from_secs(90));
+    assert!(
+        status.success(),
+        "demo exit: {status}\n{}",
+        demo.seen.join("\n")
+    );
+    assert_eq!(before, host_snapshot(), "the host changed across the demo");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use tungate_test_support::icmp::IcmpWatch;
-use tungate_test_support::packets::{ethernet, outer, udp};
+use tungate_test_support::packets::{ethernet, fou, gre, gue, outer, udp};
 use tungate_test_support::stream::NumberedStream;
 use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RS_MAC, VIP};
 use tungate_test_support::{FrameSocket, Topology, Tungate, process};
@@ -148,8 +148,13 @@ fn icmp_error_to(frame: &[u8], to: &str) -> bool {
 /// Sends every probe from the real server and returns the names of those the gateway
 /// answered with an ICMP error.
 fn answered(t: &Topology) -> Vec<&'static str> {
+    answered_to(t, probes())
+}
+
+/// Sends `probes` (name, source, frame) from the real server and returns the names of those
+/// the gateway answered with an ICMP error.
+fn answered_to(t: &Topology, probes: Vec<(&'static str, String, Vec<u8>)>) -> Vec<&'static str> {
     let rs = FrameSocket::open_protocol(&t.rs, "r0", ETH_P_ALL);
-    let probes = probes();
     for (_, _, frame) in &probes {
         rs.send(frame);
     }
@@ -229,6 +234,64 @@ fn no_tunnel_probe_is_answered_until_net_down_lowers_the_fence() {
     );
     assert_eq!(status, 0, "{out}{err}");
     assert!(!out.contains("tungate_fence"), "{out}");
+}
+
+/// This host has no fou, gue or gre modules: without the fence the kernel answers GUE and
+/// FOU to GIP with port-unreachable and GRE with protocol-unreachable, towards the RS. With
+/// the fence (raised for the configured GUE/FOU ports, kept across a stop) it answers none.
+#[test]
+fn gue_fou_and_gre_probes_get_no_icmp_while_fenced_and_do_without() {
+    let t = Topology::new();
+    let v4 = |n: u8| Ipv4Addr::new(10, 0, 1, n);
+    let probes = || {
+        let inner = udp(VIP, CIP, 64, 32);
+        vec![
+            (
+                "GUE",
+                v4(31).to_string(),
+                ethernet(GW_RS_MAC, RS_MAC, &gue(v4(31), GIP, 6080, &inner)),
+            ),
+            (
+                "FOU",
+                v4(32).to_string(),
+                ethernet(GW_RS_MAC, RS_MAC, &fou(v4(32), GIP, 5555, &inner)),
+            ),
+            (
+                "GRE with a key",
+                v4(33).to_string(),
+                ethernet(GW_RS_MAC, RS_MAC, &gre(v4(33), GIP, Some(7), true, &inner)),
+            ),
+        ]
+    };
+    for (_, source, _) in probes() {
+        t.rs.ip(&["addr", "add", &format!("{source}/24"), "dev", "r0"]);
+    }
+    let config = format!(
+        "{}[[peers]]\nname = \"rs2\"\naddress = \"10.0.1.40\"\ntunnel = \"fou\"\nport = 5555\n\
+         [[peers]]\nname = \"rs3\"\naddress = \"10.0.1.41\"\ntunnel = \"gue\"\n",
+        t.config("")
+    );
+    let tg = Tungate::start(&t.gw, &config);
+    let listed = fence(&t);
+    for rule in ["udp dport 5555", "udp dport 6080", "gre"] {
+        assert!(listed.contains(rule), "{rule} missing in {listed}");
+    }
+    assert_eq!(
+        answered_to(&t, probes()),
+        Vec::<&str>::new(),
+        "answered while fenced"
+    );
+    assert_eq!(tg.stop().0, 0);
+    assert_eq!(
+        answered_to(&t, probes()),
+        Vec::<&str>::new(),
+        "answered after a stop"
+    );
+    let deleted =
+        t.gw.exec("nft", &["delete", "table", "inet", "tungate_fence"]);
+    assert!(deleted.status.success());
+    // Without the fence every probe is answered: the checks above can fail.
+    assert_eq!(answered_to(&t, probes()), ["GUE", "FOU", "GRE with a key"]);
 }
 
 #[test]

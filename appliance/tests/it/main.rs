@@ -53,4 +53,5 @@ mod plugins_hot_swap;
 mod run_modes;
 mod spoofed_peer;
 mod state_crash;
+mod tunnels;
 mod xdp_path;

@@ -176,7 +176,14 @@ export type components = {
       | 'tx_error'
       | 'truncated'
       | 'rx_overflow'
-      | 'spoofed_peer';
+      | 'spoofed_peer'
+      | 'wrong_tunnel'
+      | 'bad_udp_length'
+      | 'bad_udp_checksum'
+      | 'bad_gue'
+      | 'bad_gre'
+      | 'bad_gre_checksum'
+      | 'wrong_gre_key';
     /** @description a message about one field */
     ErrorDetail: {
       field: string;

@@ -124,6 +124,9 @@ describe('dates and words', () => {
     expect(humanize('bad_checksum')).toBe('Bad checksum');
     expect(humanize('ttl-expired')).toBe('TTL expired');
     expect(humanize('not_a_vip')).toBe('Not a VIP');
+    expect(humanize('bad_gue')).toBe('Bad GUE');
+    expect(humanize('wrong_gre_key')).toBe('Wrong GRE key');
+    expect(humanize('bad_udp_length')).toBe('Bad UDP length');
     expect(humanize('unknown_vips')).toBe('Unknown VIPs');
     expect(humanize('inner_ipip')).toBe('Inner IPIP');
   });

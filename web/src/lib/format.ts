@@ -123,6 +123,7 @@ const ACRONYMS: Record<string, string> = Object.fromEntries(
     'ip',
     'ipip',
     'gre',
+    'gue',
     'icmp',
     'tcp',
     'udp',

@@ -6,6 +6,7 @@
 // comes from `GET /api/v1/stats`, polled while the page is shown.
 
 import { useMemo, useState } from 'preact/hooks';
+import { DEFAULT_GUE_PORT, TUNNELS, type TunnelKind, tunnelFields, tunnelText } from '../lib/tunnel';
 import type { Revision } from '../api/client';
 import type { Binding, Peer, PeerStats, Plugin, Vip } from '../api/types';
 import { BindingFields, draftIsValid, type BindingDraft } from '../components/BindingFields';
@@ -243,6 +244,9 @@ function PeersCard(props: {
                   {peer.vips?.length ? <VipList vips={peer.vips} /> : <span class="muted">none</span>}
                 </td>
                 <td>
+                  <span class="mono" data-testid={`peer-tunnel-${peer.name}`}>
+                    {tunnelText(peer)}
+                  </span>{' '}
                   <Liveness name={peer.name} stats={liveness.get(peer.name)} />
                 </td>
                 <RowActions
@@ -402,13 +406,24 @@ function PeerDialog(props: {
   const [name, setName] = useState(props.peer?.name ?? '');
   const [address, setAddress] = useState(props.peer?.address ?? '');
   const [vipsText, setVipsText] = useState((props.peer?.vips ?? []).join(', '));
+  const [tunnel, setTunnel] = useState<TunnelKind>(props.peer?.tunnel ?? 'ipip');
+  const [portText, setPortText] = useState(props.peer?.port?.toString() ?? '');
+  const [keyText, setKeyText] = useState(props.peer?.key?.toString() ?? '');
   const [busy, setBusy] = useState(false);
   const [errors, setErrors] = useState<MappedErrors>(NO_ERRORS);
 
   const submit = async (event: Event) => {
     event.preventDefault();
-    setBusy(true);
     setErrors(NO_ERRORS);
+    const tunnelValue = tunnelFields(tunnel, portText, keyText);
+    if (!tunnelValue.ok) {
+      setErrors({
+        fields: { [tunnelValue.field]: [{ message: tunnelValue.message, rest: [] }] },
+        general: [],
+      });
+      return;
+    }
+    setBusy(true);
     const vips = splitList(vipsText);
     try {
       // The dialog has no field for `silent_after` or `check_source_mac`: an edit keeps the
@@ -421,6 +436,7 @@ function PeerDialog(props: {
           name: name.trim(),
           address: address.trim(),
           vips,
+          ...tunnelValue.value,
           ...(silentAfter ? { silent_after: silentAfter } : {}),
           ...(checkSourceMac ? { check_source_mac: true } : {}),
         },
@@ -430,7 +446,10 @@ function PeerDialog(props: {
       props.onSaved();
     } catch (failure) {
       setErrors(
-        toFormErrors(failure, { prefixes: [['peers', '*'], []], fields: { name: 0, address: 0, vips: 1 } }),
+        toFormErrors(failure, {
+          prefixes: [['peers', '*'], []],
+          fields: { name: 0, address: 0, vips: 1, tunnel: 0, port: 0, key: 0 },
+        }),
       );
     } finally {
       setBusy(false);
@@ -508,6 +527,69 @@ function PeerDialog(props: {
             />
           )}
         </Field>
+        <Field
+          id="peer-tunnel"
+          label="Return tunnel"
+          hint="How the real server sends its replies: ipip (default), gue or fou (UDP), gre."
+          errors={errors.fields.tunnel}
+        >
+          {(control) => (
+            <select
+              {...control}
+              value={tunnel}
+              onChange={(e) => setTunnel(e.currentTarget.value as TunnelKind)}
+              data-testid="peer-tunnel"
+            >
+              {TUNNELS.map((t) => (
+                <option key={t} value={t}>
+                  {t}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        {tunnel === 'gue' || tunnel === 'fou' ? (
+          <Field
+            id="peer-port"
+            label="UDP port"
+            hint={
+              tunnel === 'gue'
+                ? `The UDP destination port; empty for ${DEFAULT_GUE_PORT}.`
+                : 'The UDP destination port (required for fou).'
+            }
+            errors={errors.fields.port}
+          >
+            {(control) => (
+              <input
+                {...control}
+                class="mono"
+                value={portText}
+                inputMode="numeric"
+                onInput={(e) => setPortText(e.currentTarget.value)}
+                data-testid="peer-port"
+              />
+            )}
+          </Field>
+        ) : null}
+        {tunnel === 'gre' ? (
+          <Field
+            id="peer-key"
+            label="GRE key"
+            hint="The key its packets carry (0 to 4294967295); empty when they carry none."
+            errors={errors.fields.key}
+          >
+            {(control) => (
+              <input
+                {...control}
+                class="mono"
+                value={keyText}
+                inputMode="numeric"
+                onInput={(e) => setKeyText(e.currentTarget.value)}
+                data-testid="peer-key"
+              />
+            )}
+          </Field>
+        ) : null}
         <GeneralErrors messages={errors.general} />
         <FormActions
           submitLabel={editing ? 'Save peer' : 'Add peer'}

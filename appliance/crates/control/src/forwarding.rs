@@ -24,8 +24,9 @@ use std::sync::{Arc, Mutex};
 use tungate_config::{DecapMode, Document, IoMode};
 use tungate_datapath::counters::{Counters, DropCounts};
 use tungate_datapath::filter::{FilterProgress, WorkerFilters};
-use tungate_datapath::{Datapath, IoPlan, StartError, XskRegistry};
+use tungate_datapath::{Datapath, IoPlan, StartError, XskRegistry, peer_tunnel};
 use tungate_netcfg::{NetError, TunnelFence};
+use tungate_packet::Tunnel;
 use tungate_xdp::{IngressFilter, XdpError, XdpMode};
 
 use crate::IoPath;
@@ -68,7 +69,11 @@ struct Xdp {
 impl Xdp {
     /// Makes the program's peer set and gateway address those of `doc`.
     fn follow(&self, doc: &Document) -> Result<(), XdpError> {
-        let peers: Vec<Ipv4Addr> = doc.peers.iter().map(|p| p.address).collect();
+        let peers: Vec<(Ipv4Addr, Tunnel)> = doc
+            .peers
+            .iter()
+            .map(|p| (p.address, peer_tunnel(p)))
+            .collect();
         let mut filter = self.filter.lock().unwrap_or_else(|e| e.into_inner());
         filter.set_gateway(doc.gateway.address)?;
         filter.set_peers(&peers)
@@ -254,7 +259,10 @@ impl Workers {
     /// `userspace` mode; otherwise leaves it as it is.
     fn raise_fence(&mut self) -> Result<(), NetError> {
         match self.datapath.userspace_ingress() {
-            Some((_, ingress)) => self.fence.raise(ingress, &[]),
+            Some((_, ingress)) => {
+                let ports = self.datapath.udp_ports();
+                self.fence.raise(ingress, &ports)
+            }
             None => Ok(()),
         }
     }

@@ -9,6 +9,7 @@
 //! socket option or interface involved.
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::ring::{RxRing, TxRing};
@@ -120,28 +121,93 @@ pub(crate) fn ifindex(name: &str) -> Result<u32, SocketError> {
     })
 }
 
-/// A classic BPF program that accepts only IPv4 frames carrying IPIP (protocol 4), offsets
-/// from the Ethernet header. The outer destination is checked in user space, so IPIP that a
-/// misconfigured real server sends to another address of this host is counted as
-/// `wrong_gateway` instead of vanishing unseen; the nftables rule still drops only IPIP to
-/// the gateway address.
-pub(crate) fn ipip_filter() -> [libc::sock_filter; 6] {
-    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
+/// The most GUE/FOU ports [`tunnel_filter`] names one by one (a classic BPF jump reaches
+/// 255 instructions); with more it takes all UDP to the gateway address.
+const MAX_FILTER_PORTS: usize = 200;
+
+/// A classic BPF program that accepts only IPv4 frames carrying a tunnel: IPIP (4) or GRE
+/// (47) to any address, or UDP to `gateway` on one of `udp_ports` (GUE/FOU; not a later
+/// fragment, which has no port), offsets from the Ethernet header. The outer destination of
+/// IPIP and GRE is checked in user space, so what a misconfigured real server sends to another
+/// address of this host is counted as `wrong_gateway` instead of vanishing unseen; UDP is
+/// the host's own business unless it goes to a tunnel port of the gateway address. Beyond
+/// [`MAX_FILTER_PORTS`] ports every UDP datagram to the gateway address is taken (the ones
+/// on no tunnel port are counted as `wrong_tunnel` or `unknown_peer`; the kernel still gets
+/// them, the fence drops only tunnel ports).
+pub(crate) fn tunnel_filter(gateway: Ipv4Addr, udp_ports: &[u16]) -> Vec<libc::sock_filter> {
+    /// Where a conditional jump goes.
+    #[derive(Clone, Copy)]
+    enum To {
+        Next,
+        Accept,
+        Drop,
+    }
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let jset = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
     let ret = libc::BPF_RET | libc::BPF_K;
-    [
-        op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 12), // EtherType
-        op(jeq, 0, 3, u32::from(ETH_P_IP)),
-        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 14 + 9), // outer protocol
-        op(jeq, 0, 1, libc::IPPROTO_IPIP as u32),
-        op(ret, 0, 0, u32::MAX), // accept the whole frame
-        op(ret, 0, 0, 0),        // drop
-    ]
+    let load = |size: u32, offset: u32| {
+        (
+            libc::BPF_LD | size | libc::BPF_ABS,
+            To::Next,
+            To::Next,
+            offset,
+        )
+    };
+    let mut program: Vec<(u32, To, To, u32)> = vec![
+        load(libc::BPF_H, 12), // EtherType
+        (jeq, To::Next, To::Drop, u32::from(ETH_P_IP)),
+        load(libc::BPF_B, 14 + 9), // protocol
+        (jeq, To::Accept, To::Next, libc::IPPROTO_IPIP as u32),
+        (jeq, To::Accept, To::Next, libc::IPPROTO_GRE as u32),
+        (jeq, To::Next, To::Drop, libc::IPPROTO_UDP as u32),
+        load(libc::BPF_W, 14 + 16), // destination address
+        (jeq, To::Next, To::Drop, u32::from(gateway)),
+        load(libc::BPF_H, 14 + 6),          // flags and fragment offset
+        (jset, To::Drop, To::Next, 0x1fff), // a later fragment carries no port
+    ];
+    if udp_ports.len() > MAX_FILTER_PORTS {
+        program.push((ret, To::Next, To::Next, u32::MAX));
+    } else {
+        // X = the IPv4 header length; then the UDP destination port after it.
+        program.push((
+            libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH,
+            To::Next,
+            To::Next,
+            14,
+        ));
+        program.push((
+            libc::BPF_LD | libc::BPF_H | libc::BPF_IND,
+            To::Next,
+            To::Next,
+            14 + 2,
+        ));
+        for &port in udp_ports {
+            program.push((jeq, To::Accept, To::Next, u32::from(port)));
+        }
+    }
+    let drop = program.len();
+    let accept = drop + 1;
+    program.push((ret, To::Next, To::Next, 0)); // drop
+    program.push((ret, To::Next, To::Next, u32::MAX)); // accept the whole frame
+    let offset = |at: usize, to: To| -> u8 {
+        let target = match to {
+            To::Next => return 0,
+            To::Accept => accept,
+            To::Drop => drop,
+        };
+        // At most 12 + MAX_FILTER_PORTS instructions ahead: within a u8.
+        (target - at - 1) as u8
+    };
+    program
+        .iter()
+        .enumerate()
+        .map(|(at, &(code, jt, jf, k))| libc::sock_filter {
+            code: code as u16,
+            jt: offset(at, jt),
+            jf: offset(at, jf),
+            k,
+        })
+        .collect()
 }
 
 fn attach_filter(fd: &OwnedFd, filter: &[libc::sock_filter]) -> io::Result<()> {
@@ -352,17 +418,124 @@ pub(crate) fn take_statistics(fd: &OwnedFd) -> io::Result<(u32, u32)> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn filter_checks_ethertype_and_protocol() {
-        let f = ipip_filter();
-        assert_eq!(f[1].k, 0x0800);
-        assert_eq!(f[3].k, 4);
-        // Every false branch lands on the final "drop".
-        for (i, jf) in [(1usize, 3u8), (3, 1)] {
-            assert_eq!(i + 1 + usize::from(jf), f.len() - 1);
-            assert_eq!(f[i].jf, jf);
+    /// Runs a classic BPF program the way the kernel does, on `frame` (only the
+    /// instructions `tunnel_filter` emits): the number of bytes accepted.
+    fn run(program: &[libc::sock_filter], frame: &[u8]) -> u32 {
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        let read = |at: usize, n: usize| -> Option<u32> {
+            let b = frame.get(at..at + n)?;
+            Some(b.iter().fold(0u32, |v, &byte| (v << 8) | u32::from(byte)))
+        };
+        loop {
+            let i = program[pc];
+            let code = u32::from(i.code);
+            let k = i.k as usize;
+            pc += 1;
+            match code {
+                c if c == libc::BPF_RET | libc::BPF_K => return i.k,
+                c if c == libc::BPF_LD | libc::BPF_H | libc::BPF_ABS => match read(k, 2) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == libc::BPF_LD | libc::BPF_B | libc::BPF_ABS => match read(k, 1) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => match read(k, 4) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == libc::BPF_LD | libc::BPF_H | libc::BPF_IND => {
+                    match read(x as usize + k, 2) {
+                        Some(v) => a = v,
+                        None => return 0,
+                    }
+                }
+                c if c == libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH => match read(k, 1) {
+                    Some(v) => x = (v & 0xf) * 4,
+                    None => return 0,
+                },
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += usize::from(if a == i.k { i.jt } else { i.jf });
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K => {
+                    pc += usize::from(if a & i.k != 0 { i.jt } else { i.jf });
+                }
+                other => panic!("instruction {other:#x} not emitted by tunnel_filter"),
+            }
         }
-        assert_eq!(f[5].k, 0);
+    }
+
+    #[test]
+    fn the_filter_takes_ipip_gre_and_udp_to_the_gateway_on_tunnel_ports_only() {
+        let gip = Ipv4Addr::new(10, 0, 0, 1);
+        let other = Ipv4Addr::new(10, 0, 0, 9);
+        // Ethernet + IPv4 (IHL `ihl`) + the UDP ports, enough to be read.
+        let frame = |ethertype: u16, protocol: u8, dst: Ipv4Addr, ihl: u8, frag: u16, port: u16| {
+            let mut f = vec![0u8; 14];
+            f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+            let mut ip = vec![0u8; usize::from(ihl) * 4];
+            ip[0] = 0x40 | ihl;
+            ip[6..8].copy_from_slice(&frag.to_be_bytes());
+            ip[9] = protocol;
+            ip[16..20].copy_from_slice(&dst.octets());
+            f.extend_from_slice(&ip);
+            f.extend_from_slice(&[0xc0, 0x00]);
+            f.extend_from_slice(&port.to_be_bytes());
+            f.extend_from_slice(&[0, 8, 0, 0]);
+            f
+        };
+        let taken = |p: &[libc::sock_filter], f: &[u8]| run(p, f) == u32::MAX;
+        for ports in [vec![], vec![6080], vec![5555, 6080, 7000]] {
+            let p = tunnel_filter(gip, &ports);
+            let has = |port| ports.contains(&port);
+            assert!(
+                taken(&p, &frame(0x0800, 4, other, 5, 0, 0)),
+                "ipip anywhere"
+            );
+            assert!(taken(&p, &frame(0x0800, 47, gip, 5, 0, 0)), "gre");
+            assert!(!taken(&p, &frame(0x0800, 6, gip, 5, 0, 6080)), "tcp");
+            assert!(!taken(&p, &frame(0x86dd, 4, gip, 5, 0, 0)), "ipv6");
+            assert_eq!(
+                taken(&p, &frame(0x0800, 17, gip, 5, 0, 6080)),
+                has(6080),
+                "{ports:?}"
+            );
+            assert_eq!(
+                taken(&p, &frame(0x0800, 17, gip, 7, 0, 6080)),
+                has(6080),
+                "options"
+            );
+            assert_eq!(
+                taken(&p, &frame(0x0800, 17, gip, 5, 0x2000, 6080)),
+                has(6080),
+                "first fragment"
+            );
+            assert!(
+                !taken(&p, &frame(0x0800, 17, gip, 5, 0x0001, 6080)),
+                "later fragment"
+            );
+            assert!(
+                !taken(&p, &frame(0x0800, 17, other, 5, 0, 6080)),
+                "other address"
+            );
+            assert!(!taken(&p, &frame(0x0800, 17, gip, 5, 0, 53)), "dns");
+            assert!(
+                !taken(&p, &frame(0x0800, 17, gip, 5, 0, 6080)[..30]),
+                "cut short"
+            );
+        }
+        // Too many ports to name: all UDP to the gateway, still none elsewhere.
+        let many: Vec<u16> = (1000..1000 + MAX_FILTER_PORTS as u16 + 1).collect();
+        let p = tunnel_filter(gip, &many);
+        assert!(taken(&p, &frame(0x0800, 17, gip, 5, 0, 53)));
+        assert!(!taken(&p, &frame(0x0800, 17, other, 5, 0, 53)));
+        // The longest named list still jumps within a u8.
+        let most: Vec<u16> = (1000..1000 + MAX_FILTER_PORTS as u16).collect();
+        let p = tunnel_filter(gip, &most);
+        assert!(taken(&p, &frame(0x0800, 17, gip, 5, 0, 1000)));
+        assert!(taken(&p, &frame(0x0800, 4, gip, 5, 0, 0)));
+        assert!(!taken(&p, &frame(0x0800, 17, gip, 5, 0, 999)));
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod xsk;
 
 pub use afpacket::SocketError;
 pub use resolver::ResolverError;
+pub use tables::{peer_tunnel, tunnel_udp_ports};
 pub use worker::WorkerError;
 
 use std::net::Ipv4Addr;
@@ -343,6 +344,12 @@ impl Datapath {
         Some((self.doc.gateway.address, ingress))
     }
 
+    /// The GUE/FOU ports of the peers in force: with IPIP and GRE, what the ingress taps take
+    /// and the fence must drop (see [`tunnel_udp_ports`]).
+    pub fn udp_ports(&self) -> Vec<u16> {
+        tables::tunnel_udp_ports(&self.doc)
+    }
+
     /// Stops the workers and closes every socket.
     pub fn stop(mut self) {
         self.halt();
@@ -378,12 +385,13 @@ impl Datapath {
                     None => interface_with_address(doc.gateway.address)
                         .ok_or(StartError::NoIngress(doc.gateway.address))?,
                 };
-                let filter = afpacket::ipip_filter();
+                let filter =
+                    afpacket::tunnel_filter(doc.gateway.address, &tables::tunnel_udp_ports(doc));
                 let sockets = afpacket::open_receive_group(
                     &ingress,
                     workers,
                     afpacket::Tap::All,
-                    Some(&filter),
+                    Some(&filter[..]),
                 )?;
                 for (w, fd) in sockets.into_iter().enumerate() {
                     per_worker[w].push((fd, Source::Ingress));

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use rustc_hash::FxBuildHasher;
 
 use super::counters::{Counters, PeerCounters, VipCounters};
-use tungate_config::Document;
-use tungate_packet::Directory;
+use tungate_config::{Document, Peer, TunnelKind};
+use tungate_packet::{Directory, Tunnel};
 
 /// Index of a peer in [`Tables::peers`].
 pub(crate) type PeerId = u16;
@@ -29,6 +29,8 @@ pub(crate) struct PeerEntry {
     pub(crate) address: Ipv4Addr,
     /// Whether its frames must come from the link-layer source the resolver expects.
     pub(crate) check_source_mac: bool,
+    /// Its return tunnel (type, GUE/FOU port, GRE key), judged in `userspace` decap.
+    pub(crate) tunnel: Tunnel,
     /// Its counters (shared with every earlier and later table generation).
     pub(crate) counters: Arc<PeerCounters>,
 }
@@ -89,6 +91,7 @@ impl Tables {
             t.peers.push(PeerEntry {
                 address: peer.address,
                 check_source_mac: peer.check_source_mac,
+                tunnel: peer_tunnel(peer),
                 counters: peer_counters,
             });
             t.peer_by_address.insert(peer.address, id);
@@ -138,12 +141,44 @@ impl Directory for Tables {
     fn vip_served_by(&self, peer: PeerId, inner_source: Ipv4Addr) -> Option<VipId> {
         self.served.get(&served_key(inner_source, peer)).copied()
     }
+
+    #[inline]
+    fn tunnel(&self, peer: PeerId) -> Tunnel {
+        self.peers
+            .get(usize::from(peer))
+            .map_or(Tunnel::Ipip, |p| p.tunnel)
+    }
 }
 
-/// Whether going from `old` to `new` changes the `[gateway]` section (which restarts the
-/// workers) rather than only peers and VIPs (which a table swap handles).
+/// The return tunnel of a configured peer, as the packet checks and the XDP program take it.
+pub fn peer_tunnel(peer: &Peer) -> Tunnel {
+    match peer.tunnel {
+        TunnelKind::Ipip => Tunnel::Ipip,
+        TunnelKind::Gue => Tunnel::Gue {
+            port: peer.udp_port().unwrap_or(tungate_config::DEFAULT_GUE_PORT),
+        },
+        // Validation requires fou's port; 0 (no port) matches no packet.
+        TunnelKind::Fou => Tunnel::Fou {
+            port: peer.udp_port().unwrap_or(0),
+        },
+        TunnelKind::Gre => Tunnel::Gre { key: peer.key },
+    }
+}
+
+/// The distinct GUE/FOU destination ports of `doc`'s peers, ascending: the UDP the ingress
+/// taps take (and the fence drops) besides IPIP and GRE.
+pub fn tunnel_udp_ports(doc: &Document) -> Vec<u16> {
+    let mut ports: Vec<u16> = doc.peers.iter().filter_map(Peer::udp_port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// Whether going from `old` to `new` restarts the workers rather than only swapping tables
+/// (peers and VIPs): the `[gateway]` section changed, or the set of GUE/FOU ports did (the
+/// receive sockets' BPF filter names them).
 pub(crate) fn needs_restart(old: &Document, new: &Document) -> bool {
-    old.gateway != new.gateway
+    old.gateway != new.gateway || tunnel_udp_ports(old) != tunnel_udp_ports(new)
 }
 
 #[cfg(test)]
@@ -206,5 +241,38 @@ mod tests {
         assert!(!needs_restart(&doc, &moved));
         moved.gateway.workers = 2;
         assert!(needs_restart(&doc, &moved));
+    }
+
+    #[test]
+    fn each_peer_has_its_tunnel_and_a_new_udp_port_restarts() {
+        let doc = parse_toml(
+            "[gateway]\naddress = \"10.0.0.1\"\n\
+             [[peers]]\nname = \"a\"\naddress = \"10.0.1.2\"\n\
+             [[peers]]\nname = \"b\"\naddress = \"10.0.1.3\"\ntunnel = \"gue\"\n\
+             [[peers]]\nname = \"c\"\naddress = \"10.0.1.4\"\ntunnel = \"fou\"\nport = 5555\n\
+             [[peers]]\nname = \"d\"\naddress = \"10.0.1.5\"\ntunnel = \"gre\"\nkey = 7\n",
+        )
+        .unwrap();
+        let t = Tables::build(&doc, &Counters::new(1));
+        let tunnels: Vec<Tunnel> = (0..4).map(|p| t.tunnel(p)).collect();
+        assert_eq!(
+            tunnels,
+            [
+                Tunnel::Ipip,
+                Tunnel::Gue { port: 6080 },
+                Tunnel::Fou { port: 5555 },
+                Tunnel::Gre { key: Some(7) },
+            ]
+        );
+        assert_eq!(tunnel_udp_ports(&doc), [5555, 6080]);
+        let mut keyed = doc.clone();
+        keyed.peers[3].key = Some(8);
+        assert!(!needs_restart(&doc, &keyed), "a key is in the tables");
+        let mut moved = doc.clone();
+        moved.peers[2].port = Some(5556);
+        assert!(
+            needs_restart(&doc, &moved),
+            "the receive filter names the ports"
+        );
     }
 }

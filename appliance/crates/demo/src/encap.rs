@@ -1,8 +1,10 @@
 //! The real server's side of the reply tunnel, in userspace: its replies from the VIP are
 //! routed into a TUN device; this reads each one from the TUN, wraps it in an outer IPv4
-//! header RIP -> GIP (protocol 4, IPIP) and sends it to the gateway through a raw socket —
-//! what the kernel's `ipip` module does on a real server (the host running the demo may
-//! have none).
+//! header RIP -> GIP (protocol 4, IPIP; or, with `--tunnel gue`, protocol 17 with a UDP
+//! header to port 6080, its source port a hash of the inner flow as `encap-sport auto` makes
+//! it, and a GUE header) and sends it to the gateway through a raw socket — what the
+//! kernel's `ipip` or `fou`/`gue` encapsulation does on a real server (the host running the
+//! demo may have neither).
 //!
 //! It must run on a thread inside the real server's namespace (the TUN device and the raw
 //! socket are made there). It only encapsulates IPv4 packets read from its own TUN device;
@@ -22,6 +24,28 @@ use tungate_packet::ipv4;
 
 /// Length of the outer header.
 pub(crate) const OUTER_HEADER_LEN: usize = 20;
+/// Length of the UDP and GUE headers of a GUE packet.
+const GUE_HEADERS_LEN: usize = 8 + 4;
+
+/// The reply tunnel of the demo's real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DemoTunnel {
+    /// IPv4 in IPv4 (protocol 4).
+    #[default]
+    Ipip,
+    /// GUE (variant 0, protocol 4) to UDP port [`tungate_config::DEFAULT_GUE_PORT`].
+    Gue,
+}
+
+impl DemoTunnel {
+    /// The name the configuration's `tunnel` key uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DemoTunnel::Ipip => "ipip",
+            DemoTunnel::Gue => "gue",
+        }
+    }
+}
 /// TTL of the outer header.
 pub(crate) const OUTER_TTL: u8 = 64;
 /// How often the loop looks at its stop flag.
@@ -81,16 +105,71 @@ pub(crate) fn encapsulate(
     id: u16,
     out: &mut Vec<u8>,
 ) {
-    let total = (OUTER_HEADER_LEN + inner.len()) as u16;
+    outer_header(4, inner.len(), source, destination, id, out);
+    out.extend_from_slice(inner);
+}
+
+/// Clears `out` and writes an outer IPv4 header of `protocol` for `payload_len` bytes.
+fn outer_header(
+    protocol: u8,
+    payload_len: usize,
+    source: Ipv4Addr,
+    destination: Ipv4Addr,
+    id: u16,
+    out: &mut Vec<u8>,
+) {
+    let total = (OUTER_HEADER_LEN + payload_len) as u16;
     out.clear();
     out.extend_from_slice(&[0x45, 0]);
     out.extend_from_slice(&total.to_be_bytes());
     out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&[0, 0, OUTER_TTL, 4, 0, 0]);
+    out.extend_from_slice(&[0, 0, OUTER_TTL, protocol, 0, 0]);
     out.extend_from_slice(&source.octets());
     out.extend_from_slice(&destination.octets());
     let checksum = ipv4::checksum(&out[..OUTER_HEADER_LEN]);
     out[10..12].copy_from_slice(&checksum.to_be_bytes());
+}
+
+/// The UDP source port of a GUE packet carrying `inner`: a hash of its addresses, protocol
+/// and first four transport bytes (the ports), in the dynamic range, so that each flow keeps
+/// one port and different flows spread (what `encap-sport auto` does).
+pub(crate) fn flow_port(inner: &[u8]) -> u16 {
+    let header_len = inner.first().map_or(20, |b| usize::from(b & 0x0f) * 4);
+    let mut hash: u32 = 0x811c_9dc5; // FNV-1a
+    let fields = inner.get(9..10).into_iter().chain(inner.get(12..20));
+    for &byte in fields
+        .flatten()
+        .chain(inner.get(header_len..header_len + 4).unwrap_or(&[]))
+    {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    49152 + (hash % 16384) as u16
+}
+
+/// Writes into `out` the GUE packet carrying `inner` from `source` to `destination`: an
+/// outer IPv4 header (protocol 17), a UDP header from [`flow_port`] to `port` with no
+/// checksum (0, as the kernel's fou/gue encapsulation sends by default), the GUE header
+/// (variant 0, no flags, protocol 4), then `inner` unchanged.
+pub(crate) fn encapsulate_gue(
+    inner: &[u8],
+    source: Ipv4Addr,
+    destination: Ipv4Addr,
+    port: u16,
+    id: u16,
+    out: &mut Vec<u8>,
+) {
+    outer_header(
+        17,
+        GUE_HEADERS_LEN + inner.len(),
+        source,
+        destination,
+        id,
+        out,
+    );
+    out.extend_from_slice(&flow_port(inner).to_be_bytes());
+    out.extend_from_slice(&port.to_be_bytes());
+    out.extend_from_slice(&((GUE_HEADERS_LEN + inner.len()) as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 4, 0, 0]);
     out.extend_from_slice(inner);
 }
 
@@ -98,6 +177,7 @@ pub(crate) fn encapsulate(
 /// Call it on a thread inside the real server's namespace.
 pub(crate) fn run(
     mut tun: File,
+    tunnel: DemoTunnel,
     rip: Ipv4Addr,
     gateway: Ipv4Addr,
     stop: &AtomicBool,
@@ -115,7 +195,7 @@ pub(crate) fn run(
     })?;
     let to = SockAddr::from(SocketAddrV4::new(gateway, 0));
     let mut buffer = vec![0u8; 65_536];
-    let mut packet = Vec::with_capacity(65_536 + OUTER_HEADER_LEN);
+    let mut packet = Vec::with_capacity(65_536 + OUTER_HEADER_LEN + GUE_HEADERS_LEN);
     let mut id: u16 = 0;
     while !stop.load(Ordering::Relaxed) {
         let mut fds = [PollFd::new(tun.as_fd(), PollFlags::POLLIN)];
@@ -146,7 +226,17 @@ pub(crate) fn run(
             continue;
         }
         id = id.wrapping_add(1);
-        encapsulate(inner, rip, gateway, id, &mut packet);
+        match tunnel {
+            DemoTunnel::Ipip => encapsulate(inner, rip, gateway, id, &mut packet),
+            DemoTunnel::Gue => encapsulate_gue(
+                inner,
+                rip,
+                gateway,
+                tungate_config::DEFAULT_GUE_PORT,
+                id,
+                &mut packet,
+            ),
+        }
         match raw.send_to(&packet, &to) {
             Ok(_) => counters.sent.fetch_add(1, Ordering::Relaxed),
             Err(_) => counters.send_errors.fetch_add(1, Ordering::Relaxed),
@@ -182,5 +272,40 @@ mod tests {
         // And a receiver's check accepts it.
         let header = ipv4::check_header(&out).expect("well-formed");
         assert_eq!(header.protocol, 4);
+    }
+
+    #[test]
+    fn a_gue_packet_is_what_the_gateway_decapsulates_and_its_source_port_follows_the_flow() {
+        let flow = |client_port: u16| {
+            let mut p = vec![
+                0x45u8, 0, 0, 28, 1, 2, 0, 0, 63, 17, 0, 0, 192, 0, 2, 80, 198, 51, 100, 10,
+            ];
+            p.extend_from_slice(&80u16.to_be_bytes());
+            p.extend_from_slice(&client_port.to_be_bytes());
+            p.extend_from_slice(&[0, 8, 0, 0]);
+            let c = ipv4::checksum(&p[..20]);
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+            p
+        };
+        let inner = flow(40000);
+        let mut out = Vec::new();
+        let (rip, gip) = (Ipv4Addr::new(10, 99, 0, 2), Ipv4Addr::new(10, 99, 0, 1));
+        encapsulate_gue(&inner, rip, gip, 6080, 7, &mut out);
+        // Checked by etherparse, independently of this code: IPv4/UDP to 6080, GUE header.
+        let parsed = etherparse::SlicedPacket::from_ip(&out).expect("parses");
+        let Some(etherparse::TransportSlice::Udp(udp)) = parsed.transport else {
+            panic!("not UDP");
+        };
+        assert_eq!(udp.destination_port(), 6080);
+        assert_eq!(usize::from(udp.length()), 8 + 4 + inner.len());
+        assert_eq!(udp.checksum(), 0);
+        assert_eq!(&out[28..32], &[0, 4, 0, 0]);
+        assert_eq!(&out[32..], &inner[..]);
+        // One flow keeps its port; another flow (another client port) mostly gets another.
+        assert_eq!(flow_port(&inner), flow_port(&flow(40000)));
+        let ports: std::collections::HashSet<u16> =
+            (40000..40064).map(|p| flow_port(&flow(p))).collect();
+        assert!(ports.len() > 32, "{} ports for 64 flows", ports.len());
+        assert!(ports.iter().all(|&p| p >= 49152));
     }
 }

@@ -17,6 +17,7 @@ use nix::sched::{CloneFlags, setns};
 use serde::Deserialize;
 
 use super::DemoError;
+use super::encap::DemoTunnel;
 use super::netns::NETNS_DIR;
 use super::topology::{CLIENT_PREFIXES, GIP, RIP, VIP};
 use tungate_api::client::ApiClient;
@@ -33,12 +34,16 @@ pub(crate) const INSTALLED_PLUGIN_DIR: &str = "/usr/share/tungate/plugins";
 /// How long tungate may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The configuration file the gateway starts with.
-pub(crate) fn config_toml() -> String {
+/// The configuration file the gateway starts with: its one peer sends `tunnel`.
+pub(crate) fn config_toml(tunnel: DemoTunnel) -> String {
+    let tunnel = match tunnel {
+        DemoTunnel::Ipip => String::new(),
+        other => format!("tunnel = \"{}\"\n", other.as_str()),
+    };
     format!(
         "# Written by `tungate demo`.\n\
          [gateway]\naddress = \"{GIP}\"\ndecap = \"userspace\"\nworkers = 1\n\n\
-         [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\nvips = [\"{VIP}\"]\n"
+         [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\n{tunnel}vips = [\"{VIP}\"]\n"
     )
 }
 
@@ -73,10 +78,12 @@ pub(crate) fn spawn(
     namespace: &str,
     work: &Path,
     admin_listen: SocketAddr,
+    tunnel: DemoTunnel,
 ) -> Result<Child, DemoError> {
     let io = |what: &'static str| move |source| DemoError::Io { what, source };
     let config = work.join("tungate.toml");
-    std::fs::write(&config, config_toml()).map_err(io("writing the gateway's configuration"))?;
+    std::fs::write(&config, config_toml(tunnel))
+        .map_err(io("writing the gateway's configuration"))?;
     let exe = std::env::current_exe().map_err(io("finding the tungate executable"))?;
     let namespace_file = File::open(Path::new(NETNS_DIR).join(namespace)).map_err(|source| {
         DemoError::Namespace {

@@ -55,6 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cleanup::Cleanup;
+pub use encap::DemoTunnel;
 use encap::EncapCounters;
 use topology::{CLIENT_PREFIXES, GIP, Names, RIP, TUN_NAME, VIP};
 use traffic::TrafficCounters;
@@ -192,6 +193,8 @@ pub struct DemoOptions {
     pub duration: Option<Duration>,
     /// Where the example plugins' `.wasm` files are.
     pub plugin_dir: Option<PathBuf>,
+    /// The real server's reply tunnel (`--tunnel`): IPIP, or GUE to port 6080.
+    pub tunnel: DemoTunnel,
 }
 
 fn step(n: u32, text: &str) {
@@ -330,6 +333,7 @@ async fn demo(
     let encap_counters = Arc::new(EncapCounters::default());
     let (tun_ready, tun_made) = std::sync::mpsc::channel();
     let (counters, flag) = (encap_counters.clone(), stop.clone());
+    let tunnel = options.tunnel;
     let handle = netns::spawn_in(&names.rs, "tgdemo-encap", move || {
         let tun = match encap::open_tun(TUN_NAME) {
             Ok(t) => t,
@@ -339,18 +343,25 @@ async fn demo(
             }
         };
         let _ = tun_ready.send(Ok(()));
-        encap::run(tun, RIP, GIP, &flag, &counters)
+        encap::run(tun, tunnel, RIP, GIP, &flag, &counters)
     })?;
-    cleanup.thread("the IPIP encapsulator", handle);
+    cleanup.thread("the encapsulator", handle);
     match tun_made.recv() {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(DemoError::Gateway(e)),
-        Err(_) => return Err(DemoError::Panicked("the IPIP encapsulator")),
+        Err(_) => return Err(DemoError::Panicked("the encapsulator")),
     }
     topology::route_replies_into_tun(&names)?;
+    let outer = match tunnel {
+        DemoTunnel::Ipip => format!("IPIP {RIP} -> {GIP}"),
+        DemoTunnel::Gue => format!(
+            "GUE {RIP}:<per-flow port> -> {GIP}:{}",
+            tungate_config::DEFAULT_GUE_PORT
+        ),
+    };
     detail(&format!(
         "userspace encapsulator (the demo always uses one, so it runs on kernels without \
-         ipip): replies from {VIP} -> rule table {} -> TUN {TUN_NAME} -> IPIP {RIP} -> {GIP}",
+         ipip or fou): replies from {VIP} -> rule table {} -> TUN {TUN_NAME} -> {outer}",
         topology::REPLY_TABLE
     ));
 
@@ -383,7 +394,12 @@ async fn demo(
         })?;
     cleanup.temp_dir(work.clone());
     let inner_listen = gateway::inner_admin_listen(options.listen);
-    let child = cleanup.gateway(gateway::spawn(&names.gw, &work, inner_listen)?);
+    let child = cleanup.gateway(gateway::spawn(
+        &names.gw,
+        &work,
+        inner_listen,
+        options.tunnel,
+    )?);
     let url = format!("http://{}", listener.local_addr().unwrap_or(options.listen));
     tokio::spawn(relay::serve(listener, names.gw.clone(), inner_listen));
     let open = ApiClient::new(&url, None)?;

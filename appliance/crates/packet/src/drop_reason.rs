@@ -15,7 +15,8 @@ pub enum DropReason {
     BadOuterChecksum,
     /// The outer packet is a fragment: outer fragments are dropped, never reassembled.
     OuterFragment,
-    /// The outer packet does not carry IPIP (protocol 4).
+    /// The outer packet carries none of the tunnel protocols tungate decapsulates (IPIP,
+    /// UDP for GUE and FOU, GRE); the name is older than the other tunnel types.
     NotIpip,
     /// The outer destination is not the gateway address (GIP).
     WrongGateway,
@@ -50,11 +51,28 @@ pub enum DropReason {
     /// The frame came from a link-layer source other than the one its peer must arrive from
     /// (the peer's `check_source_mac`): a host on the real servers' network spoofing a peer.
     SpoofedPeer,
+    /// The packet's tunnel is not its peer's: another type (say GUE from an IPIP peer) or
+    /// another UDP destination port than the peer's `port`.
+    WrongTunnel,
+    /// The UDP length is below 8 or disagrees with the outer IPv4 length.
+    BadUdpLength,
+    /// A non-zero UDP checksum is wrong.
+    BadUdpChecksum,
+    /// The GUE header is not a variant 0 data message carrying IPv4 with no flags or optional
+    /// fields (a control message, another version, unknown flags), nor variant 1 IPv4.
+    BadGue,
+    /// The GRE header is not version 0 carrying IPv4 (0x0800), has routing or another refused
+    /// flag, or is longer than the packet.
+    BadGre,
+    /// The GRE checksum (checksum bit set) is wrong.
+    BadGreChecksum,
+    /// The GRE key is absent, present or different against the peer's configured `key`.
+    WrongGreKey,
 }
 
 impl DropReason {
     /// Every reason, in a stable order (the order of the counters).
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 28] = [
         DropReason::NotIpv4,
         DropReason::MalformedOuter,
         DropReason::BadOuterChecksum,
@@ -76,6 +94,13 @@ impl DropReason {
         DropReason::Truncated,
         DropReason::RxOverflow,
         DropReason::SpoofedPeer,
+        DropReason::WrongTunnel,
+        DropReason::BadUdpLength,
+        DropReason::BadUdpChecksum,
+        DropReason::BadGue,
+        DropReason::BadGre,
+        DropReason::BadGreChecksum,
+        DropReason::WrongGreKey,
     ];
 
     /// How many reasons there are.
@@ -110,6 +135,13 @@ impl DropReason {
             DropReason::Truncated => "truncated",
             DropReason::RxOverflow => "rx_overflow",
             DropReason::SpoofedPeer => "spoofed_peer",
+            DropReason::WrongTunnel => "wrong_tunnel",
+            DropReason::BadUdpLength => "bad_udp_length",
+            DropReason::BadUdpChecksum => "bad_udp_checksum",
+            DropReason::BadGue => "bad_gue",
+            DropReason::BadGre => "bad_gre",
+            DropReason::BadGreChecksum => "bad_gre_checksum",
+            DropReason::WrongGreKey => "wrong_gre_key",
         }
     }
 }

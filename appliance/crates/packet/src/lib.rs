@@ -1,5 +1,5 @@
-//! Pure, allocation-free packet work: header checks, decapsulation, TTL decrement and the
-//! virtio-net (offload) header that AF_PACKET puts in front of every frame.
+//! Pure, allocation-free packet work: header checks, decapsulation (IPIP, GUE, FOU, GRE), TTL
+//! decrement and the virtio-net (offload) header that AF_PACKET puts in front of every frame.
 //!
 //! Everything here works on byte slices the caller owns and returns offsets, addresses or a
 //! [`DropReason`]. This module must never do I/O, allocate, panic on any input, or know how
@@ -11,7 +11,9 @@
 mod decap;
 mod drop_reason;
 pub mod ipv4;
+mod tunnel;
 pub mod vnet;
 
 pub use decap::{Accepted, Directory, LinkLayer, Rejected, classify};
 pub use drop_reason::DropReason;
+pub use tunnel::Tunnel;

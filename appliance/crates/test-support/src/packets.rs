@@ -1,5 +1,5 @@
-//! Packet crafting with `etherparse`: inner replies (UDP, TCP), IPIP encapsulation and
-//! Ethernet framing, built independently of tungate's own code.
+//! Packet crafting with `etherparse`: inner replies (UDP, TCP), IPIP, GUE, FOU and GRE
+//! encapsulation and Ethernet framing, built independently of tungate's own code.
 
 use std::net::Ipv4Addr;
 
@@ -100,4 +100,98 @@ pub fn fix_ip_checksum(packet: &mut [u8]) {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     packet[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
+
+/// The UDP source port of crafted GUE/FOU packets (tungate never judges it).
+pub const TUNNEL_SOURCE_PORT: u16 = 49152;
+
+/// An outer UDP datagram `src:sport -> dst:port` around `payload`, its UDP checksum computed
+/// by etherparse (0, "none", when `checksum` is false).
+pub fn outer_udp(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    port: u16,
+    payload: &[u8],
+    checksum: bool,
+) -> Vec<u8> {
+    let ip = Ipv4Header::new(
+        (8 + payload.len()) as u16,
+        64,
+        IpNumber::UDP,
+        src.octets(),
+        dst.octets(),
+    )
+    .unwrap();
+    let mut udp = etherparse::UdpHeader {
+        source_port: sport,
+        destination_port: port,
+        length: (8 + payload.len()) as u16,
+        checksum: 0,
+    };
+    if checksum {
+        udp.checksum = udp.calc_checksum_ipv4(&ip, payload).unwrap();
+    }
+    outer(src, dst, 17, &[&udp.to_bytes()[..], payload].concat())
+}
+
+/// A GUE (variant 0, protocol 4) packet to UDP port `port` around `inner`.
+pub fn gue(src: Ipv4Addr, dst: Ipv4Addr, port: u16, inner: &[u8]) -> Vec<u8> {
+    gue_with(src, dst, port, [0, 4, 0, 0], inner)
+}
+
+/// A GUE packet with the 4-byte GUE header `header` (for hostile variants).
+pub fn gue_with(src: Ipv4Addr, dst: Ipv4Addr, port: u16, header: [u8; 4], inner: &[u8]) -> Vec<u8> {
+    let payload = [&header[..], inner].concat();
+    outer_udp(src, dst, TUNNEL_SOURCE_PORT, port, &payload, true)
+}
+
+/// A FOU packet (UDP directly followed by IPv4) to UDP port `port` around `inner`.
+pub fn fou(src: Ipv4Addr, dst: Ipv4Addr, port: u16, inner: &[u8]) -> Vec<u8> {
+    outer_udp(src, dst, TUNNEL_SOURCE_PORT, port, inner, true)
+}
+
+/// A GRE (version 0, protocol 0x0800) packet around `inner`, with `key` if given and a GRE
+/// checksum if `checksum`.
+pub fn gre(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    key: Option<u32>,
+    checksum: bool,
+    inner: &[u8],
+) -> Vec<u8> {
+    let flags = if checksum { 0x80 } else { 0 } | if key.is_some() { 0x20 } else { 0 };
+    gre_raw(src, dst, [flags, 0], 0x0800, key, inner)
+}
+
+/// A GRE packet with raw flag/version bytes and protocol (for hostile variants): the
+/// checksum field is present and computed when flag 0x80 is set, the key when 0x20 is.
+pub fn gre_raw(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    flags: [u8; 2],
+    protocol: u16,
+    key: Option<u32>,
+    inner: &[u8],
+) -> Vec<u8> {
+    let mut g = flags.to_vec();
+    g.extend_from_slice(&protocol.to_be_bytes());
+    if flags[0] & 0x80 != 0 {
+        g.extend_from_slice(&[0; 4]);
+    }
+    if flags[0] & 0x20 != 0 {
+        g.extend_from_slice(&key.unwrap_or(0).to_be_bytes());
+    }
+    if flags[0] & 0x10 != 0 {
+        g.extend_from_slice(&1u32.to_be_bytes());
+    }
+    g.extend_from_slice(inner);
+    if flags[0] & 0x80 != 0 {
+        let sum = etherparse::checksum::Sum16BitWords::new()
+            .add_slice(&g)
+            .ones_complement()
+            .to_be();
+        g[4..6].copy_from_slice(&sum.to_be_bytes());
+    }
+    outer(src, dst, 47, &g)
 }

@@ -2,12 +2,16 @@
 /*
  * tungate's XDP pre-filter on the ingress interface (userspace decapsulation).
  *
- * Per frame: anything that is not IPv4 carrying IPIP (protocol 4) is the host's own traffic
- * and passes to the kernel untouched (ARP, IPv6, SSH, the admin API, BGP). IPIP frames are
- * checked exactly as the userspace receive path checks them, in the same order, and a failed
- * check drops the frame under the same reason name (tungate_packet::DropReason):
- * malformed_outer, bad_outer_checksum, outer_fragment, wrong_gateway, unknown_peer. A frame
- * that passes every check is redirected to the AF_XDP socket bound to its receive queue
+ * Per frame: a tunnel frame is IPv4 carrying IPIP (protocol 4), GRE (47), or UDP to the
+ * gateway address on one of the configured GUE/FOU ports (the udp_ports map); anything else
+ * is the host's own traffic and passes to the kernel untouched (ARP, IPv6, SSH, DNS, the
+ * admin API, BGP). Tunnel frames are checked as the userspace receive path checks them, in
+ * the same order, and a failed check drops the frame under the same reason name
+ * (tungate_packet::DropReason): malformed_outer, bad_outer_checksum, outer_fragment,
+ * wrong_gateway, unknown_peer, then against the peer's configured tunnel (the peers map's
+ * value): wrong_tunnel, bad_udp_length, bad_gue, bad_gre, wrong_gre_key. The UDP and GRE
+ * checksums and the inner packet are left to user space, which checks every frame again.
+ * A frame that passes every check is redirected to the AF_XDP socket bound to its receive queue
  * (a frame too large for a UMEM frame passes to the kernel, to the TPACKET path instead);
  * when that queue has no socket the drop is counted as rx_overflow.
  *
@@ -17,6 +21,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -31,12 +36,30 @@
 #define TG_SLOT_WRONG_GATEWAY 5
 #define TG_SLOT_UNKNOWN_PEER 6
 #define TG_SLOT_RX_OVERFLOW 19
-/* After the 21 drop reasons: frames handed to a socket, frames passed to the kernel. */
-#define TG_SLOT_REDIRECTED 21
-#define TG_SLOT_PASSED 22
-#define TG_SLOTS 23
+#define TG_SLOT_WRONG_TUNNEL 21
+#define TG_SLOT_BAD_UDP_LENGTH 22
+#define TG_SLOT_BAD_GUE 24
+#define TG_SLOT_BAD_GRE 25
+#define TG_SLOT_WRONG_GRE_KEY 27
+/* After the 28 drop reasons: frames handed to a socket, frames passed to the kernel. */
+#define TG_SLOT_REDIRECTED 28
+#define TG_SLOT_PASSED 29
+#define TG_SLOTS 30
 
 #define TG_MAX_PEERS 16384
+#define TG_MAX_UDP_PORTS 1024
+
+/* A peer's tunnel type (struct tg_peer.tunnel), as tungate_xdp's program.rs numbers them. */
+#define TG_TUNNEL_IPIP 0
+#define TG_TUNNEL_GUE 1
+#define TG_TUNNEL_FOU 2
+#define TG_TUNNEL_GRE 3
+
+#define TG_GRE_CHECKSUM 0x80
+#define TG_GRE_KEY 0x20
+#define TG_GRE_SEQUENCE 0x10
+/* Routing, strict source route, recursion control: never in a return tunnel. */
+#define TG_GRE_REFUSED 0x4f
 /*
  * The largest frame (Ethernet header included) an AF_XDP socket's 2 KiB UMEM frame holds
  * behind the kernel's 256-byte headroom; larger valid tunnel frames pass to the kernel, where
@@ -57,13 +80,30 @@ struct {
 	__uint(max_entries, TG_SLOTS);
 } counters SEC(".maps");
 
-/* Configured peers (real servers): outer source address (network byte order) -> 1. */
+/* A peer's return tunnel: type, UDP port (gue/fou) and GRE key, both in network byte order. */
+struct tg_peer {
+	__u8 tunnel;
+	__u8 has_key;
+	__u16 port;
+	__u32 key;
+};
+
+/* Configured peers (real servers): outer source address (network byte order) -> tunnel. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, struct tg_peer);
 	__uint(max_entries, TG_MAX_PEERS);
 } peers SEC(".maps");
+
+/* The GUE/FOU ports of the configured peers (network byte order) -> 1: UDP to the gateway on
+ * one of them is a tunnel frame, other UDP is the host's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u16);
+	__type(value, __u8);
+	__uint(max_entries, TG_MAX_UDP_PORTS);
+} udp_ports SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -124,6 +164,105 @@ static __always_inline __u16 header_sum(const struct iphdr *ip, __u32 header_len
 	return (__u16)sum;
 }
 
+/*
+ * Reads `len` bytes at `offset` from the frame's start into `out`: 0, or negative when the
+ * frame is shorter. A helper rather than packet pointers: a variable offset (after IPv4
+ * options) on a packet pointer needs CAP_PERFMON, and the systemd unit grants only CAP_BPF.
+ */
+static __always_inline long load(struct xdp_md *ctx, __u32 offset, void *out, __u32 len)
+{
+	return bpf_xdp_load_bytes(ctx, offset, out, len);
+}
+
+/*
+ * Whether an IPv4 frame carrying UDP is a tunnel frame: addressed to the gateway, not a later
+ * fragment (those carry no port), its destination port one of udp_ports. The caller has
+ * checked that the fixed header is in the frame.
+ */
+static __always_inline int is_tunnel_udp(struct xdp_md *ctx, const struct iphdr *ip)
+{
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return 0;
+	__u32 zero = 0;
+	const struct tg_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	if (!cfg || ip->daddr != cfg->gateway)
+		return 0;
+	__u32 header_len = (__u32)ip->ihl * 4;
+	struct udphdr udp;
+
+	if (header_len < sizeof(struct iphdr) ||
+	    load(ctx, sizeof(struct ethhdr) + header_len, &udp, sizeof(udp)) < 0)
+		return 0;
+	__u16 port = udp.dest;
+
+	return bpf_map_lookup_elem(&udp_ports, &port) != NULL;
+}
+
+/*
+ * The tunnel header of a frame from `peer`, whose outer header (header_len bytes, total_len in
+ * all) has been checked: the drop slot of the first failed check, or 0. The order is the
+ * userspace one (tungate_packet's tunnel.rs): the type, then per type UDP length, port, GUE
+ * header; or the GRE header, then its key. Checksums are left to user space.
+ */
+static __always_inline __u32 tunnel_problem(struct xdp_md *ctx, __u8 protocol, __u32 header_len,
+					    __u32 total_len, const struct tg_peer *peer)
+{
+	__u32 at = sizeof(struct ethhdr) + header_len;
+	__u32 payload_len = total_len - header_len;
+
+	if (protocol == IPPROTO_IPIP)
+		return peer->tunnel == TG_TUNNEL_IPIP ? 0 : TG_SLOT_WRONG_TUNNEL;
+	if (protocol == IPPROTO_UDP) {
+		if (peer->tunnel != TG_TUNNEL_GUE && peer->tunnel != TG_TUNNEL_FOU)
+			return TG_SLOT_WRONG_TUNNEL;
+		struct udphdr udp;
+
+		if (payload_len < sizeof(udp) || load(ctx, at, &udp, sizeof(udp)) < 0 ||
+		    bpf_ntohs(udp.len) != payload_len)
+			return TG_SLOT_BAD_UDP_LENGTH;
+		if (udp.dest != peer->port)
+			return TG_SLOT_WRONG_TUNNEL;
+		if (peer->tunnel == TG_TUNNEL_FOU)
+			return 0;
+		__u8 gue[4] = {};
+
+		if (payload_len < sizeof(udp) + 1 || load(ctx, at + sizeof(udp), gue, 1) < 0)
+			return TG_SLOT_BAD_GUE;
+		if ((gue[0] >> 4) == 4) /* variant 1: direct IPv4 */
+			return 0;
+		if (payload_len < sizeof(udp) + 4 || load(ctx, at + sizeof(udp), gue, 4) < 0)
+			return TG_SLOT_BAD_GUE;
+		/* Variant 0 data message, no optional fields, no flags, protocol 4. */
+		if (gue[0] != 0 || gue[1] != IPPROTO_IPIP || gue[2] != 0 || gue[3] != 0)
+			return TG_SLOT_BAD_GUE;
+		return 0;
+	}
+	/* GRE (the caller passes only IPIP, UDP and GRE). */
+	if (peer->tunnel != TG_TUNNEL_GRE)
+		return TG_SLOT_WRONG_TUNNEL;
+	__u8 gre[4];
+
+	if (payload_len < 4 || load(ctx, at, gre, 4) < 0)
+		return TG_SLOT_BAD_GRE;
+	if ((gre[0] & TG_GRE_REFUSED) || gre[1] != 0 || gre[2] != 0x08 || gre[3] != 0x00)
+		return TG_SLOT_BAD_GRE;
+	__u32 len = 4 + ((gre[0] & TG_GRE_CHECKSUM) ? 4 : 0) + ((gre[0] & TG_GRE_KEY) ? 4 : 0) +
+		    ((gre[0] & TG_GRE_SEQUENCE) ? 4 : 0);
+
+	if (payload_len < len)
+		return TG_SLOT_BAD_GRE;
+	if (!(gre[0] & TG_GRE_KEY) != !peer->has_key)
+		return TG_SLOT_WRONG_GRE_KEY;
+	if (!peer->has_key)
+		return 0;
+	__u32 key;
+
+	if (load(ctx, at + ((gre[0] & TG_GRE_CHECKSUM) ? 8 : 4), &key, sizeof(key)) < 0)
+		return TG_SLOT_BAD_GRE; /* cannot happen: len was checked */
+	return key == peer->key ? 0 : TG_SLOT_WRONG_GRE_KEY;
+}
+
 SEC("xdp")
 int tungate_ingress(struct xdp_md *ctx)
 {
@@ -135,9 +274,14 @@ int tungate_ingress(struct xdp_md *ctx)
 	if ((const void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return count(TG_SLOT_PASSED, XDP_PASS);
 	/* The protocol byte is the tenth of the header: read it before judging the rest. */
-	if ((const void *)&ip->protocol + 1 > data_end || ip->protocol != IPPROTO_IPIP ||
-	    ip->version != 4)
+	if ((const void *)&ip->protocol + 1 > data_end || ip->version != 4)
 		return count(TG_SLOT_PASSED, XDP_PASS);
+	if (ip->protocol == IPPROTO_UDP) {
+		if ((const void *)(ip + 1) > data_end || !is_tunnel_udp(ctx, ip))
+			return count(TG_SLOT_PASSED, XDP_PASS);
+	} else if (ip->protocol != IPPROTO_IPIP && ip->protocol != IPPROTO_GRE) {
+		return count(TG_SLOT_PASSED, XDP_PASS);
+	}
 
 	/*
 	 * The bytes after the Ethernet header, from the frame's length rather than by subtracting
@@ -168,8 +312,14 @@ int tungate_ingress(struct xdp_md *ctx)
 		return count(TG_SLOT_WRONG_GATEWAY, XDP_DROP);
 	__u32 source = ip->saddr;
 
-	if (!bpf_map_lookup_elem(&peers, &source))
+	const struct tg_peer *peer = bpf_map_lookup_elem(&peers, &source);
+
+	if (!peer)
 		return count(TG_SLOT_UNKNOWN_PEER, XDP_DROP);
+	__u32 problem = tunnel_problem(ctx, ip->protocol, header_len, total_len, peer);
+
+	if (problem)
+		return count(problem, XDP_DROP);
 
 	/* Too large for a UMEM frame: the TPACKET path carries it. */
 	if (available + sizeof(struct ethhdr) > TG_MAX_REDIRECT_FRAME)

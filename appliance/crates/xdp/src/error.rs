@@ -99,6 +99,14 @@ pub enum XdpError {
         /// The map's size.
         max: usize,
     },
+    /// More distinct GUE/FOU ports than the port map holds.
+    #[error("{count} distinct GUE/FOU ports configured, the XDP port map holds at most {max}")]
+    TooManyUdpPorts {
+        /// Ports asked for.
+        count: usize,
+        /// The map's size.
+        max: usize,
+    },
     /// A receive queue beyond the socket map.
     #[error("receive queue {queue} is beyond the XDP socket map (queues 0..{max})")]
     QueueOutOfRange {

@@ -3,7 +3,7 @@
 //! the process (the link is an fd the process owns, never pinned). It refuses to replace
 //! another tool's program and replaces a leftover of its own (attached through netlink).
 
-use std::collections::HashSet;
+use std::collections::{HashMap as StdHashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
@@ -17,10 +17,11 @@ use crate::counters::XdpCounters;
 use crate::error::XdpError;
 use crate::interface::{self, FLAGS_DRV_MODE, FLAGS_SKB_MODE};
 use crate::program::{
-    Config, MAP_CONFIG, MAP_COUNTERS, MAP_PEERS, MAP_XSKS, MAX_PEERS, MAX_QUEUES, PROGRAM_NAME,
-    SLOT_PASSED, SLOT_REDIRECTED, object,
+    Config, MAP_CONFIG, MAP_COUNTERS, MAP_PEERS, MAP_UDP_PORTS, MAP_XSKS, MAX_PEERS, MAX_QUEUES,
+    MAX_UDP_PORTS, PROGRAM_NAME, PeerValue, SLOT_PASSED, SLOT_REDIRECTED, object,
 };
 use crate::sys;
+use tungate_packet::Tunnel;
 
 /// Where the program runs: in the driver, or in the kernel's generic hook after the skb is
 /// built (works on every device, slower).
@@ -62,7 +63,8 @@ pub struct IngressFilter {
     interface: String,
     mode: XdpMode,
     program_id: u32,
-    peers: HashSet<Ipv4Addr>,
+    peers: StdHashMap<Ipv4Addr, Tunnel>,
+    udp_ports: HashSet<u16>,
 }
 
 impl fmt::Debug for IngressFilter {
@@ -104,7 +106,8 @@ impl IngressFilter {
             interface,
             mode,
             program_id,
-            peers: HashSet::new(),
+            peers: StdHashMap::new(),
+            udp_ports: HashSet::new(),
         };
         filter.set_gateway(gateway)?;
         let flags = XdpFlags::from_bits_retain(mode.flag());
@@ -142,21 +145,37 @@ impl IngressFilter {
         self.program_id
     }
 
-    /// Makes `peers` the set of accepted outer sources: adds the new ones and removes the
-    /// others from the map, while the program runs (no reload). On an error the map may hold
-    /// part of the change; calling again with the same set completes it.
-    pub fn set_peers(&mut self, peers: &[Ipv4Addr]) -> Result<(), XdpError> {
-        let wanted: HashSet<Ipv4Addr> = peers.iter().copied().collect();
+    /// Makes `peers` the accepted outer sources, each with its tunnel (type, GUE/FOU port,
+    /// GRE key), and their GUE/FOU ports the UDP ports taken as tunnel frames: adds, changes
+    /// and removes map entries while the program runs (no reload). On an error the maps may
+    /// hold part of the change; calling again with the same set completes it.
+    pub fn set_peers(&mut self, peers: &[(Ipv4Addr, Tunnel)]) -> Result<(), XdpError> {
+        let wanted: StdHashMap<Ipv4Addr, Tunnel> = peers.iter().copied().collect();
         if wanted.len() > MAX_PEERS {
             return Err(XdpError::TooManyPeers {
                 count: wanted.len(),
                 max: MAX_PEERS,
             });
         }
-        let mut map: HashMap<&mut MapData, u32, u8> =
+        let ports: HashSet<u16> = wanted.values().filter_map(|t| t.udp_port()).collect();
+        if ports.len() > MAX_UDP_PORTS {
+            return Err(XdpError::TooManyUdpPorts {
+                count: ports.len(),
+                max: MAX_UDP_PORTS,
+            });
+        }
+        // Ports first when they grow, last when they shrink: a peer's frames are never
+        // passed to the kernel for want of their port.
+        self.add_udp_ports(&ports)?;
+        let mut map: HashMap<&mut MapData, u32, PeerValue> =
             HashMap::try_from(map_mut(&mut self.ebpf, MAP_PEERS)?)
                 .map_err(|e| XdpError::map(MAP_PEERS, "opening", e))?;
-        let gone: Vec<Ipv4Addr> = self.peers.difference(&wanted).copied().collect();
+        let gone: Vec<Ipv4Addr> = self
+            .peers
+            .keys()
+            .filter(|p| !wanted.contains_key(p))
+            .copied()
+            .collect();
         for peer in gone {
             match map.remove(&key(peer)) {
                 Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
@@ -164,11 +183,40 @@ impl IngressFilter {
             }
             self.peers.remove(&peer);
         }
-        let new: Vec<Ipv4Addr> = wanted.difference(&self.peers).copied().collect();
-        for peer in new {
-            map.insert(key(peer), 1, 0)
+        for (&peer, &tunnel) in &wanted {
+            if self.peers.get(&peer) == Some(&tunnel) {
+                continue;
+            }
+            map.insert(key(peer), PeerValue::of(tunnel), 0)
                 .map_err(|e| XdpError::map(MAP_PEERS, "adding a peer", e))?;
-            self.peers.insert(peer);
+            self.peers.insert(peer, tunnel);
+        }
+        self.remove_udp_ports(&ports)
+    }
+
+    fn add_udp_ports(&mut self, ports: &HashSet<u16>) -> Result<(), XdpError> {
+        let mut map: HashMap<&mut MapData, u16, u8> =
+            HashMap::try_from(map_mut(&mut self.ebpf, MAP_UDP_PORTS)?)
+                .map_err(|e| XdpError::map(MAP_UDP_PORTS, "opening", e))?;
+        for &port in ports.difference(&self.udp_ports) {
+            map.insert(port.to_be(), 1, 0)
+                .map_err(|e| XdpError::map(MAP_UDP_PORTS, "adding a port", e))?;
+        }
+        self.udp_ports.extend(ports);
+        Ok(())
+    }
+
+    fn remove_udp_ports(&mut self, ports: &HashSet<u16>) -> Result<(), XdpError> {
+        let mut map: HashMap<&mut MapData, u16, u8> =
+            HashMap::try_from(map_mut(&mut self.ebpf, MAP_UDP_PORTS)?)
+                .map_err(|e| XdpError::map(MAP_UDP_PORTS, "opening", e))?;
+        let gone: Vec<u16> = self.udp_ports.difference(ports).copied().collect();
+        for port in gone {
+            match map.remove(&port.to_be()) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(XdpError::map(MAP_UDP_PORTS, "removing a port", e)),
+            }
+            self.udp_ports.remove(&port);
         }
         Ok(())
     }

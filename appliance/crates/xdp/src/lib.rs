@@ -2,8 +2,9 @@
 //!
 //! The program (`bpf/ingress.bpf.c`, built into the committed `bpf/ingress.bpf.o` by
 //! `bpf/build.sh`) runs on every frame the ingress interface receives: the host's own traffic
-//! (anything but IPv4 carrying IPIP) passes to the kernel untouched; IPIP frames failing the
-//! outer checks are dropped and counted under the names of [`tungate_packet::DropReason`];
+//! (anything but IPv4 carrying IPIP, GRE, or UDP to the gateway on a configured GUE/FOU port)
+//! passes to the kernel untouched; tunnel frames failing the outer checks or not matching
+//! their peer's configured tunnel are dropped and counted under the names of [`tungate_packet::DropReason`];
 //! valid ones are redirected to the AF_XDP socket bound to their receive queue.
 //!
 //! [`IngressFilter`] loads it, attaches it through a BPF link (gone when the process dies, kill
@@ -21,4 +22,4 @@ mod sys;
 pub use counters::XdpCounters;
 pub use error::XdpError;
 pub use filter::{IngressFilter, XdpMode};
-pub use program::{MAX_PEERS, MAX_QUEUES, MAX_REDIRECT_FRAME, PROGRAM_NAME};
+pub use program::{MAX_PEERS, MAX_QUEUES, MAX_REDIRECT_FRAME, MAX_UDP_PORTS, PROGRAM_NAME};

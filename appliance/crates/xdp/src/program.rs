@@ -2,7 +2,7 @@
 //! name, the maps' names and sizes, and the counter slots. The `tests` below check them
 //! against `bpf/ingress.bpf.c` and [`DropReason`], so the two sides cannot drift apart.
 
-use tungate_packet::DropReason;
+use tungate_packet::{DropReason, Tunnel};
 
 /// The program's name in the kernel (its C function name; at most 15 bytes): how tungate
 /// recognises its own program on an interface.
@@ -10,6 +10,9 @@ pub const PROGRAM_NAME: &str = "tungate_ingress";
 
 /// How many peers (real servers) the peer map holds.
 pub const MAX_PEERS: usize = 16384;
+
+/// How many distinct GUE/FOU ports the port map holds.
+pub const MAX_UDP_PORTS: usize = 1024;
 
 /// How many receive queues the socket map covers (queue ids `0..MAX_QUEUES`).
 pub const MAX_QUEUES: u32 = 64;
@@ -22,6 +25,7 @@ pub const MAX_REDIRECT_FRAME: u32 = 1792;
 /// Map names, as in the C source.
 pub(crate) const MAP_COUNTERS: &str = "counters";
 pub(crate) const MAP_PEERS: &str = "peers";
+pub(crate) const MAP_UDP_PORTS: &str = "udp_ports";
 pub(crate) const MAP_CONFIG: &str = "config";
 pub(crate) const MAP_XSKS: &str = "xsks";
 
@@ -43,6 +47,48 @@ pub(crate) struct Config {
 
 // SAFETY: `Config` is `repr(C)`, a single `u32`: no padding, every bit pattern valid.
 unsafe impl aya::Pod for Config {}
+
+/// Tunnel type numbers of `struct tg_peer` (`TG_TUNNEL_*` in the C source).
+pub(crate) const TUNNEL_IPIP: u8 = 0;
+pub(crate) const TUNNEL_GUE: u8 = 1;
+pub(crate) const TUNNEL_FOU: u8 = 2;
+pub(crate) const TUNNEL_GRE: u8 = 3;
+
+/// The program's value in the `peers` map (`struct tg_peer`): the peer's tunnel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PeerValue {
+    /// `TUNNEL_*`.
+    pub(crate) tunnel: u8,
+    /// 1 when GRE packets must carry `key`, 0 when they must carry none.
+    pub(crate) has_key: u8,
+    /// The GUE/FOU destination port, network byte order (0 for the others).
+    pub(crate) port: u16,
+    /// The GRE key, network byte order.
+    pub(crate) key: u32,
+}
+
+// SAFETY: `PeerValue` is `repr(C)` with fields 1 + 1 + 2 + 4 bytes in that order: no padding,
+// every bit pattern valid.
+unsafe impl aya::Pod for PeerValue {}
+
+impl PeerValue {
+    /// The map value of a peer with `tunnel`.
+    pub(crate) fn of(tunnel: Tunnel) -> PeerValue {
+        let (tunnel, port, key) = match tunnel {
+            Tunnel::Ipip => (TUNNEL_IPIP, 0, None),
+            Tunnel::Gue { port } => (TUNNEL_GUE, port, None),
+            Tunnel::Fou { port } => (TUNNEL_FOU, port, None),
+            Tunnel::Gre { key } => (TUNNEL_GRE, 0, key),
+        };
+        PeerValue {
+            tunnel,
+            has_key: u8::from(key.is_some()),
+            port: port.to_be(),
+            key: key.unwrap_or(0).to_be(),
+        }
+    }
+}
 
 /// The ELF object, aligned so that the ELF parser may read its headers in place.
 #[repr(C, align(32))]
@@ -102,6 +148,15 @@ mod tests {
         let value = |n: &str| all.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
         assert_eq!(value("SLOTS"), Some(SLOTS));
         assert_eq!(value("MAX_PEERS"), Some(MAX_PEERS as u32));
+        assert_eq!(value("MAX_UDP_PORTS"), Some(MAX_UDP_PORTS as u32));
+        assert_eq!(value("TUNNEL_IPIP"), Some(u32::from(TUNNEL_IPIP)));
+        assert_eq!(value("TUNNEL_GUE"), Some(u32::from(TUNNEL_GUE)));
+        assert_eq!(value("TUNNEL_FOU"), Some(u32::from(TUNNEL_FOU)));
+        assert_eq!(value("TUNNEL_GRE"), Some(u32::from(TUNNEL_GRE)));
+        assert!(SOURCE.contains(
+            "struct tg_peer {\n\t__u8 tunnel;\n\t__u8 has_key;\n\t__u16 port;\n\t__u32 key;\n};"
+        ));
+        assert_eq!(std::mem::size_of::<PeerValue>(), 8);
         assert_eq!(value("MAX_QUEUES"), Some(MAX_QUEUES));
         assert_eq!(value("MAX_REDIRECT_FRAME"), Some(MAX_REDIRECT_FRAME));
         assert!(SOURCE.contains(&format!("int {PROGRAM_NAME}(struct xdp_md *ctx)")));
@@ -109,7 +164,7 @@ mod tests {
             PROGRAM_NAME.len() < 16,
             "the kernel keeps 15 bytes of a name"
         );
-        for map in [MAP_COUNTERS, MAP_PEERS, MAP_CONFIG, MAP_XSKS] {
+        for map in [MAP_COUNTERS, MAP_PEERS, MAP_UDP_PORTS, MAP_CONFIG, MAP_XSKS] {
             assert!(
                 SOURCE.contains(&format!("}} {map} SEC(\".maps\");")),
                 "{map}"

@@ -10,10 +10,12 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tungate_packet::DropReason;
+use tungate_packet::{DropReason, Tunnel};
 use tungate_test_support::frames::FrameSocket;
 use tungate_test_support::netns::Netns;
-use tungate_test_support::packets::{ethernet, fix_ip_checksum, ipip, outer, udp};
+use tungate_test_support::packets::{
+    ethernet, fix_ip_checksum, fou, gre, gre_raw, gue, gue_with, ipip, outer, outer_udp, udp,
+};
 use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP, veth};
 use tungate_test_support::wait::until;
 use tungate_xdp::{
@@ -106,7 +108,7 @@ fn drops(c: &XdpCounters) -> Vec<(&'static str, u64)> {
 fn each_bad_tunnel_packet_is_dropped_under_its_reason(mode: XdpMode) {
     let pair = Pair::new();
     let mut filter = pair.attach(mode).expect("attach");
-    filter.set_peers(&[RIP]).expect("peers");
+    filter.set_peers(&[(RIP, Tunnel::Ipip)]).expect("peers");
     assert_eq!(filter.mode(), mode);
 
     // Not a tunnel packet: the host's business, passed.
@@ -154,6 +156,83 @@ fn each_bad_tunnel_packet_is_dropped_under_its_reason_native() {
 #[test]
 fn each_bad_tunnel_packet_is_dropped_under_its_reason_generic() {
     each_bad_tunnel_packet_is_dropped_under_its_reason(XdpMode::Generic);
+}
+
+/// A GUE peer (RIP, port 6080) and a keyed GRE peer (OTHER, key 7): each hostile GUE, FOU
+/// and GRE frame is dropped under its reason, the host's other UDP passes, and a change of
+/// the peer's tunnel moves the UDP ports the program takes.
+#[test]
+fn each_bad_gue_fou_and_gre_packet_is_dropped_under_its_reason() {
+    const PORT: u16 = 6080;
+    const KEY: u32 = 7;
+    let pair = Pair::new();
+    let mut filter = pair.attach(XdpMode::Native).expect("attach");
+    filter
+        .set_peers(&[
+            (RIP, Tunnel::Gue { port: PORT }),
+            (OTHER, Tunnel::Gre { key: Some(KEY) }),
+        ])
+        .expect("peers");
+    let inner = udp(VIP, CIP, 64, 32);
+    let stranger = Ipv4Addr::new(10, 0, 1, 50);
+
+    // The host's own UDP (another port, or the tunnel port to another address): passed.
+    pair.send(&outer_udp(RIP, GIP, 5353, 53, &[1, 2, 3, 4], true));
+    pair.send(&gue(RIP, Ipv4Addr::new(10, 0, 1, 99), PORT, &inner));
+    let passed = filter.counters().expect("counters").passed;
+    // Valid GUE, GUE variant 1 and keyed GRE with a checksum: no socket, so rx_overflow.
+    pair.send(&gue(RIP, GIP, PORT, &inner));
+    pair.send(&fou(RIP, GIP, PORT, &inner));
+    pair.send(&gre(OTHER, GIP, Some(KEY), true, &inner));
+    // Hostile.
+    pair.send(&gue(stranger, GIP, PORT, &inner)); // unknown_peer
+    pair.send(&gue(OTHER, GIP, PORT, &inner)); // wrong_tunnel: GUE from the GRE peer
+    pair.send(&gre(RIP, GIP, None, false, &inner)); // wrong_tunnel: GRE from the GUE peer
+    pair.send(&ipip(RIP, GIP, &inner)); // wrong_tunnel: IPIP from the GUE peer
+    let mut long = gue(RIP, GIP, PORT, &inner);
+    long[24..26].copy_from_slice(&((8 + 4 + inner.len() + 1) as u16).to_be_bytes());
+    pair.send(&long); // bad_udp_length
+    pair.send(&gue_with(RIP, GIP, PORT, [0x20, 0, 0, 0], &inner)); // bad_gue: control
+    pair.send(&gue_with(RIP, GIP, PORT, [0, 41, 0, 0], &inner)); // bad_gue: IPv6
+    pair.send(&gue_with(RIP, GIP, PORT, [0, 4, 0x80, 0], &inner)); // bad_gue: flags
+    pair.send(&gre(OTHER, GIP, None, false, &inner)); // wrong_gre_key: none
+    pair.send(&gre(OTHER, GIP, Some(KEY + 1), false, &inner)); // wrong_gre_key: another
+    pair.send(&gre_raw(OTHER, GIP, [0x60, 0], 0x0800, Some(KEY), &inner)); // bad_gre: routing
+    pair.send(&gre_raw(OTHER, GIP, [0x20, 1], 0x0800, Some(KEY), &inner)); // bad_gre: version
+    pair.send(&gre_raw(OTHER, GIP, [0x20, 0], 0x86dd, Some(KEY), &inner)); // bad_gre: IPv6
+
+    let c = counters_after(&filter, 16);
+    assert_eq!(
+        drops(&c),
+        [
+            ("unknown_peer", 1),
+            ("rx_overflow", 3),
+            ("wrong_tunnel", 3),
+            ("bad_udp_length", 1),
+            ("bad_gue", 3),
+            ("bad_gre", 3),
+            ("wrong_gre_key", 2),
+        ]
+    );
+    assert!(passed >= 2, "the host's UDP passed: {c:?}");
+
+    // The GUE peer becomes a FOU peer on 5555: 6080 is the host's again, 5555 is taken.
+    filter
+        .set_peers(&[
+            (RIP, Tunnel::Fou { port: 5555 }),
+            (OTHER, Tunnel::Gre { key: Some(KEY) }),
+        ])
+        .expect("peers changed");
+    let before = filter.counters().expect("counters");
+    pair.send(&gue(stranger, GIP, PORT, &inner));
+    pair.send(&fou(stranger, GIP, 5555, &inner));
+    let c = counters_after(&filter, 17);
+    assert_eq!(
+        c.dropped(DropReason::UnknownPeer),
+        2,
+        "5555 is a tunnel port"
+    );
+    assert!(c.passed > before.passed, "6080 passed: {c:?}");
 }
 
 #[test]
@@ -212,14 +291,16 @@ fn peers_and_gateway_change_without_reloading() {
     assert_eq!(dropped(&filter, DropReason::UnknownPeer), 1);
 
     // RIP added: past the peer check (no socket: rx_overflow).
-    filter.set_peers(&[RIP]).expect("add RIP");
+    filter.set_peers(&[(RIP, Tunnel::Ipip)]).expect("add RIP");
     pair.send(&tunnel(RIP, GIP));
     counters_after(&filter, 2);
     assert_eq!(dropped(&filter, DropReason::RxOverflow), 1);
     assert_eq!(dropped(&filter, DropReason::UnknownPeer), 1);
 
     // RIP removed, OTHER added.
-    filter.set_peers(&[OTHER]).expect("swap peers");
+    filter
+        .set_peers(&[(OTHER, Tunnel::Ipip)])
+        .expect("swap peers");
     pair.send(&tunnel(RIP, GIP));
     pair.send(&tunnel(OTHER, GIP));
     counters_after(&filter, 4);
@@ -227,7 +308,9 @@ fn peers_and_gateway_change_without_reloading() {
     assert_eq!(dropped(&filter, DropReason::RxOverflow), 2);
 
     // Too many peers: refused, and the set in force stays.
-    let many: Vec<Ipv4Addr> = (0..=MAX_PEERS as u32).map(Ipv4Addr::from).collect();
+    let many: Vec<(Ipv4Addr, Tunnel)> = (0..=MAX_PEERS as u32)
+        .map(|a| (Ipv4Addr::from(a), Tunnel::Ipip))
+        .collect();
     let e = filter.set_peers(&many).expect_err("over the map's size");
     assert!(matches!(e, XdpError::TooManyPeers { .. }), "{e}");
     pair.send(&tunnel(OTHER, GIP));
@@ -360,7 +443,7 @@ impl Drop for Umem {
 fn a_bound_socket_gets_the_valid_packets_and_unbinding_drops_them() {
     let pair = Pair::new();
     let mut filter = pair.attach(XdpMode::Native).expect("attach");
-    filter.set_peers(&[RIP]).expect("peers");
+    filter.set_peers(&[(RIP, Tunnel::Ipip)]).expect("peers");
     let (xsk, umem) = xdp_socket(&pair.gw, "g0");
 
     filter.bind_socket(0, xsk.as_fd()).expect("bind queue 0");
@@ -370,6 +453,24 @@ fn a_bound_socket_gets_the_valid_packets_and_unbinding_drops_them() {
     until(LIMIT, "a frame redirected", || {
         filter.counters().expect("counters").redirected == 1
     });
+    // The other tunnel types are redirected too (RIP's tunnel changed while running).
+    filter
+        .set_peers(&[(RIP, Tunnel::Gue { port: 6080 })])
+        .expect("gue peer");
+    pair.send(&gue(RIP, GIP, 6080, &udp(VIP, CIP, 64, 32)));
+    until(LIMIT, "a GUE frame redirected", || {
+        filter.counters().expect("counters").redirected == 2
+    });
+    filter
+        .set_peers(&[(RIP, Tunnel::Gre { key: Some(9) })])
+        .expect("gre peer");
+    pair.send(&gre(RIP, GIP, Some(9), false, &udp(VIP, CIP, 64, 32)));
+    until(LIMIT, "a GRE frame redirected", || {
+        filter.counters().expect("counters").redirected == 3
+    });
+    filter
+        .set_peers(&[(RIP, Tunnel::Ipip)])
+        .expect("ipip peer again");
 
     filter.unbind_socket(0).expect("unbind");
     filter
@@ -378,7 +479,7 @@ fn a_bound_socket_gets_the_valid_packets_and_unbinding_drops_them() {
     pair.send(&tunnel(RIP, GIP));
     let c = counters_after(&filter, 2);
     assert_eq!(drops(&c), [("unknown_peer", 1), ("rx_overflow", 1)]);
-    assert_eq!(c.redirected, 1);
+    assert_eq!(c.redirected, 3);
 
     // Error paths: a queue beyond the map, a socket that is not AF_XDP.
     let e = filter
