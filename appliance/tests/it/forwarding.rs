@@ -483,7 +483,8 @@ fn replies_sent_with_checksum_offload_reach_the_clients_sockets(io: IoPath) {
     let rs = FrameSocket::open(&t.rs, "r0").with_offload_header();
     let socket = t.client.run(|| {
         let s = std::net::UdpSocket::bind((CIP, 40000)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         s
     });
     let before = (
@@ -516,7 +517,11 @@ fn replies_sent_with_checksum_offload_reach_the_clients_sockets(io: IoPath) {
             got.push(buf[..n].to_vec());
         }
     }
-    let expected: Vec<Vec<u8>> = [sizes, sizes].concat().into_iter().map(packets::payload).collect();
+    let expected: Vec<Vec<u8>> = [sizes, sizes]
+        .concat()
+        .into_iter()
+        .map(packets::payload)
+        .collect();
     let lengths = |d: &[Vec<u8>]| d.iter().map(Vec::len).collect::<Vec<_>>();
     assert_eq!(
         lengths(&got),
@@ -541,7 +546,10 @@ fn replies_sent_with_checksum_offload_reach_the_clients_sockets(io: IoPath) {
     send(&bad_udp, false);
     send(&bad_tcp, false);
     let mut buf = [0u8; 2000];
-    assert!(socket.recv(&mut buf).is_err(), "a datagram with a bad checksum is not delivered");
+    assert!(
+        socket.recv(&mut buf).is_err(),
+        "a datagram with a bad checksum is not delivered"
+    );
     assert_eq!(snmp(&t.client, "Udp", "InCsumErrors"), before.0 + 1);
     assert_eq!(snmp(&t.client, "Tcp", "InCsumErrors"), before.1 + 1);
     let v = vip_counters(&tg.counters(), VIP);

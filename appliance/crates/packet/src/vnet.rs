@@ -270,11 +270,13 @@ mod tests {
     /// A frame around an inner TCP (`tcp`) or UDP reply 192.0.2.10 -> 198.51.100.7 with a
     /// correct checksum, and the inner header as `check_header` reads it.
     fn frame(tcp: bool, payload: &[u8]) -> (Vec<u8>, Header) {
-        let builder =
-            etherparse::PacketBuilder::ipv4([192, 0, 2, 10], [198, 51, 100, 7], 64);
+        let builder = etherparse::PacketBuilder::ipv4([192, 0, 2, 10], [198, 51, 100, 7], 64);
         let mut inner = Vec::new();
         if tcp {
-            builder.tcp(443, 40001, 1000, 65535).ack(77).write(&mut inner, payload)
+            builder
+                .tcp(443, 40001, 1000, 65535)
+                .ack(77)
+                .write(&mut inner, payload)
         } else {
             builder.udp(80, 40000).write(&mut inner, payload)
         }
@@ -371,7 +373,11 @@ mod tests {
             total_len: h.header_len + 10,
             ..h
         };
-        assert_eq!(partial_checksum(&f, INNER_AT, &short), none, "no room for the field");
+        assert_eq!(
+            partial_checksum(&f, INNER_AT, &short),
+            none,
+            "no room for the field"
+        );
     }
 
     #[test]

@@ -89,7 +89,12 @@ impl FrameSocket {
                 size_of::<libc::c_int>() as u32,
             )
         };
-        assert_eq!(rc, 0, "PACKET_VNET_HDR: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "PACKET_VNET_HDR: {}",
+            std::io::Error::last_os_error()
+        );
         self
     }
 

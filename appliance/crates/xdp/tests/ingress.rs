@@ -417,11 +417,15 @@ fn a_detached_filter_keeps_its_maps_and_goes_back_unless_another_program_came() 
     assert!(!filter.is_attached());
     until(LIMIT, "no XDP program on g0", || pair.xdp().is_none());
     // Still loaded: its maps answer while detached.
-    filter.set_peers(&[RIP]).expect("the peer map is still there");
+    filter
+        .set_peers(&[RIP])
+        .expect("the peer map is still there");
     filter.counters().expect("the counters are still there");
 
     filter.reattach().expect("reattach");
-    filter.reattach().expect("reattaching an attached filter does nothing");
+    filter
+        .reattach()
+        .expect("reattaching an attached filter does nothing");
     assert!(filter.is_attached());
     let xdp = pair.xdp().expect("attached again");
     assert_eq!(xdp["prog"]["id"], id, "the same program, not a new one");
@@ -430,16 +434,28 @@ fn a_detached_filter_keeps_its_maps_and_goes_back_unless_another_program_came() 
     filter.detach().expect("detach");
     let dir = env!("CARGO_MANIFEST_DIR");
     let other = format!("{dir}/bpf/other_tool.bpf.o");
-    pair.gw
-        .ip(&["link", "set", "dev", "g0", "xdpgeneric", "obj", &other, "sec", "xdp"]);
-    let e = filter.reattach().expect_err("another tool's program is there");
+    pair.gw.ip(&[
+        "link",
+        "set",
+        "dev",
+        "g0",
+        "xdpgeneric",
+        "obj",
+        &other,
+        "sec",
+        "xdp",
+    ]);
+    let e = filter
+        .reattach()
+        .expect_err("another tool's program is there");
     assert!(matches!(e, XdpError::ForeignProgram { .. }), "{e}");
     assert!(!filter.is_attached());
     assert_eq!(
         pair.xdp().expect("the other program")["prog"]["name"],
         "other_tool_pass"
     );
-    pair.gw.ip(&["link", "set", "dev", "g0", "xdpgeneric", "off"]);
+    pair.gw
+        .ip(&["link", "set", "dev", "g0", "xdpgeneric", "off"]);
     filter.reattach().expect("the interface is free again");
     assert_eq!(pair.xdp().expect("ours")["prog"]["id"], id);
 }
