@@ -101,14 +101,6 @@ impl IoKey {
 }
 
 /// Chooses the I/O path for `key` (attaching the pre-filter for an XDP path and loading
-/// Whether `ifname` is a NIC (it has a bus device behind it), not a virtual device.
-fn is_nic(ifname: &str) -> bool {
-    std::path::Path::new("/sys/class/net")
-        .join(ifname)
-        .join("device")
-        .exists()
-}
-
 /// `doc`'s peers into it).
 fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoPath), ForwardingError> {
     let packet = |reason: String| {
@@ -140,13 +132,6 @@ fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoPath), Forwa
         return packet(format!(
             "gateway.io = \"auto\": AF_PACKET rings, as {ingress} has {queues} receive \
              queue(s) for {workers} worker(s) (AF_XDP needs one worker per queue)"
-        ));
-    }
-    if key.selection == IoMode::Auto && !is_nic(ingress) {
-        return packet(format!(
-            "gateway.io = \"auto\": AF_PACKET rings, as {ingress} is a virtual device (veth, \
-             bridge, ...): frames built by local stacks there may leave their checksums to \
-             offload, which only the TPACKET rings carry (gateway.io = \"xdp\" asks for AF_XDP)"
         ));
     }
     let Ok(ifindex) = tungate_datapath::interface_index(ingress) else {
