@@ -409,6 +409,15 @@ fn dropping_the_filter_leaves_no_program() {
 #[test]
 fn a_detached_filter_keeps_its_maps_and_goes_back_unless_another_program_came() {
     let pair = Pair::new();
+    // Attaching (and the interface lookups before it) happen in the namespace of the calling
+    // thread: every call that attaches runs inside the gateway's namespace.
+    let reattach = |filter: IngressFilter| {
+        pair.gw.run(move || {
+            let mut filter = filter;
+            let result = filter.reattach();
+            (filter, result)
+        })
+    };
     let mut filter = pair.attach(XdpMode::Generic).expect("attach");
     filter.set_peers(&[RIP]).expect("peers");
     let id = filter.program_id();
@@ -422,10 +431,10 @@ fn a_detached_filter_keeps_its_maps_and_goes_back_unless_another_program_came() 
         .expect("the peer map is still there");
     filter.counters().expect("the counters are still there");
 
-    filter.reattach().expect("reattach");
-    filter
-        .reattach()
-        .expect("reattaching an attached filter does nothing");
+    let (filter, result) = reattach(filter);
+    result.expect("reattach");
+    let (mut filter, result) = reattach(filter);
+    result.expect("reattaching an attached filter does nothing");
     assert!(filter.is_attached());
     let xdp = pair.xdp().expect("attached again");
     assert_eq!(xdp["prog"]["id"], id, "the same program, not a new one");
@@ -445,9 +454,8 @@ fn a_detached_filter_keeps_its_maps_and_goes_back_unless_another_program_came() 
         "sec",
         "xdp",
     ]);
-    let e = filter
-        .reattach()
-        .expect_err("another tool's program is there");
+    let (filter, result) = reattach(filter);
+    let e = result.expect_err("another tool's program is there");
     assert!(matches!(e, XdpError::ForeignProgram { .. }), "{e}");
     assert!(!filter.is_attached());
     assert_eq!(
@@ -456,7 +464,8 @@ fn a_detached_filter_keeps_its_maps_and_goes_back_unless_another_program_came() 
     );
     pair.gw
         .ip(&["link", "set", "dev", "g0", "xdpgeneric", "off"]);
-    filter.reattach().expect("the interface is free again");
+    let (_filter, result) = reattach(filter);
+    result.expect("the interface is free again");
     assert_eq!(pair.xdp().expect("ours")["prog"]["id"], id);
 }
 
