@@ -48,6 +48,8 @@ declare -A HOST_TOOLS=(
   [curl]=curl
   [nft]=nftables
   [timeout]=coreutils
+  [dumpcap]=tshark
+  [tshark]=tshark
 )
 
 log() { printf '[lab %s] %s\n' "$(date +%T)" "$*" >&2; }

@@ -3,9 +3,13 @@
 # `tungate run` in a namespace, plugins uploaded and bound, replies forwarded through the
 # data path) under strace, takes every system call the `tungate run` process and its
 # threads made after it started, and fails if one is outside what the unit's filter allows
-# (@system-service, less the `~` lines, plus bpf() added back for the XDP path). A call the
-# filter refuses would fail with EPERM in production (SystemCallErrorNumber), so this catches
-# e.g. a new io_uring data path before it ships. Usage (root): deploy/systemd/syscalls.sh [BINARY] [PLUGIN_DIR]
+# (@system-service, less the `~` lines, plus bpf() added back for the XDP path), and every
+# socket address family it opened against RestrictAddressFamilies. A call the filter refuses
+# would fail with EPERM in production (SystemCallErrorNumber), so this catches e.g. a new
+# io_uring data path before it ships. The demo's gateway runs on the AF_XDP path (`io =
+# "auto"` on its veth: native XDP), which keeps its TPACKET sockets open beside the AF_XDP
+# ones: the trace must show bpf(), an AF_XDP and an AF_PACKET socket, so both paths' calls
+# are checked. Usage (root): deploy/systemd/syscalls.sh [BINARY] [PLUGIN_DIR]
 # (UNIT=path checks another unit file.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -70,13 +74,34 @@ while todo:
         if child and child.group(1) not in tasks:
             tasks.add(child.group(1))
             todo.append(child.group(1))
+families = set()
+for task in tasks:
+    for line in traces.get(task, []):
+        m = re.match(r"socket\((AF_[A-Z0-9]+|\d+),.*\)\s*=\s*\d+", line)
+        if m:
+            families.add(m.group(1))
+open(f"{work}/families", "w").write("".join(f"{f}\n" for f in sorted(families)))
 print("\n".join(sorted(used)))
-print(f"{len(tasks)} tasks, {len(used)} distinct calls", file=sys.stderr)
+print(f"{len(tasks)} tasks, {len(used)} distinct calls, families {sorted(families)}", file=sys.stderr)
 PY
+# The gateway ran on the AF_XDP path (it loads its XDP program and opens AF_XDP sockets),
+# with its TPACKET sockets beside them.
+if ! { grep -qx bpf "$WORK/used" && grep -qx AF_XDP "$WORK/families" && grep -qx AF_PACKET "$WORK/families"; }; then
+  echo "the traced gateway did not run on the AF_XDP path (bpf() and AF_XDP and AF_PACKET sockets expected):" >&2
+  grep -i "I/O path" "$WORK/demo.log" >&2 || true
+  exit 1
+fi
+allowed_families=$(sed -n 's/^RestrictAddressFamilies=//p' "$UNIT" | tr ' ' '\n' | sort -u)
+outside=$(comm -23 "$WORK/families" <(echo "$allowed_families"))
+if [ -n "$outside" ]; then
+  echo "tungate opened sockets of families that $UNIT's RestrictAddressFamilies refuses:" >&2
+  echo "$outside" >&2
+  exit 1
+fi
 refused=$(comm -23 "$WORK/used" "$WORK/allowed")
 if [ -n "$refused" ]; then
   echo "tungate made system calls that $UNIT's SystemCallFilter refuses:" >&2
   echo "$refused" | sort -u >&2
   exit 1
 fi
-echo "tungate.service: all $(wc -l <"$WORK/used") system calls of a running gateway pass its SystemCallFilter"
+echo "tungate.service: all $(wc -l <"$WORK/used") system calls of a running gateway (AF_XDP path) pass its SystemCallFilter; its socket families ($(tr '\n' ' ' <"$WORK/families")) its RestrictAddressFamilies"

@@ -459,7 +459,107 @@ fn each_worker_runs_its_loop_on_its_own_io_uring(io: IoPath) {
     assert_eq!(status, 0);
 }
 
+/// A counter of `/proc/net/snmp` (`proto` "Udp" or "Tcp", `field` e.g. "InCsumErrors") in
+/// the namespace `ns`.
+fn snmp(ns: &tungate_test_support::Netns, proto: &'static str, field: &'static str) -> u64 {
+    ns.run(move || {
+        let text = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap();
+        let mut lines = text.lines().filter(|l| l.starts_with(&format!("{proto}:")));
+        let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+        let at = names.split_whitespace().position(|n| n == field).unwrap();
+        values.split_whitespace().nth(at).unwrap().parse().unwrap()
+    })
+}
+
+/// A real server's stack sends with checksum offload: its TCP and UDP checksums are left
+/// partial (`CHECKSUM_PARTIAL`) and cross the veth that way. The replies must reach the
+/// client's sockets with complete checksums on both paths: the TPACKET rings read the
+/// offload state from the virtio-net header; an AF_XDP frame carries none, so tungate
+/// recognises the partial checksum itself and finishes it. A complete but wrong checksum is
+/// forwarded as it is (the client's stack drops it and counts it: the control).
+fn replies_sent_with_checksum_offload_reach_the_clients_sockets(io: IoPath) {
+    let t = Topology::on(io);
+    let mut tg = Tungate::start(&t.gw, &t.config(""));
+    let rs = FrameSocket::open(&t.rs, "r0").with_offload_header();
+    let socket = t.client.run(|| {
+        let s = std::net::UdpSocket::bind((CIP, 40000)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s
+    });
+    let before = (
+        snmp(&t.client, "Udp", "InCsumErrors"),
+        snmp(&t.client, "Tcp", "InCsumErrors"),
+    );
+    // (inner packet, whether its checksum is left partial); outer Ethernet + IP = 34 bytes.
+    let send = |inner: &[u8], partial: bool| {
+        let mut inner = inner.to_vec();
+        let vnet = if partial {
+            let (start, offset) = packets::make_checksum_partial(&mut inner);
+            packets::vnet_needs_csum(34 + start, offset)
+        } else {
+            [0; 10]
+        };
+        let mut frame = vnet.to_vec();
+        frame.extend(from_rs(&ipip(RIP, GIP, &inner)));
+        rs.send(&frame);
+    };
+    let sizes = [1, 200, 1400];
+    // Twice: the first round leaves by the raw fallback, the second by the fast path.
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        for len in sizes {
+            send(&udp(VIP, CIP, 64, len), true);
+            send(&tcp(VIP, CIP, 64, len), true);
+        }
+        let mut buf = [0u8; 2000];
+        while let Ok(n) = socket.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+    }
+    let expected: Vec<Vec<u8>> = [sizes, sizes]
+        .concat()
+        .into_iter()
+        .map(packets::payload)
+        .collect();
+    let lengths = |d: &[Vec<u8>]| d.iter().map(Vec::len).collect::<Vec<_>>();
+    assert_eq!(
+        lengths(&got),
+        lengths(&expected),
+        "every partial-checksum UDP reply reaches the socket"
+    );
+    assert!(got == expected, "the datagrams arrive as sent");
+    assert_eq!(
+        (
+            snmp(&t.client, "Udp", "InCsumErrors"),
+            snmp(&t.client, "Tcp", "InCsumErrors")
+        ),
+        before,
+        "no reply reached the client with a bad checksum"
+    );
+    // The control: complete checksums that are wrong stay wrong, and the client sees it.
+    // (A payload byte changed after the checksum was computed: IP 20 + UDP 8, IP 20 + TCP 20.)
+    let mut bad_udp = udp(VIP, CIP, 64, 100);
+    bad_udp[28 + 5] ^= 0x55;
+    let mut bad_tcp = tcp(VIP, CIP, 64, 100);
+    bad_tcp[40 + 5] ^= 0x55;
+    send(&bad_udp, false);
+    send(&bad_tcp, false);
+    let mut buf = [0u8; 2000];
+    assert!(
+        socket.recv(&mut buf).is_err(),
+        "a datagram with a bad checksum is not delivered"
+    );
+    assert_eq!(snmp(&t.client, "Udp", "InCsumErrors"), before.0 + 1);
+    assert_eq!(snmp(&t.client, "Tcp", "InCsumErrors"), before.1 + 1);
+    let v = vip_counters(&tg.counters(), VIP);
+    assert_eq!(v["packets"], 14, "tungate forwarded them all: {v}");
+    let (status, _) = tg.stop();
+    assert_eq!(status, 0);
+}
+
 crate::on_both_io_paths!(
+    replies_sent_with_checksum_offload_reach_the_clients_sockets,
     forwards_udp_and_tcp_byte_for_byte_with_the_ttl_one_lower,
     every_bad_case_is_dropped_counted_and_never_delivered,
     no_icmp_goes_back_and_the_fence_outlives_a_stop,

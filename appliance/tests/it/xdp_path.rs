@@ -224,16 +224,93 @@ fn a_reload_that_changes_gateway_io_detaches_and_attaches_the_program() {
     assert_eq!(tg.stop().0, 0);
 }
 
+/// The id of the XDP program on `dev` of the gateway namespace, and its mode (`xdp`,
+/// `xdpgeneric`), from `ip -j -d link`.
+fn xdp_program(t: &Topology, dev: &str) -> Option<(u64, String)> {
+    let links = t.gw.ip_json(&["-d", "link", "show", "dev", dev]);
+    let xdp = &links[0]["xdp"];
+    let id = xdp["prog"]["id"].as_u64()?;
+    let mode = match xdp["mode"].as_u64() {
+        Some(1) => "xdp",
+        Some(2) => "xdpgeneric",
+        _ => "other",
+    };
+    Some((id, mode.to_owned()))
+}
+
 #[test]
-fn auto_takes_the_packet_rings_on_a_virtual_device_and_says_why() {
+fn an_io_change_that_fails_through_the_api_puts_the_program_in_force_back() {
     let t = Topology::new();
-    // g0 is a veth: `auto` keeps AF_XDP for NICs (frames built by local stacks on a veth may
-    // leave their checksums to offload, which only the TPACKET rings carry).
+    // A veth whose peer's MTU is above 3506 refuses a native (non-multi-buffer) XDP
+    // program; generic XDP attaches.
+    t.rs.ip(&["link", "set", "dev", "r0", "mtu", "9000"]);
+    let tg = Tungate::start(&t.gw, &t.config("io = \"xdp-generic\""));
+    let api = Api::new(&t.gw, "127.0.0.1:9080", Some(tg.token()));
+    let before = xdp_program(&t, "g0").expect("generic XDP attached");
+    assert_eq!(before.1, "xdpgeneric");
+    assert_eq!(tg.status()["io"]["path"], "xdp-generic", "{}", tg.status());
+    assert_eq!(delivered(&t, RIP, 3), 3);
+
+    let mut config = api.get("/api/v1/config").json();
+    config["gateway"]["io"] = json!("xdp");
+    let r = api.put_json("/api/v1/config", &config);
+    assert!(r.status / 100 != 2, "native XDP cannot attach: refused");
+    let error = r.json();
+    assert_eq!(error["error"]["field"], "gateway.io", "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("MTU"), "says why: {message}");
+
+    assert_eq!(
+        xdp_program(&t, "g0"),
+        Some(before),
+        "the same program, attached again in its mode"
+    );
+    let status = tg.status();
+    assert_eq!(status["io"]["path"], "xdp-generic", "{status}");
+    assert_eq!(
+        api.get("/api/v1/config").json()["gateway"]["io"],
+        "xdp-generic",
+        "the document in force stays"
+    );
+    // The program redirects to the sockets registered in its map before the attempt: were
+    // it a new program, or the old one without them, nothing would arrive (rx_overflow).
+    assert_eq!(delivered(&t, RIP, 3), 3, "forwards on AF_XDP as before");
+    // The peers in force are still in the program: a stranger is dropped there.
+    let stranger = Ipv4Addr::new(10, 0, 1, 77);
+    t.rs.ip(&["addr", "add", &format!("{stranger}/24"), "dev", "r0"]);
+    assert_eq!(delivered(&t, stranger, 2), 0);
+    let text = String::from_utf8(api.get("/metrics").body).unwrap();
+    assert!(
+        metric(
+            &text,
+            "tungate_dropped_packets_total{reason=\"unknown_peer\"}"
+        ) >= 2,
+        "{text}"
+    );
+    assert_eq!(tg.stop().0, 0);
+}
+
+#[test]
+fn auto_takes_native_xdp_on_a_veth_and_the_packet_rings_where_it_cannot_attach() {
+    let t = Topology::new();
+    // A veth has native XDP: `auto` takes it (partial checksums from local senders are
+    // finished by tungate, see forwarding::replies_sent_with_checksum_offload_*).
+    let tg = Tungate::start(&t.gw, &t.config("io = \"auto\""));
+    let status = tg.status();
+    assert_eq!(status["io"]["path"], "xdp", "{status}");
+    let reason = status["io"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("native XDP attached to g0"), "{reason}");
+    assert!(has_xdp(&t, "g0"));
+    assert_eq!(delivered(&t, RIP, 3), 3, "it forwards on AF_XDP");
+    assert_eq!(tg.stop().0, 0);
+
+    // A veth whose peer's MTU is above 3506 refuses a (non-multi-buffer) XDP program.
+    t.rs.ip(&["link", "set", "dev", "r0", "mtu", "9000"]);
     let tg = Tungate::start(&t.gw, &t.config("io = \"auto\""));
     let status = tg.status();
     assert_eq!(status["io"]["path"], "packet", "{status}");
     let reason = status["io"]["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("g0 is a virtual device"), "{reason}");
+    assert!(reason.contains("XDP is unavailable"), "{reason}");
     assert!(!has_xdp(&t, "g0"));
     assert_eq!(delivered(&t, RIP, 3), 3, "it forwards on the packet rings");
     assert_eq!(tg.stop().0, 0);

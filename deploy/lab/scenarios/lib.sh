@@ -426,11 +426,45 @@ check_bulk_intact() {
   for ((i = 1; i <= n; i++)); do
     rm -f "$WORK/bulk.got"
     http_get /bulk.bin "$WORK/bulk.got" 30 >>"$LAB_DETAIL" 2>&1 || true
-    sum=$(sha256sum "$WORK/bulk.got" 2>/dev/null | cut -d' ' -f1)
+    sum=$(sha256sum "$WORK/bulk.got" 2>/dev/null | cut -d' ' -f1 || true)
     [[ $sum == "$BULK_SHA256" ]] && intact=$((intact + 1))
     echo "bulk download $i: $(stat -c %s "$WORK/bulk.got" 2>/dev/null || echo 0) bytes, sha256 ${sum:-none}" >>"$LAB_DETAIL"
   done
   expect "the $BULK_BYTES-byte file arrives intact $n times (sha256 ${BULK_SHA256:0:12}…)" "$intact" -eq "$n"
+}
+
+# --- the client's view of the replies ----------------------------------------------------
+
+# Captures what reaches the client's eth0 (dumpcap) until client_capture_stop, into the run
+# directory (<scenario>.client.pcapng).
+client_capture_start() {
+  CAPTURE_FILE=$LAB_RESULTS/${LAB_SCENARIO:-scenario}.client.pcapng
+  rm -f "$CAPTURE_FILE"
+  spawn client "$LAB_DETAIL" dumpcap -q -i eth0 -f "tcp and src host $VIP" -w "$CAPTURE_FILE"
+  CAPTURE_PID=$SPAWNED_PID
+  wait_until 30 "dumpcap capturing on the client" --alive "$CAPTURE_PID" test -s "$CAPTURE_FILE"
+}
+
+client_capture_stop() {
+  kill -INT "$CAPTURE_PID" 2>/dev/null || true
+  wait "$CAPTURE_PID" 2>/dev/null || true
+}
+
+# The replies as the client received them carry complete, correct TCP checksums (tshark
+# verifies each one). Only for the AF_XDP path: a frame sent through AF_XDP leaves as a
+# frame without offload state, so its checksum must be complete on the wire. (Replies sent
+# through the TPACKET rings or by the kernel cross the veths with CHECKSUM_PARTIAL and are
+# captured before the checksum is filled in: tshark would call them bad, the client's stack
+# does not.) A real server sends with checksum offload; a gateway that forwards such a frame
+# without completing its checksum shows up here, and in Tcp InCsumErrors.
+check_client_checksums() {
+  local counts total bad
+  counts=$(tshark -n -r "$CAPTURE_FILE" -o tcp.check_checksum:TRUE -T fields -e tcp.checksum.status 2>>"$LAB_DETAIL" |
+    awk '{ n++ } $1 == "0" { b++ } END { printf "%d %d", n, b }')
+  read -r total bad <<<"$counts"
+  say "   client capture: $total TCP segments from $VIP, $bad with a bad TCP checksum"
+  expect "the client captured the replies" "$total" -gt 0
+  expect "every reply reached the client with a correct TCP checksum" "$bad" -eq 0
 }
 
 # --- counters ----------------------------------------------------------------------------
@@ -669,7 +703,7 @@ rs_by_tungate() {
 # (`gateway.io`, default auto): traffic works, tungate's VIP counters account for every
 # packet the client received, and LD-OUT's kernel forwarded none.
 tungate_decap_scenario() {
-  local mode=$1 io=${2:-auto} fwd0 fwd1 rx0 rx1 tg0 tg1 icmp0 icmp1
+  local mode=$1 io=${2:-auto} fwd0 fwd1 rx0 rx1 tg0 tg1 icmp0 icmp1 csum0 csum1
   topo_up
   rs_by_tungate
   # ip_forward=1 makes the "kernel forwarded nothing" check mean something: the kernel could.
@@ -723,8 +757,12 @@ EOF
   icmp0=$(snmp ldout Icmp OutDestUnreachs)
   rx0=$(snmp client Ip InReceives)
   tg0=$(tg_vip_forwarded "$VIP")
+  csum0=$(snmp client Tcp InCsumErrors)
+  if [[ $io == xdp ]]; then client_capture_start; fi
   check_round_robin 4
   check_bulk_intact 2
+  if [[ $io == xdp ]]; then client_capture_stop; fi
+  csum1=$(snmp client Tcp InCsumErrors)
   fwd1=$(snmp ldout Ip ForwDatagrams)
   icmp1=$(snmp ldout Icmp OutDestUnreachs)
   rx1=$(snmp client Ip InReceives)
@@ -743,6 +781,8 @@ EOF
   expect "tungate forwarded the replies (its VIP counter rose)" "$((tg1 - tg0))" -gt 0
   expect "LD-OUT's kernel forwarded nothing (IpForwDatagrams unchanged)" "$((fwd1 - fwd0))" -eq 0
   expect "LD-OUT sent no ICMP unreachable towards the real servers" "$((icmp1 - icmp0))" -eq 0
+  expect "the client's TCP dropped no reply for a bad checksum (Tcp InCsumErrors unchanged)" "$((csum1 - csum0))" -eq 0
+  if [[ $io == xdp ]]; then check_client_checksums; fi
 
   step "stop, then tungate net down"
   tg_stop

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lab-status: pending
+# lab-status: enabled
 # lab-summary: userspace decap on the AF_XDP path (io = "xdp"): native XDP on LD-OUT's veth, the same checks as userspace-decap
 # lab-needs: tungate
 #
@@ -8,12 +8,12 @@
 # transmits them by AF_XDP from the same UMEM; the 200 KB file still arrives intact. After a
 # stop, no XDP program is left on eth1 (it was attached through a BPF link).
 #
-# Pending: on the guest's 6.1 kernel the program attaches and tungate counts the replies as
-# forwarded, but the client's HTTP requests fail (2026-12-05). Suspected cause: the real
-# servers' TCP stacks send through veths and a bridge with checksum offload
-# (CHECKSUM_PARTIAL); the TPACKET path carries that state in its virtio-net header and the
-# kernel completes the checksum on transmit, AF_XDP carries no such state. That is why
-# `gateway.io = "auto"` takes the TPACKET rings on virtual devices.
+# The real servers' TCP stacks send with checksum offload: their segments cross the veths
+# and the bridge with the checksum left partial (CHECKSUM_PARTIAL: the field holds only the
+# pseudo-header sum), and an AF_XDP frame carries no such state. Before tungate finished
+# those checksums itself, every reply reached the client with a bad checksum (captured
+# 2026-12-05: 55 of 55 SYN-ACKs with the field 0x6677, the pseudo-header sum, and the
+# client's Tcp InCsumErrors +55): the client capture and the InCsumErrors check catch it.
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init

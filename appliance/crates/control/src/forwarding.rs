@@ -67,6 +67,10 @@ struct Xdp {
 }
 
 impl Xdp {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IngressFilter> {
+        self.filter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Makes the program's peer set and gateway address those of `doc`.
     fn follow(&self, doc: &Document) -> Result<(), XdpError> {
         let peers: Vec<(Ipv4Addr, Tunnel)> = doc
@@ -102,14 +106,6 @@ impl IoKey {
 }
 
 /// Chooses the I/O path for `key` (attaching the pre-filter for an XDP path and loading
-/// Whether `ifname` is a NIC (it has a bus device behind it), not a virtual device.
-fn is_nic(ifname: &str) -> bool {
-    std::path::Path::new("/sys/class/net")
-        .join(ifname)
-        .join("device")
-        .exists()
-}
-
 /// `doc`'s peers into it).
 fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoPath), ForwardingError> {
     let packet = |reason: String| {
@@ -141,13 +137,6 @@ fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoPath), Forwa
         return packet(format!(
             "gateway.io = \"auto\": AF_PACKET rings, as {ingress} has {queues} receive \
              queue(s) for {workers} worker(s) (AF_XDP needs one worker per queue)"
-        ));
-    }
-    if key.selection == IoMode::Auto && !is_nic(ingress) {
-        return packet(format!(
-            "gateway.io = \"auto\": AF_PACKET rings, as {ingress} is a virtual device (veth, \
-             bridge, ...): frames built by local stacks there may leave their checksums to \
-             offload, which only the TPACKET rings carry (gateway.io = \"xdp\" asks for AF_XDP)"
         ));
     }
     let Ok(ifindex) = tungate_datapath::interface_index(ingress) else {
@@ -270,7 +259,9 @@ impl Workers {
     /// Before applying `doc`: when its decap mode, `gateway.io` or ingress interface differ
     /// from those the I/O path was chosen for, chooses again (the workers restart on the
     /// new path with the apply, as `[gateway]` changed); otherwise loads its peers and
-    /// gateway address into the running pre-filter.
+    /// gateway address into the running pre-filter. When the new choice fails (say
+    /// `io = "xdp"` on a device without native XDP), the apply is refused and the path in
+    /// force stays: its program, detached for the attempt, is attached again.
     fn follow_io(&mut self, doc: &Document) -> Result<(), ForwardingError> {
         let key = IoKey::of(doc);
         if key == self.io_key {
@@ -280,19 +271,54 @@ impl Workers {
             return Ok(());
         }
         // Detach first: the interface takes one program, and ours is refused while held.
+        // The program stays loaded (its maps hold the running workers' sockets and the peers
+        // in force), so a failed choice can put it back as it was.
+        if let Some(xdp) = &self.xdp {
+            xdp.lock().detach()?;
+        }
+        match select_io(&key, doc) {
+            Ok((xdp, io)) => {
+                self.counters.set_drop_source(drop_source(xdp.as_ref()));
+                self.datapath.set_io(plan(xdp.as_ref()));
+                self.xdp = xdp;
+                self.io = io;
+                self.io_key = key;
+                Ok(())
+            }
+            Err(e) => {
+                self.restore_io(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// After a failed choice (`failed`): attaches the program in force again. If even that
+    /// fails (another tool attached a program meanwhile), the workers are left on their
+    /// TPACKET sockets, which see every tunnel packet without the program, and the path is
+    /// reported as such.
+    fn restore_io(&mut self, failed: &ForwardingError) {
+        let Some(xdp) = &self.xdp else {
+            // The TPACKET path needs nothing back.
+            return;
+        };
+        let Err(again) = xdp.lock().reattach() else {
+            tracing::warn!(
+                target: IO_LOG,
+                "I/O path: kept {} ({failed})",
+                self.io.path
+            );
+            return;
+        };
+        tracing::error!(
+            target: IO_LOG,
+            "I/O path: {failed}; the XDP program in force could not be attached again              ({again}): forwarding through the TPACKET sockets"
+        );
         self.counters.set_drop_source(None);
-        self.xdp = None;
         self.datapath.set_io(IoPlan::Packet);
-        self.io_key = key;
-        // Until the choice succeeds the running workers get no redirected frame: their
-        // TPACKET sockets see (and forward) the tunnel packets the program no longer takes.
-        self.io = IoPath::packet("the XDP program is detached: choosing the I/O path again");
-        let (xdp, io) = select_io(&self.io_key, doc)?;
-        self.counters.set_drop_source(drop_source(xdp.as_ref()));
-        self.datapath.set_io(plan(xdp.as_ref()));
-        self.xdp = xdp;
-        self.io = io;
-        Ok(())
+        self.xdp = None;
+        self.io = IoPath::packet(format!(
+            "the XDP program could not be attached again after a refused change ({again})"
+        ));
     }
 
     /// The fence follows also after a failed (re)start; the data path's error wins over

@@ -104,6 +104,15 @@ pub(crate) trait PacketIo {
     /// The next frame of receive source `source`, if one is waiting.
     fn take(&mut self, source: usize) -> Option<Taken>;
 
+    /// Whether the offload header in front of a frame of `source` is the kernel's (the
+    /// TPACKET rings: it says whether the checksum is still to be finished), or an empty one
+    /// written in its place (AF_XDP: XDP gets no checksum state, so the worker recognises a
+    /// partial checksum itself).
+    fn reads_offload_state(&self, source: usize) -> bool {
+        let _ = source;
+        true
+    }
+
     /// Reads the packet that [`Taken::Large`] announced into the large-packet buffer
     /// (held as [`FrameId::Large`] until the next call) and gives back the frame that
     /// announced it. `None`: the packet was gone.

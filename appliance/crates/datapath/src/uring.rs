@@ -11,7 +11,8 @@
 //! It never touches packet memory and never blocks longer than the timeout it is given.
 //!
 //! [`LoopCalls`] and [`WorkerUring`] are public only so that an integration test can drive
-//! the loop's sleep against real sockets in a network namespace (`tests/loop_calls.rs`).
+//! the loop's sleep and kicks against real sockets in a network namespace
+//! (`tests/it/loop_calls.rs`).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -80,7 +81,7 @@ impl LoopCalls {
 
     /// Asks the kernel to send the requested frames of each transmit ring in `transmit_fds`;
     /// returns once it has gone through them (which frames it took is read from the rings).
-    pub(crate) fn kick(&mut self, transmit_fds: &[RawFd]) {
+    pub fn kick(&mut self, transmit_fds: &[RawFd]) {
         match self {
             LoopCalls::Uring(u) => u.kick(transmit_fds),
             LoopCalls::Syscalls(_) => {

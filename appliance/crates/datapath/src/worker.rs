@@ -497,6 +497,11 @@ impl<Io: PacketIo> Worker<Io> {
         let ethernet_source: Option<[u8; 6]> = packet.get(6..12).and_then(|s| s.try_into().ok());
         match classify(packet, link, &*self.current) {
             Ok(a) => {
+                let vnet_header = if self.io.reads_offload_state(source) {
+                    vnet_header
+                } else {
+                    vnet::partial_checksum(packet, a.inner_offset, &a.inner)
+                };
                 if link == LinkLayer::EthernetIpip && self.spoofed(a.peer, ethernet_source) {
                     // Not heard from the peer: someone else used its address.
                     self.tally()

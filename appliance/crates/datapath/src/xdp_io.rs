@@ -12,6 +12,10 @@
 //! for an egress interface where no AF_XDP socket can be opened. Receive waits and transmit
 //! kicks of both go through the worker's one io_uring.
 //!
+//! An AF_XDP frame comes with no checksum state (the kernel hands XDP none): the worker
+//! recognises a partial checksum itself (`reads_offload_state`), and a frame that leaves
+//! by AF_XDP has it finished here, where TPACKET would leave it to the kernel.
+//!
 //! This module owns the UMEM's frame bookkeeping (each frame is in the fill ring, held by
 //! the worker, queued for transmit, or free); it never parses, judges, routes or counts a
 //! packet.
@@ -302,6 +306,10 @@ impl PacketIo for XdpIo {
         1 + self.packet.sources()
     }
 
+    fn reads_offload_state(&self, source: usize) -> bool {
+        source != 0
+    }
+
     fn take(&mut self, source: usize) -> Option<Taken> {
         if source == 0 {
             return self.take_xsk();
@@ -399,6 +407,20 @@ impl PacketIo for XdpIo {
             return Transmit::Full;
         }
         frame[..ETHERNET].copy_from_slice(&header.ethernet);
+        // An AF_XDP frame leaves without offload state: a partial checksum is finished here,
+        // as a device would (a super-packet never comes from a UMEM frame).
+        if header.vnet.is_gso()
+            || (header.vnet.needs_csum()
+                && !vnet::finish_checksum(
+                    frame,
+                    usize::from(header.vnet.csum_start),
+                    usize::from(header.vnet.csum_offset),
+                ))
+        {
+            return Transmit::Failed(std::io::Error::other(
+                "offload state that an AF_XDP frame cannot carry",
+            ));
+        }
         tx.socket.tx.push(libc::xdp_desc {
             addr: xsk::address(index, start),
             len: (ETHERNET + packet.len) as u32,

@@ -8,6 +8,8 @@
 //! it never does I/O and never panics on any input. Fields are in host byte order (the
 //! kernel uses the legacy virtio byte order, which is the CPU's).
 
+use crate::ipv4::{Header, fold, sum_words};
+
 /// Size of `struct virtio_net_hdr`.
 pub const LEN: usize = 10;
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum from `csum_start` on is still to be computed.
@@ -123,7 +125,7 @@ pub fn finish_checksum(frame: &mut [u8], csum_start: usize, csum_offset: usize) 
     if field + 2 > frame.len() {
         return false;
     }
-    let sum = super::ipv4::fold(super::ipv4::sum_words(&frame[csum_start..], 0));
+    let sum = fold(sum_words(&frame[csum_start..], 0));
     let mut value = !sum;
     // A UDP checksum of zero means "none": send the equivalent all-ones form.
     if value == 0 {
@@ -131,6 +133,66 @@ pub fn finish_checksum(frame: &mut [u8], csum_start: usize, csum_offset: usize) 
     }
     frame[field..field + 2].copy_from_slice(&value.to_be_bytes());
     true
+}
+
+/// IP protocol numbers whose checksum a sender may leave partial, and where the field is.
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const TCP_CSUM_OFFSET: usize = 16;
+const UDP_CSUM_OFFSET: usize = 6;
+
+/// The offload header of an inner packet read without one (an AF_XDP frame: the kernel
+/// hands XDP no checksum state). `frame` starts at the Ethernet header, the checked inner
+/// IPv4 header `inner` starts at `inner_offset`.
+///
+/// A sender with checksum offload (the kernel's `CHECKSUM_PARTIAL`, which crosses veths and
+/// bridges as it is) leaves in a TCP or UDP checksum field only the folded pseudo-header sum,
+/// the rest to be added by the device. Such a segment gets `NEEDS_CSUM` with its
+/// `csum_start`/`csum_offset`, to be finished before it leaves as a plain frame
+/// ([`finish_checksum`]), as the TPACKET rings report it. Everything else gets the empty
+/// header and is forwarded as it is: a segment whose checksum verifies; one whose field is
+/// anything but that pseudo-header sum (a wrong checksum stays wrong, for the receiver to
+/// drop); fragments (the checksum covers the whole datagram); other protocols; a UDP
+/// checksum of 0 ("none"). A corrupted segment is mistaken for a partial one only if its
+/// field happens to equal the pseudo-header sum (about 1 in 65536 of corrupted segments).
+pub fn partial_checksum(frame: &[u8], inner_offset: usize, inner: &Header) -> VnetHeader {
+    let none = VnetHeader::default();
+    let csum_offset = match inner.protocol {
+        PROTO_TCP => TCP_CSUM_OFFSET,
+        PROTO_UDP => UDP_CSUM_OFFSET,
+        _ => return none,
+    };
+    if inner.is_fragment {
+        return none;
+    }
+    let start = inner_offset + inner.header_len;
+    let Some(segment) = frame.get(start..inner_offset + inner.total_len) else {
+        return none;
+    };
+    let Some(field) = segment.get(csum_offset..csum_offset + 2) else {
+        return none;
+    };
+    let field = u16::from_be_bytes([field[0], field[1]]);
+    let Ok(segment_len) = u32::try_from(segment.len()) else {
+        return none;
+    };
+    let mut pseudo = [0u8; 8];
+    pseudo[..4].copy_from_slice(&inner.source.octets());
+    pseudo[4..].copy_from_slice(&inner.destination.octets());
+    let pseudo_sum = sum_words(&pseudo, u32::from(inner.protocol) + segment_len);
+    if field != fold(pseudo_sum) || fold(pseudo_sum + sum_words(segment, 0)) == 0xffff {
+        return none;
+    }
+    let (Ok(csum_start), Ok(csum_offset)) = (u16::try_from(start), u16::try_from(csum_offset))
+    else {
+        return none;
+    };
+    VnetHeader {
+        flags: F_NEEDS_CSUM,
+        csum_start,
+        csum_offset,
+        ..none
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +262,149 @@ mod tests {
             ..VnetHeader::default()
         };
         assert_eq!(gso_only.for_transmit(34, 14, 3000), None);
+    }
+
+    /// Ethernet (14) + outer IPv4 (20) in front of the inner packet, as on the wire.
+    const INNER_AT: usize = 34;
+
+    /// A frame around an inner TCP (`tcp`) or UDP reply 192.0.2.10 -> 198.51.100.7 with a
+    /// correct checksum, and the inner header as `check_header` reads it.
+    fn frame(tcp: bool, payload: &[u8]) -> (Vec<u8>, Header) {
+        let builder = etherparse::PacketBuilder::ipv4([192, 0, 2, 10], [198, 51, 100, 7], 64);
+        let mut inner = Vec::new();
+        if tcp {
+            builder
+                .tcp(443, 40001, 1000, 65535)
+                .ack(77)
+                .write(&mut inner, payload)
+        } else {
+            builder.udp(80, 40000).write(&mut inner, payload)
+        }
+        .unwrap();
+        let header = crate::ipv4::check_header(&inner).unwrap();
+        let mut frame = vec![0u8; INNER_AT];
+        frame.extend_from_slice(&inner);
+        (frame, header)
+    }
+
+    /// What a sender with checksum offload leaves in the field: the folded pseudo-header sum.
+    fn make_partial(frame: &mut [u8], h: &Header) {
+        let field = INNER_AT + h.header_len + if h.protocol == 6 { 16 } else { 6 };
+        let len = (h.total_len - h.header_len) as u32;
+        let mut pseudo = h.source.octets().to_vec();
+        pseudo.extend_from_slice(&h.destination.octets());
+        let sum = fold(sum_words(&pseudo, u32::from(h.protocol) + len));
+        frame[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    fn verifies(frame: &[u8], h: &Header) -> bool {
+        let segment = &frame[INNER_AT + h.header_len..INNER_AT + h.total_len];
+        let mut pseudo = h.source.octets().to_vec();
+        pseudo.extend_from_slice(&h.destination.octets());
+        pseudo.extend_from_slice(&[0, h.protocol]);
+        pseudo.extend_from_slice(&(segment.len() as u16).to_be_bytes());
+        pseudo.extend_from_slice(segment);
+        crate::ipv4::checksum(&pseudo) == 0
+    }
+
+    #[test]
+    fn a_partial_tcp_or_udp_checksum_is_recognised_and_finished() {
+        for tcp in [true, false] {
+            for len in [0, 1, 7, 1400] {
+                let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+                let (mut f, h) = frame(tcp, &payload);
+                assert_eq!(
+                    partial_checksum(&f, INNER_AT, &h),
+                    VnetHeader::default(),
+                    "a complete checksum is left alone (tcp {tcp}, {len} bytes)"
+                );
+                make_partial(&mut f, &h);
+                assert!(!verifies(&f, &h));
+                let v = partial_checksum(&f, INNER_AT, &h);
+                assert!(v.needs_csum() && !v.is_gso());
+                assert_eq!(usize::from(v.csum_start), INNER_AT + 20);
+                assert_eq!(v.csum_offset, if tcp { 16 } else { 6 });
+                // As the transmit side finishes it, after the outer header is gone.
+                let tx = v.for_transmit(INNER_AT, 14, f.len() - 20).unwrap();
+                let mut out = f[20..].to_vec();
+                assert!(finish_checksum(
+                    &mut out,
+                    usize::from(tx.csum_start),
+                    usize::from(tx.csum_offset)
+                ));
+                let mut back = f[..20].to_vec();
+                back.extend_from_slice(&out);
+                assert!(verifies(&back, &h), "finished: tcp {tcp}, {len} bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_checksums_fragments_other_protocols_and_no_udp_checksum_are_left_alone() {
+        let none = VnetHeader::default();
+        // A wrong complete checksum stays wrong (the receiver drops it).
+        let (mut f, h) = frame(true, b"hello");
+        f[INNER_AT + 20 + 16] ^= 0x5a;
+        assert_eq!(partial_checksum(&f, INNER_AT, &h), none);
+        // A fragment: the checksum covers the whole datagram.
+        let (mut f, h) = frame(false, b"hello");
+        make_partial(&mut f, &h);
+        let fragment = Header {
+            is_fragment: true,
+            ..h
+        };
+        assert_eq!(partial_checksum(&f, INNER_AT, &fragment), none);
+        // UDP without a checksum.
+        let (mut f, h) = frame(false, b"hello");
+        f[INNER_AT + 26..INNER_AT + 28].fill(0);
+        assert_eq!(partial_checksum(&f, INNER_AT, &h), none);
+        // Another protocol (ICMP's checksum is never left to offload).
+        let (f, h) = frame(false, b"hello");
+        let icmp = Header { protocol: 1, ..h };
+        assert_eq!(partial_checksum(&f, INNER_AT, &icmp), none);
+        // Lengths that do not fit the frame.
+        let (f, h) = frame(true, b"");
+        let long = Header {
+            total_len: h.total_len + 10,
+            ..h
+        };
+        assert_eq!(partial_checksum(&f, INNER_AT, &long), none);
+        let short = Header {
+            total_len: h.header_len + 10,
+            ..h
+        };
+        assert_eq!(
+            partial_checksum(&f, INNER_AT, &short),
+            none,
+            "no room for the field"
+        );
+    }
+
+    #[test]
+    fn a_complete_checksum_equal_to_the_pseudo_header_sum_is_left_alone() {
+        // Choose two payload bytes so that the correct checksum happens to be the value a
+        // partial one would hold: it verifies, so it is complete and forwarded as it is.
+        let (f, h) = frame(false, &[0, 0, 1, 2]);
+        let mut pseudo = h.source.octets().to_vec();
+        pseudo.extend_from_slice(&h.destination.octets());
+        let partial = fold(sum_words(&pseudo, 17 + 12));
+        let found = (0..=u16::MAX).find_map(|w| {
+            let mut g = f.clone();
+            let at = INNER_AT + 28;
+            g[at..at + 2].copy_from_slice(&w.to_be_bytes());
+            g[INNER_AT + 26..INNER_AT + 28].fill(0);
+            let mut all = pseudo.clone();
+            all.extend_from_slice(&[0, 17, 0, 12]);
+            all.extend_from_slice(&g[INNER_AT + 20..]);
+            let sum = crate::ipv4::checksum(&all);
+            (sum == partial).then(|| {
+                g[INNER_AT + 26..INNER_AT + 28].copy_from_slice(&sum.to_be_bytes());
+                g
+            })
+        });
+        let g = found.expect("some payload word gives that checksum");
+        assert!(verifies(&g, &h));
+        assert_eq!(partial_checksum(&g, INNER_AT, &h), VnetHeader::default());
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod requests;
 pub mod stream;
 pub mod topology;
 pub mod wait;
+pub mod xsk;
 
 pub use frames::FrameSocket;
 pub use netns::Netns;

@@ -194,4 +194,38 @@ pub fn gre_raw(
         g[4..6].copy_from_slice(&sum.to_be_bytes());
     }
     outer(src, dst, 47, &g)
+
+/// Turns the complete UDP or TCP checksum of the IPv4 `packet` into what a sender with
+/// checksum offload leaves in it (the kernel's `CHECKSUM_PARTIAL`): the folded pseudo-header
+/// sum, not complemented, the rest to be summed by whoever finishes it. Returns where the
+/// checksummed range starts in `packet` and where the field is from there (the offload
+/// header's `csum_start`, less the bytes in front of `packet`, and `csum_offset`).
+pub fn make_checksum_partial(packet: &mut [u8]) -> (usize, usize) {
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+    let field = match packet[9] {
+        6 => 16,
+        17 => 6,
+        p => panic!("protocol {p} has no transport checksum here"),
+    };
+    let mut sum: u32 = packet[12..20]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    sum += u32::from(packet[9]) + (total - ihl) as u32;
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    packet[ihl + field..ihl + field + 2].copy_from_slice(&(sum as u16).to_be_bytes());
+    (ihl, field)
+}
+
+/// The 10-byte virtio-net header (`PACKET_VNET_HDR`) of a frame whose transport checksum is
+/// still to be finished (`VIRTIO_NET_HDR_F_NEEDS_CSUM`), no GSO; offsets from the frame start.
+pub fn vnet_needs_csum(csum_start: usize, csum_offset: usize) -> [u8; 10] {
+    let mut h = [0u8; 10];
+    h[0] = 1;
+    h[6..8].copy_from_slice(&(csum_start as u16).to_ne_bytes());
+    h[8..10].copy_from_slice(&(csum_offset as u16).to_ne_bytes());
+    h
 }

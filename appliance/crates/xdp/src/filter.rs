@@ -125,6 +125,49 @@ impl IngressFilter {
         Ok(filter)
     }
 
+    /// Detaches the program from its interface but keeps it loaded, with its maps (peers,
+    /// gateway, registered sockets, counters): [`reattach`](Self::reattach) puts the same
+    /// program back. Detaching a detached filter does nothing.
+    pub fn detach(&mut self) -> Result<(), XdpError> {
+        let Some(link) = self.link.take() else {
+            return Ok(());
+        };
+        let program = program_of(&mut self.ebpf)?;
+        program
+            .detach(link)
+            .map_err(|e| attach_error(&self.interface, self.mode, e))?;
+        tracing::info!(interface = %self.interface, "XDP pre-filter detached (kept loaded)");
+        Ok(())
+    }
+
+    /// Attaches the program again after [`detach`](Self::detach), in the same mode on the
+    /// same interface, with the same checks as [`attach`](Self::attach) (another tool's
+    /// program attached meanwhile is refused). Attaching an attached filter does nothing.
+    pub fn reattach(&mut self) -> Result<(), XdpError> {
+        if self.link.is_some() {
+            return Ok(());
+        }
+        self.interface = clear_interface(self.ifindex)?;
+        let flags = XdpFlags::from_bits_retain(self.mode.flag());
+        let program = program_of(&mut self.ebpf)?;
+        let link = program
+            .attach_to_if_index(self.ifindex, flags)
+            .map_err(|e| attach_error(&self.interface, self.mode, e))?;
+        self.link = Some(link);
+        tracing::info!(
+            interface = %self.interface,
+            mode = %self.mode,
+            program_id = self.program_id,
+            "XDP pre-filter attached again"
+        );
+        Ok(())
+    }
+
+    /// Whether the program is attached to its interface.
+    pub fn is_attached(&self) -> bool {
+        self.link.is_some()
+    }
+
     /// The interface's index.
     pub fn ifindex(&self) -> u32 {
         self.ifindex

@@ -507,6 +507,69 @@ fn dropping_the_filter_leaves_no_program() {
     until(LIMIT, "no XDP program on g0", || pair.xdp().is_none());
 }
 
+#[test]
+fn a_detached_filter_keeps_its_maps_and_goes_back_unless_another_program_came() {
+    let pair = Pair::new();
+    // Attaching (and the interface lookups before it) happen in the namespace of the calling
+    // thread: every call that attaches runs inside the gateway's namespace.
+    let reattach = |filter: IngressFilter| {
+        pair.gw.run(move || {
+            let mut filter = filter;
+            let result = filter.reattach();
+            (filter, result)
+        })
+    };
+    let mut filter = pair.attach(XdpMode::Generic).expect("attach");
+    filter.set_peers(&[RIP]).expect("peers");
+    let id = filter.program_id();
+    filter.detach().expect("detach");
+    filter.detach().expect("detaching twice does nothing");
+    assert!(!filter.is_attached());
+    until(LIMIT, "no XDP program on g0", || pair.xdp().is_none());
+    // Still loaded: its maps answer while detached.
+    filter
+        .set_peers(&[RIP])
+        .expect("the peer map is still there");
+    filter.counters().expect("the counters are still there");
+
+    let (filter, result) = reattach(filter);
+    result.expect("reattach");
+    let (mut filter, result) = reattach(filter);
+    result.expect("reattaching an attached filter does nothing");
+    assert!(filter.is_attached());
+    let xdp = pair.xdp().expect("attached again");
+    assert_eq!(xdp["prog"]["id"], id, "the same program, not a new one");
+
+    // Another tool's program attached while ours was away is refused and left alone.
+    filter.detach().expect("detach");
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let other = format!("{dir}/bpf/other_tool.bpf.o");
+    pair.gw.ip(&[
+        "link",
+        "set",
+        "dev",
+        "g0",
+        "xdpgeneric",
+        "obj",
+        &other,
+        "sec",
+        "xdp",
+    ]);
+    let (filter, result) = reattach(filter);
+    let e = result.expect_err("another tool's program is there");
+    assert!(matches!(e, XdpError::ForeignProgram { .. }), "{e}");
+    assert!(!filter.is_attached());
+    assert_eq!(
+        pair.xdp().expect("the other program")["prog"]["name"],
+        "other_tool_pass"
+    );
+    pair.gw
+        .ip(&["link", "set", "dev", "g0", "xdpgeneric", "off"]);
+    let (_filter, result) = reattach(filter);
+    result.expect("the interface is free again");
+    assert_eq!(pair.xdp().expect("ours")["prog"]["id"], id);
+}
+
 /// Not a test on its own: the child process of
 /// `a_killed_process_leaves_no_program`, run with `--ignored` and `TG_XDP_HOLDER=NS`. It
 /// attaches the filter to `g0` in namespace NS, says so on stdout and waits to be killed.
