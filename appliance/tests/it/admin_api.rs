@@ -291,11 +291,20 @@ fn every_resource_and_every_error_path() {
     expect_error(
         &api.put_json(
             "/api/v1/peers/rs2",
-            &json!({"address": "10.0.1.3", "port": 1}),
+            &json!({"address": "10.0.1.3", "mtu": 1}),
         ),
         400,
         "invalid_json",
         None,
+    );
+    expect_error(
+        &api.put_json(
+            "/api/v1/peers/rs2",
+            &json!({"address": "10.0.1.3", "port": 1}),
+        ),
+        422,
+        "invalid_config",
+        Some("peers[1].port"),
     );
     expect_error(
         &api.put_json("/api/v1/peers/rs3", &json!({"address": "10.0.1.2"})),

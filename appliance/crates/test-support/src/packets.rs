@@ -194,6 +194,7 @@ pub fn gre_raw(
         g[4..6].copy_from_slice(&sum.to_be_bytes());
     }
     outer(src, dst, 47, &g)
+}
 
 /// Turns the complete UDP or TCP checksum of the IPv4 `packet` into what a sender with
 /// checksum offload leaves in it (the kernel's `CHECKSUM_PARTIAL`): the folded pseudo-header
