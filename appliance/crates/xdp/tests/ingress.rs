@@ -520,7 +520,7 @@ fn a_detached_filter_keeps_its_maps_and_goes_back_unless_another_program_came() 
         })
     };
     let mut filter = pair.attach(XdpMode::Generic).expect("attach");
-    filter.set_peers(&[RIP]).expect("peers");
+    filter.set_peers(&[(RIP, Tunnel::Ipip)]).expect("peers");
     let id = filter.program_id();
     filter.detach().expect("detach");
     filter.detach().expect("detaching twice does nothing");
@@ -528,7 +528,7 @@ fn a_detached_filter_keeps_its_maps_and_goes_back_unless_another_program_came() 
     until(LIMIT, "no XDP program on g0", || pair.xdp().is_none());
     // Still loaded: its maps answer while detached.
     filter
-        .set_peers(&[RIP])
+        .set_peers(&[(RIP, Tunnel::Ipip)])
         .expect("the peer map is still there");
     filter.counters().expect("the counters are still there");
 
