@@ -14,6 +14,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// How long a bind may find its queue still held by a socket the kernel is releasing.
+const BIND_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Bytes per UMEM frame (chunk).
 pub(crate) const FRAME_SIZE: usize = 2048;
 /// Bytes the kernel leaves free in front of a received packet in its frame
@@ -388,17 +391,28 @@ impl XskSocket {
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: shared_fd,
         };
-        // SAFETY: sxdp is a valid sockaddr_xdp of the size passed. Flags 0: zero-copy
-        // where the driver has it, copy mode otherwise.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const sxdp).cast(),
-                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(fail("bind")(io::Error::last_os_error()));
+        // A process killed a moment ago (kill -9, then a restart) may still hold the queue:
+        // the kernel releases its AF_XDP socket after the process is gone, so a bind that
+        // finds the queue busy is tried again for a while before it counts as a failure.
+        let started = std::time::Instant::now();
+        loop {
+            // SAFETY: sxdp is a valid sockaddr_xdp of the size passed. Flags 0: zero-copy
+            // where the driver has it, copy mode otherwise.
+            let rc = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&raw const sxdp).cast(),
+                    size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                break;
+            }
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::EBUSY) || started.elapsed() >= BIND_BUSY_WAIT {
+                return Err(fail("bind")(error));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         Ok(XskSocket {
             fd,
