@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::client::{ApiClient, ClientError, error_message};
-use crate::token::read_token_file;
 use crate::wire::Drain;
 
 /// How long `tungate drain` waits for the answer: the server's longest drain (30 s) and
@@ -20,29 +19,9 @@ pub const DRAIN_WAIT: Duration = Duration::from_secs(45);
 /// Runs `tungate drain` against `url` with the token in `token_file` (a write: needed);
 /// for an `https://` URL trusting `ca` (else the system's bundle). Returns the exit status.
 pub fn run(url: &str, token_file: Option<&PathBuf>, ca: Option<&PathBuf>) -> i32 {
-    let token = match token_file.map(|p| read_token_file(p)).transpose() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("tungate drain: {e}");
-            return tungate_config::EXIT_BAD_CONFIG;
-        }
-    };
-    let client = match ApiClient::with_ca(url, token, ca.map(PathBuf::as_path)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tungate drain: {e}");
-            return tungate_config::EXIT_BAD_CONFIG;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tungate drain: cannot start a runtime: {e}");
-            return 1;
-        }
+    let (client, runtime) = match crate::command::connect("drain", url, token_file, ca) {
+        Ok(connected) => connected,
+        Err(status) => return status,
     };
     eprintln!(
         "tungate drain: withdrawing GIP and waiting until the router has moved the traffic \

@@ -13,6 +13,7 @@
 
 pub mod capture;
 pub mod client;
+mod command;
 pub mod drain;
 pub mod status;
 pub mod token;

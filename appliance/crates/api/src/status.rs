@@ -17,7 +17,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::client::{ApiClient, ClientError};
-use crate::token::read_token_file;
 use crate::wire::{Stats, Status};
 
 /// The default admin URL (the default `--admin-listen` of `tungate run`).
@@ -30,29 +29,9 @@ pub(crate) const EXIT_NOT_READY: i32 = 3;
 /// `https://` URL, trusting the certificates in `ca` (else the system's bundle); returns
 /// the exit status.
 pub fn run(url: &str, token_file: Option<&PathBuf>, ca: Option<&PathBuf>) -> i32 {
-    let token = match token_file.map(|p| read_token_file(p)).transpose() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("tungate status: {e}");
-            return tungate_config::EXIT_BAD_CONFIG;
-        }
-    };
-    let client = match ApiClient::with_ca(url, token, ca.map(PathBuf::as_path)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tungate status: {e}");
-            return tungate_config::EXIT_BAD_CONFIG;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tungate status: cannot start a runtime: {e}");
-            return 1;
-        }
+    let (client, runtime) = match crate::command::connect("status", url, token_file, ca) {
+        Ok(connected) => connected,
+        Err(status) => return status,
     };
     if let Some(path) = token_file {
         match runtime.block_on(check_token(&client)) {
