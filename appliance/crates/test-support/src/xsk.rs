@@ -3,7 +3,7 @@
 //! not mapped, bound in copy mode to one queue of an interface. Enough for an XDP program
 //! to redirect to it and for a wait or a kick on its descriptor; it never moves a frame.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::netns::Netns;
 
@@ -29,6 +29,12 @@ impl BareXsk {
     /// The socket's descriptor (for polls and kicks).
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for BareXsk {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use tungate_test_support::packets::{
 };
 use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP, veth};
 use tungate_test_support::wait::until;
+use tungate_test_support::xsk::BareXsk;
 use tungate_xdp::{
     IngressFilter, MAX_PEERS, MAX_QUEUES, PROGRAM_NAME, XdpCounters, XdpError, XdpMode,
 };
@@ -330,73 +331,6 @@ fn peers_and_gateway_change_without_reloading() {
     assert_eq!(pair.xdp().expect("attached")["prog"]["id"], id);
 }
 
-/// A bare AF_XDP socket bound to queue 0 of `dev` (copy mode; rings allocated, not mapped:
-/// enough for the program to redirect to it) and its UMEM.
-fn xdp_socket(ns: &Netns, dev: &'static str) -> (OwnedFd, Umem) {
-    ns.run(move || {
-        // SAFETY: plain socket(2) call.
-        let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        assert!(
-            fd >= 0,
-            "AF_XDP socket: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: fd was just created and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let umem = Umem::new(16 * 2048);
-        let reg = libc::xdp_umem_reg {
-            addr: umem.ptr as u64,
-            len: umem.len as u64,
-            chunk_size: 2048,
-            headroom: 0,
-            flags: 0,
-            tx_metadata_len: 0,
-        };
-        let set = |opt: libc::c_int, value: *const libc::c_void, len: usize| {
-            // SAFETY: value points at `len` readable bytes for the call's duration.
-            let rc =
-                unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_XDP, opt, value, len as u32) };
-            assert_eq!(
-                rc,
-                0,
-                "setsockopt {opt}: {}",
-                std::io::Error::last_os_error()
-            );
-        };
-        set(
-            libc::XDP_UMEM_REG,
-            (&raw const reg).cast(),
-            size_of_val(&reg),
-        );
-        let entries: u32 = 16;
-        for ring in [
-            libc::XDP_UMEM_FILL_RING,
-            libc::XDP_UMEM_COMPLETION_RING,
-            libc::XDP_RX_RING,
-        ] {
-            set(ring, (&raw const entries).cast(), size_of::<u32>());
-        }
-        let index = nix_ifindex(dev);
-        let addr = libc::sockaddr_xdp {
-            sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: libc::XDP_COPY,
-            sxdp_ifindex: index,
-            sxdp_queue_id: 0,
-            sxdp_shared_umem_fd: 0,
-        };
-        // SAFETY: addr is a valid sockaddr_xdp of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const addr).cast(),
-                size_of::<libc::sockaddr_xdp>() as u32,
-            )
-        };
-        assert_eq!(rc, 0, "bind AF_XDP: {}", std::io::Error::last_os_error());
-        (fd, umem)
-    })
-}
-
 fn nix_ifindex(dev: &str) -> u32 {
     let name = std::ffi::CString::new(dev).unwrap();
     // SAFETY: name is a valid C string.
@@ -405,46 +339,12 @@ fn nix_ifindex(dev: &str) -> u32 {
     index
 }
 
-/// Page-aligned memory for a UMEM, unmapped on drop (after the socket closed).
-struct Umem {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain memory; only the kernel writes into it.
-unsafe impl Send for Umem {}
-
-impl Umem {
-    fn new(len: usize) -> Umem {
-        // SAFETY: an anonymous private mapping, no address hint.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(ptr, libc::MAP_FAILED, "mmap");
-        Umem { ptr, len }
-    }
-}
-
-impl Drop for Umem {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len are the mapping made in `new`, unmapped once.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
-}
-
 #[test]
 fn a_bound_socket_gets_the_valid_packets_and_unbinding_drops_them() {
     let pair = Pair::new();
     let mut filter = pair.attach(XdpMode::Native).expect("attach");
     filter.set_peers(&[(RIP, Tunnel::Ipip)]).expect("peers");
-    let (xsk, umem) = xdp_socket(&pair.gw, "g0");
+    let xsk = BareXsk::open(&pair.gw, "g0", 0);
 
     filter.bind_socket(0, xsk.as_fd()).expect("bind queue 0");
     pair.send(&tunnel(RIP, GIP));
@@ -493,7 +393,6 @@ fn a_bound_socket_gets_the_valid_packets_and_unbinding_drops_them() {
     assert!(e.to_string().contains("xsks"), "{e}");
     drop(filter);
     drop(xsk);
-    drop(umem);
 }
 
 #[test]
