@@ -710,11 +710,13 @@ tungate_decap_scenario() {
   in_ns ldout sysctl -qw net.ipv4.ip_forward=1
   tg_write_config "$mode" "$io"
   if [[ -n ${OBSERVE_GUE_SPORTS:-} ]]; then
-    # An observer on LD-OUT (the lab's, not tungate's): every UDP source port of rs1's GUE.
-    in_ns ldout nft -f - <<EOF
+    # An observer on rs1 (the lab's, not tungate's): every UDP source port of its GUE
+    # replies as they leave. Observed at the sender, since on LD-OUT an AF_XDP gateway
+    # takes them before netfilter sees them.
+    in_ns rs1 nft -f - <<EOF
 table ip labobserve {
   set gue_sports { type inet_service; flags dynamic; }
-  chain in { type filter hook prerouting priority -400; ip saddr $RIP1 udp dport 6080 add @gue_sports { udp sport }; }
+  chain out { type filter hook output priority 0; ip daddr $GIP udp dport 6080 add @gue_sports { udp sport }; }
 }
 EOF
   fi
@@ -821,7 +823,7 @@ tunnel_types_scenario() {
   # eth0 has MTU 1500: less 32 for GUE (IPv4 + UDP + GUE header), 24 for unkeyed GRE.
   expect "rs1's GUE reply tunnel has MTU 1468" "$(in_ns rs1 cat /sys/class/net/tunl1/mtu)" -eq 1468
   expect "rs2's GRE reply tunnel has MTU 1476" "$(in_ns rs2 cat /sys/class/net/tunl1/mtu)" -eq 1476
-  ports=$(in_ns ldout nft list set ip labobserve gue_sports |
+  ports=$(in_ns rs1 nft list set ip labobserve gue_sports |
     awk '/elements = \{/ { on = 1 } on { print } on && /\}/ { exit }' | sed 's/.*elements = //' |
     grep -o '[0-9]\+' | sort -u | wc -l)
   say "   distinct UDP source ports of rs1's GUE replies: $ports"

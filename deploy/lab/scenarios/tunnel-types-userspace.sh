@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# lab-status: pending
+# lab-status: enabled
 # lab-summary: GUE and GRE return tunnels with userspace decap at LD-OUT, and the RS fence
 # lab-needs: tungate
-#
-# Pending: needs the userspace GUE/GRE parser and fence of branch tun-user; enable once
-# it is merged.
 #
 # Issue 16, Part 1: the same as tunnel-types.sh with decap = "userspace": LD-OUT has no
 # tunnel device and no fou port; tungate parses GUE (UDP 6080, several source ports) and
