@@ -17,18 +17,39 @@ use tungate_test_support::{FrameSocket, Topology, Tungate};
 const QUIET: Duration = Duration::from_millis(400);
 
 /// Frames the client receives that are IPv4 to CIP from a VIP (ignores ARP, IPv6 etc.).
-fn to_client(frame: &[u8]) -> bool {
+/// Whether `frame` is an IPv4 frame to the client.
+pub(crate) fn to_client(frame: &[u8]) -> bool {
     frame.len() >= 34 && frame[12..14] == [8, 0] && frame[30..34] == CIP.octets()
 }
 
-fn from_rs(ip: &[u8]) -> Vec<u8> {
+/// `ip` in an Ethernet frame from the RS to the gateway.
+pub(crate) fn from_rs(ip: &[u8]) -> Vec<u8> {
     ethernet(GW_RS_MAC, RS_MAC, ip)
 }
 
-fn drops(counters: &serde_json::Value, reason: &str) -> u64 {
+/// The drops of `reason` in the counters `counters`.
+pub(crate) fn drops(counters: &serde_json::Value, reason: &str) -> u64 {
     counters["drops"][reason]
         .as_u64()
-        .unwrap_or_else(|| panic!("no reason {reason}"))
+        .unwrap_or_else(|| panic!("no reason {reason} in {counters}"))
+}
+
+/// Asserts that the counters `c` hold exactly the `expected` drops per reason, and no other.
+pub(crate) fn assert_exactly_these_drops(
+    c: &serde_json::Value,
+    expected: &std::collections::BTreeMap<&str, u64>,
+) {
+    for (reason, n) in expected {
+        assert_eq!(drops(c, reason), *n, "{reason} in {c}");
+    }
+    let total: u64 = expected.values().sum();
+    let all_drops: u64 = c["drops"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(all_drops, total, "no other drops: {c}");
 }
 
 fn vip_counters(counters: &serde_json::Value, vip: Ipv4Addr) -> serde_json::Value {
@@ -230,17 +251,7 @@ fn every_bad_case_is_dropped_counted_and_never_delivered(io: IoPath) {
     assert_eq!(&got[0][14..], &with_ttl_decremented(&good)[..]);
 
     let c = tg.counters();
-    for (reason, n) in &expected {
-        assert_eq!(drops(&c, reason), *n, "{reason} in {c}");
-    }
-    let total: u64 = expected.values().sum();
-    let all_drops: u64 = c["drops"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(all_drops, total, "no other drops: {c}");
+    assert_exactly_these_drops(&c, &expected);
     // Drops that happen once the VIP is known are also counted for that VIP.
     let v = vip_counters(&c, VIP);
     assert_eq!(v["drops"]["ttl_expired"], 1);

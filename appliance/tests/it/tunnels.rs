@@ -8,12 +8,13 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use tungate_test_support::packets::{
-    self, ethernet, fou, gre, gre_raw, gue, gue_with, ipip, outer_udp, tcp, udp,
-    with_ttl_decremented,
+    self, fou, gre, gre_raw, gue, gue_with, ipip, outer_udp, tcp, udp, with_ttl_decremented,
 };
 use tungate_test_support::topology::IoPath;
-use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC, VIP};
+use tungate_test_support::topology::{CIP, GIP, RIP, VIP};
 use tungate_test_support::{FrameSocket, Topology, Tungate};
+
+use crate::forwarding::{assert_exactly_these_drops, from_rs, to_client};
 
 const QUIET: Duration = Duration::from_millis(400);
 /// The GUE peer is `rs1` (RIP) on the default port; the others are these.
@@ -40,20 +41,6 @@ fn config(t: &Topology) -> String {
          [[peers]]\nname = \"rs3\"\naddress = \"{GRE_RIP}\"\ntunnel = \"gre\"\nvips = [\"{GRE_VIP}\"]\n\
          [[peers]]\nname = \"rs4\"\naddress = \"{KEYED_RIP}\"\ntunnel = \"gre\"\nkey = {KEY}\nvips = [\"{KEYED_VIP}\"]\n"
     )
-}
-
-fn to_client(frame: &[u8]) -> bool {
-    frame.len() >= 34 && frame[12..14] == [8, 0] && frame[30..34] == CIP.octets()
-}
-
-fn from_rs(ip: &[u8]) -> Vec<u8> {
-    ethernet(GW_RS_MAC, RS_MAC, ip)
-}
-
-fn drops(counters: &serde_json::Value, reason: &str) -> u64 {
-    counters["drops"][reason]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no reason {reason} in {counters}"))
 }
 
 fn each_tunnel_type_is_forwarded_byte_for_byte(io: IoPath) {
@@ -386,17 +373,7 @@ fn every_hostile_gue_fou_and_gre_case_is_dropped_and_counted(io: IoPath) {
     assert_eq!(&got[1][14..], &with_ttl_decremented(&plain)[..]);
 
     let c = tg.counters();
-    for (reason, n) in &expected {
-        assert_eq!(drops(&c, reason), *n, "{reason} in {c}");
-    }
-    let total: u64 = expected.values().sum();
-    let all_drops: u64 = c["drops"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(all_drops, total, "no other drops: {c}");
+    assert_exactly_these_drops(&c, &expected);
     assert_eq!(tg.stop().0, 0);
 }
 
