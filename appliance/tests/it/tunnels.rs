@@ -14,7 +14,7 @@ use tungate_test_support::topology::IoPath;
 use tungate_test_support::topology::{CIP, GIP, RIP, VIP};
 use tungate_test_support::{FrameSocket, Topology, Tungate};
 
-use crate::forwarding::{assert_exactly_these_drops, from_rs, to_client};
+use crate::forwarding::{assert_exactly_these_drops, from_rs, to_client, total_drops};
 
 const QUIET: Duration = Duration::from_millis(400);
 /// The GUE peer is `rs1` (RIP) on the default port; the others are these.
@@ -98,13 +98,7 @@ fn each_tunnel_type_is_forwarded_byte_for_byte(io: IoPath) {
             .unwrap_or_default();
         assert_eq!(v["packets"], 4, "{vip} in {c}");
     }
-    let all_drops: u64 = c["drops"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(all_drops, 0, "{c}");
+    assert_eq!(total_drops(&c), 0, "{c}");
     assert_eq!(tg.stop().0, 0);
 }
 
