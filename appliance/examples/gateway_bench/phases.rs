@@ -580,12 +580,13 @@ impl Bench<'_> {
         })
     }
 
-    /// One-way latency of the kernel and of `chains` on `io` at `rate`, rounds alternating.
-    fn latency_phase(&self, rate: f64, io: Io, chains: &[Chain]) -> Vec<Latency> {
+    /// One-way latency of the kernel and of `chains` on `io` at `rate`, `rounds` rounds
+    /// alternating.
+    fn latency_phase(&self, rate: f64, io: Io, chains: &[Chain], rounds: usize) -> Vec<Latency> {
         let frames = build_frames(Encap::Ipip, SIZES[0].payload, FLOWS, &[VIP]);
         let plain = build_frames(Encap::Plain, SIZES[0].payload, FLOWS, &[VIP]);
         let seconds = if self.options.quick { 0.5 } else { 2.0 };
-        let rounds = if self.options.quick { 1 } else { 3 };
+
         let count = (rate * seconds) as u64;
         let kernel = Variant::Kernel { cores: 1 };
         let mut all: Vec<(Variant, Vec<f64>, u64, u64)> = Vec::new();
@@ -1040,9 +1041,14 @@ pub fn run(options: &Options) -> i32 {
         "[{:.0} s] latency at {half:.0} pps (TPACKET) and {half_prime:.0} pps (AF_XDP)",
         at()
     );
-    let mut latency =
-        bench.latency_phase(half, Io::Packet, &[Chain::None, Chain::Cidr, Chain::Four]);
-    latency.extend(bench.latency_phase(half_prime, Io::Xdp, &[Chain::Cidr]));
+    let rounds = if options.quick { 1 } else { 3 };
+    let mut latency = bench.latency_phase(
+        half,
+        Io::Packet,
+        &[Chain::None, Chain::Cidr, Chain::Four],
+        rounds,
+    );
+    latency.extend(bench.latency_phase(half_prime, Io::Xdp, &[Chain::Cidr], rounds));
     eprintln!(
         "[{:.0} s] hot swap at {half:.0} pps (TPACKET) and {half_prime:.0} pps (AF_XDP)",
         at()
@@ -1072,6 +1078,38 @@ pub fn run(options: &Options) -> i32 {
         options.out.display(),
         options.samples.display()
     );
+    0
+}
+
+/// `gateway_bench latency`: the latency phase alone — the kernel and (c′) (or (c) with
+/// `GATEWAY_BENCH_IO=packet`), cidr-filter, at `rate`, `rounds` rounds alternating — and
+/// the (c′) paced run's CPU at that rate, for side-by-side runs of two builds.
+pub fn latency(rate: f64, rounds: usize) -> i32 {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("gateway_bench: needs root");
+        return 2;
+    }
+    pin_current_thread(&[GENERATOR_CPU]);
+    raise_priority();
+    let options = Options {
+        quick: false,
+        repeats: 1,
+        window: Duration::from_secs(1),
+        out: PathBuf::new(),
+        samples: PathBuf::new(),
+    };
+    let t = Topology::new();
+    let generator = Generator::open(&t.rs);
+    let bench = Bench {
+        options: &options,
+        t,
+        generator,
+        plugins: plugin_dir(),
+    };
+    bench.prepare();
+    for l in bench.latency_phase(rate, Io::from_env(), &[Chain::Cidr], rounds.max(1)) {
+        eprintln!("{}", report::latency_line(&l));
+    }
     0
 }
 

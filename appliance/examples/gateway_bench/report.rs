@@ -955,6 +955,20 @@ fn stage_timing(md: &mut String, r: &Report<'_>) {
     let _ = writeln!(md);
 }
 
+/// One latency result as a log line (`gateway_bench latency`).
+pub fn latency_line(l: &Latency) -> String {
+    format!(
+        "{} at {:.0} pps: {} of {} received, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
+        variant_name(l.variant),
+        l.rate,
+        l.received,
+        l.sent,
+        l.p50_us,
+        l.p99_us,
+        l.p999_us
+    )
+}
+
 fn latency(md: &mut String, r: &Report<'_>) {
     if r.latency.is_empty() {
         return;
