@@ -116,6 +116,7 @@ fn soak(args: &[String]) -> i32 {
             chain,
             timed,
             io: gateway::Io::from_env(),
+            tunnel: gateway::Tunnel::from_env(),
         }
     };
     let rate = args.get(4).and_then(|a| a.parse().ok());
@@ -152,8 +153,7 @@ fn main() {
     if matches!(
         args.first().map(String::as_str),
         Some("run" | "soak" | "latency")
-    )
-        && let Some(code) = in_own_session()
+    ) && let Some(code) = in_own_session()
     {
         std::process::exit(code);
     }
@@ -167,7 +167,10 @@ fn main() {
         }
         Some("soak") => std::process::exit(soak(&args[1..])),
         Some("latency") => {
-            let rate = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000.0);
+            let rate = args
+                .get(1)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(100_000.0);
             let rounds = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
             std::process::exit(phases::latency(rate, rounds))
         }

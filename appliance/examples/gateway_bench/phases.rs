@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Options;
-use crate::gateway::{self, Chain, GatewayProcess, Io};
+use crate::gateway::{self, Chain, GatewayProcess, Io, Tunnel};
 use crate::measure::{self, CoreTimes};
 use crate::report::{self, Report};
 use crate::traffic::{
@@ -77,6 +77,8 @@ pub enum Variant {
         timed: bool,
         /// TPACKET rings (b–d) or AF_XDP (b′–d′).
         io: Io,
+        /// The peer's return tunnel (IPIP, or GUE for the GUE rows of (c) and (c′)).
+        tunnel: Tunnel,
     },
 }
 
@@ -87,6 +89,18 @@ pub fn tungate(workers: usize, chain: Chain, io: Io) -> Variant {
         chain,
         timed: false,
         io,
+        tunnel: Tunnel::Ipip,
+    }
+}
+
+/// cidr-filter with 1 worker on `io`, its peer tunnelling in GUE.
+pub fn gue(io: Io) -> Variant {
+    Variant::Tungate {
+        workers: 1,
+        chain: Chain::Cidr,
+        timed: false,
+        io,
+        tunnel: Tunnel::Gue,
     }
 }
 
@@ -335,8 +349,18 @@ impl Bench<'_> {
     }
 
     fn start_gateway(&self, io: Io, workers: usize, vips: usize) -> GatewayProcess {
+        self.start_gateway_with(io, Tunnel::Ipip, workers, vips)
+    }
+
+    fn start_gateway_with(
+        &self,
+        io: Io,
+        tunnel: Tunnel,
+        workers: usize,
+        vips: usize,
+    ) -> GatewayProcess {
         let cpus = tungate(workers, Chain::None, io).cpus();
-        GatewayProcess::start(&self.t.gw, io, workers, &cpus, vips, &self.plugins)
+        GatewayProcess::start(&self.t.gw, io, tunnel, workers, &cpus, vips, &self.plugins)
     }
 
     /// Sends `load` and measures one window; with `profile`, keeps the recorded cores'
@@ -547,11 +571,29 @@ impl Bench<'_> {
                             chain,
                             timed: true,
                             io,
+                            tunnel: Tunnel::Ipip,
                         };
                         push(self.measure(Load::Flood(&ipip), v, Some(&mut gw), window, false));
                     }
                 }
                 gw.quit();
+            }
+            if n == 1 {
+                // The GUE rows beside IPIP: (c) and (c′), the generator sending GUE with
+                // one UDP source port per flow.
+                let gue_frames = build_frames(Encap::Gue, size.payload, FLOWS, &[VIP]);
+                let mut ios = [Io::Packet, Io::Xdp];
+                if repeat % 2 == 1 {
+                    ios.reverse();
+                }
+                for io in ios {
+                    self.steer(&gue(io).cpus());
+                    let mut gw = self.start_gateway_with(io, Tunnel::Gue, 1, 1);
+                    gw.command("chain cidr");
+                    let load = Load::Flood(&gue_frames);
+                    push(self.measure(load, gue(io), Some(&mut gw), window, false));
+                    gw.quit();
+                }
             }
             if tungate_first {
                 run_kernel(&mut push);
@@ -739,6 +781,14 @@ impl Bench<'_> {
                 }
                 gw.quit();
             }
+            let gue_frames = build_frames(Encap::Gue, size.payload, FLOWS, &[VIP]);
+            for io in [Io::Packet, Io::Xdp] {
+                let mut gw = self.start_gateway_with(io, Tunnel::Gue, 1, 1);
+                gw.command("chain cidr");
+                let start = report::median_delivered(samples, size, gue(io));
+                out.push(self.search(&gue_frames, gue(io), Some(&mut gw), start, step, window));
+                gw.quit();
+            }
         }
         out
     }
@@ -914,6 +964,14 @@ impl Bench<'_> {
             gw.quit();
         }
         out
+    }
+}
+
+/// How the generator encapsulates for a gateway whose peer tunnels with `tunnel`.
+fn encap_of(tunnel: Tunnel) -> Encap {
+    match tunnel {
+        Tunnel::Ipip => Encap::Ipip,
+        Tunnel::Gue => Encap::Gue,
     }
 }
 
@@ -1146,14 +1204,15 @@ pub fn soak(seconds: u64, variant: Variant, size: Size, rate: Option<f64>) -> i3
             chain,
             timed,
             io,
+            tunnel,
         } => {
-            let mut g = bench.start_gateway(io, workers, 1);
+            let mut g = bench.start_gateway_with(io, tunnel, workers, 1);
             g.command(&format!(
                 "chain {}{}",
                 chain.name(),
                 if timed { " timed" } else { "" }
             ));
-            (Encap::Ipip, Some(g))
+            (encap_of(tunnel), Some(g))
         }
     };
     // TUNGATE_BENCH_CAPTURE=passed|drops: a capture runs meanwhile (its cost in

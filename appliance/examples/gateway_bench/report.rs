@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::Options;
-use crate::gateway::{Chain, Io};
+use crate::gateway::{Chain, Io, Tunnel};
 use crate::measure::median;
 use crate::phases::{
     Capacity, Latency, Memory, SIZES, Sample, Size, Stress, SwapRun, Variant, tungate,
@@ -55,6 +55,7 @@ pub fn variant_name(v: Variant) -> String {
             chain,
             timed,
             io,
+            tunnel,
         } => {
             let what = match (chain, io) {
                 (Chain::None, Io::Packet) => "(b) tungate, no plugin",
@@ -72,7 +73,8 @@ pub fn variant_name(v: Variant) -> String {
                 format!("{workers} workers (one core shared with the generator)")
             };
             format!(
-                "{what}, {workers}{}",
+                "{what}, {workers}{}{}",
+                if tunnel == Tunnel::Gue { ", GUE" } else { "" },
                 if timed { ", chain timed" } else { "" }
             )
         }
@@ -337,6 +339,7 @@ fn timed(chain: Chain) -> Variant {
         chain,
         timed: true,
         io: Io::Packet,
+        tunnel: Tunnel::Ipip,
     }
 }
 
@@ -671,7 +674,11 @@ fn throughput(md: &mut String, r: &Report<'_>) {
     let order = |v: &Variant| match *v {
         Variant::Kernel { cores } => (cores, 0),
         Variant::Tungate {
-            workers, chain, io, ..
+            workers,
+            chain,
+            io,
+            tunnel,
+            ..
         } => (
             workers,
             match chain {
@@ -679,7 +686,8 @@ fn throughput(md: &mut String, r: &Report<'_>) {
                 Chain::Cidr => 2,
                 Chain::Four => 3,
                 Chain::CidrHalves => 4,
-            } + if io == Io::Xdp { 4 } else { 0 },
+            } + if io == Io::Xdp { 4 } else { 0 }
+                + if tunnel == Tunnel::Gue { 8 } else { 0 },
         ),
     };
     variants.sort_by_key(order);

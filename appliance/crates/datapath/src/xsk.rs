@@ -147,6 +147,8 @@ pub(crate) struct Ring<T: Copy> {
     _map: Mapping,
     producer: NonNull<AtomicU32>,
     consumer: NonNull<AtomicU32>,
+    /// The ring's flags word (`XDP_RING_NEED_WAKEUP`), written by the kernel.
+    flags: NonNull<AtomicU32>,
     descs: NonNull<T>,
     /// This side's index (producer of a fill or transmit ring, consumer of the others).
     local: u32,
@@ -168,6 +170,7 @@ impl<T: Copy> Ring<T> {
         };
         let producer: NonNull<AtomicU32> = at(offsets.producer).cast();
         let consumer: NonNull<AtomicU32> = at(offsets.consumer).cast();
+        let flags: NonNull<AtomicU32> = at(offsets.flags).cast();
         let descs: NonNull<T> = at(offsets.desc).cast();
         // SAFETY: the indices are aligned u32s in the mapping, written by the kernel
         // atomically.
@@ -181,6 +184,7 @@ impl<T: Copy> Ring<T> {
             _map: map,
             producer,
             consumer,
+            flags,
             descs,
             local: 0,
             other: 0,
@@ -203,6 +207,15 @@ impl<T: Copy> Ring<T> {
     fn consumer(&self) -> &AtomicU32 {
         // SAFETY: points into the live mapping (see `map`).
         unsafe { self.consumer.as_ref() }
+    }
+
+    /// Whether the kernel asks to be woken (`XDP_RING_NEED_WAKEUP`) to go on with this ring:
+    /// a transmit ring that needs a kick to be sent, a fill ring whose driver ran out of
+    /// frames. Only meaningful on a socket bound with `XDP_USE_NEED_WAKEUP`.
+    pub(crate) fn needs_wakeup(&self) -> bool {
+        // SAFETY: points into the live mapping (see `map`); the kernel writes it atomically.
+        let flags = unsafe { self.flags.as_ref() };
+        flags.load(Ordering::Acquire) & libc::XDP_RING_NEED_WAKEUP != 0
     }
 
     fn slot(&self, index: u32) -> *mut T {
@@ -296,6 +309,9 @@ pub(crate) struct XskSocket {
     /// The interface and queue it is bound to.
     pub(crate) ifindex: u32,
     pub(crate) queue: u32,
+    /// Bound with `XDP_USE_NEED_WAKEUP` (or sharing such a socket's UMEM): the rings'
+    /// [`Ring::needs_wakeup`] says when a kick is needed.
+    pub(crate) need_wakeup: bool,
     pub(crate) rx: Option<Ring<libc::xdp_desc>>,
     pub(crate) tx: Ring<libc::xdp_desc>,
     pub(crate) fill: Ring<u64>,
@@ -380,9 +396,16 @@ impl XskSocket {
             .map_err(fail("mmap fill ring"))?;
         let completion = Ring::map(&fd, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING)
             .map_err(fail("mmap completion ring"))?;
-        let (flags, shared_fd) = match role {
-            Role::Owner(_) => (0, 0),
-            Role::SharesWith(o) => (libc::XDP_SHARED_UMEM, o.fd.as_raw_fd() as u32),
+        // The UMEM's owner asks for XDP_USE_NEED_WAKEUP: the kernel then flags the rings it
+        // needs a system call for, and kicks it does not need are skipped. A socket sharing
+        // the UMEM may not pass flags; it inherits the owner's.
+        let (flags, shared_fd, need_wakeup) = match role {
+            Role::Owner(_) => (libc::XDP_USE_NEED_WAKEUP, 0, true),
+            Role::SharesWith(o) => (
+                libc::XDP_SHARED_UMEM,
+                o.fd.as_raw_fd() as u32,
+                o.need_wakeup,
+            ),
         };
         let sxdp = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
@@ -396,8 +419,8 @@ impl XskSocket {
         // finds the queue busy is tried again for a while before it counts as a failure.
         let started = std::time::Instant::now();
         loop {
-            // SAFETY: sxdp is a valid sockaddr_xdp of the size passed. Flags 0: zero-copy
-            // where the driver has it, copy mode otherwise.
+            // SAFETY: sxdp is a valid sockaddr_xdp of the size passed. Neither XDP_COPY nor
+            // XDP_ZEROCOPY: zero-copy where the driver has it, copy mode otherwise.
             let rc = unsafe {
                 libc::bind(
                     fd.as_raw_fd(),
@@ -418,11 +441,19 @@ impl XskSocket {
             fd,
             ifindex,
             queue,
+            need_wakeup,
             rx,
             tx,
             fill,
             completion,
         })
+    }
+
+    /// Whether queued transmit descriptors need a kick (`sendto`) to be sent: always without
+    /// `XDP_USE_NEED_WAKEUP`; with it, when the kernel flags the transmit ring (in copy mode
+    /// it always does: only the kick sends).
+    pub(crate) fn tx_needs_kick(&self) -> bool {
+        !self.need_wakeup || self.tx.needs_wakeup()
     }
 
     /// The kernel's drop counts for this socket: frames dropped for lack of room in the
