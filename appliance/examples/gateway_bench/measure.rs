@@ -307,6 +307,78 @@ pub fn thread_ids(pid: u32) -> HashSet<u32> {
         .unwrap_or_default()
 }
 
+/// A thread's scheduling so far (`/proc/.../schedstat` and its context switches).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sched {
+    /// Time on a CPU, ns.
+    pub run_ns: u64,
+    /// Time runnable but waiting for a CPU, ns.
+    pub wait_ns: u64,
+    /// Times it went to sleep (voluntary switches).
+    pub sleeps: u64,
+    /// Times another task took the CPU from it while it could run (involuntary switches).
+    pub preempted: u64,
+}
+
+impl Sched {
+    /// Thread `tid`'s figures (of process `pid`), if it still exists.
+    pub fn of(pid: u32, tid: u32) -> Option<Sched> {
+        let dir = format!("/proc/{pid}/task/{tid}");
+        let stat = std::fs::read_to_string(format!("{dir}/schedstat")).ok()?;
+        let mut f = stat.split_whitespace().map(|x| x.parse::<u64>().ok());
+        let (run_ns, wait_ns) = (f.next()??, f.next()??);
+        let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        };
+        Some(Sched {
+            run_ns,
+            wait_ns,
+            sleeps: field("voluntary_ctxt_switches:")?,
+            preempted: field("nonvoluntary_ctxt_switches:")?,
+        })
+    }
+
+    /// The thread of process `pid` named `comm` (e.g. `tg-worker-0`, or `ksoftirqd/1` in
+    /// process `pid` = itself).
+    pub fn find(pid: u32, comm: &str) -> Option<u32> {
+        thread_ids(pid).into_iter().find(|tid| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                .is_ok_and(|c| c.trim() == comm)
+        })
+    }
+
+    /// The kernel thread `ksoftirqd/CPU` (its pid), where softirq work goes once the kernel
+    /// defers it from interrupt exits: it then waits for the CPU like any task.
+    pub fn ksoftirqd(cpu: usize) -> Option<u32> {
+        let name = format!("ksoftirqd/{cpu}");
+        std::fs::read_dir("/proc").ok()?.find_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == name).then_some(pid)
+        })
+    }
+
+    /// What happened between `before` and `self`, over `seconds`, as a log phrase.
+    pub fn since(&self, before: &Sched, seconds: f64) -> String {
+        let wait = self.wait_ns.saturating_sub(before.wait_ns);
+        let switches_in = (self.sleeps + self.preempted)
+            .saturating_sub(before.sleeps + before.preempted)
+            .max(1);
+        format!(
+            "on a CPU {:.1}%, waiting for one {:.2}% ({:.0} µs per switch-in), {:.0} sleeps/s, \
+             {:.0} preemptions/s",
+            self.run_ns.saturating_sub(before.run_ns) as f64 / seconds / 1e7,
+            wait as f64 / seconds / 1e7,
+            wait as f64 / switches_in as f64 / 1e3,
+            self.sleeps.saturating_sub(before.sleeps) as f64 / seconds,
+            self.preempted.saturating_sub(before.preempted) as f64 / seconds,
+        )
+    }
+}
+
 /// Packets received by `interface` of `ns` so far.
 pub fn rx_packets(ns: &Netns, interface: &str) -> u64 {
     let out = Command::new("ip")

@@ -662,7 +662,34 @@ impl Bench<'_> {
             let mut gw = self.start_gateway(io, 1, 1);
             for &chain in chains {
                 gw.command(&format!("chain {}", chain.name()));
+                // Who waited for a CPU meanwhile: the worker, and the softirq threads of
+                // both cores (softirq work the kernel defers runs there, as a task).
+                let worker = measure::Sched::find(gw.pid(), "tg-worker-0");
+                let threads: Vec<(String, u32, u32)> = worker
+                    .map(|t| ("worker".to_owned(), gw.pid(), t))
+                    .into_iter()
+                    .chain([GENERATOR_CPU, GATEWAY_CPU].into_iter().filter_map(|c| {
+                        let pid = measure::Sched::ksoftirqd(c)?;
+                        Some((format!("ksoftirqd/{c}"), pid, pid))
+                    }))
+                    .collect();
+                let before: Vec<_> = threads
+                    .iter()
+                    .map(|(_, p, t)| measure::Sched::of(*p, *t))
+                    .collect();
+                let started = Instant::now();
                 let (sent, r) = self.paced(&frames, rate, count);
+                let seconds = started.elapsed().as_secs_f64();
+                for ((name, p, t), b) in threads.iter().zip(&before) {
+                    if let (Some(b), Some(a)) = (b, measure::Sched::of(*p, *t)) {
+                        eprintln!(
+                            "  latency {} {}: {name}: {}",
+                            io.name(),
+                            chain.name(),
+                            a.since(b, seconds)
+                        );
+                    }
+                }
                 record(tungate(1, chain, io), sent, r);
             }
             gw.quit();

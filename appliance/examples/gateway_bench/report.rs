@@ -887,17 +887,23 @@ fn limits(md: &mut String, r: &Report<'_>) {
         .map_or(f64::NAN, |c| c.lossless_pps);
     let _ = writeln!(
         md,
-        "**What busy-polling would add.** The worker waits through its io_uring \
-         (`IORING_OP_POLL_ADD` on the AF_XDP fd after 50 µs of empty rings) and kicks \
-         transmission with `sendto(MSG_DONTWAIT)`; with `XDP_USE_NEED_WAKEUP` the kernel would \
-         say when a kick is needed at all, and `SO_BUSY_POLL` / `SO_PREFER_BUSY_POLL` would let \
-         the worker run the device's NAPI poll itself from its own thread (on a NIC: receive \
-         processing on the worker's core, interrupts off while it polls, no softirq competing \
-         with it). On veth there is no NAPI to take over on the receive side (the XDP program \
-         runs in the sender's softirq), so the gain here is bounded; the throwaway C forwarder \
-         measured on this machine reached 0.77× the kernel at 1400 B with poll and 0.87× \
-         busy-polling (+13%). Not built: it would replace the io_uring wait that the mission \
-         asks for, and it would keep a core spinning at any load.\n"
+        "**Wakeups, spinning and what busy-polling would add.** The worker waits through its \
+         io_uring (`IORING_OP_POLL_ADD` on the AF_XDP fd) after spinning only while frames \
+         have been arriving in short gaps (up to twice the last idle gap when that was under \
+         50 µs, half the previous limit otherwise): a fixed 50 µs spin was paid in full \
+         between every two bursts of 64 at the loss-free rates (≈ 0.8 µs per packet), and a \
+         worker that never sleeps spends its scheduler share, so on a shared core it then \
+         waits behind other tasks for milliseconds — the latency tail \
+         ([deploy/bench/results/xdp-cpu-latency.md](deploy/bench/results/xdp-cpu-latency.md)). \
+         It kicks transmission with `sendto(MSG_DONTWAIT)` only when the kernel flags the \
+         transmit ring (`XDP_USE_NEED_WAKEUP`; in copy mode it always does, since only the \
+         kick sends). `SO_BUSY_POLL` / `SO_PREFER_BUSY_POLL` would let the worker run the \
+         device's NAPI poll itself from its own thread (on a NIC: receive processing on the \
+         worker's core, interrupts off while it polls, no softirq competing with it); on veth \
+         that would only move the XDP program and the copy from the sender's core to the \
+         worker's, the same work counted in the combined figure. Not built: it keeps a core \
+         spinning at any load; the throwaway C forwarder measured on this machine reached \
+         0.77× the kernel at 1400 B with poll and 0.87× busy-polling (+13%).\n"
     );
     let _ = writeln!(
         md,
