@@ -295,6 +295,18 @@ pub struct RunArgs {
     /// process, kill -9 included. `gateway.ingress_interface` must be set.
     #[arg(long, value_name = "NAME", value_parser = fleet_name)]
     pub fleet: Option<String>,
+    /// The fleet's Prometheus (`http://HOST:PORT` or `https://HOST:PORT`), which scrapes
+    /// every gateway and runs deploy/fleet/tungate-fleet.rules.yml: the dashboard's fleet
+    /// totals per VIP (`GET /api/v1/fleet/totals`) are read from it. Needs --fleet.
+    #[arg(long, value_name = "URL", requires = "fleet", value_parser = prometheus_url)]
+    pub prometheus: Option<String>,
+}
+
+/// A Prometheus URL: one the API client can ask (scheme, host, port, no path).
+fn prometheus_url(text: &str) -> Result<String, String> {
+    tungate_api::client::ApiClient::new(text, None)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// A fleet name: 1 to 63 of `a-z 0-9 -` (it names keys and logs, never a device).
@@ -622,6 +634,7 @@ pub fn main() -> i32 {
             plugins: args.plugins,
             counters_format: args.counters_format,
             fleet: args.fleet,
+            prometheus: args.prometheus,
         }),
         Command::Net(cmd) => {
             let (action, args, watch) = match &cmd {
