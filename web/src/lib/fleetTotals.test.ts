@@ -15,10 +15,23 @@ describe('fleetCard', () => {
     expect(fleetCard(totals, null)).toEqual({ show: 'totals', totals });
   });
 
-  it('shows nothing on a gateway without a fleet Prometheus (409) or before the first answer', () => {
+  it('shows nothing without a fleet Prometheus (409), on an older gateway (404), before the first answer', () => {
     const conflict = new ApiError('api', 'no Prometheus is configured', 409, 'conflict');
     expect(fleetCard(null, conflict)).toEqual({ show: 'nothing' });
+    expect(fleetCard(null, new ApiError('api', 'no such resource', 404, 'not_found'))).toEqual({
+      show: 'nothing',
+    });
     expect(fleetCard(null, null)).toEqual({ show: 'nothing' });
+  });
+
+  it('leaves an unreachable API or a missing token to the rest of the page', () => {
+    expect(fleetCard(totals, new ApiError('unreachable', 'Cannot reach the tungate API'))).toEqual({
+      show: 'nothing',
+    });
+    expect(fleetCard(null, new ApiError('unauthorized', 'token', 401, 'unauthorized'))).toEqual({
+      show: 'nothing',
+    });
+    expect(fleetCard(null, new Error('boom'))).toEqual({ show: 'nothing' });
   });
 
   it("shows the gateway's message when Prometheus failed", () => {

@@ -1,6 +1,8 @@
 // What the dashboard's fleet card shows, from the last `GET /api/v1/fleet/totals` outcome:
-// nothing on a gateway without a fleet Prometheus (the API answers 409 conflict), the
-// error when Prometheus failed (502), else the totals. Pure: the card renders, this decides.
+// the totals; the gateway's message when its fleet Prometheus failed (502 bad_gateway);
+// nothing otherwise — no fleet Prometheus (409), an older gateway (404), or an API that is
+// unreachable or wants a token (the rest of the page reports those). Pure: the card
+// renders, this decides.
 
 import { ApiError } from '../api/client';
 import type { FleetTotals } from '../api/types';
@@ -11,10 +13,9 @@ export type FleetCard =
 
 /** The card for the latest answer (`totals`) or failure (`error`) of the fleet totals. */
 export function fleetCard(totals: FleetTotals | null, error: unknown): FleetCard {
-  if (error instanceof ApiError && error.code === 'conflict') return { show: 'nothing' };
-  if (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    return { show: 'error', message };
+  if (error instanceof ApiError && error.code === 'bad_gateway') {
+    return { show: 'error', message: error.message };
   }
+  if (error) return { show: 'nothing' };
   return totals ? { show: 'totals', totals } : { show: 'nothing' };
 }
