@@ -710,4 +710,22 @@ mod tests {
             assert_eq!(cli.command.only_prints(), expected, "{line}");
         }
     }
+    #[test]
+    fn prometheus_needs_the_fleet_and_a_url_the_client_can_ask() {
+        let parse =
+            |line: &str| Cli::try_parse_from(std::iter::once("tungate").chain(line.split(' ')));
+        let Command::Run(args) = parse("run --fleet f1 --prometheus http://10.0.0.9:9090")
+            .expect("a fleet with its Prometheus")
+            .command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(args.prometheus.as_deref(), Some("http://10.0.0.9:9090"));
+        let alone = parse("run --prometheus http://10.0.0.9:9090").unwrap_err();
+        assert!(alone.to_string().contains("--fleet"), "{alone}");
+        for bad in ["10.0.0.9:9090", "ftp://p:9090", "http://p:9090/prometheus"] {
+            let e = parse(&format!("run --fleet f1 --prometheus {bad}")).unwrap_err();
+            assert!(e.to_string().contains("--prometheus"), "{bad}: {e}");
+        }
+    }
 }
