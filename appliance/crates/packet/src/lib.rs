@@ -10,6 +10,7 @@
 
 mod decap;
 mod drop_reason;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 mod tunnel;
