@@ -247,6 +247,32 @@ pub struct RunArgs {
     /// How the counters are printed (on SIGUSR1 and on exit).
     #[arg(long, value_enum, default_value_t)]
     pub counters_format: crate::daemon::CountersFormat,
+    /// Run as a gateway of fleet NAME: the fleet-wide configuration (gateway address,
+    /// decap mode, peers, VIPs, chains) and the plugins come from etcd (needs --etcd);
+    /// interfaces, workers, io and the admin listener stay per host (--config).
+    #[arg(long, value_name = "NAME", requires = "etcd")]
+    pub fleet: Option<String>,
+    /// The fleet's etcd endpoints, comma-separated (e.g. http://10.0.0.5:2379).
+    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',', requires = "fleet")]
+    pub etcd: Vec<String>,
+    /// This gateway's name in the fleet [default: the host name].
+    #[arg(long, value_name = "NAME", requires = "fleet")]
+    pub fleet_member: Option<String>,
+    /// A CA certificate (PEM) to verify etcd's TLS certificate (https:// endpoints).
+    #[arg(long, value_name = "PATH", requires = "fleet")]
+    pub etcd_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for etcd's mutual TLS (needs --etcd-key).
+    #[arg(long, value_name = "PATH", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The private key (PEM) of --etcd-cert.
+    #[arg(long, value_name = "PATH", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// An etcd user name (needs --etcd-password-file).
+    #[arg(long, value_name = "NAME", requires = "etcd_password_file")]
+    pub etcd_user: Option<String>,
+    /// A file holding the password of --etcd-user (its first line).
+    #[arg(long, value_name = "PATH", requires = "etcd_user")]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 /// `tungate net ...`
@@ -513,6 +539,14 @@ pub fn main() -> i32 {
             admin_tls: args.admin_tls_cert.zip(args.admin_tls_key),
             plugins: args.plugins,
             counters_format: args.counters_format,
+            fleet: args.fleet.map(|name| crate::daemon::FleetArgs {
+                name,
+                member: args.fleet_member,
+                endpoints: args.etcd,
+                ca: args.etcd_ca,
+                identity: args.etcd_cert.zip(args.etcd_key),
+                user: args.etcd_user.zip(args.etcd_password_file),
+            }),
         }),
         Command::Net(cmd) => {
             let (action, args, watch) = match &cmd {

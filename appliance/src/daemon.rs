@@ -71,6 +71,17 @@ enum StartupError {
     /// The admin listener's certificate or key cannot be used.
     #[error("{0}")]
     Tls(tungate_admin::tls::TlsError),
+    /// The fleet options are unusable.
+    #[error("{0}")]
+    Fleet(tungate_fleet::FleetError),
+    /// The etcd password file cannot be read.
+    #[error("cannot read --etcd-password-file {}: {source}", path.display())]
+    EtcdPassword {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 impl StartupError {
@@ -80,6 +91,8 @@ impl StartupError {
             StartupError::ReadConfig { .. }
             | StartupError::Config(_)
             | StartupError::TokenFile(_)
+            | StartupError::Fleet(_)
+            | StartupError::EtcdPassword { .. }
             | StartupError::Tls(_) => EXIT_BAD_CONFIG,
             StartupError::Plane(e) if e.is_bad_config() => EXIT_BAD_CONFIG,
             StartupError::Signals(_)
@@ -122,6 +135,55 @@ pub struct RunOptions {
     pub plugins: Vec<PathBuf>,
     /// How counters are printed.
     pub counters_format: CountersFormat,
+    /// Fleet mode (`--fleet`), if asked for.
+    pub fleet: Option<FleetArgs>,
+}
+
+/// The fleet flags of `tungate run`.
+#[derive(Debug, Clone)]
+pub struct FleetArgs {
+    /// `--fleet`.
+    pub name: String,
+    /// `--fleet-member` (default: the host name).
+    pub member: Option<String>,
+    /// `--etcd`.
+    pub endpoints: Vec<String>,
+    /// `--etcd-ca`.
+    pub ca: Option<PathBuf>,
+    /// `--etcd-cert` and `--etcd-key`.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// `--etcd-user` and `--etcd-password-file`.
+    pub user: Option<(String, PathBuf)>,
+}
+
+/// Sets up the fleet store from the flags (etcd is not contacted yet).
+fn open_fleet(args: &FleetArgs) -> Result<tungate_fleet::Fleet, StartupError> {
+    let member = args.member.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default()
+    });
+    let user = args
+        .user
+        .as_ref()
+        .map(|(user, path)| {
+            std::fs::read_to_string(path)
+                .map(|p| (user.clone(), p.lines().next().unwrap_or("").to_owned()))
+                .map_err(|source| StartupError::EtcdPassword {
+                    path: path.clone(),
+                    source,
+                })
+        })
+        .transpose()?;
+    tungate_fleet::Fleet::open(tungate_fleet::FleetOptions {
+        name: args.name.clone(),
+        member,
+        endpoints: args.endpoints.clone(),
+        ca: args.ca.clone(),
+        identity: args.identity.clone(),
+        user,
+    })
+    .map_err(StartupError::Fleet)
 }
 
 fn print_counters(snapshot: &Snapshot, format: CountersFormat) {
@@ -214,11 +276,13 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
     };
     let limits = Limits::default();
     let max_module_bytes = limits.max_module_bytes;
+    let fleet = options.fleet.as_ref().map(open_fleet).transpose()?;
     let plane = ControlPlane::start(Startup {
         state,
         config,
         plugin_files: options.plugins.clone(),
         limits,
+        fleet: fleet.as_ref().map(tungate_fleet::Fleet::start),
     })
     .map_err(StartupError::Plane)?;
     let counters = plane.counters();
@@ -235,6 +299,9 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
     };
     let loopback = options.admin_listen.ip().is_loopback();
     let address = listener.local_addr().unwrap_or(options.admin_listen);
+    let fleet_report = fleet
+        .as_ref()
+        .map(|f| f.follow(control.handle(), control.view(), address.to_string()));
     let state = AdminState(Arc::new(Shared {
         control: control.handle(),
         view: control.view(),
@@ -246,12 +313,16 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         started: Instant::now(),
         max_module_bytes,
         network: control.network(),
+        fleet: fleet_report,
     }));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let encrypted = tls.is_some();
     let admin = match AdminServer::start(listener, state, tls) {
         Ok(a) => a,
         Err(e) => {
+            if let Some(fleet) = fleet {
+                fleet.stop();
+            }
             let _ = control.stop();
             return Err(StartupError::AdminServer(e));
         }
@@ -298,6 +369,9 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         }
     }
     admin.stop();
+    if let Some(fleet) = fleet {
+        fleet.stop();
+    }
     drop(handle);
     let status = match control.stop() {
         Ok(()) => 0,

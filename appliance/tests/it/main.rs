@@ -34,6 +34,7 @@ mod capture;
 mod cli_output;
 mod demo;
 mod fence;
+mod fleet_etcd;
 mod forwarding;
 mod frag_needed;
 mod hostile_plugins;

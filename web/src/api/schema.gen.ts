@@ -87,6 +87,15 @@ export type paths = {
       };
     };
   };
+  '/api/v1/fleet': {
+    /**
+     * The fleet's gateways as registered in etcd, and whether each runs the latest revision
+     * @description Fleet mode only (404 otherwise). Read from etcd every second by this gateway; when etcd
+     * is unreachable the last list is answered with `reachable` false. A gateway registers
+     * under a lease (5 s): a gateway that died leaves the list when its lease expires.
+     */
+    get: operations['getFleet'];
+  };
   '/api/v1/stats': {
     /** Counters per VIP, per drop reason and per plugin binding */
     get: operations['getStats'];
@@ -132,7 +141,8 @@ export type components = {
           | 'method_not_allowed'
           | 'precondition_failed'
           | 'internal'
-          | 'too_many_requests';
+          | 'too_many_requests'
+          | 'unavailable';
         message: string;
         /** @description path of the field concerned, e.g. peers[0].address */
         field?: string;
@@ -346,6 +356,45 @@ export type components = {
         /** @description why this path: asked for, or why XDP was not available (e.g. the driver has no native XDP) */
         reason: string;
       };
+      /** @description fleet mode only: how this gateway follows its fleet */
+      fleet?: {
+        name: string;
+        /** @description the fleet revision in force here (the ETag) */
+        applied_revision: number;
+        /** @description the newest fleet revision seen */
+        latest_revision: number;
+        /** @description why the newest revision is not in force here (it failed this host's checks, or etcd is unreachable) */
+        error?: string | null;
+      };
+    };
+    Fleet: {
+      /** @description the fleet (--fleet) */
+      name: string;
+      /** @description this gateway's member name (--fleet-member) */
+      member: string;
+      /** @description etcd answered this gateway's last request */
+      reachable: boolean;
+      /** @description the fleet's latest revision in etcd */
+      latest_revision: number;
+      gateways: components['schemas']['FleetGateway'][];
+      /** @description the last error talking to etcd */
+      error?: string | null;
+    };
+    FleetGateway: {
+      member: string;
+      /** @description its admin listener */
+      address: string;
+      version: string;
+      applied_revision: number;
+      /** @description why the latest revision is not in force on it */
+      error?: string | null;
+      /** @description its data path runs (a quarantined plugin does not make it not ready) */
+      ready: boolean;
+      io: string;
+      /** @description plugins quarantined on it, as VIP#position plugin */
+      quarantined?: string[];
+      /** @description it runs the fleet's latest revision */
+      latest: boolean;
     };
     Totals: {
       received_packets?: number;
@@ -485,6 +534,12 @@ export type components = {
     };
     /** @description If-Match names an older revision: the configuration changed since it was read, and nothing was changed (code precondition_failed) */
     PreconditionFailed: {
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+    /** @description fleet mode: etcd is unreachable, nothing was changed (code unavailable); forwarding goes on */
+    Unavailable: {
       content: {
         'application/json': components['schemas']['Error'];
       };
@@ -629,6 +684,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** All peers (real servers) */
@@ -700,6 +756,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** Removes a peer */
@@ -722,6 +779,7 @@ export type operations = {
       404: components['responses']['NotFound'];
       412: components['responses']['PreconditionFailed'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** All VIPs with their plugin chains */
@@ -793,6 +851,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** Removes a VIP's entry (and so its plugin chain) */
@@ -815,6 +874,7 @@ export type operations = {
       404: components['responses']['NotFound'];
       412: components['responses']['PreconditionFailed'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** All uploaded plugins */
@@ -890,6 +950,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** Removes a plugin (refused while a VIP binds it) */
@@ -912,6 +973,25 @@ export type operations = {
       404: components['responses']['NotFound'];
       409: components['responses']['Conflict'];
       412: components['responses']['PreconditionFailed'];
+      503: components['responses']['Unavailable'];
+    };
+  };
+  /**
+   * The fleet's gateways as registered in etcd, and whether each runs the latest revision
+   * @description Fleet mode only (404 otherwise). Read from etcd every second by this gateway; when etcd
+   * is unreachable the last list is answered with `reachable` false. A gateway registers
+   * under a lease (5 s): a gateway that died leaves the list when its lease expires.
+   */
+  getFleet: {
+    responses: {
+      /** @description the fleet */
+      200: {
+        content: {
+          'application/json': components['schemas']['Fleet'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
     };
   };
   /** Counters per VIP, per drop reason and per plugin binding */

@@ -68,6 +68,8 @@ pub struct Shared {
     pub max_module_bytes: usize,
     /// The netcfg reconciler's progress (none when it does not run).
     pub network: Option<tungate_control::NetworkStatus>,
+    /// Fleet mode: the fleet as last read from etcd (`GET /api/v1/fleet`).
+    pub fleet: Option<tokio::sync::watch::Receiver<tungate_api::wire::Fleet>>,
 }
 
 /// The handlers' state (cheap to clone).
@@ -176,6 +178,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/api/v1/auth", health::auth),
         endpoint(M::GET, "/api/v1/status", stats::status),
         endpoint(M::GET, "/api/v1/stats", stats::stats),
+        endpoint(M::GET, "/api/v1/fleet", stats::fleet),
         endpoint(M::GET, "/api/v1/capture", capture::capture),
         endpoint(M::GET, "/api/v1/config", config::get),
         endpoint(M::PUT, "/api/v1/config", config::put),
