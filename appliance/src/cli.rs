@@ -253,7 +253,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", requires = "etcd")]
     pub fleet: Option<String>,
     /// The fleet's etcd endpoints, comma-separated (e.g. http://10.0.0.5:2379).
-    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',', requires = "fleet")]
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        requires = "fleet"
+    )]
     pub etcd: Vec<String>,
     /// This gateway's name in the fleet [default: the host name].
     #[arg(long, value_name = "NAME", requires = "fleet")]

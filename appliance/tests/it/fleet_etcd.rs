@@ -28,7 +28,10 @@ fn config(n: usize) -> String {
     let extra = if n == 1 {
         String::new()
     } else {
-        format!("[[peers]]\nname = \"only{n}\"\naddress = \"10.77.0.{}\"\n", 100 + n)
+        format!(
+            "[[peers]]\nname = \"only{n}\"\naddress = \"10.77.0.{}\"\n",
+            100 + n
+        )
     };
     format!(
         "[gateway]\naddress = \"{GIP}\"\nio = \"packet\"\ningress_interface = \"eth0\"\n\
@@ -51,7 +54,13 @@ impl Gateway {
             "link", "add", &hub_side, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
         ]);
         hub.ip(&["link", "set", &hub_side, "master", "br0", "up"]);
-        ns.ip(&["addr", "add", &format!("10.88.0.{}/24", 10 + n), "dev", "eth0"]);
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("10.88.0.{}/24", 10 + n),
+            "dev",
+            "eth0",
+        ]);
         ns.ip(&["link", "set", "eth0", "up"]);
         ns.ip(&["addr", "add", &format!("{GIP}/32"), "dev", "lo"]);
         if n != 3 {
@@ -133,8 +142,14 @@ fn three_gateways_follow_one_etcd_and_keep_forwarding_without_it() {
         assert_eq!(doc["gateway"]["io"], "packet");
     }
     let seeded_etcd = etcd.etcdctl(&["get", "/tungate/f1/state/config", "--print-value-only"]);
-    assert!(seeded_etcd.0 && seeded_etcd.1.contains("10.77.0.2"), "{seeded_etcd:?}");
-    assert!(!seeded_etcd.1.contains("eth0"), "per-host fields stay out of etcd");
+    assert!(
+        seeded_etcd.0 && seeded_etcd.1.contains("10.77.0.2"),
+        "{seeded_etcd:?}"
+    );
+    assert!(
+        !seeded_etcd.1.contains("eth0"),
+        "per-host fields stay out of etcd"
+    );
 
     // A write through gw1, made against the revision read, is in force on all three; the
     // ETag everywhere is the fleet revision.
@@ -201,9 +216,11 @@ fn three_gateways_follow_one_etcd_and_keep_forwarding_without_it() {
     assert_eq!(moved.status, 200, "{}", moved.text());
     let moved_rev: u64 = etag(&moved).trim_matches('"').parse().unwrap();
     for g in &gws[..2] {
-        until(Duration::from_secs(10), "the new GIP on gw1 and gw2", || {
-            g.status()["gateway_address"] == ONLY_TWO
-        });
+        until(
+            Duration::from_secs(10),
+            "the new GIP on gw1 and gw2",
+            || g.status()["gateway_address"] == ONLY_TWO,
+        );
     }
     until(Duration::from_secs(10), "gw3 reports the refusal", || {
         gws[2].status()["fleet"]["latest_revision"].as_u64() == Some(moved_rev)
@@ -224,22 +241,32 @@ fn three_gateways_follow_one_etcd_and_keep_forwarding_without_it() {
             && metrics.contains(&format!("tungate_fleet_latest_revision {moved_rev}\n")),
         "{metrics}"
     );
-    until(Duration::from_secs(10), "the fleet list shows gw3 behind", || {
-        let fleet = gws[0].api().get("/api/v1/fleet").json();
-        let rows = fleet["gateways"].as_array().cloned().unwrap_or_default();
-        rows.len() == 3
-            && rows.iter().all(|g| (g["member"] == "gw3") != (g["latest"] == true))
-            && rows[2]["error"].as_str().is_some_and(|e| e.contains(ONLY_TWO))
-    });
+    until(
+        Duration::from_secs(10),
+        "the fleet list shows gw3 behind",
+        || {
+            let fleet = gws[0].api().get("/api/v1/fleet").json();
+            let rows = fleet["gateways"].as_array().cloned().unwrap_or_default();
+            rows.len() == 3
+                && rows
+                    .iter()
+                    .all(|g| (g["member"] == "gw3") != (g["latest"] == true))
+                && rows[2]["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains(ONLY_TWO))
+        },
+    );
     // The GIP back: gw3 catches up.
     doc["gateway"]["address"] = json!(GIP);
     let back = gws[1].api().put_json("/api/v1/config", &doc);
     assert_eq!(back.status, 200, "{}", back.text());
     let back_rev: u64 = etag(&back).trim_matches('"').parse().unwrap();
     for g in &gws {
-        until(Duration::from_secs(10), "everyone on the latest revision", || {
-            g.revision() == back_rev
-        });
+        until(
+            Duration::from_secs(10),
+            "everyone on the latest revision",
+            || g.revision() == back_rev,
+        );
         assert!(g.status()["fleet"]["error"].is_null());
     }
 
@@ -272,7 +299,9 @@ fn three_gateways_follow_one_etcd_and_keep_forwarding_without_it() {
             == 200
     });
     for g in &gws {
-        until(Duration::from_secs(10), "rs4 everywhere", || has_peer(g, "rs4"));
+        until(Duration::from_secs(10), "rs4 everywhere", || {
+            has_peer(g, "rs4")
+        });
     }
 
     // A gateway killed with kill -9 leaves the list when its lease expires.
@@ -289,7 +318,10 @@ fn three_gateways_follow_one_etcd_and_keep_forwarding_without_it() {
     let (code, _) = gws[1].process.take().unwrap().stop();
     assert_eq!(code, 0);
     let log = gws[1].start(2, &url);
-    assert!(log.contains("starting on the cached fleet revision"), "{log}");
+    assert!(
+        log.contains("starting on the cached fleet revision"),
+        "{log}"
+    );
     let s = gws[1].status();
     assert_eq!(s["ready"], true);
     assert_eq!(s["fleet"]["applied_revision"].as_u64(), Some(last));

@@ -157,7 +157,9 @@ fn render_fleet(fleet: &Fleet) -> String {
         })
         .collect();
     out.push_str(&table(
-        &["GATEWAY", "ADMIN", "VERSION", "REVISION", "STATE", "IO", "NOTE"],
+        &[
+            "GATEWAY", "ADMIN", "VERSION", "REVISION", "STATE", "IO", "NOTE",
+        ],
         &rows,
     ));
     out

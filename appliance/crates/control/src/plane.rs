@@ -398,7 +398,10 @@ fn fleet_document(
         latest: latest.max(cached),
         error: Some(message),
     };
-    Ok((fleet::for_host(&stored, &local), FleetMode { store, status }))
+    Ok((
+        fleet::for_host(&stored, &local),
+        FleetMode { store, status },
+    ))
 }
 
 /// Maps a data-path (re)start failure: configuration mismatches name their field.
@@ -1235,7 +1238,9 @@ mod tests {
     impl FleetStore for FakeStore {
         fn commit(&self, expected: Revision, _: FleetChange) -> Result<Revision, FleetWriteError> {
             if *self.down.lock().unwrap() {
-                return Err(FleetWriteError::Unreachable("fake: connection refused".into()));
+                return Err(FleetWriteError::Unreachable(
+                    "fake: connection refused".into(),
+                ));
             }
             let mut r = self.revision.lock().unwrap();
             if *r != expected.number() {
@@ -1309,7 +1314,10 @@ mod tests {
         assert_eq!(view.revision, Revision::new(10));
         assert_eq!(view.document.peers.len(), 1, "the fleet's document");
         assert_eq!(view.document.gateway.workers, 2, "the host's own field");
-        assert_eq!(plane.state.plugin_bytes("p").unwrap().1, *fleet_state.plugins["p"].bytes);
+        assert_eq!(
+            plane.state.plugin_bytes("p").unwrap().1,
+            *fleet_state.plugins["p"].bytes
+        );
 
         // A write is committed fleet-wide first; its revision is the store's.
         let mut peer = view.document.peers[0].clone();
@@ -1317,7 +1325,10 @@ mod tests {
         peer.address = "10.0.1.3".parse().unwrap();
         peer.vips.clear();
         plane
-            .handle_if(Action::PutPeer(peer.clone()), Some(&IfMatch::parse("\"10\"")))
+            .handle_if(
+                Action::PutPeer(peer.clone()),
+                Some(&IfMatch::parse("\"10\"")),
+            )
             .unwrap();
         assert_eq!(plane.revision(), Revision::new(15));
         assert_eq!(plane.state.revision().unwrap(), Revision::new(15));
@@ -1326,7 +1337,10 @@ mod tests {
         *store.revision.lock().unwrap() = 40;
         peer.name = "rs3".into();
         let e = plane
-            .handle_if(Action::PutPeer(peer.clone()), Some(&IfMatch::parse("\"15\"")))
+            .handle_if(
+                Action::PutPeer(peer.clone()),
+                Some(&IfMatch::parse("\"15\"")),
+            )
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::PreconditionFailed, "{e}");
         assert_eq!(plane.revision(), Revision::new(15));
@@ -1335,7 +1349,11 @@ mod tests {
         // The store unreachable: unavailable, nothing changes, the data path runs on.
         *store.down.lock().unwrap() = true;
         let e = plane.handle(Action::DeletePlugin("p".into())).unwrap_err();
-        assert_eq!(e.code, ErrorCode::Conflict, "bound: refused before the store");
+        assert_eq!(
+            e.code,
+            ErrorCode::Conflict,
+            "bound: refused before the store"
+        );
         let e = plane.handle(Action::PutPeer(peer.clone())).unwrap_err();
         assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
         assert!(e.message.contains("fake: connection refused"), "{e}");
@@ -1348,7 +1366,9 @@ mod tests {
         elsewhere.revision = Revision::new(40);
         elsewhere.document.gateway.address = "203.0.113.77".parse().unwrap();
         assert_eq!(
-            plane.handle(Action::FleetApply(Box::new(elsewhere))).unwrap(),
+            plane
+                .handle(Action::FleetApply(Box::new(elsewhere)))
+                .unwrap(),
             Reply::FleetApplied { applied: false }
         );
         let view = plane.view().load_full();
@@ -1373,14 +1393,20 @@ mod tests {
             Reply::FleetApplied { applied: true }
         );
         assert_eq!(
-            plane.handle(Action::FleetApply(Box::new(fleet_state))).unwrap(),
+            plane
+                .handle(Action::FleetApply(Box::new(fleet_state)))
+                .unwrap(),
             Reply::FleetApplied { applied: false }
         );
         let view = plane.view().load_full();
         assert_eq!(view.revision, Revision::new(45));
         assert_eq!(view.fleet.clone().unwrap().error, None);
         assert_eq!(view.document.peers[0].address.to_string(), "10.0.1.9");
-        assert_eq!(view.document.peers.len(), 1, "the fleet's document replaced ours");
+        assert_eq!(
+            view.document.peers.len(),
+            1,
+            "the fleet's document replaced ours"
+        );
         assert_eq!(view.document.gateway.workers, 2);
         assert_eq!(plane.state.revision().unwrap(), Revision::new(45));
 

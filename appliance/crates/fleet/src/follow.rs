@@ -13,8 +13,8 @@ use tokio::sync::watch;
 
 use crate::store::Etcd;
 use tungate_api::wire::{Fleet, FleetGateway};
-use tungate_control::{Action, ControlHandle, SharedView};
 use tungate_control::fleet::FleetWriteError;
+use tungate_control::{Action, ControlHandle, SharedView};
 
 /// How long a registration outlives its gateway (the lease's time to live), seconds.
 pub(crate) const LEASE_TTL_SECONDS: i64 = 5;
@@ -44,16 +44,12 @@ async fn follow_once(etcd: &Etcd, control: &ControlHandle) -> FleetWriteError {
         Ok(c) => c,
         Err(e) => return e,
     };
-    let watch = client.watch(
-        etcd.layout.state(),
-        Some(WatchOptions::new().with_prefix()),
-    );
-    let (_watcher, mut stream) =
-        match tokio::time::timeout(Duration::from_secs(3), watch).await {
-            Ok(Ok(w)) => w,
-            Ok(Err(e)) => return FleetWriteError::Unreachable(e.to_string()),
-            Err(_) => return FleetWriteError::Unreachable("the watch did not start".into()),
-        };
+    let watch = client.watch(etcd.layout.state(), Some(WatchOptions::new().with_prefix()));
+    let (_watcher, mut stream) = match tokio::time::timeout(Duration::from_secs(3), watch).await {
+        Ok(Ok(w)) => w,
+        Ok(Err(e)) => return FleetWriteError::Unreachable(e.to_string()),
+        Err(_) => return FleetWriteError::Unreachable("the watch did not start".into()),
+    };
     // Read after the watch started, so no change falls between the two.
     if let Err(e) = hand_over(etcd, control).await {
         return e;
@@ -151,8 +147,7 @@ async fn register_once(
         Ok(c) => c,
         Err(e) => return e,
     };
-    let id = match tokio::time::timeout(TICK * 3, client.lease_grant(LEASE_TTL_SECONDS, None))
-        .await
+    let id = match tokio::time::timeout(TICK * 3, client.lease_grant(LEASE_TTL_SECONDS, None)).await
     {
         Ok(Ok(grant)) => grant.id(),
         Ok(Err(e)) => return unreachable(e),
@@ -211,7 +206,10 @@ async fn list(etcd: &Etcd) -> Result<(u64, Vec<FleetGateway>), FleetWriteError> 
         .first()
         .map_or(0, |kv| kv.mod_revision() as u64);
     let resp = client
-        .get(etcd.layout.gateways(), Some(GetOptions::new().with_prefix()))
+        .get(
+            etcd.layout.gateways(),
+            Some(GetOptions::new().with_prefix()),
+        )
         .await
         .map_err(unreachable)?;
     let mut gateways: Vec<FleetGateway> = resp

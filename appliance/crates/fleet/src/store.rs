@@ -7,9 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp,
-};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{CHUNK_BYTES, Layout};
@@ -96,11 +94,7 @@ impl Etcd {
     /// Reads the fleet state (none for an empty fleet).
     pub(crate) async fn read(&self) -> Result<Option<FleetState>, FleetWriteError> {
         let mut c = self.client().await?;
-        let resp = timed(c.get(
-            self.layout.state(),
-            Some(GetOptions::new().with_prefix()),
-        ))
-        .await?;
+        let resp = timed(c.get(self.layout.state(), Some(GetOptions::new().with_prefix()))).await?;
         let mut revision = None;
         let mut document = None;
         let mut entries = Vec::new();
@@ -110,9 +104,10 @@ impl Etcd {
             if key == self.layout.revision() {
                 revision = Some(Revision::new(kv.mod_revision() as u64));
             } else if key == self.layout.config() {
-                document = Some(tungate_config::parse_json(kv.value()).map_err(|e| {
-                    unreachable(format!("{key} is not a valid document: {e}"))
-                })?);
+                document = Some(
+                    tungate_config::parse_json(kv.value())
+                        .map_err(|e| unreachable(format!("{key} is not a valid document: {e}")))?,
+                );
             } else if key.starts_with(&plugins_prefix) {
                 let entry: PluginEntry = serde_json::from_slice(kv.value())
                     .map_err(|e| unreachable(format!("{key} is not a plugin entry: {e}")))?;
@@ -203,12 +198,19 @@ impl Etcd {
         expected: Revision,
         change: FleetChange,
     ) -> Result<Revision, FleetWriteError> {
-        let mut ops = vec![TxnOp::put(self.layout.revision(), self.revision_mark(), None)];
+        let mut ops = vec![TxnOp::put(
+            self.layout.revision(),
+            self.revision_mark(),
+            None,
+        )];
         match change {
             FleetChange::Document(doc) => ops.push(Self::put_json(self.layout.config(), &doc)),
             FleetChange::PutPlugin(plugin) => {
                 let entry = self.put_module(&plugin).await?;
-                ops.push(Self::put_json(self.layout.plugin(&plugin.record.name), &entry));
+                ops.push(Self::put_json(
+                    self.layout.plugin(&plugin.record.name),
+                    &entry,
+                ));
             }
             FleetChange::DeletePlugin(name) => {
                 ops.push(TxnOp::delete(self.layout.plugin(&name), None));
@@ -246,7 +248,10 @@ impl Etcd {
         ];
         for plugin in &plugins {
             let entry = self.put_module(plugin).await?;
-            ops.push(Self::put_json(self.layout.plugin(&plugin.record.name), &entry));
+            ops.push(Self::put_json(
+                self.layout.plugin(&plugin.record.name),
+                &entry,
+            ));
         }
         let txn = Txn::new()
             .when([Compare::create_revision(

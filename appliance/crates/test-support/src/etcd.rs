@@ -74,7 +74,14 @@ impl Etcd {
     /// Runs `etcdctl ARGS` against it: (success, stdout).
     pub fn etcdctl(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "etcdctl", "--endpoints", &self.url()])
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "etcdctl",
+                "--endpoints",
+                &self.url(),
+            ])
             .args(["--command-timeout", "2s"])
             .args(args)
             .env("ETCDCTL_API", "3")
