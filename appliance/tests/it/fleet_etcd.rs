@@ -39,9 +39,11 @@ fn config(n: usize) -> String {
     )
 }
 
+/// One gateway's namespace, process and state directory (the process first: fields drop
+/// in order, so it is gone before its namespace is deleted).
 struct Gateway {
-    ns: Netns,
     process: Option<Tungate>,
+    ns: Netns,
     state_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
