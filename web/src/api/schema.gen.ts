@@ -356,7 +356,7 @@ export type components = {
         /** @description why this path: asked for, or why XDP was not available (e.g. the driver has no native XDP) */
         reason: string;
       };
-      /** @description fleet mode only: how this gateway follows its fleet */
+      /** @description fleet mode only (null otherwise): how this gateway follows its fleet */
       fleet?: {
         name: string;
         /** @description the fleet revision in force here (the ETag) */
@@ -365,7 +365,7 @@ export type components = {
         latest_revision: number;
         /** @description why the newest revision is not in force here (it failed this host's checks, or etcd is unreachable) */
         error?: string | null;
-      };
+      } | null;
     };
     Fleet: {
       /** @description the fleet (--fleet) */

@@ -52,7 +52,7 @@ pub struct Status {
     /// The I/O path the data path runs on, and why.
     pub io: Io,
     /// How this gateway follows its fleet (null without `--fleet`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub fleet: Option<FleetFollow>,
 }
 

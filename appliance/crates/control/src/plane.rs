@@ -1336,6 +1336,7 @@ mod tests {
         // Another gateway moved the fleet on: this one's write is stale, nothing changes.
         *store.revision.lock().unwrap() = 40;
         peer.name = "rs3".into();
+        peer.address = "10.0.1.4".parse().unwrap();
         let e = plane
             .handle_if(
                 Action::PutPeer(peer.clone()),
