@@ -87,6 +87,15 @@ export type paths = {
       };
     };
   };
+  '/api/v1/fleet': {
+    /**
+     * The fleet's gateways as registered in etcd, and whether each runs the latest revision
+     * @description Fleet mode only (404 otherwise). Read from etcd every second by this gateway; when etcd
+     * is unreachable the last list is answered with `reachable` false. A gateway registers
+     * under a lease (5 s): a gateway that died leaves the list when its lease expires.
+     */
+    get: operations['getFleet'];
+  };
   '/api/v1/stats': {
     /** Counters per VIP, per drop reason and per plugin binding */
     get: operations['getStats'];
@@ -144,7 +153,8 @@ export type components = {
           | 'method_not_allowed'
           | 'precondition_failed'
           | 'internal'
-          | 'too_many_requests';
+          | 'too_many_requests'
+          | 'unavailable';
         message: string;
         /** @description path of the field concerned, e.g. peers[0].address */
         field?: string;
@@ -385,6 +395,45 @@ export type components = {
         /** @description why this path: asked for, or why XDP was not available (e.g. the driver has no native XDP) */
         reason: string;
       };
+      /** @description fleet mode only (null otherwise): how this gateway follows its fleet */
+      fleet?: {
+        name: string;
+        /** @description the fleet revision in force here (the ETag) */
+        applied_revision: number;
+        /** @description the newest fleet revision seen */
+        latest_revision: number;
+        /** @description why the newest revision is not in force here (it failed this host's checks, or etcd is unreachable) */
+        error?: string | null;
+      } | null;
+    };
+    Fleet: {
+      /** @description the fleet (--fleet) */
+      name: string;
+      /** @description this gateway's member name (--fleet-member) */
+      member: string;
+      /** @description etcd answered this gateway's last request */
+      reachable: boolean;
+      /** @description the fleet's latest revision in etcd */
+      latest_revision: number;
+      gateways: components['schemas']['FleetGateway'][];
+      /** @description the last error talking to etcd */
+      error?: string | null;
+    };
+    FleetGateway: {
+      member: string;
+      /** @description its admin listener */
+      address: string;
+      version: string;
+      applied_revision: number;
+      /** @description why the latest revision is not in force on it */
+      error?: string | null;
+      /** @description its data path runs (a quarantined plugin does not make it not ready) */
+      ready: boolean;
+      io: string;
+      /** @description plugins quarantined on it, as VIP#position plugin */
+      quarantined?: string[];
+      /** @description it runs the fleet's latest revision */
+      latest: boolean;
     };
     /** @description what a drain did */
     Drain: {
@@ -539,6 +588,12 @@ export type components = {
         'application/json': components['schemas']['Error'];
       };
     };
+    /** @description fleet mode: etcd is unreachable, nothing was changed (code unavailable); forwarding goes on */
+    Unavailable: {
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
     /** @description too many of these requests at once (4 captures); retry when one ended */
     TooManyRequests: {
       content: {
@@ -679,6 +734,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** All peers (real servers) */
@@ -750,6 +806,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** Removes a peer */
@@ -772,6 +829,7 @@ export type operations = {
       404: components['responses']['NotFound'];
       412: components['responses']['PreconditionFailed'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** All VIPs with their plugin chains */
@@ -843,6 +901,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** Removes a VIP's entry (and so its plugin chain) */
@@ -865,6 +924,7 @@ export type operations = {
       404: components['responses']['NotFound'];
       412: components['responses']['PreconditionFailed'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** All uploaded plugins */
@@ -940,6 +1000,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** Removes a plugin (refused while a VIP binds it) */
@@ -962,6 +1023,25 @@ export type operations = {
       404: components['responses']['NotFound'];
       409: components['responses']['Conflict'];
       412: components['responses']['PreconditionFailed'];
+      503: components['responses']['Unavailable'];
+    };
+  };
+  /**
+   * The fleet's gateways as registered in etcd, and whether each runs the latest revision
+   * @description Fleet mode only (404 otherwise). Read from etcd every second by this gateway; when etcd
+   * is unreachable the last list is answered with `reachable` false. A gateway registers
+   * under a lease (5 s): a gateway that died leaves the list when its lease expires.
+   */
+  getFleet: {
+    responses: {
+      /** @description the fleet */
+      200: {
+        content: {
+          'application/json': components['schemas']['Fleet'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
     };
   };
   /** Counters per VIP, per drop reason and per plugin binding */

@@ -70,7 +70,9 @@ pub struct Shared {
     /// The netcfg reconciler's progress (none when it does not run).
     pub network: Option<tungate_control::NetworkStatus>,
     /// Fleet mode (`--fleet`): the announcer's handle, for `POST /api/v1/drain`.
-    pub fleet: Option<tungate_announce::AnnounceHandle>,
+    pub announce: Option<tungate_announce::AnnounceHandle>,
+    /// Fleet mode: the fleet as last read from etcd (`GET /api/v1/fleet`).
+    pub fleet: Option<tokio::sync::watch::Receiver<tungate_api::wire::Fleet>>,
 }
 
 /// The handlers' state (cheap to clone).
@@ -179,6 +181,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/api/v1/auth", health::auth),
         endpoint(M::GET, "/api/v1/status", stats::status),
         endpoint(M::GET, "/api/v1/stats", stats::stats),
+        endpoint(M::GET, "/api/v1/fleet", stats::fleet),
         endpoint(M::GET, "/api/v1/capture", capture::capture),
         endpoint(M::POST, "/api/v1/drain", drain::drain),
         endpoint(M::GET, "/api/v1/config", config::get),

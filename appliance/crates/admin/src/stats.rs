@@ -10,11 +10,12 @@ use axum::Json;
 use axum::extract::State;
 
 use super::AdminState;
+use crate::error::ApiError;
 use tungate_api::wire::{
-    AdminListener, BindingStats, Filters, Io, Network, PassDrop, PeerStats, PluginCounter,
+    AdminListener, BindingStats, Filters, Fleet, Io, Network, PassDrop, PeerStats, PluginCounter,
     PluginFault, Stats, Status, Totals, VipStats,
 };
-use tungate_control::View;
+use tungate_control::{ErrorCode, View};
 use tungate_datapath::counters::{DropCounts, Snapshot};
 use tungate_netcfg::ReconcileStatus;
 use tungate_plugin_host::BindingSnapshot;
@@ -99,6 +100,24 @@ fn status_of(
             path: view.io.path.to_owned(),
             reason: view.io.reason.clone(),
         },
+        fleet: view.fleet.as_ref().map(|f| tungate_api::wire::FleetFollow {
+            name: f.name.clone(),
+            applied_revision: f.applied.number(),
+            latest_revision: f.latest.number(),
+            error: f.error.clone(),
+        }),
+    }
+}
+
+/// `GET /api/v1/fleet`: the fleet's gateways as last read from etcd (404 without
+/// `--fleet`).
+pub(crate) async fn fleet(State(state): State<AdminState>) -> Result<Json<Fleet>, ApiError> {
+    match &state.0.fleet {
+        Some(fleet) => Ok(Json(fleet.borrow().clone())),
+        None => Err(ApiError::new(
+            ErrorCode::NotFound,
+            "this gateway is not in a fleet (start it with --fleet NAME --etcd URL)",
+        )),
     }
 }
 
@@ -297,6 +316,7 @@ mod tests {
                 path: "xdp",
                 reason: "native XDP attached to eth1".into(),
             },
+            fleet: None,
         }
     }
 

@@ -51,6 +51,69 @@ pub struct Status {
     pub admin: Option<AdminListener>,
     /// The I/O path the data path runs on, and why.
     pub io: Io,
+    /// How this gateway follows its fleet (null without `--fleet`).
+    #[serde(default)]
+    pub fleet: Option<FleetFollow>,
+}
+
+/// How a gateway follows its fleet's configuration (`/api/v1/status` `fleet`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetFollow {
+    /// The fleet's name (`--fleet`).
+    pub name: String,
+    /// The fleet revision in force here (the `ETag` of the configuration's resources).
+    pub applied_revision: u64,
+    /// The newest fleet revision this gateway has seen.
+    pub latest_revision: u64,
+    /// Why the newest revision is not in force here (it failed this host's checks, or
+    /// etcd is unreachable), if it is not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One gateway of a fleet as it registers itself in etcd, under a lease (a dead gateway's
+/// entry disappears when its lease expires).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetGateway {
+    /// The gateway's member name (`--fleet-member`, default the host name).
+    pub member: String,
+    /// Its admin listener.
+    pub address: String,
+    /// Its tungate version.
+    pub version: String,
+    /// The fleet revision in force on it.
+    pub applied_revision: u64,
+    /// Why the newest fleet revision is not in force on it, if it is not.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Whether its data path runs (a quarantined plugin does not make it not ready).
+    pub ready: bool,
+    /// Its I/O path (`xdp`, `xdp-generic`, `packet`).
+    pub io: String,
+    /// Plugins quarantined on it, as `VIP#position plugin`.
+    #[serde(default)]
+    pub quarantined: Vec<String>,
+    /// Whether it runs the fleet's latest revision (computed when listed, not stored).
+    #[serde(default)]
+    pub latest: bool,
+}
+
+/// `GET /api/v1/fleet`: the fleet as this gateway sees it in etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fleet {
+    /// The fleet's name.
+    pub name: String,
+    /// This gateway's member name.
+    pub member: String,
+    /// Whether etcd answered this gateway's last request.
+    pub reachable: bool,
+    /// The fleet's latest revision in etcd (as last read).
+    pub latest_revision: u64,
+    /// The registered gateways, by member name (as last read).
+    pub gateways: Vec<FleetGateway>,
+    /// The last error talking to etcd, if the last request failed.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A plugin binding that is quarantined or has dropped packets because its calls failed.
@@ -191,6 +254,11 @@ impl Status {
                 .iter()
                 .filter(|f| !f.quarantined)
                 .map(PluginFault::describe),
+        );
+        out.extend(
+            self.fleet
+                .iter()
+                .filter_map(|f| f.error.as_ref().map(|e| format!("fleet {}: {e}", f.name))),
         );
         out
     }

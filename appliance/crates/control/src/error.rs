@@ -44,11 +44,13 @@ pub enum ErrorCode {
     Internal,
     /// Too many of this kind of request at once (e.g. captures): retry once one ended.
     TooManyRequests,
+    /// A service the change needs is unreachable (fleet mode: etcd); nothing was changed.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, as listed in openapi.yaml.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidConfig,
@@ -64,6 +66,7 @@ impl ErrorCode {
         ErrorCode::PreconditionFailed,
         ErrorCode::Internal,
         ErrorCode::TooManyRequests,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as it appears in error bodies.
@@ -84,6 +87,7 @@ impl ErrorCode {
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::Internal => "internal",
             ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
