@@ -314,6 +314,7 @@ fn fleet_document(
     config: Option<&ConfigFile>,
     stored: Option<Document>,
     start: FleetStart,
+    fleet_member: bool,
 ) -> Result<(Document, FleetMode), StartupError> {
     let FleetStart {
         name,
@@ -358,7 +359,7 @@ fn fleet_document(
         Ok(fleet_state) => {
             let doc = fleet::for_host(&fleet_state.document, &local);
             let checked = config::validate(&doc)
-                .and_then(|()| config::host::check_host(&doc))
+                .and_then(|()| config::host::check_host_as(&doc, fleet_member))
                 .map_err(|invalid| invalid.to_string());
             match checked {
                 Ok(()) => {
@@ -492,7 +493,7 @@ impl ControlPlane {
         let (config, stored, fleet) = match fleet_start {
             None => (config, stored, None),
             Some(start) => {
-                let (doc, mode) = fleet_document(&state, config.as_ref(), stored, start)?;
+                let (doc, mode) = fleet_document(&state, config.as_ref(), stored, start, fleet_member)?;
                 (None, Some(doc), Some(mode))
             }
         };
@@ -839,7 +840,7 @@ impl ControlPlane {
         let new = fleet::for_host(&fleet_state.document, &self.doc.gateway);
         config::validate(&new).map_err(ControlError::invalid)?;
         if new.gateway != self.doc.gateway {
-            config::host::check_host(&new).map_err(ControlError::invalid)?;
+            config::host::check_host_as(&new, self.fleet_member).map_err(ControlError::invalid)?;
         }
         let lookup = |name: &str| -> Option<Vec<u8>> {
             fleet_state.plugins.get(name).map(|p| p.bytes.to_vec())
