@@ -493,7 +493,8 @@ impl ControlPlane {
         let (config, stored, fleet) = match fleet_start {
             None => (config, stored, None),
             Some(start) => {
-                let (doc, mode) = fleet_document(&state, config.as_ref(), stored, start, fleet_member)?;
+                let (doc, mode) =
+                    fleet_document(&state, config.as_ref(), stored, start, fleet_member)?;
                 (None, Some(doc), Some(mode))
             }
         };

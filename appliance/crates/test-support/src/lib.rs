@@ -12,8 +12,8 @@
 //! Everything a test creates lives in namespaces it created; nothing here touches the
 //! host's own interfaces, routes, rules, sysctls or nftables.
 
-pub mod fleet;
 pub mod etcd;
+pub mod fleet;
 pub mod flood;
 pub mod frames;
 pub mod hostile;
