@@ -353,9 +353,17 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
     };
     let loopback = options.admin_listen.ip().is_loopback();
     let address = listener.local_addr().unwrap_or(options.admin_listen);
-    let fleet_report = fleet
-        .as_ref()
-        .map(|f| f.follow(control.handle(), control.view(), address.to_string()));
+    let fleet_report = fleet.as_ref().map(|f| {
+        let handle = announcer.as_ref().map(tungate_announce::Announcer::handle);
+        let announcement: tungate_fleet::AnnouncementSource =
+            Arc::new(move || handle.as_ref().map(|h| h.announcement().as_str()));
+        f.follow(
+            control.handle(),
+            control.view(),
+            address.to_string(),
+            announcement,
+        )
+    });
     let state = AdminState(Arc::new(Shared {
         control: control.handle(),
         view: control.view(),
@@ -367,6 +375,7 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         started: Instant::now(),
         max_module_bytes,
         network: control.network(),
+        fleet_name: options.fleet.clone(),
         announce: announcer.as_ref().map(tungate_announce::Announcer::handle),
         fleet: fleet_report,
     }));

@@ -240,6 +240,22 @@ fn three_gateways_follow_one_etcd_and_keep_forwarding_without_it() {
         );
     }
     assert_eq!(gws[2].status()["workers"], GW3_WORKERS);
+    // The status shows the routing side beside the etcd side; so does the fleet list.
+    for g in &gws {
+        until(Duration::from_secs(10), "GIP announced", || {
+            g.status()["fleet"]["announcement"] == "announced"
+        });
+        assert_eq!(g.status()["fleet"]["etcd"], true);
+    }
+    until(
+        Duration::from_secs(10),
+        "every gateway listed as announced",
+        || {
+            let fleet = gws[0].api().get("/api/v1/fleet").json();
+            let rows = fleet["gateways"].as_array().cloned().unwrap_or_default();
+            rows.len() == 3 && rows.iter().all(|g| g["announcement"] == "announced")
+        },
+    );
     for n in 1..=3 {
         let got = forwarded(&hub, n, 1000 + n as u16, 20);
         assert_eq!(

@@ -90,7 +90,7 @@ export type paths = {
   '/api/v1/fleet': {
     /**
      * The fleet's gateways as registered in etcd, and whether each runs the latest revision
-     * @description Fleet mode only (404 otherwise). Read from etcd every second by this gateway; when etcd
+     * @description Fleet mode with etcd only (`--fleet NAME --etcd URL`; 404 otherwise). Read from etcd every second by this gateway; when etcd
      * is unreachable the last list is answered with `reachable` false. A gateway registers
      * under a lease (5 s): a gateway that died leaves the list when its lease expires.
      */
@@ -395,16 +395,34 @@ export type components = {
         /** @description why this path: asked for, or why XDP was not available (e.g. the driver has no native XDP) */
         reason: string;
       };
-      /** @description fleet mode only (null otherwise): how this gateway follows its fleet */
+      /** @description fleet mode only (`--fleet`; null otherwise): the routing side (this gateway's announcement of GIP) beside the configuration side (`--etcd`: the fleet revision applied here and the latest one seen) */
       fleet?: {
         name: string;
-        /** @description the fleet revision in force here (the ETag) */
-        applied_revision: number;
-        /** @description the newest fleet revision seen */
-        latest_revision: number;
+        /**
+         * @description announced: the health link tg-health is up and the routing daemon announces GIP; withdrawn: not ready or stopping; draining: a drain withdrew GIP for good, the gateway stops once the traffic has moved
+         * @enum {string}
+         */
+        announcement: 'announced' | 'withdrawn' | 'draining';
+        /** @description the fleet's configuration comes from etcd (--etcd); without it both revisions are null */
+        etcd: boolean;
+        /** @description the fleet revision in force here (the ETag); null without --etcd */
+        applied_revision: number | null;
+        /** @description the newest fleet revision seen; null without --etcd */
+        latest_revision: number | null;
         /** @description why the newest revision is not in force here (it failed this host's checks, or etcd is unreachable) */
         error?: string | null;
       } | null;
+    };
+    /** @description what a drain did */
+    Drain: {
+      /** @description from the request until the health link was down (the routing daemon withdraws GIP on that event) */
+      withdrawn_after_ms: number;
+      /** @description from the withdrawal until the drain ended */
+      drained_after_ms: number;
+      /** @description packets that still arrived after the withdrawal (all forwarded) */
+      packets_after_withdrawal: number;
+      /** @description true when no packet arrived for 1 s (the router moved the traffic); false when the 30 s limit ended the drain */
+      quiet: boolean;
     };
     Fleet: {
       /** @description the fleet (--fleet) */
@@ -430,21 +448,12 @@ export type components = {
       /** @description its data path runs (a quarantined plugin does not make it not ready) */
       ready: boolean;
       io: string;
-      /** @description plugins quarantined on it, as VIP#position plugin */
+      /** @description plugins quarantined on it, as VIP#position plugin (they do not make it not ready: that would withdraw every gateway at once for one plugin's fault) */
       quarantined?: string[];
+      /** @description its announcement of GIP (announced, withdrawn or draining), as in /api/v1/status fleet.announcement */
+      announcement?: string | null;
       /** @description it runs the fleet's latest revision */
       latest: boolean;
-    };
-    /** @description what a drain did */
-    Drain: {
-      /** @description from the request until the health link was down (the routing daemon withdraws GIP on that event) */
-      withdrawn_after_ms: number;
-      /** @description from the withdrawal until the drain ended */
-      drained_after_ms: number;
-      /** @description packets that still arrived after the withdrawal (all forwarded) */
-      packets_after_withdrawal: number;
-      /** @description true when no packet arrived for 1 s (the router moved the traffic); false when the 30 s limit ended the drain */
-      quiet: boolean;
     };
     Totals: {
       received_packets?: number;
@@ -1028,7 +1037,7 @@ export type operations = {
   };
   /**
    * The fleet's gateways as registered in etcd, and whether each runs the latest revision
-   * @description Fleet mode only (404 otherwise). Read from etcd every second by this gateway; when etcd
+   * @description Fleet mode with etcd only (`--fleet NAME --etcd URL`; 404 otherwise). Read from etcd every second by this gateway; when etcd
    * is unreachable the last list is answered with `reachable` false. A gateway registers
    * under a lease (5 s): a gateway that died leaves the list when its lease expires.
    */

@@ -69,6 +69,8 @@ pub struct Shared {
     pub max_module_bytes: usize,
     /// The netcfg reconciler's progress (none when it does not run).
     pub network: Option<tungate_control::NetworkStatus>,
+    /// Fleet mode: the fleet's name (`--fleet`), for `/api/v1/status` `fleet`.
+    pub fleet_name: Option<String>,
     /// Fleet mode (`--fleet`): the announcer's handle, for `POST /api/v1/drain`.
     pub announce: Option<tungate_announce::AnnounceHandle>,
     /// Fleet mode: the fleet as last read from etcd (`GET /api/v1/fleet`).

@@ -74,6 +74,9 @@ pub fn run(url: &str, token_file: Option<&PathBuf>, ca: Option<&PathBuf>) -> i32
         Ok((status, stats)) => {
             print!("{}", render(client.url(), &status, &stats));
             if let Some(follow) = &status.fleet {
+                println!("\n{}", follow.describe());
+            }
+            if let Some(follow) = status.fleet.as_ref().filter(|f| f.etcd) {
                 match runtime.block_on(client.get_json::<Fleet>("/api/v1/fleet")) {
                     Ok(fleet) => print!("{}", render_fleet(&fleet)),
                     Err(e) => eprintln!("tungate status: cannot list fleet {}: {e}", follow.name),
@@ -139,13 +142,17 @@ fn render_fleet(fleet: &Fleet) -> String {
                     if g.latest { " (latest)" } else { " (BEHIND)" }
                 ),
                 if g.ready { "ready" } else { "NOT READY" }.into(),
+                g.announcement.clone().unwrap_or_else(|| "-".into()),
                 g.io.clone(),
                 [
                     g.error.clone().unwrap_or_default(),
                     if g.quarantined.is_empty() {
                         String::new()
                     } else {
-                        format!("quarantined: {}", g.quarantined.join(", "))
+                        format!(
+                            "quarantined (does not affect readiness): {}",
+                            g.quarantined.join(", ")
+                        )
                     },
                 ]
                 .iter()
@@ -158,7 +165,7 @@ fn render_fleet(fleet: &Fleet) -> String {
         .collect();
     out.push_str(&table(
         &[
-            "GATEWAY", "ADMIN", "VERSION", "REVISION", "STATE", "IO", "NOTE",
+            "GATEWAY", "ADMIN", "VERSION", "REVISION", "STATE", "GIP", "IO", "NOTE",
         ],
         &rows,
     ));

@@ -56,19 +56,53 @@ pub struct Status {
     pub fleet: Option<FleetFollow>,
 }
 
-/// How a gateway follows its fleet's configuration (`/api/v1/status` `fleet`).
+/// How a gateway takes part in its fleet (`/api/v1/status` `fleet`): the routing side
+/// (`--fleet`: GIP announced, withdrawn or draining) beside the configuration side
+/// (`--etcd`: the fleet revision applied here and the latest one seen).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetFollow {
     /// The fleet's name (`--fleet`).
     pub name: String,
+    /// This gateway's announcement of GIP: `announced` (the health link is up, the routing
+    /// daemon announces GIP), `withdrawn` (not ready, or stopping) or `draining` (a drain
+    /// withdrew it for good; the gateway stops once the traffic has moved).
+    pub announcement: String,
+    /// Whether the fleet's configuration comes from etcd (`--etcd`); without it the
+    /// revisions are null.
+    #[serde(default)]
+    pub etcd: bool,
     /// The fleet revision in force here (the `ETag` of the configuration's resources).
-    pub applied_revision: u64,
+    #[serde(default)]
+    pub applied_revision: Option<u64>,
     /// The newest fleet revision this gateway has seen.
-    pub latest_revision: u64,
+    #[serde(default)]
+    pub latest_revision: Option<u64>,
     /// Why the newest revision is not in force here (it failed this host's checks, or
     /// etcd is unreachable), if it is not.
     #[serde(default)]
     pub error: Option<String>,
+}
+
+impl FleetFollow {
+    /// One line for `tungate status`: the announcement, then the revision in force and
+    /// whether it is the latest (with `--etcd`).
+    pub fn describe(&self) -> String {
+        let mut out = format!("fleet {}: GIP {}", self.name, self.announcement);
+        match (self.etcd, self.applied_revision, self.latest_revision) {
+            (true, Some(applied), Some(latest)) if applied >= latest => {
+                out.push_str(&format!(" · fleet revision {applied} (latest)"));
+            }
+            (true, Some(applied), Some(latest)) => out.push_str(&format!(
+                " · fleet revision {applied} in force, {latest} is the latest (BEHIND)"
+            )),
+            (true, _, _) => out.push_str(" · fleet revision unknown"),
+            (false, _, _) => out.push_str(" · configuration from the local file (no --etcd)"),
+        }
+        if let Some(error) = &self.error {
+            out.push_str(&format!(" · {error}"));
+        }
+        out
+    }
 }
 
 /// One gateway of a fleet as it registers itself in etcd, under a lease (a dead gateway's
@@ -90,9 +124,14 @@ pub struct FleetGateway {
     pub ready: bool,
     /// Its I/O path (`xdp`, `xdp-generic`, `packet`).
     pub io: String,
-    /// Plugins quarantined on it, as `VIP#position plugin`.
+    /// Plugins quarantined on it, as `VIP#position plugin` (they do not make it not
+    /// ready).
     #[serde(default)]
     pub quarantined: Vec<String>,
+    /// Its announcement of GIP: `announced`, `withdrawn` or `draining` (as in
+    /// `/api/v1/status` `fleet.announcement`; null from a gateway that does not say).
+    #[serde(default)]
+    pub announcement: Option<String>,
     /// Whether it runs the fleet's latest revision (computed when listed, not stored).
     #[serde(default)]
     pub latest: bool,

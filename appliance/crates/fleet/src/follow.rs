@@ -85,8 +85,17 @@ async fn hand_over(etcd: &Etcd, control: &ControlHandle) -> Result<(), FleetWrit
     Ok(())
 }
 
-/// This gateway's registration, from the view in force.
-fn registration(etcd: &Etcd, view: &SharedView, address: &str) -> FleetGateway {
+/// Where this gateway's announcement of GIP stands (`announced`, `withdrawn`, `draining`),
+/// read for every registration refresh.
+pub type AnnouncementSource = Arc<dyn Fn() -> Option<&'static str> + Send + Sync>;
+
+/// This gateway's registration, from the view in force and its announcement.
+fn registration(
+    etcd: &Etcd,
+    view: &SharedView,
+    address: &str,
+    announcement: &AnnouncementSource,
+) -> FleetGateway {
     let view = view.load();
     let quarantined = view
         .bindings
@@ -105,6 +114,7 @@ fn registration(etcd: &Etcd, view: &SharedView, address: &str) -> FleetGateway {
         ready: view.ready,
         io: view.io.path.to_owned(),
         quarantined,
+        announcement: announcement().map(str::to_owned),
         latest: false,
     }
 }
@@ -117,12 +127,13 @@ pub(crate) async fn register(
     etcd: Etcd,
     view: SharedView,
     address: String,
+    announcement: AnnouncementSource,
     lease: LeaseSlot,
     report: watch::Sender<Fleet>,
 ) {
     let mut failing = false;
     loop {
-        let error = register_once(&etcd, &view, &address, &lease, &report).await;
+        let error = register_once(&etcd, &view, &address, &announcement, &lease, &report).await;
         report.send_modify(|r| {
             r.reachable = false;
             r.error = Some(error.to_string());
@@ -139,6 +150,7 @@ async fn register_once(
     etcd: &Etcd,
     view: &SharedView,
     address: &str,
+    announcement: &AnnouncementSource,
     lease: &LeaseSlot,
     report: &watch::Sender<Fleet>,
 ) -> FleetWriteError {
@@ -160,7 +172,7 @@ async fn register_once(
     };
     let mut registered: Option<FleetGateway> = None;
     loop {
-        let now = registration(etcd, view, address);
+        let now = registration(etcd, view, address, announcement);
         if registered.as_ref() != Some(&now) {
             let value = serde_json::to_vec(&now).expect("serialises");
             if let Err(e) = etcd

@@ -21,6 +21,7 @@ use std::time::Duration;
 use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
 use tokio::sync::watch;
 
+pub use follow::AnnouncementSource;
 use follow::LeaseSlot;
 use store::{BlockingStore, Etcd};
 use tungate_api::wire;
@@ -162,13 +163,14 @@ impl Fleet {
     }
 
     /// Starts following the fleet (changes go to `control`) and registering this gateway
-    /// (its admin listener `address`, and what `view` shows); returns where
-    /// `GET /api/v1/fleet` reads the fleet.
+    /// (its admin listener `address`, what `view` shows and its `announcement` of GIP);
+    /// returns where `GET /api/v1/fleet` reads the fleet.
     pub fn follow(
         &self,
         control: ControlHandle,
         view: SharedView,
         address: String,
+        announcement: AnnouncementSource,
     ) -> watch::Receiver<wire::Fleet> {
         let (report, receiver) = watch::channel(wire::Fleet {
             name: self.name.clone(),
@@ -184,6 +186,7 @@ impl Fleet {
             self.etcd.clone(),
             view,
             address,
+            announcement,
             self.lease.clone(),
             report,
         ));
