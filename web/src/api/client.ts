@@ -3,7 +3,18 @@
 // and telling "the API refused this" apart from "no API answered". It must never put the
 // token in a URL, and never retry a write except once after a fresh sign-in.
 
-import type { ErrorBody, ErrorDetail, Peer, PeerBody, Plugin, Stats, Status, Vip, VipBody } from './types';
+import type {
+  ErrorBody,
+  ErrorDetail,
+  Fleet,
+  Peer,
+  PeerBody,
+  Plugin,
+  Stats,
+  Status,
+  Vip,
+  VipBody,
+} from './types';
 import type { TokenStore } from './token';
 
 /** Why a request failed, which decides how the UI reacts. */
@@ -132,6 +143,16 @@ export class ApiClient {
   /** `GET /api/v1/stats`. */
   stats(): Promise<Stats> {
     return this.read<Stats>('/api/v1/stats');
+  }
+
+  /** `GET /api/v1/fleet`; null when this gateway lists no fleet (404: no `--fleet --etcd`). */
+  async fleet(): Promise<Fleet | null> {
+    try {
+      return await this.read<Fleet>('/api/v1/fleet');
+    } catch (error) {
+      if (error instanceof ApiError && error.kind === 'api' && error.status === 404) return null;
+      throw error;
+    }
   }
 
   /** `GET /api/v1/peers`. */
