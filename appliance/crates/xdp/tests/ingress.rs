@@ -357,6 +357,35 @@ fn peers_and_gateway_change_without_reloading() {
     counters_after(&filter, 6);
     assert_eq!(dropped(&filter, DropReason::WrongGateway), 1);
 
+    // IPv6: RIP6 unknown, then added beside OTHER (past the peer check), then removed.
+    let ip6ip6 = || v6::packet(RIP6, GIP6, &[], v6::IPV6, &v6::inner6());
+    filter.set_gateway6(Some(GIP6)).expect("gateway6");
+    pair.send6(&ip6ip6());
+    counters_after(&filter, 7);
+    assert_eq!(dropped(&filter, DropReason::UnknownPeer), 3);
+    filter
+        .set_peers(&[
+            (IpAddr::V4(OTHER), Tunnel::Ipip),
+            (IpAddr::V6(RIP6), Tunnel::Ipip),
+        ])
+        .expect("add RIP6");
+    pair.send6(&ip6ip6());
+    counters_after(&filter, 8);
+    assert_eq!(dropped(&filter, DropReason::RxOverflow), 4);
+    filter
+        .set_peers(&[(OTHER, Tunnel::Ipip)])
+        .expect("remove RIP6");
+    pair.send6(&ip6ip6());
+    counters_after(&filter, 9);
+    assert_eq!(dropped(&filter, DropReason::UnknownPeer), 4);
+    let many6: Vec<(Ipv6Addr, Tunnel)> = (0..=MAX_PEERS as u128)
+        .map(|a| (Ipv6Addr::from(a), Tunnel::Ipip))
+        .collect();
+    let e = filter
+        .set_peers(&many6)
+        .expect_err("over the IPv6 map's size");
+    assert!(matches!(e, XdpError::TooManyPeers { .. }), "{e}");
+
     // The same program throughout.
     assert_eq!(filter.program_id(), id);
     assert_eq!(pair.xdp().expect("attached")["prog"]["id"], id);
