@@ -7,7 +7,7 @@
  * udp_ports map); anything else is the host's own traffic and passes to the kernel untouched
  * (ARP, neighbour discovery, ICMPv6, SSH, DNS, the admin API, BGP). In IPv6 the tunnel
  * protocol is found behind a bounded walk of extension headers (hop-by-hop, destination
- * options, as a stock ip6tnl inserts, routing, fragment, authentication). Tunnel frames are
+ * options, as a stock ip6tnl inserts, routing, fragment), as tungate_packet::ipv6 walks them. Tunnel frames are
  * checked as the userspace receive path checks them, in the same order, and a failed check
  * drops the frame under the same reason name (tungate_packet::DropReason): malformed_outer
  * (in IPv6 also an extension-header chain longer than the walk or running past the packet,
@@ -71,9 +71,10 @@
 #define TG_NEXT_HOP_BY_HOP 0
 #define TG_NEXT_ROUTING 43
 #define TG_NEXT_FRAGMENT 44
-#define TG_NEXT_AUTH 51
 #define TG_NEXT_DEST_OPTIONS 60
 #define TG_MAX_EXTENSION_HEADERS 4
+/* Most bytes of extension headers walked over (tungate_packet::ipv6::MAX_EXTENSION_BYTES). */
+#define TG_MAX_EXTENSION_BYTES 256
 
 #define TG_GRE_CHECKSUM 0x80
 #define TG_GRE_KEY 0x20
@@ -390,7 +391,7 @@ struct tg_walk {
 	__u32 at;	/* frame offset of the header `next` names */
 	__u8 next;	/* the first protocol that is not an extension header walked over */
 	__u8 complete;	/* 0: the chain is longer than the walk, or runs past the packet */
-	__u8 fragment;	/* a Fragment header was passed */
+	__u8 fragment;	/* a Fragment header of a real fragment (not an atomic one) was passed */
 	__u8 later;	/* ... of a later fragment (offset > 0: no upper header follows) */
 };
 
@@ -398,13 +399,15 @@ struct tg_walk {
 static __always_inline int is_walked(__u8 next)
 {
 	return next == TG_NEXT_HOP_BY_HOP || next == TG_NEXT_ROUTING ||
-	       next == TG_NEXT_FRAGMENT || next == TG_NEXT_AUTH || next == TG_NEXT_DEST_OPTIONS;
+	       next == TG_NEXT_FRAGMENT || next == TG_NEXT_DEST_OPTIONS;
 }
 
 /*
- * Walks at most TG_MAX_EXTENSION_HEADERS extension headers from `first` (the fixed header's
- * next header) up to frame offset `end` (the end of the packet, or of the frame when that is
- * shorter); hop-by-hop options only first. A constant bound the verifier unrolls.
+ * Walks at most TG_MAX_EXTENSION_HEADERS extension headers (TG_MAX_EXTENSION_BYTES bytes)
+ * from `first` (the fixed header's next header) up to frame offset `end` (the end of the
+ * packet, or of the frame when that is shorter); hop-by-hop options only first. An atomic
+ * fragment (offset 0, no more fragments, RFC 6946) holds the whole packet: not a fragment.
+ * A constant bound the verifier unrolls.
  */
 static __always_inline void walk6(struct xdp_md *ctx, __u8 first, __u32 end, struct tg_walk *w)
 {
@@ -426,14 +429,13 @@ static __always_inline void walk6(struct xdp_md *ctx, __u8 first, __u32 end, str
 
 		if (w->next == TG_NEXT_FRAGMENT) {
 			len = 8;
-			w->fragment = 1;
 			w->later = (h[2] != 0 || (h[3] & 0xf8) != 0);
-		} else if (w->next == TG_NEXT_AUTH) {
-			len = ((__u32)h[1] + 2) * 4;
+			w->fragment |= w->later || (h[3] & 1);
 		} else {
 			len = ((__u32)h[1] + 1) * 8;
 		}
-		if (w->at + len > end)
+		if (w->at + len > end ||
+		    w->at + len > sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + TG_MAX_EXTENSION_BYTES)
 			return;
 		w->next = h[0];
 		w->at += len;

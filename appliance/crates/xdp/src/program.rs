@@ -169,6 +169,14 @@ mod tests {
         assert!(SOURCE.contains("struct tg_config {\n\t__u32 gateway;\n\t__u32 gateway6[4];\n};"));
         assert_eq!(std::mem::size_of::<Config>(), 20);
         assert_eq!(value("MAX_EXTENSION_HEADERS"), Some(MAX_EXTENSION_HEADERS));
+        assert_eq!(
+            value("MAX_EXTENSION_HEADERS"),
+            Some(tungate_packet::ipv6::MAX_EXTENSION_HEADERS as u32)
+        );
+        assert_eq!(
+            value("MAX_EXTENSION_BYTES"),
+            Some(tungate_packet::ipv6::MAX_EXTENSION_BYTES as u32)
+        );
         assert_eq!(value("MAX_QUEUES"), Some(MAX_QUEUES));
         assert_eq!(value("MAX_REDIRECT_FRAME"), Some(MAX_REDIRECT_FRAME));
         assert!(SOURCE.contains(&format!("int {PROGRAM_NAME}(struct xdp_md *ctx)")));
