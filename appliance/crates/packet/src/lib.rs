@@ -11,6 +11,7 @@
 mod decap;
 mod drop_reason;
 pub mod ipv4;
+pub mod ipv6;
 mod tunnel;
 pub mod vnet;
 
