@@ -145,15 +145,9 @@ impl VipChain {
                 apply_on_error(link.on_error, &mut self.live, decisions, decided, position);
                 continue;
             }
-            let live = &self.live;
-            let result = link.instance.call_with(
+            let result = link.instance.call(
                 now,
-                live.len(),
-                |descs| {
-                    for (d, &i) in descs.iter_mut().zip(live) {
-                        d.parse_into(packets[i]);
-                    }
-                },
+                self.live.iter().map(|&i| packets[i]),
                 &mut self.verdicts,
             );
             let returned = Instant::now();
@@ -312,7 +306,7 @@ mod tests {
         for (position, (body, on_error)) in links.iter().enumerate() {
             let bytes = test_wat::plugin(&test_wat::hostile_body(body));
             let module = check_module(engine, &bytes).unwrap().module;
-            let prepared = Prepared::new(engine, &module).unwrap();
+            let prepared = Prepared::new(engine, &module, 1).unwrap();
             let worker = Arc::new(WorkerStats::default());
             let labels = InstanceLabels {
                 vip: VIP,
