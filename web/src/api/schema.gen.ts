@@ -63,7 +63,7 @@ export type paths = {
     delete: operations['deleteVip'];
     parameters: {
       path: {
-        address: components['schemas']['Ipv4Unicast'];
+        address: components['schemas']['IpUnicast'];
       };
     };
   };
@@ -199,6 +199,13 @@ export type components = {
      * @description a unicast IPv4 address, dotted quad without leading zeros: not 0.0.0.0, 255.255.255.255 or multicast (224.0.0.0/4)
      */
     Ipv4Unicast: string;
+    /**
+     * Format: ipv6
+     * @description a unicast IPv6 address in hex-and-colons form (compressed or not, no zone, no embedded dotted quad): not :: or multicast (ff00::/8)
+     */
+    Ipv6Unicast: string;
+    /** @description a unicast address of either family: IPv4 (Ipv4Unicast) or IPv6 (Ipv6Unicast) */
+    IpUnicast: components['schemas']['Ipv4Unicast'] | components['schemas']['Ipv6Unicast'];
     /** @description 1 to 12 of A-Z a-z 0-9 _ - (the kernel tunnel is tg-<name>, within the 15-byte interface names) */
     PeerName: string;
     /** @description 1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.' (names appear in URLs, file names and metric labels) */
@@ -208,6 +215,8 @@ export type components = {
     Gateway: {
       /** @description the gateway address (GIP) */
       address: components['schemas']['Ipv4Unicast'];
+      /** @description the gateway's IPv6 address (its IPv6 GIP), beside address: IPv6 peers send their tunnels to it */
+      address6?: components['schemas']['Ipv6Unicast'];
       /**
        * @default userspace
        * @enum {string}
@@ -228,10 +237,10 @@ export type components = {
     };
     Peer: {
       name: components['schemas']['PeerName'];
-      /** @description the real server address (RIP) */
-      address: components['schemas']['Ipv4Unicast'];
-      /** @description the VIPs it answers for; a VIP under two peers must be declared shared under vips */
-      vips?: components['schemas']['Ipv4Unicast'][];
+      /** @description the real server address (RIP), IPv4 or IPv6: its tunnel's outer family follows it (an IPv6 peer needs gateway.address6) */
+      address: components['schemas']['IpUnicast'];
+      /** @description the VIPs it answers for, of either family; a VIP under two peers must be declared shared under vips */
+      vips?: components['schemas']['IpUnicast'][];
       /**
        * @description how long it may send nothing before it is shown as silent (a warning); a humane duration from 1s to 1day, e.g. 30s, 2m, 1m 30s; default 30s
        * @example 30s
@@ -255,9 +264,9 @@ export type components = {
     };
     PeerBody: {
       name?: components['schemas']['PeerName'];
-      address: components['schemas']['Ipv4Unicast'];
-      /** @description the VIPs it answers for; a VIP under two peers must be declared shared under vips */
-      vips?: components['schemas']['Ipv4Unicast'][];
+      address: components['schemas']['IpUnicast'];
+      /** @description the VIPs it answers for, of either family; a VIP under two peers must be declared shared under vips */
+      vips?: components['schemas']['IpUnicast'][];
       /**
        * @description how long it may send nothing before it is shown as silent (a warning); a humane duration from 1s to 1day, e.g. 30s, 2m, 1m 30s; default 30s
        * @example 30s
@@ -293,7 +302,7 @@ export type components = {
       on_error?: 'pass' | 'drop';
     };
     Vip: {
-      address: components['schemas']['Ipv4Unicast'];
+      address: components['schemas']['IpUnicast'];
       /**
        * @description served by several peers (LVS balancing over several real servers); without it a VIP under two peers is refused
        * @default false
@@ -302,7 +311,7 @@ export type components = {
       plugins?: components['schemas']['Binding'][];
     };
     VipBody: {
-      address?: components['schemas']['Ipv4Unicast'];
+      address?: components['schemas']['IpUnicast'];
       /** @default false */
       shared?: boolean;
       plugins?: components['schemas']['Binding'][];
@@ -418,6 +427,15 @@ export type components = {
     PeerStats: {
       name: string;
       address: string;
+      /**
+       * @description the type of its return tunnel
+       * @enum {string}
+       */
+      tunnel: 'ipip' | 'gue' | 'fou' | 'gre';
+      /** @description the UDP destination port of a gue or fou tunnel (gue's default 6080 filled in); null for ipip and gre */
+      port: number | null;
+      /** @description the GRE key its packets must carry (gre only); null when none is configured */
+      key: number | null;
       /** @description packets received from it (its outer source, or its tunnel device, named it), whatever became of them */
       received_packets: number;
       received_bytes: number;
@@ -793,7 +811,7 @@ export type operations = {
   getVip: {
     parameters: {
       path: {
-        address: components['schemas']['Ipv4Unicast'];
+        address: components['schemas']['IpUnicast'];
       };
     };
     responses: {
@@ -818,7 +836,7 @@ export type operations = {
         'If-Match'?: components['parameters']['IfMatch'];
       };
       path: {
-        address: components['schemas']['Ipv4Unicast'];
+        address: components['schemas']['IpUnicast'];
       };
     };
     requestBody: {
@@ -852,7 +870,7 @@ export type operations = {
         'If-Match'?: components['parameters']['IfMatch'];
       };
       path: {
-        address: components['schemas']['Ipv4Unicast'];
+        address: components['schemas']['IpUnicast'];
       };
     };
     responses: {

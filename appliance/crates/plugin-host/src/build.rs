@@ -289,14 +289,14 @@ pub(crate) fn build_generation(
                 serde_json::to_vec(&binding.config).expect("a JSON value always serialises");
             let plugin: Arc<str> = binding.plugin.as_str().into();
             let key = BindingKey {
-                vip,
+                vip: vip.into(),
                 position,
                 plugin: binding.plugin.clone(),
             };
             let stats = registry.cells(&key, workers);
             for (worker, links) in per_worker.iter_mut().enumerate() {
                 let labels = InstanceLabels {
-                    vip,
+                    vip: vip.into(),
                     position,
                     plugin: plugin.clone(),
                 };
@@ -336,7 +336,8 @@ pub(crate) fn build_generation(
             });
         }
         for (set, links) in filters.iter_mut().zip(per_worker) {
-            set.by_vip.insert(vip, Box::new(VipChain::new(vip, links)));
+            set.by_vip
+                .insert(vip, Box::new(VipChain::new(vip.into(), links)));
         }
     }
     Ok(Generation {

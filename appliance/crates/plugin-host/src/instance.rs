@@ -6,7 +6,7 @@
 //! its marker), and classifies every failure into an [`ErrorKind`]. It decides nothing about
 //! packets: applying verdicts and failure policy is [`super::chain`]'s job.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,8 +60,8 @@ impl Layout {
 /// Who an instance serves, for log lines.
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceLabels {
-    /// The VIP.
-    pub vip: Ipv4Addr,
+    /// The VIP (either family).
+    pub vip: IpAddr,
     /// Position in the VIP's chain.
     pub position: usize,
     /// The plugin's name.
@@ -538,6 +538,7 @@ mod tests {
     use crate::engine::Limits;
     use crate::test_wat;
     use crate::validate::check_module;
+    use std::net::Ipv4Addr;
 
     fn engine() -> PluginEngine {
         PluginEngine::new(Limits {
@@ -549,7 +550,7 @@ mod tests {
 
     fn labels() -> InstanceLabels {
         InstanceLabels {
-            vip: Ipv4Addr::new(192, 0, 2, 1),
+            vip: Ipv4Addr::new(192, 0, 2, 1).into(),
             position: 0,
             plugin: "t".into(),
         }
@@ -741,7 +742,7 @@ mod tests {
         }
         let table = BindingStats {
             key: BindingKey {
-                vip: Ipv4Addr::new(192, 0, 2, 1),
+                vip: Ipv4Addr::new(192, 0, 2, 1).into(),
                 position: 0,
                 plugin: "t".into(),
             },
