@@ -201,10 +201,10 @@ export type components = {
     Ipv4Unicast: string;
     /**
      * Format: ipv6
-     * @description a unicast IPv6 address in hex-and-colons form (compressed or not, no zone, no embedded dotted quad): not :: or multicast (ff00::/8)
+     * @description a unicast IPv6 address: not ::, not multicast (ff00::/8), not IPv4-mapped (::ffff:0:0/96)
      */
     Ipv6Unicast: string;
-    /** @description a unicast address of either family: IPv4 (Ipv4Unicast) or IPv6 (Ipv6Unicast) */
+    /** @description a unicast IPv4 (dotted quad) or IPv6 address */
     IpUnicast: components['schemas']['Ipv4Unicast'] | components['schemas']['Ipv6Unicast'];
     /** @description 1 to 12 of A-Z a-z 0-9 _ - (the kernel tunnel is tg-<name>, within the 15-byte interface names) */
     PeerName: string;
@@ -213,9 +213,9 @@ export type components = {
     /** @description a Linux interface name: 1 to 15 printable ASCII characters, no '/', ':' or white space, not . or .. */
     InterfaceName: string;
     Gateway: {
-      /** @description the gateway address (GIP) */
-      address: components['schemas']['Ipv4Unicast'];
-      /** @description the gateway's IPv6 address (its IPv6 GIP), beside address: IPv6 peers send their tunnels to it */
+      /** @description the gateway's IPv4 address (GIP), the outer destination of IPv4 peers' tunnels; give address, address6 or both */
+      address?: components['schemas']['Ipv4Unicast'];
+      /** @description the gateway's IPv6 address, the outer destination of IPv6 peers' tunnels (userspace decap only) */
       address6?: components['schemas']['Ipv6Unicast'];
       /**
        * @default userspace
@@ -237,9 +237,9 @@ export type components = {
     };
     Peer: {
       name: components['schemas']['PeerName'];
-      /** @description the real server address (RIP), IPv4 or IPv6: its tunnel's outer family follows it (an IPv6 peer needs gateway.address6) */
+      /** @description the real server address (RIP), IPv4 or IPv6: its tunnel's outer family, the gateway needs address or address6 to match */
       address: components['schemas']['IpUnicast'];
-      /** @description the VIPs it answers for, of either family; a VIP under two peers must be declared shared under vips */
+      /** @description the VIPs it answers for; a VIP under two peers must be declared shared under vips */
       vips?: components['schemas']['IpUnicast'][];
       /**
        * @description how long it may send nothing before it is shown as silent (a warning); a humane duration from 1s to 1day, e.g. 30s, 2m, 1m 30s; default 30s
@@ -265,7 +265,7 @@ export type components = {
     PeerBody: {
       name?: components['schemas']['PeerName'];
       address: components['schemas']['IpUnicast'];
-      /** @description the VIPs it answers for, of either family; a VIP under two peers must be declared shared under vips */
+      /** @description the VIPs it answers for; a VIP under two peers must be declared shared under vips */
       vips?: components['schemas']['IpUnicast'][];
       /**
        * @description how long it may send nothing before it is shown as silent (a warning); a humane duration from 1s to 1day, e.g. 30s, 2m, 1m 30s; default 30s
@@ -1012,7 +1012,7 @@ export type operations = {
     parameters: {
       query?: {
         /** @description only packets attributed to this VIP */
-        vip?: string;
+        vip?: components['schemas']['IpUnicast'];
         /** @description only drops for this reason (not with plugin) */
         reason?: components['schemas']['DropReason'];
         /** @description only drops (plugin, plugin_error) decided by this plugin (not with reason) */

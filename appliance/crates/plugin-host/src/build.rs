@@ -262,12 +262,11 @@ pub(crate) fn build_generation(
                     actual: compiled.info.sha256.clone(),
                 });
             }
-            let vip_address: std::net::IpAddr = vip.address.into();
-            if !abi_serves(compiled.info.abi_version, vip_address) {
+            if !abi_serves(compiled.info.abi_version, vip.address) {
                 return Err(BuildError::AbiCannotServeVip {
                     binding: at,
                     plugin: binding.plugin.clone(),
-                    vip: vip_address,
+                    vip: vip.address,
                 });
             }
             chain.push((at, binding, compiled));
@@ -289,14 +288,14 @@ pub(crate) fn build_generation(
                 serde_json::to_vec(&binding.config).expect("a JSON value always serialises");
             let plugin: Arc<str> = binding.plugin.as_str().into();
             let key = BindingKey {
-                vip: vip.into(),
+                vip,
                 position,
                 plugin: binding.plugin.clone(),
             };
             let stats = registry.cells(&key, workers);
             for (worker, links) in per_worker.iter_mut().enumerate() {
                 let labels = InstanceLabels {
-                    vip: vip.into(),
+                    vip,
                     position,
                     plugin: plugin.clone(),
                 };
@@ -336,8 +335,7 @@ pub(crate) fn build_generation(
             });
         }
         for (set, links) in filters.iter_mut().zip(per_worker) {
-            set.by_vip
-                .insert(vip, Box::new(VipChain::new(vip.into(), links)));
+            set.by_vip.insert(vip, Box::new(VipChain::new(vip, links)));
         }
     }
     Ok(Generation {
@@ -520,6 +518,68 @@ mod tests {
         assert_eq!(
             decisions,
             [tungate_datapath::filter::Decision::DropByPlugin]
+        );
+    }
+
+    #[test]
+    fn a_v1_module_bound_to_an_ipv6_vip_is_refused_and_a_v2_module_is_built() {
+        let engine = PluginEngine::new(Limits {
+            max_instances: 8,
+            memory_cap_bytes: 1 << 20,
+            ..Limits::default()
+        })
+        .unwrap();
+        let doc = |plugin: &str| {
+            config::parse_toml(&format!(
+                "[gateway]\naddress = \"192.0.2.1\"\naddress6 = \"2001:db8::1\"\n\
+                 [[peers]]\nname = \"rs1\"\naddress = \"2001:db8:1::2\"\nvips = [\"2001:db8:f::10\"]\n\
+                 [[vips]]\naddress = \"2001:db8:f::10\"\n[[vips.plugins]]\nplugin = \"{plugin}\"\n"
+            ))
+            .unwrap()
+        };
+        let (v1, v2) = (
+            test_wat::plugin(test_wat::PASS_ALL),
+            test_wat::v2_plugin(&test_wat::drop_family(6)),
+        );
+        let modules = |name: &str| match name {
+            "old" => Some(v1.clone()),
+            "new" => Some(v2.clone()),
+            _ => None,
+        };
+        let build = |doc: &Document| {
+            build_generation(
+                &engine,
+                &ModuleCache::default(),
+                &StatsRegistry::default(),
+                doc,
+                &modules,
+                1,
+            )
+        };
+        let error = build(&doc("old"))
+            .err()
+            .expect("a v1 module cannot judge IPv6");
+        assert!(
+            matches!(&error, BuildError::AbiCannotServeVip { binding, plugin, vip }
+                if binding == "vips[0].plugins[0]" && plugin == "old"
+                    && *vip == "2001:db8:f::10".parse::<std::net::IpAddr>().unwrap()),
+            "{error}"
+        );
+        assert!(error.to_string().contains("speaks ABI v1"), "{error}");
+        let mut generation = build(&doc("new")).expect("a v2 module serves an IPv6 VIP");
+        let chain = generation.filters[0]
+            .by_vip
+            .get_mut(&"2001:db8:f::10".parse().unwrap())
+            .unwrap();
+        let mut packet = vec![0u8; 40];
+        packet[0] = 0x60;
+        packet[6] = 59;
+        let mut decisions = [tungate_datapath::filter::Decision::Pass];
+        chain.filter(&[&packet], &mut decisions);
+        assert_eq!(
+            decisions,
+            [tungate_datapath::filter::Decision::DropByPlugin],
+            "the v2 module saw family 6"
         );
     }
 }
