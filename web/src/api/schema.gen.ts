@@ -520,6 +520,15 @@ export type components = {
     PeerStats: {
       name: string;
       address: string;
+      /**
+       * @description the type of its return tunnel
+       * @enum {string}
+       */
+      tunnel: 'ipip' | 'gue' | 'fou' | 'gre';
+      /** @description the UDP destination port of a gue or fou tunnel (gue's default 6080 filled in); null for ipip and gre */
+      port: number | null;
+      /** @description the GRE key its packets must carry (gre only); null when none is configured */
+      key: number | null;
       /** @description packets received from it (its outer source, or its tunnel device, named it), whatever became of them */
       received_packets: number;
       received_bytes: number;

@@ -250,6 +250,9 @@ pub(crate) fn peer_stats(
             PeerStats {
                 name: p.name.clone(),
                 address: p.address.to_string(),
+                tunnel: p.tunnel.as_str().into(),
+                port: p.udp_port(),
+                key: p.key,
                 received_packets: counted.map_or(0, |c| c.packets),
                 received_bytes: counted.map_or(0, |c| c.bytes),
                 dropped: by_reason(&counted.map(|c| c.drops).unwrap_or_default()),

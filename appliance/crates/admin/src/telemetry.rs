@@ -422,6 +422,9 @@ pub(crate) mod tests {
         let peer = |name: &str, heard: Option<f64>, silent| PeerStats {
             name: name.into(),
             address: "10.0.1.2".into(),
+            tunnel: "ipip".into(),
+            port: None,
+            key: None,
             received_packets: 44,
             received_bytes: 5000,
             dropped: [("vip_not_served".to_owned(), 3), ("plugin".to_owned(), 0)].into(),

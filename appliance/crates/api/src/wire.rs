@@ -353,6 +353,17 @@ pub struct PeerStats {
     pub name: String,
     /// Its address (RIP).
     pub address: String,
+    /// Its return tunnel's type: `ipip`, `gue`, `fou` or `gre` (`ipip` from a tungate that
+    /// does not say).
+    #[serde(default = "ipip")]
+    pub tunnel: String,
+    /// The UDP destination port of a `gue` or `fou` tunnel (`gue`'s default filled in);
+    /// null for the others.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The GRE key its packets must carry (`gre` only); null when none is configured.
+    #[serde(default)]
+    pub key: Option<u32>,
     /// Packets received from it (its outer source, or its tunnel device, named it).
     pub received_packets: u64,
     /// Bytes received from it.
@@ -368,6 +379,10 @@ pub struct PeerStats {
     pub silent_after_seconds: f64,
     /// Silent longer than `silent_after`: shown as a warning.
     pub silent: bool,
+}
+
+fn ipip() -> String {
+    "ipip".into()
 }
 
 /// One VIP's counters.

@@ -165,7 +165,7 @@ impl ControlError {
                 ControlError::new(ErrorCode::InvalidConfig, strip(&text, &binding))
                     .at(format!("{binding}.sha256"))
             }
-            BuildError::Refused { binding, .. } => {
+            BuildError::Refused { binding, .. } | BuildError::AbiCannotServeVip { binding, .. } => {
                 ControlError::new(ErrorCode::PluginRejected, strip(&text, &binding))
                     .at(format!("{binding}.plugin"))
             }
