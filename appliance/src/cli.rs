@@ -53,6 +53,11 @@ pub enum Command {
     /// sends a steady mix of client requests from two prefixes. It prints the web UI's URL
     /// and the admin token, and progress every 5 s, until Ctrl-C or SIGTERM; then it removes
     /// every namespace, link and file it made. The host's own network is never changed.
+    ///
+    /// With --gateways N (2 to 8) it runs a fleet instead: a router namespace running BIRD
+    /// with ECMP, N gateway namespaces each running `tungate run --fleet demo` and BIRD
+    /// (the files of deploy/fleet/), replies of many flows spread over all of them, and a
+    /// line per gateway every 5 s. Needs BIRD 2 (apt-get install bird2).
     #[command(after_help = "\
 Examples:
   sudo tungate demo
