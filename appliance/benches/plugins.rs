@@ -65,7 +65,7 @@ fn wasm_chain(host: &PluginHost, plugins: &[(&str, &str)]) -> Box<dyn BatchFilte
     }
     let mut doc = parse_toml("[gateway]\naddress = \"10.0.0.1\"").unwrap();
     doc.vips.push(Vip {
-        address: VIP,
+        address: VIP.into(),
         shared: false,
         plugins: plugins
             .iter()
@@ -78,7 +78,7 @@ fn wasm_chain(host: &PluginHost, plugins: &[(&str, &str)]) -> Box<dyn BatchFilte
             .collect(),
     });
     let mut generation = host.build(&doc, &plugins::example_module, 1).unwrap();
-    generation.filters[0].by_vip.remove(&VIP).unwrap()
+    generation.filters[0].by_vip.remove(&VIP.into()).unwrap()
 }
 
 /// One natively compiled plugin.

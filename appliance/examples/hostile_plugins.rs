@@ -62,7 +62,8 @@ fn measure(t: &Topology, gw: &InProcessGateway, seconds: u64) -> Rates {
     std::thread::sleep(Duration::from_millis(300));
     let after = gw.counters();
     let cpu = (thread_cpu_ns("self", "tg-worker-0") - cpu_before) as f64 / 1e9;
-    let vip = |s: &tungate_datapath::counters::Snapshot, v| *s.vip(v).expect("VIP");
+    let vip =
+        |s: &tungate_datapath::counters::Snapshot, v: std::net::Ipv4Addr| *s.vip(v).expect("VIP");
     let (a0, a1) = (vip(&before, VIP_A), vip(&after, VIP_A));
     let (b0, b1) = (vip(&before, VIP_B), vip(&after, VIP_B));
     Rates {

@@ -345,13 +345,20 @@ fn io_plan(doc: &Document) -> Result<(IoPlan, Option<SharedFilter>), String> {
     }
     let ingress = Datapath::ingress_interface(doc).ok_or("no ingress interface")?;
     let ifindex = tungate_datapath::interface_index(&ingress).map_err(|e| e.to_string())?;
-    let mut filter = IngressFilter::attach(ifindex, XdpMode::Native, doc.gateway.address)
-        .map_err(|e| e.to_string())?;
-    let peers: Vec<_> = doc
+    let gip = doc
+        .gateway
+        .address
+        .ok_or("the bench gateway has an IPv4 address")?;
+    let mut filter =
+        IngressFilter::attach(ifindex, XdpMode::Native, gip).map_err(|e| e.to_string())?;
+    let peers = doc
         .peers
         .iter()
-        .map(|p| (p.address, tungate_datapath::peer_tunnel(p)))
-        .collect();
+        .map(|p| match p.address {
+            std::net::IpAddr::V4(a) => Ok((a, tungate_datapath::peer_tunnel(p))),
+            std::net::IpAddr::V6(a) => Err(format!("the bench has IPv4 peers only, not {a}")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     filter.set_peers(&peers).map_err(|e| e.to_string())?;
     let filter = Arc::new(Mutex::new(filter));
     Ok((

@@ -158,7 +158,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let chain = generation.filters[0]
         .by_vip
-        .get_mut(&VIP)
+        .get_mut(&VIP.into())
         .expect("the VIP has a chain");
     let packet = [
         0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 10, 198, 51, 100, 7, 0, 80, 0x9c,

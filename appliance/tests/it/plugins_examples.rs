@@ -73,7 +73,7 @@ fn run(set: &mut WorkerFilters, packets: &[Vec<u8>]) -> Vec<Decision> {
     let refs: Vec<&[u8]> = packets.iter().map(|p| p.as_slice()).collect();
     let mut d = vec![Decision::Pass; refs.len()];
     set.by_vip
-        .get_mut(&VIP)
+        .get_mut(&VIP.into())
         .expect("the VIP has a chain")
         .filter(&refs, &mut d);
     d

@@ -72,7 +72,10 @@ fn worker(index: usize, slots: Arc<FilterSlots>, progress: Arc<AtomicU64>) -> Ve
         next += BATCH as u64;
         let refs: Vec<&[u8]> = batch.iter().map(|p| p.as_slice()).collect();
         let mut d = vec![Decision::Pass; BATCH];
-        set.by_vip.get_mut(&VIP).unwrap().filter(&refs, &mut d);
+        set.by_vip
+            .get_mut(&VIP.into())
+            .unwrap()
+            .filter(&refs, &mut d);
         records.extend(
             refs.iter()
                 .zip(d)

@@ -240,7 +240,7 @@ fn each_vips_batch_filter_judges_its_packets() {
         let (_, ingress) = dp.userspace_ingress().expect("userspace mode");
         fence.raise(ingress, &[]).expect("tunnel fence");
         let mut set = WorkerFilters::default();
-        set.by_vip.insert(VIP, Box::new(DropOddLength));
+        set.by_vip.insert(VIP.into(), Box::new(DropOddLength));
         dp.filter_slots().publish(vec![set]);
         started_tx.send(dp.filter_slots().progress()).unwrap();
         rx.recv().unwrap();

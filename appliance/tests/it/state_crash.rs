@@ -37,7 +37,7 @@ const ADMIN: &str = "127.0.0.1:9080";
 fn variant(base: &Document, k: usize) -> Document {
     let mut doc = base.clone();
     doc.vips = vec![tungate_config::Vip {
-        address: VIP,
+        address: VIP.into(),
         shared: false,
         plugins: vec![tungate_config::Binding {
             plugin: "acc".into(),

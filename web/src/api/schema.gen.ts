@@ -63,7 +63,7 @@ export type paths = {
     delete: operations['deleteVip'];
     parameters: {
       path: {
-        address: components['schemas']['Ipv4Unicast'];
+        address: components['schemas']['IpUnicast'];
       };
     };
   };
@@ -213,6 +213,13 @@ export type components = {
      * @description a unicast IPv4 address, dotted quad without leading zeros: not 0.0.0.0, 255.255.255.255 or multicast (224.0.0.0/4)
      */
     Ipv4Unicast: string;
+    /**
+     * Format: ipv6
+     * @description a unicast IPv6 address: not ::, not multicast (ff00::/8), not IPv4-mapped (::ffff:0:0/96)
+     */
+    Ipv6Unicast: string;
+    /** @description a unicast IPv4 (dotted quad) or IPv6 address */
+    IpUnicast: components['schemas']['Ipv4Unicast'] | components['schemas']['Ipv6Unicast'];
     /** @description 1 to 12 of A-Z a-z 0-9 _ - (the kernel tunnel is tg-<name>, within the 15-byte interface names) */
     PeerName: string;
     /** @description 1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.' (names appear in URLs, file names and metric labels) */
@@ -220,8 +227,10 @@ export type components = {
     /** @description a Linux interface name: 1 to 15 printable ASCII characters, no '/', ':' or white space, not . or .. */
     InterfaceName: string;
     Gateway: {
-      /** @description the gateway address (GIP) */
-      address: components['schemas']['Ipv4Unicast'];
+      /** @description the gateway's IPv4 address (GIP), the outer destination of IPv4 peers' tunnels; give address, address6 or both */
+      address?: components['schemas']['Ipv4Unicast'];
+      /** @description the gateway's IPv6 address, the outer destination of IPv6 peers' tunnels (userspace decap only) */
+      address6?: components['schemas']['Ipv6Unicast'];
       /**
        * @default userspace
        * @enum {string}
@@ -242,10 +251,10 @@ export type components = {
     };
     Peer: {
       name: components['schemas']['PeerName'];
-      /** @description the real server address (RIP) */
-      address: components['schemas']['Ipv4Unicast'];
+      /** @description the real server address (RIP), IPv4 or IPv6: its tunnel's outer family, the gateway needs address or address6 to match */
+      address: components['schemas']['IpUnicast'];
       /** @description the VIPs it answers for; a VIP under two peers must be declared shared under vips */
-      vips?: components['schemas']['Ipv4Unicast'][];
+      vips?: components['schemas']['IpUnicast'][];
       /**
        * @description how long it may send nothing before it is shown as silent (a warning); a humane duration from 1s to 1day, e.g. 30s, 2m, 1m 30s; default 30s
        * @example 30s
@@ -269,9 +278,9 @@ export type components = {
     };
     PeerBody: {
       name?: components['schemas']['PeerName'];
-      address: components['schemas']['Ipv4Unicast'];
+      address: components['schemas']['IpUnicast'];
       /** @description the VIPs it answers for; a VIP under two peers must be declared shared under vips */
-      vips?: components['schemas']['Ipv4Unicast'][];
+      vips?: components['schemas']['IpUnicast'][];
       /**
        * @description how long it may send nothing before it is shown as silent (a warning); a humane duration from 1s to 1day, e.g. 30s, 2m, 1m 30s; default 30s
        * @example 30s
@@ -307,7 +316,7 @@ export type components = {
       on_error?: 'pass' | 'drop';
     };
     Vip: {
-      address: components['schemas']['Ipv4Unicast'];
+      address: components['schemas']['IpUnicast'];
       /**
        * @description served by several peers (LVS balancing over several real servers); without it a VIP under two peers is refused
        * @default false
@@ -316,7 +325,7 @@ export type components = {
       plugins?: components['schemas']['Binding'][];
     };
     VipBody: {
-      address?: components['schemas']['Ipv4Unicast'];
+      address?: components['schemas']['IpUnicast'];
       /** @default false */
       shared?: boolean;
       plugins?: components['schemas']['Binding'][];
@@ -834,7 +843,7 @@ export type operations = {
   getVip: {
     parameters: {
       path: {
-        address: components['schemas']['Ipv4Unicast'];
+        address: components['schemas']['IpUnicast'];
       };
     };
     responses: {
@@ -859,7 +868,7 @@ export type operations = {
         'If-Match'?: components['parameters']['IfMatch'];
       };
       path: {
-        address: components['schemas']['Ipv4Unicast'];
+        address: components['schemas']['IpUnicast'];
       };
     };
     requestBody: {
@@ -893,7 +902,7 @@ export type operations = {
         'If-Match'?: components['parameters']['IfMatch'];
       };
       path: {
-        address: components['schemas']['Ipv4Unicast'];
+        address: components['schemas']['IpUnicast'];
       };
     };
     responses: {
@@ -1035,7 +1044,7 @@ export type operations = {
     parameters: {
       query?: {
         /** @description only packets attributed to this VIP */
-        vip?: string;
+        vip?: components['schemas']['IpUnicast'];
         /** @description only drops for this reason (not with plugin) */
         reason?: components['schemas']['DropReason'];
         /** @description only drops (plugin, plugin_error) decided by this plugin (not with reason) */

@@ -11,7 +11,7 @@
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
@@ -91,8 +91,12 @@ impl Params {
             .vip
             .as_deref()
             .map(|v| {
-                v.parse::<Ipv4Addr>()
-                    .map_err(|_| bad("vip", format!("vip must be an IPv4 address, not {v:?}")))
+                v.parse::<IpAddr>().map_err(|_| {
+                    bad(
+                        "vip",
+                        format!("vip must be an IPv4 or IPv6 address, not {v:?}"),
+                    )
+                })
             })
             .transpose()?;
         let reason = q
@@ -389,7 +393,10 @@ mod tests {
             ("passed", "true"),
         ]))
         .unwrap();
-        assert_eq!(p.filter.vip, Some(Ipv4Addr::new(192, 0, 2, 10)));
+        assert_eq!(
+            p.filter.vip,
+            Some(std::net::Ipv4Addr::new(192, 0, 2, 10).into())
+        );
         assert_eq!(p.filter.reason, Some(DropReason::UnknownPeer));
         assert!(p.filter.passed);
         assert_eq!((p.count, p.seconds), (MAX_COUNT, MAX_SECONDS));
@@ -424,7 +431,7 @@ mod tests {
             bytes: vec![0x45],
             original_len: 1,
             outcome: Outcome::Dropped(DropReason::Plugin),
-            vip: Some(Ipv4Addr::new(192, 0, 2, 10)),
+            vip: Some(std::net::Ipv4Addr::new(192, 0, 2, 10).into()),
             culprit: Some(tungate_datapath::filter::Culprit {
                 position: 0,
                 plugin: "deny".into(),

@@ -1,6 +1,6 @@
 //! `/api/v1/peers` and `/api/v1/peers/{name}`: the real servers, one at a time.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use axum::Json;
 use axum::body::Body;
@@ -25,10 +25,10 @@ pub(crate) struct PeerBody {
     #[serde(default)]
     pub name: Option<String>,
     /// The real server's address (RIP).
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// The VIPs it serves.
     #[serde(default)]
-    pub vips: Vec<Ipv4Addr>,
+    pub vips: Vec<IpAddr>,
     /// How long it may be silent before it is shown as such (default 30 s).
     #[serde(default)]
     pub silent_after: Option<HumaneDuration>,

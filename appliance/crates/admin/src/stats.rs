@@ -75,7 +75,7 @@ fn status_of(
         uptime_seconds,
         decap_mode: doc.gateway.decap.as_str().to_owned(),
         workers: doc.gateway.workers,
-        gateway_address: doc.gateway.address.to_string(),
+        gateway_address: doc.gateway.display_address().to_string(),
         ready: view.ready,
         peers: doc.peers.len(),
         vips: doc

@@ -1,6 +1,6 @@
 //! `/api/v1/vips` and `/api/v1/vips/{address}`: the VIPs and their plugin chains.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use axum::Json;
 use axum::body::Body;
@@ -22,7 +22,7 @@ use tungate_control::{Action, ErrorCode, Reply, edit};
 pub(crate) struct VipBody {
     /// Must equal the path's address when given.
     #[serde(default)]
-    pub address: Option<Ipv4Addr>,
+    pub address: Option<IpAddr>,
     /// Served by several peers; when left out, an existing VIP keeps its current value
     /// (so binding plugins never needs to repeat it) and a new one is not shared.
     #[serde(default)]
@@ -32,16 +32,14 @@ pub(crate) struct VipBody {
     pub plugins: Vec<Binding>,
 }
 
-/// The path's VIP address, checked (dotted-quad IPv4 only).
-pub(crate) fn address_param(
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Ipv4Addr, ApiError> {
+/// The path's VIP address, checked (IPv4 dotted quad or IPv6).
+pub(crate) fn address_param(path: Result<Path<String>, PathRejection>) -> Result<IpAddr, ApiError> {
     let Path(text) =
         path.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()).at("address"))?;
     text.parse().map_err(|_| {
         ApiError::new(
             ErrorCode::BadRequest,
-            format!("{text:?} is not an IPv4 address (dotted quad, e.g. 192.0.2.10)"),
+            format!("{text:?} is not an IP address (e.g. 192.0.2.10 or 2001:db8::10)"),
         )
         .at("address")
     })

@@ -7,17 +7,25 @@
 //! never change anything.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::model::{DecapMode, Document};
 use super::validate::{FieldError, Invalid};
 
-/// The IPv4 addresses configured on this host's interfaces (in this network namespace).
-pub(crate) fn local_ipv4_addresses() -> std::io::Result<HashSet<Ipv4Addr>> {
+/// The IP address a socket address of an interface holds, if it is IPv4 or IPv6.
+fn ip_of(address: &nix::sys::socket::SockaddrStorage) -> Option<IpAddr> {
+    address
+        .as_sockaddr_in()
+        .map(|sin| IpAddr::V4(sin.ip()))
+        .or_else(|| address.as_sockaddr_in6().map(|sin6| IpAddr::V6(sin6.ip())))
+}
+
+/// The IPv4 and IPv6 addresses configured on this host's interfaces (in this network
+/// namespace).
+pub(crate) fn local_addresses() -> std::io::Result<HashSet<IpAddr>> {
     let addrs = nix::ifaddrs::getifaddrs().map_err(std::io::Error::from)?;
     Ok(addrs
-        .filter_map(|a| a.address)
-        .filter_map(|s| s.as_sockaddr_in().map(|sin| sin.ip()))
+        .filter_map(|a| a.address.as_ref().and_then(ip_of))
         .collect())
 }
 
@@ -27,15 +35,16 @@ pub(crate) fn interface_exists(name: &str) -> bool {
 }
 
 /// The interface the encapsulated replies arrive on: `gateway.ingress_interface`, else the
-/// interface that holds the gateway address (`None` when no interface holds it).
+/// interface that holds the gateway address (`address`, else `address6`; `None` when no
+/// interface holds it).
 pub fn ingress_interface(doc: &Document) -> Option<String> {
     if let Some(name) = &doc.gateway.ingress_interface {
         return Some(name.clone());
     }
-    let gip = doc.gateway.address;
+    let gip = doc.gateway.display_address();
     nix::ifaddrs::getifaddrs().ok()?.find_map(|a| {
-        let address = a.address?;
-        (address.as_sockaddr_in()?.ip() == gip).then_some(a.interface_name)
+        let address = a.address.as_ref().and_then(ip_of)?;
+        (address == gip).then_some(a.interface_name)
     })
 }
 
@@ -124,7 +133,7 @@ pub fn check_host(doc: &Document) -> Result<(), Invalid> {
 /// arrive).
 pub fn check_host_as(doc: &Document, fleet: bool) -> Result<(), Invalid> {
     let mut problems = Vec::new();
-    let gip = doc.gateway.address;
+    let gip = doc.gateway.display_address();
     if fleet && doc.gateway.decap == DecapMode::Userspace && doc.gateway.ingress_interface.is_none()
     {
         problems.push(FieldError {
@@ -135,16 +144,25 @@ pub fn check_host_as(doc: &Document, fleet: bool) -> Result<(), Invalid> {
             ),
         });
     }
-    match local_ipv4_addresses() {
+    match local_addresses() {
         Ok(_) if fleet => {}
-        Ok(local) if !local.contains(&gip) => problems.push(FieldError {
-            field: "gateway.address".into(),
-            message: format!(
-                "{gip} is not an address of this host; add it to an interface or give the \
-                 address the real servers tunnel to"
-            ),
-        }),
-        Ok(_) => {}
+        Ok(local) => {
+            let keys = [("gateway.address", doc.gateway.address.map(IpAddr::V4))];
+            let keys6 = [("gateway.address6", doc.gateway.address6.map(IpAddr::V6))];
+            for (field, gip) in keys.into_iter().chain(keys6) {
+                if let Some(gip) = gip
+                    && !local.contains(&gip)
+                {
+                    problems.push(FieldError {
+                        field: field.into(),
+                        message: format!(
+                            "{gip} is not an address of this host; add it to an interface or \
+                             give the address the real servers tunnel to"
+                        ),
+                    });
+                }
+            }
+        }
         Err(e) => problems.push(FieldError {
             field: "gateway.address".into(),
             message: format!("cannot list this host's addresses: {e}"),

@@ -6,7 +6,7 @@
 //! both go through these types, so a key unknown to one is unknown to the other. This module
 //! only describes shapes; [`super::validate`] checks the meaning.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -94,8 +94,14 @@ impl IoMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Gateway {
-    /// The gateway's own address (GIP): the outer destination of every reply tunnel.
-    pub address: Ipv4Addr,
+    /// The gateway's own IPv4 address (GIP): the outer destination of every reply tunnel
+    /// from an IPv4 peer. At least one of `address` and `address6` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Addr>,
+    /// The gateway's own IPv6 address (its IPv6 GIP): the outer destination of every reply
+    /// tunnel from an IPv6 peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Addr>,
     /// Receive and decapsulation mode.
     #[serde(default)]
     pub decap: DecapMode,
@@ -116,6 +122,33 @@ pub struct Gateway {
     pub ingress_interface: Option<String>,
 }
 
+impl Gateway {
+    /// The gateway's address in the family of `peer`: the outer destination of that peer's
+    /// tunnel, `None` when the gateway has no address of that family.
+    pub fn address_for(&self, peer: IpAddr) -> Option<IpAddr> {
+        match peer {
+            IpAddr::V4(_) => self.address.map(IpAddr::V4),
+            IpAddr::V6(_) => self.address6.map(IpAddr::V6),
+        }
+    }
+
+    /// The gateway's addresses: `address` then `address6`, those that are given.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> {
+        self.address
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(self.address6.map(IpAddr::V6))
+    }
+
+    /// The address the gateway is shown by: `address`, else `address6` (validation requires
+    /// one; an invalid document without either shows the IPv4 unspecified address).
+    pub fn display_address(&self) -> IpAddr {
+        self.addresses()
+            .next()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+}
+
 /// The default worker count: one, which leaves the other cores to the kernel and the admin.
 pub(crate) fn default_workers() -> u32 {
     1
@@ -130,11 +163,13 @@ pub(crate) const TUNNEL_DEVICE_PREFIX: &str = "tg-";
 pub struct Peer {
     /// Short unique name (1–12 of `A-Z a-z 0-9 _ -`); the kernel tunnel is `tg-<name>`.
     pub name: String,
-    /// The real server's address (RIP): the outer source of its reply tunnel.
-    pub address: Ipv4Addr,
-    /// The VIPs this real server answers for; replies from other sources are dropped.
+    /// The real server's address (RIP), IPv4 or IPv6: the outer source of its reply tunnel,
+    /// whose outer family follows it (the gateway needs `address` or `address6` to match).
+    pub address: IpAddr,
+    /// The VIPs this real server answers for, of either family; replies from other sources
+    /// are dropped.
     #[serde(default)]
-    pub vips: Vec<Ipv4Addr>,
+    pub vips: Vec<IpAddr>,
     /// How long this peer may send nothing before it is shown as silent (a warning in
     /// `tungate status`, the UI and `/metrics`), e.g. `"30s"`, `"2m"`; default
     /// [`DEFAULT_SILENT_AFTER`].
@@ -166,7 +201,9 @@ pub const DEFAULT_GUE_PORT: u16 = 6080;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelKind {
-    /// IPv4 in IPv4 (IP protocol 4), as IPVS tunnels by default.
+    /// IP in IP, as IPVS tunnels by default: the inner packet directly after the outer
+    /// header, IP protocol / next header 4 for an inner IPv4 packet and 41 for an inner IPv6
+    /// one (ipip, sit/6in4, ip6tnl's ip6ip6 and 4in6).
     #[default]
     Ipip,
     /// Generic UDP Encapsulation: UDP, a GUE header, then the inner packet.
@@ -252,8 +289,8 @@ impl Peer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Vip {
-    /// The virtual address clients talk to: the inner source of the replies.
-    pub address: Ipv4Addr,
+    /// The virtual address clients talk to (IPv4 or IPv6): the inner source of the replies.
+    pub address: IpAddr,
     /// Several peers serve this VIP (LVS balances it over several real servers). Without
     /// it, a VIP listed under two peers is refused as a likely mistake.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

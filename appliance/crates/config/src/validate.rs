@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
@@ -118,14 +118,46 @@ fn not_unicast(addr: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
-/// Why `addr` cannot be a peer's or a VIP's address, if it cannot: not unicast, or on
-/// loopback (127.0.0.0/8 never crosses a wire: a tunnel from it or a reply to it is spoofed
-/// or misconfigured).
-fn not_remote(addr: Ipv4Addr) -> Option<&'static str> {
-    if addr.is_loopback() {
-        Some("is a loopback address (127.0.0.0/8); give the address on the wire")
+/// Why `addr` cannot be a unicast IPv6 host address, if it cannot.
+fn not_unicast6(addr: Ipv6Addr) -> Option<&'static str> {
+    if addr.is_unspecified() {
+        Some("is the unspecified address ::")
+    } else if addr.is_multicast() {
+        Some("is a multicast address")
+    } else if addr.to_ipv4_mapped().is_some() {
+        Some("is an IPv4-mapped address (::ffff:0:0/96); give the IPv4 address itself")
     } else {
-        not_unicast(addr)
+        None
+    }
+}
+
+/// Why `addr` cannot be a peer's or a VIP's address, if it cannot: not unicast, or on
+/// loopback (127.0.0.0/8 and ::1 never cross a wire: a tunnel from them or a reply to them is
+/// spoofed or misconfigured).
+fn not_remote(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(a) if a.is_loopback() => {
+            Some("is a loopback address (127.0.0.0/8); give the address on the wire")
+        }
+        IpAddr::V4(a) => not_unicast(a),
+        IpAddr::V6(a) if a.is_loopback() => {
+            Some("is the loopback address ::1; give the address on the wire")
+        }
+        IpAddr::V6(a) => not_unicast6(a),
+    }
+}
+
+/// The family name an operator reads in a message.
+fn family(addr: IpAddr) -> &'static str {
+    if addr.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+/// The gateway key that holds the gateway address of `addr`'s family.
+fn gateway_key(addr: IpAddr) -> &'static str {
+    if addr.is_ipv4() {
+        "address"
+    } else {
+        "address6"
     }
 }
 
@@ -211,17 +243,79 @@ fn check_tunnel(
     }
 }
 
-/// Checks the meaning of a document; `Ok` means it can be run.
-pub fn validate(doc: &Document) -> Result<(), Invalid> {
-    let mut p = Problems(Vec::new());
-    let gip = doc.gateway.address;
-
-    if let Some(why) = not_unicast(gip) {
+/// Checks `gateway.address` and `gateway.address6`: at least one, each a unicast address,
+/// and no IPv6 with `kernel` decap (its tunnels are IPv4 only for now).
+fn check_gateway_addresses(doc: &Document, p: &mut Problems) {
+    let g = &doc.gateway;
+    if g.address.is_none() && g.address6.is_none() {
+        p.add(
+            "gateway.address",
+            "the gateway needs an address: give address (IPv4), address6 (IPv6) or both",
+        );
+    }
+    if let Some(gip) = g.address
+        && let Some(why) = not_unicast(gip)
+    {
         p.add(
             "gateway.address",
             format!("{gip} {why}; give the gateway's own unicast address"),
         );
     }
+    if let Some(gip6) = g.address6
+        && let Some(why) = not_unicast6(gip6)
+    {
+        p.add(
+            "gateway.address6",
+            format!("{gip6} {why}; give the gateway's own unicast IPv6 address"),
+        );
+    }
+    if g.decap == DecapMode::Kernel {
+        let ipv6 = g.address6.is_some()
+            || doc
+                .peers
+                .iter()
+                .any(|peer| peer.address.is_ipv6() || peer.vips.iter().any(IpAddr::is_ipv6))
+            || doc.vips.iter().any(|v| v.address.is_ipv6());
+        if ipv6 {
+            p.add(
+                "gateway.decap",
+                "decap = \"kernel\" carries IPv4 only: IPv6 peers, VIPs or address6 need \
+                 decap = \"userspace\"",
+            );
+        }
+    }
+}
+
+/// Checks that a peer's tunnel can carry each of its VIPs' families: a `fou` tunnel has no
+/// protocol field (its receive port names one inner protocol), so its VIPs are of one
+/// family.
+fn check_inner_families(peer: &Peer, at: &str, p: &mut Problems) {
+    if peer.tunnel != TunnelKind::Fou {
+        return;
+    }
+    if let Some(first) = peer.vips.first()
+        && let Some((j, other)) = peer
+            .vips
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.is_ipv4() != first.is_ipv4())
+    {
+        p.add(
+            format!("{at}.vips[{j}]"),
+            format!(
+                "tunnel = \"fou\" carries one inner family (its port has no protocol field): \
+                 {other} is {} but {first} is {}; serve them from a gue, gre or ipip peer",
+                family(*other),
+                family(*first)
+            ),
+        );
+    }
+}
+
+/// Checks the meaning of a document; `Ok` means it can be run.
+pub fn validate(doc: &Document) -> Result<(), Invalid> {
+    let mut p = Problems(Vec::new());
+    check_gateway_addresses(doc, &mut p);
     if doc.gateway.workers == 0 || doc.gateway.workers > MAX_WORKERS {
         p.add(
             "gateway.workers",
@@ -255,15 +349,15 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
         }
     }
 
-    let shared: HashSet<Ipv4Addr> = doc
+    let shared: HashSet<IpAddr> = doc
         .vips
         .iter()
         .filter(|v| v.shared)
         .map(|v| v.address)
         .collect();
     let mut peer_names: HashMap<&str, usize> = HashMap::new();
-    let mut peer_addrs: HashMap<Ipv4Addr, usize> = HashMap::new();
-    let mut vip_owner: HashMap<Ipv4Addr, usize> = HashMap::new();
+    let mut peer_addrs: HashMap<IpAddr, usize> = HashMap::new();
+    let mut vip_owner: HashMap<IpAddr, usize> = HashMap::new();
     let mut udp_ports: HashMap<u16, (TunnelKind, usize)> = HashMap::new();
     for (i, peer) in doc.peers.iter().enumerate() {
         let at = format!("peers[{i}]");
@@ -294,7 +388,19 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
         }
         if let Some(why) = not_remote(peer.address) {
             p.add(format!("{at}.address"), format!("{} {why}", peer.address));
-        } else if peer.address == gip {
+        } else if doc.gateway.address_for(peer.address).is_none() {
+            p.add(
+                format!("{at}.address"),
+                format!(
+                    "peer {} has an {} address but the gateway has no {}: give \
+                     gateway.{} (the outer family of a tunnel is its peer's)",
+                    peer.name,
+                    family(peer.address),
+                    gateway_key(peer.address),
+                    gateway_key(peer.address)
+                ),
+            );
+        } else if doc.gateway.addresses().any(|g| g == peer.address) {
             p.add(
                 format!("{at}.address"),
                 format!(
@@ -312,6 +418,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
             );
         }
         check_tunnel(peer, i, &at, &mut udp_ports, &mut p);
+        check_inner_families(peer, &at, &mut p);
         let mut own = HashSet::new();
         for (j, vip) in peer.vips.iter().enumerate() {
             let vat = format!("{at}.vips[{j}]");
@@ -336,7 +443,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
         }
     }
 
-    let mut vips_seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+    let mut vips_seen: HashMap<IpAddr, usize> = HashMap::new();
     for (k, vip) in doc.vips.iter().enumerate() {
         let at = format!("vips[{k}]");
         if let Some(why) = not_remote(vip.address) {
@@ -349,6 +456,18 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
         }
         for (m, binding) in vip.plugins.iter().enumerate() {
             let bat = binding_field(k, m);
+            if vip.address.is_ipv6() {
+                // The v1 plugin descriptor carries IPv4 addresses only; the plugin ABI v2
+                // lifts this.
+                p.add(
+                    bat.clone(),
+                    format!(
+                        "plugins on IPv6 VIPs need ABI v2: {} is an IPv6 VIP and the plugin \
+                         descriptor of this version carries IPv4 packets only",
+                        vip.address
+                    ),
+                );
+            }
             if !is_valid_plugin_name(&binding.plugin) {
                 p.add(
                     format!("{bat}.plugin"),
@@ -389,7 +508,7 @@ mod tests {
     fn the_longest_peer_name_still_names_a_tunnel_device() {
         let peer = |name: String| crate::Peer {
             name,
-            address: std::net::Ipv4Addr::new(10, 0, 1, 2),
+            address: std::net::IpAddr::from([10, 0, 1, 2]),
             vips: Vec::new(),
             silent_after: None,
             check_source_mac: false,
@@ -468,6 +587,163 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(bad.contains("check_source_mac"), "{bad}");
+    }
+
+    /// A document of `gateway` and `rest`, validated: its problems as text.
+    fn problems_of(gateway: &str, rest: &str) -> Vec<String> {
+        let doc = parse_toml(&format!("[gateway]\n{gateway}\n{rest}")).expect("parses");
+        match validate(&doc) {
+            Ok(()) => vec![],
+            Err(Invalid(list)) => list.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_family_needs_its_gateway_address_and_every_combination_is_named() {
+        let v4 = "address = \"10.0.0.1\"";
+        let v6 = "address6 = \"2001:db8::1\"";
+        let both = "address = \"10.0.0.1\"\naddress6 = \"2001:db8::1\"";
+        let peer = |address: &str, vips: &str, extra: &str| {
+            format!("[[peers]]\nname = \"rs6\"\naddress = \"{address}\"\nvips = [{vips}]\n{extra}")
+        };
+        let valid: &[(&str, String)] = &[
+            // ip6ip6, 4in6, 6in4, ipip; GUE and GRE over IPv6 with both inner families.
+            (v6, peer("2001:db8:1::2", "\"2001:db8:f::10\"", "")),
+            (v6, peer("2001:db8:1::2", "\"192.0.2.10\"", "")),
+            (v4, peer("10.0.1.2", "\"2001:db8:f::10\"", "")),
+            (
+                both,
+                peer(
+                    "2001:db8:1::2",
+                    "\"192.0.2.10\", \"2001:db8:f::10\"",
+                    "tunnel = \"gue\"",
+                ),
+            ),
+            (
+                both,
+                peer(
+                    "2001:db8:1::2",
+                    "\"192.0.2.10\", \"2001:db8:f::10\"",
+                    "tunnel = \"gre\"",
+                ),
+            ),
+            (
+                v6,
+                peer(
+                    "2001:db8:1::2",
+                    "\"2001:db8:f::10\", \"2001:db8:f::11\"",
+                    "tunnel = \"fou\"\nport = 5555",
+                ),
+            ),
+            (v6, "[[vips]]\naddress = \"2001:db8:f::10\"".into()),
+        ];
+        for (gateway, rest) in valid {
+            assert_eq!(
+                problems_of(gateway, rest),
+                Vec::<String>::new(),
+                "{gateway} {rest}"
+            );
+        }
+        let invalid: &[(&str, String, &str)] = &[
+            (
+                "",
+                String::new(),
+                "gateway.address: the gateway needs an address: give address (IPv4), address6 (IPv6) or both",
+            ),
+            (
+                v4,
+                peer("2001:db8:1::2", "", ""),
+                "peers[0].address: peer rs6 has an IPv6 address but the gateway has no address6",
+            ),
+            (
+                v6,
+                peer("10.0.1.2", "", ""),
+                "peers[0].address: peer rs6 has an IPv4 address but the gateway has no address",
+            ),
+            (
+                both,
+                peer("2001:db8::1", "", ""),
+                "peers[0].address: 2001:db8::1 is the gateway's own address",
+            ),
+            (
+                "address6 = \"ff02::1\"",
+                String::new(),
+                "gateway.address6: ff02::1 is a multicast address",
+            ),
+            (
+                "address6 = \"::\"",
+                String::new(),
+                "gateway.address6: :: is the unspecified address ::",
+            ),
+            (
+                v6,
+                peer("::1", "", ""),
+                "peers[0].address: ::1 is the loopback address ::1",
+            ),
+            (
+                v6,
+                peer("2001:db8:1::2", "\"::ffff:192.0.2.1\"", ""),
+                "peers[0].vips[0]: ::ffff:192.0.2.1 is an IPv4-mapped address",
+            ),
+            (
+                v6,
+                peer(
+                    "2001:db8:1::2",
+                    "\"2001:db8:f::10\", \"192.0.2.10\"",
+                    "tunnel = \"fou\"\nport = 5555",
+                ),
+                "peers[0].vips[1]: tunnel = \"fou\" carries one inner family (its port has no protocol field): 192.0.2.10 is IPv4 but 2001:db8:f::10 is IPv6",
+            ),
+            (
+                "address6 = \"2001:db8::1\"\ndecap = \"kernel\"",
+                String::new(),
+                "gateway.decap: decap = \"kernel\" carries IPv4 only",
+            ),
+            (
+                v4,
+                format!(
+                    "{}\n[[vips]]\naddress = \"2001:db8:f::10\"",
+                    peer("10.0.1.2", "", "")
+                ),
+                "",
+            ),
+            (
+                v6,
+                "[[vips]]\naddress = \"2001:db8:f::10\"\n[[vips.plugins]]\nplugin = \"p\"".into(),
+                "vips[0].plugins[0]: plugins on IPv6 VIPs need ABI v2",
+            ),
+        ];
+        for (gateway, rest, expected) in invalid {
+            let got = problems_of(gateway, rest);
+            if expected.is_empty() {
+                // An IPv6 VIP without plugins beside an IPv4 gateway is fine: the outer
+                // family is the peer's, not the VIP's.
+                assert_eq!(got, Vec::<String>::new(), "{gateway} {rest}");
+                continue;
+            }
+            assert!(
+                got.len() == 1 && got[0].starts_with(expected),
+                "{gateway} {rest}: expected {expected:?}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ipv4_document_is_written_as_before_and_address6_is_kept() {
+        let text = "[gateway]\naddress = \"10.0.0.1\"\n";
+        let doc = parse_toml(text).unwrap();
+        let json = serde_json::to_string(&doc.gateway).unwrap();
+        assert_eq!(
+            json, r#"{"address":"10.0.0.1","decap":"userspace","workers":1}"#,
+            "no address6 key"
+        );
+        let both = parse_toml("[gateway]\naddress6 = \"2001:db8::1\"\n").unwrap();
+        assert_eq!(both.gateway.address, None);
+        assert_eq!(both.gateway.address6, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(parse_toml(&crate::to_toml(&both)).unwrap(), both);
+        let json = serde_json::to_value(&both).unwrap();
+        assert_eq!(json["gateway"]["address6"], "2001:db8::1");
+        assert!(json["gateway"].get("address").is_none());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! binds a plugin. Pure functions from a document to a new one; validation and applying
 //! are the control plane's job, so an edit never touches state or the data path.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::error::{ControlError, ErrorCode};
 use tungate_config::validate::binding_field;
@@ -48,7 +48,7 @@ pub(crate) fn put_vip(doc: &Document, vip: Vip) -> Document {
 }
 
 /// The document without the VIP entry `address` (and so without its chain).
-pub(crate) fn delete_vip(doc: &Document, address: Ipv4Addr) -> Result<Document, ControlError> {
+pub(crate) fn delete_vip(doc: &Document, address: IpAddr) -> Result<Document, ControlError> {
     let mut out = doc.clone();
     let before = out.vips.len();
     out.vips.retain(|v| v.address != address);
@@ -59,7 +59,7 @@ pub(crate) fn delete_vip(doc: &Document, address: Ipv4Addr) -> Result<Document, 
 }
 
 /// The not-found error for VIP `address`.
-pub fn no_vip(address: Ipv4Addr) -> ControlError {
+pub fn no_vip(address: IpAddr) -> ControlError {
     ControlError::new(
         ErrorCode::NotFound,
         format!("no VIP entry for {address}; GET /api/v1/vips lists them"),
@@ -67,7 +67,7 @@ pub fn no_vip(address: Ipv4Addr) -> ControlError {
 }
 
 /// Every binding of `plugin`: (field path `vips[i].plugins[j]`, VIP, position).
-pub fn bindings_of(doc: &Document, plugin: &str) -> Vec<(String, Ipv4Addr, usize)> {
+pub fn bindings_of(doc: &Document, plugin: &str) -> Vec<(String, IpAddr, usize)> {
     let mut out = Vec::new();
     for (i, vip) in doc.vips.iter().enumerate() {
         for (j, b) in vip.plugins.iter().enumerate() {
@@ -127,7 +127,7 @@ mod tests {
             },
         );
         assert_eq!(replaced.peers.len(), 2);
-        assert_eq!(replaced.peers[0].address, Ipv4Addr::new(10, 0, 1, 9));
+        assert_eq!(replaced.peers[0].address, IpAddr::from([10, 0, 1, 9]));
         let added = put_peer(
             &d,
             Peer {
@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn vips_are_replaced_or_appended_and_deleted_and_bindings_found() {
         let d = doc();
-        let one: Ipv4Addr = "192.0.2.1".parse().unwrap();
+        let one: IpAddr = "192.0.2.1".parse().unwrap();
         let replaced = put_vip(
             &d,
             Vip {

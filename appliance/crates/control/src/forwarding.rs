@@ -17,7 +17,7 @@
 //! tungate's XDP pre-filter ([`IngressFilter`], attached here, its peer map updated on every
 //! apply, each worker's socket registered in it) or the AF_PACKET rings.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
 
@@ -73,13 +73,19 @@ impl Xdp {
 
     /// Makes the program's peer set and gateway address those of `doc`.
     fn follow(&self, doc: &Document) -> Result<(), XdpError> {
+        // The XDP program knows IPv4 peers only until it learns IPv6 (issue 16, Part 2,
+        // the XDP side): IPv6 frames pass it to the kernel, and the AF_XDP workers never see
+        // them. Without an IPv4 GIP, 0.0.0.0 matches no frame.
         let peers: Vec<(Ipv4Addr, Tunnel)> = doc
             .peers
             .iter()
-            .map(|p| (p.address, peer_tunnel(p)))
+            .filter_map(|p| match p.address {
+                IpAddr::V4(address) => Some((address, peer_tunnel(p))),
+                IpAddr::V6(_) => None,
+            })
             .collect();
         let mut filter = self.filter.lock().unwrap_or_else(|e| e.into_inner());
-        filter.set_gateway(doc.gateway.address)?;
+        filter.set_gateway(doc.gateway.address.unwrap_or(Ipv4Addr::UNSPECIFIED))?;
         filter.set_peers(&peers)
     }
 }
@@ -143,7 +149,11 @@ fn select_io(key: &IoKey, doc: &Document) -> Result<(Option<Xdp>, IoPath), Forwa
         // The data path's start names the missing interface.
         return packet(format!("no interface {ingress}"));
     };
-    let attached = IngressFilter::attach(ifindex, mode, doc.gateway.address);
+    let attached = IngressFilter::attach(
+        ifindex,
+        mode,
+        doc.gateway.address.unwrap_or(Ipv4Addr::UNSPECIFIED),
+    );
     match attached {
         Ok(filter) => {
             let xdp = Xdp {

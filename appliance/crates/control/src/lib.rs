@@ -25,7 +25,7 @@ pub mod revision;
 pub mod store;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -57,7 +57,7 @@ pub enum Action {
     /// Create or replace one VIP entry and its chain (by address).
     PutVip(Vip),
     /// Remove one VIP entry.
-    DeleteVip(Ipv4Addr),
+    DeleteVip(IpAddr),
     /// Store (or replace, hot-swapping its bindings) a plugin module.
     PutPlugin {
         /// The plugin's name.

@@ -73,7 +73,7 @@ pub(crate) fn judge<'b>(
     filters: &mut WorkerFilters,
     scratch: &mut Scratch,
     culprits: bool,
-    address: impl Fn(VipId) -> Option<Ipv4Addr>,
+    address: impl Fn(VipId) -> Option<std::net::IpAddr>,
     bytes: impl Fn(Span) -> &'b [u8],
     mut dropped: impl FnMut(&Accepted, DropReason, Option<Culprit>),
 ) {
@@ -200,7 +200,7 @@ mod tests {
             filters,
             &mut Scratch::with_capacity(8),
             false,
-            |vip| VIPS.get(vip as usize).copied(),
+            |vip| VIPS.get(vip as usize).map(|&v| v.into()),
             |span| match span.frame {
                 FrameId::Ring { index, .. } => &bytes[index as usize][..],
                 FrameId::Large => &[],
@@ -215,7 +215,7 @@ mod tests {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let mut filters = WorkerFilters::default();
         filters.by_vip.insert(
-            VIPS[0],
+            VIPS[0].into(),
             Box::new(Recorder {
                 calls: calls.clone(),
                 drop: vec![3],
@@ -223,7 +223,7 @@ mod tests {
             }),
         );
         filters.by_vip.insert(
-            VIPS[2],
+            VIPS[2].into(),
             Box::new(Recorder {
                 calls: calls.clone(),
                 drop: vec![],

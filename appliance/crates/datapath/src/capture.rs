@@ -12,7 +12,7 @@
 //! This module never decides what is dropped, never counts drops and never formats a file:
 //! the worker offers, the admin side writes pcapng.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -35,7 +35,7 @@ pub const QUEUE_PER_WORKER: usize = 1024;
 pub struct CaptureFilter {
     /// Only packets attributed to this VIP (as its per-VIP counters attribute them: drops
     /// before the VIP is known, such as `unknown_peer`, never match).
-    pub vip: Option<Ipv4Addr>,
+    pub vip: Option<IpAddr>,
     /// Only drops for this reason.
     pub reason: Option<DropReason>,
     /// Only drops decided by this plugin (`plugin` or `plugin_error` from one of its
@@ -79,7 +79,7 @@ pub struct Captured {
     /// Dropped (why) or passed.
     pub outcome: Outcome,
     /// The VIP it was attributed to, if any.
-    pub vip: Option<Ipv4Addr>,
+    pub vip: Option<IpAddr>,
     /// The binding whose plugin dropped it (for `plugin` and `plugin_error` drops).
     pub culprit: Option<Culprit>,
 }
@@ -90,7 +90,7 @@ pub(crate) struct Offer<'a> {
     pub(crate) framing: Framing,
     pub(crate) bytes: &'a [u8],
     pub(crate) original_len: usize,
-    pub(crate) vip: Option<Ipv4Addr>,
+    pub(crate) vip: Option<IpAddr>,
     pub(crate) culprit: Option<Culprit>,
 }
 
@@ -103,7 +103,7 @@ pub(crate) struct Tap {
 
 impl Tap {
     /// Whether this tap wants a packet of this outcome, VIP and deciding plugin.
-    fn wants(&self, outcome: Outcome, vip: Option<Ipv4Addr>, plugin: Option<&str>) -> bool {
+    fn wants(&self, outcome: Outcome, vip: Option<IpAddr>, plugin: Option<&str>) -> bool {
         let f = &self.filter;
         if f.vip.is_some() && f.vip != vip {
             return false;
@@ -315,11 +315,12 @@ impl WorkerTaps {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
     use std::time::Duration;
 
-    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
 
-    fn offer(outcome: Outcome, vip: Option<Ipv4Addr>, plugin: Option<&str>) -> Offer<'static> {
+    fn offer(outcome: Outcome, vip: Option<IpAddr>, plugin: Option<&str>) -> Offer<'static> {
         Offer {
             outcome,
             framing: Framing::Ipv4,
@@ -416,7 +417,11 @@ mod tests {
         w.offer(0, offer(Outcome::Passed, Some(VIP), None));
         w.offer(
             0,
-            offer(Outcome::Passed, Some(Ipv4Addr::new(192, 0, 2, 11)), None),
+            offer(
+                Outcome::Passed,
+                Some(Ipv4Addr::new(192, 0, 2, 11).into()),
+                None,
+            ),
         );
         let p = drain(&by_plugin);
         assert_eq!(p.len(), 1);

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -164,7 +164,7 @@ impl Serialize for DropCounts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct VipSnapshot {
     /// The VIP.
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     /// Packets forwarded.
     pub packets: u64,
     /// Bytes forwarded.
@@ -179,7 +179,7 @@ pub struct PeerSnapshot {
     /// The peer's name.
     pub name: String,
     /// Its address (RIP).
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// Packets received from it.
     pub packets: u64,
     /// Bytes received from it.
@@ -220,7 +220,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The counters of one VIP, if it is configured.
-    pub fn vip(&self, vip: Ipv4Addr) -> Option<&VipSnapshot> {
+    pub fn vip(&self, vip: impl Into<IpAddr>) -> Option<&VipSnapshot> {
+        let vip = vip.into();
         self.vips.iter().find(|v| v.vip == vip)
     }
 
@@ -269,13 +270,13 @@ impl Snapshot {
 
 /// One VIP's cells, one per worker, plus what earlier worker sets counted.
 pub(crate) struct VipCounters {
-    vip: Ipv4Addr,
+    vip: IpAddr,
     workers: Box<[Padded<VipCells>]>,
     base: VipSnapshot,
 }
 
 impl VipCounters {
-    fn new(vip: Ipv4Addr, workers: usize, base: VipSnapshot) -> Self {
+    fn new(vip: IpAddr, workers: usize, base: VipSnapshot) -> Self {
         Self {
             vip,
             workers: (0..workers).map(|_| Padded::default()).collect(),
@@ -350,7 +351,7 @@ pub struct Counters {
 struct Generation {
     global: Arc<[Padded<GlobalCells>]>,
     global_base: Snapshot,
-    vips: BTreeMap<Ipv4Addr, Arc<VipCounters>>,
+    vips: BTreeMap<IpAddr, Arc<VipCounters>>,
     /// The configured peers' counters, by name (a removed peer's go with it).
     peers: BTreeMap<String, Arc<PeerCounters>>,
     source: Option<DropSource>,
@@ -387,7 +388,7 @@ impl Counters {
 
     /// The counters of `vip`, created on first use and kept until [`Self::retain_vips`]
     /// drops them.
-    pub(crate) fn vip(&self, vip: Ipv4Addr) -> Arc<VipCounters> {
+    pub(crate) fn vip(&self, vip: IpAddr) -> Arc<VipCounters> {
         let mut g = self.lock();
         let workers = g.global.len();
         g.vips
@@ -411,14 +412,14 @@ impl Counters {
     /// configured), so snapshots, `/metrics` and the status list only configured VIPs. A
     /// worker still on an older table generation may count a few more packets into the
     /// forgotten cells: they are no longer read (the global totals still have them).
-    pub(crate) fn retain_vips(&self, keep: impl Fn(Ipv4Addr) -> bool) {
+    pub(crate) fn retain_vips(&self, keep: impl Fn(IpAddr) -> bool) {
         self.lock().vips.retain(|vip, _| keep(*vip));
     }
 
     /// The counters of the configured peers `peers` (name, address), in that order: kept by
     /// name across calls (a peer whose address changed keeps its counts); those of peers
     /// no longer listed are dropped, so only configured peers are ever reported.
-    pub(crate) fn peers(&self, peers: &[(&str, Ipv4Addr)]) -> Vec<Arc<PeerCounters>> {
+    pub(crate) fn peers(&self, peers: &[(&str, IpAddr)]) -> Vec<Arc<PeerCounters>> {
         let mut g = self.lock();
         let workers = g.global.len();
         let mut kept = BTreeMap::new();
@@ -527,11 +528,12 @@ fn add_source_drops(s: &mut Snapshot, drops: &DropCounts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn workers_sum_and_vips_survive_a_resize() {
         let c = Counters::new(2);
-        let vip = Ipv4Addr::new(192, 0, 2, 10);
+        let vip: IpAddr = Ipv4Addr::new(192, 0, 2, 10).into();
         let cells = c.global_cells();
         cells[0].rx_packets.add(3);
         cells[1].rx_packets.add(4);
@@ -572,8 +574,8 @@ mod tests {
     #[test]
     fn removed_vips_leave_the_snapshot_and_count_from_zero_when_added_again() {
         let c = Counters::new(1);
-        let kept = Ipv4Addr::new(192, 0, 2, 10);
-        let removed = Ipv4Addr::new(192, 0, 2, 11);
+        let kept: IpAddr = Ipv4Addr::new(192, 0, 2, 10).into();
+        let removed: IpAddr = Ipv4Addr::new(192, 0, 2, 11).into();
         c.vip(kept).worker(0).packets.add(3);
         c.vip(removed).worker(0).packets.add(4);
         c.retain_vips(|vip| vip == kept);
@@ -587,7 +589,10 @@ mod tests {
     #[test]
     fn peers_count_by_name_survive_a_resize_and_leave_when_removed() {
         let c = Counters::new(2);
-        let (a, b) = (Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(10, 0, 1, 3));
+        let (a, b): (IpAddr, IpAddr) = (
+            Ipv4Addr::new(10, 0, 1, 2).into(),
+            Ipv4Addr::new(10, 0, 1, 3).into(),
+        );
         let cells = c.peers(&[("rs1", a), ("rs2", b)]);
         cells[0].worker(0).heard(100, 5_000);
         cells[0].worker(1).heard(50, 7_000);

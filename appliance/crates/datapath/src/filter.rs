@@ -6,7 +6,7 @@
 //! judged by exactly one generation of filters. Nothing here knows about Wasm.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -50,7 +50,7 @@ pub struct Culprit {
 #[derive(Default)]
 pub struct WorkerFilters {
     /// The chain of each VIP that has plugins.
-    pub by_vip: HashMap<Ipv4Addr, Box<dyn BatchFilter>>,
+    pub by_vip: HashMap<IpAddr, Box<dyn BatchFilter>>,
 }
 
 /// Hands new filter sets from the control side to the workers, and takes the replaced ones
@@ -169,6 +169,7 @@ impl FilterSlots {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     struct DropAll;
     impl BatchFilter for DropAll {
@@ -184,7 +185,7 @@ mod tests {
         assert!(slots.take(0).is_none());
         let mut a = WorkerFilters::default();
         a.by_vip
-            .insert(Ipv4Addr::new(192, 0, 2, 1), Box::new(DropAll));
+            .insert(Ipv4Addr::new(192, 0, 2, 1).into(), Box::new(DropAll));
         let g = slots.publish(vec![a, WorkerFilters::default()]);
         assert_eq!(g, 1);
         let progress = slots.progress();
@@ -194,7 +195,7 @@ mod tests {
         assert_eq!(progress.taken(), vec![1, 0], "worker 0 runs generation 1");
         let mut d = [Decision::Pass; 2];
         set0.by_vip
-            .get_mut(&Ipv4Addr::new(192, 0, 2, 1))
+            .get_mut(&Ipv4Addr::new(192, 0, 2, 1).into())
             .unwrap()
             .filter(&[&[], &[]], &mut d);
         assert_eq!(d, [Decision::DropByPlugin; 2]);

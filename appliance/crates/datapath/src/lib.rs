@@ -33,7 +33,7 @@ pub use resolver::ResolverError;
 pub use tables::{peer_tunnel, tunnel_udp_ports};
 pub use worker::WorkerError;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -65,7 +65,7 @@ pub enum StartError {
         "no interface holds the gateway address {0}: add the address, or set \
          gateway.ingress_interface"
     )]
-    NoIngress(Ipv4Addr),
+    NoIngress(IpAddr),
     /// `kernel` mode, and no peer has its tunnel device.
     #[error(
         "kernel decap mode: none of the tunnel devices ({0}) exists; create the tunnels \
@@ -170,10 +170,14 @@ struct Running {
 }
 
 /// The name of the interface that holds `address` in this network namespace.
-pub(crate) fn interface_with_address(address: Ipv4Addr) -> Option<String> {
+pub(crate) fn interface_with_address(address: IpAddr) -> Option<String> {
     nix::ifaddrs::getifaddrs().ok()?.find_map(|a| {
-        let sin = a.address?.as_sockaddr_in()?.ip();
-        (sin == address).then_some(a.interface_name)
+        let held = a.address?;
+        let ip = held
+            .as_sockaddr_in()
+            .map(|sin| IpAddr::V4(sin.ip()))
+            .or_else(|| held.as_sockaddr_in6().map(|sin6| IpAddr::V6(sin6.ip())))?;
+        (ip == address).then_some(a.interface_name)
     })
 }
 
@@ -251,7 +255,7 @@ impl Datapath {
         doc.gateway
             .ingress_interface
             .clone()
-            .or_else(|| interface_with_address(doc.gateway.address))
+            .or_else(|| interface_with_address(doc.gateway.display_address()))
     }
 
     /// The I/O path of the next (re)start of the workers.
@@ -340,9 +344,9 @@ impl Datapath {
     /// `userspace` mode, while the workers run: the gateway address and the interface they
     /// read the encapsulated replies from (where the kernel must drop the tunnel packets
     /// once the workers have their copy: see `tungate_netcfg::TunnelFence`).
-    pub fn userspace_ingress(&self) -> Option<(Ipv4Addr, &str)> {
+    pub fn userspace_ingress(&self) -> Option<(IpAddr, &str)> {
         let ingress = self.running.as_ref()?.ingress.as_deref()?;
-        Some((self.doc.gateway.address, ingress))
+        Some((self.doc.gateway.display_address(), ingress))
     }
 
     /// The GUE/FOU ports of the peers in force: with IPIP and GRE, what the ingress taps take
@@ -383,11 +387,15 @@ impl Datapath {
             DecapMode::Userspace => {
                 let ingress = match &doc.gateway.ingress_interface {
                     Some(i) => i.clone(),
-                    None => interface_with_address(doc.gateway.address)
-                        .ok_or(StartError::NoIngress(doc.gateway.address))?,
+                    None => interface_with_address(doc.gateway.display_address())
+                        .ok_or(StartError::NoIngress(doc.gateway.display_address()))?,
                 };
-                let filter =
-                    afpacket::tunnel_filter(doc.gateway.address, &tables::tunnel_udp_ports(doc));
+                // Without an IPv4 GIP no IPv4 UDP is addressed to 0.0.0.0: the filter then
+                // takes no IPv4 GUE/FOU.
+                let filter = afpacket::tunnel_filter(
+                    doc.gateway.address.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    &tables::tunnel_udp_ports(doc),
+                );
                 let sockets = afpacket::open_receive_group(
                     &ingress,
                     workers,
@@ -402,7 +410,11 @@ impl Datapath {
                 }
                 tracing::info!(
                     "userspace decap on {ingress} for {} with {workers} worker(s) on {}",
-                    doc.gateway.address,
+                    doc.gateway
+                        .addresses()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" and "),
                     if xsks.is_empty() {
                         "AF_PACKET rings"
                     } else {

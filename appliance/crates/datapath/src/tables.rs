@@ -9,7 +9,7 @@
 //! sends or counts packets.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
@@ -25,8 +25,8 @@ pub(crate) type VipId = u32;
 
 /// One peer (real server).
 pub(crate) struct PeerEntry {
-    /// The real server's address (RIP).
-    pub(crate) address: Ipv4Addr,
+    /// The real server's address (RIP), of either family.
+    pub(crate) address: IpAddr,
     /// Whether its frames must come from the link-layer source the resolver expects.
     pub(crate) check_source_mac: bool,
     /// Its return tunnel (type, GUE/FOU port, GRE key), judged in `userspace` decap.
@@ -37,8 +37,8 @@ pub(crate) struct PeerEntry {
 
 /// One VIP and the peers that serve it.
 pub(crate) struct VipEntry {
-    /// The VIP address.
-    pub(crate) address: Ipv4Addr,
+    /// The VIP address, of either family.
+    pub(crate) address: IpAddr,
     /// The peers that serve it (several when LVS balances it over several real servers).
     pub(crate) peers: Vec<PeerId>,
     /// Its counters (shared with every earlier and later table generation).
@@ -47,23 +47,17 @@ pub(crate) struct VipEntry {
 
 /// One immutable generation of the runtime tables.
 pub(crate) struct Tables {
-    /// The gateway address (GIP).
-    pub(crate) gateway: Ipv4Addr,
+    /// The gateway's IPv4 address (GIP), if it has one.
+    pub(crate) gateway: Option<Ipv4Addr>,
     /// The peers, by [`PeerId`].
     pub(crate) peers: Vec<PeerEntry>,
     /// The served VIPs, by [`VipId`].
     pub(crate) vips: Vec<VipEntry>,
-    peer_by_address: HashMap<Ipv4Addr, PeerId, FxBuildHasher>,
+    peer_by_address: HashMap<IpAddr, PeerId, FxBuildHasher>,
     peer_by_device: HashMap<String, PeerId, FxBuildHasher>,
-    vip_by_address: HashMap<Ipv4Addr, VipId, FxBuildHasher>,
-    /// (VIP, peer) pairs that are allowed, keyed by [`served_key`].
-    served: HashMap<u64, VipId, FxBuildHasher>,
-}
-
-/// The key of a (VIP, peer) pair in [`Tables`]' served map: one hash lookup per packet.
-#[inline]
-fn served_key(vip: Ipv4Addr, peer: PeerId) -> u64 {
-    (u64::from(u32::from(vip)) << 16) | u64::from(peer)
+    vip_by_address: HashMap<IpAddr, VipId, FxBuildHasher>,
+    /// (VIP, peer) pairs that are allowed: one hash lookup per packet.
+    served: HashMap<(IpAddr, PeerId), VipId, FxBuildHasher>,
 }
 
 impl Tables {
@@ -80,7 +74,7 @@ impl Tables {
             vip_by_address: HashMap::default(),
             served: HashMap::default(),
         };
-        let named: Vec<(&str, Ipv4Addr)> = doc
+        let named: Vec<(&str, IpAddr)> = doc
             .peers
             .iter()
             .map(|p| (p.name.as_str(), p.address))
@@ -111,7 +105,7 @@ impl Tables {
                     }
                 };
                 t.vips[vid as usize].peers.push(id);
-                t.served.insert(served_key(*vip, id), vid);
+                t.served.insert((*vip, id), vid);
             }
         }
         counters.retain_vips(|vip| t.vip_by_address.contains_key(&vip));
@@ -129,17 +123,19 @@ impl Directory for Tables {
     type Vip = VipId;
 
     fn gateway(&self) -> Ipv4Addr {
-        self.gateway
+        // An IPv6-only gateway: no IPv4 frame is addressed to 0.0.0.0, so every one is
+        // `wrong_gateway`.
+        self.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
     #[inline]
     fn peer_by_address(&self, address: Ipv4Addr) -> Option<PeerId> {
-        self.peer_by_address.get(&address).copied()
+        self.peer_by_address.get(&IpAddr::V4(address)).copied()
     }
 
     #[inline]
     fn vip_served_by(&self, peer: PeerId, inner_source: Ipv4Addr) -> Option<VipId> {
-        self.served.get(&served_key(inner_source, peer)).copied()
+        self.served.get(&(IpAddr::V4(inner_source), peer)).copied()
     }
 
     #[inline]

@@ -540,7 +540,12 @@ impl<Io: PacketIo> Worker<Io> {
         if !entry.check_source_mac {
             return false;
         }
-        let address = entry.address;
+        let address = match entry.address {
+            std::net::IpAddr::V4(address) => address,
+            // The resolver learns IPv4 peers' sources only: an IPv6 peer's source is never
+            // known, so its frames fail closed.
+            std::net::IpAddr::V6(_) => return true,
+        };
         match self.hops.load().sources.get(&address) {
             Some(expected) => from != Some(*expected),
             None => {
@@ -950,7 +955,7 @@ mod tests {
         frames.push(vec![0; 5]); // shorter than the offload header
         let (mut w, filters) = worker(frames.clone(), &counters);
         let mut set = WorkerFilters::default();
-        set.by_vip.insert(VIP, Box::new(DropOdd));
+        set.by_vip.insert(VIP.into(), Box::new(DropOdd));
         filters.publish(vec![set]);
         batch(&mut w);
 
@@ -991,7 +996,7 @@ mod tests {
         let frames = vec![frame(64, &[1; 20]), frame(1, &[2; 20]), frame(64, &[4; 20])];
         let (mut w, filters) = worker(frames.clone(), &counters);
         let mut set = WorkerFilters::default();
-        set.by_vip.insert(VIP, Box::new(DropOdd));
+        set.by_vip.insert(VIP.into(), Box::new(DropOdd));
         filters.publish(vec![set]);
         let drops = counters.captures().start(CaptureFilter::default()).unwrap();
         let passes = counters
@@ -1023,7 +1028,7 @@ mod tests {
         for (c, sent) in got.iter().zip([&frames[1], &frames[0]]) {
             assert_eq!(c.framing, Framing::Ipv4, "kernel decap: the inner packet");
             assert_eq!(c.bytes, sent[vnet::LEN..], "as received, TTL untouched");
-            assert_eq!(c.vip, Some(VIP));
+            assert_eq!(c.vip, Some(VIP.into()));
         }
         let got = take(&passes);
         let outcomes: Vec<Outcome> = got.iter().map(|c| c.outcome).collect();

@@ -21,7 +21,7 @@
 //! servers do for a VIP.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use rtnetlink::Handle;
 
@@ -44,15 +44,20 @@ pub(crate) fn desired(
                 items.push(Item::FouPort(port));
             }
         }
-        for peer in &doc.peers {
+        // Validation refuses IPv6 with kernel decap: every peer here is IPv4 and the gateway
+        // has its IPv4 address.
+        for (peer, local, remote) in doc.peers.iter().filter_map(|peer| match peer.address {
+            IpAddr::V4(remote) => Some((peer, doc.gateway.address?, remote)),
+            IpAddr::V6(_) => None,
+        }) {
             let name = peer.tunnel_device();
             let encap = TunnelEncap::of(peer.tunnel, peer.udp_port(), peer.key);
             items.push(Item::Tunnel(TunnelSpec {
                 name: name.clone(),
                 encap,
-                local: doc.gateway.address,
-                remote: peer.address,
-                mtu: mtu_toward(peer.address).map(|m| m.saturating_sub(encap.overhead())),
+                local,
+                remote,
+                mtu: mtu_toward(remote).map(|m| m.saturating_sub(encap.overhead())),
                 up: true,
             }));
             items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
@@ -73,12 +78,16 @@ pub(crate) fn desired(
 pub(crate) const FLEET_GIP_DEVICE: &str = "lo";
 
 /// What fleet mode adds to the gateway's desired state: GIP/32 on `lo`, never answered or
-/// announced over ARP.
+/// announced over ARP. (Fleet mode shares the IPv4 GIP only; an IPv6 `address6` is not put
+/// on `lo`.)
 pub(crate) fn fleet_items(doc: &Document) -> Vec<Item> {
+    let Some(address) = doc.gateway.address else {
+        return Vec::new();
+    };
     vec![
         Item::Address(crate::model::AddressSpec {
             device: FLEET_GIP_DEVICE.into(),
-            address: doc.gateway.address,
+            address,
             prefix: 32,
         }),
         Item::Sysctl(SysctlSpec::ipv4_conf("all", "arp_ignore", "1")),
@@ -97,10 +106,13 @@ pub(crate) async fn peer_device_mtus(
     }
     let all = links::list(handle).await?;
     for peer in &doc.peers {
-        if let Some(index) = routes::output_interface_toward(handle, peer.address).await
+        let IpAddr::V4(address) = peer.address else {
+            continue;
+        };
+        if let Some(index) = routes::output_interface_toward(handle, address).await
             && let Some(mtu) = all.iter().find(|l| l.index == index).and_then(|l| l.mtu)
         {
-            out.insert(peer.address, mtu);
+            out.insert(address, mtu);
         }
     }
     Ok(out)

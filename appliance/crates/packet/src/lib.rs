@@ -10,7 +10,9 @@
 
 mod decap;
 mod drop_reason;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 mod tunnel;
 pub mod vnet;
 

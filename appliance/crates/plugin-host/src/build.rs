@@ -251,23 +251,25 @@ pub(crate) fn build_generation(
     let quarantine_after = engine.limits().quarantine_after;
     let time_budget = engine.limits().filter_time_budget;
     for (vip, chain) in resolved {
-        if chain.is_empty() {
+        // Validation refuses plugins on IPv6 VIPs until the ABI carries IPv6 (the v1
+        // descriptor holds IPv4 addresses only), so an IPv6 VIP's chain is empty here.
+        let (false, std::net::IpAddr::V4(vip4)) = (chain.is_empty(), vip) else {
             continue;
-        }
+        };
         let mut per_worker: Vec<Vec<Link>> = (0..workers).map(|_| Vec::new()).collect();
         for (position, (at, binding, compiled)) in chain.into_iter().enumerate() {
             let config =
                 serde_json::to_vec(&binding.config).expect("a JSON value always serialises");
             let plugin: Arc<str> = binding.plugin.as_str().into();
             let key = BindingKey {
-                vip,
+                vip: vip4,
                 position,
                 plugin: binding.plugin.clone(),
             };
             let stats = registry.cells(&key, workers);
             for (worker, links) in per_worker.iter_mut().enumerate() {
                 let labels = InstanceLabels {
-                    vip,
+                    vip: vip4,
                     position,
                     plugin: plugin.clone(),
                 };
@@ -307,7 +309,7 @@ pub(crate) fn build_generation(
             });
         }
         for (set, links) in filters.iter_mut().zip(per_worker) {
-            set.by_vip.insert(vip, Box::new(VipChain::new(vip, links)));
+            set.by_vip.insert(vip, Box::new(VipChain::new(vip4, links)));
         }
     }
     Ok(Generation {
