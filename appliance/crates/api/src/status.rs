@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::client::{ApiClient, ClientError};
-use crate::wire::{Stats, Status};
+use crate::wire::{Fleet, Stats, Status};
 
 /// The default admin URL (the default `--admin-listen` of `tungate run`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9080";
@@ -52,6 +52,15 @@ pub fn run(url: &str, token_file: Option<&PathBuf>, ca: Option<&PathBuf>) -> i32
     match runtime.block_on(fetch(&client)) {
         Ok((status, stats)) => {
             print!("{}", render(client.url(), &status, &stats));
+            if let Some(follow) = &status.fleet {
+                println!("\n{}", follow.describe());
+            }
+            if let Some(follow) = status.fleet.as_ref().filter(|f| f.etcd) {
+                match runtime.block_on(client.get_json::<Fleet>("/api/v1/fleet")) {
+                    Ok(fleet) => print!("{}", render_fleet(&fleet)),
+                    Err(e) => eprintln!("tungate status: cannot list fleet {}: {e}", follow.name),
+                }
+            }
             for warning in status.warnings() {
                 eprintln!("tungate status: warning: {warning}");
             }
@@ -83,6 +92,63 @@ async fn fetch(client: &ApiClient) -> Result<(Status, Stats), ClientError> {
     let status = client.get_json("/api/v1/status").await?;
     let stats = client.get_json("/api/v1/stats").await?;
     Ok((status, stats))
+}
+
+/// The fleet's gateways (fleet mode), each with whether it runs the latest revision.
+fn render_fleet(fleet: &Fleet) -> String {
+    let mut out = format!(
+        "\nfleet {} (this gateway: {}) · latest revision {}{}\n",
+        fleet.name,
+        fleet.member,
+        fleet.latest_revision,
+        match (&fleet.error, fleet.reachable) {
+            (_, true) => String::new(),
+            (Some(e), false) => format!(" · etcd UNREACHABLE: {e}"),
+            (None, false) => " · etcd not reached yet".into(),
+        }
+    );
+    let rows: Vec<Vec<String>> = fleet
+        .gateways
+        .iter()
+        .map(|g| {
+            vec![
+                g.member.clone(),
+                g.address.clone(),
+                g.version.clone(),
+                format!(
+                    "{}{}",
+                    g.applied_revision,
+                    if g.latest { " (latest)" } else { " (BEHIND)" }
+                ),
+                if g.ready { "ready" } else { "NOT READY" }.into(),
+                g.announcement.clone().unwrap_or_else(|| "-".into()),
+                g.io.clone(),
+                [
+                    g.error.clone().unwrap_or_default(),
+                    if g.quarantined.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "quarantined (does not affect readiness): {}",
+                            g.quarantined.join(", ")
+                        )
+                    },
+                ]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "GATEWAY", "ADMIN", "VERSION", "REVISION", "STATE", "GIP", "IO", "NOTE",
+        ],
+        &rows,
+    ));
+    out
 }
 
 /// Seconds as `1d 2h`, `3h 4m`, `5m 6s` or `7s`.
