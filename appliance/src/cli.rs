@@ -57,7 +57,8 @@ pub enum Command {
     /// With --gateways N (2 to 8) it runs a fleet instead: a router namespace running BIRD
     /// with ECMP, N gateway namespaces each running `tungate run --fleet demo` and BIRD
     /// (the files of deploy/fleet/), replies of many flows spread over all of them, and a
-    /// line per gateway every 5 s. Needs BIRD 2 (apt-get install bird2).
+    /// line per gateway every 5 s. Needs BIRD 2 (apt-get install bird2). With etcd
+    /// installed (etcd-server) the gateways follow one etcd member (--etcd).
     #[command(after_help = "\
 Examples:
   sudo tungate demo

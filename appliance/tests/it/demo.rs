@@ -705,7 +705,8 @@ fn pids_in(ns: &str) -> Vec<String> {
 /// Issue 15 item 5: `tungate demo --gateways 3` builds the fleet — BIRD router with ECMP,
 /// three gateways each running `tungate run --fleet` and BIRD — and the replies of its
 /// clients' many flows go through all three (each gateway's own `/metrics`, reached on the
-/// printed addresses); SIGTERM then stops every tungate and BIRD and removes every
+/// printed addresses), following one etcd (the plugins uploaded through gw1 are bound on
+/// all three); SIGTERM then stops every tungate, BIRD and etcd and removes every
 /// namespace and file: the host is as before. Also the refusals before anything is made.
 #[test]
 fn the_fleet_demo_spreads_replies_over_three_gateways_and_leaves_the_host_clean() {
@@ -752,6 +753,37 @@ fn the_fleet_demo_spreads_replies_over_three_gateways_and_leaves_the_host_clean(
         },
     );
     println!("forwarded per gateway: {carried:?}");
+    // One etcd (CI installs etcd-server): the plugins uploaded through gw1 are in force on
+    // all three, and gw1's fleet view lists the three members on the latest revision.
+    assert!(
+        demo.seen.iter().any(|l| l.contains("etcd (one member)")),
+        "{}",
+        demo.seen.join("\n")
+    );
+    until(
+        Duration::from_secs(30),
+        "gw1's fleet view lists gw1..gw3 on the latest revision",
+        || {
+            let out = curl(&["-f", &format!("{}/api/v1/fleet", urls[0])]);
+            let Ok(fleet) = serde_json::from_slice::<Value>(&out.stdout) else {
+                return false;
+            };
+            let latest = &fleet["latest_revision"];
+            let members: Vec<&str> = fleet["gateways"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|g| &g["applied_revision"] == latest)
+                .filter_map(|g| g["member"].as_str())
+                .collect();
+            ["gw1", "gw2", "gw3"].iter().all(|m| members.contains(m))
+        },
+    );
+    for url in &urls {
+        let page = text(&curl(&["-f", &format!("{url}/api/v1/stats")]));
+        let stats: Value = serde_json::from_str(&page).expect("stats JSON");
+        assert_eq!(binding(&stats, "accounting")["vip"], VIP, "{url}");
+    }
     // The per-gateway lines say so too.
     for i in 1..=3 {
         demo.wait_line(Duration::from_secs(30), |l| {
@@ -765,8 +797,8 @@ fn the_fleet_demo_spreads_replies_over_three_gateways_and_leaves_the_host_clean(
         .map(|role| format!("tgdemo-{pid}-{role}"))
         .collect();
     let processes: Vec<String> = namespaces.iter().flat_map(|ns| pids_in(ns)).collect();
-    // BIRD in the router and in each gateway, and tungate in each gateway.
-    assert!(processes.len() >= 7, "{processes:?}");
+    // etcd and BIRD in the router, BIRD and tungate in each gateway.
+    assert!(processes.len() >= 8, "{processes:?}");
 
     run("kill", &["-TERM", &pid.to_string()]);
     let status = demo.wait_exit(Duration::from_secs(90));
@@ -777,6 +809,7 @@ fn the_fleet_demo_spreads_replies_over_three_gateways_and_leaves_the_host_clean(
         "tungate on gw3 stopped",
         "BIRD on the router stopped",
         "BIRD on gw2 stopped",
+        "etcd on the router stopped",
         "done: the host is as it was before the demo",
     ] {
         assert!(stdout.contains(stopped), "{stopped}:\n{stdout}");

@@ -1399,7 +1399,10 @@ mod tests {
             "{error}"
         );
         assert_eq!(view.revision, Revision::new(15));
-        assert_eq!(view.document.gateway.address, Some(std::net::Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            view.document.gateway.address,
+            Some(std::net::Ipv4Addr::LOCALHOST)
+        );
 
         // The next good revision is applied (and an old one ignored).
         let mut next = fleet_state.clone();

@@ -31,7 +31,7 @@ use super::encap::{self, DemoTunnel, EncapCounters};
 use super::netns::{self, ip_in};
 use super::topology::{self, CLIENT_GW_SIDE, CLIENT_PREFIXES, RIP, RS_CLIENT_SIDE, VIP};
 use super::traffic::{self, TrafficCounters};
-use super::{DemoError, DemoOptions, detail, gateway, relay, servers, step_of};
+use super::{DemoError, DemoOptions, detail, etcd, gateway, relay, servers, step_of};
 
 /// The fleet's shared gateway address (held on every gateway's `lo`).
 pub(crate) const FLEET_GIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
@@ -250,6 +250,7 @@ pub(crate) async fn demo(
     }
     // Everything that can be checked before touching the kernel is checked first.
     let tools = BirdTools::find()?;
+    let etcd_program = etcd::find();
     let plugins = gateway::find_plugins(&super::plugin_dirs(options))?;
     let mut listeners = Vec::new();
     for i in 1..=n {
@@ -337,6 +338,25 @@ pub(crate) async fn demo(
     step_of(4, STEPS, "BIRD on the router and on every gateway");
     let router_dir = work.join("router");
     std::fs::create_dir(&router_dir).map_err(io("creating the router's directory"))?;
+    let etcd_url = match &etcd_program {
+        Some(program) => {
+            let child = etcd::start(program, &names.router, ROUTER_RS_SIDE, &router_dir)?;
+            cleanup.daemon("etcd on the router", child);
+            let url = etcd::url(ROUTER_RS_SIDE);
+            detail(&format!(
+                "etcd (one member) in {} at {url}: the fleet's configuration and plugins",
+                names.router
+            ));
+            Some(url)
+        }
+        None => {
+            detail(
+                "no etcd-server installed (apt-get install etcd-server): each gateway keeps \
+                 its own configuration",
+            );
+            None
+        }
+    };
     let router_config = bird::router_config(ROUTER_RS_SIDE, FLEET_GIP, n);
     let (child, router_socket) = tools.start(&names.router, &router_dir, "bird", &router_config)?;
     cleanup.daemon("BIRD on the router", child);
@@ -369,15 +389,13 @@ pub(crate) async fn demo(
         .zip(listeners.into_iter().zip(&dirs))
     {
         let name = format!("gw{}", i + 1);
+        let mut flags = vec!["--fleet", FLEET_NAME, "--fleet-member", &name];
+        if let Some(url) = &etcd_url {
+            flags.extend(["--etcd", url.as_str()]);
+        }
         let child = cleanup.named_gateway(
             &format!("tungate on {name}"),
-            gateway::spawn(
-                gw,
-                dir,
-                INNER_ADMIN,
-                &gateway_toml(),
-                &["--fleet", FLEET_NAME],
-            )?,
+            gateway::spawn(gw, dir, INNER_ADMIN, &gateway_toml(), &flags)?,
         );
         let url = format!("http://{}", listener.local_addr().unwrap_or(address));
         tokio::spawn(relay::serve(listener, gw.clone(), INNER_ADMIN));
@@ -424,16 +442,30 @@ pub(crate) async fn demo(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    step_of(6, STEPS, "plugins, through each gateway's admin API");
-    for m in &members {
+    step_of(6, STEPS, "plugins, through the admin API");
+    // With etcd, through gateway 1 only: etcd brings them to the others.
+    let through = if etcd_url.is_some() {
+        &members[..1]
+    } else {
+        &members[..]
+    };
+    for m in through {
         for (name, file) in &plugins {
             gateway::upload(&m.api, name, file).await?;
         }
         gateway::bind_accounting(&m.api).await?;
     }
+    if etcd_url.is_some() {
+        wait_bound_everywhere(&members).await?;
+    }
     detail(&format!(
-        "uploaded {} to every gateway and bound accounting to {VIP} (each gateway counts \
-         only the replies it carries: plugin state is per gateway)",
+        "{} {} and bound accounting to {VIP} (each gateway counts only the replies it \
+         carries: plugin state is per gateway)",
+        if etcd_url.is_some() {
+            "uploaded through gw1, in force on every gateway through etcd:"
+        } else {
+            "uploaded to every gateway:"
+        },
         plugins
             .iter()
             .map(|(name, _)| *name)
@@ -464,6 +496,32 @@ pub(crate) async fn demo(
         &encap_counters,
     )
     .await
+}
+
+/// Waits until every gateway has `accounting` bound to the VIP (a change made through
+/// gateway 1, reaching the others through etcd).
+async fn wait_bound_everywhere(members: &[Member]) -> Result<(), DemoError> {
+    let started = Instant::now();
+    for m in members {
+        loop {
+            if let Ok(stats) = m.api.get_json::<Stats>("/api/v1/stats").await
+                && stats
+                    .bindings
+                    .iter()
+                    .any(|b| b.vip == VIP.to_string() && b.plugin == "accounting")
+            {
+                break;
+            }
+            if started.elapsed() > ROUTES_TIMEOUT {
+                return Err(DemoError::Gateway(format!(
+                    "{} did not apply the fleet's plugins from etcd within {ROUTES_TIMEOUT:?}",
+                    m.name
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
 }
 
 fn print_welcome(members: &[Member], names: &FleetNames, router_socket: &Path, tools: &BirdTools) {

@@ -40,6 +40,7 @@ macro_rules! err {
 pub mod bird;
 mod cleanup;
 mod encap;
+mod etcd;
 mod fleet;
 mod gateway;
 pub mod netns;
