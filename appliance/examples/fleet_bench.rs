@@ -7,8 +7,10 @@
 //! - SIGTERM (a clean stop withdraws first),
 //!
 //! the replies lost in each case, and how long a restarted gateway takes to be back on the
-//! router. Times are the router's view: its route table polled every 1 ms. Writes
-//! `deploy/bench/results/fleet.md`.
+//! router. Times are the router's view: its route table polled every 1 ms. Then, with the
+//! gateways following one real etcd member (`--etcd`), the time from sending a write to
+//! one gateway's API until the written revision is in force on every gateway (each one's
+//! `GET /api/v1/config` ETag, polled every 1 ms). Writes `deploy/bench/results/fleet.md`.
 //!
 //! Run: `cargo build --release -p tungate --bin tungate --example fleet_bench &&
 //! target/release/examples/fleet_bench [ROUNDS]` (default 5).
@@ -17,6 +19,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use tungate_test_support::fleet::{Fleet, FlowStream, GIP};
+use tungate_test_support::http::Api;
 use tungate_test_support::wait::until;
 
 const RATE: u64 = 1000;
@@ -108,6 +111,41 @@ fn round(
     drop(stream.finish());
 }
 
+/// `rounds` writes (a new peer each) through gateway 1's API of a fleet that follows etcd:
+/// for each, the time until every gateway's configuration carries the written revision.
+fn writes_in_force(rounds: usize) -> Vec<f64> {
+    let mut fleet = Fleet::start_with_etcd(3, |_| Vec::new());
+    let apis: Vec<Api> = fleet
+        .gateways
+        .iter_mut()
+        .map(|g| {
+            let token = g.tungate().token();
+            Api::new(&g.ns, "127.0.0.1:9080", Some(token))
+        })
+        .collect();
+    let etag = |api: &Api| {
+        api.get("/api/v1/config")
+            .header("etag")
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let mut times = Vec::new();
+    for r in 0..rounds {
+        let name = format!("w{r}");
+        let body = serde_json::json!({"name": name, "address": format!("10.77.1.{}", r + 1)});
+        let started = Instant::now();
+        let put = apis[0].put_json(&format!("/api/v1/peers/{name}"), &body);
+        assert_eq!(put.status, 200, "the write: {}", put.text());
+        let written = put.header("etag").expect("an ETag").to_owned();
+        while !apis.iter().all(|api| etag(api) == written) {
+            assert!(started.elapsed() < LIMIT, "write {r} in force everywhere");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
@@ -143,6 +181,9 @@ fn main() {
             None
         });
     }
+    drop(fleet);
+    eprintln!("writes through etcd");
+    let writes = writes_in_force(rounds * 4);
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut out = String::new();
     let _ = writeln!(
@@ -209,6 +250,25 @@ fn main() {
          `/readyz` turning false (unit-tested in `tungate-announce`); the route then leaves \
          the router as after a drain's withdrawal. No end-to-end figure: a running gateway \
          cannot be made not-ready from outside without breaking its host.\n"
+    );
+    let _ = writeln!(
+        out,
+        "## A write in force on every gateway (etcd)\n\n\
+         The same three gateways started with `--etcd` on one etcd member (Debian \
+         `etcd-server`) in the router's namespace. Each write is `PUT /api/v1/peers/NAME` \
+         through gateway 1's API (a compare-and-swap in etcd, then applied there); the time \
+         runs from sending it until every gateway's `GET /api/v1/config` answers the written \
+         revision as its ETag (each polled every 1 ms, one request after another, so the \
+         figure includes up to three requests' time).\n\n\
+         | writes | median ms | max ms | each, ms |\n|---|---|---|---|\n| {} | {:.1} | {:.1} | {} |\n",
+        writes.len(),
+        median(&writes),
+        max(&writes),
+        writes
+            .iter()
+            .map(|t| format!("{t:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     print!("{out}");
     let path = concat!(

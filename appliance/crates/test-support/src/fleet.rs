@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
 
+use crate::etcd::Etcd;
 use crate::flood::BulkSender;
 use crate::frames::FrameSocket;
 use crate::netns::Netns;
@@ -183,6 +184,9 @@ impl Gateway {
 pub struct Fleet {
     /// The gateways (dropped first: their processes end before the router's).
     pub gateways: Vec<Gateway>,
+    /// The fleet's etcd ([`Fleet::start_with_etcd`]), in the router's namespace (dropped
+    /// after the gateways, before the namespace).
+    pub etcd: Option<Etcd>,
     /// The router's BIRD.
     pub router_bird: Bird,
     /// The router.
@@ -204,6 +208,17 @@ impl Fleet {
     /// arguments `args(i)` (e.g. `--admin-listen` on [`admin_address`]`(i)`, so that the
     /// router's namespace can scrape `/metrics`).
     pub fn start_with(gateways: usize, args: impl Fn(usize) -> Vec<String>) -> Fleet {
+        Self::build(gateways, args, false)
+    }
+
+    /// [`Fleet::start_with`], the gateways also following one real etcd member that runs
+    /// in the router's namespace on its address towards the real server (`--etcd`,
+    /// `--fleet-member gwN`); gateway 1's file seeds the empty fleet.
+    pub fn start_with_etcd(gateways: usize, args: impl Fn(usize) -> Vec<String>) -> Fleet {
+        Self::build(gateways, args, true)
+    }
+
+    fn build(gateways: usize, args: impl Fn(usize) -> Vec<String>, with_etcd: bool) -> Fleet {
         let router = Netns::new("flr");
         let rs = Netns::new("flrs");
         let client = Netns::new("flcl");
@@ -227,6 +242,16 @@ impl Fleet {
         router.ip(&["addr", "add", "10.2.0.1/24", "dev", "rs0"]);
         rs.ip(&["addr", "add", &format!("{RIP}/24"), "dev", "eth0"]);
         rs.ip(&["route", "add", "default", "via", "10.2.0.1"]);
+        let etcd = with_etcd.then(|| Etcd::start(&router, "10.2.0.1"));
+        let etcd_args = |i: usize| match &etcd {
+            Some(etcd) => vec![
+                "--etcd".to_owned(),
+                etcd.url(),
+                "--fleet-member".to_owned(),
+                format!("gw{i}"),
+            ],
+            None => Vec::new(),
+        };
         veth(
             &router,
             "cl0",
@@ -285,13 +310,14 @@ impl Fleet {
                 tungate: None,
                 bird,
                 index: i,
-                args: args(i),
+                args: [args(i), etcd_args(i)].concat(),
                 ns,
             });
         }
         let router_bird = Bird::start(&router, "bird", &router_config);
         let mut fleet = Fleet {
             gateways: members,
+            etcd,
             router_bird,
             router,
             rs,
