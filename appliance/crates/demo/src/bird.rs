@@ -8,12 +8,12 @@
 //! (the demo's cleanup guard, the tests' `Drop`).
 
 use std::net::Ipv4Addr;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::DemoError;
+use super::tied::spawn_tied;
 
 /// The shipped gateway BIRD configuration (a template).
 pub const BIRD_GATEWAY: &str = include_str!("../../../../deploy/fleet/bird-gateway.conf");
@@ -161,20 +161,8 @@ impl BirdTools {
             .arg("-P")
             .arg(dir.join(format!("{name}.pid")))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .process_group(0);
-        // SAFETY: between fork and exec the child makes one async-signal-safe system call
-        // (prctl) and allocates nothing.
-        unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().map_err(|source| DemoError::Tool {
-            command: format!("ip netns exec {namespace} bird"),
-            source,
-        })?;
+            .stdout(Stdio::null());
+        let mut child = spawn_tied(&mut command, format!("ip netns exec {namespace} bird"))?;
         let started = Instant::now();
         loop {
             if self

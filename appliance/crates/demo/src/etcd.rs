@@ -8,11 +8,11 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::tied::spawn_tied;
 use super::{DemoError, netns};
 
 /// How long etcd may take to become healthy.
@@ -69,20 +69,8 @@ pub(crate) fn start(
         .args(["--initial-cluster", &format!("demo={peer}")])
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(log_err)
-        .process_group(0);
-    // SAFETY: between fork and exec the child makes one async-signal-safe system call
-    // (prctl) and allocates nothing.
-    unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().map_err(|source| DemoError::Tool {
-        command: format!("ip netns exec {namespace} etcd"),
-        source,
-    })?;
+        .stderr(log_err);
+    let mut child = spawn_tied(&mut command, format!("ip netns exec {namespace} etcd"))?;
     let started = Instant::now();
     while !healthy(namespace, address) {
         let failed = match child.try_wait() {

@@ -46,6 +46,7 @@ mod gateway;
 pub mod netns;
 mod relay;
 mod servers;
+mod tied;
 mod topology;
 mod traffic;
 
