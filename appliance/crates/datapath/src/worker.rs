@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, Cache};
 use tungate_packet::vnet::{self, VnetHeader};
-use tungate_packet::{DropReason, LinkLayer, classify, ipv4};
+use tungate_packet::{DropReason, Inner, LinkLayer, classify, ipv4};
 
 use crate::afpacket::RxSocket;
 use crate::batch::{self, Accepted, Scratch};
@@ -497,10 +497,23 @@ impl<Io: PacketIo> Worker<Io> {
         let ethernet_source: Option<[u8; 6]> = packet.get(6..12).and_then(|s| s.try_into().ok());
         match classify(packet, link, &*self.current) {
             Ok(a) => {
+                let inner = match a.inner {
+                    Inner::V4(inner) => inner,
+                    Inner::V6(_) => {
+                        // The egress has no IPv6 routes, neighbours or 0x86DD frames yet: an
+                        // accepted inner IPv6 packet (6in4 can reach here) is counted as
+                        // `no_route`, never forwarded half-checked.
+                        let tally = self.tally();
+                        tally.heard(a.peer, received_bytes, self.now_ms);
+                        tally.drop_from(DropReason::NoRoute, Some(a.vip), a.peer);
+                        self.offer_received(DropReason::NoRoute, Some(a.vip), source, received);
+                        return;
+                    }
+                };
                 let vnet_header = if self.io.reads_offload_state(source) {
                     vnet_header
                 } else {
-                    vnet::partial_checksum(packet, a.inner_offset, &a.inner)
+                    vnet::partial_checksum(packet, a.inner_offset, &inner)
                 };
                 if link == LinkLayer::EthernetIpip && self.spoofed(a.peer, ethernet_source) {
                     // Not heard from the peer: someone else used its address.
@@ -520,7 +533,7 @@ impl<Io: PacketIo> Worker<Io> {
                     vnet: vnet_header,
                     vip: a.vip,
                     peer: a.peer,
-                    destination: a.inner.destination,
+                    destination: inner.destination,
                 })
             }
             Err(r) => {

@@ -41,10 +41,10 @@
 #define TG_SLOT_BAD_GUE 24
 #define TG_SLOT_BAD_GRE 25
 #define TG_SLOT_WRONG_GRE_KEY 27
-/* After the 28 drop reasons: frames handed to a socket, frames passed to the kernel. */
-#define TG_SLOT_REDIRECTED 28
-#define TG_SLOT_PASSED 29
-#define TG_SLOTS 30
+/* After the 30 drop reasons: frames handed to a socket, frames passed to the kernel. */
+#define TG_SLOT_REDIRECTED 30
+#define TG_SLOT_PASSED 31
+#define TG_SLOTS 32
 
 #define TG_MAX_PEERS 16384
 #define TG_MAX_UDP_PORTS 1024
