@@ -295,6 +295,18 @@ pub struct RunArgs {
     /// process, kill -9 included. `gateway.ingress_interface` must be set.
     #[arg(long, value_name = "NAME", value_parser = fleet_name)]
     pub fleet: Option<String>,
+    /// The fleet's Prometheus (`http://HOST:PORT` or `https://HOST:PORT`), which scrapes
+    /// every gateway and runs deploy/fleet/tungate-fleet.rules.yml: the dashboard's fleet
+    /// totals per VIP (`GET /api/v1/fleet/totals`) are read from it. Needs --fleet.
+    #[arg(long, value_name = "URL", requires = "fleet", value_parser = prometheus_url)]
+    pub prometheus: Option<String>,
+}
+
+/// A Prometheus URL: one the API client can ask (scheme, host, port, no path).
+fn prometheus_url(text: &str) -> Result<String, String> {
+    tungate_api::client::ApiClient::new(text, None)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// A fleet name: 1 to 63 of `a-z 0-9 -` (it names keys and logs, never a device).
@@ -622,6 +634,7 @@ pub fn main() -> i32 {
             plugins: args.plugins,
             counters_format: args.counters_format,
             fleet: args.fleet,
+            prometheus: args.prometheus,
         }),
         Command::Net(cmd) => {
             let (action, args, watch) = match &cmd {
@@ -695,6 +708,24 @@ mod tests {
             let cli = Cli::try_parse_from(std::iter::once("tungate").chain(line.split(' ')))
                 .unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(cli.command.only_prints(), expected, "{line}");
+        }
+    }
+    #[test]
+    fn prometheus_needs_the_fleet_and_a_url_the_client_can_ask() {
+        let parse =
+            |line: &str| Cli::try_parse_from(std::iter::once("tungate").chain(line.split(' ')));
+        let Command::Run(args) = parse("run --fleet f1 --prometheus http://10.0.0.9:9090")
+            .expect("a fleet with its Prometheus")
+            .command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(args.prometheus.as_deref(), Some("http://10.0.0.9:9090"));
+        let alone = parse("run --prometheus http://10.0.0.9:9090").unwrap_err();
+        assert!(alone.to_string().contains("--fleet"), "{alone}");
+        for bad in ["10.0.0.9:9090", "ftp://p:9090", "http://p:9090/prometheus"] {
+            let e = parse(&format!("run --fleet f1 --prometheus {bad}")).unwrap_err();
+            assert!(e.to_string().contains("--prometheus"), "{bad}: {e}");
         }
     }
 }

@@ -132,6 +132,22 @@ pub struct RunOptions {
     pub counters_format: CountersFormat,
     /// `--fleet NAME`: a fleet member (GIP on `lo`, the health link, drain).
     pub fleet: Option<String>,
+    /// `--prometheus URL` (with `--fleet`): where the fleet's totals are read.
+    pub prometheus: Option<String>,
+}
+
+/// `--fleet NAME --prometheus URL`: the source of the fleet's totals (the URL was checked
+/// when the arguments were read).
+fn fleet_prometheus(options: &RunOptions) -> Option<tungate_admin::FleetPrometheus> {
+    let fleet = options.fleet.clone()?;
+    let url = options.prometheus.as_deref()?;
+    match tungate_api::client::ApiClient::new(url, None) {
+        Ok(client) => Some(tungate_admin::FleetPrometheus { fleet, client }),
+        Err(e) => {
+            tracing::error!("--prometheus {url}: {e}; the fleet totals are not available");
+            None
+        }
+    }
 }
 
 fn print_counters(snapshot: &Snapshot, format: CountersFormat) {
@@ -301,6 +317,7 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         max_module_bytes,
         network: control.network(),
         fleet: announcer.as_ref().map(tungate_announce::Announcer::handle),
+        prometheus: fleet_prometheus(&options),
     }));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let encrypted = tls.is_some();

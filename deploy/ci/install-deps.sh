@@ -25,6 +25,7 @@ $build_only || APT_PACKAGES+=(
   openssl ca-certificates         # the admin TLS test makes a self-signed certificate; the system CA bundle it is checked against
   clang llvm libbpf-dev           # rebuilds the committed XDP object and checks it matches its source (appliance/crates/xdp/bpf/build.sh --check)
   bird2                           # the fleet tests run BIRD in namespaces (router with ECMP, one per gateway)
+  prometheus                      # the fleet tests scrape the gateways with a real Prometheus (recording rules, promtool)
 )
 
 missing=()
@@ -37,10 +38,10 @@ if ((${#missing[@]})); then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# Debian enables bird.service on install: the tests run their own BIRD in namespaces, and a
-# CI host must not run a routing daemon of its own.
+# Debian enables bird.service and prometheus.service on install: the tests run their own BIRD
+# and Prometheus in namespaces, and a CI host must not run a routing daemon or scraper of its own.
 if ! $build_only && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  systemctl disable --now bird.service 2>/dev/null || true
+  systemctl disable --now bird.service prometheus.service 2>/dev/null || true
 fi
 
 # The toolchain, its components and the wasm32 target come from rust-toolchain.toml.

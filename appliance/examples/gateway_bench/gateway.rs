@@ -97,12 +97,14 @@ pub fn vips(count: usize) -> Vec<Ipv4Addr> {
         .collect()
 }
 
-/// The gateway's configuration: peer `rs1` serving `vips`, each with `chain`.
-pub fn document(workers: usize, vips: &[Ipv4Addr], chain: Chain) -> Document {
+/// The gateway's configuration: peer `rs1` (its return tunnel `tunnel`) serving `vips`,
+/// each with `chain`.
+pub fn document(workers: usize, vips: &[Ipv4Addr], chain: Chain, tunnel: Tunnel) -> Document {
     let list: Vec<String> = vips.iter().map(|v| format!("\"{v}\"")).collect();
     let mut text = format!(
         "[gateway]\naddress = \"{GIP}\"\nworkers = {workers}\n\
-         [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\nvips = [{}]\n",
+         [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\ntunnel = \"{}\"\nvips = [{}]\n",
+        tunnel.name(),
         list.join(", ")
     );
     for v in vips {
@@ -205,7 +207,7 @@ struct GatewayState {
 
 impl GatewayState {
     fn publish(&self, chain: Chain, timed: bool) -> Result<u64, String> {
-        let doc = document(self.workers, &self.vips, chain);
+        let doc = document(self.workers, &self.vips, chain, Tunnel::from_env());
         let modules = self.modules.clone();
         let lookup = move |name: &str| modules.get(name).cloned();
         if !timed {
@@ -288,6 +290,38 @@ impl Io {
     }
 }
 
+/// The environment variable that names the peer's return tunnel (`ipip` or `gue`) to the
+/// gateway it starts.
+pub const TUNNEL_ENV: &str = "GATEWAY_BENCH_TUNNEL";
+
+/// The peer's return tunnel: what the generator encapsulates in and the gateway expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tunnel {
+    /// IPIP (IP protocol 4), IPVS's default.
+    Ipip,
+    /// GUE variant 0 to UDP port 6080 (the config's default), one UDP source port per flow
+    /// (the per-flow entropy `encap-sport auto` gives).
+    Gue,
+}
+
+impl Tunnel {
+    /// The config's name (`peers[].tunnel`), also the value of [`TUNNEL_ENV`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Tunnel::Ipip => "ipip",
+            Tunnel::Gue => "gue",
+        }
+    }
+
+    /// The tunnel [`TUNNEL_ENV`] names in this process's environment (IPIP unless `gue`).
+    pub fn from_env() -> Tunnel {
+        match std::env::var(TUNNEL_ENV).as_deref() {
+            Ok("gue") => Tunnel::Gue,
+            _ => Tunnel::Ipip,
+        }
+    }
+}
+
 /// Registers the workers' AF_XDP sockets in the attached program.
 struct Registry(SharedFilter);
 
@@ -353,7 +387,7 @@ pub fn child_main(args: &[String]) -> i32 {
                 (name.to_owned(), bytes)
             })
             .collect();
-    let doc = document(workers, &vips, Chain::None);
+    let doc = document(workers, &vips, Chain::None, Tunnel::from_env());
     let counters = Arc::new(Counters::new(workers));
     let (plan, _filter) = match io_plan(&doc) {
         Ok(p) => p,
@@ -528,11 +562,12 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts a gateway in `gw` on `io` with `workers` workers pinned to `cpus`, serving
+    /// Starts a gateway in `gw` on `io`, its peer tunnelling with `tunnel`, with `workers` workers pinned to `cpus`, serving
     /// `vips` VIPs, and waits until it forwards.
     pub fn start(
         gw: &Netns,
         io: Io,
+        tunnel: Tunnel,
         workers: usize,
         cpus: &[usize],
         vips: usize,
@@ -552,6 +587,7 @@ impl GatewayProcess {
             .arg(plugins)
             .env("RUST_LOG", "warn")
             .env(IO_ENV, io.name())
+            .env(TUNNEL_ENV, tunnel.name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -16,6 +16,8 @@
 //! holds one variant under full load and prints its rate every second (for `perf`); with
 //! `TUNGATE_BENCH_CAPTURE=passed` (or `drops`) a capture of every forwarded (or dropped)
 //! packet runs meanwhile (deploy/bench/capture.md).
+//! `gateway_bench latency [RATE] [ROUNDS]` runs the latency phase alone at RATE: the kernel
+//! and cidr-filter on AF_XDP (`GATEWAY_BENCH_IO=xdp`) or TPACKET, rounds alternating.
 //! `gateway_bench gateway ...` is the gateway process the run starts in `gw` (internal).
 
 use tungate_test_support::plugins;
@@ -114,6 +116,7 @@ fn soak(args: &[String]) -> i32 {
             chain,
             timed,
             io: gateway::Io::from_env(),
+            tunnel: gateway::Tunnel::from_env(),
         }
     };
     let rate = args.get(4).and_then(|a| a.parse().ok());
@@ -147,8 +150,10 @@ fn in_own_session() -> Option<i32> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if matches!(args.first().map(String::as_str), Some("run" | "soak"))
-        && let Some(code) = in_own_session()
+    if matches!(
+        args.first().map(String::as_str),
+        Some("run" | "soak" | "latency")
+    ) && let Some(code) = in_own_session()
     {
         std::process::exit(code);
     }
@@ -161,6 +166,14 @@ fn main() {
             std::process::exit(gateway::child_main(&args[1..]));
         }
         Some("soak") => std::process::exit(soak(&args[1..])),
+        Some("latency") => {
+            let rate = args
+                .get(1)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(100_000.0);
+            let rounds = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
+            std::process::exit(phases::latency(rate, rounds))
+        }
         Some("run") => match parse(&args[1..]) {
             Ok(options) => std::process::exit(phases::run(&options)),
             Err(e) => {

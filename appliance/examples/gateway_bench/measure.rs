@@ -200,12 +200,18 @@ impl PerfRecording {
     }
 }
 
-/// Frames that mean "this sample ran in interrupt context".
-fn is_interrupt_frame(symbol: &str) -> bool {
+/// Frames that mean "this sample ran in softirq context" (the network's receive and
+/// transmit work, on whichever task's stack it ran).
+fn is_softirq_frame(symbol: &str) -> bool {
     matches!(
         symbol,
         "handle_softirqs" | "__do_softirq" | "do_softirq" | "net_rx_action" | "run_ksoftirqd"
-    ) || symbol.starts_with("sysvec_")
+    )
+}
+
+/// Frames that mean "this sample ran in a hard interrupt" (timer, IPIs, devices).
+fn is_hardirq_frame(symbol: &str) -> bool {
+    symbol.starts_with("sysvec_")
         || symbol.starts_with("__sysvec_")
         || symbol.starts_with("asm_sysvec_")
         || symbol.starts_with("common_interrupt")
@@ -249,8 +255,14 @@ fn parse_script(text: &str, ours: &HashSet<u32>, load: &HashSet<u32>) -> Option<
         let comm: Vec<&str> = words.rev().collect();
         let comm = comm.join(" ");
         let frames: Vec<&str> = lines.filter_map(frame_symbol).collect();
-        let interrupt =
-            comm.starts_with("ksoftirqd/") || frames.iter().any(|f| is_interrupt_frame(f));
+        let idle = comm.starts_with("swapper") || tid == 0;
+        // Softirq work is the network's wherever it ran; a hard interrupt (a timer tick, an
+        // IPI) belongs to the task it interrupted: the gateway's threads, the generator's,
+        // or an idle core (a wakeup) — not another task's (a compile job's own ticks).
+        let interrupt = comm.starts_with("ksoftirqd/")
+            || frames.iter().any(|f| is_softirq_frame(f))
+            || ((idle || ours.contains(&tid) || load.contains(&tid))
+                && frames.iter().any(|f| is_hardirq_frame(f)));
         let a = match by_cpu.iter_mut().find(|(c, _)| *c == cpu) {
             Some((_, a)) => a,
             None => {
@@ -258,7 +270,6 @@ fn parse_script(text: &str, ours: &HashSet<u32>, load: &HashSet<u32>) -> Option<
                 &mut by_cpu.last_mut().expect("just pushed").1
             }
         };
-        let idle = comm.starts_with("swapper") || tid == 0;
         if interrupt {
             a.interrupts += seconds;
         } else if ours.contains(&tid) {
@@ -305,6 +316,78 @@ pub fn thread_ids(pid: u32) -> HashSet<u32> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A thread's scheduling so far (`/proc/.../schedstat` and its context switches).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sched {
+    /// Time on a CPU, ns.
+    pub run_ns: u64,
+    /// Time runnable but waiting for a CPU, ns.
+    pub wait_ns: u64,
+    /// Times it went to sleep (voluntary switches).
+    pub sleeps: u64,
+    /// Times another task took the CPU from it while it could run (involuntary switches).
+    pub preempted: u64,
+}
+
+impl Sched {
+    /// Thread `tid`'s figures (of process `pid`), if it still exists.
+    pub fn of(pid: u32, tid: u32) -> Option<Sched> {
+        let dir = format!("/proc/{pid}/task/{tid}");
+        let stat = std::fs::read_to_string(format!("{dir}/schedstat")).ok()?;
+        let mut f = stat.split_whitespace().map(|x| x.parse::<u64>().ok());
+        let (run_ns, wait_ns) = (f.next()??, f.next()??);
+        let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        };
+        Some(Sched {
+            run_ns,
+            wait_ns,
+            sleeps: field("voluntary_ctxt_switches:")?,
+            preempted: field("nonvoluntary_ctxt_switches:")?,
+        })
+    }
+
+    /// The thread of process `pid` named `comm` (e.g. `tg-worker-0`, or `ksoftirqd/1` in
+    /// process `pid` = itself).
+    pub fn find(pid: u32, comm: &str) -> Option<u32> {
+        thread_ids(pid).into_iter().find(|tid| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                .is_ok_and(|c| c.trim() == comm)
+        })
+    }
+
+    /// The kernel thread `ksoftirqd/CPU` (its pid), where softirq work goes once the kernel
+    /// defers it from interrupt exits: it then waits for the CPU like any task.
+    pub fn ksoftirqd(cpu: usize) -> Option<u32> {
+        let name = format!("ksoftirqd/{cpu}");
+        std::fs::read_dir("/proc").ok()?.find_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == name).then_some(pid)
+        })
+    }
+
+    /// What happened between `before` and `self`, over `seconds`, as a log phrase.
+    pub fn since(&self, before: &Sched, seconds: f64) -> String {
+        let wait = self.wait_ns.saturating_sub(before.wait_ns);
+        let switches_in = (self.sleeps + self.preempted)
+            .saturating_sub(before.sleeps + before.preempted)
+            .max(1);
+        format!(
+            "on a CPU {:.1}%, waiting for one {:.2}% ({:.0} µs per switch-in), {:.0} sleeps/s, \
+             {:.0} preemptions/s",
+            self.run_ns.saturating_sub(before.run_ns) as f64 / seconds / 1e7,
+            wait as f64 / seconds / 1e7,
+            wait as f64 / switches_in as f64 / 1e3,
+            self.sleeps.saturating_sub(before.sleeps) as f64 / seconds,
+            self.preempted.saturating_sub(before.preempted) as f64 / seconds,
+        )
+    }
 }
 
 /// Packets received by `interface` of `ns` so far.
@@ -436,12 +519,25 @@ mod tests {
             \t ffffffff81000005 packet_sendmsg+0x1\n\
             \n\
             lto cgu.02 900 [001] \n\
-            \t 1234 llvm::Pass::run\n";
+            \t 1234 llvm::Pass::run\n\
+            \n\
+            lto cgu.02 900 [001] \n\
+            \t ffffffff81000006 irqentry_exit_to_user_mode+0x1\n\
+            \t ffffffff81000007 asm_sysvec_apic_timer_interrupt+0x1\n\
+            \n\
+            tungate-w0 700 [001] \n\
+            \t ffffffff81000008 scheduler_tick+0x1\n\
+            \t ffffffff81000009 sysvec_apic_timer_interrupt+0x1\n";
         let ours: HashSet<u32> = [700].into();
         let p = parse_script(text, &ours, &[600].into()).expect("samples");
         let s = 1.0 / f64::from(PERF_HZ);
         let gw = p.cpu(1).expect("core 1");
-        assert_eq!((gw.interrupts, gw.gateway_threads, gw.others), (s, s, s));
+        assert_eq!(
+            (gw.interrupts, gw.gateway_threads, gw.others),
+            (2.0 * s, s, 2.0 * s),
+            "the worker's softirq and its own timer tick are the gateway's; the compile \
+             job's tick is its own"
+        );
         let generator = p.cpu(0).expect("core 0");
         assert_eq!(
             (

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Options;
-use crate::gateway::{self, Chain, GatewayProcess, Io};
+use crate::gateway::{self, Chain, GatewayProcess, Io, Tunnel};
 use crate::measure::{self, CoreTimes};
 use crate::report::{self, Report};
 use crate::traffic::{
@@ -77,6 +77,8 @@ pub enum Variant {
         timed: bool,
         /// TPACKET rings (b–d) or AF_XDP (b′–d′).
         io: Io,
+        /// The peer's return tunnel (IPIP, or GUE for the GUE rows of (c) and (c′)).
+        tunnel: Tunnel,
     },
 }
 
@@ -87,6 +89,18 @@ pub fn tungate(workers: usize, chain: Chain, io: Io) -> Variant {
         chain,
         timed: false,
         io,
+        tunnel: Tunnel::Ipip,
+    }
+}
+
+/// cidr-filter with 1 worker on `io`, its peer tunnelling in GUE.
+pub fn gue(io: Io) -> Variant {
+    Variant::Tungate {
+        workers: 1,
+        chain: Chain::Cidr,
+        timed: false,
+        io,
+        tunnel: Tunnel::Gue,
     }
 }
 
@@ -335,8 +349,18 @@ impl Bench<'_> {
     }
 
     fn start_gateway(&self, io: Io, workers: usize, vips: usize) -> GatewayProcess {
+        self.start_gateway_with(io, Tunnel::Ipip, workers, vips)
+    }
+
+    fn start_gateway_with(
+        &self,
+        io: Io,
+        tunnel: Tunnel,
+        workers: usize,
+        vips: usize,
+    ) -> GatewayProcess {
         let cpus = tungate(workers, Chain::None, io).cpus();
-        GatewayProcess::start(&self.t.gw, io, workers, &cpus, vips, &self.plugins)
+        GatewayProcess::start(&self.t.gw, io, tunnel, workers, &cpus, vips, &self.plugins)
     }
 
     /// Sends `load` and measures one window; with `profile`, keeps the recorded cores'
@@ -547,11 +571,29 @@ impl Bench<'_> {
                             chain,
                             timed: true,
                             io,
+                            tunnel: Tunnel::Ipip,
                         };
                         push(self.measure(Load::Flood(&ipip), v, Some(&mut gw), window, false));
                     }
                 }
                 gw.quit();
+            }
+            if n == 1 {
+                // The GUE rows beside IPIP: (c) and (c′), the generator sending GUE with
+                // one UDP source port per flow.
+                let gue_frames = build_frames(Encap::Gue, size.payload, FLOWS, &[VIP]);
+                let mut ios = [Io::Packet, Io::Xdp];
+                if repeat % 2 == 1 {
+                    ios.reverse();
+                }
+                for io in ios {
+                    self.steer(&gue(io).cpus());
+                    let mut gw = self.start_gateway_with(io, Tunnel::Gue, 1, 1);
+                    gw.command("chain cidr");
+                    let load = Load::Flood(&gue_frames);
+                    push(self.measure(load, gue(io), Some(&mut gw), window, false));
+                    gw.quit();
+                }
             }
             if tungate_first {
                 run_kernel(&mut push);
@@ -580,12 +622,13 @@ impl Bench<'_> {
         })
     }
 
-    /// One-way latency of the kernel and of `chains` on `io` at `rate`, rounds alternating.
-    fn latency_phase(&self, rate: f64, io: Io, chains: &[Chain]) -> Vec<Latency> {
+    /// One-way latency of the kernel and of `chains` on `io` at `rate`, `rounds` rounds
+    /// alternating.
+    fn latency_phase(&self, rate: f64, io: Io, chains: &[Chain], rounds: usize) -> Vec<Latency> {
         let frames = build_frames(Encap::Ipip, SIZES[0].payload, FLOWS, &[VIP]);
         let plain = build_frames(Encap::Plain, SIZES[0].payload, FLOWS, &[VIP]);
         let seconds = if self.options.quick { 0.5 } else { 2.0 };
-        let rounds = if self.options.quick { 1 } else { 3 };
+
         let count = (rate * seconds) as u64;
         let kernel = Variant::Kernel { cores: 1 };
         let mut all: Vec<(Variant, Vec<f64>, u64, u64)> = Vec::new();
@@ -619,7 +662,34 @@ impl Bench<'_> {
             let mut gw = self.start_gateway(io, 1, 1);
             for &chain in chains {
                 gw.command(&format!("chain {}", chain.name()));
+                // Who waited for a CPU meanwhile: the worker, and the softirq threads of
+                // both cores (softirq work the kernel defers runs there, as a task).
+                let worker = measure::Sched::find(gw.pid(), "tg-worker-0");
+                let threads: Vec<(String, u32, u32)> = worker
+                    .map(|t| ("worker".to_owned(), gw.pid(), t))
+                    .into_iter()
+                    .chain([GENERATOR_CPU, GATEWAY_CPU].into_iter().filter_map(|c| {
+                        let pid = measure::Sched::ksoftirqd(c)?;
+                        Some((format!("ksoftirqd/{c}"), pid, pid))
+                    }))
+                    .collect();
+                let before: Vec<_> = threads
+                    .iter()
+                    .map(|(_, p, t)| measure::Sched::of(*p, *t))
+                    .collect();
+                let started = Instant::now();
                 let (sent, r) = self.paced(&frames, rate, count);
+                let seconds = started.elapsed().as_secs_f64();
+                for ((name, p, t), b) in threads.iter().zip(&before) {
+                    if let (Some(b), Some(a)) = (b, measure::Sched::of(*p, *t)) {
+                        eprintln!(
+                            "  latency {} {}: {name}: {}",
+                            io.name(),
+                            chain.name(),
+                            a.since(b, seconds)
+                        );
+                    }
+                }
                 record(tungate(1, chain, io), sent, r);
             }
             gw.quit();
@@ -736,6 +806,14 @@ impl Bench<'_> {
                     let start = report::median_delivered(samples, size, v);
                     out.push(self.search(&ipip, v, Some(&mut gw), start, step, window));
                 }
+                gw.quit();
+            }
+            let gue_frames = build_frames(Encap::Gue, size.payload, FLOWS, &[VIP]);
+            for io in [Io::Packet, Io::Xdp] {
+                let mut gw = self.start_gateway_with(io, Tunnel::Gue, 1, 1);
+                gw.command("chain cidr");
+                let start = report::median_delivered(samples, size, gue(io));
+                out.push(self.search(&gue_frames, gue(io), Some(&mut gw), start, step, window));
                 gw.quit();
             }
         }
@@ -916,6 +994,14 @@ impl Bench<'_> {
     }
 }
 
+/// How the generator encapsulates for a gateway whose peer tunnels with `tunnel`.
+fn encap_of(tunnel: Tunnel) -> Encap {
+    match tunnel {
+        Tunnel::Ipip => Encap::Ipip,
+        Tunnel::Gue => Encap::Gue,
+    }
+}
+
 /// Nice −10 for this thread and everything it starts (the generator, the gateway process
 /// and its threads): on a machine shared with compile jobs, the generator and tungate's
 /// worker then get most of their cores, as on a dedicated gateway. The kernel's forwarding
@@ -1040,9 +1126,14 @@ pub fn run(options: &Options) -> i32 {
         "[{:.0} s] latency at {half:.0} pps (TPACKET) and {half_prime:.0} pps (AF_XDP)",
         at()
     );
-    let mut latency =
-        bench.latency_phase(half, Io::Packet, &[Chain::None, Chain::Cidr, Chain::Four]);
-    latency.extend(bench.latency_phase(half_prime, Io::Xdp, &[Chain::Cidr]));
+    let rounds = if options.quick { 1 } else { 3 };
+    let mut latency = bench.latency_phase(
+        half,
+        Io::Packet,
+        &[Chain::None, Chain::Cidr, Chain::Four],
+        rounds,
+    );
+    latency.extend(bench.latency_phase(half_prime, Io::Xdp, &[Chain::Cidr], rounds));
     eprintln!(
         "[{:.0} s] hot swap at {half:.0} pps (TPACKET) and {half_prime:.0} pps (AF_XDP)",
         at()
@@ -1072,6 +1163,38 @@ pub fn run(options: &Options) -> i32 {
         options.out.display(),
         options.samples.display()
     );
+    0
+}
+
+/// `gateway_bench latency`: the latency phase alone — the kernel and (c′) (or (c) with
+/// `GATEWAY_BENCH_IO=packet`), cidr-filter, at `rate`, `rounds` rounds alternating — and
+/// the (c′) paced run's CPU at that rate, for side-by-side runs of two builds.
+pub fn latency(rate: f64, rounds: usize) -> i32 {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("gateway_bench: needs root");
+        return 2;
+    }
+    pin_current_thread(&[GENERATOR_CPU]);
+    raise_priority();
+    let options = Options {
+        quick: false,
+        repeats: 1,
+        window: Duration::from_secs(1),
+        out: PathBuf::new(),
+        samples: PathBuf::new(),
+    };
+    let t = Topology::new();
+    let generator = Generator::open(&t.rs);
+    let bench = Bench {
+        options: &options,
+        t,
+        generator,
+        plugins: plugin_dir(),
+    };
+    bench.prepare();
+    for l in bench.latency_phase(rate, Io::from_env(), &[Chain::Cidr], rounds.max(1)) {
+        eprintln!("{}", report::latency_line(&l));
+    }
     0
 }
 
@@ -1108,14 +1231,15 @@ pub fn soak(seconds: u64, variant: Variant, size: Size, rate: Option<f64>) -> i3
             chain,
             timed,
             io,
+            tunnel,
         } => {
-            let mut g = bench.start_gateway(io, workers, 1);
+            let mut g = bench.start_gateway_with(io, tunnel, workers, 1);
             g.command(&format!(
                 "chain {}{}",
                 chain.name(),
                 if timed { " timed" } else { "" }
             ));
-            (Encap::Ipip, Some(g))
+            (encap_of(tunnel), Some(g))
         }
     };
     // TUNGATE_BENCH_CAPTURE=passed|drops: a capture runs meanwhile (its cost in

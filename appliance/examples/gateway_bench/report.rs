@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::Options;
-use crate::gateway::{Chain, Io};
+use crate::gateway::{Chain, Io, Tunnel};
 use crate::measure::median;
 use crate::phases::{
     Capacity, Latency, Memory, SIZES, Sample, Size, Stress, SwapRun, Variant, tungate,
@@ -55,6 +55,7 @@ pub fn variant_name(v: Variant) -> String {
             chain,
             timed,
             io,
+            tunnel,
         } => {
             let what = match (chain, io) {
                 (Chain::None, Io::Packet) => "(b) tungate, no plugin",
@@ -72,7 +73,8 @@ pub fn variant_name(v: Variant) -> String {
                 format!("{workers} workers (one core shared with the generator)")
             };
             format!(
-                "{what}, {workers}{}",
+                "{what}, {workers}{}{}",
+                if tunnel == Tunnel::Gue { ", GUE" } else { "" },
                 if timed { ", chain timed" } else { "" }
             )
         }
@@ -337,6 +339,7 @@ fn timed(chain: Chain) -> Variant {
         chain,
         timed: true,
         io: Io::Packet,
+        tunnel: Tunnel::Ipip,
     }
 }
 
@@ -671,7 +674,11 @@ fn throughput(md: &mut String, r: &Report<'_>) {
     let order = |v: &Variant| match *v {
         Variant::Kernel { cores } => (cores, 0),
         Variant::Tungate {
-            workers, chain, io, ..
+            workers,
+            chain,
+            io,
+            tunnel,
+            ..
         } => (
             workers,
             match chain {
@@ -679,7 +686,8 @@ fn throughput(md: &mut String, r: &Report<'_>) {
                 Chain::Cidr => 2,
                 Chain::Four => 3,
                 Chain::CidrHalves => 4,
-            } + if io == Io::Xdp { 4 } else { 0 },
+            } + if io == Io::Xdp { 4 } else { 0 }
+                + if tunnel == Tunnel::Gue { 8 } else { 0 },
         ),
     };
     variants.sort_by_key(order);
@@ -879,17 +887,23 @@ fn limits(md: &mut String, r: &Report<'_>) {
         .map_or(f64::NAN, |c| c.lossless_pps);
     let _ = writeln!(
         md,
-        "**What busy-polling would add.** The worker waits through its io_uring \
-         (`IORING_OP_POLL_ADD` on the AF_XDP fd after 50 µs of empty rings) and kicks \
-         transmission with `sendto(MSG_DONTWAIT)`; with `XDP_USE_NEED_WAKEUP` the kernel would \
-         say when a kick is needed at all, and `SO_BUSY_POLL` / `SO_PREFER_BUSY_POLL` would let \
-         the worker run the device's NAPI poll itself from its own thread (on a NIC: receive \
-         processing on the worker's core, interrupts off while it polls, no softirq competing \
-         with it). On veth there is no NAPI to take over on the receive side (the XDP program \
-         runs in the sender's softirq), so the gain here is bounded; the throwaway C forwarder \
-         measured on this machine reached 0.77× the kernel at 1400 B with poll and 0.87× \
-         busy-polling (+13%). Not built: it would replace the io_uring wait that the mission \
-         asks for, and it would keep a core spinning at any load.\n"
+        "**Wakeups, spinning and what busy-polling would add.** The worker waits through its \
+         io_uring (`IORING_OP_POLL_ADD` on the AF_XDP fd) after spinning only while frames \
+         have been arriving in short gaps (up to twice the last idle gap when that was under \
+         50 µs, half the previous limit otherwise): a fixed 50 µs spin was paid in full \
+         between every two bursts of 64 at the loss-free rates (≈ 0.8 µs per packet), and a \
+         worker that never sleeps spends its scheduler share, so on a shared core it then \
+         waits behind other tasks for milliseconds — the latency tail \
+         ([deploy/bench/results/xdp-cpu-latency.md](deploy/bench/results/xdp-cpu-latency.md)). \
+         It kicks transmission with `sendto(MSG_DONTWAIT)` only when the kernel flags the \
+         transmit ring (`XDP_USE_NEED_WAKEUP`; in copy mode it always does, since only the \
+         kick sends). `SO_BUSY_POLL` / `SO_PREFER_BUSY_POLL` would let the worker run the \
+         device's NAPI poll itself from its own thread (on a NIC: receive processing on the \
+         worker's core, interrupts off while it polls, no softirq competing with it); on veth \
+         that would only move the XDP program and the copy from the sender's core to the \
+         worker's, the same work counted in the combined figure. Not built: it keeps a core \
+         spinning at any load; the throwaway C forwarder measured on this machine reached \
+         0.77× the kernel at 1400 B with poll and 0.87× busy-polling (+13%).\n"
     );
     let _ = writeln!(
         md,
@@ -953,6 +967,20 @@ fn stage_timing(md: &mut String, r: &Report<'_>) {
         }
     }
     let _ = writeln!(md);
+}
+
+/// One latency result as a log line (`gateway_bench latency`).
+pub fn latency_line(l: &Latency) -> String {
+    format!(
+        "{} at {:.0} pps: {} of {} received, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
+        variant_name(l.variant),
+        l.rate,
+        l.received,
+        l.sent,
+        l.p50_us,
+        l.p99_us,
+        l.p999_us
+    )
 }
 
 fn latency(md: &mut String, r: &Report<'_>) {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
 
-use tungate_test_support::packets::{ethernet, ipip};
+use tungate_test_support::packets::{ethernet, ipip, outer_udp};
 use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC};
 use tungate_test_support::{Netns, frames};
 
@@ -40,10 +40,20 @@ pub enum Encap {
     Ipip,
     /// The inner packet alone (what the kernel forwards in the reference variant).
     Plain,
+    /// The inner packet in GUE (variant 0) from RIP to GIP's UDP port 6080, one UDP source
+    /// port per flow, no UDP checksum (as Linux's fou sends by default).
+    Gue,
     /// The inner packet in IPIP from [`STRANGER`], not a configured peer, to GIP: the hostile
     /// flood (dropped as `unknown_peer`).
     Stranger,
 }
+
+/// The GUE destination port: the config's default for `tunnel = "gue"`.
+const GUE_PORT: u16 = 6080;
+/// The first flow's GUE source port (the next flows count up from it).
+const GUE_SOURCE_PORT_BASE: u16 = 49152;
+/// A GUE variant 0 header: version 0, no flags, protocol 4 (IPv4).
+const GUE_HEADER: [u8; 4] = [0, 4, 0, 0];
 
 /// The outer source of the hostile flood: no peer of the gateway's.
 pub const STRANGER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 66);
@@ -75,6 +85,17 @@ pub fn build_frames(encap: Encap, payload: usize, flows: usize, vips: &[Ipv4Addr
         inner[26..28].fill(0); // no UDP checksum: payload rewrites stay valid
         let ip = match encap {
             Encap::Ipip => ipip(RIP, GIP, &inner),
+            Encap::Gue => {
+                let gue = [&GUE_HEADER[..], &inner].concat();
+                outer_udp(
+                    RIP,
+                    GIP,
+                    GUE_SOURCE_PORT_BASE + f as u16,
+                    GUE_PORT,
+                    &gue,
+                    false,
+                )
+            }
             Encap::Stranger => ipip(STRANGER, GIP, &inner),
             Encap::Plain => inner,
         };

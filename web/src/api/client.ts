@@ -3,7 +3,18 @@
 // and telling "the API refused this" apart from "no API answered". It must never put the
 // token in a URL, and never retry a write except once after a fresh sign-in.
 
-import type { ErrorBody, ErrorDetail, Peer, PeerBody, Plugin, Stats, Status, Vip, VipBody } from './types';
+import type {
+  ErrorBody,
+  ErrorDetail,
+  FleetTotals,
+  Peer,
+  PeerBody,
+  Plugin,
+  Stats,
+  Status,
+  Vip,
+  VipBody,
+} from './types';
 import type { TokenStore } from './token';
 
 /** Why a request failed, which decides how the UI reacts. */
@@ -132,6 +143,11 @@ export class ApiClient {
   /** `GET /api/v1/stats`. */
   stats(): Promise<Stats> {
     return this.read<Stats>('/api/v1/stats');
+  }
+
+  /** `GET /api/v1/fleet/totals` (409 without a fleet Prometheus, 502 when it failed). */
+  fleetTotals(): Promise<FleetTotals> {
+    return this.read<FleetTotals>('/api/v1/fleet/totals');
   }
 
   /** `GET /api/v1/peers`. */

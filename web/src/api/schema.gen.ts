@@ -120,6 +120,19 @@ export type paths = {
      */
     post: operations['drain'];
   };
+  '/api/v1/fleet/totals': {
+    /**
+     * The fleet's totals per VIP, from its Prometheus
+     * @description Fleet mode with a Prometheus (`tungate run --fleet NAME --prometheus URL`): a gateway
+     * counts only its own packets; the fleet's Prometheus scrapes every gateway and sums
+     * their per-VIP counters with the recording rules of deploy/fleet/tungate-fleet.rules.yml.
+     * This asks it for those sums for this gateway's fleet (the `fleet` label of the
+     * scrape targets) and answers them in one document (the dashboard shows it). The
+     * gateway sends only these fixed queries. Without `--prometheus`: 409; a Prometheus
+     * that cannot be reached (5 s), fails or answers no query result: 502.
+     */
+    get: operations['getFleetTotals'];
+  };
 };
 
 export type webhooks = Record<string, never>;
@@ -144,7 +157,8 @@ export type components = {
           | 'method_not_allowed'
           | 'precondition_failed'
           | 'internal'
-          | 'too_many_requests';
+          | 'too_many_requests'
+          | 'bad_gateway';
         message: string;
         /** @description path of the field concerned, e.g. peers[0].address */
         field?: string;
@@ -408,6 +422,27 @@ export type components = {
       /** @description true when no packet arrived for 1 s (the router moved the traffic); false when the 30 s limit ended the drain */
       quiet: boolean;
     };
+    /** @description the fleet's totals per VIP, summed over its gateways by Prometheus' recording rules */
+    FleetTotals: {
+      /** @description the fleet (--fleet NAME) */
+      fleet: string;
+      /** @description the Prometheus asked (--prometheus URL) */
+      prometheus: string;
+      /** @description gateways of the fleet that answered Prometheus' last scrape (fleet:up:sum); null when no target carries the fleet's label */
+      gateways_up: number | null;
+      /** @description per VIP, by address; empty until the rules have recorded something */
+      vips: components['schemas']['FleetVipTotals'][];
+    };
+    /** @description one VIP's totals over the fleet: the sums of the gateways' counters as last scraped (a restarted gateway counts from 0 again) */
+    FleetVipTotals: {
+      vip: string;
+      /** @description fleet_vip:tungate_vip_forwarded_packets_total:sum */
+      forwarded_packets: number;
+      /** @description fleet_vip:tungate_vip_forwarded_bytes_total:sum */
+      forwarded_bytes: number;
+      /** @description every reason: fleet_vip:tungate_vip_dropped_packets_total:sum */
+      dropped_packets: number;
+    };
     Totals: {
       received_packets?: number;
       forwarded_packets?: number;
@@ -552,6 +587,12 @@ export type components = {
     };
     /** @description too many of these requests at once (4 captures); retry when one ended */
     TooManyRequests: {
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+    /** @description a service the gateway asks for the client (the fleet's Prometheus) could not be reached, failed or answered nonsense; the message names it (code bad_gateway) */
+    BadGateway: {
       content: {
         'application/json': components['schemas']['Error'];
       };
@@ -1049,6 +1090,29 @@ export type operations = {
       };
       401: components['responses']['Unauthorized'];
       409: components['responses']['Conflict'];
+    };
+  };
+  /**
+   * The fleet's totals per VIP, from its Prometheus
+   * @description Fleet mode with a Prometheus (`tungate run --fleet NAME --prometheus URL`): a gateway
+   * counts only its own packets; the fleet's Prometheus scrapes every gateway and sums
+   * their per-VIP counters with the recording rules of deploy/fleet/tungate-fleet.rules.yml.
+   * This asks it for those sums for this gateway's fleet (the `fleet` label of the
+   * scrape targets) and answers them in one document (the dashboard shows it). The
+   * gateway sends only these fixed queries. Without `--prometheus`: 409; a Prometheus
+   * that cannot be reached (5 s), fails or answers no query result: 502.
+   */
+  getFleetTotals: {
+    responses: {
+      /** @description the fleet's totals as Prometheus last recorded them */
+      200: {
+        content: {
+          'application/json': components['schemas']['FleetTotals'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+      409: components['responses']['Conflict'];
+      502: components['responses']['BadGateway'];
     };
   };
 };

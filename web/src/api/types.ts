@@ -48,6 +48,9 @@ export type Plugin = Schemas['Plugin'];
 /** Packet totals of the whole gateway. */
 export type Totals = Schemas['Totals'];
 
+/** `GET /api/v1/fleet/totals`: the fleet's per-VIP sums, from its Prometheus. */
+export type FleetTotals = Schemas['FleetTotals'];
+
 /** `GET /api/v1/status`. */
 export type Status = Schemas['Status'];
 

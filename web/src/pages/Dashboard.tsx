@@ -1,5 +1,6 @@
 // The dashboard: gateway status, live per-VIP packets/s, bits/s and drops/s charts, the
-// per-VIP counters, drops by reason and the plugin bindings (quarantined ones highlighted).
+// per-VIP counters, drops by reason, the plugin bindings (quarantined ones highlighted) and,
+// on a fleet gateway with a Prometheus, the fleet's totals (FleetTotalsCard).
 // Read-only: it never changes configuration. Every moving number carries a `data-testid`
 // and its raw value (components/Value) for the browser tests.
 
@@ -28,6 +29,7 @@ import type { BindingRates, DropRates, RateSnapshot, VipRates } from '../lib/rat
 import { compareKeys } from '../lib/series';
 import { ROUTE_HASH } from '../router';
 import { MAX_CHART_VIPS } from '../lib/liveHistory';
+import { FleetTotalsCard } from './FleetTotalsCard';
 import { WINDOW_SECONDS, useLiveStats, type ChartData } from './useLiveStats';
 
 /** The live charts, left to right: what they draw, in which unit, and their test id. */
@@ -103,6 +105,7 @@ export function DashboardPage() {
       {snapshot ? (
         <Traffic snapshot={snapshot} charts={live.charts} configuredVips={live.status?.vips ?? null} />
       ) : null}
+      <FleetTotalsCard />
     </section>
   );
 }

@@ -51,6 +51,7 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::BadGateway => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -101,7 +102,7 @@ mod tests {
         for code in ErrorCode::ALL {
             let s = status_of(code);
             assert!(
-                s.is_client_error() || code == ErrorCode::Internal,
+                s.is_client_error() || matches!(code, ErrorCode::Internal | ErrorCode::BadGateway),
                 "{code:?}"
             );
         }

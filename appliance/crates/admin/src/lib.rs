@@ -14,6 +14,7 @@ mod capture;
 mod config;
 mod drain;
 mod error;
+mod fleet_totals;
 mod health;
 mod listener;
 mod pcapng;
@@ -37,6 +38,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use error::ApiError;
+pub use fleet_totals::FleetPrometheus;
 use tungate_control::{ControlError, ControlHandle, ErrorCode, Reply, SharedView, View};
 use tungate_datapath::counters::Counters;
 
@@ -71,6 +73,9 @@ pub struct Shared {
     pub network: Option<tungate_control::NetworkStatus>,
     /// Fleet mode (`--fleet`): the announcer's handle, for `POST /api/v1/drain`.
     pub fleet: Option<tungate_announce::AnnounceHandle>,
+    /// `--fleet NAME --prometheus URL`: where `GET /api/v1/fleet/totals` reads the fleet's
+    /// totals.
+    pub prometheus: Option<FleetPrometheus>,
 }
 
 /// The handlers' state (cheap to clone).
@@ -181,6 +186,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/api/v1/stats", stats::stats),
         endpoint(M::GET, "/api/v1/capture", capture::capture),
         endpoint(M::POST, "/api/v1/drain", drain::drain),
+        endpoint(M::GET, "/api/v1/fleet/totals", fleet_totals::totals),
         endpoint(M::GET, "/api/v1/config", config::get),
         endpoint(M::PUT, "/api/v1/config", config::put),
         endpoint(M::GET, "/api/v1/peers", peers::list),

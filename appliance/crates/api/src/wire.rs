@@ -345,3 +345,33 @@ pub struct Drain {
     /// false when the drain's time limit ended it.
     pub quiet: bool,
 }
+
+/// `GET /api/v1/fleet/totals`: the fleet's totals per VIP, summed over its gateways by the
+/// Prometheus recording rules of `deploy/fleet/tungate-fleet.rules.yml` and read from the
+/// Prometheus given by `tungate run --prometheus`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetTotals {
+    /// The fleet (`--fleet NAME`; the `fleet` label of the scrape targets).
+    pub fleet: String,
+    /// The Prometheus asked (`--prometheus URL`).
+    pub prometheus: String,
+    /// Gateways of the fleet that answered Prometheus' last scrape (`fleet:up:sum`); none
+    /// when Prometheus has no such series (no target carries the fleet's label).
+    pub gateways_up: Option<u64>,
+    /// Per VIP, ordered by address; empty when the rules have recorded nothing yet.
+    pub vips: Vec<FleetVipTotals>,
+}
+
+/// One VIP's totals over the fleet: the sums of the gateways' counters as last scraped (a
+/// gateway that restarted counts from 0 again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetVipTotals {
+    /// The VIP.
+    pub vip: String,
+    /// Packets forwarded (`fleet_vip:tungate_vip_forwarded_packets_total:sum`).
+    pub forwarded_packets: u64,
+    /// Bytes forwarded (`fleet_vip:tungate_vip_forwarded_bytes_total:sum`).
+    pub forwarded_bytes: u64,
+    /// Packets dropped, every reason (`fleet_vip:tungate_vip_dropped_packets_total:sum`).
+    pub dropped_packets: u64,
+}

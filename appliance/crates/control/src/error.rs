@@ -44,11 +44,14 @@ pub enum ErrorCode {
     Internal,
     /// Too many of this kind of request at once (e.g. captures): retry once one ended.
     TooManyRequests,
+    /// A service this gateway asks on the client's behalf (e.g. the fleet's Prometheus)
+    /// failed or could not be reached; the message names it.
+    BadGateway,
 }
 
 impl ErrorCode {
     /// Every code, as listed in openapi.yaml.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidConfig,
@@ -64,6 +67,7 @@ impl ErrorCode {
         ErrorCode::PreconditionFailed,
         ErrorCode::Internal,
         ErrorCode::TooManyRequests,
+        ErrorCode::BadGateway,
     ];
 
     /// The code as it appears in error bodies.
@@ -84,6 +88,7 @@ impl ErrorCode {
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::Internal => "internal",
             ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::BadGateway => "bad_gateway",
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod counters;
 mod egress;
 pub mod filter;
 mod frag_needed;
+mod idle;
 mod io;
 mod resolver;
 mod ring;

@@ -37,6 +37,7 @@ use crate::capture::{Captures, Framing, Offer, Outcome, WorkerTaps};
 use crate::counters::{GlobalCells, Padded};
 use crate::egress::{self, Choice, RawFallback};
 use crate::filter::{Culprit, FilterSlots, WorkerFilters};
+use crate::idle::{Idle, Next};
 use crate::io::{FrameId, PacketIo, Received, Span, Taken, Transmit, TxHeader, TxTag};
 use crate::resolver::{NextHops, ResolverLink};
 use crate::route_cache::{Lookup, RouteCache};
@@ -49,11 +50,6 @@ use crate::xsk::{Umem, XskSocket};
 const BATCH: usize = 256;
 /// Frames taken from one source in a row before the next one's turn.
 const RUN: usize = 32;
-/// How long an idle worker keeps looking at its rings before it sleeps: a wakeup (a
-/// context switch, and on a virtual machine an exit from the halted vCPU) costs far more than
-/// the gap between packets at moderate rates, so a short spin saves CPU per packet there and
-/// latency everywhere; with no traffic the worker sleeps.
-const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 /// Longest sleep before the worker looks at `stop` and its snapshots again.
 const SLEEP_TIMEOUT: Duration = Duration::from_millis(100);
 /// How often the receive side's kernel drop counts are read.
@@ -381,20 +377,17 @@ impl<Io: PacketIo> Worker<Io> {
     }
 
     fn main_loop(&mut self) {
-        let mut idle_since: Option<Instant> = None;
+        let mut idle = Idle::default();
         while !self.stop.load(Ordering::Relaxed) {
             self.refresh_snapshots();
             let large = self.gather();
             if self.held.is_empty() && large.is_none() {
-                let since = *idle_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= SPIN_BEFORE_SLEEP {
-                    self.io.wait(SLEEP_TIMEOUT);
-                    idle_since = None;
-                } else {
-                    std::hint::spin_loop();
+                match idle.empty(Instant::now()) {
+                    Next::Sleep => self.io.wait(SLEEP_TIMEOUT),
+                    Next::Spin => std::hint::spin_loop(),
                 }
             } else {
-                idle_since = None;
+                idle.work(Instant::now());
                 self.finish_batch();
                 if let Some((source, frame)) = large {
                     self.receive_large(source, frame);

@@ -227,7 +227,7 @@ impl XdpIo {
         for _ in 0..MAX_KICKS {
             self.kick_fds.clear();
             for side in std::iter::once(&mut self.ingress).chain(self.shared.iter_mut()) {
-                if side.socket.tx.outstanding() > 0 {
+                if side.socket.tx.outstanding() > 0 && side.socket.tx_needs_kick() {
                     self.kick_fds.push(side.socket.fd.as_raw_fd());
                 }
             }

@@ -49,6 +49,8 @@ pub const PORTS: u16 = 4;
 pub const FLOWS: u32 = CLIENTS as u32 * PORTS as u32;
 /// The fleet name the gateways run with.
 pub const FLEET_NAME: &str = "test";
+/// The admin port of a gateway whose admin API listens on its link.
+pub const ADMIN_PORT: u16 = 9080;
 
 const RS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x02];
 const ROUTER_RS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x01];
@@ -66,6 +68,11 @@ pub const BIRD_ROUTER: &str = include_str!("../../../../deploy/fleet/bird-router
 /// Client address `i` (0-based).
 pub fn client(i: u8) -> Ipv4Addr {
     Ipv4Addr::new(198, 51, 100, 1 + i)
+}
+
+/// Gateway `i`'s (1-based) address on its link to the router with [`ADMIN_PORT`].
+pub fn admin_address(i: usize) -> String {
+    format!("{}:{ADMIN_PORT}", gateway_link(i).1)
 }
 
 /// The router's address towards gateway `i` (1-based) and the gateway's own.
@@ -141,6 +148,9 @@ pub struct Gateway {
     pub bird: Bird,
     /// Its number (1-based).
     pub index: usize,
+    /// Extra `tungate run` arguments (e.g. `--admin-listen` on [`Gateway::admin_address`]
+    /// for a scraper in the router).
+    pub args: Vec<String>,
     /// Its namespace (dropped last).
     pub ns: Netns,
 }
@@ -157,11 +167,9 @@ impl Gateway {
     /// Starts `tungate run --fleet` here (a fresh state directory).
     pub fn start_tungate(&mut self) {
         assert!(self.tungate.is_none(), "gw{} runs already", self.index);
-        self.tungate = Some(Tungate::start_with(
-            &self.ns,
-            &Self::config(),
-            &["--fleet", FLEET_NAME],
-        ));
+        let mut args = vec!["--fleet", FLEET_NAME];
+        args.extend(self.args.iter().map(String::as_str));
+        self.tungate = Some(Tungate::start_with(&self.ns, &Self::config(), &args));
     }
 
     /// The running tungate.
@@ -174,6 +182,12 @@ impl Gateway {
         self.tungate().counters()["tx_packets"]
             .as_u64()
             .expect("tx_packets in the counters")
+    }
+
+    /// Its address on its link to the router with [`ADMIN_PORT`]: where its admin API
+    /// listens when its [`Gateway::args`] say `--admin-listen` there ([`admin_address`]).
+    pub fn admin_address(&self) -> String {
+        admin_address(self.index)
     }
 
     /// The next hop the router uses for this gateway.
@@ -200,6 +214,13 @@ impl Fleet {
     /// Builds the namespaces and links, starts every BIRD and every tungate, and waits
     /// until the router has one next hop per gateway.
     pub fn start(gateways: usize) -> Fleet {
+        Self::start_with(gateways, |_| Vec::new())
+    }
+
+    /// [`Fleet::start`], gateway `i` (1-based) running `tungate run` with the extra
+    /// arguments `args(i)` (e.g. `--admin-listen` on [`admin_address`]`(i)`, so that the
+    /// router's namespace can scrape `/metrics`).
+    pub fn start_with(gateways: usize, args: impl Fn(usize) -> Vec<String>) -> Fleet {
         let router = Netns::new("flr");
         let rs = Netns::new("flrs");
         let client = Netns::new("flcl");
@@ -303,6 +324,7 @@ impl Fleet {
                 tungate: None,
                 bird,
                 index: i,
+                args: args(i),
                 ns,
             });
         }
@@ -373,12 +395,22 @@ impl Fleet {
 /// The frame of reply `n` of flow `n % FLOWS`: VIP:80 -> client(flow % 16):(40000 + flow /
 /// 16), IPIP RIP -> GIP, addressed to the router.
 pub fn flow_frame(n: u32) -> Vec<u8> {
+    flow_frame_ttl(n, 64)
+}
+
+/// [`flow_frame`] with an inner TTL of 1: every gateway drops it, counted for VIP as
+/// `ttl_expired`.
+pub fn expired_frame(n: u32) -> Vec<u8> {
+    flow_frame_ttl(n, 1)
+}
+
+fn flow_frame_ttl(n: u32, ttl: u8) -> Vec<u8> {
     let flow = n % FLOWS;
     let mut inner = Vec::new();
     PacketBuilder::ipv4(
         VIP.octets(),
         client((flow % CLIENTS as u32) as u8).octets(),
-        64,
+        ttl,
     )
     .udp(80, 40000 + (flow / CLIENTS as u32) as u16)
     .write(&mut inner, &n.to_be_bytes())

@@ -7,7 +7,7 @@
 //! process ([`process`]), the admin API over raw HTTP ([`http`], [`requests`]), plugin
 //! modules ([`plugins`], [`hostile`]), the gateway in-process, wired like `tungate run`
 //! ([`inproc`]), waits on observable state ([`wait`]), who has the machine when tests
-//! share one process ([`machine`]), and the fleet topology with BIRD and ECMP ([`fleet`]).
+//! share one process ([`machine`]), the fleet topology with BIRD and ECMP ([`fleet`]), and a real Prometheus ([`prometheus`]).
 //!
 //! Everything a test creates lives in namespaces it created; nothing here touches the
 //! host's own interfaces, routes, rules, sysctls or nftables.
@@ -24,6 +24,7 @@ pub mod netns;
 pub mod packets;
 pub mod plugins;
 pub mod process;
+pub mod prometheus;
 pub mod requests;
 pub mod stream;
 pub mod topology;
