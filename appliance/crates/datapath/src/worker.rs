@@ -642,9 +642,7 @@ impl<Io: PacketIo> Worker<Io> {
         match egress::choose(lookup, hops, a.packet.len, a.vnet.is_gso()) {
             Choice::NoRoute => self.drop_accepted(DropReason::NoRoute, a),
             Choice::TooBig { mtu } => {
-                if a.destination.is_ipv4() {
-                    crate::frag_needed::answer_too_big(self.io.bytes(a.packet), mtu, self.cells());
-                }
+                crate::frag_needed::answer_too_big(self.io.bytes(a.packet), mtu, self.cells());
                 self.drop_accepted(DropReason::TooBig, a);
             }
             Choice::Fallback => self.send_fallback(a),
@@ -918,7 +916,9 @@ mod tests {
         }));
         let (requests, _) = crossbeam_channel::unbounded();
         let (answer, answers) = crossbeam_channel::unbounded();
-        answer.send((CLIENT.into(), RouteAnswer::Hop(0), 1)).unwrap();
+        answer
+            .send((CLIENT.into(), RouteAnswer::Hop(0), 1))
+            .unwrap();
         let filters = Arc::new(FilterSlots::new(1));
         let mut fds = [0; 2];
         // SAFETY: fds has room for the two descriptors socketpair(2) writes.
