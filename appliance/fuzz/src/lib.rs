@@ -158,11 +158,14 @@ fn assert_inner6(inner: &[u8], len: usize, h: &ipv6::Header) {
     while matches!(next, 0 | 43 | 60 | 44) && at + 8 <= inner.len() {
         assert!(!(next == 43 && inner[at + 3] > 0), "routing header accepted");
         let ext_len = if next == 44 { 8 } else { (usize::from(inner[at + 1]) + 1) * 8 };
-        if next == 44 && u16::from_be_bytes([inner[at + 2], inner[at + 3]]) >> 3 != 0 {
-            break;
-        }
+        let later_fragment =
+            next == 44 && u16::from_be_bytes([inner[at + 2], inner[at + 3]]) >> 3 != 0;
         next = inner[at];
         at += ext_len;
+        if later_fragment {
+            // A later fragment's data is no header: the walk names its next header.
+            break;
+        }
     }
     assert_eq!(next, h.protocol);
 }
@@ -253,7 +256,7 @@ impl IpOption {
 /// At most one thing made wrong on purpose.
 #[derive(Debug, Clone, Copy, Arbitrary)]
 pub enum Fault {
-    /// Another EtherType (made different from IPv4).
+    /// Another EtherType (made different from IPv4 and IPv6).
     EtherType(u16),
     /// Another outer IP version (made different from 4).
     OuterVersion(u8),
@@ -586,7 +589,8 @@ impl FrameSpec {
         }
         let mut ethertype = [0x08, 0x00];
         if let Some(Fault::EtherType(t)) = fault {
-            let t = if t == 0x0800 { 0x86dd } else { t };
+            // Neither IPv4 nor IPv6 (an IPv4 packet under 0x86DD is malformed_outer).
+            let t = if matches!(t, 0x0800 | 0x86dd) { 0x88b5 } else { t };
             ethertype = t.to_be_bytes();
             outer_fault = Some(DropReason::NotIpv4);
         }
