@@ -205,11 +205,16 @@ fn each_ipv6_tunnel_is_forwarded_byte_for_byte() {
     let mut want: Vec<Vec<u8>> = sent.iter().map(|p| forwarded(p)).collect();
     got.sort();
     want.sort();
+    let c = tg.counters();
     assert_eq!(
         got.len(),
         want.len(),
-        "the client got {} packets",
-        got.len()
+        "the client got {} packets; missing {:?}; counters {c}",
+        got.len(),
+        want.iter()
+            .filter(|p| !got.contains(p))
+            .map(|p| hex::encode(&p[..p.len().min(48)]))
+            .collect::<Vec<_>>()
     );
     assert!(
         got == want,

@@ -361,7 +361,10 @@ impl State {
 
     fn apply_event(&mut self, msg: RouteNetlinkMessage) -> bool {
         match msg {
-            RouteNetlinkMessage::NewRoute(_) | RouteNetlinkMessage::DelRoute(_) => {
+            RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
+                if !may_route_a_client(&r) {
+                    return false;
+                }
                 self.generation += 1;
                 true
             }
@@ -657,6 +660,21 @@ impl State {
     }
 }
 
+/// Whether a route change may change where a client is reached: not a multicast route, nor
+/// one to an IPv6 link-local or multicast prefix (the kernel adds those on every interface
+/// that comes up, and no client address is one of them). Without this filter, IPv6
+/// autoconfiguration on an unrelated interface would make every worker forget its next hops
+/// for a moment.
+fn may_route_a_client(route: &RouteMessage) -> bool {
+    if route.header.kind == RouteType::Multicast {
+        return false;
+    }
+    !route.attributes.iter().any(|a| {
+        matches!(a, RouteAttribute::Destination(RouteAddress::Inet6(d))
+            if d.is_unicast_link_local() || d.is_multicast())
+    })
+}
+
 fn neighbour_key(n: &NeighbourMessage) -> Option<(u32, IpAddr)> {
     n.attributes.iter().find_map(|a| match a {
         NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
@@ -706,5 +724,39 @@ mod tests {
         assert_eq!(answer, RouteAnswer::Unreachable);
         assert!(links[0].answers.try_recv().is_err());
         drop(resolver);
+    }
+
+    #[test]
+    fn link_local_and_multicast_route_changes_keep_the_next_hops() {
+        let route = |kind, destination: Option<std::net::Ipv6Addr>| {
+            let mut r = RouteMessage::default();
+            r.header.kind = kind;
+            if let Some(d) = destination {
+                r.attributes
+                    .push(RouteAttribute::Destination(RouteAddress::Inet6(d)));
+            }
+            r
+        };
+        assert!(!may_route_a_client(&route(
+            RouteType::Unicast,
+            Some("fe80::".parse().unwrap())
+        )));
+        assert!(!may_route_a_client(&route(
+            RouteType::Unicast,
+            Some("ff00::".parse().unwrap())
+        )));
+        assert!(!may_route_a_client(&route(RouteType::Multicast, None)));
+        assert!(may_route_a_client(&route(
+            RouteType::Unicast,
+            Some("2001:db8::".parse().unwrap())
+        )));
+        assert!(may_route_a_client(&route(
+            RouteType::Unreachable,
+            Some("2001:db8::".parse().unwrap())
+        )));
+        assert!(
+            may_route_a_client(&route(RouteType::Unicast, None)),
+            "a default route"
+        );
     }
 }
