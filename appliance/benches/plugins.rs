@@ -61,7 +61,7 @@ fn batch() -> Vec<Vec<u8>> {
 /// The Wasm chain of `plugins` (name, JSON config) for one worker.
 fn wasm_chain(host: &PluginHost, plugins: &[(&str, &str)]) -> Box<dyn BatchFilter> {
     if plugins.is_empty() {
-        return Box::new(VipChain::new(VIP, Vec::new()));
+        return Box::new(VipChain::new(VIP.into(), Vec::new()));
     }
     let mut doc = parse_toml("[gateway]\naddress = \"10.0.0.1\"").unwrap();
     doc.vips.push(Vip {

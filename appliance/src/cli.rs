@@ -292,7 +292,10 @@ pub struct RunArgs {
     /// Run as a member of the fleet NAME: hold GIP on `lo` (no ARP for it), and keep the
     /// health link `tg-health` up while ready and not draining — the host's routing daemon
     /// announces GIP/32 only while it is up (deploy/fleet/). The link vanishes with the
-    /// process, kill -9 included. `gateway.ingress_interface` must be set.
+    /// process, kill -9 included. `gateway.ingress_interface` must be set. With --etcd, the
+    /// fleet-wide configuration (gateway address, decap mode, peers, VIPs, chains) and the
+    /// plugins come from etcd; interfaces, workers, io and the admin listener stay per host
+    /// (--config). Without --etcd each gateway keeps its own --config.
     #[arg(long, value_name = "NAME", value_parser = fleet_name)]
     pub fleet: Option<String>,
     /// The fleet's Prometheus (`http://HOST:PORT` or `https://HOST:PORT`), which scrapes
@@ -300,6 +303,32 @@ pub struct RunArgs {
     /// totals per VIP (`GET /api/v1/fleet/totals`) are read from it. Needs --fleet.
     #[arg(long, value_name = "URL", requires = "fleet", value_parser = prometheus_url)]
     pub prometheus: Option<String>,
+    /// The fleet's etcd endpoints, comma-separated (e.g. http://10.0.0.5:2379).
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        requires = "fleet"
+    )]
+    pub etcd: Vec<String>,
+    /// This gateway's name in the fleet [default: the host name].
+    #[arg(long, value_name = "NAME", requires = "fleet")]
+    pub fleet_member: Option<String>,
+    /// A CA certificate (PEM) to verify etcd's TLS certificate (https:// endpoints).
+    #[arg(long, value_name = "PATH", requires = "fleet")]
+    pub etcd_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for etcd's mutual TLS (needs --etcd-key).
+    #[arg(long, value_name = "PATH", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The private key (PEM) of --etcd-cert.
+    #[arg(long, value_name = "PATH", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// An etcd user name (needs --etcd-password-file).
+    #[arg(long, value_name = "NAME", requires = "etcd_password_file")]
+    pub etcd_user: Option<String>,
+    /// A file holding the password of --etcd-user (its first line).
+    #[arg(long, value_name = "PATH", requires = "etcd_user")]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 /// A Prometheus URL: one the API client can ask (scheme, host, port, no path).
@@ -633,7 +662,18 @@ pub fn main() -> i32 {
             admin_tls: args.admin_tls_cert.zip(args.admin_tls_key),
             plugins: args.plugins,
             counters_format: args.counters_format,
-            fleet: args.fleet,
+            fleet: args.fleet.clone(),
+            etcd: (!args.etcd.is_empty())
+                .then(|| args.fleet.clone())
+                .flatten()
+                .map(|name| crate::daemon::FleetArgs {
+                    name,
+                    member: args.fleet_member,
+                    endpoints: args.etcd,
+                    ca: args.etcd_ca,
+                    identity: args.etcd_cert.zip(args.etcd_key),
+                    user: args.etcd_user.zip(args.etcd_password_file),
+                }),
             prometheus: args.prometheus,
         }),
         Command::Net(cmd) => {

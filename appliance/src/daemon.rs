@@ -77,6 +77,17 @@ enum StartupError {
     /// Fleet mode: the announcer thread could not be started.
     #[error("cannot start the announcer thread: {0}")]
     Announcer(std::io::Error),
+    /// The fleet options are unusable.
+    #[error("{0}")]
+    Fleet(tungate_fleet::FleetError),
+    /// The etcd password file cannot be read.
+    #[error("cannot read --etcd-password-file {}: {source}", path.display())]
+    EtcdPassword {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 impl StartupError {
@@ -86,6 +97,8 @@ impl StartupError {
             StartupError::ReadConfig { .. }
             | StartupError::Config(_)
             | StartupError::TokenFile(_)
+            | StartupError::Fleet(_)
+            | StartupError::EtcdPassword { .. }
             | StartupError::Tls(_) => EXIT_BAD_CONFIG,
             StartupError::Plane(e) if e.is_bad_config() => EXIT_BAD_CONFIG,
             StartupError::Signals(_)
@@ -134,6 +147,8 @@ pub struct RunOptions {
     pub fleet: Option<String>,
     /// `--prometheus URL` (with `--fleet`): where the fleet's totals are read.
     pub prometheus: Option<String>,
+    /// Fleet mode with its configuration in etcd (`--fleet` with `--etcd`).
+    pub etcd: Option<FleetArgs>,
 }
 
 /// `--fleet NAME --prometheus URL`: the source of the fleet's totals (the URL was checked
@@ -148,6 +163,53 @@ fn fleet_prometheus(options: &RunOptions) -> Option<tungate_admin::FleetPromethe
             None
         }
     }
+}
+
+/// The fleet flags of `tungate run`.
+#[derive(Debug, Clone)]
+pub struct FleetArgs {
+    /// `--fleet`.
+    pub name: String,
+    /// `--fleet-member` (default: the host name).
+    pub member: Option<String>,
+    /// `--etcd`.
+    pub endpoints: Vec<String>,
+    /// `--etcd-ca`.
+    pub ca: Option<PathBuf>,
+    /// `--etcd-cert` and `--etcd-key`.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// `--etcd-user` and `--etcd-password-file`.
+    pub user: Option<(String, PathBuf)>,
+}
+
+/// Sets up the fleet store from the flags (etcd is not contacted yet).
+fn open_fleet(args: &FleetArgs) -> Result<tungate_fleet::Fleet, StartupError> {
+    let member = args.member.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default()
+    });
+    let user = args
+        .user
+        .as_ref()
+        .map(|(user, path)| {
+            std::fs::read_to_string(path)
+                .map(|p| (user.clone(), p.lines().next().unwrap_or("").to_owned()))
+                .map_err(|source| StartupError::EtcdPassword {
+                    path: path.clone(),
+                    source,
+                })
+        })
+        .transpose()?;
+    tungate_fleet::Fleet::open(tungate_fleet::FleetOptions {
+        name: args.name.clone(),
+        member,
+        endpoints: args.endpoints.clone(),
+        ca: args.ca.clone(),
+        identity: args.identity.clone(),
+        user,
+    })
+    .map_err(StartupError::Fleet)
 }
 
 fn print_counters(snapshot: &Snapshot, format: CountersFormat) {
@@ -268,12 +330,14 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
     };
     let limits = Limits::default();
     let max_module_bytes = limits.max_module_bytes;
+    let fleet = options.etcd.as_ref().map(open_fleet).transpose()?;
     let plane = ControlPlane::start(Startup {
         state,
         config,
         plugin_files: options.plugins.clone(),
         limits,
-        fleet: options.fleet.clone(),
+        fleet_name: options.fleet.clone(),
+        fleet: fleet.as_ref().map(tungate_fleet::Fleet::start),
     })
     .map_err(StartupError::Plane)?;
     let counters = plane.counters();
@@ -305,6 +369,17 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
     };
     let loopback = options.admin_listen.ip().is_loopback();
     let address = listener.local_addr().unwrap_or(options.admin_listen);
+    let fleet_report = fleet.as_ref().map(|f| {
+        let handle = announcer.as_ref().map(tungate_announce::Announcer::handle);
+        let announcement: tungate_fleet::AnnouncementSource =
+            Arc::new(move || handle.as_ref().map(|h| h.announcement().as_str()));
+        f.follow(
+            control.handle(),
+            control.view(),
+            address.to_string(),
+            announcement,
+        )
+    });
     let state = AdminState(Arc::new(Shared {
         control: control.handle(),
         view: control.view(),
@@ -316,7 +391,9 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         started: Instant::now(),
         max_module_bytes,
         network: control.network(),
-        fleet: announcer.as_ref().map(tungate_announce::Announcer::handle),
+        fleet_name: options.fleet.clone(),
+        announce: announcer.as_ref().map(tungate_announce::Announcer::handle),
+        fleet: fleet_report,
         prometheus: fleet_prometheus(&options),
     }));
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -326,6 +403,9 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         Err(e) => {
             if let Some(a) = announcer {
                 a.stop();
+            }
+            if let Some(fleet) = fleet {
+                fleet.stop();
             }
             let _ = control.stop();
             return Err(StartupError::AdminServer(e));
@@ -377,6 +457,9 @@ fn serve(options: RunOptions) -> Result<i32, StartupError> {
         a.stop();
     }
     admin.stop();
+    if let Some(fleet) = fleet {
+        fleet.stop();
+    }
     drop(handle);
     let status = match control.stop() {
         Ok(()) => 0,

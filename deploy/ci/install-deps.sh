@@ -12,6 +12,7 @@ APT_PACKAGES=(
   build-essential pkg-config      # C toolchain for -sys crates
   libnftnl-dev libmnl-dev         # nftables over netlink (nftnl, mnl crates)
   iproute2 iputils-ping           # test topologies and the demo's namespaces (tungate's own networking never runs `ip`)
+  protobuf-compiler               # protoc: the etcd client (etcd-client, tonic) compiles etcd's gRPC protocol at build time
 )
 $build_only || APT_PACKAGES+=(
   nftables                        # tests read tungate's nftables table back (the product never runs `nft`)
@@ -23,6 +24,7 @@ $build_only || APT_PACKAGES+=(
   linux-perf                      # the benchmark attributes the gateway core's time with perf samples
   shellcheck                      # the dependency-policy stage lints every shell script under deploy/ and .ci/
   openssl ca-certificates         # the admin TLS test makes a self-signed certificate; the system CA bundle it is checked against
+  etcd-server etcd-client         # the fleet tests run a real etcd member (tungate run --fleet --etcd) and read it with etcdctl
   clang llvm libbpf-dev           # rebuilds the committed XDP object and checks it matches its source (appliance/crates/xdp/bpf/build.sh --check)
   bird2                           # the fleet tests run BIRD in namespaces (router with ECMP, one per gateway)
   prometheus                      # the fleet tests scrape the gateways with a real Prometheus (recording rules, promtool)

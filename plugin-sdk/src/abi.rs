@@ -1,11 +1,17 @@
-//! ABI v1: every number, name and memory layout that the host and a guest must agree on.
+//! The plugin ABI: every number, name and memory layout that the host and a guest must agree
+//! on. The items at this level are ABI v1 (its descriptor and batch area) plus everything v1
+//! and v2 share (exports, imports, verdicts, limits); [`v2`] holds v2's marker, descriptor and
+//! batch area.
 //!
 //! This module is the single definition of the ABI written down in `ABI.md`; the host
 //! (`tungate`'s plugin host) and the guest runtime of this SDK both use it, so they cannot
 //! drift apart. It owns constants and plain `#[repr(C)]` data only: it must never call the
 //! host, allocate, or hold state.
 
-/// The ABI version this SDK speaks; a module announces it with the export [`EXPORT_ABI_MARKER`].
+pub mod v2;
+
+/// The ABI version of the layout at this level (v1); a module announces it with the export
+/// [`EXPORT_ABI_MARKER`]. The SDK's guest runtime speaks [`v2`].
 pub const ABI_VERSION: u32 = 1;
 
 /// Prefix of the version-marker export: a module exports exactly one function named
@@ -145,6 +151,8 @@ pub const FLAG_DONT_FRAGMENT: u8 = 1 << 5;
 pub mod protocol {
     /// ICMP.
     pub const ICMP: u8 = 1;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
     /// TCP.
     pub const TCP: u8 = 6;
     /// UDP.

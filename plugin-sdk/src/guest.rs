@@ -8,7 +8,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::abi::{BATCH_MAX, BatchArea, MAX_CONFIG_BYTES};
+use crate::abi::v2::BatchArea;
+use crate::abi::{BATCH_MAX, MAX_CONFIG_BYTES};
 use crate::packet::Packet;
 use crate::plugin::{Plugin, configure_from_json};
 use crate::sys;
@@ -47,7 +48,7 @@ impl<P> Runtime<P> {
         Some(&mut self.config)
     }
 
-    /// The batch area.
+    /// The batch area (ABI v2).
     pub fn area(&mut self) -> &mut BatchArea {
         &mut self.area
     }
@@ -185,7 +186,8 @@ mod wasm_exports {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{PacketDesc, VERDICT_UNSET, Verdict};
+    use crate::abi::v2::PacketDesc;
+    use crate::abi::{VERDICT_UNSET, Verdict};
     use crate::plugin::Setup;
 
     /// Drops packets whose TTL is below the configured minimum.
@@ -217,6 +219,14 @@ mod tests {
         PacketDesc::parse(&b)
     }
 
+    fn v6_with_hop_limit(hop_limit: u8) -> PacketDesc {
+        let mut b = [0u8; 40];
+        b[0] = 0x60;
+        b[6] = 59; // no next header
+        b[7] = hop_limit;
+        PacketDesc::parse(&b)
+    }
+
     #[test]
     fn batch_loop_writes_one_verdict_per_packet_and_no_more() {
         let mut rt = Runtime::<MinTtl>::new();
@@ -229,11 +239,18 @@ mod tests {
         rt.config_buffer(json.len()).unwrap().copy_from_slice(json);
         rt.configure(json.len()).unwrap();
         assert!(rt.is_configured());
-        for (i, ttl) in [5u8, 10, 200].into_iter().enumerate() {
-            rt.area().packets[i] = with_ttl(ttl);
-        }
+        rt.area().packets[0] = with_ttl(5);
+        rt.area().packets[1] = v6_with_hop_limit(10);
+        rt.area().packets[2] = with_ttl(200);
         rt.filter(3);
         assert_eq!(rt.area().verdicts[..4], [1, 0, 0, VERDICT_UNSET]);
+        rt.area().packets[1] = v6_with_hop_limit(9);
+        rt.filter(3);
+        assert_eq!(
+            rt.area().verdicts[..3],
+            [1, 1, 0],
+            "an IPv6 hop limit is the TTL"
+        );
         rt.filter(1000);
         assert!(
             rt.area().verdicts[3..]

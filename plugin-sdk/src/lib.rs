@@ -1,5 +1,5 @@
-//! tungate's plugin SDK: the ABI v1 definitions shared with the host, and the guest API for
-//! writing a filtering plugin in Rust.
+//! tungate's plugin SDK: the ABI definitions (v1 and v2) shared with the host, and the guest
+//! API for writing a filtering plugin in Rust, which speaks ABI v2 (IPv4 and IPv6 packets).
 //!
 //! A plugin is one type implementing [`Plugin`] (a typed configuration and a per-packet
 //! method) plus one [`export_plugin!`] line; the macro writes the wasm exports, the batch
@@ -49,8 +49,9 @@ pub mod packet;
 pub mod plugin;
 mod sys;
 
-pub use abi::{LogLevel, PacketDesc, Verdict};
-pub use net::{Ipv4Prefix, PrefixMap};
+pub use abi::v2::PacketDesc;
+pub use abi::{LogLevel, Verdict};
+pub use net::{IpPrefix, Ipv4Prefix, Ipv6Prefix, PrefixMap};
 pub use packet::{Packet, TcpFlags};
 pub use plugin::{Counter, Plugin, Setup, configure_from_json, info, log, now_ns, warn};
 
@@ -58,8 +59,8 @@ pub use plugin::{Counter, Plugin, Setup, configure_from_json, info, log, now_ns,
 #[doc(hidden)]
 pub use serde;
 
-/// Writes the wasm exports of ABI v1 for a [`Plugin`] type (on `wasm32` only; elsewhere it
-/// expands to nothing): `tungate_abi_v1`, `tungate_alloc`, `tungate_configure`,
+/// Writes the wasm exports of ABI v2 for a [`Plugin`] type (on `wasm32` only; elsewhere it
+/// expands to nothing): `tungate_abi_v2`, `tungate_alloc`, `tungate_configure`,
 /// `tungate_batch_area`, `tungate_filter`, and a `tungate.plugin` custom section with the
 /// crate's name and version.
 #[macro_export]
@@ -73,7 +74,7 @@ macro_rules! export_plugin {
 
             /// ABI version marker (never called).
             #[unsafe(no_mangle)]
-            pub extern "C" fn tungate_abi_v1() {}
+            pub extern "C" fn tungate_abi_v2() {}
 
             /// The configure buffer.
             #[unsafe(no_mangle)]
@@ -157,6 +158,57 @@ pub mod native {
                 ),
             }
         }
+    }
+
+    /// The bytes of a reply `src` → `dst` (both of one family: an IPv4 or an IPv6 packet)
+    /// with TTL/hop limit 64, `protocol` and, for TCP, UDP, UDP-Lite and SCTP, the ports
+    /// (TCP: flags ACK), `len` bytes long in all (at least the headers): what a plugin's
+    /// unit tests judge through [`crate::PacketDesc::parse`].
+    ///
+    /// # Panics
+    ///
+    /// If the two addresses are of different families.
+    pub fn reply(
+        src: core::net::IpAddr,
+        dst: core::net::IpAddr,
+        protocol: u8,
+        ports: (u16, u16),
+        len: usize,
+    ) -> Vec<u8> {
+        use core::net::IpAddr;
+        let (mut p, l4) = match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let mut p = alloc::vec![0u8; len.max(40)];
+                p[0] = 0x45;
+                p[2..4].copy_from_slice(&(len.max(40) as u16).to_be_bytes());
+                p[8] = 64;
+                p[9] = protocol;
+                p[12..16].copy_from_slice(&s.octets());
+                p[16..20].copy_from_slice(&d.octets());
+                (p, 20)
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let mut p = alloc::vec![0u8; len.max(60)];
+                p[0] = 0x60;
+                p[4..6].copy_from_slice(&((len.max(60) - 40) as u16).to_be_bytes());
+                p[6] = protocol;
+                p[7] = 64;
+                p[8..24].copy_from_slice(&s.octets());
+                p[24..40].copy_from_slice(&d.octets());
+                (p, 40)
+            }
+            _ => panic!("reply: {src} and {dst} are of different families"),
+        };
+        if crate::abi::protocol::has_ports(protocol) {
+            p[l4..l4 + 2].copy_from_slice(&ports.0.to_be_bytes());
+            p[l4 + 2..l4 + 4].copy_from_slice(&ports.1.to_be_bytes());
+        }
+        if protocol == crate::abi::protocol::TCP {
+            p[l4 + 12] = 0x50;
+            p[l4 + 13] = 0x10;
+        }
+        p.truncate(len.max(l4 + 20));
+        p
     }
 
     /// Forgets every counter and log line of this thread.

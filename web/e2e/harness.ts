@@ -118,7 +118,10 @@ export async function openPage(ctx: E2EContext, page: keyof typeof PAGES): Promi
 }
 
 /** Goes to a page the way an operator does: by its link in the top bar. */
-export async function clickNav(ctx: E2EContext, route: 'dashboard' | 'config' | 'plugins'): Promise<void> {
+export async function clickNav(
+  ctx: E2EContext,
+  route: 'dashboard' | 'config' | 'plugins' | 'fleet',
+): Promise<void> {
   await ctx.page.getByTestId(`nav-${route}`).click();
   await ctx.page.waitForSelector(`main[data-route="${route}"]`);
 }

@@ -28,6 +28,9 @@ interface PeerBody {
   name: string;
   address: string;
   vips?: string[];
+  tunnel?: string;
+  port?: number;
+  key?: number;
 }
 interface ConfigBody {
   peers: PeerBody[];
@@ -192,6 +195,75 @@ export const addVipPicksPeer: Step = {
   },
 };
 
+/** Fills the Add peer dialog (name, address, tunnel fields) and saves it. */
+async function addPeerThroughTheDialog(
+  ctx: E2EContext,
+  peer: { name: string; address: string; tunnel: string; port?: string; key?: string },
+): Promise<void> {
+  await ctx.page.getByTestId('add-peer').click();
+  await waitForTestId(ctx, 'peer-dialog');
+  await ctx.page.getByTestId('peer-name').fill(peer.name);
+  await ctx.page.getByTestId('peer-address').fill(peer.address);
+  await ctx.page.getByTestId('peer-tunnel').selectOption(peer.tunnel);
+  if (peer.port !== undefined) await ctx.page.getByTestId('peer-port').fill(peer.port);
+  if (peer.key !== undefined) await ctx.page.getByTestId('peer-key').fill(peer.key);
+  await ctx.page.getByTestId('peer-save').click();
+  await ctx.page.getByTestId('peer-dialog').waitFor({ state: 'detached', timeout: 10_000 });
+}
+
+/**
+ * Issue 16: the peer dialog's tunnel fields reach the gateway (gue with its UDP port, gre
+ * with its key), the table shows them, and an address of neither family is pointed at in the
+ * form before anything is sent.
+ */
+export const peerTunnelFields: Step = {
+  name: 'peers and VIPs: the peer dialog stores gue + port and gre + key; a bad address is refused in the form',
+  run: async (ctx) => {
+    const original = await api<ConfigBody>(ctx, 'GET', '/config');
+    try {
+      await openPage(ctx, 'peers-vips');
+      await waitForTestId(ctx, 'peers-card');
+      const cases = [
+        { name: 'e2egue', address: '10.0.9.21', tunnel: 'gue', port: '7001', shown: 'gue :7001' },
+        { name: 'e2egre', address: '10.0.9.22', tunnel: 'gre', key: '42', shown: 'gre key 42' },
+      ];
+      for (const c of cases) {
+        await addPeerThroughTheDialog(ctx, c);
+        const stored = await api<PeerBody>(ctx, 'GET', `/peers/${c.name}`);
+        const want = c.tunnel === 'gue' ? { port: Number(c.port) } : { key: Number(c.key) };
+        check(
+          stored.address === c.address &&
+            stored.tunnel === c.tunnel &&
+            stored.port === (want as { port?: number }).port &&
+            stored.key === (want as { key?: number }).key,
+          `GET /api/v1/peers/${c.name} stored ${JSON.stringify(stored)}, expected ${c.tunnel} ${JSON.stringify(want)}`,
+        );
+        await waitForTestId(ctx, `peer-tunnel-${c.name}`);
+        const shown = (await ctx.page.getByTestId(`peer-tunnel-${c.name}`).innerText()).trim();
+        check(shown === c.shown, `the peers table shows tunnel "${shown}", expected "${c.shown}"`);
+      }
+      const before = ctx.requests.filter((r) => r.method() === 'PUT').length;
+      await ctx.page.getByTestId('add-peer').click();
+      await waitForTestId(ctx, 'peer-dialog');
+      await ctx.page.getByTestId('peer-name').fill('e2ebad');
+      await ctx.page.getByTestId('peer-address').fill('10.0.9.300');
+      await ctx.page.getByTestId('peer-save').click();
+      await waitForTestId(ctx, 'peer-address-errors');
+      const message = await ctx.page.getByTestId('peer-address-errors').innerText();
+      check(message.includes('IPv6'), `the address error does not name both families: "${message}"`);
+      check(
+        ctx.requests.filter((r) => r.method() === 'PUT').length === before,
+        'a peer with a malformed address was sent to the API',
+      );
+      await screenshot(ctx, 'peer-dialog-address-error');
+      await ctx.page.keyboard.press('Escape');
+      await ctx.page.getByTestId('peer-dialog').waitFor({ state: 'detached', timeout: 10_000 });
+    } finally {
+      await api(ctx, 'PUT', '/config', original);
+    }
+  },
+};
+
 /** uPlot's legend entries of each chart (the time row left out). */
 async function legendEntries(ctx: E2EContext): Promise<Record<string, string[]>> {
   return ctx.page.evaluate(() => {
@@ -300,6 +372,7 @@ export const OPERATOR_STEPS: readonly Step[] = [
   narrowLayout,
   historySurvivesNavigation,
   addVipPicksPeer,
+  peerTunnelFields,
   removedVipsLeaveDashboard,
   tenThousandVips,
 ];

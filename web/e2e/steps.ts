@@ -130,6 +130,45 @@ export const visitPlugins: Step = {
   },
 };
 
+/**
+ * Fleet: against a gateway started without `--fleet` (as the live run starts it) the page
+ * says plainly that it is not in a fleet, as `GET /api/v1/status` says (`fleet` null) and
+ * `GET /api/v1/fleet` answers 404; the note on per-gateway plugin state is always there.
+ */
+export const visitFleet: Step = {
+  name: 'fleet',
+  run: async (ctx) => {
+    await clickNav(ctx, 'fleet');
+    if (ctx.expectApi === 'live') {
+      const headers = { authorization: `Bearer ${ctx.token}` };
+      const status = (await (await fetch(`${ctx.baseUrl}/api/v1/status`, { headers })).json()) as {
+        fleet?: unknown;
+      };
+      const listed = await fetch(`${ctx.baseUrl}/api/v1/fleet`, { headers });
+      if (status.fleet == null) {
+        check(
+          listed.status === 404,
+          `GET /api/v1/fleet answered ${listed.status} without --fleet, expected 404`,
+        );
+        await waitForTestId(ctx, 'fleet-none');
+        const text = (await ctx.page.getByTestId('fleet-none').textContent()) ?? '';
+        check(text.includes('not in a fleet'), `the page does not say "not in a fleet": ${text}`);
+        check((await ctx.page.getByTestId('fleet-table').count()) === 0, 'a fleet table without a fleet');
+      } else {
+        await waitForTestId(ctx, 'fleet-self');
+      }
+      const note = (await ctx.page.getByTestId('fleet-plugin-state-note').textContent()) ?? '';
+      check(
+        note.includes('per gateway') && note.includes('N × the configured rate'),
+        `plugin state note: ${note}`,
+      );
+    } else {
+      await expectUnreachable(ctx, 'fleet-error');
+    }
+    await screenshot(ctx, 'fleet');
+  },
+};
+
 /** Keyboard only: skip link first, then the page links, and Enter follows them. */
 export const keyboardNavigation: Step = {
   name: 'keyboard: skip link, then page links',
@@ -193,6 +232,7 @@ export const PAGE_TOUR: readonly Step[] = [
   visitDashboard,
   visitPeersAndVips,
   visitPlugins,
+  visitFleet,
   keyboardNavigation,
   tokenStaysOutOfUrls,
   noPageErrors,

@@ -13,6 +13,7 @@ import { DashboardPage } from './pages/Dashboard';
 import { ConfigPage } from './pages/Config';
 import { LoginPage } from './pages/Login';
 import { PluginsPage } from './pages/Plugins';
+import { FleetPage } from './pages/Fleet';
 import { ROUTE_HASH, navigate, useRoute, type Route } from './router';
 
 interface Toast {
@@ -140,6 +141,7 @@ export function App() {
           <NavLink route="dashboard" current={route} label="Dashboard" />
           <NavLink route="config" current={route} label="Peers & VIPs" />
           <NavLink route="plugins" current={route} label="Plugins" />
+          <NavLink route="fleet" current={route} label="Fleet" />
         </nav>
         <div class="topbar-right">
           <ConnectionBadge connection={connection} />
@@ -192,6 +194,8 @@ function Page(props: { route: Route }) {
       return <ConfigPage />;
     case 'plugins':
       return <PluginsPage />;
+    case 'fleet':
+      return <FleetPage />;
     case 'login':
       return <LoginPage onSignedIn={() => navigate('dashboard')} />;
     case 'not-found':

@@ -4,13 +4,14 @@
 import { useEffect, useState } from 'preact/hooks';
 
 /** The pages of the UI. */
-export type Route = 'dashboard' | 'config' | 'plugins' | 'login' | 'not-found';
+export type Route = 'dashboard' | 'config' | 'plugins' | 'fleet' | 'login' | 'not-found';
 
 /** The fragment of each page, for links. */
 export const ROUTE_HASH: Record<Exclude<Route, 'not-found'>, string> = {
   dashboard: '#/',
   config: '#/peers-vips',
   plugins: '#/plugins',
+  fleet: '#/fleet',
   login: '#/login',
 };
 
@@ -25,6 +26,8 @@ export function parseRoute(hash: string): Route {
       return 'config';
     case '/plugins':
       return 'plugins';
+    case '/fleet':
+      return 'fleet';
     case '/login':
       return 'login';
     default:

@@ -57,12 +57,12 @@ fn expect_error(
     assert!(!r.json()["error"]["message"].as_str().unwrap().is_empty());
 }
 
-/// A module that speaks another ABI version.
-fn abi_v2_module() -> Vec<u8> {
+/// A module that speaks an ABI version this gateway does not (it speaks v1 and v2).
+fn abi_v3_module() -> Vec<u8> {
     wat::parse_str(
         r#"(module
              (memory (export "memory") 1)
-             (func (export "tungate_abi_v2"))
+             (func (export "tungate_abi_v3"))
              (func (export "tungate_alloc") (param i32) (result i32) (i32.const 1024))
              (func (export "tungate_configure") (param i32 i32) (result i32) (i32.const 0))
              (func (export "tungate_batch_area") (result i32) (i32.const 8192))
@@ -383,9 +383,14 @@ fn every_resource_and_every_error_path() {
         "{}",
         r.text()
     );
-    let r = api.put_wasm(name_path, &abi_v2_module());
+    let r = api.put_wasm(name_path, &abi_v3_module());
     expect_error(&r, 422, "plugin_rejected", None);
-    assert!(r.text().to_lowercase().contains("abi"), "{}", r.text());
+    assert!(
+        r.text()
+            .contains("speaks ABI \\\"tungate_abi_v3\\\", this gateway speaks v1 and v2"),
+        "{}",
+        r.text()
+    );
     let r = api.send(
         "PUT",
         name_path,
@@ -425,7 +430,11 @@ fn every_resource_and_every_error_path() {
     let sha = hex::encode(sha2::Sha256::digest(&pf));
     assert_eq!(r.json()["sha256"], sha);
     assert_eq!(r.json()["size"], pf.len());
-    assert_eq!(r.json()["info"]["abi_version"], 1);
+    assert_eq!(
+        r.json()["info"]["abi_version"],
+        2,
+        "the SDK's examples speak ABI v2"
+    );
     assert!(tg.state_dir.join(format!("plugins/{sha}.wasm")).exists());
     let names: Vec<String> = open
         .get("/api/v1/plugins")

@@ -669,5 +669,5 @@ fn the_template_copied_out_of_the_repository_builds_alone_and_passes_plugin_chec
     );
     assert!(shown.contains("min_ttl.wasm: accepted"), "{shown}");
     assert!(shown.contains("name:    min-ttl"), "{shown}");
-    assert!(shown.contains("abi:     v1"), "{shown}");
+    assert!(shown.contains("abi:     v2"), "{shown}");
 }

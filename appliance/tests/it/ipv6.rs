@@ -1,10 +1,11 @@
 //! IPv6 in `userspace` decap with the real binary in namespaces `rs` — `gw` — `client` (needs
-//! root), on the TPACKET path (`io = "packet"`): an inner IPv6 reply is forwarded byte for
+//! root), on both I/O paths: an inner IPv6 reply is forwarded byte for
 //! byte with its hop limit one lower over ip6ip6 (bare, and behind the Destination Options
 //! header a stock ip6tnl inserts), 6in4, GUE over IPv6 and ip6gre, and an inner IPv4 one over
 //! 4in6; the IPv6 forms of the hostile cases are dropped, counted under their reason and never
 //! delivered; a too-big inner IPv6 packet is answered with ICMPv6 Packet Too Big to the VIP
-//! (on the wire, rate-limited like fragmentation-needed) and never reaches the client.
+//! (on the wire, rate-limited like fragmentation-needed) and never reaches the client; an
+//! IPv4-only gateway forwards 6in4 and counts outer IPv6 as `wrong_gateway`.
 
 use std::net::Ipv6Addr;
 use std::time::Duration;
@@ -34,8 +35,8 @@ const ALL: u16 = 3;
 
 /// The standard topology with IPv6 beside IPv4: GIP6 on `g0`, RIP6 on `r0`, GW_CLIENT6 on
 /// `g1`, CIP6 on `c0` (no duplicate address detection, so they are usable at once).
-fn topology() -> Topology {
-    let t = Topology::on(IoPath::Packet);
+fn topology(io: IoPath) -> Topology {
+    let t = Topology::on(io);
     let add = |ns: &Netns, address: Ipv6Addr, dev: &str| {
         ns.ip(&["addr", "add", &format!("{address}/64"), "dev", dev, "nodad"]);
     };
@@ -63,9 +64,10 @@ fn link_locals_ready(ns: &Netns) {
 
 /// `rs1` (RIP: IPIP and 6in4) and `rs6` (RIP6: ip6ip6 and 4in6) serve VIP and VIP6; `gue6`
 /// (GUE over IPv6 to 6080) and `gre6` (ip6gre) serve VIP6; `other6` serves OTHER_VIP6.
-fn config() -> String {
+fn config(io: IoPath) -> String {
+    let io = io.name();
     format!(
-        "[gateway]\naddress = \"{GIP}\"\naddress6 = \"{GIP6}\"\nio = \"packet\"\n\
+        "[gateway]\naddress = \"{GIP}\"\naddress6 = \"{GIP6}\"\nio = \"{io}\"\n\
          [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\nvips = [\"{VIP}\", \"{VIP6}\"]\n\
          [[peers]]\nname = \"rs6\"\naddress = \"{RIP6}\"\nvips = [\"{VIP6}\", \"{VIP}\"]\n\
          [[peers]]\nname = \"gue6\"\naddress = \"{GUE_RIP6}\"\ntunnel = \"gue\"\nvips = [\"{VIP6}\"]\n\
@@ -174,10 +176,9 @@ fn forwarded(packet: &[u8]) -> Vec<u8> {
     }
 }
 
-#[test]
-fn each_ipv6_tunnel_is_forwarded_byte_for_byte() {
-    let t = topology();
-    let mut tg = Tungate::start(&t.gw, &config());
+fn each_ipv6_tunnel_is_forwarded_byte_for_byte(io: IoPath) {
+    let t = topology(io);
+    let mut tg = Tungate::start(&t.gw, &config(io));
     let rs = FrameSocket::open_protocol(&t.rs, "r0", ALL);
     let client = FrameSocket::open_protocol(&t.client, "c0", ALL);
     let mut sent = Vec::new();
@@ -233,10 +234,9 @@ fn each_ipv6_tunnel_is_forwarded_byte_for_byte() {
     assert_eq!(tg.stop().0, 0);
 }
 
-#[test]
-fn every_hostile_ipv6_case_is_dropped_and_counted() {
-    let t = topology();
-    let mut tg = Tungate::start(&t.gw, &config());
+fn every_hostile_ipv6_case_is_dropped_and_counted(io: IoPath) {
+    let t = topology(io);
+    let mut tg = Tungate::start(&t.gw, &config(io));
     let rs = FrameSocket::open_protocol(&t.rs, "r0", ALL);
     let client = FrameSocket::open_protocol(&t.client, "c0", ALL);
     let good = reply6(VIP6, 64, 100);
@@ -362,10 +362,9 @@ fn every_hostile_ipv6_case_is_dropped_and_counted() {
 /// inner IPv6 packet is dropped as `too_big` and answered with Packet Too Big to the VIP —
 /// MTU 1280, the packet quoted up to 1280 bytes in all, a valid checksum — and a burst only
 /// up to the per-VIP budget.
-#[test]
-fn too_big_ipv6_replies_get_rate_limited_packet_too_big_to_the_vip() {
+fn too_big_ipv6_replies_get_rate_limited_packet_too_big_to_the_vip(io: IoPath) {
     const PER_VIP_BURST: u64 = 10;
-    let t = topology();
+    let t = topology(io);
     let ldin = Netns::new("ld");
     veth(
         &t.gw,
@@ -406,7 +405,7 @@ fn too_big_ipv6_replies_get_rate_limited_packet_too_big_to_the_vip() {
     t.client.ip(&["link", "set", "c0", "mtu", "1280"]);
     link_locals_ready(&t.gw);
 
-    let mut tg = Tungate::start(&t.gw, &config());
+    let mut tg = Tungate::start(&t.gw, &config(io));
     let rs = FrameSocket::open_protocol(&t.rs, "r0", ALL);
     let client = FrameSocket::open_protocol(&t.client, "c0", ALL);
     let at_ldin = FrameSocket::open_protocol(&ldin, "l0", ALL);
@@ -475,12 +474,12 @@ fn too_big_ipv6_replies_get_rate_limited_packet_too_big_to_the_vip() {
     assert_eq!(tg.stop().0, 0);
 }
 
-#[test]
-fn an_ipv4_only_gateway_takes_no_outer_ipv6() {
-    let t = topology();
+fn an_ipv4_only_gateway_counts_outer_ipv6_as_wrong_gateway(io: IoPath) {
+    let t = topology(io);
     // Only rs1 (IPv4), serving VIP6 over 6in4; no address6.
+    let io = io.name();
     let ipv4_only = format!(
-        "[gateway]\naddress = \"{GIP}\"\nio = \"packet\"\n\
+        "[gateway]\naddress = \"{GIP}\"\nio = \"{io}\"\n\
          [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\nvips = [\"{VIP6}\"]\n"
     );
     let mut tg = Tungate::start(&t.gw, &ipv4_only);
@@ -493,11 +492,15 @@ fn an_ipv4_only_gateway_takes_no_outer_ipv6() {
     let c = tg.counters();
     assert_eq!(got.len(), 1, "6in4 only: {c}");
     assert_eq!(&got[0][14..], &forwarded(&good)[..]);
-    let c = tg.counters();
-    assert_eq!(
-        total_drops(&c),
-        0,
-        "outer IPv6 never reaches the workers: {c}"
-    );
+    // As an IPIP frame to another address: seen and counted, never forwarded.
+    let expected = std::collections::BTreeMap::from([("wrong_gateway", 1)]);
+    assert_exactly_these_drops(&c, &expected);
     assert_eq!(tg.stop().0, 0);
 }
+
+crate::on_both_io_paths!(
+    each_ipv6_tunnel_is_forwarded_byte_for_byte,
+    every_hostile_ipv6_case_is_dropped_and_counted,
+    too_big_ipv6_replies_get_rate_limited_packet_too_big_to_the_vip,
+    an_ipv4_only_gateway_counts_outer_ipv6_as_wrong_gateway,
+);

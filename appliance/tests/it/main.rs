@@ -35,6 +35,7 @@ mod cli_output;
 mod demo;
 mod fence;
 mod fleet_bgp;
+mod fleet_etcd;
 mod fleet_prometheus;
 mod forwarding;
 mod frag_needed;

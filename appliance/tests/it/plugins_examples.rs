@@ -116,7 +116,7 @@ fn cidr_filter_denies_one_client_prefix_on_every_worker() {
     let s = &host.stats()[0];
     assert_eq!(
         (s.key.vip, s.key.position, s.key.plugin.as_str()),
-        (VIP, 0, "cidr-filter")
+        (VIP.into(), 0, "cidr-filter")
     );
     assert_eq!((s.passed, s.dropped), (6, 4), "summed over both workers");
     assert_eq!(counter(s, "dropped", "denied"), 4);
@@ -124,6 +124,50 @@ fn cidr_filter_denies_one_client_prefix_on_every_worker() {
     assert_eq!(s.calls, 2);
     assert_eq!(s.call_ns_buckets.iter().sum::<u64>(), 2);
     assert!(!s.quarantined);
+}
+
+#[test]
+fn a_v1_module_and_a_v2_example_share_one_ipv4_chain() {
+    let _machine = machine::shared();
+    let host = host();
+    let v1 = plugins::pass_all_module("v1");
+    assert_eq!(host.check(&v1).unwrap().abi_version, 1);
+    assert_eq!(
+        host.check(&plugin_wasm("cidr-filter")).unwrap().abi_version,
+        2
+    );
+    // IPv6 prefixes beside IPv4 ones in a v2 plugin's configuration; the v1 module before it
+    // gets v1 descriptors, the v2 one v2 descriptors of the same packets.
+    let doc = doc(
+        1,
+        r#"[[vips.plugins]]
+           plugin = "v1-pass"
+           [[vips.plugins]]
+           plugin = "cidr-filter"
+           config = { allow = ["203.0.113.0/24", "2001:db8:ff::/48"], deny = ["2001:db8:ff:66::/64"] }"#,
+    );
+    let slots = FilterSlots::new(1);
+    let modules = |name: &str| match name {
+        "v1-pass" => Some(v1.clone()),
+        other => plugins::example_module(other),
+    };
+    host.publish(&slots, &doc, &modules).unwrap();
+    let mut set = slots.take(0).unwrap().1;
+    let batch = vec![
+        udp([203, 0, 113, 9], 53, 10),
+        udp([198, 51, 100, 7], 53, 10),
+        tcp_syn_ack([203, 0, 113, 200], 443),
+    ];
+    assert_eq!(run(&mut set, &batch), [P, D, P]);
+    let stats = host.stats();
+    let by_plugin = |name: &str| stats.iter().find(|s| s.key.plugin == name).unwrap();
+    assert_eq!(
+        (by_plugin("v1-pass").passed, by_plugin("v1-pass").dropped),
+        (3, 0)
+    );
+    let cidr = by_plugin("cidr-filter");
+    assert_eq!((cidr.passed, cidr.dropped), (2, 1));
+    assert_eq!(counter(cidr, "dropped", "not_allowed"), 1);
 }
 
 #[test]
@@ -374,7 +418,7 @@ fn plugin_check_cli_accepts_a_plugin_and_refuses_junk() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("name:    accounting 0.1.0"), "{stdout}");
-    assert!(stdout.contains("abi:     v1"), "{stdout}");
+    assert!(stdout.contains("abi:     v2"), "{stdout}");
     assert!(stdout.contains("tungate_filter"), "{stdout}");
     let out = std::process::Command::new(bin)
         .args(["plugin", "check"])

@@ -9,13 +9,16 @@
 //!   "allow": [
 //!     { "protocol": "tcp", "ports": [80, 443, "8000-8099"] },
 //!     { "protocol": "udp", "ports": [53] },
-//!     { "protocol": "icmp" }
+//!     { "protocol": "icmp" },
+//!     { "protocol": "icmpv6" }
 //!   ],
 //!   "later_fragments": "pass"
 //! }
 //! ```
 //!
-//! - `protocol`: `tcp`, `udp`, `icmp`, `sctp`, `udplite` or a number 0–255;
+//! - `protocol`: `tcp`, `udp`, `icmp`, `icmpv6`, `sctp`, `udplite` or a number 0–255 (for
+//!   IPv6 replies, ABI v2: the upper-layer protocol after the extension headers, so
+//!   `tcp` covers TCP over IPv6 too; ICMPv6 is 58, not `icmp`);
 //! - `ports` (TCP, UDP, UDP-Lite, SCTP only): single ports or `"a-b"` ranges of the reply's
 //!   source port; absent means every port of that protocol;
 //! - `later_fragments`: what to do with fragments after the first, which carry no ports
@@ -48,6 +51,8 @@ pub enum ProtocolName {
     Udp,
     /// 1.
     Icmp,
+    /// 58.
+    Icmpv6,
     /// 132.
     Sctp,
     /// 136.
@@ -62,6 +67,7 @@ impl Protocol {
             Protocol::Name(ProtocolName::Tcp) => protocol::TCP,
             Protocol::Name(ProtocolName::Udp) => protocol::UDP,
             Protocol::Name(ProtocolName::Icmp) => protocol::ICMP,
+            Protocol::Name(ProtocolName::Icmpv6) => protocol::ICMPV6,
             Protocol::Name(ProtocolName::Sctp) => protocol::SCTP,
             Protocol::Name(ProtocolName::Udplite) => protocol::UDPLITE,
         }
@@ -310,6 +316,42 @@ mod tests {
         assert_eq!(native::counter("dropped", "port"), Some(3));
         assert_eq!(native::counter("dropped", "protocol"), Some(1));
         assert_eq!(native::counter("dropped", "fragment"), Some(0));
+    }
+
+    /// An IPv6 reply of protocol `proto` from source port `sport`, behind a Destination
+    /// Options header; with `later_fragment` a Fragment header with a non-zero offset too.
+    fn reply6(proto: u8, sport: u16, later_fragment: bool) -> PacketDesc {
+        let vip: std::net::IpAddr = "2001:db8::10".parse().unwrap();
+        let client: std::net::IpAddr = "2001:db8:ff::7".parse().unwrap();
+        let plain = native::reply(vip, client, proto, (sport, 40000), 80);
+        let mut b = plain[..40].to_vec();
+        b[6] = 60;
+        b.extend_from_slice(&[if later_fragment { 44 } else { proto }, 0, 1, 4, 0, 0, 0, 0]);
+        if later_fragment {
+            b.extend_from_slice(&[proto, 0, 0x05, 0xc8, 0, 0, 0, 1]);
+        }
+        b.extend_from_slice(&plain[40..]);
+        PacketDesc::parse(&b)
+    }
+
+    #[test]
+    fn ipv6_replies_through_extension_headers() {
+        let mut f = configure_from_json::<PortFilter>(
+            br#"{"allow":[{"protocol":"tcp","ports":[443]},{"protocol":"icmpv6"}]}"#,
+        )
+        .unwrap();
+        let table = [
+            (reply6(6, 443, false), Verdict::Pass),
+            (reply6(6, 22, false), Verdict::Drop),
+            (reply6(58, 0, false), Verdict::Pass),
+            (reply6(1, 0, false), Verdict::Drop),
+            (reply6(6, 0, true), Verdict::Pass),
+        ];
+        for (i, (d, want)) in table.iter().enumerate() {
+            assert_eq!(f.on_packet(&Packet::new(d, 0)), *want, "case {i}");
+        }
+        assert_eq!(native::counter("dropped", "port"), Some(1));
+        assert_eq!(native::counter("dropped", "protocol"), Some(1));
     }
 
     #[test]

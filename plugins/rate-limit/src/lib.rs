@@ -5,14 +5,18 @@
 //! keys refused):
 //!
 //! ```json
-//! { "unit": "packets", "rate": 1000, "burst": 2000, "client_prefix_len": 32, "max_clients": 65536 }
+//! { "unit": "packets", "rate": 1000, "burst": 2000, "client_prefix_len": 32,
+//!   "client_prefix_len_v6": 64, "max_clients": 65536 }
 //! ```
 //!
 //! - `unit`: `packets` (each packet costs 1) or `bytes` (each costs its length);
 //! - `rate`: tokens added per second (1 to 10^10); `burst`: bucket size (default `rate`,
 //!   at least the largest packet when counting bytes);
-//! - `client_prefix_len` (default 32): clients are grouped by this prefix (e.g. 24 shares
-//!   one bucket per /24);
+//! - `client_prefix_len` (default 32): IPv4 clients are grouped by this prefix (e.g. 24
+//!   shares one bucket per /24);
+//! - `client_prefix_len_v6` (default 64, 0 to 128): IPv6 clients (ABI v2) are grouped by
+//!   this prefix; the default gives one bucket per /64, since one IPv6 host can pick any
+//!   address of its /64 and would otherwise get a fresh bucket per address;
 //! - `max_clients` (default 65,536, at most 1,048,576): buckets kept; when the table is
 //!   full the least recently seen client in the probe window loses its bucket (a new
 //!   bucket starts full, so eviction never drops traffic by itself).
@@ -20,7 +24,9 @@
 //! Counters: `dropped{rate}` (packets over the rate), `evicted{}` (buckets recycled).
 
 use serde::Deserialize;
-use tungate_plugin_sdk::net::mask;
+use std::net::IpAddr;
+
+use tungate_plugin_sdk::net::{mask, mask6};
 use tungate_plugin_sdk::{Counter, Packet, Plugin, Setup, Verdict, export_plugin};
 
 /// Nanotokens per token: buckets count in billionths so that refills are exact integers.
@@ -56,6 +62,9 @@ pub struct Config {
     /// Clients sharing a bucket: prefix length 0 to 32.
     #[serde(default = "default_prefix_len")]
     pub client_prefix_len: u8,
+    /// IPv6 clients sharing a bucket: prefix length 0 to 128.
+    #[serde(default = "default_prefix_len_v6")]
+    pub client_prefix_len_v6: u8,
     /// Buckets kept.
     #[serde(default = "default_max_clients")]
     pub max_clients: usize,
@@ -65,15 +74,27 @@ fn default_prefix_len() -> u8 {
     32
 }
 
+fn default_prefix_len_v6() -> u8 {
+    64
+}
+
 fn default_max_clients() -> usize {
     65_536
+}
+
+/// A client (its prefix) as a bucket key: the family, and the masked address as a
+/// host-order number (IPv4 in the low 32 bits), so the two families never share a bucket.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Key {
+    family: u8,
+    addr: u128,
 }
 
 /// One client's bucket.
 #[derive(Clone, Copy, Default)]
 struct Slot {
     used: bool,
-    key: u32,
+    key: Key,
     last_ns: u64,
     nanotokens: u64,
 }
@@ -86,6 +107,7 @@ pub struct RateLimit {
     /// Nanoseconds to fill an empty bucket: longer gaps refill no more.
     fill_ns: u64,
     mask: u32,
+    mask_v6: u128,
     slots: Vec<Slot>,
     shift: u32,
     dropped: Counter,
@@ -119,6 +141,12 @@ impl Plugin for RateLimit {
                 c.client_prefix_len
             ));
         }
+        if c.client_prefix_len_v6 > 128 {
+            return Err(format!(
+                "client_prefix_len_v6 {} is more than 128",
+                c.client_prefix_len_v6
+            ));
+        }
         if c.max_clients == 0 || c.max_clients > MAX_CLIENTS {
             return Err(format!(
                 "max_clients {} is out of range: give 1 to {MAX_CLIENTS}",
@@ -133,8 +161,9 @@ impl Plugin for RateLimit {
             capacity: burst * NANO,
             fill_ns: (burst * NANO).div_ceil(c.rate),
             mask: mask(c.client_prefix_len),
+            mask_v6: mask6(c.client_prefix_len_v6),
             slots: vec![Slot::default(); size],
-            shift: 32 - size.trailing_zeros(),
+            shift: 64 - size.trailing_zeros(),
             dropped: setup.counter("dropped", "rate")?,
             evicted: setup.counter("evicted", "")?,
         })
@@ -149,7 +178,17 @@ impl Plugin for RateLimit {
         };
         let now = packet.now_ns();
         let (rate, capacity, fill_ns) = (self.rate, self.capacity, self.fill_ns);
-        let slot = self.slot_for(packet.client_u32() & self.mask, now);
+        let key = match packet.dst() {
+            IpAddr::V4(a) => Key {
+                family: 4,
+                addr: u128::from(u32::from(a) & self.mask),
+            },
+            IpAddr::V6(a) => Key {
+                family: 6,
+                addr: u128::from(a) & self.mask_v6,
+            },
+        };
+        let slot = self.slot_for(key, now);
         let elapsed = now.saturating_sub(slot.last_ns);
         slot.last_ns = now.max(slot.last_ns);
         // Never more than a full bucket's worth: fill_ns × rate <= capacity + rate < 2^64.
@@ -168,9 +207,10 @@ impl Plugin for RateLimit {
 impl RateLimit {
     /// The bucket of `key`, made (full) if the client is new.
     #[inline]
-    fn slot_for(&mut self, key: u32, now: u64) -> &mut Slot {
+    fn slot_for(&mut self, key: Key, now: u64) -> &mut Slot {
         let len = self.slots.len();
-        let start = (key.wrapping_mul(0x9E37_79B1) >> self.shift) as usize;
+        let folded = (key.addr as u64) ^ ((key.addr >> 64) as u64) ^ u64::from(key.family);
+        let start = (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
         let mut oldest = start;
         for i in 0..PROBE {
             let at = (start + i) & (len - 1);
@@ -206,13 +246,49 @@ mod tests {
     use super::*;
     use tungate_plugin_sdk::{PacketDesc, configure_from_json, native};
 
-    fn reply(client: [u8; 4], len: usize) -> PacketDesc {
-        let mut b = vec![0u8; len];
-        b[0] = 0x45;
-        b[8] = 64;
-        b[9] = 17;
-        b[16..20].copy_from_slice(&client);
-        PacketDesc::parse(&b)
+    fn reply(client: impl Into<IpAddr>, len: usize) -> PacketDesc {
+        let client = client.into();
+        let vip: IpAddr = match client {
+            IpAddr::V4(_) => [192, 0, 2, 10].into(),
+            IpAddr::V6(_) => "2001:db8::10".parse().unwrap(),
+        };
+        PacketDesc::parse(&native::reply(vip, client, 17, (53, 40000), len))
+    }
+
+    fn v6(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_prefix_and_never_with_ipv4() {
+        let mut f = configure_from_json::<RateLimit>(
+            br#"{"unit":"packets","rate":1,"burst":2,"client_prefix_len_v6":64}"#,
+        )
+        .unwrap();
+        let t = 7;
+        let a = reply(v6("2001:db8:ff:1::1"), 60);
+        let same_64 = reply(v6("2001:db8:ff:1:ffff::9"), 60);
+        let other_64 = reply(v6("2001:db8:ff:2::1"), 60);
+        assert_eq!(verdicts(&mut f, &a, t, 1), 1);
+        assert_eq!(
+            verdicts(&mut f, &same_64, t, 3),
+            1,
+            "the /64's second token, then nothing"
+        );
+        assert_eq!(
+            verdicts(&mut f, &other_64, t, 3),
+            2,
+            "another /64: its own bucket"
+        );
+        // An IPv4 client whose number equals the masked IPv6 key's low bits: its own bucket.
+        let mut g = configure_from_json::<RateLimit>(
+            br#"{"unit":"packets","rate":1,"burst":1,"client_prefix_len_v6":128}"#,
+        )
+        .unwrap();
+        assert_eq!(verdicts(&mut g, &reply(v6("::a00:1"), 60), t, 1), 1);
+        assert_eq!(verdicts(&mut g, &reply([10, 0, 0, 1], 60), t, 1), 1);
+        assert_eq!(verdicts(&mut g, &reply(v6("::a00:1"), 60), t, 1), 0);
+        assert_eq!(native::counter("dropped", "rate"), Some(2 + 1 + 1));
     }
 
     fn verdicts(f: &mut RateLimit, d: &PacketDesc, now: u64, n: usize) -> usize {
@@ -317,6 +393,10 @@ mod tests {
             (
                 br#"{"unit":"packets","rate":1,"client_prefix_len":33}"#,
                 "more than 32",
+            ),
+            (
+                br#"{"unit":"packets","rate":1,"client_prefix_len_v6":129}"#,
+                "client_prefix_len_v6 129 is more than 128",
             ),
             (
                 br#"{"unit":"packets","rate":1,"max_clients":0}"#,

@@ -1,6 +1,8 @@
 //! `plugin-template`: the starting point for a new tungate plugin (copy this crate; see
 //! `plugin-sdk/GUIDE.md`). It counts a VIP's replies per protocol and drops the replies
-//! whose TTL is below a configured minimum.
+//! whose TTL (IPv4) or hop limit (IPv6) is below a configured minimum. It speaks ABI v2
+//! (the SDK's `export_plugin!` writes the `tungate_abi_v2` marker), so it serves IPv4 and
+//! IPv6 VIPs alike.
 //!
 //! Configuration (JSON, unknown keys refused):
 //!
@@ -8,8 +10,8 @@
 //! { "min_ttl": 2 }
 //! ```
 //!
-//! - `min_ttl` (0–255, default 0 = drop nothing): replies arriving with a smaller TTL are
-//!   dropped.
+//! - `min_ttl` (0–255, default 0 = drop nothing): replies arriving with a smaller TTL or
+//!   hop limit are dropped.
 //!
 //! Counters: `packets{tcp}`, `packets{udp}`, `packets{other}` and `dropped{low_ttl}`. This
 //! crate only judges packets; it keeps no per-client state.
@@ -83,12 +85,33 @@ mod tests {
 
     /// A reply header: IPv4, `protocol`, `ttl`, to 198.51.100.7.
     fn reply(protocol: u8, ttl: u8) -> PacketDesc {
-        let mut b = vec![0u8; 40];
-        b[0] = 0x45;
+        let mut b = native::reply(
+            [192, 0, 2, 10].into(),
+            [198, 51, 100, 7].into(),
+            protocol,
+            (443, 50000),
+            40,
+        );
         b[8] = ttl;
-        b[9] = protocol;
-        b[16..20].copy_from_slice(&[198, 51, 100, 7]);
         PacketDesc::parse(&b)
+    }
+
+    /// The same over IPv6: `protocol`, hop limit `ttl`, to 2001:db8:ff::7.
+    fn reply6(protocol: u8, ttl: u8) -> PacketDesc {
+        let vip = "2001:db8::10".parse().unwrap();
+        let client = "2001:db8:ff::7".parse().unwrap();
+        let mut b = native::reply(vip, client, protocol, (443, 50000), 60);
+        b[7] = ttl;
+        PacketDesc::parse(&b)
+    }
+
+    #[test]
+    fn ipv6_replies_are_judged_by_their_hop_limit() {
+        let mut f = configure_from_json::<Template>(br#"{"min_ttl":5}"#).unwrap();
+        assert_eq!(f.on_packet(&Packet::new(&reply6(6, 5), 0)), Verdict::Pass);
+        assert_eq!(f.on_packet(&Packet::new(&reply6(17, 4), 0)), Verdict::Drop);
+        assert_eq!(native::counter("packets", "tcp"), Some(1));
+        assert_eq!(native::counter("dropped", "low_ttl"), Some(1));
     }
 
     #[test]

@@ -7,6 +7,7 @@ import type {
   ErrorBody,
   ErrorDetail,
   FleetTotals,
+  Fleet,
   Peer,
   PeerBody,
   Plugin,
@@ -148,6 +149,16 @@ export class ApiClient {
   /** `GET /api/v1/fleet/totals` (409 without a fleet Prometheus, 502 when it failed). */
   fleetTotals(): Promise<FleetTotals> {
     return this.read<FleetTotals>('/api/v1/fleet/totals');
+  }
+
+  /** `GET /api/v1/fleet`; null when this gateway lists no fleet (404: no `--fleet --etcd`). */
+  async fleet(): Promise<Fleet | null> {
+    try {
+      return await this.read<Fleet>('/api/v1/fleet');
+    } catch (error) {
+      if (error instanceof ApiError && error.kind === 'api' && error.status === 404) return null;
+      throw error;
+    }
   }
 
   /** `GET /api/v1/peers`. */

@@ -87,6 +87,15 @@ export type paths = {
       };
     };
   };
+  '/api/v1/fleet': {
+    /**
+     * The fleet's gateways as registered in etcd, and whether each runs the latest revision
+     * @description Fleet mode with etcd only (`--fleet NAME --etcd URL`; 404 otherwise). Read from etcd every second by this gateway; when etcd
+     * is unreachable the last list is answered with `reachable` false. A gateway registers
+     * under a lease (5 s): a gateway that died leaves the list when its lease expires.
+     */
+    get: operations['getFleet'];
+  };
   '/api/v1/stats': {
     /** Counters per VIP, per drop reason and per plugin binding */
     get: operations['getStats'];
@@ -158,7 +167,8 @@ export type components = {
           | 'precondition_failed'
           | 'internal'
           | 'too_many_requests'
-          | 'bad_gateway';
+          | 'bad_gateway'
+          | 'unavailable';
         message: string;
         /** @description path of the field concerned, e.g. peers[0].address */
         field?: string;
@@ -410,6 +420,23 @@ export type components = {
         /** @description why this path: asked for, or why XDP was not available (e.g. the driver has no native XDP) */
         reason: string;
       };
+      /** @description fleet mode only (`--fleet`; null otherwise): the routing side (this gateway's announcement of GIP) beside the configuration side (`--etcd`: the fleet revision applied here and the latest one seen) */
+      fleet?: {
+        name: string;
+        /**
+         * @description announced: the health link tg-health is up and the routing daemon announces GIP; withdrawn: not ready or stopping; draining: a drain withdrew GIP for good, the gateway stops once the traffic has moved
+         * @enum {string}
+         */
+        announcement: 'announced' | 'withdrawn' | 'draining';
+        /** @description the fleet's configuration comes from etcd (--etcd); without it both revisions are null */
+        etcd: boolean;
+        /** @description the fleet revision in force here (the ETag); null without --etcd */
+        applied_revision: number | null;
+        /** @description the newest fleet revision seen; null without --etcd */
+        latest_revision: number | null;
+        /** @description why the newest revision is not in force here (it failed this host's checks, or etcd is unreachable) */
+        error?: string | null;
+      } | null;
     };
     /** @description what a drain did */
     Drain: {
@@ -443,6 +470,37 @@ export type components = {
       /** @description every reason: fleet_vip:tungate_vip_dropped_packets_total:sum */
       dropped_packets: number;
     };
+    Fleet: {
+      /** @description the fleet (--fleet) */
+      name: string;
+      /** @description this gateway's member name (--fleet-member) */
+      member: string;
+      /** @description etcd answered this gateway's last request */
+      reachable: boolean;
+      /** @description the fleet's latest revision in etcd */
+      latest_revision: number;
+      gateways: components['schemas']['FleetGateway'][];
+      /** @description the last error talking to etcd */
+      error?: string | null;
+    };
+    FleetGateway: {
+      member: string;
+      /** @description its admin listener */
+      address: string;
+      version: string;
+      applied_revision: number;
+      /** @description why the latest revision is not in force on it */
+      error?: string | null;
+      /** @description its data path runs (a quarantined plugin does not make it not ready) */
+      ready: boolean;
+      io: string;
+      /** @description plugins quarantined on it, as VIP#position plugin (they do not make it not ready: that would withdraw every gateway at once for one plugin's fault) */
+      quarantined?: string[];
+      /** @description its announcement of GIP (announced, withdrawn or draining), as in /api/v1/status fleet.announcement */
+      announcement?: string | null;
+      /** @description it runs the fleet's latest revision */
+      latest: boolean;
+    };
     Totals: {
       received_packets?: number;
       forwarded_packets?: number;
@@ -464,6 +522,15 @@ export type components = {
     PeerStats: {
       name: string;
       address: string;
+      /**
+       * @description the type of its return tunnel
+       * @enum {string}
+       */
+      tunnel: 'ipip' | 'gue' | 'fou' | 'gre';
+      /** @description the UDP destination port of a gue or fou tunnel (gue's default 6080 filled in); null for ipip and gre */
+      port: number | null;
+      /** @description the GRE key its packets must carry (gre only); null when none is configured */
+      key: number | null;
       /** @description packets received from it (its outer source, or its tunnel device, named it), whatever became of them */
       received_packets: number;
       received_bytes: number;
@@ -581,6 +648,12 @@ export type components = {
     };
     /** @description If-Match names an older revision: the configuration changed since it was read, and nothing was changed (code precondition_failed) */
     PreconditionFailed: {
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+    /** @description fleet mode: etcd is unreachable, nothing was changed (code unavailable); forwarding goes on */
+    Unavailable: {
       content: {
         'application/json': components['schemas']['Error'];
       };
@@ -731,6 +804,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** All peers (real servers) */
@@ -802,6 +876,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** Removes a peer */
@@ -824,6 +899,7 @@ export type operations = {
       404: components['responses']['NotFound'];
       412: components['responses']['PreconditionFailed'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** All VIPs with their plugin chains */
@@ -895,6 +971,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** Removes a VIP's entry (and so its plugin chain) */
@@ -917,6 +994,7 @@ export type operations = {
       404: components['responses']['NotFound'];
       412: components['responses']['PreconditionFailed'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** All uploaded plugins */
@@ -992,6 +1070,7 @@ export type operations = {
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
       422: components['responses']['Invalid'];
+      503: components['responses']['Unavailable'];
     };
   };
   /** Removes a plugin (refused while a VIP binds it) */
@@ -1014,6 +1093,25 @@ export type operations = {
       404: components['responses']['NotFound'];
       409: components['responses']['Conflict'];
       412: components['responses']['PreconditionFailed'];
+      503: components['responses']['Unavailable'];
+    };
+  };
+  /**
+   * The fleet's gateways as registered in etcd, and whether each runs the latest revision
+   * @description Fleet mode with etcd only (`--fleet NAME --etcd URL`; 404 otherwise). Read from etcd every second by this gateway; when etcd
+   * is unreachable the last list is answered with `reachable` false. A gateway registers
+   * under a lease (5 s): a gateway that died leaves the list when its lease expires.
+   */
+  getFleet: {
+    responses: {
+      /** @description the fleet */
+      200: {
+        content: {
+          'application/json': components['schemas']['Fleet'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
     };
   };
   /** Counters per VIP, per drop reason and per plugin binding */

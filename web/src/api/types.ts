@@ -71,3 +71,12 @@ export type BindingStats = Schemas['BindingStats'];
 
 /** `GET /api/v1/stats`. */
 export type Stats = Schemas['Stats'];
+
+/** `status.fleet`: the announcement of GIP beside the fleet revisions (null without `--fleet`). */
+export type FleetFollow = NonNullable<Status['fleet']>;
+
+/** `GET /api/v1/fleet`: the fleet's gateways as registered in etcd. */
+export type Fleet = Schemas['Fleet'];
+
+/** One gateway of `GET /api/v1/fleet`. */
+export type FleetGateway = Schemas['FleetGateway'];

@@ -1,7 +1,8 @@
 // The "Peers & VIPs" page: lists, adds, edits and deletes peers (real servers) and VIPs
 // with their plugin chains, through `PUT`/`DELETE /api/v1/peers/{name}` and
 // `/api/v1/vips/{address}`, and shows the API's validation errors next to the field they
-// name. It never validates addresses itself: tungate's answer is the authority. Each peer's
+// name. Before sending, it checks only that addresses are IPv4 or IPv6 text (a typo is
+// pointed at without a round trip); tungate's answer is the authority on the rest. Each peer's
 // liveness (packets received, when last heard from, silent longer than its `silent_after`)
 // comes from `GET /api/v1/stats`, polled while the page is shown.
 
@@ -18,7 +19,7 @@ import { RowActions, TableHead } from '../components/Table';
 import { useServices } from '../context';
 import { usePoller, useResource } from '../hooks';
 import { draftToBinding, moveBinding, removeBinding } from '../lib/chain';
-import { splitList } from '../lib/addressList';
+import { addressProblem, splitList } from '../lib/addressList';
 import type { MappedErrors } from '../lib/fieldErrors';
 import { configToText } from '../lib/jsonConfig';
 import { addressMatches, pageOf } from '../lib/paging';
@@ -415,6 +416,22 @@ function PeerDialog(props: {
   const submit = async (event: Event) => {
     event.preventDefault();
     setErrors(NO_ERRORS);
+    const vips = splitList(vipsText);
+    const addressError = addressProblem(address.trim());
+    const vipErrors = vips.flatMap((v, i) => {
+      const problem = addressProblem(v);
+      return problem ? [{ message: problem, rest: [i] }] : [];
+    });
+    if (addressError || vipErrors.length > 0) {
+      setErrors({
+        fields: {
+          ...(addressError ? { address: [{ message: addressError, rest: [] }] } : {}),
+          ...(vipErrors.length > 0 ? { vips: vipErrors } : {}),
+        },
+        general: [],
+      });
+      return;
+    }
     const tunnelValue = tunnelFields(tunnel, portText, keyText);
     if (!tunnelValue.ok) {
       setErrors({
@@ -424,7 +441,6 @@ function PeerDialog(props: {
       return;
     }
     setBusy(true);
-    const vips = splitList(vipsText);
     try {
       // The dialog has no field for `silent_after` or `check_source_mac`: an edit keeps the
       // peer's own.
@@ -490,7 +506,7 @@ function PeerDialog(props: {
         <Field
           id="peer-address"
           label="Address (RIP)"
-          hint="The real server's tunnel source address, e.g. 10.0.1.11."
+          hint="The real server's tunnel source address, IPv4 or IPv6, e.g. 10.0.1.11 or 2001:db8::11 (an IPv6 peer needs the gateway's IPv6 address, gateway.address6)."
           errors={errors.fields.address}
         >
           {(control) => (
@@ -499,7 +515,6 @@ function PeerDialog(props: {
               class="mono"
               value={address}
               required
-              inputMode="decimal"
               autoFocus={editing}
               onInput={(e) => setAddress(e.currentTarget.value)}
               data-testid="peer-address"
@@ -509,7 +524,7 @@ function PeerDialog(props: {
         <Field
           id="peer-vips"
           label="VIPs it serves"
-          hint="Addresses separated by commas or spaces. Replies from other sources are dropped."
+          hint="IPv4 or IPv6 addresses separated by commas or spaces. Replies from other sources are dropped."
           errors={errors.fields.vips}
           describeRest={(rest) =>
             typeof rest[0] === 'number'
@@ -645,6 +660,11 @@ function VipDialog(props: {
 
   const submit = async (event: Event) => {
     event.preventDefault();
+    const addressError = editing ? null : addressProblem(address.trim());
+    if (addressError) {
+      setErrors({ fields: { address: [{ message: addressError, rest: [] }] }, general: [] });
+      return;
+    }
     if (!rows.every(draftIsValid)) {
       setErrors({
         fields: {},
@@ -716,7 +736,7 @@ function VipDialog(props: {
           hint={
             editing
               ? 'The address identifies the VIP; to change it, add a new VIP and delete this one.'
-              : 'The virtual IP clients connect to, e.g. 192.0.2.10.'
+              : 'The virtual IP clients connect to, IPv4 or IPv6, e.g. 192.0.2.10 or 2001:db8::10 (plugins bound to an IPv6 VIP must speak ABI v2).'
           }
           errors={errors.fields.address}
         >
@@ -727,7 +747,6 @@ function VipDialog(props: {
               value={address}
               required
               disabled={editing}
-              inputMode="decimal"
               autoFocus={!editing}
               onInput={(e) => setAddress(e.currentTarget.value)}
               data-testid="vip-address"

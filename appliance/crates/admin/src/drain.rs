@@ -16,7 +16,7 @@ use tungate_control::ErrorCode;
 
 /// `POST /api/v1/drain`.
 pub(crate) async fn drain(State(state): State<AdminState>) -> Result<Json<Drain>, ApiError> {
-    let Some(handle) = state.0.fleet.clone() else {
+    let Some(handle) = state.0.announce.clone() else {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             "this gateway is not in fleet mode (tungate run --fleet NAME): it announces \

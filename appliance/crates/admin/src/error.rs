@@ -52,6 +52,7 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::BadGateway => StatusCode::BAD_GATEWAY,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -102,7 +103,11 @@ mod tests {
         for code in ErrorCode::ALL {
             let s = status_of(code);
             assert!(
-                s.is_client_error() || matches!(code, ErrorCode::Internal | ErrorCode::BadGateway),
+                s.is_client_error()
+                    || matches!(
+                        code,
+                        ErrorCode::Internal | ErrorCode::BadGateway | ErrorCode::Unavailable
+                    ),
                 "{code:?}"
             );
         }

@@ -48,6 +48,10 @@ pub(crate) async fn metrics(State(state): State<AdminState>) -> impl IntoRespons
         generation: view.generation,
         ready: view.ready,
         network_in_sync: state.network().map(|n| n.in_sync),
+        fleet_revisions: view
+            .fleet
+            .as_ref()
+            .map(|f| (f.applied.number(), f.latest.number())),
         counters: &counters,
         bindings: &bindings,
         peers: &peers,

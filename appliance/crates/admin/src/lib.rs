@@ -71,8 +71,12 @@ pub struct Shared {
     pub max_module_bytes: usize,
     /// The netcfg reconciler's progress (none when it does not run).
     pub network: Option<tungate_control::NetworkStatus>,
+    /// Fleet mode: the fleet's name (`--fleet`), for `/api/v1/status` `fleet`.
+    pub fleet_name: Option<String>,
     /// Fleet mode (`--fleet`): the announcer's handle, for `POST /api/v1/drain`.
-    pub fleet: Option<tungate_announce::AnnounceHandle>,
+    pub announce: Option<tungate_announce::AnnounceHandle>,
+    /// Fleet mode: the fleet as last read from etcd (`GET /api/v1/fleet`).
+    pub fleet: Option<tokio::sync::watch::Receiver<tungate_api::wire::Fleet>>,
     /// `--fleet NAME --prometheus URL`: where `GET /api/v1/fleet/totals` reads the fleet's
     /// totals.
     pub prometheus: Option<FleetPrometheus>,
@@ -184,6 +188,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/api/v1/auth", health::auth),
         endpoint(M::GET, "/api/v1/status", stats::status),
         endpoint(M::GET, "/api/v1/stats", stats::stats),
+        endpoint(M::GET, "/api/v1/fleet", stats::fleet),
         endpoint(M::GET, "/api/v1/capture", capture::capture),
         endpoint(M::POST, "/api/v1/drain", drain::drain),
         endpoint(M::GET, "/api/v1/fleet/totals", fleet_totals::totals),

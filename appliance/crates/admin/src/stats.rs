@@ -10,11 +10,13 @@ use axum::Json;
 use axum::extract::State;
 
 use super::AdminState;
+use crate::error::ApiError;
+use tungate_announce::Announcement;
 use tungate_api::wire::{
-    AdminListener, BindingStats, Filters, Io, Network, PassDrop, PeerStats, PluginCounter,
-    PluginFault, Stats, Status, Totals, VipStats,
+    AdminListener, BindingStats, Filters, Fleet, FleetFollow, Io, Network, PassDrop, PeerStats,
+    PluginCounter, PluginFault, Stats, Status, Totals, VipStats,
 };
-use tungate_control::View;
+use tungate_control::{ErrorCode, View};
 use tungate_datapath::counters::{DropCounts, Snapshot};
 use tungate_netcfg::ReconcileStatus;
 use tungate_plugin_host::BindingSnapshot;
@@ -99,18 +101,61 @@ fn status_of(
             path: view.io.path.to_owned(),
             reason: view.io.reason.clone(),
         },
+        fleet: None,
+    }
+}
+
+/// How this gateway takes part in fleet `name` (`--fleet`; `None` without it): its
+/// `announcement` of GIP beside the fleet revisions of `view` (`--etcd`).
+fn fleet_follow(
+    view: &View,
+    name: Option<&str>,
+    announcement: Option<Announcement>,
+) -> Option<FleetFollow> {
+    let name = name.or(view.fleet.as_ref().map(|f| f.name.as_str()))?;
+    let etcd = view.fleet.as_ref();
+    Some(FleetFollow {
+        name: name.to_owned(),
+        announcement: announcement
+            .unwrap_or(Announcement::Withdrawn)
+            .as_str()
+            .to_owned(),
+        etcd: etcd.is_some(),
+        applied_revision: etcd.map(|f| f.applied.number()),
+        latest_revision: etcd.map(|f| f.latest.number()),
+        error: etcd.and_then(|f| f.error.clone()),
+    })
+}
+
+/// `GET /api/v1/fleet`: the fleet's gateways as last read from etcd (404 without
+/// `--fleet`).
+pub(crate) async fn fleet(State(state): State<AdminState>) -> Result<Json<Fleet>, ApiError> {
+    match &state.0.fleet {
+        Some(fleet) => Ok(Json(fleet.borrow().clone())),
+        None => Err(ApiError::new(
+            ErrorCode::NotFound,
+            "this gateway lists no fleet: it is not in a fleet, or its fleet has no store \
+             (start it with --fleet NAME --etcd URL)",
+        )),
     }
 }
 
 /// `GET /api/v1/status`.
 pub(crate) async fn status(State(state): State<AdminState>) -> Json<Status> {
-    Json(status_of(
-        &state.view(),
+    let view = state.view();
+    let mut status = status_of(
+        &view,
         &state.0.counters.snapshot(),
         state.0.started.elapsed().as_secs_f64(),
         state.network(),
         Some(state.admin_listener()),
-    ))
+    );
+    status.fleet = fleet_follow(
+        &view,
+        state.0.fleet_name.as_deref(),
+        state.0.announce.as_ref().map(|a| a.announcement()),
+    );
+    Json(status)
 }
 
 /// Drops by every reason, keyed by the reason's name.
@@ -205,6 +250,9 @@ pub(crate) fn peer_stats(
             PeerStats {
                 name: p.name.clone(),
                 address: p.address.to_string(),
+                tunnel: p.tunnel.as_str().into(),
+                port: p.udp_port(),
+                key: p.key,
                 received_packets: counted.map_or(0, |c| c.packets),
                 received_bytes: counted.map_or(0, |c| c.bytes),
                 dropped: by_reason(&counted.map(|c| c.drops).unwrap_or_default()),
@@ -297,6 +345,7 @@ mod tests {
                 path: "xdp",
                 reason: "native XDP attached to eth1".into(),
             },
+            fleet: None,
         }
     }
 
@@ -351,6 +400,68 @@ mod tests {
                 .unwrap()
                 .contains("\"network\":null"),
             "no reconciler: network is null, not absent"
+        );
+    }
+
+    #[test]
+    fn the_fleet_object_shows_the_announcement_beside_the_etcd_revisions() {
+        assert_eq!(fleet_follow(&view(), None, None), None, "no --fleet: null");
+        // --fleet without --etcd: the routing side only.
+        let bgp = fleet_follow(&view(), Some("f1"), Some(Announcement::Announced)).unwrap();
+        assert_eq!(bgp.announcement, "announced");
+        assert!(!bgp.etcd);
+        assert_eq!((bgp.applied_revision, bgp.latest_revision), (None, None));
+        assert!(
+            bgp.describe().contains("GIP announced"),
+            "{}",
+            bgp.describe()
+        );
+        // With --etcd, behind the latest revision, draining.
+        let mut behind = view();
+        behind.fleet = Some(tungate_control::fleet::FleetStatus {
+            name: "f1".into(),
+            applied: tungate_control::Revision::new(5),
+            latest: tungate_control::Revision::new(9),
+            error: Some("fleet revision 9 is not applied here: too many".into()),
+        });
+        let both = fleet_follow(&behind, Some("f1"), Some(Announcement::Draining)).unwrap();
+        assert_eq!(both.announcement, "draining");
+        assert!(both.etcd);
+        assert_eq!(
+            (both.applied_revision, both.latest_revision),
+            (Some(5), Some(9))
+        );
+        let line = both.describe();
+        assert!(
+            line.contains("GIP draining") && line.contains("9 is the latest (BEHIND)"),
+            "{line}"
+        );
+        // Its fields are the contract's (Status.fleet in openapi.yaml).
+        let value = serde_json::to_value(&both).unwrap();
+        let doc: serde_json::Value = serde_yaml_ng::from_str(crate::OPENAPI_YAML).unwrap();
+        let contract: BTreeSet<String> =
+            doc["components"]["schemas"]["Status"]["properties"]["fleet"]["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+        assert_eq!(keys(&value), contract);
+        let registered = tungate_api::wire::FleetGateway {
+            member: "gw1".into(),
+            address: "127.0.0.1:9080".into(),
+            version: "0.1.0".into(),
+            applied_revision: 5,
+            error: None,
+            ready: true,
+            io: "packet".into(),
+            quarantined: Vec::new(),
+            announcement: Some("announced".into()),
+            latest: true,
+        };
+        assert_eq!(
+            keys(&serde_json::to_value(registered).unwrap()),
+            schema_properties("FleetGateway")
         );
     }
 

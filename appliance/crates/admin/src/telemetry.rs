@@ -31,6 +31,10 @@ pub(crate) const CONFIG_GENERATION: &str = "tungate_config_generation";
 pub(crate) const READY: &str = "tungate_ready";
 /// `tungate_network_in_sync` (gauge, 0 or 1; absent when no reconciler runs).
 pub(crate) const NETWORK_IN_SYNC: &str = "tungate_network_in_sync";
+/// `tungate_fleet_applied_revision` (gauge; fleet mode only): the fleet revision in force.
+pub(crate) const FLEET_APPLIED_REVISION: &str = "tungate_fleet_applied_revision";
+/// `tungate_fleet_latest_revision` (gauge; fleet mode only): the newest fleet revision seen.
+pub(crate) const FLEET_LATEST_REVISION: &str = "tungate_fleet_latest_revision";
 /// `tungate_received_packets_total` (counter).
 pub(crate) const RX_PACKETS: &str = "tungate_received_packets_total";
 /// `tungate_received_bytes_total` (counter).
@@ -91,6 +95,8 @@ pub(crate) struct Sources<'a> {
     pub ready: bool,
     /// Whether the last netcfg reconciling pass succeeded (`None`: no reconciler).
     pub network_in_sync: Option<bool>,
+    /// Fleet mode: the fleet revision in force and the newest seen (`None`: no fleet).
+    pub fleet_revisions: Option<(u64, u64)>,
     /// The data path's counters.
     pub counters: &'a Snapshot,
     /// The bindings' statistics.
@@ -116,6 +122,15 @@ fn describe() {
     describe_gauge!(
         NETWORK_IN_SYNC,
         "1 when the last netcfg pass found the tunnels, rules and sysctls as configured."
+    );
+    describe_gauge!(
+        FLEET_APPLIED_REVISION,
+        "Fleet mode: the fleet revision (etcd) in force on this gateway."
+    );
+    describe_gauge!(
+        FLEET_LATEST_REVISION,
+        "Fleet mode: the newest fleet revision seen; above the applied one when it could \
+         not be applied here (see /api/v1/status fleet.error)."
     );
     describe_counter!(RX_PACKETS, "Frames received by the data path.");
     describe_counter!(RX_BYTES, Unit::Bytes, "Bytes of the frames received.");
@@ -197,6 +212,10 @@ fn record(s: &Sources<'_>) {
     gauge!(READY).set(if s.ready { 1.0 } else { 0.0 });
     if let Some(in_sync) = s.network_in_sync {
         gauge!(NETWORK_IN_SYNC).set(if in_sync { 1.0 } else { 0.0 });
+    }
+    if let Some((applied, latest)) = s.fleet_revisions {
+        gauge!(FLEET_APPLIED_REVISION).set(applied as f64);
+        gauge!(FLEET_LATEST_REVISION).set(latest as f64);
     }
     let c = s.counters;
     counter!(RX_PACKETS).absolute(c.rx_packets);
@@ -403,6 +422,9 @@ pub(crate) mod tests {
         let peer = |name: &str, heard: Option<f64>, silent| PeerStats {
             name: name.into(),
             address: "10.0.1.2".into(),
+            tunnel: "ipip".into(),
+            port: None,
+            key: None,
             received_packets: 44,
             received_bytes: 5000,
             dropped: [("vip_not_served".to_owned(), 3), ("plugin".to_owned(), 0)].into(),
@@ -421,6 +443,7 @@ pub(crate) mod tests {
             generation: 3,
             ready: true,
             network_in_sync: Some(false),
+            fleet_revisions: Some((41, 42)),
             counters: &counters,
             bindings: &bindings,
             peers: &peers,
@@ -431,6 +454,8 @@ pub(crate) mod tests {
             "tungate_config_generation 3".into(),
             "tungate_ready 1".into(),
             "tungate_network_in_sync 0".into(),
+            "tungate_fleet_applied_revision 41".into(),
+            "tungate_fleet_latest_revision 42".into(),
             "tungate_received_packets_total 50".into(),
             "tungate_transmitted_bytes_total 4000".into(),
             "tungate_dropped_packets_total{reason=\"plugin\"} 2".into(),

@@ -44,6 +44,30 @@ struct State {
     announced: AtomicBool,
 }
 
+/// Where this gateway's announcement of GIP stands (`/api/v1/status` `fleet.announcement`,
+/// its fleet registration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announcement {
+    /// The health link is up: the routing daemon announces GIP.
+    Announced,
+    /// The health link is down (not ready, or stopping): GIP is withdrawn.
+    Withdrawn,
+    /// A drain started: GIP is withdrawn for good and the gateway stops once the traffic
+    /// has moved.
+    Draining,
+}
+
+impl Announcement {
+    /// The lowercase name used by the API: `announced`, `withdrawn` or `draining`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Announcement::Announced => "announced",
+            Announcement::Withdrawn => "withdrawn",
+            Announcement::Draining => "draining",
+        }
+    }
+}
+
 /// What a drain did (`POST /api/v1/drain`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrainReport {
@@ -202,6 +226,18 @@ impl AnnounceHandle {
         self.state.announced.load(Ordering::Acquire)
     }
 
+    /// Where the announcement stands: a drain wins (it withdraws for good), else the
+    /// link's state as last set.
+    pub fn announcement(&self) -> Announcement {
+        if self.draining() {
+            Announcement::Draining
+        } else if self.announced() {
+            Announcement::Announced
+        } else {
+            Announcement::Withdrawn
+        }
+    }
+
     /// Drains (blocking): sets the link down, waits until it is, then until no packet
     /// arrived for the quiet period (at most the limit), then calls `on_drained`. Once
     /// started, the gateway stays withdrawn.
@@ -326,10 +362,17 @@ mod tests {
         let f = fixture(DRAIN_QUIET, DRAIN_LIMIT);
         std::thread::sleep(POLL_INTERVAL * 3);
         assert_eq!(f.link.last(), None, "never up while not ready");
+        let handle = f.announcer.handle();
+        assert_eq!(handle.announcement(), Announcement::Withdrawn);
         f.ready.store(true, Ordering::Release);
         until("announced when ready", || f.link.last() == Some(true));
+        assert_eq!(handle.announcement(), Announcement::Announced);
+        assert_eq!(handle.announcement().as_str(), "announced");
         f.ready.store(false, Ordering::Release);
         until("withdrawn when not ready", || f.link.last() == Some(false));
+        until("reported withdrawn", || {
+            handle.announcement() == Announcement::Withdrawn
+        });
         f.ready.store(true, Ordering::Release);
         until("announced again", || f.link.last() == Some(true));
         let link = f.link.clone();
@@ -369,6 +412,8 @@ mod tests {
         assert_eq!(handle.drain(), Err(DrainError::AlreadyDraining));
         std::thread::sleep(POLL_INTERVAL * 3);
         assert_eq!(f.link.last(), Some(false), "ready, but drained: stays down");
+        assert_eq!(handle.announcement(), Announcement::Draining);
+        assert_eq!(handle.announcement().as_str(), "draining");
         f.announcer.stop();
     }
 

@@ -17,7 +17,7 @@ mod follower;
 mod health_link;
 
 pub use follower::{
-    AnnounceHandle, Announcer, DRAIN_LIMIT, DRAIN_QUIET, DrainError, DrainReport, Link,
-    POLL_INTERVAL,
+    AnnounceHandle, Announcement, Announcer, DRAIN_LIMIT, DRAIN_QUIET, DrainError, DrainReport,
+    Link, POLL_INTERVAL,
 };
 pub use health_link::{HEALTH_DEVICE, HealthLink, LinkError};

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::client::{ApiClient, ClientError};
-use crate::wire::{Stats, Status};
+use crate::wire::{Fleet, PeerStats, Stats, Status};
 
 /// The default admin URL (the default `--admin-listen` of `tungate run`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9080";
@@ -52,6 +52,15 @@ pub fn run(url: &str, token_file: Option<&PathBuf>, ca: Option<&PathBuf>) -> i32
     match runtime.block_on(fetch(&client)) {
         Ok((status, stats)) => {
             print!("{}", render(client.url(), &status, &stats));
+            if let Some(follow) = &status.fleet {
+                println!("\n{}", follow.describe());
+            }
+            if let Some(follow) = status.fleet.as_ref().filter(|f| f.etcd) {
+                match runtime.block_on(client.get_json::<Fleet>("/api/v1/fleet")) {
+                    Ok(fleet) => print!("{}", render_fleet(&fleet)),
+                    Err(e) => eprintln!("tungate status: cannot list fleet {}: {e}", follow.name),
+                }
+            }
             for warning in status.warnings() {
                 eprintln!("tungate status: warning: {warning}");
             }
@@ -83,6 +92,63 @@ async fn fetch(client: &ApiClient) -> Result<(Status, Stats), ClientError> {
     let status = client.get_json("/api/v1/status").await?;
     let stats = client.get_json("/api/v1/stats").await?;
     Ok((status, stats))
+}
+
+/// The fleet's gateways (fleet mode), each with whether it runs the latest revision.
+fn render_fleet(fleet: &Fleet) -> String {
+    let mut out = format!(
+        "\nfleet {} (this gateway: {}) · latest revision {}{}\n",
+        fleet.name,
+        fleet.member,
+        fleet.latest_revision,
+        match (&fleet.error, fleet.reachable) {
+            (_, true) => String::new(),
+            (Some(e), false) => format!(" · etcd UNREACHABLE: {e}"),
+            (None, false) => " · etcd not reached yet".into(),
+        }
+    );
+    let rows: Vec<Vec<String>> = fleet
+        .gateways
+        .iter()
+        .map(|g| {
+            vec![
+                g.member.clone(),
+                g.address.clone(),
+                g.version.clone(),
+                format!(
+                    "{}{}",
+                    g.applied_revision,
+                    if g.latest { " (latest)" } else { " (BEHIND)" }
+                ),
+                if g.ready { "ready" } else { "NOT READY" }.into(),
+                g.announcement.clone().unwrap_or_else(|| "-".into()),
+                g.io.clone(),
+                [
+                    g.error.clone().unwrap_or_default(),
+                    if g.quarantined.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "quarantined (does not affect readiness): {}",
+                            g.quarantined.join(", ")
+                        )
+                    },
+                ]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "GATEWAY", "ADMIN", "VERSION", "REVISION", "STATE", "GIP", "IO", "NOTE",
+        ],
+        &rows,
+    ));
+    out
 }
 
 /// Seconds as `1d 2h`, `3h 4m`, `5m 6s` or `7s`.
@@ -151,6 +217,16 @@ fn reasons(map: &BTreeMap<String, u64>) -> String {
     }
 }
 
+/// A peer's return tunnel as the table shows it (as the web UI does): `ipip`, `gue :6080`,
+/// `fou :5555`, `gre`, `gre key 7`.
+fn tunnel(p: &PeerStats) -> String {
+    match (p.port, p.key) {
+        (Some(port), _) => format!("{} :{port}", p.tunnel),
+        (None, Some(key)) => format!("{} key {key}", p.tunnel),
+        (None, None) => p.tunnel.clone(),
+    }
+}
+
 /// The peers' table and a warning line per silent peer (a warning: exit status unchanged).
 fn render_peers(out: &mut String, stats: &Stats) {
     if stats.peers.is_empty() {
@@ -167,6 +243,7 @@ fn render_peers(out: &mut String, stats: &Stats) {
             vec![
                 p.name.clone(),
                 p.address.clone(),
+                tunnel(p),
                 p.received_packets.to_string(),
                 human_bytes(p.received_bytes),
                 heard,
@@ -179,6 +256,7 @@ fn render_peers(out: &mut String, stats: &Stats) {
         &[
             "PEER",
             "ADDRESS",
+            "TUNNEL",
             "RECEIVED",
             "BYTES",
             "LAST HEARD",
@@ -472,21 +550,36 @@ mod tests {
                 "last_heard_unix": heard, "silent_seconds": since,
                 "silent_after_seconds": 30.0, "silent": silent})
         };
+        let mut gue = peer("rs2", None, 75.0, true);
+        gue["tunnel"] = "gue".into();
+        gue["port"] = 6080.into();
+        let mut gre = peer("rs3", Some(1.7e9), 1.0, false);
+        gre["tunnel"] = "gre".into();
+        gre["key"] = 7.into();
+        gre["address"] = "2001:db8::2".into();
         let stats: Stats = serde_json::from_value(serde_json::json!({
             "totals": {"received_packets": 7, "forwarded_packets": 6,
                        "forwarded_bytes": 2048, "dropped_packets": 1},
             "drops": {}, "vips": [], "bindings": [],
-            "peers": [peer("rs1", Some(1.7e9), 2.0, false), peer("rs2", None, 75.0, true)]
+            "peers": [peer("rs1", Some(1.7e9), 2.0, false), gue, gre]
         }))
         .unwrap();
+        assert_eq!(
+            stats.peers[0].tunnel, "ipip",
+            "absent: a tungate that does not say"
+        );
         let mut text = String::new();
         render_peers(&mut text, &stats);
         assert!(
-            text.contains("rs1   10.0.1.2  7         2.0 KiB  2s ago      ok"),
+            text.contains("rs1   10.0.1.2     ipip       7         2.0 KiB  2s ago      ok"),
             "{text}"
         );
         assert!(
-            text.contains("rs2   10.0.1.2  7         2.0 KiB  never       SILENT"),
+            text.contains("rs2   10.0.1.2     gue :6080  7         2.0 KiB  never       SILENT"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rs3   2001:db8::2  gre key 7  7         2.0 KiB  1s ago      ok"),
             "{text}"
         );
         assert!(text.contains("vip_not_served 1"), "{text}");

@@ -51,6 +51,108 @@ pub struct Status {
     pub admin: Option<AdminListener>,
     /// The I/O path the data path runs on, and why.
     pub io: Io,
+    /// How this gateway follows its fleet (null without `--fleet`).
+    #[serde(default)]
+    pub fleet: Option<FleetFollow>,
+}
+
+/// How a gateway takes part in its fleet (`/api/v1/status` `fleet`): the routing side
+/// (`--fleet`: GIP announced, withdrawn or draining) beside the configuration side
+/// (`--etcd`: the fleet revision applied here and the latest one seen).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetFollow {
+    /// The fleet's name (`--fleet`).
+    pub name: String,
+    /// This gateway's announcement of GIP: `announced` (the health link is up, the routing
+    /// daemon announces GIP), `withdrawn` (not ready, or stopping) or `draining` (a drain
+    /// withdrew it for good; the gateway stops once the traffic has moved).
+    pub announcement: String,
+    /// Whether the fleet's configuration comes from etcd (`--etcd`); without it the
+    /// revisions are null.
+    #[serde(default)]
+    pub etcd: bool,
+    /// The fleet revision in force here (the `ETag` of the configuration's resources).
+    #[serde(default)]
+    pub applied_revision: Option<u64>,
+    /// The newest fleet revision this gateway has seen.
+    #[serde(default)]
+    pub latest_revision: Option<u64>,
+    /// Why the newest revision is not in force here (it failed this host's checks, or
+    /// etcd is unreachable), if it is not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl FleetFollow {
+    /// One line for `tungate status`: the announcement, then the revision in force and
+    /// whether it is the latest (with `--etcd`).
+    pub fn describe(&self) -> String {
+        let mut out = format!("fleet {}: GIP {}", self.name, self.announcement);
+        match (self.etcd, self.applied_revision, self.latest_revision) {
+            (true, Some(applied), Some(latest)) if applied >= latest => {
+                out.push_str(&format!(" · fleet revision {applied} (latest)"));
+            }
+            (true, Some(applied), Some(latest)) => out.push_str(&format!(
+                " · fleet revision {applied} in force, {latest} is the latest (BEHIND)"
+            )),
+            (true, _, _) => out.push_str(" · fleet revision unknown"),
+            (false, _, _) => out.push_str(" · configuration from the local file (no --etcd)"),
+        }
+        if let Some(error) = &self.error {
+            out.push_str(&format!(" · {error}"));
+        }
+        out
+    }
+}
+
+/// One gateway of a fleet as it registers itself in etcd, under a lease (a dead gateway's
+/// entry disappears when its lease expires).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetGateway {
+    /// The gateway's member name (`--fleet-member`, default the host name).
+    pub member: String,
+    /// Its admin listener.
+    pub address: String,
+    /// Its tungate version.
+    pub version: String,
+    /// The fleet revision in force on it.
+    pub applied_revision: u64,
+    /// Why the newest fleet revision is not in force on it, if it is not.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Whether its data path runs (a quarantined plugin does not make it not ready).
+    pub ready: bool,
+    /// Its I/O path (`xdp`, `xdp-generic`, `packet`).
+    pub io: String,
+    /// Plugins quarantined on it, as `VIP#position plugin` (they do not make it not
+    /// ready).
+    #[serde(default)]
+    pub quarantined: Vec<String>,
+    /// Its announcement of GIP: `announced`, `withdrawn` or `draining` (as in
+    /// `/api/v1/status` `fleet.announcement`; null from a gateway that does not say).
+    #[serde(default)]
+    pub announcement: Option<String>,
+    /// Whether it runs the fleet's latest revision (computed when listed, not stored).
+    #[serde(default)]
+    pub latest: bool,
+}
+
+/// `GET /api/v1/fleet`: the fleet as this gateway sees it in etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fleet {
+    /// The fleet's name.
+    pub name: String,
+    /// This gateway's member name.
+    pub member: String,
+    /// Whether etcd answered this gateway's last request.
+    pub reachable: bool,
+    /// The fleet's latest revision in etcd (as last read).
+    pub latest_revision: u64,
+    /// The registered gateways, by member name (as last read).
+    pub gateways: Vec<FleetGateway>,
+    /// The last error talking to etcd, if the last request failed.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A plugin binding that is quarantined or has dropped packets because its calls failed.
@@ -192,6 +294,11 @@ impl Status {
                 .filter(|f| !f.quarantined)
                 .map(PluginFault::describe),
         );
+        out.extend(
+            self.fleet
+                .iter()
+                .filter_map(|f| f.error.as_ref().map(|e| format!("fleet {}: {e}", f.name))),
+        );
         out
     }
 }
@@ -246,6 +353,17 @@ pub struct PeerStats {
     pub name: String,
     /// Its address (RIP).
     pub address: String,
+    /// Its return tunnel's type: `ipip`, `gue`, `fou` or `gre` (`ipip` from a tungate that
+    /// does not say).
+    #[serde(default = "ipip")]
+    pub tunnel: String,
+    /// The UDP destination port of a `gue` or `fou` tunnel (`gue`'s default filled in);
+    /// null for the others.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The GRE key its packets must carry (`gre` only); null when none is configured.
+    #[serde(default)]
+    pub key: Option<u32>,
     /// Packets received from it (its outer source, or its tunnel device, named it).
     pub received_packets: u64,
     /// Bytes received from it.
@@ -261,6 +379,10 @@ pub struct PeerStats {
     pub silent_after_seconds: f64,
     /// Silent longer than `silent_after`: shown as a warning.
     pub silent: bool,
+}
+
+fn ipip() -> String {
+    "ipip".into()
 }
 
 /// One VIP's counters.

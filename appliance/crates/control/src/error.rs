@@ -47,11 +47,13 @@ pub enum ErrorCode {
     /// A service this gateway asks on the client's behalf (e.g. the fleet's Prometheus)
     /// failed or could not be reached; the message names it.
     BadGateway,
+    /// A service the change needs is unreachable (fleet mode: etcd); nothing was changed.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, as listed in openapi.yaml.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidConfig,
@@ -68,6 +70,7 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::TooManyRequests,
         ErrorCode::BadGateway,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as it appears in error bodies.
@@ -89,6 +92,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::BadGateway => "bad_gateway",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
@@ -161,7 +165,7 @@ impl ControlError {
                 ControlError::new(ErrorCode::InvalidConfig, strip(&text, &binding))
                     .at(format!("{binding}.sha256"))
             }
-            BuildError::Refused { binding, .. } => {
+            BuildError::Refused { binding, .. } | BuildError::AbiCannotServeVip { binding, .. } => {
                 ControlError::new(ErrorCode::PluginRejected, strip(&text, &binding))
                     .at(format!("{binding}.plugin"))
             }

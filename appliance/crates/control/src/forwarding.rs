@@ -71,21 +71,17 @@ impl Xdp {
         self.filter.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Makes the program's peer set and gateway address those of `doc`.
+    /// Makes the program's peer sets (IPv4 and IPv6) and gateway addresses those of `doc`.
     fn follow(&self, doc: &Document) -> Result<(), XdpError> {
-        // The XDP program knows IPv4 peers only until it learns IPv6 (issue 16, Part 2,
-        // the XDP side): IPv6 frames pass it to the kernel, and the AF_XDP workers never see
-        // them. Without an IPv4 GIP, 0.0.0.0 matches no frame.
-        let peers: Vec<(Ipv4Addr, Tunnel)> = doc
+        let peers: Vec<(IpAddr, Tunnel)> = doc
             .peers
             .iter()
-            .filter_map(|p| match p.address {
-                IpAddr::V4(address) => Some((address, peer_tunnel(p))),
-                IpAddr::V6(_) => None,
-            })
+            .map(|p| (p.address, peer_tunnel(p)))
             .collect();
         let mut filter = self.filter.lock().unwrap_or_else(|e| e.into_inner());
+        // Without an IPv4 GIP, 0.0.0.0 tells the program there is none.
         filter.set_gateway(doc.gateway.address.unwrap_or(Ipv4Addr::UNSPECIFIED))?;
+        filter.set_gateway6(doc.gateway.address6)?;
         filter.set_peers(&peers)
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod edit;
 mod error;
+pub mod fleet;
 mod forwarding;
 mod kernel;
 mod plane;
@@ -69,6 +70,9 @@ pub enum Action {
     DeletePlugin(String),
     /// Seed again from the config file (SIGHUP): an edited file replaces the document.
     Reseed,
+    /// Apply a fleet revision read from the fleet store (fleet mode): applied if it is
+    /// newer than the one in force and passes this host's checks, else reported.
+    FleetApply(Box<fleet::FleetState>),
 }
 
 /// What an action produced.
@@ -88,6 +92,11 @@ pub enum Reply {
     Reseeded {
         /// True when the file changed and its document is now in force.
         replaced: bool,
+    },
+    /// A fleet revision was looked at.
+    FleetApplied {
+        /// True when it is now in force (false: not newer, or refused here and reported).
+        applied: bool,
     },
 }
 
@@ -124,6 +133,8 @@ pub struct View {
     pub filters: Arc<tungate_datapath::filter::FilterProgress>,
     /// The I/O path the workers run on, and why.
     pub io: IoPath,
+    /// How this gateway follows its fleet (none without `--fleet`).
+    pub fleet: Option<fleet::FleetStatus>,
 }
 
 /// The I/O path the data path receives and sends on, and why it was chosen

@@ -21,10 +21,14 @@ use crossbeam_channel::RecvTimeoutError;
 
 use super::edit;
 use super::error::{ControlError, ErrorCode};
+use super::fleet::{
+    self, FleetChange, FleetPlugin, FleetStart, FleetState, FleetStatus, FleetStore,
+    FleetWriteError,
+};
 use super::forwarding::{Forwarding, ForwardingError, Workers};
 use super::kernel::{KernelError, KernelFollower};
 use super::{Action, IfMatch, NetworkStatus, Reply, Request, Revision, SharedView, View};
-use crate::store::{StateDir, StoreError};
+use crate::store::{PluginRecord, StateDir, StoreError};
 use tungate_config::{self as config, Document, Invalid};
 use tungate_datapath::StartError;
 use tungate_datapath::counters::Counters;
@@ -59,7 +63,9 @@ pub struct Startup {
     /// The plugin sandbox limits.
     pub limits: Limits,
     /// `--fleet NAME`: this gateway is a fleet member (it holds GIP on `lo` without ARP).
-    pub fleet: Option<String>,
+    pub fleet_name: Option<String>,
+    /// Fleet mode (`--fleet`): the fleet store and the state read from it at start.
+    pub fleet: Option<FleetStart>,
 }
 
 /// Where the document a start uses came from (named in its errors).
@@ -157,6 +163,15 @@ pub enum StartupError {
     /// The data path could not start.
     #[error("cannot start the data path: {0}")]
     Datapath(ForwardingError),
+    /// Fleet mode: the fleet store could not be read or seeded, and the state directory
+    /// holds no cached revision to start from.
+    #[error("fleet {fleet}: {message}")]
+    Fleet {
+        /// The fleet's name.
+        fleet: String,
+        /// What failed.
+        message: String,
+    },
 }
 
 impl StartupError {
@@ -173,6 +188,7 @@ impl StartupError {
             StartupError::Engine(_)
             | StartupError::State(_)
             | StartupError::Kernel(_)
+            | StartupError::Fleet { .. }
             | StartupError::Datapath(_) => false,
         }
     }
@@ -193,6 +209,13 @@ pub enum StopError {
 /// reconciler (if any) and the forwarding workers.
 type Launched = (Option<KernelFollower>, Box<dyn Forwarding>);
 
+/// Fleet mode's part of the plane: the store every change is committed to first, and how
+/// this gateway follows the fleet.
+struct FleetMode {
+    store: Box<dyn FleetStore>,
+    status: FleetStatus,
+}
+
 /// The control plane's state; runs on the control thread.
 pub struct ControlPlane {
     state: StateDir,
@@ -203,11 +226,12 @@ pub struct ControlPlane {
     kernel: Option<KernelFollower>,
     /// A fleet member (`--fleet`): GIP is held on `lo` by the reconciler, not required
     /// beforehand.
-    fleet: bool,
+    fleet_member: bool,
     doc: Document,
     generation: u64,
     revision: Revision,
     view: SharedView,
+    fleet: Option<FleetMode>,
 }
 
 /// The module bytes of a stored plugin, as the plugin builder looks them up.
@@ -248,6 +272,142 @@ fn store_plugin_file(
         tracing::info!("stored plugin {name:?} from {}", path.display());
     }
     Ok(())
+}
+
+/// The plugins stored in the state directory, as fleet plugins (to seed an empty fleet).
+fn stored_fleet_plugins(state: &StateDir) -> Result<Vec<FleetPlugin>, StoreError> {
+    let mut out = Vec::new();
+    for name in state.plugins()?.keys() {
+        let (record, bytes) = state.plugin_bytes(name)?;
+        out.push(FleetPlugin {
+            record,
+            bytes: Arc::new(bytes),
+        });
+    }
+    Ok(out)
+}
+
+/// Makes the state directory's plugins those of `fleet` (the modules of a fleet revision
+/// about to be applied), so that the builder and a later restart find them.
+fn sync_plugins(state: &StateDir, fleet: &FleetState) -> Result<(), StoreError> {
+    let stored = state.plugins()?;
+    for (name, plugin) in &fleet.plugins {
+        if stored.get(name).map(|r| &r.sha256) != Some(&plugin.record.sha256) {
+            state.put_plugin(name, &plugin.bytes, plugin.record.info.clone())?;
+        }
+    }
+    for name in stored.keys() {
+        if !fleet.plugins.contains_key(name) {
+            state.delete_plugin(name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Fleet mode at start: the document this host starts with and how it follows the fleet.
+/// An empty fleet is seeded from `--config` (and the `--plugin` files) once; otherwise the
+/// fleet's state wins over the file, whose per-host fields are kept; a fleet state that
+/// fails this host's checks, or an unreachable store, leaves the gateway on the state
+/// directory's cached revision (reported).
+fn fleet_document(
+    state: &StateDir,
+    config: Option<&ConfigFile>,
+    stored: Option<Document>,
+    start: FleetStart,
+    fleet_member: bool,
+) -> Result<(Document, FleetMode), StartupError> {
+    let FleetStart {
+        name,
+        store,
+        state: read,
+    } = start;
+    let failed = |message: String| StartupError::Fleet {
+        fleet: name.clone(),
+        message,
+    };
+    let local = config
+        .map(|f| f.doc.gateway.clone())
+        .or_else(|| stored.as_ref().map(|d| d.gateway.clone()))
+        .ok_or_else(|| StartupError::NoConfig(state.root().to_owned()))?;
+    let cached = state.revision().map_err(StartupError::State)?;
+    let fleet_state = match read {
+        Ok(Some(fleet_state)) => Ok(fleet_state),
+        Ok(None) => {
+            let file = config.ok_or_else(|| {
+                failed("the fleet is empty: give --config FILE to seed it".into())
+            })?;
+            config::validate(&file.doc).map_err(|invalid| StartupError::Invalid {
+                origin: DocumentOrigin::File,
+                invalid,
+            })?;
+            let plugins = stored_fleet_plugins(state).map_err(StartupError::State)?;
+            let (seeded_state, seeded) = store
+                .seed(fleet::fleet_part(&file.doc), plugins)
+                .map_err(|e| failed(format!("cannot seed it: {e}")))?;
+            if seeded {
+                tracing::info!(
+                    "fleet {name} was empty: seeded from {} (fleet revision {})",
+                    file.path.display(),
+                    seeded_state.revision
+                );
+            }
+            Ok(seeded_state)
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let problem = match fleet_state {
+        Ok(fleet_state) => {
+            let doc = fleet::for_host(&fleet_state.document, &local);
+            let checked = config::validate(&doc)
+                .and_then(|()| config::host::check_host_as(&doc, fleet_member))
+                .map_err(|invalid| invalid.to_string());
+            match checked {
+                Ok(()) => {
+                    sync_plugins(state, &fleet_state).map_err(StartupError::State)?;
+                    tracing::info!(
+                        "fleet {name}: starting on fleet revision {}",
+                        fleet_state.revision
+                    );
+                    let status = FleetStatus {
+                        name: name.clone(),
+                        applied: fleet_state.revision,
+                        latest: fleet_state.revision,
+                        error: None,
+                    };
+                    return Ok((doc, FleetMode { store, status }));
+                }
+                Err(message) => (
+                    fleet_state.revision,
+                    format!(
+                        "fleet revision {} is not applied here: {message}",
+                        fleet_state.revision
+                    ),
+                ),
+            }
+        }
+        Err(message) => (cached, message),
+    };
+    let (latest, message) = problem;
+    let stored = stored.ok_or_else(|| {
+        failed(format!(
+            "{message}; and {} caches no revision to start from",
+            state.root().display()
+        ))
+    })?;
+    tracing::warn!(
+        "fleet {name}: {message}; starting on the cached fleet revision {cached} from {}",
+        state.root().display()
+    );
+    let status = FleetStatus {
+        name: name.clone(),
+        applied: cached,
+        latest: latest.max(cached),
+        error: Some(message),
+    };
+    Ok((
+        fleet::for_host(&stored, &local),
+        FleetMode { store, status },
+    ))
 }
 
 /// Maps a data-path (re)start failure: configuration mismatches name their field.
@@ -293,9 +453,9 @@ impl ControlPlane {
     /// Seeds the state, builds the filters and starts the data path (and, for kernel
     /// decap, the tunnels first).
     pub fn start(startup: Startup) -> Result<ControlPlane, StartupError> {
-        let fleet = startup.fleet.is_some();
+        let fleet_member = startup.fleet_name.is_some();
         Self::start_with(startup, move |doc, root, counters, filters| {
-            launch(doc, root, counters, filters, fleet)
+            launch(doc, root, counters, filters, fleet_member)
         })
     }
 
@@ -315,9 +475,10 @@ impl ControlPlane {
             config,
             plugin_files,
             limits,
-            fleet,
+            fleet_name,
+            fleet: fleet_start,
         } = startup;
-        let fleet = fleet.is_some();
+        let fleet_member = fleet_name.is_some();
         let host = PluginHost::with_compiled_cache(limits, state.compiled_dir())
             .map_err(StartupError::Engine)?;
         for path in &plugin_files {
@@ -329,6 +490,14 @@ impl ControlPlane {
         let stored = state.config().map_err(StartupError::StoredConfig)?;
         let config_path = config.as_ref().map(|f| f.path.clone());
         let root = state.root().to_owned();
+        let (config, stored, fleet) = match fleet_start {
+            None => (config, stored, None),
+            Some(start) => {
+                let (doc, mode) =
+                    fleet_document(&state, config.as_ref(), stored, start, fleet_member)?;
+                (None, Some(doc), Some(mode))
+            }
+        };
         // The seeding rule: a file seeds an empty state; the same file again keeps the
         // stored document (with its API changes); an edited file replaces it.
         let (doc, seed_text) = match (config, stored) {
@@ -356,7 +525,7 @@ impl ControlPlane {
             origin: origin.clone(),
             invalid,
         })?;
-        config::host::check_host_as(&doc, fleet).map_err(|invalid| StartupError::Host {
+        config::host::check_host_as(&doc, fleet_member).map_err(|invalid| StartupError::Host {
             origin: origin.clone(),
             invalid,
         })?;
@@ -370,7 +539,16 @@ impl ControlPlane {
                 origin,
                 error: Box::new(error),
             })?;
-        let mut revision = state.revision().map_err(StartupError::State)?;
+        let mut revision = match &fleet {
+            Some(mode) => {
+                state
+                    .save_revision(mode.status.applied)
+                    .and_then(|()| state.save_config(&doc))
+                    .map_err(StartupError::State)?;
+                mode.status.applied
+            }
+            None => state.revision().map_err(StartupError::State)?,
+        };
         let cache = host.compiled_cache_counts();
         tracing::info!(
             "plugin modules: {} loaded compiled from {}, {} compiled, {} cache entries refused",
@@ -402,9 +580,11 @@ impl ControlPlane {
                 ready: false,
                 filters,
                 io: datapath.io_path(),
+                fleet: None,
             })),
             state,
             config_path,
+            fleet_member,
             host,
             datapath,
             counters,
@@ -573,7 +753,123 @@ impl ControlPlane {
             Action::PutPlugin { name, bytes } => self.put_plugin(&name, &bytes),
             Action::DeletePlugin(name) => self.delete_plugin(&name),
             Action::Reseed => self.reseed(),
+            Action::FleetApply(state) => Ok(self.apply_fleet(*state)),
         }
+    }
+
+    /// Numbers the change about to be stored: without a fleet, the next local revision; in
+    /// fleet mode, the fleet revision `change` got when committed to the fleet store as a
+    /// compare-and-swap on the revision in force (stale: `precondition_failed`; store
+    /// unreachable: `unavailable`; nothing changed either way).
+    fn next_revision(&mut self, change: impl FnOnce() -> FleetChange) -> Result<(), ControlError> {
+        let Some(mode) = &self.fleet else {
+            return self.raise_revision();
+        };
+        let next = mode
+            .store
+            .commit(self.revision, change())
+            .map_err(|e| match e {
+                FleetWriteError::Stale { expected } => ControlError::new(
+                    ErrorCode::PreconditionFailed,
+                    format!(
+                        "the fleet configuration changed since revision {expected} (another \
+                         gateway wrote it): nothing was changed; read it again and redo your \
+                         change"
+                    ),
+                ),
+                FleetWriteError::Unreachable(why) => ControlError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the fleet store (etcd) is unreachable ({why}): nothing was changed; \
+                         writes are refused until it is back, forwarding goes on with fleet \
+                         revision {}",
+                        self.revision
+                    ),
+                ),
+            })?;
+        self.state
+            .save_revision(next)
+            .map_err(storage("the revision"))?;
+        self.revision = next;
+        if let Some(mode) = &mut self.fleet {
+            mode.status.applied = next;
+            mode.status.latest = mode.status.latest.max(next);
+            mode.status.error = None;
+        }
+        Ok(())
+    }
+
+    /// Fleet mode: applies a fleet revision read from the store if it is newer than the one
+    /// in force; one that fails this host's checks leaves the last good one in force and
+    /// is reported in the fleet status.
+    fn apply_fleet(&mut self, fleet_state: FleetState) -> Reply {
+        let Some(mode) = &mut self.fleet else {
+            return Reply::FleetApplied { applied: false };
+        };
+        let revision = fleet_state.revision;
+        mode.status.latest = mode.status.latest.max(revision);
+        if revision <= self.revision {
+            if revision == self.revision {
+                mode.status.error = None;
+            }
+            self.refresh_view();
+            return Reply::FleetApplied { applied: false };
+        }
+        let outcome = self.apply_fleet_state(&fleet_state);
+        let mode = self.fleet.as_mut().expect("fleet mode");
+        let applied = match outcome {
+            Ok(()) => {
+                tracing::info!("fleet revision {revision} applied");
+                mode.status.applied = revision;
+                mode.status.error = None;
+                true
+            }
+            Err(e) => {
+                let message = format!("fleet revision {revision} is not applied here: {e}");
+                tracing::error!("{message}; fleet revision {} stays in force", self.revision);
+                mode.status.error = Some(message);
+                false
+            }
+        };
+        self.refresh_view();
+        Reply::FleetApplied { applied }
+    }
+
+    /// Validates, builds, stores and publishes a fleet revision (the same checks and hot
+    /// swap as a local edit).
+    fn apply_fleet_state(&mut self, fleet_state: &FleetState) -> Result<(), ControlError> {
+        let new = fleet::for_host(&fleet_state.document, &self.doc.gateway);
+        config::validate(&new).map_err(ControlError::invalid)?;
+        if new.gateway != self.doc.gateway {
+            config::host::check_host_as(&new, self.fleet_member).map_err(ControlError::invalid)?;
+        }
+        let lookup = |name: &str| -> Option<Vec<u8>> {
+            fleet_state.plugins.get(name).map(|p| p.bytes.to_vec())
+        };
+        let generation = self
+            .host
+            .build(&new, &lookup, new.gateway.workers as usize)
+            .map_err(ControlError::from_build)?;
+        sync_plugins(&self.state, fleet_state).map_err(storage("the fleet's plugins"))?;
+        self.state
+            .save_revision(fleet_state.revision)
+            .and_then(|()| self.state.save_config(&new))
+            .map_err(storage("the configuration"))?;
+        let previous = self.revision;
+        self.revision = fleet_state.revision;
+        if let Err(e) = self.publish(&new, generation) {
+            let doc = self.doc.clone();
+            if let Err(s) = self
+                .state
+                .save_config(&doc)
+                .and_then(|()| self.state.save_revision(previous))
+            {
+                tracing::error!("cannot store the previous configuration back: {s}");
+            }
+            self.revision = previous;
+            return Err(self.restore(e));
+        }
+        Ok(())
     }
 
     /// Builds the filters of `doc` off the data path; `replacing` stands in for one stored
@@ -598,10 +894,10 @@ impl ControlPlane {
     fn apply(&mut self, new: Document) -> Result<(), ControlError> {
         config::validate(&new).map_err(ControlError::invalid)?;
         if new.gateway != self.doc.gateway {
-            config::host::check_host_as(&new, self.fleet).map_err(ControlError::invalid)?;
+            config::host::check_host_as(&new, self.fleet_member).map_err(ControlError::invalid)?;
         }
         let generation = self.build(&new, None)?;
-        self.raise_revision()?;
+        self.next_revision(|| FleetChange::Document(fleet::fleet_part(&new)))?;
         self.state
             .save_config(&new)
             .map_err(storage("the configuration"))?;
@@ -681,7 +977,20 @@ impl ControlPlane {
         };
         let previous = self.state.plugin_bytes(name).ok();
         let info = serde_json::to_value(&info).unwrap_or_default();
-        self.raise_revision()?;
+        self.next_revision(|| {
+            FleetChange::PutPlugin(FleetPlugin {
+                record: PluginRecord {
+                    name: name.to_owned(),
+                    sha256: crate::store::sha256_hex(bytes),
+                    size: bytes.len() as u64,
+                    uploaded_at: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    info: info.clone(),
+                },
+                bytes: Arc::new(bytes.to_vec()),
+            })
+        })?;
         let record = self
             .state
             .put_plugin(name, bytes, info)
@@ -729,7 +1038,7 @@ impl ControlPlane {
                 format!("no plugin named {name:?}; GET /api/v1/plugins lists them"),
             ));
         }
-        self.raise_revision()?;
+        self.next_revision(|| FleetChange::DeletePlugin(name.to_owned()))?;
         match self.state.delete_plugin(name) {
             Ok(_) => {
                 self.refresh_view();
@@ -745,6 +1054,16 @@ impl ControlPlane {
 
     /// SIGHUP: an edited config file replaces the document; an unchanged one does nothing.
     fn reseed(&mut self) -> Result<Reply, ControlError> {
+        if let Some(mode) = &self.fleet {
+            return Err(ControlError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "in fleet mode (fleet {}) the configuration comes from etcd: change it \
+                     through the admin API of any gateway; the file is read at start only",
+                    mode.status.name
+                ),
+            ));
+        }
         let Some(path) = self.config_path.clone() else {
             return Err(ControlError::new(
                 ErrorCode::BadRequest,
@@ -788,6 +1107,7 @@ impl ControlPlane {
             ready: self.datapath.is_running(),
             filters: self.datapath.filter_progress(),
             io: self.datapath.io_path(),
+            fleet: self.fleet.as_ref().map(|m| m.status.clone()),
         }));
     }
 }
@@ -906,6 +1226,7 @@ mod tests {
             }),
             plugin_files: vec![plugin_path],
             limits: Limits::default(),
+            fleet_name: None,
             fleet: None,
         };
         let fake = FakeForwarding::default();
@@ -919,6 +1240,201 @@ mod tests {
         })
         .unwrap();
         (plane, fake)
+    }
+
+    /// A fleet store in memory: commits move its revision by 5 (as etcd's moves with other
+    /// keys too), it can be made unreachable, and another writer can move it.
+    #[derive(Clone, Default)]
+    struct FakeStore {
+        revision: Arc<Mutex<u64>>,
+        down: Arc<Mutex<bool>>,
+    }
+
+    impl FleetStore for FakeStore {
+        fn commit(&self, expected: Revision, _: FleetChange) -> Result<Revision, FleetWriteError> {
+            if *self.down.lock().unwrap() {
+                return Err(FleetWriteError::Unreachable(
+                    "fake: connection refused".into(),
+                ));
+            }
+            let mut r = self.revision.lock().unwrap();
+            if *r != expected.number() {
+                return Err(FleetWriteError::Stale { expected });
+            }
+            *r += 5;
+            Ok(Revision::new(*r))
+        }
+
+        fn seed(
+            &self,
+            _: Document,
+            _: Vec<FleetPlugin>,
+        ) -> Result<(FleetState, bool), FleetWriteError> {
+            Err(FleetWriteError::Unreachable("fake: not seeded here".into()))
+        }
+    }
+
+    /// A plane started in fleet mode on fleet revision 10 (`DOC`, module `p`).
+    fn started_in_fleet(dir: &Path, store: &FakeStore) -> (ControlPlane, FleetState) {
+        *store.revision.lock().unwrap() = 10;
+        let p = module(1);
+        let fleet_state = FleetState {
+            revision: Revision::new(10),
+            document: fleet::fleet_part(&config::parse_toml(DOC).unwrap()),
+            plugins: BTreeMap::from([(
+                "p".to_owned(),
+                FleetPlugin {
+                    record: PluginRecord {
+                        name: "p".into(),
+                        sha256: sha256_hex(&p),
+                        size: p.len() as u64,
+                        uploaded_at: 0,
+                        info: serde_json::Value::Null,
+                    },
+                    bytes: Arc::new(p),
+                },
+            )]),
+        };
+        let local = "[gateway]\naddress = \"127.0.0.1\"\nworkers = 2";
+        let startup = Startup {
+            state: StateDir::open(&dir.join("state")).unwrap(),
+            config: Some(ConfigFile {
+                path: dir.join("tungate.toml"),
+                text: local.as_bytes().to_vec(),
+                doc: config::parse_toml(local).unwrap(),
+            }),
+            plugin_files: Vec::new(),
+            limits: Limits::default(),
+            fleet_name: None,
+            fleet: Some(FleetStart {
+                name: "f1".into(),
+                store: Box::new(store.clone()),
+                state: Ok(Some(fleet_state.clone())),
+            }),
+        };
+        let fake = FakeForwarding::default();
+        let plane = ControlPlane::start_with(startup, move |_, _, _, _| {
+            fake.0.lock().unwrap().running = true;
+            Ok((None, Box::new(fake) as Box<dyn Forwarding>))
+        })
+        .unwrap();
+        (plane, fleet_state)
+    }
+
+    #[test]
+    fn in_a_fleet_writes_are_compare_and_swaps_and_a_revision_this_host_refuses_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FakeStore::default();
+        let (mut plane, fleet_state) = started_in_fleet(dir.path(), &store);
+        let view = plane.view().load_full();
+        assert_eq!(view.revision, Revision::new(10));
+        assert_eq!(view.document.peers.len(), 1, "the fleet's document");
+        assert_eq!(view.document.gateway.workers, 2, "the host's own field");
+        assert_eq!(
+            plane.state.plugin_bytes("p").unwrap().1,
+            *fleet_state.plugins["p"].bytes
+        );
+
+        // A write is committed fleet-wide first; its revision is the store's.
+        let mut peer = view.document.peers[0].clone();
+        peer.name = "rs2".into();
+        peer.address = "10.0.1.3".parse().unwrap();
+        peer.vips.clear();
+        plane
+            .handle_if(
+                Action::PutPeer(peer.clone()),
+                Some(&IfMatch::parse("\"10\"")),
+            )
+            .unwrap();
+        assert_eq!(plane.revision(), Revision::new(15));
+        assert_eq!(plane.state.revision().unwrap(), Revision::new(15));
+
+        // Another gateway moved the fleet on: this one's write is stale, nothing changes.
+        *store.revision.lock().unwrap() = 40;
+        peer.name = "rs3".into();
+        peer.address = "10.0.1.4".parse().unwrap();
+        let e = plane
+            .handle_if(
+                Action::PutPeer(peer.clone()),
+                Some(&IfMatch::parse("\"15\"")),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::PreconditionFailed, "{e}");
+        assert_eq!(plane.revision(), Revision::new(15));
+        assert!(plane.doc.peers.iter().all(|p| p.name != "rs3"));
+
+        // The store unreachable: unavailable, nothing changes, the data path runs on.
+        *store.down.lock().unwrap() = true;
+        let e = plane.handle(Action::DeletePlugin("p".into())).unwrap_err();
+        assert_eq!(
+            e.code,
+            ErrorCode::Conflict,
+            "bound: refused before the store"
+        );
+        let e = plane.handle(Action::PutPeer(peer.clone())).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
+        assert!(e.message.contains("fake: connection refused"), "{e}");
+        assert_eq!(plane.revision(), Revision::new(15));
+        assert!(plane.view().load().ready);
+
+        // A fleet revision this host cannot apply (its GIP is not here): the last good one
+        // stays, the refusal is reported.
+        let mut elsewhere = fleet_state.clone();
+        elsewhere.revision = Revision::new(40);
+        elsewhere.document.gateway.address = Some("203.0.113.77".parse().unwrap());
+        assert_eq!(
+            plane
+                .handle(Action::FleetApply(Box::new(elsewhere)))
+                .unwrap(),
+            Reply::FleetApplied { applied: false }
+        );
+        let view = plane.view().load_full();
+        let status = view.fleet.clone().unwrap();
+        assert_eq!(status.applied, Revision::new(15));
+        assert_eq!(status.latest, Revision::new(40));
+        let error = status.error.unwrap();
+        assert!(
+            error.starts_with("fleet revision 40 is not applied here")
+                && error.contains("203.0.113.77 is not an address of this host"),
+            "{error}"
+        );
+        assert_eq!(view.revision, Revision::new(15));
+        assert_eq!(
+            view.document.gateway.address,
+            Some(std::net::Ipv4Addr::LOCALHOST)
+        );
+
+        // The next good revision is applied (and an old one ignored).
+        let mut next = fleet_state.clone();
+        next.revision = Revision::new(45);
+        next.document.peers[0].address = "10.0.1.9".parse().unwrap();
+        assert_eq!(
+            plane.handle(Action::FleetApply(Box::new(next))).unwrap(),
+            Reply::FleetApplied { applied: true }
+        );
+        assert_eq!(
+            plane
+                .handle(Action::FleetApply(Box::new(fleet_state)))
+                .unwrap(),
+            Reply::FleetApplied { applied: false }
+        );
+        let view = plane.view().load_full();
+        assert_eq!(view.revision, Revision::new(45));
+        assert_eq!(view.fleet.clone().unwrap().error, None);
+        assert_eq!(view.document.peers[0].address.to_string(), "10.0.1.9");
+        assert_eq!(
+            view.document.peers.len(),
+            1,
+            "the fleet's document replaced ours"
+        );
+        assert_eq!(view.document.gateway.workers, 2);
+        assert_eq!(plane.state.revision().unwrap(), Revision::new(45));
+
+        // SIGHUP does not reload the file in a fleet.
+        assert_eq!(
+            plane.handle(Action::Reseed).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
     }
 
     fn module(tos: u8) -> Vec<u8> {

@@ -130,10 +130,10 @@ const MAX_FILTER_PORTS: usize = 200;
 /// A classic BPF program that accepts only frames carrying a tunnel, offsets from the
 /// Ethernet header. IPv4: IP in IP (4, 41: IPIP and 6in4) or GRE (47) to any address, or UDP
 /// to `gateway` on one of `udp_ports` (GUE/FOU; not a later fragment, which has no port).
-/// IPv6, when the gateway has `gateway6`: next header 4, 41 or 47 to any address, UDP to
-/// `gateway6` on one of `udp_ports`, or an extension header (hop-by-hop, routing, fragment,
-/// destination options: a stock `ip6tnl` sends one) to `gateway6`, whose chain user space
-/// walks. The outer destination of IP in IP and GRE is checked in user space, so what a
+/// IPv6: next header 4, 41 or 47 to any address (without `gateway6` each is counted as
+/// `wrong_gateway`, as the XDP program does); and when the gateway has `gateway6`, UDP to it
+/// on one of `udp_ports`, or an extension header (hop-by-hop, routing, fragment, destination
+/// options: a stock `ip6tnl` sends one) to it, whose chain user space walks. The outer destination of IP in IP and GRE is checked in user space, so what a
 /// misconfigured real server sends to another address of this host is counted as
 /// `wrong_gateway` instead of vanishing unseen; UDP is the host's own business unless it goes
 /// to a tunnel port of a gateway address. Beyond [`MAX_FILTER_PORTS`] ports every UDP
@@ -217,34 +217,31 @@ pub(crate) fn tunnel_filter(
     program.push((ret, To::Next, To::Next, 0));
     program.push((ret, To::Next, To::Next, u32::MAX));
     let ipv6 = program.len();
-    match gateway6 {
-        None => program.push((ret, To::Next, To::Next, 0)),
-        Some(gateway6) => {
-            program.push((jeq, To::Next, To::Drop, u32::from(ETH_P_IPV6)));
-            program.push(load(libc::BPF_B, 14 + 6)); // next header
-            for tunnel in [libc::IPPROTO_IPIP, libc::IPPROTO_IPV6, libc::IPPROTO_GRE] {
-                program.push((jeq, To::Accept, To::Next, tunnel as u32));
-            }
-            // Keep the next header in X while the destination is compared.
-            program.push((libc::BPF_MISC | libc::BPF_TAX, To::Next, To::Next, 0));
-            let words = gateway6.octets();
-            for (i, word) in words.chunks_exact(4).enumerate() {
-                program.push(load(libc::BPF_W, 14 + 24 + 4 * i as u32));
-                let word = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-                program.push((jeq, To::Next, To::Drop, word));
-            }
-            program.push((libc::BPF_MISC | libc::BPF_TXA, To::Next, To::Next, 0));
-            for extension in [
-                libc::IPPROTO_HOPOPTS,
-                libc::IPPROTO_ROUTING,
-                libc::IPPROTO_FRAGMENT,
-                libc::IPPROTO_DSTOPTS,
-            ] {
-                program.push((jeq, To::Accept, To::Next, extension as u32));
-            }
-            program.push((jeq, To::Next, To::Drop, libc::IPPROTO_UDP as u32));
-            ports(&mut program, false);
+    program.push((jeq, To::Next, To::Drop, u32::from(ETH_P_IPV6)));
+    program.push(load(libc::BPF_B, 14 + 6)); // next header
+    for tunnel in [libc::IPPROTO_IPIP, libc::IPPROTO_IPV6, libc::IPPROTO_GRE] {
+        program.push((jeq, To::Accept, To::Next, tunnel as u32));
+    }
+    if let Some(gateway6) = gateway6 {
+        // Keep the next header in X while the destination is compared.
+        program.push((libc::BPF_MISC | libc::BPF_TAX, To::Next, To::Next, 0));
+        let words = gateway6.octets();
+        for (i, word) in words.chunks_exact(4).enumerate() {
+            program.push(load(libc::BPF_W, 14 + 24 + 4 * i as u32));
+            let word = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+            program.push((jeq, To::Next, To::Drop, word));
         }
+        program.push((libc::BPF_MISC | libc::BPF_TXA, To::Next, To::Next, 0));
+        for extension in [
+            libc::IPPROTO_HOPOPTS,
+            libc::IPPROTO_ROUTING,
+            libc::IPPROTO_FRAGMENT,
+            libc::IPPROTO_DSTOPTS,
+        ] {
+            program.push((jeq, To::Accept, To::Next, extension as u32));
+        }
+        program.push((jeq, To::Next, To::Drop, libc::IPPROTO_UDP as u32));
+        ports(&mut program, false);
     }
     let drop = program.len();
     let accept = drop + 1;
@@ -570,7 +567,7 @@ mod tests {
     }
 
     #[test]
-    fn the_filter_takes_ipv6_tunnels_and_extension_chains_to_gip6_only_with_address6() {
+    fn the_filter_takes_ipv6_tunnels_and_extension_chains_and_udp_to_gip6_with_address6() {
         let gip = Ipv4Addr::new(10, 0, 0, 1);
         let other = Ipv6Addr::new(0x2001, 0xdb8, 0xd, 0, 0, 0, 0, 9);
         let taken = |p: &[libc::sock_filter], f: &[u8]| run(p, f) == u32::MAX;
@@ -597,9 +594,12 @@ mod tests {
             assert!(!taken(&p, &frame6(0x86dd, 58, GIP6, 0)), "icmpv6");
             assert!(!taken(&p, &frame6(0x0806, 4, GIP6, 0)), "arp");
             assert!(!taken(&p, &frame6(0x86dd, 60, GIP6, 0)[..40]), "cut short");
-            // Without address6 no IPv6 frame at all.
+            // Without address6 only IPv6 tunnel protocols (counted as wrong_gateway).
             let p4 = tunnel_filter(gip, None, &ports);
-            for next in [4, 41, 47, 60, 17] {
+            for next in [4, 41, 47] {
+                assert!(taken(&p4, &frame6(0x86dd, next, GIP6, 6080)), "{next}");
+            }
+            for next in [60, 17, 58] {
                 assert!(!taken(&p4, &frame6(0x86dd, next, GIP6, 6080)), "{next}");
             }
         }

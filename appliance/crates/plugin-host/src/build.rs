@@ -63,7 +63,7 @@ impl ModuleCache {
             Some(disk) => disk.load_or_compile(engine.engine(), &sha, bytes),
             None => wasmtime::Module::new(engine.engine(), bytes),
         })?;
-        let prepared = Prepared::new(engine, &checked.module)
+        let prepared = Prepared::new(engine, &checked.module, checked.info.abi_version)
             .map_err(|e| Refusal::DoesNotCompile(e.to_string()))?;
         let compiled = Arc::new(Compiled {
             info: checked.info,
@@ -130,6 +130,21 @@ pub enum BuildError {
         /// The uploaded module's sha256.
         actual: String,
     },
+    /// A module of ABI v1 (IPv4-only descriptors) bound to an IPv6 VIP.
+    #[error(
+        "{binding}: plugin {plugin:?} speaks ABI v1, whose packet descriptors hold only IPv4 \
+         addresses, so it cannot judge the replies of the IPv6 VIP {vip}: rebuild it with a \
+         tungate-plugin-sdk that speaks ABI v2 (export tungate_abi_v2), or bind it to IPv4 \
+         VIPs only"
+    )]
+    AbiCannotServeVip {
+        /// The binding's path.
+        binding: String,
+        /// The plugin name.
+        plugin: String,
+        /// The VIP.
+        vip: std::net::IpAddr,
+    },
     /// The configuration needs more plugin instances than the engine's pool holds (one per
     /// binding and worker; a hot swap holds the generation in force too). No binding is
     /// at fault: the whole configuration is too large for the pool.
@@ -164,6 +179,12 @@ pub enum BuildError {
         /// What went wrong.
         error: InstanceError,
     },
+}
+
+/// Whether a module speaking ABI `abi_version` can judge the replies of `vip`: ABI v1
+/// descriptors have 4-byte addresses, so a v1 module serves IPv4 VIPs only; v2 serves both.
+pub fn abi_serves(abi_version: u32, vip: std::net::IpAddr) -> bool {
+    vip.is_ipv4() || abi_version >= tungate_plugin_sdk::abi::v2::VERSION
 }
 
 /// What to do when a configuration needs more instances than the pool holds.
@@ -241,6 +262,13 @@ pub(crate) fn build_generation(
                     actual: compiled.info.sha256.clone(),
                 });
             }
+            if !abi_serves(compiled.info.abi_version, vip.address) {
+                return Err(BuildError::AbiCannotServeVip {
+                    binding: at,
+                    plugin: binding.plugin.clone(),
+                    vip: vip.address,
+                });
+            }
             chain.push((at, binding, compiled));
         }
         resolved.push((vip.address, chain));
@@ -251,25 +279,23 @@ pub(crate) fn build_generation(
     let quarantine_after = engine.limits().quarantine_after;
     let time_budget = engine.limits().filter_time_budget;
     for (vip, chain) in resolved {
-        // Validation refuses plugins on IPv6 VIPs until the ABI carries IPv6 (the v1
-        // descriptor holds IPv4 addresses only), so an IPv6 VIP's chain is empty here.
-        let (false, std::net::IpAddr::V4(vip4)) = (chain.is_empty(), vip) else {
+        if chain.is_empty() {
             continue;
-        };
+        }
         let mut per_worker: Vec<Vec<Link>> = (0..workers).map(|_| Vec::new()).collect();
         for (position, (at, binding, compiled)) in chain.into_iter().enumerate() {
             let config =
                 serde_json::to_vec(&binding.config).expect("a JSON value always serialises");
             let plugin: Arc<str> = binding.plugin.as_str().into();
             let key = BindingKey {
-                vip: vip4,
+                vip,
                 position,
                 plugin: binding.plugin.clone(),
             };
             let stats = registry.cells(&key, workers);
             for (worker, links) in per_worker.iter_mut().enumerate() {
                 let labels = InstanceLabels {
-                    vip: vip4,
+                    vip,
                     position,
                     plugin: plugin.clone(),
                 };
@@ -309,7 +335,7 @@ pub(crate) fn build_generation(
             });
         }
         for (set, links) in filters.iter_mut().zip(per_worker) {
-            set.by_vip.insert(vip, Box::new(VipChain::new(vip4, links)));
+            set.by_vip.insert(vip, Box::new(VipChain::new(vip, links)));
         }
     }
     Ok(Generation {
@@ -420,5 +446,140 @@ mod tests {
         assert!(text.contains("the generation in force holds"), "{text}");
         drop(first);
         build(&engine, &cache, &doc, 1).expect("fits once the old generation is gone");
+    }
+
+    #[test]
+    fn a_v1_module_serves_only_ipv4_vips_and_a_v2_module_both() {
+        let v4: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+        let v6: std::net::IpAddr = "2001:db8::10".parse().unwrap();
+        assert!(abi_serves(1, v4));
+        assert!(!abi_serves(1, v6));
+        assert!(abi_serves(2, v4));
+        assert!(abi_serves(2, v6));
+        let text = BuildError::AbiCannotServeVip {
+            binding: "vips[1].plugins[0]".into(),
+            plugin: "old".into(),
+            vip: v6,
+        }
+        .to_string();
+        assert!(
+            text.starts_with(
+                "vips[1].plugins[0]: plugin \"old\" speaks ABI v1, whose packet descriptors \
+                 hold only IPv4 addresses, so it cannot judge the replies of the IPv6 VIP \
+                 2001:db8::10"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn v1_and_v2_modules_build_side_by_side_on_an_ipv4_vip() {
+        let engine = PluginEngine::new(Limits {
+            max_instances: 8,
+            memory_cap_bytes: 1 << 20,
+            ..Limits::default()
+        })
+        .unwrap();
+        let doc = config::parse_toml(
+            "[gateway]\naddress = \"192.0.2.1\"\nworkers = 2\n\
+             [[peers]]\nname = \"rs1\"\naddress = \"192.0.2.10\"\nvips = [\"10.0.0.1\"]\n\
+             [[vips]]\naddress = \"10.0.0.1\"\n\
+             [[vips.plugins]]\nplugin = \"v1\"\n[[vips.plugins]]\nplugin = \"v2\"\n",
+        )
+        .unwrap();
+        let (v1, v2) = (
+            test_wat::plugin(test_wat::PASS_ALL),
+            test_wat::v2_plugin(&test_wat::drop_family(4)),
+        );
+        let generation = build_generation(
+            &engine,
+            &ModuleCache::default(),
+            &StatsRegistry::default(),
+            &doc,
+            &|name| match name {
+                "v1" => Some(v1.clone()),
+                "v2" => Some(v2.clone()),
+                _ => None,
+            },
+            2,
+        )
+        .expect("both ABIs serve an IPv4 VIP");
+        assert_eq!(generation.modules.len(), 2);
+        // The chain works end to end: v1 passes, then v2 drops the IPv4 packet.
+        let mut filters = generation.filters;
+        let chain = filters[0]
+            .by_vip
+            .get_mut(&"10.0.0.1".parse().unwrap())
+            .unwrap();
+        let mut packet = vec![0u8; 20];
+        packet[0] = 0x45;
+        let mut decisions = [tungate_datapath::filter::Decision::Pass];
+        chain.filter(&[&packet], &mut decisions);
+        assert_eq!(
+            decisions,
+            [tungate_datapath::filter::Decision::DropByPlugin]
+        );
+    }
+
+    #[test]
+    fn a_v1_module_bound_to_an_ipv6_vip_is_refused_and_a_v2_module_is_built() {
+        let engine = PluginEngine::new(Limits {
+            max_instances: 8,
+            memory_cap_bytes: 1 << 20,
+            ..Limits::default()
+        })
+        .unwrap();
+        let doc = |plugin: &str| {
+            config::parse_toml(&format!(
+                "[gateway]\naddress = \"192.0.2.1\"\naddress6 = \"2001:db8::1\"\n\
+                 [[peers]]\nname = \"rs1\"\naddress = \"2001:db8:1::2\"\nvips = [\"2001:db8:f::10\"]\n\
+                 [[vips]]\naddress = \"2001:db8:f::10\"\n[[vips.plugins]]\nplugin = \"{plugin}\"\n"
+            ))
+            .unwrap()
+        };
+        let (v1, v2) = (
+            test_wat::plugin(test_wat::PASS_ALL),
+            test_wat::v2_plugin(&test_wat::drop_family(6)),
+        );
+        let modules = |name: &str| match name {
+            "old" => Some(v1.clone()),
+            "new" => Some(v2.clone()),
+            _ => None,
+        };
+        let build = |doc: &Document| {
+            build_generation(
+                &engine,
+                &ModuleCache::default(),
+                &StatsRegistry::default(),
+                doc,
+                &modules,
+                1,
+            )
+        };
+        let error = build(&doc("old"))
+            .err()
+            .expect("a v1 module cannot judge IPv6");
+        assert!(
+            matches!(&error, BuildError::AbiCannotServeVip { binding, plugin, vip }
+                if binding == "vips[0].plugins[0]" && plugin == "old"
+                    && *vip == "2001:db8:f::10".parse::<std::net::IpAddr>().unwrap()),
+            "{error}"
+        );
+        assert!(error.to_string().contains("speaks ABI v1"), "{error}");
+        let mut generation = build(&doc("new")).expect("a v2 module serves an IPv6 VIP");
+        let chain = generation.filters[0]
+            .by_vip
+            .get_mut(&"2001:db8:f::10".parse().unwrap())
+            .unwrap();
+        let mut packet = vec![0u8; 40];
+        packet[0] = 0x60;
+        packet[6] = 59;
+        let mut decisions = [tungate_datapath::filter::Decision::Pass];
+        chain.filter(&[&packet], &mut decisions);
+        assert_eq!(
+            decisions,
+            [tungate_datapath::filter::Decision::DropByPlugin],
+            "the v2 module saw family 6"
+        );
     }
 }

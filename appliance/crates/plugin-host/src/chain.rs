@@ -7,7 +7,7 @@
 //! row. It must never stop forwarding or
 //! panic because of what a plugin does; every outcome is counted in [`super::stats`].
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,7 +102,7 @@ impl Link {
 
 /// The chain of one VIP on one worker.
 pub struct VipChain {
-    vip: Ipv4Addr,
+    vip: IpAddr,
     links: Vec<Link>,
     live: Vec<usize>,
     verdicts: [u8; BATCH_MAX],
@@ -113,7 +113,7 @@ pub struct VipChain {
 
 impl VipChain {
     /// A chain of `links`, in order.
-    pub fn new(vip: Ipv4Addr, links: Vec<Link>) -> VipChain {
+    pub fn new(vip: IpAddr, links: Vec<Link>) -> VipChain {
         VipChain {
             vip,
             links,
@@ -145,15 +145,9 @@ impl VipChain {
                 apply_on_error(link.on_error, &mut self.live, decisions, decided, position);
                 continue;
             }
-            let live = &self.live;
-            let result = link.instance.call_with(
+            let result = link.instance.call(
                 now,
-                live.len(),
-                |descs| {
-                    for (d, &i) in descs.iter_mut().zip(live) {
-                        d.parse_into(packets[i]);
-                    }
-                },
+                self.live.iter().map(|&i| packets[i]),
                 &mut self.verdicts,
             );
             let returned = Instant::now();
@@ -281,9 +275,10 @@ mod tests {
     use crate::stats::{BindingKey, BindingSnapshot, BindingStats};
     use crate::test_wat::{self, hostile};
     use crate::validate::check_module;
+    use std::net::Ipv4Addr;
     use std::time::Duration;
 
-    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 
     fn engine() -> PluginEngine {
         PluginEngine::new(Limits {
@@ -312,7 +307,7 @@ mod tests {
         for (position, (body, on_error)) in links.iter().enumerate() {
             let bytes = test_wat::plugin(&test_wat::hostile_body(body));
             let module = check_module(engine, &bytes).unwrap().module;
-            let prepared = Prepared::new(engine, &module).unwrap();
+            let prepared = Prepared::new(engine, &module, 1).unwrap();
             let worker = Arc::new(WorkerStats::default());
             let labels = InstanceLabels {
                 vip: VIP,

@@ -1,18 +1,18 @@
 //! One live plugin instance: its `Store`, the `tungate` imports it may call, its configure
 //! step, and one batch call with its deadline.
 //!
-//! Owns the guest-memory traffic of ABI v1 (config bytes in, descriptors in, verdict bytes
-//! out) and classifies every failure into an [`ErrorKind`]. It decides nothing about
+//! Owns the guest-memory traffic of the ABI (config bytes in, descriptors in, verdict bytes
+//! out), in the layout of the module's version ([`Layout`]: v1 or v2, chosen at load time by
+//! its marker), and classifies every failure into an [`ErrorKind`]. It decides nothing about
 //! packets: applying verdicts and failure policy is [`super::chain`]'s job.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tungate_plugin_sdk::abi::{
-    self, AREA_PACKETS_OFFSET, AREA_VERDICTS_OFFSET, BATCH_AREA_ALIGN, BATCH_AREA_SIZE, BATCH_MAX,
-    CONFIGURE_OK, LogLevel, MAX_CONFIG_BYTES, MAX_COUNTERS, MAX_MESSAGE_BYTES, PacketDesc,
-    VERDICT_UNSET,
+    self, BATCH_AREA_ALIGN, BATCH_MAX, CONFIGURE_OK, LogLevel, MAX_CONFIG_BYTES, MAX_COUNTERS,
+    MAX_MESSAGE_BYTES, VERDICT_UNSET,
 };
 use tungate_token_bucket::TokenBucket;
 use wasmtime::{
@@ -23,11 +23,45 @@ use wasmtime::{
 use super::engine::{PluginEngine, TABLE_ELEMENTS_CAP, monotonic_ns};
 use super::stats::{ErrorKind, PluginCounter, WorkerStats};
 
+/// Where the batch area's parts lie for one ABI version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// ABI v1: 96-byte IPv4 descriptors.
+    V1,
+    /// ABI v2: 192-byte descriptors of either family.
+    V2,
+}
+
+impl Layout {
+    /// The layout of ABI `version` (as [`super::validate`] found it: 1 or 2).
+    pub fn of(version: u32) -> Option<Layout> {
+        match version {
+            abi::ABI_VERSION => Some(Layout::V1),
+            abi::v2::VERSION => Some(Layout::V2),
+            _ => None,
+        }
+    }
+
+    fn area_size(self) -> usize {
+        match self {
+            Layout::V1 => abi::BATCH_AREA_SIZE,
+            Layout::V2 => abi::v2::BATCH_AREA_SIZE,
+        }
+    }
+
+    fn verdicts_offset(self) -> usize {
+        match self {
+            Layout::V1 => abi::AREA_VERDICTS_OFFSET,
+            Layout::V2 => abi::v2::AREA_VERDICTS_OFFSET,
+        }
+    }
+}
+
 /// Who an instance serves, for log lines.
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceLabels {
-    /// The VIP.
-    pub vip: Ipv4Addr,
+    /// The VIP (either family).
+    pub vip: IpAddr,
     /// Position in the VIP's chain.
     pub position: usize,
     /// The plugin's name.
@@ -133,17 +167,26 @@ pub(crate) struct InstanceState {
 /// A compiled plugin ready to be instantiated many times.
 pub(crate) struct Prepared {
     pre: InstancePre<InstanceState>,
+    layout: Layout,
 }
 
 impl Prepared {
-    /// Links `module` against the `tungate` imports.
-    pub fn new(engine: &PluginEngine, module: &Module) -> Result<Prepared, InstanceError> {
+    /// Links `module`, which speaks ABI `abi_version` (from its check), against the
+    /// `tungate` imports.
+    pub fn new(
+        engine: &PluginEngine,
+        module: &Module,
+        abi_version: u32,
+    ) -> Result<Prepared, InstanceError> {
+        let layout = Layout::of(abi_version).ok_or_else(|| {
+            InstanceError::Instantiate(format!("ABI v{abi_version} is not spoken here"))
+        })?;
         let linker =
             linker(engine.engine()).map_err(|e| InstanceError::Instantiate(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(module)
             .map_err(|e| InstanceError::Instantiate(format!("{e:#}")))?;
-        Ok(Prepared { pre })
+        Ok(Prepared { pre, layout })
     }
 }
 
@@ -273,6 +316,7 @@ pub(crate) struct PluginInstance {
     memory: Memory,
     filter: TypedFunc<i32, ()>,
     area: usize,
+    layout: Layout,
     filter_ticks: u64,
 }
 
@@ -389,7 +433,7 @@ impl PluginInstance {
                 why: "not 8-byte aligned",
             });
         }
-        if area + BATCH_AREA_SIZE > memory.data_size(&store) {
+        if area + prepared.layout.area_size() > memory.data_size(&store) {
             return Err(InstanceError::BadBatchArea {
                 addr: addr.into(),
                 why: "not inside the plugin's memory",
@@ -400,38 +444,61 @@ impl PluginInstance {
             memory,
             filter,
             area,
+            layout: prepared.layout,
             filter_ticks: PluginEngine::ticks(limits.filter_deadline),
         })
     }
 
-    /// Hands `count` packets (at most [`BATCH_MAX`]) to the plugin, their descriptors written
-    /// by `describe` straight into the guest's batch area (no copy on the host side), and
-    /// copies its verdict codes into `verdicts[..count]` (unchecked: the caller judges them).
-    pub(crate) fn call_with(
+    /// The ABI layout this instance speaks.
+    #[cfg(test)]
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Hands `packets` (IP header first; at most [`BATCH_MAX`] are taken) to the plugin,
+    /// their descriptors of the module's ABI version written straight into the guest's batch
+    /// area (no copy on the host side), and copies its verdict codes into `verdicts[..n]`
+    /// (unchecked: the caller judges them).
+    pub(crate) fn call<'p>(
         &mut self,
         now_ns: u64,
-        count: usize,
-        describe: impl FnOnce(&mut [PacketDesc]),
+        packets: impl ExactSizeIterator<Item = &'p [u8]>,
         verdicts: &mut [u8],
     ) -> Result<(), CallFailure> {
-        let n = count.min(BATCH_MAX);
+        let n = packets.len().min(BATCH_MAX);
+        let layout = self.layout;
         let data = self.memory.data_mut(&mut self.store);
         // Memory never shrinks, so the area checked at configure time is still inside.
-        let area = &mut data[self.area..self.area + BATCH_AREA_SIZE];
+        let area = &mut data[self.area..self.area + layout.area_size()];
         area[..8].copy_from_slice(&now_ns.to_le_bytes());
-        let descs = &mut area[AREA_PACKETS_OFFSET..AREA_PACKETS_OFFSET + n * abi::DESC_SIZE];
         // The area is BATCH_AREA_ALIGN-aligned in guest memory (checked at configure time)
-        // and guest memory is page-aligned on the host, so this never fails.
-        match PacketDesc::slice_from_bytes_mut(descs) {
-            Some(descs) => describe(descs),
-            None => {
-                return Err(CallFailure {
-                    kind: ErrorKind::Trap,
-                    message: "the batch area is not aligned in host memory".into(),
-                });
+        // and guest memory is page-aligned on the host, so the views never fail.
+        let described = match layout {
+            Layout::V1 => {
+                let descs = &mut area[abi::AREA_PACKETS_OFFSET..][..n * abi::DESC_SIZE];
+                abi::PacketDesc::slice_from_bytes_mut(descs).map(|descs| {
+                    for (d, bytes) in descs.iter_mut().zip(packets) {
+                        d.parse_into(bytes);
+                    }
+                })
             }
+            Layout::V2 => {
+                let descs = &mut area[abi::v2::AREA_PACKETS_OFFSET..][..n * abi::v2::DESC_SIZE];
+                abi::v2::PacketDesc::slice_from_bytes_mut(descs).map(|descs| {
+                    for (d, bytes) in descs.iter_mut().zip(packets) {
+                        d.parse_into(bytes);
+                    }
+                })
+            }
+        };
+        if described.is_none() {
+            return Err(CallFailure {
+                kind: ErrorKind::Trap,
+                message: "the batch area is not aligned in host memory".into(),
+            });
         }
-        area[AREA_VERDICTS_OFFSET..AREA_VERDICTS_OFFSET + n].fill(VERDICT_UNSET);
+        let verdicts_at = layout.verdicts_offset();
+        area[verdicts_at..verdicts_at + n].fill(VERDICT_UNSET);
 
         self.store.data_mut().limits.cap_hit = false;
         self.store.set_epoch_deadline(self.filter_ticks);
@@ -449,7 +516,7 @@ impl PluginInstance {
             });
         }
         let data = self.memory.data(&self.store);
-        let start = self.area + AREA_VERDICTS_OFFSET;
+        let start = self.area + verdicts_at;
         verdicts[..n].copy_from_slice(&data[start..start + n]);
         Ok(())
     }
@@ -471,6 +538,7 @@ mod tests {
     use crate::engine::Limits;
     use crate::test_wat;
     use crate::validate::check_module;
+    use std::net::Ipv4Addr;
 
     fn engine() -> PluginEngine {
         PluginEngine::new(Limits {
@@ -482,7 +550,7 @@ mod tests {
 
     fn labels() -> InstanceLabels {
         InstanceLabels {
-            vip: Ipv4Addr::new(192, 0, 2, 1),
+            vip: Ipv4Addr::new(192, 0, 2, 1).into(),
             position: 0,
             plugin: "t".into(),
         }
@@ -493,24 +561,35 @@ mod tests {
         wat: &[u8],
         config: &[u8],
     ) -> Result<PluginInstance, InstanceError> {
-        let module = check_module(engine, wat).unwrap().module;
-        let prepared = Prepared::new(engine, &module).unwrap();
+        let checked = check_module(engine, wat).unwrap();
+        let prepared = Prepared::new(engine, &checked.module, checked.info.abi_version).unwrap();
         PluginInstance::new(engine, &prepared, config, labels(), Arc::default())
     }
 
-    /// One batch call with these descriptors, as the chain makes it.
+    /// One batch call with these packets, as the chain makes it.
     fn call(
         inst: &mut PluginInstance,
         now_ns: u64,
-        packets: &[PacketDesc],
+        packets: &[Vec<u8>],
         verdicts: &mut [u8],
     ) -> Result<(), CallFailure> {
-        inst.call_with(
-            now_ns,
-            packets.len(),
-            |descs| descs.copy_from_slice(packets),
-            verdicts,
-        )
+        inst.call(now_ns, packets.iter().map(Vec::as_slice), verdicts)
+    }
+
+    /// An IPv4 header with this TOS.
+    fn v4(tos: u8) -> Vec<u8> {
+        let mut b = vec![0u8; 20];
+        b[0] = 0x45;
+        b[1] = tos;
+        b
+    }
+
+    /// An IPv6 header with this traffic class (no payload: next header 59).
+    fn v6(traffic_class: u8) -> Vec<u8> {
+        let mut b = vec![0u8; 40];
+        b[..4].copy_from_slice(&((6u32 << 28) | (u32::from(traffic_class) << 20)).to_be_bytes());
+        b[6] = 59;
+        b
     }
 
     #[test]
@@ -565,13 +644,8 @@ mod tests {
     fn a_batch_round_trip_writes_descriptors_and_reads_verdicts() {
         let e = engine();
         let mut inst = build(&e, &test_wat::plugin(&test_wat::drop_tos(1)), b"{}").unwrap();
-        let mut descs = Vec::new();
-        for tos in [0u8, 1, 2, 1] {
-            let mut b = [0u8; 20];
-            b[0] = 0x45;
-            b[1] = tos;
-            descs.push(PacketDesc::parse(&b));
-        }
+        assert_eq!(inst.layout(), Layout::V1);
+        let descs: Vec<Vec<u8>> = [0u8, 1, 2, 1].into_iter().map(v4).collect();
         let mut verdicts = [0xAAu8; BATCH_MAX];
         call(&mut inst, 5, &descs, &mut verdicts).unwrap();
         assert_eq!(verdicts[..5], [0, 1, 0, 1, 0xAA]);
@@ -582,6 +656,55 @@ mod tests {
             counters[0].value.load(std::sync::atomic::Ordering::Relaxed),
             4
         );
+    }
+
+    #[test]
+    fn a_v2_module_gets_v2_descriptors_of_both_families_in_one_batch() {
+        let e = engine();
+        let mut drop6 = build(&e, &test_wat::v2_plugin(&test_wat::drop_family(6)), b"{}").unwrap();
+        assert_eq!(drop6.layout(), Layout::V2);
+        let batch = [v4(1), v6(1), v4(7), v6(7), Vec::new()];
+        let mut verdicts = [0xAAu8; BATCH_MAX];
+        call(&mut drop6, 5, &batch, &mut verdicts).unwrap();
+        assert_eq!(
+            verdicts[..6],
+            [0, 1, 0, 1, 0, 0xAA],
+            "the family byte at offset 44"
+        );
+        // The traffic class lands where the v2 TOS byte is (45), for both families.
+        let mut drop7 = build(&e, &test_wat::v2_plugin(&test_wat::drop_tos(7)), b"{}").unwrap();
+        call(&mut drop7, 5, &batch, &mut verdicts).unwrap();
+        assert_eq!(verdicts[..5], [0, 0, 1, 1, 0]);
+        // The same v1 module reads offset 21 of a 96-byte descriptor: an IPv6 packet there
+        // is no IPv4 header, so its TOS reads 0.
+        let mut v1 = build(&e, &test_wat::plugin(&test_wat::drop_tos(7)), b"{}").unwrap();
+        call(&mut v1, 5, &batch, &mut verdicts).unwrap();
+        assert_eq!(verdicts[..5], [0, 0, 1, 0, 0]);
+        // A full v2 batch fits the area.
+        let full: Vec<Vec<u8>> = (0..BATCH_MAX)
+            .map(|i| if i % 2 == 0 { v4(0) } else { v6(0) })
+            .collect();
+        call(&mut drop6, 5, &full, &mut verdicts).unwrap();
+        assert!(
+            verdicts
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| v == (i % 2) as u8)
+        );
+    }
+
+    #[test]
+    fn a_v2_batch_area_must_fit_the_v2_size() {
+        let e = engine();
+        // 65536 - 12368 = 53168 fits; 53176 (8-aligned) does not, though it would for v1.
+        for (addr, ok) in [("53168", true), ("53176", false)] {
+            let wat = test_wat::plugin_raw(&test_wat::v2_text(test_wat::PASS_ALL).replace(
+                "(result i32) (i32.const 8192))",
+                &format!("(result i32) (i32.const {addr}))"),
+            ));
+            let built = build(&e, &wat, b"{}");
+            assert_eq!(built.is_ok(), ok, "{addr}");
+        }
     }
 
     #[test]
@@ -608,10 +731,10 @@ mod tests {
             "",
         );
         let module = check_module(&e, &wat).unwrap().module;
-        let prepared = Prepared::new(&e, &module).unwrap();
+        let prepared = Prepared::new(&e, &module, 1).unwrap();
         let stats = Arc::new(WorkerStats::default());
         let mut inst = PluginInstance::new(&e, &prepared, b"{}", labels(), stats.clone()).unwrap();
-        let descs = [PacketDesc::ZERO; 2];
+        let descs = [Vec::new(), Vec::new()];
         for _ in 0..10 {
             let mut verdicts = [0xAAu8; 2];
             call(&mut inst, monotonic_ns(), &descs, &mut verdicts).unwrap();
@@ -619,7 +742,7 @@ mod tests {
         }
         let table = BindingStats {
             key: BindingKey {
-                vip: Ipv4Addr::new(192, 0, 2, 1),
+                vip: Ipv4Addr::new(192, 0, 2, 1).into(),
                 position: 0,
                 plugin: "t".into(),
             },
@@ -646,7 +769,7 @@ mod tests {
             "",
         );
         let mut inst = build(&e, &wat, b"{}").unwrap();
-        let failure = call(&mut inst, 0, &[PacketDesc::ZERO], &mut [0u8; 1]).unwrap_err();
+        let failure = call(&mut inst, 0, &[Vec::new()], &mut [0u8; 1]).unwrap_err();
         assert_eq!(failure.kind, ErrorKind::Trap);
         assert!(
             failure.message.contains("outside the plugin's memory"),

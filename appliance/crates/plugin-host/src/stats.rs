@@ -9,7 +9,7 @@
 //! whose binding is removed is dropped. It owns no policy: the chain decides what to count.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
@@ -228,7 +228,7 @@ impl StatsRegistry {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct BindingKey {
     /// The VIP.
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     /// Position in the VIP's chain (0 first).
     pub position: usize,
     /// The plugin's name.
@@ -413,6 +413,7 @@ impl BindingStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn snapshot_sums_workers_and_merges_counters() {
@@ -438,7 +439,7 @@ mod tests {
         a.record_log(false);
         let table = BindingStats {
             key: BindingKey {
-                vip: Ipv4Addr::new(192, 0, 2, 1),
+                vip: Ipv4Addr::new(192, 0, 2, 1).into(),
                 position: 1,
                 plugin: "accounting".into(),
             },
@@ -486,7 +487,7 @@ mod tests {
     fn the_registry_carries_blocks_and_counters_across_generations_and_drops_removed_keys() {
         let registry = StatsRegistry::default();
         let key = |position| BindingKey {
-            vip: Ipv4Addr::new(192, 0, 2, 1),
+            vip: Ipv4Addr::new(192, 0, 2, 1).into(),
             position,
             plugin: "accounting".into(),
         };

@@ -1,5 +1,6 @@
 //! WAT plugins for the host's own tests: a well-behaved ABI v1 module whose filter body,
-//! imports and extra items each test replaces to make it useful or hostile.
+//! imports and extra items each test replaces to make it useful or hostile, and its ABI v2
+//! twin ([`v2_text`]: the v2 marker and the v2 descriptor offsets).
 
 /// The module; `;;IMPORTS;;`, `;;FILTER;;` and `;;EXTRA;;` are replaced.
 ///
@@ -92,6 +93,43 @@ pub fn pass_all_text() -> String {
 /// Assembles any WAT text.
 pub fn plugin_raw(wat: &str) -> Vec<u8> {
     wat::parse_str(wat).unwrap_or_else(|e| panic!("test WAT does not assemble: {e}\n{wat}"))
+}
+
+/// The ABI v2 module with this filter body, as WAT text: the v1 template with the v2
+/// marker, the v2 verdict offset (batch area 8192, descriptors from 8208, 192 bytes each,
+/// verdicts from 20496), `$tos` reading the v2 TOS / traffic class byte (offset 45) and a
+/// `$family` helper (offset 44: 4 or 6).
+pub fn v2_text(filter: &str) -> String {
+    use tungate_plugin_sdk::abi::v2;
+    const { assert!(v2::AREA_VERDICTS_OFFSET == 20496 - 8192) };
+    text(
+        "",
+        filter,
+        "(func $family (param $i i32) (result i32)
+           (i32.load8_u (i32.add (i32.const 8252) (i32.mul (local.get $i) (i32.const 192)))))",
+    )
+    .replace("tungate_abi_v1", v2::EXPORT_ABI_MARKER)
+    .replace("(i32.const 14352)", "(i32.const 20496)")
+    .replace(
+        "(i32.const 8229) (i32.mul (local.get $i) (i32.const 96))",
+        "(i32.const 8253) (i32.mul (local.get $i) (i32.const 192))",
+    )
+    .replace(
+        ";; The descriptor's TOS byte (offset 21).",
+        ";; The descriptor's TOS byte (v2 offset 45).",
+    )
+}
+
+/// The ABI v2 module with this filter body, assembled.
+pub fn v2_plugin(filter: &str) -> Vec<u8> {
+    plugin_raw(&v2_text(filter))
+}
+
+/// For [`v2_plugin`]: drops the packets of this family (4 or 6), passes the others.
+pub fn drop_family(family: u8) -> String {
+    each_packet(&format!(
+        "(i32.eq (call $family (local.get $i)) (i32.const {family}))"
+    ))
 }
 
 /// Drops packets whose TOS equals `tos`, passes the others.

@@ -1,6 +1,7 @@
 //! Judges an uploaded module before tungate accepts it: size, wasm magic, structure,
-//! compilation, the ABI version marker, the exact exports, the imports and the start
-//! function policy of ABI v1.
+//! compilation, the ABI version marker (v1 or v2, exactly one: it chooses the module's
+//! descriptor layout), the exact exports, the imports and the start function policy (the
+//! same in v1 and v2).
 //!
 //! Every refusal is its own [`Refusal`] variant whose message says what is wrong and what to
 //! do. This module compiles (that is part of judging) but never instantiates or runs guest
@@ -14,6 +15,12 @@ use wasmparser::{Encoding, Parser, Payload};
 use wasmtime::{ExternType, FuncType, Module, ValType};
 
 use super::engine::{Limits, PluginEngine};
+
+/// The ABI versions this host speaks, each with its marker export.
+pub const SUPPORTED_ABIS: [(u32, &str); 2] = [
+    (abi::ABI_VERSION, abi::EXPORT_ABI_MARKER),
+    (abi::v2::VERSION, abi::v2::EXPORT_ABI_MARKER),
+];
 
 /// The custom section in which the SDK records the plugin's crate name and version.
 pub(crate) const METADATA_SECTION: &str = "tungate.plugin";
@@ -55,26 +62,37 @@ pub enum Refusal {
     DoesNotCompile(String),
     /// Has a start function.
     #[error(
-        "the module has a start function; ABI v1 forbids it (do one-time work in tungate_configure)"
+        "the module has a start function; the ABI forbids it (do one-time work in tungate_configure)"
     )]
     StartFunction,
     /// No `tungate_abi_v*` export.
     #[error(
-        "no ABI version marker: export a function `tungate_abi_v1` (the SDK's export_plugin! macro does)"
+        "no ABI version marker: export a function `tungate_abi_v2` (IPv4 and IPv6; the SDK's \
+         export_plugin! macro does) or `tungate_abi_v1` (the IPv4-only layout)"
     )]
     MissingAbiMarker,
-    /// A marker of another version.
+    /// More than one `tungate_abi_v*` export.
     #[error(
-        "the module speaks ABI {found:?}, this gateway speaks only v{supported}: rebuild it with a matching tungate-plugin-sdk"
+        "the module exports several ABI version markers ({found}); a module speaks exactly one \
+         ABI, which chooses its packet layout: export only `tungate_abi_v2` (IPv4 and IPv6) or \
+         only `tungate_abi_v1` (IPv4 only)"
+    )]
+    SeveralAbiMarkers {
+        /// The markers found.
+        found: String,
+    },
+    /// A marker of a version this host does not speak.
+    #[error(
+        "the module speaks ABI {found:?}, this gateway speaks {supported}: rebuild it with a matching tungate-plugin-sdk"
     )]
     WrongAbiVersion {
-        /// The marker(s) found.
+        /// The marker found.
         found: String,
-        /// The version this host speaks.
-        supported: u32,
+        /// The versions this host speaks.
+        supported: &'static str,
     },
     /// A required export is missing.
-    #[error("missing export `{name}` ({expected}); ABI v1 requires it")]
+    #[error("missing export `{name}` ({expected}); the ABI requires it")]
     MissingExport {
         /// The export.
         name: &'static str,
@@ -82,7 +100,7 @@ pub enum Refusal {
         expected: String,
     },
     /// A required export has the wrong kind or signature.
-    #[error("export `{name}` is {found}, ABI v1 requires {expected}")]
+    #[error("export `{name}` is {found}, the ABI requires {expected}")]
     ExportType {
         /// The export.
         name: &'static str,
@@ -111,20 +129,20 @@ pub enum Refusal {
         /// The import name.
         name: String,
     },
-    /// Imports a `tungate` name that ABI v1 does not have.
+    /// Imports a `tungate` name that the ABI does not have.
     #[error(
-        "imports `tungate.{name}`, which ABI v1 does not provide (known: counter_define, counter_add, log, now_ns, refuse_config)"
+        "imports `tungate.{name}`, which the ABI does not provide (known: counter_define, counter_add, log, now_ns, refuse_config)"
     )]
     UnknownImport {
         /// The import name.
         name: String,
     },
     /// Imports a `tungate` function with the wrong signature (or as a non-function).
-    #[error("imports `tungate.{name}` as {found}, ABI v1 provides {expected}")]
+    #[error("imports `tungate.{name}` as {found}, the ABI provides {expected}")]
     ImportType {
         /// The import name.
         name: &'static str,
-        /// What ABI v1 provides.
+        /// What the ABI provides.
         expected: String,
         /// What the module asks for.
         found: String,
@@ -145,7 +163,8 @@ pub struct ModuleInfo {
     pub sha256: String,
     /// Size in bytes.
     pub size: usize,
-    /// The ABI version it speaks.
+    /// The ABI version it speaks (1: IPv4 descriptors only; 2: IPv4 and IPv6), chosen by
+    /// its marker export.
     pub abi_version: u32,
     /// Every export, in module order.
     pub exports: Vec<String>,
@@ -166,14 +185,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A wasm value type as ABI v1 uses them.
+/// A wasm value type as the ABI uses them.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ty {
     I32,
     I64,
 }
 
-/// A function signature of ABI v1.
+/// A function signature of the ABI.
 struct Sig(&'static [Ty], &'static [Ty]);
 
 impl fmt::Display for Sig {
@@ -206,16 +225,19 @@ impl Sig {
 
 use Ty::{I32, I64};
 
-/// The function exports ABI v1 requires, with their signatures.
+/// The signature of a version marker export.
+const MARKER_SIG: Sig = Sig(&[], &[]);
+
+/// The function exports both ABI versions require (besides the marker), with their
+/// signatures.
 const REQUIRED_FUNCS: &[(&str, Sig)] = &[
-    (abi::EXPORT_ABI_MARKER, Sig(&[], &[])),
     (abi::EXPORT_ALLOC, Sig(&[I32], &[I32])),
     (abi::EXPORT_CONFIGURE, Sig(&[I32, I32], &[I32])),
     (abi::EXPORT_BATCH_AREA, Sig(&[], &[I32])),
     (abi::EXPORT_FILTER, Sig(&[I32], &[])),
 ];
 
-/// The imports ABI v1 provides (module `tungate`), with their signatures.
+/// The imports both ABI versions provide (module `tungate`), with their signatures.
 const PROVIDED_IMPORTS: &[(&str, Sig)] = &[
     (
         abi::IMPORT_COUNTER_DEFINE,
@@ -266,9 +288,9 @@ pub(crate) fn check_module_with(
     let metadata = scan_structure(bytes, engine.limits())?;
     let module = compile(bytes).map_err(|e| Refusal::DoesNotCompile(format!("{e:#}")))?;
 
-    check_abi_marker(&module)?;
+    let (abi_version, marker) = check_abi_marker(&module)?;
     let imports = check_imports(&module)?;
-    let exports = check_exports(&module)?;
+    let exports = check_exports(&module, marker)?;
     let field = |key: &str| {
         metadata.as_deref().and_then(|m| {
             m.lines()
@@ -280,7 +302,7 @@ pub(crate) fn check_module_with(
         version: field("version"),
         sha256: sha256_hex(bytes),
         size: bytes.len(),
-        abi_version: abi::ABI_VERSION,
+        abi_version,
         exports,
         imports,
     };
@@ -317,7 +339,7 @@ fn scan_structure(bytes: &[u8], limits: &Limits) -> Result<Option<String>, Refus
                     let m = memory.map_err(|e| Refusal::DoesNotCompile(e.to_string()))?;
                     if m.shared || m.memory64 {
                         return Err(Refusal::Memory(
-                            "is shared or 64-bit; ABI v1 needs a plain 32-bit memory".into(),
+                            "is shared or 64-bit; the ABI needs a plain 32-bit memory".into(),
                         ));
                     }
                     let page = 1u64 << m.page_size_log2.unwrap_or(16);
@@ -338,7 +360,8 @@ fn scan_structure(bytes: &[u8], limits: &Limits) -> Result<Option<String>, Refus
     Ok(metadata)
 }
 
-fn check_abi_marker(module: &Module) -> Result<(), Refusal> {
+/// The ABI version the module's one marker names, and that marker.
+fn check_abi_marker(module: &Module) -> Result<(u32, &'static str), Refusal> {
     let markers: Vec<&str> = module
         .exports()
         .map(|e| e.name())
@@ -346,10 +369,16 @@ fn check_abi_marker(module: &Module) -> Result<(), Refusal> {
         .collect();
     match markers.as_slice() {
         [] => Err(Refusal::MissingAbiMarker),
-        [one] if *one == abi::EXPORT_ABI_MARKER => Ok(()),
-        _ => Err(Refusal::WrongAbiVersion {
+        [one] => SUPPORTED_ABIS
+            .iter()
+            .find(|(_, marker)| marker == one)
+            .copied()
+            .ok_or_else(|| Refusal::WrongAbiVersion {
+                found: (*one).to_owned(),
+                supported: "v1 and v2",
+            }),
+        _ => Err(Refusal::SeveralAbiMarkers {
             found: markers.join(", "),
-            supported: abi::ABI_VERSION,
         }),
     }
 }
@@ -386,9 +415,10 @@ fn check_imports(module: &Module) -> Result<Vec<String>, Refusal> {
     Ok(list)
 }
 
-fn check_exports(module: &Module) -> Result<Vec<String>, Refusal> {
+fn check_exports(module: &Module, marker: &'static str) -> Result<Vec<String>, Refusal> {
     let find = |name: &str| module.exports().find(|e| e.name() == name).map(|e| e.ty());
-    for (name, sig) in REQUIRED_FUNCS {
+    let marker = [(marker, MARKER_SIG)];
+    for (name, sig) in marker.iter().chain(REQUIRED_FUNCS) {
         match find(name) {
             None => {
                 return Err(Refusal::MissingExport {
@@ -478,6 +508,21 @@ mod tests {
     }
 
     #[test]
+    fn the_marker_chooses_the_abi_version() {
+        for (version, wat) in [
+            (1, test_wat::pass_all_text()),
+            (2, test_wat::v2_text(test_wat::PASS_ALL)),
+        ] {
+            let info = check_module(&engine(), &test_wat::plugin_raw(&wat))
+                .unwrap()
+                .info;
+            assert_eq!(info.abi_version, version);
+            let marker = format!("tungate_abi_v{version}");
+            assert!(info.exports.contains(&marker), "{:?}", info.exports);
+        }
+    }
+
+    #[test]
     fn too_many_functions_are_refused_before_compiling() {
         let functions = |n: usize| -> String {
             (0..n)
@@ -556,16 +601,43 @@ mod tests {
                     &test_wat::pass_all_text().replace("tungate_abi_v1", "something_else"),
                 ),
                 Box::new(|r| *r == Refusal::MissingAbiMarker),
-                "no ABI version marker",
+                "no ABI version marker: export a function `tungate_abi_v2`",
             ),
             (
                 test_wat::plugin_raw(
-                    &test_wat::pass_all_text().replace("tungate_abi_v1", "tungate_abi_v2"),
+                    &test_wat::pass_all_text().replace("tungate_abi_v1", "tungate_abi_v3"),
                 ),
                 Box::new(
-                    |r| matches!(r, Refusal::WrongAbiVersion { found, supported: 1 } if found == "tungate_abi_v2"),
+                    |r| matches!(r, Refusal::WrongAbiVersion { found, .. } if found == "tungate_abi_v3"),
                 ),
-                "speaks ABI \"tungate_abi_v2\"",
+                "speaks ABI \"tungate_abi_v3\", this gateway speaks v1 and v2",
+            ),
+            (
+                test_wat::plugin_raw(&test_wat::pass_all_text().replace(
+                    "(func (export \"tungate_abi_v1\"))",
+                    "(func (export \"tungate_abi_v1\")) (func (export \"tungate_abi_v2\"))",
+                )),
+                Box::new(|r| {
+                    matches!(r, Refusal::SeveralAbiMarkers { found }
+                        if found == "tungate_abi_v1, tungate_abi_v2")
+                }),
+                "several ABI version markers (tungate_abi_v1, tungate_abi_v2)",
+            ),
+            (
+                test_wat::plugin_raw(&test_wat::pass_all_text().replace(
+                    "(func (export \"tungate_abi_v1\"))",
+                    "(func (export \"tungate_abi_v2\") (param i32))",
+                )),
+                Box::new(|r| {
+                    matches!(
+                        r,
+                        Refusal::ExportType {
+                            name: "tungate_abi_v2",
+                            ..
+                        }
+                    )
+                }),
+                "func () -> ()",
             ),
             (
                 with(

@@ -59,6 +59,7 @@ impl InProcessGateway {
                 config: Some(config),
                 plugin_files: Vec::new(),
                 limits,
+                fleet_name: None,
                 fleet: None,
             })
             .unwrap_or_else(|e| panic!("the control plane does not start in gw: {e}"));

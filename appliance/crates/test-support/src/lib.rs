@@ -2,7 +2,7 @@
 //! root): network namespaces with unique names that are removed also when a test fails
 //! ([`netns`]), the standard `rs` / `gw` / `client` topology ([`topology`]), AF_PACKET frame
 //! sockets and a bulk sender inside a namespace ([`frames`], [`flood`]), an ICMP watcher
-//! ([`icmp`]), packet crafting with `etherparse`, independent of the code under test
+//! ([`icmp`]), a real etcd for the fleet tests ([`etcd`]), packet crafting with `etherparse`, independent of the code under test
 //! ([`packets`]), a numbered reply stream ([`stream`]), the real `tungate` binary as a
 //! process ([`process`]), the admin API over raw HTTP ([`http`], [`requests`]), plugin
 //! modules ([`plugins`], [`hostile`]), the gateway in-process, wired like `tungate run`
@@ -12,6 +12,7 @@
 //! Everything a test creates lives in namespaces it created; nothing here touches the
 //! host's own interfaces, routes, rules, sysctls or nftables.
 
+pub mod etcd;
 pub mod fleet;
 pub mod flood;
 pub mod frames;

@@ -6,7 +6,7 @@
 use std::collections::{HashMap as StdHashMap, HashSet};
 use std::fmt;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use aya::Ebpf;
@@ -17,8 +17,8 @@ use crate::counters::XdpCounters;
 use crate::error::XdpError;
 use crate::interface::{self, FLAGS_DRV_MODE, FLAGS_SKB_MODE};
 use crate::program::{
-    Config, MAP_CONFIG, MAP_COUNTERS, MAP_PEERS, MAP_UDP_PORTS, MAP_XSKS, MAX_PEERS, MAX_QUEUES,
-    MAX_UDP_PORTS, PROGRAM_NAME, PeerValue, SLOT_PASSED, SLOT_REDIRECTED, object,
+    Config, MAP_CONFIG, MAP_COUNTERS, MAP_PEERS, MAP_PEERS6, MAP_UDP_PORTS, MAP_XSKS, MAX_PEERS,
+    MAX_QUEUES, MAX_UDP_PORTS, PROGRAM_NAME, PeerValue, SLOT_PASSED, SLOT_REDIRECTED, object,
 };
 use crate::sys;
 use tungate_packet::Tunnel;
@@ -63,7 +63,8 @@ pub struct IngressFilter {
     interface: String,
     mode: XdpMode,
     program_id: u32,
-    peers: StdHashMap<Ipv4Addr, Tunnel>,
+    config: Config,
+    peers: StdHashMap<IpAddr, Tunnel>,
     udp_ports: HashSet<u16>,
 }
 
@@ -80,7 +81,8 @@ impl fmt::Debug for IngressFilter {
 }
 
 impl IngressFilter {
-    /// Loads the program with `gateway` as the GIP and no peers, and attaches it to interface
+    /// Loads the program with `gateway` as the IPv4 GIP (`0.0.0.0`: none), no IPv6 GIP
+    /// (see [`set_gateway6`](Self::set_gateway6)) and no peers, and attaches it to interface
     /// `ifindex` in `mode`. A program of tungate's left on the interface by netlink is
     /// replaced; another tool's program is refused ([`XdpError::ForeignProgram`]); a driver
     /// without native XDP gives [`XdpError::NativeUnsupported`]. Until
@@ -106,6 +108,7 @@ impl IngressFilter {
             interface,
             mode,
             program_id,
+            config: Config::default(),
             peers: StdHashMap::new(),
             udp_ports: HashSet::new(),
         };
@@ -188,15 +191,22 @@ impl IngressFilter {
         self.program_id
     }
 
-    /// Makes `peers` the accepted outer sources, each with its tunnel (type, GUE/FOU port,
-    /// GRE key), and their GUE/FOU ports the UDP ports taken as tunnel frames: adds, changes
-    /// and removes map entries while the program runs (no reload). On an error the maps may
-    /// hold part of the change; calling again with the same set completes it.
-    pub fn set_peers(&mut self, peers: &[(Ipv4Addr, Tunnel)]) -> Result<(), XdpError> {
-        let wanted: StdHashMap<Ipv4Addr, Tunnel> = peers.iter().copied().collect();
-        if wanted.len() > MAX_PEERS {
+    /// Makes `peers` the accepted outer sources, IPv4 or IPv6, each with its tunnel (type,
+    /// GUE/FOU port, GRE key; the outer family is the address's), and their GUE/FOU ports the
+    /// UDP ports taken as tunnel frames: adds, changes and removes map entries while the
+    /// program runs (no reload). On an error the maps may hold part of the change; calling
+    /// again with the same set completes it.
+    pub fn set_peers<A: Into<IpAddr> + Copy>(
+        &mut self,
+        peers: &[(A, Tunnel)],
+    ) -> Result<(), XdpError> {
+        let wanted: StdHashMap<IpAddr, Tunnel> =
+            peers.iter().map(|&(a, t)| (a.into(), t)).collect();
+        let v6 = wanted.keys().filter(|a| a.is_ipv6()).count();
+        let count = v6.max(wanted.len() - v6);
+        if count > MAX_PEERS {
             return Err(XdpError::TooManyPeers {
-                count: wanted.len(),
+                count,
                 max: MAX_PEERS,
             });
         }
@@ -210,19 +220,20 @@ impl IngressFilter {
         // Ports first when they grow, last when they shrink: a peer's frames are never
         // passed to the kernel for want of their port.
         self.add_udp_ports(&ports)?;
-        let mut map: HashMap<&mut MapData, u32, PeerValue> =
-            HashMap::try_from(map_mut(&mut self.ebpf, MAP_PEERS)?)
-                .map_err(|e| XdpError::map(MAP_PEERS, "opening", e))?;
-        let gone: Vec<Ipv4Addr> = self
+        let gone: Vec<IpAddr> = self
             .peers
             .keys()
             .filter(|p| !wanted.contains_key(p))
             .copied()
             .collect();
         for peer in gone {
-            match map.remove(&key(peer)) {
+            let removed = match peer {
+                IpAddr::V4(a) => self.peer_map::<u32>(MAP_PEERS)?.remove(&key(a)),
+                IpAddr::V6(a) => self.peer_map::<[u8; 16]>(MAP_PEERS6)?.remove(&a.octets()),
+            };
+            match removed {
                 Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => return Err(XdpError::map(MAP_PEERS, "removing a peer", e)),
+                Err(e) => return Err(XdpError::map(map_of(peer), "removing a peer", e)),
             }
             self.peers.remove(&peer);
         }
@@ -230,11 +241,27 @@ impl IngressFilter {
             if self.peers.get(&peer) == Some(&tunnel) {
                 continue;
             }
-            map.insert(key(peer), PeerValue::of(tunnel), 0)
-                .map_err(|e| XdpError::map(MAP_PEERS, "adding a peer", e))?;
+            let value = PeerValue::of(tunnel);
+            match peer {
+                IpAddr::V4(a) => self.peer_map::<u32>(MAP_PEERS)?.insert(key(a), value, 0),
+                IpAddr::V6(a) => {
+                    self.peer_map::<[u8; 16]>(MAP_PEERS6)?
+                        .insert(a.octets(), value, 0)
+                }
+            }
+            .map_err(|e| XdpError::map(map_of(peer), "adding a peer", e))?;
             self.peers.insert(peer, tunnel);
         }
         self.remove_udp_ports(&ports)
+    }
+
+    /// The peer map `name` (`peers`, keyed by a `u32`, or `peers6`, by 16 bytes).
+    fn peer_map<K: aya::Pod>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<HashMap<&mut MapData, K, PeerValue>, XdpError> {
+        HashMap::try_from(map_mut(&mut self.ebpf, name)?)
+            .map_err(|e| XdpError::map(name, "opening", e))
     }
 
     fn add_udp_ports(&mut self, ports: &HashSet<u16>) -> Result<(), XdpError> {
@@ -264,17 +291,34 @@ impl IngressFilter {
         Ok(())
     }
 
-    /// Sets the gateway address (GIP): tunnel packets to any other address are dropped
-    /// (`wrong_gateway`).
+    /// Sets the IPv4 gateway address (GIP; `0.0.0.0` when the gateway has none): IPv4
+    /// tunnel packets to any other address are dropped (`wrong_gateway`).
     pub fn set_gateway(&mut self, gateway: Ipv4Addr) -> Result<(), XdpError> {
+        let config = Config {
+            gateway: key(gateway),
+            ..self.config
+        };
+        self.write_config(config)
+    }
+
+    /// Sets the IPv6 gateway address (`gateway.address6`), or none: IPv6 tunnel packets to
+    /// any other address, or all of them when there is none, are dropped (`wrong_gateway`).
+    pub fn set_gateway6(&mut self, gateway: Option<Ipv6Addr>) -> Result<(), XdpError> {
+        let config = Config {
+            gateway6: gateway.unwrap_or(Ipv6Addr::UNSPECIFIED).octets(),
+            ..self.config
+        };
+        self.write_config(config)
+    }
+
+    fn write_config(&mut self, config: Config) -> Result<(), XdpError> {
         let mut map: Array<&mut MapData, Config> =
             Array::try_from(map_mut(&mut self.ebpf, MAP_CONFIG)?)
                 .map_err(|e| XdpError::map(MAP_CONFIG, "opening", e))?;
-        let config = Config {
-            gateway: key(gateway),
-        };
         map.set(0, config, 0)
-            .map_err(|e| XdpError::map(MAP_CONFIG, "setting the gateway", e))
+            .map_err(|e| XdpError::map(MAP_CONFIG, "setting the gateway", e))?;
+        self.config = config;
+        Ok(())
     }
 
     /// Redirects the valid tunnel packets of receive queue `queue` to the AF_XDP socket
@@ -348,6 +392,14 @@ impl Drop for IngressFilter {
 /// The map key or value of an address: its bytes in network order, as the header has them.
 fn key(address: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(address.octets())
+}
+
+/// The peer map of an address's family.
+fn map_of(peer: IpAddr) -> &'static str {
+    match peer {
+        IpAddr::V4(_) => MAP_PEERS,
+        IpAddr::V6(_) => MAP_PEERS6,
+    }
 }
 
 fn check_queue(queue: u32) -> Result<(), XdpError> {

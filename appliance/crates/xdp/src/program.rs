@@ -25,6 +25,7 @@ pub const MAX_REDIRECT_FRAME: u32 = 1792;
 /// Map names, as in the C source.
 pub(crate) const MAP_COUNTERS: &str = "counters";
 pub(crate) const MAP_PEERS: &str = "peers";
+pub(crate) const MAP_PEERS6: &str = "peers6";
 pub(crate) const MAP_UDP_PORTS: &str = "udp_ports";
 pub(crate) const MAP_CONFIG: &str = "config";
 pub(crate) const MAP_XSKS: &str = "xsks";
@@ -37,15 +38,23 @@ pub(crate) const SLOT_PASSED: u32 = SLOT_REDIRECTED + 1;
 #[cfg(test)]
 pub(crate) const SLOTS: u32 = SLOT_PASSED + 1;
 
+/// How many IPv6 extension headers the program walks over to find the tunnel protocol.
+pub const MAX_EXTENSION_HEADERS: u32 = 4;
+
 /// The program's value in the `config` map (`struct tg_config`).
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Config {
-    /// The gateway address (GIP) in network byte order, as the header carries it.
+    /// The IPv4 gateway address (GIP) in network byte order, as the header carries it; 0
+    /// when the gateway has none.
     pub(crate) gateway: u32,
+    /// The IPv6 gateway address, as the header carries it; all zero when the gateway has
+    /// none.
+    pub(crate) gateway6: [u8; 16],
 }
 
-// SAFETY: `Config` is `repr(C)`, a single `u32`: no padding, every bit pattern valid.
+// SAFETY: `Config` is `repr(C)`: a `u32` then 16 bytes (offsets 0 and 4, size 20), no
+// padding, every bit pattern valid.
 unsafe impl aya::Pod for Config {}
 
 /// Tunnel type numbers of `struct tg_peer` (`TG_TUNNEL_*` in the C source).
@@ -157,6 +166,17 @@ mod tests {
             "struct tg_peer {\n\t__u8 tunnel;\n\t__u8 has_key;\n\t__u16 port;\n\t__u32 key;\n};"
         ));
         assert_eq!(std::mem::size_of::<PeerValue>(), 8);
+        assert!(SOURCE.contains("struct tg_config {\n\t__u32 gateway;\n\t__u32 gateway6[4];\n};"));
+        assert_eq!(std::mem::size_of::<Config>(), 20);
+        assert_eq!(value("MAX_EXTENSION_HEADERS"), Some(MAX_EXTENSION_HEADERS));
+        assert_eq!(
+            value("MAX_EXTENSION_HEADERS"),
+            Some(tungate_packet::ipv6::MAX_EXTENSION_HEADERS as u32)
+        );
+        assert_eq!(
+            value("MAX_EXTENSION_BYTES"),
+            Some(tungate_packet::ipv6::MAX_EXTENSION_BYTES as u32)
+        );
         assert_eq!(value("MAX_QUEUES"), Some(MAX_QUEUES));
         assert_eq!(value("MAX_REDIRECT_FRAME"), Some(MAX_REDIRECT_FRAME));
         assert!(SOURCE.contains(&format!("int {PROGRAM_NAME}(struct xdp_md *ctx)")));
@@ -164,7 +184,14 @@ mod tests {
             PROGRAM_NAME.len() < 16,
             "the kernel keeps 15 bytes of a name"
         );
-        for map in [MAP_COUNTERS, MAP_PEERS, MAP_UDP_PORTS, MAP_CONFIG, MAP_XSKS] {
+        for map in [
+            MAP_COUNTERS,
+            MAP_PEERS,
+            MAP_PEERS6,
+            MAP_UDP_PORTS,
+            MAP_CONFIG,
+            MAP_XSKS,
+        ] {
             assert!(
                 SOURCE.contains(&format!("}} {map} SEC(\".maps\");")),
                 "{map}"

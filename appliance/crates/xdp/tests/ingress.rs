@@ -5,7 +5,7 @@
 //! Run: `cargo test --release -p tungate-xdp` (as root).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -25,6 +25,13 @@ use tungate_xdp::{
 
 /// Another real server's address, not configured unless a test says so.
 const OTHER: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 3);
+/// The gateway's IPv6 address (`gateway.address6`), the real server's, another's.
+const GIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 1);
+const RIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 2);
+const OTHER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 3);
+/// An IPv6 VIP and client (the inner addresses).
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+const CIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 7);
 /// A liveness bound for counters to move (not a speed claim).
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -43,6 +50,8 @@ impl Pair {
         veth(&gw, "g0", &mac(GW_RS_MAC), &peer, "r0", &mac(RS_MAC));
         gw.ip(&["addr", "add", &format!("{GIP}/24"), "dev", "g0"]);
         peer.ip(&["addr", "add", &format!("{RIP}/24"), "dev", "r0"]);
+        gw.ip(&["addr", "add", &format!("{GIP6}/64"), "dev", "g0", "nodad"]);
+        peer.ip(&["addr", "add", &format!("{RIP6}/64"), "dev", "r0", "nodad"]);
         let g0 = ifindex(&gw, "g0");
         let sender = FrameSocket::open(&peer, "r0");
         Pair {
@@ -62,6 +71,15 @@ impl Pair {
     /// Sends an IPv4 packet from the peer to the gateway in an Ethernet frame.
     fn send(&self, ip: &[u8]) {
         self.sender.send(&ethernet(GW_RS_MAC, RS_MAC, ip));
+    }
+
+    /// Sends an IPv6 packet from the peer to the gateway in an Ethernet frame.
+    fn send6(&self, ip: &[u8]) {
+        let mut frame = GW_RS_MAC.to_vec();
+        frame.extend(RS_MAC);
+        frame.extend(0x86ddu16.to_be_bytes());
+        frame.extend(ip);
+        self.sender.send(&frame);
     }
 
     /// The `xdp` object of `ip -j -d link show g0`, if a program is attached.
@@ -194,13 +212,13 @@ fn each_bad_gue_fou_and_gre_packet_is_dropped_under_its_reason() {
     long[24..26].copy_from_slice(&((8 + 4 + inner.len() + 1) as u16).to_be_bytes());
     pair.send(&long); // bad_udp_length
     pair.send(&gue_with(RIP, GIP, PORT, [0x20, 0, 0, 0], &inner)); // bad_gue: control
-    pair.send(&gue_with(RIP, GIP, PORT, [0, 41, 0, 0], &inner)); // bad_gue: IPv6
+    pair.send(&gue_with(RIP, GIP, PORT, [0, 47, 0, 0], &inner)); // bad_gue: GRE inside
     pair.send(&gue_with(RIP, GIP, PORT, [0, 4, 0x80, 0], &inner)); // bad_gue: flags
     pair.send(&gre(OTHER, GIP, None, false, &inner)); // wrong_gre_key: none
     pair.send(&gre(OTHER, GIP, Some(KEY + 1), false, &inner)); // wrong_gre_key: another
     pair.send(&gre_raw(OTHER, GIP, [0x60, 0], 0x0800, Some(KEY), &inner)); // bad_gre: routing
     pair.send(&gre_raw(OTHER, GIP, [0x20, 1], 0x0800, Some(KEY), &inner)); // bad_gre: version
-    pair.send(&gre_raw(OTHER, GIP, [0x20, 0], 0x86dd, Some(KEY), &inner)); // bad_gre: IPv6
+    pair.send(&gre_raw(OTHER, GIP, [0x20, 0], 0x6558, Some(KEY), &inner)); // bad_gre: Ethernet
 
     let c = counters_after(&filter, 16);
     assert_eq!(
@@ -252,6 +270,16 @@ fn the_hosts_own_traffic_passes_while_attached() {
         ping.stdout, ping.stderr
     );
 
+    // Neighbour discovery and ICMPv6: ping the ingress IPv6 address from the peer.
+    let ping6 = pair
+        .peer
+        .command("ping", &["-6", "-c", "2", "-W", "5", &GIP6.to_string()]);
+    assert_eq!(
+        ping6.code, 0,
+        "ping -6 through XDP: {}{}",
+        ping6.stdout, ping6.stderr
+    );
+
     // TCP: a connection to the ingress address, data both ways.
     let listener = pair
         .gw
@@ -276,7 +304,10 @@ fn the_hosts_own_traffic_passes_while_attached() {
 
     let c = filter.counters().expect("counters");
     assert_eq!(c.total_dropped(), 0, "{c:?}");
-    assert!(c.passed >= 6, "ARP, ICMP and TCP frames passed: {c:?}");
+    assert!(
+        c.passed >= 10,
+        "ARP, ICMP, ND, ICMPv6 and TCP frames passed: {c:?}"
+    );
 }
 
 #[test]
@@ -325,6 +356,35 @@ fn peers_and_gateway_change_without_reloading() {
     pair.send(&tunnel(OTHER, GIP));
     counters_after(&filter, 6);
     assert_eq!(dropped(&filter, DropReason::WrongGateway), 1);
+
+    // IPv6: RIP6 unknown, then added beside OTHER (past the peer check), then removed.
+    let ip6ip6 = || v6::packet(RIP6, GIP6, &[], v6::IPV6, &v6::inner6());
+    filter.set_gateway6(Some(GIP6)).expect("gateway6");
+    pair.send6(&ip6ip6());
+    counters_after(&filter, 7);
+    assert_eq!(dropped(&filter, DropReason::UnknownPeer), 3);
+    filter
+        .set_peers(&[
+            (IpAddr::V4(OTHER), Tunnel::Ipip),
+            (IpAddr::V6(RIP6), Tunnel::Ipip),
+        ])
+        .expect("add RIP6");
+    pair.send6(&ip6ip6());
+    counters_after(&filter, 8);
+    assert_eq!(dropped(&filter, DropReason::RxOverflow), 4);
+    filter
+        .set_peers(&[(OTHER, Tunnel::Ipip)])
+        .expect("remove RIP6");
+    pair.send6(&ip6ip6());
+    counters_after(&filter, 9);
+    assert_eq!(dropped(&filter, DropReason::UnknownPeer), 4);
+    let many6: Vec<(Ipv6Addr, Tunnel)> = (0..=MAX_PEERS as u128)
+        .map(|a| (Ipv6Addr::from(a), Tunnel::Ipip))
+        .collect();
+    let e = filter
+        .set_peers(&many6)
+        .expect_err("over the IPv6 map's size");
+    assert!(matches!(e, XdpError::TooManyPeers { .. }), "{e}");
 
     // The same program throughout.
     assert_eq!(filter.program_id(), id);
@@ -682,4 +742,386 @@ fn with_only_the_units_capabilities_it_attaches_and_refuses_a_program_it_cannot_
     );
     assert_eq!(pair.xdp().expect("left in place")["prog"]["id"], foreign);
     pair.gw.ip(&["link", "set", "dev", "g0", "xdp", "off"]);
+}
+
+/// IPv6 packets, crafted: the program reads headers only, so checksums stay zero.
+mod v6 {
+    use super::*;
+
+    /// Next header numbers.
+    pub const HOP_BY_HOP: u8 = 0;
+    pub const IPIP: u8 = 4;
+    pub const UDP: u8 = 17;
+    pub const IPV6: u8 = 41;
+    pub const ROUTING: u8 = 43;
+    pub const FRAGMENT: u8 = 44;
+    pub const GRE: u8 = 47;
+    pub const DEST_OPTIONS: u8 = 60;
+
+    /// An IPv6 packet (hop limit 64) from `src` to `dst`: `chain` is the extension headers
+    /// (each built by [`ext`] or [`fragment`]) in front of `payload`, whose protocol is `next`.
+    pub fn packet(
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        chain: &[(u8, Vec<u8>)],
+        next: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut body = Vec::new();
+        let first = chain.first().map_or(next, |(kind, _)| *kind);
+        for (i, (_, header)) in chain.iter().enumerate() {
+            let mut header = header.clone();
+            header[0] = chain.get(i + 1).map_or(next, |(kind, _)| *kind);
+            body.extend(header);
+        }
+        body.extend(payload);
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend((body.len() as u16).to_be_bytes());
+        p.extend([first, 64]);
+        p.extend(src.octets());
+        p.extend(dst.octets());
+        p.extend(body);
+        p
+    }
+
+    /// An options or routing extension header of `kind`, 8 bytes (its next header is filled
+    /// in by [`packet`]); the destination options are those of a stock ip6tnl: the tunnel
+    /// encapsulation limit 4 and a PadN.
+    pub fn ext(kind: u8) -> (u8, Vec<u8>) {
+        let header = match kind {
+            ROUTING => vec![0, 0, 0, 0, 0, 0, 0, 0], // type 0, segments left 0
+            _ => vec![0, 0, 0x04, 0x01, 0x04, 0x01, 0x01, 0x00],
+        };
+        (kind, header)
+    }
+
+    /// An options header of `kind` whose length field says `units` 8-byte units more.
+    pub fn ext_long(kind: u8, units: u8) -> (u8, Vec<u8>) {
+        let mut header = vec![0u8; 8 * (usize::from(units) + 1)];
+        header[1] = units;
+        header[2] = 0x01; // PadN over the rest
+        header[3] = (header.len() - 4) as u8;
+        (kind, header)
+    }
+
+    /// A Fragment header: `offset` in 8-byte units, more fragments or not.
+    pub fn fragment(offset: u16, more: bool) -> (u8, Vec<u8>) {
+        let field = (offset << 3) | u16::from(more);
+        let mut header = vec![0, 0];
+        header.extend(field.to_be_bytes());
+        header.extend(7u32.to_be_bytes());
+        (FRAGMENT, header)
+    }
+
+    /// The inner IPv6 reply: UDP from the VIP to the client, 32 bytes of payload.
+    pub fn inner6() -> Vec<u8> {
+        let mut udp = vec![0, 80, 0xc0, 0];
+        udp.extend(40u16.to_be_bytes());
+        udp.extend([0, 0]);
+        udp.extend([0xab; 32]);
+        packet(VIP6, CIP6, &[], UDP, &udp)
+    }
+
+    /// UDP `sport -> port` around `payload` (checksum 0: the program leaves it to user space).
+    pub fn udp6(port: u16, payload: &[u8]) -> Vec<u8> {
+        let mut u = TUNNEL_SPORT.to_be_bytes().to_vec();
+        u.extend(port.to_be_bytes());
+        u.extend(((8 + payload.len()) as u16).to_be_bytes());
+        u.extend([0, 0]);
+        u.extend(payload);
+        u
+    }
+
+    /// A GUE header `header` and `inner` in UDP to `port`.
+    pub fn gue(port: u16, header: [u8; 4], inner: &[u8]) -> Vec<u8> {
+        udp6(port, &[&header[..], inner].concat())
+    }
+
+    /// A GRE header (version 0, `protocol`, with `key` if given) and `inner`.
+    pub fn gre(protocol: u16, key: Option<u32>, inner: &[u8]) -> Vec<u8> {
+        let mut g = vec![if key.is_some() { 0x20 } else { 0 }, 0];
+        g.extend(protocol.to_be_bytes());
+        if let Some(key) = key {
+            g.extend(key.to_be_bytes());
+        }
+        g.extend(inner);
+        g
+    }
+
+    const TUNNEL_SPORT: u16 = 49152;
+}
+
+/// Every IPv6 tunnel type (ip6ip6, 4in6, the same behind a stock ip6tnl's destination
+/// options and a longer chain, GUE variants 0 and 1 and FOU over IPv6, ip6gre with IPv6 and
+/// IPv4 inside) and 6in4 over IPv4 reaches a bound socket; the host's IPv6 UDP passes.
+#[test]
+fn each_ipv6_tunnel_type_is_redirected_to_the_socket() {
+    use v6::*;
+    let pair = Pair::new();
+    let mut filter = pair.attach(XdpMode::Native).expect("attach");
+    filter.set_gateway6(Some(GIP6)).expect("gateway6");
+    let xsk = BareXsk::open(&pair.gw, "g0", 0);
+    filter.bind_socket(0, xsk.as_fd()).expect("bind queue 0");
+    let inner6 = inner6();
+    let inner4 = udp(VIP, CIP, 64, 32);
+    let mut redirected = 0;
+    let mut expect = |filter: &IngressFilter, n: u64, what: &str| {
+        redirected += n;
+        until(LIMIT, what, || {
+            filter.counters().expect("counters").redirected == redirected
+        });
+    };
+
+    filter
+        .set_peers(&[
+            (IpAddr::V6(RIP6), Tunnel::Ipip),
+            (IpAddr::V4(RIP), Tunnel::Ipip),
+        ])
+        .expect("ipip peers");
+    pair.send6(&packet(RIP6, GIP6, &[], IPV6, &inner6));
+    pair.send6(&packet(RIP6, GIP6, &[], IPIP, &inner4));
+    pair.send6(&packet(RIP6, GIP6, &[ext(DEST_OPTIONS)], IPV6, &inner6));
+    pair.send6(&packet(
+        RIP6,
+        GIP6,
+        &[
+            ext(HOP_BY_HOP),
+            ext(DEST_OPTIONS),
+            ext(ROUTING),
+            ext(DEST_OPTIONS),
+        ],
+        IPIP,
+        &inner4,
+    ));
+    pair.send(&outer(RIP, GIP, 41, &inner6)); // 6in4
+    expect(&filter, 5, "ip6ip6, 4in6, with options, 6in4 redirected");
+
+    filter
+        .set_peers(&[(RIP6, Tunnel::Gue { port: 6080 })])
+        .expect("gue peer");
+    pair.send6(&packet(
+        RIP6,
+        GIP6,
+        &[],
+        UDP,
+        &gue(6080, [0, IPV6, 0, 0], &inner6),
+    ));
+    pair.send6(&packet(
+        RIP6,
+        GIP6,
+        &[ext(DEST_OPTIONS)],
+        UDP,
+        &gue(6080, [0, IPIP, 0, 0], &inner4),
+    ));
+    pair.send6(&packet(RIP6, GIP6, &[], UDP, &v6::udp6(6080, &inner6))); // variant 1
+    expect(&filter, 3, "GUE over IPv6 redirected");
+    filter
+        .set_peers(&[(RIP6, Tunnel::Fou { port: 5555 })])
+        .expect("fou peer");
+    pair.send6(&packet(RIP6, GIP6, &[], UDP, &v6::udp6(5555, &inner6)));
+    expect(&filter, 1, "FOU over IPv6 redirected");
+    filter
+        .set_peers(&[(RIP6, Tunnel::Gre { key: Some(9) })])
+        .expect("gre peer");
+    pair.send6(&packet(
+        RIP6,
+        GIP6,
+        &[],
+        GRE,
+        &v6::gre(0x86dd, Some(9), &inner6),
+    ));
+    pair.send6(&packet(
+        RIP6,
+        GIP6,
+        &[ext(DEST_OPTIONS)],
+        GRE,
+        &v6::gre(0x0800, Some(9), &inner4),
+    ));
+    expect(&filter, 2, "ip6gre redirected");
+
+    let c = filter.counters().expect("counters");
+    assert_eq!(c.total_dropped(), 0, "{c:?}");
+    // The host's IPv6 UDP (another port; the tunnel port to another address): passed.
+    let passed = c.passed;
+    pair.send6(&packet(RIP6, GIP6, &[], UDP, &v6::udp6(53, &[1, 2, 3, 4])));
+    pair.send6(&packet(RIP6, OTHER6, &[], UDP, &v6::udp6(6080, &inner6)));
+    until(LIMIT, "the host's IPv6 UDP passed", || {
+        filter.counters().expect("counters").passed >= passed + 2
+    });
+    assert_eq!(filter.counters().expect("counters").redirected, redirected);
+    drop(filter);
+    drop(xsk);
+}
+
+fn each_bad_ipv6_tunnel_packet_is_dropped_under_its_reason(mode: XdpMode) {
+    use v6::*;
+    let pair = Pair::new();
+    let mut filter = pair.attach(mode).expect("attach");
+    filter.set_gateway6(Some(GIP6)).expect("gateway6");
+    filter
+        .set_peers(&[(RIP6, Tunnel::Ipip), (OTHER6, Tunnel::Gue { port: 6080 })])
+        .expect("peers");
+    let inner6 = inner6();
+    let stranger = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x50);
+    let elsewhere = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x99);
+    let ip6ip6 = |chain: &[(u8, Vec<u8>)]| packet(RIP6, GIP6, chain, IPV6, &inner6);
+
+    // Not tunnel packets, the host's: passed (also a later UDP fragment, which has no port,
+    // and a chain beyond the walk to another address).
+    let passed = filter.counters().expect("counters").passed;
+    pair.send6(&packet(RIP6, GIP6, &[fragment(8, false)], UDP, &[0; 16]));
+    pair.send6(&packet(
+        RIP6,
+        elsewhere,
+        &vec![ext(DEST_OPTIONS); 5],
+        IPV6,
+        &inner6,
+    ));
+    until(LIMIT, "the host's frames passed", || {
+        filter.counters().expect("counters").passed >= passed + 2
+    });
+
+    // unknown_peer, wrong_gateway
+    for _ in 0..3 {
+        pair.send6(&packet(stranger, GIP6, &[], IPV6, &inner6));
+    }
+    pair.send6(&packet(RIP6, elsewhere, &[], IPV6, &inner6));
+    pair.send6(&packet(
+        RIP6,
+        elsewhere,
+        &[ext(DEST_OPTIONS)],
+        GRE,
+        &v6::gre(0x86dd, None, &inner6),
+    ));
+    // An atomic fragment (offset 0, no more fragments) holds the whole packet: not a
+    // fragment (valid, no socket: rx_overflow).
+    pair.send6(&ip6ip6(&[fragment(0, false)]));
+    // outer_fragment: first and later fragments of a tunnel packet, and GUE's first.
+    pair.send6(&ip6ip6(&[fragment(0, true)]));
+    pair.send6(&ip6ip6(&[ext(DEST_OPTIONS), fragment(8, false)]));
+    pair.send6(&packet(
+        OTHER6,
+        GIP6,
+        &[fragment(0, true)],
+        UDP,
+        &gue(6080, [0, IPV6, 0, 0], &inner6),
+    ));
+    // An extension-header chain longer than the walk, hop-by-hop not first:
+    // bad_extension_headers; a header past the packet's end: malformed_outer (as the
+    // packet crate judges them).
+    pair.send6(&ip6ip6(&vec![ext(DEST_OPTIONS); 5]));
+    pair.send6(&ip6ip6(&[ext(DEST_OPTIONS), ext(HOP_BY_HOP)]));
+    let mut past = packet(RIP6, GIP6, &[ext_long(DEST_OPTIONS, 1)], IPV6, &[]);
+    past.truncate(past.len() - 8);
+    past[4..6].copy_from_slice(&8u16.to_be_bytes());
+    pair.send6(&past);
+    // malformed_outer: payload length past the frame, payload length 0 (a jumbogram), a
+    // frame too short for the fixed header.
+    let mut long = ip6ip6(&[]);
+    long[4..6].copy_from_slice(&((inner6.len() + 1) as u16).to_be_bytes());
+    pair.send6(&long);
+    let mut jumbo = ip6ip6(&[]);
+    jumbo[4..6].copy_from_slice(&[0, 0]);
+    pair.send6(&jumbo);
+    pair.send6(&ip6ip6(&[])[..30]);
+    // wrong_tunnel: GUE from the IPIP peer, ip6ip6 from the GUE peer, GUE to another port.
+    pair.send6(&packet(
+        RIP6,
+        GIP6,
+        &[],
+        UDP,
+        &gue(6080, [0, IPV6, 0, 0], &inner6),
+    ));
+    pair.send6(&packet(OTHER6, GIP6, &[ext(DEST_OPTIONS)], IPV6, &inner6));
+    // Judged before the peers change (the veth peer's receive runs after the send returns).
+    counters_after(&filter, 17);
+    filter
+        .set_peers(&[
+            (RIP6, Tunnel::Ipip),
+            (OTHER6, Tunnel::Gue { port: 6080 }),
+            (stranger, Tunnel::Fou { port: 5555 }),
+        ])
+        .expect("peers with a FOU port");
+    pair.send6(&packet(OTHER6, GIP6, &[], UDP, &v6::udp6(5555, &inner6)));
+    // bad_udp_length (the length counts from the UDP header, not the extension headers),
+    // bad_gue.
+    let gue_frame = gue(6080, [0, IPV6, 0, 0], &inner6);
+    let mut short = gue_frame.clone();
+    short[4..6].copy_from_slice(&((gue_frame.len() + 8) as u16).to_be_bytes());
+    pair.send6(&packet(OTHER6, GIP6, &[ext(DEST_OPTIONS)], UDP, &short));
+    pair.send6(&packet(
+        OTHER6,
+        GIP6,
+        &[],
+        UDP,
+        &gue(6080, [0, GRE, 0, 0], &inner6),
+    ));
+    // Valid, but no socket on the queue.
+    pair.send6(&ip6ip6(&[ext(DEST_OPTIONS)]));
+    pair.send6(&packet(OTHER6, GIP6, &[ext(DEST_OPTIONS)], UDP, &gue_frame));
+
+    let c = counters_after(&filter, 22);
+    assert_eq!(
+        drops(&c),
+        [
+            ("malformed_outer", 4),
+            ("outer_fragment", 3),
+            ("wrong_gateway", 2),
+            ("unknown_peer", 3),
+            ("rx_overflow", 3),
+            ("wrong_tunnel", 3),
+            ("bad_udp_length", 1),
+            ("bad_gue", 1),
+            ("bad_extension_headers", 2),
+        ]
+    );
+    assert_eq!(c.redirected, 0);
+
+    // Without an IPv6 gateway address every IPv6 tunnel packet is wrong_gateway.
+    filter.set_gateway6(None).expect("no gateway6");
+    pair.send6(&ip6ip6(&[]));
+    let c = counters_after(&filter, 23);
+    assert_eq!(c.dropped(DropReason::WrongGateway), 3);
+}
+
+#[test]
+fn each_bad_ipv6_tunnel_packet_is_dropped_under_its_reason_native() {
+    each_bad_ipv6_tunnel_packet_is_dropped_under_its_reason(XdpMode::Native);
+}
+
+#[test]
+fn each_bad_ipv6_tunnel_packet_is_dropped_under_its_reason_generic() {
+    each_bad_ipv6_tunnel_packet_is_dropped_under_its_reason(XdpMode::Generic);
+}
+
+/// ip6gre from a keyed GRE peer over IPv6: the GRE checks, under their reasons.
+#[test]
+fn bad_ip6gre_packets_are_dropped_under_their_reasons() {
+    use v6::*;
+    let pair = Pair::new();
+    let mut filter = pair.attach(XdpMode::Native).expect("attach");
+    filter.set_gateway6(Some(GIP6)).expect("gateway6");
+    filter
+        .set_peers(&[(RIP6, Tunnel::Gre { key: Some(7) })])
+        .expect("peers");
+    let inner6 = inner6();
+    let gre6 = |g: Vec<u8>| packet(RIP6, GIP6, &[], GRE, &g);
+    pair.send6(&gre6(v6::gre(0x86dd, None, &inner6))); // wrong_gre_key: none
+    pair.send6(&gre6(v6::gre(0x86dd, Some(8), &inner6))); // wrong_gre_key: another
+    pair.send6(&gre6(v6::gre(0x6558, Some(7), &inner6))); // bad_gre: Ethernet inside
+    let mut routing = v6::gre(0x86dd, Some(7), &inner6);
+    routing[0] |= 0x40;
+    pair.send6(&gre6(routing)); // bad_gre: routing
+    pair.send6(&packet(RIP6, GIP6, &[], IPV6, &inner6)); // wrong_tunnel
+    pair.send6(&gre6(v6::gre(0x86dd, Some(7), &inner6))); // valid: rx_overflow
+    let c = counters_after(&filter, 6);
+    assert_eq!(
+        drops(&c),
+        [
+            ("rx_overflow", 1),
+            ("wrong_tunnel", 1),
+            ("bad_gre", 2),
+            ("wrong_gre_key", 2),
+        ]
+    );
 }

@@ -7,8 +7,13 @@
 //!   chain prerouting { type filter hook prerouting priority -500; policy accept;
 //!     iifname INGRESS meta l4proto { 4, 41, 47 } fib daddr type local counter drop } }
 //! ```
-//! (one rule per protocol). The data path's AF_PACKET tap (bound to every protocol) and its
-//! XDP program see each frame before the prerouting hook, so they have their copy already;
+//! (one rule per protocol, and one per GUE/FOU port: `meta l4proto udp udp dport PORT`). The
+//! `inet` family covers both: in IPv6, `meta l4proto` is the protocol found behind the
+//! extension headers (the destination options a stock ip6tnl inserts, hop-by-hop, routing;
+//! in a fragment, the Fragment header's next header), so ip6ip6, 4in6, ip6gre and GUE/FOU
+//! over IPv6 to the gateway's IPv6 address are dropped by the same rules as their IPv4
+//! forms, and the kernel answers them with no ICMPv6 either. The data path's AF_PACKET tap
+//! (bound to every protocol) and its XDP program see each frame before the prerouting hook, so they have their copy already;
 //! without the fence the kernel would answer every IPIP, 6in4 (41) or GRE packet to any of
 //! the gateway's addresses, IPv4 or IPv6, with ICMP (protocol unreachable, parameter
 //! problem), towards the real server, or towards whoever a spoofed source names.
