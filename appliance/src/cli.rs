@@ -53,11 +53,18 @@ pub enum Command {
     /// sends a steady mix of client requests from two prefixes. It prints the web UI's URL
     /// and the admin token, and progress every 5 s, until Ctrl-C or SIGTERM; then it removes
     /// every namespace, link and file it made. The host's own network is never changed.
+    ///
+    /// With --gateways N (2 to 8) it runs a fleet instead: a router namespace running BIRD
+    /// with ECMP, N gateway namespaces each running `tungate run --fleet demo` and BIRD
+    /// (the files of deploy/fleet/), replies of many flows spread over all of them, and a
+    /// line per gateway every 5 s. Needs BIRD 2 (apt-get install bird2). With etcd
+    /// installed (etcd-server) the gateways follow one etcd member (--etcd).
     #[command(after_help = "\
 Examples:
   sudo tungate demo
   sudo tungate demo --listen 127.0.0.1:8080 --rate 100
-  sudo tungate demo --duration 60 --plugin-dir /usr/share/tungate/plugins")]
+  sudo tungate demo --duration 60 --plugin-dir /usr/share/tungate/plugins
+  sudo tungate demo --gateways 3    # a fleet: BIRD router with ECMP, 3 gateways")]
     Demo(DemoArgs),
     /// Summarise a running appliance through its admin API.
     ///
@@ -176,6 +183,13 @@ pub struct DemoArgs {
     /// flow, as `encap-sport auto` sends it).
     #[arg(long, value_enum, default_value_t = DemoTunnelArg::Ipip)]
     pub tunnel: DemoTunnelArg,
+    /// How many gateways. 1 is the single gateway above; 2 to 8 make a fleet (issue 15): a
+    /// router namespace running BIRD with ECMP, each gateway running `tungate run --fleet
+    /// demo` and its own BIRD announcing GIP, replies of many flows spread over all of them;
+    /// gateway 1's web UI on --listen, gateway N's on the next ports; a line per gateway
+    /// every 5 s. Needs BIRD 2 (apt-get install bird2) and --tunnel ipip.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub gateways: u8,
 }
 
 /// The reply tunnels `tungate demo --tunnel` can show.
@@ -632,6 +646,7 @@ pub fn main() -> i32 {
                 DemoTunnelArg::Ipip => tungate_demo::DemoTunnel::Ipip,
                 DemoTunnelArg::Gue => tungate_demo::DemoTunnel::Gue,
             },
+            gateways: usize::from(args.gateways),
         }),
         Command::Drain(args) => {
             tungate_api::drain::run(&args.url, args.token_file.as_ref(), args.admin_ca.as_ref())

@@ -177,7 +177,9 @@ impl Drop for Demo {
             let _ = self.child.wait();
         }
         // Last resort, should the demo's own guard not have run.
-        for role in ["client", "rs", "gw"] {
+        let fleet = (1..=8).map(|i| format!("gw{i}"));
+        let roles = ["client", "rs", "gw", "router"].map(String::from);
+        for role in roles.into_iter().chain(fleet) {
             let _ = run(
                 "ip",
                 &[
@@ -670,4 +672,194 @@ fn the_template_copied_out_of_the_repository_builds_alone_and_passes_plugin_chec
     assert!(shown.contains("min_ttl.wasm: accepted"), "{shown}");
     assert!(shown.contains("name:    min-ttl"), "{shown}");
     assert!(shown.contains("abi:     v2"), "{shown}");
+}
+
+/// A port `p` with `p`, `p + 1` ... `p + count - 1` free on 127.0.0.1.
+fn free_ports(count: u16) -> u16 {
+    loop {
+        let first = free_port();
+        if first.checked_add(count).is_some()
+            && (1..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok())
+        {
+            return first;
+        }
+    }
+}
+
+/// `NAME{...vip="VIP"...} VALUE` of a Prometheus text page.
+fn vip_sample(page: &str, name: &str) -> Option<u64> {
+    page.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&format!("vip=\"{VIP}\"")))
+        .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+/// The pids in the namespace `ns` (`ip netns pids`).
+fn pids_in(ns: &str) -> Vec<String> {
+    text(&run("ip", &["netns", "pids", ns]))
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// Issue 15 item 5: `tungate demo --gateways 3` builds the fleet — BIRD router with ECMP,
+/// three gateways each running `tungate run --fleet` and BIRD — and the replies of its
+/// clients' many flows go through all three (each gateway's own `/metrics`, reached on the
+/// printed addresses), following one etcd (the plugins uploaded through gw1 are bound on
+/// all three); SIGTERM then stops every tungate, BIRD and etcd and removes every
+/// namespace and file: the host is as before. Also the refusals before anything is made.
+#[test]
+fn the_fleet_demo_spreads_replies_over_three_gateways_and_leaves_the_host_clean() {
+    plugins::plugin_wasm("accounting");
+    let _host = host_lock();
+    let before = host_snapshot();
+    let port = free_ports(3);
+    let mut demo = Demo::start_with(port, 300, &["--gateways", "3"]);
+    let pid = demo.child.id();
+    demo.wait_line(Duration::from_secs(180), |l| {
+        l.trim_start().starts_with("web UI")
+    });
+    let urls: Vec<String> = (0..3)
+        .map(|i| format!("http://127.0.0.1:{}", port + i))
+        .collect();
+    for (i, url) in urls.iter().enumerate().skip(1) {
+        let printed = demo.wait_line(Duration::from_secs(5), |l| {
+            l.trim_start().starts_with(&format!("gw{}", i + 1))
+        });
+        assert!(printed.contains(url), "{printed}");
+    }
+    let router = format!("tgdemo-{pid}-router");
+    let route = text(&run(
+        "ip",
+        &["-n", &router, "route", "show", "10.200.0.1/32"],
+    ));
+    for hop in ["10.1.1.2", "10.1.2.2", "10.1.3.2"] {
+        assert!(
+            route.contains(hop),
+            "the router's ECMP route has {hop}: {route}"
+        );
+    }
+    // Every gateway carries replies (its own counters, from its /metrics).
+    let mut carried = vec![0u64; 3];
+    until(
+        Duration::from_secs(90),
+        "each of the three gateways forwarded replies",
+        || {
+            for (i, url) in urls.iter().enumerate() {
+                let page = text(&curl(&["-f", &format!("{url}/metrics")]));
+                carried[i] = vip_sample(&page, "tungate_vip_forwarded_packets_total").unwrap_or(0);
+            }
+            carried.iter().all(|&c| c > 0)
+        },
+    );
+    println!("forwarded per gateway: {carried:?}");
+    // One etcd (CI installs etcd-server): the plugins uploaded through gw1 are in force on
+    // all three, and gw1's fleet view lists the three members on the latest revision.
+    assert!(
+        demo.seen.iter().any(|l| l.contains("etcd (one member)")),
+        "{}",
+        demo.seen.join("\n")
+    );
+    until(
+        Duration::from_secs(30),
+        "gw1's fleet view lists gw1..gw3 on the latest revision",
+        || {
+            let out = curl(&["-f", &format!("{}/api/v1/fleet", urls[0])]);
+            let Ok(fleet) = serde_json::from_slice::<Value>(&out.stdout) else {
+                return false;
+            };
+            let latest = &fleet["latest_revision"];
+            let members: Vec<&str> = fleet["gateways"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|g| &g["applied_revision"] == latest)
+                .filter_map(|g| g["member"].as_str())
+                .collect();
+            ["gw1", "gw2", "gw3"].iter().all(|m| members.contains(m))
+        },
+    );
+    for url in &urls {
+        let page = text(&curl(&["-f", &format!("{url}/api/v1/stats")]));
+        let stats: Value = serde_json::from_str(&page).expect("stats JSON");
+        assert_eq!(binding(&stats, "accounting")["vip"], VIP, "{url}");
+    }
+    // The per-gateway lines say so too.
+    for i in 1..=3 {
+        demo.wait_line(Duration::from_secs(30), |l| {
+            l.trim_start()
+                .starts_with(&format!("gw{i} 10.1.{i}.2  forwarded +"))
+                && l.ends_with("routed")
+        });
+    }
+    let namespaces: Vec<String> = ["router", "rs", "client", "gw1", "gw2", "gw3"]
+        .iter()
+        .map(|role| format!("tgdemo-{pid}-{role}"))
+        .collect();
+    let processes: Vec<String> = namespaces.iter().flat_map(|ns| pids_in(ns)).collect();
+    // etcd and BIRD in the router, BIRD and tungate in each gateway.
+    assert!(processes.len() >= 8, "{processes:?}");
+
+    run("kill", &["-TERM", &pid.to_string()]);
+    let status = demo.wait_exit(Duration::from_secs(90));
+    let stdout = demo.seen.join("\n");
+    assert!(status.success(), "{status}:\n{stdout}");
+    for stopped in [
+        "tungate on gw1 stopped",
+        "tungate on gw3 stopped",
+        "BIRD on the router stopped",
+        "BIRD on gw2 stopped",
+        "etcd on the router stopped",
+        "done: the host is as it was before the demo",
+    ] {
+        assert!(stdout.contains(stopped), "{stopped}:\n{stdout}");
+    }
+    for p in &processes {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{p}")).exists(),
+            "process {p} of the demo is still running"
+        );
+    }
+    let left = text(&run("ip", &["netns", "list"]));
+    for ns in &namespaces {
+        assert!(!left.contains(ns.as_str()), "{ns} is left: {left}");
+    }
+    assert_eq!(
+        before,
+        host_snapshot(),
+        "the host changed across the fleet demo"
+    );
+
+    // Refused before anything is made: no BIRD in PATH, GUE, too many gateways.
+    let wasm = plugins::wasm_dir().display().to_string();
+    let listen = format!("127.0.0.1:{}", free_ports(3));
+    let base = ["demo", "--listen", &listen, "--plugin-dir", &wasm];
+    let no_bird = Command::new(binary())
+        .args(base)
+        .args(["--gateways", "3"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    for (out, status, says) in [
+        (no_bird, 1, "apt-get install bird2"),
+        (
+            run(
+                &binary(),
+                &[&base[..], &["--gateways", "3", "--tunnel", "gue"]].concat(),
+            ),
+            1,
+            "--gateways with --tunnel gue is not supported",
+        ),
+        (
+            run(&binary(), &[&base[..], &["--gateways", "9"]].concat()),
+            2,
+            "9 is not in 1..=8",
+        ),
+    ] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{stderr}");
+        assert!(stderr.contains(says), "{says}: {stderr}");
+        assert!(!text(&out).contains("[1/8]"), "made nothing");
+    }
+    assert_eq!(before, host_snapshot());
 }

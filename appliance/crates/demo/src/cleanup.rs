@@ -1,5 +1,6 @@
 //! The demo's cleanup guard: everything the demo makes is recorded here the moment it
-//! exists — namespaces, the gateway process, threads, the temporary directory — and undone
+//! exists — namespaces, the gateway processes, daemons (BIRD), threads, the temporary
+//! directory — and undone
 //! in reverse order by [`Cleanup::finish`], or by `Drop` when setup fails half-way or the
 //! demo panics.
 //!
@@ -19,6 +20,8 @@ use super::{DemoError, netns};
 
 /// How long the gateway may take to stop after SIGTERM before it is killed.
 const GATEWAY_STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a daemon (BIRD) may take to stop after SIGTERM before it is killed.
+const DAEMON_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The gateway did not stop within [`GATEWAY_STOP_GRACE`] of SIGTERM and was killed.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +35,10 @@ type Worker = (String, JoinHandle<Result<Result<(), DemoError>, DemoError>>);
 pub(crate) struct Cleanup {
     stop: Arc<AtomicBool>,
     namespaces: Vec<String>,
-    gateway: Option<Child>,
+    /// The gateways (`tungate run`), with the name their stop is reported by.
+    gateways: Vec<(String, Child)>,
+    /// Other daemons (BIRD), with their names.
+    daemons: Vec<(String, Child)>,
     threads: Vec<Worker>,
     temp_dir: Option<PathBuf>,
 }
@@ -43,7 +49,8 @@ impl Cleanup {
         Cleanup {
             stop,
             namespaces: Vec::new(),
-            gateway: None,
+            gateways: Vec::new(),
+            daemons: Vec::new(),
             threads: Vec::new(),
             temp_dir: None,
         }
@@ -56,7 +63,18 @@ impl Cleanup {
 
     /// Records the gateway process.
     pub(crate) fn gateway(&mut self, child: Child) -> &mut Child {
-        self.gateway.insert(child)
+        self.named_gateway("tungate", child)
+    }
+
+    /// Records a gateway process whose stop is reported as `NAME stopped`.
+    pub(crate) fn named_gateway(&mut self, name: &str, child: Child) -> &mut Child {
+        self.gateways.push((name.to_owned(), child));
+        &mut self.gateways.last_mut().expect("just pushed").1
+    }
+
+    /// Records a daemon (BIRD), stopped after the gateways.
+    pub(crate) fn daemon(&mut self, name: &str, child: Child) {
+        self.daemons.push((name.to_owned(), child));
     }
 
     /// Records a thread that stops when the stop flag is set.
@@ -81,35 +99,54 @@ impl Cleanup {
             .map(|(n, _)| n.as_str())
     }
 
-    /// Whether the gateway process has exited.
-    pub(crate) fn gateway_exited(&mut self) -> Option<ExitStatus> {
-        self.gateway
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+    /// A gateway process that has exited, taken off the list (its end is reported by
+    /// the caller, not again by [`Cleanup::finish`]): its name and how it ended.
+    pub(crate) fn gateway_exited(&mut self) -> Option<(String, ExitStatus)> {
+        Self::exited(&mut self.gateways)
     }
 
-    /// Stops the gateway: SIGTERM (it removes its nftables table and prints its counters),
-    /// then SIGKILL after a grace period. Returns how it ended.
-    pub(crate) fn stop_gateway(&mut self) -> Option<Result<ExitStatus, StopTimeout>> {
-        let mut child = self.gateway.take()?;
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(Ok(status));
+    /// A daemon that has exited, taken off the list: its name and how it ended.
+    pub(crate) fn daemon_exited(&mut self) -> Option<(String, ExitStatus)> {
+        Self::exited(&mut self.daemons)
+    }
+
+    fn exited(children: &mut Vec<(String, Child)>) -> Option<(String, ExitStatus)> {
+        let (index, status) = children
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, (_, c))| c.try_wait().ok().flatten().map(|s| (i, s)))?;
+        Some((children.remove(index).0, status))
+    }
+
+    /// Stops `children`: SIGTERM to all at once (a gateway removes its nftables table and
+    /// prints its counters), then SIGKILL to any still running after `grace`. Returns how
+    /// each ended.
+    fn stop_all(
+        children: Vec<(String, Child)>,
+        grace: Duration,
+    ) -> Vec<(String, Result<ExitStatus, StopTimeout>)> {
+        for (_, child) in &children {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
         }
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
         let started = Instant::now();
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return Some(Ok(status)),
-                Ok(None) if started.elapsed() < GATEWAY_STOP_GRACE => {
-                    std::thread::sleep(Duration::from_millis(50))
+        children
+            .into_iter()
+            .map(|(name, mut child)| {
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => return (name, Ok(status)),
+                        Ok(None) if started.elapsed() < grace => {
+                            std::thread::sleep(Duration::from_millis(50))
+                        }
+                        _ => {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            return (name, Err(StopTimeout));
+                        }
+                    }
                 }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Some(Err(StopTimeout));
-                }
-            }
-        }
+            })
+            .collect()
     }
 
     /// Undoes everything in reverse order, telling `report` about each step; returns the
@@ -117,11 +154,24 @@ impl Cleanup {
     pub(crate) fn finish(&mut self, report: &mut dyn FnMut(&str)) -> Vec<String> {
         let mut problems = Vec::new();
         self.stop.store(true, Ordering::Relaxed);
-        match self.stop_gateway() {
-            Some(Ok(status)) if status.success() => report("tungate stopped"),
-            Some(Ok(status)) => problems.push(format!("tungate exited with {status}")),
-            Some(Err(e)) => problems.push(e.to_string()),
-            None => {}
+        let gateways = std::mem::take(&mut self.gateways);
+        for (name, ended) in Self::stop_all(gateways, GATEWAY_STOP_GRACE) {
+            match ended {
+                Ok(status) if status.success() => report(&format!("{name} stopped")),
+                Ok(status) => problems.push(format!("{name} exited with {status}")),
+                Err(e) => problems.push(format!("{name}: {e}")),
+            }
+        }
+        // BIRD ends on SIGTERM with status 0 (or 1 when it was killed by the signal
+        // before its handler ran): only a kill after the grace period is a problem.
+        let daemons = std::mem::take(&mut self.daemons);
+        for (name, ended) in Self::stop_all(daemons, DAEMON_STOP_GRACE) {
+            match ended {
+                Ok(_) => report(&format!("{name} stopped")),
+                Err(_) => problems.push(format!(
+                    "{name} did not stop within {DAEMON_STOP_GRACE:?} of SIGTERM; killed"
+                )),
+            }
         }
         for (name, handle) in self.threads.drain(..).rev() {
             match handle.join() {

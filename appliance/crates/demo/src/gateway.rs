@@ -72,18 +72,19 @@ pub(crate) fn find_plugins(dirs: &[PathBuf]) -> Result<Vec<(&'static str, PathBu
     })
 }
 
-/// Starts `tungate run` (this same executable) inside the namespace `namespace`, its
-/// output going to files in `work`.
+/// Starts `tungate run` (this same executable) inside the namespace `namespace` with the
+/// configuration file `config_text` and the `extra` flags, its configuration, state and
+/// output in `work`.
 pub(crate) fn spawn(
     namespace: &str,
     work: &Path,
     admin_listen: SocketAddr,
-    tunnel: DemoTunnel,
+    config_text: &str,
+    extra: &[&str],
 ) -> Result<Child, DemoError> {
     let io = |what: &'static str| move |source| DemoError::Io { what, source };
     let config = work.join("tungate.toml");
-    std::fs::write(&config, config_toml(tunnel))
-        .map_err(io("writing the gateway's configuration"))?;
+    std::fs::write(&config, config_text).map_err(io("writing the gateway's configuration"))?;
     let exe = std::env::current_exe().map_err(io("finding the tungate executable"))?;
     let namespace_file = File::open(Path::new(NETNS_DIR).join(namespace)).map_err(|source| {
         DemoError::Namespace {
@@ -104,6 +105,7 @@ pub(crate) fn spawn(
         .arg(work.join("state"))
         .arg("--admin-listen")
         .arg(admin_listen.to_string())
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)

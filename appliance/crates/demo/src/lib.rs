@@ -8,6 +8,10 @@
 //! requests from two prefixes ([`traffic`]) until Ctrl-C, SIGTERM or `--duration`. Then
 //! [`cleanup`] removes everything it made — also when setup fails or the demo panics.
 //!
+//! With `--gateways N` (N > 1) it runs a fleet instead ([`fleet`]): a router namespace
+//! running BIRD with ECMP, N gateway namespaces each running `tungate run --fleet demo` and
+//! its BIRD ([`bird`], shared with the fleet tests), the real server and the client.
+//!
 //! This module orchestrates and prints progress; the work is in the files beside it. It
 //! never configures the host's own namespace (no interface, address, route, rule, sysctl
 //! or nftables table outside the namespaces it created).
@@ -33,8 +37,11 @@ macro_rules! err {
     }};
 }
 
+pub mod bird;
 mod cleanup;
 mod encap;
+mod etcd;
+mod fleet;
 mod gateway;
 pub mod netns;
 mod relay;
@@ -166,6 +173,16 @@ pub enum DemoError {
         /// Why.
         source: std::io::Error,
     },
+    /// `bird`/`birdc` are not installed (the fleet demo needs them).
+    #[error(
+        "the fleet demo runs BIRD 2 in its router and gateway namespaces, but `bird` and \
+         `birdc` are not in PATH: apt-get install bird2 (then `systemctl disable --now bird` \
+         if you do not want the host's own BIRD running)"
+    )]
+    BirdMissing,
+    /// The options do not go together.
+    #[error("{0}")]
+    Options(String),
     /// The gateway did not start or died.
     #[error("the gateway: {0}")]
     Gateway(String),
@@ -195,10 +212,18 @@ pub struct DemoOptions {
     pub plugin_dir: Option<PathBuf>,
     /// The real server's reply tunnel (`--tunnel`): IPIP, or GUE to port 6080.
     pub tunnel: DemoTunnel,
+    /// How many gateways (`--gateways`): 1 is the single gateway; more make a fleet behind
+    /// a BIRD router with ECMP (at most [`bird::MAX_GATEWAYS`]).
+    pub gateways: usize,
 }
 
 fn step(n: u32, text: &str) {
-    out!("[{n}/{STEPS}] {text}");
+    step_of(n, STEPS, text);
+}
+
+/// Prints the progress line `[n/steps] text`.
+fn step_of(n: u32, steps: u32, text: &str) {
+    out!("[{n}/{steps}] {text}");
     let _ = std::io::stdout().flush();
 }
 
@@ -263,7 +288,11 @@ pub fn run(options: DemoOptions) -> i32 {
             return 1;
         }
     };
-    let result = runtime.block_on(demo(&options, &mut cleanup, stop));
+    let result = if options.gateways > 1 {
+        runtime.block_on(fleet::demo(&options, &mut cleanup, stop))
+    } else {
+        runtime.block_on(demo(&options, &mut cleanup, stop))
+    };
     out!("stopping: removing everything the demo made");
     let problems = cleanup.finish(&mut |m| detail(m));
     drop(runtime);
@@ -351,7 +380,7 @@ async fn demo(
         Ok(Err(e)) => return Err(DemoError::Gateway(e)),
         Err(_) => return Err(DemoError::Panicked("the encapsulator")),
     }
-    topology::route_replies_into_tun(&names)?;
+    topology::route_replies_into_tun(&names.rs)?;
     let outer = match tunnel {
         DemoTunnel::Ipip => format!("IPIP {RIP} -> {GIP}"),
         DemoTunnel::Gue => format!(
@@ -398,7 +427,8 @@ async fn demo(
         &names.gw,
         &work,
         inner_listen,
-        options.tunnel,
+        &gateway::config_toml(options.tunnel),
+        &[],
     )?);
     let url = format!("http://{}", listener.local_addr().unwrap_or(options.listen));
     tokio::spawn(relay::serve(listener, names.gw.clone(), inner_listen));
@@ -512,7 +542,7 @@ async fn watch(
             }
             _ = tick.tick() => {}
         }
-        if let Some(status) = cleanup.gateway_exited() {
+        if let Some((_, status)) = cleanup.gateway_exited() {
             return Err(DemoError::Gateway(format!(
                 "tungate run exited unexpectedly ({status})"
             )));

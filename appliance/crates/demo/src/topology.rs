@@ -92,7 +92,12 @@ impl Names {
 pub(crate) fn owner_pid(namespace: &str) -> Option<u32> {
     let rest = namespace.strip_prefix(NAME_PREFIX)?;
     let (pid, role) = rest.split_once('-')?;
-    matches!(role, "client" | "rs" | "gw")
+    // The fleet demo adds `router` and `gw1` ... `gw8`.
+    let fleet_gateway = role
+        .strip_prefix("gw")
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| (1..=crate::bird::MAX_GATEWAYS).contains(&n));
+    (matches!(role, "client" | "rs" | "gw" | "router") || fleet_gateway)
         .then(|| pid.parse().ok())
         .flatten()
 }
@@ -115,7 +120,7 @@ pub(crate) fn remove_stale() -> Result<Vec<String>, DemoError> {
 }
 
 /// Joins `a:a_if` and `b:b_if` with a veth pair and brings both ends up.
-fn veth(a: &str, a_if: &str, b: &str, b_if: &str) -> Result<(), DemoError> {
+pub(crate) fn veth(a: &str, a_if: &str, b: &str, b_if: &str) -> Result<(), DemoError> {
     ip_in(
         a,
         &[
@@ -126,7 +131,7 @@ fn veth(a: &str, a_if: &str, b: &str, b_if: &str) -> Result<(), DemoError> {
     ip_in(b, &["link", "set", b_if, "up"])
 }
 
-fn address(ns: &str, cidr: String, device: &str) -> Result<(), DemoError> {
+pub(crate) fn address(ns: &str, cidr: String, device: &str) -> Result<(), DemoError> {
     ip_in(ns, &["addr", "add", &cidr, "dev", device])
 }
 
@@ -179,18 +184,18 @@ pub(crate) fn build(names: &Names, cleanup: &mut Cleanup) -> Result<(), DemoErro
 
 /// Sends everything the real server answers from the VIP into its TUN device (`rule from
 /// VIP table 100`, `default dev tgdemo0 table 100`), as `tungate rs apply` does with tunl1.
-pub(crate) fn route_replies_into_tun(names: &Names) -> Result<(), DemoError> {
+pub(crate) fn route_replies_into_tun(rs: &str) -> Result<(), DemoError> {
     let table = REPLY_TABLE.to_string();
     ip_in(
-        &names.rs,
+        rs,
         &["link", "set", TUN_NAME, "mtu", &TUN_MTU.to_string(), "up"],
     )?;
     ip_in(
-        &names.rs,
+        rs,
         &["route", "add", "default", "dev", TUN_NAME, "table", &table],
     )?;
     ip_in(
-        &names.rs,
+        rs,
         &[
             "rule",
             "add",
@@ -215,7 +220,17 @@ mod tests {
         for n in names.all() {
             assert_eq!(owner_pid(n), Some(4242), "{n}");
         }
-        for other in ["tgdemo-x-gw", "tgdemo-12-db", "tgrs-1-0", "tgdemo-12"] {
+        for fleet in ["tgdemo-77-router", "tgdemo-77-gw1", "tgdemo-77-gw8"] {
+            assert_eq!(owner_pid(fleet), Some(77), "{fleet}");
+        }
+        for other in [
+            "tgdemo-x-gw",
+            "tgdemo-12-db",
+            "tgrs-1-0",
+            "tgdemo-12",
+            "tgdemo-12-gw9",
+            "tgdemo-12-gwx",
+        ] {
             assert_eq!(owner_pid(other), None, "{other}");
         }
     }

@@ -2,8 +2,10 @@
 //! (`merge paths`, `fib_multipath_hash_policy` 3 over the inner addresses and ports), N
 //! gateway namespaces each running BIRD and `tungate run --fleet`, a real server (`rs`)
 //! sending crafted IPIP replies of many flows to GIP through the router, and a `client`
-//! receiving them through the router again. The BIRD configurations are the shipped
-//! `deploy/fleet/` files with their placeholders filled in.
+//! receiving them through the router again. The BIRD configurations (the shipped
+//! `deploy/fleet/` files with their placeholders filled in), the link addressing and the
+//! router's sysctls come from `tungate_demo::bird`, which `tungate demo --gateways N` uses
+//! too.
 //!
 //! ```text
 //!  rs 10.2.0.2 ── 10.2.0.1 router 10.1.N.1 ── 10.1.N.2 gwN (GIP on lo, tg-health, BIRD)
@@ -37,10 +39,7 @@ pub const GIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 pub const RIP: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
 /// The VIP it answers for.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
-/// The router's AS number.
-pub const ROUTER_AS: u32 = 65000;
-/// The fleet's AS number.
-pub const FLEET_AS: u32 = 65001;
+pub use tungate_demo::bird::{BIRD_GATEWAY, BIRD_ROUTER, FLEET_AS, ROUTER_AS, gateway_link};
 /// Client addresses (198.51.100.1 ...).
 pub const CLIENTS: u8 = 16;
 /// Destination ports per client (40000 ...).
@@ -60,11 +59,6 @@ const LONGEST: Duration = Duration::from_secs(300);
 /// failover (a burst every 8 ms at 1000/s).
 const CHUNK: u32 = 8;
 
-/// The shipped gateway BIRD configuration.
-pub const BIRD_GATEWAY: &str = include_str!("../../../../deploy/fleet/bird-gateway.conf");
-/// The shipped router BIRD configuration.
-pub const BIRD_ROUTER: &str = include_str!("../../../../deploy/fleet/bird-router.conf");
-
 /// Client address `i` (0-based).
 pub fn client(i: u8) -> Ipv4Addr {
     Ipv4Addr::new(198, 51, 100, 1 + i)
@@ -73,14 +67,6 @@ pub fn client(i: u8) -> Ipv4Addr {
 /// Gateway `i`'s (1-based) address on its link to the router with [`ADMIN_PORT`].
 pub fn admin_address(i: usize) -> String {
     format!("{}:{ADMIN_PORT}", gateway_link(i).1)
-}
-
-/// The router's address towards gateway `i` (1-based) and the gateway's own.
-pub fn gateway_link(i: usize) -> (Ipv4Addr, Ipv4Addr) {
-    (
-        Ipv4Addr::new(10, 1, i as u8, 1),
-        Ipv4Addr::new(10, 1, i as u8, 2),
-    )
 }
 
 /// A BIRD daemon in the foreground, killed on drop.
@@ -94,10 +80,7 @@ impl Bird {
     /// Starts `bird -f` in `ns` with `config` (its log goes to a file next to it).
     pub fn start(ns: &Netns, name: &str, config: &str) -> Bird {
         let log = ns.path(&format!("{name}.log"));
-        let config = config.replace(
-            "log syslog { warning, error, fatal };",
-            &format!("log \"{}\" all;", log.display()),
-        );
+        let config = tungate_demo::bird::log_to_file(config, &log);
         let path = ns.path(&format!("{name}.conf"));
         std::fs::write(&path, config).expect("write the BIRD configuration");
         let socket = ns.path(&format!("{name}.ctl"));
@@ -224,14 +207,7 @@ impl Fleet {
         let router = Netns::new("flr");
         let rs = Netns::new("flrs");
         let client = Netns::new("flcl");
-        for (path, value) in [
-            ("net/ipv4/ip_forward", "1"),
-            ("net/ipv4/fib_multipath_hash_policy", "3"),
-            // Inner source and destination address, protocol, source and destination port.
-            ("net/ipv4/fib_multipath_hash_fields", "0x0dc0"),
-            ("net/ipv4/conf/all/rp_filter", "0"),
-            ("net/ipv4/conf/default/rp_filter", "0"),
-        ] {
+        for (path, value) in tungate_demo::bird::ROUTER_SYSCTLS {
             router.set_sysctl(path, value);
         }
         let text = |m: [u8; 6]| {
@@ -274,15 +250,8 @@ impl Fleet {
             "nud",
             "permanent",
         ]);
-        let head = BIRD_ROUTER
-            .split("\n# The gateways: one line each")
-            .next()
-            .expect("the router configuration");
-        let mut router_config = head
-            .replace("@ROUTER_ID@", "10.2.0.1")
-            .replace("@ROUTER_AS@", &ROUTER_AS.to_string())
-            .replace("@FLEET_AS@", &FLEET_AS.to_string())
-            .replace("@GIP@", &GIP.to_string());
+        let router_config =
+            tungate_demo::bird::router_config(Ipv4Addr::new(10, 2, 0, 1), GIP, gateways);
         let mut members = Vec::new();
         for i in 1..=gateways {
             let ns = Netns::new("flgw");
@@ -310,15 +279,7 @@ impl Fleet {
                 "via",
                 &router_address.to_string(),
             ]);
-            router_config.push_str(&format!(
-                "protocol bgp gw{i} from fleet_gateway {{ neighbor {own} as {FLEET_AS}; }}\n"
-            ));
-            let config = BIRD_GATEWAY
-                .replace("@LOCAL_ADDRESS@", &own.to_string())
-                .replace("@ROUTER_ADDRESS@", &router_address.to_string())
-                .replace("@FLEET_AS@", &FLEET_AS.to_string())
-                .replace("@ROUTER_AS@", &ROUTER_AS.to_string())
-                .replace("@GIP@", &GIP.to_string());
+            let config = tungate_demo::bird::gateway_config(i, GIP);
             let bird = Bird::start(&ns, "bird", &config);
             members.push(Gateway {
                 tungate: None,
