@@ -7,10 +7,12 @@
 //! verdicts come from the specification (the order of checks in `packet::decap`), not from
 //! the code under test. Nothing here is compiled into tungate.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arbitrary::Arbitrary;
-use tungate_packet::{Accepted, Directory, DropReason, LinkLayer, Tunnel, classify, ipv4};
+use tungate_packet::{
+    Accepted, Directory, DropReason, Inner, LinkLayer, Tunnel, classify, ipv4, ipv6,
+};
 
 /// The gateway address of the fixed directory.
 pub const GIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -23,7 +25,15 @@ pub const VIP1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 /// The VIP of peer 2 (VIP id 11).
 pub const VIP2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 
-/// Two peers, one VIP each, both sending IPIP.
+/// The IPv6 gateway address of the fixed directory.
+pub const GIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xd, 0, 0, 0, 0, 1);
+/// Peer 3's address (IPv6); it serves [`VIP6`].
+pub const RIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
+/// The IPv6 VIP of peers 1 (6in4) and 3 (VIP id 12).
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf, 0, 0, 0, 0, 0x10);
+
+/// Three peers sending IP in IP: two IPv4 ones with one VIP each (peer 1 also serving
+/// [`VIP6`] over 6in4), and an IPv6 one serving [`VIP6`].
 pub struct Fixed;
 
 impl Directory for Fixed {
@@ -32,19 +42,25 @@ impl Directory for Fixed {
     fn gateway(&self) -> Ipv4Addr {
         GIP
     }
-    fn peer_by_address(&self, a: Ipv4Addr) -> Option<u8> {
+    fn gateway6(&self) -> Option<Ipv6Addr> {
+        Some(GIP6)
+    }
+    fn peer_by_address(&self, a: IpAddr) -> Option<u8> {
         if a == RIP1 {
             Some(1)
         } else if a == RIP2 {
             Some(2)
+        } else if a == RIP6 {
+            Some(3)
         } else {
             None
         }
     }
-    fn vip_served_by(&self, peer: u8, s: Ipv4Addr) -> Option<u8> {
+    fn vip_served_by(&self, peer: u8, s: IpAddr) -> Option<u8> {
         match (peer, s) {
             (1, s) if s == VIP1 => Some(10),
             (2, s) if s == VIP2 => Some(11),
+            (1 | 3, s) if s == VIP6 => Some(12),
             _ => None,
         }
     }
@@ -59,29 +75,64 @@ pub fn assert_accepted_invariants(frame: &[u8], link: LinkLayer<u8>, a: &Accepte
     let end = a.inner_offset + a.inner_len;
     assert!(end <= frame.len(), "inner packet past the frame");
     let inner = &frame[a.inner_offset..end];
-    let header = etherparse::Ipv4HeaderSlice::from_slice(inner).expect("accepted inner parses");
-    assert_eq!(usize::from(header.total_len()), a.inner_len);
-    assert_eq!(usize::from(header.ihl()) * 4, a.inner.header_len);
-    assert_eq!(ipv4::checksum(&inner[..a.inner.header_len]), 0);
-    assert!(a.inner.ttl > 1, "TTL {} accepted", a.inner.ttl);
-    assert!(!matches!(a.inner.protocol, 4 | 41 | 47), "tunnel accepted");
     let peer = match link {
         LinkLayer::Decapsulated(p) => p,
-        LinkLayer::EthernetIpip => {
+        LinkLayer::EthernetIpip => outer_peer(frame, a, end),
+    };
+    assert_eq!(Fixed.vip_served_by(peer, a.inner.source()), Some(a.vip));
+    match a.inner {
+        Inner::V4(h) => assert_inner4(inner, a.inner_len, &h),
+        Inner::V6(h) => assert_inner6(inner, a.inner_len, &h),
+    }
+}
+
+/// The outer checks of an accepted `userspace` frame (either family): returns its peer.
+fn outer_peer(frame: &[u8], a: &Accepted<u8, u8>, end: usize) -> u8 {
+    let inner_protocol = match a.inner {
+        Inner::V4(_) => 4,
+        Inner::V6(_) => 41,
+    };
+    let sliced = etherparse::SlicedPacket::from_ethernet(frame);
+    match frame.get(12..14) {
+        Some([0x08, 0x00]) => {
             assert!(a.inner_offset >= 14 + 20);
             let outer = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).expect("outer");
             assert_eq!(outer.destination_addr(), GIP);
             assert!(!outer.is_fragmenting_payload(), "outer fragment accepted");
-            assert_eq!(outer.protocol().0, 4);
+            assert_eq!(outer.protocol().0, inner_protocol);
             assert_eq!(14 + usize::from(outer.total_len()), end);
             Fixed
-                .peer_by_address(outer.source_addr())
+                .peer_by_address(outer.source_addr().into())
                 .expect("known peer")
         }
-    };
-    assert_eq!(Fixed.vip_served_by(peer, a.inner.source), Some(a.vip));
+        Some([0x86, 0xdd]) => {
+            assert!(a.inner_offset >= 14 + 40);
+            let outer = etherparse::Ipv6HeaderSlice::from_slice(&frame[14..]).expect("outer");
+            assert_eq!(outer.destination_addr(), GIP6);
+            assert_eq!(14 + 40 + usize::from(outer.payload_length()), end);
+            // etherparse walks the same chain (fragment and routing headers included).
+            if let Ok(p) = sliced {
+                if let Some(etherparse::NetSlice::Ipv6(ip)) = p.net {
+                    assert!(!ip.is_payload_fragmented(), "outer fragment accepted");
+                }
+            }
+            Fixed
+                .peer_by_address(outer.source_addr().into())
+                .expect("known peer")
+        }
+        other => panic!("accepted with EtherType {other:?}"),
+    }
+}
+
+fn assert_inner4(inner: &[u8], len: usize, h: &ipv4::Header) {
+    let header = etherparse::Ipv4HeaderSlice::from_slice(inner).expect("accepted inner parses");
+    assert_eq!(usize::from(header.total_len()), len);
+    assert_eq!(usize::from(header.ihl()) * 4, h.header_len);
+    assert_eq!(ipv4::checksum(&inner[..h.header_len]), 0);
+    assert!(h.ttl > 1, "TTL {} accepted", h.ttl);
+    assert!(!matches!(h.protocol, 4 | 41 | 47), "tunnel accepted");
     // No loose or strict source route among the options.
-    let mut options = &inner[20..a.inner.header_len];
+    let mut options = &inner[20..h.header_len];
     while let Some(&kind) = options.first() {
         match kind {
             0 => break,
@@ -95,12 +146,37 @@ pub fn assert_accepted_invariants(frame: &[u8], link: LinkLayer<u8>, a: &Accepte
     }
 }
 
+fn assert_inner6(inner: &[u8], len: usize, h: &ipv6::Header) {
+    let header = etherparse::Ipv6HeaderSlice::from_slice(inner).expect("accepted inner parses");
+    assert_eq!(40 + usize::from(header.payload_length()), len);
+    assert_eq!(header.source_addr(), h.source);
+    assert!(h.hop_limit > 1, "hop limit {} accepted", h.hop_limit);
+    assert!(!matches!(h.protocol, 4 | 41 | 47), "tunnel accepted");
+    // Walk the chain independently: no routing header with segments left.
+    let mut next = header.next_header().0;
+    let mut at = 40;
+    while matches!(next, 0 | 43 | 60 | 44) && at + 8 <= inner.len() {
+        assert!(!(next == 43 && inner[at + 3] > 0), "routing header accepted");
+        let ext_len = if next == 44 { 8 } else { (usize::from(inner[at + 1]) + 1) * 8 };
+        let later_fragment =
+            next == 44 && u16::from_be_bytes([inner[at + 2], inner[at + 3]]) >> 3 != 0;
+        next = inner[at];
+        at += ext_len;
+        if later_fragment {
+            // A later fragment's data is no header: the walk names its next header.
+            break;
+        }
+    }
+    assert_eq!(next, h.protocol);
+}
+
 /// Runs [`classify`] in both modes on `bytes` and checks the invariants of what it accepts.
 pub fn classify_both_modes(bytes: &[u8]) {
     for link in [
         LinkLayer::EthernetIpip,
         LinkLayer::Decapsulated(1),
         LinkLayer::Decapsulated(2),
+        LinkLayer::Decapsulated(3),
     ] {
         if let Ok(a) = classify(bytes, link, &Fixed) {
             assert_accepted_invariants(bytes, link, &a);
@@ -180,7 +256,7 @@ impl IpOption {
 /// At most one thing made wrong on purpose.
 #[derive(Debug, Clone, Copy, Arbitrary)]
 pub enum Fault {
-    /// Another EtherType (made different from IPv4).
+    /// Another EtherType (made different from IPv4 and IPv6).
     EtherType(u16),
     /// Another outer IP version (made different from 4).
     OuterVersion(u8),
@@ -393,7 +469,7 @@ impl FrameSpec {
 
         let inner_ok_vip = |peer: u8| -> Option<u8> {
             let src = Ipv4Addr::from(inner_src);
-            Fixed.vip_served_by(peer, src)
+            Fixed.vip_served_by(peer, src.into())
         };
         // The inner checks, in the documented order.
         let judge_inner =
@@ -513,7 +589,8 @@ impl FrameSpec {
         }
         let mut ethertype = [0x08, 0x00];
         if let Some(Fault::EtherType(t)) = fault {
-            let t = if t == 0x0800 { 0x86dd } else { t };
+            // Neither IPv4 nor IPv6 (an IPv4 packet under 0x86DD is malformed_outer).
+            let t = if matches!(t, 0x0800 | 0x86dd) { 0x88b5 } else { t };
             ethertype = t.to_be_bytes();
             outer_fault = Some(DropReason::NotIpv4);
         }
@@ -545,19 +622,23 @@ impl FrameSpec {
             if outer_fragment {
                 return Err((DropReason::OuterFragment, None));
             }
-            // IPIP, UDP (GUE/FOU) and GRE are tunnel protocols; the others are not.
-            if !matches!(protocol, 4 | 17 | 47) {
+            // IP in IP (4, 41), UDP (GUE/FOU) and GRE are tunnel protocols; the others are not.
+            if !matches!(protocol, 4 | 17 | 41 | 47) {
                 return Err((DropReason::NotIpip, None));
             }
             if outer_dst != GIP.octets() {
                 return Err((DropReason::WrongGateway, None));
             }
             let peer = Fixed
-                .peer_by_address(Ipv4Addr::from(outer_src))
+                .peer_by_address(Ipv4Addr::from(outer_src).into())
                 .ok_or((DropReason::UnknownPeer, None))?;
-            // Both peers send IPIP: UDP or GRE from them is another tunnel.
-            if protocol != 4 {
+            // Both peers send IP in IP: UDP or GRE from them is another tunnel.
+            if !matches!(protocol, 4 | 41) {
                 return Err((DropReason::WrongTunnel, None));
+            }
+            // Protocol 41 declares IPv6 (6in4), and the generated inner packet is IPv4.
+            if protocol == 41 {
+                return Err((DropReason::MalformedInner, None));
             }
             judge_inner(peer, true).map(|vip| (14 + outer_hl, inner_total, vip))
         })();
@@ -611,13 +692,19 @@ impl Directory for Tunnels {
     fn gateway(&self) -> Ipv4Addr {
         GIP
     }
-    fn peer_by_address(&self, a: Ipv4Addr) -> Option<u8> {
-        match a.octets() {
-            [10, 0, 1, n @ 13..=16] => Some(n - 10),
-            _ => None,
+    fn gateway6(&self) -> Option<Ipv6Addr> {
+        None
+    }
+    fn peer_by_address(&self, a: IpAddr) -> Option<u8> {
+        match a {
+            IpAddr::V4(a) => match a.octets() {
+                [10, 0, 1, n @ 13..=16] => Some(n - 10),
+                _ => None,
+            },
+            IpAddr::V6(_) => None,
         }
     }
-    fn vip_served_by(&self, _peer: u8, s: Ipv4Addr) -> Option<u8> {
+    fn vip_served_by(&self, _peer: u8, s: IpAddr) -> Option<u8> {
         (s == VIP1).then_some(10)
     }
     fn tunnel(&self, peer: u8) -> Tunnel {
@@ -711,8 +798,11 @@ pub fn classify_tunnel_frame(peer: u8, data: &[u8]) {
     let inner = &frame[a.inner_offset..end];
     let header = etherparse::Ipv4HeaderSlice::from_slice(inner).expect("accepted inner parses");
     assert_eq!(usize::from(header.total_len()), a.inner_len);
-    assert_eq!(ipv4::checksum(&inner[..a.inner.header_len]), 0);
-    assert!(a.inner.ttl > 1);
-    assert!(!matches!(a.inner.protocol, 4 | 41 | 47), "tunnel accepted");
-    assert_eq!(a.inner.source, VIP1);
+    let Inner::V4(h) = a.inner else {
+        panic!("IPv6 accepted from an IPv4-only directory")
+    };
+    assert_eq!(ipv4::checksum(&inner[..h.header_len]), 0);
+    assert!(h.ttl > 1);
+    assert!(!matches!(h.protocol, 4 | 41 | 47), "tunnel accepted");
+    assert_eq!(h.source, VIP1);
 }

@@ -42,6 +42,7 @@ mod frag_needed;
 mod hostile_plugins;
 mod hostile_requests;
 mod hostile_traffic;
+mod ipv6;
 mod loop_calls;
 mod netcfg_dnat;
 mod netcfg_gateway;

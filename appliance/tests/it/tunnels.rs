@@ -300,8 +300,8 @@ fn every_hostile_gue_fou_and_gre_case_is_dropped_and_counted(io: IoPath) {
             "bad_gue",
         ),
         (
-            "gue carrying ipv6",
-            gue_with(RIP, GIP, GUE_PORT, [0, 41, 0, 0], &good),
+            "gue carrying tcp",
+            gue_with(RIP, GIP, GUE_PORT, [0, 6, 0, 0], &good),
             "bad_gue",
         ),
         (

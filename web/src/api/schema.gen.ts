@@ -207,7 +207,9 @@ export type components = {
       | 'bad_gue'
       | 'bad_gre'
       | 'bad_gre_checksum'
-      | 'wrong_gre_key';
+      | 'wrong_gre_key'
+      | 'bad_extension_headers'
+      | 'routing_header';
     /** @description a message about one field */
     ErrorDetail: {
       field: string;

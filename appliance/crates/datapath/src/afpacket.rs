@@ -9,7 +9,7 @@
 //! socket option or interface involved.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::ring::{RxRing, TxRing};
@@ -28,6 +28,8 @@ pub struct SocketError {
 }
 
 const ETH_P_IP: u16 = 0x0800;
+/// EtherType of IPv6.
+const ETH_P_IPV6: u16 = 0x86dd;
 /// Bytes of the receive buffer asked for per socket (the kernel caps it without
 /// CAP_NET_ADMIN; with it, `SO_RCVBUFFORCE` applies).
 const RECEIVE_BUFFER: libc::c_int = 8 << 20;
@@ -125,25 +127,37 @@ pub(crate) fn ifindex(name: &str) -> Result<u32, SocketError> {
 /// 255 instructions); with more it takes all UDP to the gateway address.
 const MAX_FILTER_PORTS: usize = 200;
 
-/// A classic BPF program that accepts only IPv4 frames carrying a tunnel: IPIP (4) or GRE
-/// (47) to any address, or UDP to `gateway` on one of `udp_ports` (GUE/FOU; not a later
-/// fragment, which has no port), offsets from the Ethernet header. The outer destination of
-/// IPIP and GRE is checked in user space, so what a misconfigured real server sends to another
-/// address of this host is counted as `wrong_gateway` instead of vanishing unseen; UDP is
-/// the host's own business unless it goes to a tunnel port of the gateway address. Beyond
-/// [`MAX_FILTER_PORTS`] ports every UDP datagram to the gateway address is taken (the ones
-/// on no tunnel port are counted as `wrong_tunnel` or `unknown_peer`; the kernel still gets
-/// them, the fence drops only tunnel ports).
-pub(crate) fn tunnel_filter(gateway: Ipv4Addr, udp_ports: &[u16]) -> Vec<libc::sock_filter> {
+/// A classic BPF program that accepts only frames carrying a tunnel, offsets from the
+/// Ethernet header. IPv4: IP in IP (4, 41: IPIP and 6in4) or GRE (47) to any address, or UDP
+/// to `gateway` on one of `udp_ports` (GUE/FOU; not a later fragment, which has no port).
+/// IPv6: next header 4, 41 or 47 to any address (without `gateway6` each is counted as
+/// `wrong_gateway`, as the XDP program does); and when the gateway has `gateway6`, UDP to it
+/// on one of `udp_ports`, or an extension header (hop-by-hop, routing, fragment, destination
+/// options: a stock `ip6tnl` sends one) to it, whose chain user space walks. The outer destination of IP in IP and GRE is checked in user space, so what a
+/// misconfigured real server sends to another address of this host is counted as
+/// `wrong_gateway` instead of vanishing unseen; UDP is the host's own business unless it goes
+/// to a tunnel port of a gateway address. Beyond [`MAX_FILTER_PORTS`] ports every UDP
+/// datagram to a gateway address is taken (the ones on no tunnel port are counted as
+/// `wrong_tunnel` or `unknown_peer`; the kernel still gets them, the fence drops only tunnel
+/// ports).
+pub(crate) fn tunnel_filter(
+    gateway: Ipv4Addr,
+    gateway6: Option<Ipv6Addr>,
+    udp_ports: &[u16],
+) -> Vec<libc::sock_filter> {
     /// Where a conditional jump goes.
-    #[derive(Clone, Copy)]
+    #[derive(Clone, Copy, PartialEq)]
     enum To {
         Next,
+        /// Past the next instruction.
+        Skip,
         Accept,
         Drop,
+        Ipv6,
     }
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let jset = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
+    let ja = libc::BPF_JMP | libc::BPF_JA;
     let ret = libc::BPF_RET | libc::BPF_K;
     let load = |size: u32, offset: u32| {
         (
@@ -153,11 +167,43 @@ pub(crate) fn tunnel_filter(gateway: Ipv4Addr, udp_ports: &[u16]) -> Vec<libc::s
             offset,
         )
     };
+    // The UDP destination port after the header whose length is in X (IPv4) or at a fixed
+    // offset (IPv6), against each port; falls through when none matches.
+    let ports = |program: &mut Vec<(u32, To, To, u32)>, indirect: bool| {
+        if udp_ports.len() > MAX_FILTER_PORTS {
+            program.push((ret, To::Next, To::Next, u32::MAX));
+            return;
+        }
+        if indirect {
+            // X = the IPv4 header length; then the UDP destination port after it.
+            program.push((
+                libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH,
+                To::Next,
+                To::Next,
+                14,
+            ));
+            program.push((
+                libc::BPF_LD | libc::BPF_H | libc::BPF_IND,
+                To::Next,
+                To::Next,
+                14 + 2,
+            ));
+        } else {
+            program.push(load(libc::BPF_H, 14 + 40 + 2));
+        }
+        for &port in udp_ports {
+            program.push((jeq, To::Accept, To::Next, u32::from(port)));
+        }
+    };
     let mut program: Vec<(u32, To, To, u32)> = vec![
         load(libc::BPF_H, 12), // EtherType
-        (jeq, To::Next, To::Drop, u32::from(ETH_P_IP)),
+        // IPv4 skips the next instruction; anything else takes it to the IPv6 part (a jump
+        // past the IPv4 part can be longer than a conditional jump's 255: BPF_JA).
+        (jeq, To::Skip, To::Next, u32::from(ETH_P_IP)),
+        (ja, To::Ipv6, To::Ipv6, 0),
         load(libc::BPF_B, 14 + 9), // protocol
         (jeq, To::Accept, To::Next, libc::IPPROTO_IPIP as u32),
+        (jeq, To::Accept, To::Next, libc::IPPROTO_IPV6 as u32),
         (jeq, To::Accept, To::Next, libc::IPPROTO_GRE as u32),
         (jeq, To::Next, To::Drop, libc::IPPROTO_UDP as u32),
         load(libc::BPF_W, 14 + 16), // destination address
@@ -165,47 +211,74 @@ pub(crate) fn tunnel_filter(gateway: Ipv4Addr, udp_ports: &[u16]) -> Vec<libc::s
         load(libc::BPF_H, 14 + 6),          // flags and fragment offset
         (jset, To::Drop, To::Next, 0x1fff), // a later fragment carries no port
     ];
-    if udp_ports.len() > MAX_FILTER_PORTS {
-        program.push((ret, To::Next, To::Next, u32::MAX));
-    } else {
-        // X = the IPv4 header length; then the UDP destination port after it.
-        program.push((
-            libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH,
-            To::Next,
-            To::Next,
-            14,
-        ));
-        program.push((
-            libc::BPF_LD | libc::BPF_H | libc::BPF_IND,
-            To::Next,
-            To::Next,
-            14 + 2,
-        ));
-        for &port in udp_ports {
-            program.push((jeq, To::Accept, To::Next, u32::from(port)));
+    ports(&mut program, true);
+    // Each part has its own exits, so no conditional jump has to cross the other part.
+    let (drop4, accept4) = (program.len(), program.len() + 1);
+    program.push((ret, To::Next, To::Next, 0));
+    program.push((ret, To::Next, To::Next, u32::MAX));
+    let ipv6 = program.len();
+    program.push((jeq, To::Next, To::Drop, u32::from(ETH_P_IPV6)));
+    program.push(load(libc::BPF_B, 14 + 6)); // next header
+    for tunnel in [libc::IPPROTO_IPIP, libc::IPPROTO_IPV6, libc::IPPROTO_GRE] {
+        program.push((jeq, To::Accept, To::Next, tunnel as u32));
+    }
+    if let Some(gateway6) = gateway6 {
+        // Keep the next header in X while the destination is compared.
+        program.push((libc::BPF_MISC | libc::BPF_TAX, To::Next, To::Next, 0));
+        let words = gateway6.octets();
+        for (i, word) in words.chunks_exact(4).enumerate() {
+            program.push(load(libc::BPF_W, 14 + 24 + 4 * i as u32));
+            let word = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+            program.push((jeq, To::Next, To::Drop, word));
         }
+        program.push((libc::BPF_MISC | libc::BPF_TXA, To::Next, To::Next, 0));
+        for extension in [
+            libc::IPPROTO_HOPOPTS,
+            libc::IPPROTO_ROUTING,
+            libc::IPPROTO_FRAGMENT,
+            libc::IPPROTO_DSTOPTS,
+        ] {
+            program.push((jeq, To::Accept, To::Next, extension as u32));
+        }
+        program.push((jeq, To::Next, To::Drop, libc::IPPROTO_UDP as u32));
+        ports(&mut program, false);
     }
     let drop = program.len();
     let accept = drop + 1;
     program.push((ret, To::Next, To::Next, 0)); // drop
     program.push((ret, To::Next, To::Next, u32::MAX)); // accept the whole frame
-    let offset = |at: usize, to: To| -> u8 {
+    let offset = |at: usize, to: To| -> u32 {
         let target = match to {
             To::Next => return 0,
+            To::Skip => return 1,
+            To::Accept if at < ipv6 => accept4,
+            To::Drop if at < ipv6 => drop4,
             To::Accept => accept,
             To::Drop => drop,
+            To::Ipv6 => ipv6,
         };
-        // At most 12 + MAX_FILTER_PORTS instructions ahead: within a u8.
-        (target - at - 1) as u8
+        (target - at - 1) as u32
     };
     program
         .iter()
         .enumerate()
-        .map(|(at, &(code, jt, jf, k))| libc::sock_filter {
-            code: code as u16,
-            jt: offset(at, jt),
-            jf: offset(at, jf),
-            k,
+        .map(|(at, &(code, jt, jf, k))| {
+            if code == ja {
+                return libc::sock_filter {
+                    code: code as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: offset(at, jt),
+                };
+            }
+            libc::sock_filter {
+                code: code as u16,
+                // Conditional jumps stay in their part: at most 30 + MAX_FILTER_PORTS
+                // instructions ahead, within a u8.
+                jt: offset(at, jt) as u8,
+                jf: offset(at, jf) as u8,
+                k,
+            }
         })
         .collect()
 }
@@ -373,18 +446,24 @@ pub(crate) fn open_transmit(ifindex: u32) -> Result<TxSocket, SocketError> {
 
 /// Opens the raw fallback socket (`IPPROTO_RAW`, which implies `IP_HDRINCL`): the kernel
 /// routes each packet itself and resolves the neighbour when needed.
-pub(crate) fn open_raw_fallback() -> Result<OwnedFd, SocketError> {
+pub(crate) fn open_raw_fallback(ipv6: bool) -> Result<OwnedFd, SocketError> {
+    // IPPROTO_RAW implies IP_HDRINCL, for AF_INET6 too (Linux 4.5 and later).
+    let (family, what) = if ipv6 {
+        (libc::AF_INET6, "socket(AF_INET6, SOCK_RAW, IPPROTO_RAW)")
+    } else {
+        (libc::AF_INET, "socket(AF_INET, SOCK_RAW, IPPROTO_RAW)")
+    };
     // SAFETY: plain socket(2) call.
     let fd = unsafe {
         libc::socket(
-            libc::AF_INET,
+            family,
             libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
             libc::IPPROTO_RAW,
         )
     };
     if fd < 0 {
         return Err(SocketError {
-            what: "socket(AF_INET, SOCK_RAW, IPPROTO_RAW)",
+            what,
             interface: "any".into(),
             source: io::Error::last_os_error(),
         });
@@ -461,9 +540,83 @@ mod tests {
                 c if c == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K => {
                     pc += usize::from(if a & i.k != 0 { i.jt } else { i.jf });
                 }
+                c if c == libc::BPF_JMP | libc::BPF_JA => pc += k,
+                c if c == libc::BPF_MISC | libc::BPF_TAX => x = a,
+                c if c == libc::BPF_MISC | libc::BPF_TXA => a = x,
                 other => panic!("instruction {other:#x} not emitted by tunnel_filter"),
             }
         }
+    }
+
+    const GIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xd, 0, 0, 0, 0, 1);
+
+    /// Ethernet + IPv6 to `dst` with next header `next`, then 8 bytes (the UDP ports first).
+    fn frame6(ethertype: u16, next: u8, dst: Ipv6Addr, port: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        let mut ip = vec![0u8; 40];
+        ip[0] = 0x60;
+        ip[4..6].copy_from_slice(&8u16.to_be_bytes());
+        ip[6] = next;
+        ip[24..40].copy_from_slice(&dst.octets());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0xc0, 0x00]);
+        f.extend_from_slice(&port.to_be_bytes());
+        f.extend_from_slice(&[0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn the_filter_takes_ipv6_tunnels_and_extension_chains_and_udp_to_gip6_with_address6() {
+        let gip = Ipv4Addr::new(10, 0, 0, 1);
+        let other = Ipv6Addr::new(0x2001, 0xdb8, 0xd, 0, 0, 0, 0, 9);
+        let taken = |p: &[libc::sock_filter], f: &[u8]| run(p, f) == u32::MAX;
+        for ports in [vec![], vec![6080], vec![5555, 6080, 7000]] {
+            let p = tunnel_filter(gip, Some(GIP6), &ports);
+            let has = |port| ports.contains(&port);
+            for next in [4, 41, 47] {
+                assert!(
+                    taken(&p, &frame6(0x86dd, next, other, 0)),
+                    "{next} anywhere"
+                );
+            }
+            for next in [0, 43, 44, 60] {
+                assert!(taken(&p, &frame6(0x86dd, next, GIP6, 0)), "chain {next}");
+                assert!(!taken(&p, &frame6(0x86dd, next, other, 0)), "chain {next}");
+            }
+            assert_eq!(taken(&p, &frame6(0x86dd, 17, GIP6, 6080)), has(6080));
+            assert!(!taken(&p, &frame6(0x86dd, 17, GIP6, 53)), "dns");
+            assert!(
+                !taken(&p, &frame6(0x86dd, 17, other, 6080)),
+                "other address"
+            );
+            assert!(!taken(&p, &frame6(0x86dd, 6, GIP6, 6080)), "tcp");
+            assert!(!taken(&p, &frame6(0x86dd, 58, GIP6, 0)), "icmpv6");
+            assert!(!taken(&p, &frame6(0x0806, 4, GIP6, 0)), "arp");
+            assert!(!taken(&p, &frame6(0x86dd, 60, GIP6, 0)[..40]), "cut short");
+            // Without address6 only IPv6 tunnel protocols (counted as wrong_gateway).
+            let p4 = tunnel_filter(gip, None, &ports);
+            for next in [4, 41, 47] {
+                assert!(taken(&p4, &frame6(0x86dd, next, GIP6, 6080)), "{next}");
+            }
+            for next in [60, 17, 58] {
+                assert!(!taken(&p4, &frame6(0x86dd, next, GIP6, 6080)), "{next}");
+            }
+        }
+        // The most ports in both parts: every jump still lands (the IPv4 part's exits are
+        // its own, the IPv6 part is reached by BPF_JA).
+        let most: Vec<u16> = (1000..1000 + MAX_FILTER_PORTS as u16).collect();
+        let p = tunnel_filter(gip, Some(GIP6), &most);
+        assert!(taken(
+            &p,
+            &frame6(0x86dd, 17, GIP6, 1000 + MAX_FILTER_PORTS as u16 - 1)
+        ));
+        assert!(taken(&p, &frame6(0x86dd, 41, other, 0)));
+        assert!(!taken(&p, &frame6(0x86dd, 17, GIP6, 999)));
+        let many: Vec<u16> = (1000..1000 + MAX_FILTER_PORTS as u16 + 1).collect();
+        let p = tunnel_filter(gip, Some(GIP6), &many);
+        assert!(taken(&p, &frame6(0x86dd, 17, GIP6, 53)));
+        assert!(!taken(&p, &frame6(0x86dd, 17, other, 53)));
     }
 
     #[test]
@@ -487,13 +640,17 @@ mod tests {
         };
         let taken = |p: &[libc::sock_filter], f: &[u8]| run(p, f) == u32::MAX;
         for ports in [vec![], vec![6080], vec![5555, 6080, 7000]] {
-            let p = tunnel_filter(gip, &ports);
+            let p = tunnel_filter(gip, None, &ports);
             let has = |port| ports.contains(&port);
             assert!(
                 taken(&p, &frame(0x0800, 4, other, 5, 0, 0)),
                 "ipip anywhere"
             );
             assert!(taken(&p, &frame(0x0800, 47, gip, 5, 0, 0)), "gre");
+            assert!(
+                taken(&p, &frame(0x0800, 41, other, 5, 0, 0)),
+                "6in4 anywhere"
+            );
             assert!(!taken(&p, &frame(0x0800, 6, gip, 5, 0, 6080)), "tcp");
             assert!(!taken(&p, &frame(0x86dd, 4, gip, 5, 0, 0)), "ipv6");
             assert_eq!(
@@ -527,12 +684,12 @@ mod tests {
         }
         // Too many ports to name: all UDP to the gateway, still none elsewhere.
         let many: Vec<u16> = (1000..1000 + MAX_FILTER_PORTS as u16 + 1).collect();
-        let p = tunnel_filter(gip, &many);
+        let p = tunnel_filter(gip, Some(GIP6), &many);
         assert!(taken(&p, &frame(0x0800, 17, gip, 5, 0, 53)));
         assert!(!taken(&p, &frame(0x0800, 17, other, 5, 0, 53)));
         // The longest named list still jumps within a u8.
         let most: Vec<u16> = (1000..1000 + MAX_FILTER_PORTS as u16).collect();
-        let p = tunnel_filter(gip, &most);
+        let p = tunnel_filter(gip, Some(GIP6), &most);
         assert!(taken(&p, &frame(0x0800, 17, gip, 5, 0, 1000)));
         assert!(taken(&p, &frame(0x0800, 4, gip, 5, 0, 0)));
         assert!(!taken(&p, &frame(0x0800, 17, gip, 5, 0, 999)));

@@ -5,7 +5,7 @@
 //! This module only orders, hands out and removes packets; it never reads a socket, never
 //! changes packet bytes and never counts (the caller counts each drop it reports).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use tungate_packet::DropReason;
 use tungate_packet::vnet::VnetHeader;
@@ -29,7 +29,7 @@ pub(crate) struct Accepted {
     /// The peer it came from.
     pub(crate) peer: PeerId,
     /// The inner destination (the client).
-    pub(crate) destination: Ipv4Addr,
+    pub(crate) destination: IpAddr,
 }
 
 /// Buffers reused from batch to batch (no allocation per packet).
@@ -139,6 +139,8 @@ mod tests {
     use crate::io::FrameId;
     use std::sync::{Arc, Mutex};
 
+    use std::net::Ipv4Addr;
+
     const VIPS: [Ipv4Addr; 3] = [
         Ipv4Addr::new(192, 0, 2, 1),
         Ipv4Addr::new(192, 0, 2, 2),
@@ -160,7 +162,7 @@ mod tests {
             vnet: VnetHeader::default(),
             peer: 0,
             vip,
-            destination: Ipv4Addr::new(198, 51, 100, 1),
+            destination: Ipv4Addr::new(198, 51, 100, 1).into(),
         }
     }
 

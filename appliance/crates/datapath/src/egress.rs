@@ -10,7 +10,7 @@
 //! never changes the packet itself (the worker decrements the TTL before handing it over).
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use tungate_packet::vnet;
@@ -228,48 +228,79 @@ impl Egresses {
     }
 }
 
-/// The raw fallback socket (`IPPROTO_RAW`, so `IP_HDRINCL`): the kernel routes each packet
-/// itself and resolves the neighbour when needed.
+/// The raw fallback sockets (`IPPROTO_RAW`, so `IP_HDRINCL`), one per family: the kernel
+/// routes each packet itself and resolves the neighbour when needed.
 pub(crate) struct RawFallback {
     fd: OwnedFd,
+    /// The IPv6 one; `None` when the host has no IPv6 (its packets then fail as
+    /// `tx_error`).
+    fd6: Option<OwnedFd>,
 }
 
 impl RawFallback {
-    /// Opens the socket.
+    /// Opens the sockets (the IPv6 one only if the host has IPv6).
     pub(crate) fn open() -> Result<RawFallback, SocketError> {
+        let fd6 = match afpacket::open_raw_fallback(true) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::debug!("no IPv6 raw fallback: {e}");
+                None
+            }
+        };
         Ok(RawFallback {
-            fd: afpacket::open_raw_fallback()?,
+            fd: afpacket::open_raw_fallback(false)?,
+            fd6,
         })
     }
 
     /// A stand-in over any socket (tests: one that can never put a packet on a wire).
     #[cfg(test)]
     pub(crate) fn over(fd: OwnedFd) -> RawFallback {
-        RawFallback { fd }
+        RawFallback { fd, fd6: None }
     }
 
-    /// Sends one whole IPv4 packet toward `destination` without blocking.
-    pub(crate) fn send(&self, packet: &[u8], destination: Ipv4Addr) -> io::Result<()> {
-        // SAFETY: an all-zero sockaddr_in is valid; the fields are set below.
-        let mut dest: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        dest.sin_family = libc::AF_INET as libc::sa_family_t;
-        dest.sin_addr.s_addr = u32::from(destination).to_be();
-        // SAFETY: packet and dest are valid for reads of the lengths passed.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                packet.as_ptr().cast(),
-                packet.len(),
-                libc::MSG_DONTWAIT,
-                (&raw const dest).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
+    /// Sends one whole IPv4 or IPv6 packet toward `destination` without blocking.
+    pub(crate) fn send(&self, packet: &[u8], destination: IpAddr) -> io::Result<()> {
+        match destination {
+            IpAddr::V4(destination) => {
+                // SAFETY: an all-zero sockaddr_in is valid; the fields are set below.
+                let mut dest: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                dest.sin_family = libc::AF_INET as libc::sa_family_t;
+                dest.sin_addr.s_addr = u32::from(destination).to_be();
+                send_to(&self.fd, packet, &dest)
+            }
+            IpAddr::V6(destination) => {
+                let Some(fd) = &self.fd6 else {
+                    return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
+                };
+                // SAFETY: an all-zero sockaddr_in6 is valid; the fields are set below.
+                let mut dest: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+                dest.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                dest.sin6_addr.s6_addr = destination.octets();
+                send_to(fd, packet, &dest)
+            }
         }
+    }
+}
+
+/// `sendto(2)` of `packet` to the socket address `dest` (a `sockaddr_in` or `sockaddr_in6`),
+/// without blocking.
+fn send_to<A>(fd: &OwnedFd, packet: &[u8], dest: &A) -> io::Result<()> {
+    // SAFETY: packet and dest are valid for reads of the lengths passed.
+    let rc = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            packet.as_ptr().cast(),
+            packet.len(),
+            libc::MSG_DONTWAIT,
+            std::ptr::from_ref(dest).cast(),
+            size_of::<A>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 
@@ -281,7 +312,7 @@ mod tests {
     fn hops() -> NextHops {
         let hop = |ifindex, ethernet| NextHop {
             ifindex,
-            address: Ipv4Addr::new(10, 0, 0, 1),
+            address: std::net::Ipv4Addr::new(10, 0, 0, 1).into(),
             mtu: 1500,
             ethernet,
         };

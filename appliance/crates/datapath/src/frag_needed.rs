@@ -1,20 +1,25 @@
-//! ICMP "fragmentation needed" (type 3, code 4, RFC 1191) for inner packets that are too
-//! big for the egress MTU and carry DF: sent to the packet's source — the VIP, which lives
+//! ICMP "fragmentation needed" (type 3, code 4, RFC 1191) for inner IPv4 packets that are
+//! too big for the egress MTU and carry DF, and ICMPv6 Packet Too Big (type 2, RFC 4443, built
+//! by `tungate_packet::icmpv6`) for inner IPv6 packets that are too big: sent to the packet's
+//! source — the VIP, which lives
 //! on LD-IN, whose IPVS relays ICMP errors about a connection to the real server that owns
 //! it — so the real server lowers its path MTU instead of losing every large packet.
 //!
 //! Never sent toward a real server (an ICMP error about a tunnel packet puts its tunnel in
 //! an error state), never about a packet without DF, a fragment other than the first, or
-//! an ICMP error, and rate-limited per worker: [`GLOBAL_PER_SECOND`] in all and
-//! [`PER_VIP_PER_SECOND`] per VIP, each with a burst. The quote is the inner packet as the
-//! worker holds it when it finds it too big, up to [`MAX_MESSAGE`] bytes in all.
+//! an ICMP error (for IPv6: a later fragment, an ICMPv6 error, a multicast destination), and
+//! rate-limited per worker, both families in the same budgets: [`GLOBAL_PER_SECOND`] in all
+//! and [`PER_VIP_PER_SECOND`] per VIP, each with a burst. The quote is the inner packet as
+//! the worker holds it when it finds it too big, up to [`MAX_MESSAGE`] bytes in all (IPv4),
+//! or as much as fits in 1280 bytes with the IPv6 header (IPv6). The kernel's ICMPv6 raw
+//! socket fills in the checksum for the source address it picks.
 //!
 //! The worker only calls [`answer_too_big`]; the socket and the rate limits are the calling
 //! worker thread's own (a thread-local), so nothing is shared or locked. A send never
 //! blocks and nothing here allocates per packet once a VIP has been seen.
 
 use std::cell::RefCell;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Instant;
 
@@ -22,7 +27,7 @@ use rustc_hash::FxHashMap;
 use tungate_token_bucket::TokenBucket;
 
 use super::counters::GlobalCells;
-use tungate_packet::ipv4;
+use tungate_packet::{icmpv6, ipv4};
 
 /// Messages a worker sends per second in all.
 pub(crate) const GLOBAL_PER_SECOND: f64 = 200.0;
@@ -45,7 +50,7 @@ const ICMP_ERRORS: [u8; 5] = [3, 4, 5, 11, 12];
 #[derive(Debug)]
 struct Limits {
     global: TokenBucket,
-    per_vip: FxHashMap<Ipv4Addr, TokenBucket>,
+    per_vip: FxHashMap<IpAddr, TokenBucket>,
 }
 
 impl Limits {
@@ -57,7 +62,7 @@ impl Limits {
     }
 
     /// Whether one more message to `vip` fits both budgets (and spends from both if so).
-    fn allow(&mut self, vip: Ipv4Addr, now: Instant) -> bool {
+    fn allow(&mut self, vip: IpAddr, now: Instant) -> bool {
         let vip_bucket = self
             .per_vip
             .entry(vip)
@@ -102,76 +107,118 @@ pub(crate) fn build(inner: &[u8], mtu: u32, out: &mut [u8; MAX_MESSAGE]) -> Opti
     Some(len)
 }
 
-/// One worker's sender: its raw ICMP socket (if it could be opened), budgets and buffer.
+/// One worker's sender: its raw ICMP and ICMPv6 sockets (those that could be opened),
+/// budgets and buffers.
 struct Responder {
     socket: Option<OwnedFd>,
+    socket6: Option<OwnedFd>,
     limits: Limits,
     message: [u8; MAX_MESSAGE],
+    message6: [u8; icmpv6::MAX_MESSAGE],
+}
+
+/// A non-blocking raw socket of `family` for `protocol`, or `None` (with a warning).
+fn raw_socket(family: libc::c_int, protocol: libc::c_int, what: &str) -> Option<OwnedFd> {
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    };
+    if fd < 0 {
+        tracing::warn!(
+            "cannot open a raw {what} socket ({}): too-big packets are dropped without it",
+            std::io::Error::last_os_error()
+        );
+        return None;
+    }
+    // SAFETY: fd was just created and is owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `sendto(2)` of `message` to the socket address `to` without blocking: whether it all went.
+fn send_to<A>(socket: &OwnedFd, message: &[u8], to: &A) -> bool {
+    // SAFETY: message is valid for reads of its length; `to` is a socket address of the
+    // size passed.
+    let sent = unsafe {
+        libc::sendto(
+            socket.as_raw_fd(),
+            message.as_ptr().cast(),
+            message.len(),
+            libc::MSG_DONTWAIT,
+            std::ptr::from_ref(to).cast(),
+            size_of::<A>() as libc::socklen_t,
+        )
+    };
+    sent == message.len() as isize
 }
 
 impl Responder {
     fn new() -> Responder {
-        // SAFETY: plain socket(2) call.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ICMP,
-            )
-        };
-        let socket = if fd >= 0 {
-            // SAFETY: fd was just created and is owned by nobody else.
-            Some(unsafe { OwnedFd::from_raw_fd(fd) })
-        } else {
-            tracing::warn!(
-                "cannot open a raw ICMP socket ({}): too-big packets are dropped without \
-                 fragmentation-needed",
-                std::io::Error::last_os_error()
-            );
-            None
-        };
         Responder {
-            socket,
+            socket: raw_socket(libc::AF_INET, libc::IPPROTO_ICMP, "ICMP"),
+            socket6: raw_socket(libc::AF_INET6, libc::IPPROTO_ICMPV6, "ICMPv6"),
             limits: Limits::new(Instant::now()),
             message: [0; MAX_MESSAGE],
+            message6: [0; icmpv6::MAX_MESSAGE],
         }
     }
 
     fn answer(&mut self, inner: &[u8], mtu: u32, cells: &GlobalCells) {
-        let Some(len) = build(inner, mtu, &mut self.message) else {
-            return;
+        let (vip, sent) = match inner.first().map(|b| b >> 4) {
+            Some(4) => {
+                let Some(len) = build(inner, mtu, &mut self.message) else {
+                    return;
+                };
+                let vip = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
+                if !self.limits.allow(vip.into(), Instant::now()) {
+                    cells.icmp_rate_limited.add(1);
+                    return;
+                }
+                // SAFETY: an all-zero sockaddr_in is valid; the fields are set below.
+                let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                to.sin_family = libc::AF_INET as libc::sa_family_t;
+                to.sin_addr.s_addr = u32::from(vip).to_be();
+                let sent = self
+                    .socket
+                    .as_ref()
+                    .map(|s| send_to(s, &self.message[..len], &to));
+                (IpAddr::from(vip), sent)
+            }
+            Some(6) => {
+                // The kernel puts in the checksum for the source address it picks.
+                let built =
+                    icmpv6::packet_too_big(inner, mtu, Ipv6Addr::UNSPECIFIED, &mut self.message6);
+                let Some(len) = built else {
+                    return;
+                };
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&inner[8..24]);
+                let vip = Ipv6Addr::from(octets);
+                if !self.limits.allow(vip.into(), Instant::now()) {
+                    cells.icmp_rate_limited.add(1);
+                    return;
+                }
+                // SAFETY: an all-zero sockaddr_in6 is valid; the fields are set below.
+                let mut to: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+                to.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                to.sin6_addr.s6_addr = octets;
+                let sent = self
+                    .socket6
+                    .as_ref()
+                    .map(|s| send_to(s, &self.message6[..len], &to));
+                (IpAddr::from(vip), sent)
+            }
+            _ => return,
         };
-        let vip = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
-        if !self.limits.allow(vip, Instant::now()) {
-            cells.icmp_rate_limited.add(1);
-            return;
-        }
-        let Some(socket) = &self.socket else {
-            cells.icmp_failed.add(1);
-            return;
-        };
-        // SAFETY: an all-zero sockaddr_in is valid; the fields are set below.
-        let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        to.sin_family = libc::AF_INET as libc::sa_family_t;
-        to.sin_addr.s_addr = u32::from(vip).to_be();
-        // SAFETY: the message buffer holds `len` bytes; `to` is a sockaddr_in of the size
-        // passed.
-        let sent = unsafe {
-            libc::sendto(
-                socket.as_raw_fd(),
-                self.message.as_ptr().cast(),
-                len,
-                libc::MSG_DONTWAIT,
-                (&raw const to).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        if sent == len as isize {
+        if sent == Some(true) {
             cells.icmp_sent.add(1);
         } else {
             cells.icmp_failed.add(1);
             tracing::debug!(
-                "fragmentation-needed to {vip}: {}",
+                "too-big message to {vip}: {}",
                 std::io::Error::last_os_error()
             );
         }
@@ -182,9 +229,9 @@ thread_local! {
     static RESPONDER: RefCell<Option<Responder>> = const { RefCell::new(None) };
 }
 
-/// Answers an inner packet the worker found too big for the egress MTU `mtu` (and drops):
-/// sends fragmentation-needed to its source VIP when the packet allows one and the budgets
-/// do, and counts what happened in the worker's `cells`.
+/// Answers an inner packet (IPv4 or IPv6) the worker found too big for the egress MTU `mtu`
+/// (and drops): sends fragmentation-needed or Packet Too Big to its source VIP when the
+/// packet allows one and the budgets do, and counts what happened in the worker's `cells`.
 pub(crate) fn answer_too_big(inner: &[u8], mtu: u32, cells: &GlobalCells) {
     RESPONDER.with(|r| {
         r.borrow_mut()
@@ -266,14 +313,14 @@ mod tests {
     fn budgets_hold_per_vip_and_in_all_and_refill() {
         let start = Instant::now();
         let mut limits = Limits::new(start);
-        let a = Ipv4Addr::new(192, 0, 2, 10);
+        let a = IpAddr::from([192, 0, 2, 10]);
         let allowed = (0..100).filter(|_| limits.allow(a, start)).count();
         assert_eq!(allowed, PER_VIP_BURST as usize, "one VIP gets its burst");
         // Other VIPs share the global budget.
         let mut others = 0;
         for i in 0..100u8 {
             others += (0..100)
-                .filter(|_| limits.allow(Ipv4Addr::new(192, 0, 3, i), start))
+                .filter(|_| limits.allow(Ipv4Addr::new(192, 0, 3, i).into(), start))
                 .count();
         }
         assert_eq!(

@@ -394,6 +394,7 @@ impl Datapath {
                 // takes no IPv4 GUE/FOU.
                 let filter = afpacket::tunnel_filter(
                     doc.gateway.address.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    doc.gateway.address6,
                     &tables::tunnel_udp_ports(doc),
                 );
                 let sockets = afpacket::open_receive_group(

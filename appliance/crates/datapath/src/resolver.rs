@@ -1,5 +1,5 @@
 //! The next-hop resolver: a thread that asks the kernel's route and neighbour tables over
-//! rtnetlink where each client address is reached, watches route, neighbour and link
+//! rtnetlink where each client address (IPv4 or IPv6) is reached, watches route, neighbour and link
 //! changes, and publishes what the workers need to build Ethernet headers themselves.
 //!
 //! Workers never do netlink I/O: they send a [`Request`] for an unknown destination over a
@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -42,11 +42,13 @@ pub(crate) type HopId = u32;
 pub(crate) struct NextHop {
     /// The egress interface.
     pub(crate) ifindex: u32,
-    /// The next hop's address (a gateway, or the destination itself when on-link).
-    pub(crate) address: Ipv4Addr,
+    /// The next hop's address (a gateway, or the destination itself when on-link), of the
+    /// destination's family.
+    pub(crate) address: IpAddr,
     /// The MTU towards it (route MTU if set, else the interface's).
     pub(crate) mtu: u32,
-    /// The Ethernet header (destination MAC, source MAC, IPv4) when the interface is
+    /// The Ethernet header (destination MAC, source MAC, IPv4 or IPv6 by the family of
+    /// `address`) when the interface is
     /// Ethernet and the neighbour is resolved; `None` means "use the raw fallback".
     pub(crate) ethernet: Option<[u8; 14]>,
 }
@@ -60,7 +62,7 @@ pub(crate) struct NextHops {
     pub(crate) hops: Vec<NextHop>,
     /// Per peer address asked about with [`ResolverLink::ask_source`]: the MAC its frames
     /// must come from; absent while unresolved (the check then fails closed).
-    pub(crate) sources: HashMap<Ipv4Addr, [u8; 6]>,
+    pub(crate) sources: HashMap<IpAddr, [u8; 6]>,
 }
 
 /// The answer for one destination.
@@ -78,13 +80,13 @@ pub(crate) struct Request {
     /// The asking worker's index.
     pub(crate) worker: usize,
     /// The inner destination (the client), or a checked peer's address.
-    pub(crate) destination: Ipv4Addr,
+    pub(crate) destination: IpAddr,
     /// Whether this asks for a peer's expected link-layer source rather than a next hop.
     pub(crate) peer_source: bool,
 }
 
 /// An answer to one worker: destination, answer, and the generation it belongs to.
-pub(crate) type Answer = (Ipv4Addr, RouteAnswer, u64);
+pub(crate) type Answer = (IpAddr, RouteAnswer, u64);
 
 /// A worker's end of the resolver.
 #[derive(Clone)]
@@ -99,7 +101,7 @@ pub(crate) struct ResolverLink {
 
 impl ResolverLink {
     /// Asks for `destination`; false when the queue is full.
-    pub(crate) fn ask(&self, worker: usize, destination: Ipv4Addr) -> bool {
+    pub(crate) fn ask(&self, worker: usize, destination: IpAddr) -> bool {
         !matches!(
             self.requests.try_send(Request {
                 worker,
@@ -112,7 +114,7 @@ impl ResolverLink {
 
     /// Asks the resolver to learn and keep current the link-layer source `peer`'s frames
     /// must come from ([`NextHops::sources`]); false when the queue is full.
-    pub(crate) fn ask_source(&self, worker: usize, peer: Ipv4Addr) -> bool {
+    pub(crate) fn ask_source(&self, worker: usize, peer: IpAddr) -> bool {
         !matches!(
             self.requests.try_send(Request {
                 worker,
@@ -194,7 +196,7 @@ impl Drop for Resolver {
 /// What `ip route get` said.
 struct RouteFound {
     ifindex: u32,
-    gateway: Option<Ipv4Addr>,
+    gateway: Option<IpAddr>,
     mtu: Option<u32>,
 }
 
@@ -214,11 +216,11 @@ struct State {
     hops: Vec<NextHop>,
     /// The route's own MTU of each hop, if it has one.
     route_mtus: Vec<Option<u32>>,
-    hop_ids: HashMap<(u32, Ipv4Addr), HopId>,
-    neighbours: HashMap<(u32, Ipv4Addr), [u8; 6]>,
+    hop_ids: HashMap<(u32, IpAddr), HopId>,
+    neighbours: HashMap<(u32, IpAddr), [u8; 6]>,
     links: HashMap<u32, LinkInfo>,
     /// Expected link-layer source per checked peer address (`None`: unresolved).
-    sources: HashMap<Ipv4Addr, Option<[u8; 6]>>,
+    sources: HashMap<IpAddr, Option<[u8; 6]>>,
     buffer: Vec<u8>,
 }
 
@@ -245,6 +247,7 @@ impl State {
             libc::RTNLGRP_LINK,
             libc::RTNLGRP_NEIGH,
             libc::RTNLGRP_IPV4_ROUTE,
+            libc::RTNLGRP_IPV6_ROUTE,
         ] {
             events
                 .add_membership(group)
@@ -358,7 +361,10 @@ impl State {
 
     fn apply_event(&mut self, msg: RouteNetlinkMessage) -> bool {
         match msg {
-            RouteNetlinkMessage::NewRoute(_) | RouteNetlinkMessage::DelRoute(_) => {
+            RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
+                if !may_route_a_client(&r) {
+                    return false;
+                }
                 self.generation += 1;
                 true
             }
@@ -390,7 +396,7 @@ impl State {
     /// The MAC that frames from `peer` must come from: the neighbour entry of `peer` when
     /// the route to it is on-link, else that of the route's gateway; `None` when there is
     /// no route or the neighbour is not resolved.
-    fn expected_source(&mut self, peer: Ipv4Addr) -> Option<[u8; 6]> {
+    fn expected_source(&mut self, peer: IpAddr) -> Option<[u8; 6]> {
         // Not pinned to the egress interface: the peer's frames arrive on the ingress one.
         let found = self.route_get(peer, None).ok()??;
         let hop = found.gateway.unwrap_or(peer);
@@ -399,7 +405,7 @@ impl State {
 
     /// Recomputes every checked peer's expected source; true if any changed.
     fn refresh_sources(&mut self) -> bool {
-        let peers: Vec<Ipv4Addr> = self.sources.keys().copied().collect();
+        let peers: Vec<IpAddr> = self.sources.keys().copied().collect();
         let mut changed = false;
         for peer in peers {
             let mac = self.expected_source(peer);
@@ -429,17 +435,21 @@ impl State {
         changed
     }
 
-    fn ethernet_header(&mut self, ifindex: u32, address: Ipv4Addr) -> Option<[u8; 14]> {
+    fn ethernet_header(&mut self, ifindex: u32, address: IpAddr) -> Option<[u8; 14]> {
         let own = self.link(ifindex)?.mac?;
         let peer = *self.neighbours.get(&(ifindex, address))?;
         let mut h = [0u8; 14];
         h[..6].copy_from_slice(&peer);
         h[6..12].copy_from_slice(&own);
-        h[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ethertype: [u8; 2] = match address {
+            IpAddr::V4(_) => [0x08, 0x00],
+            IpAddr::V6(_) => [0x86, 0xdd],
+        };
+        h[12..14].copy_from_slice(&ethertype);
         Some(h)
     }
 
-    fn resolve(&mut self, destination: Ipv4Addr) -> RouteAnswer {
+    fn resolve(&mut self, destination: IpAddr) -> RouteAnswer {
         let Ok(Some(RouteFound {
             ifindex,
             gateway,
@@ -505,14 +515,17 @@ impl State {
     /// when the kernel has no unicast route.
     fn route_get(
         &mut self,
-        destination: Ipv4Addr,
+        destination: IpAddr,
         oif: Option<u32>,
     ) -> io::Result<Option<RouteFound>> {
         let mut msg = RouteMessage::default();
-        msg.header.address_family = AddressFamily::Inet;
-        msg.header.destination_prefix_length = 32;
-        msg.attributes
-            .push(RouteAttribute::Destination(RouteAddress::Inet(destination)));
+        let (family, length, address) = match destination {
+            IpAddr::V4(a) => (AddressFamily::Inet, 32, RouteAddress::Inet(a)),
+            IpAddr::V6(a) => (AddressFamily::Inet6, 128, RouteAddress::Inet6(a)),
+        };
+        msg.header.address_family = family;
+        msg.header.destination_prefix_length = length;
+        msg.attributes.push(RouteAttribute::Destination(address));
         if let Some(oif) = oif {
             msg.attributes.push(RouteAttribute::Oif(oif));
         }
@@ -530,7 +543,10 @@ impl State {
             for a in &r.attributes {
                 match a {
                     RouteAttribute::Oif(i) => oif = Some(*i),
-                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(*g),
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some((*g).into()),
+                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
+                        gateway = Some((*g).into());
+                    }
                     RouteAttribute::Metrics(ms) => {
                         for m in ms {
                             if let RouteMetric::Mtu(v) = m {
@@ -551,13 +567,15 @@ impl State {
     }
 
     fn load_neighbours(&mut self) -> io::Result<()> {
-        let mut msg = NeighbourMessage::default();
-        msg.header.family = AddressFamily::Inet;
-        let replies = self.request(RouteNetlinkMessage::GetNeighbour(msg), true)?;
         self.neighbours.clear();
-        for reply in replies {
-            if let RouteNetlinkMessage::NewNeighbour(n) = reply {
-                self.learn_neighbour(&n);
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut msg = NeighbourMessage::default();
+            msg.header.family = family;
+            let replies = self.request(RouteNetlinkMessage::GetNeighbour(msg), true)?;
+            for reply in replies {
+                if let RouteNetlinkMessage::NewNeighbour(n) = reply {
+                    self.learn_neighbour(&n);
+                }
             }
         }
         Ok(())
@@ -642,10 +660,28 @@ impl State {
     }
 }
 
-fn neighbour_key(n: &NeighbourMessage) -> Option<(u32, Ipv4Addr)> {
+/// Whether a route change may change where a client is reached: not a multicast route, nor
+/// one to an IPv6 link-local or multicast prefix (the kernel adds those on every interface
+/// that comes up, and no client address is one of them). Without this filter, IPv6
+/// autoconfiguration on an unrelated interface would make every worker forget its next hops
+/// for a moment.
+fn may_route_a_client(route: &RouteMessage) -> bool {
+    if route.header.kind == RouteType::Multicast {
+        return false;
+    }
+    !route.attributes.iter().any(|a| {
+        matches!(a, RouteAttribute::Destination(RouteAddress::Inet6(d))
+            if d.is_unicast_link_local() || d.is_multicast())
+    })
+}
+
+fn neighbour_key(n: &NeighbourMessage) -> Option<(u32, IpAddr)> {
     n.attributes.iter().find_map(|a| match a {
         NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
-            Some((n.header.ifindex, *ip))
+            Some((n.header.ifindex, (*ip).into()))
+        }
+        NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => {
+            Some((n.header.ifindex, (*ip).into()))
         }
         _ => None,
     })
@@ -672,20 +708,55 @@ fn parse_all(mut data: &[u8]) -> Vec<RouteNetlinkMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     /// Read-only lookups in this process's own network namespace: loopback only.
     #[test]
     fn loopback_resolves_to_lo_and_workers_get_answers() {
         let (resolver, links) = Resolver::start(2, None).unwrap();
-        assert!(links[1].ask(1, Ipv4Addr::LOCALHOST));
+        assert!(links[1].ask(1, Ipv4Addr::LOCALHOST.into()));
         let (dst, answer, _) = links[1]
             .answers
             .recv_timeout(Duration::from_secs(5))
             .unwrap();
-        assert_eq!(dst, Ipv4Addr::LOCALHOST);
+        assert_eq!(dst, IpAddr::from(Ipv4Addr::LOCALHOST));
         // 127.0.0.1 is a local route, not a unicast one: the data path never forwards there.
         assert_eq!(answer, RouteAnswer::Unreachable);
         assert!(links[0].answers.try_recv().is_err());
         drop(resolver);
+    }
+
+    #[test]
+    fn link_local_and_multicast_route_changes_keep_the_next_hops() {
+        let route = |kind, destination: Option<std::net::Ipv6Addr>| {
+            let mut r = RouteMessage::default();
+            r.header.kind = kind;
+            if let Some(d) = destination {
+                r.attributes
+                    .push(RouteAttribute::Destination(RouteAddress::Inet6(d)));
+            }
+            r
+        };
+        assert!(!may_route_a_client(&route(
+            RouteType::Unicast,
+            Some("fe80::".parse().unwrap())
+        )));
+        assert!(!may_route_a_client(&route(
+            RouteType::Unicast,
+            Some("ff00::".parse().unwrap())
+        )));
+        assert!(!may_route_a_client(&route(RouteType::Multicast, None)));
+        assert!(may_route_a_client(&route(
+            RouteType::Unicast,
+            Some("2001:db8::".parse().unwrap())
+        )));
+        assert!(may_route_a_client(&route(
+            RouteType::Unreachable,
+            Some("2001:db8::".parse().unwrap())
+        )));
+        assert!(
+            may_route_a_client(&route(RouteType::Unicast, None)),
+            "a default route"
+        );
     }
 }

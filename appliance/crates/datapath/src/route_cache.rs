@@ -8,7 +8,7 @@
 //! never blocks and never sends packets: the worker asks through its
 //! [`crate::resolver::ResolverLink`] and routes by what [`RouteCache::lookup`] says.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -50,7 +50,7 @@ pub(crate) enum Lookup {
 #[derive(Debug)]
 pub(crate) struct RouteCache {
     generation: u64,
-    entries: FxHashMap<Ipv4Addr, Entry>,
+    entries: FxHashMap<IpAddr, Entry>,
 }
 
 impl RouteCache {
@@ -73,7 +73,7 @@ impl RouteCache {
 
     /// Takes in an answer of the resolver for `generation`. An answer of another generation
     /// is stale: the destination is forgotten (so it is asked again).
-    pub(crate) fn answer(&mut self, destination: Ipv4Addr, answer: RouteAnswer, generation: u64) {
+    pub(crate) fn answer(&mut self, destination: IpAddr, answer: RouteAnswer, generation: u64) {
         if generation != self.generation {
             self.entries.remove(&destination);
             return;
@@ -87,7 +87,7 @@ impl RouteCache {
 
     /// Where `destination` goes. `now` is read only for a question still open (the clock
     /// costs more than the lookup).
-    pub(crate) fn lookup(&self, destination: Ipv4Addr, now: impl FnOnce() -> Instant) -> Lookup {
+    pub(crate) fn lookup(&self, destination: IpAddr, now: impl FnOnce() -> Instant) -> Lookup {
         match self.entries.get(&destination) {
             Some(Entry::Hop(id)) => Lookup::Hop(*id),
             Some(Entry::Unreachable) => Lookup::Unreachable,
@@ -100,7 +100,7 @@ impl RouteCache {
 
     /// Asks about `destination` with `send` (false: the resolver's queue was full) and,
     /// if it took the question, records it as asked at `now`. A full cache is cleared first.
-    pub(crate) fn ask(&mut self, destination: Ipv4Addr, now: Instant, send: impl FnOnce() -> bool) {
+    pub(crate) fn ask(&mut self, destination: IpAddr, now: Instant, send: impl FnOnce() -> bool) {
         if self.entries.len() >= ROUTE_CACHE_MAX {
             self.entries.clear();
         }
@@ -119,7 +119,7 @@ impl RouteCache {
 mod tests {
     use super::*;
 
-    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
 
     #[test]
     fn first_sight_asks_then_waits_then_asks_again() {
@@ -151,7 +151,7 @@ mod tests {
         cache.ask(CLIENT, now, || true);
         cache.answer(CLIENT, RouteAnswer::Hop(3), 7);
         assert_eq!(cache.lookup(CLIENT, || now), Lookup::Hop(3));
-        let other = Ipv4Addr::new(203, 0, 113, 1);
+        let other = IpAddr::from([203, 0, 113, 1]);
         cache.answer(other, RouteAnswer::Unreachable, 7);
         assert_eq!(cache.lookup(other, || now), Lookup::Unreachable);
         // An answer computed for an older generation removes the entry.
@@ -193,7 +193,11 @@ mod tests {
         let mut cache = RouteCache::new();
         cache.follow_generation(0);
         for i in 0..ROUTE_CACHE_MAX as u32 {
-            cache.answer(Ipv4Addr::from(i), RouteAnswer::Hop(1), 0);
+            cache.answer(
+                IpAddr::from(std::net::Ipv4Addr::from(i)),
+                RouteAnswer::Hop(1),
+                0,
+            );
         }
         assert_eq!(cache.len(), ROUTE_CACHE_MAX);
         cache.ask(CLIENT, now, || false);
@@ -204,7 +208,11 @@ mod tests {
             "a refused question is asked again at the next packet"
         );
         for i in 0..ROUTE_CACHE_MAX as u32 {
-            cache.answer(Ipv4Addr::from(i), RouteAnswer::Hop(1), 0);
+            cache.answer(
+                IpAddr::from(std::net::Ipv4Addr::from(i)),
+                RouteAnswer::Hop(1),
+                0,
+            );
         }
         cache.ask(CLIENT, now, || true);
         assert_eq!(cache.len(), 1, "cleared, then the question recorded");

@@ -9,7 +9,7 @@
 //! sends or counts packets.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
@@ -49,6 +49,8 @@ pub(crate) struct VipEntry {
 pub(crate) struct Tables {
     /// The gateway's IPv4 address (GIP), if it has one.
     pub(crate) gateway: Option<Ipv4Addr>,
+    /// The gateway's IPv6 address (GIP6), if it has one.
+    pub(crate) gateway6: Option<Ipv6Addr>,
     /// The peers, by [`PeerId`].
     pub(crate) peers: Vec<PeerEntry>,
     /// The served VIPs, by [`VipId`].
@@ -67,6 +69,7 @@ impl Tables {
     pub(crate) fn build(doc: &Document, counters: &Counters) -> Tables {
         let mut t = Tables {
             gateway: doc.gateway.address,
+            gateway6: doc.gateway.address6,
             peers: Vec::with_capacity(doc.peers.len()),
             vips: Vec::new(),
             peer_by_address: HashMap::default(),
@@ -128,14 +131,18 @@ impl Directory for Tables {
         self.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
-    #[inline]
-    fn peer_by_address(&self, address: Ipv4Addr) -> Option<PeerId> {
-        self.peer_by_address.get(&IpAddr::V4(address)).copied()
+    fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.gateway6
     }
 
     #[inline]
-    fn vip_served_by(&self, peer: PeerId, inner_source: Ipv4Addr) -> Option<VipId> {
-        self.served.get(&(IpAddr::V4(inner_source), peer)).copied()
+    fn peer_by_address(&self, address: IpAddr) -> Option<PeerId> {
+        self.peer_by_address.get(&address).copied()
+    }
+
+    #[inline]
+    fn vip_served_by(&self, peer: PeerId, inner_source: IpAddr) -> Option<VipId> {
+        self.served.get(&(inner_source, peer)).copied()
     }
 
     #[inline]

@@ -22,14 +22,14 @@
 //! (tables, next hops) and writes its own counter cells.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, Cache};
 use tungate_packet::vnet::{self, VnetHeader};
-use tungate_packet::{DropReason, LinkLayer, classify, ipv4};
+use tungate_packet::{DropReason, Inner, LinkLayer, classify, ipv4, ipv6};
 
 use crate::afpacket::RxSocket;
 use crate::batch::{self, Accepted, Scratch};
@@ -235,7 +235,7 @@ struct Worker<Io: PacketIo> {
     hops: Cache<Arc<ArcSwap<NextHops>>, Arc<NextHops>>,
     routes: RouteCache,
     /// Checked peers whose expected link-layer source this worker already asked for.
-    asked_sources: HashSet<Ipv4Addr>,
+    asked_sources: HashSet<IpAddr>,
     filter_slots: Arc<FilterSlots>,
     filter_generation: u64,
     filters: WorkerFilters,
@@ -490,10 +490,12 @@ impl<Io: PacketIo> Worker<Io> {
         let ethernet_source: Option<[u8; 6]> = packet.get(6..12).and_then(|s| s.try_into().ok());
         match classify(packet, link, &*self.current) {
             Ok(a) => {
-                let vnet_header = if self.io.reads_offload_state(source) {
-                    vnet_header
-                } else {
-                    vnet::partial_checksum(packet, a.inner_offset, &a.inner)
+                let vnet_header = match a.inner {
+                    _ if self.io.reads_offload_state(source) => vnet_header,
+                    Inner::V4(inner) => vnet::partial_checksum(packet, a.inner_offset, &inner),
+                    // AF_XDP hands no checksum state, and an IPv6 segment whose checksum was
+                    // left to offload is not recognised yet: it is forwarded as it is.
+                    Inner::V6(_) => VnetHeader::default(),
                 };
                 if link == LinkLayer::EthernetIpip && self.spoofed(a.peer, ethernet_source) {
                     // Not heard from the peer: someone else used its address.
@@ -513,7 +515,7 @@ impl<Io: PacketIo> Worker<Io> {
                     vnet: vnet_header,
                     vip: a.vip,
                     peer: a.peer,
-                    destination: a.inner.destination,
+                    destination: a.inner.destination(),
                 })
             }
             Err(r) => {
@@ -540,12 +542,7 @@ impl<Io: PacketIo> Worker<Io> {
         if !entry.check_source_mac {
             return false;
         }
-        let address = match entry.address {
-            std::net::IpAddr::V4(address) => address,
-            // The resolver learns IPv4 peers' sources only: an IPv6 peer's source is never
-            // known, so its frames fail closed.
-            std::net::IpAddr::V6(_) => return true,
-        };
+        let address = entry.address;
         match self.hops.load().sources.get(&address) {
             Some(expected) => from != Some(*expected),
             None => {
@@ -664,7 +661,7 @@ impl<Io: PacketIo> Worker<Io> {
         if !self.io.egress_ready(ifindex) {
             return self.send_fallback(a);
         }
-        ipv4::decrement_ttl(self.io.bytes_mut(a.packet));
+        decrement_ttl_or_hop_limit(self.io.bytes_mut(a.packet));
         let len = a.packet.len as u32;
         let tag = TxTag { vip: a.vip, len };
         match self
@@ -716,7 +713,7 @@ impl<Io: PacketIo> Worker<Io> {
                 return;
             }
         }
-        ipv4::decrement_ttl(packet);
+        decrement_ttl_or_hop_limit(packet);
         match self.fallback.send(packet, a.destination) {
             Ok(()) => self.tally().sent(a.vip, a.packet.len as u32, Via::Fallback),
             Err(e) => {
@@ -739,6 +736,16 @@ impl<Io: PacketIo> Worker<Io> {
         if drops > 0 {
             self.cells().drops[DropReason::RxOverflow.index()].add(drops);
         }
+    }
+}
+
+/// Decrements the TTL (IPv4, with its checksum) or the hop limit (IPv6) of a checked inner
+/// packet, by its version.
+fn decrement_ttl_or_hop_limit(packet: &mut [u8]) {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => ipv4::decrement_ttl(packet),
+        Some(6) => ipv6::decrement_hop_limit(packet),
+        _ => {}
     }
 }
 
@@ -901,7 +908,7 @@ mod tests {
             generation: 1,
             hops: vec![NextHop {
                 ifindex: 7,
-                address: CLIENT,
+                address: CLIENT.into(),
                 mtu: 1500,
                 ethernet: Some(ETH),
             }],
@@ -909,7 +916,9 @@ mod tests {
         }));
         let (requests, _) = crossbeam_channel::unbounded();
         let (answer, answers) = crossbeam_channel::unbounded();
-        answer.send((CLIENT, RouteAnswer::Hop(0), 1)).unwrap();
+        answer
+            .send((CLIENT.into(), RouteAnswer::Hop(0), 1))
+            .unwrap();
         let filters = Arc::new(FilterSlots::new(1));
         let mut fds = [0; 2];
         // SAFETY: fds has room for the two descriptors socketpair(2) writes.

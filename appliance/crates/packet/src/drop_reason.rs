@@ -7,9 +7,11 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum DropReason {
-    /// The frame is not IPv4 (another EtherType, or an IP version other than 4).
+    /// The frame is not IP (another EtherType, or an IPv4 EtherType with an IP version other
+    /// than 4); the name is older than IPv6 support.
     NotIpv4,
-    /// The outer IPv4 header is malformed (IHL, total length, truncated header).
+    /// The outer IPv4 or IPv6 header is malformed (IHL, total or payload length, truncated
+    /// header or extension header, an IPv6 EtherType with another version).
     MalformedOuter,
     /// The outer IPv4 header checksum is wrong.
     BadOuterChecksum,
@@ -22,7 +24,8 @@ pub enum DropReason {
     WrongGateway,
     /// The outer source is not a configured peer (real server).
     UnknownPeer,
-    /// The inner IPv4 header is malformed, or its length disagrees with the outer one.
+    /// The inner IPv4 or IPv6 header is malformed, its length disagrees with the outer one,
+    /// or its version is not the family its tunnel header declares.
     MalformedInner,
     /// The inner IPv4 header checksum is wrong.
     BadInnerChecksum,
@@ -32,7 +35,7 @@ pub enum DropReason {
     VipNotServed,
     /// The inner header carries a loose or strict source route option.
     SourceRoute,
-    /// The inner TTL is 1 or 0: forwarding would expire it.
+    /// The inner TTL (IPv4) or hop limit (IPv6) is 1 or 0: forwarding would expire it.
     TtlExpired,
     /// Larger than the egress MTU and not a GSO super-packet the kernel can segment.
     TooBig,
@@ -58,21 +61,30 @@ pub enum DropReason {
     BadUdpLength,
     /// A non-zero UDP checksum is wrong.
     BadUdpChecksum,
-    /// The GUE header is not a variant 0 data message carrying IPv4 with no flags or optional
-    /// fields (a control message, another version, unknown flags), nor variant 1 IPv4.
+    /// The GUE header is not a variant 0 data message carrying IPv4 or IPv6 (protocol 4 or
+    /// 41) with no flags or optional fields (a control message, another version, unknown
+    /// flags), nor variant 1 IPv4 or IPv6.
     BadGue,
-    /// The GRE header is not version 0 carrying IPv4 (0x0800), has routing or another refused
+    /// The GRE header is not version 0 carrying IPv4 (0x0800) or IPv6 (0x86DD), has routing or
+    /// another refused
     /// flag, or is longer than the packet.
     BadGre,
     /// The GRE checksum (checksum bit set) is wrong.
     BadGreChecksum,
     /// The GRE key is absent, present or different against the peer's configured `key`.
     WrongGreKey,
+    /// An IPv6 extension-header chain (outer or inner) that is not accepted: more than
+    /// [`crate::ipv6::MAX_EXTENSION_HEADERS`] headers or [`crate::ipv6::MAX_EXTENSION_BYTES`]
+    /// bytes of them, or a hop-by-hop header that is not the first.
+    BadExtensionHeaders,
+    /// An IPv6 routing header with segments left > 0 (outer or inner): the packet asks to be
+    /// sent on elsewhere, the IPv6 counterpart of `source_route`.
+    RoutingHeader,
 }
 
 impl DropReason {
     /// Every reason, in a stable order (the order of the counters).
-    pub const ALL: [DropReason; 28] = [
+    pub const ALL: [DropReason; 30] = [
         DropReason::NotIpv4,
         DropReason::MalformedOuter,
         DropReason::BadOuterChecksum,
@@ -101,6 +113,8 @@ impl DropReason {
         DropReason::BadGre,
         DropReason::BadGreChecksum,
         DropReason::WrongGreKey,
+        DropReason::BadExtensionHeaders,
+        DropReason::RoutingHeader,
     ];
 
     /// How many reasons there are.
@@ -142,6 +156,8 @@ impl DropReason {
             DropReason::BadGre => "bad_gre",
             DropReason::BadGreChecksum => "bad_gre_checksum",
             DropReason::WrongGreKey => "wrong_gre_key",
+            DropReason::BadExtensionHeaders => "bad_extension_headers",
+            DropReason::RoutingHeader => "routing_header",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Pure, allocation-free packet work: header checks, decapsulation (IPIP, GUE, FOU, GRE), TTL
+//! Pure, allocation-free packet work: IPv4 and IPv6 header checks, decapsulation (IP in IP,
+//! GUE, FOU, GRE, over either family), TTL
 //! decrement and the virtio-net (offload) header that AF_PACKET puts in front of every frame.
 //!
 //! Everything here works on byte slices the caller owns and returns offsets, addresses or a
@@ -16,6 +17,6 @@ pub mod ipv6;
 mod tunnel;
 pub mod vnet;
 
-pub use decap::{Accepted, Directory, LinkLayer, Rejected, classify};
+pub use decap::{Accepted, Directory, Inner, LinkLayer, Rejected, classify};
 pub use drop_reason::DropReason;
 pub use tunnel::Tunnel;

@@ -10,8 +10,9 @@
  * options, as a stock ip6tnl inserts, routing, fragment), as tungate_packet::ipv6 walks them. Tunnel frames are
  * checked as the userspace receive path checks them, in the same order, and a failed check
  * drops the frame under the same reason name (tungate_packet::DropReason): malformed_outer
- * (in IPv6 also an extension-header chain longer than the walk or running past the packet,
- * for a frame to the IPv6 gateway address whose protocol the walk could not reach),
+ * (in IPv6 also an extension-header chain running past the packet), bad_extension_headers
+ * (IPv6: a chain longer than the walk or with hop-by-hop not first, for a frame to the IPv6
+ * gateway address whose protocol the walk could not reach),
  * bad_outer_checksum (IPv4), outer_fragment, wrong_gateway, unknown_peer (peers or peers6 map),
  * then against the peer's configured tunnel (the map's value): wrong_tunnel, bad_udp_length,
  * bad_gue, bad_gre, wrong_gre_key. The UDP and GRE checksums and the inner packet (IPv4 or
@@ -48,15 +49,11 @@
 #define TG_SLOT_BAD_GUE 24
 #define TG_SLOT_BAD_GRE 25
 #define TG_SLOT_WRONG_GRE_KEY 27
-/* After the 28 drop reasons: frames handed to a socket, frames passed to the kernel. */
-#define TG_SLOT_REDIRECTED 28
-#define TG_SLOT_PASSED 29
-#define TG_SLOTS 30
-/*
- * An IPv6 extension-header chain longer than the walk or running past the packet: counted
- * as malformed_outer until tungate_packet has a reason of its own for it (issue 16 Part 2).
- */
-#define TG_EXTENSION_HEADERS_DROP TG_SLOT_MALFORMED_OUTER
+#define TG_SLOT_BAD_EXTENSION_HEADERS 28
+/* After the 30 drop reasons: frames handed to a socket, frames passed to the kernel. */
+#define TG_SLOT_REDIRECTED 30
+#define TG_SLOT_PASSED 31
+#define TG_SLOTS 32
 
 #define TG_MAX_PEERS 16384
 #define TG_MAX_UDP_PORTS 1024
@@ -391,6 +388,7 @@ struct tg_walk {
 	__u32 at;	/* frame offset of the header `next` names */
 	__u8 next;	/* the first protocol that is not an extension header walked over */
 	__u8 complete;	/* 0: the chain is longer than the walk, or runs past the packet */
+	__u8 cut;	/* ... runs past the packet (not complete for that reason) */
 	__u8 fragment;	/* a Fragment header of a real fragment (not an atomic one) was passed */
 	__u8 later;	/* ... of a later fragment (offset > 0: no upper header follows) */
 };
@@ -414,6 +412,7 @@ static __always_inline void walk6(struct xdp_md *ctx, __u8 first, __u32 end, str
 	w->at = sizeof(struct ethhdr) + sizeof(struct ipv6hdr);
 	w->next = first;
 	w->complete = 0;
+	w->cut = 0;
 	w->fragment = 0;
 	w->later = 0;
 	for (int i = 0; i < TG_MAX_EXTENSION_HEADERS; i++) {
@@ -423,8 +422,10 @@ static __always_inline void walk6(struct xdp_md *ctx, __u8 first, __u32 end, str
 			return;
 		__u8 h[4];
 
-		if (w->at + 4 > end || load(ctx, w->at, h, 4) < 0)
+		if (w->at + 4 > end || load(ctx, w->at, h, 4) < 0) {
+			w->cut = 1;
 			return;
+		}
 		__u32 len;
 
 		if (w->next == TG_NEXT_FRAGMENT) {
@@ -434,8 +435,11 @@ static __always_inline void walk6(struct xdp_md *ctx, __u8 first, __u32 end, str
 		} else {
 			len = ((__u32)h[1] + 1) * 8;
 		}
-		if (w->at + len > end ||
-		    w->at + len > sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + TG_MAX_EXTENSION_BYTES)
+		if (w->at + len > end) {
+			w->cut = 1;
+			return;
+		}
+		if (w->at + len > sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + TG_MAX_EXTENSION_BYTES)
 			return;
 		w->next = h[0];
 		w->at += len;
@@ -493,7 +497,7 @@ static __always_inline int ingress6(struct xdp_md *ctx, const struct ipv6hdr *ip
 	if (ip->payload_len == 0 || packet_len > available)
 		return count(TG_SLOT_MALFORMED_OUTER, XDP_DROP);
 	if (!w.complete)
-		return count(TG_EXTENSION_HEADERS_DROP, XDP_DROP);
+		return count(w.cut ? TG_SLOT_MALFORMED_OUTER : TG_SLOT_BAD_EXTENSION_HEADERS, XDP_DROP);
 	if (w.fragment)
 		return count(TG_SLOT_OUTER_FRAGMENT, XDP_DROP);
 	if (!to_gateway)

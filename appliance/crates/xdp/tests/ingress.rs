@@ -1006,8 +1006,9 @@ fn each_bad_ipv6_tunnel_packet_is_dropped_under_its_reason(mode: XdpMode) {
         UDP,
         &gue(6080, [0, IPV6, 0, 0], &inner6),
     ));
-    // An extension-header chain longer than the walk, hop-by-hop not first, a header past
-    // the packet's end: malformed_outer (until the packet crate has a reason of its own).
+    // An extension-header chain longer than the walk, hop-by-hop not first:
+    // bad_extension_headers; a header past the packet's end: malformed_outer (as the
+    // packet crate judges them).
     pair.send6(&ip6ip6(&vec![ext(DEST_OPTIONS); 5]));
     pair.send6(&ip6ip6(&[ext(DEST_OPTIONS), ext(HOP_BY_HOP)]));
     let mut past = packet(RIP6, GIP6, &[ext_long(DEST_OPTIONS, 1)], IPV6, &[]);
@@ -1063,7 +1064,7 @@ fn each_bad_ipv6_tunnel_packet_is_dropped_under_its_reason(mode: XdpMode) {
     assert_eq!(
         drops(&c),
         [
-            ("malformed_outer", 6),
+            ("malformed_outer", 4),
             ("outer_fragment", 3),
             ("wrong_gateway", 2),
             ("unknown_peer", 3),
@@ -1071,6 +1072,7 @@ fn each_bad_ipv6_tunnel_packet_is_dropped_under_its_reason(mode: XdpMode) {
             ("wrong_tunnel", 3),
             ("bad_udp_length", 1),
             ("bad_gue", 1),
+            ("bad_extension_headers", 2),
         ]
     );
     assert_eq!(c.redirected, 0);
