@@ -18,6 +18,9 @@
 //! packet runs meanwhile (deploy/bench/capture.md).
 //! `gateway_bench latency [RATE] [ROUNDS]` runs the latency phase alone at RATE: the kernel
 //! and cidr-filter on AF_XDP (`GATEWAY_BENCH_IO=xdp`) or TPACKET, rounds alternating.
+//! `gateway_bench memory [REPEATS]` runs the memory phase alone REPEATS times (default 5)
+//! and prints the medians (with `GATEWAY_BENCH_SMAPS=DIR`, each gateway's smaps saved there;
+//! with `GATEWAY_BENCH_PLUGINS=DIR`, the example plugins' `.wasm` files taken from DIR).
 //! `gateway_bench gateway ...` is the gateway process the run starts in `gw` (internal).
 
 use tungate_test_support::plugins;
@@ -152,7 +155,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(
         args.first().map(String::as_str),
-        Some("run" | "soak" | "latency")
+        Some("run" | "soak" | "latency" | "memory")
     ) && let Some(code) = in_own_session()
     {
         std::process::exit(code);
@@ -173,6 +176,10 @@ fn main() {
                 .unwrap_or(100_000.0);
             let rounds = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
             std::process::exit(phases::latency(rate, rounds))
+        }
+        Some("memory") => {
+            let repeats = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+            std::process::exit(phases::memory(repeats))
         }
         Some("run") => match parse(&args[1..]) {
             Ok(options) => std::process::exit(phases::run(&options)),

@@ -982,6 +982,13 @@ impl Bench<'_> {
                 "  memory: {vips} VIPs × {plugins} plugins: {rss} ({:.0} pps)",
                 s.delivered_pps
             );
+            if let Some(dir) = std::env::var_os(SMAPS_ENV) {
+                let file = PathBuf::from(dir).join(format!("smaps-{vips}-{plugins}.txt"));
+                let copied = std::fs::copy(format!("/proc/{}/smaps", gw.pid()), &file);
+                if let Err(e) = copied {
+                    eprintln!("  cannot save {}: {e}", file.display());
+                }
+            }
             out.push(Memory {
                 vips,
                 plugins,
@@ -1048,7 +1055,14 @@ pub fn count_sequence(sent: u64, received: &Received) -> (u64, u64) {
     (lost, duplicated)
 }
 
+/// With this variable set to a directory, the gateways load the example plugins' `.wasm`
+/// files from there instead of building them (to compare plugin builds side by side).
+pub const PLUGINS_ENV: &str = "GATEWAY_BENCH_PLUGINS";
+
 fn plugin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(PLUGINS_ENV) {
+        return dir.into();
+    }
     for p in plugins::EXAMPLES {
         plugins::plugin_wasm(p);
     }
@@ -1194,6 +1208,60 @@ pub fn latency(rate: f64, rounds: usize) -> i32 {
     bench.prepare();
     for l in bench.latency_phase(rate, Io::from_env(), &[Chain::Cidr], rounds.max(1)) {
         eprintln!("{}", report::latency_line(&l));
+    }
+    0
+}
+
+/// With this variable set to a directory, the memory phase saves each gateway's
+/// `/proc/PID/smaps` there (`smaps-VIPS-PLUGINS.txt`), to see which mappings hold it.
+pub const SMAPS_ENV: &str = "GATEWAY_BENCH_SMAPS";
+
+/// `gateway_bench memory`: the memory phase alone, `repeats` times, printing each
+/// configuration's resident and peak memory per repeat and their medians.
+pub fn memory(repeats: usize) -> i32 {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("gateway_bench: needs root");
+        return 2;
+    }
+    pin_current_thread(&[GENERATOR_CPU]);
+    raise_priority();
+    let options = Options {
+        quick: false,
+        repeats: 1,
+        window: Duration::from_secs(1),
+        out: PathBuf::new(),
+        samples: PathBuf::new(),
+    };
+    let t = Topology::new();
+    let generator = Generator::open(&t.rs);
+    let bench = Bench {
+        options: &options,
+        t,
+        generator,
+        plugins: plugin_dir(),
+    };
+    bench.prepare();
+    let runs: Vec<Vec<Memory>> = (0..repeats.max(1)).map(|_| bench.memory_phase()).collect();
+    for (i, first) in runs[0].iter().enumerate() {
+        let mut rss: Vec<u64> = runs.iter().map(|r| r[i].rss_kib).collect();
+        let mut hwm: Vec<u64> = runs.iter().map(|r| r[i].hwm_kib).collect();
+        rss.sort_unstable();
+        hwm.sort_unstable();
+        let mib = |v: &[u64]| {
+            v.iter()
+                .map(|k| format!("{:.1}", *k as f64 / 1024.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "{} VIPs × {} plugins: RSS median {:.1} MiB ({}), peak median {:.1} MiB ({})",
+            first.vips,
+            first.plugins,
+            rss[rss.len() / 2] as f64 / 1024.0,
+            mib(&rss),
+            hwm[hwm.len() / 2] as f64 / 1024.0,
+            mib(&hwm)
+        );
     }
     0
 }
