@@ -91,7 +91,7 @@ macro_rules! export_plugin {
             /// The batch area's address.
             #[unsafe(no_mangle)]
             pub extern "C" fn tungate_batch_area() -> i32 {
-                $crate::guest::export_batch_area(&RUNTIME)
+                $crate::guest::export_batch_area()
             }
 
             /// Judges a batch.

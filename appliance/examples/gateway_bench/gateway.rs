@@ -85,8 +85,8 @@ impl Chain {
 const CONTROL_CPU: usize = 0;
 
 /// The rate-limit plugin's client table in the 4-plugin chain. Its default (65,536 clients)
-/// makes a 3 MiB table per instance, touched at configure time: 300 MiB for 100 VIPs on one
-/// worker, whatever the gateway does. The bench uses a /22's worth of clients instead and
+/// makes a 5 MiB table per instance (131,072 slots of 40 bytes), touched at configure time:
+/// 500 MiB for 100 VIPs on one worker, whatever the gateway does. The bench uses a /22's worth of clients instead and
 /// reports the default's cost separately.
 pub const RATE_LIMIT_CLIENTS: usize = 1024;
 
