@@ -4,7 +4,8 @@
 //!
 //! Commands: `chain none|cidr|four [timed]` publishes that chain on every VIP (hot swap);
 //! `swap-start MS` publishes alternating chains every MS ms from a thread, `swap-stop`
-//! ends that; `counters`; `timing` (and reset) of the timed chains; `rss`; `quit`. The
+//! ends that; `counters`; `timing` (and reset) of the timed chains; `rss` (VmRSS, VmHWM and
+//! PSS); `quit`. The
 //! parent side is [`GatewayProcess`].
 
 use std::collections::HashMap;
@@ -252,6 +253,20 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Proportional set size of this process in KiB (`Pss` of /proc/self/smaps_rollup): its
+/// resident pages with each shared page divided among the mappings that share it. VmRSS
+/// counts a page once per mapping: the plugin instances of one module each map all of its
+/// memory image, so VmRSS counts those shared pages once per instance.
+fn pss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The child's `main`: `gateway WORKERS CPUS VIPS PLUGIN_DIR` (CPUS like `1` or `0,1`).
@@ -536,7 +551,7 @@ pub fn child_main(args: &[String]) -> i32 {
             }
             ["rss"] => {
                 let (rss, hwm) = rss_kib(std::process::id());
-                reply(json!({ "rss_kib": rss, "hwm_kib": hwm }));
+                reply(json!({ "rss_kib": rss, "hwm_kib": hwm, "pss_kib": pss_kib() }));
             }
             ["quit"] => break,
             _ => reply(json!({ "error": format!("unknown command {line:?}") })),

@@ -280,6 +280,8 @@ pub struct Memory {
     pub rss_kib: u64,
     /// Peak resident set, KiB.
     pub hwm_kib: u64,
+    /// Proportional set size (shared pages divided among their mappings), KiB.
+    pub pss_kib: u64,
 }
 
 struct Bench<'a> {
@@ -994,6 +996,7 @@ impl Bench<'_> {
                 plugins,
                 rss_kib: rss["rss_kib"].as_u64().unwrap_or(0),
                 hwm_kib: rss["hwm_kib"].as_u64().unwrap_or(0),
+                pss_kib: rss["pss_kib"].as_u64().unwrap_or(0),
             });
             gw.quit();
         }
@@ -1243,24 +1246,26 @@ pub fn memory(repeats: usize) -> i32 {
     bench.prepare();
     let runs: Vec<Vec<Memory>> = (0..repeats.max(1)).map(|_| bench.memory_phase()).collect();
     for (i, first) in runs[0].iter().enumerate() {
-        let mut rss: Vec<u64> = runs.iter().map(|r| r[i].rss_kib).collect();
-        let mut hwm: Vec<u64> = runs.iter().map(|r| r[i].hwm_kib).collect();
-        rss.sort_unstable();
-        hwm.sort_unstable();
-        let mib = |v: &[u64]| {
-            v.iter()
+        let field = |f: fn(&Memory) -> u64| {
+            let mut v: Vec<u64> = runs.iter().map(|r| f(&r[i])).collect();
+            v.sort_unstable();
+            let all: Vec<String> = v
+                .iter()
                 .map(|k| format!("{:.1}", *k as f64 / 1024.0))
-                .collect::<Vec<_>>()
-                .join(" ")
+                .collect();
+            format!(
+                "median {:.1} MiB ({})",
+                v[v.len() / 2] as f64 / 1024.0,
+                all.join(" ")
+            )
         };
         println!(
-            "{} VIPs × {} plugins: RSS median {:.1} MiB ({}), peak median {:.1} MiB ({})",
+            "{} VIPs × {} plugins: RSS {}, peak {}, PSS {}",
             first.vips,
             first.plugins,
-            rss[rss.len() / 2] as f64 / 1024.0,
-            mib(&rss),
-            hwm[hwm.len() / 2] as f64 / 1024.0,
-            mib(&hwm)
+            field(|m| m.rss_kib),
+            field(|m| m.hwm_kib),
+            field(|m| m.pss_kib)
         );
     }
     0

@@ -1084,20 +1084,25 @@ fn memory(md: &mut String, r: &Report<'_>) {
     let _ = writeln!(
         md,
         "VmRSS and VmHWM of the gateway process after 64 B traffic through every VIP (one flow \
-         per VIP at least).\n"
+         per VIP at least), and its PSS (`Pss` of smaps_rollup: shared pages divided among \
+         their mappings; VmRSS counts each plugin instance's mapping of its module's memory \
+         image in full). Where the memory of 100 VIPs × 4 plugins goes, mapping by mapping, \
+         and `gateway_bench memory` to measure it alone: \
+         [deploy/bench/results/memory.md](deploy/bench/results/memory.md).\n"
     );
     let _ = writeln!(
         md,
-        "| VIPs | plugins per VIP | RSS MiB | peak MiB |\n|---:|---:|---:|---:|"
+        "| VIPs | plugins per VIP | RSS MiB | peak MiB | PSS MiB |\n|---:|---:|---:|---:|---:|"
     );
     for m in &r.memory {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {:.1} |",
+            "| {} | {} | {:.1} | {:.1} | {:.1} |",
             m.vips,
             m.plugins,
             m.rss_kib as f64 / 1024.0,
-            m.hwm_kib as f64 / 1024.0
+            m.hwm_kib as f64 / 1024.0,
+            m.pss_kib as f64 / 1024.0
         );
     }
     let _ = writeln!(md);
