@@ -22,7 +22,8 @@
 //!   bucket starts full, so eviction never drops traffic by itself). The table holds
 //!   twice `max_clients` slots (rounded up to a power of two) of 40 bytes, all written at
 //!   configure time: 80 KiB per 1,024 clients, 5 MiB at the default, in each instance
-//!   (one per worker), within the host's memory cap per instance.
+//!   (one per worker). The host's cap on an instance's memory (16 MiB by default) fails
+//!   the configure step of a larger table: above 131,072 clients at that cap.
 //!
 //! Counters: `dropped{rate}` (packets over the rate), `evicted{}` (buckets recycled).
 
