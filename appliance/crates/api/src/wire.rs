@@ -256,10 +256,10 @@ impl Status {
     /// gateway with only an IPv6 GIP reports it in both fields; it is listed once).
     pub fn gateway_addresses(&self) -> Vec<&str> {
         let mut all = vec![self.gateway_address.as_str()];
-        if let Some(v6) = self.gateway_address6.as_deref() {
-            if v6 != self.gateway_address {
-                all.push(v6);
-            }
+        if let Some(v6) = self.gateway_address6.as_deref()
+            && v6 != self.gateway_address
+        {
+            all.push(v6);
         }
         all
     }
