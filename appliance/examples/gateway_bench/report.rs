@@ -1220,7 +1220,7 @@ pub fn ipv6_results(
     );
     let _ = writeln!(
         md,
-        "| size | variant | delivered pps | × its kernel | × IPIP (c′) | gateway + generator irq CPU ns/pkt | samples |\n|---|---|---:|---:|---:|---:|---:|"
+        "| size | variant | offered pps | delivered pps | × its kernel | × IPIP (c′) | gateway + generator irq CPU ns/pkt | others on the gateway core | samples |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
     );
     let ipip = tungate(1, Chain::Cidr, Io::Xdp);
     let v6 = crate::phases::ip6ip6(Io::Xdp);
@@ -1236,7 +1236,9 @@ pub fn ipv6_results(
             if xs.is_empty() {
                 continue;
             }
+            let offered = median(&xs.iter().map(|x| x.offered_pps).collect::<Vec<_>>());
             let delivered = median(&xs.iter().map(|x| x.delivered_pps).collect::<Vec<_>>());
+            let others = median(&xs.iter().filter_map(|x| x.others_share).collect::<Vec<_>>());
             let combined = median(&xs.iter().filter_map(|x| x.combined_ns).collect::<Vec<_>>());
             let per_pair = |base: Variant| {
                 paired(samples, size, v, base, |a, b| {
@@ -1255,10 +1257,11 @@ pub fn ipv6_results(
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {delivered:.0} | {vs_kernel} | {vs_ipip} | {} | {} |",
+                "| {} | {} | {offered:.0} | {delivered:.0} | {vs_kernel} | {vs_ipip} | {} | {}% | {} |",
                 size.label,
                 variant_name(v),
                 fmt_opt(combined, 0),
+                fmt_opt(others * 100.0, 0),
                 xs.len()
             );
         }
@@ -1270,10 +1273,11 @@ pub fn ipv6_results(
     for x in samples {
         let _ = writeln!(
             md,
-            "- repeat {} {} {}: {:.0} pps (load {})",
+            "- repeat {} {} {}: offered {:.0} pps, delivered {:.0} pps (load {})",
             x.repeat + 1,
             x.size.label,
             variant_name(x.variant),
+            x.offered_pps,
             x.delivered_pps,
             x.load.trim()
         );
