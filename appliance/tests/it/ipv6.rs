@@ -548,7 +548,7 @@ fn the_api_metrics_and_tungate_status_show_ipv6_gips_vips_and_peers() {
     let metrics = api.get("/metrics").text();
     for series in [
         format!("tungate_vip_forwarded_packets_total{{vip=\"{VIP6}\"}} 1"),
-        format!("tungate_peer_received_packets_total{{peer=\"rs6\"}} 2"),
+        "tungate_peer_received_packets_total{peer=\"rs6\"} 2".to_owned(),
     ] {
         assert!(metrics.contains(&series), "{series} in {metrics}");
     }
