@@ -1266,10 +1266,7 @@ pub fn ipv6_results(
             );
         }
     }
-    let _ = writeln!(
-        md,
-        "\nEvery sample (delivered pps, load average at its start):\n"
-    );
+    let _ = writeln!(md, "\nEvery sample (the load average at its start):\n");
     for x in samples {
         let _ = writeln!(
             md,
