@@ -12,6 +12,8 @@
 # TUNGATE_TRAFFIC_VIP, TUNGATE_TRAFFIC_PREFIXES (the two client prefixes, space separated),
 # TUNGATE_CLIENT_NS and TUNGATE_CLIENT_COUNTERS (the nftables table with one named counter
 # per prefix: prefix_a, prefix_b).
+# Either way the gateway's g0 also holds an IPv6 address that the configuration does not use
+# (TUNGATE_GIP6): a test may make it gateway.address6 (which must be an address of the host).
 # Usage (root): deploy/ci/live-tungate.sh [--traffic] [--rate PPS] COMMAND [ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,6 +39,7 @@ NS=tglv-$$-0
 RS_NS=tglv-$$-rs
 CLIENT_NS=tglv-$$-cl
 GIP=10.200.0.1
+GIP6=2001:db8:200::1
 RIP=10.200.0.2
 VIP=192.0.2.10
 PREFIX_A=198.51.100.0/24 CLIENT_A=198.51.100.7 GW_A=198.51.100.1
@@ -117,6 +120,7 @@ else
 fi
 ip -n "$NS" link set g0 up
 ip -n "$NS" addr add "$GIP/24" dev g0
+ip -n "$NS" addr add "$GIP6/64" dev g0 nodad
 cat > "$WORK/tungate.toml" <<TOML
 [gateway]
 address = "$GIP"
@@ -150,7 +154,7 @@ if ((TRAFFIC)); then
 fi
 
 status=0
-ip netns exec "$NS" env TUNGATE_URL=http://127.0.0.1:9080 \
+ip netns exec "$NS" env TUNGATE_URL=http://127.0.0.1:9080 TUNGATE_GIP6="$GIP6" \
   TUNGATE_TOKEN_FILE="$WORK/state/admin-token" "${traffic_env[@]}" "$@" || status=$?
 if ((TRAFFIC)); then
   if ! kill -0 "$SOURCE_PID" 2>/dev/null; then

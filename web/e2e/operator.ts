@@ -264,6 +264,98 @@ export const peerTunnelFields: Step = {
   },
 };
 
+/**
+ * Issue 16 Part 2: an IPv6 peer is refused with the family mismatch named in the form while
+ * the gateway has no IPv6 address; with `gateway.address6` set (through the API: the UI has
+ * no gateway form), an IPv6 peer and an IPv6 VIP added through the dialogs are stored, shown
+ * in the tables, and the dashboard shows both GIPs and the VIP.
+ */
+export const ipv6PeerAndVip: Step = {
+  name: 'peers and VIPs: an IPv6 peer needs gateway.address6; with it, an IPv6 peer and VIP show in tables and status',
+  run: async (ctx) => {
+    const original = await api<ConfigBody & { gateway: { address?: string; address6?: string } }>(
+      ctx,
+      'GET',
+      '/config',
+    );
+    check(!original.gateway.address6, 'the live gateway already has an IPv6 address');
+    // An address of the gateway's host that its configuration does not use yet
+    // (deploy/ci/live-tungate.sh): gateway.address6 must be one.
+    const gip6 = process.env.TUNGATE_GIP6;
+    check(gip6, 'TUNGATE_GIP6 is not set: run beside deploy/ci/live-tungate.sh');
+    const peer = { name: 'e2ev6', address: '2001:db8:200::21', tunnel: 'ipip' };
+    const vip6 = '2001:db8:f::10';
+    try {
+      await openPage(ctx, 'peers-vips');
+      await waitForTestId(ctx, 'peers-card');
+      await ctx.page.getByTestId('add-peer').click();
+      await waitForTestId(ctx, 'peer-dialog');
+      await ctx.page.getByTestId('peer-name').fill(peer.name);
+      await ctx.page.getByTestId('peer-address').fill(peer.address);
+      await ctx.page.getByTestId('peer-save').click();
+      await waitForTestId(ctx, 'peer-address-errors');
+      const message = await ctx.page.getByTestId('peer-address-errors').innerText();
+      check(
+        message.includes('IPv6') && message.includes('address6'),
+        `the address error does not name the family mismatch: "${message}"`,
+      );
+      const refused = await api<ConfigBody>(ctx, 'GET', '/config');
+      check(!refused.peers.some((p) => p.name === peer.name), 'the refused IPv6 peer was stored');
+      await screenshot(ctx, 'peer-dialog-ipv6-needs-address6');
+      await ctx.page.keyboard.press('Escape');
+      await ctx.page.getByTestId('peer-dialog').waitFor({ state: 'detached', timeout: 10_000 });
+
+      await api(ctx, 'PUT', '/config', { ...original, gateway: { ...original.gateway, address6: gip6 } });
+      await openPage(ctx, 'peers-vips');
+      await waitForTestId(ctx, 'peers-card');
+      await addPeerThroughTheDialog(ctx, peer);
+      await waitForTestId(ctx, `peer-row-${peer.name}`);
+      const row = await ctx.page.getByTestId(`peer-row-${peer.name}`).innerText();
+      check(row.includes(peer.address), `the peers table row says "${row}", not ${peer.address}`);
+
+      await ctx.page.getByTestId('add-vip').click();
+      await waitForTestId(ctx, 'vip-dialog');
+      await ctx.page.getByTestId('vip-address').fill(vip6);
+      await ctx.page.getByTestId('vip-peer').selectOption(peer.name);
+      await ctx.page.getByTestId('vip-save').click();
+      await ctx.page.getByTestId('vip-dialog').waitFor({ state: 'detached', timeout: 10_000 });
+      const stored = await api<PeerBody>(ctx, 'GET', `/peers/${peer.name}`);
+      check(
+        stored.address === peer.address && (stored.vips ?? []).includes(vip6),
+        `GET /api/v1/peers/${peer.name} stored ${JSON.stringify(stored)}`,
+      );
+      await waitForTestId(ctx, `vip-config-row-${vip6}`);
+      const servedBy = await ctx.page.getByTestId(`vip-config-row-${vip6}`).locator('td').first().innerText();
+      check(servedBy.includes(peer.name), `the VIP row says served by "${servedBy}"`);
+      await screenshot(ctx, 'peers-vips-ipv6');
+
+      const status = await api<{ gateway_address: string; gateway_address6?: string | null; vips: number }>(
+        ctx,
+        'GET',
+        '/status',
+      );
+      check(
+        status.gateway_address6 === gip6,
+        `/api/v1/status says gateway_address6 ${status.gateway_address6}`,
+      );
+      await clickNav(ctx, 'dashboard');
+      await waitForTestId(ctx, `vip-row-${vip6}`, SHOW_TIMEOUT_MS);
+      await waitForTestIdNumber(ctx, 'status-vips', (n) => n === status.vips, SHOW_TIMEOUT_MS);
+      const gateway = ctx.page.getByTestId('status-gateway');
+      check(
+        (await gateway.getAttribute('data-value6')) === gip6,
+        `the dashboard's gateway data-value6 is ${await gateway.getAttribute('data-value6')}`,
+      );
+      const shown = (await gateway.innerText()).trim();
+      const want = `gateway ${status.gateway_address} + ${gip6}`;
+      check(shown === want, `the dashboard shows "${shown}", expected "${want}"`);
+      await screenshot(ctx, 'dashboard-ipv6');
+    } finally {
+      await api(ctx, 'PUT', '/config', original);
+    }
+  },
+};
+
 /** uPlot's legend entries of each chart (the time row left out). */
 async function legendEntries(ctx: E2EContext): Promise<Record<string, string[]>> {
   return ctx.page.evaluate(() => {
@@ -373,6 +465,7 @@ export const OPERATOR_STEPS: readonly Step[] = [
   historySurvivesNavigation,
   addVipPicksPeer,
   peerTunnelFields,
+  ipv6PeerAndVip,
   removedVipsLeaveDashboard,
   tenThousandVips,
 ];

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -63,20 +63,31 @@ impl Chain {
             .find(|c| c.name() == word)
     }
 
-    fn bindings(self) -> String {
-        let cidr =
-            r#"{ plugin = "cidr-filter", config = { allow = ["198.51.100.0/24"] } }"#.to_owned();
+    /// The chain's bindings for replies to the IPv4 client's prefix, or (`ipv6`) to the
+    /// IPv6 client's.
+    fn bindings(self, ipv6: bool) -> String {
+        let (client, halves, everyone) = if ipv6 {
+            (CLIENT6_PREFIX, CLIENT6_HALVES, "::/0")
+        } else {
+            (
+                "198.51.100.0/24",
+                ["198.51.100.0/25", "198.51.100.128/25"],
+                "0.0.0.0/0",
+            )
+        };
+        let cidr = format!(r#"{{ plugin = "cidr-filter", config = {{ allow = ["{client}"] }} }}"#);
         match self {
             Chain::None => String::new(),
             Chain::Cidr => cidr,
-            Chain::CidrHalves => {
-                r#"{ plugin = "cidr-filter", config = { allow = ["198.51.100.0/25", "198.51.100.128/25"] } }"#.into()
-            }
+            Chain::CidrHalves => format!(
+                r#"{{ plugin = "cidr-filter", config = {{ allow = ["{}", "{}"] }} }}"#,
+                halves[0], halves[1]
+            ),
             Chain::Four => format!(
                 r#"{cidr},
                 {{ plugin = "port-filter", config = {{ allow = [{{ protocol = "udp", ports = [{SERVICE_PORT}] }}, {{ protocol = "tcp", ports = [80, 443] }}] }} }},
                 {{ plugin = "rate-limit", config = {{ unit = "packets", rate = 10000000000, max_clients = {RATE_LIMIT_CLIENTS} }} }},
-                {{ plugin = "accounting", config = {{ prefixes = ["198.51.100.0/24", "0.0.0.0/0"] }} }}"#
+                {{ plugin = "accounting", config = {{ prefixes = ["{client}", "{everyone}"] }} }}"#
             ),
         }
     }
@@ -98,20 +109,53 @@ pub fn vips(count: usize) -> Vec<Ipv4Addr> {
         .collect()
 }
 
+/// The gateway's IPv6 address (GIP6), on `g0` beside GIP (see `Bench::prepare`).
+pub const GIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
+/// The peer's IPv6 address (RIP6), the outer source of ip6ip6.
+pub const RIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
+/// The gateway's IPv6 address towards the client, on `g1`.
+pub const GW_CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 1);
+/// The IPv6 client.
+pub const CIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 7);
+/// The IPv6 client's prefix (what cidr-filter allows for the ip6ip6 rows).
+const CLIENT6_PREFIX: &str = "2001:db8:c::/48";
+/// [`CLIENT6_PREFIX`] as two halves.
+const CLIENT6_HALVES: [&str; 2] = ["2001:db8:c::/49", "2001:db8:c:8000::/49"];
+
+/// The IPv6 VIP that stands for IPv4 VIP `v4` in the ip6ip6 rows: 2001:db8:f:: with `v4`'s
+/// 32 bits at the end.
+pub fn vip6(v4: Ipv4Addr) -> Ipv6Addr {
+    Ipv6Addr::from((0x2001_0db8_000f_u128 << 80) | u128::from(u32::from(v4)))
+}
+
 /// The gateway's configuration: peer `rs1` (its return tunnel `tunnel`) serving `vips`,
-/// each with `chain`.
+/// each with `chain`. With [`Tunnel::Ip6ip6`] the gateway also has GIP6, `rs1` is RIP6
+/// (tunnel `ipip` with an IPv6 peer: ip6ip6) and each VIP is its [`vip6`].
 pub fn document(workers: usize, vips: &[Ipv4Addr], chain: Chain, tunnel: Tunnel) -> Document {
+    let ipv6 = tunnel == Tunnel::Ip6ip6;
+    let vips: Vec<IpAddr> = vips
+        .iter()
+        .map(|&v| if ipv6 { vip6(v).into() } else { v.into() })
+        .collect();
     let list: Vec<String> = vips.iter().map(|v| format!("\"{v}\"")).collect();
+    let (address6, rip, kind) = if ipv6 {
+        (
+            format!("address6 = \"{GIP6}\"\n"),
+            IpAddr::from(RIP6),
+            "ipip",
+        )
+    } else {
+        (String::new(), IpAddr::from(RIP), tunnel.name())
+    };
     let mut text = format!(
-        "[gateway]\naddress = \"{GIP}\"\nworkers = {workers}\n\
-         [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\ntunnel = \"{}\"\nvips = [{}]\n",
-        tunnel.name(),
+        "[gateway]\naddress = \"{GIP}\"\n{address6}workers = {workers}\n\
+         [[peers]]\nname = \"rs1\"\naddress = \"{rip}\"\ntunnel = \"{kind}\"\nvips = [{}]\n",
         list.join(", ")
     );
-    for v in vips {
+    for v in &vips {
         text += &format!(
             "[[vips]]\naddress = \"{v}\"\nplugins = [{}]\n",
-            chain.bindings()
+            chain.bindings(ipv6)
         );
     }
     let doc = config::parse_toml(&text).expect("bench configuration parses");
@@ -305,8 +349,8 @@ impl Io {
     }
 }
 
-/// The environment variable that names the peer's return tunnel (`ipip` or `gue`) to the
-/// gateway it starts.
+/// The environment variable that names the peer's return tunnel (`ipip`, `gue` or
+/// `ip6ip6`) to the gateway it starts.
 pub const TUNNEL_ENV: &str = "GATEWAY_BENCH_TUNNEL";
 
 /// The peer's return tunnel: what the generator encapsulates in and the gateway expects.
@@ -317,21 +361,28 @@ pub enum Tunnel {
     /// GUE variant 0 to UDP port 6080 (the config's default), one UDP source port per flow
     /// (the per-flow entropy `encap-sport auto` gives).
     Gue,
+    /// ip6ip6: outer IPv6 RIP6 -> GIP6 (next header 41), inner IPv6 from the VIPs' IPv6
+    /// counterparts to the IPv6 client.
+    Ip6ip6,
 }
 
 impl Tunnel {
-    /// The config's name (`peers[].tunnel`), also the value of [`TUNNEL_ENV`].
+    /// The value of [`TUNNEL_ENV`]; for IPIP and GUE also the config's name
+    /// (`peers[].tunnel`; ip6ip6 is `ipip` with an IPv6 peer).
     pub fn name(self) -> &'static str {
         match self {
             Tunnel::Ipip => "ipip",
             Tunnel::Gue => "gue",
+            Tunnel::Ip6ip6 => "ip6ip6",
         }
     }
 
-    /// The tunnel [`TUNNEL_ENV`] names in this process's environment (IPIP unless `gue`).
+    /// The tunnel [`TUNNEL_ENV`] names in this process's environment (IPIP unless `gue` or
+    /// `ip6ip6`).
     pub fn from_env() -> Tunnel {
         match std::env::var(TUNNEL_ENV).as_deref() {
             Ok("gue") => Tunnel::Gue,
+            Ok("ip6ip6") => Tunnel::Ip6ip6,
             _ => Tunnel::Ipip,
         }
     }
@@ -366,14 +417,14 @@ fn io_plan(doc: &Document) -> Result<(IoPlan, Option<SharedFilter>), String> {
         .ok_or("the bench gateway has an IPv4 address")?;
     let mut filter =
         IngressFilter::attach(ifindex, XdpMode::Native, gip).map_err(|e| e.to_string())?;
-    let peers = doc
+    filter
+        .set_gateway6(doc.gateway.address6)
+        .map_err(|e| e.to_string())?;
+    let peers: Vec<(IpAddr, _)> = doc
         .peers
         .iter()
-        .map(|p| match p.address {
-            std::net::IpAddr::V4(a) => Ok((a, tungate_datapath::peer_tunnel(p))),
-            std::net::IpAddr::V6(a) => Err(format!("the bench has IPv4 peers only, not {a}")),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|p| (p.address, tungate_datapath::peer_tunnel(p)))
+        .collect();
     filter.set_peers(&peers).map_err(|e| e.to_string())?;
     let filter = Arc::new(Mutex::new(filter));
     Ok((

@@ -5,7 +5,8 @@
 //! `gw` and tungate with userspace decap with (b) no plugin, (c) one `cidr-filter`, (d) a
 //! chain of four plugins, for 64 B and 1400 B payload packets, with 1 worker (and the kernel
 //! on 1 core) and with 2 (2 cores, one shared with the load generator), and (b′)–(d′) on
-//! AF_XDP with 1 worker. Then it measures each 1-core variant's highest loss-free rate,
+//! AF_XDP with 1 worker, (c) and (c′) in GUE, and (c′) in ip6ip6 beside the kernel's IPv6
+//! forwarding (a6). Then it measures each 1-core variant's highest loss-free rate,
 //! (c′) under overload and under a hostile flood, one-way latency at half load, a hot swap
 //! every 100 ms under load on both paths (lost and duplicated packets by sequence number),
 //! and resident memory with 100 VIPs × 4 plugins, and writes BENCHMARKS.md. It runs in a
@@ -21,6 +22,9 @@
 //! `gateway_bench memory [REPEATS]` runs the memory phase alone REPEATS times (default 5)
 //! and prints the medians (with `GATEWAY_BENCH_SMAPS=DIR`, each gateway's smaps saved there;
 //! with `GATEWAY_BENCH_PLUGINS=DIR`, the example plugins' `.wasm` files taken from DIR).
+//! `gateway_bench ipv6 [--quick] [--repeats N] [--seconds S] [--out FILE]` runs only the
+//! IPIP and ip6ip6 rows of (c′) beside the kernel's (a) and (a6), side by side, and writes
+//! their medians (default deploy/bench/results/ipv6.md).
 //! `gateway_bench gateway ...` is the gateway process the run starts in `gw` (internal).
 
 use tungate_test_support::plugins;
@@ -155,7 +159,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(
         args.first().map(String::as_str),
-        Some("run" | "soak" | "latency" | "memory")
+        Some("run" | "soak" | "latency" | "memory" | "ipv6")
     ) && let Some(code) = in_own_session()
     {
         std::process::exit(code);
@@ -181,6 +185,18 @@ fn main() {
             let repeats = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
             std::process::exit(phases::memory(repeats))
         }
+        Some("ipv6") => match parse(&args[1..]) {
+            Ok(mut options) => {
+                if !args[1..].iter().any(|a| a == "--out") {
+                    options.out = plugins::workspace().join("deploy/bench/results/ipv6.md");
+                }
+                std::process::exit(phases::ipv6(&options))
+            }
+            Err(e) => {
+                eprintln!("gateway_bench: {e}");
+                std::process::exit(2);
+            }
+        },
         Some("run") => match parse(&args[1..]) {
             Ok(options) => std::process::exit(phases::run(&options)),
             Err(e) => {
@@ -190,7 +206,7 @@ fn main() {
         },
         _ => {
             eprintln!(
-                "usage: gateway_bench run [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]"
+                "usage: gateway_bench run|ipv6 [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]"
             );
             std::process::exit(2);
         }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Options;
-use crate::gateway::{self, Chain, GatewayProcess, Io, Tunnel};
+use crate::gateway::{self, CIP6, Chain, GIP6, GW_CLIENT6, GatewayProcess, Io, Tunnel};
 use crate::measure::{self, CoreTimes};
 use crate::report::{self, Report};
 use crate::traffic::{
@@ -66,6 +66,13 @@ pub enum Variant {
         /// Cores given to the kernel's forwarding.
         cores: usize,
     },
+    /// (a6) The kernel forwards the inner IPv6 packets of the ip6ip6 rows, on `cores`
+    /// cores (RPS): the IPv6 reference (this host has no `ip6_tunnel` module to decapsulate
+    /// ip6ip6 itself; (a) forwards the plain inner IPv4 packets likewise).
+    Kernel6 {
+        /// Cores given to the kernel's forwarding.
+        cores: usize,
+    },
     /// (b)–(d) tungate, userspace decap.
     Tungate {
         /// Workers (pinned to as many cores).
@@ -104,6 +111,17 @@ pub fn gue(io: Io) -> Variant {
     }
 }
 
+/// cidr-filter with 1 worker on `io`, its peer tunnelling in ip6ip6 (IPv6 VIP and client).
+pub fn ip6ip6(io: Io) -> Variant {
+    Variant::Tungate {
+        workers: 1,
+        chain: Chain::Cidr,
+        timed: false,
+        io,
+        tunnel: Tunnel::Ip6ip6,
+    }
+}
+
 /// What the generator sends during a measurement.
 #[derive(Clone, Copy)]
 pub enum Load<'f> {
@@ -127,7 +145,7 @@ impl Variant {
     /// Cores the gateway runs on.
     pub fn cpus(self) -> Vec<usize> {
         let n = match self {
-            Variant::Kernel { cores } => cores,
+            Variant::Kernel { cores } | Variant::Kernel6 { cores } => cores,
             Variant::Tungate { workers, .. } => workers,
         };
         if n == 1 {
@@ -314,25 +332,41 @@ impl Bench<'_> {
             "net.ipv4.ip_forward=1",
             "net.ipv4.conf.all.rp_filter=0",
             "net.ipv4.conf.g0.rp_filter=0",
+            "net.ipv6.conf.all.forwarding=1",
         ] {
             sh(&["ip", "netns", "exec", gw, "sysctl", "-q", "-w", setting]);
+        }
+        // The ip6ip6 rows: GIP6 on the ingress, the IPv6 client's prefix behind g1 (no
+        // duplicate address detection: usable at once).
+        for (address, dev) in [(GIP6, "g0"), (GW_CLIENT6, "g1")] {
+            self.t.gw.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{address}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
         }
         let mac = SINK_MAC
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<Vec<_>>()
             .join(":");
-        self.t.gw.ip(&[
-            "neigh",
-            "replace",
-            &CIP.to_string(),
-            "lladdr",
-            &mac,
-            "dev",
-            "g1",
-            "nud",
-            "permanent",
-        ]);
+        for client in [CIP.to_string(), CIP6.to_string()] {
+            self.t.gw.ip(&[
+                "neigh",
+                "replace",
+                &client,
+                "lladdr",
+                &mac,
+                "dev",
+                "g1",
+                "nud",
+                "permanent",
+            ]);
+        }
     }
 
     /// Steers `g0`'s receive processing to `cpus` (RPS), so the gateway's share of the
@@ -596,10 +630,69 @@ impl Bench<'_> {
                     push(self.measure(load, gue(io), Some(&mut gw), window, false));
                     gw.quit();
                 }
+                // The IPv6 rows: (c′) in ip6ip6 and its kernel reference (a6).
+                self.ipv6_block(repeat, size, &mut push);
             }
             if tungate_first {
                 run_kernel(&mut push);
             }
+        }
+    }
+
+    /// The IPv6 rows of one repeat and size: the kernel forwarding the inner IPv6 packets
+    /// (a6, 1 core) and (c′) with its peer tunnelling in ip6ip6, in alternating order.
+    fn ipv6_block(&self, repeat: usize, size: Size, push: &mut dyn FnMut(Sample)) {
+        let window = self.options.window;
+        let tunnelled = build_frames(Encap::Ip6ip6, size.payload, FLOWS, &[VIP]);
+        let plain = build_frames(Encap::Plain6, size.payload, FLOWS, &[VIP]);
+        let kernel = Variant::Kernel6 { cores: 1 };
+        let run_kernel = |push: &mut dyn FnMut(Sample)| {
+            self.steer(&kernel.cpus());
+            push(self.measure(Load::Flood(&plain), kernel, None, window, false));
+        };
+        if repeat.is_multiple_of(2) {
+            run_kernel(push);
+        }
+        let v = ip6ip6(Io::Xdp);
+        self.steer(&v.cpus());
+        let mut gw = self.start_gateway_with(Io::Xdp, Tunnel::Ip6ip6, 1, 1);
+        gw.command("chain cidr");
+        push(self.measure(Load::Flood(&tunnelled), v, Some(&mut gw), window, false));
+        gw.quit();
+        if repeat % 2 == 1 {
+            run_kernel(push);
+        }
+    }
+
+    /// `gateway_bench ipv6`'s block: the IPIP rows (a) and (c′) and the IPv6 rows (a6) and
+    /// (c′) in ip6ip6, side by side, the order alternating by repeat.
+    fn ipv4_and_ipv6_block(&self, repeat: usize, size: Size, out: &mut Vec<Sample>) {
+        let window = self.options.window;
+        let ipip = build_frames(Encap::Ipip, size.payload, FLOWS, &[VIP]);
+        let plain = build_frames(Encap::Plain, size.payload, FLOWS, &[VIP]);
+        let mut push = |mut s: Sample| {
+            s.repeat = repeat;
+            s.size = size;
+            eprintln!("  {}", report::sample_line(&s));
+            out.push(s);
+        };
+        let ipv4 = |push: &mut dyn FnMut(Sample)| {
+            let kernel = Variant::Kernel { cores: 1 };
+            self.steer(&kernel.cpus());
+            push(self.measure(Load::Flood(&plain), kernel, None, window, false));
+            let v = tungate(1, Chain::Cidr, Io::Xdp);
+            self.steer(&v.cpus());
+            let mut gw = self.start_gateway(Io::Xdp, 1, 1);
+            gw.command("chain cidr");
+            push(self.measure(Load::Flood(&ipip), v, Some(&mut gw), window, false));
+            gw.quit();
+        };
+        if repeat.is_multiple_of(2) {
+            ipv4(&mut push);
+            self.ipv6_block(repeat, size, &mut push);
+        } else {
+            self.ipv6_block(repeat, size, &mut push);
+            ipv4(&mut push);
         }
     }
 
@@ -1009,6 +1102,7 @@ fn encap_of(tunnel: Tunnel) -> Encap {
     match tunnel {
         Tunnel::Ipip => Encap::Ipip,
         Tunnel::Gue => Encap::Gue,
+        Tunnel::Ip6ip6 => Encap::Ip6ip6,
     }
 }
 
@@ -1070,6 +1164,72 @@ fn plugin_dir() -> PathBuf {
         plugins::plugin_wasm(p);
     }
     plugins::wasm_dir()
+}
+
+/// `gateway_bench ipv6`: only the IPIP and ip6ip6 rows of (a) and (c′) (and (a6)), side
+/// by side, `options.repeats` times for each size; writes their medians to `options.out`.
+pub fn ipv6(options: &Options) -> i32 {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("gateway_bench: needs root (network namespaces, AF_PACKET, AF_XDP)");
+        return 2;
+    }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("gateway_bench: needs 2 cores (one for the generator, one for the gateway)");
+        return 2;
+    }
+    pin_current_thread(&[GENERATOR_CPU]);
+    raise_priority();
+    let started = Instant::now();
+    let load_before = measure::loadavg();
+    let plugins = plugin_dir();
+    let t = Topology::new();
+    let generator = Generator::open(&t.rs);
+    let bench = Bench {
+        options,
+        t,
+        generator,
+        plugins,
+    };
+    bench.prepare();
+    let sizes: Vec<Size> = if options.quick {
+        vec![SIZES[0]]
+    } else {
+        SIZES.to_vec()
+    };
+    let mut samples = Vec::new();
+    for repeat in 0..options.repeats {
+        eprintln!(
+            "[{:.0} s] repeat {} of {} (load {})",
+            started.elapsed().as_secs_f64(),
+            repeat + 1,
+            options.repeats,
+            measure::loadavg()
+        );
+        let mut order = sizes.clone();
+        if repeat % 2 == 1 {
+            order.reverse();
+        }
+        for size in order {
+            bench.ipv4_and_ipv6_block(repeat, size, &mut samples);
+        }
+    }
+    let text = report::ipv6_results(
+        options,
+        &samples,
+        &load_before,
+        &measure::loadavg(),
+        started.elapsed(),
+    );
+    match std::fs::write(&options.out, text) {
+        Ok(()) => {
+            eprintln!("wrote {}", options.out.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("gateway_bench: cannot write {}: {e}", options.out.display());
+            1
+        }
+    }
 }
 
 /// Runs every phase and writes the report; returns the exit status.
@@ -1299,6 +1459,7 @@ pub fn soak(seconds: u64, variant: Variant, size: Size, rate: Option<f64>) -> i3
     bench.steer(&variant.cpus());
     let (encap, mut gw) = match variant {
         Variant::Kernel { .. } => (Encap::Plain, None),
+        Variant::Kernel6 { .. } => (Encap::Plain6, None),
         Variant::Tungate {
             workers,
             chain,

@@ -50,6 +50,10 @@ pub fn variant_name(v: Variant) -> String {
         Variant::Kernel { cores } => {
             format!("(a) kernel forwarding, {cores} cores (one shared with the generator)")
         }
+        Variant::Kernel6 { cores: 1 } => "(a6) kernel IPv6 forwarding, 1 core".into(),
+        Variant::Kernel6 { cores } => {
+            format!("(a6) kernel IPv6 forwarding, {cores} cores (one shared with the generator)")
+        }
         Variant::Tungate {
             workers,
             chain,
@@ -74,7 +78,11 @@ pub fn variant_name(v: Variant) -> String {
             };
             format!(
                 "{what}, {workers}{}{}",
-                if tunnel == Tunnel::Gue { ", GUE" } else { "" },
+                match tunnel {
+                    Tunnel::Ipip => "",
+                    Tunnel::Gue => ", GUE",
+                    Tunnel::Ip6ip6 => ", ip6ip6 (IPv6 VIP and client)",
+                },
                 if timed { ", chain timed" } else { "" }
             )
         }
@@ -171,6 +179,11 @@ fn paired(
 
 fn kernel_for(v: Variant) -> Variant {
     match v {
+        Variant::Tungate {
+            workers,
+            tunnel: Tunnel::Ip6ip6,
+            ..
+        } => Variant::Kernel6 { cores: workers },
         Variant::Tungate { workers, .. } => Variant::Kernel { cores: workers },
         k => k,
     }
@@ -673,6 +686,7 @@ fn throughput(md: &mut String, r: &Report<'_>) {
     }
     let order = |v: &Variant| match *v {
         Variant::Kernel { cores } => (cores, 0),
+        Variant::Kernel6 { cores } => (cores, 17),
         Variant::Tungate {
             workers,
             chain,
@@ -687,7 +701,11 @@ fn throughput(md: &mut String, r: &Report<'_>) {
                 Chain::Four => 3,
                 Chain::CidrHalves => 4,
             } + if io == Io::Xdp { 4 } else { 0 }
-                + if tunnel == Tunnel::Gue { 8 } else { 0 },
+                + match tunnel {
+                    Tunnel::Ipip => 0,
+                    Tunnel::Gue => 8,
+                    Tunnel::Ip6ip6 => 18,
+                },
         ),
     };
     variants.sort_by_key(order);
@@ -1154,4 +1172,117 @@ mod tests {
         assert_eq!(bounded(1.2, 1.0, true, true), unknown);
         assert_eq!(bounded(0.8, 1.0, true, true), unknown);
     }
+}
+
+/// `gateway_bench ipv6`'s results: the IPIP and ip6ip6 rows of (c′) beside the kernel's
+/// (a) and (a6), medians over the repeats, ratios taken within each repeat.
+pub fn ipv6_results(
+    options: &Options,
+    samples: &[Sample],
+    load_before: &str,
+    load_after: &str,
+    duration: Duration,
+) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# IPv6 (ip6ip6) beside IPIP: (c′) and the kernel\n");
+    let _ = writeln!(
+        md,
+        "Written by `gateway_bench ipv6` (appliance/examples/gateway_bench): only these rows of \
+         the forwarding benchmark, side by side in one run, alternating; BENCHMARKS.md holds \
+         the whole matrix and how it measures.\n"
+    );
+    let _ = writeln!(
+        md,
+        "- command: `gateway_bench ipv6 --repeats {} --seconds {} --out {}` (as root; \
+         `deploy/bench/run.sh` builds it), {:.0} s",
+        options.repeats,
+        options.window.as_secs_f64(),
+        options
+            .out
+            .strip_prefix(tungate_test_support::plugins::workspace())
+            .unwrap_or(&options.out)
+            .display(),
+        duration.as_secs_f64()
+    );
+    for (name, value) in machine() {
+        let _ = writeln!(md, "- {name}: {value}");
+    }
+    let _ = writeln!(
+        md,
+        "- load average (1, 5, 15 min) before: {load_before}; after: {load_after}"
+    );
+    let _ = writeln!(
+        md,
+        "\nThe same UDP payload in every row: the \"64 B\" rows are 64-byte frames at the \
+         client for IPv4 and 84-byte ones for IPv6 (its header is 20 bytes longer), the \
+         ip6ip6 frames on the wire 40 bytes longer than their inner packet (IPIP: 20). \
+         (a6) is the kernel forwarding the inner IPv6 packets themselves, as (a) forwards \
+         the inner IPv4 ones: this host has no `ip6_tunnel` module to decapsulate ip6ip6 \
+         (`modprobe -n ip6_tunnel`: not found), so no kernel row decapsulates, for either \
+         family. Gateway CPU: the gateway core's share from `perf` samples, plus the \
+         generator core's interrupt work (on veth the XDP program runs there), per \
+         delivered packet.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| size | variant | offered pps | delivered pps | × its kernel | × IPIP (c′) | gateway + generator irq CPU ns/pkt | others on the gateway core | samples |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let ipip = tungate(1, Chain::Cidr, Io::Xdp);
+    let v6 = crate::phases::ip6ip6(Io::Xdp);
+    let rows = [
+        Variant::Kernel { cores: 1 },
+        ipip,
+        Variant::Kernel6 { cores: 1 },
+        v6,
+    ];
+    for size in SIZES {
+        for v in rows {
+            let xs: Vec<&Sample> = of(samples, size, v).collect();
+            if xs.is_empty() {
+                continue;
+            }
+            let offered = median(&xs.iter().map(|x| x.offered_pps).collect::<Vec<_>>());
+            let delivered = median(&xs.iter().map(|x| x.delivered_pps).collect::<Vec<_>>());
+            let others = median(&xs.iter().filter_map(|x| x.others_share).collect::<Vec<_>>());
+            let combined = median(&xs.iter().filter_map(|x| x.combined_ns).collect::<Vec<_>>());
+            let per_pair = |base: Variant| {
+                paired(samples, size, v, base, |a, b| {
+                    Some(a.delivered_pps / b.delivered_pps)
+                })
+            };
+            let vs_kernel = if matches!(v, Variant::Tungate { .. }) {
+                format!("{:.2}", per_pair(kernel_for(v)))
+            } else {
+                String::new()
+            };
+            let vs_ipip = if v == v6 {
+                format!("{:.2}", per_pair(ipip))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {offered:.0} | {delivered:.0} | {vs_kernel} | {vs_ipip} | {} | {}% | {} |",
+                size.label,
+                variant_name(v),
+                fmt_opt(combined, 0),
+                fmt_opt(others * 100.0, 0),
+                xs.len()
+            );
+        }
+    }
+    let _ = writeln!(md, "\nEvery sample (the load average at its start):\n");
+    for x in samples {
+        let _ = writeln!(
+            md,
+            "- repeat {} {} {}: offered {:.0} pps, delivered {:.0} pps (load {})",
+            x.repeat + 1,
+            x.size.label,
+            variant_name(x.variant),
+            x.offered_pps,
+            x.delivered_pps,
+            x.load.trim()
+        );
+    }
+    md
 }

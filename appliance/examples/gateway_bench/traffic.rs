@@ -6,18 +6,22 @@
 //! Frames are built with `etherparse`, independently of tungate's own packet code. Every
 //! UDP payload starts with the sequence number and the send time (CLOCK_REALTIME, ns), both
 //! big-endian u64; UDP checksums are zero (allowed in IPv4), so the generator may rewrite
-//! them per packet without recomputing anything.
+//! them per packet without recomputing anything. IPv6 frames (the ip6ip6 rows) carry a
+//! UDP checksum, as IPv6 requires, which a rewrite leaves stale: the client's sink counts
+//! frames and never checks it, nor does anything on the way.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use etherparse::PacketBuilder;
+use etherparse::{EtherType, Ethernet2Header, PacketBuilder};
 
 use tungate_test_support::packets::{ethernet, ipip, outer_udp};
 use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, RIP, RS_MAC};
 use tungate_test_support::{Netns, frames};
+
+use crate::gateway::{CIP6, GIP6, RIP6, vip6};
 
 /// The VIPs' reply source port (the service), and the first client port.
 pub const SERVICE_PORT: u16 = 443;
@@ -46,6 +50,11 @@ pub enum Encap {
     /// The inner packet in IPIP from [`STRANGER`], not a configured peer, to GIP: the hostile
     /// flood (dropped as `unknown_peer`).
     Stranger,
+    /// ip6ip6: the IPv6 inner packet (from the VIP's [`vip6`] to [`CIP6`]) in an outer IPv6
+    /// header from RIP6 to GIP6, next header 41, no extension header.
+    Ip6ip6,
+    /// The IPv6 inner packet alone (what the kernel forwards in the IPv6 reference).
+    Plain6,
 }
 
 /// The GUE destination port: the config's default for `tunnel = "gue"`.
@@ -77,9 +86,23 @@ pub fn build_frames(encap: Encap, payload: usize, flows: usize, vips: &[Ipv4Addr
     let mut frames = Vec::with_capacity(flows);
     for f in 0..flows {
         let vip = vips[f % vips.len()];
+        let client_port = CLIENT_PORT_BASE + f as u16;
+        if matches!(encap, Encap::Ip6ip6 | Encap::Plain6) {
+            let mut inner = Vec::new();
+            PacketBuilder::ipv6(vip6(vip).octets(), CIP6.octets(), 64)
+                .udp(SERVICE_PORT, client_port)
+                .write(&mut inner, &vec![0x5a; payload])
+                .expect("build the inner IPv6 packet");
+            let ip = match encap {
+                Encap::Ip6ip6 => ipv6_outer(RIP6, GIP6, 41, &inner),
+                _ => inner,
+            };
+            frames.push(ethernet6(GW_RS_MAC, RS_MAC, &ip));
+            continue;
+        }
         let mut inner = Vec::new();
         PacketBuilder::ipv4(vip.octets(), CIP.octets(), 64)
-            .udp(SERVICE_PORT, CLIENT_PORT_BASE + f as u16)
+            .udp(SERVICE_PORT, client_port)
             .write(&mut inner, &vec![0x5a; payload])
             .expect("build the inner packet");
         inner[26..28].fill(0); // no UDP checksum: payload rewrites stay valid
@@ -98,6 +121,7 @@ pub fn build_frames(encap: Encap, payload: usize, flows: usize, vips: &[Ipv4Addr
             }
             Encap::Stranger => ipip(STRANGER, GIP, &inner),
             Encap::Plain => inner,
+            Encap::Ip6ip6 | Encap::Plain6 => unreachable!("built above"),
         };
         frames.push(ethernet(GW_RS_MAC, RS_MAC, &ip));
     }
@@ -106,6 +130,29 @@ pub fn build_frames(encap: Encap, payload: usize, flows: usize, vips: &[Ipv4Addr
         frames,
         payload_offset,
     }
+}
+
+/// An IPv6 header from `src` to `dst` (hop limit 64, next header `next`) in front of
+/// `payload`.
+fn ipv6_outer(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
+    let length = u16::try_from(payload.len()).expect("an IPv6 payload under 64 KiB");
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&length.to_be_bytes());
+    ip.extend_from_slice(&[next, 64]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    ip.extend_from_slice(payload);
+    ip
+}
+
+/// An Ethernet frame of type IPv6 from `src` to `dst` around `ip`.
+fn ethernet6(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
+    let eth = Ethernet2Header {
+        source: src,
+        destination: dst,
+        ether_type: EtherType::IPV6,
+    };
+    [&eth.to_bytes()[..], ip].concat()
 }
 
 /// Sets an int socket option, panicking with the option's name if it fails.

@@ -11,7 +11,9 @@ use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use etherparse::{IpNumber, Ipv4Header, Ipv6Header, PacketBuilder};
+use tungate_test_support::http::Api;
 use tungate_test_support::packets::{ethernet, udp, with_ttl_decremented};
+use tungate_test_support::process::binary;
 use tungate_test_support::topology::{
     CIP, GIP, GW_CLIENT_MAC, GW_RS_MAC, IoPath, RIP, RS_MAC, VIP, veth,
 };
@@ -495,6 +497,100 @@ fn an_ipv4_only_gateway_counts_outer_ipv6_as_wrong_gateway(io: IoPath) {
     // As an IPIP frame to another address: seen and counted, never forwarded.
     let expected = std::collections::BTreeMap::from([("wrong_gateway", 1)]);
     assert_exactly_these_drops(&c, &expected);
+    assert_eq!(tg.stop().0, 0);
+}
+
+/// Issue 16 Part 2 item 6: `/api/v1/status` names both GIPs (`gateway_address6` beside
+/// the IPv4 one), `/api/v1/stats`, the `/metrics` labels and `tungate status` show the IPv6
+/// VIP and peers by their text; a gateway with only `address6` reports it once. The API is
+/// one for both I/O paths: the packet path only.
+#[test]
+fn the_api_metrics_and_tungate_status_show_ipv6_gips_vips_and_peers() {
+    let t = topology(IoPath::Packet);
+    let mut tg = Tungate::start(&t.gw, &config(IoPath::Packet));
+    let rs = FrameSocket::open_protocol(&t.rs, "r0", ALL);
+    let client = FrameSocket::open_protocol(&t.client, "c0", ALL);
+    let good = reply6(VIP6, 64, 100);
+    rs.send(&from_rs6(RIP6, 41, &[], &good));
+    // From rs6, a reply from a VIP it does not serve: dropped, counted per peer and VIP.
+    rs.send(&from_rs6(RIP6, 41, &[], &reply6(OTHER_VIP6, 64, 100)));
+    assert_eq!(client.receive_for(QUIET, to_client).len(), 1);
+    let c = tg.counters();
+    assert_exactly_these_drops(
+        &c,
+        &std::collections::BTreeMap::from([("vip_not_served", 1)]),
+    );
+
+    let api = Api::new(&t.gw, "127.0.0.1:9080", Some(tg.token()));
+    let status = api.get("/api/v1/status").json();
+    assert_eq!(status["gateway_address"], GIP.to_string(), "{status}");
+    assert_eq!(status["gateway_address6"], GIP6.to_string(), "{status}");
+    assert_eq!(status["vips"], 3, "VIP, VIP6, OTHER_VIP6: {status}");
+
+    let stats = api.get("/api/v1/stats").json();
+    let vip6 = stats["vips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["address"] == VIP6.to_string())
+        .unwrap_or_else(|| panic!("VIP6 by its text in {stats}"));
+    assert_eq!(vip6["forwarded_packets"], 1, "{stats}");
+    let rs6 = stats["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "rs6")
+        .unwrap_or_else(|| panic!("rs6 in {stats}"));
+    assert_eq!(rs6["address"], RIP6.to_string(), "{stats}");
+    assert_eq!(rs6["received_packets"], 2, "{stats}");
+    assert_eq!(rs6["dropped"]["vip_not_served"], 1, "{stats}");
+
+    let metrics = api.get("/metrics").text();
+    for series in [
+        format!("tungate_vip_forwarded_packets_total{{vip=\"{VIP6}\"}} 1"),
+        "tungate_peer_received_packets_total{peer=\"rs6\"} 2".to_owned(),
+    ] {
+        assert!(metrics.contains(&series), "{series} in {metrics}");
+    }
+
+    let url = "http://127.0.0.1:9080";
+    let out = t.gw.command(&binary(), &["status", "--url", url]);
+    let text = &out.stdout;
+    assert!(
+        text.contains(&format!(" · gateway {GIP} + {GIP6} · ")),
+        "both GIPs: {text}"
+    );
+    let row = |start: String| {
+        text.lines()
+            .find(|l| l.starts_with(&start))
+            .map(str::to_owned)
+    };
+    let vip_row = row(format!("{VIP6} ")).unwrap_or_else(|| panic!("VIP6 row: {text}"));
+    assert_eq!(
+        vip_row.split_whitespace().take(3).collect::<Vec<_>>(),
+        [VIP6.to_string().as_str(), "rs1", "1"],
+        "the first peer that lists it; 1 forwarded: {text}"
+    );
+    let peer_row = row("rs6 ".into()).unwrap_or_else(|| panic!("rs6 row: {text}"));
+    assert_eq!(
+        peer_row.split_whitespace().take(3).collect::<Vec<_>>(),
+        ["rs6", RIP6.to_string().as_str(), "ipip"],
+        "{text}"
+    );
+
+    // Only an IPv6 GIP: shown once, in both fields.
+    tg.reload(&format!(
+        "[gateway]\naddress6 = \"{GIP6}\"\nio = \"packet\"\n\
+         [[peers]]\nname = \"rs6\"\naddress = \"{RIP6}\"\nvips = [\"{VIP6}\"]\n"
+    ));
+    let status = api.get("/api/v1/status").json();
+    assert_eq!(status["gateway_address"], GIP6.to_string(), "{status}");
+    assert_eq!(status["gateway_address6"], GIP6.to_string(), "{status}");
+    let text = t.gw.command(&binary(), &["status", "--url", url]).stdout;
+    assert!(
+        text.contains(&format!(" · gateway {GIP6} · 1 peer · ")),
+        "one GIP: {text}"
+    );
     assert_eq!(tg.stop().0, 0);
 }
 

@@ -361,7 +361,10 @@ export type components = {
       /** @enum {string} */
       decap_mode: 'userspace' | 'kernel';
       workers: number;
+      /** @description the address the gateway is shown by: its IPv4 GIP (gateway.address), or its IPv6 GIP when it has no IPv4 one */
       gateway_address: string;
+      /** @description the gateway's IPv6 GIP (gateway.address6); null when it has none */
+      gateway_address6?: string | null;
       ready: boolean;
       peers?: number;
       /** @description distinct VIPs: [[vips]] entries and the VIPs peers serve */

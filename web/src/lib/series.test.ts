@@ -135,4 +135,12 @@ describe('compareKeys', () => {
     ]);
     expect(['b', 'a', '300.1.1.1'].sort(compareKeys)).toEqual(['300.1.1.1', 'a', 'b']);
   });
+
+  it('orders IPv6 addresses numerically, after IPv4 and before other keys', () => {
+    expect(
+      ['peer', '2001:db8::10', '203.0.113.1', '2001:db8::9', '::1', '2001:db8:0:1::', '10.0.0.1'].sort(
+        compareKeys,
+      ),
+    ).toEqual(['10.0.0.1', '203.0.113.1', '::1', '2001:db8::9', '2001:db8::10', '2001:db8:0:1::', 'peer']);
+  });
 });

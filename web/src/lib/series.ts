@@ -3,6 +3,8 @@
 // disappear mid-window (gaps are null, never 0) and trimming to a fixed length. It must
 // never compute rates or touch the DOM.
 
+import { addressFamily } from './addressList';
+
 /** The window's content, ready for uPlot: `data[0]` is time in seconds, then one row per key. */
 export interface AlignedSeries {
   keys: string[];
@@ -83,12 +85,31 @@ export class SeriesWindow {
   }
 }
 
-/** Orders IPv4 addresses numerically, other keys alphabetically. */
+/**
+ * Orders addresses numerically, IPv4 before IPv6 (as tungate lists them), then other keys
+ * alphabetically.
+ */
 export function compareKeys(a: string, b: string): number {
-  const na = ipv4Number(a);
-  const nb = ipv4Number(b);
-  if (na !== null && nb !== null) return na - nb;
+  const ka = addressKey(a);
+  const kb = addressKey(b);
+  if (ka !== null && kb !== null) return ka < kb ? -1 : ka > kb ? 1 : 0;
+  if (ka !== null) return -1;
+  if (kb !== null) return 1;
   return a.localeCompare(b);
+}
+
+/** An address as a number that orders like it, IPv6 above every IPv4; null for other keys. */
+function addressKey(text: string): bigint | null {
+  const v4 = ipv4Number(text);
+  if (v4 !== null) return BigInt(v4);
+  if (addressFamily(text) !== 6) return null;
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const groups = (part: string | undefined) => (part ? part.split(':') : []);
+  const left = groups(head);
+  const right = groups(tail);
+  const all =
+    tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
+  return all.reduce((value, group) => (value << 16n) | BigInt(parseInt(group, 16)), 1n);
 }
 
 function ipv4Number(text: string): number | null {

@@ -24,6 +24,7 @@ import {
   formatPps,
   humanize,
 } from '../lib/format';
+import { gatewayText } from '../lib/gateway';
 import { addressMatches, pageOf } from '../lib/paging';
 import type { BindingRates, DropRates, RateSnapshot, VipRates } from '../lib/rates';
 import { compareKeys } from '../lib/series';
@@ -254,8 +255,14 @@ function StatusPanel(props: { status: Status | null; snapshot: RateSnapshot | nu
           testId="status-uptime"
           title={status ? `${Math.floor(status.uptime_seconds)} seconds` : 'not known yet'}
         />
-        <span class="stat-sub" data-testid="status-gateway" data-value={status?.gateway_address ?? ''}>
-          {status ? `gateway ${status.gateway_address}` : UNKNOWN}
+        <span
+          class="stat-sub"
+          data-testid="status-gateway"
+          data-value={status?.gateway_address ?? ''}
+          data-value6={status?.gateway_address6 ?? ''}
+          title="The gateway's tunnel endpoints (GIPs): IPv4 (gateway.address) and IPv6 (gateway.address6)"
+        >
+          {status ? gatewayText(status) : UNKNOWN}
         </span>
       </div>
       <div class="stat-card">

@@ -74,17 +74,23 @@ pub(crate) async fn totals(State(state): State<AdminState>) -> Result<Json<Fleet
     }
     let up = query(source, UP).await?;
     let mut vips: Vec<FleetVipTotals> = vips.into_values().collect();
-    vips.sort_by_key(|v| {
-        v.vip
-            .parse::<std::net::Ipv4Addr>()
-            .map_or((1, 0), |a| (0, u32::from(a)))
-    });
+    in_address_order(&mut vips);
     Ok(Json(FleetTotals {
         fleet: source.fleet.clone(),
         prometheus: source.client.url().to_owned(),
         gateways_up: up.first().map(|(_, v)| *v),
         vips,
     }))
+}
+
+/// Orders `vips` by address, IPv4 before IPv6, each numerically (as `/api/v1/stats` lists
+/// them), then any label that is no address.
+fn in_address_order(vips: &mut [FleetVipTotals]) {
+    vips.sort_by_key(|v| {
+        v.vip
+            .parse::<std::net::IpAddr>()
+            .map_or((1, None), |a| (0, Some(a)))
+    });
 }
 
 /// Runs the instant query `rule{fleet="NAME"}`; each sample's labels and value as a count.
@@ -197,6 +203,25 @@ mod tests {
         assert_eq!(samples[0].1, 2560.0);
         let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
         assert!(parse(200, empty).unwrap().is_empty());
+    }
+
+    #[test]
+    fn vips_are_in_address_order_of_both_families() {
+        let mut vips: Vec<FleetVipTotals> =
+            ["2001:db8::10", "x", "192.0.2.10", "2001:db8::9", "10.0.0.1"]
+                .map(|vip| FleetVipTotals {
+                    vip: vip.into(),
+                    forwarded_packets: 0,
+                    forwarded_bytes: 0,
+                    dropped_packets: 0,
+                })
+                .into();
+        in_address_order(&mut vips);
+        let order: Vec<&str> = vips.iter().map(|v| v.vip.as_str()).collect();
+        assert_eq!(
+            order,
+            ["10.0.0.1", "192.0.2.10", "2001:db8::9", "2001:db8::10", "x"]
+        );
     }
 
     #[test]

@@ -78,6 +78,7 @@ fn status_of(
         decap_mode: doc.gateway.decap.as_str().to_owned(),
         workers: doc.gateway.workers,
         gateway_address: doc.gateway.display_address().to_string(),
+        gateway_address6: doc.gateway.address6.map(|a| a.to_string()),
         ready: view.ready,
         peers: doc.peers.len(),
         vips: doc

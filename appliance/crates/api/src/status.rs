@@ -295,7 +295,7 @@ fn render(url: &str, status: &Status, stats: &Stats) -> String {
         status.decap_mode,
         status.workers,
         if status.workers == 1 { "" } else { "s" },
-        status.gateway_address,
+        status.gateway_addresses().join(" + "),
         status.peers,
         if status.peers == 1 { "" } else { "s" },
         status.config_generation
@@ -483,6 +483,63 @@ mod tests {
             "no peers in the stats, no table: {text}"
         );
         assert_eq!(status.problem(), None);
+    }
+
+    #[test]
+    fn both_gips_and_ipv6_vips_and_bindings_are_shown() {
+        let status = |v4: Option<&str>, v6: Option<&str>| -> Status {
+            let mut s = serde_json::json!({
+                "version": "9.9.9", "uptime_seconds": 1.0, "decap_mode": "userspace",
+                "workers": 1, "gateway_address": v4.or(v6).unwrap(), "ready": true,
+                "peers": 1, "vips": 1, "config_generation": 1,
+                "totals": {"received_packets": 0, "forwarded_packets": 0,
+                           "forwarded_bytes": 0, "dropped_packets": 0},
+                "filters": {"published": 1, "workers": [1]},
+                "io": {"path": "packet", "reason": "gateway.io = \"packet\""}
+            });
+            if let Some(v6) = v6 {
+                s["gateway_address6"] = v6.into();
+            }
+            serde_json::from_value(s).unwrap()
+        };
+        let stats: Stats = serde_json::from_value(serde_json::json!({
+            "totals": {"received_packets": 3, "forwarded_packets": 3,
+                       "forwarded_bytes": 300, "dropped_packets": 0},
+            "drops": {},
+            "vips": [{"address": "2001:db8:f::10", "peer": "rs6", "forwarded_packets": 3,
+                      "forwarded_bytes": 300, "dropped": {}}],
+            "bindings": [{"vip": "2001:db8:f::10", "position": 0, "plugin": "cidr-filter",
+                          "sha256": "00", "on_error": "pass", "calls": 1,
+                          "verdicts": {"pass": 3, "drop": 0},
+                          "errors": {}, "error_packets": {"pass": 0, "drop": 0},
+                          "quarantine_packets": {"pass": 0, "drop": 0},
+                          "quarantined": false, "last_error": null, "counters": {},
+                          "plugin_counters": []}]
+        }))
+        .unwrap();
+        let both = status(Some("10.0.0.1"), Some("2001:db8::1"));
+        assert_eq!(both.gateway_addresses(), ["10.0.0.1", "2001:db8::1"]);
+        let text = render("http://x:1", &both, &stats);
+        assert!(
+            text.contains(" · gateway 10.0.0.1 + 2001:db8::1 · 1 peer · "),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n2001:db8:f::10  rs6   3          300 B  0        -\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n2001:db8:f::10#0  cidr-filter  pass      3       0"),
+            "{text}"
+        );
+        // Only an IPv6 GIP: the server reports it in both fields; shown once.
+        let v6_only = status(None, Some("2001:db8::1"));
+        assert_eq!(v6_only.gateway_addresses(), ["2001:db8::1"]);
+        assert!(render("http://x:1", &v6_only, &stats).contains(" · gateway 2001:db8::1 · "));
+        // Only an IPv4 GIP, or a tungate that does not send the field: null, shown alone.
+        let v4_only = status(Some("10.0.0.1"), None);
+        assert_eq!(v4_only.gateway_address6, None);
+        assert!(render("http://x:1", &v4_only, &stats).contains(" · gateway 10.0.0.1 · "));
     }
 
     #[test]

@@ -21,8 +21,13 @@ pub struct Status {
     pub decap_mode: String,
     /// Data-path workers.
     pub workers: u32,
-    /// The gateway address.
+    /// The address the gateway is shown by: its IPv4 GIP (`gateway.address`), or its IPv6
+    /// GIP when it has no IPv4 one.
     pub gateway_address: String,
+    /// The gateway's IPv6 GIP (`gateway.address6`); null when it has none (or from a
+    /// tungate that does not say).
+    #[serde(default)]
+    pub gateway_address6: Option<String>,
     /// The data path runs with the configuration in force.
     pub ready: bool,
     /// Configured peers.
@@ -247,6 +252,18 @@ pub struct Filters {
 }
 
 impl Status {
+    /// The gateway's GIPs as shown: the IPv4 one, then the IPv6 one, those it has (a
+    /// gateway with only an IPv6 GIP reports it in both fields; it is listed once).
+    pub fn gateway_addresses(&self) -> Vec<&str> {
+        let mut all = vec![self.gateway_address.as_str()];
+        if let Some(v6) = self.gateway_address6.as_deref()
+            && v6 != self.gateway_address
+        {
+            all.push(v6);
+        }
+        all
+    }
+
     /// The problem that makes `tungate status` exit 3, if any: the data path does not run
     /// with the configuration in force, or the networking is not as configured.
     pub fn problem(&self) -> Option<String> {
