@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use etherparse::{IpNumber, Ipv4Header, Ipv6Header, PacketBuilder};
 use tungate_test_support::http::Api;
-use tungate_test_support::packets::{ethernet, udp, with_ttl_decremented};
+use tungate_test_support::packets::{self, ethernet, udp, with_ttl_decremented};
 use tungate_test_support::process::binary;
 use tungate_test_support::topology::{
     CIP, GIP, GW_CLIENT_MAC, GW_RS_MAC, IoPath, RIP, RS_MAC, VIP, veth,
@@ -234,6 +234,126 @@ fn each_ipv6_tunnel_is_forwarded_byte_for_byte(io: IoPath) {
         .unwrap_or_default();
     assert_eq!(vip6["packets"], 20, "the IPv6 VIP by its text in {c}");
     assert_eq!(tg.stop().0, 0);
+}
+
+/// A real server's stack sends IPv6 with checksum offload: its TCP and UDP checksums are
+/// left partial (`CHECKSUM_PARTIAL`, which an ip6tnl device and a veth keep as they are).
+/// The replies reach the client's sockets with complete checksums on both paths (TPACKET
+/// reads the offload state, AF_XDP recognises the partial checksum and finishes it), over
+/// bare ip6ip6 and behind ip6tnl's Destination Options header; a complete but wrong checksum
+/// is forwarded as it is and the client's stack counts it (the control).
+fn ipv6_replies_sent_with_checksum_offload_reach_the_clients_sockets(io: IoPath) {
+    let t = topology(io);
+    let mut tg = Tungate::start(&t.gw, &config(io));
+    let rs = FrameSocket::open_protocol(&t.rs, "r0", ALL).with_offload_header();
+    let socket = t.client.run(|| {
+        let s = std::net::UdpSocket::bind((CIP6, 40000)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s
+    });
+    let errors = || {
+        (
+            snmp6(&t.client, "Udp6InCsumErrors"),
+            tcp_csum_errors(&t.client),
+        )
+    };
+    let before = errors();
+    // (inner packet, partial?, behind ip6tnl's options?); Ethernet + outer IPv6 = 54 bytes.
+    let send = |inner: &[u8], partial: bool, options: bool| {
+        let mut inner = inner.to_vec();
+        let outer_len = 54 + if options { 8 } else { 0 };
+        let vnet = if partial {
+            let (start, offset) = packets::make_checksum_partial6(&mut inner);
+            packets::vnet_needs_csum(outer_len + start, offset)
+        } else {
+            [0; 10]
+        };
+        let frame = if options {
+            from_rs6(RIP6, DEST_OPTS, &ip6tnl_limit(41), &inner)
+        } else {
+            from_rs6(RIP6, 41, &[], &inner)
+        };
+        rs.send(&[&vnet[..], &frame].concat());
+    };
+    let sizes = [1, 200, 1300];
+    // Twice: the first round leaves by the raw fallback, the second by the fast path.
+    let mut got = Vec::new();
+    for round in 0..2 {
+        for len in sizes {
+            send(&reply6(VIP6, 64, len), true, round == 1);
+            send(&tcp6(len), true, round == 0);
+        }
+        let mut buf = [0u8; 2000];
+        while let Ok(n) = socket.recv(&mut buf) {
+            got.push(n);
+        }
+    }
+    assert_eq!(
+        got,
+        [sizes, sizes].concat(),
+        "every partial-checksum UDP reply reaches the socket"
+    );
+    assert_eq!(
+        errors(),
+        before,
+        "no reply reached the client with a bad checksum"
+    );
+    // The control: a complete checksum made wrong after the fact stays wrong.
+    let mut bad_udp = reply6(VIP6, 64, 100);
+    bad_udp[48 + 5] ^= 0x55;
+    let mut bad_tcp = tcp6(100);
+    bad_tcp[60 + 5] ^= 0x55;
+    send(&bad_udp, false, false);
+    send(&bad_tcp, false, false);
+    let mut buf = [0u8; 2000];
+    assert!(
+        socket.recv(&mut buf).is_err(),
+        "a datagram with a bad checksum is not delivered"
+    );
+    assert_eq!(errors(), (before.0 + 1, before.1 + 1));
+    let c = tg.counters();
+    assert_eq!(total_drops(&c), 0, "{c}");
+    assert_eq!(tg.stop().0, 0);
+}
+
+/// An inner IPv6 TCP segment VIP6:443 -> CIP6:40001 with `len` payload bytes.
+fn tcp6(len: usize) -> Vec<u8> {
+    let payload: Vec<u8> = (0..len).map(|i| (i * 3) as u8).collect();
+    let mut out = Vec::new();
+    PacketBuilder::ipv6(VIP6.octets(), CIP6.octets(), 64)
+        .tcp(443, 40001, 1000, 65535)
+        .ack(77)
+        .write(&mut out, &payload)
+        .unwrap();
+    out
+}
+
+/// A counter of `/proc/net/snmp6` in `ns` (`Udp6InCsumErrors`, …).
+fn snmp6(ns: &Netns, name: &'static str) -> u64 {
+    ns.run(move || {
+        let text = std::fs::read_to_string("/proc/thread-self/net/snmp6").unwrap();
+        text.lines()
+            .find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some(name)).then(|| words.next().unwrap().parse().unwrap())
+            })
+            .unwrap()
+    })
+}
+
+/// TCP's `InCsumErrors` in `ns` (the TCP MIB counts both families).
+fn tcp_csum_errors(ns: &Netns) -> u64 {
+    ns.run(|| {
+        let text = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap();
+        let mut lines = text.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+        let at = names
+            .split_whitespace()
+            .position(|n| n == "InCsumErrors")
+            .unwrap();
+        values.split_whitespace().nth(at).unwrap().parse().unwrap()
+    })
 }
 
 fn every_hostile_ipv6_case_is_dropped_and_counted(io: IoPath) {
@@ -596,6 +716,7 @@ fn the_api_metrics_and_tungate_status_show_ipv6_gips_vips_and_peers() {
 
 crate::on_both_io_paths!(
     each_ipv6_tunnel_is_forwarded_byte_for_byte,
+    ipv6_replies_sent_with_checksum_offload_reach_the_clients_sockets,
     every_hostile_ipv6_case_is_dropped_and_counted,
     too_big_ipv6_replies_get_rate_limited_packet_too_big_to_the_vip,
     an_ipv4_only_gateway_counts_outer_ipv6_as_wrong_gateway,

@@ -493,9 +493,7 @@ impl<Io: PacketIo> Worker<Io> {
                 let vnet_header = match a.inner {
                     _ if self.io.reads_offload_state(source) => vnet_header,
                     Inner::V4(inner) => vnet::partial_checksum(packet, a.inner_offset, &inner),
-                    // AF_XDP hands no checksum state, and an IPv6 segment whose checksum was
-                    // left to offload is not recognised yet: it is forwarded as it is.
-                    Inner::V6(_) => VnetHeader::default(),
+                    Inner::V6(inner) => vnet::partial_checksum6(packet, a.inner_offset, &inner),
                 };
                 if link == LinkLayer::EthernetIpip && self.spoofed(a.peer, ethernet_source) {
                     // Not heard from the peer: someone else used its address.

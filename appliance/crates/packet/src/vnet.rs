@@ -156,17 +156,60 @@ const UDP_CSUM_OFFSET: usize = 6;
 /// checksum of 0 ("none"). A corrupted segment is mistaken for a partial one only if its
 /// field happens to equal the pseudo-header sum (about 1 in 65536 of corrupted segments).
 pub fn partial_checksum(frame: &[u8], inner_offset: usize, inner: &Header) -> VnetHeader {
+    let mut addresses = [0u8; 8];
+    addresses[..4].copy_from_slice(&inner.source.octets());
+    addresses[4..].copy_from_slice(&inner.destination.octets());
+    partial_segment(
+        frame,
+        inner_offset + inner.header_len..inner_offset + inner.total_len,
+        inner.protocol,
+        &addresses,
+        inner.is_fragment,
+    )
+}
+
+/// [`partial_checksum`] for an inner IPv6 packet: the segment starts where the extension
+/// header walk stopped (`upper_offset`), and the pseudo-header has the 128-bit addresses
+/// and the upper-layer length (RFC 8200 8.1). A packet with a fragment header that is a real
+/// fragment is left alone, as in IPv4.
+pub fn partial_checksum6(
+    frame: &[u8],
+    inner_offset: usize,
+    inner: &crate::ipv6::Header,
+) -> VnetHeader {
+    let mut addresses = [0u8; 32];
+    addresses[..16].copy_from_slice(&inner.source.octets());
+    addresses[16..].copy_from_slice(&inner.destination.octets());
+    partial_segment(
+        frame,
+        inner_offset + inner.upper_offset..inner_offset + inner.total_len(),
+        inner.protocol,
+        &addresses,
+        inner.is_fragment(),
+    )
+}
+
+/// The common part of [`partial_checksum`] and [`partial_checksum6`]: `segment` is the
+/// transport segment's range in `frame`, `addresses` the source and destination address
+/// bytes of the pseudo-header.
+fn partial_segment(
+    frame: &[u8],
+    segment: std::ops::Range<usize>,
+    protocol: u8,
+    addresses: &[u8],
+    is_fragment: bool,
+) -> VnetHeader {
     let none = VnetHeader::default();
-    let csum_offset = match inner.protocol {
+    let csum_offset = match protocol {
         PROTO_TCP => TCP_CSUM_OFFSET,
         PROTO_UDP => UDP_CSUM_OFFSET,
         _ => return none,
     };
-    if inner.is_fragment {
+    if is_fragment {
         return none;
     }
-    let start = inner_offset + inner.header_len;
-    let Some(segment) = frame.get(start..inner_offset + inner.total_len) else {
+    let start = segment.start;
+    let Some(segment) = frame.get(segment) else {
         return none;
     };
     let Some(field) = segment.get(csum_offset..csum_offset + 2) else {
@@ -176,10 +219,7 @@ pub fn partial_checksum(frame: &[u8], inner_offset: usize, inner: &Header) -> Vn
     let Ok(segment_len) = u32::try_from(segment.len()) else {
         return none;
     };
-    let mut pseudo = [0u8; 8];
-    pseudo[..4].copy_from_slice(&inner.source.octets());
-    pseudo[4..].copy_from_slice(&inner.destination.octets());
-    let pseudo_sum = sum_words(&pseudo, u32::from(inner.protocol) + segment_len);
+    let pseudo_sum = sum_words(addresses, u32::from(protocol) + segment_len);
     if field != fold(pseudo_sum) || fold(pseudo_sum + sum_words(segment, 0)) == 0xffff {
         return none;
     }
@@ -378,6 +418,109 @@ mod tests {
             none,
             "no room for the field"
         );
+    }
+
+    /// An inner IPv6 TCP or UDP reply 2001:db8::10 -> 2001:db8:1::7 with a correct checksum,
+    /// behind a Destination Options header (8 bytes) when `options`, in a frame with
+    /// [`INNER_AT`] bytes before it, and the header as `ipv6::check_header` reads it.
+    fn frame6(tcp: bool, options: bool, payload: &[u8]) -> (Vec<u8>, crate::ipv6::Header) {
+        let vip = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10).octets();
+        let client = std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 7).octets();
+        let builder = etherparse::PacketBuilder::ipv6(vip, client, 64);
+        let mut inner = Vec::new();
+        if tcp {
+            builder
+                .tcp(443, 40001, 1000, 65535)
+                .ack(77)
+                .write(&mut inner, payload)
+        } else {
+            builder.udp(80, 40000).write(&mut inner, payload)
+        }
+        .unwrap();
+        if options {
+            let upper = inner[6];
+            inner[6] = 60;
+            let payload_len = u16::from_be_bytes([inner[4], inner[5]]) + 8;
+            inner[4..6].copy_from_slice(&payload_len.to_be_bytes());
+            inner.splice(40..40, [upper, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        let header = crate::ipv6::check_header(&inner).unwrap();
+        let mut frame = vec![0u8; INNER_AT];
+        frame.extend_from_slice(&inner);
+        (frame, header)
+    }
+
+    /// The IPv6 pseudo-header (addresses, upper-layer length, next header) with `segment`.
+    fn pseudo6(h: &crate::ipv6::Header, segment: &[u8]) -> Vec<u8> {
+        let mut all = h.source.octets().to_vec();
+        all.extend_from_slice(&h.destination.octets());
+        all.extend_from_slice(&(segment.len() as u32).to_be_bytes());
+        all.extend_from_slice(&[0, 0, 0, h.protocol]);
+        all.extend_from_slice(segment);
+        all
+    }
+
+    #[test]
+    fn a_partial_ipv6_checksum_is_recognised_and_finished_behind_extension_headers() {
+        for tcp in [true, false] {
+            for options in [false, true] {
+                for len in [0, 1, 1200] {
+                    let payload: Vec<u8> = (0..len).map(|i| (i * 5 + 1) as u8).collect();
+                    let (mut f, h) = frame6(tcp, options, &payload);
+                    let start = INNER_AT + h.upper_offset;
+                    let end = INNER_AT + h.total_len();
+                    assert_eq!(crate::ipv4::checksum(&pseudo6(&h, &f[start..end])), 0);
+                    assert_eq!(
+                        partial_checksum6(&f, INNER_AT, &h),
+                        VnetHeader::default(),
+                        "a complete checksum is left alone"
+                    );
+                    // What an offloading sender leaves: the folded pseudo-header sum.
+                    let field = start + if tcp { 16 } else { 6 };
+                    let mut pseudo = pseudo6(&h, &[]);
+                    pseudo[32..36].copy_from_slice(&((end - start) as u32).to_be_bytes());
+                    let partial = fold(sum_words(&pseudo, 0));
+                    f[field..field + 2].copy_from_slice(&partial.to_be_bytes());
+                    let v = partial_checksum6(&f, INNER_AT, &h);
+                    assert!(v.needs_csum(), "tcp {tcp}, options {options}, {len} bytes");
+                    assert_eq!(usize::from(v.csum_start), start);
+                    assert_eq!(v.csum_offset, if tcp { 16 } else { 6 });
+                    assert!(finish_checksum(
+                        &mut f,
+                        usize::from(v.csum_start),
+                        usize::from(v.csum_offset)
+                    ));
+                    assert_eq!(crate::ipv4::checksum(&pseudo6(&h, &f[start..end])), 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_ipv6_checksums_fragments_and_short_packets_are_left_alone() {
+        let none = VnetHeader::default();
+        let (mut f, h) = frame6(true, false, b"hello");
+        f[INNER_AT + 40 + 16] ^= 0x5a;
+        assert_eq!(
+            partial_checksum6(&f, INNER_AT, &h),
+            none,
+            "a wrong checksum"
+        );
+        let fragment = crate::ipv6::Header {
+            fragment: Some(crate::ipv6::Fragment {
+                offset: 0,
+                more: true,
+            }),
+            ..h
+        };
+        assert_eq!(partial_checksum6(&f, INNER_AT, &fragment), none);
+        let icmp = crate::ipv6::Header { protocol: 58, ..h };
+        assert_eq!(partial_checksum6(&f, INNER_AT, &icmp), none);
+        let long = crate::ipv6::Header {
+            payload_len: h.payload_len + 10,
+            ..h
+        };
+        assert_eq!(partial_checksum6(&f, INNER_AT, &long), none);
     }
 
     #[test]

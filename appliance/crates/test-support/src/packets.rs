@@ -221,6 +221,28 @@ pub fn make_checksum_partial(packet: &mut [u8]) -> (usize, usize) {
     (ihl, field)
 }
 
+/// [`make_checksum_partial`] for an IPv6 TCP or UDP packet with no extension headers: the
+/// field gets the folded IPv6 pseudo-header sum (addresses, upper-layer length, next
+/// header). Returns (where the transport header starts, where its checksum field is in it).
+pub fn make_checksum_partial6(packet: &mut [u8]) -> (usize, usize) {
+    let field = match packet[6] {
+        6 => 16,
+        17 => 6,
+        p => panic!("next header {p} has no transport checksum here"),
+    };
+    let upper_len = u32::from(u16::from_be_bytes([packet[4], packet[5]]));
+    let mut sum: u32 = packet[8..40]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    sum += u32::from(packet[6]) + upper_len;
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    packet[40 + field..40 + field + 2].copy_from_slice(&(sum as u16).to_be_bytes());
+    (40, field)
+}
+
 /// The 10-byte virtio-net header (`PACKET_VNET_HDR`) of a frame whose transport checksum is
 /// still to be finished (`VIRTIO_NET_HDR_F_NEEDS_CSUM`), no GSO; offsets from the frame start.
 pub fn vnet_needs_csum(csum_start: usize, csum_offset: usize) -> [u8; 10] {
