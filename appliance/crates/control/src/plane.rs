@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::RecvTimeoutError;
 
 use super::edit;
 use super::error::{ControlError, ErrorCode};
@@ -578,6 +577,7 @@ impl ControlPlane {
                 generation: 0,
                 revision,
                 ready: false,
+                not_ready: None,
                 filters,
                 io: datapath.io_path(),
                 fleet: None,
@@ -622,21 +622,32 @@ impl ControlPlane {
         requests: crossbeam_channel::Receiver<Request>,
     ) -> Result<(), StopError> {
         let mut next_check = Instant::now() + DEVICE_CHECK_INTERVAL;
+        let mut links = self
+            .kernel
+            .as_ref()
+            .map_or_else(crossbeam_channel::never, KernelFollower::link_changes);
         loop {
-            match requests.recv_deadline(next_check) {
-                Ok(Request {
-                    action,
-                    if_match,
-                    reply,
-                }) => {
-                    let outcome = self.handle_if(action, if_match.as_ref());
-                    if let Err(e) = &outcome {
-                        tracing::info!("refused: {e}");
+            crossbeam_channel::select! {
+                recv(requests) -> request => match request {
+                    Ok(Request {
+                        action,
+                        if_match,
+                        reply,
+                    }) => {
+                        let outcome = self.handle_if(action, if_match.as_ref());
+                        if let Err(e) = &outcome {
+                            tracing::info!("refused: {e}");
+                        }
+                        let _ = reply.send(outcome.map(|r| (r, self.revision)));
                     }
-                    let _ = reply.send(outcome.map(|r| (r, self.revision)));
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                    Err(_) => break,
+                },
+                recv(links) -> change => match change {
+                    // An interface went down or came back: readiness follows at once.
+                    Ok(()) => self.refresh_view(),
+                    Err(_) => links = crossbeam_channel::never(),
+                },
+                default(next_check.saturating_duration_since(Instant::now())) => {}
             }
             // Also under a steady stream of requests.
             if Instant::now() >= next_check {
@@ -1098,18 +1109,45 @@ impl ControlPlane {
                 BTreeMap::new()
             }
         };
+        let links_down = self
+            .kernel
+            .as_ref()
+            .map(KernelFollower::links_down)
+            .unwrap_or_default();
+        let not_ready = not_ready_reason(self.datapath.is_running(), &links_down);
+        let before = self.view.load();
+        if before.not_ready != not_ready {
+            match &not_ready {
+                Some(why) => tracing::warn!("not ready: {why}"),
+                None => tracing::info!("ready again"),
+            }
+        }
         self.view.store(Arc::new(View {
             document: Arc::new(self.doc.clone()),
             plugins: Arc::new(plugins),
             bindings: self.host.stats_table(),
             generation: self.generation,
             revision: self.revision,
-            ready: self.datapath.is_running(),
+            ready: not_ready.is_none(),
+            not_ready,
             filters: self.datapath.filter_progress(),
             io: self.datapath.io_path(),
             fleet: self.fleet.as_ref().map(|m| m.status.clone()),
         }));
     }
+}
+
+/// Why a gateway is not ready (`/readyz`), `None` when it is: its data path does not run
+/// with the document in force, or one of its ingress and egress interfaces cannot carry
+/// packets. Plugins play no part: a quarantine is reported, but withdrawing a fleet's every
+/// gateway for one plugin's fault would take the whole service down.
+fn not_ready_reason(running: bool, links_down: &[tungate_netcfg::LinkDown]) -> Option<String> {
+    let reasons: Vec<String> = (!running)
+        .then(|| "the data path is not running with the configuration in force".to_owned())
+        .into_iter()
+        .chain(links_down.iter().map(ToString::to_string))
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 #[cfg(test)]
@@ -1579,5 +1617,36 @@ mod tests {
         let (plane, _fake) = started(dir.path(), &module(1));
         assert_eq!(plane.revision(), Revision::new(4));
         assert_eq!(*plane.view().load().document, changed);
+    }
+
+    #[test]
+    fn readiness_names_every_reason_and_ignores_nothing_else() {
+        use tungate_netcfg::{LinkDown, LinkFault, LinkRole};
+        assert_eq!(not_ready_reason(true, &[]), None);
+        assert_eq!(
+            not_ready_reason(false, &[]).as_deref(),
+            Some("the data path is not running with the configuration in force")
+        );
+        let egress = LinkDown {
+            role: LinkRole::Egress,
+            name: "eth1".into(),
+            fault: LinkFault::NoCarrier,
+        };
+        assert_eq!(
+            not_ready_reason(true, std::slice::from_ref(&egress)).as_deref(),
+            Some("egress interface eth1 is down (no carrier)")
+        );
+        let ingress = LinkDown {
+            role: LinkRole::Ingress,
+            name: "eth0".into(),
+            fault: LinkFault::Missing,
+        };
+        assert_eq!(
+            not_ready_reason(false, &[ingress, egress]).as_deref(),
+            Some(
+                "the data path is not running with the configuration in force; ingress \
+                 interface eth0 does not exist; egress interface eth1 is down (no carrier)"
+            )
+        );
     }
 }
