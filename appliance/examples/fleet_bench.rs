@@ -168,31 +168,43 @@ fn main() {
     let mut not_ready = Case::default();
     for r in 0..rounds {
         eprintln!("round {}/{rounds}", r + 1);
-        round(&mut fleet, 2, &mut kill, &|f, g| {
-            f.gateways[g].tungate.take().expect("runs").kill9();
-            None
+        round(
+            &mut fleet,
+            2,
+            &mut kill,
+            &|f, g| {
+                f.gateways[g].tungate.take().expect("runs").kill9();
+                None
             },
             &restart,
         );
-        round(&mut fleet, 1, &mut drain, &|f, g| {
-            let token = f.gateways[g]
-                .tungate()
-                .state_dir
-                .join("admin-token")
-                .display()
-                .to_string();
-            let out = f.gateways[g].ns.tungate(&["drain", "--token-file", &token]);
-            assert_eq!(out.code, 0, "drain: {}{}", out.stdout, out.stderr);
-            let (status, _) = f.gateways[g].tungate.take().expect("runs").wait();
-            assert_eq!(status, 0);
-            Some(out.stdout.lines().next().unwrap_or_default().to_owned())
+        round(
+            &mut fleet,
+            1,
+            &mut drain,
+            &|f, g| {
+                let token = f.gateways[g]
+                    .tungate()
+                    .state_dir
+                    .join("admin-token")
+                    .display()
+                    .to_string();
+                let out = f.gateways[g].ns.tungate(&["drain", "--token-file", &token]);
+                assert_eq!(out.code, 0, "drain: {}{}", out.stdout, out.stderr);
+                let (status, _) = f.gateways[g].tungate.take().expect("runs").wait();
+                assert_eq!(status, 0);
+                Some(out.stdout.lines().next().unwrap_or_default().to_owned())
             },
             &restart,
         );
-        round(&mut fleet, 0, &mut stop, &|f, g| {
-            let (status, _) = f.gateways[g].tungate.take().expect("runs").stop();
-            assert_eq!(status, 0);
-            None
+        round(
+            &mut fleet,
+            0,
+            &mut stop,
+            &|f, g| {
+                let (status, _) = f.gateways[g].tungate.take().expect("runs").stop();
+                assert_eq!(status, 0);
+                None
             },
             &restart,
         );

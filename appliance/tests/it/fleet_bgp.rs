@@ -241,5 +241,8 @@ fn not_ready_withdraws_and_ready_announces_again(fleet: &mut Fleet) {
         delivered.lost(),
         delivered.sent
     );
-    assert!(silent.is_empty(), "flows broken after not-ready: {silent:?}");
+    assert!(
+        silent.is_empty(),
+        "flows broken after not-ready: {silent:?}"
+    );
 }

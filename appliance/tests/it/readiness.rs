@@ -49,7 +49,10 @@ fn a_link_without_carrier_makes_the_gateway_not_ready_until_it_returns() {
     // The client's end goes down: g1 loses its carrier.
     t.client.ip(&["link", "set", "c0", "down"]);
     let body = readyz_becomes(&api, 503);
-    assert_eq!(body, "not ready: egress interface g1 is down (no carrier)\n");
+    assert_eq!(
+        body,
+        "not ready: egress interface g1 is down (no carrier)\n"
+    );
     let status = api.get("/api/v1/status").json();
     assert_eq!(status["ready"], false, "{status}");
     assert_eq!(
@@ -57,7 +60,8 @@ fn a_link_without_carrier_makes_the_gateway_not_ready_until_it_returns() {
         "{status}"
     );
     assert_eq!(ready_gauge(&api), "0");
-    let out = t.gw.command(&binary(), &["status", "--url", &format!("http://{ADMIN}")]);
+    let out =
+        t.gw.command(&binary(), &["status", "--url", &format!("http://{ADMIN}")]);
     assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout
@@ -70,15 +74,11 @@ fn a_link_without_carrier_makes_the_gateway_not_ready_until_it_returns() {
     // The ingress interface (the one holding GIP) set down by hand: both reasons at once.
     t.gw.ip(&["link", "set", "g0", "down"]);
     let body = readyz_becomes(&api, 503);
-    until(
-        Duration::from_secs(5),
-        "both interfaces named",
-        || {
-            api.get("/readyz").text()
-                == "not ready: ingress interface g0 is down (administratively); egress \
+    until(Duration::from_secs(5), "both interfaces named", || {
+        api.get("/readyz").text()
+            == "not ready: ingress interface g0 is down (administratively); egress \
                     interface g1 is down (no carrier)\n"
-        },
-    );
+    });
     assert!(body.starts_with("not ready: "), "{body}");
 
     // Both links return: ready again, same process.
@@ -89,7 +89,8 @@ fn a_link_without_carrier_makes_the_gateway_not_ready_until_it_returns() {
     assert_eq!(status["ready"], true, "{status}");
     assert!(status["not_ready"].is_null(), "{status}");
     assert_eq!(ready_gauge(&api), "1");
-    let out = t.gw.command(&binary(), &["status", "--url", &format!("http://{ADMIN}")]);
+    let out =
+        t.gw.command(&binary(), &["status", "--url", &format!("http://{ADMIN}")]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(tg.stop().0, 0);
 }
@@ -104,10 +105,14 @@ fn a_configured_interface_that_does_not_exist_is_named() {
     t.gw.ip(&["link", "set", "g1", "down"]);
     t.gw.ip(&["link", "set", "g1", "name", "g1x"]);
     // (It is first seen down, then missing.)
-    until(Duration::from_secs(5), "/readyz names the missing link", || {
-        let r = api.get("/readyz");
-        r.status == 503 && r.text() == "not ready: egress interface g1 does not exist\n"
-    });
+    until(
+        Duration::from_secs(5),
+        "/readyz names the missing link",
+        || {
+            let r = api.get("/readyz");
+            r.status == 503 && r.text() == "not ready: egress interface g1 does not exist\n"
+        },
+    );
     t.gw.ip(&["link", "set", "g1x", "name", "g1"]);
     t.gw.ip(&["link", "set", "g1", "up"]);
     assert_eq!(readyz_becomes(&api, 200), "ready\n");

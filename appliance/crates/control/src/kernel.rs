@@ -15,9 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use tungate_config::{DecapMode, Document};
-use tungate_netcfg::{
-    LinkDown, NetError, ReconcileOptions, ReconcileStatus, Reconciler, Target,
-};
+use tungate_netcfg::{LinkDown, NetError, ReconcileOptions, ReconcileStatus, Reconciler, Target};
 
 /// Why the reconciler could not start.
 #[derive(Debug, thiserror::Error)]
