@@ -233,7 +233,7 @@ fn main() {
          addresses and ports), three gateways each running BIRD with \
          `deploy/fleet/bird-gateway.conf` and `tungate run --fleet` (userspace decap, io \
          packet), 64 flows of IPIP replies at {RATE}/s. \"Withdrawn\" is from the action \
-         (kill -9 sent, `tungate drain` started, SIGTERM sent) until the router's kernel \
+         (kill -9 sent, `tungate drain` started, SIGTERM sent, the egress link set down) until the router's kernel \
          route to GIP lost that gateway's next hop (route table polled every 1 ms). \"Lost\" \
          is replies sent in the round (about 1 s) that never reached the client. \"Rejoin\" is \
          from starting tungate again until the router has the next hop back (includes \
