@@ -5,9 +5,11 @@
 //! - `kill -9` of its tungate (the health link vanishes with the process),
 //! - `tungate drain` (the health link set down; also the drain's own report),
 //! - SIGTERM (a clean stop withdraws first),
+//! - not ready: its egress link (`eth1`; BGP runs over `eth0` and stays up) loses its
+//!   carrier, so `/readyz` turns false and the gateway withdraws while it runs,
 //!
-//! the replies lost in each case, and how long a restarted gateway takes to be back on the
-//! router. Times are the router's view: its route table polled every 1 ms. Then, with the
+//! the replies lost in each case, and how long a restarted gateway (for not ready: the
+//! same gateway once the carrier is back) takes to be back on the router. Times are the router's view: its route table polled every 1 ms. Then, with the
 //! gateways following one real etcd member (`--etcd`), the time from sending a write to
 //! one gateway's API until the written revision is in force on every gateway (each one's
 //! `GET /api/v1/config` ETag, polled every 1 ms). Writes `deploy/bench/results/fleet.md`.
@@ -61,13 +63,19 @@ fn router_has(router: &str, hop: std::net::Ipv4Addr) -> bool {
     String::from_utf8_lossy(&out.stdout).contains(&format!("via {hop} "))
 }
 
-/// Ends gateway `g` with `end` while a thread polls the router every 1 ms, then restarts
-/// the gateway and waits until it is back and carries traffic.
+/// Starts gateway `g`'s tungate again.
+fn restart(fleet: &mut Fleet, g: usize) {
+    fleet.gateways[g].start_tungate();
+}
+
+/// Ends gateway `g`'s service with `end` while a thread polls the router every 1 ms, then
+/// brings it back with `restore` and waits until it is back and carries traffic.
 fn round(
     fleet: &mut Fleet,
     g: usize,
     case: &mut Case,
     end: &dyn Fn(&mut Fleet, usize) -> Option<String>,
+    restore: &dyn Fn(&mut Fleet, usize),
 ) {
     let hop = fleet.gateways[g].next_hop();
     let router = fleet.router.name.clone();
@@ -98,15 +106,16 @@ fn round(
         case.extra.push(e);
     }
     let restarted = Instant::now();
-    fleet.gateways[g].start_tungate();
+    restore(fleet, g);
     fleet
         .time_until(LIMIT, |hops| hops.contains(&hop))
         .expect("the gateway rejoins");
     case.rejoin_ms
         .push(restarted.elapsed().as_secs_f64() * 1000.0);
     let stream = FlowStream::start(fleet, RATE, Duration::from_millis(500));
+    let before = fleet.gateways[g].forwarded();
     until(LIMIT, "the restarted gateway carries traffic", || {
-        fleet.gateways[g].forwarded() > 0
+        fleet.gateways[g].forwarded() > before
     });
     drop(stream.finish());
 }
@@ -156,30 +165,59 @@ fn main() {
     let mut kill = Case::default();
     let mut drain = Case::default();
     let mut stop = Case::default();
+    let mut not_ready = Case::default();
     for r in 0..rounds {
         eprintln!("round {}/{rounds}", r + 1);
-        round(&mut fleet, 2, &mut kill, &|f, g| {
-            f.gateways[g].tungate.take().expect("runs").kill9();
-            None
-        });
-        round(&mut fleet, 1, &mut drain, &|f, g| {
-            let token = f.gateways[g]
-                .tungate()
-                .state_dir
-                .join("admin-token")
-                .display()
-                .to_string();
-            let out = f.gateways[g].ns.tungate(&["drain", "--token-file", &token]);
-            assert_eq!(out.code, 0, "drain: {}{}", out.stdout, out.stderr);
-            let (status, _) = f.gateways[g].tungate.take().expect("runs").wait();
-            assert_eq!(status, 0);
-            Some(out.stdout.lines().next().unwrap_or_default().to_owned())
-        });
-        round(&mut fleet, 0, &mut stop, &|f, g| {
-            let (status, _) = f.gateways[g].tungate.take().expect("runs").stop();
-            assert_eq!(status, 0);
-            None
-        });
+        round(
+            &mut fleet,
+            2,
+            &mut kill,
+            &|f, g| {
+                f.gateways[g].tungate.take().expect("runs").kill9();
+                None
+            },
+            &restart,
+        );
+        round(
+            &mut fleet,
+            1,
+            &mut drain,
+            &|f, g| {
+                let token = f.gateways[g]
+                    .tungate()
+                    .state_dir
+                    .join("admin-token")
+                    .display()
+                    .to_string();
+                let out = f.gateways[g].ns.tungate(&["drain", "--token-file", &token]);
+                assert_eq!(out.code, 0, "drain: {}{}", out.stdout, out.stderr);
+                let (status, _) = f.gateways[g].tungate.take().expect("runs").wait();
+                assert_eq!(status, 0);
+                Some(out.stdout.lines().next().unwrap_or_default().to_owned())
+            },
+            &restart,
+        );
+        round(
+            &mut fleet,
+            0,
+            &mut stop,
+            &|f, g| {
+                let (status, _) = f.gateways[g].tungate.take().expect("runs").stop();
+                assert_eq!(status, 0);
+                None
+            },
+            &restart,
+        );
+        round(
+            &mut fleet,
+            0,
+            &mut not_ready,
+            &|f, g| {
+                f.set_egress_carrier(g, false);
+                None
+            },
+            &|f, g| f.set_egress_carrier(g, true),
+        );
     }
     drop(fleet);
     eprintln!("writes through etcd");
@@ -195,7 +233,7 @@ fn main() {
          addresses and ports), three gateways each running BIRD with \
          `deploy/fleet/bird-gateway.conf` and `tungate run --fleet` (userspace decap, io \
          packet), 64 flows of IPIP replies at {RATE}/s. \"Withdrawn\" is from the action \
-         (kill -9 sent, `tungate drain` started, SIGTERM sent) until the router's kernel \
+         (kill -9 sent, `tungate drain` started, SIGTERM sent, the egress link set down) until the router's kernel \
          route to GIP lost that gateway's next hop (route table polled every 1 ms). \"Lost\" \
          is replies sent in the round (about 1 s) that never reached the client. \"Rejoin\" is \
          from starting tungate again until the router has the next hop back (includes \
@@ -220,6 +258,7 @@ fn main() {
         ("kill -9", &kill),
         ("tungate drain", &drain),
         ("SIGTERM", &stop),
+        ("not ready (egress link lost carrier)", &not_ready),
     ] {
         let _ = writeln!(
             out,
@@ -246,10 +285,14 @@ fn main() {
     }
     let _ = writeln!(
         out,
-        "\nNot-ready: tungate sets the health link down within one announcer poll (50 ms) of \
-         `/readyz` turning false (unit-tested in `tungate-announce`); the route then leaves \
-         the router as after a drain's withdrawal. No end-to-end figure: a running gateway \
-         cannot be made not-ready from outside without breaking its host.\n"
+        "\nNot ready: the router's end of the gateway's egress link (`eth1`, its \
+         `gateway.egress_interface`) is set down, so `eth1` loses its carrier while the BGP \
+         session over `eth0` stays up; \"withdrawn\" runs from that command until the \
+         router's route lost the next hop (the link notification, `/readyz` false, the \
+         announcer's poll of at most 50 ms, the health link down, BIRD's withdrawal). \
+         \"Lost\" are the replies the router still sent to the gateway meanwhile, which it \
+         could not send on. \"Rejoin\" runs from setting the link up again until the route \
+         is back (no restart: the same process).\n"
     );
     let _ = writeln!(
         out,

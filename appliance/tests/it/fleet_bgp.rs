@@ -10,6 +10,10 @@
 //! - failover: `kill -9` of one tungate under traffic takes its next hop off the router,
 //!   every flow delivers again, the lost packets are printed; restarted, it rejoins and
 //!   carries traffic;
+//! - not ready: gw1's egress link loses its carrier (its BGP session runs over the other
+//!   link and stays up): `/readyz` answers 503 naming the link, the router loses gw1's next
+//!   hop, every flow delivers again; the carrier back, gw1 is ready, announced and carries
+//!   traffic again, the same process throughout;
 //! - drain: `tungate drain` withdraws, the gateway stops by itself, nothing is lost;
 //! - a gateway without `--fleet` announces nothing and refuses a drain.
 //!
@@ -19,6 +23,7 @@
 use std::time::Duration;
 
 use tungate_test_support::fleet::{FLEET_NAME, FLOWS, Fleet, FlowStream, GIP, Gateway};
+use tungate_test_support::http::Api;
 use tungate_test_support::wait::until;
 
 const LIMIT: Duration = Duration::from_secs(5);
@@ -134,6 +139,9 @@ fn three_gateways_spread_fail_over_and_drain() {
         "flows broken after the failover: {silent:?}"
     );
 
+    // Not ready: gw1's egress link loses its carrier under traffic.
+    not_ready_withdraws_and_ready_announces_again(&mut fleet);
+
     // Drain gw2: nothing lost.
     let stream = FlowStream::start(&fleet, RATE, Duration::from_secs(3));
     let_run(&stream, RATE as u32);
@@ -181,4 +189,60 @@ fn three_gateways_spread_fail_over_and_drain() {
         "no health link without --fleet"
     );
     assert!(!fleet.next_hops().contains(&drained_hop));
+}
+
+/// gw1's egress link (`eth1`, not the one BGP runs over) loses its carrier: gw1 turns not
+/// ready and its route leaves the router while its BGP session stays established; the
+/// carrier back, it is announced again and carries traffic, without a restart.
+fn not_ready_withdraws_and_ready_announces_again(fleet: &mut Fleet) {
+    let api = Api::new(&fleet.gateways[0].ns, "127.0.0.1:9080", None);
+    let pid = fleet.gateways[0].tungate().pid();
+    assert_eq!(api.get("/readyz").status, 200);
+    let hop = fleet.gateways[0].next_hop();
+    let stream = FlowStream::start(fleet, RATE, Duration::from_secs(3));
+    let_run(&stream, RATE as u32);
+    fleet.set_egress_carrier(0, false);
+    let withdrawn = fleet
+        .time_until(LIMIT, |hops| !hops.contains(&hop))
+        .expect("the not-ready gateway's next hop leaves the router");
+    let withdrawn_at = stream.sent();
+    let readyz = api.get("/readyz");
+    assert_eq!(readyz.status, 503, "{}", readyz.text());
+    assert_eq!(
+        readyz.text(),
+        "not ready: egress interface eth1 is down (no carrier)\n"
+    );
+    let status = api.get("/api/v1/status").json();
+    assert_eq!(status["fleet"]["announcement"], "withdrawn", "{status}");
+    let session = fleet.router_bird.birdc(&["show", "protocols", "gw1"]);
+    assert!(
+        session.contains("Established"),
+        "the BGP session to gw1 stays up: the route left by readiness: {session}"
+    );
+    assert_eq!(fleet.next_hops().len(), 2, "the two others stay");
+    let_run(&stream, RATE as u32);
+
+    fleet.set_egress_carrier(0, true);
+    let announced = fleet
+        .time_until(LIMIT, |hops| hops.contains(&hop))
+        .expect("the gateway ready again is announced again");
+    assert_eq!(api.get("/readyz").text(), "ready\n");
+    let before = fleet.gateways[0].forwarded();
+    until(LIMIT, "gw1 carries traffic again", || {
+        fleet.gateways[0].forwarded() > before
+    });
+    assert_eq!(fleet.gateways[0].tungate().pid(), pid, "the same process");
+    let_run(&stream, RATE as u32);
+    let delivered = stream.finish();
+    let silent = delivered.silent_flows_from(withdrawn_at);
+    eprintln!(
+        "not ready: route withdrawn after {withdrawn:?}, announced again {announced:?} after \
+         the carrier returned; {} of {} replies lost",
+        delivered.lost(),
+        delivered.sent
+    );
+    assert!(
+        silent.is_empty(),
+        "flows broken after not-ready: {silent:?}"
+    );
 }

@@ -4,7 +4,7 @@
 //! etcd start once: seeding, a write through one gateway in force on all three, a stale
 //! `If-Match`, a 2 MiB module served from etcd byte for byte, a revision one gateway
 //! cannot apply (its own worker count makes the revision's plugin bindings overflow its
-//! instance pool), etcd stopped (real replies still forwarded, writes 503) and back, a
+//! instance pool) — also when it restarts meanwhile —, etcd stopped (real replies still forwarded, writes 503) and back, a
 //! killed gateway leaving the list, and a restart with etcd down on the cached revision.
 
 use std::net::Ipv4Addr;
@@ -402,6 +402,32 @@ fn three_gateways_follow_one_etcd_and_keep_forwarding_without_it() {
     );
     // gw3 still forwards on the last good revision.
     assert_eq!(forwarded(&hub, 3, 1003, 20), 20);
+    // Restarted while that revision is the fleet's latest, gw3 starts on its cached one
+    // (the refusal is found only when building the plugins), ready, and says why.
+    let (code, _) = gws[2].process.take().unwrap().stop();
+    assert_eq!(code, 0);
+    let log = gws[2].start(3, &url);
+    assert!(
+        log.contains(&format!("fleet revision {many_rev} is not applied here"))
+            && log.contains(&format!("starting on the cached fleet revision {good}")),
+        "{log}"
+    );
+    let s3 = gws[2].status();
+    assert_eq!(s3["ready"], true, "{s3}");
+    assert_eq!(s3["fleet"]["applied_revision"].as_u64(), Some(good));
+    assert_eq!(s3["fleet"]["latest_revision"].as_u64(), Some(many_rev));
+    assert!(
+        s3["fleet"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("plugin instances")),
+        "{s3}"
+    );
+    let metrics = gws[2].api().get("/metrics").text();
+    assert!(
+        metrics.contains(&format!("tungate_fleet_applied_revision {good}\n")),
+        "{metrics}"
+    );
+    assert_eq!(forwarded(&hub, 3, 1004, 20), 20);
     // The bindings removed again: gw3 catches up.
     let back = gws[1].api().put_json("/api/v1/config", &doc);
     assert_eq!(back.status, 200, "{}", back.text());

@@ -53,6 +53,7 @@ mod plugin_cache;
 mod plugins_datapath;
 mod plugins_examples;
 mod plugins_hot_swap;
+mod readiness;
 mod run_modes;
 mod spoofed_peer;
 mod state_crash;

@@ -8,7 +8,10 @@ export type paths = {
     get: operations['healthz'];
   };
   '/readyz': {
-    /** Readiness (the data path is running with the current configuration) */
+    /**
+     * Readiness (the data path runs with the current configuration and its interfaces carry packets)
+     * @description Ready when the data path runs with the configuration in force and the ingress interface (gateway.ingress_interface, else the one holding the gateway address) and gateway.egress_interface (when set) exist, are up and have carrier (watched over rtnetlink link events). In fleet mode GIP is announced exactly while ready and not draining, so a lost link withdraws the route. A quarantined plugin does not make a gateway not ready.
+     */
     get: operations['readyz'];
   };
   '/metrics': {
@@ -365,7 +368,10 @@ export type components = {
       gateway_address: string;
       /** @description the gateway's IPv6 GIP (gateway.address6); null when it has none */
       gateway_address6?: string | null;
+      /** @description the data path runs with the configuration in force and the ingress and egress interfaces can carry packets (exist, are up, have carrier); a quarantined plugin does not make it false */
       ready: boolean;
+      /** @description why it is not ready, e.g. "egress interface eth1 is down (no carrier)"; null when ready */
+      not_ready?: string | null;
       peers?: number;
       /** @description distinct VIPs: [[vips]] entries and the VIPs peers serve */
       vips?: number;
@@ -494,7 +500,7 @@ export type components = {
       applied_revision: number;
       /** @description why the latest revision is not in force on it */
       error?: string | null;
-      /** @description its data path runs (a quarantined plugin does not make it not ready) */
+      /** @description it is ready as /readyz says: its data path runs and its ingress and egress interfaces carry packets (a quarantined plugin does not make it not ready) */
       ready: boolean;
       io: string;
       /** @description plugins quarantined on it, as VIP#position plugin (they do not make it not ready: that would withdraw every gateway at once for one plugin's fault) */
@@ -702,16 +708,19 @@ export type operations = {
       };
     };
   };
-  /** Readiness (the data path is running with the current configuration) */
+  /**
+   * Readiness (the data path runs with the current configuration and its interfaces carry packets)
+   * @description Ready when the data path runs with the configuration in force and the ingress interface (gateway.ingress_interface, else the one holding the gateway address) and gateway.egress_interface (when set) exist, are up and have carrier (watched over rtnetlink link events). In fleet mode GIP is announced exactly while ready and not draining, so a lost link withdraws the route. A quarantined plugin does not make a gateway not ready.
+   */
   readyz: {
     responses: {
-      /** @description ready */
+      /** @description ready (body: ready) */
       200: {
         content: {
           'text/plain': string;
         };
       };
-      /** @description not ready */
+      /** @description not ready; the body names the reason, e.g. "not ready: egress interface eth1 is down (no carrier)" */
       503: {
         content: {
           'text/plain': string;

@@ -212,6 +212,7 @@ function StatusPanel(props: { status: Status | null; snapshot: RateSnapshot | nu
             class={status.ready ? 'badge badge-ok' : 'badge badge-warn'}
             data-testid="status-ready"
             data-value={String(status.ready)}
+            title={status.not_ready ?? undefined}
           >
             {status.ready ? 'Ready' : 'Not ready'}
           </span>

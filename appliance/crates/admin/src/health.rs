@@ -1,5 +1,6 @@
 //! The probes and documents: `/healthz` (the process answers), `/readyz` (the data path
-//! runs with the configuration in force), `/metrics` (Prometheus text), the API contract,
+//! runs with the configuration in force and the ingress and egress interfaces carry
+//! packets; 503 names the reason), `/metrics` (Prometheus text), the API contract,
 //! and `/api/v1/auth` (the token check; the auth layer did the work).
 
 use axum::extract::State;
@@ -17,17 +18,20 @@ pub(crate) async fn healthz() -> impl IntoResponse {
     )
 }
 
-/// `GET /readyz`.
+/// `GET /readyz`: 200 `ready`, or 503 `not ready: REASON` (e.g. `egress interface eth1 is
+/// down (no carrier)`).
 pub(crate) async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     let view = state.view();
-    let text = |t: &'static str| ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t);
-    if view.ready {
-        (StatusCode::OK, text("ready\n"))
-    } else {
-        (
+    let text = |t: String| ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t);
+    match (&view.not_ready, view.ready) {
+        (None, true) => (StatusCode::OK, text("ready\n".into())),
+        (why, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            text("not ready: the data path is not running with the configuration in force\n"),
-        )
+            text(format!(
+                "not ready: {}\n",
+                why.as_deref().unwrap_or("the data path is not running")
+            )),
+        ),
     }
 }
 

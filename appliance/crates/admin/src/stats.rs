@@ -80,6 +80,7 @@ fn status_of(
         gateway_address: doc.gateway.display_address().to_string(),
         gateway_address6: doc.gateway.address6.map(|a| a.to_string()),
         ready: view.ready,
+        not_ready: view.not_ready.clone(),
         peers: doc.peers.len(),
         vips: doc
             .vips
@@ -341,6 +342,7 @@ mod tests {
             generation: 3,
             revision: tungate_control::Revision::new(7),
             ready: true,
+            not_ready: None,
             filters: tungate_datapath::filter::FilterSlots::new(2).progress(),
             io: tungate_control::IoPath {
                 path: "xdp",
@@ -372,6 +374,7 @@ mod tests {
             passes: 2,
             changes_applied: 1,
             last_error: Some("cannot create tunnel tg-rs1".into()),
+            links_down: Vec::new(),
         });
         for network in [None, Some(net)] {
             let admin = AdminListener {

@@ -286,7 +286,11 @@ fn render(url: &str, status: &Status, stats: &Stats) -> String {
         out,
         "tungate {} at {url}: {}",
         status.version,
-        if status.ready { "ready" } else { "NOT READY" }
+        match (status.ready, &status.not_ready) {
+            (true, _) => "ready".to_owned(),
+            (false, Some(why)) => format!("NOT READY: {why}"),
+            (false, None) => "NOT READY".to_owned(),
+        }
     );
     let _ = writeln!(
         out,
@@ -683,5 +687,14 @@ mod tests {
         assert_eq!(status.problem(), None);
         status.ready = false;
         assert!(status.problem().unwrap().contains("NOT ready"));
+        status.not_ready = Some("egress interface eth1 is down (no carrier)".into());
+        assert_eq!(
+            status.problem().unwrap(),
+            "the appliance answers but is NOT ready: egress interface eth1 is down (no carrier)"
+        );
+        assert!(
+            render("http://x:1", &status, &stats)
+                .contains("NOT READY: egress interface eth1 is down (no carrier)")
+        );
     }
 }

@@ -28,8 +28,13 @@ pub struct Status {
     /// tungate that does not say).
     #[serde(default)]
     pub gateway_address6: Option<String>,
-    /// The data path runs with the configuration in force.
+    /// Ready (`/readyz`): the data path runs with the configuration in force and the
+    /// ingress and egress interfaces can carry packets.
     pub ready: bool,
+    /// Why it is not ready, e.g. `egress interface eth1 is down (no carrier)` (null when
+    /// ready, or from a tungate that does not say).
+    #[serde(default)]
+    pub not_ready: Option<String>,
     /// Configured peers.
     pub peers: usize,
     /// Distinct VIPs: `[[vips]]` entries and the VIPs peers serve.
@@ -268,11 +273,12 @@ impl Status {
     /// with the configuration in force, or the networking is not as configured.
     pub fn problem(&self) -> Option<String> {
         if !self.ready {
-            return Some(
-                "the appliance answers but is NOT ready (its data path does not run with the \
-                 configuration in force; see its log)"
+            return Some(match &self.not_ready {
+                Some(why) => format!("the appliance answers but is NOT ready: {why}"),
+                None => "the appliance answers but is NOT ready (its data path does not run \
+                         with the configuration in force; see its log)"
                     .into(),
-            );
+            });
         }
         if let Some(error) = self.network.as_ref().and_then(|n| n.last_error.as_ref()) {
             return Some(format!(

@@ -6,7 +6,8 @@
 //! the first request whether the networking is as configured. In `kernel` decap mode the
 //! tunnels must exist before the data path reads them, so a change waits (bounded) too. A failed pass is logged and
 //! retried by the reconciler; it never stops the gateway. This module decides nothing about
-//! what the tunnels are: `netcfg::gateway` does.
+//! what the tunnels are: `netcfg::gateway` does. It also passes on which of the gateway's
+//! interfaces cannot carry packets (the reconciler watches them), for readiness.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use tungate_config::{DecapMode, Document};
-use tungate_netcfg::{NetError, ReconcileOptions, ReconcileStatus, Reconciler, Target};
+use tungate_netcfg::{LinkDown, NetError, ReconcileOptions, ReconcileStatus, Reconciler, Target};
 
 /// Why the reconciler could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,32 @@ impl KernelFollower {
             Some(Some(e)) => tracing::warn!("the networking is not as configured: {e}"),
             None => tracing::warn!("no reconciling pass within {PASS_WAIT:?}; going on"),
         }
+    }
+
+    /// The gateway's interfaces that cannot carry packets, as last seen.
+    pub(crate) fn links_down(&self) -> Vec<LinkDown> {
+        self.status.borrow().links_down.clone()
+    }
+
+    /// A channel that receives a message whenever [`Self::links_down`] changes (at most
+    /// one pending: it means "look again").
+    pub(crate) fn link_changes(&self) -> crossbeam_channel::Receiver<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut status = self.status.clone();
+        self.runtime.spawn(async move {
+            let mut last = status.borrow_and_update().links_down.clone();
+            while status.changed().await.is_ok() {
+                let now = status.borrow_and_update().links_down.clone();
+                if now == last {
+                    continue;
+                }
+                last = now;
+                if let Err(crossbeam_channel::TrySendError::Disconnected(())) = tx.try_send(()) {
+                    break;
+                }
+            }
+        });
+        rx
     }
 
     /// A receiver of the reconciler's progress (for the admin API's status).

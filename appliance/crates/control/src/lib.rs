@@ -127,8 +127,13 @@ pub struct View {
     pub generation: u64,
     /// The revision of the document and plugins shown here (it survives restarts).
     pub revision: Revision,
-    /// Whether the data path runs with the document in force.
+    /// Whether the gateway is ready (`/readyz`): the data path runs with the document in
+    /// force and the ingress and egress interfaces can carry packets (exist, are up and
+    /// have carrier). A quarantined plugin does not make it not ready.
     pub ready: bool,
+    /// Why it is not ready (e.g. `egress interface eth1 is down (no carrier)`); `None`
+    /// when ready.
+    pub not_ready: Option<String>,
     /// The filter generation published to the workers and the one each runs (live).
     pub filters: Arc<tungate_datapath::filter::FilterProgress>,
     /// The I/O path the workers run on, and why.

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::RecvTimeoutError;
 
 use super::edit;
 use super::error::{ControlError, ErrorCode};
@@ -304,18 +303,24 @@ fn sync_plugins(state: &StateDir, fleet: &FleetState) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// The state directory's cached document (for this host) and its fleet revision: what a
+/// gateway starts on when the fleet's revision fails to build here.
+type CachedFallback = Option<(Document, Revision)>;
+
 /// Fleet mode at start: the document this host starts with and how it follows the fleet.
 /// An empty fleet is seeded from `--config` (and the `--plugin` files) once; otherwise the
 /// fleet's state wins over the file, whose per-host fields are kept; a fleet state that
 /// fails this host's checks, or an unreachable store, leaves the gateway on the state
-/// directory's cached revision (reported).
+/// directory's cached revision (reported). When the fleet's document is chosen, the cached
+/// one comes back too, for a refusal found only when building the plugins (e.g. the
+/// instance pool of this host's worker count).
 fn fleet_document(
     state: &StateDir,
     config: Option<&ConfigFile>,
     stored: Option<Document>,
     start: FleetStart,
     fleet_member: bool,
-) -> Result<(Document, FleetMode), StartupError> {
+) -> Result<(Document, FleetMode, CachedFallback), StartupError> {
     let FleetStart {
         name,
         store,
@@ -374,7 +379,8 @@ fn fleet_document(
                         latest: fleet_state.revision,
                         error: None,
                     };
-                    return Ok((doc, FleetMode { store, status }));
+                    let fallback = stored.map(|s| (fleet::for_host(&s, &local), cached));
+                    return Ok((doc, FleetMode { store, status }, fallback));
                 }
                 Err(message) => (
                     fleet_state.revision,
@@ -407,6 +413,7 @@ fn fleet_document(
     Ok((
         fleet::for_host(&stored, &local),
         FleetMode { store, status },
+        None,
     ))
 }
 
@@ -490,17 +497,17 @@ impl ControlPlane {
         let stored = state.config().map_err(StartupError::StoredConfig)?;
         let config_path = config.as_ref().map(|f| f.path.clone());
         let root = state.root().to_owned();
-        let (config, stored, fleet) = match fleet_start {
-            None => (config, stored, None),
+        let (config, stored, mut fleet, fallback) = match fleet_start {
+            None => (config, stored, None, None),
             Some(start) => {
-                let (doc, mode) =
+                let (doc, mode, fallback) =
                     fleet_document(&state, config.as_ref(), stored, start, fleet_member)?;
-                (None, Some(doc), Some(mode))
+                (None, Some(doc), Some(mode), fallback)
             }
         };
         // The seeding rule: a file seeds an empty state; the same file again keeps the
         // stored document (with its API changes); an edited file replaces it.
-        let (doc, seed_text) = match (config, stored) {
+        let (mut doc, seed_text) = match (config, stored) {
             (Some(file), Some(stored))
                 if state.seeded_by(&file.text).map_err(StartupError::State)? =>
             {
@@ -529,16 +536,49 @@ impl ControlPlane {
             origin: origin.clone(),
             invalid,
         })?;
-        let generation = host
-            .build(
-                &doc,
+        let build = |doc: &Document| {
+            host.build(
+                doc,
                 &|name: &str| stored_module(&state, name),
                 doc.gateway.workers as usize,
             )
-            .map_err(|error| StartupError::Build {
-                origin,
-                error: Box::new(error),
-            })?;
+        };
+        let generation = match (build(&doc), fleet.as_mut(), fallback) {
+            (Ok(generation), _, _) => generation,
+            // The fleet's revision passed this host's checks but its plugins cannot be
+            // built here: start on the cached revision, reported like a refusal at run time.
+            (Err(error), Some(mode), Some((cached_doc, cached))) => {
+                let message = format!(
+                    "fleet revision {} is not applied here: {error}",
+                    mode.status.latest
+                );
+                tracing::warn!(
+                    "fleet {}: {message}; starting on the cached fleet revision {cached} from {}",
+                    mode.status.name,
+                    root.display()
+                );
+                mode.status.applied = cached;
+                mode.status.error = Some(message);
+                doc = cached_doc;
+                let origin = DocumentOrigin::Stored(root.clone());
+                config::host::check_host_as(&doc, fleet_member).map_err(|invalid| {
+                    StartupError::Host {
+                        origin: origin.clone(),
+                        invalid,
+                    }
+                })?;
+                build(&doc).map_err(|error| StartupError::Build {
+                    origin,
+                    error: Box::new(error),
+                })?
+            }
+            (Err(error), _, _) => {
+                return Err(StartupError::Build {
+                    origin,
+                    error: Box::new(error),
+                });
+            }
+        };
         let mut revision = match &fleet {
             Some(mode) => {
                 state
@@ -578,6 +618,7 @@ impl ControlPlane {
                 generation: 0,
                 revision,
                 ready: false,
+                not_ready: None,
                 filters,
                 io: datapath.io_path(),
                 fleet: None,
@@ -622,21 +663,32 @@ impl ControlPlane {
         requests: crossbeam_channel::Receiver<Request>,
     ) -> Result<(), StopError> {
         let mut next_check = Instant::now() + DEVICE_CHECK_INTERVAL;
+        let mut links = self
+            .kernel
+            .as_ref()
+            .map_or_else(crossbeam_channel::never, KernelFollower::link_changes);
         loop {
-            match requests.recv_deadline(next_check) {
-                Ok(Request {
-                    action,
-                    if_match,
-                    reply,
-                }) => {
-                    let outcome = self.handle_if(action, if_match.as_ref());
-                    if let Err(e) = &outcome {
-                        tracing::info!("refused: {e}");
+            crossbeam_channel::select! {
+                recv(requests) -> request => match request {
+                    Ok(Request {
+                        action,
+                        if_match,
+                        reply,
+                    }) => {
+                        let outcome = self.handle_if(action, if_match.as_ref());
+                        if let Err(e) = &outcome {
+                            tracing::info!("refused: {e}");
+                        }
+                        let _ = reply.send(outcome.map(|r| (r, self.revision)));
                     }
-                    let _ = reply.send(outcome.map(|r| (r, self.revision)));
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                    Err(_) => break,
+                },
+                recv(links) -> change => match change {
+                    // An interface went down or came back: readiness follows at once.
+                    Ok(()) => self.refresh_view(),
+                    Err(_) => links = crossbeam_channel::never(),
+                },
+                default(next_check.saturating_duration_since(Instant::now())) => {}
             }
             // Also under a steady stream of requests.
             if Instant::now() >= next_check {
@@ -1098,18 +1150,45 @@ impl ControlPlane {
                 BTreeMap::new()
             }
         };
+        let links_down = self
+            .kernel
+            .as_ref()
+            .map(KernelFollower::links_down)
+            .unwrap_or_default();
+        let not_ready = not_ready_reason(self.datapath.is_running(), &links_down);
+        let before = self.view.load();
+        if before.not_ready != not_ready {
+            match &not_ready {
+                Some(why) => tracing::warn!("not ready: {why}"),
+                None => tracing::info!("ready again"),
+            }
+        }
         self.view.store(Arc::new(View {
             document: Arc::new(self.doc.clone()),
             plugins: Arc::new(plugins),
             bindings: self.host.stats_table(),
             generation: self.generation,
             revision: self.revision,
-            ready: self.datapath.is_running(),
+            ready: not_ready.is_none(),
+            not_ready,
             filters: self.datapath.filter_progress(),
             io: self.datapath.io_path(),
             fleet: self.fleet.as_ref().map(|m| m.status.clone()),
         }));
     }
+}
+
+/// Why a gateway is not ready (`/readyz`), `None` when it is: its data path does not run
+/// with the document in force, or one of its ingress and egress interfaces cannot carry
+/// packets. Plugins play no part: a quarantine is reported, but withdrawing a fleet's every
+/// gateway for one plugin's fault would take the whole service down.
+fn not_ready_reason(running: bool, links_down: &[tungate_netcfg::LinkDown]) -> Option<String> {
+    let reasons: Vec<String> = (!running)
+        .then(|| "the data path is not running with the configuration in force".to_owned())
+        .into_iter()
+        .chain(links_down.iter().map(ToString::to_string))
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 #[cfg(test)]
@@ -1277,10 +1356,17 @@ mod tests {
     /// A plane started in fleet mode on fleet revision 10 (`DOC`, module `p`).
     fn started_in_fleet(dir: &Path, store: &FakeStore) -> (ControlPlane, FleetState) {
         *store.revision.lock().unwrap() = 10;
+        let fleet_state = fleet_state_of(DOC);
+        let plane = start_in_fleet(dir, store, &fleet_state, Limits::default()).unwrap();
+        (plane, fleet_state)
+    }
+
+    /// Fleet revision 10 holding `doc` (its fleet-wide part) and module `p`.
+    fn fleet_state_of(doc: &str) -> FleetState {
         let p = module(1);
-        let fleet_state = FleetState {
+        FleetState {
             revision: Revision::new(10),
-            document: fleet::fleet_part(&config::parse_toml(DOC).unwrap()),
+            document: fleet::fleet_part(&config::parse_toml(doc).unwrap()),
             plugins: BTreeMap::from([(
                 "p".to_owned(),
                 FleetPlugin {
@@ -1294,7 +1380,17 @@ mod tests {
                     bytes: Arc::new(p),
                 },
             )]),
-        };
+        }
+    }
+
+    /// Starts a fleet member (2 workers, `limits`) on the state directory under `dir`,
+    /// reading `fleet_state` from `store`, with a fake data path and no reconciler.
+    fn start_in_fleet(
+        dir: &Path,
+        store: &FakeStore,
+        fleet_state: &FleetState,
+        limits: Limits,
+    ) -> Result<ControlPlane, StartupError> {
         let local = "[gateway]\naddress = \"127.0.0.1\"\nworkers = 2";
         let startup = Startup {
             state: StateDir::open(&dir.join("state")).unwrap(),
@@ -1304,7 +1400,7 @@ mod tests {
                 doc: config::parse_toml(local).unwrap(),
             }),
             plugin_files: Vec::new(),
-            limits: Limits::default(),
+            limits,
             fleet_name: None,
             fleet: Some(FleetStart {
                 name: "f1".into(),
@@ -1313,12 +1409,58 @@ mod tests {
             }),
         };
         let fake = FakeForwarding::default();
-        let plane = ControlPlane::start_with(startup, move |_, _, _, _| {
+        ControlPlane::start_with(startup, move |_, _, _, _| {
             fake.0.lock().unwrap().running = true;
             Ok((None, Box::new(fake) as Box<dyn Forwarding>))
         })
-        .unwrap();
-        (plane, fleet_state)
+    }
+
+    #[test]
+    fn a_member_starting_on_a_fleet_revision_its_plugins_cannot_build_starts_on_the_cached_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FakeStore::default();
+        // First start: fleet revision 10 (one binding × 2 workers) is applied and cached.
+        let good = fleet_state_of(DOC);
+        let limits = || Limits {
+            max_instances: 2,
+            ..Limits::default()
+        };
+        let plane = start_in_fleet(dir.path(), &store, &good, limits()).unwrap();
+        assert_eq!(plane.view().load().revision, Revision::new(10));
+        drop(plane);
+
+        // Meanwhile the fleet moved to revision 11 with a second bound VIP: it passes this
+        // host's checks, but 2 bindings × 2 workers overflow its pool of 2 instances.
+        let mut refused = good.clone();
+        refused.revision = Revision::new(11);
+        let mut second = refused.document.vips[0].clone();
+        second.address = "192.0.2.11".parse().unwrap();
+        refused.document.vips.push(second.clone());
+        refused.document.peers[0].vips.push(second.address);
+        let plane = start_in_fleet(dir.path(), &store, &refused, limits())
+            .expect("it starts on the cached revision instead of failing");
+        let view = plane.view().load_full();
+        assert!(view.ready);
+        assert_eq!(view.revision, Revision::new(10));
+        assert_eq!(view.document.vips.len(), 1, "the cached document runs");
+        let status = view.fleet.clone().unwrap();
+        assert_eq!(status.applied, Revision::new(10));
+        assert_eq!(status.latest, Revision::new(11));
+        let error = status.error.unwrap();
+        assert!(
+            error.starts_with("fleet revision 11 is not applied here")
+                && error.contains("4 plugin instances (2 bindings × 2 workers)"),
+            "{error}"
+        );
+        assert_eq!(plane.state.revision().unwrap(), Revision::new(10));
+        drop(plane);
+
+        // Without a cached revision to fall back on, the start fails with the build error.
+        let empty = tempfile::tempdir().unwrap();
+        let e = start_in_fleet(empty.path(), &store, &refused, limits())
+            .err()
+            .expect("nothing to start on");
+        assert!(e.to_string().contains("plugin instances"), "{e}");
     }
 
     #[test]
@@ -1579,5 +1721,36 @@ mod tests {
         let (plane, _fake) = started(dir.path(), &module(1));
         assert_eq!(plane.revision(), Revision::new(4));
         assert_eq!(*plane.view().load().document, changed);
+    }
+
+    #[test]
+    fn readiness_names_every_reason_and_ignores_nothing_else() {
+        use tungate_netcfg::{LinkDown, LinkFault, LinkRole};
+        assert_eq!(not_ready_reason(true, &[]), None);
+        assert_eq!(
+            not_ready_reason(false, &[]).as_deref(),
+            Some("the data path is not running with the configuration in force")
+        );
+        let egress = LinkDown {
+            role: LinkRole::Egress,
+            name: "eth1".into(),
+            fault: LinkFault::NoCarrier,
+        };
+        assert_eq!(
+            not_ready_reason(true, std::slice::from_ref(&egress)).as_deref(),
+            Some("egress interface eth1 is down (no carrier)")
+        );
+        let ingress = LinkDown {
+            role: LinkRole::Ingress,
+            name: "eth0".into(),
+            fault: LinkFault::Missing,
+        };
+        assert_eq!(
+            not_ready_reason(false, &[ingress, egress]).as_deref(),
+            Some(
+                "the data path is not running with the configuration in force; ingress \
+                 interface eth0 does not exist; egress interface eth1 is down (no carrier)"
+            )
+        );
     }
 }

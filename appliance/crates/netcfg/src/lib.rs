@@ -21,6 +21,7 @@
 //! the calling thread.
 
 mod apply;
+mod carrier;
 mod command;
 mod error;
 mod gateway;
@@ -34,6 +35,7 @@ mod state_file;
 
 use std::path::{Path, PathBuf};
 
+pub use carrier::{LinkDown, LinkFault, LinkRole};
 pub use command::{Action, RunOptions, run_net, run_rs};
 pub use error::NetError;
 pub use kernel::fence::{FENCE_TABLE, FENCED_PROTOCOLS, TunnelFence};

@@ -2,7 +2,10 @@
 //! address, route or rule changes, whenever a device's IPv4 `forwarding` or `rp_filter`
 //! changes (netlink notifications; writing `ip_forward` resets every device's `forwarding`,
 //! and a gateway tunnel must get its `forwarding=0` back at once), and whenever the
-//! configuration changes — so that a tunnel deleted by hand comes back.
+//! configuration changes — so that a tunnel deleted by hand comes back. On every link
+//! notification (at once, before the pass) and after every pass it also says which of the
+//! gateway's ingress and egress interfaces cannot carry packets ([`crate::carrier`],
+//! [`ReconcileStatus::links_down`]): part of the gateway's readiness.
 //!
 //! The daemon spawns a [`Reconciler`] on its control-side tokio runtime (never on a data-path
 //! thread) and hands it the configuration through a `watch` channel; it reads progress from
@@ -17,6 +20,7 @@ use rtnetlink::MulticastGroup;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::carrier::{self, LinkDown, LinkRole};
 use crate::error::NetError;
 use crate::model::DesiredState;
 use crate::rs::{self, RsConfig};
@@ -62,6 +66,15 @@ impl Target {
         }
     }
 
+    /// The interfaces whose carrier the gateway's readiness depends on (none for the
+    /// real-server role).
+    fn watched_links(&self) -> Vec<(LinkRole, String)> {
+        match self {
+            Target::Gateway(doc) | Target::FleetGateway(doc) => carrier::watched(doc),
+            Target::RealServer(_) => Vec::new(),
+        }
+    }
+
     /// The desired state now (the gateway's tunnel MTUs follow the kernel's routes).
     pub(crate) async fn desired(
         &self,
@@ -97,6 +110,9 @@ pub struct ReconcileStatus {
     pub changes_applied: u64,
     /// The error of the last pass, if it failed.
     pub last_error: Option<String>,
+    /// The gateway's ingress and egress interfaces that cannot carry packets (missing,
+    /// down, or without carrier), as last seen; empty when all can (or none is known).
+    pub links_down: Vec<LinkDown>,
 }
 
 /// A running reconciliation task.
@@ -168,6 +184,8 @@ async fn run(
     use rtnetlink::sys::AsyncSocketExt;
     loop {
         let current = target.borrow_and_update().clone();
+        let watched = current.watched_links();
+        check_links(&handle, &watched, &status).await;
         let outcome = match current.desired(&handle).await {
             Ok(desired) => {
                 let mut log = |change: &crate::Change| {
@@ -190,6 +208,7 @@ async fn run(
         if let Err(e) = &outcome {
             tracing::warn!(target: "tungate::netcfg", "reconciling failed: {e}");
         }
+        check_links(&handle, &watched, &status).await;
         tokio::select! {
             _ = tokio::time::sleep(options.interval) => {}
             event = events.next() => {
@@ -197,6 +216,8 @@ async fn run(
                     // The notification socket closed: fall back to the timer alone.
                     tokio::time::sleep(options.interval).await;
                 } else {
+                    // Readiness follows a link at once, not after the settling pause.
+                    check_links(&handle, &watched, &status).await;
                     tokio::time::sleep(SETTLE).await;
                     while events.try_recv().is_ok() {}
                 }
@@ -214,5 +235,36 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// Reads which of `watched` cannot carry packets and publishes it when it changed (a failed
+/// read keeps the last known state: it is retried on the next notification or pass).
+async fn check_links(
+    handle: &rtnetlink::Handle,
+    watched: &[(LinkRole, String)],
+    status: &watch::Sender<ReconcileStatus>,
+) {
+    match carrier::check(handle, watched).await {
+        Ok(down) => {
+            status.send_if_modified(|s| {
+                if s.links_down == down {
+                    return false;
+                }
+                for d in &down {
+                    if !s.links_down.contains(d) {
+                        tracing::warn!(target: "tungate::netcfg", "{d}");
+                    }
+                }
+                for d in &s.links_down {
+                    if !down.iter().any(|n| n.name == d.name) {
+                        tracing::info!(target: "tungate::netcfg", "{} interface {} is up again", d.role, d.name);
+                    }
+                }
+                s.links_down = down;
+                true
+            });
+        }
+        Err(e) => tracing::warn!(target: "tungate::netcfg", "cannot read the links: {e}"),
     }
 }

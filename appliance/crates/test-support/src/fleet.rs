@@ -8,9 +8,15 @@
 //! too.
 //!
 //! ```text
-//!  rs 10.2.0.2 ── 10.2.0.1 router 10.1.N.1 ── 10.1.N.2 gwN (GIP on lo, tg-health, BIRD)
+//!  rs 10.2.0.2 ── 10.2.0.1 router 10.1.N.1 ── 10.1.N.2 gwN eth0 (GIP on lo, tg-health, BIRD)
+//!                                 10.4.N.1 ── 10.4.N.2 gwN eth1 (egress: replies to clients)
 //!                           10.3.0.1 ── 10.3.0.2 client (198.51.100.0/24 routed to it)
 //! ```
+//!
+//! Each gateway has two links to the router: `eth0` carries BGP and the tunnelled replies
+//! (its ingress interface), `eth1` is its `gateway.egress_interface`, routed towards the
+//! clients. Taking `eth1`'s carrier away ([`Fleet::set_egress_carrier`]) makes the gateway
+//! not ready while its BGP session lives: the route leaves by readiness, not by BGP timers.
 //!
 //! Every process it starts (BIRD, tungate) is killed on drop, before its namespace goes.
 
@@ -68,6 +74,20 @@ pub fn client(i: u8) -> Ipv4Addr {
 /// Gateway `i`'s (1-based) address on its link to the router with [`ADMIN_PORT`].
 pub fn admin_address(i: usize) -> String {
     format!("{}:{ADMIN_PORT}", gateway_link(i).1)
+}
+
+/// The router's address towards gateway `i`'s (1-based) egress link and the gateway's own
+/// address there (`10.4.i.1` and `10.4.i.2`, /24).
+pub fn egress_link(i: usize) -> (Ipv4Addr, Ipv4Addr) {
+    (
+        Ipv4Addr::new(10, 4, i as u8, 1),
+        Ipv4Addr::new(10, 4, i as u8, 2),
+    )
+}
+
+/// The router's end of gateway `i`'s egress link.
+fn egress_peer(i: usize) -> String {
+    format!("gw{i}e")
 }
 
 /// A BIRD daemon in the foreground, killed on drop.
@@ -144,6 +164,7 @@ impl Gateway {
     pub fn config() -> String {
         format!(
             "[gateway]\naddress = \"{GIP}\"\nio = \"packet\"\ningress_interface = \"eth0\"\n\
+             egress_interface = \"eth1\"\n\
              [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\nvips = [\"{VIP}\"]\n"
         )
     }
@@ -304,6 +325,32 @@ impl Fleet {
                 "via",
                 &router_address.to_string(),
             ]);
+            let (router_egress, own_egress) = egress_link(i);
+            veth(
+                &router,
+                &egress_peer(i),
+                &format!("02:00:00:04:{i:02x}:01"),
+                &ns,
+                "eth1",
+                &format!("02:00:00:04:{i:02x}:02"),
+            );
+            router.ip(&[
+                "addr",
+                "add",
+                &format!("{router_egress}/24"),
+                "dev",
+                &egress_peer(i),
+            ]);
+            ns.ip(&["addr", "add", &format!("{own_egress}/24"), "dev", "eth1"]);
+            ns.ip(&[
+                "route",
+                "add",
+                "198.51.100.0/24",
+                "via",
+                &router_egress.to_string(),
+                "dev",
+                "eth1",
+            ]);
             let config = tungate_demo::bird::gateway_config(i, GIP);
             let bird = Bird::start(&ns, "bird", &config);
             members.push(Gateway {
@@ -328,6 +375,18 @@ impl Fleet {
         }
         fleet.wait_next_hops(gateways, Duration::from_secs(20));
         fleet
+    }
+
+    /// Sets the router's end of gateway `index`'s (0-based) egress link up or down: the
+    /// gateway's `eth1` gains or loses its carrier, as when a cable or switch port fails.
+    pub fn set_egress_carrier(&self, index: usize, on: bool) {
+        let i = self.gateways[index].index;
+        self.router.ip(&[
+            "link",
+            "set",
+            &egress_peer(i),
+            if on { "up" } else { "down" },
+        ]);
     }
 
     /// The router's next hops for GIP (none when no gateway announces it).

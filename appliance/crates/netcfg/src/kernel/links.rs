@@ -31,6 +31,8 @@ pub(crate) struct LinkView {
     pub(crate) alias: Option<String>,
     /// Administratively up.
     pub(crate) up: bool,
+    /// The lower layer is up (`IFF_LOWER_UP`: carrier on a physical or veth link).
+    pub(crate) carrier: bool,
     /// The MTU.
     pub(crate) mtu: Option<u32>,
     /// For an ipip or gre tunnel: its encapsulation, local and remote addresses
@@ -120,6 +122,7 @@ fn view(msg: LinkMessage) -> LinkView {
         name,
         alias,
         up: msg.header.flags.contains(LinkFlags::Up),
+        carrier: msg.header.flags.contains(LinkFlags::LowerUp),
         mtu,
         tunnel,
     }
