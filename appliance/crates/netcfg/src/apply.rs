@@ -11,7 +11,7 @@
 use rtnetlink::Handle;
 
 use crate::error::NetError;
-use crate::kernel::{addresses, fou, links, nft, routes, rules, sysctl};
+use crate::kernel::{addresses, fou, guard, links, nft, routes, rules, sysctl};
 use crate::model::DesiredState;
 use crate::plan::{Change, Plan};
 use crate::state_file::StateFile;
@@ -66,6 +66,7 @@ async fn make(
         Change::Rule(edit) => rules::apply(handle, edit).await,
         Change::NftTable(edit) => nft::apply_table(edit),
         Change::NftRule(change) => nft::apply_rule(change),
+        Change::Guard(edit) => guard::apply(edit),
     }
 }
 
@@ -102,8 +103,8 @@ mod tests {
         TunnelSpec {
             name: name.into(),
             encap: crate::model::TunnelEncap::Ipip,
-            local: Ipv4Addr::new(10, 0, 0, 1),
-            remote: Ipv4Addr::new(10, 0, 1, 2),
+            local: Ipv4Addr::new(10, 0, 0, 1).into(),
+            remote: Ipv4Addr::new(10, 0, 1, 2).into(),
             mtu: None,
             up,
         }

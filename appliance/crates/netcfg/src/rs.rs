@@ -452,8 +452,8 @@ pub(crate) fn desired(config: &RsConfig, device_mtu: Option<u32>) -> DesiredStat
         items.push(Item::Tunnel(TunnelSpec {
             name: config.reply_tunnel.clone(),
             encap: config.encap,
-            local: config.address,
-            remote: config.gateway,
+            local: config.address.into(),
+            remote: config.gateway.into(),
             mtu: reply_mtu,
             up: true,
         }));

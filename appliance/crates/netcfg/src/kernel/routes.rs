@@ -5,7 +5,7 @@
 //! Only this file builds route messages.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use netlink_packet_route::route::{
@@ -138,11 +138,20 @@ pub(crate) async fn delete(handle: &Handle, spec: &RouteSpec) -> Result<(), NetE
 
 /// The interface index the kernel would send a packet to `destination` through (`ip route
 /// get`), or `None` when it has no route.
-pub(crate) async fn output_interface_toward(handle: &Handle, destination: Ipv4Addr) -> Option<u32> {
-    let request = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(destination, 32)
-        .table_id(0)
-        .build();
+pub(crate) async fn output_interface_toward(
+    handle: &Handle,
+    destination: impl Into<IpAddr>,
+) -> Option<u32> {
+    let request = match destination.into() {
+        IpAddr::V4(d) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(d, 32)
+            .table_id(0)
+            .build(),
+        IpAddr::V6(d) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(d, 128)
+            .table_id(0)
+            .build(),
+    };
     let mut answers = handle.route().get(request).execute();
     let answer = answers.try_next().await.ok().flatten()?;
     answer.attributes.iter().find_map(|a| match a {
