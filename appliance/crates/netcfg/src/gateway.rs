@@ -57,12 +57,20 @@ pub(crate) fn device_encap(peer: &tungate_config::Peer) -> TunnelEncap {
 pub(crate) fn desired(doc: &Document, mtu_toward: impl Fn(IpAddr) -> Option<u32>) -> DesiredState {
     let mut items = Vec::new();
     if doc.gateway.decap == DecapMode::Kernel {
+        let guarded: Vec<String> = doc
+            .peers
+            .iter()
+            .filter(|peer| device_encap(peer).yields_ipv6())
+            .map(|peer| peer.tunnel_device())
+            .collect();
+        if !guarded.is_empty() {
+            items.push(Item::Guard(GuardSpec { devices: guarded }));
+        }
         for peer in &doc.peers {
             if let Some(port) = device_encap(peer).receive_port() {
                 items.push(Item::FouPort(port));
             }
         }
-        let mut guarded = Vec::new();
         // Validation gives every peer a gateway address of its family.
         for peer in &doc.peers {
             let Some(local) = doc.gateway.address_for(peer.address) else {
@@ -84,12 +92,6 @@ pub(crate) fn desired(doc: &Document, mtu_toward: impl Fn(IpAddr) -> Option<u32>
                 "0",
             )));
             items.push(Item::Sysctl(SysctlSpec::ipv4_conf(&name, "rp_filter", "0")));
-            if encap.yields_ipv6() {
-                guarded.push(name);
-            }
-        }
-        if !guarded.is_empty() {
-            items.push(Item::Guard(GuardSpec { devices: guarded }));
         }
     }
     DesiredState {
@@ -244,6 +246,8 @@ mod tests {
         assert_eq!(
             lines,
             [
+                // GRE names its inner protocol: an IPv6 packet can come out of any gre device.
+                "nft table ip6 tungate_guard drop ipv6 arriving on tg-r1,tg-r2 in prerouting",
                 "fou port 6080 gue",
                 "fou port 6080 gue",
                 "fou port 5555 ipproto 4",
@@ -255,8 +259,6 @@ mod tests {
                  remote 10.0.1.4 mtu 1472 up",
                 "link tg-r1 gre local 10.0.0.1 remote 10.0.1.5 mtu 1476 up",
                 "link tg-r2 gre key 7 local 10.0.0.1 remote 10.0.1.6 mtu 1472 up",
-                // GRE names its inner protocol: an IPv6 packet can come out of any gre device.
-                "nft table ip6 tungate_guard drop ipv6 arriving on tg-r1,tg-r2 in prerouting",
             ]
         );
         // Two peers on one port share one receive port: the plan dedups by key.
@@ -314,6 +316,9 @@ mod tests {
         assert_eq!(
             lines,
             [
+                // Every device IPv6 can come out of, and no other; before any of them.
+                "nft table ip6 tungate_guard drop ipv6 arriving on tg-a6,tg-c6,tg-d4,tg-e4 in \
+                 prerouting",
                 // 48: IPv6 header + the destination options of the encapsulation limit.
                 "link tg-a6 ip6tnl mode ip6ip6 local 2001:db8::1 remote 2001:db8:1::2 mtu 1452 up",
                 "link tg-b6 ip6tnl mode ipip6 local 2001:db8::1 remote 2001:db8:1::3 mtu 1452 up",
@@ -321,9 +326,6 @@ mod tests {
                 "link tg-d4 sit mode ip6ip local 10.0.0.1 remote 10.0.1.2 mtu 1480 up",
                 "link tg-e4 sit mode any local 10.0.0.1 remote 10.0.1.3 mtu 1480 up",
                 "link tg-f4 ipip local 10.0.0.1 remote 10.0.1.4 mtu 1480 up",
-                // Every device IPv6 can come out of, and no other.
-                "nft table ip6 tungate_guard drop ipv6 arriving on tg-a6,tg-c6,tg-d4,tg-e4 in \
-                 prerouting",
             ]
         );
         // The IPv4 switch still covers what comes out as IPv4 (4in6, sit mode any).

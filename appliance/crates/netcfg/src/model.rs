@@ -616,9 +616,10 @@ impl Item {
     /// what lives on them, the table before its rules.
     pub(crate) fn stage(&self) -> u8 {
         match self {
-            Item::FouPort(_) | Item::Tunnel(_) => 0,
-            // Before the tunnels are brought up (after the sysctls, stage 2).
-            Item::LinkState(_) | Item::Guard(_) => 1,
+            // The guard first of all (it names devices, which need not exist yet): no
+            // tunnel of tungate's is ever unguarded.
+            Item::Guard(_) | Item::FouPort(_) | Item::Tunnel(_) => 0,
+            Item::LinkState(_) => 1,
             Item::Sysctl(_) => 2,
             Item::Address(_) => 3,
             Item::Route(_) => 4,
