@@ -293,11 +293,11 @@ impl Datapath {
     ) -> Result<bool, StartError> {
         note_unchecked_sources(doc);
         let kernel_devices_changed = doc.gateway.decap == DecapMode::Kernel
-            && doc
+            && doc.peers.iter().map(|p| (&p.name, tunnel_tap(p))).ne(self
+                .doc
                 .peers
                 .iter()
-                .map(|p| (&p.name, tunnel_tap(p)))
-                .ne(self.doc.peers.iter().map(|p| (&p.name, tunnel_tap(p))));
+                .map(|p| (&p.name, tunnel_tap(p))));
         // Workers that a failed restart left stopped start again with whatever comes next.
         let stopped = self.running.is_none();
         if stopped || tables::needs_restart(&self.doc, doc) || kernel_devices_changed {
