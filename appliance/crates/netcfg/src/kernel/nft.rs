@@ -373,9 +373,33 @@ pub(crate) fn table_rule_comments(name: &str, family: i32) -> io::Result<Option<
     if !tables.iter().any(|t| t == name) {
         return Ok(None);
     }
+    let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut rules = Vec::new();
     dump(
-        |buf, seq| build_dump(buf, seq, libc::NFT_MSG_GETRULE as u16, family, |_| {}),
+        |buf, seq| {
+            build_dump(buf, seq, libc::NFT_MSG_GETRULE as u16, family, |header| {
+                // SAFETY: a fresh rule object carries only the table filter; libnftnl copies
+                // the string; the object is freed right after its payload is written into
+                // the request that `header` starts.
+                unsafe {
+                    let filter = sys::nftnl_rule_alloc();
+                    if !filter.is_null() {
+                        sys::nftnl_rule_set_str(
+                            filter,
+                            sys::NFTNL_RULE_TABLE as u16,
+                            cname.as_ptr(),
+                        );
+                        sys::nftnl_rule_set_u32(
+                            filter,
+                            sys::NFTNL_RULE_FAMILY as u16,
+                            family as u32,
+                        );
+                        sys::nftnl_rule_nlmsg_build_payload(header, filter);
+                        sys::nftnl_rule_free(filter);
+                    }
+                }
+            })
+        },
         on_rule,
         &mut rules,
     )?;
