@@ -133,12 +133,12 @@ mod tests {
                 ))),
                 Change::Address(Edit::Create(AddressSpec {
                     device: "tunl1".into(),
-                    address: Ipv4Addr::new(192, 0, 2, 10),
+                    address: Ipv4Addr::new(192, 0, 2, 10).into(),
                     prefix: 32,
                 })),
                 Change::Route(Edit::Create(RouteSpec {
                     table: 1,
-                    destination: Ipv4Addr::UNSPECIFIED,
+                    destination: Ipv4Addr::UNSPECIFIED.into(),
                     prefix: 0,
                     device: "tunl1".into(),
                 })),
@@ -161,7 +161,7 @@ mod tests {
     fn tunnels_with_nothing_after_them_come_up_at_the_end_and_deletions_wait_for_nothing() {
         let route = RouteSpec {
             table: 1,
-            destination: Ipv4Addr::UNSPECIFIED,
+            destination: Ipv4Addr::UNSPECIFIED.into(),
             prefix: 0,
             device: "tg-old".into(),
         };

@@ -113,7 +113,7 @@ pub(crate) fn fleet_items(doc: &Document) -> Vec<Item> {
     vec![
         Item::Address(crate::model::AddressSpec {
             device: FLEET_GIP_DEVICE.into(),
-            address,
+            address: address.into(),
             prefix: 32,
         }),
         Item::Sysctl(SysctlSpec::ipv4_conf("all", "arp_ignore", "1")),

@@ -248,13 +248,13 @@ pub(crate) struct LinkStateSpec {
     pub(crate) up: bool,
 }
 
-/// An IPv4 address on a device.
+/// An address (IPv4 or IPv6) on a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AddressSpec {
     /// Device name.
     pub(crate) device: String,
     /// The address.
-    pub(crate) address: Ipv4Addr,
+    pub(crate) address: IpAddr,
     /// Prefix length.
     pub(crate) prefix: u8,
 }
@@ -264,8 +264,8 @@ pub(crate) struct AddressSpec {
 pub(crate) struct RouteSpec {
     /// Routing table number.
     pub(crate) table: u32,
-    /// Destination network.
-    pub(crate) destination: Ipv4Addr,
+    /// Destination network (its family is the route's).
+    pub(crate) destination: IpAddr,
     /// Destination prefix length (0 for the default route).
     pub(crate) prefix: u8,
     /// Output device.
@@ -275,8 +275,8 @@ pub(crate) struct RouteSpec {
 /// What a policy routing rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RuleSelector {
-    /// `from ADDRESS/32`.
-    From(Ipv4Addr),
+    /// `from ADDRESS/32` (`/128` for IPv6; the family is the address's).
+    From(IpAddr),
     /// `fwmark MARK`.
     FwMark(u32),
 }
@@ -754,7 +754,7 @@ mod tests {
     fn keys_and_lines_read_like_ip_commands() {
         let route = Item::Route(RouteSpec {
             table: 1,
-            destination: Ipv4Addr::UNSPECIFIED,
+            destination: Ipv4Addr::UNSPECIFIED.into(),
             prefix: 0,
             device: "tunl1".into(),
         });
@@ -762,7 +762,7 @@ mod tests {
         assert_eq!(route.to_string(), "route 0.0.0.0/0 dev tunl1 table 1");
         let rule = Item::Rule(RuleSpec {
             priority: 1000,
-            selector: RuleSelector::From(Ipv4Addr::new(192, 0, 2, 10)),
+            selector: RuleSelector::From(Ipv4Addr::new(192, 0, 2, 10).into()),
             table: 1,
         });
         assert_eq!(rule.to_string(), "rule pref 1000 from 192.0.2.10 lookup 1");

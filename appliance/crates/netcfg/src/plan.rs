@@ -362,7 +362,7 @@ mod tests {
     fn route(device: &str) -> Item {
         Item::Route(RouteSpec {
             table: 1,
-            destination: Ipv4Addr::UNSPECIFIED,
+            destination: Ipv4Addr::UNSPECIFIED.into(),
             prefix: 0,
             device: device.into(),
         })
@@ -371,7 +371,7 @@ mod tests {
     fn address(device: &str, last: u8) -> Item {
         Item::Address(AddressSpec {
             device: device.into(),
-            address: Ipv4Addr::new(192, 0, 2, last),
+            address: Ipv4Addr::new(192, 0, 2, last).into(),
             prefix: 32,
         })
     }
