@@ -525,15 +525,19 @@ pub(crate) fn desired(config: &RsConfig, device_mtu: Option<u32>) -> DesiredStat
     // IPv4 VIPs arrive over IPIP on the ingress device (tunl0) and live on the VIP device,
     // as they always did; over an IPv6 underlay the requests arrive on the ip6_tunnel
     // module's fallback device instead, and IPv6 inside IPv4 on sit's.
+    // A named ingress device (not the default tunl0) is used as it is for every family.
+    let named = (config.ingress_device != IPIP_FALLBACK).then_some(config.ingress_device.as_str());
+    let ip6tnl_ingress = named.unwrap_or(IP6TNL_FALLBACK);
     let mut up_devices = Vec::new();
     if config.address.is_ipv4() && has_v4 {
         up_devices.push(config.ingress_device.clone());
     }
     if config.address.is_ipv6() {
-        up_devices.push(IP6TNL_FALLBACK.to_owned());
+        up_devices.push(ip6tnl_ingress.to_owned());
     } else if has_v6 {
-        up_devices.push(SIT_FALLBACK.to_owned());
+        up_devices.push(named.unwrap_or(SIT_FALLBACK).to_owned());
     }
+    up_devices.dedup();
     if has_v4 && config.vip_device != "lo" && !up_devices.contains(&config.vip_device) {
         up_devices.push(config.vip_device.clone());
     }
@@ -547,7 +551,7 @@ pub(crate) fn desired(config: &RsConfig, device_mtu: Option<u32>) -> DesiredStat
         let ingress = if config.address.is_ipv4() {
             config.ingress_device.as_str()
         } else {
-            IP6TNL_FALLBACK
+            ip6tnl_ingress
         };
         items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
             ingress,
