@@ -5,11 +5,12 @@
 #
 # Issue 16, Part 2. Beside the IPv4 topology, IPv6 on both segments; LD-IN balances
 # [VIP6]:80 over both RS with IPVS in tunnelling mode (`ipvsadm -A -t [VIP6]:80 -s rr`,
-# `-a … -r [RIP6]:80 -i`: ip6ip6 DIP6->RIP6). Each RS is built by hand with ip(8) — the
-# INSTALL.md equivalent: VIP6 on lo, ip6tnl0 up (it receives IPVS's ip6ip6), an ip6tnl
-# return tunnel RIP6->GIP6 in mode ip6ip6 (MTU 1500 - 48 with the default encapsulation
-# limit), `-6 rule from VIP6 table 1`, `-6 route default dev tunl6 table 1`, and no other
-# route to the client. LD-OUT runs `tungate run` with `address6 = GIP6` and IPv6 peers,
+# `-a … -r [RIP6]:80 -i`: ip6ip6 DIP6->RIP6). rs1 is built by `tungate rs apply --gateway
+# GIP6`, rs2 by hand with ip(8) — the INSTALL.md equivalent: VIP6 on lo, ip6tnl0 up (it
+# receives IPVS's ip6ip6), an ip6tnl return tunnel RIP6->GIP6 in mode ip6ip6 (MTU 1500 - 48
+# with the default encapsulation limit), `-6 rule from VIP6 table 1`, `-6 route default dev
+# tunl6 table 1`, and no other route to the client; `tungate rs plan` on rs1 then finds
+# nothing to change, and `tungate rs down` at the end removes its reply path. LD-OUT runs `tungate run` with `address6 = GIP6` and IPv6 peers,
 # first with decap = "kernel": it builds tg-rs1/tg-rs2 as ip6tnl devices and the IPv6
 # forwarding guard (nft table ip6 tungate_guard) itself, `tungate net plan` then finds nothing
 # to change; with `net.ipv6.conf.all.forwarding=1` on LD-OUT, HTTP through both RS and the
@@ -60,17 +61,23 @@ ipv6_up() {
     for role in "${RS_ROLES[@]}"; do echo "-a -t [$VIP6]:80 -r [${RIP6_OF[$role]}]:80 -i"; done
   } | in_ns ldin ipvsadm -R
   for role in "${RS_ROLES[@]}"; do
-    # ip6tnl0 (the ip6_tunnel fallback device) receives IPVS's ip6ip6; replies from VIP6 go
-    # into the return tunnel; the RS has no other route to the client.
-    printf '%s\n' \
-      "address add ${RIP6_OF[$role]}/64 dev eth0 nodad" \
-      "address add $VIP6/128 dev lo" \
-      "link set ip6tnl0 up" \
-      "link add tunl6 type ip6tnl mode ip6ip6 local ${RIP6_OF[$role]} remote $GIP6 dev eth0" \
-      "link set tunl6 up" \
-      "route add ::/0 dev tunl6 table 1" | ns_batch "$role"
-    # (ip -batch takes no -6, and `rule` would read the address as IPv4 without it)
-    nsip "$role" -6 rule add from "$VIP6" table 1
+    nsip "$role" address add "${RIP6_OF[$role]}/64" dev eth0 nodad
+  done
+  # rs1 by `tungate rs apply`; rs2 by hand with ip(8), as INSTALL.md shows.
+  require "tungate rs apply builds rs1's IPv6 reply path (ip6tnl tunl6 to GIP6)" \
+    in_ns rs1 "$LAB_TUNGATE" rs apply --gateway "$GIP6" --address "${RIP6_OF[rs1]}" --vip "$VIP6" \
+    --reply-tunnel tunl6 --state-file "$WORK/netcfg-rs6-rs1.json"
+  # ip6tnl0 (the ip6_tunnel fallback device) receives IPVS's ip6ip6; replies from VIP6 go
+  # into the return tunnel; the RS has no other route to the client.
+  printf '%s\n' \
+    "address add $VIP6/128 dev lo" \
+    "link set ip6tnl0 up" \
+    "link add tunl6 type ip6tnl mode ip6ip6 local ${RIP6_OF[rs2]} remote $GIP6 dev eth0" \
+    "link set tunl6 up" \
+    "route add ::/0 dev tunl6 table 1" | ns_batch rs2
+  # (ip -batch takes no -6, and `rule` would read the address as IPv4 without it)
+  nsip rs2 -6 rule add from "$VIP6" table 1
+  for role in "${RS_ROLES[@]}"; do
     spawn "$role" "$WORK/http6-$role.log" \
       "$PYTHON" -S -m http.server --bind "$VIP6" --directory "$WORK/www-$role" 80
     HTTP6_PID[$role]=$SPAWNED_PID
@@ -178,7 +185,7 @@ topo_up
 ipv6_up
 # IPv6 forwarding on makes "the kernel forwarded nothing" mean something: it could.
 in_ns ldout sysctl -qw net.ipv6.conf.all.forwarding=1
-step "IPv6 real servers (by hand, as INSTALL.md shows)"
+step "IPv6 real servers (rs1 by tungate rs apply, rs2 by hand as INSTALL.md shows)"
 for role in "${RS_ROLES[@]}"; do
   expect "$role's ip6tnl return tunnel has MTU 1452 (1500 - 40 - 8 of the encapsulation limit)" \
     "$(in_ns "$role" cat /sys/class/net/tunl6/mtu)" -eq 1452
@@ -186,5 +193,12 @@ for role in "${RS_ROLES[@]}"; do
   wait_until 60 "HTTP server on [$VIP6]:80 in $role" --alive "${HTTP6_PID[$role]}" \
     in_ns "$role" busybox wget -q -O /dev/null "http://[$VIP6]/"
 done
+check "tungate rs plan on rs1: nothing to change" in_ns rs1 "$LAB_TUNGATE" rs plan \
+  --gateway "$GIP6" --address "${RIP6_OF[rs1]}" --vip "$VIP6" --reply-tunnel tunl6 \
+  --state-file "$WORK/netcfg-rs6-rs1.json"
 ipv6_traffic kernel
 ipv6_traffic userspace
+check "tungate rs down on rs1" in_ns rs1 "$LAB_TUNGATE" rs down --gateway "$GIP6" \
+  --address "${RIP6_OF[rs1]}" --vip "$VIP6" --reply-tunnel tunl6 --state-file "$WORK/netcfg-rs6-rs1.json"
+check_fails "rs1's reply tunnel left with it" nsip rs1 link show tunl6
+expect "and its VIP6 rule too" "$(nsip rs1 -6 rule show | grep -c "$VIP6" || true)" -eq 0
