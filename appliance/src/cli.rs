@@ -439,15 +439,17 @@ pub struct RsArgs {
     /// A TOML file with the same keys as the flags (gateway, address, vips, table, ...).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// The gateway's address (GIP), the reply tunnel's remote end.
+    /// The gateway's address (GIP, or its IPv6 address: then the reply tunnel is ip6tnl),
+    /// the reply tunnel's remote end.
     #[arg(long)]
-    pub gateway: Option<std::net::Ipv4Addr>,
-    /// This real server's address (RIP), the reply tunnel's local end.
+    pub gateway: Option<std::net::IpAddr>,
+    /// This real server's address (RIP), of the gateway's family: the reply tunnel's local
+    /// end.
     #[arg(long)]
-    pub address: Option<std::net::Ipv4Addr>,
-    /// A VIP this server answers for (repeat for several).
+    pub address: Option<std::net::IpAddr>,
+    /// A VIP this server answers for, IPv4 or IPv6 (repeat for several; IPv6 VIPs go on lo).
     #[arg(long = "vip")]
-    pub vips: Vec<std::net::Ipv4Addr>,
+    pub vips: Vec<std::net::IpAddr>,
     /// Routing table of the replies [default: 1].
     #[arg(long)]
     pub table: Option<u32>,

@@ -721,3 +721,97 @@ crate::on_both_io_paths!(
     too_big_ipv6_replies_get_rate_limited_packet_too_big_to_the_vip,
     an_ipv4_only_gateway_counts_outer_ipv6_as_wrong_gateway,
 );
+
+/// `kernel` decap over IPv6, as far as this kernel goes (it has no ip6_tunnel): `tungate net
+/// apply` puts the IPv6 forwarding guard (`ip6 tungate_guard`) in place before it tries the
+/// ip6tnl device, which then fails with the module named; with a TUN stand-in named like
+/// that device (it hands over bare IP packets, as a tunnel does), `ipv6.conf.all.forwarding
+/// = 1` on the gateway and tungate reading the device, an inner IPv6 reply reaches the
+/// client exactly once (tungate's copy, hop limit one lower), the kernel's forwarding
+/// counter is unmoved and the guard counted the packet. `net down` removes the guard; the
+/// same packet is then forwarded by the kernel itself (what the guard prevents).
+#[test]
+fn kernel_decap_over_ipv6_guards_against_the_kernel_forwarding_a_second_copy() {
+    let t = topology(IoPath::Packet);
+    let config = format!(
+        "[gateway]\naddress = \"{GIP}\"\naddress6 = \"{GIP6}\"\ndecap = \"kernel\"\n\
+         io = \"packet\"\nworkers = 1\negress_interface = \"g1\"\n\
+         [[peers]]\nname = \"rs6\"\naddress = \"{RIP6}\"\nvips = [\"{VIP6}\"]\n"
+    );
+    let path = t.gw.path("kernel6.toml");
+    std::fs::write(&path, &config).unwrap();
+    let path = path.display().to_string();
+    let state = t.gw.path("net-state.json").display().to_string();
+    let plan =
+        t.gw.tungate(&["net", "plan", "--config", &path, "--state-file", &state]);
+    assert_eq!(
+        plan.stdout.lines().take(2).collect::<Vec<_>>(),
+        [
+            "+ nft table ip6 tungate_guard drop ipv6 arriving on tg-rs6 in prerouting",
+            // The MTU of g0 (1500) less 48.
+            &format!("+ link tg-rs6 ip6tnl mode ip6ip6 local {GIP6} remote {RIP6} mtu 1452 up"),
+        ],
+        "{}",
+        plan.stderr
+    );
+    let apply =
+        t.gw.tungate(&["net", "apply", "--config", &path, "--state-file", &state]);
+    assert_eq!(apply.code, 1, "{}", apply.stderr);
+    assert!(
+        apply.stderr.contains("ip6_tunnel"),
+        "the missing module is named: {}",
+        apply.stderr
+    );
+    let guard = || {
+        String::from_utf8_lossy(
+            &t.gw
+                .exec("nft", &["list", "table", "ip6", "tungate_guard"])
+                .stdout,
+        )
+        .into_owned()
+    };
+    assert!(guard().contains("iifname \"tg-rs6\""), "{}", guard());
+
+    let tun = crate::run_modes::tun_device(&t.gw, "tg-rs6");
+    t.gw.set_sysctl("net/ipv6/conf/all/forwarding", "1");
+    let forwarded_by_kernel = || {
+        let snmp = t.gw.exec("cat", &["/proc/net/snmp6"]);
+        String::from_utf8_lossy(&snmp.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("Ip6OutForwDatagrams"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("Ip6OutForwDatagrams in /proc/net/snmp6")
+    };
+    let before = forwarded_by_kernel();
+    let mut tg = Tungate::start(&t.gw, &config);
+    let client = FrameSocket::open_protocol(&t.client, "c0", ALL);
+    let reply = reply6(VIP6, 64, 200);
+    // Twice: unresolved next hop first (the raw fallback), then the fast path.
+    for _ in 0..2 {
+        crate::run_modes::write_packet(&tun, &reply);
+    }
+    let got = client.receive_for(QUIET, to_client);
+    assert_eq!(got.len(), 2, "each reply once, from tungate: {got:?}");
+    for frame in &got {
+        assert_eq!(frame[14..], forwarded(&reply)[..]);
+    }
+    assert_eq!(forwarded_by_kernel(), before, "the kernel forwarded none");
+    assert!(guard().contains("packets 2 "), "{}", guard());
+    let c = tg.counters();
+    assert_eq!(total_drops(&c), 0, "{c}");
+    assert_eq!(tg.stop().0, 0);
+
+    let down = t.gw.tungate(&["net", "down", "--state-file", &state]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(
+        down.stdout.contains("- nft table ip6 tungate_guard"),
+        "{}",
+        down.stdout
+    );
+    assert!(!guard().contains("tg-rs6"), "the guard is gone");
+    // Without the guard (and without tungate) the kernel forwards the reply itself.
+    crate::run_modes::write_packet(&tun, &reply);
+    let got = client.receive_for(QUIET, to_client);
+    assert_eq!(got.len(), 1, "the kernel's copy: {got:?}");
+    assert_eq!(forwarded_by_kernel(), before + 1);
+}

@@ -353,3 +353,75 @@ fn a_missing_vip_device_is_named() {
         out.stderr
     );
 }
+
+/// An IPv6 reply path on this kernel (no ip6_tunnel: the reply device is the existing `vgw`,
+/// requests arrive on `vin`): IPv6 VIPs on lo, `::/0 dev vgw table 7` and a `from VIP6`
+/// rule, all of tungate's protocol, read back with `ip`; re-applying changes nothing;
+/// `down` removes exactly them.
+#[test]
+fn an_ipv6_reply_path_is_built_read_back_and_removed() {
+    let ns = rs_namespace();
+    let args: Vec<String> = [
+        "--gateway",
+        "2001:db8::1",
+        "--address",
+        "2001:db8:1::2",
+        "--vip",
+        "2001:db8:f::10",
+        "--vip",
+        "192.0.2.10",
+        "--table",
+        "7",
+    ]
+    .iter()
+    .chain(RS_STANDIN_FLAGS.iter())
+    .chain(["--state-file"].iter())
+    .map(|s| s.to_string())
+    .chain([ns.path("state6.json").display().to_string()])
+    .collect();
+    let apply = tungate(&ns, &["rs", "apply"], &args);
+    assert_eq!(apply.code, 0, "apply: {}", apply.stderr);
+    for line in [
+        "+ address 2001:db8:f::10/128 dev lo",
+        "+ address 192.0.2.10/32 dev lo",
+        "+ route 0.0.0.0/0 dev vgw table 7",
+        "+ route ::/0 dev vgw table 7",
+        "+ rule pref 1000 from 2001:db8:f::10 lookup 7",
+        "+ rule pref 1000 from 192.0.2.10 lookup 7",
+        // (an update: the namespace's default was 0)
+        "~ sysctl net.ipv4.conf.vin.rp_filter = 2 (was: sysctl net.ipv4.conf.vin.rp_filter = 0)",
+    ] {
+        assert!(
+            lines(&apply.stdout).contains(&line),
+            "{line:?} in {}",
+            apply.stdout
+        );
+    }
+    let routes = owned_rows(&ns.ip_json(&["-6", "route", "show", "table", "7"]));
+    assert_eq!(routes.len(), 1, "{routes:?}");
+    assert_eq!(routes[0]["dst"], "default");
+    assert_eq!(routes[0]["dev"], "vgw");
+    let rules = owned_rows(&ns.ip_json(&["-6", "rule", "show"]));
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules[0]["src"], "2001:db8:f::10");
+    assert_eq!(rules[0]["table"], "7");
+    let addresses = ns.ip(&["-6", "address", "show", "dev", "lo"]);
+    assert!(addresses.contains("2001:db8:f::10/128"), "{addresses}");
+
+    let again = tungate(&ns, &["rs", "plan"], &args);
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, ""),
+        "{}",
+        again.stderr
+    );
+
+    let down = tungate(&ns, &["rs", "down"], &args);
+    assert_eq!(down.code, 0, "down: {}", down.stderr);
+    assert!(owned_rows(&ns.ip_json(&["-6", "route", "show", "table", "7"])).is_empty());
+    assert!(owned_rows(&ns.ip_json(&["-6", "rule", "show"])).is_empty());
+    assert!(
+        !ns.ip(&["-6", "address", "show", "dev", "lo"])
+            .contains("2001:db8:f::10")
+    );
+}

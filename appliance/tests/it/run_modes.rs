@@ -98,7 +98,7 @@ fn tun_device_with(ns: &Netns, name: &str, extra_flags: libc::c_int) -> OwnedFd 
     fd
 }
 
-fn write_packet(fd: &OwnedFd, packet: &[u8]) {
+pub(crate) fn write_packet(fd: &OwnedFd, packet: &[u8]) {
     // SAFETY: packet is a valid buffer of the given length.
     let n = unsafe { libc::write(fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
     assert_eq!(

@@ -243,8 +243,7 @@ fn check_tunnel(
     }
 }
 
-/// Checks `gateway.address` and `gateway.address6`: at least one, each a unicast address,
-/// and no IPv6 with `kernel` decap (its tunnels are IPv4 only for now).
+/// Checks `gateway.address` and `gateway.address6`: at least one, each a unicast address.
 fn check_gateway_addresses(doc: &Document, p: &mut Problems) {
     let g = &doc.gateway;
     if g.address.is_none() && g.address6.is_none() {
@@ -269,20 +268,38 @@ fn check_gateway_addresses(doc: &Document, p: &mut Problems) {
             format!("{gip6} {why}; give the gateway's own unicast IPv6 address"),
         );
     }
-    if g.decap == DecapMode::Kernel {
-        let ipv6 = g.address6.is_some()
-            || doc
-                .peers
-                .iter()
-                .any(|peer| peer.address.is_ipv6() || peer.vips.iter().any(IpAddr::is_ipv6))
-            || doc.vips.iter().any(|v| v.address.is_ipv6());
-        if ipv6 {
-            p.add(
-                "gateway.decap",
-                "decap = \"kernel\" carries IPv4 only: IPv6 peers, VIPs or address6 need \
-                 decap = \"userspace\"",
-            );
-        }
+}
+
+/// With `kernel` decap, checks that the kernel has a tunnel device for the peer's outer and
+/// inner families: an IPv6 peer gets an `ip6tnl` device (ip6ip6, 4in6 or both), so only
+/// `tunnel = "ipip"`; an IPv4 peer with IPv6 VIPs gets a `sit` device (6in4) for `ipip`, or
+/// its `gre` device (GRE names the inner protocol); gue/fou over IPv6 and ip6gre, and
+/// gue/fou carrying IPv6, are parsed by `userspace` decap only.
+fn check_kernel_families(doc: &Document, peer: &Peer, at: &str, p: &mut Problems) {
+    if doc.gateway.decap != DecapMode::Kernel {
+        return;
+    }
+    let kind = peer.tunnel.as_str();
+    if peer.address.is_ipv6() && peer.tunnel != TunnelKind::Ipip {
+        p.add(
+            format!("{at}.tunnel"),
+            format!(
+                "decap = \"kernel\" builds an ip6tnl device for an IPv6 peer, which carries \
+                 tunnel = \"ipip\" only (ip6ip6, 4in6); tunnel = {kind:?} over IPv6 needs \
+                 decap = \"userspace\""
+            ),
+        );
+    } else if peer.address.is_ipv4()
+        && peer.tunnel.is_udp()
+        && let Some((j, vip)) = peer.vips.iter().enumerate().find(|(_, v)| v.is_ipv6())
+    {
+        p.add(
+            format!("{at}.vips[{j}]"),
+            format!(
+                "decap = \"kernel\" has no {kind} device for IPv6 inside IPv4 ({vip} is \
+                 IPv6): serve it from an ipip (6in4) or gre peer, or use decap = \"userspace\""
+            ),
+        );
     }
 }
 
@@ -418,6 +435,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
             );
         }
         check_tunnel(peer, i, &at, &mut udp_ports, &mut p);
+        check_kernel_families(doc, peer, &at, &mut p);
         check_inner_families(peer, &at, &mut p);
         let mut own = HashSet::new();
         for (j, vip) in peer.vips.iter().enumerate() {
@@ -589,6 +607,68 @@ mod tests {
     }
 
     #[test]
+    fn kernel_decap_takes_the_combinations_the_kernel_has_devices_for_and_names_the_rest() {
+        let both = "address = \"10.0.0.1\"\naddress6 = \"2001:db8::1\"\ndecap = \"kernel\"";
+        let peer = |address: &str, vips: &str, extra: &str| {
+            format!("[[peers]]\nname = \"rs6\"\naddress = \"{address}\"\nvips = [{vips}]\n{extra}")
+        };
+        let v6 = "\"2001:db8:f::10\"";
+        let v4 = "\"192.0.2.10\"";
+        let mixed = "\"192.0.2.10\", \"2001:db8:f::10\"";
+        // ip6tnl (ip6ip6, 4in6, any), sit (6in4, any), gre carrying IPv6, and IPv4 as before.
+        for (address, vips, extra) in [
+            ("2001:db8:1::2", v6, ""),
+            ("2001:db8:1::2", v4, ""),
+            ("2001:db8:1::2", mixed, "tunnel = \"ipip\""),
+            ("10.0.1.2", v6, ""),
+            ("10.0.1.2", mixed, ""),
+            ("10.0.1.2", mixed, "tunnel = \"gre\"\nkey = 7"),
+            ("10.0.1.2", v4, "tunnel = \"gue\""),
+        ] {
+            let rest = peer(address, vips, extra);
+            assert_eq!(problems_of(both, &rest), Vec::<String>::new(), "{rest}");
+        }
+        let refused = [
+            (
+                peer("2001:db8:1::2", v6, "tunnel = \"gre\""),
+                "peers[0].tunnel: decap = \"kernel\" builds an ip6tnl device for an IPv6 peer, \
+                 which carries tunnel = \"ipip\" only (ip6ip6, 4in6); tunnel = \"gre\" over IPv6 \
+                 needs decap = \"userspace\"",
+            ),
+            (
+                peer("2001:db8:1::2", v4, "tunnel = \"gue\""),
+                "peers[0].tunnel: decap = \"kernel\" builds an ip6tnl device for an IPv6 peer, \
+                 which carries tunnel = \"ipip\" only (ip6ip6, 4in6); tunnel = \"gue\" over IPv6 \
+                 needs decap = \"userspace\"",
+            ),
+            (
+                peer("10.0.1.2", mixed, "tunnel = \"gue\""),
+                "peers[0].vips[1]: decap = \"kernel\" has no gue device for IPv6 inside IPv4 \
+                 (2001:db8:f::10 is IPv6): serve it from an ipip (6in4) or gre peer, or use \
+                 decap = \"userspace\"",
+            ),
+            (
+                peer("10.0.1.2", v6, "tunnel = \"fou\"\nport = 5555"),
+                "peers[0].vips[0]: decap = \"kernel\" has no fou device for IPv6 inside IPv4",
+            ),
+        ];
+        for (rest, expected) in refused {
+            let got = problems_of(both, &rest);
+            assert!(
+                got.len() == 1 && got[0].starts_with(expected),
+                "{rest}: expected {expected:?}, got {got:?}"
+            );
+            // The same document is fine with userspace decap.
+            let userspace = both.replace("\"kernel\"", "\"userspace\"");
+            assert_eq!(
+                problems_of(&userspace, &rest),
+                Vec::<String>::new(),
+                "{rest}"
+            );
+        }
+    }
+
+    #[test]
     fn each_family_needs_its_gateway_address_and_every_combination_is_named() {
         let v4 = "address = \"10.0.0.1\"";
         let v6 = "address6 = \"2001:db8::1\"";
@@ -683,11 +763,6 @@ mod tests {
                     "tunnel = \"fou\"\nport = 5555",
                 ),
                 "peers[0].vips[1]: tunnel = \"fou\" carries one inner family (its port has no protocol field): 192.0.2.10 is IPv4 but 2001:db8:f::10 is IPv6",
-            ),
-            (
-                "address6 = \"2001:db8::1\"\ndecap = \"kernel\"",
-                String::new(),
-                "gateway.decap: decap = \"kernel\" carries IPv4 only",
             ),
             (
                 v4,

@@ -315,7 +315,8 @@ pub(crate) enum Tap {
     Ipv4,
     /// Every frame, delivered before the device's ingress hooks (tc, nftables `netdev`), so
     /// that an ingress rule can drop what tungate takes without the kernel's IP layer ever
-    /// seeing it. Use with a BPF filter.
+    /// seeing it. Use with a BPF filter on an ingress device; on a tunnel device (kernel
+    /// decap of a peer with IPv6 VIPs) it is how IPv4 and IPv6 come through one socket.
     All,
 }
 

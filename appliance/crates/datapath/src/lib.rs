@@ -181,6 +181,17 @@ pub(crate) fn interface_with_address(address: IpAddr) -> Option<String> {
     })
 }
 
+/// What the data path reads from a peer's tunnel device in `kernel` decap: IPv4 frames,
+/// or every frame when the peer serves an IPv6 VIP (an ip6tnl, sit or gre device hands
+/// over IPv6 packets too; the pipeline checks either family).
+fn tunnel_tap(peer: &tungate_config::Peer) -> afpacket::Tap {
+    if peer.vips.iter().any(IpAddr::is_ipv6) {
+        afpacket::Tap::All
+    } else {
+        afpacket::Tap::Ipv4
+    }
+}
+
 /// `kernel` decap has no Ethernet header to check: says in the log that the peers with
 /// `check_source_mac` are not checked there.
 fn note_unchecked_sources(doc: &Document) {
@@ -282,11 +293,11 @@ impl Datapath {
     ) -> Result<bool, StartError> {
         note_unchecked_sources(doc);
         let kernel_devices_changed = doc.gateway.decap == DecapMode::Kernel
-            && doc
+            && doc.peers.iter().map(|p| (&p.name, tunnel_tap(p))).ne(self
+                .doc
                 .peers
                 .iter()
-                .map(|p| &p.name)
-                .ne(self.doc.peers.iter().map(|p| &p.name));
+                .map(|p| (&p.name, tunnel_tap(p))));
         // Workers that a failed restart left stopped start again with whatever comes next.
         let stopped = self.running.is_none();
         if stopped || tables::needs_restart(&self.doc, doc) || kernel_devices_changed {
@@ -430,8 +441,7 @@ impl Datapath {
                     let device = peer.tunnel_device();
                     // Read before opening: a device replaced in between shows as replaced.
                     tunnels.push((device.clone(), afpacket::ifindex(&device).ok()));
-                    match afpacket::open_receive_group(&device, workers, afpacket::Tap::Ipv4, None)
-                    {
+                    match afpacket::open_receive_group(&device, workers, tunnel_tap(peer), None) {
                         Ok(sockets) => {
                             found += 1;
                             for (w, fd) in sockets.into_iter().enumerate() {

@@ -11,7 +11,7 @@
 use rtnetlink::Handle;
 
 use crate::error::NetError;
-use crate::kernel::{addresses, fou, links, nft, routes, rules, sysctl};
+use crate::kernel::{addresses, fou, guard, links, nft, routes, rules, sysctl};
 use crate::model::DesiredState;
 use crate::plan::{Change, Plan};
 use crate::state_file::StateFile;
@@ -66,6 +66,7 @@ async fn make(
         Change::Rule(edit) => rules::apply(handle, edit).await,
         Change::NftTable(edit) => nft::apply_table(edit),
         Change::NftRule(change) => nft::apply_rule(change),
+        Change::Guard(edit) => guard::apply(edit),
     }
 }
 
@@ -102,8 +103,8 @@ mod tests {
         TunnelSpec {
             name: name.into(),
             encap: crate::model::TunnelEncap::Ipip,
-            local: Ipv4Addr::new(10, 0, 0, 1),
-            remote: Ipv4Addr::new(10, 0, 1, 2),
+            local: Ipv4Addr::new(10, 0, 0, 1).into(),
+            remote: Ipv4Addr::new(10, 0, 1, 2).into(),
             mtu: None,
             up,
         }
@@ -132,12 +133,12 @@ mod tests {
                 ))),
                 Change::Address(Edit::Create(AddressSpec {
                     device: "tunl1".into(),
-                    address: Ipv4Addr::new(192, 0, 2, 10),
+                    address: Ipv4Addr::new(192, 0, 2, 10).into(),
                     prefix: 32,
                 })),
                 Change::Route(Edit::Create(RouteSpec {
                     table: 1,
-                    destination: Ipv4Addr::UNSPECIFIED,
+                    destination: Ipv4Addr::UNSPECIFIED.into(),
                     prefix: 0,
                     device: "tunl1".into(),
                 })),
@@ -160,7 +161,7 @@ mod tests {
     fn tunnels_with_nothing_after_them_come_up_at_the_end_and_deletions_wait_for_nothing() {
         let route = RouteSpec {
             table: 1,
-            destination: Ipv4Addr::UNSPECIFIED,
+            destination: Ipv4Addr::UNSPECIFIED.into(),
             prefix: 0,
             device: "tg-old".into(),
         };

@@ -5,12 +5,17 @@
 //! RIP, up, of the peer's `tunnel` type — `ipip`; `ipip` with `encap gue|fou encap-sport
 //! auto encap-dport PORT` plus the fou/gue receive port (`ip fou add port PORT gue|ipproto
 //! 4`, one per port however many peers share it); `gre`, with `key` when the peer has one
-//! — with the MTU of the device towards the peer less the type's overhead (IPIP 20, FOU
-//! 28, GUE 32, GRE 24 or 28 with a key); on
+//! — or, for IPv6, `ip6tnl` for an IPv6 peer (mode ip6ip6, ipip6 — 4in6 — or any, as its
+//! VIPs' families need) and `sit` for an IPv4 `ipip` peer with IPv6 VIPs (6in4; mode any
+//! with IPv4 VIPs beside) — with the MTU of the device towards the peer less the type's
+//! overhead (IPIP 20, FOU 28, GUE 32, GRE 24 or 28 with a key, ip6tnl 48, sit 20); on
 //! each, `forwarding=0` (the kernel drops what arrives instead of forwarding it; the data
 //! path reads the packets with AF_PACKET before that) and `rp_filter=0` (the replies' inner
 //! sources are VIPs that are not routed through the tunnel; the effective value is the
-//! larger of this and `conf.all.rp_filter`, which is left as the operator set it). In
+//! larger of this and `conf.all.rp_filter`, which is left as the operator set it). IPv6
+//! has no such per-device forwarding switch: every device IPv6 can come out of (ip6tnl
+//! but ipip6, sit, gre) is listed in the IPv6 forwarding guard, an nftables table that
+//! drops in prerouting what arrives on them (`kernel::guard`). In
 //! `userspace` mode the gateway needs no kernel objects (the data path owns its nftables
 //! rule). The global `ip_forward` is never touched.
 //!
@@ -21,43 +26,64 @@
 //! servers do for a VIP.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use rtnetlink::Handle;
 
 use crate::error::NetError;
 use crate::kernel::{links, routes};
-use crate::model::{DesiredState, Item, Role, SysctlSpec, TunnelEncap, TunnelSpec};
-use tungate_config::{DecapMode, Document};
+use crate::model::{
+    DesiredState, GuardSpec, InnerFamilies, Item, Role, SysctlSpec, TunnelEncap, TunnelSpec,
+};
+use tungate_config::{DecapMode, Document, TunnelKind};
+
+/// The tunnel device a peer's replies arrive on with `kernel` decap: an IPv6 peer's is an
+/// `ip6tnl` device in the mode of its VIPs' families (validation allows only `tunnel =
+/// "ipip"` there); an IPv4 `ipip` peer with IPv6 VIPs gets a `sit` device (6in4, `mode
+/// any` when it has IPv4 VIPs too); otherwise the device of its `tunnel` type.
+pub(crate) fn device_encap(peer: &tungate_config::Peer) -> TunnelEncap {
+    let inner = InnerFamilies::of(&peer.vips);
+    if peer.address.is_ipv6() {
+        TunnelEncap::Ip6Tnl { inner }
+    } else if peer.tunnel == TunnelKind::Ipip && inner.has_v6() && !peer.vips.is_empty() {
+        TunnelEncap::Sit { inner }
+    } else {
+        TunnelEncap::of(peer.tunnel, peer.udp_port(), peer.key)
+    }
+}
 
 /// The desired state of the gateway. `mtu_toward(rip)` gives the MTU of the device the
 /// kernel would use to reach a peer (`None`: unknown, the kernel's choice is kept).
-pub(crate) fn desired(
-    doc: &Document,
-    mtu_toward: impl Fn(Ipv4Addr) -> Option<u32>,
-) -> DesiredState {
+pub(crate) fn desired(doc: &Document, mtu_toward: impl Fn(IpAddr) -> Option<u32>) -> DesiredState {
     let mut items = Vec::new();
     if doc.gateway.decap == DecapMode::Kernel {
+        let guarded: Vec<String> = doc
+            .peers
+            .iter()
+            .filter(|peer| device_encap(peer).yields_ipv6())
+            .map(|peer| peer.tunnel_device())
+            .collect();
+        if !guarded.is_empty() {
+            items.push(Item::Guard(GuardSpec { devices: guarded }));
+        }
         for peer in &doc.peers {
-            let encap = TunnelEncap::of(peer.tunnel, peer.udp_port(), peer.key);
-            if let Some(port) = encap.receive_port() {
+            if let Some(port) = device_encap(peer).receive_port() {
                 items.push(Item::FouPort(port));
             }
         }
-        // Validation refuses IPv6 with kernel decap: every peer here is IPv4 and the gateway
-        // has its IPv4 address.
-        for (peer, local, remote) in doc.peers.iter().filter_map(|peer| match peer.address {
-            IpAddr::V4(remote) => Some((peer, doc.gateway.address?, remote)),
-            IpAddr::V6(_) => None,
-        }) {
+        // Validation gives every peer a gateway address of its family.
+        for peer in &doc.peers {
+            let Some(local) = doc.gateway.address_for(peer.address) else {
+                continue;
+            };
             let name = peer.tunnel_device();
-            let encap = TunnelEncap::of(peer.tunnel, peer.udp_port(), peer.key);
+            let encap = device_encap(peer);
             items.push(Item::Tunnel(TunnelSpec {
                 name: name.clone(),
                 encap,
                 local,
-                remote,
-                mtu: mtu_toward(remote).map(|m| m.saturating_sub(encap.overhead())),
+                remote: peer.address,
+                mtu: mtu_toward(peer.address).map(|m| m.saturating_sub(encap.overhead())),
                 up: true,
             }));
             items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
@@ -87,7 +113,7 @@ pub(crate) fn fleet_items(doc: &Document) -> Vec<Item> {
     vec![
         Item::Address(crate::model::AddressSpec {
             device: FLEET_GIP_DEVICE.into(),
-            address,
+            address: address.into(),
             prefix: 32,
         }),
         Item::Sysctl(SysctlSpec::ipv4_conf("all", "arp_ignore", "1")),
@@ -99,16 +125,14 @@ pub(crate) fn fleet_items(doc: &Document) -> Vec<Item> {
 pub(crate) async fn peer_device_mtus(
     handle: &Handle,
     doc: &Document,
-) -> Result<HashMap<Ipv4Addr, u32>, NetError> {
+) -> Result<HashMap<IpAddr, u32>, NetError> {
     let mut out = HashMap::new();
     if doc.gateway.decap != DecapMode::Kernel {
         return Ok(out);
     }
     let all = links::list(handle).await?;
     for peer in &doc.peers {
-        let IpAddr::V4(address) = peer.address else {
-            continue;
-        };
+        let address = peer.address;
         if let Some(index) = routes::output_interface_toward(handle, address).await
             && let Some(mtu) = all.iter().find(|l| l.index == index).and_then(|l| l.mtu)
         {
@@ -130,6 +154,7 @@ pub(crate) async fn desired_from_kernel(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
     use tungate_config::parse_toml;
 
     const DOC: &str = r#"
@@ -162,7 +187,7 @@ mod tests {
     fn kernel_mode_wants_one_quiet_tunnel_per_peer() {
         let doc = parse_toml(DOC).unwrap();
         let state = desired(&doc, |rip| {
-            (rip == Ipv4Addr::new(10, 0, 1, 2)).then_some(1500)
+            (rip == IpAddr::V4(Ipv4Addr::new(10, 0, 1, 2))).then_some(1500)
         });
         let lines: Vec<String> = state.items.iter().map(|i| i.to_string()).collect();
         assert_eq!(
@@ -221,6 +246,8 @@ mod tests {
         assert_eq!(
             lines,
             [
+                // GRE names its inner protocol: an IPv6 packet can come out of any gre device.
+                "nft table ip6 tungate_guard drop ipv6 arriving on tg-r1,tg-r2 in prerouting",
                 "fou port 6080 gue",
                 "fou port 6080 gue",
                 "fou port 5555 ipproto 4",
@@ -242,6 +269,80 @@ mod tests {
             .filter(|c| matches!(c, crate::plan::Change::FouPort(_)))
             .count();
         assert_eq!(ports, 2);
+    }
+
+    #[test]
+    fn ipv6_gets_ip6tnl_or_sit_devices_in_the_mode_of_the_vips_and_a_guard() {
+        let doc = parse_toml(
+            r#"
+            [gateway]
+            address = "10.0.0.1"
+            address6 = "2001:db8::1"
+            decap = "kernel"
+            [[peers]]
+            name = "a6"
+            address = "2001:db8:1::2"
+            vips = ["2001:db8:f::10"]
+            [[peers]]
+            name = "b6"
+            address = "2001:db8:1::3"
+            vips = ["192.0.2.10"]
+            [[peers]]
+            name = "c6"
+            address = "2001:db8:1::4"
+            vips = ["192.0.2.11", "2001:db8:f::11"]
+            [[peers]]
+            name = "d4"
+            address = "10.0.1.2"
+            vips = ["2001:db8:f::12"]
+            [[peers]]
+            name = "e4"
+            address = "10.0.1.3"
+            vips = ["192.0.2.12", "2001:db8:f::13"]
+            [[peers]]
+            name = "f4"
+            address = "10.0.1.4"
+            vips = ["192.0.2.13"]
+            "#,
+        )
+        .unwrap();
+        let state = desired(&doc, |_| Some(1500));
+        let lines: Vec<String> = state
+            .items
+            .iter()
+            .filter(|i| !matches!(i, Item::Sysctl(_)))
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                // Every device IPv6 can come out of, and no other; before any of them.
+                "nft table ip6 tungate_guard drop ipv6 arriving on tg-a6,tg-c6,tg-d4,tg-e4 in \
+                 prerouting",
+                // 48: IPv6 header + the destination options of the encapsulation limit.
+                "link tg-a6 ip6tnl mode ip6ip6 local 2001:db8::1 remote 2001:db8:1::2 mtu 1452 up",
+                "link tg-b6 ip6tnl mode ipip6 local 2001:db8::1 remote 2001:db8:1::3 mtu 1452 up",
+                "link tg-c6 ip6tnl mode any local 2001:db8::1 remote 2001:db8:1::4 mtu 1452 up",
+                "link tg-d4 sit mode ip6ip local 10.0.0.1 remote 10.0.1.2 mtu 1480 up",
+                "link tg-e4 sit mode any local 10.0.0.1 remote 10.0.1.3 mtu 1480 up",
+                "link tg-f4 ipip local 10.0.0.1 remote 10.0.1.4 mtu 1480 up",
+            ]
+        );
+        // The IPv4 switch still covers what comes out as IPv4 (4in6, sit mode any).
+        let sysctls: Vec<String> = state
+            .items
+            .iter()
+            .filter(|i| matches!(i, Item::Sysctl(_)))
+            .map(|i| i.to_string())
+            .collect();
+        assert!(sysctls.contains(&"sysctl net.ipv4.conf.tg-b6.forwarding = 0".to_string()));
+        // The guard is in place before any tunnel is brought up (stage 2 and after).
+        let guard = state
+            .items
+            .iter()
+            .find(|i| matches!(i, Item::Guard(_)))
+            .unwrap();
+        assert!(guard.stage() < 2);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! each out through that object's module under `kernel`. `down` is a plan against an empty
 //! desired state: it removes exactly what carries tungate's marks — links with the role's
 //! alias (`tungate` on the gateway, `tungate-rs` on a real server), routes, rules and
-//! addresses with protocol 116, the nftables table `ip tungate_rs` — and restores the
+//! addresses with protocol 116, the nftables tables `ip tungate_rs` (a real server's) and
+//! `ip6 tungate_guard` (the gateway's IPv6 forwarding guard of `kernel` decap) — and restores the
 //! sysctls and link states remembered in the state file.
 //!
 //! The API: for the CLI, [`run_net`] and [`run_rs`] (`tungate net|rs plan|apply|down`,

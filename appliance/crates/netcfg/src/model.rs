@@ -7,7 +7,7 @@
 //! two items with the same key are the same kernel object) and a one-line description.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use tungate_config::{DEFAULT_GUE_PORT, TunnelKind};
 
@@ -17,6 +17,9 @@ pub(crate) const OWNER_PROTOCOL: u8 = 116;
 
 /// The nftables table tungate owns on a real server (family `ip`).
 pub(crate) const NFT_TABLE: &str = "tungate_rs";
+
+/// The gateway's IPv6 forwarding guard of `kernel` decap (see `kernel::guard`).
+pub(crate) const GUARD_TABLE: &str = "ip6 tungate_guard";
 
 /// Which side of the topology a desired state is for. Each role marks its links with its
 /// own alias, so the two roles never remove each other's objects.
@@ -46,6 +49,10 @@ impl Role {
     }
 }
 
+/// The bytes an `ip6tnl` device adds: the IPv6 header (40) and the 8-byte Destination
+/// Options header that carries its default tunnel encapsulation limit (4).
+pub(crate) const IP6TNL_OVERHEAD: u32 = 48;
+
 /// What a tunnel device carries: the device type and, for ipip, its UDP encapsulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TunnelEncap {
@@ -68,8 +75,49 @@ pub(crate) enum TunnelEncap {
         /// The GRE key.
         key: Option<u32>,
     },
+    /// An `ip6tnl` device (IPv6 outer, no extra header): IPv6 in IPv6, IPv4 in IPv6 (4in6),
+    /// or both, as its `mode` says.
+    Ip6Tnl {
+        /// The inner families it accepts.
+        inner: InnerFamilies,
+    },
+    /// A `sit` device (IPv4 outer, protocol 41): IPv6 in IPv4 (6in4), or IPv6 and IPv4
+    /// (`mode any`).
+    Sit {
+        /// The inner families it accepts.
+        inner: InnerFamilies,
+    },
     /// A link found in the kernel that is none of the above (only ever observed).
     Other,
+}
+
+/// The inner families an `ip6tnl` or `sit` device accepts: its `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InnerFamilies {
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+    /// Both (`mode any`).
+    Both,
+}
+
+impl InnerFamilies {
+    /// The families of `vips` (both when there are none, so the device is ready for either).
+    pub(crate) fn of(vips: &[IpAddr]) -> Self {
+        let v4 = vips.iter().any(IpAddr::is_ipv4);
+        let v6 = vips.iter().any(IpAddr::is_ipv6);
+        match (v4, v6) {
+            (true, false) => InnerFamilies::V4,
+            (false, true) => InnerFamilies::V6,
+            _ => InnerFamilies::Both,
+        }
+    }
+
+    /// Whether IPv6 packets come out of the device.
+    pub(crate) fn has_v6(self) -> bool {
+        self != InnerFamilies::V4
+    }
 }
 
 impl TunnelEncap {
@@ -97,6 +145,18 @@ impl TunnelEncap {
             TunnelEncap::Gue { .. } => 32,
             TunnelEncap::Gre { key: None } => 24,
             TunnelEncap::Gre { key: Some(_) } => 28,
+            TunnelEncap::Ip6Tnl { .. } => IP6TNL_OVERHEAD,
+            TunnelEncap::Sit { .. } => 20,
+        }
+    }
+
+    /// Whether decapsulated IPv6 packets can come out of such a device (GRE names any
+    /// inner protocol, whatever the VIPs are).
+    pub(crate) fn yields_ipv6(self) -> bool {
+        match self {
+            TunnelEncap::Ip6Tnl { inner } | TunnelEncap::Sit { inner } => inner.has_v6(),
+            TunnelEncap::Gre { .. } => true,
+            _ => false,
         }
     }
 
@@ -123,6 +183,16 @@ impl fmt::Display for TunnelEncap {
             }
             TunnelEncap::Gre { key: None } => f.write_str("gre"),
             TunnelEncap::Gre { key: Some(key) } => write!(f, "gre key {key}"),
+            TunnelEncap::Ip6Tnl { inner } => f.write_str(match inner {
+                InnerFamilies::V6 => "ip6tnl mode ip6ip6",
+                InnerFamilies::V4 => "ip6tnl mode ipip6",
+                InnerFamilies::Both => "ip6tnl mode any",
+            }),
+            TunnelEncap::Sit { inner } => f.write_str(match inner {
+                InnerFamilies::V6 => "sit mode ip6ip",
+                InnerFamilies::V4 => "sit mode ipip",
+                InnerFamilies::Both => "sit mode any",
+            }),
             TunnelEncap::Other => f.write_str("(not a tunnel tungate builds)"),
         }
     }
@@ -150,7 +220,8 @@ impl fmt::Display for FouPortSpec {
 }
 
 /// A tunnel device that tungate creates and owns (`ipip`, `ipip` with a UDP encapsulation,
-/// or `gre`).
+/// `gre`, `ip6tnl` or `sit`); `local` and `remote` are of the family its type's outer
+/// header has (IPv6 for `ip6tnl`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TunnelSpec {
     /// Device name (at most 15 bytes).
@@ -158,9 +229,9 @@ pub(crate) struct TunnelSpec {
     /// The device type and encapsulation.
     pub(crate) encap: TunnelEncap,
     /// Outer source address of what it sends, outer destination of what it accepts.
-    pub(crate) local: Ipv4Addr,
+    pub(crate) local: IpAddr,
     /// The other end.
-    pub(crate) remote: Ipv4Addr,
+    pub(crate) remote: IpAddr,
     /// The MTU to set, if tungate decides it (else the kernel's choice is kept).
     pub(crate) mtu: Option<u32>,
     /// Whether the device is up.
@@ -177,13 +248,13 @@ pub(crate) struct LinkStateSpec {
     pub(crate) up: bool,
 }
 
-/// An IPv4 address on a device.
+/// An address (IPv4 or IPv6) on a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AddressSpec {
     /// Device name.
     pub(crate) device: String,
     /// The address.
-    pub(crate) address: Ipv4Addr,
+    pub(crate) address: IpAddr,
     /// Prefix length.
     pub(crate) prefix: u8,
 }
@@ -193,8 +264,8 @@ pub(crate) struct AddressSpec {
 pub(crate) struct RouteSpec {
     /// Routing table number.
     pub(crate) table: u32,
-    /// Destination network.
-    pub(crate) destination: Ipv4Addr,
+    /// Destination network (its family is the route's).
+    pub(crate) destination: IpAddr,
     /// Destination prefix length (0 for the default route).
     pub(crate) prefix: u8,
     /// Output device.
@@ -204,8 +275,8 @@ pub(crate) struct RouteSpec {
 /// What a policy routing rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RuleSelector {
-    /// `from ADDRESS/32`.
-    From(Ipv4Addr),
+    /// `from ADDRESS/32` (`/128` for IPv6; the family is the address's).
+    From(IpAddr),
     /// `fwmark MARK`.
     FwMark(u32),
 }
@@ -458,6 +529,16 @@ pub(crate) enum Item {
     NftTable(NftTableSpec),
     /// A rule in tungate's nftables table (identified by its comment).
     NftRule(NftRuleItem),
+    /// The gateway's IPv6 forwarding guard: drops in prerouting what comes out of these
+    /// tunnel devices (their decapsulated IPv6 packets, which tungate reads before that).
+    Guard(GuardSpec),
+}
+
+/// The IPv6 forwarding guard's table `ip6 tungate_guard`: one drop rule per device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GuardSpec {
+    /// The tunnel devices guarded.
+    pub(crate) devices: Vec<String>,
 }
 
 /// tungate's nftables table (`ip tungate_rs`) and the chains it has.
@@ -527,6 +608,7 @@ impl Item {
             Item::Sysctl(s) => format!("sysctl {}", s.dotted()),
             Item::NftTable(_) => format!("nft table ip {NFT_TABLE}"),
             Item::NftRule(rule) => format!("nft rule \"{}\"", rule.comment()),
+            Item::Guard(_) => format!("nft table {GUARD_TABLE}"),
         }
     }
 
@@ -534,7 +616,9 @@ impl Item {
     /// what lives on them, the table before its rules.
     pub(crate) fn stage(&self) -> u8 {
         match self {
-            Item::FouPort(_) | Item::Tunnel(_) => 0,
+            // The guard first of all (it names devices, which need not exist yet): no
+            // tunnel of tungate's is ever unguarded.
+            Item::Guard(_) | Item::FouPort(_) | Item::Tunnel(_) => 0,
             Item::LinkState(_) => 1,
             Item::Sysctl(_) => 2,
             Item::Address(_) => 3,
@@ -557,6 +641,13 @@ impl Item {
                     && (a.mtu.is_none() || b.mtu.is_none() || a.mtu == b.mtu)
             }
             (Item::NftRule(a), Item::NftRule(b)) => a.comment() == b.comment(),
+            (Item::Guard(a), Item::Guard(b)) => {
+                let mut a = a.devices.clone();
+                let mut b = b.devices.clone();
+                a.sort_unstable();
+                b.sort_unstable();
+                a == b
+            }
             (Item::NftTable(a), Item::NftTable(b)) => {
                 let mut a = a.chains.clone();
                 let mut b = b.chains.clone();
@@ -616,6 +707,11 @@ impl fmt::Display for Item {
                 )
             }
             Item::NftRule(rule) => write!(f, "nft rule \"{}\"", rule.comment()),
+            Item::Guard(g) => write!(
+                f,
+                "nft table {GUARD_TABLE} drop ipv6 arriving on {} in prerouting",
+                g.devices.join(",")
+            ),
         }
     }
 }
@@ -658,7 +754,7 @@ mod tests {
     fn keys_and_lines_read_like_ip_commands() {
         let route = Item::Route(RouteSpec {
             table: 1,
-            destination: Ipv4Addr::UNSPECIFIED,
+            destination: Ipv4Addr::UNSPECIFIED.into(),
             prefix: 0,
             device: "tunl1".into(),
         });
@@ -666,7 +762,7 @@ mod tests {
         assert_eq!(route.to_string(), "route 0.0.0.0/0 dev tunl1 table 1");
         let rule = Item::Rule(RuleSpec {
             priority: 1000,
-            selector: RuleSelector::From(Ipv4Addr::new(192, 0, 2, 10)),
+            selector: RuleSelector::From(Ipv4Addr::new(192, 0, 2, 10).into()),
             table: 1,
         });
         assert_eq!(rule.to_string(), "rule pref 1000 from 192.0.2.10 lookup 1");
@@ -684,8 +780,8 @@ mod tests {
         let tunnel = Item::Tunnel(TunnelSpec {
             name: "tg-rs1".into(),
             encap: TunnelEncap::Ipip,
-            local: Ipv4Addr::new(10, 0, 0, 1),
-            remote: Ipv4Addr::new(10, 0, 1, 2),
+            local: Ipv4Addr::new(10, 0, 0, 1).into(),
+            remote: Ipv4Addr::new(10, 0, 1, 2).into(),
             mtu: Some(1480),
             up: true,
         });
@@ -700,8 +796,8 @@ mod tests {
         let a = TunnelSpec {
             name: "t".into(),
             encap: TunnelEncap::Ipip,
-            local: Ipv4Addr::new(10, 0, 0, 1),
-            remote: Ipv4Addr::new(10, 0, 1, 2),
+            local: Ipv4Addr::new(10, 0, 0, 1).into(),
+            remote: Ipv4Addr::new(10, 0, 1, 2).into(),
             mtu: Some(1480),
             up: true,
         };

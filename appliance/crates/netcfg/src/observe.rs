@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use rtnetlink::Handle;
 
 use crate::error::NetError;
-use crate::kernel::{addresses, fou, links, nft, routes, rules, sysctl};
+use crate::kernel::{addresses, fou, guard, links, nft, routes, rules, sysctl};
 use crate::model::{
     DesiredState, Item, LinkStateSpec, NftRuleItem, NftTableSpec, Role, SysctlSpec, TunnelEncap,
     TunnelSpec,
@@ -52,8 +52,8 @@ pub(crate) async fn observe(
         let owned = link.alias.as_deref() == Some(alias);
         let (encap, local, remote) = link.tunnel.unwrap_or((
             TunnelEncap::Other,
-            Ipv4Addr::UNSPECIFIED,
-            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED.into(),
+            Ipv4Addr::UNSPECIFIED.into(),
         ));
         let tunnel = Item::Tunnel(TunnelSpec {
             name: link.name.clone(),
@@ -140,6 +140,21 @@ pub(crate) async fn observe(
             let item = Item::Sysctl(SysctlSpec { path, value });
             out.push(Observed { item, owned });
         }
+    }
+
+    // A kernel without nf_tables cannot hold a guard: only a wanted one makes that an error.
+    let wants_guard = desired.items.iter().any(|i| matches!(i, Item::Guard(_)));
+    let guard = match desired.role {
+        Role::Gateway => {
+            guard::observe().or_else(|e| if wants_guard { Err(e) } else { Ok(None) })?
+        }
+        Role::RealServer => None,
+    };
+    if let Some(spec) = guard {
+        out.push(Observed {
+            item: Item::Guard(spec),
+            owned: true,
+        });
     }
 
     if desired.role == Role::RealServer

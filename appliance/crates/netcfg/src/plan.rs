@@ -11,8 +11,8 @@ use std::fmt;
 
 use crate::error::NetError;
 use crate::model::{
-    AddressSpec, DesiredState, FouPortSpec, FoundNftRule, Item, LinkStateSpec, NftRuleItem,
-    NftRuleSpec, NftTableSpec, RouteSpec, RuleSpec, SysctlSpec, TunnelSpec,
+    AddressSpec, DesiredState, FouPortSpec, FoundNftRule, GuardSpec, Item, LinkStateSpec,
+    NftRuleItem, NftRuleSpec, NftTableSpec, RouteSpec, RuleSpec, SysctlSpec, TunnelSpec,
 };
 
 /// One object found in the kernel.
@@ -79,6 +79,8 @@ pub(crate) enum Change {
     NftTable(Edit<NftTableSpec>),
     /// A rule in tungate's nftables table.
     NftRule(NftRuleChange),
+    /// The gateway's IPv6 forwarding guard (a table of its own).
+    Guard(Edit<GuardSpec>),
 }
 
 /// A change described by the items it is about, before it is typed: what ordering and
@@ -152,6 +154,12 @@ impl ItemChange {
                 to: Item::NftTable(to),
             } => Change::NftTable(Edit::Update { from, to }),
             Delete(Item::NftTable(t)) => Change::NftTable(Edit::Delete(t)),
+            Create(Item::Guard(g)) => Change::Guard(Edit::Create(g)),
+            Update {
+                from: Item::Guard(from),
+                to: Item::Guard(to),
+            } => Change::Guard(Edit::Update { from, to }),
+            Delete(Item::Guard(g)) => Change::Guard(Edit::Delete(g)),
             Create(Item::NftRule(NftRuleItem::Wanted(spec))) => {
                 Change::NftRule(NftRuleChange::Add(spec))
             }
@@ -212,6 +220,7 @@ impl Change {
             Change::Route(edit) => edit.items(Item::Route),
             Change::Rule(edit) => edit.items(Item::Rule),
             Change::NftTable(edit) => edit.items(Item::NftTable),
+            Change::Guard(edit) => edit.items(Item::Guard),
             Change::NftRule(NftRuleChange::Add(spec)) => {
                 ItemChange::Create(Item::nft_rule(spec.clone()))
             }
@@ -281,9 +290,11 @@ fn delete_rank(item: &Item) -> u8 {
         Item::Route(_) => 3,
         Item::Address(_) => 4,
         Item::Tunnel(_) => 5,
-        Item::FouPort(_) => 6,
-        Item::LinkState(_) => 7,
-        Item::Sysctl(_) => 8,
+        // After the tunnels it guards are gone.
+        Item::Guard(_) => 6,
+        Item::FouPort(_) => 7,
+        Item::LinkState(_) => 8,
+        Item::Sysctl(_) => 9,
     }
 }
 
@@ -351,7 +362,7 @@ mod tests {
     fn route(device: &str) -> Item {
         Item::Route(RouteSpec {
             table: 1,
-            destination: Ipv4Addr::UNSPECIFIED,
+            destination: Ipv4Addr::UNSPECIFIED.into(),
             prefix: 0,
             device: device.into(),
         })
@@ -360,7 +371,7 @@ mod tests {
     fn address(device: &str, last: u8) -> Item {
         Item::Address(AddressSpec {
             device: device.into(),
-            address: Ipv4Addr::new(192, 0, 2, last),
+            address: Ipv4Addr::new(192, 0, 2, last).into(),
             prefix: 32,
         })
     }
@@ -385,8 +396,8 @@ mod tests {
         let tunnel = Item::Tunnel(TunnelSpec {
             name: "tunl1".into(),
             encap: crate::model::TunnelEncap::Ipip,
-            local: Ipv4Addr::new(10, 0, 1, 2),
-            remote: Ipv4Addr::new(10, 0, 0, 1),
+            local: Ipv4Addr::new(10, 0, 1, 2).into(),
+            remote: Ipv4Addr::new(10, 0, 0, 1).into(),
             mtu: None,
             up: true,
         });

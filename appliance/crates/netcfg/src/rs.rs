@@ -30,7 +30,7 @@
 //! device towards the gateway and never changes it.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -38,8 +38,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::NetError;
 use crate::kernel::{links, routes};
 use crate::model::{
-    DesiredState, FencedProtocol, Item, L4Protocol, LinkStateSpec, NftChain, NftRuleSpec, Role,
-    RouteSpec, RuleSelector, RuleSpec, SysctlSpec, TunnelEncap, TunnelSpec,
+    DesiredState, FencedProtocol, InnerFamilies, Item, L4Protocol, LinkStateSpec, NftChain,
+    NftRuleSpec, Role, RouteSpec, RuleSelector, RuleSpec, SysctlSpec, TunnelEncap, TunnelSpec,
 };
 use tungate_config::TunnelKind;
 use tungate_config::validate::{FieldError, Invalid, is_valid_interface_name};
@@ -52,6 +52,10 @@ pub(crate) const DEFAULT_RULE_PRIORITY: u32 = 1000;
 pub(crate) const DEFAULT_REPLY_TUNNEL: &str = "tunl1";
 /// The ipip fallback device, where tunnelled requests arrive.
 pub(crate) const IPIP_FALLBACK: &str = "tunl0";
+/// The ip6_tunnel fallback device, where ip6ip6 (and 4in6) requests arrive.
+pub(crate) const IP6TNL_FALLBACK: &str = "ip6tnl0";
+/// The sit fallback device, where IPv6-in-IPv4 requests arrive.
+pub(crate) const SIT_FALLBACK: &str = "sit0";
 /// The IPv4 and TCP headers (without options) that an MSS leaves out of the MTU.
 const TCP_IP_HEADERS: u32 = 40;
 /// Default firewall mark of the containers' replies ("tg").
@@ -116,12 +120,13 @@ impl std::str::FromStr for DnatEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RsSettings {
-    /// The gateway's address (GIP): the reply tunnel's remote end.
-    pub gateway: Option<Ipv4Addr>,
-    /// This real server's address (RIP): the reply tunnel's local end.
-    pub address: Option<Ipv4Addr>,
-    /// The VIPs this server answers for.
-    pub vips: Option<Vec<Ipv4Addr>>,
+    /// The gateway's address (GIP, or its IPv6 address): the reply tunnel's remote end.
+    pub gateway: Option<IpAddr>,
+    /// This real server's address (RIP), of the gateway's family: the reply tunnel's
+    /// local end.
+    pub address: Option<IpAddr>,
+    /// The VIPs this server answers for (IPv4 or IPv6).
+    pub vips: Option<Vec<IpAddr>>,
     /// Routing table of the replies (default 1).
     pub table: Option<u32>,
     /// Priority of the rules (default 1000).
@@ -189,9 +194,14 @@ impl RsSettings {
                 message,
             })
         };
-        let unicast = |a: Ipv4Addr| !(a.is_unspecified() || a.is_broadcast() || a.is_multicast());
-        let gateway = self.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let address = self.address.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let unicast = |a: IpAddr| {
+            !(a.is_unspecified()
+                || a.is_multicast()
+                || matches!(a, IpAddr::V4(v4) if v4.is_broadcast()))
+        };
+        let unicast4 = |a: Ipv4Addr| unicast(a.into());
+        let gateway = self.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED.into());
+        let address = self.address.unwrap_or(Ipv4Addr::UNSPECIFIED.into());
         if self.gateway.is_none() {
             problem(
                 "gateway",
@@ -211,6 +221,14 @@ impl RsSettings {
             problem(
                 "address",
                 format!("{address} is also the gateway's address"),
+            );
+        } else if self.gateway.is_some() && address.is_ipv4() != gateway.is_ipv4() {
+            problem(
+                "address",
+                format!(
+                    "{address} and the gateway's {gateway} are of two families: the reply \
+                     tunnel's ends are both IPv4 or both IPv6"
+                ),
             );
         }
         let vips = self.vips.unwrap_or_default();
@@ -285,7 +303,7 @@ impl RsSettings {
         }
         let mut entries = HashSet::new();
         for (i, entry) in dnat.iter().enumerate() {
-            if !seen.contains(&entry.vip) {
+            if !seen.contains(&IpAddr::V4(entry.vip)) {
                 problem(
                     &format!("dnat[{i}].vip"),
                     format!("{} is not one of the VIPs", entry.vip),
@@ -294,7 +312,7 @@ impl RsSettings {
             if entry.port == 0 || entry.to_port == Some(0) {
                 problem(&format!("dnat[{i}]"), "port 0 cannot be forwarded".into());
             }
-            if !unicast(entry.to) {
+            if !unicast4(entry.to) {
                 problem(
                     &format!("dnat[{i}].to"),
                     format!("{} is not a unicast address", entry.to),
@@ -337,10 +355,27 @@ impl RsSettings {
                 format!("tunnel = {kind:?} has no key: key applies to \"gre\" only"),
             );
         }
+        if gateway.is_ipv6() && tunnel != TunnelKind::Ipip {
+            problem(
+                "tunnel",
+                format!(
+                    "an IPv6 gateway gets an ip6tnl reply tunnel (tunnel = \"ipip\": ip6ip6, \
+                     4in6); tunnel = {kind:?} over IPv6 is not built by tungate rs"
+                ),
+            );
+        } else if tunnel.is_udp() && vips.iter().any(IpAddr::is_ipv6) {
+            problem(
+                "tunnel",
+                format!(
+                    "tunnel = {kind:?} does not carry IPv6 VIPs here: use \"ipip\" (a sit \
+                     reply tunnel, 6in4) or \"gre\""
+                ),
+            );
+        }
         let directors = self.directors.unwrap_or_default();
         let mut seen_directors = HashSet::new();
         for (i, director) in directors.iter().enumerate() {
-            if !unicast(*director) {
+            if !unicast4(*director) {
                 problem(
                     &format!("directors[{i}]"),
                     format!("{director} is not a unicast address"),
@@ -355,6 +390,7 @@ impl RsSettings {
         if !problems.is_empty() {
             return Err(Invalid(problems));
         }
+        let encap = reply_encap(gateway, &vips, tunnel, self.port, self.key);
         Ok(RsConfig {
             gateway,
             address,
@@ -367,21 +403,42 @@ impl RsSettings {
             create_reply_tunnel,
             reply_mark,
             dnat,
-            encap: TunnelEncap::of(tunnel, self.port, self.key),
+            encap,
             directors,
         })
+    }
+}
+
+/// The reply tunnel's device: `ip6tnl` towards an IPv6 gateway (mode ip6ip6, ipip6 — 4in6
+/// — or any, as the VIPs' families need), `sit` (6in4) for `ipip` with IPv6 VIPs towards an
+/// IPv4 gateway, else the device of `tunnel` (the gateway builds the same in `kernel`
+/// decap).
+fn reply_encap(
+    gateway: IpAddr,
+    vips: &[IpAddr],
+    tunnel: TunnelKind,
+    port: Option<u16>,
+    key: Option<u32>,
+) -> TunnelEncap {
+    let inner = InnerFamilies::of(vips);
+    if gateway.is_ipv6() {
+        TunnelEncap::Ip6Tnl { inner }
+    } else if tunnel == TunnelKind::Ipip && vips.iter().any(IpAddr::is_ipv6) {
+        TunnelEncap::Sit { inner }
+    } else {
+        TunnelEncap::of(tunnel, port, key)
     }
 }
 
 /// Checked real-server settings with the defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RsConfig {
-    /// GIP.
-    pub gateway: Ipv4Addr,
-    /// RIP.
-    pub address: Ipv4Addr,
+    /// GIP (or the gateway's IPv6 address).
+    pub gateway: IpAddr,
+    /// RIP, of the gateway's family.
+    pub address: IpAddr,
     /// The VIPs.
-    pub vips: Vec<Ipv4Addr>,
+    pub vips: Vec<IpAddr>,
     /// Routing table of the replies.
     pub table: u32,
     /// Priority of the rules.
@@ -463,41 +520,81 @@ pub(crate) fn desired(config: &RsConfig, device_mtu: Option<u32>) -> DesiredStat
             up: true,
         }));
     }
-    let mut up_devices = vec![config.ingress_device.clone()];
-    if config.vip_device != "lo" && config.vip_device != config.ingress_device {
+    let has_v4 = config.vips.iter().any(IpAddr::is_ipv4);
+    let has_v6 = config.vips.iter().any(IpAddr::is_ipv6);
+    // IPv4 VIPs arrive over IPIP on the ingress device (tunl0) and live on the VIP device,
+    // as they always did; over an IPv6 underlay the requests arrive on the ip6_tunnel
+    // module's fallback device instead, and IPv6 inside IPv4 on sit's.
+    // A named ingress device (not the default tunl0) is used as it is for every family.
+    let named = (config.ingress_device != IPIP_FALLBACK).then_some(config.ingress_device.as_str());
+    let ip6tnl_ingress = named.unwrap_or(IP6TNL_FALLBACK);
+    let mut up_devices = Vec::new();
+    if config.address.is_ipv4() && has_v4 {
+        up_devices.push(config.ingress_device.clone());
+    }
+    if config.address.is_ipv6() {
+        up_devices.push(ip6tnl_ingress.to_owned());
+    } else if has_v6 {
+        up_devices.push(named.unwrap_or(SIT_FALLBACK).to_owned());
+    }
+    up_devices.dedup();
+    if has_v4 && config.vip_device != "lo" && !up_devices.contains(&config.vip_device) {
         up_devices.push(config.vip_device.clone());
     }
-    for name in up_devices {
-        items.push(Item::LinkState(LinkStateSpec { name, up: true }));
-    }
-    items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
-        &config.ingress_device,
-        "rp_filter",
-        "2",
-    )));
-    items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
-        "all",
-        "arp_ignore",
-        "1",
-    )));
-    items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
-        "all",
-        "arp_announce",
-        "2",
-    )));
-    for vip in &config.vips {
-        items.push(Item::Address(crate::model::AddressSpec {
-            device: config.vip_device.clone(),
-            address: *vip,
-            prefix: 32,
+    for name in &up_devices {
+        items.push(Item::LinkState(LinkStateSpec {
+            name: name.clone(),
+            up: true,
         }));
     }
-    items.push(Item::Route(RouteSpec {
-        table: config.table,
-        destination: Ipv4Addr::UNSPECIFIED,
-        prefix: 0,
-        device: config.reply_tunnel.clone(),
-    }));
+    if has_v4 {
+        let ingress = if config.address.is_ipv4() {
+            config.ingress_device.as_str()
+        } else {
+            ip6tnl_ingress
+        };
+        items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
+            ingress,
+            "rp_filter",
+            "2",
+        )));
+        items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
+            "all",
+            "arp_ignore",
+            "1",
+        )));
+        items.push(Item::Sysctl(SysctlSpec::ipv4_conf(
+            "all",
+            "arp_announce",
+            "2",
+        )));
+    }
+    for vip in &config.vips {
+        // An IPv6 VIP goes on lo: IPv6 has no ARP to hide it from, and the kernel answers
+        // neighbour solicitations only for the addresses of the receiving interface.
+        let (device, prefix) = match vip {
+            IpAddr::V4(_) => (config.vip_device.clone(), 32),
+            IpAddr::V6(_) => ("lo".to_owned(), 128),
+        };
+        items.push(Item::Address(crate::model::AddressSpec {
+            device,
+            address: *vip,
+            prefix,
+        }));
+    }
+    for (present, default) in [
+        (has_v4, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        (has_v6, IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+    ] {
+        if present {
+            items.push(Item::Route(RouteSpec {
+                table: config.table,
+                destination: default,
+                prefix: 0,
+                device: config.reply_tunnel.clone(),
+            }));
+        }
+    }
     for vip in &config.vips {
         items.push(Item::Rule(RuleSpec {
             priority: config.rule_priority,
@@ -570,9 +667,9 @@ mod tests {
 
     fn base() -> RsSettings {
         RsSettings {
-            gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
-            address: Some(Ipv4Addr::new(10, 0, 1, 2)),
-            vips: Some(vec![Ipv4Addr::new(192, 0, 2, 10)]),
+            gateway: Some(Ipv4Addr::new(10, 0, 0, 1).into()),
+            address: Some(Ipv4Addr::new(10, 0, 1, 2).into()),
+            vips: Some(vec![Ipv4Addr::new(192, 0, 2, 10).into()]),
             ..Default::default()
         }
     }
@@ -778,7 +875,115 @@ mod tests {
         let merged = file.overridden_by(flags).resolve().unwrap();
         assert_eq!(merged.table, 9);
         assert_eq!(merged.reply_tunnel, "tgrs0");
-        assert_eq!(merged.gateway, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(merged.gateway, IpAddr::from(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+
+    #[test]
+    fn an_ipv6_gateway_gets_an_ip6tnl_reply_tunnel_and_ipv6_vips_go_on_lo() {
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let settings = RsSettings {
+            gateway: Some(v6("2001:db8::1")),
+            address: Some(v6("2001:db8:1::2")),
+            vips: Some(vec![v6("2001:db8:f::10")]),
+            ..Default::default()
+        };
+        let state = desired(&settings.clone().resolve().unwrap(), Some(1500));
+        let lines: Vec<String> = state.items.iter().map(|i| i.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                // 1500 less 48: IPv6 and the Destination Options of the encapsulation limit.
+                "link tunl1 ip6tnl mode ip6ip6 local 2001:db8:1::2 remote 2001:db8::1 mtu 1452 up",
+                "link ip6tnl0 up",
+                "address 2001:db8:f::10/128 dev lo",
+                "route ::/0 dev tunl1 table 1",
+                "rule pref 1000 from 2001:db8:f::10 lookup 1",
+            ]
+        );
+        // Both families over IPv6: mode any, 4in6 requests on ip6tnl0 (loose rp_filter
+        // there), an IPv4 VIP where IPv4 VIPs go, and a default route per family.
+        let both = RsSettings {
+            vips: Some(vec![v6("2001:db8:f::10"), v6("192.0.2.10")]),
+            ..settings.clone()
+        };
+        let lines: Vec<String> = desired(&both.resolve().unwrap(), None)
+            .items
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "link tunl1 ip6tnl mode any local 2001:db8:1::2 remote 2001:db8::1 up",
+                "link ip6tnl0 up",
+                "link tunl0 up",
+                "sysctl net.ipv4.conf.ip6tnl0.rp_filter = 2",
+                "sysctl net.ipv4.conf.all.arp_ignore = 1",
+                "sysctl net.ipv4.conf.all.arp_announce = 2",
+                "address 2001:db8:f::10/128 dev lo",
+                "address 192.0.2.10/32 dev tunl0",
+                "route 0.0.0.0/0 dev tunl1 table 1",
+                "route ::/0 dev tunl1 table 1",
+                "rule pref 1000 from 2001:db8:f::10 lookup 1",
+                "rule pref 1000 from 192.0.2.10 lookup 1",
+            ]
+        );
+        // IPv6 VIPs over IPv4: a sit reply tunnel (6in4), requests on sit0.
+        let six_in_four = RsSettings {
+            vips: Some(vec![v6("2001:db8:f::10")]),
+            ..base()
+        };
+        let lines: Vec<String> = desired(&six_in_four.resolve().unwrap(), Some(1500))
+            .items
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(
+            lines[0],
+            "link tunl1 sit mode ip6ip local 10.0.1.2 remote 10.0.0.1 mtu 1480 up"
+        );
+        assert_eq!(lines[1], "link sit0 up");
+    }
+
+    #[test]
+    fn families_and_tunnel_types_that_do_not_meet_are_refused() {
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        for (settings, expected) in [
+            (
+                RsSettings {
+                    gateway: Some(v6("2001:db8::1")),
+                    ..base()
+                },
+                "address: 10.0.1.2 and the gateway's 2001:db8::1 are of two families",
+            ),
+            (
+                RsSettings {
+                    gateway: Some(v6("2001:db8::1")),
+                    address: Some(v6("2001:db8:1::2")),
+                    tunnel: Some(TunnelKind::Gre),
+                    ..base()
+                },
+                "tunnel: an IPv6 gateway gets an ip6tnl reply tunnel",
+            ),
+            (
+                RsSettings {
+                    vips: Some(vec![v6("2001:db8:f::10")]),
+                    tunnel: Some(TunnelKind::Gue),
+                    ..base()
+                },
+                "tunnel: tunnel = \"gue\" does not carry IPv6 VIPs here",
+            ),
+            (
+                RsSettings {
+                    vips: Some(vec![v6("ff02::1")]),
+                    ..base()
+                },
+                "vips[0]: ff02::1 is not a unicast address",
+            ),
+        ] {
+            let msg = settings.resolve().unwrap_err().to_string();
+            assert!(msg.contains(expected), "{expected:?} not in {msg}");
+        }
     }
 
     #[test]

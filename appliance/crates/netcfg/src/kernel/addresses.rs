@@ -1,11 +1,11 @@
-//! IPv4 addresses over rtnetlink: list them with their owner protocol, add, replace and
+//! IPv4 and IPv6 addresses over rtnetlink: list them with their owner protocol, add, replace and
 //! delete tungate's.
 //!
 //! tungate marks its addresses with the address protocol (`IFA_PROTO`, Linux 6.1 and later;
 //! `ip address` shows `proto 116`). Only this file builds address messages.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
@@ -31,8 +31,7 @@ pub(crate) async fn list(
     handle: &Handle,
     names: &HashMap<u32, String>,
 ) -> Result<Vec<AddressView>, NetError> {
-    let mut request = handle.address().get();
-    request.message_mut().header.family = AddressFamily::Inet;
+    let request = handle.address().get();
     let messages: Vec<_> = request
         .execute()
         .try_collect()
@@ -40,7 +39,10 @@ pub(crate) async fn list(
         .map_err(|e| NetError::from_rtnetlink("listing addresses", e, None))?;
     let mut out = Vec::new();
     for msg in messages {
-        if msg.header.family != AddressFamily::Inet {
+        if !matches!(
+            msg.header.family,
+            AddressFamily::Inet | AddressFamily::Inet6
+        ) {
             continue;
         }
         let mut local = None;
@@ -48,8 +50,8 @@ pub(crate) async fn list(
         let mut owned = false;
         for attr in &msg.attributes {
             match attr {
-                AddressAttribute::Local(IpAddr::V4(a)) => local = Some(*a),
-                AddressAttribute::Address(IpAddr::V4(a)) => address = Some(*a),
+                AddressAttribute::Local(a) => local = Some(*a),
+                AddressAttribute::Address(a) => address = Some(*a),
                 AddressAttribute::Protocol(AddressProtocol::Other(p)) => {
                     owned = *p == OWNER_PROTOCOL;
                 }
@@ -72,10 +74,16 @@ pub(crate) async fn list(
 }
 
 fn message(spec: &AddressSpec, index: u32) -> netlink_packet_route::address::AddressMessage {
-    let mut msg = AddressMessageBuilder::<Ipv4Addr>::new()
-        .index(index)
-        .address(spec.address, spec.prefix)
-        .build();
+    let mut msg = match spec.address {
+        IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(a, spec.prefix)
+            .build(),
+        IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(index)
+            .address(a, spec.prefix)
+            .build(),
+    };
     msg.attributes
         .push(AddressAttribute::Protocol(AddressProtocol::Other(
             OWNER_PROTOCOL,
@@ -99,9 +107,7 @@ pub(crate) async fn add(handle: &Handle, spec: &AddressSpec) -> Result<(), NetEr
             String::new()
         },
     })?;
-    let mut request = handle
-        .address()
-        .add(index, IpAddr::V4(spec.address), spec.prefix);
+    let mut request = handle.address().add(index, spec.address, spec.prefix);
     *request.message_mut() = message(spec, index);
     request
         .execute()

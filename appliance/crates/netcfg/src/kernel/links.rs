@@ -6,17 +6,18 @@
 //! plan's job) and never touches a link it was not asked to. A tunnel is always created
 //! down: bringing it up is the caller's step, once its sysctls are set.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
+use netlink_packet_route::IpProtocol;
 use netlink_packet_route::link::{
     GreEncapType, GreIOFlags, InfoData, InfoGre, InfoIpTunnel, InfoKind, LinkAttribute, LinkFlags,
     LinkInfo, LinkMessage, TunnelEncapFlags, TunnelEncapType,
 };
-use rtnetlink::{Handle, LinkGre, LinkIpIp, LinkMessageBuilder, LinkUnspec};
+use rtnetlink::{Handle, LinkGre, LinkIp6Tnl, LinkIpIp, LinkMessageBuilder, LinkSit, LinkUnspec};
 
 use crate::error::NetError;
-use crate::model::{LinkStateSpec, TunnelEncap, TunnelSpec};
+use crate::model::{InnerFamilies, LinkStateSpec, TunnelEncap, TunnelSpec};
 use crate::plan::Edit;
 use crate::state_file::{StateFile, link_key};
 
@@ -35,28 +36,73 @@ pub(crate) struct LinkView {
     pub(crate) carrier: bool,
     /// The MTU.
     pub(crate) mtu: Option<u32>,
-    /// For an ipip or gre tunnel: its encapsulation, local and remote addresses
-    /// (unspecified when wildcard).
-    pub(crate) tunnel: Option<(TunnelEncap, Ipv4Addr, Ipv4Addr)>,
+    /// For a tunnel: its encapsulation, local and remote addresses (unspecified when
+    /// wildcard).
+    pub(crate) tunnel: Option<(TunnelEncap, IpAddr, IpAddr)>,
 }
 
-/// The encapsulation and endpoints of an ipip device, from its `IFLA_IPTUN_*` attributes.
-fn ipip_view(params: &[InfoIpTunnel]) -> (TunnelEncap, Ipv4Addr, Ipv4Addr) {
-    let (mut local, mut remote) = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
-    let (mut kind, mut port) = (TunnelEncapType::None, 0);
+/// The device types whose attributes are `IFLA_IPTUN_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IpTunKind {
+    IpIp,
+    Ip6Tnl,
+    Sit,
+}
+
+/// The inner families of an ip6tnl or sit device's `mode` (`IFLA_IPTUN_PROTO`).
+fn families_of(protocol: IpProtocol) -> Option<InnerFamilies> {
+    match protocol {
+        IpProtocol::Ipv6 => Some(InnerFamilies::V6),
+        IpProtocol::Ipip => Some(InnerFamilies::V4),
+        IpProtocol::Hopopts => Some(InnerFamilies::Both),
+        _ => None,
+    }
+}
+
+/// The mode (`IFLA_IPTUN_PROTO`) that carries `inner`: 0 is `any`.
+fn protocol_of(inner: InnerFamilies) -> IpProtocol {
+    match inner {
+        InnerFamilies::V4 => IpProtocol::Ipip,
+        InnerFamilies::V6 => IpProtocol::Ipv6,
+        InnerFamilies::Both => IpProtocol::Hopopts,
+    }
+}
+
+/// The encapsulation and endpoints of an ipip, ip6tnl or sit device, from its
+/// `IFLA_IPTUN_*` attributes.
+fn iptun_view(params: &[InfoIpTunnel], kind: IpTunKind) -> (TunnelEncap, IpAddr, IpAddr) {
+    let unspecified = if kind == IpTunKind::Ip6Tnl {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    let (mut local, mut remote) = (unspecified, unspecified);
+    let (mut encap_kind, mut port) = (TunnelEncapType::None, 0);
+    // A sit device with no mode attribute is IPv6 in IPv4; an ip6tnl one, any.
+    let mut protocol = match kind {
+        IpTunKind::Sit => IpProtocol::Ipv6,
+        _ => IpProtocol::Hopopts,
+    };
     for p in params {
         match p {
-            InfoIpTunnel::Local(IpAddr::V4(a)) => local = *a,
-            InfoIpTunnel::Remote(IpAddr::V4(a)) => remote = *a,
-            InfoIpTunnel::EncapType(t) => kind = *t,
+            InfoIpTunnel::Local(a) => local = *a,
+            InfoIpTunnel::Remote(a) => remote = *a,
+            InfoIpTunnel::EncapType(t) => encap_kind = *t,
             InfoIpTunnel::EncapDPort(p) => port = *p,
+            InfoIpTunnel::Protocol(p) => protocol = *p,
             _ => {}
         }
     }
-    let encap = match kind {
-        TunnelEncapType::None => TunnelEncap::Ipip,
-        TunnelEncapType::Fou => TunnelEncap::Fou { port },
-        TunnelEncapType::Gue => TunnelEncap::Gue { port },
+    let encap = match (kind, encap_kind) {
+        (IpTunKind::IpIp, TunnelEncapType::None) => TunnelEncap::Ipip,
+        (IpTunKind::IpIp, TunnelEncapType::Fou) => TunnelEncap::Fou { port },
+        (IpTunKind::IpIp, TunnelEncapType::Gue) => TunnelEncap::Gue { port },
+        (IpTunKind::Ip6Tnl, TunnelEncapType::None) => {
+            families_of(protocol).map_or(TunnelEncap::Other, |inner| TunnelEncap::Ip6Tnl { inner })
+        }
+        (IpTunKind::Sit, TunnelEncapType::None) => {
+            families_of(protocol).map_or(TunnelEncap::Other, |inner| TunnelEncap::Sit { inner })
+        }
         _ => TunnelEncap::Other,
     };
     (encap, local, remote)
@@ -64,7 +110,7 @@ fn ipip_view(params: &[InfoIpTunnel]) -> (TunnelEncap, Ipv4Addr, Ipv4Addr) {
 
 /// The key and endpoints of a gre device, from its `IFLA_GRE_*` attributes (a key counts
 /// when the receive side checks it: `ikey` with the key flag).
-fn gre_view(params: &[InfoGre]) -> (TunnelEncap, Ipv4Addr, Ipv4Addr) {
+fn gre_view(params: &[InfoGre]) -> (TunnelEncap, IpAddr, IpAddr) {
     let (mut local, mut remote) = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
     let (mut keyed, mut key, mut encapsulated) = (false, 0, false);
     for p in params {
@@ -84,7 +130,7 @@ fn gre_view(params: &[InfoGre]) -> (TunnelEncap, Ipv4Addr, Ipv4Addr) {
             key: keyed.then_some(key),
         }
     };
-    (encap, local, remote)
+    (encap, local.into(), remote.into())
 }
 
 fn view(msg: LinkMessage) -> LinkView {
@@ -98,14 +144,16 @@ fn view(msg: LinkMessage) -> LinkView {
             LinkAttribute::IfAlias(a) => alias = Some(a),
             LinkAttribute::Mtu(m) => mtu = Some(m),
             LinkAttribute::LinkInfo(infos) => {
+                let iptun = infos.iter().find_map(|i| match i {
+                    LinkInfo::Kind(InfoKind::IpIp) => Some(IpTunKind::IpIp),
+                    LinkInfo::Kind(InfoKind::Ip6Tnl) => Some(IpTunKind::Ip6Tnl),
+                    LinkInfo::Kind(InfoKind::SitTun) => Some(IpTunKind::Sit),
+                    _ => None,
+                });
                 for info in &infos {
                     match info {
-                        LinkInfo::Data(InfoData::IpTunnel(params))
-                            if infos
-                                .iter()
-                                .any(|i| matches!(i, LinkInfo::Kind(InfoKind::IpIp))) =>
-                        {
-                            tunnel = Some(ipip_view(params));
+                        LinkInfo::Data(InfoData::IpTunnel(params)) if iptun.is_some() => {
+                            tunnel = iptun.map(|kind| iptun_view(params, kind));
                         }
                         LinkInfo::Data(InfoData::GreTun(params)) => {
                             tunnel = Some(gre_view(params));
@@ -154,14 +202,31 @@ fn require_index(name: &str, action: &str) -> Result<u32, NetError> {
 }
 
 /// The message that creates tunnel `spec`: an `ipip` device (with `encap fou|gue
-/// encap-sport auto encap-dport PORT` for the UDP encapsulations) or a `gre` device (with
-/// `key KEY` in both directions when keyed).
-pub(crate) fn tunnel_message(spec: &TunnelSpec) -> LinkMessage {
-    let ipip = || {
-        LinkIpIp::new(&spec.name)
-            .local(spec.local)
-            .remote(spec.remote)
+/// encap-sport auto encap-dport PORT` for the UDP encapsulations), a `gre` device (with
+/// `key KEY` in both directions when keyed), an `ip6tnl` or a `sit` device (with the mode of
+/// its inner families). `None` when the endpoints are not of the family the type's outer
+/// header has (an IPv6 pair for `ip6tnl`, IPv4 for the others).
+pub(crate) fn tunnel_message(spec: &TunnelSpec) -> Option<LinkMessage> {
+    fn finish<T>(b: LinkMessageBuilder<T>, mtu: Option<u32>) -> LinkMessage {
+        match mtu {
+            Some(mtu) => b.mtu(mtu).build(),
+            None => b.build(),
+        }
+    }
+    if let TunnelEncap::Ip6Tnl { inner } = spec.encap {
+        let (IpAddr::V6(local), IpAddr::V6(remote)) = (spec.local, spec.remote) else {
+            return None;
+        };
+        let b = LinkIp6Tnl::new(&spec.name)
+            .local(local)
+            .remote(remote)
+            .mode(protocol_of(inner));
+        return Some(finish(b, spec.mtu));
+    }
+    let (IpAddr::V4(local), IpAddr::V4(remote)) = (spec.local, spec.remote) else {
+        return None;
     };
+    let ipip = || LinkIpIp::new(&spec.name).local(local).remote(remote);
     let udp = |kind: TunnelEncapType, port: u16| {
         ipip()
             .encap_type(kind)
@@ -169,18 +234,21 @@ pub(crate) fn tunnel_message(spec: &TunnelSpec) -> LinkMessage {
             .encap_dport(port)
             .encap_flags(TunnelEncapFlags::empty())
     };
-    let with_mtu = |b: LinkMessageBuilder<LinkIpIp>| match spec.mtu {
-        Some(mtu) => b.mtu(mtu).build(),
-        None => b.build(),
-    };
-    match spec.encap {
-        TunnelEncap::Ipip | TunnelEncap::Other => with_mtu(ipip()),
-        TunnelEncap::Fou { port } => with_mtu(udp(TunnelEncapType::Fou, port)),
-        TunnelEncap::Gue { port } => with_mtu(udp(TunnelEncapType::Gue, port)),
+    Some(match spec.encap {
+        TunnelEncap::Ipip | TunnelEncap::Other | TunnelEncap::Ip6Tnl { .. } => {
+            finish(ipip(), spec.mtu)
+        }
+        TunnelEncap::Fou { port } => finish(udp(TunnelEncapType::Fou, port), spec.mtu),
+        TunnelEncap::Gue { port } => finish(udp(TunnelEncapType::Gue, port), spec.mtu),
+        TunnelEncap::Sit { inner } => finish(
+            LinkSit::new(&spec.name)
+                .local(local)
+                .remote(remote)
+                .protocol(protocol_of(inner)),
+            spec.mtu,
+        ),
         TunnelEncap::Gre { key } => {
-            let mut b = LinkGre::new(&spec.name)
-                .local(spec.local)
-                .remote(spec.remote);
+            let mut b = LinkGre::new(&spec.name).local(local).remote(remote);
             if let Some(key) = key {
                 b = b
                     .iflags(GreIOFlags::Key)
@@ -188,12 +256,9 @@ pub(crate) fn tunnel_message(spec: &TunnelSpec) -> LinkMessage {
                     .ikey(key)
                     .okey(key);
             }
-            if let Some(mtu) = spec.mtu {
-                b = b.mtu(mtu);
-            }
-            b.build()
+            finish(b, spec.mtu)
         }
-    }
+    })
 }
 
 /// The kernel module a tunnel of this encapsulation needs.
@@ -202,6 +267,8 @@ fn module_of(encap: TunnelEncap) -> &'static str {
         TunnelEncap::Ipip | TunnelEncap::Other => "ipip",
         TunnelEncap::Fou { .. } | TunnelEncap::Gue { .. } => "ipip and fou",
         TunnelEncap::Gre { .. } => "ip_gre",
+        TunnelEncap::Ip6Tnl { .. } => "ip6_tunnel",
+        TunnelEncap::Sit { .. } => "sit",
     }
 }
 
@@ -214,7 +281,16 @@ pub(crate) async fn create_tunnel(
     alias: &str,
 ) -> Result<(), NetError> {
     let action = format!("creating tunnel {}", spec.name);
-    match handle.link().add(tunnel_message(spec)).execute().await {
+    let Some(message) = tunnel_message(spec) else {
+        return Err(NetError::Netlink {
+            action,
+            detail: format!(
+                "{} needs local and remote of its outer family (local {}, remote {})",
+                spec.encap, spec.local, spec.remote
+            ),
+        });
+    };
+    match handle.link().add(message).execute().await {
         Ok(()) => {}
         Err(rtnetlink::Error::NetlinkError(msg))
             if matches!(msg.raw_code().abs(), libc::EOPNOTSUPP | libc::EAFNOSUPPORT) =>
@@ -424,8 +500,8 @@ mod tests {
         TunnelSpec {
             name: "tg-rs1".into(),
             encap: TunnelEncap::Ipip,
-            local: Ipv4Addr::new(10, 0, 0, 1),
-            remote: Ipv4Addr::new(10, 0, 1, remote),
+            local: Ipv4Addr::new(10, 0, 0, 1).into(),
+            remote: Ipv4Addr::new(10, 0, 1, remote).into(),
             mtu,
             up,
         }
@@ -438,6 +514,7 @@ mod tests {
     #[test]
     fn each_tunnel_message_reads_back_as_the_tunnel_it_builds() {
         use netlink_packet_core::{Emitable, Parseable};
+        let v6 = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last));
         for encap in [
             TunnelEncap::Ipip,
             TunnelEncap::Gue { port: 6080 },
@@ -446,12 +523,36 @@ mod tests {
             TunnelEncap::Gre {
                 key: Some(0xdead_beef),
             },
+            TunnelEncap::Ip6Tnl {
+                inner: InnerFamilies::V6,
+            },
+            TunnelEncap::Ip6Tnl {
+                inner: InnerFamilies::V4,
+            },
+            TunnelEncap::Ip6Tnl {
+                inner: InnerFamilies::Both,
+            },
+            TunnelEncap::Sit {
+                inner: InnerFamilies::V6,
+            },
+            TunnelEncap::Sit {
+                inner: InnerFamilies::Both,
+            },
         ] {
-            let spec = TunnelSpec {
+            let mut spec = TunnelSpec {
                 encap,
                 ..tunnel(2, Some(1400), false)
             };
-            let message = tunnel_message(&spec);
+            if let TunnelEncap::Ip6Tnl { .. } = encap {
+                // An IPv4 pair has no ip6tnl device.
+                assert!(tunnel_message(&spec).is_none());
+                (spec.local, spec.remote) = (v6(1), v6(2));
+            } else {
+                let mut v6_pair = spec.clone();
+                (v6_pair.local, v6_pair.remote) = (v6(1), v6(2));
+                assert!(tunnel_message(&v6_pair).is_none(), "{encap}");
+            }
+            let message = tunnel_message(&spec).unwrap();
             // Through the wire format, as the kernel would receive it.
             let mut bytes = vec![0; message.buffer_len()];
             message.emit(&mut bytes);
@@ -471,10 +572,11 @@ mod tests {
                     _ => None,
                 })
                 .unwrap();
-            let wanted_kind = if matches!(encap, TunnelEncap::Gre { .. }) {
-                InfoKind::GreTun
-            } else {
-                InfoKind::IpIp
+            let wanted_kind = match encap {
+                TunnelEncap::Gre { .. } => InfoKind::GreTun,
+                TunnelEncap::Ip6Tnl { .. } => InfoKind::Ip6Tnl,
+                TunnelEncap::Sit { .. } => InfoKind::SitTun,
+                _ => InfoKind::IpIp,
             };
             assert_eq!(kind, wanted_kind, "{encap}");
             let seen = view(parsed);

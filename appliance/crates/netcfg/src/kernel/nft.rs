@@ -1,7 +1,7 @@
 //! tungate's nftables table on a real server, over netlink with the `nftnl` and `mnl` crates
 //! (never the `nft` binary): read it back, create it with its chains, add and delete rules;
 //! and the one nftables batch sender ([`send_batch`]), which the gateway's tunnel fence
-//! (`kernel::fence`) uses too.
+//! (`kernel::fence`) and the gateway's IPv6 forwarding guard (`kernel::guard`) use too.
 //!
 //! The table is `ip tungate_rs` and belongs to tungate whole: `down` deletes it. Each rule
 //! carries its description as its comment, which is how the plan recognises it. This module
@@ -150,6 +150,7 @@ fn build_dump(
     buf: &mut [u8],
     seq: u32,
     msg_type: u16,
+    family: i32,
     payload: impl FnOnce(*mut libc::nlmsghdr),
 ) -> usize {
     // SAFETY: `buf` is at least `nft_nlmsg_maxsize()` bytes and aligned for nlmsghdr (an
@@ -158,7 +159,7 @@ fn build_dump(
         sys::nftnl_nlmsg_build_hdr(
             buf.as_mut_ptr().cast(),
             msg_type,
-            libc::NFPROTO_IPV4 as u16,
+            family as u16,
             (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16,
             seq,
         )
@@ -278,7 +279,15 @@ fn comment_from_udata(mut udata: &[u8]) -> String {
 pub(crate) fn observe() -> Result<Option<NftView>, NetError> {
     let mut tables = Vec::new();
     dump(
-        |buf, seq| build_dump(buf, seq, libc::NFT_MSG_GETTABLE as u16, |_| {}),
+        |buf, seq| {
+            build_dump(
+                buf,
+                seq,
+                libc::NFT_MSG_GETTABLE as u16,
+                libc::NFPROTO_IPV4,
+                |_| {},
+            )
+        },
         on_table,
         &mut tables,
     )
@@ -288,7 +297,15 @@ pub(crate) fn observe() -> Result<Option<NftView>, NetError> {
     }
     let mut chains = Vec::new();
     dump(
-        |buf, seq| build_dump(buf, seq, libc::NFT_MSG_GETCHAIN as u16, |_| {}),
+        |buf, seq| {
+            build_dump(
+                buf,
+                seq,
+                libc::NFT_MSG_GETCHAIN as u16,
+                libc::NFPROTO_IPV4,
+                |_| {},
+            )
+        },
         on_chain,
         &mut chains,
     )
@@ -296,29 +313,35 @@ pub(crate) fn observe() -> Result<Option<NftView>, NetError> {
     let mut rules = Vec::new();
     dump(
         |buf, seq| {
-            build_dump(buf, seq, libc::NFT_MSG_GETRULE as u16, |header| {
-                let name = table_name();
-                // SAFETY: a fresh rule object carries only the table filter; libnftnl copies
-                // the string; the object is freed right after its payload is written into
-                // the request that `header` starts.
-                unsafe {
-                    let filter = sys::nftnl_rule_alloc();
-                    if !filter.is_null() {
-                        sys::nftnl_rule_set_str(
-                            filter,
-                            sys::NFTNL_RULE_TABLE as u16,
-                            name.as_ptr(),
-                        );
-                        sys::nftnl_rule_set_u32(
-                            filter,
-                            sys::NFTNL_RULE_FAMILY as u16,
-                            libc::NFPROTO_IPV4 as u32,
-                        );
-                        sys::nftnl_rule_nlmsg_build_payload(header, filter);
-                        sys::nftnl_rule_free(filter);
+            build_dump(
+                buf,
+                seq,
+                libc::NFT_MSG_GETRULE as u16,
+                libc::NFPROTO_IPV4,
+                |header| {
+                    let name = table_name();
+                    // SAFETY: a fresh rule object carries only the table filter; libnftnl copies
+                    // the string; the object is freed right after its payload is written into
+                    // the request that `header` starts.
+                    unsafe {
+                        let filter = sys::nftnl_rule_alloc();
+                        if !filter.is_null() {
+                            sys::nftnl_rule_set_str(
+                                filter,
+                                sys::NFTNL_RULE_TABLE as u16,
+                                name.as_ptr(),
+                            );
+                            sys::nftnl_rule_set_u32(
+                                filter,
+                                sys::NFTNL_RULE_FAMILY as u16,
+                                libc::NFPROTO_IPV4 as u32,
+                            );
+                            sys::nftnl_rule_nlmsg_build_payload(header, filter);
+                            sys::nftnl_rule_free(filter);
+                        }
                     }
-                }
-            })
+                },
+            )
         },
         on_rule,
         &mut rules,
@@ -336,6 +359,57 @@ pub(crate) fn observe() -> Result<Option<NftView>, NetError> {
             .map(|(_, rule)| rule)
             .collect(),
     }))
+}
+
+/// The comments of the rules of table `name` of `family` (`NFPROTO_*`), in chain order:
+/// `None` when the table does not exist. For the gateway's tables (`kernel::guard`).
+pub(crate) fn table_rule_comments(name: &str, family: i32) -> io::Result<Option<Vec<String>>> {
+    let mut tables = Vec::new();
+    dump(
+        |buf, seq| build_dump(buf, seq, libc::NFT_MSG_GETTABLE as u16, family, |_| {}),
+        on_table,
+        &mut tables,
+    )?;
+    if !tables.iter().any(|t| t == name) {
+        return Ok(None);
+    }
+    let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut rules = Vec::new();
+    dump(
+        |buf, seq| {
+            build_dump(buf, seq, libc::NFT_MSG_GETRULE as u16, family, |header| {
+                // SAFETY: a fresh rule object carries only the table filter; libnftnl copies
+                // the string; the object is freed right after its payload is written into
+                // the request that `header` starts.
+                unsafe {
+                    let filter = sys::nftnl_rule_alloc();
+                    if !filter.is_null() {
+                        sys::nftnl_rule_set_str(
+                            filter,
+                            sys::NFTNL_RULE_TABLE as u16,
+                            cname.as_ptr(),
+                        );
+                        sys::nftnl_rule_set_u32(
+                            filter,
+                            sys::NFTNL_RULE_FAMILY as u16,
+                            family as u32,
+                        );
+                        sys::nftnl_rule_nlmsg_build_payload(header, filter);
+                        sys::nftnl_rule_free(filter);
+                    }
+                }
+            })
+        },
+        on_rule,
+        &mut rules,
+    )?;
+    Ok(Some(
+        rules
+            .into_iter()
+            .filter(|(table, _)| table == name)
+            .map(|(_, rule)| rule.comment)
+            .collect(),
+    ))
 }
 
 fn chain<'a>(table: &'a Table, which: NftChain) -> Chain<'a> {

@@ -1,13 +1,14 @@
-//! IPv4 device routes over rtnetlink: list them with their protocol, add (or replace) and
+//! IPv4 and IPv6 device routes over rtnetlink: list them with their protocol, add (or replace) and
 //! delete tungate's.
 //!
 //! tungate's routes carry the route protocol [`OWNER_PROTOCOL`] (`proto 116` in `ip route`).
 //! Only this file builds route messages.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
+use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -30,32 +31,45 @@ pub(crate) struct RouteView {
     pub(crate) has_extras: bool,
 }
 
-/// Every unicast IPv4 route with an output device, in every table.
+/// Every unicast IPv4 and IPv6 route with an output device, in every table.
 pub(crate) async fn list(
     handle: &Handle,
     names: &HashMap<u32, String>,
 ) -> Result<Vec<RouteView>, NetError> {
-    let request = RouteMessageBuilder::<Ipv4Addr>::new().table_id(0).build();
-    let messages: Vec<RouteMessage> = handle
-        .route()
-        .get(request)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| NetError::from_rtnetlink("listing routes", e, None))?;
+    let mut messages: Vec<RouteMessage> = Vec::new();
+    for request in [
+        RouteMessageBuilder::<Ipv4Addr>::new().table_id(0).build(),
+        RouteMessageBuilder::<Ipv6Addr>::new().table_id(0).build(),
+    ] {
+        let family: Vec<RouteMessage> =
+            handle
+                .route()
+                .get(request)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| NetError::from_rtnetlink("listing routes", e, None))?;
+        messages.extend(family);
+    }
     let mut out = Vec::new();
     for msg in messages {
+        let v6 = msg.header.address_family == AddressFamily::Inet6;
         if msg.header.kind != RouteType::Unicast {
             continue;
         }
         let mut table = u32::from(msg.header.table);
-        let mut destination = Ipv4Addr::UNSPECIFIED;
+        let mut destination = if v6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
         let mut device = None;
         let mut has_extras = msg.header.tos != 0;
         for attr in &msg.attributes {
             match attr {
                 RouteAttribute::Table(t) => table = *t,
-                RouteAttribute::Destination(RouteAddress::Inet(a)) => destination = *a,
+                RouteAttribute::Destination(RouteAddress::Inet(a)) => destination = (*a).into(),
+                RouteAttribute::Destination(RouteAddress::Inet6(a)) => destination = (*a).into(),
                 RouteAttribute::Oif(i) => device = names.get(i).cloned(),
                 RouteAttribute::Gateway(_) | RouteAttribute::MultiPath(_) => has_extras = true,
                 RouteAttribute::Priority(p) if *p != 0 => has_extras = true,
@@ -78,16 +92,29 @@ pub(crate) async fn list(
 }
 
 fn message(spec: &RouteSpec, index: Option<u32>) -> RouteMessage {
-    let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(spec.destination, spec.prefix)
-        .table_id(spec.table)
-        .protocol(RouteProtocol::Other(OWNER_PROTOCOL))
-        .scope(RouteScope::Link)
-        .kind(RouteType::Unicast);
-    if let Some(index) = index {
-        builder = builder.output_interface(index);
+    fn finish<T>(b: RouteMessageBuilder<T>, spec: &RouteSpec, index: Option<u32>) -> RouteMessage {
+        let b = b
+            .table_id(spec.table)
+            .protocol(RouteProtocol::Other(OWNER_PROTOCOL))
+            .scope(RouteScope::Link)
+            .kind(RouteType::Unicast);
+        match index {
+            Some(index) => b.output_interface(index).build(),
+            None => b.build(),
+        }
     }
-    builder.build()
+    match spec.destination {
+        IpAddr::V4(d) => finish(
+            RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(d, spec.prefix),
+            spec,
+            index,
+        ),
+        IpAddr::V6(d) => finish(
+            RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(d, spec.prefix),
+            spec,
+            index,
+        ),
+    }
 }
 
 fn describe(spec: &RouteSpec) -> String {
@@ -138,11 +165,20 @@ pub(crate) async fn delete(handle: &Handle, spec: &RouteSpec) -> Result<(), NetE
 
 /// The interface index the kernel would send a packet to `destination` through (`ip route
 /// get`), or `None` when it has no route.
-pub(crate) async fn output_interface_toward(handle: &Handle, destination: Ipv4Addr) -> Option<u32> {
-    let request = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(destination, 32)
-        .table_id(0)
-        .build();
+pub(crate) async fn output_interface_toward(
+    handle: &Handle,
+    destination: impl Into<IpAddr>,
+) -> Option<u32> {
+    let request = match destination.into() {
+        IpAddr::V4(d) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(d, 32)
+            .table_id(0)
+            .build(),
+        IpAddr::V6(d) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(d, 128)
+            .table_id(0)
+            .build(),
+    };
     let mut answers = handle.route().get(request).execute();
     let answer = answers.try_next().await.ok().flatten()?;
     answer.attributes.iter().find_map(|a| match a {

@@ -1,4 +1,4 @@
-//! IPv4 policy routing rules over rtnetlink: list them with their protocol, add, replace and
+//! IPv4 and IPv6 policy routing rules over rtnetlink: list them with their protocol, add, replace and
 //! delete tungate's.
 //!
 //! tungate's rules carry the rule protocol [`OWNER_PROTOCOL`] (`proto 116` in `ip rule`).
@@ -28,13 +28,17 @@ pub(crate) struct RuleView {
 
 /// Every IPv4 rule of a shape tungate manages.
 pub(crate) async fn list(handle: &Handle) -> Result<Vec<RuleView>, NetError> {
-    let messages: Vec<RuleMessage> = handle
-        .rule()
-        .get(IpVersion::V4)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| NetError::from_rtnetlink("listing rules", e, None))?;
+    let mut messages: Vec<RuleMessage> = Vec::new();
+    for version in [IpVersion::V4, IpVersion::V6] {
+        let family: Vec<RuleMessage> = handle
+            .rule()
+            .get(version)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| NetError::from_rtnetlink("listing rules", e, None))?;
+        messages.extend(family);
+    }
     let mut out = Vec::new();
     for msg in messages {
         if msg.header.action != RuleAction::ToTable {
@@ -50,7 +54,7 @@ pub(crate) async fn list(handle: &Handle) -> Result<Vec<RuleView>, NetError> {
             match attr {
                 RuleAttribute::Table(t) => table = *t,
                 RuleAttribute::Priority(p) => priority = *p,
-                RuleAttribute::Source(IpAddr::V4(a)) => source = Some(*a),
+                RuleAttribute::Source(a) => source = Some(*a),
                 RuleAttribute::FwMark(m) => mark = Some(*m),
                 RuleAttribute::Protocol(p) => owned = *p == RouteProtocol::Other(OWNER_PROTOCOL),
                 RuleAttribute::Iifname(_)
@@ -64,8 +68,11 @@ pub(crate) async fn list(handle: &Handle) -> Result<Vec<RuleView>, NetError> {
             }
         }
         let selector = match (source, mark) {
-            (Some(addr), None) if msg.header.src_len == 32 => RuleSelector::From(addr),
-            (None, Some(mark)) => RuleSelector::FwMark(mark),
+            (Some(addr), None) if msg.header.src_len == host_len(addr) => RuleSelector::From(addr),
+            // tungate's mark rules are IPv4 (the DNAT'd containers' replies).
+            (None, Some(mark)) if msg.header.family == AddressFamily::Inet => {
+                RuleSelector::FwMark(mark)
+            }
             _ => continue,
         };
         if other_selectors {
@@ -83,9 +90,17 @@ pub(crate) async fn list(handle: &Handle) -> Result<Vec<RuleView>, NetError> {
     Ok(out)
 }
 
+/// The prefix length of one address of `addr`'s family.
+fn host_len(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() { 32 } else { 128 }
+}
+
 fn message(spec: &RuleSpec) -> RuleMessage {
     let mut msg = RuleMessage::default();
-    msg.header.family = AddressFamily::Inet;
+    msg.header.family = match spec.selector {
+        RuleSelector::From(IpAddr::V6(_)) => AddressFamily::Inet6,
+        _ => AddressFamily::Inet,
+    };
     msg.header.action = RuleAction::ToTable;
     if spec.table > 255 {
         msg.header.table = RouteHeader::RT_TABLE_UNSPEC;
@@ -96,8 +111,8 @@ fn message(spec: &RuleSpec) -> RuleMessage {
     msg.attributes.push(RuleAttribute::Priority(spec.priority));
     match spec.selector {
         RuleSelector::From(addr) => {
-            msg.header.src_len = 32;
-            msg.attributes.push(RuleAttribute::Source(IpAddr::V4(addr)));
+            msg.header.src_len = host_len(addr);
+            msg.attributes.push(RuleAttribute::Source(addr));
         }
         RuleSelector::FwMark(mark) => {
             msg.attributes.push(RuleAttribute::FwMark(mark));
@@ -121,12 +136,20 @@ fn describe(spec: &RuleSpec) -> String {
 
 /// Adds rule `spec`, marked as tungate's.
 pub(crate) async fn add(handle: &Handle, spec: &RuleSpec) -> Result<(), NetError> {
-    let mut request = handle.rule().add().v4();
-    *request.message_mut() = message(spec);
-    request
-        .execute()
-        .await
-        .map_err(|e| NetError::from_rtnetlink(format!("adding rule {}", describe(spec)), e, None))
+    let add = handle.rule().add();
+    let result = match spec.selector {
+        RuleSelector::From(IpAddr::V6(_)) => {
+            let mut request = add.v6();
+            *request.message_mut() = message(spec);
+            request.execute().await
+        }
+        _ => {
+            let mut request = add.v4();
+            *request.message_mut() = message(spec);
+            request.execute().await
+        }
+    };
+    result.map_err(|e| NetError::from_rtnetlink(format!("adding rule {}", describe(spec)), e, None))
 }
 
 /// Deletes tungate's rule `spec`; a rule that is already gone is not an error.
@@ -164,7 +187,7 @@ mod tests {
     fn a_from_rule_message_carries_source_table_priority_and_protocol() {
         let msg = message(&RuleSpec {
             priority: 1000,
-            selector: RuleSelector::From(Ipv4Addr::new(192, 0, 2, 10)),
+            selector: RuleSelector::From(Ipv4Addr::new(192, 0, 2, 10).into()),
             table: 1,
         });
         assert_eq!(msg.header.src_len, 32);
