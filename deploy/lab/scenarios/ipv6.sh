@@ -17,8 +17,9 @@
 # 200 KB file intact, tungate's VIP6 counter = the IPv6 packets the client received (no
 # duplicate), LD-OUT's Ip6OutForwDatagrams unmoved while the guard counted the decapsulated
 # packets it kept from the kernel's forwarding; `net down` removes devices and guard. Then
-# the same traffic with decap = "userspace" (no tunnel device at LD-OUT: tungate parses the
-# ip6ip6 itself, behind the Destination Options header of the RS's stock ip6tnl).
+# the same traffic with decap = "userspace" on AF_XDP (io = "xdp"; no tunnel device at LD-OUT: tungate parses the
+# ip6ip6 itself, behind the Destination Options header of the RS's stock ip6tnl, and finishes
+# the partial TCP checksums the RS leaves to offload: the client's Tcp InCsumErrors stays +0).
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_init
@@ -89,10 +90,9 @@ http6_get() {
   in_ns client timeout "${3:-15}" busybox wget -q -O "$2" "http://[$VIP6]$1"
 }
 
-# LD-OUT's configuration: IPv6 peers, decap mode $1. `io = "packet"`: the real servers
-# send TCP with checksum offload, and the AF_XDP path does not finish an IPv6 segment's
-# partial checksum yet (the data path's worker says so); the TPACKET path reads the kernel's
-# offload state and does.
+# LD-OUT's configuration: IPv6 peers, decap mode $1, I/O path $2 (userspace decap). The real
+# servers send TCP with checksum offload: on AF_XDP tungate finishes the partial checksums of
+# inner IPv6 segments itself (the TPACKET path reads the kernel's offload state).
 ipv6_config() {
   TG_CONFIG=$WORK/tungate6.toml
   TG_STATE=$WORK/tungate-state6-$1
@@ -117,10 +117,13 @@ tg_guard_devices() {
 
 # Traffic through tungate in decap mode $1, with the checks every mode shares.
 ipv6_traffic() {
-  local mode=$1 role i sum intact=0 fwd0 fwd1 rx0 rx1 tg0 tg1 guard0=0 guard1
-  ipv6_config "$mode"
+  local mode=$1 io=${2:-auto} role i sum intact=0 fwd0 fwd1 rx0 rx1 tg0 tg1 guard0=0 guard1 csum0 csum1
+  ipv6_config "$mode" "$io"
   tg_start
   step "LD-OUT in $mode decap mode, IPv6 peers"
+  if [[ $io == xdp ]]; then
+    expect "tungate forwards on native XDP (GET /api/v1/status: io.path)" "$(tg_api GET /api/v1/status | json_eval 'd["io"]["path"]')" == xdp
+  fi
   if [[ $mode == kernel ]]; then
     for role in "${RS_ROLES[@]}"; do
       check "tungate run built tg-$role as an ip6tnl device ($GIP6 <- ${RIP6_OF[$role]})" \
@@ -137,6 +140,7 @@ ipv6_traffic() {
   fwd0=$(snmp6 ldout Ip6OutForwDatagrams)
   rx0=$(from_vip6_at_client)
   tg0=$(tg_vip_forwarded "$VIP6")
+  csum0=$(snmp client Tcp InCsumErrors)
   HTTP_OK=0
   HTTP_SERVED=()
   for i in 1 2 3 4; do
@@ -159,6 +163,7 @@ ipv6_traffic() {
   done
   expect "the $BULK_BYTES-byte file arrives intact over IPv6 2 times" "$intact" -eq 2
   fwd1=$(snmp6 ldout Ip6OutForwDatagrams)
+  csum1=$(snmp client Tcp InCsumErrors)
   rx1=$(from_vip6_at_client)
   tg1=$(tg_vip_forwarded "$VIP6")
   say "   tungate forwarded for $VIP6: +$((tg1 - tg0)) packets; client received +$((rx1 - rx0)) IPv6 packets from it"
@@ -168,6 +173,7 @@ ipv6_traffic() {
   expect "tungate's VIP6 counter accounts for every IPv6 packet the client received (no duplicate)" \
     "$((tg1 - tg0))" -eq "$((rx1 - rx0))"
   expect "LD-OUT's kernel forwarded no IPv6 (Ip6OutForwDatagrams unchanged)" "$((fwd1 - fwd0))" -eq 0
+  expect "the client's TCP dropped no reply for a bad checksum (Tcp InCsumErrors unchanged)" "$((csum1 - csum0))" -eq 0
   if [[ $mode == kernel ]]; then
     guard1=$(tg_guard_packets)
     say "   the guard dropped +$((guard1 - guard0)) decapsulated packets the kernel would have forwarded"
@@ -197,7 +203,7 @@ check "tungate rs plan on rs1: nothing to change" in_ns rs1 "$LAB_TUNGATE" rs pl
   --gateway "$GIP6" --address "${RIP6_OF[rs1]}" --vip "$VIP6" --reply-tunnel tunl6 \
   --state-file "$WORK/netcfg-rs6-rs1.json"
 ipv6_traffic kernel
-ipv6_traffic userspace
+ipv6_traffic userspace xdp
 check "tungate rs down on rs1" in_ns rs1 "$LAB_TUNGATE" rs down --gateway "$GIP6" \
   --address "${RIP6_OF[rs1]}" --vip "$VIP6" --reply-tunnel tunl6 --state-file "$WORK/netcfg-rs6-rs1.json"
 check_fails "rs1's reply tunnel left with it" nsip rs1 link show tunl6
