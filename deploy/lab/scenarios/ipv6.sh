@@ -97,7 +97,7 @@ ipv6_config() {
   TG_CONFIG=$WORK/tungate6.toml
   TG_STATE=$WORK/tungate-state6-$1
   printf '%s\n' \
-    '[gateway]' "address = \"$GIP\"" "address6 = \"$GIP6\"" "decap = \"$1\"" 'io = "packet"' '' \
+    '[gateway]' "address = \"$GIP\"" "address6 = \"$GIP6\"" "decap = \"$1\"" "io = \"${2:-auto}\"" '' \
     '[[peers]]' 'name = "rs1"' "address = \"${RIP6_OF[rs1]}\"" "vips = [\"$VIP6\"]" '' \
     '[[peers]]' 'name = "rs2"' "address = \"${RIP6_OF[rs2]}\"" "vips = [\"$VIP6\"]" '' \
     '[[vips]]' "address = \"$VIP6\"" 'shared = true # LVS balances it over both real servers' \
