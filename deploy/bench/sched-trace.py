@@ -9,12 +9,11 @@ Usage (see deploy/bench/README.md, "Tracing the latency tail"):
     perf script -i T.data -F comm,tid,cpu,time,event,trace --ns > T.txt
     sched-trace.py T.txt DIR/N-tungate.tsv [LATE_US] [WORKER_COMM]
 
-For the frames whose latency exceeds LATE_US (default 100), it reports where their time
-went on the gateway's core CPU (default 1): how long the worker thread (WORKER_COMM,
-default tg-worker-0) was running, preempted (runnable, another task on its core), woken
-but not yet on its core, or asleep while each such frame was in flight, and which tasks
-ran on that core meanwhile. It also prints the worker's preemptions and who caused them
-over the whole run. Standard library only; it reads the whole trace into memory.
+For the frames whose latency exceeds LATE_US (default 100), it reports how long the worker
+thread (WORKER_COMM, default tg-worker-0) was running, preempted (runnable, another task on
+its core), woken but not yet on a core, or asleep while each such frame was in flight, and
+which tasks ran on each core meanwhile; also who preempted a worker over the whole trace.
+Standard library only; it reads the whole trace into memory.
 """
 
 import bisect
@@ -113,8 +112,7 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     late_us = float(argv[3]) if len(argv) > 3 else 100.0
-    cpu = int(argv[4]) if len(argv) > 4 else 1
-    worker_comm = argv[5] if len(argv) > 5 else "tg-worker-0"
+    worker_comm = argv[4] if len(argv) > 4 else "tg-worker-0"
     all_states, on_cpu, preempted_by = read_trace(argv[1], worker_comm)
     arrivals = read_arrivals(argv[2])
     if not arrivals:

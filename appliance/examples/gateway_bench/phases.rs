@@ -1383,7 +1383,7 @@ pub fn latency(rate: f64, rounds: usize) -> i32 {
 
 /// With this variable set to a directory, the latency phase saves every frame's send time
 /// and latency there, one file per run (`N-kernel.tsv`, `N-tungate.tsv`), to line them up
-/// with a scheduler trace (`deploy/bench/sched-trace.md`).
+/// with a scheduler trace (`deploy/bench/sched-trace.py`).
 pub const ARRIVALS_ENV: &str = "GATEWAY_BENCH_ARRIVALS";
 
 /// Writes `r`'s arrivals to `file`: a header with CLOCK_REALTIME − CLOCK_MONOTONIC (ns, to

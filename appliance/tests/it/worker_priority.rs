@@ -31,8 +31,8 @@ fn threads(pid: u32) -> Vec<(String, u32, u32)> {
         .expect("tasks")
         .map(|t| {
             let tid = t.expect("task").file_name().to_string_lossy().into_owned();
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
-                .unwrap_or_default();
+            let comm =
+                std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
             let (p, prio) = policy(pid, &tid);
             (comm.trim().to_owned(), p, prio)
         })
@@ -43,7 +43,10 @@ fn workers_run_sched_fifo(io: IoPath) {
     let t = Topology::on(io);
     let tg = Tungate::start(&t.gw, &t.config("workers = 1\nworker_priority = 20"));
     let all = threads(tg.pid());
-    let workers: Vec<_> = all.iter().filter(|t| t.0.starts_with("tg-worker-")).collect();
+    let workers: Vec<_> = all
+        .iter()
+        .filter(|t| t.0.starts_with("tg-worker-"))
+        .collect();
     assert_eq!(workers.len(), 1, "{all:?}");
     assert_eq!((workers[0].1, workers[0].2), (1, 99 - 20), "{all:?}");
     for other in all.iter().filter(|t| !t.0.starts_with("tg-worker-")) {
@@ -96,7 +99,8 @@ fn without_cap_sys_nice_it_refuses_to_start_and_says_why() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("gateway.worker_priority = 20: not permitted to run the workers SCHED_FIFO"),
+        stderr
+            .contains("gateway.worker_priority = 20: not permitted to run the workers SCHED_FIFO"),
         "{stderr}"
     );
     assert!(stderr.contains("CAP_SYS_NICE"), "{stderr}");

@@ -982,7 +982,7 @@ mod tests {
         }
         let doc = parse_toml(&format!("[gateway]\n{gw}\nworker_priority = 10")).unwrap();
         assert_eq!(doc.gateway.worker_priority, Some(10));
-        assert_eq!(parse_toml(&to_toml(&doc)).unwrap(), doc);
+        assert_eq!(parse_toml(&crate::to_toml(&doc)).unwrap(), doc);
     }
 
     #[test]

@@ -31,8 +31,8 @@ pub mod xsk;
 
 pub use afpacket::SocketError;
 pub use resolver::ResolverError;
-pub use tables::{peer_tunnel, tunnel_udp_ports};
 pub use sched::SchedError;
+pub use tables::{peer_tunnel, tunnel_udp_ports};
 pub use worker::WorkerError;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -153,7 +153,10 @@ mod tests {
             drop_sys_nice();
             let before = current();
             let e = apply_to_current_thread(Some(5)).unwrap_err();
-            assert!(matches!(e, SchedError::NotPermitted { priority: 5, .. }), "{e:?}");
+            assert!(
+                matches!(e, SchedError::NotPermitted { priority: 5, .. }),
+                "{e:?}"
+            );
             let msg = e.to_string();
             assert!(msg.contains("not permitted"), "{msg}");
             assert!(msg.contains("CAP_SYS_NICE"), "{msg}");
