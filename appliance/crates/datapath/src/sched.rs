@@ -141,10 +141,8 @@ mod tests {
             rlim_max: 0,
         };
         // SAFETY: getrlimit(2) into a valid rlimit.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &raw mut limit) },
-            0
-        );
+        let rc = unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &raw mut limit) };
+        assert_eq!(rc, 0);
         if limit.rlim_cur >= 5 {
             eprintln!("skipped: RLIMIT_RTPRIO {} allows it", limit.rlim_cur);
             return;
