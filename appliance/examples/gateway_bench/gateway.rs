@@ -349,6 +349,10 @@ impl Io {
     }
 }
 
+/// With this variable set to 1–99, the gateway runs its workers `SCHED_FIFO` at that
+/// priority (`gateway.worker_priority`).
+pub const PRIORITY_ENV: &str = "GATEWAY_BENCH_WORKER_PRIORITY";
+
 /// The environment variable that names the peer's return tunnel (`ipip`, `gue` or
 /// `ip6ip6`) to the gateway it starts.
 pub const TUNNEL_ENV: &str = "GATEWAY_BENCH_TUNNEL";
@@ -453,7 +457,10 @@ pub fn child_main(args: &[String]) -> i32 {
                 (name.to_owned(), bytes)
             })
             .collect();
-    let doc = document(workers, &vips, Chain::None, Tunnel::from_env());
+    let mut doc = document(workers, &vips, Chain::None, Tunnel::from_env());
+    doc.gateway.worker_priority = std::env::var(PRIORITY_ENV)
+        .ok()
+        .map(|p| p.parse().expect("GATEWAY_BENCH_WORKER_PRIORITY: 1 to 99"));
     let counters = Arc::new(Counters::new(workers));
     let (plan, _filter) = match io_plan(&doc) {
         Ok(p) => p,

@@ -727,7 +727,13 @@ impl Bench<'_> {
         let count = (rate * seconds) as u64;
         let kernel = Variant::Kernel { cores: 1 };
         let mut all: Vec<(Variant, Vec<f64>, u64, u64)> = Vec::new();
+        let mut runs = 0;
         let mut record = |v: Variant, sent: u64, r: Received| {
+            if let Some(dir) = std::env::var_os(ARRIVALS_ENV) {
+                runs += 1;
+                let name = if v == kernel { "kernel" } else { "tungate" };
+                save_arrivals(&PathBuf::from(dir).join(format!("{runs}-{name}.tsv")), &r);
+            }
             let lat: Vec<f64> = r
                 .arrivals
                 .iter()
@@ -1373,6 +1379,33 @@ pub fn latency(rate: f64, rounds: usize) -> i32 {
         eprintln!("{}", report::latency_line(&l));
     }
     0
+}
+
+/// With this variable set to a directory, the latency phase saves every frame's send time
+/// and latency there, one file per run (`N-kernel.tsv`, `N-tungate.tsv`), to line them up
+/// with a scheduler trace (`deploy/bench/sched-trace.py`).
+pub const ARRIVALS_ENV: &str = "GATEWAY_BENCH_ARRIVALS";
+
+/// Writes `r`'s arrivals to `file`: a header with CLOCK_REALTIME − CLOCK_MONOTONIC (ns, to
+/// turn the send times into `perf`'s `-k mono` clock), then `sent_ns latency_ns` per frame.
+fn save_arrivals(file: &std::path::Path, r: &Received) {
+    let now = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec to write; the clock ids are the kernel's own.
+        unsafe { libc::clock_gettime(clock, &raw mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    };
+    let offset = now(libc::CLOCK_REALTIME) - now(libc::CLOCK_MONOTONIC);
+    let mut text = format!("# realtime_minus_monotonic_ns {offset}\n# sent_ns latency_ns\n");
+    for a in &r.arrivals {
+        text.push_str(&format!("{} {}\n", a.sent_ns, a.latency_ns));
+    }
+    if let Err(e) = std::fs::write(file, text) {
+        eprintln!("gateway_bench: cannot write {}: {e}", file.display());
+    }
 }
 
 /// With this variable set to a directory, the memory phase saves each gateway's

@@ -1042,6 +1042,10 @@ fn latency(md: &mut String, r: &Report<'_>) {
         );
     }
     let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "What the (c′) tail is, traced with the scheduler's events (`deploy/bench/sched-trace.py`, [deploy/bench/results/xdp-cpu-latency.md](deploy/bench/results/xdp-cpu-latency.md)): the frames that arrive while the worker waits for its core. A normal (SCHED_OTHER) worker was preempted 600–700 times a second, ~95% of them by the gateway's own wasm epoch ticker (pinned to the worker's core with the rest of the process here), and, once woken by a burst, waited behind whatever else ran on core 1; the kernel's forwarding runs in softirq and waits for nothing. `gateway.worker_priority` (opt-in, SCHED_FIFO) took the preemptions to 0 and the worker's waiting for a CPU from 2–10% to 0.2–1.9% of the time; side by side (`gateway_bench latency 235000 1`, 8 runs each alternating, load 4–5) the (c′) p99 median went from 3271 µs to 2119 µs (the kernel's: 82 and 89 µs; in one FIFO run 76.6 vs 74.5 µs, 2 µs added) — still above the target in the others: on this VM (kernel in `preempt=none` mode, shared with other jobs) a task running inside the kernel keeps the core even from a real-time worker, and an idle vCPU is slow to wake. The rows above are with the default, normal scheduling.\n"
+    );
 }
 
 fn swaps(md: &mut String, r: &Report<'_>) {

@@ -374,6 +374,8 @@ pub struct Arrival {
     pub seq: u64,
     /// Receive time minus send time, in nanoseconds.
     pub latency_ns: i64,
+    /// The send time the generator wrote into the frame (CLOCK_REALTIME, ns).
+    pub sent_ns: u64,
 }
 
 /// What the client's receiver saw.
@@ -507,6 +509,7 @@ impl Receiver {
                 arrivals.push(Arrival {
                     seq,
                     latency_ns: received as i64 - sent as i64,
+                    sent_ns: sent,
                 });
             }
         }

@@ -58,4 +58,5 @@ mod run_modes;
 mod spoofed_peer;
 mod state_crash;
 mod tunnels;
+mod worker_priority;
 mod xdp_path;

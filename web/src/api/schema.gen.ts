@@ -259,6 +259,8 @@ export type components = {
       io?: 'auto' | 'xdp' | 'xdp-generic' | 'packet';
       /** @default 1 */
       workers?: number;
+      /** @description opt-in: the data-path workers run SCHED_FIFO at this priority (needs CAP_SYS_NICE or RLIMIT_RTPRIO >= it; refused at start otherwise). Default: normal scheduling */
+      worker_priority?: number;
       /** @description the interface replies leave by (default: chosen per destination by the routes) */
       egress_interface?: components['schemas']['InterfaceName'];
       /** @description the interface encapsulated replies arrive on, userspace mode (default: the one holding the gateway address) */

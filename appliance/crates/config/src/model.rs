@@ -112,6 +112,12 @@ pub struct Gateway {
     /// Number of data-path worker threads (1 to 64).
     #[serde(default = "default_workers")]
     pub workers: u32,
+    /// Real-time priority of the data-path worker threads: 1 to 99 runs them `SCHED_FIFO` at
+    /// that priority, ahead of every normal task on their cores (needs `CAP_SYS_NICE` or an
+    /// `RLIMIT_RTPRIO` of at least this; refused at start otherwise). Default: none, normal
+    /// scheduling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_priority: Option<u32>,
     /// Interface the decapsulated replies leave by, towards the clients. Default: chosen per
     /// destination from the kernel's route table.
     #[serde(default, skip_serializing_if = "Option::is_none")]

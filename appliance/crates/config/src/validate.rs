@@ -12,6 +12,8 @@ use serde::Serialize;
 
 use super::model::{DecapMode, Document, Peer, TunnelKind};
 
+/// The highest `gateway.worker_priority` (Linux's highest `SCHED_FIFO` priority).
+const MAX_WORKER_PRIORITY: u32 = 99;
 /// Most workers a gateway may ask for.
 pub(crate) const MAX_WORKERS: u32 = 64;
 /// Longest peer name: `tg-` plus the name must fit the kernel's 15-byte interface names.
@@ -339,6 +341,17 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
             format!(
                 "{} is out of range: give 1 to {MAX_WORKERS}",
                 doc.gateway.workers
+            ),
+        );
+    }
+    if let Some(priority) = doc.gateway.worker_priority
+        && !(1..=MAX_WORKER_PRIORITY).contains(&priority)
+    {
+        p.add(
+            "gateway.worker_priority",
+            format!(
+                "{priority} is out of range: give a SCHED_FIFO priority of 1 to \
+                 {MAX_WORKER_PRIORITY}, or leave it out for normal scheduling"
             ),
         );
     }
@@ -1019,6 +1032,32 @@ mod tests {
             msg.contains("gateway.egress_interface: \"a/b\" is not a valid"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn worker_priority_is_a_sched_fifo_priority() {
+        let gw = "address = \"10.0.0.1\"";
+        for ok in [1, 50, 99] {
+            let problems = problems_of(&format!("{gw}\nworker_priority = {ok}"), "");
+            assert_eq!(problems, Vec::<String>::new(), "{ok}");
+        }
+        for bad in [0, 100, 4096] {
+            let problems = problems_of(&format!("{gw}\nworker_priority = {bad}"), "");
+            assert_eq!(
+                problems,
+                vec![format!(
+                    "gateway.worker_priority: {bad} is out of range: give a SCHED_FIFO priority \
+                     of 1 to 99, or leave it out for normal scheduling"
+                )]
+            );
+        }
+        for bad in ["-1", "\"high\"", "1.5"] {
+            let text = format!("[gateway]\n{gw}\nworker_priority = {bad}");
+            assert!(parse_toml(&text).is_err(), "{bad}");
+        }
+        let doc = parse_toml(&format!("[gateway]\n{gw}\nworker_priority = 10")).unwrap();
+        assert_eq!(doc.gateway.worker_priority, Some(10));
+        assert_eq!(parse_toml(&crate::to_toml(&doc)).unwrap(), doc);
     }
 
     #[test]

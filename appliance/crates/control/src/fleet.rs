@@ -113,6 +113,7 @@ pub fn fleet_part(doc: &Document) -> Document {
         decap: doc.gateway.decap,
         io: IoMode::Auto,
         workers: 1,
+        worker_priority: None,
         egress_interface: None,
         ingress_interface: None,
     };
@@ -129,6 +130,7 @@ pub fn for_host(fleet: &Document, local: &Gateway) -> Document {
         decap: fleet.gateway.decap,
         io: local.io,
         workers: local.workers,
+        worker_priority: local.worker_priority,
         egress_interface: local.egress_interface.clone(),
         ingress_interface: local.ingress_interface.clone(),
     };

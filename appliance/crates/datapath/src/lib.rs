@@ -20,6 +20,7 @@ mod io;
 mod resolver;
 mod ring;
 mod route_cache;
+mod sched;
 mod sockopt;
 mod tables;
 mod tpacket;
@@ -30,6 +31,7 @@ pub mod xsk;
 
 pub use afpacket::SocketError;
 pub use resolver::ResolverError;
+pub use sched::SchedError;
 pub use tables::{peer_tunnel, tunnel_udp_ports};
 pub use worker::WorkerError;
 
@@ -72,6 +74,9 @@ pub enum StartError {
          (tungate net apply) or use decap mode userspace"
     )]
     NoTunnel(String),
+    /// A worker could not take `gateway.worker_priority`.
+    #[error("{0}")]
+    Sched(#[from] sched::SchedError),
     /// A thread could not be started.
     #[error("cannot start a data-path thread: {0}")]
     Spawn(std::io::Error),
@@ -492,9 +497,15 @@ impl Datapath {
                 stop: stop.clone(),
             };
             let ready = ready_tx.clone();
+            let priority = doc.gateway.worker_priority;
             let handle = std::thread::Builder::new()
                 .name(format!("tg-worker-{index}"))
-                .spawn(move || worker::run(setup, ready));
+                .spawn(move || match sched::apply_to_current_thread(priority) {
+                    Ok(()) => worker::run(setup, ready),
+                    Err(e) => {
+                        let _ = ready.send(Err(StartError::Sched(e)));
+                    }
+                });
             match handle {
                 Ok(h) => running.workers.push(h),
                 Err(e) => {
@@ -509,7 +520,7 @@ impl Datapath {
         for _ in 0..workers {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => failure = failure.or(Some(StartError::Worker(e))),
+                Ok(Err(e)) => failure = failure.or(Some(e)),
                 Err(_) => break,
             }
         }

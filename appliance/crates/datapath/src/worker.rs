@@ -31,6 +31,7 @@ use arc_swap::{ArcSwap, Cache};
 use tungate_packet::vnet::{self, VnetHeader};
 use tungate_packet::{DropReason, Inner, LinkLayer, classify, ipv4, ipv6};
 
+use crate::StartError;
 use crate::afpacket::RxSocket;
 use crate::batch::{self, Accepted, Scratch};
 use crate::capture::{Captures, Framing, Offer, Outcome, WorkerTaps};
@@ -123,7 +124,7 @@ pub struct WorkerError {
 
 /// Runs a worker until `stop` is set. The outcome of its set-up (the fallback socket) goes
 /// to `ready` before it starts receiving.
-pub(crate) fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<(), WorkerError>>) {
+pub(crate) fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<(), StartError>>) {
     let index = setup.index;
     match RawFallback::open() {
         Ok(fallback) => {
@@ -154,11 +155,11 @@ pub(crate) fn run(setup: WorkerSetup, ready: crossbeam_channel::Sender<Result<()
             }
         }
         Err(e) => {
-            let _ = ready.send(Err(WorkerError {
+            let _ = ready.send(Err(StartError::Worker(WorkerError {
                 index,
                 what: "open the raw fallback socket",
                 source: e.source,
-            }));
+            })));
         }
     }
 }
