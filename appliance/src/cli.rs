@@ -484,10 +484,11 @@ pub struct RsArgs {
     /// The GRE key of a gre reply tunnel.
     #[arg(long)]
     pub key: Option<u32>,
-    /// A director (LD-IN) whose tunnel packets are accepted (repeat for several); with it,
-    /// IPIP (and GRE for a gre reply tunnel) from anyone else is dropped silently.
+    /// A director (LD-IN, IPv4 or IPv6) whose tunnel packets are accepted (repeat for
+    /// several); with it, IPIP (and GRE for a gre reply tunnel) from anyone else is dropped
+    /// silently, and with an IPv6 underlay or director also ip6ip6 and 4in6 (and GRE).
     #[arg(long = "director")]
-    pub directors: Vec<std::net::Ipv4Addr>,
+    pub directors: Vec<std::net::IpAddr>,
     /// Where original values of changed settings are kept
     /// [default: /var/lib/tungate/netcfg-rs.json].
     #[arg(long)]

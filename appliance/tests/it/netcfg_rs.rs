@@ -425,3 +425,193 @@ fn an_ipv6_reply_path_is_built_read_back_and_removed() {
             .contains("2001:db8:f::10")
     );
 }
+
+/// An Ethernet frame to `dst_mac` carrying an IPv6 packet from `src` with next header
+/// `next` (and, with `dstopts`, a Destination Options header in front of it holding the
+/// tunnel encapsulation limit, as a stock `ip6tnl` sends) and `payload`.
+fn ipv6_frame(
+    dst_mac: [u8; 6],
+    src: std::net::Ipv6Addr,
+    next: u8,
+    dstopts: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    let first = if dstopts {
+        // Next header, length 0 (8 bytes), encapsulation limit 4, PadN of one byte.
+        body.extend_from_slice(&[next, 0, 4, 1, 4, 1, 1, 0]);
+        60
+    } else {
+        next
+    };
+    body.extend_from_slice(payload);
+    let mut frame = dst_mac.to_vec();
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x99, 0x86, 0xdd]);
+    frame.extend_from_slice(&[0x60, 0, 0, 0]);
+    frame.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&[first, 64]);
+    frame.extend_from_slice(&src.octets());
+    frame.extend_from_slice(
+        &"2001:db8:1::2"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// The packet counters of the rules of `ip6 tungate_rs`, by comment.
+fn fence6_counters(ns: &Netns) -> Vec<(String, u64)> {
+    let out = ns.exec("nft", &["-j", "list", "table", "ip6", "tungate_rs"]);
+    assert!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    listed["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .map(|rule| {
+            let packets = rule["expr"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|e| e.get("counter"))
+                .expect("a counter")["packets"]
+                .as_u64()
+                .unwrap();
+            (rule["comment"].as_str().unwrap().to_owned(), packets)
+        })
+        .collect()
+}
+
+/// The IPv6 fence (`--director` with an IPv6 underlay): `ip6 tungate_rs` holds one
+/// counted drop each for ip6ip6 and 4in6 from anyone but the IPv6 director, beside the
+/// IPv4 fence; crafted packets arriving on the ingress veth from a non-director are
+/// counted and dropped (also behind a Destination Options header, which `meta l4proto`
+/// walks), the director's are not counted; re-applying changes nothing, a table removed
+/// by hand is put back, and `down` removes both tables.
+#[test]
+fn the_ipv6_fence_drops_ip6ip6_and_4in6_from_all_but_the_directors() {
+    let ns = rs_namespace();
+    let args: Vec<String> = [
+        "--gateway",
+        "2001:db8::1",
+        "--address",
+        "2001:db8:1::2",
+        "--vip",
+        "2001:db8:f::10",
+        "--vip",
+        "192.0.2.10",
+        "--director",
+        "2001:db8::2",
+        "--director",
+        "10.0.0.2",
+    ]
+    .iter()
+    .chain(RS_STANDIN_FLAGS.iter())
+    .chain(["--state-file"].iter())
+    .map(|s| s.to_string())
+    .chain([ns.path("state6.json").display().to_string()])
+    .collect();
+    let fence6_line = "+ nft table ip6 tungate_rs chain fence: tungate: drop ipv6 ip6ip6 (41) \
+                       not from 2001:db8::2; tungate: drop ipv6 4in6 (4) not from 2001:db8::2";
+    let plan = tungate(&ns, &["rs", "plan"], &args);
+    assert_eq!(plan.code, 3, "plan: {}", plan.stderr);
+    assert!(
+        lines(&plan.stdout).contains(&fence6_line),
+        "{}",
+        plan.stdout
+    );
+    let apply = tungate(&ns, &["rs", "apply"], &args);
+    assert_eq!(apply.code, 0, "apply: {}", apply.stderr);
+    for line in [
+        fence6_line,
+        "+ nft rule \"tungate: drop ipip not from 10.0.0.2\"",
+    ] {
+        assert!(
+            lines(&apply.stdout).contains(&line),
+            "{line:?} in {}",
+            apply.stdout
+        );
+    }
+    let again = tungate(&ns, &["rs", "plan"], &args);
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, ""),
+        "{}",
+        again.stderr
+    );
+
+    ns.ip(&["link", "set", "vin-p", "up"]);
+    let mac = ns.ip_json(&["link", "show", "vin"])[0]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mac: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    let mac: [u8; 6] = mac.try_into().unwrap();
+    let director: std::net::Ipv6Addr = "2001:db8::2".parse().unwrap();
+    let stranger: std::net::Ipv6Addr = "2001:db8::66".parse().unwrap();
+    let inner6 = ipv6_frame(mac, director, 59, false, &[])[14..].to_vec();
+    let inner4 =
+        tungate_test_support::packets::udp([192, 0, 2, 10].into(), [198, 51, 100, 1].into(), 64, 8);
+    let socket = tungate_test_support::FrameSocket::open(&ns, "vin-p");
+    // The director's first: once the stranger's are counted, the director's went by.
+    for src in [director, stranger] {
+        for dstopts in [false, true] {
+            socket.send(&ipv6_frame(mac, src, 41, dstopts, &inner6));
+        }
+        socket.send(&ipv6_frame(mac, src, 4, false, &inner4));
+    }
+    let expected = vec![
+        (
+            "tungate: drop ipv6 ip6ip6 (41) not from 2001:db8::2".to_owned(),
+            2,
+        ),
+        (
+            "tungate: drop ipv6 4in6 (4) not from 2001:db8::2".to_owned(),
+            1,
+        ),
+    ];
+    tungate_test_support::wait::until(
+        std::time::Duration::from_secs(10),
+        "the stranger's packets are counted",
+        || fence6_counters(&ns).iter().map(|c| c.1).sum::<u64>() >= 3,
+    );
+    assert_eq!(fence6_counters(&ns), expected);
+
+    // Drift: the table removed by hand is put back.
+    let out = ns.exec("nft", &["delete", "table", "ip6", "tungate_rs"]);
+    assert!(out.status.success());
+    let heal = tungate(&ns, &["rs", "apply"], &args);
+    assert_eq!(heal.code, 0, "heal: {}", heal.stderr);
+    assert_eq!(lines(&heal.stdout), [fence6_line]);
+
+    let down = tungate(&ns, &["rs", "down"], &args);
+    assert_eq!(down.code, 0, "down: {}", down.stderr);
+    assert!(
+        down.stdout.contains("- nft table ip6 tungate_rs"),
+        "{}",
+        down.stdout
+    );
+    let ruleset = ns.exec("nft", &["list", "ruleset"]);
+    assert!(
+        !String::from_utf8_lossy(&ruleset.stdout).contains("tungate_rs"),
+        "{}",
+        String::from_utf8_lossy(&ruleset.stdout)
+    );
+    let again = tungate(&ns, &["rs", "down"], &args);
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, ""),
+        "{}",
+        again.stderr
+    );
+}

@@ -11,7 +11,7 @@
 use rtnetlink::Handle;
 
 use crate::error::NetError;
-use crate::kernel::{addresses, fou, guard, links, nft, routes, rules, sysctl};
+use crate::kernel::{addresses, fence6, fou, guard, links, nft, routes, rules, sysctl};
 use crate::model::DesiredState;
 use crate::plan::{Change, Plan};
 use crate::state_file::StateFile;
@@ -67,6 +67,7 @@ async fn make(
         Change::NftTable(edit) => nft::apply_table(edit),
         Change::NftRule(change) => nft::apply_rule(change),
         Change::Guard(edit) => guard::apply(edit),
+        Change::Fence6(edit) => fence6::apply(edit),
     }
 }
 

@@ -7,7 +7,7 @@
 //! two items with the same key are the same kernel object) and a one-line description.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use tungate_config::{DEFAULT_GUE_PORT, TunnelKind};
 
@@ -17,6 +17,9 @@ pub(crate) const OWNER_PROTOCOL: u8 = 116;
 
 /// The nftables table tungate owns on a real server (family `ip`).
 pub(crate) const NFT_TABLE: &str = "tungate_rs";
+
+/// The real server's IPv6 tunnel fence (see `kernel::fence6`).
+pub(crate) const FENCE6_TABLE: &str = "ip6 tungate_rs";
 
 /// The gateway's IPv6 forwarding guard of `kernel` decap (see `kernel::guard`).
 pub(crate) const GUARD_TABLE: &str = "ip6 tungate_guard";
@@ -394,6 +397,8 @@ pub(crate) enum FencedProtocol {
     Ipip,
     /// GRE (protocol 47).
     Gre,
+    /// IPv6 in IPv6 (next header 41; only in the IPv6 fence).
+    Ip6ip6,
 }
 
 impl FencedProtocol {
@@ -402,6 +407,15 @@ impl FencedProtocol {
         match self {
             FencedProtocol::Ipip => "ipip",
             FencedProtocol::Gre => "gre",
+            FencedProtocol::Ip6ip6 => "ip6ip6",
+        }
+    }
+
+    /// The name inside IPv6: protocol 4 there is IPv4 in IPv6, `4in6`.
+    pub(crate) fn as_str6(self) -> &'static str {
+        match self {
+            FencedProtocol::Ipip => "4in6",
+            other => other.as_str(),
         }
     }
 
@@ -410,6 +424,7 @@ impl FencedProtocol {
         match self {
             FencedProtocol::Ipip => 4,
             FencedProtocol::Gre => 47,
+            FencedProtocol::Ip6ip6 => 41,
         }
     }
 }
@@ -498,11 +513,12 @@ impl NftRuleSpec {
                 directors,
             } => {
                 let from: Vec<String> = directors.iter().map(|d| d.to_string()).collect();
-                format!(
-                    "tungate: drop {} not from {}",
-                    protocol.as_str(),
+                let from = if from.is_empty() {
+                    "(no ipv4 director)".to_owned()
+                } else {
                     from.join(",")
-                )
+                };
+                format!("tungate: drop {} not from {from}", protocol.as_str())
             }
         }
     }
@@ -532,6 +548,44 @@ pub(crate) enum Item {
     /// The gateway's IPv6 forwarding guard: drops in prerouting what comes out of these
     /// tunnel devices (their decapsulated IPv6 packets, which tungate reads before that).
     Guard(GuardSpec),
+    /// The real server's IPv6 tunnel fence: a table of its own, replaced whole.
+    Fence6(Fence6Spec),
+}
+
+/// The real server's IPv6 fence, table `ip6 tungate_rs`: one rule per protocol that drops
+/// it unless it comes from one of the IPv6 directors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fence6Spec {
+    /// The tunnel protocols dropped unless from a director.
+    pub(crate) protocols: Vec<FencedProtocol>,
+    /// The IPv6 directors, whose packets pass.
+    pub(crate) directors: Vec<Ipv6Addr>,
+    /// Comments of rules found in the kernel that are not tungate's (observed only).
+    pub(crate) foreign: Vec<String>,
+}
+
+impl Fence6Spec {
+    /// The comment (and identity) of the rule for `protocol`.
+    pub(crate) fn comment(&self, protocol: FencedProtocol) -> String {
+        let from: Vec<String> = self.directors.iter().map(|d| d.to_string()).collect();
+        let from = if from.is_empty() {
+            "(no ipv6 director)".to_owned()
+        } else {
+            from.join(",")
+        };
+        format!(
+            "tungate: drop ipv6 {} ({}) not from {from}",
+            protocol.as_str6(),
+            protocol.number()
+        )
+    }
+
+    /// The rules' comments, in order.
+    pub(crate) fn comments(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.protocols.iter().map(|p| self.comment(*p)).collect();
+        out.extend(self.foreign.iter().cloned());
+        out
+    }
 }
 
 /// The IPv6 forwarding guard's table `ip6 tungate_guard`: one drop rule per device.
@@ -609,6 +663,7 @@ impl Item {
             Item::NftTable(_) => format!("nft table ip {NFT_TABLE}"),
             Item::NftRule(rule) => format!("nft rule \"{}\"", rule.comment()),
             Item::Guard(_) => format!("nft table {GUARD_TABLE}"),
+            Item::Fence6(_) => format!("nft table {FENCE6_TABLE}"),
         }
     }
 
@@ -624,7 +679,7 @@ impl Item {
             Item::Address(_) => 3,
             Item::Route(_) => 4,
             Item::Rule(_) => 5,
-            Item::NftTable(_) => 6,
+            Item::NftTable(_) | Item::Fence6(_) => 6,
             Item::NftRule(_) => 7,
         }
     }
@@ -648,6 +703,7 @@ impl Item {
                 b.sort_unstable();
                 a == b
             }
+            (Item::Fence6(a), Item::Fence6(b)) => a.comments() == b.comments(),
             (Item::NftTable(a), Item::NftTable(b)) => {
                 let mut a = a.chains.clone();
                 let mut b = b.chains.clone();
@@ -711,6 +767,11 @@ impl fmt::Display for Item {
                 f,
                 "nft table {GUARD_TABLE} drop ipv6 arriving on {} in prerouting",
                 g.devices.join(",")
+            ),
+            Item::Fence6(fence) => write!(
+                f,
+                "nft table {FENCE6_TABLE} chain fence: {}",
+                fence.comments().join("; ")
             ),
         }
     }

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use rtnetlink::Handle;
 
 use crate::error::NetError;
-use crate::kernel::{addresses, fou, guard, links, nft, routes, rules, sysctl};
+use crate::kernel::{addresses, fence6, fou, guard, links, nft, routes, rules, sysctl};
 use crate::model::{
     DesiredState, Item, LinkStateSpec, NftRuleItem, NftTableSpec, Role, SysctlSpec, TunnelEncap,
     TunnelSpec,
@@ -155,6 +155,19 @@ pub(crate) async fn observe(
             item: Item::Guard(spec),
             owned: true,
         });
+    }
+
+    // As for the guard: without nf_tables only a wanted IPv6 fence makes that an error.
+    if desired.role == Role::RealServer {
+        let wants_fence6 = desired.items.iter().any(|i| matches!(i, Item::Fence6(_)));
+        if let Some(spec) =
+            fence6::observe().or_else(|e| if wants_fence6 { Err(e) } else { Ok(None) })?
+        {
+            out.push(Observed {
+                item: Item::Fence6(spec),
+                owned: true,
+            });
+        }
     }
 
     if desired.role == Role::RealServer

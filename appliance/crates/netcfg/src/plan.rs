@@ -11,8 +11,9 @@ use std::fmt;
 
 use crate::error::NetError;
 use crate::model::{
-    AddressSpec, DesiredState, FouPortSpec, FoundNftRule, GuardSpec, Item, LinkStateSpec,
-    NftRuleItem, NftRuleSpec, NftTableSpec, RouteSpec, RuleSpec, SysctlSpec, TunnelSpec,
+    AddressSpec, DesiredState, Fence6Spec, FouPortSpec, FoundNftRule, GuardSpec, Item,
+    LinkStateSpec, NftRuleItem, NftRuleSpec, NftTableSpec, RouteSpec, RuleSpec, SysctlSpec,
+    TunnelSpec,
 };
 
 /// One object found in the kernel.
@@ -81,6 +82,8 @@ pub(crate) enum Change {
     NftRule(NftRuleChange),
     /// The gateway's IPv6 forwarding guard (a table of its own).
     Guard(Edit<GuardSpec>),
+    /// The real server's IPv6 tunnel fence (a table of its own).
+    Fence6(Edit<Fence6Spec>),
 }
 
 /// A change described by the items it is about, before it is typed: what ordering and
@@ -160,6 +163,12 @@ impl ItemChange {
                 to: Item::Guard(to),
             } => Change::Guard(Edit::Update { from, to }),
             Delete(Item::Guard(g)) => Change::Guard(Edit::Delete(g)),
+            Create(Item::Fence6(f)) => Change::Fence6(Edit::Create(f)),
+            Update {
+                from: Item::Fence6(from),
+                to: Item::Fence6(to),
+            } => Change::Fence6(Edit::Update { from, to }),
+            Delete(Item::Fence6(f)) => Change::Fence6(Edit::Delete(f)),
             Create(Item::NftRule(NftRuleItem::Wanted(spec))) => {
                 Change::NftRule(NftRuleChange::Add(spec))
             }
@@ -221,6 +230,7 @@ impl Change {
             Change::Rule(edit) => edit.items(Item::Rule),
             Change::NftTable(edit) => edit.items(Item::NftTable),
             Change::Guard(edit) => edit.items(Item::Guard),
+            Change::Fence6(edit) => edit.items(Item::Fence6),
             Change::NftRule(NftRuleChange::Add(spec)) => {
                 ItemChange::Create(Item::nft_rule(spec.clone()))
             }
@@ -285,7 +295,7 @@ fn is_setting(item: &Item) -> bool {
 fn delete_rank(item: &Item) -> u8 {
     match item {
         Item::NftRule(_) => 0,
-        Item::NftTable(_) => 1,
+        Item::NftTable(_) | Item::Fence6(_) => 1,
         Item::Rule(_) => 2,
         Item::Route(_) => 3,
         Item::Address(_) => 4,

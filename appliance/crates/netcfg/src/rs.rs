@@ -21,16 +21,19 @@
 //! less the type's overhead (IPIP 20, FOU 28, GUE 32, GRE 24 or 28 with a key); locally
 //! answered TCP takes its MSS from that route, and with DNAT entries a rule of tungate's
 //! table clamps the MSS of forwarded TCP SYNs (the containers' connections) to the tunnel
-//! MTU less 40. With `directors`, tungate's table also
+//! MTU less 40. With `directors` (of either family), tungate's table also
 //! holds a fence in prerouting (priority raw): IPIP (and GRE, for a GRE reply tunnel) from
-//! any source but the directors is counted and dropped without an answer (CVE-2020-10136:
-//! `tunl0` accepts IPIP from anyone).
+//! any source but the IPv4 directors is counted and dropped without an answer
+//! (CVE-2020-10136: `tunl0` accepts IPIP from anyone). When the server has an IPv6
+//! underlay or an IPv6 director, a second table `ip6 tungate_rs` (`kernel::fence6`) does the
+//! same for IPv6: ip6ip6 (41) and 4in6 (4), and GRE for a GRE reply tunnel, from any source
+//! but the IPv6 directors (`ip6tnl0` accepts ip6ip6 and 4in6 from anyone).
 //!
 //! This module builds the desired state; it reads the kernel only for the MTU of the
 //! device towards the gateway and never changes it.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -38,8 +41,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::NetError;
 use crate::kernel::{links, routes};
 use crate::model::{
-    DesiredState, FencedProtocol, InnerFamilies, Item, L4Protocol, LinkStateSpec, NftChain,
-    NftRuleSpec, Role, RouteSpec, RuleSelector, RuleSpec, SysctlSpec, TunnelEncap, TunnelSpec,
+    DesiredState, Fence6Spec, FencedProtocol, InnerFamilies, Item, L4Protocol, LinkStateSpec,
+    NftChain, NftRuleSpec, Role, RouteSpec, RuleSelector, RuleSpec, SysctlSpec, TunnelEncap,
+    TunnelSpec,
 };
 use tungate_config::TunnelKind;
 use tungate_config::validate::{FieldError, Invalid, is_valid_interface_name};
@@ -150,9 +154,9 @@ pub struct RsSettings {
     pub port: Option<u16>,
     /// The GRE key of a `gre` reply tunnel.
     pub key: Option<u32>,
-    /// The directors (LD-IN) whose tunnel packets this server accepts; when given, tunnel
-    /// packets from anyone else are dropped silently (CVE-2020-10136).
-    pub directors: Option<Vec<Ipv4Addr>>,
+    /// The directors (LD-IN, IPv4 or IPv6) whose tunnel packets this server accepts; when
+    /// given, tunnel packets from anyone else are dropped silently (CVE-2020-10136).
+    pub directors: Option<Vec<IpAddr>>,
 }
 
 impl RsSettings {
@@ -375,7 +379,7 @@ impl RsSettings {
         let directors = self.directors.unwrap_or_default();
         let mut seen_directors = HashSet::new();
         for (i, director) in directors.iter().enumerate() {
-            if !unicast4(*director) {
+            if !unicast(*director) {
                 problem(
                     &format!("directors[{i}]"),
                     format!("{director} is not a unicast address"),
@@ -457,8 +461,8 @@ pub struct RsConfig {
     pub dnat: Vec<DnatEntry>,
     /// The reply tunnel's type and encapsulation.
     pub(crate) encap: TunnelEncap,
-    /// The directors whose tunnel packets are accepted (empty: no fence).
-    pub directors: Vec<Ipv4Addr>,
+    /// The directors whose tunnel packets are accepted, of either family (empty: no fence).
+    pub directors: Vec<IpAddr>,
 }
 
 /// The desired state of a real server, with the MTU that [`desired`] needs read from the
@@ -492,6 +496,30 @@ fn fenced(encap: TunnelEncap) -> Vec<FencedProtocol> {
         out.push(FencedProtocol::Gre);
     }
     out
+}
+
+/// The IPv6 fence, when the server has an IPv6 underlay (its `ip6tnl0` is up) or an IPv6
+/// director: ip6ip6 and 4in6 (what `ip6tnl0` accepts from anyone), and GRE when the IPv4
+/// fence covers GRE, from anyone but the IPv6 directors.
+fn fence6(config: &RsConfig) -> Option<Fence6Spec> {
+    let directors: Vec<Ipv6Addr> = config
+        .directors
+        .iter()
+        .filter_map(|d| match d {
+            IpAddr::V6(v6) => Some(*v6),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    if config.directors.is_empty() || (config.address.is_ipv4() && directors.is_empty()) {
+        return None;
+    }
+    let mut protocols = vec![FencedProtocol::Ip6ip6];
+    protocols.extend(fenced(config.encap));
+    Some(Fence6Spec {
+        protocols,
+        directors,
+        foreign: Vec::new(),
+    })
 }
 
 /// The desired state of a real server. `device_mtu` (`None`: unknown): when tungate builds
@@ -614,12 +642,23 @@ pub(crate) fn desired(config: &RsConfig, device_mtu: Option<u32>) -> DesiredStat
         items.push(Item::nft_table(&chains));
     }
     if !config.directors.is_empty() {
+        let directors: Vec<Ipv4Addr> = config
+            .directors
+            .iter()
+            .filter_map(|d| match d {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
         for protocol in fenced(config.encap) {
             items.push(Item::nft_rule(NftRuleSpec::Fence {
                 protocol,
-                directors: config.directors.clone(),
+                directors: directors.clone(),
             }));
         }
+    }
+    if let Some(spec) = fence6(config) {
+        items.push(Item::Fence6(spec));
     }
     if !config.dnat.is_empty()
         && let Some(mtu) = reply_mtu
@@ -767,7 +806,10 @@ mod tests {
     #[test]
     fn directors_fence_ipip_and_a_gre_reply_tunnels_gre_from_everyone_else() {
         let settings = RsSettings {
-            directors: Some(vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)]),
+            directors: Some(vec![
+                Ipv4Addr::new(10, 0, 0, 2).into(),
+                Ipv4Addr::new(10, 0, 0, 3).into(),
+            ]),
             tunnel: Some(TunnelKind::Gre),
             ..base()
         };
@@ -787,7 +829,7 @@ mod tests {
             "{lines:#?}"
         );
         let ipip_only = RsSettings {
-            directors: Some(vec![Ipv4Addr::new(10, 0, 0, 2)]),
+            directors: Some(vec![Ipv4Addr::new(10, 0, 0, 2).into()]),
             tunnel: Some(TunnelKind::Gue),
             ..base()
         };
@@ -807,11 +849,115 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_underlay_or_director_gets_the_ipv6_fence_too() {
+        let v6 = RsSettings {
+            gateway: Some("2001:db8::1".parse().unwrap()),
+            address: Some("2001:db8:1::2".parse().unwrap()),
+            vips: Some(vec!["2001:db8:f::10".parse().unwrap()]),
+            directors: Some(vec![
+                "2001:db8::2".parse().unwrap(),
+                "10.0.0.2".parse().unwrap(),
+                "2001:db8::3".parse().unwrap(),
+            ]),
+            ..Default::default()
+        };
+        let state = desired(&v6.clone().resolve().unwrap(), None);
+        let nft: Vec<String> = state
+            .items
+            .iter()
+            .map(|i| i.to_string())
+            .filter(|l| l.starts_with("nft"))
+            .collect();
+        assert_eq!(
+            nft,
+            [
+                "nft table ip tungate_rs chains fence",
+                "nft rule \"tungate: drop ipip not from 10.0.0.2\"",
+                "nft table ip6 tungate_rs chain fence: tungate: drop ipv6 ip6ip6 (41) not from \
+                 2001:db8::2,2001:db8::3; tungate: drop ipv6 4in6 (4) not from \
+                 2001:db8::2,2001:db8::3",
+            ]
+        );
+        // An IPv6 underlay with IPv4 directors only: every IPv6 tunnel packet is dropped.
+        let v4_directors = RsSettings {
+            directors: Some(vec!["10.0.0.2".parse().unwrap()]),
+            ..v6
+        };
+        let state = desired(&v4_directors.resolve().unwrap(), None);
+        let fence = state
+            .items
+            .iter()
+            .find_map(|i| match i {
+                Item::Fence6(f) => Some(f.clone()),
+                _ => None,
+            })
+            .expect("an IPv6 fence");
+        assert!(fence.directors.is_empty());
+        assert_eq!(
+            fence.comments()[0],
+            "tungate: drop ipv6 ip6ip6 (41) not from (no ipv6 director)"
+        );
+        // An IPv4 server with an IPv6 director: both fences; the IPv4 one drops all IPIP.
+        // A GRE reply tunnel: GRE is fenced in both families.
+        let mixed = RsSettings {
+            directors: Some(vec!["2001:db8::2".parse().unwrap()]),
+            tunnel: Some(TunnelKind::Gre),
+            ..base()
+        };
+        let state = desired(&mixed.resolve().unwrap(), None);
+        let lines: Vec<String> = state.items.iter().map(|i| i.to_string()).collect();
+        for line in [
+            "nft rule \"tungate: drop ipip not from (no ipv4 director)\"",
+            "nft rule \"tungate: drop gre not from (no ipv4 director)\"",
+            "nft table ip6 tungate_rs chain fence: tungate: drop ipv6 ip6ip6 (41) not from \
+             2001:db8::2; tungate: drop ipv6 4in6 (4) not from 2001:db8::2; tungate: drop \
+             ipv6 gre (47) not from 2001:db8::2",
+        ] {
+            assert!(lines.iter().any(|l| l == line), "{line} in {lines:#?}");
+        }
+        // An IPv4 server with IPv4 directors only keeps exactly the IPv4 fence (above).
+        let v4 = RsSettings {
+            directors: Some(vec!["10.0.0.2".parse().unwrap()]),
+            ..base()
+        };
+        assert!(
+            desired(&v4.resolve().unwrap(), None)
+                .items
+                .iter()
+                .all(|i| !matches!(i, Item::Fence6(_)))
+        );
+    }
+
+    #[test]
+    fn bad_ipv6_directors_are_named() {
+        let bad = RsSettings {
+            directors: Some(vec![
+                "ff02::1".parse().unwrap(),
+                "::".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+            ]),
+            ..base()
+        };
+        let msg = bad.resolve().unwrap_err().to_string();
+        for expected in [
+            "directors[0]: ff02::1 is not a unicast address",
+            "directors[1]: :: is not a unicast address",
+            "directors[3]: 2001:db8::2 is listed twice",
+        ] {
+            assert!(msg.contains(expected), "{expected:?} not in {msg}");
+        }
+    }
+
+    #[test]
     fn tunnel_keys_are_checked_like_the_gateways() {
         let bad = RsSettings {
             tunnel: Some(TunnelKind::Fou),
             key: Some(1),
-            directors: Some(vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 2)]),
+            directors: Some(vec![
+                Ipv4Addr::new(10, 0, 0, 2).into(),
+                Ipv4Addr::new(10, 0, 0, 2).into(),
+            ]),
             ..base()
         };
         let msg = bad.resolve().unwrap_err().to_string();

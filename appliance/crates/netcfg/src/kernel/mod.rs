@@ -7,6 +7,7 @@
 
 pub(crate) mod addresses;
 pub(crate) mod fence;
+pub(crate) mod fence6;
 pub(crate) mod fou;
 pub(crate) mod guard;
 pub(crate) mod links;
