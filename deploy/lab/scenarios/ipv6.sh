@@ -6,7 +6,7 @@
 # Issue 16, Part 2. Beside the IPv4 topology, IPv6 on both segments; LD-IN balances
 # [VIP6]:80 over both RS with IPVS in tunnelling mode (`ipvsadm -A -t [VIP6]:80 -s rr`,
 # `-a … -r [RIP6]:80 -i`: ip6ip6 DIP6->RIP6). rs1 is built by `tungate rs apply --gateway
-# GIP6`, rs2 by hand with ip(8) — the INSTALL.md equivalent: VIP6 on lo, ip6tnl0 up (it
+# GIP6 --director DIP6` (its IPv6 fence: ip6ip6 from anyone else is counted and dropped), rs2 by hand with ip(8) — the INSTALL.md equivalent: VIP6 on lo, ip6tnl0 up (it
 # receives IPVS's ip6ip6), an ip6tnl return tunnel RIP6->GIP6 in mode ip6ip6 (MTU 1500 - 48
 # with the default encapsulation limit), `-6 rule from VIP6 table 1`, `-6 route default dev
 # tunl6 table 1`, and no other route to the client; `tungate rs plan` on rs1 then finds
@@ -67,7 +67,7 @@ ipv6_up() {
   # rs1 by `tungate rs apply`; rs2 by hand with ip(8), as INSTALL.md shows.
   require "tungate rs apply builds rs1's IPv6 reply path (ip6tnl tunl6 to GIP6)" \
     in_ns rs1 "$LAB_TUNGATE" rs apply --gateway "$GIP6" --address "${RIP6_OF[rs1]}" --vip "$VIP6" \
-    --reply-tunnel tunl6 --state-file "$WORK/netcfg-rs6-rs1.json"
+    --reply-tunnel tunl6 --director "$DIP6" --state-file "$WORK/netcfg-rs6-rs1.json"
   # ip6tnl0 (the ip6_tunnel fallback device) receives IPVS's ip6ip6; replies from VIP6 go
   # into the return tunnel; the RS has no other route to the client.
   printf '%s\n' \
@@ -186,6 +186,35 @@ ipv6_traffic() {
   check_fails "no IPv6 guard is left on LD-OUT" in_ns ldout nft list table ip6 tungate_guard
 }
 
+# rs6_fence_drops PROTOCOL: what rs1's IPv6 fence (`rs apply --director DIP6`) counted for
+# PROTOCOL (ip6ip6 | 4in6).
+rs6_fence_drops() {
+  in_ns rs1 nft list chain ip6 tungate_rs fence |
+    sed -n "s/.*counter packets \([0-9]*\) bytes.*comment \"tungate: drop ipv6 $1 .*/\1/p"
+}
+
+# The IPv6 form of the RS fence (CVE-2020-10136): rs1's ip6tnl0 is up to receive IPVS's
+# ip6ip6, so without the fence it would take ip6ip6 from anyone. The traffic above came from
+# the director and was not counted; ip6ip6 from another address on the same segment is
+# counted and dropped and never reaches ip6tnl0.
+rs1_fence6_checks() {
+  local rx0 rx1 d0 d1
+  step "rs1's IPv6 tunnel fence (director: $DIP6)"
+  expect "rs1's IPv6 fence counted none of IPVS's ip6ip6 (from the director)" "$(rs6_fence_drops ip6ip6)" -eq 0
+  printf '%s\n' "address add fd00:10::66/64 dev eth1 nodad" \
+    "link add probe6 type ip6tnl mode ip6ip6 local fd00:10::66 remote ${RIP6_OF[rs1]} dev eth1" \
+    "link set probe6 up" | ns_batch ldin
+  nsip ldin -6 route add fd00:99::1/128 dev probe6
+  rx0=$(link_stat rs1 ip6tnl0 rx_packets)
+  d0=$(rs6_fence_drops ip6ip6)
+  in_ns ldin ping -6 -q -c 3 -i 0.2 -W 1 fd00:99::1 >>"$LAB_DETAIL" 2>&1 || true
+  rx1=$(link_stat rs1 ip6tnl0 rx_packets)
+  d1=$(rs6_fence_drops ip6ip6)
+  expect "ip6ip6 from a non-director: rs1's IPv6 fence counted and dropped all 3" "$((d1 - d0))" -eq 3
+  expect "none of it reached rs1's ip6tnl0" "$((rx1 - rx0))" -eq 0
+  nsip ldin link del probe6
+}
+
 modprobe -d "$LAB_MODULES_DIR" -a ip6_tunnel
 topo_up
 ipv6_up
@@ -201,10 +230,13 @@ for role in "${RS_ROLES[@]}"; do
 done
 check "tungate rs plan on rs1: nothing to change" in_ns rs1 "$LAB_TUNGATE" rs plan \
   --gateway "$GIP6" --address "${RIP6_OF[rs1]}" --vip "$VIP6" --reply-tunnel tunl6 \
-  --state-file "$WORK/netcfg-rs6-rs1.json"
+  --director "$DIP6" --state-file "$WORK/netcfg-rs6-rs1.json"
 ipv6_traffic kernel
 ipv6_traffic userspace xdp
+rs1_fence6_checks
 check "tungate rs down on rs1" in_ns rs1 "$LAB_TUNGATE" rs down --gateway "$GIP6" \
-  --address "${RIP6_OF[rs1]}" --vip "$VIP6" --reply-tunnel tunl6 --state-file "$WORK/netcfg-rs6-rs1.json"
+  --address "${RIP6_OF[rs1]}" --vip "$VIP6" --reply-tunnel tunl6 --director "$DIP6" \
+  --state-file "$WORK/netcfg-rs6-rs1.json"
+check_fails "rs1's IPv6 fence left with it (no table ip6 tungate_rs)" in_ns rs1 nft list table ip6 tungate_rs
 check_fails "rs1's reply tunnel left with it" nsip rs1 link show tunl6
 expect "and its VIP6 rule too" "$(nsip rs1 -6 rule show | grep -c "$VIP6" || true)" -eq 0
