@@ -373,6 +373,24 @@ fn module_of(encap: TunnelEncap) -> &'static str {
     }
 }
 
+/// Whether the kernel's answer `code` to creating a tunnel of `encap` means a missing
+/// module: no device type (`EOPNOTSUPP`, `EAFNOSUPPORT`) or, for a UDP encapsulation, no
+/// encapsulation ops registered (`EINVAL`: `fou`, or `fou6` for an IPv6 outer header, is not
+/// loaded).
+fn lacks_support(encap: TunnelEncap, code: i32) -> bool {
+    match code.abs() {
+        libc::EOPNOTSUPP | libc::EAFNOSUPPORT => true,
+        libc::EINVAL => matches!(
+            encap,
+            TunnelEncap::Fou { .. }
+                | TunnelEncap::Gue { .. }
+                | TunnelEncap::Ip6Fou { .. }
+                | TunnelEncap::Ip6Gue { .. }
+        ),
+        _ => false,
+    }
+}
+
 /// Creates the tunnel `spec` (down, so that its sysctls can be set before it carries
 /// anything), marked with `alias`. A kernel without the tunnel's module gets
 /// [`NetError::NoTunnelSupport`] ([`NetError::NoIpip`] for plain ipip).
@@ -393,9 +411,7 @@ pub(crate) async fn create_tunnel(
     };
     match handle.link().add(message).execute().await {
         Ok(()) => {}
-        Err(rtnetlink::Error::NetlinkError(msg))
-            if matches!(msg.raw_code().abs(), libc::EOPNOTSUPP | libc::EAFNOSUPPORT) =>
-        {
+        Err(rtnetlink::Error::NetlinkError(msg)) if lacks_support(spec.encap, msg.raw_code()) => {
             return Err(match spec.encap {
                 TunnelEncap::Ipip | TunnelEncap::Other => NetError::NoIpip {
                     tunnel: spec.name.clone(),
@@ -746,6 +762,24 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    #[test]
+    fn a_missing_module_is_told_apart_from_other_refusals() {
+        let gue6 = TunnelEncap::Ip6Gue {
+            port: 6080,
+            inner: InnerFamilies::V6,
+        };
+        let gre6 = TunnelEncap::Ip6Gre { key: None };
+        // No ip6_gre: the device type is unknown.
+        assert!(lacks_support(gre6, -libc::EOPNOTSUPP));
+        assert_eq!(module_of(gre6), "ip6_gre");
+        // No fou6: the ip6tnl device refuses the encapsulation it has no ops for.
+        assert!(lacks_support(gue6, -libc::EINVAL));
+        assert_eq!(module_of(gue6), "ip6_tunnel, fou and fou6");
+        // EINVAL of a device without a UDP encapsulation is a real error, not a module.
+        assert!(!lacks_support(gre6, -libc::EINVAL));
+        assert!(!lacks_support(gue6, -libc::EEXIST));
     }
 
     #[test]
