@@ -172,3 +172,105 @@ fn without_cap_net_admin_the_refusal_says_what_and_how_to_fix_it() {
         "tungate: creating tunnel tg-rs1: permission denied (run as root or with CAP_NET_ADMIN)"
     );
 }
+
+/// An IPv6 gateway namespace: `eth0` (MTU 1400) holds 2001:db8::1/64, where the peers are.
+fn gateway_namespace6() -> Netns {
+    let ns = gateway_namespace();
+    ns.ip(&["address", "add", "2001:db8::1/64", "dev", "eth0", "nodad"]);
+    ns
+}
+
+/// `net plan` for a gre and a gue peer over IPv6 lists the guard, the IPv6 GUE receive port
+/// and an ip6gre and an ip6tnl-with-GUE device with their overheads off eth0's MTU; `net
+/// apply` either builds them (a kernel with ip6_gre, ip6_tunnel, fou and fou6: `ip -d link`
+/// shows the types, the key, `encaplimit 4` and the encapsulation) or fails naming what the
+/// kernel lacks and leaves no device; `net down` removes all of it either way.
+#[test]
+fn kernel_mode_builds_ip6gre_and_ip6tnl_with_gue_for_ipv6_peers_or_names_the_module() {
+    for (peer, planned, shown) in [
+        (
+            "name = \"r6\"\naddress = \"2001:db8::2\"\ntunnel = \"gre\"\nkey = 7\n",
+            vec![
+                "+ nft table ip6 tungate_guard drop ipv6 arriving on tg-r6 in prerouting",
+                // 1400 less 40 + 8 (encapsulation limit) + 4 (GRE) + 4 (key).
+                "+ link tg-r6 ip6gre key 7 encaplimit 4 local 2001:db8::1 remote 2001:db8::2 \
+                 mtu 1344 up",
+            ],
+            &["ip6gre ", "encaplimit 4", "ikey 0.0.0.7", "okey 0.0.0.7"][..],
+        ),
+        (
+            "name = \"g6\"\naddress = \"2001:db8::3\"\ntunnel = \"gue\"\n\
+             vips = [\"2001:db8:f::10\"]\n",
+            vec![
+                "+ nft table ip6 tungate_guard drop ipv6 arriving on tg-g6 in prerouting",
+                "+ fou port 6080 gue -6",
+                // 1400 less 40 + 8 + 8 (UDP) + 4 (GUE).
+                "+ link tg-g6 ip6tnl mode ip6ip6 encap gue encap-sport auto encap-dport 6080 \
+                 encaplimit 4 local 2001:db8::1 remote 2001:db8::3 mtu 1340 up",
+            ],
+            &[
+                "ip6tnl ip6ip6 ",
+                "encaplimit 4",
+                "encap gue encap-sport auto encap-dport 6080",
+            ][..],
+        ),
+    ] {
+        let ns = gateway_namespace6();
+        let config = ns.path("tungate6.toml");
+        std::fs::write(
+            &config,
+            format!("[gateway]\naddress6 = \"2001:db8::1\"\ndecap = \"kernel\"\n[[peers]]\n{peer}"),
+        )
+        .unwrap();
+        let config = config.display().to_string();
+        let state = ns.path("state.json").display().to_string();
+        let plan = ns.tungate(&["net", "plan", "--config", &config, "--state-file", &state]);
+        assert_eq!(plan.code, 3, "{}", plan.stderr);
+        let lines: Vec<&str> = plan
+            .stdout
+            .lines()
+            .filter(|l| !l.contains("sysctl"))
+            .collect();
+        assert_eq!(lines, planned, "{}", plan.stderr);
+        let device = if peer.contains("gre") {
+            "tg-r6"
+        } else {
+            "tg-g6"
+        };
+        let apply = ns.tungate(&["net", "apply", "--config", &config, "--state-file", &state]);
+        if apply.code == 0 {
+            let details = ns.ip(&["-d", "link", "show", device]);
+            for part in shown {
+                assert!(details.contains(part), "{part:?} in {details}");
+            }
+            if peer.contains("gue") {
+                let ports = ns.ip(&["fou", "show"]);
+                assert!(ports.contains("port 6080 gue -6"), "{ports}");
+            }
+        } else {
+            assert_eq!(apply.code, 1, "{}", apply.stderr);
+            // This host: no ip6_gre, no fou (the GUE port comes before its device).
+            let lacks = if peer.contains("gre") {
+                "this kernel lacks the ip6_gre module support"
+            } else {
+                "this kernel has no fou support"
+            };
+            assert!(apply.stderr.contains(lacks), "{}", apply.stderr);
+            assert!(
+                !ns.ip(&["link", "show"]).contains("tg-"),
+                "no half-made tunnel"
+            );
+        }
+        let down = ns.tungate(&["net", "down", "--state-file", &state]);
+        assert_eq!(down.code, 0, "{}", down.stderr);
+        assert!(
+            !ns.ip(&["link", "show"]).contains("tg-"),
+            "down removes the device"
+        );
+        let tables = ns.exec("nft", &["list", "tables"]);
+        assert!(
+            !String::from_utf8_lossy(&tables.stdout).contains("tungate_guard"),
+            "down removes the guard"
+        );
+    }
+}

@@ -573,6 +573,13 @@ tg_net_plan() {
   in_ns ldout "$LAB_TUNGATE" net plan --config "$TG_CONFIG" --state-file "$TG_STATE/netcfg-gateway.json"
 }
 
+# Builds LD-OUT's networking from the scenario's configuration without the daemon (`tungate
+# net apply`), on the same state file as the daemon's reconciler.
+tg_net_apply() {
+  mkdir -p "$TG_STATE"
+  in_ns ldout "$LAB_TUNGATE" net apply --config "$TG_CONFIG" --state-file "$TG_STATE/netcfg-gateway.json"
+}
+
 # Removes what tungate configured on LD-OUT and restores the settings it changed.
 tg_net_down() {
   in_ns ldout "$LAB_TUNGATE" net down --config "$TG_CONFIG" --state-file "$TG_STATE/netcfg-gateway.json"

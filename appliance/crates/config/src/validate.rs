@@ -273,24 +273,43 @@ fn check_gateway_addresses(doc: &Document, p: &mut Problems) {
 }
 
 /// With `kernel` decap, checks that the kernel has a tunnel device for the peer's outer and
-/// inner families: an IPv6 peer gets an `ip6tnl` device (ip6ip6, 4in6 or both), so only
-/// `tunnel = "ipip"`; an IPv4 peer with IPv6 VIPs gets a `sit` device (6in4) for `ipip`, or
-/// its `gre` device (GRE names the inner protocol); gue/fou over IPv6 and ip6gre, and
-/// gue/fou carrying IPv6, are parsed by `userspace` decap only.
-fn check_kernel_families(doc: &Document, peer: &Peer, at: &str, p: &mut Problems) {
+/// inner families: an IPv6 peer gets an `ip6tnl` device (ip6ip6, 4in6 or both; with `encap
+/// gue|fou` for those types) or an `ip6gre` one; an IPv4 peer with IPv6 VIPs gets a `sit`
+/// device (6in4) for `ipip`, or its `gre` device (GRE names the inner protocol); gue/fou
+/// over IPv4 carrying IPv6 is parsed by `userspace` decap only. `fou6` remembers, per UDP
+/// port, the inner family the IPv6 fou receive port of the first IPv6 fou peer on it hands
+/// its packets to (one port names one protocol).
+fn check_kernel_families(
+    doc: &Document,
+    peer: &Peer,
+    index: usize,
+    at: &str,
+    fou6: &mut HashMap<u16, (bool, usize)>,
+    p: &mut Problems,
+) {
     if doc.gateway.decap != DecapMode::Kernel {
         return;
     }
     let kind = peer.tunnel.as_str();
-    if peer.address.is_ipv6() && peer.tunnel != TunnelKind::Ipip {
-        p.add(
-            format!("{at}.tunnel"),
-            format!(
-                "decap = \"kernel\" builds an ip6tnl device for an IPv6 peer, which carries \
-                 tunnel = \"ipip\" only (ip6ip6, 4in6); tunnel = {kind:?} over IPv6 needs \
-                 decap = \"userspace\""
-            ),
-        );
+    if peer.address.is_ipv6()
+        && peer.tunnel == TunnelKind::Fou
+        && let Some(port) = peer.port.filter(|&port| port != 0)
+    {
+        // IPv6 inside unless every VIP is IPv4 (what the gateway's receive port is built for).
+        let inner_v6 = peer.vips.is_empty() || peer.vips.iter().any(|v| v.is_ipv6());
+        let (other_v6, other) = *fou6.entry(port).or_insert((inner_v6, index));
+        if other_v6 != inner_v6 {
+            p.add(
+                format!("{at}.port"),
+                format!(
+                    "decap = \"kernel\" has one IPv6 fou receive port {port}, which hands \
+                     its packets to {} as peers[{other}] needs, not {}: give this peer \
+                     another port",
+                    if other_v6 { "IPv6 (41)" } else { "IPv4 (4)" },
+                    if inner_v6 { "IPv6 (41)" } else { "IPv4 (4)" },
+                ),
+            );
+        }
     } else if peer.address.is_ipv4()
         && peer.tunnel.is_udp()
         && let Some((j, vip)) = peer.vips.iter().enumerate().find(|(_, v)| v.is_ipv6())
@@ -389,6 +408,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
     let mut peer_addrs: HashMap<IpAddr, usize> = HashMap::new();
     let mut vip_owner: HashMap<IpAddr, usize> = HashMap::new();
     let mut udp_ports: HashMap<u16, (TunnelKind, usize)> = HashMap::new();
+    let mut fou6_ports: HashMap<u16, (bool, usize)> = HashMap::new();
     for (i, peer) in doc.peers.iter().enumerate() {
         let at = format!("peers[{i}]");
         if let Some(d) = peer.silent_after
@@ -448,7 +468,7 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
             );
         }
         check_tunnel(peer, i, &at, &mut udp_ports, &mut p);
-        check_kernel_families(doc, peer, &at, &mut p);
+        check_kernel_families(doc, peer, i, &at, &mut fou6_ports, &mut p);
         check_inner_families(peer, &at, &mut p);
         let mut own = HashSet::new();
         for (j, vip) in peer.vips.iter().enumerate() {
@@ -628,11 +648,19 @@ mod tests {
         let v6 = "\"2001:db8:f::10\"";
         let v4 = "\"192.0.2.10\"";
         let mixed = "\"192.0.2.10\", \"2001:db8:f::10\"";
-        // ip6tnl (ip6ip6, 4in6, any), sit (6in4, any), gre carrying IPv6, and IPv4 as before.
+        // ip6tnl (ip6ip6, 4in6, any), sit (6in4, any), gre carrying IPv6, ip6gre, ip6tnl with
+        // encap gue|fou, and IPv4 as before.
         for (address, vips, extra) in [
             ("2001:db8:1::2", v6, ""),
             ("2001:db8:1::2", v4, ""),
             ("2001:db8:1::2", mixed, "tunnel = \"ipip\""),
+            ("2001:db8:1::2", v6, "tunnel = \"gre\""),
+            ("2001:db8:1::2", mixed, "tunnel = \"gre\"\nkey = 7"),
+            ("2001:db8:1::2", v4, "tunnel = \"gue\""),
+            ("2001:db8:1::2", mixed, "tunnel = \"gue\"\nport = 7000"),
+            ("2001:db8:1::2", v6, "tunnel = \"fou\"\nport = 5555"),
+            ("2001:db8:1::2", v4, "tunnel = \"fou\"\nport = 5555"),
+            ("2001:db8:1::2", "", "tunnel = \"fou\"\nport = 5555"),
             ("10.0.1.2", v6, ""),
             ("10.0.1.2", mixed, ""),
             ("10.0.1.2", mixed, "tunnel = \"gre\"\nkey = 7"),
@@ -641,18 +669,27 @@ mod tests {
             let rest = peer(address, vips, extra);
             assert_eq!(problems_of(both, &rest), Vec::<String>::new(), "{rest}");
         }
+        // Two IPv6 fou peers on one port: the port's one ipproto fits one of them only.
+        let second = |vips: &str| {
+            format!(
+                "[[peers]]\nname = \"rs7\"\naddress = \"2001:db8:1::3\"\nvips = [{vips}]\n\
+                 tunnel = \"fou\"\nport = 5555"
+            )
+        };
+        let fou = "tunnel = \"fou\"\nport = 5555";
+        assert_eq!(
+            problems_of(
+                both,
+                &[peer("2001:db8:1::2", v6, fou), second("")].join("\n")
+            ),
+            Vec::<String>::new()
+        );
         let refused = [
             (
-                peer("2001:db8:1::2", v6, "tunnel = \"gre\""),
-                "peers[0].tunnel: decap = \"kernel\" builds an ip6tnl device for an IPv6 peer, \
-                 which carries tunnel = \"ipip\" only (ip6ip6, 4in6); tunnel = \"gre\" over IPv6 \
-                 needs decap = \"userspace\"",
-            ),
-            (
-                peer("2001:db8:1::2", v4, "tunnel = \"gue\""),
-                "peers[0].tunnel: decap = \"kernel\" builds an ip6tnl device for an IPv6 peer, \
-                 which carries tunnel = \"ipip\" only (ip6ip6, 4in6); tunnel = \"gue\" over IPv6 \
-                 needs decap = \"userspace\"",
+                [peer("2001:db8:1::2", v6, fou), second("\"192.0.2.11\"")].join("\n"),
+                "peers[1].port: decap = \"kernel\" has one IPv6 fou receive port 5555, which \
+                 hands its packets to IPv6 (41) as peers[0] needs, not IPv4 (4): give this peer \
+                 another port",
             ),
             (
                 peer("10.0.1.2", mixed, "tunnel = \"gue\""),

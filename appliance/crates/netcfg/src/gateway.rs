@@ -38,13 +38,26 @@ use crate::model::{
 use tungate_config::{DecapMode, Document, TunnelKind};
 
 /// The tunnel device a peer's replies arrive on with `kernel` decap: an IPv6 peer's is an
-/// `ip6tnl` device in the mode of its VIPs' families (validation allows only `tunnel =
-/// "ipip"` there); an IPv4 `ipip` peer with IPv6 VIPs gets a `sit` device (6in4, `mode
+/// `ip6tnl` device in the mode of its VIPs' families (with `encap gue|fou` for those
+/// tunnel types; a fou peer's one family, IPv6 when it has no VIPs) or, for `gre`, an
+/// `ip6gre` device; an IPv4 `ipip` peer with IPv6 VIPs gets a `sit` device (6in4, `mode
 /// any` when it has IPv4 VIPs too); otherwise the device of its `tunnel` type.
 pub(crate) fn device_encap(peer: &tungate_config::Peer) -> TunnelEncap {
     let inner = InnerFamilies::of(&peer.vips);
     if peer.address.is_ipv6() {
-        TunnelEncap::Ip6Tnl { inner }
+        let port = peer.udp_port().unwrap_or(0);
+        match peer.tunnel {
+            TunnelKind::Ipip => TunnelEncap::Ip6Tnl { inner },
+            TunnelKind::Gre => TunnelEncap::Ip6Gre { key: peer.key },
+            TunnelKind::Gue => TunnelEncap::Ip6Gue { port, inner },
+            TunnelKind::Fou => TunnelEncap::Ip6Fou {
+                port,
+                inner: match inner {
+                    InnerFamilies::V4 => InnerFamilies::V4,
+                    _ => InnerFamilies::V6,
+                },
+            },
+        }
     } else if peer.tunnel == TunnelKind::Ipip && inner.has_v6() && !peer.vips.is_empty() {
         TunnelEncap::Sit { inner }
     } else {
@@ -343,6 +356,90 @@ mod tests {
             .find(|i| matches!(i, Item::Guard(_)))
             .unwrap();
         assert!(guard.stage() < 2);
+    }
+
+    #[test]
+    fn ipv6_gre_gue_and_fou_peers_get_ip6gre_and_ip6tnl_with_encap_and_ipv6_ports() {
+        let doc = parse_toml(
+            r#"
+            [gateway]
+            address = "10.0.0.1"
+            address6 = "2001:db8::1"
+            decap = "kernel"
+            [[peers]]
+            name = "r6"
+            address = "2001:db8:1::2"
+            tunnel = "gre"
+            [[peers]]
+            name = "k6"
+            address = "2001:db8:1::3"
+            tunnel = "gre"
+            key = 7
+            vips = ["192.0.2.10"]
+            [[peers]]
+            name = "g6"
+            address = "2001:db8:1::4"
+            tunnel = "gue"
+            vips = ["192.0.2.11", "2001:db8:f::11"]
+            [[peers]]
+            name = "f6"
+            address = "2001:db8:1::5"
+            tunnel = "fou"
+            port = 5555
+            vips = ["2001:db8:f::12"]
+            [[peers]]
+            name = "h6"
+            address = "2001:db8:1::6"
+            tunnel = "fou"
+            port = 5556
+            vips = ["192.0.2.13"]
+            [[peers]]
+            name = "g4"
+            address = "10.0.1.2"
+            tunnel = "gue"
+            "#,
+        )
+        .unwrap();
+        let state = desired(&doc, |_| Some(1500));
+        let lines: Vec<String> = state
+            .items
+            .iter()
+            .filter(|i| !matches!(i, Item::Sysctl(_)))
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                // GRE names any inner protocol; an ip6tnl device with IPv6 VIPs yields IPv6.
+                "nft table ip6 tungate_guard drop ipv6 arriving on tg-r6,tg-k6,tg-g6,tg-f6 in \
+                 prerouting",
+                "fou port 6080 gue -6",
+                "fou port 5555 ipproto 41 -6",
+                "fou port 5556 ipproto 4 -6",
+                "fou port 6080 gue",
+                // 40 + 8 (encapsulation limit) + 4 GRE (+ 4 key).
+                "link tg-r6 ip6gre encaplimit 4 local 2001:db8::1 remote 2001:db8:1::2 mtu 1448 up",
+                "link tg-k6 ip6gre key 7 encaplimit 4 local 2001:db8::1 remote 2001:db8:1::3 \
+                 mtu 1444 up",
+                // 40 + 8 + UDP 8 + GUE 4; 40 + 8 + UDP 8.
+                "link tg-g6 ip6tnl mode any encap gue encap-sport auto encap-dport 6080 \
+                 encaplimit 4 local 2001:db8::1 remote 2001:db8:1::4 mtu 1440 up",
+                "link tg-f6 ip6tnl mode ip6ip6 encap fou encap-sport auto encap-dport 5555 \
+                 encaplimit 4 local 2001:db8::1 remote 2001:db8:1::5 mtu 1444 up",
+                "link tg-h6 ip6tnl mode ipip6 encap fou encap-sport auto encap-dport 5556 \
+                 encaplimit 4 local 2001:db8::1 remote 2001:db8:1::6 mtu 1444 up",
+                "link tg-g4 ipip encap gue encap-sport auto encap-dport 6080 local 10.0.0.1 \
+                 remote 10.0.1.2 mtu 1468 up",
+            ]
+        );
+        // The IPv4 and the IPv6 GUE port 6080 are two receive ports.
+        let plan = crate::plan::diff(&state, &[]).unwrap();
+        let ports = plan
+            .changes
+            .iter()
+            .filter(|c| matches!(c, crate::plan::Change::FouPort(_)))
+            .count();
+        assert_eq!(ports, 4);
     }
 
     #[test]

@@ -56,6 +56,11 @@ impl Role {
 /// Options header that carries its default tunnel encapsulation limit (4).
 pub(crate) const IP6TNL_OVERHEAD: u32 = 48;
 
+/// The bytes an `ip6gre` device adds before its GRE header: the IPv6 header (40) and the
+/// 8-byte Destination Options header of the encapsulation limit (4, the kernel's default,
+/// which tungate sets explicitly).
+pub(crate) const IP6GRE_OVERHEAD: u32 = 48;
+
 /// What a tunnel device carries: the device type and, for ipip, its UDP encapsulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TunnelEncap {
@@ -87,6 +92,28 @@ pub(crate) enum TunnelEncap {
     /// A `sit` device (IPv4 outer, protocol 41): IPv6 in IPv4 (6in4), or IPv6 and IPv4
     /// (`mode any`).
     Sit {
+        /// The inner families it accepts.
+        inner: InnerFamilies,
+    },
+    /// An `ip6gre` device (IPv6 outer, GRE), with `key KEY` (both directions) when a key
+    /// is given, and `encaplimit 4` (the kernel's default, set explicitly).
+    Ip6Gre {
+        /// The GRE key.
+        key: Option<u32>,
+    },
+    /// An `ip6tnl` device with `encap fou encap-sport auto encap-dport PORT` (IPv6 outer,
+    /// UDP, then the inner packet), in the mode of its one inner family.
+    Ip6Fou {
+        /// The UDP destination port.
+        port: u16,
+        /// The inner family (never both: a fou port names one inner protocol).
+        inner: InnerFamilies,
+    },
+    /// An `ip6tnl` device with `encap gue encap-sport auto encap-dport PORT` (IPv6 outer,
+    /// UDP, a GUE header, then the inner packet), in the mode of its inner families.
+    Ip6Gue {
+        /// The UDP destination port.
+        port: u16,
         /// The inner families it accepts.
         inner: InnerFamilies,
     },
@@ -140,7 +167,9 @@ impl TunnelEncap {
     }
 
     /// The bytes the encapsulation adds before the inner packet: IPIP 20, FOU 28 (IPv4 +
-    /// UDP), GUE 32 (IPv4 + UDP + the 4-byte GUE header), GRE 24, or 28 with a key.
+    /// UDP), GUE 32 (IPv4 + UDP + the 4-byte GUE header), GRE 24, or 28 with a key; over
+    /// IPv6 the 40-byte header and the 8 bytes of the encapsulation limit option instead of
+    /// the 20-byte IPv4 header: ip6tnl 48, ip6gre 52 or 56 with a key, FOU 56, GUE 60.
     pub(crate) fn overhead(self) -> u32 {
         match self {
             TunnelEncap::Ipip | TunnelEncap::Other => 20,
@@ -150,6 +179,10 @@ impl TunnelEncap {
             TunnelEncap::Gre { key: Some(_) } => 28,
             TunnelEncap::Ip6Tnl { .. } => IP6TNL_OVERHEAD,
             TunnelEncap::Sit { .. } => 20,
+            TunnelEncap::Ip6Gre { key: None } => IP6GRE_OVERHEAD + 4,
+            TunnelEncap::Ip6Gre { key: Some(_) } => IP6GRE_OVERHEAD + 8,
+            TunnelEncap::Ip6Fou { .. } => IP6TNL_OVERHEAD + 8,
+            TunnelEncap::Ip6Gue { .. } => IP6TNL_OVERHEAD + 12,
         }
     }
 
@@ -157,8 +190,11 @@ impl TunnelEncap {
     /// inner protocol, whatever the VIPs are).
     pub(crate) fn yields_ipv6(self) -> bool {
         match self {
-            TunnelEncap::Ip6Tnl { inner } | TunnelEncap::Sit { inner } => inner.has_v6(),
-            TunnelEncap::Gre { .. } => true,
+            TunnelEncap::Ip6Tnl { inner }
+            | TunnelEncap::Sit { inner }
+            | TunnelEncap::Ip6Fou { inner, .. }
+            | TunnelEncap::Ip6Gue { inner, .. } => inner.has_v6(),
+            TunnelEncap::Gre { .. } | TunnelEncap::Ip6Gre { .. } => true,
             _ => false,
         }
     }
@@ -166,8 +202,18 @@ impl TunnelEncap {
     /// The fou/gue receive port this encapsulation needs at the receiving end.
     pub(crate) fn receive_port(self) -> Option<FouPortSpec> {
         match self {
-            TunnelEncap::Fou { port } => Some(FouPortSpec { port, gue: false }),
-            TunnelEncap::Gue { port } => Some(FouPortSpec { port, gue: true }),
+            TunnelEncap::Fou { port } => Some(FouPortSpec::fou(port)),
+            TunnelEncap::Gue { port } => Some(FouPortSpec::gue(port)),
+            TunnelEncap::Ip6Fou { port, inner } => Some(FouPortSpec {
+                port,
+                gue: false,
+                v6: true,
+                ipproto: if inner == InnerFamilies::V4 { 4 } else { 41 },
+            }),
+            TunnelEncap::Ip6Gue { port, .. } => Some(FouPortSpec {
+                v6: true,
+                ..FouPortSpec::gue(port)
+            }),
             _ => None,
         }
     }
@@ -196,29 +242,93 @@ impl fmt::Display for TunnelEncap {
                 InnerFamilies::V4 => "sit mode ipip",
                 InnerFamilies::Both => "sit mode any",
             }),
+            TunnelEncap::Ip6Gre { key: None } => f.write_str("ip6gre encaplimit 4"),
+            TunnelEncap::Ip6Gre { key: Some(key) } => {
+                write!(f, "ip6gre key {key} encaplimit 4")
+            }
+            TunnelEncap::Ip6Fou { port, inner } => write!(
+                f,
+                "ip6tnl mode {} encap fou encap-sport auto encap-dport {port} encaplimit 4",
+                ip6tnl_mode(*inner)
+            ),
+            TunnelEncap::Ip6Gue { port, inner } => write!(
+                f,
+                "ip6tnl mode {} encap gue encap-sport auto encap-dport {port} encaplimit 4",
+                ip6tnl_mode(*inner)
+            ),
             TunnelEncap::Other => f.write_str("(not a tunnel tungate builds)"),
         }
     }
 }
 
-/// A fou/gue receive port (`ip fou add port PORT gue|ipproto 4`): the kernel listens on the
-/// UDP port and hands what arrives to the ipip devices. The kernel keeps no owner mark on
-/// it: tungate remembers the ports it added in the state file.
+/// The `mode` word of an `ip6tnl` device carrying `inner`.
+fn ip6tnl_mode(inner: InnerFamilies) -> &'static str {
+    match inner {
+        InnerFamilies::V6 => "ip6ip6",
+        InnerFamilies::V4 => "ipip6",
+        InnerFamilies::Both => "any",
+    }
+}
+
+/// A fou/gue receive port (`ip fou add port PORT gue|ipproto N [-6]`): the kernel listens on
+/// the UDP port (of one family) and hands what arrives to the tunnel devices. The kernel
+/// keeps no owner mark on it: tungate remembers the ports it added in the state file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FouPortSpec {
     /// The UDP port.
     pub(crate) port: u16,
-    /// GUE (a GUE header names the inner protocol) rather than FOU (always IPIP).
+    /// GUE (a GUE header names the inner protocol) rather than FOU (always `ipproto`).
     pub(crate) gue: bool,
+    /// An IPv6 socket (`-6`, `FOU_ATTR_AF` = `AF_INET6`) rather than IPv4.
+    pub(crate) v6: bool,
+    /// For FOU, the protocol its packets are handed to: 4 (IPv4 inside) or 41 (IPv6
+    /// inside); 0 for GUE.
+    pub(crate) ipproto: u8,
+}
+
+impl FouPortSpec {
+    /// An IPv4 GUE port.
+    pub(crate) fn gue(port: u16) -> Self {
+        Self {
+            port,
+            gue: true,
+            v6: false,
+            ipproto: 0,
+        }
+    }
+
+    /// An IPv4 FOU port for IPIP.
+    pub(crate) fn fou(port: u16) -> Self {
+        Self {
+            port,
+            gue: false,
+            v6: false,
+            ipproto: 4,
+        }
+    }
+
+    /// How the state file and the plan name the port: `PORT`, or `PORT/ipv6` for an IPv6
+    /// one (the kernel has an IPv4 and an IPv6 port of one number apart).
+    pub(crate) fn id(&self) -> String {
+        if self.v6 {
+            format!("{}/ipv6", self.port)
+        } else {
+            self.port.to_string()
+        }
+    }
 }
 
 impl fmt::Display for FouPortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.gue {
-            write!(f, "fou port {} gue", self.port)
+            write!(f, "fou port {} gue", self.port)?;
         } else {
-            write!(f, "fou port {} ipproto 4", self.port)
+            write!(f, "fou port {} ipproto {}", self.port, self.ipproto)?;
         }
+        if self.v6 {
+            f.write_str(" -6")?;
+        }
+        Ok(())
     }
 }
 
@@ -654,7 +764,7 @@ impl Item {
     pub(crate) fn key(&self) -> String {
         match self {
             Item::Tunnel(t) => format!("link {}", t.name),
-            Item::FouPort(p) => format!("fou port {}", p.port),
+            Item::FouPort(p) => format!("fou port {}", p.id()),
             Item::LinkState(l) => format!("link-state {}", l.name),
             Item::Address(a) => format!("address {}/{} dev {}", a.address, a.prefix, a.device),
             Item::Route(r) => format!("route {}/{} table {}", r.destination, r.prefix, r.table),

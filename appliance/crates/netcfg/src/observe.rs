@@ -111,7 +111,7 @@ pub(crate) async fn observe(
     if wants_fou || remembered.keys().any(|k| k.starts_with(FOU_KEY)) {
         for port in fou::list()? {
             let item = Item::FouPort(port);
-            let owned = remembered.contains_key(&fou_key(port.port));
+            let owned = remembered.contains_key(&fou_key(&port));
             if owned || wanted.contains(&item.key()) {
                 out.push(Observed { item, owned });
             }

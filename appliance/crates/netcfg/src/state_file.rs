@@ -32,9 +32,9 @@ pub(crate) const LINK_KEY: &str = "link ";
 pub(crate) const FOU_KEY: &str = "fou ";
 
 /// The key under which a fou/gue receive port that tungate added is remembered (its
-/// original is `absent`: `down` deletes it).
-pub(crate) fn fou_key(port: u16) -> String {
-    format!("{FOU_KEY}{port}")
+/// original is `absent`: `down` deletes it): `fou PORT`, `fou PORT/ipv6` for an IPv6 one.
+pub(crate) fn fou_key(port: &crate::model::FouPortSpec) -> String {
+    format!("{FOU_KEY}{}", port.id())
 }
 
 /// The key under which the original value of the sysctl at `path` is remembered.

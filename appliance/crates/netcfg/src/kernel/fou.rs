@@ -3,8 +3,8 @@
 //! `FOU_CMD_DEL` and a `FOU_CMD_GET` dump. rtnetlink has no fou; the messages are small and
 //! built here with `netlink-packet-core` over a `netlink-sys` socket (never the `ip` binary).
 //!
-//! Only IPv4 ports without a local or peer address are managed: those are the ones tungate
-//! adds. The kernel keeps no owner mark on a port: which ports are tungate's is the state
+//! Only ports without a local or peer address are managed (IPv4, or IPv6 with `-6`): those
+//! are the ones tungate adds. The kernel keeps no owner mark on a port: which ports are tungate's is the state
 //! file's business (see `apply_port`), not this module's.
 
 use std::io;
@@ -48,8 +48,10 @@ const FOU_ATTR_BOUND: std::ops::RangeInclusive<u16> = 6..=11;
 /// `FOU_ENCAP_DIRECT` (fou) and `FOU_ENCAP_GUE`.
 const FOU_ENCAP_DIRECT: u8 = 1;
 const FOU_ENCAP_GUE: u8 = 2;
-/// IP protocol number of IPv4-in-IPv4: what a fou (direct) port hands its packets to.
+/// IP protocol numbers a fou (direct) port hands its packets to: IPv4 inside (4), IPv6
+/// inside (41).
 const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_IPV6: u8 = 41;
 /// How long a request waits for the kernel's answer.
 const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -151,14 +153,14 @@ fn family_request() -> Genl {
 fn port_attrs(spec: FouPortSpec, with_type: bool) -> Vec<(u16, Vec<u8>)> {
     let mut attrs = vec![
         (FOU_ATTR_PORT, spec.port.to_be_bytes().to_vec()),
-        (FOU_ATTR_AF, vec![libc::AF_INET as u8]),
+        (FOU_ATTR_AF, vec![af_of(spec.v6)]),
     ];
     if with_type {
         if spec.gue {
             attrs.push((FOU_ATTR_TYPE, vec![FOU_ENCAP_GUE]));
         } else {
             attrs.push((FOU_ATTR_TYPE, vec![FOU_ENCAP_DIRECT]));
-            attrs.push((FOU_ATTR_IPPROTO, vec![IPPROTO_IPIP]));
+            attrs.push((FOU_ATTR_IPPROTO, vec![spec.ipproto]));
         }
     }
     attrs
@@ -173,12 +175,24 @@ fn fou_message(family: u16, cmd: u8, attrs: Vec<(u16, Vec<u8>)>) -> Genl {
     }
 }
 
-/// The port a `FOU_CMD_GET` answer describes, if it is an IPv4 port that is bound to no
-/// address or device (the only kind tungate manages).
-fn port_of(answer: &Genl) -> Option<FouPortSpec> {
-    if answer.attr(FOU_ATTR_AF) != Some(&[libc::AF_INET as u8][..]) {
-        return None;
+/// `FOU_ATTR_AF` of an IPv6 (`AF_INET6`) or IPv4 (`AF_INET`) port.
+fn af_of(v6: bool) -> u8 {
+    if v6 {
+        libc::AF_INET6 as u8
+    } else {
+        libc::AF_INET as u8
     }
+}
+
+/// The port a `FOU_CMD_GET` answer describes, if it is a port bound to no address or device
+/// (the only kind tungate manages) of a type tungate adds: GUE, FOU with ipproto 4 and,
+/// over IPv6, FOU with ipproto 41.
+fn port_of(answer: &Genl) -> Option<FouPortSpec> {
+    let v6 = match answer.attr(FOU_ATTR_AF)? {
+        [af] if *af == af_of(false) => false,
+        [af] if *af == af_of(true) => true,
+        _ => return None,
+    };
     if answer
         .attrs
         .iter()
@@ -187,12 +201,18 @@ fn port_of(answer: &Genl) -> Option<FouPortSpec> {
         return None;
     }
     let port = u16::from_be_bytes(answer.attr(FOU_ATTR_PORT)?.try_into().ok()?);
-    let gue = match answer.attr(FOU_ATTR_TYPE)? {
-        [FOU_ENCAP_GUE] => true,
-        [FOU_ENCAP_DIRECT] if answer.attr(FOU_ATTR_IPPROTO) == Some(&[IPPROTO_IPIP][..]) => false,
+    let (gue, ipproto) = match (answer.attr(FOU_ATTR_TYPE)?, answer.attr(FOU_ATTR_IPPROTO)) {
+        ([FOU_ENCAP_GUE], _) => (true, 0),
+        ([FOU_ENCAP_DIRECT], Some([IPPROTO_IPIP])) => (false, IPPROTO_IPIP),
+        ([FOU_ENCAP_DIRECT], Some([IPPROTO_IPV6])) if v6 => (false, IPPROTO_IPV6),
         _ => return None,
     };
-    Some(FouPortSpec { port, gue })
+    Some(FouPortSpec {
+        port,
+        gue,
+        v6,
+        ipproto,
+    })
 }
 
 /// Why a request failed: the kernel's error number, or a transport problem.
@@ -296,7 +316,7 @@ fn net_error(action: &str, failure: Failure) -> NetError {
     }
 }
 
-/// The IPv4 fou/gue ports of this network namespace that are bound to no address or device
+/// The fou/gue ports (IPv4 and IPv6) of this network namespace that are bound to no address or device
 /// (empty when the kernel has no fou).
 pub(crate) fn list() -> Result<Vec<FouPortSpec>, NetError> {
     const ACTION: &str = "listing fou ports";
@@ -347,7 +367,10 @@ pub(crate) fn add(spec: FouPortSpec) -> Result<(), NetError> {
 /// Deletes the receive port `spec`; a port that is already gone is not an error.
 pub(crate) fn delete(spec: FouPortSpec) -> Result<(), NetError> {
     let action = format!("deleting {spec}");
-    if !list()?.iter().any(|p| p.port == spec.port) {
+    if !list()?
+        .iter()
+        .any(|p| p.port == spec.port && p.v6 == spec.v6)
+    {
         return Ok(());
     }
     command(spec, FOU_CMD_DEL, &action).map_err(|e| net_error(&action, e))
@@ -362,13 +385,13 @@ pub(crate) fn apply_port(edit: &Edit<FouPortSpec>, state: &mut StateFile) -> Res
             if let Edit::Update { from, .. } = edit {
                 delete(*from)?;
             }
-            state.remember(&fou_key(spec.port), "absent", &spec.to_string());
+            state.remember(&fou_key(spec), "absent", &spec.to_string());
             state.save()?;
             add(*spec)
         }
         Edit::Delete(spec) => {
             delete(*spec)?;
-            state.forget(&fou_key(spec.port));
+            state.forget(&fou_key(spec));
             state.save()
         }
     }
@@ -377,6 +400,7 @@ pub(crate) fn apply_port(edit: &Edit<FouPortSpec>, state: &mut StateFile) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{InnerFamilies, TunnelEncap};
 
     #[test]
     fn the_family_request_is_the_controllers_getfamily_with_the_name() {
@@ -394,10 +418,7 @@ mod tests {
 
     #[test]
     fn a_gue_port_is_added_with_its_port_in_network_order_and_the_gue_type() {
-        let spec = FouPortSpec {
-            port: 6080,
-            gue: true,
-        };
+        let spec = FouPortSpec::gue(6080);
         let bytes = request_bytes(
             fou_message(29, FOU_CMD_ADD, port_attrs(spec, true)),
             NLM_F_ACK,
@@ -418,10 +439,7 @@ mod tests {
 
     #[test]
     fn a_fou_port_hands_its_packets_to_ipip_and_a_delete_names_only_the_port() {
-        let spec = FouPortSpec {
-            port: 5555,
-            gue: false,
-        };
+        let spec = FouPortSpec::fou(5555);
         assert_eq!(
             port_attrs(spec, true),
             [
@@ -438,28 +456,69 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_fou_port_is_added_for_af_inet6_with_the_inner_protocol() {
+        for (ipproto, inner) in [(41, InnerFamilies::V6), (4, InnerFamilies::V4)] {
+            let spec = TunnelEncap::Ip6Fou { port: 5555, inner }
+                .receive_port()
+                .unwrap();
+            assert_eq!(
+                spec.to_string(),
+                format!("fou port 5555 ipproto {ipproto} -6")
+            );
+            assert_eq!(
+                port_attrs(spec, true),
+                [
+                    (FOU_ATTR_PORT, vec![0x15, 0xb3]),
+                    (FOU_ATTR_AF, vec![libc::AF_INET6 as u8]),
+                    (FOU_ATTR_TYPE, vec![FOU_ENCAP_DIRECT]),
+                    (FOU_ATTR_IPPROTO, vec![ipproto]),
+                ]
+            );
+            // Read back through the wire format, as a dump answer.
+            let bytes = request_bytes(fou_message(29, FOU_CMD_GET, port_attrs(spec, true)), 0, 1);
+            let NetlinkPayload::InnerMessage(back) =
+                NetlinkMessage::<Genl>::deserialize(&bytes).unwrap().payload
+            else {
+                panic!("not a message")
+            };
+            assert_eq!(port_of(&back), Some(spec));
+        }
+        // GUE needs no ipproto: the GUE header names the inner protocol.
+        let gue = TunnelEncap::Ip6Gue {
+            port: 6080,
+            inner: InnerFamilies::Both,
+        }
+        .receive_port()
+        .unwrap();
+        assert_eq!(gue.to_string(), "fou port 6080 gue -6");
+        assert_eq!(
+            port_attrs(gue, true),
+            [
+                (FOU_ATTR_PORT, vec![0x17, 0xc0]),
+                (FOU_ATTR_AF, vec![libc::AF_INET6 as u8]),
+                (FOU_ATTR_TYPE, vec![FOU_ENCAP_GUE]),
+            ]
+        );
+        // An IPv4 and an IPv6 port of one number are two kernel objects.
+        assert_ne!(
+            crate::model::Item::FouPort(gue).key(),
+            crate::model::Item::FouPort(FouPortSpec::gue(6080)).key()
+        );
+        assert_ne!(fou_key(&gue), fou_key(&FouPortSpec::gue(6080)));
+        assert_eq!(fou_key(&FouPortSpec::gue(6080)), "fou 6080");
+    }
+
+    #[test]
     fn dump_answers_are_read_back_and_foreign_shapes_skipped() {
         let answer = |attrs: Vec<(u16, Vec<u8>)>| {
             let bytes = request_bytes(fou_message(29, FOU_CMD_GET, attrs), 0, 1);
             NetlinkMessage::<Genl>::deserialize(&bytes).unwrap()
         };
-        let gue = answer(port_attrs(
-            FouPortSpec {
-                port: 6080,
-                gue: true,
-            },
-            true,
-        ));
+        let gue = answer(port_attrs(FouPortSpec::gue(6080), true));
         let NetlinkPayload::InnerMessage(gue) = gue.payload else {
             panic!("not a message")
         };
-        assert_eq!(
-            port_of(&gue),
-            Some(FouPortSpec {
-                port: 6080,
-                gue: true
-            })
-        );
+        assert_eq!(port_of(&gue), Some(FouPortSpec::gue(6080)));
         // What the kernel reports of an unbound port: its address, peer and device as 0.
         let mut unbound = gue.clone();
         unbound.attrs.extend([
@@ -474,10 +533,34 @@ mod tests {
         assert_eq!(port_of(&bound), None);
         let mut v6 = gue.clone();
         v6.attrs[1].1 = vec![libc::AF_INET6 as u8];
-        assert_eq!(port_of(&v6), None);
-        let mut other_proto = gue;
-        other_proto.attrs[2].1 = vec![FOU_ENCAP_DIRECT];
-        other_proto.attrs.push((FOU_ATTR_IPPROTO, vec![41]));
-        assert_eq!(port_of(&other_proto), None);
+        assert_eq!(
+            port_of(&v6),
+            Some(FouPortSpec {
+                v6: true,
+                ..FouPortSpec::gue(6080)
+            })
+        );
+        let mut unknown_af = gue.clone();
+        unknown_af.attrs[1].1 = vec![7];
+        assert_eq!(port_of(&unknown_af), None);
+        // FOU with ipproto 41 (IPv6 inside) is tungate's over IPv6 only; other protocols never.
+        let mut six_in_four = gue.clone();
+        six_in_four.attrs[2].1 = vec![FOU_ENCAP_DIRECT];
+        six_in_four.attrs.push((FOU_ATTR_IPPROTO, vec![41]));
+        assert_eq!(port_of(&six_in_four), None);
+        let mut six_in_six = six_in_four.clone();
+        six_in_six.attrs[1].1 = vec![libc::AF_INET6 as u8];
+        assert_eq!(
+            port_of(&six_in_six),
+            Some(FouPortSpec {
+                port: 6080,
+                gue: false,
+                v6: true,
+                ipproto: 41
+            })
+        );
+        let mut gre_inside = six_in_six;
+        gre_inside.attrs[3].1 = vec![47];
+        assert_eq!(port_of(&gre_inside), None);
     }
 }

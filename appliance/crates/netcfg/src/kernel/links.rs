@@ -11,10 +11,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use futures::TryStreamExt;
 use netlink_packet_route::IpProtocol;
 use netlink_packet_route::link::{
-    GreEncapType, GreIOFlags, InfoData, InfoGre, InfoIpTunnel, InfoKind, LinkAttribute, LinkFlags,
-    LinkInfo, LinkMessage, TunnelEncapFlags, TunnelEncapType,
+    GreEncapType, GreIOFlags, InfoData, InfoGre, InfoGre6, InfoIpTunnel, InfoKind, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage, TunnelEncapFlags, TunnelEncapType,
 };
-use rtnetlink::{Handle, LinkGre, LinkIp6Tnl, LinkIpIp, LinkMessageBuilder, LinkSit, LinkUnspec};
+use rtnetlink::{
+    Handle, LinkGre, LinkGre6, LinkIp6Tnl, LinkIpIp, LinkMessageBuilder, LinkSit, LinkUnspec,
+};
 
 use crate::error::NetError;
 use crate::model::{InnerFamilies, LinkStateSpec, TunnelEncap, TunnelSpec};
@@ -100,6 +102,18 @@ fn iptun_view(params: &[InfoIpTunnel], kind: IpTunKind) -> (TunnelEncap, IpAddr,
         (IpTunKind::Ip6Tnl, TunnelEncapType::None) => {
             families_of(protocol).map_or(TunnelEncap::Other, |inner| TunnelEncap::Ip6Tnl { inner })
         }
+        (IpTunKind::Ip6Tnl, TunnelEncapType::Fou) => {
+            families_of(protocol).map_or(TunnelEncap::Other, |inner| TunnelEncap::Ip6Fou {
+                port,
+                inner,
+            })
+        }
+        (IpTunKind::Ip6Tnl, TunnelEncapType::Gue) => {
+            families_of(protocol).map_or(TunnelEncap::Other, |inner| TunnelEncap::Ip6Gue {
+                port,
+                inner,
+            })
+        }
         (IpTunKind::Sit, TunnelEncapType::None) => {
             families_of(protocol).map_or(TunnelEncap::Other, |inner| TunnelEncap::Sit { inner })
         }
@@ -133,6 +147,31 @@ fn gre_view(params: &[InfoGre]) -> (TunnelEncap, IpAddr, IpAddr) {
     (encap, local.into(), remote.into())
 }
 
+/// The key and endpoints of an ip6gre device, from its `IFLA_GRE_*` attributes, as
+/// [`gre_view`] reads a gre device's.
+fn gre6_view(params: &[InfoGre6]) -> (TunnelEncap, IpAddr, IpAddr) {
+    let (mut local, mut remote) = (Ipv6Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED);
+    let (mut keyed, mut key, mut encapsulated) = (false, 0, false);
+    for p in params {
+        match p {
+            InfoGre6::Local(a) => local = *a,
+            InfoGre6::Remote(a) => remote = *a,
+            InfoGre6::IFlags(flags) => keyed = flags.contains(GreIOFlags::Key),
+            InfoGre6::IKey(k) => key = *k,
+            InfoGre6::EncapType(t) => encapsulated = *t != GreEncapType::None,
+            _ => {}
+        }
+    }
+    let encap = if encapsulated {
+        TunnelEncap::Other
+    } else {
+        TunnelEncap::Ip6Gre {
+            key: keyed.then_some(key),
+        }
+    };
+    (encap, local.into(), remote.into())
+}
+
 fn view(msg: LinkMessage) -> LinkView {
     let mut name = String::new();
     let mut alias = None;
@@ -157,6 +196,9 @@ fn view(msg: LinkMessage) -> LinkView {
                         }
                         LinkInfo::Data(InfoData::GreTun(params)) => {
                             tunnel = Some(gre_view(params));
+                        }
+                        LinkInfo::Data(InfoData::GreTun6(params)) => {
+                            tunnel = Some(gre6_view(params));
                         }
                         _ => {}
                     }
@@ -204,8 +246,10 @@ fn require_index(name: &str, action: &str) -> Result<u32, NetError> {
 /// The message that creates tunnel `spec`: an `ipip` device (with `encap fou|gue
 /// encap-sport auto encap-dport PORT` for the UDP encapsulations), a `gre` device (with
 /// `key KEY` in both directions when keyed), an `ip6tnl` or a `sit` device (with the mode of
-/// its inner families). `None` when the endpoints are not of the family the type's outer
-/// header has (an IPv6 pair for `ip6tnl`, IPv4 for the others).
+/// its inner families), over IPv6 an `ip6tnl` device with `encap fou|gue` or an `ip6gre`
+/// device (both with the encapsulation limit 4, the kernel's default, set explicitly).
+/// `None` when the endpoints are not of the family the type's outer header has (an IPv6
+/// pair for `ip6tnl` and `ip6gre`, IPv4 for the others).
 pub(crate) fn tunnel_message(spec: &TunnelSpec) -> Option<LinkMessage> {
     fn finish<T>(b: LinkMessageBuilder<T>, mtu: Option<u32>) -> LinkMessage {
         match mtu {
@@ -213,15 +257,15 @@ pub(crate) fn tunnel_message(spec: &TunnelSpec) -> Option<LinkMessage> {
             None => b.build(),
         }
     }
-    if let TunnelEncap::Ip6Tnl { inner } = spec.encap {
+    if let TunnelEncap::Ip6Tnl { .. }
+    | TunnelEncap::Ip6Fou { .. }
+    | TunnelEncap::Ip6Gue { .. }
+    | TunnelEncap::Ip6Gre { .. } = spec.encap
+    {
         let (IpAddr::V6(local), IpAddr::V6(remote)) = (spec.local, spec.remote) else {
             return None;
         };
-        let b = LinkIp6Tnl::new(&spec.name)
-            .local(local)
-            .remote(remote)
-            .mode(protocol_of(inner));
-        return Some(finish(b, spec.mtu));
+        return Some(ip6_tunnel_message(spec, local, remote));
     }
     let (IpAddr::V4(local), IpAddr::V4(remote)) = (spec.local, spec.remote) else {
         return None;
@@ -235,9 +279,12 @@ pub(crate) fn tunnel_message(spec: &TunnelSpec) -> Option<LinkMessage> {
             .encap_flags(TunnelEncapFlags::empty())
     };
     Some(match spec.encap {
-        TunnelEncap::Ipip | TunnelEncap::Other | TunnelEncap::Ip6Tnl { .. } => {
-            finish(ipip(), spec.mtu)
-        }
+        TunnelEncap::Ipip
+        | TunnelEncap::Other
+        | TunnelEncap::Ip6Tnl { .. }
+        | TunnelEncap::Ip6Fou { .. }
+        | TunnelEncap::Ip6Gue { .. }
+        | TunnelEncap::Ip6Gre { .. } => finish(ipip(), spec.mtu),
         TunnelEncap::Fou { port } => finish(udp(TunnelEncapType::Fou, port), spec.mtu),
         TunnelEncap::Gue { port } => finish(udp(TunnelEncapType::Gue, port), spec.mtu),
         TunnelEncap::Sit { inner } => finish(
@@ -261,6 +308,58 @@ pub(crate) fn tunnel_message(spec: &TunnelSpec) -> Option<LinkMessage> {
     })
 }
 
+/// The encapsulation limit tungate sets on the IPv6 devices it adds encapsulations to: the
+/// kernel's default (`IPV6_DEFAULT_TNL_ENCAP_LIMIT`), so the overhead is known.
+const ENCAP_LIMIT: u8 = 4;
+
+/// The message of an IPv6-outer tunnel (`spec.encap` is one of the IPv6 types).
+fn ip6_tunnel_message(spec: &TunnelSpec, local: Ipv6Addr, remote: Ipv6Addr) -> LinkMessage {
+    fn finish<T>(b: LinkMessageBuilder<T>, mtu: Option<u32>) -> LinkMessage {
+        match mtu {
+            Some(mtu) => b.mtu(mtu).build(),
+            None => b.build(),
+        }
+    }
+    let ip6tnl = |inner| {
+        LinkIp6Tnl::new(&spec.name)
+            .local(local)
+            .remote(remote)
+            .mode(protocol_of(inner))
+    };
+    let udp = |inner, kind: TunnelEncapType, port: u16| {
+        ip6tnl(inner)
+            .encap_limit(ENCAP_LIMIT)
+            .encap_type(kind)
+            .encap_sport(0)
+            .encap_dport(port)
+            .encap_flags(TunnelEncapFlags::empty())
+    };
+    match spec.encap {
+        TunnelEncap::Ip6Fou { port, inner } => {
+            finish(udp(inner, TunnelEncapType::Fou, port), spec.mtu)
+        }
+        TunnelEncap::Ip6Gue { port, inner } => {
+            finish(udp(inner, TunnelEncapType::Gue, port), spec.mtu)
+        }
+        TunnelEncap::Ip6Gre { key } => {
+            let mut b = LinkGre6::new(&spec.name)
+                .local(local)
+                .remote(remote)
+                .encap_limit(ENCAP_LIMIT);
+            if let Some(key) = key {
+                b = b
+                    .iflags(GreIOFlags::Key)
+                    .oflags(GreIOFlags::Key)
+                    .ikey(key)
+                    .okey(key);
+            }
+            finish(b, spec.mtu)
+        }
+        TunnelEncap::Ip6Tnl { inner } => finish(ip6tnl(inner), spec.mtu),
+        _ => finish(ip6tnl(InnerFamilies::Both), spec.mtu),
+    }
+}
+
 /// The kernel module a tunnel of this encapsulation needs.
 fn module_of(encap: TunnelEncap) -> &'static str {
     match encap {
@@ -269,6 +368,26 @@ fn module_of(encap: TunnelEncap) -> &'static str {
         TunnelEncap::Gre { .. } => "ip_gre",
         TunnelEncap::Ip6Tnl { .. } => "ip6_tunnel",
         TunnelEncap::Sit { .. } => "sit",
+        TunnelEncap::Ip6Gre { .. } => "ip6_gre",
+        TunnelEncap::Ip6Fou { .. } | TunnelEncap::Ip6Gue { .. } => "ip6_tunnel, fou and fou6",
+    }
+}
+
+/// Whether the kernel's answer `code` to creating a tunnel of `encap` means a missing
+/// module: no device type (`EOPNOTSUPP`, `EAFNOSUPPORT`) or, for a UDP encapsulation, no
+/// encapsulation ops registered (`EINVAL`: `fou`, or `fou6` for an IPv6 outer header, is not
+/// loaded).
+fn lacks_support(encap: TunnelEncap, code: i32) -> bool {
+    match code.abs() {
+        libc::EOPNOTSUPP | libc::EAFNOSUPPORT => true,
+        libc::EINVAL => matches!(
+            encap,
+            TunnelEncap::Fou { .. }
+                | TunnelEncap::Gue { .. }
+                | TunnelEncap::Ip6Fou { .. }
+                | TunnelEncap::Ip6Gue { .. }
+        ),
+        _ => false,
     }
 }
 
@@ -292,9 +411,7 @@ pub(crate) async fn create_tunnel(
     };
     match handle.link().add(message).execute().await {
         Ok(()) => {}
-        Err(rtnetlink::Error::NetlinkError(msg))
-            if matches!(msg.raw_code().abs(), libc::EOPNOTSUPP | libc::EAFNOSUPPORT) =>
-        {
+        Err(rtnetlink::Error::NetlinkError(msg)) if lacks_support(spec.encap, msg.raw_code()) => {
             return Err(match spec.encap {
                 TunnelEncap::Ipip | TunnelEncap::Other => NetError::NoIpip {
                     tunnel: spec.name.clone(),
@@ -538,13 +655,33 @@ mod tests {
             TunnelEncap::Sit {
                 inner: InnerFamilies::Both,
             },
+            TunnelEncap::Ip6Gre { key: None },
+            TunnelEncap::Ip6Gre {
+                key: Some(0xdead_beef),
+            },
+            TunnelEncap::Ip6Fou {
+                port: 5555,
+                inner: InnerFamilies::V6,
+            },
+            TunnelEncap::Ip6Fou {
+                port: 5556,
+                inner: InnerFamilies::V4,
+            },
+            TunnelEncap::Ip6Gue {
+                port: 6080,
+                inner: InnerFamilies::Both,
+            },
         ] {
             let mut spec = TunnelSpec {
                 encap,
                 ..tunnel(2, Some(1400), false)
             };
-            if let TunnelEncap::Ip6Tnl { .. } = encap {
-                // An IPv4 pair has no ip6tnl device.
+            if let TunnelEncap::Ip6Tnl { .. }
+            | TunnelEncap::Ip6Gre { .. }
+            | TunnelEncap::Ip6Fou { .. }
+            | TunnelEncap::Ip6Gue { .. } = encap
+            {
+                // An IPv4 pair has no ip6tnl or ip6gre device.
                 assert!(tunnel_message(&spec).is_none());
                 (spec.local, spec.remote) = (v6(1), v6(2));
             } else {
@@ -574,7 +711,10 @@ mod tests {
                 .unwrap();
             let wanted_kind = match encap {
                 TunnelEncap::Gre { .. } => InfoKind::GreTun,
-                TunnelEncap::Ip6Tnl { .. } => InfoKind::Ip6Tnl,
+                TunnelEncap::Ip6Tnl { .. }
+                | TunnelEncap::Ip6Fou { .. }
+                | TunnelEncap::Ip6Gue { .. } => InfoKind::Ip6Tnl,
+                TunnelEncap::Ip6Gre { .. } => InfoKind::GreTun6,
                 TunnelEncap::Sit { .. } => InfoKind::SitTun,
                 _ => InfoKind::IpIp,
             };
@@ -595,7 +735,51 @@ mod tests {
                 });
                 assert!(data.unwrap().contains(&InfoIpTunnel::EncapSPort(0)));
             }
+            let data = infos.iter().find_map(|i| match i {
+                LinkInfo::Data(d) => Some(d.clone()),
+                _ => None,
+            });
+            match (encap, data.unwrap()) {
+                // The kernel's default encapsulation limit, set explicitly: the overhead
+                // counts its 8-byte option.
+                (TunnelEncap::Ip6Fou { port, .. }, InfoData::IpTunnel(p))
+                | (TunnelEncap::Ip6Gue { port, .. }, InfoData::IpTunnel(p)) => {
+                    assert!(p.contains(&InfoIpTunnel::EncapLimit(4)), "{encap}");
+                    assert!(p.contains(&InfoIpTunnel::EncapSPort(0)), "{encap}");
+                    assert!(p.contains(&InfoIpTunnel::EncapDPort(port)), "{encap}");
+                }
+                (TunnelEncap::Ip6Gre { key }, InfoData::GreTun6(p)) => {
+                    assert!(p.contains(&InfoGre6::EncapLimit(4)));
+                    // The 16-byte addresses.
+                    assert!(p.contains(&InfoGre6::Local(Ipv6Addr::new(
+                        0x2001, 0xdb8, 0, 0, 0, 0, 0, 1
+                    ))));
+                    assert!(p.contains(&InfoGre6::Remote(Ipv6Addr::new(
+                        0x2001, 0xdb8, 0, 0, 0, 0, 0, 2
+                    ))));
+                    assert_eq!(key.is_some(), p.contains(&InfoGre6::OKey(0xdead_beef)));
+                }
+                _ => {}
+            }
         }
+    }
+
+    #[test]
+    fn a_missing_module_is_told_apart_from_other_refusals() {
+        let gue6 = TunnelEncap::Ip6Gue {
+            port: 6080,
+            inner: InnerFamilies::V6,
+        };
+        let gre6 = TunnelEncap::Ip6Gre { key: None };
+        // No ip6_gre: the device type is unknown.
+        assert!(lacks_support(gre6, -libc::EOPNOTSUPP));
+        assert_eq!(module_of(gre6), "ip6_gre");
+        // No fou6: the ip6tnl device refuses the encapsulation it has no ops for.
+        assert!(lacks_support(gue6, -libc::EINVAL));
+        assert_eq!(module_of(gue6), "ip6_tunnel, fou and fou6");
+        // EINVAL of a device without a UDP encapsulation is a real error, not a module.
+        assert!(!lacks_support(gre6, -libc::EINVAL));
+        assert!(!lacks_support(gue6, -libc::EEXIST));
     }
 
     #[test]
