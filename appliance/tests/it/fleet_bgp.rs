@@ -1,5 +1,6 @@
 //! A fleet of three gateways behind one router, with real BIRD daemons (needs root and
-//! `bird2`): every gateway runs `tungate run --fleet` and BIRD with the shipped
+//! `bird2`) and one real etcd member (`etcd-server`): every gateway runs `tungate run
+//! --fleet --etcd` and BIRD with the shipped
 //! `deploy/fleet/bird-gateway.conf`; the router runs BIRD with `deploy/fleet/bird-router.conf`
 //! (ECMP through `merge paths`) and hashes the inner addresses and ports of the IPIP replies
 //! (`fib_multipath_hash_policy` 3). One topology for every case, in order:
@@ -12,7 +13,8 @@
 //!   carries traffic;
 //! - not ready: gw1's egress link loses its carrier (its BGP session runs over the other
 //!   link and stays up): `/readyz` answers 503 naming the link, the router loses gw1's next
-//!   hop, every flow delivers again; the carrier back, gw1 is ready, announced and carries
+//!   hop, every flow delivers again, and the fleet list another gateway serves shows gw1
+//!   not ready with that reason (its etcd registration carries it); the carrier back, gw1 is ready, announced and carries
 //!   traffic again, the same process throughout;
 //! - drain: `tungate drain` withdraws, the gateway stops by itself, nothing is lost;
 //! - a gateway without `--fleet` announces nothing and refuses a drain.
@@ -68,7 +70,7 @@ fn fleet_member_holds_gip_without_arp(g: &mut Gateway) {
 
 #[test]
 fn three_gateways_spread_fail_over_and_drain() {
-    let mut fleet = Fleet::start(3);
+    let mut fleet = Fleet::start_with_etcd(3, |_| Vec::new());
     for g in &mut fleet.gateways {
         fleet_member_holds_gip_without_arp(g);
     }
@@ -214,6 +216,21 @@ fn not_ready_withdraws_and_ready_announces_again(fleet: &mut Fleet) {
     );
     let status = api.get("/api/v1/status").json();
     assert_eq!(status["fleet"]["announcement"], "withdrawn", "{status}");
+    // Its registration says why: gw2's fleet list shows it.
+    let others = Api::new(&fleet.gateways[1].ns, "127.0.0.1:9080", None);
+    let gw1_row = || {
+        let list = others.get("/api/v1/fleet").json();
+        list["gateways"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|g| g["member"] == "gw1").cloned())
+            .unwrap_or_default()
+    };
+    until(LIMIT, "gw1 listed not ready, with the reason", || {
+        let row = gw1_row();
+        row["ready"] == false
+            && row["not_ready"] == "egress interface eth1 is down (no carrier)"
+            && row["announcement"] == "withdrawn"
+    });
     let session = fleet.router_bird.birdc(&["show", "protocols", "gw1"]);
     assert!(
         session.contains("Established"),
@@ -227,6 +244,10 @@ fn not_ready_withdraws_and_ready_announces_again(fleet: &mut Fleet) {
         .time_until(LIMIT, |hops| hops.contains(&hop))
         .expect("the gateway ready again is announced again");
     assert_eq!(api.get("/readyz").text(), "ready\n");
+    until(LIMIT, "gw1 listed ready again, no reason", || {
+        let row = gw1_row();
+        row["ready"] == true && row["not_ready"].is_null()
+    });
     let before = fleet.gateways[0].forwarded();
     until(LIMIT, "gw1 carries traffic again", || {
         fleet.gateways[0].forwarded() > before
