@@ -289,7 +289,7 @@ fn main() {
          `gateway.egress_interface`) is set down, so `eth1` loses its carrier while the BGP \
          session over `eth0` stays up; \"withdrawn\" runs from that command until the \
          router's route lost the next hop (the link notification, `/readyz` false, the \
-         announcer's poll of at most 50 ms, the health link down, BIRD's withdrawal). \
+         announcer woken by that change, the health link down, BIRD's withdrawal). \
          \"Lost\" are the replies the router still sent to the gateway meanwhile, which it \
          could not send on. \"Rejoin\" runs from setting the link up again until the route \
          is back (no restart: the same process).\n"

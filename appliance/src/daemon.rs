@@ -253,7 +253,7 @@ fn abort_on_panic() {
 }
 
 /// Fleet mode: creates the health link and starts the announcer, which keeps it up while
-/// the control plane's view says ready; a finished drain stops this process (SIGTERM to
+/// the control plane's view says ready (woken by every readiness change); a finished drain stops this process (SIGTERM to
 /// itself, served by the signal loop like any other).
 fn announce(
     fleet: &str,
@@ -268,7 +268,7 @@ fn announce(
         "fleet {fleet:?}: GIP is announced while the health link {} is up (while ready)",
         link.name()
     );
-    tungate_announce::Announcer::start(
+    let announcer = tungate_announce::Announcer::start(
         link,
         move || view.load().ready,
         move || counters.snapshot().rx_packets,
@@ -277,7 +277,13 @@ fn announce(
                 nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
         },
     )
-    .map_err(StartupError::Announcer)
+    .map_err(StartupError::Announcer)?;
+    // Every readiness change wakes the announcer at once; the wake after registering
+    // covers a change between its first look and the registration.
+    let handle = announcer.handle();
+    control.on_readiness_change(move || handle.wake());
+    announcer.handle().wake();
+    Ok(announcer)
 }
 
 /// Runs the gateway; returns the process exit status.

@@ -107,6 +107,8 @@ deploy/ci/plugin-template.sh
 )
 
 stage "unit and netns integration tests"
+# fleet_bgp also runs web/e2e's fleet step in chromium against a real fleet: it uses the
+# web stage's web/dist (embedded) and e2e/.build (adds ~2 s).
 cargo test --release --workspace --locked
 
 stage "systemd unit: systemd-analyze verify (any complaint fails), its syscall filter vs a running gateway"

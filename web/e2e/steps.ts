@@ -156,6 +156,7 @@ export const visitFleet: Step = {
         check((await ctx.page.getByTestId('fleet-table').count()) === 0, 'a fleet table without a fleet');
       } else {
         await waitForTestId(ctx, 'fleet-self');
+        await fleetRowsMatchTheApi(ctx, (await listed.json()) as ListedFleet);
       }
       const note = (await ctx.page.getByTestId('fleet-plugin-state-note').textContent()) ?? '';
       check(
@@ -168,6 +169,37 @@ export const visitFleet: Step = {
     await screenshot(ctx, 'fleet');
   },
 };
+
+/** What the fleet step reads of `GET /api/v1/fleet`. */
+interface ListedFleet {
+  gateways: { member: string; ready: boolean; not_ready?: string | null }[];
+}
+
+/**
+ * In a fleet: every registered gateway has a row whose state cell says what the API says
+ * (`ready`, or `NOT READY: reason`). With `TUNGATE_E2E_NOT_READY=MEMBER` (a test that made
+ * that gateway not ready) that row must also be one of them, with a reason.
+ */
+async function fleetRowsMatchTheApi(ctx: E2EContext, fleet: ListedFleet): Promise<void> {
+  await waitForTestId(ctx, 'fleet-table');
+  const expectNotReady = process.env.TUNGATE_E2E_NOT_READY;
+  if (expectNotReady) {
+    const row = fleet.gateways.find((g) => g.member === expectNotReady);
+    check(
+      row !== undefined && !row.ready && !!row.not_ready,
+      `the API lists ${expectNotReady} ready or without a reason`,
+    );
+  }
+  for (const g of fleet.gateways) {
+    const want = g.ready ? 'ready' : g.not_ready ? `NOT READY: ${g.not_ready}` : 'NOT READY';
+    const cell = ctx.page.locator(
+      `[data-testid="fleet-row"][data-member="${g.member}"] [data-testid="fleet-ready"]`,
+    );
+    await cell.waitFor({ timeout: 10_000 });
+    const text = ((await cell.textContent()) ?? '').trim();
+    check(text === want, `fleet row ${g.member}: "${text}", the API says "${want}"`);
+  }
+}
 
 /** Keyboard only: skip link first, then the page links, and Enter follows them. */
 export const keyboardNavigation: Step = {

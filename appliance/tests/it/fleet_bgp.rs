@@ -1,5 +1,6 @@
 //! A fleet of three gateways behind one router, with real BIRD daemons (needs root and
-//! `bird2`): every gateway runs `tungate run --fleet` and BIRD with the shipped
+//! `bird2`) and one real etcd member (`etcd-server`): every gateway runs `tungate run
+//! --fleet --etcd` and BIRD with the shipped
 //! `deploy/fleet/bird-gateway.conf`; the router runs BIRD with `deploy/fleet/bird-router.conf`
 //! (ECMP through `merge paths`) and hashes the inner addresses and ports of the IPIP replies
 //! (`fib_multipath_hash_policy` 3). One topology for every case, in order:
@@ -12,7 +13,9 @@
 //!   carries traffic;
 //! - not ready: gw1's egress link loses its carrier (its BGP session runs over the other
 //!   link and stays up): `/readyz` answers 503 naming the link, the router loses gw1's next
-//!   hop, every flow delivers again; the carrier back, gw1 is ready, announced and carries
+//!   hop, every flow delivers again, and the fleet list another gateway serves shows gw1
+//!   not ready with that reason (its etcd registration carries it), also on the web UI's
+//!   fleet page in headless chromium (web/e2e's `fleet` step); the carrier back, gw1 is ready, announced and carries
 //!   traffic again, the same process throughout;
 //! - drain: `tungate drain` withdraws, the gateway stops by itself, nothing is lost;
 //! - a gateway without `--fleet` announces nothing and refuses a drain.
@@ -68,7 +71,7 @@ fn fleet_member_holds_gip_without_arp(g: &mut Gateway) {
 
 #[test]
 fn three_gateways_spread_fail_over_and_drain() {
-    let mut fleet = Fleet::start(3);
+    let mut fleet = Fleet::start_with_etcd(3, |_| Vec::new());
     for g in &mut fleet.gateways {
         fleet_member_holds_gip_without_arp(g);
     }
@@ -191,6 +194,47 @@ fn three_gateways_spread_fail_over_and_drain() {
     assert!(!fleet.next_hops().contains(&drained_hop));
 }
 
+/// The web UI's fleet page, in headless chromium (web/e2e's runner, its `fleet` step) against
+/// gateway `index` (0-based): every row says what `/api/v1/fleet` says, and `not_ready`'s row
+/// is `NOT READY: reason`. Needs `cd web && npm run build && npm run e2e:build` before the
+/// build of tungate (CI's web stages run first).
+fn fleet_page_in_chromium(fleet: &mut Fleet, index: usize, not_ready: &str) {
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let runner = web.join("e2e/.build/run.js");
+    assert!(
+        runner.exists(),
+        "{} is missing: run `cd web && npm run e2e:build`",
+        runner.display()
+    );
+    let token = fleet.gateways[index]
+        .tungate()
+        .state_dir
+        .join("admin-token");
+    let shots = tempfile::tempdir().unwrap();
+    let run = fleet.gateways[index].ns.exec(
+        "env",
+        &[
+            &format!("TUNGATE_E2E_NOT_READY={not_ready}"),
+            "node",
+            &runner.display().to_string(),
+            "--base-url",
+            "http://127.0.0.1:9080",
+            "--token-file",
+            &token.display().to_string(),
+            "--only",
+            "^fleet$",
+            "--screenshots",
+            &shots.path().display().to_string(),
+        ],
+    );
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success() && out.contains("ok   fleet"),
+        "the fleet page in chromium: {out}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 /// gw1's egress link (`eth1`, not the one BGP runs over) loses its carrier: gw1 turns not
 /// ready and its route leaves the router while its BGP session stays established; the
 /// carrier back, it is announced again and carries traffic, without a restart.
@@ -214,6 +258,22 @@ fn not_ready_withdraws_and_ready_announces_again(fleet: &mut Fleet) {
     );
     let status = api.get("/api/v1/status").json();
     assert_eq!(status["fleet"]["announcement"], "withdrawn", "{status}");
+    // Its registration says why: gw2's fleet list shows it.
+    let others = Api::new(&fleet.gateways[1].ns, "127.0.0.1:9080", None);
+    let gw1_row = || {
+        let list = others.get("/api/v1/fleet").json();
+        list["gateways"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|g| g["member"] == "gw1").cloned())
+            .unwrap_or_default()
+    };
+    until(LIMIT, "gw1 listed not ready, with the reason", || {
+        let row = gw1_row();
+        row["ready"] == false
+            && row["not_ready"] == "egress interface eth1 is down (no carrier)"
+            && row["announcement"] == "withdrawn"
+    });
+    fleet_page_in_chromium(fleet, 1, "gw1");
     let session = fleet.router_bird.birdc(&["show", "protocols", "gw1"]);
     assert!(
         session.contains("Established"),
@@ -227,6 +287,10 @@ fn not_ready_withdraws_and_ready_announces_again(fleet: &mut Fleet) {
         .time_until(LIMIT, |hops| hops.contains(&hop))
         .expect("the gateway ready again is announced again");
     assert_eq!(api.get("/readyz").text(), "ready\n");
+    until(LIMIT, "gw1 listed ready again, no reason", || {
+        let row = gw1_row();
+        row["ready"] == true && row["not_ready"].is_null()
+    });
     let before = fleet.gateways[0].forwarded();
     until(LIMIT, "gw1 carries traffic again", || {
         fleet.gateways[0].forwarded() > before

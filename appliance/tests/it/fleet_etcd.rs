@@ -2,7 +2,8 @@
 //! real `tungate` processes, each in its own namespace, against one real etcd member in a
 //! hub namespace (a bridge joins them). One test walks the whole story so the gateways and
 //! etcd start once: seeding, a write through one gateway in force on all three, a stale
-//! `If-Match`, a 2 MiB module served from etcd byte for byte, a revision one gateway
+//! `If-Match`, a 2 MiB module served from etcd byte for byte (replaced, then deleted: its
+//! chunks leave etcd with the record that referenced them), a revision one gateway
 //! cannot apply (its own worker count makes the revision's plugin bindings overflow its
 //! instance pool) — also when it restarts meanwhile —, etcd stopped (real replies still forwarded, writes 503) and back, a
 //! killed gateway leaving the list, and a restart with etcd down on the cached revision.
@@ -127,6 +128,21 @@ impl Gateway {
             .as_u64()
             .unwrap_or(0)
     }
+}
+
+/// The chunk keys of module `sha` in etcd (read with `etcdctl`).
+fn module_keys(etcd: &Etcd, sha: &str) -> Vec<String> {
+    let (ok, out) = etcd.etcdctl(&[
+        "get",
+        "--prefix",
+        "--keys-only",
+        &format!("/tungate/f1/modules/{sha}/"),
+    ]);
+    assert!(ok, "etcdctl get: {out}");
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn etag(r: &Response) -> String {
@@ -331,6 +347,45 @@ fn three_gateways_follow_one_etcd_and_keep_forwarding_without_it() {
         assert_eq!(sha256_hex(&stored), sha);
         assert_eq!(stored, big);
     }
+    assert_eq!(module_keys(&etcd, &sha).len(), big.len().div_ceil(1 << 20));
+
+    // Replaced through another gateway by another module: the old module's chunks leave
+    // etcd in the transaction that replaced it, the new one's are there, every gateway
+    // runs the new one. Deleted: its chunks go too.
+    let other = pass_all_module(&"y".repeat(2 << 20));
+    let other_sha = sha256_hex(&other);
+    let up = gws[0].api().put_wasm("/api/v1/plugins/big", &other);
+    assert_eq!(up.status, 200, "{}", up.text());
+    for g in &gws {
+        until(Duration::from_secs(20), "the new module everywhere", || {
+            g.api().get("/api/v1/plugins/big").json()["sha256"] == other_sha.as_str()
+        });
+    }
+    assert_eq!(module_keys(&etcd, &sha), Vec::<String>::new());
+    assert_eq!(
+        module_keys(&etcd, &other_sha).len(),
+        other.len().div_ceil(1 << 20)
+    );
+    // A stale upload is refused and leaves no chunks behind.
+    let stale_module = pass_all_module("stale");
+    let stale = gws[1].api().send(
+        "PUT",
+        "/api/v1/plugins/late",
+        &[("Content-Type", "application/wasm"), ("If-Match", &tag)],
+        &stale_module,
+    );
+    assert_eq!(stale.status, 412, "{}", stale.text());
+    assert!(module_keys(&etcd, &sha256_hex(&stale_module)).is_empty());
+    let gone = gws[2].api().delete("/api/v1/plugins/big");
+    assert!(gone.status < 300, "{} {}", gone.status, gone.text());
+    for g in &gws {
+        until(
+            Duration::from_secs(20),
+            "the plugin gone everywhere",
+            || g.api().get("/api/v1/plugins/big").status == 404,
+        );
+    }
+    assert_eq!(module_keys(&etcd, &other_sha), Vec::<String>::new());
 
     // A revision gw3 cannot apply: 2049 bindings of a tiny plugin need 2049 instances on
     // gw1 and gw2 (one worker each) but 4098 on gw3 (two workers, a per-host setting of its

@@ -504,6 +504,8 @@ export type components = {
       error?: string | null;
       /** @description it is ready as /readyz says: its data path runs and its ingress and egress interfaces carry packets (a quarantined plugin does not make it not ready) */
       ready: boolean;
+      /** @description why it is not ready, as /api/v1/status not_ready (e.g. "egress interface eth1 is down (no carrier)"); null when ready */
+      not_ready?: string | null;
       io: string;
       /** @description plugins quarantined on it, as VIP#position plugin (they do not make it not ready: that would withdraw every gateway at once for one plugin's fault) */
       quarantined?: string[];

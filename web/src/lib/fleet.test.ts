@@ -40,6 +40,17 @@ const fleet: Fleet = {
       io: 'xdp',
       latest: true,
     },
+    {
+      member: 'gw3',
+      address: '10.0.0.3:9080',
+      version: '0.1.0',
+      applied_revision: 12,
+      ready: false,
+      not_ready: 'egress interface eth1 is down (no carrier)',
+      io: 'packet',
+      announcement: 'withdrawn',
+      latest: true,
+    },
   ],
 };
 
@@ -56,7 +67,7 @@ describe('fleetStanding', () => {
 describe('fleetRows', () => {
   it('lists every gateway in member order with its revision against the latest', () => {
     const rows = fleetRows(fleet);
-    expect(rows.map((r) => r.member)).toEqual(['gw1', 'gw2']);
+    expect(rows.map((r) => r.member)).toEqual(['gw1', 'gw2', 'gw3']);
     expect(rows[0]).toMatchObject({
       revision: '12 (latest)',
       latest: true,
@@ -71,6 +82,13 @@ describe('fleetRows', () => {
       ready: true,
       announcement: 'announced',
       quarantined: ['192.0.2.10#0 cidr-filter'],
+      notReady: null,
+    });
+    expect(rows[0]?.notReady).toBeNull();
+    expect(rows[2]).toMatchObject({
+      ready: false,
+      notReady: 'egress interface eth1 is down (no carrier)',
+      announcement: 'withdrawn',
     });
   });
 });

@@ -30,6 +30,8 @@ export interface FleetRow {
   version: string;
   io: string;
   ready: boolean;
+  /** Why it is not ready (e.g. `egress interface eth1 is down (no carrier)`); null when ready. */
+  notReady: string | null;
   /** `12 (latest)` or `11 (behind 12)`. */
   revision: string;
   latest: boolean;
@@ -51,6 +53,7 @@ export function fleetRows(fleet: Fleet): FleetRow[] {
       version: g.version,
       io: g.io,
       ready: g.ready,
+      notReady: g.ready ? null : (g.not_ready ?? null),
       revision: g.latest
         ? `${g.applied_revision} (latest)`
         : `${g.applied_revision} (behind ${fleet.latest_revision})`,

@@ -147,7 +147,9 @@ function GatewayRow(props: { row: FleetRow }) {
       <td>{row.address}</td>
       <td>{row.version}</td>
       <td>{row.io}</td>
-      <td data-testid="fleet-ready">{row.ready ? 'ready' : 'NOT READY'}</td>
+      <td data-testid="fleet-ready" class={row.ready ? undefined : 'text-danger'}>
+        {row.ready ? 'ready' : row.notReady ? `NOT READY: ${row.notReady}` : 'NOT READY'}
+      </td>
       <td class={row.latest ? undefined : 'text-danger'} title={row.error ?? undefined}>
         {row.revision}
       </td>

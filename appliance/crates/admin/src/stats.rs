@@ -458,6 +458,7 @@ mod tests {
             applied_revision: 5,
             error: None,
             ready: true,
+            not_ready: None,
             io: "packet".into(),
             quarantined: Vec::new(),
             announcement: Some("announced".into()),

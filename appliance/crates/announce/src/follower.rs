@@ -3,8 +3,10 @@
 //! traffic to move, and hands the stop over to the daemon.
 //!
 //! It reads readiness and the received-packet count through closures the daemon gives
-//! (the control plane's view, the data path's counters), polling every [`POLL_INTERVAL`];
-//! it never blocks either of them and never stops the process itself.
+//! (the control plane's view, the data path's counters). It looks at readiness when woken
+//! ([`AnnounceHandle::wake`]: the control plane calls it on every readiness change), and
+//! also every [`RECHECK_INTERVAL`] as a safety net; it never blocks either of them and
+//! never stops the process itself.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +15,13 @@ use std::time::{Duration, Instant};
 
 use crate::LinkError;
 
-/// How often the announcer looks at readiness.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How often the announcer looks at readiness without being woken (a safety net: a
+/// readiness change wakes it at once).
+pub const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the announcer retries setting the link after the kernel refused it.
+pub const RETRY_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a drain waits for the link to go down.
+pub const WITHDRAW_LIMIT: Duration = Duration::from_secs(2);
 /// A drain ends once no packet arrived for this long after the withdrawal.
 pub const DRAIN_QUIET: Duration = Duration::from_secs(1);
 /// A drain ends at the latest this long after the withdrawal (traffic that keeps arriving,
@@ -127,6 +134,7 @@ impl Announcer {
             Arc::new(received),
             Arc::new(on_drained),
             (DRAIN_QUIET, DRAIN_LIMIT),
+            RECHECK_INTERVAL,
         )
     }
 
@@ -136,6 +144,7 @@ impl Announcer {
         received: Received,
         on_drained: OnDrained,
         (quiet, limit): (Duration, Duration),
+        recheck: Duration,
     ) -> std::io::Result<Announcer> {
         let state = Arc::new(State::default());
         let shared = state.clone();
@@ -167,8 +176,9 @@ impl Announcer {
                     if stopping {
                         break;
                     }
-                    // A drain or a stop unparks the thread: it acts at once, not at the tick.
-                    std::thread::park_timeout(POLL_INTERVAL);
+                    // A readiness change, a drain or a stop unparks the thread: it acts
+                    // at once, not at the tick.
+                    std::thread::park_timeout(if failing { RETRY_INTERVAL } else { recheck });
                 }
                 // Dropping the link here deletes the device.
             })?;
@@ -216,6 +226,12 @@ fn reason(announced: bool, stopping: bool, state: &State) -> &'static str {
 }
 
 impl AnnounceHandle {
+    /// Has the announcer look at readiness now (call it whenever readiness may have
+    /// changed; extra calls are harmless).
+    pub fn wake(&self) {
+        self.follower.unpark();
+    }
+
     /// Whether a drain runs or ran.
     pub fn draining(&self) -> bool {
         self.state.draining.load(Ordering::Acquire)
@@ -247,12 +263,11 @@ impl AnnounceHandle {
         }
         self.follower.unpark();
         let started = Instant::now();
-        let withdraw_limit = POLL_INTERVAL * 40;
         while self.state.announced.load(Ordering::Acquire) {
-            if started.elapsed() > withdraw_limit {
-                return Err(DrainError::NotWithdrawn(withdraw_limit));
+            if started.elapsed() > WITHDRAW_LIMIT {
+                return Err(DrainError::NotWithdrawn(WITHDRAW_LIMIT));
             }
-            std::thread::sleep(POLL_INTERVAL / 5);
+            std::thread::sleep(Duration::from_millis(10));
         }
         let withdrawn = Instant::now();
         let first = (self.received)();
@@ -326,6 +341,9 @@ mod tests {
         }
     }
 
+    /// A recheck interval no test outlives: the link can only follow readiness if woken.
+    const NEVER: Duration = Duration::from_secs(3600);
+
     struct Fixture {
         link: Recorded,
         ready: Arc<AtomicBool>,
@@ -346,6 +364,7 @@ mod tests {
             Arc::new(move || c.load(Ordering::Acquire)),
             Arc::new(move || d.store(true, Ordering::Release)),
             (quiet, limit),
+            NEVER,
         )
         .unwrap();
         Fixture {
@@ -360,20 +379,26 @@ mod tests {
     #[test]
     fn the_link_follows_readiness_and_goes_down_at_stop() {
         let f = fixture(DRAIN_QUIET, DRAIN_LIMIT);
-        std::thread::sleep(POLL_INTERVAL * 3);
-        assert_eq!(f.link.last(), None, "never up while not ready");
         let handle = f.announcer.handle();
+        handle.wake();
+        std::thread::sleep(RETRY_INTERVAL * 3);
+        assert_eq!(f.link.last(), None, "never up while not ready");
         assert_eq!(handle.announcement(), Announcement::Withdrawn);
+        // Each change is followed because the change wakes the announcer (the recheck
+        // interval is longer than any test).
         f.ready.store(true, Ordering::Release);
+        handle.wake();
         until("announced when ready", || f.link.last() == Some(true));
         assert_eq!(handle.announcement(), Announcement::Announced);
         assert_eq!(handle.announcement().as_str(), "announced");
         f.ready.store(false, Ordering::Release);
+        handle.wake();
         until("withdrawn when not ready", || f.link.last() == Some(false));
         until("reported withdrawn", || {
             handle.announcement() == Announcement::Withdrawn
         });
         f.ready.store(true, Ordering::Release);
+        handle.wake();
         until("announced again", || f.link.last() == Some(true));
         let link = f.link.clone();
         f.announcer.stop();
@@ -385,6 +410,7 @@ mod tests {
     fn a_drain_withdraws_waits_for_quiet_and_stays_withdrawn() {
         let f = fixture(Duration::from_millis(300), Duration::from_secs(20));
         f.ready.store(true, Ordering::Release);
+        f.announcer.handle().wake();
         until("announced", || f.announcer.announced());
         let handle = f.announcer.handle();
         let received = f.received.clone();
@@ -410,7 +436,8 @@ mod tests {
             "the stop was handed over"
         );
         assert_eq!(handle.drain(), Err(DrainError::AlreadyDraining));
-        std::thread::sleep(POLL_INTERVAL * 3);
+        handle.wake();
+        std::thread::sleep(RETRY_INTERVAL * 3);
         assert_eq!(f.link.last(), Some(false), "ready, but drained: stays down");
         assert_eq!(handle.announcement(), Announcement::Draining);
         assert_eq!(handle.announcement().as_str(), "draining");
@@ -421,6 +448,7 @@ mod tests {
     fn a_drain_whose_traffic_never_stops_ends_at_the_limit() {
         let f = fixture(Duration::from_millis(500), Duration::from_millis(400));
         f.ready.store(true, Ordering::Release);
+        f.announcer.handle().wake();
         until("announced", || f.announcer.announced());
         let received = f.received.clone();
         let stop = Arc::new(AtomicBool::new(false));
@@ -461,13 +489,14 @@ mod tests {
             Arc::new(|| 0),
             Arc::new(|| panic!("a failed drain must not stop the gateway")),
             (DRAIN_QUIET, DRAIN_LIMIT),
+            NEVER,
         )
         .unwrap();
         until("announced", || announcer.announced());
         let handle = announcer.handle();
         assert_eq!(
             handle.drain(),
-            Err(DrainError::NotWithdrawn(POLL_INTERVAL * 40))
+            Err(DrainError::NotWithdrawn(WITHDRAW_LIMIT))
         );
         assert!(handle.announced(), "still reported as announced: it is");
         announcer.stop();

@@ -18,6 +18,6 @@ mod health_link;
 
 pub use follower::{
     AnnounceHandle, Announcement, Announcer, DRAIN_LIMIT, DRAIN_QUIET, DrainError, DrainReport,
-    Link, POLL_INTERVAL,
+    Link, RECHECK_INTERVAL, RETRY_INTERVAL, WITHDRAW_LIMIT,
 };
 pub use health_link::{HEALTH_DEVICE, HealthLink, LinkError};

@@ -120,7 +120,11 @@ fn render_fleet(fleet: &Fleet) -> String {
                     g.applied_revision,
                     if g.latest { " (latest)" } else { " (BEHIND)" }
                 ),
-                if g.ready { "ready" } else { "NOT READY" }.into(),
+                match (g.ready, &g.not_ready) {
+                    (true, _) => "ready".to_owned(),
+                    (false, Some(why)) => format!("NOT READY: {why}"),
+                    (false, None) => "NOT READY".to_owned(),
+                },
                 g.announcement.clone().unwrap_or_else(|| "-".into()),
                 g.io.clone(),
                 [
@@ -405,6 +409,54 @@ fn render(url: &str, status: &Status, stats: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fleet_lines_say_why_a_gateway_is_not_ready() {
+        let gateway = |member: &str, not_ready: Option<&str>| crate::wire::FleetGateway {
+            member: member.into(),
+            address: "10.0.0.1:9080".into(),
+            version: "0.1.0".into(),
+            applied_revision: 7,
+            error: None,
+            ready: not_ready.is_none(),
+            not_ready: not_ready.map(str::to_owned),
+            io: "packet".into(),
+            quarantined: Vec::new(),
+            announcement: Some(
+                if not_ready.is_none() {
+                    "announced"
+                } else {
+                    "withdrawn"
+                }
+                .into(),
+            ),
+            latest: true,
+        };
+        let fleet = Fleet {
+            name: "f1".into(),
+            member: "gw1".into(),
+            reachable: true,
+            latest_revision: 7,
+            gateways: vec![
+                gateway("gw1", None),
+                gateway("gw2", Some("egress interface eth1 is down (no carrier)")),
+            ],
+            error: None,
+        };
+        let text = render_fleet(&fleet);
+        let lines: Vec<&str> = text.lines().collect();
+        let gw1 = lines.iter().find(|l| l.starts_with("gw1")).unwrap();
+        let gw2 = lines.iter().find(|l| l.starts_with("gw2")).unwrap();
+        assert!(
+            gw1.contains(" ready ") && !gw1.contains("NOT READY"),
+            "{text}"
+        );
+        assert!(
+            gw2.contains("NOT READY: egress interface eth1 is down (no carrier)")
+                && gw2.contains("withdrawn"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn durations_and_sizes_read_well() {

@@ -132,6 +132,10 @@ pub struct FleetGateway {
     pub error: Option<String>,
     /// Whether its data path runs (a quarantined plugin does not make it not ready).
     pub ready: bool,
+    /// Why it is not ready (as `/api/v1/status` `not_ready`, e.g. `egress interface eth1
+    /// is down (no carrier)`); null when ready or from a gateway that does not say.
+    #[serde(default)]
+    pub not_ready: Option<String>,
     /// Its I/O path (`xdp`, `xdp-generic`, `packet`).
     pub io: String,
     /// Plugins quarantined on it, as `VIP#position plugin` (they do not make it not

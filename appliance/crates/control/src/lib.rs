@@ -167,6 +167,11 @@ impl IoPath {
 /// Where readers find the current [`View`].
 pub type SharedView = Arc<ArcSwap<View>>;
 
+/// Calls the control plane makes after publishing a view whose readiness changed (e.g.
+/// waking the fleet announcer, so that it withdraws or announces GIP at once). They run
+/// on the control thread: they must return at once.
+type ReadinessHooks = Arc<std::sync::Mutex<Vec<Box<dyn Fn() + Send>>>>;
+
 /// Sends actions to the control plane; cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct ControlHandle {
@@ -219,6 +224,7 @@ impl ControlHandle {
 pub struct Control {
     handle: ControlHandle,
     view: SharedView,
+    readiness_hooks: ReadinessHooks,
     network: Option<NetworkStatus>,
     thread: JoinHandle<Result<(), StopError>>,
 }
@@ -228,6 +234,7 @@ impl Control {
     pub fn spawn(plane: ControlPlane) -> std::io::Result<Control> {
         let (sender, receiver) = crossbeam_channel::unbounded::<Request>();
         let view = plane.view();
+        let readiness_hooks = plane.readiness_hooks();
         let network = plane.network();
         let thread = std::thread::Builder::new()
             .name("tg-control".into())
@@ -235,6 +242,7 @@ impl Control {
         Ok(Control {
             handle: ControlHandle { sender },
             view,
+            readiness_hooks,
             network,
             thread,
         })
@@ -248,6 +256,16 @@ impl Control {
     /// Where readers find the current view.
     pub fn view(&self) -> SharedView {
         self.view.clone()
+    }
+
+    /// Has `hook` called (on the control thread; it must return at once) every time the
+    /// view's readiness changes, right after that view is published. Register first, then
+    /// read readiness: no change is missed.
+    pub fn on_readiness_change(&self, hook: impl Fn() + Send + 'static) {
+        self.readiness_hooks
+            .lock()
+            .expect("readiness hooks")
+            .push(Box::new(hook));
     }
 
     /// Where readers follow the netcfg reconciler (none when it is not running).

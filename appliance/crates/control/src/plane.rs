@@ -26,7 +26,9 @@ use super::fleet::{
 };
 use super::forwarding::{Forwarding, ForwardingError, Workers};
 use super::kernel::{KernelError, KernelFollower};
-use super::{Action, IfMatch, NetworkStatus, Reply, Request, Revision, SharedView, View};
+use super::{
+    Action, IfMatch, NetworkStatus, ReadinessHooks, Reply, Request, Revision, SharedView, View,
+};
 use crate::store::{PluginRecord, StateDir, StoreError};
 use tungate_config::{self as config, Document, Invalid};
 use tungate_datapath::StartError;
@@ -231,6 +233,8 @@ pub struct ControlPlane {
     revision: Revision,
     view: SharedView,
     fleet: Option<FleetMode>,
+    /// Called after every view whose readiness differs from the one before.
+    readiness_hooks: ReadinessHooks,
 }
 
 /// The module bytes of a stored plugin, as the plugin builder looks them up.
@@ -634,6 +638,7 @@ impl ControlPlane {
             doc,
             generation: 1,
             revision,
+            readiness_hooks: ReadinessHooks::default(),
         };
         plane.refresh_view();
         Ok(plane)
@@ -642,6 +647,11 @@ impl ControlPlane {
     /// Where readers find the current view.
     pub fn view(&self) -> SharedView {
         self.view.clone()
+    }
+
+    /// Where the calls on a readiness change are registered.
+    pub(crate) fn readiness_hooks(&self) -> ReadinessHooks {
+        self.readiness_hooks.clone()
     }
 
     /// The netcfg reconciler's progress: whether LD-OUT's networking is as configured.
@@ -1175,6 +1185,11 @@ impl ControlPlane {
             io: self.datapath.io_path(),
             fleet: self.fleet.as_ref().map(|m| m.status.clone()),
         }));
+        if before.ready != self.view.load().ready {
+            for hook in self.readiness_hooks.lock().expect("readiness hooks").iter() {
+                hook();
+            }
+        }
     }
 }
 
@@ -1616,6 +1631,34 @@ mod tests {
         assert_eq!(plane.state.config().unwrap(), Some(changed.clone()));
         assert_eq!(*plane.view().load().document, changed);
         assert_eq!(fake.last_applied(), changed);
+    }
+
+    #[test]
+    fn a_readiness_change_calls_the_hooks_once_after_publishing_and_nothing_else_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut plane, fake) = started(dir.path(), &module(1));
+        let view = plane.view();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let v = view.clone();
+        plane
+            .readiness_hooks()
+            .lock()
+            .unwrap()
+            .push(Box::new(move || s.lock().unwrap().push(v.load().ready)));
+        plane.refresh_view();
+        assert!(seen.lock().unwrap().is_empty(), "ready before and after");
+        fake.0.lock().unwrap().running = false;
+        plane.refresh_view();
+        plane.refresh_view();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [false],
+            "called once, the view already new"
+        );
+        fake.0.lock().unwrap().running = true;
+        plane.refresh_view();
+        assert_eq!(*seen.lock().unwrap(), [false, true]);
     }
 
     #[test]

@@ -112,6 +112,7 @@ fn registration(
         applied_revision: view.revision.number(),
         error: fleet.and_then(|f| f.error.clone()),
         ready: view.ready,
+        not_ready: view.not_ready.clone(),
         io: view.io.path.to_owned(),
         quarantined,
         announcement: announcement().map(str::to_owned),

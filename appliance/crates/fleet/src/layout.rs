@@ -11,7 +11,8 @@
 //! The state keys are small and change together in one transaction (a compare-and-swap on
 //! the revision key); module chunks are content-addressed and written one request each
 //! before the transaction that names them, so an 8 MiB module never meets etcd's 1.5 MiB
-//! request limit nor a gRPC message limit. This module only names keys.
+//! request limit nor a gRPC message limit. A module no plugin record references any more is
+//! deleted (see the store's collection rules). This module only names keys.
 
 /// The largest chunk of a module stored under one key.
 pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
@@ -55,9 +56,14 @@ impl Layout {
         format!("{}{name}", self.plugins())
     }
 
+    /// The prefix of every chunk of the module with this sha256.
+    pub(crate) fn module(&self, sha256: &str) -> String {
+        format!("{}modules/{sha256}/", self.root)
+    }
+
     /// Chunk `index` of the module with this sha256.
     pub(crate) fn chunk(&self, sha256: &str, index: usize) -> String {
-        format!("{}modules/{sha256}/{index:04}", self.root)
+        format!("{}{index:04}", self.module(sha256))
     }
 
     /// The prefix of the registrations.
@@ -85,6 +91,8 @@ mod tests {
             assert!(key.starts_with("/tungate/f1/"), "{key}");
         }
         assert_eq!(l.chunk("ab", 3), "/tungate/f1/modules/ab/0003");
+        assert!(l.chunk("ab", 3).starts_with(&l.module("ab")));
+        assert!(!l.chunk("abc", 3).starts_with(&l.module("ab")));
         assert!(!l.chunk("ab", 0).starts_with(&l.state()));
         assert!(!l.gateway("g").starts_with(&l.state()));
     }
