@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lab-status: pending
+# lab-status: enabled
 # lab-summary: decap = "kernel" over IPv6: `tungate net apply` builds ip6tnl with GUE and FOU, and ip6gre, on the lab kernel
 # lab-needs: tungate
 #
@@ -27,7 +27,7 @@ ldout_has_tg_links() {
 
 topo_up
 # fou6 holds the IPv6 encapsulation ops of ip6tnl's `encap gue|fou`: nothing loads it on demand.
-require "the IPv6 tunnel modules load" modprobe -a ip6_tunnel ip6_gre fou fou6
+require "the IPv6 tunnel modules load" modprobe -d "$LAB_MODULES_DIR" -a ip6_tunnel ip6_gre fou fou6
 nsip ldout address add "$GIP6/64" dev eth1 nodad
 
 TG_CONFIG=$WORK/tungate-kdecap6.toml

@@ -126,7 +126,7 @@ fn forget_vanished_settings(state: &mut StateFile) -> Result<(), NetError> {
         } else if let (Some(port), Some(ports)) =
             (key.strip_prefix(state_file::FOU_KEY), &fou_ports)
         {
-            ports.iter().any(|p| p.port.to_string() == port)
+            ports.iter().any(|p| p.id() == port)
         } else {
             true
         }
