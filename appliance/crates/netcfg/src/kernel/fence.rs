@@ -33,10 +33,10 @@ use std::ptr::NonNull;
 
 use nftnl::expr::{Expression, InterfaceName};
 use nftnl::nftnl_sys::{self as sys, libc};
-use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, Table};
+use nftnl::{Batch, MsgType, ProtoFamily, Rule, Table};
 
 use crate::error::NetError;
-use crate::kernel::nft::send_batch;
+use crate::kernel::nft::{delete_table_if_present, replace_with_prerouting_chain, send_batch};
 
 /// The fence's table (family `inet`: IPv4 and IPv6 in one chain).
 pub const FENCE_TABLE: &str = "inet tungate_fence";
@@ -158,14 +158,7 @@ fn install(fence: &Raised) -> Result<(), NetError> {
     batch.add(&legacy, MsgType::Add);
     batch.add(&legacy, MsgType::Del);
     let table = Table::new(TABLE_NAME, ProtoFamily::Inet);
-    batch.add(&table, MsgType::Add);
-    batch.add(&table, MsgType::Del);
-    batch.add(&table, MsgType::Add);
-    let mut chain = Chain::new(CHAIN_NAME, &table);
-    chain.set_hook(Hook::PreRouting, PRIORITY);
-    chain.set_type(ChainType::Filter);
-    chain.set_policy(Policy::Accept);
-    batch.add(&chain, MsgType::Add);
+    let chain = replace_with_prerouting_chain(&mut batch, &table, CHAIN_NAME, PRIORITY);
     for protocol in FENCED_PROTOCOLS {
         let mut rule = Rule::new(&chain);
         rule.add_expr(&nftnl::nft_expr!(meta iifname));
@@ -202,13 +195,7 @@ fn drop_if_local(rule: &mut Rule<'_>) {
 
 /// Deletes one table; whether it existed.
 fn delete_table(name: &CStr, family: ProtoFamily) -> Result<bool, NetError> {
-    let mut batch = Batch::new();
-    batch.add(&Table::new(name, family), MsgType::Del);
-    match send_batch(&batch.finalize()) {
-        Ok(()) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-        Err(e) => Err(failed("remove")(e)),
-    }
+    delete_table_if_present(name, family).map_err(failed("remove"))
 }
 
 /// Removes the fence and the table of releases before it; whether either existed.

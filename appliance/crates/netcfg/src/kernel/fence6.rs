@@ -26,10 +26,12 @@ use std::io;
 use std::net::Ipv6Addr;
 
 use nftnl::nftnl_sys::libc;
-use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, Table};
+use nftnl::{Batch, MsgType, ProtoFamily, Rule, Table};
 
 use crate::error::NetError;
-use crate::kernel::nft::{send_batch, table_rule_comments};
+use crate::kernel::nft::{
+    delete_table_if_present, replace_with_prerouting_chain, send_batch, table_rule_comments,
+};
 use crate::model::{FENCE6_TABLE, Fence6Spec, FencedProtocol, NFT_TABLE};
 use crate::plan::Edit;
 
@@ -104,15 +106,7 @@ pub(crate) fn observe() -> Result<Option<Fence6Spec>, NetError> {
 fn install_batch(spec: &Fence6Spec) -> Result<Batch, NetError> {
     let mut batch = Batch::new();
     let table = Table::new(TABLE_NAME, ProtoFamily::Ipv6);
-    // Adding first makes the delete succeed whether or not the table exists.
-    batch.add(&table, MsgType::Add);
-    batch.add(&table, MsgType::Del);
-    batch.add(&table, MsgType::Add);
-    let mut chain = Chain::new(CHAIN_NAME, &table);
-    chain.set_hook(Hook::PreRouting, PRIORITY);
-    chain.set_type(ChainType::Filter);
-    chain.set_policy(Policy::Accept);
-    batch.add(&chain, MsgType::Add);
+    let chain = replace_with_prerouting_chain(&mut batch, &table, CHAIN_NAME, PRIORITY);
     for protocol in &spec.protocols {
         let comment = CString::new(spec.comment(*protocol)).map_err(|_| {
             failed("installing")(io::Error::new(
@@ -142,14 +136,9 @@ pub(crate) fn apply(edit: &Edit<Fence6Spec>) -> Result<(), NetError> {
         Edit::Create(spec) | Edit::Update { to: spec, .. } => {
             send_batch(&install_batch(spec)?.finalize()).map_err(failed("installing"))
         }
-        Edit::Delete(_) => {
-            let mut batch = Batch::new();
-            batch.add(&Table::new(TABLE_NAME, ProtoFamily::Ipv6), MsgType::Del);
-            match send_batch(&batch.finalize()) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-                other => other.map_err(failed("deleting")),
-            }
-        }
+        Edit::Delete(_) => delete_table_if_present(TABLE_NAME, ProtoFamily::Ipv6)
+            .map(|_existed| ())
+            .map_err(failed("deleting")),
     }
 }
 

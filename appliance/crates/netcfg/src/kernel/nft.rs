@@ -90,6 +90,39 @@ pub(crate) fn send_batch(batch: &FinalizedBatch) -> io::Result<()> {
     Ok(())
 }
 
+/// Adds to `batch` what replaces `table` (whether or not it exists) with an empty one
+/// holding one base filter chain `name` in prerouting at `priority`, accepting by default;
+/// returns that chain, for the rules the caller adds after it.
+pub(crate) fn replace_with_prerouting_chain<'a>(
+    batch: &mut Batch,
+    table: &'a Table,
+    name: &CStr,
+    priority: i32,
+) -> Chain<'a> {
+    // Adding first makes the delete succeed whether or not the table exists.
+    batch.add(table, MsgType::Add);
+    batch.add(table, MsgType::Del);
+    batch.add(table, MsgType::Add);
+    let mut chain = Chain::new(name, table);
+    chain.set_hook(Hook::PreRouting, priority);
+    chain.set_type(ChainType::Filter);
+    chain.set_policy(Policy::Accept);
+    batch.add(&chain, MsgType::Add);
+    chain
+}
+
+/// Deletes the table `name` of `family` with everything in it; whether it existed (a
+/// missing table is not an error).
+pub(crate) fn delete_table_if_present(name: &CStr, family: ProtoFamily) -> io::Result<bool> {
+    let mut batch = Batch::new();
+    batch.add(&Table::new(name, family), MsgType::Del);
+    match send_batch(&batch.finalize()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Sends a batch of changes to tungate's RS table; failures say what was being done.
 fn send_rs_batch(batch: &FinalizedBatch, action: &str) -> Result<(), NetError> {
     send_batch(batch).map_err(nft_error(action))
