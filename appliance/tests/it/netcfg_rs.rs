@@ -463,7 +463,12 @@ fn ipv6_frame(
 
 /// The packet counters of the rules of `ip6 tungate_rs`, by comment.
 fn fence6_counters(ns: &Netns) -> Vec<(String, u64)> {
-    let out = ns.exec("nft", &["-j", "list", "table", "ip6", "tungate_rs"]);
+    fence_counters(ns, "ip6")
+}
+
+/// The packet counters of the counted rules of `FAMILY tungate_rs`, by comment.
+fn fence_counters(ns: &Netns, family: &str) -> Vec<(String, u64)> {
+    let out = ns.exec("nft", &["-j", "list", "table", family, "tungate_rs"]);
     assert!(
         out.status.success(),
         "nft: {}",
@@ -475,16 +480,13 @@ fn fence6_counters(ns: &Netns) -> Vec<(String, u64)> {
         .unwrap()
         .iter()
         .filter_map(|o| o.get("rule"))
-        .map(|rule| {
+        .filter_map(|rule| {
             let packets = rule["expr"]
-                .as_array()
-                .unwrap()
+                .as_array()?
                 .iter()
-                .find_map(|e| e.get("counter"))
-                .expect("a counter")["packets"]
-                .as_u64()
-                .unwrap();
-            (rule["comment"].as_str().unwrap().to_owned(), packets)
+                .find_map(|e| e.get("counter"))?["packets"]
+                .as_u64()?;
+            Some((rule["comment"].as_str()?.to_owned(), packets))
         })
         .collect()
 }
@@ -614,4 +616,78 @@ fn the_ipv6_fence_drops_ip6ip6_and_4in6_from_all_but_the_directors() {
         "{}",
         again.stderr
     );
+}
+
+/// IPv6 VIPs over an IPv4 underlay bring up `sit0`, which takes 6in4 (protocol 41) from
+/// anyone: the IPv4 fence then holds a counted drop for 6in4 beside IPIP. Crafted 6in4
+/// packets on the ingress veth from the director pass uncounted, a stranger's are counted.
+#[test]
+fn ipv6_vips_over_ipv4_get_a_6in4_fence_beside_ipip() {
+    let ns = rs_namespace();
+    let args: Vec<String> = [
+        "--gateway",
+        "10.0.0.1",
+        "--address",
+        "10.0.1.2",
+        "--vip",
+        "2001:db8:f::10",
+        "--director",
+        "10.0.0.2",
+    ]
+    .iter()
+    .chain(RS_STANDIN_FLAGS.iter())
+    .chain(["--state-file"].iter())
+    .map(|s| s.to_string())
+    .chain([ns.path("state64.json").display().to_string()])
+    .collect();
+    let apply = tungate(&ns, &["rs", "apply"], &args);
+    assert_eq!(apply.code, 0, "apply: {}", apply.stderr);
+    assert!(
+        lines(&apply.stdout).contains(&"+ nft rule \"tungate: drop 6in4 not from 10.0.0.2\""),
+        "{}",
+        apply.stdout
+    );
+    ns.ip(&["link", "set", "vin-p", "up"]);
+    let mac = ns.ip_json(&["link", "show", "vin"])[0]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mac: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    let mac: [u8; 6] = mac.try_into().unwrap();
+    let inner6 = ipv6_frame(mac, "2001:db8:f::10".parse().unwrap(), 59, false, &[])[14..].to_vec();
+    let socket = tungate_test_support::FrameSocket::open(&ns, "vin-p");
+    // The director's first: once the stranger's is counted, the director's went by.
+    for src in [[10, 0, 0, 2], [10, 0, 0, 66]] {
+        let mut ip = etherparse::Ipv4Header::new(
+            inner6.len() as u16,
+            64,
+            etherparse::IpNumber(41),
+            src,
+            [10, 0, 1, 2],
+        )
+        .unwrap();
+        ip.header_checksum = ip.calc_header_checksum();
+        let mut frame = mac.to_vec();
+        frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x99, 0x08, 0x00]);
+        frame.extend_from_slice(&ip.to_bytes());
+        frame.extend_from_slice(&inner6);
+        socket.send(&frame);
+    }
+    tungate_test_support::wait::until(
+        std::time::Duration::from_secs(10),
+        "the stranger's 6in4 packet is counted",
+        || fence_counters(&ns, "ip").iter().map(|c| c.1).sum::<u64>() >= 1,
+    );
+    assert_eq!(
+        fence_counters(&ns, "ip"),
+        [
+            ("tungate: drop ipip not from 10.0.0.2".to_owned(), 0),
+            ("tungate: drop 6in4 not from 10.0.0.2".to_owned(), 1),
+        ]
+    );
+    let down = tungate(&ns, &["rs", "down"], &args);
+    assert_eq!(down.code, 0, "down: {}", down.stderr);
 }

@@ -507,25 +507,26 @@ pub(crate) enum FencedProtocol {
     Ipip,
     /// GRE (protocol 47).
     Gre,
-    /// IPv6 in IPv6 (next header 41; only in the IPv6 fence).
+    /// IPv6 inside (protocol 41): ip6ip6 in the IPv6 fence, 6in4 in the IPv4 one.
     Ip6ip6,
 }
 
 impl FencedProtocol {
-    /// `ipip` or `gre`.
+    /// The name inside IPv4: `ipip`, `gre`, or `6in4` for IPv6 in IPv4.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             FencedProtocol::Ipip => "ipip",
             FencedProtocol::Gre => "gre",
-            FencedProtocol::Ip6ip6 => "ip6ip6",
+            FencedProtocol::Ip6ip6 => "6in4",
         }
     }
 
-    /// The name inside IPv6: protocol 4 there is IPv4 in IPv6, `4in6`.
+    /// The name inside IPv6: `4in6` for IPv4 in IPv6, `ip6ip6`, `gre`.
     pub(crate) fn as_str6(self) -> &'static str {
         match self {
             FencedProtocol::Ipip => "4in6",
-            other => other.as_str(),
+            FencedProtocol::Gre => "gre",
+            FencedProtocol::Ip6ip6 => "ip6ip6",
         }
     }
 

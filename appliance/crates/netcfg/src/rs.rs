@@ -22,9 +22,9 @@
 //! answered TCP takes its MSS from that route, and with DNAT entries a rule of tungate's
 //! table clamps the MSS of forwarded TCP SYNs (the containers' connections) to the tunnel
 //! MTU less 40. With `directors` (of either family), tungate's table also
-//! holds a fence in prerouting (priority raw): IPIP (and GRE, for a GRE reply tunnel) from
-//! any source but the IPv4 directors is counted and dropped without an answer
-//! (CVE-2020-10136: `tunl0` accepts IPIP from anyone). When the server has an IPv6
+//! holds a fence in prerouting (priority raw): IPIP (and GRE, for a GRE reply tunnel, and
+//! 6in4 when IPv6 VIPs over IPv4 bring `sit0` up) from any source but the IPv4 directors is
+//! counted and dropped without an answer (CVE-2020-10136: `tunl0` accepts IPIP from anyone). When the server has an IPv6
 //! underlay or an IPv6 director, a second table `ip6 tungate_rs` (`kernel::fence6`) does the
 //! same for IPv6: ip6ip6 (41) and 4in6 (4), and GRE for a GRE reply tunnel, from any source
 //! but the IPv6 directors (`ip6tnl0` accepts ip6ip6 and 4in6 from anyone).
@@ -650,7 +650,12 @@ pub(crate) fn desired(config: &RsConfig, device_mtu: Option<u32>) -> DesiredStat
                 IpAddr::V6(_) => None,
             })
             .collect();
-        for protocol in fenced(config.encap) {
+        let mut protocols = fenced(config.encap);
+        if config.address.is_ipv4() && config.vips.iter().any(IpAddr::is_ipv6) {
+            // IPv6 VIPs over IPv4 bring up sit0, which takes 6in4 from anyone.
+            protocols.push(FencedProtocol::Ip6ip6);
+        }
+        for protocol in protocols {
             items.push(Item::nft_rule(NftRuleSpec::Fence {
                 protocol,
                 directors: directors.clone(),
@@ -1089,6 +1094,38 @@ mod tests {
             "link tunl1 sit mode ip6ip local 10.0.1.2 remote 10.0.0.1 mtu 1480 up"
         );
         assert_eq!(lines[1], "link sit0 up");
+    }
+
+    #[test]
+    fn ipv6_vips_over_ipv4_fence_6in4_too() {
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let settings = RsSettings {
+            vips: Some(vec![v6("2001:db8:f::10"), "192.0.2.10".parse().unwrap()]),
+            directors: Some(vec![Ipv4Addr::new(10, 0, 0, 2).into()]),
+            ..base()
+        };
+        let state = desired(&settings.resolve().unwrap(), None);
+        let nft: Vec<String> = state
+            .items
+            .iter()
+            .map(|i| i.to_string())
+            .filter(|l| l.starts_with("nft"))
+            .collect();
+        assert_eq!(
+            nft,
+            [
+                "nft table ip tungate_rs chains fence",
+                "nft rule \"tungate: drop ipip not from 10.0.0.2\"",
+                "nft rule \"tungate: drop 6in4 not from 10.0.0.2\"",
+            ]
+        );
+        // IPv4 VIPs alone: no sit0, no 6in4 rule.
+        let v4_only = RsSettings {
+            directors: Some(vec![Ipv4Addr::new(10, 0, 0, 2).into()]),
+            ..base()
+        };
+        let state = desired(&v4_only.resolve().unwrap(), None);
+        assert!(!state.items.iter().any(|i| i.to_string().contains("6in4")));
     }
 
     #[test]
