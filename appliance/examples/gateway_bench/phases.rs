@@ -309,6 +309,72 @@ struct Bench<'a> {
     plugins: PathBuf,
 }
 
+impl<'a> Bench<'a> {
+    /// What `run` and `ipv6` start with: root and 2 cores checked (else the exit status),
+    /// this thread (and every process it starts) kept off the gateway's core, the
+    /// namespaces, the generator and the prepared plugins; with the start time and the load
+    /// average then.
+    fn open(options: &'a Options) -> Result<(Bench<'a>, Instant, String), i32> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!(
+                "gateway_bench: needs root (network namespaces, AF_PACKET, AF_XDP, nftables)"
+            );
+            return Err(2);
+        }
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            eprintln!("gateway_bench: needs 2 cores (one for the generator, one for the gateway)");
+            return Err(2);
+        }
+        pin_current_thread(&[GENERATOR_CPU]);
+        raise_priority();
+        let started = Instant::now();
+        let load_before = measure::loadavg();
+        let plugins = plugin_dir();
+        let t = Topology::new();
+        let generator = Generator::open(&t.rs);
+        let bench = Bench {
+            options,
+            t,
+            generator,
+            plugins,
+        };
+        bench.prepare();
+        Ok((bench, started, load_before))
+    }
+
+    /// Runs `block` for each size (64 B only with `--quick`) in every repeat, the sizes'
+    /// order reversed every other repeat; returns the samples.
+    fn repeated(
+        &self,
+        started: Instant,
+        block: fn(&Self, usize, Size, &mut Vec<Sample>),
+    ) -> Vec<Sample> {
+        let sizes: Vec<Size> = if self.options.quick {
+            vec![SIZES[0]]
+        } else {
+            SIZES.to_vec()
+        };
+        let mut samples = Vec::new();
+        for repeat in 0..self.options.repeats {
+            eprintln!(
+                "[{:.0} s] repeat {} of {} (load {})",
+                started.elapsed().as_secs_f64(),
+                repeat + 1,
+                self.options.repeats,
+                measure::loadavg()
+            );
+            let mut order = sizes.clone();
+            if repeat % 2 == 1 {
+                order.reverse();
+            }
+            for size in order {
+                block(self, repeat, size, &mut samples);
+            }
+        }
+        samples
+    }
+}
+
 fn sh(args: &[&str]) {
     let out = Command::new(args[0])
         .args(&args[1..])
@@ -1175,50 +1241,11 @@ fn plugin_dir() -> PathBuf {
 /// `gateway_bench ipv6`: only the IPIP and ip6ip6 rows of (a) and (c′) (and (a6)), side
 /// by side, `options.repeats` times for each size; writes their medians to `options.out`.
 pub fn ipv6(options: &Options) -> i32 {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("gateway_bench: needs root (network namespaces, AF_PACKET, AF_XDP)");
-        return 2;
-    }
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        eprintln!("gateway_bench: needs 2 cores (one for the generator, one for the gateway)");
-        return 2;
-    }
-    pin_current_thread(&[GENERATOR_CPU]);
-    raise_priority();
-    let started = Instant::now();
-    let load_before = measure::loadavg();
-    let plugins = plugin_dir();
-    let t = Topology::new();
-    let generator = Generator::open(&t.rs);
-    let bench = Bench {
-        options,
-        t,
-        generator,
-        plugins,
+    let (bench, started, load_before) = match Bench::open(options) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
-    bench.prepare();
-    let sizes: Vec<Size> = if options.quick {
-        vec![SIZES[0]]
-    } else {
-        SIZES.to_vec()
-    };
-    let mut samples = Vec::new();
-    for repeat in 0..options.repeats {
-        eprintln!(
-            "[{:.0} s] repeat {} of {} (load {})",
-            started.elapsed().as_secs_f64(),
-            repeat + 1,
-            options.repeats,
-            measure::loadavg()
-        );
-        let mut order = sizes.clone();
-        if repeat % 2 == 1 {
-            order.reverse();
-        }
-        for size in order {
-            bench.ipv4_and_ipv6_block(repeat, size, &mut samples);
-        }
-    }
+    let samples = bench.repeated(started, Bench::ipv4_and_ipv6_block);
     let text = report::ipv6_results(
         options,
         &samples,
@@ -1240,51 +1267,11 @@ pub fn ipv6(options: &Options) -> i32 {
 
 /// Runs every phase and writes the report; returns the exit status.
 pub fn run(options: &Options) -> i32 {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("gateway_bench: needs root (network namespaces, AF_PACKET, nftables)");
-        return 2;
-    }
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        eprintln!("gateway_bench: needs 2 cores (one for the generator, one for the gateway)");
-        return 2;
-    }
-    // Bookkeeping (and every process it starts) stays off the gateway's core.
-    pin_current_thread(&[GENERATOR_CPU]);
-    raise_priority();
-    let started = Instant::now();
-    let load_before = measure::loadavg();
-    let plugins = plugin_dir();
-    let t = Topology::new();
-    let generator = Generator::open(&t.rs);
-    let bench = Bench {
-        options,
-        t,
-        generator,
-        plugins,
+    let (bench, started, load_before) = match Bench::open(options) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
-    bench.prepare();
-    let sizes: Vec<Size> = if options.quick {
-        vec![SIZES[0]]
-    } else {
-        SIZES.to_vec()
-    };
-    let mut samples = Vec::new();
-    for repeat in 0..options.repeats {
-        eprintln!(
-            "[{:.0} s] repeat {} of {} (load {})",
-            started.elapsed().as_secs_f64(),
-            repeat + 1,
-            options.repeats,
-            measure::loadavg()
-        );
-        let mut order = sizes.clone();
-        if repeat % 2 == 1 {
-            order.reverse();
-        }
-        for size in order {
-            bench.matrix_block(repeat, size, &mut samples);
-        }
-    }
+    let samples = bench.repeated(started, Bench::matrix_block);
     let at = || started.elapsed().as_secs_f64();
     eprintln!("[{:.0} s] capacity", at());
     let capacity = bench.capacity_phase(&samples);
