@@ -461,6 +461,21 @@ fn ipv6_frame(
     frame
 }
 
+/// Sets the far end of the ingress veth up (the test's frames go in there) and returns the
+/// MAC address of the ingress device `vin`, where they arrive.
+fn ingress_up_and_its_mac(ns: &Netns) -> [u8; 6] {
+    ns.ip(&["link", "set", "vin-p", "up"]);
+    let mac = ns.ip_json(&["link", "show", "vin"])[0]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mac: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    mac.try_into().unwrap()
+}
+
 /// The packet counters of the rules of `ip6 tungate_rs`, by comment.
 fn fence6_counters(ns: &Netns) -> Vec<(String, u64)> {
     fence_counters(ns, "ip6")
@@ -549,16 +564,7 @@ fn the_ipv6_fence_drops_ip6ip6_and_4in6_from_all_but_the_directors() {
         again.stderr
     );
 
-    ns.ip(&["link", "set", "vin-p", "up"]);
-    let mac = ns.ip_json(&["link", "show", "vin"])[0]["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mac: Vec<u8> = mac
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
-    let mac: [u8; 6] = mac.try_into().unwrap();
+    let mac = ingress_up_and_its_mac(&ns);
     let director: std::net::Ipv6Addr = "2001:db8::2".parse().unwrap();
     let stranger: std::net::Ipv6Addr = "2001:db8::66".parse().unwrap();
     let inner6 = ipv6_frame(mac, director, 59, false, &[])[14..].to_vec();
@@ -647,16 +653,7 @@ fn ipv6_vips_over_ipv4_get_a_6in4_fence_beside_ipip() {
         "{}",
         apply.stdout
     );
-    ns.ip(&["link", "set", "vin-p", "up"]);
-    let mac = ns.ip_json(&["link", "show", "vin"])[0]["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mac: Vec<u8> = mac
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
-    let mac: [u8; 6] = mac.try_into().unwrap();
+    let mac = ingress_up_and_its_mac(&ns);
     let inner6 = ipv6_frame(mac, "2001:db8:f::10".parse().unwrap(), 59, false, &[])[14..].to_vec();
     let socket = tungate_test_support::FrameSocket::open(&ns, "vin-p");
     // The director's first: once the stranger's is counted, the director's went by.
