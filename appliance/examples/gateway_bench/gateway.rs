@@ -437,6 +437,45 @@ fn io_plan(doc: &Document) -> Result<(IoPlan, Option<SharedFilter>), String> {
     ))
 }
 
+/// The environment variable that, set to `threaded`, moves the ingress veth's NAPI poll (on
+/// the AF_XDP path: the XDP program and the copy into the socket) from the sending core's
+/// softirq into its own kernel thread pinned to the gateway's cores, where a NIC's receive
+/// interrupt would be steered.
+pub const NAPI_ENV: &str = "GATEWAY_BENCH_NAPI";
+
+/// Switches `g0` (in this process's namespace) to threaded NAPI and pins its NAPI threads
+/// (`napi/g0-ID`, one per queue that has a NAPI: only once an XDP program is attached) to
+/// `cpus`.
+fn threaded_ingress_napi(cpus: &[usize]) -> Result<(), String> {
+    std::fs::write("/sys/class/net/g0/threaded", "1")
+        .map_err(|e| format!("/sys/class/net/g0/threaded: {e}"))?;
+    let mut pinned = 0;
+    for entry in std::fs::read_dir("/proc").map_err(|e| e.to_string())? {
+        let Ok(pid) = entry
+            .map_err(|e| e.to_string())?
+            .file_name()
+            .to_string_lossy()
+            .parse::<i32>()
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim_end().starts_with("napi/g0-") {
+            let mut set = nix::sched::CpuSet::new();
+            for &cpu in cpus {
+                set.set(cpu).map_err(|e| e.to_string())?;
+            }
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set)
+                .map_err(|e| format!("pin {}: {e}", comm.trim_end()))?;
+            pinned += 1;
+        }
+    }
+    if pinned == 0 {
+        return Err("no napi/g0-* thread (no NAPI on g0: is an XDP program attached?)".into());
+    }
+    Ok(())
+}
+
 pub fn child_main(args: &[String]) -> i32 {
     let [workers, cpus, vip_count, dir] = args else {
         eprintln!("usage: gateway_bench gateway WORKERS CPUS VIPS PLUGIN_DIR");
@@ -484,6 +523,12 @@ pub fn child_main(args: &[String]) -> i32 {
     };
     if let Err(e) = raised {
         eprintln!("gateway: cannot start the data path: {e}");
+        return 1;
+    }
+    if std::env::var(NAPI_ENV).as_deref() == Ok("threaded")
+        && let Err(e) = threaded_ingress_napi(&cpus)
+    {
+        eprintln!("gateway: {NAPI_ENV}=threaded: {e}");
         return 1;
     }
     // Room for two generations of every binding of every worker (a hot swap holds both).

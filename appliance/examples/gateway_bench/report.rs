@@ -915,13 +915,17 @@ fn limits(md: &mut String, r: &Report<'_>) {
          ([deploy/bench/results/xdp-cpu-latency.md](deploy/bench/results/xdp-cpu-latency.md)). \
          It kicks transmission with `sendto(MSG_DONTWAIT)` only when the kernel flags the \
          transmit ring (`XDP_USE_NEED_WAKEUP`; in copy mode it always does, since only the \
-         kick sends). `SO_BUSY_POLL` / `SO_PREFER_BUSY_POLL` would let the worker run the \
-         device's NAPI poll itself from its own thread (on a NIC: receive processing on the \
-         worker's core, interrupts off while it polls, no softirq competing with it); on veth \
-         that would only move the XDP program and the copy from the sender's core to the \
-         worker's, the same work counted in the combined figure. Not built: it keeps a core \
-         spinning at any load; the throwaway C forwarder measured on this machine reached \
-         0.77× the kernel at 1400 B with poll and 0.87× busy-polling (+13%).\n"
+         kick sends). Busy polling (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL`, \
+         `SO_BUSY_POLL_BUDGET` and a `recvfrom` in the spin, measured with a prototype) adds \
+         nothing on veth: the AF_XDP socket gets no NAPI id (`SO_INCOMING_NAPI_ID` reads 0), \
+         so there is nothing for it to poll (the throwaway C forwarder's 0.77× → 0.87× at \
+         1400 B is not reproducible that way on this kernel); on a NIC it would run the \
+         queue's NAPI from the worker's thread. Moving the veth's receive NAPI onto the \
+         gateway core instead (threaded NAPI, `GATEWAY_BENCH_NAPI=threaded`) gives one \
+         worker's capacity with all of its receive work on its own core: ~626 k pps at 64 B \
+         and ~562 k at 1400 B under flood, about 0.5× the kernel's, and 31% less CPU per \
+         packet at 1400 B; tungate's own code is ~190 ns of a 64 B packet's cost, the rest is \
+         the kernel's copy-mode AF_XDP work (same file, `deploy/bench/napi-placement.sh`).\n"
     );
     let _ = writeln!(
         md,
