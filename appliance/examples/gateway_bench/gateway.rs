@@ -437,6 +437,10 @@ fn io_plan(doc: &Document) -> Result<(IoPlan, Option<SharedFilter>), String> {
     ))
 }
 
+/// The environment variable that, when set, pins only the gateway's workers to its cores
+/// (`gateway.worker_cpus`) instead of the whole gateway process (as `CPUAffinity=` would).
+pub const WORKER_CPUS_ENV: &str = "GATEWAY_BENCH_WORKER_CPUS";
+
 /// The environment variable that, set to `threaded`, moves the ingress veth's NAPI poll (on
 /// the AF_XDP path: the XDP program and the copy into the socket) from the sending core's
 /// softirq into its own kernel thread pinned to the gateway's cores, where a NIC's receive
@@ -484,8 +488,18 @@ pub fn child_main(args: &[String]) -> i32 {
     let workers: usize = workers.parse().expect("workers");
     let cpus: Vec<usize> = cpus.split(',').map(|c| c.parse().expect("cpu")).collect();
     let vips = vips(vip_count.parse().expect("vips"));
-    // Every thread started from here on (workers, resolver, epoch ticker) inherits this.
-    pin_current_thread(&cpus);
+    // Every thread started from here on (workers, resolver, epoch ticker) inherits this;
+    // with GATEWAY_BENCH_WORKER_CPUS the workers alone are pinned to the gateway's cores
+    // (`gateway.worker_cpus`) and the other threads may run on any core but those.
+    let worker_cpus = std::env::var_os(WORKER_CPUS_ENV).is_some();
+    if worker_cpus {
+        // The bench runs on the control core: let the gateway use both.
+        let mut all = cpus.clone();
+        all.push(CONTROL_CPU);
+        pin_current_thread(&all);
+    } else {
+        pin_current_thread(&cpus);
+    }
     let modules: HashMap<String, Vec<u8>> =
         ["cidr-filter", "port-filter", "rate-limit", "accounting"]
             .into_iter()
@@ -500,6 +514,9 @@ pub fn child_main(args: &[String]) -> i32 {
     doc.gateway.worker_priority = std::env::var(PRIORITY_ENV)
         .ok()
         .map(|p| p.parse().expect("GATEWAY_BENCH_WORKER_PRIORITY: 1 to 99"));
+    if worker_cpus {
+        doc.gateway.worker_cpus = Some((0..workers).map(|w| cpus[w % cpus.len()] as u32).collect());
+    }
     let counters = Arc::new(Counters::new(workers));
     let (plan, _filter) = match io_plan(&doc) {
         Ok(p) => p,

@@ -58,5 +58,6 @@ mod run_modes;
 mod spoofed_peer;
 mod state_crash;
 mod tunnels;
+mod worker_cpus;
 mod worker_priority;
 mod xdp_path;

@@ -261,6 +261,8 @@ export type components = {
       workers?: number;
       /** @description opt-in: the data-path workers run SCHED_FIFO at this priority (needs CAP_SYS_NICE or RLIMIT_RTPRIO >= it; refused at start otherwise). Default: normal scheduling */
       worker_priority?: number;
+      /** @description opt-in: the CPU of each data-path worker, one per worker in order (worker i on the i-th, which on the AF_XDP path reads receive queue i); the gateway's other threads are kept off them. Each must be a CPU the process may run on (refused at start otherwise). Default: the scheduler places every thread */
+      worker_cpus?: number[];
       /** @description the interface replies leave by (default: chosen per destination by the routes) */
       egress_interface?: components['schemas']['InterfaceName'];
       /** @description the interface encapsulated replies arrive on, userspace mode (default: the one holding the gateway address) */

@@ -118,6 +118,13 @@ pub struct Gateway {
     /// scheduling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_priority: Option<u32>,
+    /// The CPUs the data-path workers run on, one per worker in order (worker `i` on the
+    /// `i`-th; the AF_XDP path binds worker `i` to receive queue `i`, so steer that queue's
+    /// interrupt to the same CPU). The gateway's other threads (API, plugin epoch ticker,
+    /// resolver, …) are then kept off these CPUs. Each must be one the process may run on
+    /// (refused at start otherwise). Default: none, the scheduler places every thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_cpus: Option<Vec<u32>>,
     /// Interface the decapsulated replies leave by, towards the clients. Default: chosen per
     /// destination from the kernel's route table.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,6 +12,41 @@ use serde::Serialize;
 
 use super::model::{DecapMode, Document, Peer, TunnelKind};
 
+/// The number of CPUs a `gateway.worker_cpus` entry may name (the kernel's affinity masks
+/// as the C library passes them: CPUs 0 to 1023).
+pub const MAX_CPUS: u32 = 1024;
+
+/// `gateway.worker_cpus`: one CPU per worker, each its own, each a CPU number the affinity
+/// calls can carry. Whether this host has and allows them is checked at start.
+fn check_worker_cpus(cpus: &[u32], workers: u32, p: &mut Problems) {
+    if cpus.len() != workers as usize {
+        p.add(
+            "gateway.worker_cpus",
+            format!(
+                "{} CPUs for {workers} workers: give one CPU per worker (worker i runs on the \
+                 i-th), or leave it out",
+                cpus.len()
+            ),
+        );
+    }
+    for (i, cpu) in cpus.iter().enumerate() {
+        if *cpu >= MAX_CPUS {
+            p.add(
+                "gateway.worker_cpus",
+                format!(
+                    "CPU {cpu} is out of range: give CPU numbers 0 to {}",
+                    MAX_CPUS - 1
+                ),
+            );
+        } else if cpus[..i].contains(cpu) {
+            p.add(
+                "gateway.worker_cpus",
+                format!("CPU {cpu} is given twice: each worker needs a CPU of its own"),
+            );
+        }
+    }
+}
+
 /// The highest `gateway.worker_priority` (Linux's highest `SCHED_FIFO` priority).
 const MAX_WORKER_PRIORITY: u32 = 99;
 /// Most workers a gateway may ask for.
@@ -373,6 +408,9 @@ pub fn validate(doc: &Document) -> Result<(), Invalid> {
                  {MAX_WORKER_PRIORITY}, or leave it out for normal scheduling"
             ),
         );
+    }
+    if let Some(cpus) = &doc.gateway.worker_cpus {
+        check_worker_cpus(cpus, doc.gateway.workers, &mut p);
     }
     if doc.gateway.decap == DecapMode::Kernel && doc.gateway.io.is_xdp() {
         p.add(
@@ -1094,6 +1132,52 @@ mod tests {
         }
         let doc = parse_toml(&format!("[gateway]\n{gw}\nworker_priority = 10")).unwrap();
         assert_eq!(doc.gateway.worker_priority, Some(10));
+        assert_eq!(parse_toml(&crate::to_toml(&doc)).unwrap(), doc);
+    }
+
+    #[test]
+    fn worker_cpus_give_each_worker_a_cpu_of_its_own() {
+        let gw = "address = \"10.0.0.1\"";
+        for ok in [
+            "workers = 1\nworker_cpus = [0]",
+            "workers = 2\nworker_cpus = [3, 1]",
+        ] {
+            assert_eq!(
+                problems_of(&format!("{gw}\n{ok}"), ""),
+                Vec::<String>::new()
+            );
+        }
+        let cases = [
+            (
+                "workers = 2\nworker_cpus = [1]",
+                "gateway.worker_cpus: 1 CPUs for 2 workers: give one CPU per worker (worker i \
+                 runs on the i-th), or leave it out",
+            ),
+            (
+                "workers = 2\nworker_cpus = [1, 1]",
+                "gateway.worker_cpus: CPU 1 is given twice: each worker needs a CPU of its own",
+            ),
+            (
+                "workers = 1\nworker_cpus = [1024]",
+                "gateway.worker_cpus: CPU 1024 is out of range: give CPU numbers 0 to 1023",
+            ),
+        ];
+        for (text, problem) in cases {
+            assert_eq!(
+                problems_of(&format!("{gw}\n{text}"), ""),
+                vec![problem.to_owned()],
+                "{text}"
+            );
+        }
+        for bad in ["-1", "\"1\"", "[\"a\"]", "[-1]"] {
+            let text = format!("[gateway]\n{gw}\nworker_cpus = {bad}");
+            assert!(parse_toml(&text).is_err(), "{bad}");
+        }
+        let doc = parse_toml(&format!(
+            "[gateway]\n{gw}\nworkers = 2\nworker_cpus = [1, 0]"
+        ))
+        .unwrap();
+        assert_eq!(doc.gateway.worker_cpus, Some(vec![1, 0]));
         assert_eq!(parse_toml(&crate::to_toml(&doc)).unwrap(), doc);
     }
 

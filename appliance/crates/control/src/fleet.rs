@@ -6,7 +6,8 @@
 //!
 //! Fleet-wide: `gateway.address`, `gateway.decap`, the peers, the VIPs and their chains,
 //! the plugin modules. Per host (kept from the local file or the stored document, never
-//! taken from the fleet): `gateway.workers`, `gateway.io`, `gateway.ingress_interface`,
+//! taken from the fleet): `gateway.workers`, `gateway.worker_priority`,
+//! `gateway.worker_cpus`, `gateway.io`, `gateway.ingress_interface`,
 //! `gateway.egress_interface` (the admin listener is a flag).
 
 use std::collections::BTreeMap;
@@ -114,6 +115,7 @@ pub fn fleet_part(doc: &Document) -> Document {
         io: IoMode::Auto,
         workers: 1,
         worker_priority: None,
+        worker_cpus: None,
         egress_interface: None,
         ingress_interface: None,
     };
@@ -131,6 +133,7 @@ pub fn for_host(fleet: &Document, local: &Gateway) -> Document {
         io: local.io,
         workers: local.workers,
         worker_priority: local.worker_priority,
+        worker_cpus: local.worker_cpus.clone(),
         egress_interface: local.egress_interface.clone(),
         ingress_interface: local.ingress_interface.clone(),
     };
@@ -144,24 +147,26 @@ mod tests {
     #[test]
     fn the_fleet_gives_address_decap_peers_and_vips_and_the_host_keeps_its_own_fields() {
         let local = tungate_config::parse_toml(
-            "[gateway]\naddress = \"10.0.0.1\"\nworkers = 2\nio = \"packet\"\n\
-             ingress_interface = \"eth1\"\negress_interface = \"eth2\"",
+            "[gateway]\naddress = \"10.0.0.1\"\nworkers = 2\nworker_cpus = [3, 1]\n\
+             io = \"packet\"\ningress_interface = \"eth1\"\negress_interface = \"eth2\"",
         )
         .unwrap();
         let fleet = tungate_config::parse_toml(
             "[gateway]\naddress = \"10.9.9.9\"\ndecap = \"kernel\"\nworkers = 7\n\
-             ingress_interface = \"other\"\n[[peers]]\nname = \"rs1\"\naddress = \"10.0.1.2\"",
+             worker_cpus = [5]\ningress_interface = \"other\"\n[[peers]]\nname = \"rs1\"\naddress = \"10.0.1.2\"",
         )
         .unwrap();
         let cut = fleet_part(&fleet);
         assert_eq!(cut.gateway.workers, 1);
         assert_eq!(cut.gateway.ingress_interface, None);
+        assert_eq!(cut.gateway.worker_cpus, None);
         let here = for_host(&cut, &local.gateway);
         assert_eq!(here.gateway.address, fleet.gateway.address);
         assert_eq!(here.gateway.decap, fleet.gateway.decap);
         assert_eq!(here.peers, fleet.peers);
         assert_eq!(here.gateway.workers, 2);
         assert_eq!(here.gateway.io, IoMode::Packet);
+        assert_eq!(here.gateway.worker_cpus, Some(vec![3, 1]));
         assert_eq!(here.gateway.ingress_interface.as_deref(), Some("eth1"));
         assert_eq!(here.gateway.egress_interface.as_deref(), Some("eth2"));
         assert_eq!(for_host(&fleet_part(&here), &local.gateway), here);

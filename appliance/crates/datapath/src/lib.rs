@@ -31,7 +31,7 @@ pub mod xsk;
 
 pub use afpacket::SocketError;
 pub use resolver::ResolverError;
-pub use sched::SchedError;
+pub use sched::{PlacementError, SchedError};
 pub use tables::{peer_tunnel, tunnel_udp_ports};
 pub use worker::WorkerError;
 
@@ -77,6 +77,9 @@ pub enum StartError {
     /// A worker could not take `gateway.worker_priority`.
     #[error("{0}")]
     Sched(#[from] sched::SchedError),
+    /// The workers could not be placed on `gateway.worker_cpus`.
+    #[error("{0}")]
+    Placement(#[from] sched::PlacementError),
     /// A thread could not be started.
     #[error("cannot start a data-path thread: {0}")]
     Spawn(std::io::Error),
@@ -390,6 +393,7 @@ impl Datapath {
     fn launch(&mut self) -> Result<Running, StartError> {
         let doc = &self.doc;
         let workers = doc.gateway.workers as usize;
+        sched::check_worker_cpus(doc.gateway.worker_cpus.as_deref())?;
         self.counters.resize(workers);
         // Rebuild the tables so their VIP counters are the resized ones.
         self.tables
@@ -498,12 +502,24 @@ impl Datapath {
             };
             let ready = ready_tx.clone();
             let priority = doc.gateway.worker_priority;
+            let cpu = doc
+                .gateway
+                .worker_cpus
+                .as_ref()
+                .and_then(|c| c.get(index).copied());
             let handle = std::thread::Builder::new()
                 .name(format!("tg-worker-{index}"))
-                .spawn(move || match sched::apply_to_current_thread(priority) {
-                    Ok(()) => worker::run(setup, ready),
-                    Err(e) => {
-                        let _ = ready.send(Err(StartError::Sched(e)));
+                .spawn(move || {
+                    let placed = sched::pin_current_thread(index, cpu)
+                        .map_err(StartError::from)
+                        .and_then(|()| {
+                            sched::apply_to_current_thread(priority).map_err(StartError::from)
+                        });
+                    match placed {
+                        Ok(()) => worker::run(setup, ready),
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                        }
                     }
                 });
             match handle {
@@ -529,6 +545,7 @@ impl Datapath {
             self.halt();
             return Err(e);
         }
+        sched::keep_other_threads_off(doc.gateway.worker_cpus.as_deref());
         Ok(running)
     }
 }

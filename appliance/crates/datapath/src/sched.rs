@@ -1,10 +1,15 @@
-//! The data-path workers' scheduling policy (`gateway.worker_priority`): `SCHED_FIFO` at the
-//! configured priority, set by each worker on itself before it takes its first packet.
+//! The data-path workers' scheduling: their policy (`gateway.worker_priority`: `SCHED_FIFO`
+//! at the configured priority) and their CPUs (`gateway.worker_cpus`: each worker pinned to
+//! its own, the process's other threads kept off them), set before a worker takes its first
+//! packet.
 //!
 //! A normal (`SCHED_OTHER`) worker is preempted by every task the scheduler prefers on its
 //! core and, once woken by a packet, may wait for the running task's slice to end: the
 //! latency tail traced in deploy/bench/results/xdp-cpu-latency.md. A `SCHED_FIFO` worker
 //! runs as soon as it is runnable and keeps its core until it sleeps.
+
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::unistd::Pid;
 
 /// Why a worker could not take its scheduling policy.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,156 @@ pub(crate) fn apply_to_current_thread(priority: Option<u32>) -> Result<(), Sched
     } else {
         SchedError::Other { priority, source }
     })
+}
+
+/// Why the workers could not be placed on `gateway.worker_cpus`.
+#[derive(Debug, thiserror::Error)]
+pub enum PlacementError {
+    /// A CPU the process may not run on (absent, offline, or outside its affinity).
+    #[error(
+        "gateway.worker_cpus: CPU {cpu} is not one this process may run on (it may run on \
+         {allowed}); name CPUs from that set, or widen it (taskset, systemd CPUAffinity=)"
+    )]
+    NotAllowed {
+        /// The CPU asked for.
+        cpu: u32,
+        /// The CPUs the process may run on, as a list.
+        allowed: String,
+    },
+    /// The process's own affinity could not be read.
+    #[error("gateway.worker_cpus: cannot read the CPUs this process may run on: {0}")]
+    Affinity(nix::Error),
+    /// The kernel refused to pin a worker.
+    #[error("gateway.worker_cpus: cannot pin worker {worker} to CPU {cpu}: {source}")]
+    Pin {
+        /// The worker's index.
+        worker: usize,
+        /// Its CPU.
+        cpu: u32,
+        /// The kernel's answer.
+        source: nix::Error,
+    },
+}
+
+/// The CPUs the process could run on when the data path first started, before any of its
+/// threads was narrowed (a later start with other `worker_cpus` needs the whole set).
+fn process_cpus() -> Result<&'static [u32], PlacementError> {
+    static CPUS: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    if let Some(cpus) = CPUS.get() {
+        return Ok(cpus);
+    }
+    let set = sched_getaffinity(Pid::from_raw(0)).map_err(PlacementError::Affinity)?;
+    let cpus = (0..CpuSet::count() as u32)
+        .filter(|&c| set.is_set(c as usize).unwrap_or(false))
+        .collect();
+    Ok(CPUS.get_or_init(|| cpus))
+}
+
+/// Checks `cpus` (`gateway.worker_cpus`) against the CPUs the process may run on; called at
+/// every start, so that the first one records that set before anything narrows it.
+pub(crate) fn check_worker_cpus(cpus: Option<&[u32]>) -> Result<(), PlacementError> {
+    let allowed = process_cpus()?;
+    for &cpu in cpus.unwrap_or_default() {
+        if !allowed.contains(&cpu) {
+            return Err(PlacementError::NotAllowed {
+                cpu,
+                allowed: cpu_list(allowed),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `0-3,6`-style list of sorted CPU numbers.
+fn cpu_list(cpus: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            cpus[i].to_string()
+        } else {
+            format!("{}-{}", cpus[i], cpus[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+fn cpu_set(cpus: &[u32]) -> CpuSet {
+    let mut set = CpuSet::new();
+    for &cpu in cpus {
+        // Every CPU here came from an affinity mask or was checked against one.
+        let _ = set.set(cpu as usize);
+    }
+    set
+}
+
+/// Pins the calling thread (worker `worker`) to `cpu`; `None` leaves it as it is.
+pub(crate) fn pin_current_thread(worker: usize, cpu: Option<u32>) -> Result<(), PlacementError> {
+    let Some(cpu) = cpu else {
+        return Ok(());
+    };
+    sched_setaffinity(Pid::from_raw(0), &cpu_set(&[cpu])).map_err(|source| PlacementError::Pin {
+        worker,
+        cpu,
+        source,
+    })
+}
+
+/// Whether a start narrowed the other threads (a start without `worker_cpus` then widens
+/// them again).
+static NARROWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Moves every thread of the process but the workers (`tg-worker-*`) onto the CPUs the
+/// process may run on minus `cpus`, so that the API, the plugin epoch ticker, the resolver
+/// and the rest never preempt a worker; threads they start later inherit that. With `None`
+/// it undoes an earlier narrowing. When `cpus` takes every CPU there is nowhere else to go:
+/// the threads stay where they may run, with a warning. Best effort: a thread that ends
+/// meanwhile is skipped, and a failure is logged, never fatal.
+pub(crate) fn keep_other_threads_off(cpus: Option<&[u32]>) {
+    use std::sync::atomic::Ordering;
+    if cpus.is_none() && !NARROWED.load(Ordering::Relaxed) {
+        return;
+    }
+    let Ok(all) = process_cpus() else {
+        return;
+    };
+    let taken = cpus.unwrap_or_default();
+    let mut rest: Vec<u32> = all.iter().copied().filter(|c| !taken.contains(c)).collect();
+    if rest.is_empty() {
+        tracing::warn!(
+            "gateway.worker_cpus takes every CPU this process may run on ({}): its other \
+             threads share them with the workers",
+            cpu_list(all)
+        );
+        rest = all.to_vec();
+    }
+    let set = cpu_set(&rest);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let name = task.file_name();
+        let Ok(tid) = name.to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("tg-worker-") {
+            continue;
+        }
+        match sched_setaffinity(Pid::from_raw(tid), &set) {
+            Ok(()) | Err(nix::Error::ESRCH) => {}
+            Err(e) => tracing::warn!(
+                "cannot move thread {} off the workers' CPUs: {e}",
+                comm.trim()
+            ),
+        }
+    }
+    NARROWED.store(cpus.is_some(), Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -163,5 +318,52 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn cpu_lists_read_as_the_kernel_writes_them() {
+        assert_eq!(cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
+        assert_eq!(cpu_list(&[3]), "3");
+        assert_eq!(cpu_list(&[]), "");
+    }
+
+    #[test]
+    fn a_cpu_the_process_may_not_run_on_is_refused_naming_the_ones_it_may() {
+        let allowed = process_cpus().unwrap();
+        assert!(!allowed.is_empty());
+        check_worker_cpus(None).unwrap();
+        check_worker_cpus(Some(allowed)).unwrap();
+        let absent = 1023;
+        assert!(
+            !allowed.contains(&absent),
+            "a machine with 1024 CPUs: {allowed:?}"
+        );
+        let e = check_worker_cpus(Some(&[allowed[0], absent])).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("gateway.worker_cpus: CPU 1023 is not one this process may run on"),
+            "{msg}"
+        );
+        assert!(msg.contains(&cpu_list(allowed)), "{msg}");
+    }
+
+    #[test]
+    fn a_worker_is_pinned_to_its_cpu_alone() {
+        let allowed = process_cpus().unwrap();
+        let cpu = *allowed.last().unwrap();
+        let own = std::thread::spawn(move || {
+            pin_current_thread(0, Some(cpu)).unwrap();
+            let set = sched_getaffinity(Pid::from_raw(0)).unwrap();
+            (0..CpuSet::count())
+                .filter(|&c| set.is_set(c).unwrap())
+                .collect::<Vec<usize>>()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(own, vec![cpu as usize]);
+        // None leaves the thread as it is.
+        let before = sched_getaffinity(Pid::from_raw(0)).unwrap();
+        pin_current_thread(0, None).unwrap();
+        assert_eq!(sched_getaffinity(Pid::from_raw(0)).unwrap(), before);
     }
 }

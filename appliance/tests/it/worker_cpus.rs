@@ -1,0 +1,155 @@
+//! `gateway.worker_cpus` with the real `tungate run` in a namespace (needs root and 2 CPUs):
+//! the worker runs on its CPU alone and every other thread of the process (API, plugin epoch
+//! ticker, resolver, …) off it, read back from `/proc/PID/task/TID/status`, and the gateway
+//! forwards; a CPU the process may not run on is refused at start with a message that names
+//! the ones it may, leaving no fence or XDP program behind.
+
+use std::time::Duration;
+
+use tungate_test_support::http::Api;
+use tungate_test_support::packets::{ethernet, ipip, udp};
+use tungate_test_support::process::binary;
+use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, IoPath, RIP, RS_MAC, VIP};
+use tungate_test_support::{FrameSocket, Topology, Tungate};
+
+/// A `0-2,5`-style CPU list as a list of CPU numbers.
+fn parse_cpu_list(list: &str) -> Vec<u32> {
+    list.trim()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .flat_map(|part| match part.split_once('-') {
+            Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect::<Vec<u32>>(),
+            None => vec![part.parse().unwrap()],
+        })
+        .collect()
+}
+
+/// `Cpus_allowed_list` of thread `tid` of `pid` (or of the process, `tid` = "self").
+fn allowed(path: &str) -> Vec<u32> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or_else(|| panic!("no Cpus_allowed_list in {path}"));
+    parse_cpu_list(line)
+}
+
+/// Every thread of `pid`: (name, the CPUs it may run on).
+fn threads(pid: u32) -> Vec<(String, Vec<u32>)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .map(|t| {
+            let tid = t.expect("task").file_name().to_string_lossy().into_owned();
+            let comm =
+                std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
+            (
+                comm.trim().to_owned(),
+                allowed(&format!("/proc/{pid}/task/{tid}/status")),
+            )
+        })
+        .collect()
+}
+
+/// The last CPU this test may run on, if it may run on more than one.
+fn a_cpu_to_give_away() -> Option<u32> {
+    let mine = allowed("/proc/thread-self/status");
+    if mine.len() < 2 {
+        eprintln!("skipped: needs 2 CPUs, this test may run on {mine:?}");
+        return None;
+    }
+    mine.last().copied()
+}
+
+fn the_worker_has_its_cpu_to_itself(io: IoPath) {
+    let Some(cpu) = a_cpu_to_give_away() else {
+        return;
+    };
+    let t = Topology::on(io);
+    let tg = Tungate::start(
+        &t.gw,
+        &t.config(&format!("workers = 1\nworker_cpus = [{cpu}]")),
+    );
+    let all = threads(tg.pid());
+    let (workers, others): (Vec<_>, Vec<_>) =
+        all.iter().partition(|t| t.0.starts_with("tg-worker-"));
+    assert_eq!(workers.len(), 1, "{all:?}");
+    assert_eq!(workers[0].1, vec![cpu], "{all:?}");
+    assert!(others.iter().any(|t| t.0 == "tg-wasm-epoch"), "{all:?}");
+    for other in &others {
+        assert!(!other.1.is_empty() && !other.1.contains(&cpu), "{all:?}");
+    }
+    // And it forwards.
+    let rs = FrameSocket::open(&t.rs, "r0");
+    let client = FrameSocket::open(&t.client, "c0");
+    for _ in 0..20 {
+        rs.send(&ethernet(
+            GW_RS_MAC,
+            RS_MAC,
+            &ipip(RIP, GIP, &udp(VIP, CIP, 64, 64)),
+        ));
+    }
+    let got = client.receive_for(Duration::from_millis(400), |f| {
+        f.len() >= 34 && f[12..14] == [8, 0] && f[30..34] == CIP.octets()
+    });
+    assert_eq!(got.len(), 20);
+    // Threads started later (the API's, on a request) stay off it too.
+    let api = Api::new(&t.gw, "127.0.0.1:9080", Some(tg.token()));
+    assert_eq!(api.get("/api/v1/status").status, 200);
+    for other in threads(tg.pid())
+        .iter()
+        .filter(|t| !t.0.starts_with("tg-worker-"))
+    {
+        assert!(!other.1.contains(&cpu), "{other:?}");
+    }
+    let (status, _) = tg.stop();
+    assert_eq!(status, 0);
+}
+
+crate::on_both_io_paths!(the_worker_has_its_cpu_to_itself);
+
+#[test]
+fn a_cpu_it_may_not_run_on_is_refused_at_start_naming_the_ones_it_may() {
+    let Some(cpu) = a_cpu_to_give_away() else {
+        return;
+    };
+    let other = allowed("/proc/thread-self/status")[0];
+    let t = Topology::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tungate.toml");
+    std::fs::write(&config, t.config(&format!("worker_cpus = [{cpu}]"))).unwrap();
+    let state = dir.path().join("state");
+    // The process may run on one other CPU only.
+    let out = t.gw.exec(
+        "taskset",
+        &[
+            "-c",
+            &other.to_string(),
+            &binary(),
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "gateway.worker_cpus: CPU {cpu} is not one this process may run on (it may run on \
+             {other})"
+        )),
+        "{stderr}"
+    );
+    let listed = t.gw.exec("nft", &["list", "tables"]);
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains("tungate"),
+        "no fence left behind"
+    );
+    assert!(
+        !t.gw
+            .ip(&["-d", "link", "show", "dev", "g0"])
+            .contains("prog/xdp"),
+        "no XDP program left behind"
+    );
+}
