@@ -2,9 +2,13 @@
 //! the worker runs on its CPU alone and every other thread of the process (API, plugin epoch
 //! ticker, resolver, …) off it, read back from `/proc/PID/task/TID/status`, and the gateway
 //! forwards; a CPU the process may not run on is refused at start with a message that names
-//! the ones it may, leaving no fence or XDP program behind.
+//! the ones it may (exit status 2, as any setting that does not fit the host), leaving no
+//! fence or XDP program behind; through the API the placement
+//! follows a change (and its removal), and such a CPU is refused as invalid for this host.
 
 use std::time::Duration;
+
+use serde_json::json;
 
 use tungate_test_support::http::Api;
 use tungate_test_support::packets::{ethernet, ipip, udp};
@@ -108,6 +112,63 @@ fn the_worker_has_its_cpu_to_itself(io: IoPath) {
 crate::on_both_io_paths!(the_worker_has_its_cpu_to_itself);
 
 #[test]
+fn through_the_api_the_placement_follows_the_config_and_a_foreign_cpu_is_refused() {
+    let Some(cpu) = a_cpu_to_give_away() else {
+        return;
+    };
+    let t = Topology::new();
+    let tg = Tungate::start(&t.gw, &t.config("workers = 1"));
+    let api = Api::new(&t.gw, "127.0.0.1:9080", Some(tg.token()));
+    let on_cpu = |pid: u32| -> Vec<String> {
+        threads(pid)
+            .into_iter()
+            .filter(|t| t.1.contains(&cpu))
+            .map(|t| t.0)
+            .collect()
+    };
+    assert!(
+        on_cpu(tg.pid()).len() > 1,
+        "unplaced, every thread may use every CPU"
+    );
+    let mut config = api.get("/api/v1/config").json();
+    config["gateway"]["worker_cpus"] = json!([cpu]);
+    let r = api.put_json("/api/v1/config", &config);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(on_cpu(tg.pid()), vec!["tg-worker-0".to_owned()]);
+    let mut foreign = config.clone();
+    foreign["gateway"]["worker_cpus"] = json!([1023]);
+    let r = api.put_json("/api/v1/config", &foreign);
+    assert_eq!(r.status, 422, "{}", r.text());
+    let error = r.json();
+    assert_eq!(error["error"]["details"][0]["field"], "gateway.worker_cpus");
+    assert!(
+        error["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("CPU 1023 is not one this process may run on"),
+        "{error}"
+    );
+    assert_eq!(
+        on_cpu(tg.pid()),
+        vec!["tg-worker-0".to_owned()],
+        "unchanged"
+    );
+    config["gateway"]
+        .as_object_mut()
+        .unwrap()
+        .remove("worker_cpus");
+    let r = api.put_json("/api/v1/config", &config);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let all = threads(tg.pid());
+    assert!(
+        all.iter().all(|t| t.1.contains(&cpu)),
+        "every thread may use every CPU again: {all:?}"
+    );
+    let (status, _) = tg.stop();
+    assert_eq!(status, 0);
+}
+
+#[test]
 fn a_cpu_it_may_not_run_on_is_refused_at_start_naming_the_ones_it_may() {
     let Some(cpu) = a_cpu_to_give_away() else {
         return;
@@ -133,11 +194,13 @@ fn a_cpu_it_may_not_run_on_is_refused_at_start_naming_the_ones_it_may() {
         ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // Exit status 2: the configuration does not fit this host (checked before anything
+    // is set up).
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "gateway.worker_cpus: CPU {cpu} is not one this process may run on (it may run on \
-             {other})"
+            "the configuration file does not fit this host:\ngateway.worker_cpus: CPU {cpu} is \
+             not one this process may run on (it may run on {other})"
         )),
         "{stderr}"
     );

@@ -261,7 +261,7 @@ export type components = {
       workers?: number;
       /** @description opt-in: the data-path workers run SCHED_FIFO at this priority (needs CAP_SYS_NICE or RLIMIT_RTPRIO >= it; refused at start otherwise). Default: normal scheduling */
       worker_priority?: number;
-      /** @description opt-in: the CPU of each data-path worker, one per worker in order (worker i on the i-th, which on the AF_XDP path reads receive queue i); the gateway's other threads are kept off them. Each must be a CPU the process may run on (refused at start otherwise). Default: the scheduler places every thread */
+      /** @description opt-in: the CPU of each data-path worker, one per worker in order (worker i on the i-th, which on the AF_XDP path reads receive queue i); the gateway's other threads are kept off them. Each must be a CPU the process may run on (refused otherwise, as invalid_config). Default: the scheduler places every thread */
       worker_cpus?: number[];
       /** @description the interface replies leave by (default: chosen per destination by the routes) */
       egress_interface?: components['schemas']['InterfaceName'];

@@ -122,6 +122,51 @@ fn sysfs_rx_queues(name: &str) -> std::io::Result<u32> {
     Ok(count)
 }
 
+/// The CPUs this process could run on when first asked: asked at start, before the data
+/// path narrows any thread's affinity (`gateway.worker_cpus`), so later checks see the
+/// whole set, not the narrowed one of the thread that asks.
+pub fn allowed_cpus() -> std::io::Result<&'static [u32]> {
+    static CPUS: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    if let Some(cpus) = CPUS.get() {
+        return Ok(cpus);
+    }
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map_err(std::io::Error::from)?;
+    let cpus = (0..nix::sched::CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .map(|c| c as u32)
+        .collect();
+    Ok(CPUS.get_or_init(|| cpus))
+}
+
+/// A `0-3,6`-style list (as the kernel writes CPU lists) of sorted CPU numbers.
+pub fn cpu_list(cpus: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            cpus[i].to_string()
+        } else {
+            format!("{}-{}", cpus[i], cpus[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// Why `cpu` of `gateway.worker_cpus` is refused: it is not among `allowed`.
+pub fn cpu_not_allowed(cpu: u32, allowed: &[u32]) -> String {
+    format!(
+        "CPU {cpu} is not one this process may run on (it may run on {}); name CPUs from that \
+         set, or widen it (taskset, systemd CPUAffinity=)",
+        cpu_list(allowed)
+    )
+}
+
 /// Checks the document against this host.
 pub fn check_host(doc: &Document) -> Result<(), Invalid> {
     check_host_as(doc, false)
@@ -199,6 +244,22 @@ pub fn check_host_as(doc: &Document, fleet: bool) -> Result<(), Invalid> {
             ),
         });
     }
+    if let Some(cpus) = &doc.gateway.worker_cpus {
+        match allowed_cpus() {
+            Ok(allowed) => {
+                for &cpu in cpus.iter().filter(|c| !allowed.contains(c)) {
+                    problems.push(FieldError {
+                        field: "gateway.worker_cpus".into(),
+                        message: cpu_not_allowed(cpu, allowed),
+                    });
+                }
+            }
+            Err(e) => problems.push(FieldError {
+                field: "gateway.worker_cpus".into(),
+                message: format!("cannot read the CPUs this process may run on: {e}"),
+            }),
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -210,6 +271,37 @@ pub fn check_host_as(doc: &Document, fleet: bool) -> Result<(), Invalid> {
 mod tests {
     use super::*;
     use crate::parse_toml;
+
+    #[test]
+    fn cpu_lists_read_as_the_kernel_writes_them() {
+        assert_eq!(cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
+        assert_eq!(cpu_list(&[3]), "3");
+        assert_eq!(cpu_list(&[]), "");
+    }
+
+    #[test]
+    fn worker_cpus_must_be_cpus_this_process_may_run_on() {
+        let allowed = allowed_cpus().unwrap();
+        let mut doc = crate::parse_toml("[gateway]\naddress = \"127.0.0.1\"").unwrap();
+        doc.gateway.worker_cpus = Some(vec![allowed[0]]);
+        check_host(&doc).unwrap();
+        assert!(
+            !allowed.contains(&1023),
+            "a machine with 1024 CPUs: {allowed:?}"
+        );
+        doc.gateway.worker_cpus = Some(vec![1023]);
+        let problems = check_host(&doc).unwrap_err().0;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "gateway.worker_cpus");
+        assert_eq!(
+            problems[0].message,
+            format!(
+                "CPU 1023 is not one this process may run on (it may run on {}); name CPUs \
+                 from that set, or widen it (taskset, systemd CPUAffinity=)",
+                cpu_list(allowed)
+            )
+        );
+    }
 
     #[test]
     fn a_fleet_member_needs_no_gip_yet_but_its_ingress_interface() {

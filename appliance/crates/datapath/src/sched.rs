@@ -8,8 +8,9 @@
 //! latency tail traced in deploy/bench/results/xdp-cpu-latency.md. A `SCHED_FIFO` worker
 //! runs as soon as it is runnable and keeps its core until it sleeps.
 
-use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
+use tungate_config::host;
 
 /// Why a worker could not take its scheduling policy.
 #[derive(Debug, thiserror::Error)]
@@ -63,19 +64,16 @@ pub(crate) fn apply_to_current_thread(priority: Option<u32>) -> Result<(), Sched
 #[derive(Debug, thiserror::Error)]
 pub enum PlacementError {
     /// A CPU the process may not run on (absent, offline, or outside its affinity).
-    #[error(
-        "gateway.worker_cpus: CPU {cpu} is not one this process may run on (it may run on \
-         {allowed}); name CPUs from that set, or widen it (taskset, systemd CPUAffinity=)"
-    )]
+    #[error("gateway.worker_cpus: {}", host::cpu_not_allowed(*cpu, allowed))]
     NotAllowed {
         /// The CPU asked for.
         cpu: u32,
-        /// The CPUs the process may run on, as a list.
-        allowed: String,
+        /// The CPUs the process may run on.
+        allowed: Vec<u32>,
     },
     /// The process's own affinity could not be read.
     #[error("gateway.worker_cpus: cannot read the CPUs this process may run on: {0}")]
-    Affinity(nix::Error),
+    Affinity(std::io::Error),
     /// The kernel refused to pin a worker.
     #[error("gateway.worker_cpus: cannot pin worker {worker} to CPU {cpu}: {source}")]
     Pin {
@@ -88,52 +86,19 @@ pub enum PlacementError {
     },
 }
 
-/// The CPUs the process could run on when the data path first started, before any of its
-/// threads was narrowed (a later start with other `worker_cpus` needs the whole set).
-fn process_cpus() -> Result<&'static [u32], PlacementError> {
-    static CPUS: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
-    if let Some(cpus) = CPUS.get() {
-        return Ok(cpus);
-    }
-    let set = sched_getaffinity(Pid::from_raw(0)).map_err(PlacementError::Affinity)?;
-    let cpus = (0..CpuSet::count() as u32)
-        .filter(|&c| set.is_set(c as usize).unwrap_or(false))
-        .collect();
-    Ok(CPUS.get_or_init(|| cpus))
-}
-
-/// Checks `cpus` (`gateway.worker_cpus`) against the CPUs the process may run on; called at
-/// every start, so that the first one records that set before anything narrows it.
+/// Checks `cpus` (`gateway.worker_cpus`) against the CPUs the process may run on (as the
+/// host check does; this guards a start from a document that skipped it).
 pub(crate) fn check_worker_cpus(cpus: Option<&[u32]>) -> Result<(), PlacementError> {
-    let allowed = process_cpus()?;
+    let allowed = host::allowed_cpus().map_err(PlacementError::Affinity)?;
     for &cpu in cpus.unwrap_or_default() {
         if !allowed.contains(&cpu) {
             return Err(PlacementError::NotAllowed {
                 cpu,
-                allowed: cpu_list(allowed),
+                allowed: allowed.to_vec(),
             });
         }
     }
     Ok(())
-}
-
-/// `0-3,6`-style list of sorted CPU numbers.
-fn cpu_list(cpus: &[u32]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let mut j = i;
-        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j {
-            cpus[i].to_string()
-        } else {
-            format!("{}-{}", cpus[i], cpus[j])
-        });
-        i = j + 1;
-    }
-    parts.join(",")
 }
 
 fn cpu_set(cpus: &[u32]) -> CpuSet {
@@ -164,7 +129,7 @@ static NARROWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 /// Moves every thread of the process but the workers (`tg-worker-*`) onto the CPUs the
 /// process may run on minus `cpus`, so that the API, the plugin epoch ticker, the resolver
 /// and the rest never preempt a worker; threads they start later inherit that. With `None`
-/// it undoes an earlier narrowing. When `cpus` takes every CPU there is nowhere else to go:
+/// it undoes an earlier narrowing, for the workers too. When `cpus` takes every CPU there is nowhere else to go:
 /// the threads stay where they may run, with a warning. Best effort: a thread that ends
 /// meanwhile is skipped, and a failure is logged, never fatal.
 pub(crate) fn keep_other_threads_off(cpus: Option<&[u32]>) {
@@ -172,7 +137,7 @@ pub(crate) fn keep_other_threads_off(cpus: Option<&[u32]>) {
     if cpus.is_none() && !NARROWED.load(Ordering::Relaxed) {
         return;
     }
-    let Ok(all) = process_cpus() else {
+    let Ok(all) = host::allowed_cpus() else {
         return;
     };
     let taken = cpus.unwrap_or_default();
@@ -181,7 +146,7 @@ pub(crate) fn keep_other_threads_off(cpus: Option<&[u32]>) {
         tracing::warn!(
             "gateway.worker_cpus takes every CPU this process may run on ({}): its other \
              threads share them with the workers",
-            cpu_list(all)
+            host::cpu_list(all)
         );
         rest = all.to_vec();
     }
@@ -195,7 +160,9 @@ pub(crate) fn keep_other_threads_off(cpus: Option<&[u32]>) {
             continue;
         };
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.starts_with("tg-worker-") {
+        // Workers placed by `cpus` keep their CPU; unplaced ones (started by a narrowed
+        // thread, they inherited its set) are widened with the rest.
+        if cpus.is_some() && comm.starts_with("tg-worker-") {
             continue;
         }
         match sched_setaffinity(Pid::from_raw(tid), &set) {
@@ -212,6 +179,7 @@ pub(crate) fn keep_other_threads_off(cpus: Option<&[u32]>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sched::sched_getaffinity;
 
     /// The calling thread's policy and priority, as the kernel reports them.
     fn current() -> (i32, i32) {
@@ -321,15 +289,8 @@ mod tests {
     }
 
     #[test]
-    fn cpu_lists_read_as_the_kernel_writes_them() {
-        assert_eq!(cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
-        assert_eq!(cpu_list(&[3]), "3");
-        assert_eq!(cpu_list(&[]), "");
-    }
-
-    #[test]
     fn a_cpu_the_process_may_not_run_on_is_refused_naming_the_ones_it_may() {
-        let allowed = process_cpus().unwrap();
+        let allowed = host::allowed_cpus().unwrap();
         assert!(!allowed.is_empty());
         check_worker_cpus(None).unwrap();
         check_worker_cpus(Some(allowed)).unwrap();
@@ -344,12 +305,12 @@ mod tests {
             msg.starts_with("gateway.worker_cpus: CPU 1023 is not one this process may run on"),
             "{msg}"
         );
-        assert!(msg.contains(&cpu_list(allowed)), "{msg}");
+        assert!(msg.contains(&host::cpu_list(allowed)), "{msg}");
     }
 
     #[test]
     fn a_worker_is_pinned_to_its_cpu_alone() {
-        let allowed = process_cpus().unwrap();
+        let allowed = host::allowed_cpus().unwrap();
         let cpu = *allowed.last().unwrap();
         let own = std::thread::spawn(move || {
             pin_current_thread(0, Some(cpu)).unwrap();
