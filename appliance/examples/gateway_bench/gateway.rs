@@ -697,8 +697,9 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts a gateway in `gw` on `io`, its peer tunnelling with `tunnel`, with `workers` workers pinned to `cpus`, serving
-    /// `vips` VIPs, and waits until it forwards.
+    /// Starts a gateway in `gw` on `io`, its peer tunnelling with `tunnel`, with `workers`
+    /// workers pinned to `cpus`, serving `vips` VIPs, with `env` added to its environment,
+    /// and waits until it forwards.
     pub fn start(
         gw: &Netns,
         io: Io,
@@ -707,6 +708,7 @@ impl GatewayProcess {
         cpus: &[usize],
         vips: usize,
         plugins: &Path,
+        env: &[(&str, &str)],
     ) -> Self {
         let exe: PathBuf = std::env::current_exe().expect("own executable");
         let cpus: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
@@ -723,6 +725,7 @@ impl GatewayProcess {
             .env("RUST_LOG", "warn")
             .env(IO_ENV, io.name())
             .env(TUNNEL_ENV, tunnel.name())
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -159,7 +159,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(
         args.first().map(String::as_str),
-        Some("run" | "soak" | "latency" | "memory" | "ipv6")
+        Some("run" | "soak" | "latency" | "memory" | "ipv6" | "napi")
     ) && let Some(code) = in_own_session()
     {
         std::process::exit(code);
@@ -180,6 +180,14 @@ fn main() {
                 .unwrap_or(100_000.0);
             let rounds = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
             std::process::exit(phases::latency(rate, rounds))
+        }
+        Some("napi") => {
+            let size = match args.get(1).map(String::as_str) {
+                Some("64") => phases::SIZES[0],
+                _ => phases::SIZES[1],
+            };
+            let repeats = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
+            std::process::exit(phases::napi_capacity(size, repeats))
         }
         Some("memory") => {
             let repeats = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
@@ -206,7 +214,7 @@ fn main() {
         },
         _ => {
             eprintln!(
-                "usage: gateway_bench run|ipv6 [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE]"
+                "usage: gateway_bench run|ipv6 [--quick] [--repeats N] [--seconds S] [--out FILE] [--samples FILE] | napi [64|1400] [REPEATS]"
             );
             std::process::exit(2);
         }

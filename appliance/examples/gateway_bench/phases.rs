@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Options;
-use crate::gateway::{self, CIP6, Chain, GIP6, GW_CLIENT6, GatewayProcess, Io, Tunnel};
+use crate::gateway::{self, CIP6, Chain, GIP6, GW_CLIENT6, GatewayProcess, Io, NAPI_ENV, Tunnel};
 use crate::measure::{self, CoreTimes};
 use crate::report::{self, Report};
 use crate::traffic::{
@@ -387,6 +387,36 @@ fn sh(args: &[&str]) {
     );
 }
 
+impl Bench<'static> {
+    /// A bench for one subcommand's phase alone (`soak`, `napi`): root checked (else
+    /// `None`, said), the generator pinned and prioritised, the namespaces prepared.
+    fn standalone() -> Option<Bench<'static>> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("gateway_bench: needs root");
+            return None;
+        }
+        pin_current_thread(&[GENERATOR_CPU]);
+        raise_priority();
+        let options: &'static Options = Box::leak(Box::new(Options {
+            quick: true,
+            repeats: 1,
+            window: Duration::from_secs(1),
+            out: PathBuf::new(),
+            samples: PathBuf::new(),
+        }));
+        let t = Topology::new();
+        let generator = Generator::open(&t.rs);
+        let bench = Bench {
+            options,
+            t,
+            generator,
+            plugins: plugin_dir(),
+        };
+        bench.prepare();
+        Some(bench)
+    }
+}
+
 impl Bench<'_> {
     /// Forwarding on in `gw`, and a permanent neighbour entry for the client with a MAC that
     /// is not the client's: the client's interface counts every frame, then its IP layer
@@ -461,8 +491,28 @@ impl Bench<'_> {
         workers: usize,
         vips: usize,
     ) -> GatewayProcess {
+        self.start_gateway_env(io, tunnel, workers, vips, &[])
+    }
+
+    fn start_gateway_env(
+        &self,
+        io: Io,
+        tunnel: Tunnel,
+        workers: usize,
+        vips: usize,
+        env: &[(&str, &str)],
+    ) -> GatewayProcess {
         let cpus = tungate(workers, Chain::None, io).cpus();
-        GatewayProcess::start(&self.t.gw, io, tunnel, workers, &cpus, vips, &self.plugins)
+        GatewayProcess::start(
+            &self.t.gw,
+            io,
+            tunnel,
+            workers,
+            &cpus,
+            vips,
+            &self.plugins,
+            env,
+        )
     }
 
     /// Sends `load` and measures one window; with `profile`, keeps the recorded cores'
@@ -1453,29 +1503,66 @@ pub fn memory(repeats: usize) -> i32 {
 
 /// `gateway_bench soak`: the topology and one variant under full load for `seconds`,
 /// printing the delivered rate every second (for profiling with `perf record -C 1`).
-pub fn soak(seconds: u64, variant: Variant, size: Size, rate: Option<f64>) -> i32 {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("gateway_bench: needs root");
+/// The loss-free search alone, side by side at `size`, `repeats` rounds: (a) the kernel,
+/// then (c′) with the ingress veth's receive NAPI in the sending core's softirq (the
+/// default) and threaded on the gateway core (`GATEWAY_BENCH_NAPI=threaded`); prints each
+/// result. Results: deploy/bench/results/xdp-cpu-latency.md.
+pub fn napi_capacity(size: Size, repeats: usize) -> i32 {
+    let Some(bench) = Bench::standalone() else {
         return 2;
+    };
+    let ipip = build_frames(Encap::Ipip, size.payload, FLOWS, &[VIP]);
+    let plain = build_frames(Encap::Plain, size.payload, FLOWS, &[VIP]);
+    let (step, window) = (1.15, Duration::from_secs(1));
+    // Half of these is where each search starts (the floods of BENCHMARKS.md, rounded down).
+    let (kernel_flood, xdp_flood) = (1_000_000.0, 600_000.0);
+    for repeat in 1..=repeats {
+        let kernel = Variant::Kernel { cores: 1 };
+        bench.steer(&kernel.cpus());
+        let c = bench.search(&plain, kernel, None, kernel_flood, step, window);
+        eprintln!(
+            "repeat {repeat} {}: {}",
+            report::variant_name(kernel),
+            capacity_line(&c)
+        );
+        bench.steer(&[GATEWAY_CPU]);
+        for napi in ["softirq", "threaded"] {
+            let mut gw = bench.start_gateway_env(
+                Io::Xdp,
+                Tunnel::Ipip,
+                1,
+                1,
+                &[(NAPI_ENV, if napi == "threaded" { "threaded" } else { "" })],
+            );
+            gw.command("chain cidr");
+            let v = tungate(1, Chain::Cidr, Io::Xdp);
+            let c = bench.search(&ipip, v, Some(&mut gw), xdp_flood, step, window);
+            eprintln!(
+                "repeat {repeat} {}, NAPI {napi}: {}",
+                report::variant_name(v),
+                capacity_line(&c)
+            );
+            gw.quit();
+        }
     }
-    pin_current_thread(&[GENERATOR_CPU]);
-    raise_priority();
-    let options = Options {
-        quick: true,
-        repeats: 1,
-        window: Duration::from_secs(1),
-        out: PathBuf::new(),
-        samples: PathBuf::new(),
+    0
+}
+
+fn capacity_line(c: &Capacity) -> String {
+    format!(
+        "{} {:.0} pps loss-free, gateway core busy {:.0} ns/pkt, gateway CPU {} ns/pkt, + generator irq {} ns/pkt",
+        if c.generator_limited { "≥" } else { "=" },
+        c.lossless_pps,
+        c.busy_ns,
+        c.attributed_ns.map_or("–".into(), |v| format!("{v:.0}")),
+        c.combined_ns.map_or("–".into(), |v| format!("{v:.0}")),
+    )
+}
+
+pub fn soak(seconds: u64, variant: Variant, size: Size, rate: Option<f64>) -> i32 {
+    let Some(bench) = Bench::standalone() else {
+        return 2;
     };
-    let t = Topology::new();
-    let generator = Generator::open(&t.rs);
-    let bench = Bench {
-        options: &options,
-        t,
-        generator,
-        plugins: plugin_dir(),
-    };
-    bench.prepare();
     bench.steer(&variant.cpus());
     let (encap, mut gw) = match variant {
         Variant::Kernel { .. } => (Encap::Plain, None),
