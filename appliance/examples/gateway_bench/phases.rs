@@ -388,9 +388,10 @@ fn sh(args: &[&str]) {
 }
 
 impl Bench<'static> {
-    /// A bench for one subcommand's phase alone (`soak`, `napi`): root checked (else
-    /// `None`, said), the generator pinned and prioritised, the namespaces prepared.
-    fn standalone() -> Option<Bench<'static>> {
+    /// A bench for one subcommand's phase alone (`soak`, `latency`, `memory`, `napi`): root checked
+    /// (else `None`, said), the generator pinned and prioritised, the namespaces prepared;
+    /// `quick` as `run --quick` (shorter latency runs).
+    fn standalone(quick: bool) -> Option<Bench<'static>> {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("gateway_bench: needs root");
             return None;
@@ -398,7 +399,7 @@ impl Bench<'static> {
         pin_current_thread(&[GENERATOR_CPU]);
         raise_priority();
         let options: &'static Options = Box::leak(Box::new(Options {
-            quick: true,
+            quick,
             repeats: 1,
             window: Duration::from_secs(1),
             out: PathBuf::new(),
@@ -1390,28 +1391,9 @@ pub fn run(options: &Options) -> i32 {
 /// `GATEWAY_BENCH_IO=packet`), cidr-filter, at `rate`, `rounds` rounds alternating — and
 /// the (c′) paced run's CPU at that rate, for side-by-side runs of two builds.
 pub fn latency(rate: f64, rounds: usize) -> i32 {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("gateway_bench: needs root");
+    let Some(bench) = Bench::standalone(false) else {
         return 2;
-    }
-    pin_current_thread(&[GENERATOR_CPU]);
-    raise_priority();
-    let options = Options {
-        quick: false,
-        repeats: 1,
-        window: Duration::from_secs(1),
-        out: PathBuf::new(),
-        samples: PathBuf::new(),
     };
-    let t = Topology::new();
-    let generator = Generator::open(&t.rs);
-    let bench = Bench {
-        options: &options,
-        t,
-        generator,
-        plugins: plugin_dir(),
-    };
-    bench.prepare();
     for l in bench.latency_phase(rate, Io::from_env(), &[Chain::Cidr], rounds.max(1)) {
         eprintln!("{}", report::latency_line(&l));
     }
@@ -1452,28 +1434,9 @@ pub const SMAPS_ENV: &str = "GATEWAY_BENCH_SMAPS";
 /// `gateway_bench memory`: the memory phase alone, `repeats` times, printing each
 /// configuration's resident and peak memory per repeat and their medians.
 pub fn memory(repeats: usize) -> i32 {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("gateway_bench: needs root");
+    let Some(bench) = Bench::standalone(false) else {
         return 2;
-    }
-    pin_current_thread(&[GENERATOR_CPU]);
-    raise_priority();
-    let options = Options {
-        quick: false,
-        repeats: 1,
-        window: Duration::from_secs(1),
-        out: PathBuf::new(),
-        samples: PathBuf::new(),
     };
-    let t = Topology::new();
-    let generator = Generator::open(&t.rs);
-    let bench = Bench {
-        options: &options,
-        t,
-        generator,
-        plugins: plugin_dir(),
-    };
-    bench.prepare();
     let runs: Vec<Vec<Memory>> = (0..repeats.max(1)).map(|_| bench.memory_phase()).collect();
     for (i, first) in runs[0].iter().enumerate() {
         let field = |f: fn(&Memory) -> u64| {
@@ -1508,7 +1471,7 @@ pub fn memory(repeats: usize) -> i32 {
 /// default) and threaded on the gateway core (`GATEWAY_BENCH_NAPI=threaded`); prints each
 /// result. Results: deploy/bench/results/xdp-cpu-latency.md.
 pub fn napi_capacity(size: Size, repeats: usize) -> i32 {
-    let Some(bench) = Bench::standalone() else {
+    let Some(bench) = Bench::standalone(true) else {
         return 2;
     };
     let ipip = build_frames(Encap::Ipip, size.payload, FLOWS, &[VIP]);
@@ -1560,7 +1523,7 @@ fn capacity_line(c: &Capacity) -> String {
 }
 
 pub fn soak(seconds: u64, variant: Variant, size: Size, rate: Option<f64>) -> i32 {
-    let Some(bench) = Bench::standalone() else {
+    let Some(bench) = Bench::standalone(true) else {
         return 2;
     };
     bench.steer(&variant.cpus());

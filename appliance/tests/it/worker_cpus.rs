@@ -3,18 +3,14 @@
 //! ticker, resolver, …) off it, read back from `/proc/PID/task/TID/status`, and the gateway
 //! forwards; a CPU the process may not run on is refused at start with a message that names
 //! the ones it may (exit status 2, as any setting that does not fit the host), leaving no
-//! fence or XDP program behind; through the API the placement
-//! follows a change (and its removal), and such a CPU is refused as invalid for this host.
-
-use std::time::Duration;
+//! fence or XDP program behind; through the API the placement follows a change (and its
+//! removal), and such a CPU is refused as invalid for this host.
 
 use serde_json::json;
-
 use tungate_test_support::http::Api;
-use tungate_test_support::packets::{ethernet, ipip, udp};
-use tungate_test_support::process::binary;
-use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, IoPath, RIP, RS_MAC, VIP};
-use tungate_test_support::{FrameSocket, Topology, Tungate};
+use tungate_test_support::process::{binary, threads_of};
+use tungate_test_support::topology::IoPath;
+use tungate_test_support::{Topology, Tungate};
 
 /// A `0-2,5`-style CPU list as a list of CPU numbers.
 fn parse_cpu_list(list: &str) -> Vec<u32> {
@@ -28,7 +24,7 @@ fn parse_cpu_list(list: &str) -> Vec<u32> {
         .collect()
 }
 
-/// `Cpus_allowed_list` of thread `tid` of `pid` (or of the process, `tid` = "self").
+/// The `Cpus_allowed_list` of a `/proc/…/status` file.
 fn allowed(path: &str) -> Vec<u32> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let line = text
@@ -40,16 +36,11 @@ fn allowed(path: &str) -> Vec<u32> {
 
 /// Every thread of `pid`: (name, the CPUs it may run on).
 fn threads(pid: u32) -> Vec<(String, Vec<u32>)> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("tasks")
-        .map(|t| {
-            let tid = t.expect("task").file_name().to_string_lossy().into_owned();
-            let comm =
-                std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
-            (
-                comm.trim().to_owned(),
-                allowed(&format!("/proc/{pid}/task/{tid}/status")),
-            )
+    threads_of(pid)
+        .into_iter()
+        .map(|(name, task)| {
+            let cpus = allowed(&task.join("status").to_string_lossy());
+            (name, cpus)
         })
         .collect()
 }
@@ -83,19 +74,7 @@ fn the_worker_has_its_cpu_to_itself(io: IoPath) {
         assert!(!other.1.is_empty() && !other.1.contains(&cpu), "{all:?}");
     }
     // And it forwards.
-    let rs = FrameSocket::open(&t.rs, "r0");
-    let client = FrameSocket::open(&t.client, "c0");
-    for _ in 0..20 {
-        rs.send(&ethernet(
-            GW_RS_MAC,
-            RS_MAC,
-            &ipip(RIP, GIP, &udp(VIP, CIP, 64, 64)),
-        ));
-    }
-    let got = client.receive_for(Duration::from_millis(400), |f| {
-        f.len() >= 34 && f[12..14] == [8, 0] && f[30..34] == CIP.octets()
-    });
-    assert_eq!(got.len(), 20);
+    assert_eq!(t.replies_reaching_the_client(20), 20);
     // Threads started later (the API's, on a request) stay off it too.
     let api = Api::new(&t.gw, "127.0.0.1:9080", Some(tg.token()));
     assert_eq!(api.get("/api/v1/status").status, 200);

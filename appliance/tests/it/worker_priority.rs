@@ -4,17 +4,16 @@
 //! gateway forwards; without `CAP_SYS_NICE` and with `RLIMIT_RTPRIO` 0 it refuses to start
 //! with a message that names the remedies.
 
-use std::time::Duration;
+use std::path::Path;
 
-use tungate_test_support::packets::{ethernet, ipip, udp};
-use tungate_test_support::process::binary;
-use tungate_test_support::topology::{CIP, GIP, GW_RS_MAC, IoPath, RIP, RS_MAC, VIP};
-use tungate_test_support::{FrameSocket, Topology, Tungate};
+use tungate_test_support::process::{binary, threads_of};
+use tungate_test_support::topology::IoPath;
+use tungate_test_support::{Topology, Tungate};
 
-/// `(policy, prio)` of thread `tid` of `pid` from `/proc/PID/task/TID/sched` (policy 0 is
+/// `(policy, prio)` of a thread from its `/proc/PID/task/TID/sched` (policy 0 is
 /// SCHED_OTHER, 1 SCHED_FIFO; for SCHED_FIFO the kernel's prio is 99 − priority).
-fn policy(pid: u32, tid: &str) -> (u32, u32) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/sched")).expect("sched");
+fn policy(task: &Path) -> (u32, u32) {
+    let text = std::fs::read_to_string(task.join("sched")).expect("sched");
     let field = |name: &str| -> u32 {
         text.lines()
             .find(|l| l.split(':').next().map(str::trim) == Some(name))
@@ -27,14 +26,11 @@ fn policy(pid: u32, tid: &str) -> (u32, u32) {
 
 /// Every thread of `pid`: (name, policy, prio).
 fn threads(pid: u32) -> Vec<(String, u32, u32)> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("tasks")
-        .map(|t| {
-            let tid = t.expect("task").file_name().to_string_lossy().into_owned();
-            let comm =
-                std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
-            let (p, prio) = policy(pid, &tid);
-            (comm.trim().to_owned(), p, prio)
+    threads_of(pid)
+        .into_iter()
+        .map(|(name, task)| {
+            let (p, prio) = policy(&task);
+            (name, p, prio)
         })
         .collect()
 }
@@ -53,19 +49,7 @@ fn workers_run_sched_fifo(io: IoPath) {
         assert_eq!(other.1, 0, "only the workers are real-time: {all:?}");
     }
     // And it forwards.
-    let rs = FrameSocket::open(&t.rs, "r0");
-    let client = FrameSocket::open(&t.client, "c0");
-    for _ in 0..20 {
-        rs.send(&ethernet(
-            GW_RS_MAC,
-            RS_MAC,
-            &ipip(RIP, GIP, &udp(VIP, CIP, 64, 64)),
-        ));
-    }
-    let got = client.receive_for(Duration::from_millis(400), |f| {
-        f.len() >= 34 && f[12..14] == [8, 0] && f[30..34] == CIP.octets()
-    });
-    assert_eq!(got.len(), 20);
+    assert_eq!(t.replies_reaching_the_client(20), 20);
     let (status, _) = tg.stop();
     assert_eq!(status, 0);
 }

@@ -52,6 +52,18 @@ pub fn thread_cpu_ns(process: &str, thread: &str) -> u64 {
     panic!("no thread {thread} in process {process}")
 }
 
+/// The threads of process `pid`: (name, the `/proc/PID/task/TID` directory).
+pub fn threads_of(pid: u32) -> Vec<(String, PathBuf)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the process's tasks")
+        .filter_map(Result::ok)
+        .map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            (comm.trim().to_owned(), t.path())
+        })
+        .collect()
+}
+
 impl Tungate {
     /// Starts `tungate run` in `ns` with `config` and waits until it forwards (or exits).
     pub fn start(ns: &Netns, config: &str) -> Tungate {

@@ -175,4 +175,24 @@ impl Topology {
              [[peers]]\nname = \"rs1\"\naddress = \"{RIP}\"\nvips = [\"{VIP}\"]\n"
         )
     }
+
+    /// Sends `n` IPIP replies (UDP VIP → CIP, 64 B) from the real server to GIP and
+    /// returns how many reach the client within 400 ms.
+    pub fn replies_reaching_the_client(&self, n: usize) -> usize {
+        let rs = crate::FrameSocket::open(&self.rs, "r0");
+        let client = crate::FrameSocket::open(&self.client, "c0");
+        let frame = crate::packets::ethernet(
+            GW_RS_MAC,
+            RS_MAC,
+            &crate::packets::ipip(RIP, GIP, &crate::packets::udp(VIP, CIP, 64, 64)),
+        );
+        for _ in 0..n {
+            rs.send(&frame);
+        }
+        client
+            .receive_for(std::time::Duration::from_millis(400), |f| {
+                f.len() >= 34 && f[12..14] == [8, 0] && f[30..34] == CIP.octets()
+            })
+            .len()
+    }
 }
