@@ -8,7 +8,7 @@
 
 use serde_json::json;
 use tungate_test_support::http::Api;
-use tungate_test_support::process::{binary, threads_of};
+use tungate_test_support::process::{run_once_through, threads_of};
 use tungate_test_support::topology::IoPath;
 use tungate_test_support::{Topology, Tungate};
 
@@ -154,23 +154,11 @@ fn a_cpu_it_may_not_run_on_is_refused_at_start_naming_the_ones_it_may() {
     };
     let other = allowed("/proc/thread-self/status")[0];
     let t = Topology::new();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tungate.toml");
-    std::fs::write(&config, t.config(&format!("worker_cpus = [{cpu}]"))).unwrap();
-    let state = dir.path().join("state");
     // The process may run on one other CPU only.
-    let out = t.gw.exec(
-        "taskset",
-        &[
-            "-c",
-            &other.to_string(),
-            &binary(),
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
+    let out = run_once_through(
+        &t.gw,
+        &["taskset", "-c", &other.to_string()],
+        &t.config(&format!("worker_cpus = [{cpu}]")),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Exit status 2: the configuration does not fit this host (checked before anything
@@ -183,15 +171,5 @@ fn a_cpu_it_may_not_run_on_is_refused_at_start_naming_the_ones_it_may() {
         )),
         "{stderr}"
     );
-    let listed = t.gw.exec("nft", &["list", "tables"]);
-    assert!(
-        !String::from_utf8_lossy(&listed.stdout).contains("tungate"),
-        "no fence left behind"
-    );
-    assert!(
-        !t.gw
-            .ip(&["-d", "link", "show", "dev", "g0"])
-            .contains("prog/xdp"),
-        "no XDP program left behind"
-    );
+    t.assert_gateway_left_nothing();
 }

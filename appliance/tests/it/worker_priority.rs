@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use tungate_test_support::process::{binary, threads_of};
+use tungate_test_support::process::{run_once_through, threads_of};
 use tungate_test_support::topology::IoPath;
 use tungate_test_support::{Topology, Tungate};
 
@@ -59,26 +59,18 @@ crate::on_both_io_paths!(workers_run_sched_fifo);
 #[test]
 fn without_cap_sys_nice_it_refuses_to_start_and_says_why() {
     let t = Topology::new();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tungate.toml");
-    std::fs::write(&config, t.config("worker_priority = 20")).unwrap();
-    let state = dir.path().join("state");
     // The capability gone from the bounding set (so root's exec cannot regain it) and
     // RLIMIT_RTPRIO 0: no way to SCHED_FIFO.
-    let out = t.gw.exec(
-        "prlimit",
+    let out = run_once_through(
+        &t.gw,
         &[
+            "prlimit",
             "--rtprio=0",
             "setpriv",
             "--bounding-set=-sys_nice",
             "--inh-caps=-sys_nice",
-            &binary(),
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
         ],
+        &t.config("worker_priority = 20"),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -89,15 +81,5 @@ fn without_cap_sys_nice_it_refuses_to_start_and_says_why() {
     );
     assert!(stderr.contains("CAP_SYS_NICE"), "{stderr}");
     assert!(stderr.contains("LimitRTPRIO=20"), "{stderr}");
-    let listed = t.gw.exec("nft", &["list", "tables"]);
-    assert!(
-        !String::from_utf8_lossy(&listed.stdout).contains("tungate"),
-        "no fence left behind"
-    );
-    assert!(
-        !t.gw
-            .ip(&["-d", "link", "show", "dev", "g0"])
-            .contains("prog/xdp"),
-        "no XDP program left behind"
-    );
+    t.assert_gateway_left_nothing();
 }

@@ -52,6 +52,27 @@ pub fn thread_cpu_ns(process: &str, thread: &str) -> u64 {
     panic!("no thread {thread} in process {process}")
 }
 
+/// Runs `tungate run` once in `ns` with `config` (TOML) and a fresh state directory, through
+/// `wrapper` (a command and its arguments that then run it, e.g. `["taskset", "-c", "0"]`),
+/// and returns how it ended: for starts that must be refused.
+pub fn run_once_through(ns: &Netns, wrapper: &[&str], config: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("tungate.toml");
+    std::fs::write(&file, config).expect("write the configuration");
+    let state = dir.path().join("state");
+    let bin = binary();
+    let mut args: Vec<&str> = wrapper[1..].to_vec();
+    args.extend([
+        bin.as_str(),
+        "run",
+        "--config",
+        file.to_str().expect("a UTF-8 path"),
+        "--state-dir",
+        state.to_str().expect("a UTF-8 path"),
+    ]);
+    ns.exec(wrapper[0], &args)
+}
+
 /// The threads of process `pid`: (name, the `/proc/PID/task/TID` directory).
 pub fn threads_of(pid: u32) -> Vec<(String, PathBuf)> {
     std::fs::read_dir(format!("/proc/{pid}/task"))

@@ -176,6 +176,24 @@ impl Topology {
         )
     }
 
+    /// Panics if the gateway namespace holds any of tungate's nftables tables or an XDP
+    /// program on `g0`: what a refused start must not leave behind.
+    pub fn assert_gateway_left_nothing(&self) {
+        let listed = self.gw.exec("nft", &["list", "tables"]);
+        let tables = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            !tables.contains("tungate"),
+            "no fence left behind: {tables}"
+        );
+        assert!(
+            !self
+                .gw
+                .ip(&["-d", "link", "show", "dev", "g0"])
+                .contains("prog/xdp"),
+            "no XDP program left behind"
+        );
+    }
+
     /// Sends `n` IPIP replies (UDP VIP → CIP, 64 B) from the real server to GIP and
     /// returns how many reach the client within 400 ms.
     pub fn replies_reaching_the_client(&self, n: usize) -> usize {
