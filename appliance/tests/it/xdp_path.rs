@@ -344,6 +344,26 @@ fn a_frame_larger_than_a_umem_frame_still_arrives(io: IoPath) {
     }
     let c = tg.counters();
     assert_eq!(c["tx_packets"], 2, "{c}");
+    // Counted as what took the TPACKET path beside AF_XDP: both received there, the
+    // second sent there (the first left by the raw fallback); nothing on the packet path,
+    // where the rings are the only path.
+    let beside_xdp = u64::from(io == IoPath::Xdp);
+    assert_eq!(c["tx_fallback_packets"], 1, "{c}");
+    assert_eq!(c["rx_packet_path_packets"], 2 * beside_xdp, "{c}");
+    assert_eq!(c["tx_packet_path_packets"], beside_xdp, "{c}");
+    let metrics = Api::new(&t.gw, "127.0.0.1:9080", None)
+        .get("/metrics")
+        .text();
+    assert_eq!(
+        metric(&metrics, "tungate_received_packet_path_packets_total"),
+        2 * beside_xdp,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "tungate_transmitted_packet_path_packets_total"),
+        beside_xdp,
+        "{metrics}"
+    );
     assert_eq!(tg.stop().0, 0);
 }
 

@@ -45,6 +45,10 @@ pub(crate) const TX_PACKETS: &str = "tungate_transmitted_packets_total";
 pub(crate) const TX_BYTES: &str = "tungate_transmitted_bytes_total";
 /// `tungate_transmitted_fallback_packets_total` (counter).
 pub(crate) const TX_FALLBACK: &str = "tungate_transmitted_fallback_packets_total";
+/// `tungate_received_packet_path_packets_total` (counter).
+pub(crate) const RX_PACKET_PATH: &str = "tungate_received_packet_path_packets_total";
+/// `tungate_transmitted_packet_path_packets_total` (counter).
+pub(crate) const TX_PACKET_PATH: &str = "tungate_transmitted_packet_path_packets_total";
 /// `tungate_icmp_frag_needed_total` (counter; label `outcome`: `sent`, `rate_limited`,
 /// `failed`).
 pub(crate) const ICMP_FRAG_NEEDED: &str = "tungate_icmp_frag_needed_total";
@@ -141,6 +145,16 @@ fn describe() {
         "Forwarded packets sent by the raw-socket fallback (next hop not yet resolved)."
     );
     describe_counter!(
+        RX_PACKET_PATH,
+        "On the AF_XDP path: packets received through the TPACKET rings beside it (frames \
+         the XDP program passes to the kernel, e.g. larger than a UMEM frame)."
+    );
+    describe_counter!(
+        TX_PACKET_PATH,
+        "On the AF_XDP path: packets transmitted through a TPACKET ring (what AF_XDP cannot \
+         carry)."
+    );
+    describe_counter!(
         ICMP_FRAG_NEEDED,
         "ICMP fragmentation-needed messages to VIPs about too-big DF packets, by outcome."
     );
@@ -223,6 +237,8 @@ fn record(s: &Sources<'_>) {
     counter!(TX_PACKETS).absolute(c.tx_packets);
     counter!(TX_BYTES).absolute(c.tx_bytes);
     counter!(TX_FALLBACK).absolute(c.tx_fallback_packets);
+    counter!(RX_PACKET_PATH).absolute(c.rx_packet_path_packets);
+    counter!(TX_PACKET_PATH).absolute(c.tx_packet_path_packets);
     for (outcome, n) in [
         ("sent", c.icmp_sent),
         ("rate_limited", c.icmp_rate_limited),
@@ -406,6 +422,8 @@ pub(crate) mod tests {
             tx_packets: 40,
             tx_bytes: 4000,
             tx_fallback_packets: 1,
+            rx_packet_path_packets: 5,
+            tx_packet_path_packets: 4,
             icmp_sent: 7,
             icmp_rate_limited: 2,
             icmp_failed: 0,
@@ -458,6 +476,8 @@ pub(crate) mod tests {
             "tungate_fleet_latest_revision 42".into(),
             "tungate_received_packets_total 50".into(),
             "tungate_transmitted_bytes_total 4000".into(),
+            "tungate_received_packet_path_packets_total 5".into(),
+            "tungate_transmitted_packet_path_packets_total 4".into(),
             "tungate_dropped_packets_total{reason=\"plugin\"} 2".into(),
             "tungate_icmp_frag_needed_total{outcome=\"sent\"} 7".into(),
             "tungate_icmp_frag_needed_total{outcome=\"rate_limited\"} 2".into(),

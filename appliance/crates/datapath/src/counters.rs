@@ -65,6 +65,12 @@ pub(crate) struct GlobalCells {
     pub(crate) tx_bytes: Cell,
     /// Of the transmitted packets, those sent by the raw-socket fallback.
     pub(crate) tx_fallback_packets: Cell,
+    /// On the AF_XDP path: received packets that came through the TPACKET rings beside the
+    /// AF_XDP socket (frames the XDP program passes: larger than a UMEM frame, …).
+    pub(crate) rx_packet_path_packets: Cell,
+    /// On the AF_XDP path: transmitted packets that left through a TPACKET ring (a frame
+    /// of the TPACKET path, or an egress AF_XDP cannot open).
+    pub(crate) tx_packet_path_packets: Cell,
     /// ICMP fragmentation-needed messages sent (see [`super::frag_needed`]).
     pub(crate) icmp_sent: Cell,
     /// Fragmentation-needed messages not sent: over the rate limits.
@@ -204,6 +210,12 @@ pub struct Snapshot {
     pub tx_bytes: u64,
     /// Packets transmitted by the raw-socket fallback (neighbour not yet resolved).
     pub tx_fallback_packets: u64,
+    /// On the AF_XDP path: packets received through the TPACKET rings beside it (frames
+    /// the XDP program passes to the kernel, e.g. larger than a UMEM frame).
+    pub rx_packet_path_packets: u64,
+    /// On the AF_XDP path: packets transmitted through a TPACKET ring (what AF_XDP cannot
+    /// carry).
+    pub tx_packet_path_packets: u64,
     /// ICMP fragmentation-needed messages sent.
     pub icmp_sent: u64,
     /// Fragmentation-needed messages over the rate limits (not sent).
@@ -508,6 +520,8 @@ impl Counters {
             s.tx_packets += w.tx_packets.get();
             s.tx_bytes += w.tx_bytes.get();
             s.tx_fallback_packets += w.tx_fallback_packets.get();
+            s.rx_packet_path_packets += w.rx_packet_path_packets.get();
+            s.tx_packet_path_packets += w.tx_packet_path_packets.get();
             s.icmp_sent += w.icmp_sent.get();
             s.icmp_rate_limited += w.icmp_rate_limited.get();
             s.icmp_failed += w.icmp_failed.get();

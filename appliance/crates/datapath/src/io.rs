@@ -144,4 +144,10 @@ pub(crate) trait PacketIo {
 
     /// Frames the receive side lost for lack of room since the last call.
     fn take_receive_drops(&mut self) -> u64;
+
+    /// Packets received and transmitted through the TPACKET path beside AF_XDP since the
+    /// last call (an I/O without such a path has none).
+    fn take_packet_path_counts(&mut self) -> (u64, u64) {
+        (0, 0)
+    }
 }

@@ -393,6 +393,7 @@ impl<Io: PacketIo> Worker<Io> {
                 if let Some((source, frame)) = large {
                     self.receive_large(source, frame);
                 }
+                self.count_packet_path();
             }
             if self.last_stats.elapsed() >= STATS_INTERVAL {
                 self.read_receive_drops();
@@ -562,6 +563,16 @@ impl<Io: PacketIo> Worker<Io> {
             self.io.release(frame);
         }
         self.held.clear();
+    }
+
+    /// Counts what took the TPACKET path beside AF_XDP since the last call.
+    fn count_packet_path(&mut self) {
+        let (rx, tx) = self.io.take_packet_path_counts();
+        if rx + tx > 0 {
+            let cells = self.cells();
+            cells.rx_packet_path_packets.add(rx);
+            cells.tx_packet_path_packets.add(tx);
+        }
     }
 
     /// A packet too large for its ring frame: read it whole and send it on its own.

@@ -78,6 +78,9 @@ pub(crate) struct XdpIo {
     drops_seen: u64,
     /// Sockets to kick (reused).
     kick_fds: Vec<RawFd>,
+    /// Frames taken from the TPACKET sources, and sent through the TPACKET path, since the
+    /// worker last asked.
+    packet_path: (u64, u64),
 }
 
 impl XdpIo {
@@ -107,6 +110,7 @@ impl XdpIo {
             rx_unreleased: 0,
             drops_seen: 0,
             kick_fds: Vec::new(),
+            packet_path: (0, 0),
         };
         io.refill();
         io
@@ -252,6 +256,15 @@ impl XdpIo {
         self.refill();
     }
 
+    /// Transmits through the TPACKET path with `send`, counting what it queued or sent.
+    fn count_packet_path(&mut self, send: impl FnOnce(&mut TpacketIo) -> Transmit) -> Transmit {
+        let sent = send(&mut self.packet);
+        if matches!(sent, Transmit::Queued | Transmit::Sent) {
+            self.packet_path.1 += 1;
+        }
+        sent
+    }
+
     fn outstanding(&mut self) -> u32 {
         std::iter::once(&mut self.ingress)
             .chain(self.shared.iter_mut())
@@ -314,7 +327,9 @@ impl PacketIo for XdpIo {
         if source == 0 {
             return self.take_xsk();
         }
-        Some(match self.packet.take(source - 1)? {
+        let taken = self.packet.take(source - 1)?;
+        self.packet_path.0 += 1;
+        Some(match taken {
             Taken::Frame(r) => Taken::Frame(Received {
                 span: Span {
                     frame: outer(r.span.frame),
@@ -376,7 +391,7 @@ impl PacketIo for XdpIo {
                     "no TPACKET transmit ring for the egress interface",
                 ));
             }
-            return self.packet.transmit(ifindex, span, header, tag);
+            return self.count_packet_path(|p| p.transmit(ifindex, span, header, tag));
         };
         let side = match self.egress_for(ifindex) {
             Egress::Ingress => None,
@@ -387,9 +402,12 @@ impl PacketIo for XdpIo {
                 if buf.is_empty() {
                     return Transmit::Failed(std::io::Error::other("packet outside its frame"));
                 }
-                return self
-                    .packet
-                    .transmit_buffer(ifindex, buf, packet.offset, header, tag);
+                let (offset, packet_io) = (packet.offset, &mut self.packet);
+                let sent = packet_io.transmit_buffer(ifindex, buf, offset, header, tag);
+                if matches!(sent, Transmit::Queued | Transmit::Sent) {
+                    self.packet_path.1 += 1;
+                }
+                return sent;
             }
         };
         let Some(start) = packet.offset.checked_sub(ETHERNET) else {
@@ -441,6 +459,10 @@ impl PacketIo for XdpIo {
         self.reap_completions();
         self.refill();
         self.packet.wait(timeout);
+    }
+
+    fn take_packet_path_counts(&mut self) -> (u64, u64) {
+        std::mem::take(&mut self.packet_path)
     }
 
     fn take_receive_drops(&mut self) -> u64 {
