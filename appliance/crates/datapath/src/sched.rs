@@ -195,40 +195,8 @@ mod tests {
     /// Drops CAP_SYS_NICE from the calling thread's effective and permitted sets
     /// (capabilities are per thread: the rest of the test process keeps it).
     fn drop_sys_nice() {
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy, Default)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        const VERSION_3: u32 = 0x2008_0522;
-        const CAP_SYS_NICE: u32 = 23;
-        let mut header = Header {
-            version: VERSION_3,
-            pid: 0,
-        };
-        let mut data = [Data::default(); 2];
-        // SAFETY: capget/capset(2) with a version-3 header and the two data words that
-        // version uses, both alive across the calls.
-        unsafe {
-            assert_eq!(
-                libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()),
-                0
-            );
-            data[0].effective &= !(1 << CAP_SYS_NICE);
-            data[0].permitted &= !(1 << CAP_SYS_NICE);
-            assert_eq!(
-                libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()),
-                0,
-                "capset: {}",
-                std::io::Error::last_os_error()
-            );
+        for set in [caps::CapSet::Effective, caps::CapSet::Permitted] {
+            caps::drop(None, set, caps::Capability::CAP_SYS_NICE).expect("drop CAP_SYS_NICE");
         }
     }
 

@@ -669,40 +669,17 @@ fn native_on_a_driver_without_it_is_a_distinct_error() {
 /// Keeps only the systemd unit's capabilities (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF) in the
 /// calling thread's effective set (capabilities are per thread: only this thread changes).
 fn keep_only_the_units_capabilities() {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: header and data are the v3 capget layout (two data words), valid for the call.
-    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw const header, data.as_mut_ptr()) };
-    assert_eq!(rc, 0, "capget: {}", std::io::Error::last_os_error());
-    let bit = |cap: u32| (cap / 32, 1u32 << (cap % 32));
-    let mut effective = [0u32; 2];
-    for cap in [12, 13, 39] {
-        // CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF
-        let (word, mask) = bit(cap);
-        effective[word as usize] |= mask;
-    }
-    for (d, e) in data.iter_mut().zip(effective) {
-        d.effective = e & d.permitted;
-    }
-    // SAFETY: as above; the kernel only reads both.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) };
-    assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
+    use caps::{CapSet, Capability};
+    let permitted = caps::read(None, CapSet::Permitted).expect("capget");
+    let unit: caps::CapsHashSet = [
+        Capability::CAP_NET_ADMIN,
+        Capability::CAP_NET_RAW,
+        Capability::CAP_BPF,
+    ]
+    .into_iter()
+    .filter(|c| permitted.contains(c))
+    .collect();
+    caps::set(None, CapSet::Effective, &unit).expect("capset");
 }
 
 #[test]
