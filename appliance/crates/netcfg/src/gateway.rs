@@ -167,6 +167,16 @@ pub(crate) async fn desired_from_kernel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The planned items but the sysctls, as `net plan` prints them.
+    fn lines_without_sysctls(state: &DesiredState) -> Vec<String> {
+        state
+            .items
+            .iter()
+            .filter(|i| !matches!(i, Item::Sysctl(_)))
+            .map(|i| i.to_string())
+            .collect()
+    }
     use std::net::Ipv4Addr;
     use tungate_config::parse_toml;
 
@@ -250,12 +260,7 @@ mod tests {
         )
         .unwrap();
         let state = desired(&doc, |_| Some(1500));
-        let lines: Vec<String> = state
-            .items
-            .iter()
-            .filter(|i| !matches!(i, Item::Sysctl(_)))
-            .map(|i| i.to_string())
-            .collect();
+        let lines = lines_without_sysctls(&state);
         assert_eq!(
             lines,
             [
@@ -320,12 +325,7 @@ mod tests {
         )
         .unwrap();
         let state = desired(&doc, |_| Some(1500));
-        let lines: Vec<String> = state
-            .items
-            .iter()
-            .filter(|i| !matches!(i, Item::Sysctl(_)))
-            .map(|i| i.to_string())
-            .collect();
+        let lines = lines_without_sysctls(&state);
         assert_eq!(
             lines,
             [
@@ -401,12 +401,7 @@ mod tests {
         )
         .unwrap();
         let state = desired(&doc, |_| Some(1500));
-        let lines: Vec<String> = state
-            .items
-            .iter()
-            .filter(|i| !matches!(i, Item::Sysctl(_)))
-            .map(|i| i.to_string())
-            .collect();
+        let lines = lines_without_sysctls(&state);
         assert_eq!(
             lines,
             [
